@@ -1,0 +1,3 @@
+from services.permits.app import main
+
+main()

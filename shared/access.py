@@ -1,0 +1,185 @@
+"""Who may do what: bearer tokens, roles, and the scope each role gets on each action.
+
+Every service states its rules as data, in one `Policy` (action → role → scope), and guards each route with
+`policy.guard("action")`. The guard answers 401 for a missing, malformed, wrongly signed or expired token
+and 403 for a role that may never perform the action (naming the rule). Whether a *particular* object is in
+the caller's scope is asked of the returned `Access`; an object out of scope is reported as not found, so
+its existence does not leak.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.http import Problem
+from shared.settings import PlatformSettings
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    TASK_FORCE = "task_force"
+    COMPANY = "company"
+    AGENCY = "agency"
+
+
+class Scope(StrEnum):
+    ALL = "all"  # every object
+    REGION = "region"  # objects in the caller's region (a province covers its regencies)
+    OWN = "own"  # objects of the caller's company (its NIB)
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    role: Role
+    region: str | None = None
+    nib: str | None = None
+
+    def covers(self, region_code: str) -> bool:
+        """A province code covers itself and its regencies (`32` covers `32.16`)."""
+        if not self.region:
+            return False
+        return region_code == self.region or region_code.startswith(self.region + ".")
+
+
+@dataclass(frozen=True)
+class Access:
+    """A caller allowed to perform an action, and the scope within which they may perform it."""
+
+    principal: Principal
+    scope: Scope
+    action: str
+
+    def may_see(self, *, region_code: str | None = None, nib: str | None = None) -> bool:
+        if self.scope is Scope.ALL:
+            return True
+        if self.scope is Scope.REGION:
+            return region_code is not None and self.principal.covers(region_code)
+        return nib is not None and nib == self.principal.nib
+
+    def require(self, *, region_code: str | None = None, nib: str | None = None, what: str = "Resource") -> None:
+        if not self.may_see(region_code=region_code, nib=nib):
+            raise Problem(404, "Not found", f"{what} not found.")
+
+    @property
+    def region_filter(self) -> str | None:
+        return self.principal.region if self.scope is Scope.REGION else None
+
+    @property
+    def nib_filter(self) -> str | None:
+        return self.principal.nib if self.scope is Scope.OWN else None
+
+    @property
+    def actor(self) -> str:
+        return self.principal.sub
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which roles may perform one action, and with what scope. Roles absent here get 403."""
+
+    allow: Mapping[Role, Scope]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    """Services only ever verify: HS256 with a shared secret in development, a public key in production."""
+
+    key: Any
+    algorithm: str
+
+    @classmethod
+    def from_settings(cls, settings: PlatformSettings) -> TokenVerifier:
+        if settings.jwt_public_key_file is not None:
+            if settings.jwt_algorithm == "HS256":
+                raise ValueError("IOMKI_JWT_PUBLIC_KEY_FILE needs IOMKI_JWT_ALGORITHM=RS256, ES256 or EdDSA")
+            return cls(settings.jwt_public_key_file.read_text(), settings.jwt_algorithm)
+        if not settings.jwt_secret:
+            raise ValueError("set IOMKI_JWT_SECRET (development) or IOMKI_JWT_PUBLIC_KEY_FILE (production)")
+        if settings.jwt_algorithm != "HS256":
+            raise ValueError(f"IOMKI_JWT_ALGORITHM={settings.jwt_algorithm} needs IOMKI_JWT_PUBLIC_KEY_FILE")
+        return cls(settings.jwt_secret, "HS256")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token, self.key, algorithms=[self.algorithm], options={"require": ["sub", "role", "exp"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("The token has expired.") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized(f"The token is not valid: {exc}.") from None
+        try:
+            role = Role(claims["role"])
+        except ValueError:
+            raise _unauthorized(f"Unknown role {claims['role']!r}.") from None
+        region, nib = claims.get("region"), claims.get("nib")
+        if role is Role.TASK_FORCE and not region:
+            raise _unauthorized("A task-force token must carry its region.")
+        if role is Role.COMPANY and not nib:
+            raise _unauthorized("A company token must carry its NIB.")
+        return Principal(sub=str(claims["sub"]), role=role, region=region, nib=nib)
+
+
+def mint(
+    key: Any,
+    *,
+    role: Role,
+    sub: str | None = None,
+    region: str | None = None,
+    nib: str | None = None,
+    ttl_seconds: int = 3600,
+    algorithm: str = "HS256",
+) -> str:
+    """Issue a token (development tooling and tests; production tokens come from the identity provider)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub or f"{role.value}-{uuid.uuid4().hex[:8]}", "role": role.value,
+                              "iat": now, "exp": now + ttl_seconds}
+    if region:
+        claims["region"] = region
+    if nib:
+        claims["nib"] = nib
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+@dataclass
+class Policy:
+    """A service's access rules, all in one place: action name → `Rule`."""
+
+    rules: Mapping[str, Rule]
+    verifier: TokenVerifier | None = field(default=None)
+
+    def guard(self, action: str) -> Any:
+        """A FastAPI dependency that yields the caller's `Access` for `action`, or refuses."""
+        rule = self.rules[action]
+
+        async def dependency(request: Request) -> Access:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if not header:
+                raise _unauthorized("An Authorization: Bearer token is required.")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthorized("The Authorization header must be 'Bearer <token>'.")
+            verifier = self.verifier or request.app.state.token_verifier
+            principal = verifier.verify(token.strip())
+            scope = rule.allow.get(principal.role)
+            if scope is None:
+                allowed = ", ".join(role.value for role in rule.allow)
+                raise Problem(403, "Forbidden", f"Role {principal.role.value} may not {action}; rule {action!r} "
+                              f"allows: {allowed}.", rule=action)
+            return Access(principal=principal, scope=scope, action=action)
+
+        return Depends(dependency)

@@ -1,0 +1,91 @@
+"""Kafka plumbing: the broker factory, connection security, and explicit topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from shared.contract import TOPICS, Topic
+from shared.settings import PlatformSettings
+
+log = structlog.get_logger(__name__)
+
+
+def connection_options(settings: PlatformSettings) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configured transport: plaintext, TLS, or SASL/SCRAM over TLS."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap, "security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if protocol.startswith("SASL"):
+        if not (settings.kafka_sasl_username and settings.kafka_sasl_password):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def _faststream_security(settings: PlatformSettings) -> BaseSecurity | None:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = connection_options(settings).get("ssl_context")
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    user, password = settings.kafka_sasl_username or "", settings.kafka_sasl_password or ""
+    mechanism = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}[
+        settings.kafka_sasl_mechanism
+    ]
+    return mechanism(user, password, ssl_context=context, use_ssl=protocol == "SASL_SSL")
+
+
+def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.bootstrap,
+        client_id=f"iomki-{service}",
+        security=_faststream_security(settings),
+        logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=10_000,
+    )
+
+
+async def ensure_topics(settings: PlatformSettings, topics: tuple[Topic, ...] = TOPICS, timeout: float = 30) -> None:
+    """Create our topics with their partition counts, and raise the count of any auto-created too small.
+
+    The embedded broker auto-creates an unknown topic with one partition on first use, so an explicit
+    creation must come first (and after a broker restart, again).
+    """
+    options = connection_options(settings)
+    options.pop("bootstrap_servers")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10_000, **options)
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t.name, t.partitions, 1) for t in topics if t.name not in existing]
+        if missing:
+            await admin.create_topics(missing)
+            log.info("topics_created", topics=[t.name for t in missing])
+        present = [t for t in topics if t.name in existing]
+        if present:
+            described = await admin.describe_topics([t.name for t in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            grow = {t.name: NewPartitions(t.partitions) for t in present if counts.get(t.name, 0) < t.partitions}
+            if grow:
+                await admin.create_partitions(grow)
+                log.warning("topic_partitions_raised", topics=sorted(grow))
+    except KafkaError as exc:
+        raise RuntimeError(f"could not create topics on {settings.bootstrap}: {exc}") from exc
+    finally:
+        await admin.close()

@@ -1,0 +1,184 @@
+"""Idempotent event consumers: inbox dedup, bounded retries, dead letters, offsets after commit.
+
+A batch of messages is handled in one database transaction. Each message is decoded against the contract;
+one that is not a valid event goes to `iomki.dlq` (through the outbox, in the same transaction) with the
+original bytes, where it came from, and why. Valid events are claimed in the inbox in one statement, so a
+redelivered event is skipped; the rest run through the service's handlers. The offsets are committed only
+after the transaction commits; if it fails as a whole (the database went away), the batch is rewound and
+delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from shared.contract import ContractViolation, Decoded, Envelope, Event, Topic, decode
+from shared.observability import Metrics
+from shared.unit_of_work import Database, UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Any, Envelope, Any], Awaitable[None]]
+"""`handler(unit_of_work, envelope, event)`: one function per consumed event type."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    first_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first_delay * 2**attempt, self.max_delay)
+
+
+# Failures of the infrastructure rather than of the event: never dead-letter for these, retry the batch.
+_TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        broker: KafkaBroker,
+        database: Database[Any],
+        metrics: Metrics,
+        retry: RetryPolicy = RetryPolicy(),
+        max_records: int = 500,
+    ) -> None:
+        self.group_id = f"iomki-{service}"
+        self._broker = broker
+        self._database = database
+        self._metrics = metrics
+        self._retry = retry
+        self._max_records = max_records
+        self._outage_backoff = 0.1
+
+    def subscribe(self, topic: Topic, handlers: Mapping[type[Event], Handler]) -> None:
+        """Consume `topic` with these handlers; events of other types on it are acknowledged and skipped."""
+        by_type = {event_type.type_name(): handler for event_type, handler in handlers.items()}
+
+        async def raw_value(message: Any) -> Any:
+            return message.body  # decoding is ours: a malformed value must reach the DLQ, not crash the loop
+
+        @self._broker.subscriber(
+            topic.name,
+            group_id=self.group_id,
+            batch=True,
+            max_records=self._max_records,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_value,
+            title=f"{self.group_id}:{topic.name}",
+            description=f"Handles {', '.join(sorted(by_type)) or 'nothing'}; other types are skipped.",
+        )
+        async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
+            records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
+            await self.handle_batch(records, by_type)
+
+    async def handle_batch(self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler]) -> None:
+        try:
+            async with self._database.transaction() as work:
+                await self._handle_in_transaction(work, records, handlers)
+        except _TRANSIENT as exc:
+            # Rewound and redelivered by the subscriber; wait so that an outage is not a hot loop.
+            log.warning("consumer_batch_retry", error=str(exc), retry_in=self._outage_backoff)
+            await asyncio.sleep(self._outage_backoff)
+            self._outage_backoff = min(self._outage_backoff * 2, 5.0)
+            raise
+        self._outage_backoff = 0.1
+
+    async def _handle_in_transaction(
+        self, work: UnitOfWork, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler]
+    ) -> None:
+        wanted: list[tuple[ConsumerRecord, Decoded]] = []
+        for record in records:
+            try:
+                decoded = decode(record.value)
+            except ContractViolation as exc:
+                await self._dead_letter(work, record, "invalid", str(exc))
+                continue
+            if decoded.envelope.type in handlers:
+                wanted.append((record, decoded))
+        fresh = await work.inbox.claim([(d.envelope.id, d.envelope.type) for _, d in wanted])
+        todo = []
+        for record, decoded in wanted:
+            if decoded.envelope.id in fresh:
+                fresh.discard(decoded.envelope.id)  # the same event twice in one batch runs once
+                todo.append((record, decoded))
+            else:
+                self._metrics.events_duplicate.labels(record.topic).inc()
+        if not todo:
+            return
+        try:
+            async with work.connection.transaction():  # the fast path: the whole batch at once
+                for record, decoded in todo:
+                    await self._run(work, record, decoded, handlers)
+        except _TRANSIENT:
+            raise
+        except Exception:
+            # Something in the batch failed: redo it one event at a time, so that only the culprit
+            # is retried and, if it keeps failing, dead-lettered.
+            for record, decoded in todo:
+                await self._run_with_retries(work, record, decoded, handlers)
+
+    async def _run(self, work: UnitOfWork, record: ConsumerRecord, decoded: Decoded, handlers: Mapping[str, Handler]) -> None:
+        envelope = decoded.envelope
+        with structlog.contextvars.bound_contextvars(
+            event_id=str(envelope.id), event_type=envelope.type, correlation_id=envelope.correlationid
+        ):
+            started = time.perf_counter()
+            await handlers[envelope.type](work, envelope, decoded.event)
+            self._metrics.handler_latency.labels(envelope.type).observe(time.perf_counter() - started)
+            self._metrics.events_consumed.labels(record.topic, envelope.type).inc()
+            log.debug("event_handled")
+
+    async def _run_with_retries(
+        self, work: UnitOfWork, record: ConsumerRecord, decoded: Decoded, handlers: Mapping[str, Handler]
+    ) -> None:
+        for attempt in range(self._retry.attempts):
+            try:
+                async with work.connection.transaction():
+                    await self._run(work, record, decoded, handlers)
+                return
+            except _TRANSIENT:
+                raise
+            except Exception as exc:
+                self._metrics.events_failed.labels(record.topic, decoded.envelope.type).inc()
+                last = attempt + 1 == self._retry.attempts
+                log.warning(
+                    "event_handler_failed", event_id=str(decoded.envelope.id), event_type=decoded.envelope.type,
+                    attempt=attempt + 1, error=f"{type(exc).__name__}: {exc}", dead_letter=last,
+                )
+                if last:
+                    await self._dead_letter(work, record, "handler-failed", f"{type(exc).__name__}: {exc}")
+                    return
+                await asyncio.sleep(self._retry.delay(attempt))
+
+    async def _dead_letter(self, work: UnitOfWork, record: ConsumerRecord, reason: str, error: str) -> None:
+        headers = {
+            "iomki-dlq-reason": reason,
+            "iomki-dlq-error": error[:2000],
+            "iomki-dlq-topic": record.topic,
+            "iomki-dlq-partition": str(record.partition),
+            "iomki-dlq-offset": str(record.offset),
+            "iomki-dlq-consumer-group": self.group_id,
+            "iomki-dlq-id": str(uuid.uuid4()),
+        }
+        await work.outbox.dead_letter(key=record.key, value=record.value or b"", headers=headers)
+        self._metrics.events_dead_lettered.labels(record.topic, reason).inc()
+        log.warning("event_dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
+                    reason=reason, error=error[:500])

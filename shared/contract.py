@@ -1,0 +1,431 @@
+"""The event contract between the services and with the agencies that subscribe to our topics.
+
+Every event is a pydantic model here and nowhere else. On the wire it travels inside a CloudEvents 1.0
+structured-mode envelope (see `Envelope`), keyed by the plant (`facility_id`) so that every event about one
+plant is ordered within its topic.
+
+Compatibility: adding an optional field is a minor change (same `type`); removing or changing a field is a
+new major version (`iomki.<Name>.v2`), published beside the old one until consumers move. Consumers ignore
+fields they do not know, which is what makes additive changes safe.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+# ---------------------------------------------------------------------------------------------- topics
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    public: bool
+    owner: str
+
+
+PERMITS = Topic("iomki.permits", 6, public=True, owner="permits")
+REPORTS = Topic("iomki.reports", 6, public=True, owner="reports")
+INCIDENTS = Topic("iomki.incidents", 6, public=True, owner="incidents")
+ALERTS = Topic("iomki.alerts", 6, public=True, owner="notifier")
+# Company contact details travel only here: never documented for agencies, readable by the notifier alone.
+INTERNAL_CONTACTS = Topic("iomki.internal.contacts", 6, public=False, owner="permits")
+DLQ = Topic("iomki.dlq", 1, public=False, owner="platform")
+
+TOPICS: tuple[Topic, ...] = (PERMITS, REPORTS, INCIDENTS, ALERTS, INTERNAL_CONTACTS, DLQ)
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+class Event(BaseModel):
+    """Base of every event's data. `facility_id` is the message key; region codes let consumers route."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    topic: ClassVar[Topic]
+    major: ClassVar[int] = 1
+
+    facility_id: uuid.UUID
+    province_code: str
+    regency_code: str
+
+    @classmethod
+    def type_name(cls) -> str:
+        return f"iomki.{cls.__name__}.v{cls.major}"
+
+
+class SectorClass(StrEnum):
+    CRITICAL = "critical"
+    ESSENTIAL = "essential"
+    NON_ESSENTIAL = "non_essential"
+
+
+# permits ----------------------------------------------------------------------------------------------
+
+
+class PermitEvent(Event):
+    topic: ClassVar[Topic] = PERMITS
+    permit_id: uuid.UUID
+    nib: str
+
+
+class PermitApplied(PermitEvent):
+    company_name: str
+    facility_name: str
+    kbli: list[str]
+    sector_class: SectorClass
+    workforce_total: int
+
+
+class PermitIssued(PermitEvent):
+    permit_number: str
+    company_name: str
+    sector_class: SectorClass
+    workforce_total: int
+    issued_at: datetime
+
+
+class PermitRejected(PermitEvent):
+    reason: str
+
+
+class PermitFrozen(PermitEvent):
+    permit_number: str
+    reason: str
+    freeze_count: int = Field(description="How many times this permit has been frozen, this one included.")
+
+
+class PermitReactivated(PermitEvent):
+    permit_number: str
+    reason: str
+
+
+class PermitRevoked(PermitEvent):
+    permit_number: str | None
+    reason: str
+    reapply_after: date
+
+
+# reports ----------------------------------------------------------------------------------------------
+
+
+class ReportEvent(Event):
+    topic: ClassVar[Topic] = REPORTS
+    permit_id: uuid.UUID
+
+
+class ReportDue(ReportEvent):
+    period_id: uuid.UUID
+    deadline: datetime
+
+
+class ReportSubmitted(ReportEvent):
+    """Counts only: a report's free text and checklist stay in the reports service."""
+
+    report_id: uuid.UUID
+    period_id: uuid.UUID
+    period_starts_at: datetime
+    deadline: datetime
+    late: bool
+    workforce_total: int
+    on_site_total: int
+    odp: int
+    pdp: int
+    confirmed_positive: int
+    tests_pcr: int
+    tests_antigen: int
+    vaccinated_dose1: int
+    vaccinated_dose2: int
+    vaccinated_booster: int
+
+
+class ReportOverdue(ReportEvent):
+    period_id: uuid.UUID
+    deadline: datetime
+
+
+class WarningIssued(ReportEvent):
+    warning_id: uuid.UUID
+    period_id: uuid.UUID
+    deadline: datetime
+    consecutive: int = Field(description="Warnings in a row, this one included.")
+
+
+class SanctionAction(StrEnum):
+    FREEZE = "freeze"
+    REVOKE = "revoke"
+
+
+class SanctionEvidence(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    missed_periods: list[uuid.UUID]
+    warnings: list[uuid.UUID]
+
+
+class SanctionRecommended(ReportEvent):
+    action: SanctionAction
+    rule: str = Field(description="The named policy rule that fired, e.g. ThreeWarningsInARow.")
+    evidence: SanctionEvidence
+
+
+# incidents --------------------------------------------------------------------------------------------
+
+
+class IncidentEvent(Event):
+    topic: ClassVar[Topic] = INCIDENTS
+
+
+class CaseSource(StrEnum):
+    DIRECT = "direct"
+    REPORT = "report"
+
+
+class CaseDetected(IncidentEvent):
+    """`case_ref` is the company's pseudonymous reference: never a name, NIK, phone or address."""
+
+    case_id: uuid.UUID
+    case_ref: str
+    confirmed_on: date
+    symptomatic: bool
+    close_contacts: int
+    source: CaseSource
+
+
+class IsolationStarted(IncidentEvent):
+    case_id: uuid.UUID
+    starts_on: date
+    ends_on: date
+
+
+class ContactsQuarantined(IncidentEvent):
+    case_id: uuid.UUID
+    contacts: int
+    starts_on: date
+    ends_on: date
+
+
+class ClusterDeclared(IncidentEvent):
+    cluster_id: uuid.UUID
+    case_count: int
+    window_days: int
+    first_confirmed_on: date
+    last_confirmed_on: date
+
+
+class ClosureScope(StrEnum):
+    PLANT = "plant"
+    ROOM = "room"
+
+
+class FacilityClosureOrdered(IncidentEvent):
+    closure_id: uuid.UUID
+    scope: ClosureScope
+    reason: str
+    starts_at: datetime
+    ends_at: datetime = Field(description="Earliest reopening; later orders for the same closure extend it.")
+    cluster_id: uuid.UUID | None = None
+
+
+class FacilityReopened(IncidentEvent):
+    closure_id: uuid.UUID
+    reopened_at: datetime
+
+
+class CaseClosed(IncidentEvent):
+    case_id: uuid.UUID
+    closed_on: date
+
+
+# alerts -----------------------------------------------------------------------------------------------
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    HIGH = "high"
+
+
+class TaskForceLevel(StrEnum):
+    REGENCY = "regency"
+    PROVINCE = "province"
+    NATIONAL = "national"
+
+
+class AlertEvent(Event):
+    """Alerts name task-force levels and regions, never a contact's address."""
+
+    topic: ClassVar[Topic] = ALERTS
+    alert_id: uuid.UUID
+
+
+class AlertRaised(AlertEvent):
+    alert_key: str
+    event_type: str
+    severity: Severity
+    level: TaskForceLevel
+    count: int
+
+
+class AlertDelivered(AlertEvent):
+    delivery_id: uuid.UUID
+    channel: Literal["webhook", "email"]
+    level: TaskForceLevel
+    attempts: int
+
+
+class AlertEscalated(AlertEvent):
+    from_level: TaskForceLevel
+    to_level: TaskForceLevel
+
+
+class AlertAcknowledged(AlertEvent):
+    level: TaskForceLevel
+    acknowledged_by_role: str
+    response_seconds: float
+
+
+# internal ---------------------------------------------------------------------------------------------
+
+
+class CompanyContactsUpdated(Event):
+    """Internal: company contact details for company-facing notices. Never on a public topic."""
+
+    topic: ClassVar[Topic] = INTERNAL_CONTACTS
+    permit_id: uuid.UUID
+    nib: str
+    company_name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type_name(): cls
+    for cls in (
+        PermitApplied, PermitIssued, PermitRejected, PermitFrozen, PermitReactivated, PermitRevoked,
+        ReportDue, ReportSubmitted, ReportOverdue, WarningIssued, SanctionRecommended,
+        CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, FacilityClosureOrdered,
+        FacilityReopened, CaseClosed,
+        AlertRaised, AlertDelivered, AlertEscalated, AlertAcknowledged,
+        CompanyContactsUpdated,
+    )
+}
+
+
+def events_on(topic: Topic) -> list[type[Event]]:
+    return [cls for cls in EVENT_TYPES.values() if cls.topic is topic]
+
+
+# ---------------------------------------------------------------------------------------------- envelope
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 structured-mode event, exactly as it travels on a topic."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+    correlationid: str
+    causationid: str
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("time must carry a UTC offset (RFC 3339)")
+        return value
+
+    @classmethod
+    def wrap(
+        cls,
+        event: Event,
+        *,
+        service: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: uuid.UUID | None = None,
+        time: datetime | None = None,
+    ) -> Envelope:
+        """Put an event in an envelope. A root event (a request) is its own correlation and causation."""
+        own_id = event_id or uuid.uuid4()
+        return cls(
+            id=own_id,
+            source=f"/iomki/{service}",
+            type=event.type_name(),
+            time=time or datetime.now(timezone.utc),
+            subject=str(event.facility_id),
+            data=event.model_dump(mode="json"),
+            correlationid=correlation_id or str(own_id),
+            causationid=causation_id or correlation_id or str(own_id),
+        )
+
+    def caused(self, event: Event, *, service: str, time: datetime | None = None) -> Envelope:
+        """An event caused by this one: same correlation, this one's id as causation."""
+        return Envelope.wrap(
+            event, service=service, correlation_id=self.correlationid, causation_id=str(self.id), time=time
+        )
+
+    @property
+    def key(self) -> bytes:
+        return self.subject.encode()
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class ContractViolation(Exception):
+    """A message that is not a valid event of this contract: it belongs in the dead-letter topic."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    envelope: Envelope
+    event: Event
+
+
+def decode(raw: bytes | None) -> Decoded:
+    """Parse a message value into its envelope and typed event, or say precisely why it is not one."""
+    if not raw:
+        raise ContractViolation("empty message value")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractViolation(f"value is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ContractViolation("value is not a JSON object")
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise ContractViolation(f"invalid CloudEvents envelope: {_brief(exc)}") from None
+    event_type = EVENT_TYPES.get(envelope.type)
+    if event_type is None:
+        raise ContractViolation(f"unknown event type {envelope.type!r}")
+    try:
+        event = event_type.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise ContractViolation(f"invalid {envelope.type} data: {_brief(exc)}") from None
+    if str(event.facility_id) != envelope.subject:
+        raise ContractViolation("subject does not match data.facility_id")
+    return Decoded(envelope, event)
+
+
+def _brief(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: {error['msg']}" for error in exc.errors()
+    )

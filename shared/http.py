@@ -1,0 +1,151 @@
+"""What every service's HTTP API has in common: RFC 9457 problems, health, readiness, metrics, AsyncAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.observability import Metrics
+
+log = structlog.get_logger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+class Problem(Exception):
+    """An answer that is not a success, raised anywhere in a request and rendered as problem+json."""
+
+    def __init__(
+        self, status: int, title: str, detail: str | None = None, *, headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def problem_response(status: int, title: str, detail: str | None = None, **extensions: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic errors as `{"field": "company.nib", "message": …}`, with the request part dropped."""
+    out = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        out.append({"field": ".".join(location) or "body", "message": error.get("msg", "invalid")})
+    return out
+
+
+_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                OSError, KafkaError, asyncio.TimeoutError)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        response = problem_response(exc.status, exc.title, exc.detail, **exc.extensions)
+        response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(422, "Invalid request", "One or more fields are invalid.",
+                                errors=field_errors(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request failed")
+        response = problem_response(exc.status_code, title, str(exc.detail) if exc.detail else None)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    for unavailable in _UNAVAILABLE:
+        @app.exception_handler(unavailable)
+        async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+            log.warning("dependency_unavailable", error=f"{type(exc).__name__}: {exc}")
+            response = problem_response(503, "Service unavailable",
+                                        "A dependency (database or broker) is unreachable; retry shortly.")
+            response.headers["Retry-After"] = "5"
+            return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("request_failed", error=f"{type(exc).__name__}: {exc}")
+        return problem_response(500, "Internal error", "The failure was logged.")
+
+
+def install_request_logging(app: FastAPI, metrics: Metrics) -> None:
+    """One log line per request with its id; the Authorization header and query values are never logged."""
+
+    @app.middleware("http")
+    async def _log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=request_id):
+            response = await call_next(request)
+            elapsed = time.perf_counter() - started
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.http_requests.labels(request.method, template, str(response.status_code)).observe(elapsed)
+            if template not in ("/healthz", "/readyz", "/metrics"):
+                log.info("http_request", method=request.method, route=template, status=response.status_code,
+                         ms=round(elapsed * 1000, 2))
+        response.headers["x-request-id"] = request_id
+        return response
+
+
+def operations_router(
+    *,
+    metrics: Metrics,
+    checks: dict[str, Callable[[], Awaitable[bool]]],
+    asyncapi: Callable[[], Any],
+) -> APIRouter:
+    """`/healthz` (the process lives), `/readyz` (each dependency answers), `/metrics`, `/asyncapi`."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": metrics.service}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(await asyncio.wait_for(check(), timeout=2))
+            except Exception:
+                results[name] = False
+        ready = all(results.values())
+        body = {"status": "ready" if ready else "unavailable", "checks": results}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/asyncapi")
+    async def asyncapi_document() -> JSONResponse:
+        return JSONResponse(asyncapi())
+
+    return router

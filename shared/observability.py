@@ -1,0 +1,76 @@
+"""Structured logs and Prometheus metrics, the same in every service."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+def configure_logging(service: str, log_format: str = "auto", level: int = logging.INFO) -> None:
+    """JSON lines when not on a terminal, the console renderer on one; every line names the service.
+
+    Context bound with `structlog.contextvars` (event id, type, correlation id, request id) is merged into
+    every line emitted while an event or request is handled.
+    """
+    on_terminal = sys.stderr.isatty() if log_format == "auto" else log_format == "console"
+    renderer = structlog.dev.ConsoleRenderer() if on_terminal else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    # Library loggers (uvicorn, aiokafka) at warning level only, through the standard handler.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+
+
+class Metrics:
+    """One registry per service process, exposed at /metrics."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"registry": self.registry}
+        self.events_consumed = Counter(
+            "iomki_events_consumed_total", "Events handled", ["topic", "type"], **labels
+        )
+        self.events_duplicate = Counter(
+            "iomki_events_duplicate_total", "Redelivered events skipped by the inbox", ["topic"], **labels
+        )
+        self.events_failed = Counter(
+            "iomki_events_failed_total", "Handler attempts that raised", ["topic", "type"], **labels
+        )
+        self.events_dead_lettered = Counter(
+            "iomki_events_dead_lettered_total", "Messages sent to the dead-letter topic", ["topic", "reason"],
+            **labels,
+        )
+        self.events_published = Counter(
+            "iomki_events_published_total", "Outbox events published", ["topic"], **labels
+        )
+        self.handler_latency = Histogram(
+            "iomki_handler_latency_seconds", "Time to handle one event", ["type"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), **labels,
+        )
+        self.outbox_backlog = Gauge("iomki_outbox_backlog", "Outbox events not yet published", **labels)
+        self.outbox_lag = Gauge(
+            "iomki_outbox_lag_seconds", "Age of the oldest unpublished outbox event", **labels
+        )
+        self.broker_resets = Counter(
+            "iomki_broker_data_loss_total", "Times the relay found the broker had lost its data", **labels
+        )
+        self.http_requests = Histogram(
+            "iomki_http_request_seconds", "HTTP requests", ["method", "route", "status"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), **labels,
+        )
+        self.service = service

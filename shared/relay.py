@@ -1,0 +1,190 @@
+"""The outbox relay: publishes committed events in outbox order, and republishes what the broker lost.
+
+One relay per service publishes at a time (a PostgreSQL advisory lock elects it), so that two instances of a
+service never publish one plant's events out of order. It wakes on LISTEN/NOTIFY and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
+
+from shared.bus import connection_options, ensure_topics
+from shared.observability import Metrics
+from shared.settings import PlatformSettings
+
+log = structlog.get_logger(__name__)
+
+_RELAY_LOCK = 0x10_4B_2
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        schema: str,
+        database_url: str,
+        broker: KafkaBroker,
+        settings: PlatformSettings,
+        metrics: Metrics,
+        batch_size: int = 500,
+        watch_interval: float = 2.0,
+    ) -> None:
+        self._schema = schema
+        self._database_url = database_url
+        self._broker = broker
+        self._settings = settings
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._watch_interval = watch_interval
+        self._poll_interval = settings.relay_poll_interval.total_seconds()
+        self._retention = settings.outbox_retention
+        self._wake = asyncio.Event()
+        self.is_leader = False
+
+    async def run(self) -> None:
+        """Run until cancelled: wait to be the leader, then publish; on any failure, reconnect and go on."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the relay must outlive a database or broker outage
+                self.is_leader = False
+                log.warning("relay_interrupted", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _lead(self) -> None:
+        connection = await asyncpg.connect(self._database_url, server_settings={"search_path": self._schema})
+        try:
+            while not await connection.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _RELAY_LOCK, self._schema):
+                await asyncio.sleep(1.0)
+            self.is_leader = True
+            await connection.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
+            watcher = AIOKafkaConsumer(**connection_options(self._settings), request_timeout_ms=5_000)
+            await watcher.start()
+            try:
+                await self._publish_forever(connection, watcher)
+            finally:
+                await watcher.stop()
+        finally:
+            self.is_leader = False
+            await connection.close()
+
+    async def _publish_forever(self, connection: asyncpg.Connection, watcher: AIOKafkaConsumer) -> None:
+        next_watch = 0.0
+        next_prune = 0.0
+        while True:
+            self._wake.clear()
+            while await self._publish_batch(connection) == self._batch_size:
+                pass
+            now = time.monotonic()
+            if now >= next_watch:
+                await self._recover_if_broker_lost(connection, watcher)
+                next_watch = now + self._watch_interval
+            if now >= next_prune:
+                await self._prune(connection)
+                next_prune = now + 60.0
+            await self._report_backlog(connection)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _publish_batch(self, connection: asyncpg.Connection) -> int:
+        rows = await connection.fetch(
+            "SELECT position, topic, key, value, headers FROM outbox"
+            " WHERE published_at IS NULL ORDER BY position LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        pending = []
+        for row in rows:
+            headers = json.loads(row["headers"])
+            correlation_id = headers.pop("correlation_id", None)
+            # Sent in order without waiting for each: the producer keeps one batch in flight per partition,
+            # so outbox order holds within each partition.
+            pending.append(
+                await self._broker.publish(
+                    row["value"], row["topic"], key=row["key"], headers=headers,
+                    correlation_id=correlation_id, no_confirm=True,
+                )
+            )
+        acknowledged = await asyncio.gather(*pending)
+        high: dict[tuple[str, int], int] = {}
+        for metadata in acknowledged:
+            place = (metadata.topic, metadata.partition)
+            high[place] = max(high.get(place, -1), metadata.offset)
+        async with connection.transaction():
+            await connection.execute(
+                "UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])",
+                [row["position"] for row in rows],
+            )
+            await connection.executemany(
+                "INSERT INTO relay_watermarks (topic, partition, high_offset) VALUES ($1, $2, $3)"
+                " ON CONFLICT (topic, partition)"
+                " DO UPDATE SET high_offset = GREATEST(relay_watermarks.high_offset, EXCLUDED.high_offset)",
+                [(topic, partition, offset) for (topic, partition), offset in high.items()],
+            )
+        for row in rows:
+            self._metrics.events_published.labels(row["topic"]).inc()
+        return len(rows)
+
+    async def _recover_if_broker_lost(self, connection: asyncpg.Connection, watcher: AIOKafkaConsumer) -> None:
+        """The embedded broker keeps nothing across a restart: find out, and publish the retention window again.
+
+        We know the highest offset the broker acknowledged for each partition we wrote to; a partition whose
+        log now ends at or below it, or that no longer exists, means the broker lost what we published.
+        """
+        marks = await connection.fetch("SELECT topic, partition, high_offset FROM relay_watermarks")
+        if not marks:
+            return
+        partitions = [TopicPartition(m["topic"], m["partition"]) for m in marks]
+        existing = await watcher.topics()  # a fresh metadata request, which never creates a topic
+        lost = any(tp.topic not in existing for tp in partitions)
+        if not lost:
+            known = {tp for tp in partitions if tp.partition in (watcher.partitions_for_topic(tp.topic) or set())}
+            lost = len(known) < len(partitions)
+            if not lost:
+                ends = await asyncio.wait_for(watcher.end_offsets(partitions), timeout=10)
+                lost = any(ends[TopicPartition(m["topic"], m["partition"])] <= m["high_offset"] for m in marks)
+        if not lost:
+            return
+        await ensure_topics(self._settings)
+        async with connection.transaction():
+            republish = await connection.fetchval(
+                "WITH window_ AS (UPDATE outbox SET published_at = NULL"
+                " WHERE published_at >= clock_timestamp() - $1::interval RETURNING 1)"
+                " SELECT count(*) FROM window_",
+                self._retention,
+            )
+            await connection.execute("DELETE FROM relay_watermarks")
+        self._metrics.broker_resets.inc()
+        log.warning("broker_data_loss_detected", republishing=republish, retention=str(self._retention))
+
+    async def _prune(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(
+            "DELETE FROM outbox WHERE published_at < clock_timestamp() - $1::interval", self._retention
+        )
+        # Inbox ids outlive the longest window in which a producer may republish.
+        await connection.execute(
+            "DELETE FROM inbox WHERE received_at < clock_timestamp() - $1::interval", self._retention * 7
+        )
+
+    async def _report_backlog(self, connection: asyncpg.Connection) -> None:
+        row = await connection.fetchrow(
+            "SELECT count(*) AS backlog, extract(epoch FROM clock_timestamp() - min(created_at)) AS lag"
+            " FROM outbox WHERE published_at IS NULL"
+        )
+        self._metrics.outbox_backlog.set(row["backlog"])
+        self._metrics.outbox_lag.set(float(row["lag"] or 0.0))
+

@@ -1,0 +1,189 @@
+"""The parts every service process runs, assembled once: each service's `app.py` only says what is its own.
+
+At start (FastAPI lifespan): provision the service's role and schema, apply the platform's and the service's
+migrations under a lock, open the pool, create the topics, connect the broker, start the outbox relay and the
+service's periodic work. HTTP answers from the first moment; `/readyz` says when the dependencies do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from faststream.specification import AsyncAPI
+
+from shared.access import TokenVerifier
+from shared.bus import create_broker, ensure_topics
+from shared.consumer import EventConsumer, Handler
+from shared.contract import Event, Topic, events_on
+from shared.db import create_pool, migrate, migrations_in, provision
+from shared.http import install_problem_handlers, install_request_logging, operations_router
+from shared.infra import admin_database_url
+from shared.observability import Metrics, configure_logging
+from shared.relay import Relay
+from shared.settings import PlatformSettings
+from shared.unit_of_work import Database, Work
+
+log = structlog.get_logger(__name__)
+
+PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[Any]]
+
+
+class ServiceRuntime(Generic[Work]):
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: PlatformSettings,
+        migrations: Path,
+        unit_of_work: Callable[[Any], Work],
+    ) -> None:
+        configure_logging(name, settings.log_format)
+        self.name = name
+        self.settings = settings
+        self.metrics = Metrics(name)
+        self.broker = create_broker(settings, name)
+        self.database: Database[Work] = Database(None, unit_of_work)  # type: ignore[arg-type]  # pool at start
+        self.consumer = EventConsumer(service=name, broker=self.broker, database=self.database, metrics=self.metrics)
+        self.token_verifier = TokenVerifier.from_settings(settings)
+        self.broker_connected = asyncio.Event()
+        self.relay: Relay | None = None
+        self._migrations = migrations
+        self._periodic: list[Periodic] = []
+        self._publishes: list[Topic] = []
+
+    # -- what a service declares ------------------------------------------------------------------
+
+    def consume(self, topic: Topic, handlers: Mapping[type[Event], Handler]) -> None:
+        self.consumer.subscribe(topic, handlers)
+
+    def publishes(self, topic: Topic) -> None:
+        """Declare a topic this service writes (through its outbox), for the AsyncAPI document."""
+        for event_type in events_on(topic):
+            self.broker.publisher(
+                topic.name,
+                title=f"{topic.name}:{event_type.type_name()}",
+                description=event_type.__doc__ or event_type.__name__,
+                schema=event_type,
+            )
+        self._publishes.append(topic)
+
+    def every(self, seconds: float, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        self._periodic.append(Periodic(name, seconds, run))
+
+    # -- the HTTP application ---------------------------------------------------------------------
+
+    def http_app(self, *, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
+        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=self._lifespan)
+        app.state.runtime = self
+        app.state.token_verifier = self.token_verifier
+        install_problem_handlers(app)
+        install_request_logging(app, self.metrics)
+        app.include_router(
+            operations_router(metrics=self.metrics, checks={"database": self._database_ready,
+                                                             "broker": self._broker_ready},
+                              asyncapi=self._asyncapi)
+        )
+        for router in routers:
+            app.include_router(router)
+        return app
+
+    def _asyncapi(self) -> Any:
+        return AsyncAPI(self.broker, title=f"iomki {self.name}", version="1.0.0").to_specification().to_jsonable()
+
+    async def _database_ready(self) -> bool:
+        if self.database.pool is None:
+            return False
+        async with self.database.pool.acquire(timeout=2) as connection:
+            return await connection.fetchval("SELECT true")
+
+    async def _broker_ready(self) -> bool:
+        return self.broker_connected.is_set() and await self.broker.ping(timeout=2)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        database_url = await self.database_url()
+        await migrate(database_url, self.name, migrations_in("platform", PLATFORM_MIGRATIONS)
+                      + migrations_in(self.name, self._migrations))
+        self.database.pool = await create_pool(database_url, self.name)
+        self.relay = Relay(schema=self.name, database_url=database_url, broker=self.broker,
+                           settings=self.settings, metrics=self.metrics)
+        self._tasks = [asyncio.create_task(self._connect_broker(), name=f"{self.name}-broker")]
+        # Periodic work (deadlines, timers) needs only the database: what it emits waits in the outbox.
+        for periodic in self._periodic:
+            self._tasks.append(asyncio.create_task(self._repeat(periodic), name=f"{self.name}-{periodic.name}"))
+        log.info("service_started", bootstrap=self.settings.bootstrap)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.stop()
+        if self.database.pool is not None:
+            await self.database.pool.close()
+        log.info("service_stopped")
+
+    async def database_url(self) -> str:
+        """`IOMKI_<SERVICE>_DATABASE_URL` as given, or this service's own role on the admin URL's server."""
+        own = os.environ.get(f"IOMKI_{self.name.upper()}_DATABASE_URL")
+        if own:
+            return own
+        return await provision(await admin_database_url(self.settings), self.name)
+
+    async def _connect_broker(self) -> None:
+        """Keep trying until the broker answers; consumers, relay and periodic work start after that."""
+        delay = 0.2
+        while True:
+            try:
+                await ensure_topics(self.settings)
+                await self.broker.start()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("broker_unreachable", bootstrap=self.settings.bootstrap, error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.broker_connected.set()
+        assert self.relay is not None
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+
+    async def _repeat(self, periodic: Periodic) -> None:
+        while True:
+            try:
+                await periodic.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # periodic work retries at its next tick
+                log.warning("periodic_failed", task=periodic.name, error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(periodic.interval)
+
+
+def serve(app: FastAPI, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=os.environ.get("IOMKI_HOST", "127.0.0.1"), port=port, access_log=False,
+                log_level="warning", lifespan="on")

@@ -1,0 +1,99 @@
+"""One database transaction per command or event: state changes and outgoing events commit together."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Generic, TypeVar
+
+import asyncpg
+
+from shared.contract import CONTENT_TYPE, DLQ, Envelope, EVENT_TYPES
+
+
+class Outbox:
+    """Adds outgoing events to the outbox table within the caller's transaction; the relay publishes them.
+
+    Per-key order: events about one plant come from transactions that lock that plant's row first, so a
+    later event always takes a later outbox position than an earlier one (see `Relay`).
+    """
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def add(self, *envelopes: Envelope) -> None:
+        rows = []
+        for envelope in envelopes:
+            event_type = EVENT_TYPES[envelope.type]
+            headers = {"content-type": CONTENT_TYPE, "correlation_id": envelope.correlationid}
+            rows.append(
+                (envelope.id, envelope.type, event_type.topic.name, envelope.key, envelope.to_bytes(),
+                 json.dumps(headers))
+            )
+        await self._insert(rows)
+
+    async def dead_letter(self, *, key: bytes | None, value: bytes, headers: Mapping[str, str]) -> None:
+        """The original bytes go to the dead-letter topic untouched; what went wrong travels in headers."""
+        await self._insert([(uuid.uuid4(), "dead-letter", DLQ.name, key or b"", value, json.dumps(dict(headers)))])
+
+    async def _insert(self, rows: list[tuple]) -> None:
+        await self._connection.executemany(
+            "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+            rows,
+        )
+
+
+class Inbox:
+    """Records consumed event ids in the consumer's transaction, so a redelivered event changes nothing."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def claim(self, events: list[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
+        """Record these (id, type) pairs; return the ids seen for the first time."""
+        if not events:
+            return set()
+        rows = await self._connection.fetch(
+            "INSERT INTO inbox (event_id, event_type)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            [event_id for event_id, _ in events],
+            [event_type for _, event_type in events],
+        )
+        return {row["event_id"] for row in rows}
+
+    async def first_time(self, event_id: uuid.UUID, event_type: str) -> bool:
+        return bool(await self.claim([(event_id, event_type)]))
+
+
+class UnitOfWork:
+    """What a handler gets: one open transaction, its outbox and inbox. Services add their repositories."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.outbox = Outbox(connection)
+        self.inbox = Inbox(connection)
+
+
+Work = TypeVar("Work", bound=UnitOfWork)
+
+
+class Database(Generic[Work]):
+    """A service's pool plus the factory of its unit of work."""
+
+    def __init__(self, pool: asyncpg.Pool, unit_of_work: Callable[[asyncpg.Connection], Work]) -> None:
+        self.pool = pool
+        self.unit_of_work = unit_of_work
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Work]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            yield self.unit_of_work(connection)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Work]:
+        """A read-only snapshot for queries."""
+        async with self.pool.acquire() as connection, connection.transaction(readonly=True):
+            yield self.unit_of_work(connection)

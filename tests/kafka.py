@@ -1,0 +1,33 @@
+"""Reading topics in tests with a plain aiokafka consumer (no group), the way an outside agency would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord]], bool],
+    timeout: float = 30.0,
+) -> list[ConsumerRecord]:
+    """Everything on `topic` from the beginning, read until `until(messages)` holds (or fail on timeout)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    messages: list[ConsumerRecord] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(messages):
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    messages.extend(records)
+    except TimeoutError:
+        raise AssertionError(f"{topic}: condition not met within {timeout}s; read {len(messages)} messages") from None
+    finally:
+        await consumer.stop()
+    return messages

@@ -1,0 +1,119 @@
+"""Real infrastructure for the tests: a PostgreSQL database of their own and an embedded broker of their own.
+
+A test session creates a fresh database (on `DATABASE_URL`'s server, or the embedded server under
+`.data/test-postgres`) and starts a Tansu broker on a free loopback port, so it never disturbs a running
+`make run`, and two sessions never share state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from shared.access import Role, mint
+from shared.bus import ensure_topics
+from shared.db import drop_database, ensure_database, with_database
+from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port, stop_embedded_postgres
+from shared.settings import PlatformSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+JWT_SECRET = "test-secret-" + "x" * 32
+
+
+@dataclass
+class TestPlatform:
+    server_url: str
+    database: str
+    broker: EmbeddedBroker | None
+    bootstrap: str
+    pgdata: Path | None
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin_url(self) -> str:
+        return with_database(self.server_url, self.database)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """Environment for a service under test: this platform's database, broker and secret."""
+        values = {
+            "DATABASE_URL": self.admin_url,
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "IOMKI_JWT_SECRET": JWT_SECRET,
+            "IOMKI_LOG_FORMAT": "json",
+            "IOMKI_RELAY_POLL_INTERVAL": "PT0.2S",
+        }
+        values.update(self.environment)
+        values.update(overrides)
+        return values
+
+    def settings(self, **overrides: str) -> PlatformSettings:
+        with patched_environ(self.env(**overrides)):
+            return PlatformSettings()
+
+
+def token(role: Role | str, *, region: str | None = None, nib: str | None = None, sub: str | None = None,
+          ttl_seconds: int = 3600) -> str:
+    return mint(JWT_SECRET, role=Role(role), region=region, nib=nib, sub=sub, ttl_seconds=ttl_seconds)
+
+
+def bearer(role: Role | str, **claims: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, **claims)}"}
+
+
+@contextlib.contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+async def start_platform(label: str) -> TestPlatform:
+    external = os.environ.get("DATABASE_URL")
+    pgdata = None
+    if external:
+        server_url = external
+    else:
+        pgdata = ROOT / ".data" / "test-postgres"
+        server_url = embedded_postgres_url(pgdata)
+    database = f"iomki_{label}_{uuid.uuid4().hex[:8]}"
+    await ensure_database(server_url, database)
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "")
+    if not bootstrap:
+        broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / f"test-broker-{label}.log")
+        broker.start()
+        bootstrap = broker.bootstrap
+    platform = TestPlatform(server_url, database, broker, bootstrap, pgdata)
+    await ensure_topics(platform.settings())
+    return platform
+
+
+async def stop_platform(platform: TestPlatform, *, stop_server: bool) -> None:
+    if platform.broker is not None:
+        platform.broker.stop()
+    await drop_database(platform.server_url, platform.database)
+    if stop_server and platform.pgdata is not None:
+        stop_embedded_postgres(platform.pgdata)
+
+
+@contextlib.asynccontextmanager
+async def running_service(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A service app started in-process (its lifespan: migrations, broker, relay) with an HTTP client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
