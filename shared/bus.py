@@ -61,11 +61,19 @@ def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(settings: PlatformSettings, topics: tuple[Topic, ...] = TOPICS, timeout: float = 30) -> None:
-    """Create our topics with their partition counts, and raise the count of any auto-created too small.
+async def ensure_topics(
+    settings: PlatformSettings,
+    topics: tuple[Topic, ...] = TOPICS,
+    *,
+    repair: frozenset[str] = frozenset(),
+    timeout: float = 30,
+) -> None:
+    """Create our topics with their partition counts.
 
-    The embedded broker auto-creates an unknown topic with one partition on first use, so an explicit
-    creation must come first (and after a broker restart, again).
+    The embedded broker auto-creates an unknown topic with one partition on first use (after a restart, a
+    client's metadata request is enough), so creation must be explicit, and a topic's owner may `repair` one
+    that came back too small. The embedded broker cannot add partitions, so such a topic is recreated: safe
+    for its owner, whose relay is about to republish everything the broker lost into it.
     """
     options = connection_options(settings)
     options.pop("bootstrap_servers")
@@ -73,19 +81,34 @@ async def ensure_topics(settings: PlatformSettings, topics: tuple[Topic, ...] = 
     await asyncio.wait_for(admin.start(), timeout)
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t.name, t.partitions, 1) for t in topics if t.name not in existing]
+        missing = [t for t in topics if t.name not in existing]
         if missing:
-            await admin.create_topics(missing)
-            log.info("topics_created", topics=[t.name for t in missing])
-        present = [t for t in topics if t.name in existing]
+            await _create(admin, missing)
+        present = [t for t in topics if t.name in existing and t.name in repair]
         if present:
             described = await admin.describe_topics([t.name for t in present])
             counts = {d["topic"]: len(d["partitions"]) for d in described}
-            grow = {t.name: NewPartitions(t.partitions) for t in present if counts.get(t.name, 0) < t.partitions}
-            if grow:
-                await admin.create_partitions(grow)
-                log.warning("topic_partitions_raised", topics=sorted(grow))
+            too_small = [t for t in present if counts.get(t.name, 0) < t.partitions]
+            if too_small:
+                await _grow(admin, too_small)
     except KafkaError as exc:
         raise RuntimeError(f"could not create topics on {settings.bootstrap}: {exc}") from exc
     finally:
         await admin.close()
+
+
+async def _create(admin: AIOKafkaAdminClient, topics: list[Topic]) -> None:
+    response = await admin.create_topics([NewTopic(t.name, t.partitions, 1) for t in topics])
+    failed = [(name, code) for name, code, *_ in response.topic_errors if code not in (0, 36)]  # 36: exists
+    if failed:
+        raise RuntimeError(f"topic creation refused: {failed}")
+    log.info("topics_created", topics=[t.name for t in topics])
+
+
+async def _grow(admin: AIOKafkaAdminClient, topics: list[Topic]) -> None:
+    try:
+        await admin.create_partitions({t.name: NewPartitions(t.partitions) for t in topics})
+    except (KafkaError, AssertionError):
+        await admin.delete_topics([t.name for t in topics])
+        await _create(admin, topics)
+    log.warning("topic_partitions_repaired", topics=[t.name for t in topics])

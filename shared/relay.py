@@ -159,7 +159,7 @@ class Relay:
                 lost = any(ends[TopicPartition(m["topic"], m["partition"])] <= m["high_offset"] for m in marks)
         if not lost:
             return
-        await ensure_topics(self._settings)
+        await ensure_topics(self._settings, repair=frozenset(m["topic"] for m in marks))
         async with connection.transaction():
             republish = await connection.fetchval(
                 "WITH window_ AS (UPDATE outbox SET published_at = NULL"

@@ -24,11 +24,16 @@ from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port, stop_
 from shared.settings import PlatformSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+# What the machine provides, read before any fixture points the environment at a test platform.
+OUTSIDE_DATABASE_URL = os.environ.get("DATABASE_URL", "")
+OUTSIDE_KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "")
 JWT_SECRET = "test-secret-" + "x" * 32
 
 
 @dataclass
 class TestPlatform:
+    __test__ = False  # not a test class, despite its name
+
     server_url: str
     database: str
     broker: EmbeddedBroker | None
@@ -81,8 +86,10 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-async def start_platform(label: str) -> TestPlatform:
-    external = os.environ.get("DATABASE_URL")
+async def start_platform(label: str, *, own_broker: bool = False) -> TestPlatform:
+    """A fresh database, and an embedded broker of its own unless KAFKA_BOOTSTRAP names one (and
+    `own_broker` is not asked for: a test that restarts the broker needs one nobody else uses)."""
+    external = OUTSIDE_DATABASE_URL
     pgdata = None
     if external:
         server_url = external
@@ -92,7 +99,7 @@ async def start_platform(label: str) -> TestPlatform:
     database = f"iomki_{label}_{uuid.uuid4().hex[:8]}"
     await ensure_database(server_url, database)
     broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "")
+    bootstrap = "" if own_broker else OUTSIDE_KAFKA_BOOTSTRAP
     if not bootstrap:
         broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / f"test-broker-{label}.log")
         broker.start()

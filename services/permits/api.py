@@ -2,56 +2,72 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+import segno
+import structlog
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.permits.domain import IllegalTransition
-from services.permits.handlers import Application, PermitHandlers, PermitNotFound
+from services.permits import registry
+from services.permits.domain import (
+    PERMIT_NUMBER, Action, Application, IllegalTransition, InvalidApplication, Permit, PermitStatus,
+    PlantAlreadyPermitted, ReapplyTooSoon,
+)
+from services.permits.handlers import PermitHandlers, PermitNotFound, PermitView
+from services.permits.repository import PermitSearch
 from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import SectorClass
 from shared.http import Problem
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
-# Who may do what, in one screen (DESIGN §4).
+# Who may do what, in one screen (DESIGN §4). Agencies read only the public registry, which needs no token.
 POLICY = Policy({
     "apply": Rule({O: Scope.ALL, C: Scope.OWN}, "apply for a permit"),
-    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a permit and its history"),
+    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read or search permits and their history"),
     "decide": Rule({O: Scope.ALL}, "issue or reject an application"),
+    "freeze": Rule({O: Scope.ALL}, "freeze (deactivate) an issued permit"),
+    "reactivate": Rule({O: Scope.ALL}, "reactivate a frozen permit"),
+    "revoke": Rule({O: Scope.ALL}, "revoke an issued or frozen permit"),
 })
 
 
+# Shapes only; what the values mean (NIB, NPWP, region codes, shifts) is checked by the domain's rules,
+# each failure naming its field.
 class Company(BaseModel):
-    nib: str = Field(pattern=r"^\d{13}$", description="13-digit Nomor Induk Berusaha")
-    npwp: str
+    nib: str = Field(description="13-digit Nomor Induk Berusaha")
+    npwp: str = Field(description="NPWP, 15-digit (01.234.567.8-901.000) or 16-digit form")
     name: str = Field(min_length=1, max_length=200)
 
 
 class Facility(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     address: str = Field(min_length=1, max_length=500)
-    province_code: str = Field(pattern=r"^\d{2}$")
-    regency_code: str = Field(pattern=r"^\d{2}\.\d{2}$")
+    province_code: str = Field(description="Kemendagri province code, e.g. 32")
+    regency_code: str = Field(description="Kemendagri regency/city code, e.g. 32.16")
 
 
 class Workforce(BaseModel):
-    total: int = Field(ge=1)
-    on_site_per_shift: list[int] = Field(min_length=1)
+    total: int
+    on_site_per_shift: list[int]
 
 
 class Contact(BaseModel):
-    email: str | None = None
-    phone: str | None = None
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=40)
 
 
 class ApplicationIn(BaseModel):
     company: Company
     facility: Facility
-    kbli: list[str] = Field(min_length=1)
-    sector_class: SectorClass
+    kbli: list[str]
+    sector_class: str = Field(description="critical | essential | non_essential")
     workforce: Workforce
     health_protocol_commitment: bool
     contact: Contact = Contact()
@@ -62,32 +78,197 @@ class DecisionIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
 def router(handlers: PermitHandlers) -> APIRouter:
     routes = APIRouter(tags=["permits"])
+    public = APIRouter(tags=["registry"])
 
     @routes.post("/permits", status_code=201)
     async def apply(body: ApplicationIn, access: Access = POLICY.guard("apply")) -> dict:
         access.require(nib=body.company.nib, what="Company")
-        permit = await handlers.apply(Application(
-            nib=body.company.nib, npwp=body.company.npwp, company_name=body.company.name,
-            facility_name=body.facility.name, address=body.facility.address,
-            province_code=body.facility.province_code, regency_code=body.facility.regency_code, kbli=body.kbli,
-            sector_class=body.sector_class, workforce_total=body.workforce.total,
-            on_site_per_shift=body.workforce.on_site_per_shift, contact_email=body.contact.email,
-            contact_phone=body.contact.phone,
-        ), access)
+        try:
+            permit = await handlers.apply(_application(body), access)
+        except InvalidApplication as exc:
+            raise Problem(422, "Invalid application", "One or more fields are invalid.",
+                          errors=[{"field": e.field, "message": e.message} for e in exc.errors]) from None
+        except PlantAlreadyPermitted as exc:
+            raise Problem(409, "Plant already has a permit",
+                          f"This plant already has permit {exc.existing.permit_id} ({exc.existing.status.value}).",
+                          existing_permit_id=str(exc.existing.permit_id),
+                          existing_status=exc.existing.status.value) from None
+        except ReapplyTooSoon as exc:
+            raise Problem(409, "Too soon to reapply", str(exc), revoked_permit_id=str(exc.revoked.permit_id),
+                          reapply_from=exc.reapply_from.isoformat()) from None
         return {"permit_id": str(permit.permit_id), "facility_id": str(permit.facility_id),
                 "status": permit.status.value}
 
+    @routes.get("/permits")
+    async def search(
+        status: PermitStatus | None = None,
+        province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+        regency: Annotated[str | None, Query(pattern=r"^\d{2}\.\d{2}$")] = None,
+        nib: Annotated[str | None, Query(pattern=r"^\d{13}$")] = None,
+        sector: SectorClass | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        access: Access = POLICY.guard("read"),
+    ) -> dict:
+        found = await handlers.search(PermitSearch(
+            status=status.value if status else None, province=province, regency=regency, nib=nib,
+            sector=sector.value if sector else None, region_scope=access.region_filter,
+            nib_scope=access.nib_filter, after=_position(cursor), limit=limit + 1,
+        ))
+        page = found[:limit]
+        more = len(found) > limit
+        return {"items": [_summary(permit) for _, permit in page],
+                "next_cursor": _cursor(page[-1][0]) if more else None}
+
+    @routes.get("/permits/{permit_id}")
+    async def read(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
+        try:
+            view = await handlers.get(permit_id, access)
+        except PermitNotFound:
+            raise _not_found() from None
+        return _detail(view, with_contact=access.scope is not Scope.REGION)
+
+    @routes.get("/permits/{permit_id}/history")
+    async def history(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
+        try:
+            rows = await handlers.history(permit_id, access)
+        except PermitNotFound:
+            raise _not_found() from None
+        return {"permit_id": str(permit_id), "transitions": [
+            {"from_status": r["from_status"], "to_status": r["to_status"], "action": r["action"],
+             "actor": r["actor"], "role": r["role"], "reason": r["reason"], "at": r["at"].isoformat(),
+             "causation_id": r["causation_id"]} for r in rows]}
+
     @routes.post("/permits/{permit_id}/decision")
     async def decide(permit_id: uuid.UUID, body: DecisionIn, access: Access = POLICY.guard("decide")) -> dict:
-        try:
-            permit = await handlers.decide(permit_id, body.decision == "issue", body.reason, access)
-        except PermitNotFound:
-            raise Problem(404, "Not found", "Permit not found.") from None
-        except IllegalTransition as exc:
-            raise Problem(409, "Illegal transition", str(exc), current_status=exc.current.value) from None
+        permit = await _transition(permit_id, Action(body.decision), body.reason, access)
         return {"permit_id": str(permit.permit_id), "status": permit.status.value,
                 "permit_number": permit.permit_number}
 
+    @routes.post("/permits/{permit_id}/freeze")
+    async def freeze(permit_id: uuid.UUID, body: ReasonIn, access: Access = POLICY.guard("freeze")) -> dict:
+        return _summary(await _transition(permit_id, Action.FREEZE, body.reason, access))
+
+    @routes.post("/permits/{permit_id}/reactivate")
+    async def reactivate(permit_id: uuid.UUID, body: ReasonIn, access: Access = POLICY.guard("reactivate")) -> dict:
+        return _summary(await _transition(permit_id, Action.REACTIVATE, body.reason, access))
+
+    @routes.post("/permits/{permit_id}/revoke")
+    async def revoke(permit_id: uuid.UUID, body: ReasonIn, access: Access = POLICY.guard("revoke")) -> dict:
+        return _summary(await _transition(permit_id, Action.REVOKE, body.reason, access))
+
+    async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access) -> Permit:
+        # The request id is the causation of what this request changes (DESIGN §3: "event or request").
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        try:
+            return await handlers.act(permit_id, action, reason, access, request_id)
+        except PermitNotFound:
+            raise _not_found() from None
+        except IllegalTransition as exc:
+            raise Problem(409, "Illegal transition", str(exc), current_status=exc.current.value) from None
+
+    @public.get("/registry/keys")
+    async def keys() -> dict:
+        return {"keys": [registry.public_jwk(handlers.signing_key.public_key())]}
+
+    @public.get("/registry/{permit_number}")
+    async def verify_online(permit_number: str) -> dict:
+        entry = await _registry_entry(permit_number)
+        p = entry.permit
+        return {"permit_number": p.permit_number, "status": entry.status.value, "company_name": p.company_name,
+                "plant_regency": {"code": p.regency_code, "name": entry.regency_name},
+                "sector_class": p.sector_class,
+                # IOMKI is valid for the whole emergency (SE 7/2020): no end date unless revoked.
+                "validity": {"valid_from": p.issued_at.isoformat() if p.issued_at else None,
+                             "valid_until": p.revoked_at.isoformat() if p.revoked_at else None,
+                             "operating_allowed": entry.status.value == "valid"},
+                "token": entry.token}
+
+    @public.get("/registry/{permit_number}/qr.png", response_class=Response,
+                responses={200: {"content": {"image/png": {}}}})
+    async def qr(permit_number: str) -> Response:
+        entry = await _registry_entry(permit_number)
+        return Response(qr_png(entry.token), media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    async def _registry_entry(permit_number: str) -> Any:
+        if not PERMIT_NUMBER.match(permit_number):
+            raise Problem(404, "Not found", "No such permit number (format IOMKI-<year>-<6 digits>).")
+        try:
+            return await handlers.registry_entry(permit_number)
+        except PermitNotFound:
+            raise Problem(404, "Not found", f"No issued permit {permit_number}.") from None
+
+    routes.include_router(public)
     return routes
+
+
+def qr_png(token: str) -> bytes:
+    """The QR printed on the permit letter: the signed token, medium error correction for worn paper."""
+    buffer = io.BytesIO()
+    segno.make(token, error="m", micro=False).save(buffer, kind="png", scale=4, border=4)
+    return buffer.getvalue()
+
+
+def _application(body: ApplicationIn) -> Application:
+    return Application(
+        nib=body.company.nib, npwp=body.company.npwp, company_name=body.company.name,
+        facility_name=body.facility.name, address=body.facility.address,
+        province_code=body.facility.province_code, regency_code=body.facility.regency_code, kbli=body.kbli,
+        sector_class=body.sector_class, workforce_total=body.workforce.total,
+        on_site_per_shift=body.workforce.on_site_per_shift,
+        health_protocol_commitment=body.health_protocol_commitment,
+        contact_email=body.contact.email, contact_phone=body.contact.phone,
+    )
+
+
+def _summary(p: Permit) -> dict:
+    return {"permit_id": str(p.permit_id), "facility_id": str(p.facility_id), "status": p.status.value,
+            "permit_number": p.permit_number, "nib": p.nib, "company_name": p.company_name,
+            "province_code": p.province_code, "regency_code": p.regency_code, "sector_class": p.sector_class,
+            "freeze_count": p.freeze_count}
+
+
+def _detail(view: PermitView, *, with_contact: bool) -> dict:
+    p, a = view.permit, view.application
+    out = _summary(p) | {
+        "issued_at": p.issued_at.isoformat() if p.issued_at else None,
+        "revoked_at": p.revoked_at.isoformat() if p.revoked_at else None,
+        "reapply_after": p.reapply_after.isoformat() if p.reapply_after else None,
+        "facility": {"name": a["facility_name"], "address": a["address"]},
+        "kbli": a["kbli"], "workforce": {"total": a["workforce_total"], "on_site_per_shift": a["on_site_per_shift"]},
+        "operating_status": view.operating.label,
+        "closures": [{"closure_id": str(c.closure_id), "scope": c.scope, "reason": c.reason,
+                      "starts_at": c.starts_at.isoformat(), "ends_at": c.ends_at.isoformat()}
+                     for c in view.operating.closures],
+    }
+    if with_contact:  # a task force sees the plant, not the company's contact people
+        out["contact"] = {"email": a.get("contact_email"), "phone": a.get("contact_phone")}
+    return out
+
+
+def _not_found() -> Problem:
+    return Problem(404, "Not found", "Permit not found.")
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+
+
+def _position(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("s:"):
+            raise ValueError(text)
+        return int(text[2:])
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise Problem(422, "Invalid request", "One or more fields are invalid.",
+                      errors=[{"field": "cursor", "message": "not a cursor returned by this endpoint"}]) from None

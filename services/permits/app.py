@@ -4,23 +4,66 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.permits import api
+from services.permits import api, registry
+from services.permits.domain import ApplicationRules
 from services.permits.handlers import PermitHandlers
+from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
 from shared.clock import Clock, SystemClock
-from shared.contract import INTERNAL_CONTACTS, PERMITS
+from shared.contract import (
+    INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, SanctionRecommended,
+)
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
 
+log = structlog.get_logger(__name__)
+
+
+class PermitsSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    registry_signing_key: str | None = Field(None, validation_alias="IOMKI_REGISTRY_SIGNING_KEY",
+                                             description="Ed25519 private key: PEM, or base64 of the 32-byte seed")
+
+
+def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519PrivateKey:
+    """The configured key, or one generated once and kept under the data directory.
+
+    Printed QR codes must stay verifiable across restarts, so a generated key is persisted, never regenerated.
+    """
+    if configured:
+        return registry.private_key_from_text(configured)
+    path = data_dir / "registry-signing-key.pem"
+    if path.exists():
+        return registry.private_key_from_text(path.read_text())
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(registry.private_key_pem(key))
+    path.chmod(0o600)
+    log.warning("registry_signing_key_generated", path=str(path),
+                hint="set IOMKI_REGISTRY_SIGNING_KEY in production")
+    return key
+
 
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None) -> FastAPI:
-    runtime = ServiceRuntime(name="permits", settings=settings or PlatformSettings(),
+    settings = settings or PlatformSettings()
+    runtime = ServiceRuntime(name="permits", settings=settings,
                              migrations=Path(__file__).parent / "migrations", unit_of_work=PermitsWork)
-    handlers = PermitHandlers(runtime.database, clock or SystemClock())
+    handlers = PermitHandlers(
+        runtime.database, clock or SystemClock(), ApplicationRules(KemendagriRegions()),
+        registry_signing_key(PermitsSettings().registry_signing_key, settings.data_dir),
+    )
     runtime.publishes(PERMITS)
     runtime.publishes(INTERNAL_CONTACTS)
+    runtime.consume(REPORTS, {SanctionRecommended: handlers.on_sanction_recommended})
+    runtime.consume(INCIDENTS, {FacilityClosureOrdered: handlers.on_closure_ordered,
+                                FacilityReopened: handlers.on_reopened})
     return runtime.http_app(
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry.",

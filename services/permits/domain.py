@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
+
+from lokal import parse_npwp
 
 
 class PermitStatus(StrEnum):
@@ -33,8 +38,14 @@ TRANSITIONS: dict[Action, tuple[frozenset[PermitStatus], PermitStatus]] = {
     Action.REVOKE: (frozenset({PermitStatus.ISSUED, PermitStatus.FROZEN}), PermitStatus.REVOKED),
 }
 
+# A plant holds at most one permit in these states ("one IOMKI per plant address", SE 7/2020).
+ACTIVE = frozenset({PermitStatus.SUBMITTED, PermitStatus.ISSUED, PermitStatus.FROZEN})
+
 # SE 3/2021: a revoked company may reapply for the same plant no sooner than 14 days after revocation.
 REAPPLY_AFTER_REVOCATION = timedelta(days=14)
+
+# Who acts when a consumed event changes a permit (recorded in history like any officer).
+SYSTEM_ROLE = "system"
 
 
 class IllegalTransition(Exception):
@@ -72,13 +83,15 @@ class Permit:
     permit_number: str | None = None
     freeze_count: int = 0
     revoked_at: datetime | None = None
+    issued_at: datetime | None = None
+    plant_key: str = ""
 
     @classmethod
     def apply(cls, *, facility_id: uuid.UUID, nib: str, company_name: str, province_code: str,
               regency_code: str, sector_class: str, workforce_total: int, actor: str, role: str,
-              now: datetime) -> tuple[Permit, Transition]:
+              now: datetime, plant_key: str = "") -> tuple[Permit, Transition]:
         permit = cls(uuid.uuid4(), facility_id, nib, company_name, province_code, regency_code, sector_class,
-                     workforce_total, PermitStatus.SUBMITTED)
+                     workforce_total, PermitStatus.SUBMITTED, plant_key=plant_key)
         return permit, Transition(None, PermitStatus.SUBMITTED, "apply", actor, role, "application submitted", now)
 
     def act(self, action: Action, *, actor: str, role: str, reason: str, now: datetime,
@@ -90,17 +103,273 @@ class Permit:
         if action is Action.ISSUE:
             if permit_number is None:
                 raise ValueError("issuing needs a permit number")
-            changed = replace(changed, permit_number=permit_number)
+            changed = replace(changed, permit_number=permit_number, issued_at=now)
         elif action is Action.FREEZE:
             changed = replace(changed, freeze_count=self.freeze_count + 1)
         elif action is Action.REVOKE:
             changed = replace(changed, revoked_at=now)
         return changed, Transition(self.status, target, action.value, actor, role, reason, now, causation_id)
 
+    def apply_sanction(self, recommendation: SanctionRecommendation, *, now: datetime,
+                       causation_id: str) -> tuple[Permit, Transition]:
+        """The reports service recommends; the permit decides. Illegal in the current state → IllegalTransition.
+
+        A second freeze of a frozen permit is not applied here: per the ladder (SE 3/2021) that is a revocation,
+        and reports decides to recommend it.
+        """
+        return self.act(recommendation.action, actor=recommendation.source, role=SYSTEM_ROLE,
+                        reason=recommendation.reason, now=now, causation_id=causation_id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
     @property
     def reapply_after(self) -> date | None:
-        return (self.revoked_at + REAPPLY_AFTER_REVOCATION).date() if self.revoked_at else None
+        return self.reapply_from.date() if self.reapply_from else None
+
+    @property
+    def reapply_from(self) -> datetime | None:
+        return self.revoked_at + REAPPLY_AFTER_REVOCATION if self.revoked_at else None
 
 
 def permit_number(year: int, sequence: int) -> str:
     return f"IOMKI-{year}-{sequence:06d}"
+
+
+PERMIT_NUMBER = re.compile(r"^IOMKI-\d{4}-\d{6}$")
+
+
+# ------------------------------------------------------------------------------------------- sanctions
+
+
+@dataclass(frozen=True)
+class SanctionRecommendation:
+    """What the reports service recommends (SanctionRecommended), in the permit's own terms."""
+
+    action: Action
+    rule: str
+    missed_periods: int
+    warnings: int
+    source: str = "reports"
+
+    @classmethod
+    def of(cls, action: str, rule: str, missed_periods: int, warnings: int) -> SanctionRecommendation:
+        return cls(Action(action), rule, missed_periods, warnings)
+
+    @property
+    def reason(self) -> str:
+        return f"{self.rule}: {self.missed_periods} missed period(s), {self.warnings} warning(s)"
+
+
+# ------------------------------------------------------------------------------------------- applications
+
+
+@dataclass(frozen=True)
+class Application:
+    """An application as the company submitted it, before any rule has looked at it."""
+
+    nib: str
+    npwp: str
+    company_name: str
+    facility_name: str
+    address: str
+    province_code: str
+    regency_code: str
+    kbli: list[str]
+    sector_class: str
+    workforce_total: int
+    on_site_per_shift: list[int]
+    health_protocol_commitment: bool
+    contact_email: str | None
+    contact_phone: str | None
+
+    @property
+    def plant_key(self) -> str:
+        return plant_key(self.address, self.regency_code)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class InvalidApplication(Exception):
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = list(errors)
+
+
+class RegionDirectory(Protocol):
+    """Kemendagri region codes (`32`, `32.16`): the adapter reads a maintained dataset."""
+
+    def name_of(self, code: str) -> str | None: ...
+
+
+SECTOR_CLASSES = ("critical", "essential", "non_essential")
+_NIB = re.compile(r"^\d{13}$")
+_KBLI = re.compile(r"^\d{5}$")
+_PROVINCE = re.compile(r"^\d{2}$")
+_REGENCY = re.compile(r"^\d{2}\.\d{2}$")
+
+
+@dataclass(frozen=True)
+class ApplicationRules:
+    """Every check an application must pass before it is accepted, each with its own field and message."""
+
+    regions: RegionDirectory
+
+    def check(self, application: Application) -> None:
+        errors = list(self.errors(application))
+        if errors:
+            raise InvalidApplication(errors)
+
+    def errors(self, a: Application) -> Iterable[FieldError]:
+        if not _NIB.match(a.nib):
+            yield FieldError("company.nib", "NIB must be exactly 13 digits")
+        npwp = parse_npwp(a.npwp)
+        if not npwp.valid:
+            yield FieldError("company.npwp", "NPWP must be 15 digits (01.234.567.8-901.000) or 16 digits; "
+                             + "; ".join(issue.message for issue in npwp.errors))
+        yield from self._region_errors(a.province_code, a.regency_code)
+        if not a.kbli:
+            yield FieldError("kbli", "at least one KBLI code is required")
+        for index, code in enumerate(a.kbli):
+            if not _KBLI.match(code):
+                yield FieldError(f"kbli.{index}", f"KBLI code {code!r} must be exactly 5 digits")
+        if len(set(a.kbli)) != len(a.kbli):
+            yield FieldError("kbli", "KBLI codes must not repeat")
+        if a.sector_class not in SECTOR_CLASSES:
+            yield FieldError("sector_class", f"sector class must be one of {', '.join(SECTOR_CLASSES)}")
+        yield from _workforce_errors(a.workforce_total, a.on_site_per_shift)
+        if a.health_protocol_commitment is not True:
+            yield FieldError("health_protocol_commitment",
+                             "the signed health-protocol commitment (SE Menperin 4/2020) is required")
+        if not normalise_address(a.address):
+            yield FieldError("facility.address", "the plant address must contain letters or digits")
+
+    def _region_errors(self, province: str, regency: str) -> Iterable[FieldError]:
+        province_known = bool(_PROVINCE.match(province)) and self.regions.name_of(province) is not None
+        if not province_known:
+            yield FieldError("facility.province_code", f"{province!r} is not a Kemendagri province code (e.g. 32)")
+        if not _REGENCY.match(regency) or self.regions.name_of(regency) is None:
+            yield FieldError("facility.regency_code",
+                             f"{regency!r} is not a Kemendagri regency or city code (e.g. 32.16)")
+        elif province_known and not regency.startswith(province + "."):
+            yield FieldError("facility.regency_code",
+                             f"regency {regency} is not in province {province}")
+
+
+def _workforce_errors(total: int, shifts: list[int]) -> Iterable[FieldError]:
+    if total < 1:
+        yield FieldError("workforce.total", "the workforce total must be at least 1")
+    if not shifts:
+        yield FieldError("workforce.on_site_per_shift", "at least one shift is required")
+    for index, on_site in enumerate(shifts):
+        if on_site < 0:
+            yield FieldError(f"workforce.on_site_per_shift.{index}", "a shift cannot have a negative headcount")
+        elif on_site > total:
+            yield FieldError(f"workforce.on_site_per_shift.{index}",
+                             f"{on_site} on site in one shift exceeds the workforce total {total}")
+
+
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_address(address: str) -> str:
+    """Case, punctuation and spacing do not make another plant: "Jl. Raya 5" is "JL RAYA  5"."""
+    return " ".join(_NOT_WORD.sub(" ", address.lower()).split())
+
+
+def plant_key(address: str, regency_code: str) -> str:
+    return f"{regency_code}|{normalise_address(address)}"
+
+
+# ------------------------------------------------------------------------------------------- one plant, one permit
+
+
+class PlantAlreadyPermitted(Exception):
+    def __init__(self, existing: Permit) -> None:
+        super().__init__(f"the plant already has permit {existing.permit_id} ({existing.status.value})")
+        self.existing = existing
+
+
+class ReapplyTooSoon(Exception):
+    def __init__(self, revoked: Permit) -> None:
+        assert revoked.reapply_from is not None
+        super().__init__(f"permit {revoked.permit_id} for this plant was revoked; "
+                         f"the company may reapply from {revoked.reapply_from.date().isoformat()}")
+        self.revoked = revoked
+        self.reapply_from = revoked.reapply_from
+
+
+@dataclass(frozen=True)
+class OnePermitPerPlant:
+    """SE 7/2020: one IOMKI per plant address. SE 3/2021: after a revocation, reapply no sooner than 14 days."""
+
+    def check(self, permits_of_plant: Sequence[Permit], *, now: datetime) -> None:
+        for permit in permits_of_plant:
+            if permit.is_active:
+                raise PlantAlreadyPermitted(permit)
+        for permit in permits_of_plant:
+            if permit.reapply_from is not None and now < permit.reapply_from:
+                raise ReapplyTooSoon(permit)
+
+    @staticmethod
+    def facility_of(permits_of_plant: Sequence[Permit]) -> uuid.UUID:
+        """A plant keeps its facility id across permits, so reports and incidents keep following it."""
+        return permits_of_plant[0].facility_id if permits_of_plant else uuid.uuid4()
+
+
+# ------------------------------------------------------------------------------------------- operating status
+
+
+@dataclass(frozen=True)
+class Closure:
+    """A closure ordered by incidents (cluster, disinfection). Not a freeze: it never counts on the ladder."""
+
+    closure_id: uuid.UUID
+    scope: str
+    reason: str
+    starts_at: datetime
+    ends_at: datetime
+    reopened_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.reopened_at is None
+
+
+@dataclass(frozen=True)
+class OperatingStatus:
+    closures: tuple[Closure, ...] = field(default_factory=tuple)
+
+    @property
+    def plant_closed(self) -> bool:
+        """Only a plant-wide closure stops the plant; a closed room or line does not."""
+        return any(c.open and c.scope == "plant" for c in self.closures)
+
+    @property
+    def label(self) -> str:
+        if self.plant_closed:
+            return "closed"
+        return "partially_closed" if any(c.open for c in self.closures) else "operating"
+
+
+class RegistryStatus(StrEnum):
+    VALID = "valid"
+    FROZEN = "frozen"
+    REVOKED = "revoked"
+    CLOSED = "closed"
+
+
+def registry_status(permit: Permit, operating: OperatingStatus) -> RegistryStatus:
+    """What an officer scanning the QR is told; a decided sanction outranks a temporary closure."""
+    if permit.status is PermitStatus.REVOKED:
+        return RegistryStatus.REVOKED
+    if permit.status is PermitStatus.FROZEN:
+        return RegistryStatus.FROZEN
+    if operating.plant_closed:
+        return RegistryStatus.CLOSED
+    return RegistryStatus.VALID

@@ -5,16 +5,26 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services.permits.domain import Action, Permit, permit_number
-from services.permits.repository import PermitsWork
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.permits import registry
+from services.permits.domain import (
+    Action, Application, ApplicationRules, Closure, IllegalTransition, OnePermitPerPlant, OperatingStatus, Permit,
+    PermitStatus, RegistryStatus, SanctionRecommendation, Transition, permit_number, registry_status,
+)
+from services.permits.repository import PermitSearch, PermitsWork
 from shared.access import Access
 from shared.clock import Clock
 from shared.contract import (
-    CompanyContactsUpdated, Envelope, PermitApplied, PermitIssued, PermitRejected, SectorClass,
+    CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, FacilityReopened, PermitApplied, PermitFrozen,
+    PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, SanctionRecommended, SectorClass,
 )
 from shared.unit_of_work import Database
 
 SERVICE = "permits"
+
+log = structlog.get_logger(__name__)
 
 
 class PermitNotFound(Exception):
@@ -22,72 +32,181 @@ class PermitNotFound(Exception):
 
 
 @dataclass(frozen=True)
-class Application:
-    nib: str
-    npwp: str
-    company_name: str
-    facility_name: str
-    address: str
-    province_code: str
-    regency_code: str
-    kbli: list[str]
-    sector_class: SectorClass
-    workforce_total: int
-    on_site_per_shift: list[int]
-    contact_email: str | None
-    contact_phone: str | None
+class PermitView:
+    permit: Permit
+    application: dict
+    operating: OperatingStatus
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    permit: Permit
+    status: RegistryStatus
+    regency_name: str | None
+    token: str
 
 
 @dataclass
 class PermitHandlers:
     database: Database[PermitsWork]
     clock: Clock
+    rules: ApplicationRules
+    signing_key: Ed25519PrivateKey
+    one_permit_per_plant: OnePermitPerPlant = OnePermitPerPlant()
+
+    # -- commands ------------------------------------------------------------------------------------
 
     async def apply(self, application: Application, access: Access) -> Permit:
+        self.rules.check(application)
         now = self.clock.now()
         async with self.database.transaction() as work:
+            await work.permits.lock_plant(application.plant_key)
+            earlier = await work.permits.of_plant(application.plant_key)
+            self.one_permit_per_plant.check(earlier, now=now)
             permit, transition = Permit.apply(
-                facility_id=uuid.uuid4(), nib=application.nib, company_name=application.company_name,
-                province_code=application.province_code, regency_code=application.regency_code,
-                sector_class=application.sector_class.value, workforce_total=application.workforce_total,
-                actor=access.actor, role=access.principal.role.value, now=now,
+                facility_id=self.one_permit_per_plant.facility_of(earlier), nib=application.nib,
+                company_name=application.company_name, province_code=application.province_code,
+                regency_code=application.regency_code, sector_class=application.sector_class,
+                workforce_total=application.workforce_total, actor=access.actor,
+                role=access.principal.role.value, now=now, plant_key=application.plant_key,
             )
-            await work.permits.add(permit, application.__dict__ | {"sector_class": application.sector_class.value},
-                                   transition)
+            await work.permits.add(permit, application.__dict__, transition)
             applied = Envelope.wrap(PermitApplied(
-                facility_id=permit.facility_id, province_code=permit.province_code, regency_code=permit.regency_code,
-                permit_id=permit.permit_id, nib=permit.nib, company_name=permit.company_name,
-                facility_name=application.facility_name, kbli=application.kbli,
-                sector_class=application.sector_class, workforce_total=application.workforce_total,
+                **_about(permit), company_name=permit.company_name, facility_name=application.facility_name,
+                kbli=application.kbli, sector_class=SectorClass(application.sector_class),
+                workforce_total=application.workforce_total,
             ), service=SERVICE, time=now)
             contacts = applied.caused(CompanyContactsUpdated(
-                facility_id=permit.facility_id, province_code=permit.province_code, regency_code=permit.regency_code,
-                permit_id=permit.permit_id, nib=permit.nib, company_name=permit.company_name,
+                **_about(permit), company_name=permit.company_name,
                 email=application.contact_email, phone=application.contact_phone,
             ), service=SERVICE, time=now)
             await work.outbox.add(applied, contacts)
+        log.info("permit_applied", permit_id=str(permit.permit_id), actor=access.actor)
         return permit
 
-    async def decide(self, permit_id: uuid.UUID, issue: bool, reason: str, access: Access) -> Permit:
+    async def decide(self, permit_id: uuid.UUID, issue: bool, reason: str, access: Access,
+                     request_id: str | None = None) -> Permit:
+        return await self.act(permit_id, Action.ISSUE if issue else Action.REJECT, reason, access, request_id)
+
+    async def act(self, permit_id: uuid.UUID, action: Action, reason: str, access: Access,
+                  request_id: str | None = None) -> Permit:
+        """An officer's decision: issue, reject, freeze, reactivate or revoke."""
         now = self.clock.now()
         async with self.database.transaction() as work:
-            permit = await work.permits.get(permit_id, for_update=True)
-            if permit is None or not access.may_see(region_code=permit.regency_code, nib=permit.nib):
-                raise PermitNotFound(permit_id)
-            action = Action.ISSUE if issue else Action.REJECT
+            permit = await self._visible(work, permit_id, access, for_update=True)
             number = None
-            if issue and permit.status.value == "SUBMITTED":
+            if action is Action.ISSUE and permit.status is PermitStatus.SUBMITTED:
+                # Drawn only once the transition is known to be legal, so a refused issue burns no number.
                 number = permit_number(now.year, await work.permits.next_number(now.year))
             changed, transition = permit.act(action, actor=access.actor, role=access.principal.role.value,
-                                             reason=reason, now=now, permit_number=number)
+                                             reason=reason, now=now, permit_number=number, causation_id=request_id)
             await work.permits.save(changed, transition)
-            base = dict(facility_id=changed.facility_id, province_code=changed.province_code,
-                        regency_code=changed.regency_code, permit_id=changed.permit_id, nib=changed.nib)
-            if issue:
-                event = PermitIssued(**base, permit_number=changed.permit_number, company_name=changed.company_name,
-                                     sector_class=SectorClass(changed.sector_class),
-                                     workforce_total=changed.workforce_total, issued_at=now)
-            else:
-                event = PermitRejected(**base, reason=reason)
-            await work.outbox.add(Envelope.wrap(event, service=SERVICE, time=now))
+            await work.outbox.add(Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
+                                                correlation_id=request_id))
+        log.info("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
+                 status=changed.status.value)
         return changed
+
+    # -- queries -------------------------------------------------------------------------------------
+
+    async def get(self, permit_id: uuid.UUID, access: Access) -> PermitView:
+        async with self.database.reading() as work:
+            permit = await self._visible(work, permit_id, access)
+            return PermitView(permit, await work.permits.application(permit_id),
+                              await work.closures.operating_status(permit.facility_id))
+
+    async def search(self, search: PermitSearch) -> list[tuple[int, Permit]]:
+        async with self.database.reading() as work:
+            return await work.permits.search(search)
+
+    async def history(self, permit_id: uuid.UUID, access: Access) -> list[dict]:
+        async with self.database.reading() as work:
+            await self._visible(work, permit_id, access)
+            return await work.permits.history(permit_id)
+
+    async def registry_entry(self, number: str) -> RegistryEntry:
+        async with self.database.reading() as work:
+            permit = await work.permits.by_number(number)
+            if permit is None or permit.issued_at is None:
+                raise PermitNotFound(number)
+            operating = await work.closures.operating_status(permit.facility_id)
+        claims = registry.claims_for(permit_number=number, company_name=permit.company_name,
+                                     regency_code=permit.regency_code, sector_class=permit.sector_class,
+                                     issued_at=permit.issued_at, public_key=self.signing_key.public_key())
+        return RegistryEntry(permit, registry_status(permit, operating),
+                             self.rules.regions.name_of(permit.regency_code), registry.sign(claims, self.signing_key))
+
+    # -- consumed events -----------------------------------------------------------------------------
+
+    async def on_sanction_recommended(self, work: PermitsWork, envelope: Envelope, event: SanctionRecommended) -> None:
+        permit = await work.permits.get(event.permit_id, for_update=True)
+        if permit is None:
+            log.warning("sanction_for_unknown_permit", permit_id=str(event.permit_id))
+            return
+        recommendation = SanctionRecommendation.of(event.action.value, event.rule,
+                                                   len(event.evidence.missed_periods), len(event.evidence.warnings))
+        now = self.clock.now()
+        try:
+            changed, transition = permit.apply_sanction(recommendation, now=now, causation_id=str(envelope.id))
+        except IllegalTransition as exc:
+            # Already sanctioned further (or revoked by an officer meanwhile): the recommendation is moot.
+            log.warning("sanction_not_applicable", permit_id=str(permit.permit_id), action=event.action.value,
+                        status=exc.current.value, rule=event.rule)
+            return
+        await work.permits.save(changed, transition)
+        await work.outbox.add(envelope.caused(_event_of(changed, transition), service=SERVICE, time=now))
+        log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule)
+
+    async def on_closure_ordered(self, work: PermitsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
+        await work.closures.ordered(event.facility_id, Closure(event.closure_id, event.scope.value, event.reason,
+                                                               event.starts_at, event.ends_at), envelope.id)
+        log.info("facility_closed", facility_id=str(event.facility_id), closure_id=str(event.closure_id),
+                 scope=event.scope.value)
+
+    async def on_reopened(self, work: PermitsWork, envelope: Envelope, event: FacilityReopened) -> None:
+        if not await work.closures.reopened(event.closure_id, event.reopened_at):
+            log.warning("reopening_of_unknown_closure", closure_id=str(event.closure_id))
+            return
+        log.info("facility_reopened", facility_id=str(event.facility_id), closure_id=str(event.closure_id))
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _visible(work: PermitsWork, permit_id: uuid.UUID, access: Access, *, for_update: bool = False) -> Permit:
+        permit = await work.permits.get(permit_id, for_update=for_update)
+        if permit is None or not access.may_see(region_code=permit.regency_code, nib=permit.nib):
+            raise PermitNotFound(permit_id)  # out of scope reads as absent: existence does not leak
+        return permit
+
+
+def _about(permit: Permit) -> dict:
+    return dict(facility_id=permit.facility_id, province_code=permit.province_code,
+                regency_code=permit.regency_code, permit_id=permit.permit_id, nib=permit.nib)
+
+
+def _event_of(permit: Permit, transition: Transition) -> Event:
+    """The public event announcing a transition that just happened."""
+    base, reason = _about(permit), transition.reason
+    match transition.action:
+        case Action.ISSUE:
+            assert permit.permit_number is not None and permit.issued_at is not None
+            return PermitIssued(**base, permit_number=permit.permit_number, company_name=permit.company_name,
+                                sector_class=SectorClass(permit.sector_class),
+                                workforce_total=permit.workforce_total, issued_at=permit.issued_at)
+        case Action.REJECT:
+            return PermitRejected(**base, reason=reason)
+        case Action.FREEZE:
+            return PermitFrozen(**base, permit_number=_number(permit), reason=reason,
+                                freeze_count=permit.freeze_count)
+        case Action.REACTIVATE:
+            return PermitReactivated(**base, permit_number=_number(permit), reason=reason)
+        case Action.REVOKE:
+            assert permit.reapply_after is not None
+            return PermitRevoked(**base, permit_number=permit.permit_number, reason=reason,
+                                 reapply_after=permit.reapply_after)
+    raise ValueError(f"no event for {transition.action}")
+
+
+def _number(permit: Permit) -> str:
+    assert permit.permit_number is not None, "only issued permits are frozen or reactivated"
+    return permit.permit_number

@@ -1,0 +1,3 @@
+from services.incidents.app import main
+
+main()

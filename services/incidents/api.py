@@ -1,0 +1,162 @@
+"""HTTP routes of the incidents service: parse, check access, call a handler, map domain errors to problems."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.incidents.domain import (
+    Case, ClosureNotOver, DuplicateCaseRef, FacilityStatus, IllegalClosureAction, IncidentError, InvalidCase,
+    IsolationNotOver, NewCase, PlantNotMonitored,
+)
+from services.incidents.handlers import IncidentHandlers, NotFound
+from shared.access import Access, Policy, Role, Rule, Scope
+from shared.contract import CaseSource
+from shared.http import Problem
+
+O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+
+# Who may do what, in one screen (DESIGN §4). A company reports and reads its own plants' cases; the
+# regency (or province) task force reads its region and clears closures there; agencies see aggregates.
+POLICY = Policy({
+    "report_case": Rule({O: Scope.ALL, C: Scope.OWN}, "report a confirmed case at a plant"),
+    "read_case": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read one case"),
+    "close_case": Rule({O: Scope.ALL, C: Scope.OWN}, "close a case whose isolation is over"),
+    "read_status": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a plant's incident status"),
+    "clear_closure": Rule({O: Scope.ALL, TF: Scope.REGION}, "clear a plant closure for reopening"),
+    "list_incidents": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL},
+                           "list plants with incidents (counts only)"),
+})
+
+
+class CaseIn(BaseModel):
+    """Counts and dates only. Unknown fields are refused, so a name, NIK or phone cannot slip in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    facility_id: uuid.UUID
+    case_ref: str = Field(min_length=1, max_length=40, description="The company's pseudonymous reference")
+    confirmed_on: date
+    symptomatic: bool
+    close_contacts: int = Field(ge=0)
+    tested_on: date | None = Field(None, description="Swab date; isolation counts from it when given")
+    contacts_exit_test_negative: bool = Field(
+        False, description="Contacts tested out negative on day 5 (quarantine 5 days instead of 14)")
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symptoms_resolved_on: date | None = Field(None, description="Last day with symptoms (symptomatic cases)")
+
+
+def _problem(exc: Exception) -> Problem:
+    """Domain errors to HTTP, in one place."""
+    if isinstance(exc, NotFound):
+        return Problem(404, "Not found", f"{exc.args[0]} not found.")
+    if isinstance(exc, InvalidCase):
+        return Problem(422, "Invalid request", str(exc), errors=[{"field": exc.field, "message": exc.message}])
+    if isinstance(exc, IsolationNotOver):
+        return Problem(409, "Isolation not over", str(exc), earliest_close_on=exc.earliest.isoformat())
+    if isinstance(exc, ClosureNotOver):
+        return Problem(409, "Closure period not over", str(exc), earliest_reopening=exc.earliest.isoformat())
+    if isinstance(exc, IllegalClosureAction):
+        return Problem(409, "Illegal transition", str(exc), current_status=exc.current)
+    if isinstance(exc, (PlantNotMonitored, DuplicateCaseRef)):
+        return Problem(409, "Conflict", str(exc))
+    raise exc
+
+
+def _case(case: Case) -> dict[str, Any]:
+    return {
+        "case_id": str(case.case_id), "facility_id": str(case.facility_id), "case_ref": case.case_ref,
+        "confirmed_on": case.confirmed_on.isoformat(), "symptomatic": case.symptomatic,
+        "close_contacts": case.close_contacts, "source": case.source.value,
+        "tested_on": case.tested_on.isoformat() if case.tested_on else None,
+        "isolation": {"starts_on": case.isolation_starts_on.isoformat(),
+                      "ends_on": case.isolation_ends_on.isoformat()},
+        "quarantine_ends_on": case.quarantine_ends_on.isoformat() if case.quarantine_ends_on else None,
+        "status": case.status.value, "cluster_id": str(case.cluster_id) if case.cluster_id else None,
+        "closed_on": case.closed_on.isoformat() if case.closed_on else None,
+    }
+
+
+def router(handlers: IncidentHandlers) -> APIRouter:
+    routes = APIRouter(tags=["incidents"])
+
+    @routes.post("/cases", status_code=201)
+    async def report_case(body: CaseIn, access: Access = POLICY.guard("report_case")) -> dict:
+        new = NewCase(case_ref=body.case_ref, confirmed_on=body.confirmed_on, symptomatic=body.symptomatic,
+                      close_contacts=body.close_contacts, source=CaseSource.DIRECT, tested_on=body.tested_on,
+                      contacts_exit_test_negative=body.contacts_exit_test_negative)
+        try:
+            case = await handlers.report_case(body.facility_id, new, access)
+        except (IncidentError, NotFound) as exc:
+            raise _problem(exc) from None
+        return _case(case)
+
+    @routes.get("/cases/{case_id}")
+    async def read_case(case_id: uuid.UUID, access: Access = POLICY.guard("read_case")) -> dict:
+        try:
+            case, _ = await handlers.case(case_id, access)
+        except NotFound as exc:
+            raise _problem(exc) from None
+        return _case(case)
+
+    @routes.post("/cases/{case_id}/close")
+    async def close_case(case_id: uuid.UUID, body: CloseIn = Body(default_factory=CloseIn),
+                         access: Access = POLICY.guard("close_case")) -> dict:
+        try:
+            case = await handlers.close_case(case_id, body.symptoms_resolved_on, access)
+        except (IncidentError, NotFound) as exc:
+            raise _problem(exc) from None
+        return _case(case)
+
+    @routes.post("/closures/{closure_id}/clear")
+    async def clear_closure(closure_id: uuid.UUID, access: Access = POLICY.guard("clear_closure")) -> dict:
+        try:
+            closure = await handlers.clear_closure(closure_id, access)
+        except (IncidentError, NotFound) as exc:
+            raise _problem(exc) from None
+        return {"closure_id": str(closure.closure_id), "facility_id": str(closure.facility_id),
+                "status": closure.status.value,
+                "reopened_at": closure.reopened_at.isoformat() if closure.reopened_at else None}
+
+    @routes.get("/facilities/{facility_id}/status")
+    async def facility_status(facility_id: uuid.UUID, access: Access = POLICY.guard("read_status")) -> dict:
+        try:
+            summary = await handlers.facility_status(facility_id, access)
+        except NotFound as exc:
+            raise _problem(exc) from None
+        closure = summary["plant_closure"]
+        return {
+            "facility_id": str(facility_id), "status": summary["status"], "monitored": summary["monitored"],
+            "active_isolations": summary["active_isolations"], "active_quarantines": summary["active_quarantines"],
+            "active_room_closures": summary["active_room_closures"], "cases_total": summary["cases_total"],
+            "plant_closure": None if closure is None else {
+                "closure_id": str(closure.closure_id), "starts_at": closure.starts_at.isoformat(),
+                "ends_at": closure.ends_at.isoformat(),
+                "cluster_id": str(closure.cluster_id) if closure.cluster_id else None},
+        }
+
+    @routes.get("/incidents")
+    async def list_incidents(
+        province: str | None = Query(None, pattern=r"^\d{2}$"),
+        status: FacilityStatus | None = None,
+        after: uuid.UUID | None = Query(None, description="Cursor: the `next` of the previous page"),
+        limit: int = Query(100, ge=1, le=500),
+        access: Access = POLICY.guard("list_incidents"),
+    ) -> dict:
+        rows = await handlers.incidents(province=province, status=status.value if status else None, after=after,
+                                        limit=limit, access=access)
+        items = [{"facility_id": str(r["facility_id"]), "province_code": r["province_code"],
+                  "regency_code": r["regency_code"], "status": r["status"], "monitored": r["monitored"],
+                  "active_isolations": r["active_isolations"], "active_quarantines": r["active_quarantines"],
+                  "cases_total": r["cases_total"]} for r in rows]
+        return {"items": items, "next": items[-1]["facility_id"] if len(items) == limit else None}
+
+    return routes

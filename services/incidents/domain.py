@@ -1,0 +1,560 @@
+"""Incidents: COVID cases at plants, isolation, contact quarantine, clusters and closures (DESIGN §1).
+
+Pure: no I/O; time is passed in. Every duration is policy (`IncidentPolicy`), with the regulation that sets
+its default beside it. The handlers load a `Plant`, ask it what a case, a timer or a clearance changes, and
+save what it answers (`Outcome`): the changed rows, the events to publish and the durable timers to set.
+
+Privacy by design: a case is a pseudonymous `case_ref` chosen by the company, dates and counts. No name,
+NIK, phone number or address is ever held here (`CaseReference` refuses what looks like a NIK or a phone).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
+from enum import StrEnum
+
+from shared.contract import (
+    CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
+    FacilityClosureOrdered, FacilityReopened, IsolationStarted,
+)
+
+# ---------------------------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class ClusterPolicy:
+    """A cluster: `threshold` confirmed cases at one plant whose confirmation dates lie within `window_days`.
+
+    Default 2 cases in 14 days (DESIGN §1; local health offices used "more than two linked positives", no
+    formal definition was found, hence configurable). "Within 14 days": the first and last confirmation
+    are at most 13 days apart (day 0 and day 13 cluster, day 0 and day 14 do not).
+    """
+
+    threshold: int = 2
+    window_days: int = 14
+
+    def __post_init__(self) -> None:
+        if self.threshold < 2 or self.window_days < 1:
+            raise ValueError("a cluster needs at least 2 cases and a window of at least 1 day")
+
+    def find(self, new_case: tuple[uuid.UUID, date], others: list[tuple[uuid.UUID, date]]) -> ClusterFinding | None:
+        """The largest window holding the new case and at least `threshold` cases, or None."""
+        _, day = new_case
+        span = timedelta(days=self.window_days - 1)
+        candidates = sorted([new_case, *(o for o in others if abs(o[1] - day) <= span)], key=lambda c: c[1])
+        best: list[tuple[uuid.UUID, date]] = []
+        for first in (c[1] for c in candidates if day - span <= c[1] <= day):
+            inside = [c for c in candidates if first <= c[1] <= first + span]
+            if len(inside) > len(best):
+                best = inside
+        if len(best) < self.threshold:
+            return None
+        return ClusterFinding(case_ids=[c[0] for c in best], first=best[0][1], last=best[-1][1])
+
+
+@dataclass(frozen=True)
+class ClusterFinding:
+    case_ids: list[uuid.UUID]
+    first: date
+    last: date
+
+
+@dataclass(frozen=True)
+class IncidentPolicy:
+    # Kepmenkes HK.01.07/MENKES/4641/2021: an asymptomatic confirmed case isolates 10 days.
+    isolation_days: int = 10
+    # Kepmenkes 4641/2021: a symptomatic case isolates 10 days plus at least 3 symptom-free days.
+    symptom_free_days: int = 3
+    # Kepmenkes 4641/2021: close contacts quarantine 14 days when not tested out …
+    quarantine_days: int = 14
+    # … or 5 days with a negative exit test (entry test day 1, exit test day 5).
+    quarantine_with_exit_test_days: int = 5
+    # Kepmenkes 328/2020: close the room or line ≥ 24 h for disinfection (DKI and Maluku: 3×24 h).
+    room_closure: timedelta = timedelta(hours=24)
+    # Menko Perekonomian, 16 Aug 2021: an industrial site with a cluster closes for 5 days.
+    plant_closure: timedelta = timedelta(days=5)
+    cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
+
+    # Optional overrides, e.g. IOMKI_ROOM_CLOSURE_HOURS=72 for DKI's 3×24 h.
+    ENVIRONMENT = {
+        "IOMKI_ISOLATION_DAYS": "isolation_days",
+        "IOMKI_SYMPTOM_FREE_DAYS": "symptom_free_days",
+        "IOMKI_QUARANTINE_DAYS": "quarantine_days",
+        "IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS": "quarantine_with_exit_test_days",
+        "IOMKI_ROOM_CLOSURE_HOURS": "room_closure",
+        "IOMKI_PLANT_CLOSURE_DAYS": "plant_closure",
+        "IOMKI_CLUSTER_THRESHOLD": "threshold",
+        "IOMKI_CLUSTER_WINDOW_DAYS": "window_days",
+    }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> IncidentPolicy:
+        values: dict[str, int] = {}
+        for variable, name in cls.ENVIRONMENT.items():
+            raw = environ.get(variable, "").strip()
+            if raw:
+                if not raw.isdigit() or int(raw) < 1:
+                    raise ValueError(f"{variable} must be a positive whole number, not {raw!r}")
+                values[name] = int(raw)
+        cluster = ClusterPolicy(values.pop("threshold", ClusterPolicy.threshold),
+                                values.pop("window_days", ClusterPolicy.window_days))
+        policy = cls(cluster=cluster)
+        if "room_closure" in values:
+            policy = replace(policy, room_closure=timedelta(hours=values.pop("room_closure")))
+        if "plant_closure" in values:
+            policy = replace(policy, plant_closure=timedelta(days=values.pop("plant_closure")))
+        return replace(policy, **values)
+
+    def isolation_ends_on(self, starts_on: date, symptomatic: bool, symptoms_resolved_on: date | None = None) -> date:
+        """The first day out of isolation. Symptoms still present on day 10 push the end past their last day."""
+        minimum = starts_on + timedelta(days=self.isolation_days)
+        if not symptomatic:
+            return minimum
+        symptom_free_from = max(minimum, symptoms_resolved_on or minimum)
+        return symptom_free_from + timedelta(days=self.symptom_free_days)
+
+    def quarantine_ends_on(self, starts_on: date, exit_test_negative: bool) -> date:
+        days = self.quarantine_with_exit_test_days if exit_test_negative else self.quarantine_days
+        return starts_on + timedelta(days=days)
+
+
+# ---------------------------------------------------------------------------------------------- time zones
+
+WIB, WITA, WIT = (timezone(timedelta(hours=h), name) for h, name in ((7, "WIB"), (8, "WITA"), (9, "WIT")))
+# Kemendagri province codes by time zone (no daylight saving in Indonesia); every other province is WIB.
+_WITA = {"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"}
+_WIT = {"81", "82", "91", "92", "93", "94", "95", "96", "97"}
+
+
+def local_zone(region_code: str) -> timezone:
+    province = region_code.split(".", 1)[0]
+    return WIT if province in _WIT else WITA if province in _WITA else WIB
+
+
+def start_of_day(day: date, zone: timezone) -> datetime:
+    """A plant's day starts at its local midnight: that is when a day-counted period ends."""
+    return datetime.combine(day, time(0), zone).astimezone(timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+class IncidentError(Exception):
+    """A request the rules refuse; mapped to an HTTP problem once, in api.py."""
+
+
+class InvalidCase(IncidentError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class PlantNotMonitored(IncidentError):
+    def __init__(self, facility_id: uuid.UUID) -> None:
+        super().__init__(f"plant {facility_id} is no longer monitored: its permit was revoked")
+
+
+class DuplicateCaseRef(IncidentError):
+    def __init__(self, case_ref: str) -> None:
+        super().__init__(f"case reference {case_ref!r} is already recorded at this plant")
+
+
+class IsolationNotOver(IncidentError):
+    def __init__(self, earliest: date) -> None:
+        super().__init__(f"isolation lasts until {earliest.isoformat()}")
+        self.earliest = earliest
+
+
+class ClosureNotOver(IncidentError):
+    def __init__(self, earliest: datetime) -> None:
+        super().__init__(f"the closure period lasts until {earliest.isoformat()}")
+        self.earliest = earliest
+
+
+class IllegalClosureAction(IncidentError):
+    def __init__(self, current: str, reason: str) -> None:
+        super().__init__(reason)
+        self.current = current
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+class CaseReference:
+    """A company's pseudonymous label for a case. It must not be a NIK (16 digits) or a phone number."""
+
+    PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+    # Ten or more digits in a row, separators ignored: a NIK has 16, an Indonesian phone number 10 to 13.
+    IDENTIFYING = re.compile(r"\d{10,}")
+    SEPARATORS = re.compile(r"[._/-]")
+
+    @classmethod
+    def check(cls, case_ref: str) -> str:
+        if not cls.PATTERN.match(case_ref):
+            raise InvalidCase("case_ref", "1–40 letters, digits, '.', '_', '/' or '-', starting with a letter or digit")
+        if cls.IDENTIFYING.search(cls.SEPARATORS.sub("", case_ref)):
+            raise InvalidCase("case_ref", "looks like a NIK or a phone number; use a pseudonymous reference")
+        return case_ref
+
+
+class FacilityStatus(StrEnum):
+    OPEN = "open"
+    ROOM_CLOSED = "room_closed"
+    PLANT_CLOSED = "plant_closed"
+    MONITORING = "monitoring"
+
+
+class CaseStatus(StrEnum):
+    ISOLATING = "isolating"
+    CLOSED = "closed"
+
+
+class ClosureStatus(StrEnum):
+    ACTIVE = "active"
+    REOPENED = "reopened"
+
+
+class TimerKind(StrEnum):
+    ISOLATION_END = "isolation_end"
+    QUARANTINE_END = "quarantine_end"
+    ROOM_CLOSURE_END = "room_closure_end"
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Durable: stored with the state change that sets it, fired once by the sweep when due."""
+
+    timer_id: uuid.UUID
+    kind: TimerKind
+    facility_id: uuid.UUID
+    subject_id: uuid.UUID  # the case (isolation, quarantine) or the closure (room closure)
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Actor:
+    sub: str
+    role: str
+
+
+SYSTEM = Actor("incidents", "system")
+
+
+# ---------------------------------------------------------------------------------------------- entities
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: uuid.UUID
+    facility_id: uuid.UUID
+    case_ref: str
+    confirmed_on: date
+    symptomatic: bool
+    close_contacts: int
+    source: CaseSource
+    tested_on: date | None
+    contacts_exit_test_negative: bool
+    isolation_starts_on: date
+    isolation_ends_on: date
+    quarantine_ends_on: date | None
+    status: CaseStatus
+    recorded_by: Actor
+    cluster_id: uuid.UUID | None = None
+    closed_on: date | None = None
+    closed_by: Actor | None = None
+    report_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Closure:
+    closure_id: uuid.UUID
+    facility_id: uuid.UUID
+    scope: ClosureScope
+    reason: str
+    starts_at: datetime
+    ends_at: datetime
+    status: ClosureStatus = ClosureStatus.ACTIVE
+    cluster_id: uuid.UUID | None = None
+    reopened_at: datetime | None = None
+    cleared_by: Actor | None = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    cluster_id: uuid.UUID
+    facility_id: uuid.UUID
+    case_ids: list[uuid.UUID]
+    first_confirmed_on: date
+    last_confirmed_on: date
+    declared_at: datetime
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """What a company (or a report's positive count) tells us about one case."""
+
+    case_ref: str
+    confirmed_on: date
+    symptomatic: bool
+    close_contacts: int
+    source: CaseSource
+    tested_on: date | None = None
+    contacts_exit_test_negative: bool = False
+    report_id: uuid.UUID | None = None
+
+
+@dataclass
+class Outcome:
+    """What a decision changed: rows to save, events to publish (in order), timers to set."""
+
+    plant: Plant
+    cases: list[Case] = field(default_factory=list)
+    closures: list[Closure] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plant:
+    """A plant under monitoring, as far as incidents needs it: where it is, whose it is, what is active."""
+
+    facility_id: uuid.UUID
+    permit_id: uuid.UUID
+    nib: str | None
+    province_code: str
+    regency_code: str
+    workforce_total: int | None
+    monitored: bool = True
+    active_isolations: int = 0
+    active_quarantines: int = 0
+    active_room_closures: int = 0
+    plant_closure: Closure | None = None
+
+    @property
+    def zone(self) -> timezone:
+        return local_zone(self.regency_code)
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(self.zone).date()
+
+    @property
+    def status(self) -> FacilityStatus:
+        if self.plant_closure is not None:
+            return FacilityStatus.PLANT_CLOSED
+        if self.active_room_closures:
+            return FacilityStatus.ROOM_CLOSED
+        if self.active_isolations or self.active_quarantines:
+            return FacilityStatus.MONITORING
+        return FacilityStatus.OPEN
+
+    def _where(self) -> dict:
+        return dict(facility_id=self.facility_id, province_code=self.province_code, regency_code=self.regency_code)
+
+    # -- a case is confirmed -----------------------------------------------------------------------
+
+    def validate(self, new: NewCase, now: datetime) -> None:
+        """What a company tells us directly is checked; a report's positives were checked by reports."""
+        if not self.monitored:
+            raise PlantNotMonitored(self.facility_id)
+        if new.source is CaseSource.REPORT:
+            return
+        CaseReference.check(new.case_ref)
+        today = self.today(now)
+        if new.confirmed_on > today:
+            raise InvalidCase("confirmed_on", f"is after today ({today.isoformat()}) at the plant")
+        if new.tested_on is not None and new.tested_on > new.confirmed_on:
+            raise InvalidCase("tested_on", "a case is confirmed on or after its test date")
+        if self.workforce_total is not None and new.close_contacts > self.workforce_total:
+            raise InvalidCase("close_contacts", f"exceeds the plant's workforce ({self.workforce_total})")
+
+    def detect_case(self, new: NewCase, *, unclustered: list[tuple[uuid.UUID, date]], now: datetime,
+                    policy: IncidentPolicy, recorded_by: Actor) -> Outcome:
+        """A confirmed case: isolate it, quarantine its contacts, close its room, and look for a cluster.
+
+        `unclustered` are the plant's earlier cases not yet part of a cluster (their id and confirmation
+        date): a case belongs to at most one cluster, so a plant that reopened is not closed again by one
+        new case alone.
+        """
+        self.validate(new, now)
+        starts_on = new.tested_on or new.confirmed_on  # isolation counts from the swab when it is known
+        quarantine_ends_on = (policy.quarantine_ends_on(new.confirmed_on, new.contacts_exit_test_negative)
+                              if new.close_contacts else None)
+        case = Case(
+            case_id=uuid.uuid4(), facility_id=self.facility_id, case_ref=new.case_ref,
+            confirmed_on=new.confirmed_on, symptomatic=new.symptomatic, close_contacts=new.close_contacts,
+            source=new.source, tested_on=new.tested_on, contacts_exit_test_negative=new.contacts_exit_test_negative,
+            isolation_starts_on=starts_on,
+            isolation_ends_on=policy.isolation_ends_on(starts_on, new.symptomatic),
+            quarantine_ends_on=quarantine_ends_on, status=CaseStatus.ISOLATING, recorded_by=recorded_by,
+            report_id=new.report_id,
+        )
+        room = Closure(uuid.uuid4(), self.facility_id, ClosureScope.ROOM,
+                       f"disinfection after case {case.case_ref}", now, now + policy.room_closure)
+        plant = replace(self, active_isolations=self.active_isolations + 1,
+                        active_quarantines=self.active_quarantines + (1 if quarantine_ends_on else 0),
+                        active_room_closures=self.active_room_closures + 1)
+        outcome = Outcome(plant, closures=[room])
+        outcome.events += [
+            CaseDetected(**self._where(), case_id=case.case_id, case_ref=case.case_ref,
+                         confirmed_on=case.confirmed_on, symptomatic=case.symptomatic,
+                         close_contacts=case.close_contacts, source=case.source),
+            IsolationStarted(**self._where(), case_id=case.case_id, starts_on=starts_on,
+                             ends_on=case.isolation_ends_on),
+        ]
+        outcome.timers.append(self._timer(TimerKind.ISOLATION_END, case.case_id,
+                                          start_of_day(case.isolation_ends_on, self.zone)))
+        if quarantine_ends_on is not None:
+            outcome.events.append(ContactsQuarantined(**self._where(), case_id=case.case_id,
+                                                      contacts=case.close_contacts, starts_on=case.confirmed_on,
+                                                      ends_on=quarantine_ends_on))
+            outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, case.case_id,
+                                              start_of_day(quarantine_ends_on, self.zone)))
+        outcome.events.append(self._closure_ordered(room))
+        outcome.timers.append(self._timer(TimerKind.ROOM_CLOSURE_END, room.closure_id, room.ends_at))
+
+        if self.plant_closure is not None:
+            case = replace(case, cluster_id=self.plant_closure.cluster_id)
+            self._extend_closure(outcome, now, policy)
+        else:
+            finding = policy.cluster.find((case.case_id, case.confirmed_on), unclustered)
+            if finding is not None:
+                case = self._declare_cluster(outcome, case, finding, now, policy)
+        outcome.cases.insert(0, case)
+        return outcome
+
+    def _declare_cluster(self, outcome: Outcome, case: Case, finding: ClusterFinding, now: datetime,
+                         policy: IncidentPolicy) -> Case:
+        cluster = Cluster(uuid.uuid4(), self.facility_id, finding.case_ids, finding.first, finding.last, now)
+        closure = Closure(uuid.uuid4(), self.facility_id, ClosureScope.PLANT,
+                          f"cluster of {len(finding.case_ids)} cases within {policy.cluster.window_days} days",
+                          now, now + policy.plant_closure, cluster_id=cluster.cluster_id)
+        outcome.plant = replace(outcome.plant, plant_closure=closure)
+        outcome.clusters.append(cluster)
+        outcome.closures.append(closure)
+        outcome.events += [
+            ClusterDeclared(**self._where(), cluster_id=cluster.cluster_id, case_count=len(finding.case_ids),
+                            window_days=policy.cluster.window_days, first_confirmed_on=finding.first,
+                            last_confirmed_on=finding.last),
+            self._closure_ordered(closure),
+        ]
+        return replace(case, cluster_id=cluster.cluster_id)
+
+    def _extend_closure(self, outcome: Outcome, now: datetime, policy: IncidentPolicy) -> None:
+        """A case during a plant closure extends it to a full closure period from now; never shortens it."""
+        current = self.plant_closure
+        assert current is not None
+        ends_at = now + policy.plant_closure
+        if ends_at <= current.ends_at:
+            return
+        extended = replace(current, ends_at=ends_at)
+        outcome.plant = replace(outcome.plant, plant_closure=extended)
+        outcome.closures.append(extended)
+        outcome.events.append(self._closure_ordered(extended))
+
+    # -- timers fire -------------------------------------------------------------------------------
+
+    def end_isolation(self, case: Case, now: datetime) -> Outcome:
+        """The isolation period is over: the case closes. A case already closed by hand stays as it is."""
+        if case.status is CaseStatus.CLOSED:
+            return Outcome(self)
+        return self._close(case, self.today(now), SYSTEM)
+
+    def end_quarantine(self) -> Outcome:
+        return Outcome(replace(self, active_quarantines=max(0, self.active_quarantines - 1)))
+
+    def end_room_closure(self, closure: Closure, now: datetime) -> Outcome:
+        if closure.status is not ClosureStatus.ACTIVE:
+            return Outcome(self)
+        reopened = replace(closure, status=ClosureStatus.REOPENED, reopened_at=now, cleared_by=SYSTEM)
+        outcome = Outcome(replace(self, active_room_closures=max(0, self.active_room_closures - 1)),
+                          closures=[reopened])
+        outcome.events.append(FacilityReopened(**self._where(), closure_id=closure.closure_id, reopened_at=now))
+        return outcome
+
+    # -- people act --------------------------------------------------------------------------------
+
+    def close_case(self, case: Case, *, now: datetime, symptoms_resolved_on: date | None, by: Actor,
+                   policy: IncidentPolicy) -> Outcome:
+        """Close a case by hand, only once its isolation is over; closing a closed case changes nothing."""
+        if case.status is CaseStatus.CLOSED:
+            return Outcome(self, cases=[case])
+        today = self.today(now)
+        if symptoms_resolved_on is not None:
+            if not case.symptomatic:
+                raise InvalidCase("symptoms_resolved_on", "the case was recorded as asymptomatic")
+            if symptoms_resolved_on > today or symptoms_resolved_on < case.isolation_starts_on:
+                raise InvalidCase("symptoms_resolved_on", "must lie between the isolation start and today")
+        earliest = policy.isolation_ends_on(case.isolation_starts_on, case.symptomatic, symptoms_resolved_on)
+        if today < earliest:
+            raise IsolationNotOver(earliest)
+        return self._close(case, today, by)
+
+    def _close(self, case: Case, today: date, by: Actor) -> Outcome:
+        closed = replace(case, status=CaseStatus.CLOSED, closed_on=today, closed_by=by)
+        plant = replace(self, active_isolations=max(0, self.active_isolations - 1))
+        return Outcome(plant, cases=[closed],
+                       events=[CaseClosed(**self._where(), case_id=case.case_id, closed_on=today)])
+
+    def clear_closure(self, closure: Closure, *, now: datetime, by: Actor) -> Outcome:
+        """Reopen after a plant closure: only when its period has passed and the task force clears it."""
+        if closure.scope is ClosureScope.ROOM:
+            raise IllegalClosureAction(closure.status.value,
+                                       "a room closure ends by itself once disinfection time has passed")
+        if closure.status is not ClosureStatus.ACTIVE:
+            raise IllegalClosureAction(closure.status.value, "the closure was already cleared")
+        if now < closure.ends_at:
+            raise ClosureNotOver(closure.ends_at)
+        reopened = replace(closure, status=ClosureStatus.REOPENED, reopened_at=now, cleared_by=by)
+        plant = replace(self, plant_closure=None)
+        return Outcome(plant, closures=[reopened],
+                       events=[FacilityReopened(**self._where(), closure_id=closure.closure_id, reopened_at=now)])
+
+    def _closure_ordered(self, closure: Closure) -> FacilityClosureOrdered:
+        return FacilityClosureOrdered(**self._where(), closure_id=closure.closure_id, scope=closure.scope,
+                                      reason=closure.reason, starts_at=closure.starts_at, ends_at=closure.ends_at,
+                                      cluster_id=closure.cluster_id)
+
+    def _timer(self, kind: TimerKind, subject_id: uuid.UUID, due_at: datetime) -> Timer:
+        return Timer(uuid.uuid4(), kind, self.facility_id, subject_id, due_at)
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class ReportedPositives:
+    """A report's confirmed positives against what is already known for that plant in that period.
+
+    Only the excess becomes new cases, so a case entered by POST /cases and counted again in the report
+    is not counted twice; a report that says fewer than we know removes nothing (cases are facts).
+    """
+
+    confirmed_positive: int
+    known_in_period: int
+
+    @property
+    def new_cases(self) -> int:
+        return max(0, self.confirmed_positive - self.known_in_period)
+
+    @staticmethod
+    def period_days(plant: Plant, starts_at: datetime, deadline: datetime) -> tuple[date, date]:
+        """The report period as the plant's local dates, which is how case confirmation dates are kept."""
+        return starts_at.astimezone(plant.zone).date(), deadline.astimezone(plant.zone).date()
+
+    @staticmethod
+    def confirmed_on(plant: Plant, submitted_at: datetime, deadline: datetime) -> date:
+        """A reported case has no date of its own: the day of the report, or the deadline's day if late."""
+        return min(submitted_at, deadline).astimezone(plant.zone).date()
+
+    @staticmethod
+    def cases(report_id: uuid.UUID, count: int, on: date, already: int) -> list[NewCase]:
+        """Placeholder cases for reported positives; the report carries no symptoms or contact counts."""
+        return [NewCase(case_ref=f"R-{report_id.hex[:12]}-{already + n + 1}", confirmed_on=on, symptomatic=False,
+                        close_contacts=0, source=CaseSource.REPORT, report_id=report_id)
+                for n in range(count)]

@@ -1,0 +1,193 @@
+"""One function per command and consumed event: load, ask the domain, save, add outgoing events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from services.incidents.domain import (
+    Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, Outcome, Plant, ReportedPositives, TimerKind,
+)
+from services.incidents.repository import IncidentsWork
+from shared.access import Access
+from shared.clock import Clock
+from shared.contract import Envelope, PermitIssued, PermitRevoked, ReportSubmitted
+from shared.unit_of_work import Database
+
+SERVICE = "incidents"
+log = structlog.get_logger(__name__)
+
+
+class NotFound(Exception):
+    pass
+
+
+def _actor(access: Access) -> Actor:
+    return Actor(access.actor, access.principal.role.value)
+
+
+@dataclass
+class IncidentHandlers:
+    database: Database[IncidentsWork]
+    clock: Clock
+    policy: IncidentPolicy
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    async def report_case(self, facility_id: uuid.UUID, new: NewCase, access: Access) -> Case:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            plant = await self._plant_in_scope(work, facility_id, access)
+            plant.validate(new, now)
+            if await work.incidents.case_ref_taken(facility_id, new.case_ref):
+                raise DuplicateCaseRef(new.case_ref)
+            outcome = await self._detect(work, plant, new, _actor(access))
+            await self._commit(work, outcome, now)
+        return outcome.cases[0]
+
+    async def case(self, case_id: uuid.UUID, access: Access) -> tuple[Case, Plant]:
+        async with self.database.reading() as work:
+            case = await work.incidents.case(case_id)
+            plant = await work.incidents.plant(case.facility_id) if case else None
+            if case is None or plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib):
+                raise NotFound("Case")
+        return case, plant
+
+    async def close_case(self, case_id: uuid.UUID, symptoms_resolved_on: date | None, access: Access) -> Case:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case = await work.incidents.case(case_id)
+            if case is None:
+                raise NotFound("Case")
+            plant = await self._plant_in_scope(work, case.facility_id, access, what="Case")
+            outcome = plant.close_case(case, now=now, symptoms_resolved_on=symptoms_resolved_on,
+                                       by=_actor(access), policy=self.policy)
+            await self._commit(work, outcome, now)
+        return outcome.cases[0]
+
+    async def clear_closure(self, closure_id: uuid.UUID, access: Access) -> Closure:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            closure = await work.incidents.closure(closure_id)
+            if closure is None:
+                raise NotFound("Closure")
+            plant = await self._plant_in_scope(work, closure.facility_id, access, what="Closure")
+            outcome = plant.clear_closure(closure, now=now, by=_actor(access))
+            await self._commit(work, outcome, now)
+        log.info("closure_cleared", closure_id=str(closure_id), actor=access.actor, role=access.principal.role.value)
+        return outcome.closures[0]
+
+    async def facility_status(self, facility_id: uuid.UUID, access: Access) -> dict[str, Any]:
+        async with self.database.reading() as work:
+            summary = await work.incidents.plant_summary(facility_id)
+            if summary is None or not access.may_see(region_code=summary["regency_code"], nib=summary["nib"]):
+                raise NotFound("Facility")
+            closure = (await work.incidents.closure(summary["plant_closure_id"])
+                       if summary["plant_closure_id"] else None)
+        return summary | {"plant_closure": closure}
+
+    async def incidents(self, *, province: str | None, status: str | None, after: uuid.UUID | None, limit: int,
+                        access: Access) -> list[dict[str, Any]]:
+        async with self.database.reading() as work:
+            return await work.incidents.incidents(province=province, status=status, region=access.region_filter,
+                                                  nib=access.nib_filter, after=after, limit=limit)
+
+    # -- consumed events ---------------------------------------------------------------------------
+
+    async def on_permit_issued(self, work: IncidentsWork, envelope: Envelope, event: PermitIssued) -> None:
+        await work.incidents.learn_plant(facility_id=event.facility_id, permit_id=event.permit_id, nib=event.nib,
+                                         province_code=event.province_code, regency_code=event.regency_code,
+                                         workforce_total=event.workforce_total, now=self.clock.now())
+
+    async def on_permit_revoked(self, work: IncidentsWork, envelope: Envelope, event: PermitRevoked) -> None:
+        """Monitoring ends: no new cases. Running isolations, quarantines and closures still run their course."""
+        await work.incidents.stop_monitoring(event.facility_id, self.clock.now())
+
+    async def on_report_submitted(self, work: IncidentsWork, envelope: Envelope, event: ReportSubmitted) -> None:
+        if event.confirmed_positive == 0:
+            return
+        now = self.clock.now()
+        # A report can overtake the PermitIssued of its plant (another topic): learn the plant from it.
+        await work.incidents.learn_plant(facility_id=event.facility_id, permit_id=event.permit_id, nib=None,
+                                         province_code=event.province_code, regency_code=event.regency_code,
+                                         workforce_total=None, now=now)
+        plant = await work.incidents.plant(event.facility_id, for_update=True)
+        assert plant is not None
+        if not plant.monitored:
+            log.info("report_positives_ignored", facility_id=str(plant.facility_id), reason="not monitored")
+            return
+        first, last = ReportedPositives.period_days(plant, event.period_starts_at, event.deadline)
+        known = await work.incidents.cases_between(plant.facility_id, first, last)
+        reported = ReportedPositives(event.confirmed_positive, known)
+        on = ReportedPositives.confirmed_on(plant, envelope.time, event.deadline)
+        for new in ReportedPositives.cases(event.report_id, reported.new_cases, on, known):
+            outcome = await self._detect(work, plant, new, Actor(f"report:{event.report_id}", "company"))
+            await self._commit(work, outcome, now, cause=envelope)
+            plant = outcome.plant
+        log.info("report_positives_reconciled", facility_id=str(plant.facility_id), reported=event.confirmed_positive,
+                 known=known, new_cases=reported.new_cases)
+
+    # -- durable timers ----------------------------------------------------------------------------
+
+    async def fire_due_timers(self, batch: int = 200) -> int:
+        """Fire what is due, one timer per transaction, so that one failing timer does not hold back others."""
+        fired = 0
+        while fired < batch:
+            now = self.clock.now()
+            async with self.database.transaction() as work:
+                timer = await work.incidents.claim_due_timer(now)
+                if timer is None:
+                    break
+                plant = await work.incidents.plant(timer.facility_id, for_update=True)
+                assert plant is not None  # timers reference their plant
+                if timer.kind is TimerKind.ISOLATION_END:
+                    case = await work.incidents.case(timer.subject_id)
+                    assert case is not None
+                    outcome = plant.end_isolation(case, now)
+                elif timer.kind is TimerKind.QUARANTINE_END:
+                    outcome = plant.end_quarantine()
+                else:
+                    closure = await work.incidents.closure(timer.subject_id)
+                    assert closure is not None
+                    outcome = plant.end_room_closure(closure, now)
+                await self._commit(work, outcome, now)
+                await work.incidents.mark_fired(timer.timer_id, now)
+            fired += 1
+            log.info("timer_fired", kind=timer.kind.value, facility_id=str(timer.facility_id),
+                     subject_id=str(timer.subject_id), due_at=timer.due_at.isoformat())
+        return fired
+
+    # -- shared steps ------------------------------------------------------------------------------
+
+    async def _plant_in_scope(self, work: IncidentsWork, facility_id: uuid.UUID, access: Access,
+                              what: str = "Facility") -> Plant:
+        plant = await work.incidents.plant(facility_id, for_update=True)
+        if plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib):
+            raise NotFound(what)
+        return plant
+
+    async def _detect(self, work: IncidentsWork, plant: Plant, new: NewCase, actor: Actor) -> Outcome:
+        span = timedelta(days=self.policy.cluster.window_days - 1)
+        unclustered = await work.incidents.unclustered(plant.facility_id, new.confirmed_on - span,
+                                                       new.confirmed_on + span)
+        return plant.detect_case(new, unclustered=unclustered, now=self.clock.now(), policy=self.policy,
+                                 recorded_by=actor)
+
+    async def _commit(self, work: IncidentsWork, outcome: Outcome, now: datetime,
+                      cause: Envelope | None = None) -> None:
+        await work.incidents.save(outcome, now)
+        if not outcome.events:
+            return
+        # Events of one decision share a correlation: a consumed event causes them all; without one (a
+        # request, a timer) the first is the root and causes the rest.
+        if cause is None:
+            cause = Envelope.wrap(outcome.events[0], service=SERVICE, time=now)
+            envelopes = [cause]
+        else:
+            envelopes = [cause.caused(outcome.events[0], service=SERVICE, time=now)]
+        envelopes += [cause.caused(event, service=SERVICE, time=now) for event in outcome.events[1:]]
+        await work.outbox.add(*envelopes)

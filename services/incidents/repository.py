@@ -1,0 +1,204 @@
+"""Plain SQL for the incidents service; no SQL anywhere else in it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from services.incidents.domain import (
+    Actor, Case, CaseStatus, Closure, ClosureStatus, Outcome, Plant, Timer, TimerKind,
+)
+from shared.contract import CaseSource, ClosureScope
+from shared.unit_of_work import UnitOfWork
+
+_PLANT = ("p.facility_id, p.permit_id, p.nib, p.province_code, p.regency_code, p.workforce_total, p.monitored,"
+          " p.active_isolations, p.active_quarantines, p.active_room_closures, p.cases_total, p.status")
+_CLOSURE = ("closure_id, facility_id, scope, reason, starts_at, ends_at, status, cluster_id, reopened_at,"
+            " cleared_by, cleared_role")
+_CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source, tested_on,"
+         " contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on, status,"
+         " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id")
+
+
+class IncidentRepository:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    # -- plants ------------------------------------------------------------------------------------
+
+    async def plant(self, facility_id: uuid.UUID, *, for_update: bool = False) -> Plant | None:
+        """A plant with its active plant closure. `for_update` serialises all writes about one plant."""
+        lock = " FOR UPDATE OF p" if for_update else ""
+        row = await self._connection.fetchrow(
+            f"SELECT {_PLANT}, p.plant_closure_id FROM plants p WHERE p.facility_id = $1{lock}", facility_id)
+        if row is None:
+            return None
+        closure = await self.closure(row["plant_closure_id"]) if row["plant_closure_id"] else None
+        return Plant(row["facility_id"], row["permit_id"], row["nib"], row["province_code"], row["regency_code"],
+                     row["workforce_total"], row["monitored"], row["active_isolations"], row["active_quarantines"],
+                     row["active_room_closures"], closure)
+
+    async def plant_summary(self, facility_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self._connection.fetchrow(f"SELECT {_PLANT}, p.plant_closure_id FROM plants p"
+                                              " WHERE p.facility_id = $1", facility_id)
+        return dict(row) if row else None
+
+    async def learn_plant(self, *, facility_id: uuid.UUID, permit_id: uuid.UUID, nib: str | None,
+                          province_code: str, regency_code: str, workforce_total: int | None, now: datetime) -> None:
+        """Insert or refresh what a permit tells us; what is only known from a report never erases it."""
+        await self._connection.execute(
+            "INSERT INTO plants (facility_id, permit_id, nib, province_code, regency_code, workforce_total,"
+            " monitored, updated_at) VALUES ($1, $2, $3, $4, $5, $6, true, $7)"
+            " ON CONFLICT (facility_id) DO UPDATE SET permit_id = EXCLUDED.permit_id,"
+            " nib = COALESCE(EXCLUDED.nib, plants.nib), province_code = EXCLUDED.province_code,"
+            " regency_code = EXCLUDED.regency_code,"
+            " workforce_total = COALESCE(EXCLUDED.workforce_total, plants.workforce_total),"
+            " monitored = CASE WHEN EXCLUDED.nib IS NULL THEN plants.monitored ELSE true END,"
+            " updated_at = EXCLUDED.updated_at",
+            facility_id, permit_id, nib, province_code, regency_code, workforce_total, now,
+        )
+
+    async def stop_monitoring(self, facility_id: uuid.UUID, now: datetime) -> None:
+        await self._connection.execute(
+            "UPDATE plants SET monitored = false, updated_at = $2 WHERE facility_id = $1", facility_id, now)
+
+    # -- cases -------------------------------------------------------------------------------------
+
+    async def case(self, case_id: uuid.UUID) -> Case | None:
+        row = await self._connection.fetchrow(f"SELECT {_CASE} FROM cases WHERE case_id = $1", case_id)
+        return _case(row) if row else None
+
+    async def case_ref_taken(self, facility_id: uuid.UUID, case_ref: str) -> bool:
+        return bool(await self._connection.fetchval(
+            "SELECT 1 FROM cases WHERE facility_id = $1 AND case_ref = $2", facility_id, case_ref))
+
+    async def cases_between(self, facility_id: uuid.UUID, first: date, last: date) -> int:
+        return await self._connection.fetchval(
+            "SELECT count(*) FROM cases WHERE facility_id = $1 AND confirmed_on BETWEEN $2 AND $3",
+            facility_id, first, last)
+
+    async def unclustered(self, facility_id: uuid.UUID, first: date, last: date) -> list[tuple[uuid.UUID, date]]:
+        rows = await self._connection.fetch(
+            "SELECT case_id, confirmed_on FROM cases WHERE facility_id = $1 AND cluster_id IS NULL"
+            " AND confirmed_on BETWEEN $2 AND $3", facility_id, first, last)
+        return [(row["case_id"], row["confirmed_on"]) for row in rows]
+
+    # -- closures ----------------------------------------------------------------------------------
+
+    async def closure(self, closure_id: uuid.UUID) -> Closure | None:
+        row = await self._connection.fetchrow(f"SELECT {_CLOSURE} FROM closures WHERE closure_id = $1", closure_id)
+        return _closure(row) if row else None
+
+    async def closure_region(self, closure_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self._connection.fetchrow(
+            "SELECT c.facility_id, p.regency_code, p.nib FROM closures c JOIN plants p USING (facility_id)"
+            " WHERE c.closure_id = $1", closure_id)
+        return dict(row) if row else None
+
+    # -- saving a decision -------------------------------------------------------------------------
+
+    async def save(self, outcome: Outcome, now: datetime) -> None:
+        """Everything one decision changed, in the caller's transaction (the events go to the outbox there)."""
+        for cluster in outcome.clusters:
+            await self._connection.execute(
+                "INSERT INTO clusters (cluster_id, facility_id, case_count, first_confirmed_on, last_confirmed_on,"
+                " declared_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                cluster.cluster_id, cluster.facility_id, len(cluster.case_ids), cluster.first_confirmed_on,
+                cluster.last_confirmed_on, cluster.declared_at)
+        for case in outcome.cases:
+            await self._save_case(case, now)
+        for cluster in outcome.clusters:
+            await self._connection.execute(
+                "UPDATE cases SET cluster_id = $1 WHERE case_id = ANY($2::uuid[])", cluster.cluster_id,
+                cluster.case_ids)
+        for closure in outcome.closures:
+            await self._save_closure(closure)
+        if outcome.timers:
+            await self._connection.executemany(
+                "INSERT INTO timers (timer_id, kind, facility_id, subject_id, due_at) VALUES ($1, $2, $3, $4, $5)",
+                [(t.timer_id, t.kind.value, t.facility_id, t.subject_id, t.due_at) for t in outcome.timers])
+        plant = outcome.plant
+        await self._connection.execute(
+            "UPDATE plants SET active_isolations = $2, active_quarantines = $3, active_room_closures = $4,"
+            " plant_closure_id = $5, status = $6, updated_at = $7,"
+            " cases_total = (SELECT count(*) FROM cases WHERE facility_id = $1) WHERE facility_id = $1",
+            plant.facility_id, plant.active_isolations, plant.active_quarantines, plant.active_room_closures,
+            plant.plant_closure.closure_id if plant.plant_closure else None, plant.status.value, now)
+
+    async def _save_case(self, c: Case, now: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO cases (case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source,"
+            " tested_on, contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on,"
+            " status, cluster_id, report_id, recorded_by, recorded_role, recorded_at, closed_on, closed_by,"
+            " closed_role) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)"
+            " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, cluster_id = EXCLUDED.cluster_id,"
+            " closed_on = EXCLUDED.closed_on, closed_by = EXCLUDED.closed_by, closed_role = EXCLUDED.closed_role",
+            c.case_id, c.facility_id, c.case_ref, c.confirmed_on, c.symptomatic, c.close_contacts, c.source.value,
+            c.tested_on, c.contacts_exit_test_negative, c.isolation_starts_on, c.isolation_ends_on,
+            c.quarantine_ends_on, c.status.value, c.cluster_id, c.report_id, c.recorded_by.sub, c.recorded_by.role,
+            now, c.closed_on, c.closed_by.sub if c.closed_by else None, c.closed_by.role if c.closed_by else None)
+
+    async def _save_closure(self, c: Closure) -> None:
+        await self._connection.execute(
+            f"INSERT INTO closures ({_CLOSURE}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            " ON CONFLICT (closure_id) DO UPDATE SET ends_at = EXCLUDED.ends_at, status = EXCLUDED.status,"
+            " reopened_at = EXCLUDED.reopened_at, cleared_by = EXCLUDED.cleared_by,"
+            " cleared_role = EXCLUDED.cleared_role",
+            c.closure_id, c.facility_id, c.scope.value, c.reason, c.starts_at, c.ends_at, c.status.value,
+            c.cluster_id, c.reopened_at, c.cleared_by.sub if c.cleared_by else None,
+            c.cleared_by.role if c.cleared_by else None)
+
+    # -- durable timers ----------------------------------------------------------------------------
+
+    async def claim_due_timer(self, now: datetime) -> Timer | None:
+        """The earliest due timer no other sweeper holds; it stays locked until this transaction ends."""
+        row = await self._connection.fetchrow(
+            "SELECT timer_id, kind, facility_id, subject_id, due_at FROM timers"
+            " WHERE fired_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", now)
+        if row is None:
+            return None
+        return Timer(row["timer_id"], TimerKind(row["kind"]), row["facility_id"], row["subject_id"], row["due_at"])
+
+    async def mark_fired(self, timer_id: uuid.UUID, now: datetime) -> None:
+        await self._connection.execute("UPDATE timers SET fired_at = $2 WHERE timer_id = $1", timer_id, now)
+
+    # -- lists -------------------------------------------------------------------------------------
+
+    async def incidents(self, *, province: str | None, status: str | None, region: str | None, nib: str | None,
+                        after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
+        """Plants that have had cases, newest keyset page after `after`; filters are ANDed, NULL means any."""
+        rows = await self._connection.fetch(
+            "SELECT facility_id, province_code, regency_code, status, active_isolations, active_quarantines,"
+            " cases_total, monitored FROM plants"
+            " WHERE cases_total > 0 AND ($1::text IS NULL OR province_code = $1)"
+            " AND ($2::text IS NULL OR status = $2)"
+            " AND ($3::text IS NULL OR regency_code = $3 OR regency_code LIKE $3 || '.%')"
+            " AND ($4::text IS NULL OR nib = $4) AND ($5::uuid IS NULL OR facility_id > $5)"
+            " ORDER BY facility_id LIMIT $6",
+            province, status, region, nib, after, limit)
+        return [dict(row) for row in rows]
+
+
+class IncidentsWork(UnitOfWork):
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.incidents = IncidentRepository(connection)
+
+
+def _case(row: asyncpg.Record) -> Case:
+    closed_by = Actor(row["closed_by"], row["closed_role"]) if row["closed_by"] else None
+    return Case(row["case_id"], row["facility_id"], row["case_ref"], row["confirmed_on"], row["symptomatic"],
+                row["close_contacts"], CaseSource(row["source"]), row["tested_on"],
+                row["contacts_exit_test_negative"], row["isolation_starts_on"], row["isolation_ends_on"],
+                row["quarantine_ends_on"], CaseStatus(row["status"]), Actor(row["recorded_by"], row["recorded_role"]),
+                row["cluster_id"], row["closed_on"], closed_by, row["report_id"])
+
+
+def _closure(row: asyncpg.Record) -> Closure:
+    cleared_by = Actor(row["cleared_by"], row["cleared_role"]) if row["cleared_by"] else None
+    return Closure(row["closure_id"], row["facility_id"], ClosureScope(row["scope"]), row["reason"],
+                   row["starts_at"], row["ends_at"], ClosureStatus(row["status"]), row["cluster_id"],
+                   row["reopened_at"], cleared_by)

@@ -1,0 +1,171 @@
+"""HTTP routes of the notifier: parse, check access, call a handler, map domain errors to problems."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, model_validator
+
+from services.notifier.domain import (
+    AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact, InvalidRegion, Level,
+    NotNotifiedAtLevel, TaskForce,
+)
+from services.notifier.handlers import AlertNotFound, NotifierHandlers, TaskForceNotFound
+from shared.access import Access, Policy, Role, Rule, Scope
+from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
+from shared.http import Problem
+
+O, TF = Role.OPERATOR, Role.TASK_FORCE
+
+# Who may do what, in one screen (DESIGN §4). Companies and agencies get nothing here: company notices go
+# out by e-mail, and agencies watch iomki.alerts.
+POLICY = Policy({
+    "manage_directory": Rule({O: Scope.ALL}, "register task forces and their subscriptions"),
+    "read_directory": Rule({O: Scope.ALL, TF: Scope.REGION}, "list the task forces of a region"),
+    "read_alerts": Rule({O: Scope.ALL, TF: Scope.REGION}, "read alerts and their deliveries"),
+    "acknowledge": Rule({O: Scope.ALL, TF: Scope.REGION}, "acknowledge an alert, which stops its escalation"),
+})
+
+# What a task force may subscribe to: every event of the contract except the internal one.
+SUBSCRIBABLE = frozenset(cls.__name__ for cls in EVENT_TYPES.values() if cls.topic is not INTERNAL_CONTACTS)
+
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_URL = r"^https?://\S+$"
+
+
+class ContactIn(BaseModel):
+    division: Division
+    email: str | None = Field(None, pattern=_EMAIL, max_length=320)
+    webhook: str | None = Field(None, pattern=_URL, max_length=2000)
+    secret: str | None = Field(None, min_length=16, max_length=200,
+                               description="Signs webhook bodies (X-Iomki-Signature); required with a webhook.")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ContactIn:
+        if not self.email and not self.webhook:
+            raise ValueError("a contact needs an email or a webhook")
+        if self.webhook and not self.secret:
+            raise ValueError("a webhook contact needs a secret to sign with")
+        return self
+
+
+class TaskForceIn(BaseModel):
+    level: Level
+    region_code: str = Field("", max_length=5, description="Kemendagri code: '32' province, '32.16' regency; "
+                                                           "empty for the national task force.")
+    name: str = Field(min_length=1, max_length=200)
+    contacts: list[ContactIn] = Field(min_length=1, max_length=50)
+
+
+class SubscriptionIn(BaseModel):
+    task_force_id: uuid.UUID
+    channel: Channel
+    target: str = Field(min_length=1, max_length=2000)
+    secret: str | None = Field(None, min_length=16, max_length=200)
+    event_types: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SubscriptionIn:
+        unknown = sorted(set(self.event_types) - SUBSCRIBABLE)
+        if unknown:
+            raise ValueError(f"unknown event types: {', '.join(unknown)}")
+        if self.channel is Channel.WEBHOOK:
+            if not re.match(_URL, self.target):
+                raise ValueError("a webhook target must be an http(s) URL")
+            if not self.secret:
+                raise ValueError("a webhook subscription needs a secret to sign with")
+        elif not re.match(_EMAIL, self.target):
+            raise ValueError("an email target must be an e-mail address")
+        return self
+
+
+def _task_force(tf: TaskForce) -> dict[str, Any]:
+    return {"task_force_id": str(tf.task_force_id), "level": tf.level.value, "region_code": tf.region_code,
+            "name": tf.name,
+            "contacts": [{"division": c.division.value, "email": c.email, "webhook": c.webhook}
+                         for c in tf.contacts]}
+
+
+def _alert(alert: Alert) -> dict[str, Any]:
+    return {
+        "alert_id": str(alert.alert_id), "alert_key": alert.alert_key, "event_type": alert.event_type,
+        "severity": alert.severity.value, "status": alert.status.value, "level": alert.level.value,
+        "count": alert.count, "facility_id": str(alert.plant.facility_id),
+        "province_code": alert.plant.province_code, "regency_code": alert.plant.regency_code,
+        "first_seen_at": alert.first_seen_at, "last_seen_at": alert.last_seen_at, "escalate_at": alert.escalate_at,
+        "notified_levels": [lv.value for lv in alert.notified_levels],
+        "acknowledged_at": alert.acknowledged_at, "acknowledged_by": alert.acknowledged_by,
+        "acknowledged_role": alert.acknowledged_role,
+    }
+
+
+def _not_found(what: str) -> Problem:
+    return Problem(404, "Not found", f"{what} not found.")
+
+
+def router(handlers: NotifierHandlers) -> APIRouter:
+    routes = APIRouter(tags=["notifier"])
+
+    @routes.post("/task-forces", status_code=201)
+    async def register(body: TaskForceIn, access: Access = POLICY.guard("manage_directory")) -> dict:
+        contacts = tuple(DivisionContact(c.division, c.email, c.webhook, c.secret) for c in body.contacts)
+        try:
+            tf = await handlers.register_task_force(level=body.level, region_code=body.region_code, name=body.name,
+                                                    contacts=contacts, access=access)
+        except InvalidRegion as exc:
+            raise Problem(422, "Invalid request", "One or more fields are invalid.",
+                          errors=[{"field": "region_code", "message": str(exc)}]) from None
+        return {"task_force_id": str(tf.task_force_id)}
+
+    @routes.get("/task-forces")
+    async def list_task_forces(access: Access = POLICY.guard("read_directory")) -> dict:
+        return {"task_forces": [_task_force(tf) for tf in await handlers.task_forces(access)]}
+
+    @routes.post("/subscriptions", status_code=201)
+    async def subscribe(body: SubscriptionIn, access: Access = POLICY.guard("manage_directory")) -> dict:
+        try:
+            sub = await handlers.subscribe(task_force_id=body.task_force_id, channel=body.channel,
+                                           target=body.target, secret=body.secret,
+                                           event_types=frozenset(body.event_types), access=access)
+        except TaskForceNotFound:
+            raise _not_found("Task force") from None
+        return {"subscription_id": str(sub.subscription_id)}
+
+    @routes.get("/alerts")
+    async def list_alerts(status: AlertStatus | None = None, limit: int = Query(100, ge=1, le=1000),
+                          access: Access = POLICY.guard("read_alerts")) -> dict:
+        return {"alerts": [_alert(a) for a in await handlers.alerts(status, access, limit)]}
+
+    @routes.get("/alerts/{alert_id}")
+    async def get_alert(alert_id: uuid.UUID, access: Access = POLICY.guard("read_alerts")) -> dict:
+        try:
+            alert, escalations = await handlers.alert(alert_id, access)
+        except AlertNotFound:
+            raise _not_found("Alert") from None
+        return _alert(alert) | {"escalations": escalations}
+
+    @routes.get("/alerts/{alert_id}/deliveries")
+    async def deliveries(alert_id: uuid.UUID, access: Access = POLICY.guard("read_alerts")) -> dict:
+        try:
+            found = await handlers.deliveries(alert_id, access)
+        except AlertNotFound:
+            raise _not_found("Alert") from None
+        return {"alert_id": str(alert_id), "deliveries": found}
+
+    @routes.post("/alerts/{alert_id}/ack")
+    async def acknowledge(alert_id: uuid.UUID, access: Access = POLICY.guard("acknowledge")) -> dict:
+        try:
+            alert = await handlers.acknowledge(alert_id, access)
+        except AlertNotFound:
+            raise _not_found("Alert") from None
+        except AlreadyAcknowledged as exc:
+            raise Problem(409, "Already acknowledged", str(exc), current_status=exc.current.value) from None
+        except NotNotifiedAtLevel as exc:
+            raise Problem(409, "Not notified at this level", str(exc), level=exc.level.value) from None
+        return _alert(alert)
+
+    return routes
+

@@ -1,0 +1,100 @@
+"""The notifier's composition root: settings, runtime, handlers, channels, timers, routes, subscriptions."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+from fastapi import FastAPI
+from pydantic import Field, TypeAdapter, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.notifier import api
+from services.notifier.channels import EmailChannel, SmtpServer, WebhookChannel
+from services.notifier.domain import Channel, EscalationChain, Grouping, RetryPolicy
+from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
+from services.notifier.repository import NotifierWork
+from shared.clock import Clock, SystemClock
+from shared.contract import (
+    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, events_on,
+)
+from shared.runtime import ServiceRuntime, serve
+from shared.settings import PlatformSettings, port_of
+
+_DURATION = TypeAdapter(timedelta)
+
+
+class NotifierSettings(BaseSettings):
+    """The notifier's own configuration (all optional), read when the app is created."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    escalation_after: Annotated[tuple[timedelta, ...], NoDecode] = Field((timedelta(hours=1), timedelta(hours=4)),
+                                                    validation_alias="IOMKI_ESCALATION_AFTER")
+    group_window: timedelta = Field(timedelta(hours=1), validation_alias="IOMKI_ALERT_GROUP_WINDOW")
+    delivery_backoff: timedelta = Field(timedelta(seconds=5), validation_alias="IOMKI_DELIVERY_BACKOFF")
+    delivery_max_attempts: int = Field(8, ge=1, le=50, validation_alias="IOMKI_DELIVERY_MAX_ATTEMPTS")
+    tick: timedelta = Field(timedelta(seconds=1), validation_alias="IOMKI_NOTIFIER_TICK")
+    webhook_timeout: timedelta = Field(timedelta(seconds=10), validation_alias="IOMKI_WEBHOOK_TIMEOUT")
+    smtp_host: str = Field("127.0.0.1", validation_alias="IOMKI_SMTP_HOST")
+    smtp_port: int = Field(25, ge=1, le=65535, validation_alias="IOMKI_SMTP_PORT")
+    smtp_from: str = Field("iomki-notifier@localhost", validation_alias="IOMKI_SMTP_FROM")
+    smtp_starttls: bool = Field(False, validation_alias="IOMKI_SMTP_STARTTLS")
+
+    @field_validator("escalation_after", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        """`PT1H,PT4H`: the wait at regency, then at province, as ISO 8601 durations."""
+        if isinstance(value, str):
+            return tuple(_DURATION.validate_python(part.strip()) for part in value.split(",") if part.strip())
+        return value
+
+    def config(self) -> NotifierConfig:
+        return NotifierConfig(
+            chain=EscalationChain.parse(list(self.escalation_after)),
+            grouping=Grouping(self.group_window),
+            retry=RetryPolicy(base=self.delivery_backoff, max_attempts=self.delivery_max_attempts),
+            lease=max(timedelta(minutes=2), self.webhook_timeout * 3),
+        )
+
+
+def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
+               notifier: NotifierSettings | None = None) -> FastAPI:
+    runtime = ServiceRuntime(name="notifier", settings=settings or PlatformSettings(),
+                             migrations=Path(__file__).parent / "migrations", unit_of_work=NotifierWork)
+    own = notifier or NotifierSettings()
+    config = own.config()
+    clock = clock or SystemClock()
+    handlers = NotifierHandlers(runtime.database, clock, config)
+    worker = DeliveryWorker(runtime.database, clock, config, random.Random())
+    email = EmailChannel(SmtpServer(own.smtp_host, own.smtp_port, own.smtp_from, own.smtp_starttls,
+                                    own.webhook_timeout.total_seconds()))
+
+    async def deliver() -> None:
+        async with httpx.AsyncClient(timeout=own.webhook_timeout.total_seconds()) as client:
+            await worker.deliver_due({Channel.WEBHOOK: WebhookChannel(client), Channel.EMAIL: email})
+
+    for topic in (PERMITS, REPORTS, INCIDENTS):
+        runtime.consume(topic, {event_type: handlers.on_event for event_type in events_on(topic)})
+    runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated})
+    runtime.publishes(ALERTS)
+    tick = own.tick.total_seconds()
+    runtime.every(tick, "escalations", handlers.escalate_due)
+    runtime.every(tick, "digests", handlers.close_digests)
+    runtime.every(tick, "deliveries", deliver)
+    return runtime.http_app(
+        title="iomki notifier",
+        description="Task-force directory, routing, signed webhooks and email, escalation until acknowledged.",
+        routers=[api.router(handlers)],
+    )
+
+
+def main() -> None:
+    serve(create_app(), port_of("notifier"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,443 @@
+"""Notifier: who must hear about what, how alerts group, retry and escalate (DESIGN §1, §4). Pure: no I/O.
+
+The routing table (`ROUTES`) is data, read like an alert manager's routing tree: an event type leads to a
+severity, the task-force division that must act, whether the company is told, and whether it is alerted at
+once or counted into a daily digest. Task forces add to it with subscriptions (an event type for their
+region, on their own channel). A high-severity alert climbs the task-force hierarchy until someone
+acknowledges it (`EscalationChain`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+
+from shared.contract import Severity, TaskForceLevel
+
+Level = TaskForceLevel
+
+# The order in which an unacknowledged alert climbs (Satgas regency/city → province → national, BNPB).
+LEVELS: tuple[Level, ...] = (Level.REGENCY, Level.PROVINCE, Level.NATIONAL)
+
+_PROVINCE = re.compile(r"^\d{2}$")
+_REGENCY = re.compile(r"^\d{2}\.\d{2}$")
+
+
+class Division(StrEnum):
+    DATA_INFORMATION = "data_information"
+    HEALTH = "health"
+    LAW_ENFORCEMENT = "law_enforcement"
+
+
+class Channel(StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+class InvalidRegion(ValueError):
+    def __init__(self, level: Level, region_code: str) -> None:
+        expected = {Level.NATIONAL: "empty", Level.PROVINCE: "a province code like '32'",
+                    Level.REGENCY: "a regency code like '32.16'"}[level]
+        super().__init__(f"a {level.value} task force's region_code must be {expected}, not {region_code!r}")
+        self.level = level
+
+
+class AlreadyAcknowledged(Exception):
+    def __init__(self, acknowledged_at: datetime) -> None:
+        super().__init__(f"the alert was already acknowledged at {acknowledged_at.isoformat()}")
+        self.current = AlertStatus.ACKNOWLEDGED
+
+
+class NotNotifiedAtLevel(Exception):
+    def __init__(self, level: Level, notified: tuple[Level, ...]) -> None:
+        super().__init__(f"a {level.value} task force was not notified of this alert (notified so far: "
+                         f"{', '.join(n.value for n in notified)})")
+        self.level = level
+
+
+# ------------------------------------------------------------------------------------------ directory
+
+
+def level_of_region(region_code: str) -> Level:
+    """What a region code names: '' the nation, '32' a province, '32.16' a regency (Kemendagri codes)."""
+    if region_code == "":
+        return Level.NATIONAL
+    return Level.REGENCY if "." in region_code else Level.PROVINCE
+
+
+def covers(region_code: str, plant_regency: str) -> bool:
+    """A task force's region covers a plant in itself or beneath it; the national one covers every plant."""
+    return region_code == "" or plant_regency == region_code or plant_regency.startswith(region_code + ".")
+
+
+@dataclass(frozen=True)
+class DivisionContact:
+    division: Division
+    email: str | None = None
+    webhook: str | None = None
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskForce:
+    task_force_id: uuid.UUID
+    level: Level
+    region_code: str
+    name: str
+    contacts: tuple[DivisionContact, ...] = ()
+
+    @classmethod
+    def register(cls, *, level: Level, region_code: str, name: str,
+                 contacts: tuple[DivisionContact, ...]) -> TaskForce:
+        pattern = {Level.PROVINCE: _PROVINCE, Level.REGENCY: _REGENCY}.get(level)
+        if (pattern is None and region_code != "") or (pattern is not None and not pattern.match(region_code)):
+            raise InvalidRegion(level, region_code)
+        return cls(uuid.uuid4(), level, region_code, name, contacts)
+
+    def covers(self, plant_regency: str) -> bool:
+        return covers(self.region_code, plant_regency)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: uuid.UUID
+    task_force_id: uuid.UUID
+    channel: Channel
+    target: str
+    secret: str | None
+    event_types: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CompanyContact:
+    """Held here only to send company-facing notices; never logged, never put in an event."""
+
+    facility_id: uuid.UUID
+    nib: str
+    company_name: str
+    email: str | None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The part of the directory that can matter for one plant: task forces covering it, their subscriptions."""
+
+    task_forces: tuple[TaskForce, ...]
+    subscriptions: tuple[Subscription, ...] = ()
+    company: CompanyContact | None = None
+
+
+# ------------------------------------------------------------------------------------------ routing
+
+
+@dataclass(frozen=True)
+class Route:
+    severity: Severity
+    division: Division | None = None  # the regency task force's division that must act, if any
+    company: bool = False  # the company is told too (its own notice)
+    digest: bool = False  # counted into a daily digest per province instead of alerting at once
+
+
+# The routing tree (issue 7). Event types absent here raise nothing unless a task force subscribed to them.
+ROUTES: dict[str, Route] = {
+    # Kepmenkes 328/2020: cases and clusters are reported to the regency health office and task force at once.
+    "ClusterDeclared": Route(Severity.HIGH, division=Division.HEALTH),
+    "FacilityClosureOrdered": Route(Severity.HIGH, division=Division.HEALTH),
+    "CaseDetected": Route(Severity.HIGH, division=Division.HEALTH),
+    # Sanctions are enforced on the ground by Satpol PP and police: the law-enforcement division acts.
+    "PermitFrozen": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
+    "PermitRevoked": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
+    "WarningIssued": Route(Severity.LOW, company=True),
+    # Overdue reports are many and individually minor: the province's data division gets one count a day.
+    "ReportOverdue": Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True),
+}
+
+DEFAULT_ROUTE = Route(Severity.LOW)
+
+# The digest day follows WIB (UTC+7), the ministry's working time; a plant's own zone does not matter here.
+DIGEST_ZONE = timezone(timedelta(hours=7))
+
+
+def route_for(event_type: str) -> Route:
+    return ROUTES.get(event_type, DEFAULT_ROUTE)
+
+
+@dataclass(frozen=True)
+class Plant:
+    facility_id: uuid.UUID
+    province_code: str
+    regency_code: str
+
+
+def alert_key(event_type: str, plant: Plant, now: datetime) -> str:
+    """What makes two events 'the same alert': one plant and event type, or one province-day for a digest."""
+    if route_for(event_type).digest:
+        return f"{event_type}:{plant.province_code}:{now.astimezone(DIGEST_ZONE).date().isoformat()}"
+    return f"{event_type}:{plant.facility_id}"
+
+
+def digest_closes_at(now: datetime) -> datetime:
+    """The end of the digest day that `now` falls in (midnight WIB)."""
+    local = now.astimezone(DIGEST_ZONE)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return midnight.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    channel: Channel
+    target: str
+    secret: str | None
+    level: Level | None  # None: the company
+    task_force_id: uuid.UUID | None = None
+
+    @property
+    def kind(self) -> str:
+        return "company" if self.task_force_id is None else "task_force"
+
+
+def recipients(route: Route, event_type: str, level: Level, plant: Plant, directory: Directory, *,
+               first_notice: bool) -> list[Recipient]:
+    """Who is told at this step: the routed division at `level`; on the first notice also the company and
+    every task force that subscribed to this event type for a region covering the plant."""
+    found: list[Recipient] = []
+    by_id = {tf.task_force_id: tf for tf in directory.task_forces}
+    if route.division is not None:
+        for tf in directory.task_forces:
+            if tf.level is not level or not tf.covers(plant.regency_code):
+                continue
+            for contact in tf.contacts:
+                if contact.division is not route.division:
+                    continue
+                if contact.email:
+                    found.append(Recipient(Channel.EMAIL, contact.email, None, tf.level, tf.task_force_id))
+                if contact.webhook:
+                    found.append(Recipient(Channel.WEBHOOK, contact.webhook, contact.secret, tf.level,
+                                           tf.task_force_id))
+    if first_notice:
+        for sub in directory.subscriptions:
+            tf = by_id.get(sub.task_force_id)
+            if tf is None or event_type not in sub.event_types or not tf.covers(plant.regency_code):
+                continue
+            found.append(Recipient(sub.channel, sub.target, sub.secret, tf.level, tf.task_force_id))
+        if route.company and directory.company is not None and directory.company.email:
+            found.append(Recipient(Channel.EMAIL, directory.company.email, None, None))
+    unique: dict[tuple[Channel, str], Recipient] = {}
+    for recipient in found:
+        unique.setdefault((recipient.channel, recipient.target), recipient)
+    return list(unique.values())
+
+
+# ------------------------------------------------------------------------------------------ alerts
+
+
+@dataclass(frozen=True)
+class EscalationChain:
+    """How long each level has to acknowledge before the next is told (default 60 min, then a further 4 h)."""
+
+    steps: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(hours=4))
+
+    def after(self, level: Level) -> timedelta | None:
+        index = LEVELS.index(level)
+        return self.steps[index] if index < len(self.steps) and index + 1 < len(LEVELS) else None
+
+    @classmethod
+    def parse(cls, steps: list[timedelta]) -> EscalationChain:
+        if not steps or any(step <= timedelta(0) for step in steps):
+            raise ValueError("escalation steps must be positive durations")
+        return cls(tuple(steps))
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The same alert key within `window` of the first event is one alert with a count, not a flood."""
+
+    window: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    from_level: Level
+    to_level: Level
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    by: str
+    role: str
+    at: datetime
+    level: Level
+    response_seconds: float
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: uuid.UUID
+    alert_key: str
+    event_type: str
+    severity: Severity
+    plant: Plant
+    level: Level
+    status: AlertStatus
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    group_until: datetime
+    escalate_at: datetime | None
+    digest_closes_at: datetime | None
+    notified_levels: tuple[Level, ...] = ()
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_role: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def raise_for(cls, event_type: str, plant: Plant, details: dict, *, now: datetime, chain: EscalationChain,
+                  grouping: Grouping) -> Alert:
+        route = route_for(event_type)
+        escalates = route.severity is Severity.HIGH
+        step = chain.after(Level.REGENCY)
+        if route.digest:
+            # A digest counts a whole province: it is filed under the province, not the plant that opened it.
+            plant = replace(plant, regency_code=plant.province_code)
+        return cls(
+            alert_id=uuid.uuid4(), alert_key=alert_key(event_type, plant, now), event_type=event_type,
+            severity=route.severity, plant=plant,
+            # A digest belongs to the province; everything else starts with the regency task force.
+            level=Level.PROVINCE if route.digest else Level.REGENCY,
+            status=AlertStatus.OPEN, count=1, first_seen_at=now, last_seen_at=now,
+            group_until=digest_closes_at(now) if route.digest else now + grouping.window,
+            escalate_at=now + step if escalates and step is not None else None,
+            digest_closes_at=digest_closes_at(now) if route.digest else None, details=details,
+        )
+
+    @property
+    def route(self) -> Route:
+        return route_for(self.event_type)
+
+    def groups(self, now: datetime) -> bool:
+        """Does an event seen at `now` with this alert's key belong to this alert?"""
+        return self.status is AlertStatus.OPEN and now < self.group_until
+
+    def repeated(self, now: datetime) -> Alert:
+        return replace(self, count=self.count + 1, last_seen_at=now)
+
+    def closed_digest(self) -> Alert:
+        return replace(self, digest_closes_at=None)
+
+    def notified(self, levels: set[Level]) -> Alert:
+        merged = set(self.notified_levels) | levels
+        return replace(self, notified_levels=tuple(level for level in LEVELS if level in merged))
+
+    def escalate(self, now: datetime, chain: EscalationChain) -> tuple[Alert, Escalation] | None:
+        """The next step, if its time has come and nobody acknowledged; None otherwise."""
+        if self.status is not AlertStatus.OPEN or self.escalate_at is None or now < self.escalate_at:
+            return None
+        index = LEVELS.index(self.level)
+        if index + 1 >= len(LEVELS):  # national is the top: nobody left to tell
+            return None
+        to_level = LEVELS[index + 1]
+        step = chain.after(to_level)
+        changed = replace(self, level=to_level, escalate_at=now + step if step is not None else None)
+        return changed.notified({to_level}), Escalation(self.level, to_level)
+
+    def acknowledge(self, *, by: str, role: str, as_level: Level | None, now: datetime) -> tuple[Alert, Acknowledgement]:
+        """`as_level` is the acknowledging task force's level, or None for an operator (who may always)."""
+        if self.status is AlertStatus.ACKNOWLEDGED:
+            assert self.acknowledged_at is not None
+            raise AlreadyAcknowledged(self.acknowledged_at)
+        notified = self.notified_levels or (self.level,)
+        if as_level is not None and as_level not in notified:
+            raise NotNotifiedAtLevel(as_level, notified)
+        changed = replace(self, status=AlertStatus.ACKNOWLEDGED, escalate_at=None, acknowledged_at=now,
+                          acknowledged_by=by, acknowledged_role=role)
+        return changed, Acknowledgement(by, role, now, self.level, (now - self.first_seen_at).total_seconds())
+
+
+# ------------------------------------------------------------------------------------------ deliveries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; after `max_attempts` a delivery is failed, never dropped."""
+
+    base: timedelta = timedelta(seconds=5)
+    cap: timedelta = timedelta(minutes=30)
+    max_attempts: int = 8
+
+    def next_attempt(self, attempts: int, now: datetime, rng: random.Random) -> datetime | None:
+        """When to try again after `attempts` failed tries, or None when it is time to give up."""
+        if attempts >= self.max_attempts:
+            return None
+        ceiling = min(self.base * 2 ** (attempts - 1), self.cap)
+        # Half fixed, half random: retries spread out without ever coming sooner than half the backoff.
+        return now + ceiling / 2 + ceiling / 2 * rng.random()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivery_id: uuid.UUID
+    alert_id: uuid.UUID
+    recipient: Recipient
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None = None
+
+    @classmethod
+    def planned(cls, alert_id: uuid.UUID, recipient: Recipient, now: datetime) -> Delivery:
+        return cls(uuid.uuid4(), alert_id, recipient, DeliveryStatus.PENDING, 0, now)
+
+    def succeeded(self) -> Delivery:
+        return replace(self, status=DeliveryStatus.DELIVERED, attempts=self.attempts + 1, next_attempt_at=None,
+                       last_error=None)
+
+    def failed_attempt(self, error: str, now: datetime, policy: RetryPolicy, rng: random.Random) -> Delivery:
+        attempts = self.attempts + 1
+        retry_at = policy.next_attempt(attempts, now, rng)
+        status = DeliveryStatus.PENDING if retry_at is not None else DeliveryStatus.FAILED
+        return replace(self, status=status, attempts=attempts, next_attempt_at=retry_at, last_error=error)
+
+
+# ------------------------------------------------------------------------------------------ notices
+
+
+def render(alert: Alert, channel: Channel) -> tuple[str, bytes]:
+    """The subject and the exact body of a notice. Webhooks get JSON (signed byte for byte); email gets text."""
+    where = alert.plant.regency_code
+    subject = (f"[iomki {alert.severity.value}] {alert.event_type} in {where}"
+               + (f" (x{alert.count})" if alert.count > 1 else ""))
+    document = {
+        "alert_id": str(alert.alert_id), "alert_key": alert.alert_key, "event_type": alert.event_type,
+        "severity": alert.severity.value, "level": alert.level.value, "status": alert.status.value,
+        "count": alert.count, "facility_id": str(alert.plant.facility_id),
+        "province_code": alert.plant.province_code, "regency_code": alert.plant.regency_code,
+        "first_seen_at": alert.first_seen_at.isoformat(), "details": alert.details,
+    }
+    if channel is Channel.WEBHOOK:
+        return subject, json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    lines = [subject, "", f"Level: {alert.level.value}", f"Count: {alert.count}",
+             f"Facility: {alert.plant.facility_id}", f"Region: {where}", f"First seen: {alert.first_seen_at.isoformat()}"]
+    if alert.severity is Severity.HIGH:
+        lines.append(f"Acknowledge: POST /alerts/{alert.alert_id}/ack (unacknowledged alerts escalate).")
+    lines += ["", json.dumps(document, indent=2, sort_keys=True)]
+    return subject, "\n".join(lines).encode()

@@ -1,0 +1,303 @@
+"""One function per command, consumed event and timer: load, ask the domain, save, add outgoing events.
+
+Events about one plant are written under that plant's lock (a transaction-scoped advisory lock, taken first
+everywhere), so the notifier's own events about a plant keep their order in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+import structlog
+
+from services.notifier.channels import SendFailed
+from services.notifier.domain import (
+    ROUTES, Acknowledgement, Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, DivisionContact, Escalation,
+    EscalationChain, Grouping, Level, Plant, Recipient, RetryPolicy, Subscription, TaskForce, level_of_region, recipients,
+    render,
+)
+from services.notifier.repository import Job, NotifierWork
+from shared.access import Access, Role
+from shared.clock import Clock
+from shared.contract import (
+    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Envelope, Event,
+)
+from shared.unit_of_work import Database
+
+SERVICE = "notifier"
+log = structlog.get_logger(__name__)
+
+
+class TaskForceNotFound(Exception):
+    pass
+
+
+class AlertNotFound(Exception):
+    pass
+
+
+class Sender(Protocol):
+    async def send(self, *, delivery_id: uuid.UUID, target: str, secret: str | None, subject: str,
+                   body: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    chain: EscalationChain = EscalationChain()
+    grouping: Grouping = Grouping()
+    retry: RetryPolicy = RetryPolicy()
+    lease: timedelta = timedelta(minutes=2)  # longer than any one send may take (timeouts are shorter)
+    batch: int = 50
+
+
+@dataclass
+class NotifierHandlers:
+    database: Database[NotifierWork]
+    clock: Clock
+    config: NotifierConfig
+
+    # -- directory commands -----------------------------------------------------------------------
+
+    async def register_task_force(self, *, level: Level, region_code: str, name: str,
+                                  contacts: tuple[DivisionContact, ...], access: Access) -> TaskForce:
+        task_force = TaskForce.register(level=level, region_code=region_code, name=name, contacts=contacts)
+        async with self.database.transaction() as work:
+            await work.notifier.add_task_force(task_force, actor=access.actor, role=access.principal.role.value,
+                                               now=self.clock.now())
+        log.info("task_force_registered", task_force_id=str(task_force.task_force_id), level=level.value,
+                 region_code=region_code, actor=access.actor)
+        return task_force
+
+    async def subscribe(self, *, task_force_id: uuid.UUID, channel: Channel, target: str, secret: str | None,
+                        event_types: frozenset[str], access: Access) -> Subscription:
+        async with self.database.transaction() as work:
+            task_force = await work.notifier.get_task_force(task_force_id)
+            if task_force is None or not access.may_see(region_code=task_force.region_code):
+                raise TaskForceNotFound(task_force_id)
+            subscription = Subscription(uuid.uuid4(), task_force_id, channel, target, secret, event_types)
+            await work.notifier.add_subscription(subscription, actor=access.actor,
+                                                 role=access.principal.role.value, now=self.clock.now())
+        log.info("subscription_added", subscription_id=str(subscription.subscription_id),
+                 task_force_id=str(task_force_id), channel=channel.value, event_types=sorted(event_types),
+                 actor=access.actor)
+        return subscription
+
+    async def task_forces(self, access: Access) -> list[TaskForce]:
+        async with self.database.reading() as work:
+            return await work.notifier.list_task_forces(access.region_filter)
+
+    # -- alert queries and acknowledgement --------------------------------------------------------
+
+    async def alerts(self, status: AlertStatus | None, access: Access, limit: int) -> list[Alert]:
+        async with self.database.reading() as work:
+            return await work.notifier.list_alerts(status, access.region_filter, limit)
+
+    async def alert(self, alert_id: uuid.UUID, access: Access) -> tuple[Alert, list[dict]]:
+        async with self.database.reading() as work:
+            alert = await self._visible(work, alert_id, access)
+            return alert, await work.notifier.escalations_of(alert_id)
+
+    async def deliveries(self, alert_id: uuid.UUID, access: Access) -> list[dict]:
+        async with self.database.reading() as work:
+            await self._visible(work, alert_id, access)
+            return await work.notifier.deliveries_of(alert_id)
+
+    async def acknowledge(self, alert_id: uuid.UUID, access: Access) -> Alert:
+        now = self.clock.now()
+        principal = access.principal
+        as_level = level_of_region(principal.region or "") if principal.role is Role.TASK_FORCE else None
+        async with self.database.transaction() as work:
+            peek = await self._visible(work, alert_id, access)
+            await work.notifier.lock_key(str(peek.plant.facility_id))
+            alert = await work.notifier.get_alert(alert_id, for_update=True)
+            assert alert is not None
+            acknowledged, ack = alert.acknowledge(by=access.actor, role=principal.role.value, as_level=as_level,
+                                                  now=now)
+            await work.notifier.save_alert(acknowledged)
+            await work.outbox.add(Envelope.wrap(_acknowledged(acknowledged, ack), service=SERVICE, time=now))
+        log.info("alert_acknowledged", alert_id=str(alert_id), level=ack.level.value, actor=access.actor,
+                 role=ack.role, response_seconds=ack.response_seconds)
+        return acknowledged
+
+    async def _visible(self, work: NotifierWork, alert_id: uuid.UUID, access: Access) -> Alert:
+        alert = await work.notifier.get_alert(alert_id)
+        if alert is None or not access.may_see(region_code=alert.plant.regency_code):
+            raise AlertNotFound(alert_id)
+        return alert
+
+    # -- consumed events --------------------------------------------------------------------------
+
+    async def on_contacts_updated(self, work: NotifierWork, envelope: Envelope,
+                                  event: CompanyContactsUpdated) -> None:
+        await work.notifier.save_company_contact(
+            CompanyContact(event.facility_id, event.nib, event.company_name, event.email),
+            permit_id=event.permit_id, phone=event.phone, now=self.clock.now(),
+        )
+        # Which plant's contacts changed, never what they are.
+        log.info("company_contacts_updated", facility_id=str(event.facility_id))
+
+    async def on_event(self, work: NotifierWork, envelope: Envelope, event: Event) -> None:
+        """Any public event: group it into an open alert, count it into a digest, or raise a new alert."""
+        now = self.clock.now()
+        event_type = type(event).__name__
+        plant = Plant(event.facility_id, event.province_code, event.regency_code)
+        candidate = Alert.raise_for(event_type, plant, event.model_dump(mode="json"), now=now,
+                                    chain=self.config.chain, grouping=self.config.grouping)
+        repo = work.notifier
+        await repo.lock_key(str(plant.facility_id))
+        await repo.lock_key(candidate.alert_key)
+        existing = await repo.open_alert(candidate.alert_key)
+        if existing is not None and existing.groups(now):
+            await repo.save_alert(existing.repeated(now))
+            log.info("alert_grouped", alert_id=str(existing.alert_id), count=existing.count + 1)
+            return
+        if candidate.route.digest:
+            await repo.add_alert(candidate)  # told when the digest day closes (`close_digests`)
+            return
+        directory = await repo.directory_for(plant)
+        told = recipients(candidate.route, event_type, candidate.level, plant, directory, first_notice=True)
+        if event_type not in ROUTES and not told:
+            return  # nobody routes or subscribes to this event type here: no alert at all
+        alert = candidate.notified({r.level for r in told if r.level} | {candidate.level})
+        await repo.add_alert(alert)
+        await self._plan(work, alert, told)
+        await work.outbox.add(envelope.caused(_raised(alert), service=SERVICE, time=now))
+        log.info("alert_raised", alert_id=str(alert.alert_id), event_type=event_type,
+                 severity=alert.severity.value, recipients=len(told))
+
+    # -- timers (driven by runtime.every; state in PostgreSQL, so they survive restarts) ----------
+
+    async def escalate_due(self) -> int:
+        async with self.database.reading() as work:
+            due = await work.notifier.due_escalations(self.clock.now(), self.config.batch)
+        return sum([await self._escalate(alert) for alert in due])
+
+    async def _escalate(self, due: Alert) -> int:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            repo = work.notifier
+            await repo.lock_key(str(due.plant.facility_id))
+            alert = await repo.get_alert(due.alert_id, for_update=True)
+            step = alert.escalate(now, self.config.chain) if alert else None
+            if alert is None or step is None:
+                return 0  # acknowledged or already escalated meanwhile
+            escalated, escalation = step
+            if not await repo.record_escalation(alert.alert_id, escalation, now):
+                log.warning("escalation_already_taken", alert_id=str(alert.alert_id),
+                            to_level=escalation.to_level.value)
+                return 0
+            directory = await repo.directory_for(alert.plant)
+            told = recipients(alert.route, alert.event_type, escalation.to_level, alert.plant, directory,
+                              first_notice=False)
+            escalated = escalated.notified({r.level for r in told if r.level})
+            await repo.save_alert(escalated)
+            await self._plan(work, escalated, told)
+            await work.outbox.add(Envelope.wrap(_escalated(escalated, escalation), service=SERVICE, time=now))
+        log.info("alert_escalated", alert_id=str(alert.alert_id), from_level=escalation.from_level.value,
+                 to_level=escalation.to_level.value, recipients=len(told))
+        return 1
+
+    async def close_digests(self) -> int:
+        async with self.database.reading() as work:
+            due = await work.notifier.due_digests(self.clock.now(), self.config.batch)
+        closed = 0
+        for digest in due:
+            now = self.clock.now()
+            async with self.database.transaction() as work:
+                repo = work.notifier
+                await repo.lock_key(str(digest.plant.facility_id))
+                alert = await repo.get_alert(digest.alert_id, for_update=True)
+                if alert is None or alert.digest_closes_at is None:
+                    continue
+                directory = await repo.directory_for(alert.plant)
+                told = recipients(alert.route, alert.event_type, alert.level, alert.plant, directory,
+                                  first_notice=True)
+                alert = alert.closed_digest().notified({r.level for r in told if r.level} | {alert.level})
+                await repo.save_alert(alert)
+                await self._plan(work, alert, told)
+                await work.outbox.add(Envelope.wrap(_raised(alert), service=SERVICE, time=now))
+            log.info("digest_closed", alert_id=str(alert.alert_id), province_code=alert.plant.province_code,
+                     count=alert.count, recipients=len(told))
+            closed += 1
+        return closed
+
+    async def _plan(self, work: NotifierWork, alert: Alert, told: list[Recipient]) -> None:
+        now = self.clock.now()
+        planned = []
+        for recipient in told:
+            subject, body = render(alert, recipient.channel)
+            planned.append((Delivery.planned(alert.alert_id, recipient, now), subject, body))
+        await work.notifier.add_deliveries(planned, now)
+
+
+@dataclass
+class DeliveryWorker:
+    """Sends due deliveries, one attempt each, and records every attempt; retries are just later rounds."""
+
+    database: Database[NotifierWork]
+    clock: Clock
+    config: NotifierConfig
+    rng: random.Random
+
+    async def deliver_due(self, senders: Mapping[Channel, Sender]) -> int:
+        async with self.database.transaction() as work:
+            jobs = await work.notifier.lease_due(self.clock.now(), self.config.lease, self.config.batch)
+        if jobs:
+            await asyncio.gather(*(self._attempt(job, senders[job.delivery.recipient.channel]) for job in jobs))
+        return len(jobs)
+
+    async def _attempt(self, job: Job, sender: Sender) -> None:
+        delivery = job.delivery
+        error: str | None = None
+        try:
+            await sender.send(delivery_id=delivery.delivery_id, target=delivery.recipient.target,
+                              secret=delivery.recipient.secret, subject=job.subject, body=job.body)
+        except SendFailed as exc:
+            error = str(exc)
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            await work.notifier.lock_key(str(job.plant.facility_id))
+            current = await work.notifier.get_delivery(delivery.delivery_id)
+            if current is None or current.status is not DeliveryStatus.PENDING or current.attempts != delivery.attempts:
+                return  # the lease ran out and another round recorded this attempt already
+            if error is None:
+                done = current.succeeded()
+            else:
+                done = current.failed_attempt(error, now, self.config.retry, self.rng)
+            await work.notifier.save_attempt(done, succeeded=error is None, error=error, now=now)
+            if done.status is DeliveryStatus.DELIVERED:
+                await work.outbox.add(Envelope.wrap(AlertDelivered(
+                    facility_id=job.plant.facility_id, province_code=job.plant.province_code,
+                    regency_code=job.plant.regency_code, alert_id=done.alert_id, delivery_id=done.delivery_id,
+                    channel=done.recipient.channel.value, level=done.recipient.level or job.alert_level,
+                    attempts=done.attempts,
+                ), service=SERVICE, time=now))
+        # The target is never logged: for a company it is its contact address.
+        log.info("delivery_attempt", delivery_id=str(done.delivery_id), alert_id=str(done.alert_id),
+                 channel=done.recipient.channel.value, recipient=done.recipient.kind, attempt=done.attempts,
+                 status=done.status.value, error=error)
+
+
+def _base(alert: Alert) -> dict:
+    return dict(facility_id=alert.plant.facility_id, province_code=alert.plant.province_code,
+                regency_code=alert.plant.regency_code, alert_id=alert.alert_id)
+
+
+def _raised(alert: Alert) -> AlertRaised:
+    return AlertRaised(**_base(alert), alert_key=alert.alert_key, event_type=alert.event_type,
+                       severity=alert.severity, level=alert.level, count=alert.count)
+
+
+def _escalated(alert: Alert, escalation: Escalation) -> AlertEscalated:
+    return AlertEscalated(**_base(alert), from_level=escalation.from_level, to_level=escalation.to_level)
+
+
+def _acknowledged(alert: Alert, ack: Acknowledgement) -> AlertAcknowledged:
+    return AlertAcknowledged(**_base(alert), level=ack.level, acknowledged_by_role=ack.role,
+                             response_seconds=ack.response_seconds)

@@ -1,0 +1,293 @@
+"""Plain SQL for the notifier; no SQL anywhere else in it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.notifier.domain import (
+    Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, Directory, Division, DivisionContact,
+    Escalation, Level, Plant, Recipient, Subscription, TaskForce,
+)
+from shared.contract import Severity
+from shared.unit_of_work import UnitOfWork
+
+_ALERT = ("alert_id, alert_key, event_type, severity, facility_id, province_code, regency_code, level, status,"
+          " count, first_seen_at, last_seen_at, group_until, escalate_at, digest_closes_at, notified_levels,"
+          " acknowledged_at, acknowledged_by, acknowledged_role, details")
+_DELIVERY = ("delivery_id, alert_id, channel, recipient_kind, task_force_id, level, target, secret, status,"
+             " attempts, next_attempt_at, last_error")
+# Alerts in a caller's region: a province code covers its regencies ($n NULL: every region).
+_IN_REGION = "({p}::text IS NULL OR regency_code = {p} OR regency_code LIKE {p} || '.%')"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A delivery leased for one attempt, with what is sent and what AlertDelivered must say."""
+
+    delivery: Delivery
+    subject: str
+    body: bytes
+    plant: Plant
+    alert_level: Level
+
+
+class NotifierRepository:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    # -- directory --------------------------------------------------------------------------------
+
+    async def add_task_force(self, tf: TaskForce, *, actor: str, role: str, now: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO task_forces (task_force_id, level, region_code, name, created_by, created_role, created_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            tf.task_force_id, tf.level.value, tf.region_code, tf.name, actor, role, now,
+        )
+        await self._connection.executemany(
+            "INSERT INTO task_force_contacts (task_force_id, position, division, email, webhook, secret)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            [(tf.task_force_id, i, c.division.value, c.email, c.webhook, c.secret) for i, c in enumerate(tf.contacts)],
+        )
+
+    async def get_task_force(self, task_force_id: uuid.UUID) -> TaskForce | None:
+        found = await self._task_forces("WHERE task_force_id = $1", task_force_id)
+        return found[0] if found else None
+
+    async def list_task_forces(self, region: str | None) -> list[TaskForce]:
+        return await self._task_forces(
+            "WHERE ($1::text IS NULL OR region_code = $1 OR region_code LIKE $1 || '.%')"
+            " ORDER BY region_code, level, name", region,
+        )
+
+    async def add_subscription(self, sub: Subscription, *, actor: str, role: str, now: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO subscriptions (subscription_id, task_force_id, channel, target, secret, event_types,"
+            " created_by, created_role, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            sub.subscription_id, sub.task_force_id, sub.channel.value, sub.target, sub.secret,
+            sorted(sub.event_types), actor, role, now,
+        )
+
+    async def save_company_contact(self, contact: CompanyContact, *, permit_id: uuid.UUID, phone: str | None,
+                                   now: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO company_contacts (facility_id, permit_id, nib, company_name, email, phone, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (facility_id) DO UPDATE SET permit_id = $2,"
+            " nib = $3, company_name = $4, email = $5, phone = $6, updated_at = $7",
+            contact.facility_id, permit_id, contact.nib, contact.company_name, contact.email, phone, now,
+        )
+
+    async def directory_for(self, plant: Plant) -> Directory:
+        """The task forces whose region covers the plant (regency, its province, national) and their wishes."""
+        task_forces = await self._task_forces(
+            "WHERE region_code = ANY($1::text[])", ["", plant.province_code, plant.regency_code]
+        )
+        rows = await self._connection.fetch(
+            "SELECT subscription_id, task_force_id, channel, target, secret, event_types FROM subscriptions"
+            " WHERE task_force_id = ANY($1::uuid[])", [tf.task_force_id for tf in task_forces],
+        )
+        subscriptions = tuple(
+            Subscription(r["subscription_id"], r["task_force_id"], Channel(r["channel"]), r["target"], r["secret"],
+                         frozenset(r["event_types"])) for r in rows
+        )
+        company = await self._connection.fetchrow(
+            "SELECT facility_id, nib, company_name, email FROM company_contacts WHERE facility_id = $1",
+            plant.facility_id,
+        )
+        return Directory(tuple(task_forces), subscriptions, CompanyContact(**dict(company)) if company else None)
+
+    async def _task_forces(self, where: str, *args: Any) -> list[TaskForce]:
+        rows = await self._connection.fetch(
+            f"SELECT task_force_id, level, region_code, name FROM task_forces {where}", *args
+        )
+        contacts = await self._connection.fetch(
+            "SELECT task_force_id, division, email, webhook, secret FROM task_force_contacts"
+            " WHERE task_force_id = ANY($1::uuid[]) ORDER BY task_force_id, position",
+            [r["task_force_id"] for r in rows],
+        )
+        by_tf: dict[uuid.UUID, list[DivisionContact]] = {}
+        for c in contacts:
+            by_tf.setdefault(c["task_force_id"], []).append(
+                DivisionContact(Division(c["division"]), c["email"], c["webhook"], c["secret"])
+            )
+        return [TaskForce(r["task_force_id"], Level(r["level"]), r["region_code"], r["name"],
+                          tuple(by_tf.get(r["task_force_id"], ()))) for r in rows]
+
+    # -- alerts -----------------------------------------------------------------------------------
+
+    async def lock_key(self, alert_key: str) -> None:
+        """Serialise the events of one alert key, so that grouping never opens two alerts for one key."""
+        await self._connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", alert_key)
+
+    async def open_alert(self, alert_key: str) -> Alert | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_ALERT} FROM alerts WHERE alert_key = $1 AND status = 'open'"
+            " ORDER BY first_seen_at DESC LIMIT 1 FOR UPDATE", alert_key,
+        )
+        return _alert(row) if row else None
+
+    async def get_alert(self, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._connection.fetchrow(f"SELECT {_ALERT} FROM alerts WHERE alert_id = $1{lock}", alert_id)
+        return _alert(row) if row else None
+
+    async def list_alerts(self, status: AlertStatus | None, region: str | None, limit: int) -> list[Alert]:
+        rows = await self._connection.fetch(
+            f"SELECT {_ALERT} FROM alerts WHERE ($1::text IS NULL OR status = $1) AND {_IN_REGION.format(p='$2')}"
+            " ORDER BY first_seen_at DESC LIMIT $3",
+            status.value if status else None, region, limit,
+        )
+        return [_alert(r) for r in rows]
+
+    async def add_alert(self, alert: Alert) -> None:
+        await self._connection.execute(
+            f"INSERT INTO alerts ({_ALERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,"
+            "$19,$20::jsonb)", *_alert_values(alert),
+        )
+
+    async def save_alert(self, alert: Alert) -> None:
+        await self._connection.execute(
+            "UPDATE alerts SET level = $2, status = $3, count = $4, last_seen_at = $5, escalate_at = $6,"
+            " digest_closes_at = $7, notified_levels = $8, acknowledged_at = $9, acknowledged_by = $10,"
+            " acknowledged_role = $11 WHERE alert_id = $1",
+            alert.alert_id, alert.level.value, alert.status.value, alert.count, alert.last_seen_at,
+            alert.escalate_at, alert.digest_closes_at, [lv.value for lv in alert.notified_levels],
+            alert.acknowledged_at, alert.acknowledged_by, alert.acknowledged_role,
+        )
+
+    async def due_escalations(self, now: datetime, limit: int) -> list[Alert]:
+        """Timers that have fired. Each is then re-read under its locks, so a replica that got there first wins."""
+        rows = await self._connection.fetch(
+            f"SELECT {_ALERT} FROM alerts WHERE status = 'open' AND escalate_at <= $1"
+            " ORDER BY escalate_at LIMIT $2", now, limit,
+        )
+        return [_alert(r) for r in rows]
+
+    async def record_escalation(self, alert_id: uuid.UUID, escalation: Escalation, now: datetime) -> bool:
+        """False when this step was already taken: the caller then changes and sends nothing."""
+        inserted = await self._connection.fetchval(
+            "INSERT INTO escalations (alert_id, to_level, from_level, at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            alert_id, escalation.to_level.value, escalation.from_level.value, now,
+        )
+        return bool(inserted)
+
+    async def escalations_of(self, alert_id: uuid.UUID) -> list[dict[str, Any]]:
+        rows = await self._connection.fetch(
+            "SELECT from_level, to_level, at FROM escalations WHERE alert_id = $1 ORDER BY at", alert_id
+        )
+        return [dict(r) for r in rows]
+
+    async def due_digests(self, now: datetime, limit: int) -> list[Alert]:
+        rows = await self._connection.fetch(
+            f"SELECT {_ALERT} FROM alerts WHERE digest_closes_at <= $1"
+            " ORDER BY digest_closes_at LIMIT $2", now, limit,
+        )
+        return [_alert(r) for r in rows]
+
+    # -- deliveries -------------------------------------------------------------------------------
+
+    async def add_deliveries(self, planned: list[tuple[Delivery, str, bytes]], now: datetime) -> None:
+        await self._connection.executemany(
+            f"INSERT INTO deliveries ({_DELIVERY}, subject, body, created_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+            [(*_delivery_values(d), subject, body, now) for d, subject, body in planned],
+        )
+
+    async def lease_due(self, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        """Take due deliveries for one attempt each. The lease (a later next_attempt_at) is committed before
+        sending, so a crash mid-send means the delivery is simply retried when the lease runs out."""
+        rows = await self._connection.fetch(
+            "UPDATE deliveries d SET next_attempt_at = $2 FROM alerts a"
+            " WHERE a.alert_id = d.alert_id AND d.delivery_id IN ("
+            "   SELECT delivery_id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
+            "   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            " RETURNING d.delivery_id, d.alert_id, d.channel, d.recipient_kind, d.task_force_id, d.level, d.target,"
+            " d.secret, d.status, d.attempts, d.next_attempt_at, d.last_error, d.subject, d.body,"
+            " a.facility_id, a.province_code, a.regency_code, a.level AS alert_level",
+            now, now + lease, limit,
+        )
+        return [Job(_delivery(r), r["subject"], bytes(r["body"]),
+                    Plant(r["facility_id"], r["province_code"], r["regency_code"]), Level(r["alert_level"]))
+                for r in rows]
+
+    async def get_delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_DELIVERY} FROM deliveries WHERE delivery_id = $1 FOR UPDATE", delivery_id
+        )
+        return _delivery(row) if row else None
+
+    async def save_attempt(self, delivery: Delivery, *, succeeded: bool, error: str | None, now: datetime) -> None:
+        await self._connection.execute(
+            "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5"
+            " WHERE delivery_id = $1",
+            delivery.delivery_id, delivery.status.value, delivery.attempts, delivery.next_attempt_at,
+            delivery.last_error,
+        )
+        await self._connection.execute(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at, succeeded, error) VALUES ($1, $2, $3, $4, $5)",
+            delivery.delivery_id, delivery.attempts, now, succeeded, error,
+        )
+
+    async def deliveries_of(self, alert_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Deliveries and their attempts, without addresses: a company's contact is not shown to anyone."""
+        rows = await self._connection.fetch(
+            "SELECT delivery_id, channel, recipient_kind, task_force_id, level, subject, status, attempts,"
+            " next_attempt_at, last_error, created_at FROM deliveries WHERE alert_id = $1 ORDER BY created_at,"
+            " delivery_id", alert_id,
+        )
+        attempts = await self._connection.fetch(
+            "SELECT delivery_id, attempt, at, succeeded, error FROM delivery_attempts"
+            " WHERE delivery_id = ANY($1::uuid[]) ORDER BY delivery_id, attempt", [r["delivery_id"] for r in rows],
+        )
+        by_delivery: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for a in attempts:
+            by_delivery.setdefault(a["delivery_id"], []).append(
+                {"attempt": a["attempt"], "at": a["at"], "succeeded": a["succeeded"], "error": a["error"]}
+            )
+        return [dict(r) | {"attempt_log": by_delivery.get(r["delivery_id"], [])} for r in rows]
+
+
+class NotifierWork(UnitOfWork):
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.notifier = NotifierRepository(connection)
+
+
+def _alert_values(a: Alert) -> tuple[Any, ...]:
+    return (a.alert_id, a.alert_key, a.event_type, a.severity.value, a.plant.facility_id, a.plant.province_code,
+            a.plant.regency_code, a.level.value, a.status.value, a.count, a.first_seen_at, a.last_seen_at,
+            a.group_until, a.escalate_at, a.digest_closes_at, [lv.value for lv in a.notified_levels],
+            a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, json.dumps(a.details))
+
+
+def _alert(r: asyncpg.Record) -> Alert:
+    return Alert(
+        alert_id=r["alert_id"], alert_key=r["alert_key"], event_type=r["event_type"],
+        severity=Severity(r["severity"]), plant=Plant(r["facility_id"], r["province_code"], r["regency_code"]),
+        level=Level(r["level"]), status=AlertStatus(r["status"]), count=r["count"],
+        first_seen_at=r["first_seen_at"], last_seen_at=r["last_seen_at"], group_until=r["group_until"],
+        escalate_at=r["escalate_at"], digest_closes_at=r["digest_closes_at"],
+        notified_levels=tuple(Level(lv) for lv in r["notified_levels"]), acknowledged_at=r["acknowledged_at"],
+        acknowledged_by=r["acknowledged_by"], acknowledged_role=r["acknowledged_role"],
+        details=json.loads(r["details"]),
+    )
+
+
+def _delivery_values(d: Delivery) -> tuple[Any, ...]:
+    r = d.recipient
+    return (d.delivery_id, d.alert_id, r.channel.value, r.kind, r.task_force_id,
+            r.level.value if r.level else None, r.target, r.secret, d.status.value, d.attempts, d.next_attempt_at,
+            d.last_error)
+
+
+def _delivery(r: asyncpg.Record) -> Delivery:
+    recipient = Recipient(Channel(r["channel"]), r["target"], r["secret"], Level(r["level"]) if r["level"] else None,
+                          r["task_force_id"])
+    return Delivery(r["delivery_id"], r["alert_id"], recipient, DeliveryStatus(r["status"]), r["attempts"],
+                    r["next_attempt_at"], r["last_error"])

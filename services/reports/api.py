@@ -1,0 +1,162 @@
+"""HTTP routes of the reports service: parse, check access, call a handler, map domain errors to problems."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from services.reports.domain import (
+    InconsistentReport, ObligationEnded, PeriodClosed, PeriodNotFound, ReportFigures, ScheduleNotFound,
+)
+from services.reports.handlers import ReportHandlers, ReportIn
+from shared.access import Access, Policy, Role, Rule, Scope
+from shared.http import Problem
+
+O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+
+# Who may do what, in one screen (DESIGN §4).
+POLICY = Policy({
+    "submit": Rule({O: Scope.ALL, C: Scope.OWN}, "submit a periodic report"),
+    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a schedule and its reports"),
+    "compliance": Rule({O: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read compliance aggregates"),
+})
+
+Count = Field(ge=0, le=10_000_000)
+
+
+class Workforce(BaseModel):
+    total: int = Field(ge=1, le=10_000_000)
+    on_site_per_shift: list[int] = Field(min_length=1, max_length=8)
+
+
+class Tests(BaseModel):
+    pcr: int = Count
+    antigen: int = Count
+
+
+class Vaccinated(BaseModel):
+    dose1: int = Count
+    dose2: int = Count
+    booster: int = Count
+
+
+class ProtocolChecklist(BaseModel):
+    """SE 4/2020 and SE 5/2021: each item a yes/no the company declares true."""
+
+    temperature_screening: bool
+    masks: bool
+    distancing: bool
+    ventilation: bool
+    disinfection: bool
+    handwash_stations: bool
+    pedulilindungi_scan: bool
+
+
+class ReportBody(BaseModel):
+    permit_id: uuid.UUID
+    period_id: uuid.UUID
+    workforce: Workforce
+    odp: int = Count
+    pdp: int = Count
+    confirmed_positive: int = Count
+    tests: Tests
+    vaccinated: Vaccinated
+    transport_modes: list[str] = Field(max_length=10)
+    protocol_checklist: ProtocolChecklist
+    case_handling: str = Field("", max_length=4000)
+
+
+def router(handlers: ReportHandlers) -> APIRouter:
+    routes = APIRouter(tags=["reports"])
+
+    @routes.get("/schedules/{permit_id}")
+    async def schedule(permit_id: uuid.UUID, limit: int = Query(52, ge=1, le=500),
+                       access: Access = POLICY.guard("read")) -> dict:
+        try:
+            found, periods = await handlers.schedule(permit_id, access, limit)
+        except ScheduleNotFound:
+            raise _not_found("Schedule") from None
+        return {
+            "permit_id": str(found.permit_id), "facility_id": str(found.facility_id),
+            "regime": periods[-1].regime if periods else handlers.config.regime.text, "zone": found.zone,
+            "frozen": found.frozen, "closed": found.closed, "ended": found.ended,
+            "periods": [{"period_id": str(p.period_id), "seq": p.seq, "starts_at": p.starts_at.isoformat(),
+                         "deadline": p.deadline.isoformat(), "status": p.status.value,
+                         "warned": p.warning_id is not None} for p in periods],
+        }
+
+    @routes.post("/reports", status_code=201)
+    async def submit(body: ReportBody, access: Access = POLICY.guard("submit")) -> dict:
+        figures = ReportFigures(
+            workforce_total=body.workforce.total, on_site_per_shift=tuple(body.workforce.on_site_per_shift),
+            odp=body.odp, pdp=body.pdp, confirmed_positive=body.confirmed_positive, tests_pcr=body.tests.pcr,
+            tests_antigen=body.tests.antigen, dose1=body.vaccinated.dose1, dose2=body.vaccinated.dose2,
+            booster=body.vaccinated.booster, case_handling=body.case_handling,
+        )
+        try:
+            accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures,
+                                                      body.model_dump(mode="json")), access)
+        except ScheduleNotFound:
+            raise _not_found("Permit") from None
+        except PeriodNotFound:
+            raise Problem(404, "Not found", "No such reporting period for this permit.",
+                          errors=[{"field": "period_id", "message": "unknown period"}]) from None
+        except ObligationEnded:
+            raise Problem(409, "Permit revoked", "The permit was revoked: it owes no reports and accepts none.",
+                          current_status="REVOKED") from None
+        except PeriodClosed as exc:
+            raise Problem(409, "Period closed", str(exc), period_status=exc.status.value) from None
+        except InconsistentReport as exc:
+            raise Problem(422, "Invalid request", "The report's counts contradict each other.",
+                          errors=[{"field": i.field, "message": i.message} for i in exc.issues]) from None
+        return {"report_id": str(accepted.report_id), "late": accepted.late,
+                "supersedes": str(accepted.supersedes) if accepted.supersedes else None}
+
+    @routes.get("/reports")
+    async def reports(permit_id: uuid.UUID, limit: int = Query(100, ge=1, le=1000),
+                      access: Access = POLICY.guard("read")) -> dict:
+        try:
+            found = await handlers.reports(permit_id, access, limit)
+        except ScheduleNotFound:
+            raise _not_found("Permit") from None
+        return {"permit_id": str(permit_id), "reports": [
+            {"report_id": str(r["report_id"]), "period_id": str(r["period_id"]),
+             "submitted_at": r["submitted_at"].isoformat(), "deadline": r["deadline"].isoformat(), "late": r["late"],
+             "current": r["superseded_by"] is None,
+             "superseded_by": str(r["superseded_by"]) if r["superseded_by"] else None,
+             "submitted_by": {"sub": r["actor"], "role": r["role"]}, "report": r["payload"]}
+            for r in found]}
+
+    @routes.get("/compliance")
+    async def compliance(province: str | None = Query(None, pattern=r"^\d{2}$"),
+                         regency: str | None = Query(None, pattern=r"^\d{2}\.\d{2}$"),
+                         days: int = Query(28, ge=1, le=366, description="Deadlines within the last N days."),
+                         access: Access = POLICY.guard("compliance")) -> dict:
+        if province and regency and not regency.startswith(province + "."):
+            raise Problem(422, "Invalid request", "The regency is not in the province.",
+                          errors=[{"field": "regency", "message": f"not in province {province}"}])
+        if access.region_filter and not (province or regency):
+            own = access.region_filter
+            province, regency = (None, own) if "." in own else (own, None)
+        access.require(region_code=regency or province, what="Region")
+        counts = await handlers.compliance(province=province, regency=regency, window=timedelta(days=days))
+        due = counts["due"]
+        return {
+            "province": province, "regency": regency,
+            "since": counts["since"].isoformat(), "until": counts["until"].isoformat(),
+            "periods_due": due, "reported": counts["reported"], "on_time": counts["on_time"],
+            "reporting_rate": round(counts["reported"] / due, 4) if due else None,
+            "on_time_rate": round(counts["on_time"] / due, 4) if due else None,
+            "overdue": counts["overdue"], "warnings": counts["warnings"],
+            "excused_closed": counts["excused"], "frozen_plants": counts["frozen"],
+            "closed_plants": counts["closed"],
+        }
+
+    return routes
+
+
+def _not_found(what: str) -> Problem:
+    return Problem(404, "Not found", f"{what} not found.")

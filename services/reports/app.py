@@ -1,0 +1,70 @@
+"""The reports service's composition root: settings, runtime, handlers, routes, subscriptions, the sweep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.reports import api
+from services.reports.domain import DEFAULT_REGIME, Timing, parse_regime
+from services.reports.handlers import ReportHandlers, ReportsConfig
+from services.reports.repository import ReportsWork
+from shared.clock import Clock, SystemClock
+from shared.contract import (
+    INCIDENTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
+    PermitReactivated, PermitRevoked,
+)
+from shared.runtime import ServiceRuntime, serve
+from shared.settings import PlatformSettings, port_of
+
+
+class ReportsSettings(BaseSettings):
+    """The reporting regime and its timing (DESIGN §5): all optional, read from the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    regime: str = Field(DEFAULT_REGIME, validation_alias="IOMKI_REPORT_REGIME")
+    warning_delay: timedelta = Field(timedelta(hours=9), validation_alias="IOMKI_WARNING_DELAY")
+    due_lead: timedelta = Field(timedelta(hours=6), validation_alias="IOMKI_REPORT_DUE_LEAD")
+    sweep_interval: float = Field(1.0, validation_alias="IOMKI_REPORT_SWEEP_SECONDS", gt=0)
+
+    def config(self) -> ReportsConfig:
+        return ReportsConfig(regime=parse_regime(self.regime),
+                             timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay))
+
+
+def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
+               reports_settings: ReportsSettings | None = None) -> FastAPI:
+    own = reports_settings or ReportsSettings()
+    runtime = ServiceRuntime(name="reports", settings=settings or PlatformSettings(),
+                             migrations=Path(__file__).parent / "migrations", unit_of_work=ReportsWork)
+    handlers = ReportHandlers(runtime.database, clock or SystemClock(), own.config())
+    runtime.consume(PERMITS, {
+        PermitIssued: handlers.on_permit_issued,
+        PermitFrozen: handlers.on_permit_frozen,
+        PermitReactivated: handlers.on_permit_reactivated,
+        PermitRevoked: handlers.on_permit_revoked,
+    })
+    runtime.consume(INCIDENTS, {
+        FacilityClosureOrdered: handlers.on_closure_ordered,
+        FacilityReopened: handlers.on_facility_reopened,
+    })
+    runtime.publishes(REPORTS)
+    runtime.every(own.sweep_interval, "deadline-sweep", handlers.sweep)
+    return runtime.http_app(
+        title="iomki reports",
+        description="Reporting schedules by regulation, submissions, overdue periods, warnings and compliance.",
+        routers=[api.router(handlers)],
+    )
+
+
+def main() -> None:
+    serve(create_app(), port_of("reports"))
+
+
+if __name__ == "__main__":
+    main()

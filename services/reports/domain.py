@@ -1,0 +1,473 @@
+"""Reports: reporting schedules, submissions, overdue periods and the sanction ladder (DESIGN §1).
+
+Pure: no I/O; time is always passed in. Every rule a reader might ask about ("when is a period overdue?",
+"when is a freeze recommended?") is answered in this file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta, timezone
+from enum import StrEnum
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# ---------------------------------------------------------------------------------------- time zones
+
+WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
+
+# Kemendagri province codes by zone (Permendagri on waktu Indonesia): Bali/Nusa Tenggara, South/East/North
+# Kalimantan and every Sulawesi province keep central time; Maluku and every Papua province eastern time.
+_WITA_PROVINCES = frozenset({"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"})
+_WIT_PROVINCES = frozenset({"81", "82", "91", "92", "93", "94", "95", "96", "97"})
+
+
+def zone_of(province_code: str) -> str:
+    """The plant's local time zone: deadlines of '23:59' mean 23:59 where the plant is."""
+    if province_code in _WITA_PROVINCES:
+        return WITA
+    if province_code in _WIT_PROVINCES:
+        return WIT
+    return WIB
+
+
+# ---------------------------------------------------------------------------------------- regimes
+
+_DAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
+_WEEKLY = re.compile(r"^(?P<kind>weekly|twice-weekly):(?P<days>[A-Z,]+)@(?P<h>\d{2}):(?P<m>\d{2})$")
+_EVERY = re.compile(r"^every:(?P<n>\d+)s$")
+
+
+class InvalidRegime(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class WeeklyDeadlines:
+    """Deadlines on fixed weekdays at a local time: SE 8/2020 (weekend), SE 3/2021 (twice weekly),
+    SE 5/2021 (Friday)."""
+
+    text: str
+    weekdays: frozenset[int]
+    at: time
+
+    def deadline_after(self, moment: datetime, zone: str) -> datetime:
+        local = moment.astimezone(ZoneInfo(zone))
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            if day.weekday() not in self.weekdays:
+                continue
+            candidate = datetime.combine(day, self.at, tzinfo=ZoneInfo(zone))
+            if candidate > local:
+                return candidate.astimezone(timezone.utc)
+        raise AssertionError("a weekly regime has a deadline within eight days")
+
+
+@dataclass(frozen=True)
+class FixedInterval:
+    """Back-to-back periods of a fixed length, for demonstrations and tests."""
+
+    text: str
+    length: timedelta
+
+    def deadline_after(self, moment: datetime, zone: str) -> datetime:
+        return (moment + self.length).astimezone(timezone.utc)
+
+
+Regime = WeeklyDeadlines | FixedInterval
+
+# SE 5/2021 (from 10 Sep 2021): weekly, every Friday.
+DEFAULT_REGIME = "weekly:FRI@23:59"
+
+
+def parse_regime(text: str) -> Regime:
+    """`weekly:SAT@23:59`, `twice-weekly:TUE,FRI@23:59`, `weekly:FRI@23:59` or `every:<N>s`."""
+    text = text.strip()
+    if match := _EVERY.match(text):
+        seconds = int(match["n"])
+        if seconds < 1:
+            raise InvalidRegime("every:<N>s needs N ≥ 1")
+        return FixedInterval(text, timedelta(seconds=seconds))
+    match = _WEEKLY.match(text)
+    if not match:
+        raise InvalidRegime(f"{text!r}: expected weekly:DAY@HH:MM, twice-weekly:DAY,DAY@HH:MM or every:<N>s")
+    names = match["days"].split(",")
+    unknown = [name for name in names if name not in _DAYS]
+    if unknown:
+        raise InvalidRegime(f"{text!r}: unknown day(s) {', '.join(unknown)}")
+    expected = 1 if match["kind"] == "weekly" else 2
+    if len(set(names)) != expected:
+        raise InvalidRegime(f"{text!r}: {match['kind']} needs {expected} distinct day(s)")
+    hour, minute = int(match["h"]), int(match["m"])
+    if hour > 23 or minute > 59:
+        raise InvalidRegime(f"{text!r}: no such time of day")
+    return WeeklyDeadlines(text, frozenset(_DAYS[name] for name in names), time(hour, minute))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When reminders and warnings go out relative to a deadline (configuration)."""
+
+    due_lead: timedelta = timedelta(hours=6)
+    # SE 3/2021: the warning is issued automatically "the next morning" after a missed 23:59 deadline.
+    warning_delay: timedelta = timedelta(hours=9)
+
+
+# ---------------------------------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A plant's duty to report, from the permit's issue until its revocation."""
+
+    permit_id: uuid.UUID
+    facility_id: uuid.UUID
+    nib: str
+    province_code: str
+    regency_code: str
+    zone: str
+    issued_at: datetime
+    frozen: bool = False
+    freeze_count: int = 0
+    closed: bool = False
+    ended_at: datetime | None = None
+    ladder_reset_seq: int = 0  # periods up to this one were already evidence of a sanction
+    revoke_recommended: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+
+class PeriodStatus(StrEnum):
+    OPEN = "open"
+    SUBMITTED = "submitted"  # reported by the deadline
+    LATE = "late"  # reported after the deadline
+    OVERDUE = "overdue"  # deadline passed, nothing reported
+    EXCUSED = "excused"  # the plant was closed at the deadline: it cannot report on operations
+    ENDED = "ended"  # the permit was revoked before the deadline: nothing is owed
+
+
+class NextAction(StrEnum):
+    """What the deadline sweep does next with a period, and when (`next_action_at`)."""
+
+    REMIND = "remind"
+    DEADLINE = "deadline"
+    WARN = "warn"
+
+
+@dataclass(frozen=True)
+class Period:
+    period_id: uuid.UUID
+    permit_id: uuid.UUID
+    seq: int
+    regime: str
+    starts_at: datetime
+    deadline: datetime
+    status: PeriodStatus = PeriodStatus.OPEN
+    next_action: NextAction | None = None
+    next_action_at: datetime | None = None
+    warning_id: uuid.UUID | None = None
+
+    @property
+    def reported(self) -> bool:
+        return self.status in (PeriodStatus.SUBMITTED, PeriodStatus.LATE)
+
+
+def open_period(schedule: Schedule, regime: Regime, *, starts_at: datetime, seq: int, timing: Timing) -> Period:
+    """The next period begins where the previous ended; a regime change therefore applies from the next one."""
+    deadline = regime.deadline_after(starts_at, schedule.zone)
+    remind_at = max(starts_at, deadline - timing.due_lead)
+    return Period(uuid.uuid4(), schedule.permit_id, seq, regime.text, starts_at, deadline,
+                  next_action=NextAction.REMIND, next_action_at=remind_at)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one sweep step decided: the period afterwards and which facts to publish."""
+
+    period: Period
+    remind: bool = False
+    overdue: bool = False
+    warn: bool = False
+    open_next: bool = False
+
+
+def step(period: Period, schedule: Schedule, timing: Timing) -> Step:
+    """Advance a period whose `next_action_at` has come. Each action happens once: the period leaves it."""
+    if schedule.ended:
+        return Step(replace(period, next_action=None, next_action_at=None))
+    if period.next_action is NextAction.REMIND:
+        after = replace(period, next_action=NextAction.DEADLINE, next_action_at=period.deadline)
+        return Step(after, remind=period.status is PeriodStatus.OPEN)
+    if period.next_action is NextAction.DEADLINE:
+        if period.reported:
+            return Step(replace(period, next_action=None, next_action_at=None), open_next=True)
+        if schedule.closed:
+            # A closure is not a freeze: it does not count on the sanction ladder (DESIGN §2).
+            return Step(replace(period, status=PeriodStatus.EXCUSED, next_action=None, next_action_at=None),
+                        open_next=True)
+        return Step(replace(period, status=PeriodStatus.OVERDUE, next_action=NextAction.WARN,
+                            next_action_at=period.deadline + timing.warning_delay), overdue=True, open_next=True)
+    if period.next_action is NextAction.WARN:
+        return Step(replace(period, next_action=None, next_action_at=None), warn=period.status is PeriodStatus.OVERDUE)
+    return Step(period)
+
+
+# ---------------------------------------------------------------------------------------- submissions
+
+
+class ScheduleNotFound(Exception):
+    pass
+
+
+class PeriodNotFound(Exception):
+    pass
+
+
+class ObligationEnded(Exception):
+    """The permit was revoked: it owes no reports and accepts none."""
+
+
+class PeriodClosed(Exception):
+    def __init__(self, status: PeriodStatus) -> None:
+        super().__init__(f"the period is {status.value}: no report is owed for it")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FieldIssue:
+    field: str
+    message: str
+
+
+class InconsistentReport(Exception):
+    def __init__(self, issues: list[FieldIssue]) -> None:
+        super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues))
+        self.issues = issues
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    workforce_total: int
+    on_site_per_shift: tuple[int, ...]
+    odp: int
+    pdp: int
+    confirmed_positive: int
+    tests_pcr: int
+    tests_antigen: int
+    dose1: int
+    dose2: int
+    booster: int
+    case_handling: str
+
+    @property
+    def on_site_total(self) -> int:
+        return sum(self.on_site_per_shift)
+
+
+def consistency_issues(f: ReportFigures) -> list[FieldIssue]:
+    """Counts that contradict each other, each named by the payload field that is wrong."""
+    issues = []
+    if f.on_site_total > f.workforce_total:
+        issues.append(FieldIssue("workforce.on_site_per_shift",
+                                 f"on site across shifts ({f.on_site_total}) exceeds the workforce ({f.workforce_total})"))
+    for name, value in (("odp", f.odp), ("pdp", f.pdp), ("confirmed_positive", f.confirmed_positive),
+                        ("vaccinated.dose1", f.dose1)):
+        if value > f.workforce_total:
+            issues.append(FieldIssue(name, f"{value} exceeds the workforce ({f.workforce_total})"))
+    # A second dose follows a first, a booster follows a second.
+    if f.dose2 > f.dose1:
+        issues.append(FieldIssue("vaccinated.dose2", f"{f.dose2} exceeds dose 1 ({f.dose1})"))
+    if f.booster > f.dose2:
+        issues.append(FieldIssue("vaccinated.booster", f"{f.booster} exceeds dose 2 ({f.dose2})"))
+    # SE 5/2021: a firm with a positive case must say how it handled it.
+    if f.confirmed_positive > 0 and not f.case_handling.strip():
+        issues.append(FieldIssue("case_handling", "required when confirmed_positive > 0"))
+    return issues
+
+
+@dataclass(frozen=True)
+class Submission:
+    period: Period
+    late: bool
+
+
+def submit(schedule: Schedule, period: Period, figures: ReportFigures, *, now: datetime) -> Submission:
+    """Accept a report (or a correction superseding the previous one) for an existing period."""
+    if schedule.ended:
+        raise ObligationEnded(schedule.permit_id)
+    if period.status in (PeriodStatus.ENDED, PeriodStatus.EXCUSED):
+        raise PeriodClosed(period.status)
+    issues = consistency_issues(figures)
+    if issues:
+        raise InconsistentReport(issues)
+    late = now > period.deadline
+    if period.status is PeriodStatus.SUBMITTED:
+        return Submission(period, late)  # a correction does not undo having reported on time
+    changed = replace(period, status=PeriodStatus.LATE if late else PeriodStatus.SUBMITTED)
+    if period.next_action is NextAction.WARN:
+        # Reported after the deadline but before the warning went out ("the morning after"): no warning.
+        changed = replace(changed, next_action=None, next_action_at=None)
+    return Submission(changed, late)
+
+
+# ---------------------------------------------------------------------------------------- sanction ladder
+
+
+class SanctionKind(StrEnum):
+    FREEZE = "freeze"
+    REVOKE = "revoke"
+
+
+@dataclass(frozen=True)
+class SettledPeriod:
+    """A past period as the ladder sees it: missed (with its warning) or not."""
+
+    period_id: uuid.UUID
+    seq: int
+    deadline: datetime
+    warning_id: uuid.UUID | None
+
+    @property
+    def warned(self) -> bool:
+        return self.warning_id is not None
+
+
+@dataclass(frozen=True)
+class Sanction:
+    action: SanctionKind
+    rule: str
+    missed_periods: tuple[uuid.UUID, ...]
+    warnings: tuple[uuid.UUID, ...]
+    through_seq: int  # the last period used as evidence: later rules count only after it
+
+
+class LadderRule(Protocol):
+    name: str
+
+    def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None: ...
+
+
+def add_month(moment: datetime) -> datetime:
+    """The same day one calendar month later (31 Jan → 28/29 Feb)."""
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class MissedWhileFrozen:
+    """SE 3/2021: a frozen plant that misses the next report is revoked."""
+
+    name: str = "MissedWhileFrozen"
+
+    def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        if not schedule.frozen or schedule.revoke_recommended:
+            return None
+        latest = history[-1]
+        return Sanction(SanctionKind.REVOKE, self.name, (latest.period_id,),
+                        (latest.warning_id,) if latest.warning_id else (), latest.seq)
+
+
+@dataclass(frozen=True)
+class ThreeWarningsInARow:
+    """SE 3/2021: warnings for `count` consecutive periods freeze the permit."""
+
+    count: int = 3
+    name: str = "ThreeWarningsInARow"
+
+    def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        if schedule.frozen:
+            return None
+        recent = [p for p in history if p.seq > schedule.ladder_reset_seq][-self.count:]
+        consecutive = all(b.seq == a.seq + 1 for a, b in zip(recent, recent[1:]))
+        if len(recent) < self.count or not consecutive or not all(p.warned for p in recent):
+            return None
+        return _evidence(SanctionKind.FREEZE, self.name, recent)
+
+
+@dataclass(frozen=True)
+class ThreeWarningsWithinAMonth:
+    """SE 3/2021: `count` warnings within one calendar month of the first (inclusive) freeze the permit."""
+
+    count: int = 3
+    name: str = "ThreeWarningsWithinAMonth"
+
+    def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        if schedule.frozen:
+            return None
+        warned = [p for p in history if p.seq > schedule.ladder_reset_seq and p.warned]
+        if not warned:
+            return None
+        latest = warned[-1]
+        window = [p for p in warned if add_month(p.deadline) >= latest.deadline]
+        if len(window) < self.count:
+            return None
+        return _evidence(SanctionKind.FREEZE, self.name, window[-self.count:])
+
+
+@dataclass(frozen=True)
+class SecondFreeze:
+    """SE 3/2021: a permit frozen a second time is revoked."""
+
+    name: str = "SecondFreeze"
+
+    def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        if schedule.freeze_count < 2 or schedule.revoke_recommended:
+            return None
+        warned = [p for p in history if p.warned]
+        return Sanction(SanctionKind.REVOKE, self.name, tuple(p.period_id for p in warned),
+                        tuple(p.warning_id for p in warned if p.warning_id), history[-1].seq if history else 0)
+
+
+def _evidence(action: SanctionKind, rule: str, periods: list[SettledPeriod]) -> Sanction:
+    return Sanction(action, rule, tuple(p.period_id for p in periods),
+                    tuple(p.warning_id for p in periods if p.warning_id), periods[-1].seq)
+
+
+@dataclass(frozen=True)
+class SanctionLadder:
+    """The configurable policy: which rules apply after a missed period and after a freeze, first match wins."""
+
+    on_missed: tuple[LadderRule, ...] = (MissedWhileFrozen(), ThreeWarningsInARow(), ThreeWarningsWithinAMonth())
+    on_frozen: tuple[LadderRule, ...] = (SecondFreeze(),)
+
+    # How much history the rules need: the periods of the last month (a month is at most 31 days, plus a
+    # day of slack) and, however long the periods, the last three.
+    lookback: timedelta = timedelta(days=32)
+    min_periods: int = 3
+
+    def after_missed(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        return _first(self.on_missed, schedule, history)
+
+    def after_frozen(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        return _first(self.on_frozen, schedule, history)
+
+
+def _first(rules: tuple[LadderRule, ...], schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+    for rule in rules:
+        if (sanction := rule.decide(schedule, history)) is not None:
+            return sanction
+    return None
+
+
+def after_sanction(schedule: Schedule, sanction: Sanction) -> Schedule:
+    """Evidence counts once: warnings behind a freeze do not count towards the next one."""
+    if sanction.action is SanctionKind.REVOKE:
+        return replace(schedule, revoke_recommended=True)
+    return replace(schedule, ladder_reset_seq=max(schedule.ladder_reset_seq, sanction.through_seq))
+
+
+def consecutive_warnings(history: list[SettledPeriod]) -> int:
+    """Warnings in a row up to the latest period, this one included (carried in WarningIssued)."""
+    count = 0
+    previous_seq = None
+    for period in reversed(history):
+        if not period.warned or (previous_seq is not None and period.seq != previous_seq - 1):
+            break
+        count += 1
+        previous_seq = period.seq
+    return count

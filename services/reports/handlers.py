@@ -1,0 +1,252 @@
+"""One function per command, consumed event and sweep step: load, ask the domain, save, add outgoing events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from services.reports import domain
+from services.reports.domain import (
+    Period, PeriodNotFound, Regime, ReportFigures, Sanction, SanctionLadder, Schedule, ScheduleNotFound, Timing,
+)
+from services.reports.repository import ReportsWork
+from shared.access import Access
+from shared.clock import Clock
+from shared.contract import (
+    ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued, PermitReactivated,
+    PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence, SanctionRecommended,
+    WarningIssued,
+)
+from shared.unit_of_work import Database
+
+SERVICE = "reports"
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    regime: Regime
+    timing: Timing
+    ladder: SanctionLadder = SanctionLadder()
+    sweep_batch: int = 500
+
+
+@dataclass(frozen=True)
+class ReportIn:
+    permit_id: uuid.UUID
+    period_id: uuid.UUID
+    figures: ReportFigures
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    report_id: uuid.UUID
+    late: bool
+    supersedes: uuid.UUID | None
+
+
+def _about(schedule: Schedule) -> dict[str, Any]:
+    return dict(facility_id=schedule.facility_id, province_code=schedule.province_code,
+                regency_code=schedule.regency_code, permit_id=schedule.permit_id)
+
+
+@dataclass
+class ReportHandlers:
+    database: Database[ReportsWork]
+    clock: Clock
+    config: ReportsConfig
+
+    # -- consumed events ---------------------------------------------------------------------------
+
+    async def on_permit_issued(self, work: ReportsWork, envelope: Envelope, event: PermitIssued) -> None:
+        now = self.clock.now()
+        schedule = Schedule(
+            permit_id=event.permit_id, facility_id=event.facility_id, nib=event.nib,
+            province_code=event.province_code, regency_code=event.regency_code,
+            zone=domain.zone_of(event.province_code), issued_at=event.issued_at,
+            closed=await work.closures.is_closed(event.facility_id),
+        )
+        if not await work.schedules.add(schedule):
+            return
+        # The first period starts when this service learns of the permit, never in the past: replaying the
+        # permits topic into a fresh service must not warn plants for periods nobody could have reported.
+        first = domain.open_period(schedule, self.config.regime, starts_at=max(now, event.issued_at), seq=1,
+                                   timing=self.config.timing)
+        await work.periods.add(first, schedule)
+        log.info("schedule_opened", permit_id=str(schedule.permit_id), zone=schedule.zone,
+                 first_deadline=first.deadline.isoformat(), regime=first.regime)
+
+    async def on_permit_frozen(self, work: ReportsWork, envelope: Envelope, event: PermitFrozen) -> None:
+        schedule = await work.schedules.get(event.permit_id, for_update=True)
+        if schedule is None:
+            log.warning("freeze_without_schedule", permit_id=str(event.permit_id))
+            return
+        schedule = replace(schedule, frozen=True, freeze_count=max(schedule.freeze_count + 1, event.freeze_count))
+        history = await self._history(work, schedule.permit_id, 1 << 30, self.clock.now())
+        sanction = self.config.ladder.after_frozen(schedule, history)
+        if sanction is not None:
+            schedule = await self._recommend(work, schedule, sanction, envelope)
+        await work.schedules.save(schedule)
+
+    async def on_permit_reactivated(self, work: ReportsWork, envelope: Envelope, event: PermitReactivated) -> None:
+        schedule = await work.schedules.get(event.permit_id, for_update=True)
+        if schedule is not None:
+            await work.schedules.save(replace(schedule, frozen=False))
+
+    async def on_permit_revoked(self, work: ReportsWork, envelope: Envelope, event: PermitRevoked) -> None:
+        schedule = await work.schedules.get(event.permit_id, for_update=True)
+        if schedule is None or schedule.ended:
+            return
+        now = self.clock.now()
+        await work.schedules.save(replace(schedule, ended_at=now))
+        await work.periods.end_obligation(schedule.permit_id, now)
+        log.info("schedule_ended", permit_id=str(schedule.permit_id))
+
+    async def on_closure_ordered(self, work: ReportsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
+        if event.scope is not ClosureScope.PLANT:
+            return  # a room closed for disinfection does not stop the plant from operating or reporting
+        await work.closures.order(event.closure_id, event.facility_id, event.starts_at)
+        await self._refresh_closed(work, event.facility_id)
+
+    async def on_facility_reopened(self, work: ReportsWork, envelope: Envelope, event: FacilityReopened) -> None:
+        await work.closures.reopen(event.closure_id, event.facility_id, event.reopened_at)
+        await self._refresh_closed(work, event.facility_id)
+
+    async def _refresh_closed(self, work: ReportsWork, facility_id: uuid.UUID) -> None:
+        closed = await work.closures.is_closed(facility_id)
+        for schedule in await work.schedules.for_facility(facility_id):
+            await work.schedules.save(replace(schedule, closed=closed))
+
+    # -- the deadline sweep ------------------------------------------------------------------------
+
+    async def sweep(self, max_batches: int = 20) -> int:
+        """Run every period action whose time has come, a locked batch per transaction, until none is left.
+
+        Idempotent across restarts and replicas: a step moves the period to its next action in the same
+        transaction as the events it emits, so each reminder, overdue and warning is emitted exactly once.
+        """
+        done = 0
+        for _ in range(max_batches):
+            now = self.clock.now()
+            async with self.database.transaction() as work:
+                batch = await work.periods.due(now, self.config.sweep_batch)
+                for period, schedule in batch:
+                    await self._step(work, period, schedule, now)
+            done += len(batch)
+            if len(batch) < self.config.sweep_batch:
+                break
+        if done:
+            log.info("sweep_done", steps=done)
+        return done
+
+    async def _step(self, work: ReportsWork, period: Period, schedule: Schedule, now: datetime) -> None:
+        step = domain.step(period, schedule, self.config.timing)
+        after = step.period
+        events: list[Envelope] = []
+        if step.remind:
+            events.append(Envelope.wrap(ReportDue(**_about(schedule), period_id=period.period_id,
+                                                  deadline=period.deadline), service=SERVICE, time=now))
+        if step.overdue:
+            events.append(Envelope.wrap(ReportOverdue(**_about(schedule), period_id=period.period_id,
+                                                      deadline=period.deadline), service=SERVICE, time=now))
+        if step.open_next:
+            following = domain.open_period(schedule, self.config.regime, starts_at=period.deadline,
+                                           seq=period.seq + 1, timing=self.config.timing)
+            await work.periods.add(following, schedule)
+        if step.warn:
+            # Re-read under the lock already held: an earlier step of this batch may have sanctioned the plant.
+            schedule = await work.schedules.get(schedule.permit_id) or schedule
+            after = replace(after, warning_id=uuid.uuid4())
+            await work.periods.save(after, warned_at=now)
+            history = await self._history(work, schedule.permit_id, period.seq, period.deadline)
+            warning = Envelope.wrap(WarningIssued(
+                **_about(schedule), warning_id=after.warning_id, period_id=period.period_id,
+                deadline=period.deadline, consecutive=domain.consecutive_warnings(history),
+            ), service=SERVICE, time=now)
+            await work.outbox.add(*events, warning)
+            sanction = self.config.ladder.after_missed(schedule, history)
+            if sanction is not None:
+                await work.schedules.save(await self._recommend(work, schedule, sanction, warning))
+            return
+        await work.periods.save(after)
+        await work.outbox.add(*events)
+
+    async def _history(self, work: ReportsWork, permit_id: uuid.UUID, through_seq: int,
+                       latest: datetime) -> list[domain.SettledPeriod]:
+        ladder = self.config.ladder
+        return await work.periods.settled(permit_id, through_seq, since=latest - ladder.lookback,
+                                          min_periods=ladder.min_periods)
+
+    async def _recommend(self, work: ReportsWork, schedule: Schedule, sanction: Sanction,
+                         cause: Envelope) -> Schedule:
+        now = self.clock.now()
+        sanction_id = uuid.uuid4()
+        event = SanctionRecommended(
+            **_about(schedule), action=SanctionAction(sanction.action.value), rule=sanction.rule,
+            evidence=SanctionEvidence(missed_periods=list(sanction.missed_periods), warnings=list(sanction.warnings)),
+        )
+        await work.sanctions.add(sanction_id, schedule.permit_id, sanction, now, str(cause.id))
+        await work.outbox.add(cause.caused(event, service=SERVICE, time=now))
+        log.info("sanction_recommended", permit_id=str(schedule.permit_id), action=sanction.action.value,
+                 rule=sanction.rule)
+        return domain.after_sanction(schedule, sanction)
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    async def submit(self, report: ReportIn, access: Access) -> Accepted:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            schedule = await work.schedules.get(report.permit_id, for_update=True)
+            if schedule is None or not access.may_see(region_code=schedule.regency_code, nib=schedule.nib):
+                raise ScheduleNotFound(report.permit_id)
+            period = await work.periods.get(report.period_id, for_update=True)
+            if period is None or period.permit_id != schedule.permit_id:
+                raise PeriodNotFound(report.period_id)
+            accepted = domain.submit(schedule, period, report.figures, now=now)
+            report_id = uuid.uuid4()
+            await work.periods.save(accepted.period)
+            supersedes = await work.reports.add(
+                report_id=report_id, period_id=period.period_id, permit_id=schedule.permit_id, submitted_at=now,
+                late=accepted.late, actor=access.actor, role=access.principal.role.value, payload=report.payload,
+            )
+            f = report.figures
+            await work.outbox.add(Envelope.wrap(ReportSubmitted(
+                **_about(schedule), report_id=report_id, period_id=period.period_id,
+                period_starts_at=period.starts_at, deadline=period.deadline, late=accepted.late,
+                workforce_total=f.workforce_total, on_site_total=f.on_site_total, odp=f.odp, pdp=f.pdp,
+                confirmed_positive=f.confirmed_positive, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
+                vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
+            ), service=SERVICE, time=now))
+        log.info("report_submitted", permit_id=str(schedule.permit_id), period_id=str(period.period_id),
+                 late=accepted.late, supersedes=str(supersedes) if supersedes else None, actor=access.actor)
+        return Accepted(report_id, accepted.late, supersedes)
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    async def schedule(self, permit_id: uuid.UUID, access: Access, limit: int) -> tuple[Schedule, list[Period]]:
+        async with self.database.reading() as work:
+            schedule = await self._visible(work, permit_id, access)
+            return schedule, await work.periods.listing(permit_id, limit)
+
+    async def reports(self, permit_id: uuid.UUID, access: Access, limit: int) -> list[dict[str, Any]]:
+        async with self.database.reading() as work:
+            await self._visible(work, permit_id, access)
+            return await work.reports.listing(permit_id, limit)
+
+    async def compliance(self, *, province: str | None, regency: str | None, window: timedelta) -> dict[str, Any]:
+        now = self.clock.now()
+        async with self.database.reading() as work:
+            counts = await work.compliance.rates(province=province, regency=regency, since=now - window, until=now)
+        return {"since": now - window, "until": now} | counts
+
+    @staticmethod
+    async def _visible(work: ReportsWork, permit_id: uuid.UUID, access: Access) -> Schedule:
+        schedule = await work.schedules.get(permit_id)
+        if schedule is None or not access.may_see(region_code=schedule.regency_code, nib=schedule.nib):
+            raise ScheduleNotFound(permit_id)
+        return schedule

@@ -1,0 +1,92 @@
+"""The `iomki` command: bring the platform up, and mint development tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from shared.access import Role, mint
+from shared.launcher import Platform, development_secret
+from shared.observability import configure_logging
+from shared.settings import SERVICES, PlatformSettings, port_of
+
+app = typer.Typer(help="iomki: industrial operating permits for a health emergency.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def up() -> None:
+    """Start the whole platform on this machine (embedded PostgreSQL and broker unless configured)."""
+    settings = PlatformSettings()
+    configure_logging("launcher", settings.log_format)
+    platform = Platform(settings)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        console.print("[bold]iomki[/bold]: preparing database, broker, topics and migrations…")
+        asyncio.run(platform.prepare())
+        for service in SERVICES:
+            platform.start_service(service)
+        ready = asyncio.run(platform.wait_ready())
+        _print_welcome(settings, ready)
+        while True:
+            for service, process in list(platform.processes.items()):
+                if process.poll() is not None:
+                    console.print(f"[yellow]{service} exited with {process.returncode}; restarting[/yellow]")
+                    time.sleep(1.0)
+                    platform.start_service(service)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("iomki: stopping services, broker and database…")
+        platform.stop()
+        console.print("iomki: stopped.")
+
+
+def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
+    console.print()
+    for service in SERVICES:
+        state = "[green]ready[/green]" if ready.get(service) else "[red]not ready[/red]"
+        base = f"http://127.0.0.1:{port_of(service)}"
+        console.print(f"  {service:<10} {base}   docs {base}/docs   {state}")
+    token = mint(development_secret(settings), role=Role.OPERATOR, sub="dev-operator", ttl_seconds=12 * 3600)
+    console.print()
+    console.print("Development operator token (12 h):")
+    typer.echo(token)
+    console.print("Mint others with: [bold]iomki token --role task_force --region 32.16[/bold]"
+                  " | --role company --nib 8120000123456 | --role agency")
+    console.print("Ctrl-C stops everything.")
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="operator | task_force | company | agency")],
+    region: Annotated[Optional[str], typer.Option(help="A task force's province or regency code")] = None,
+    nib: Annotated[Optional[str], typer.Option(help="A company's 13-digit NIB")] = None,
+    sub: Annotated[Optional[str], typer.Option(help="Subject (who); generated when omitted")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
+    private_key: Annotated[Optional[Path], typer.Option(help="PEM private key (RS256/ES256/EdDSA); default HS256")] = None,
+) -> None:
+    """Mint a bearer token for development and tests."""
+    if role is Role.TASK_FORCE and not region:
+        raise typer.BadParameter("a task-force token needs --region (a province or regency code)", param_hint="--region")
+    if role is Role.COMPANY and not nib:
+        raise typer.BadParameter("a company token needs --nib", param_hint="--nib")
+    settings = PlatformSettings()
+    if private_key is not None:
+        key, algorithm = private_key.read_text(), settings.jwt_algorithm
+        if algorithm == "HS256":
+            raise typer.BadParameter("set IOMKI_JWT_ALGORITHM to the key's algorithm", param_hint="--private-key")
+    else:
+        key, algorithm = development_secret(settings), "HS256"
+    typer.echo(mint(key, role=role, sub=sub, region=region, nib=nib, ttl_seconds=ttl, algorithm=algorithm))

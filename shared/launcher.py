@@ -1,0 +1,114 @@
+"""`iomki up`: the whole platform on one machine, as separate processes, stopped cleanly on Ctrl-C.
+
+Starts what is not configured (the embedded PostgreSQL unless `DATABASE_URL`, the embedded broker unless
+`KAFKA_BOOTSTRAP`), creates the topics, applies every service's migrations, then runs the four services as
+four OS processes and restarts any that dies. On SIGINT/SIGTERM it stops the services, then the broker and
+the database it started itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import structlog
+
+from shared.bus import ensure_topics
+from shared.db import describe, migrate, migrations_in, provision
+from shared.infra import EmbeddedBroker, admin_database_url, stop_embedded_postgres
+from shared.runtime import PLATFORM_MIGRATIONS
+from shared.settings import SERVICES, PlatformSettings, port_of
+
+log = structlog.get_logger(__name__)
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+
+def development_secret(settings: PlatformSettings) -> str:
+    """IOMKI_JWT_SECRET, or a development secret kept under the data directory so tokens survive restarts."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = settings.data_dir / "jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Platform:
+    settings: PlatformSettings
+    environment: dict[str, str] = field(default_factory=dict)
+    broker: EmbeddedBroker | None = None
+    started_database: bool = False
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    async def prepare(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.started_database = not settings.database_url
+        admin_url = await admin_database_url(settings)
+        bootstrap = settings.kafka_bootstrap
+        if not bootstrap:
+            host, port = settings.bootstrap.rsplit(":", 1)
+            self.broker = EmbeddedBroker(host, int(port), settings.data_dir / "broker.log")
+            self.broker.start()
+            bootstrap = self.broker.bootstrap
+        self.environment = {
+            "DATABASE_URL": admin_url,
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "IOMKI_JWT_SECRET": development_secret(settings),
+        }
+        resolved = PlatformSettings(**{**settings.model_dump(), "database_url": admin_url, "kafka_bootstrap": bootstrap})
+        await ensure_topics(resolved)
+        for service in SERVICES:
+            url = os.environ.get(f"IOMKI_{service.upper()}_DATABASE_URL") or await provision(admin_url, service)
+            await migrate(url, service, migrations_in("platform", PLATFORM_MIGRATIONS)
+                          + migrations_in(service, SERVICES_DIR / service / "migrations"))
+        log.info("platform_prepared", database=describe(admin_url), broker=bootstrap)
+
+    def start_service(self, service: str) -> None:
+        env = {**os.environ, **self.environment}
+        self.processes[service] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env)
+
+    async def wait_ready(self, timeout: float = 60.0) -> dict[str, bool]:
+        ready: dict[str, bool] = {}
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for service in SERVICES:
+                url = f"http://127.0.0.1:{port_of(service)}/readyz"
+                ready[service] = False
+                while time.monotonic() < deadline:
+                    try:
+                        if (await client.get(url)).status_code == 200:
+                            ready[service] = True
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.25)
+        return ready
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for service, process in self.processes.items():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                log.warning("service_killed", service=service)
+                process.kill()
+                process.wait(5)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.started_database:
+            stop_embedded_postgres(self.settings.data_dir / "postgres")

@@ -1,0 +1,176 @@
+"""A plant in Kab. Bekasi gets its permit, two workers test positive, and the plant closes as a cluster.
+
+Over the real database and broker: PermitIssued arrives on iomki.permits, the company reports two cases,
+ClusterDeclared and the plant's FacilityClosureOrdered reach iomki.incidents, the task force cannot reopen
+early, and a weekly report's positives are reconciled with the cases already known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+
+from services.incidents.app import create_app
+from shared.contract import CONTENT_TYPE, Envelope, PermitIssued, ReportSubmitted, SectorClass, decode
+from tests.kafka import read_topic
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+NIB = "8120000654321"
+COMPANY = bearer("company", nib=NIB)
+OPERATOR = bearer("operator")
+SATGAS_JABAR = bearer("task_force", region="32")
+
+
+async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.key,
+                                         headers=[("content-type", CONTENT_TYPE.encode())])
+    finally:
+        await producer.stop()
+
+
+async def eventually(probe, *, timeout: float = 20.0):
+    """Poll `probe` until it returns something truthy (the consumer applies events asynchronously)."""
+    async with asyncio.timeout(timeout):
+        while not (result := await probe()):
+            await asyncio.sleep(0.2)
+    return result
+
+
+def permit_issued(facility_id: uuid.UUID) -> Envelope:
+    return Envelope.wrap(PermitIssued(
+        facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(), nib=NIB,
+        permit_number="IOMKI-2026-000042", company_name="PT Baja Nusantara", sector_class=SectorClass.CRITICAL,
+        workforce_total=1200, issued_at=datetime.now(timezone.utc),
+    ), service="permits")
+
+
+def report(facility_id: uuid.UUID, *, positives: int, starts_at: datetime, deadline: datetime) -> Envelope:
+    return Envelope.wrap(ReportSubmitted(
+        facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
+        report_id=uuid.uuid4(), period_id=uuid.uuid4(), period_starts_at=starts_at, deadline=deadline, late=False,
+        workforce_total=1200, on_site_total=1100, odp=2, pdp=1, confirmed_positive=positives, tests_pcr=10,
+        tests_antigen=40, vaccinated_dose1=1100, vaccinated_dose2=900, vaccinated_booster=200,
+    ), service="reports")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def incidents(platform):
+    async with running_service(create_app()) as client:
+        yield client
+
+
+async def known_plant(client, facility_id: uuid.UUID) -> dict:
+    async def probe():
+        response = await client.get(f"/facilities/{facility_id}/status", headers=OPERATOR)
+        return response.json() if response.status_code == 200 else None
+    return await eventually(probe)
+
+
+async def test_two_cases_at_a_plant_declare_a_cluster_and_close_it(platform, incidents):
+    facility_id = uuid.uuid4()
+    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    assert (await known_plant(incidents, facility_id))["status"] == "open"
+
+    today = datetime.now(timezone(timedelta(hours=7))).date()
+    for ref, symptomatic in (("C-2026-001", True), ("C-2026-002", False)):
+        created = await incidents.post("/cases", headers=COMPANY, json={
+            "facility_id": str(facility_id), "case_ref": ref, "confirmed_on": today.isoformat(),
+            "symptomatic": symptomatic, "close_contacts": 12})
+        assert created.status_code == 201, created.text
+    assert created.json()["cluster_id"] is not None
+
+    def cluster_and_closure(messages) -> bool:
+        types = {decode(m.value).envelope.type for m in messages if m.key == str(facility_id).encode()}
+        return {"iomki.ClusterDeclared.v1", "iomki.FacilityClosureOrdered.v1"} <= types
+
+    messages = await read_topic(platform.bootstrap, "iomki.incidents", until=cluster_and_closure)
+    ours = [decode(m.value) for m in messages if m.key == str(facility_id).encode()]
+    cluster = [d.event for d in ours if d.envelope.type == "iomki.ClusterDeclared.v1"]
+    plant_closures = [d.event for d in ours
+                      if d.envelope.type == "iomki.FacilityClosureOrdered.v1" and d.event.scope == "plant"]
+    assert len(cluster) == 1 and cluster[0].case_count == 2
+    assert [c.cluster_id for c in plant_closures] == [cluster[0].cluster_id]
+    assert plant_closures[0].ends_at - plant_closures[0].starts_at == timedelta(days=5)
+    assert sum(d.envelope.type == "iomki.CaseDetected.v1" for d in ours) == 2
+    assert sum(d.envelope.type == "iomki.ContactsQuarantined.v1" for d in ours) == 2
+
+    status = (await incidents.get(f"/facilities/{facility_id}/status", headers=SATGAS_JABAR)).json()
+    assert status["status"] == "plant_closed"
+    assert (status["active_isolations"], status["active_quarantines"]) == (2, 2)
+    closure_id = status["plant_closure"]["closure_id"]
+
+    # The task force tries to reopen at once: refused, naming the earliest moment.
+    early = await incidents.post(f"/closures/{closure_id}/clear", headers=SATGAS_JABAR)
+    assert early.status_code == 409, early.text
+    assert early.headers["content-type"].startswith("application/problem+json")
+    assert datetime.fromisoformat(early.json()["earliest_reopening"]) == plant_closures[0].ends_at
+
+    # The same case reference twice is a conflict; a NIK as a reference is refused.
+    again = await incidents.post("/cases", headers=COMPANY, json={
+        "facility_id": str(facility_id), "case_ref": "C-2026-001", "confirmed_on": today.isoformat(),
+        "symptomatic": False, "close_contacts": 0})
+    assert again.status_code == 409
+    nik = await incidents.post("/cases", headers=COMPANY, json={
+        "facility_id": str(facility_id), "case_ref": "3216012345678901", "confirmed_on": today.isoformat(),
+        "symptomatic": False, "close_contacts": 0})
+    assert nik.status_code == 422 and nik.json()["errors"][0]["field"] == "case_ref"
+    named = await incidents.post("/cases", headers=COMPANY, json={
+        "facility_id": str(facility_id), "case_ref": "C-9", "confirmed_on": today.isoformat(),
+        "symptomatic": False, "close_contacts": 0, "name": "Budi"})
+    assert named.status_code == 422
+
+    listed = (await incidents.get("/incidents", params={"province": "32", "status": "plant_closed"},
+                                  headers=bearer("agency"))).json()
+    assert str(facility_id) in [item["facility_id"] for item in listed["items"]]
+
+
+async def test_a_report_adds_only_the_positives_not_already_entered(platform, incidents):
+    facility_id = uuid.uuid4()
+    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await known_plant(incidents, facility_id)
+    now = datetime.now(timezone.utc)
+    today = now.astimezone(timezone(timedelta(hours=7))).date()
+    created = await incidents.post("/cases", headers=COMPANY, json={
+        "facility_id": str(facility_id), "case_ref": "LINE2-A", "confirmed_on": today.isoformat(),
+        "symptomatic": False, "close_contacts": 0})
+    assert created.status_code == 201
+
+    # This week's report says 2 positives: one is the case already entered, one is new.
+    this_week = report(facility_id, positives=2, starts_at=now - timedelta(days=3), deadline=now + timedelta(days=4))
+    # The broker redelivers it, and the company files a correction with the same count: nothing more.
+    correction = report(facility_id, positives=2, starts_at=now - timedelta(days=3), deadline=now + timedelta(days=4))
+    # Last week's report had one positive that nobody entered: a case of its own (same key, so it comes last).
+    last_week = report(facility_id, positives=1, starts_at=now - timedelta(days=10), deadline=now - timedelta(days=4))
+    await publish(platform.bootstrap, "iomki.reports", this_week, this_week, correction, last_week)
+
+    async def three_cases():
+        status = (await incidents.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
+        return status if status["cases_total"] >= 3 else None
+    status = await eventually(three_cases)
+    assert status["cases_total"] == 3
+
+    messages = await read_topic(platform.bootstrap, "iomki.incidents", until=lambda ms: sum(
+        m.key == str(facility_id).encode() and b"CaseDetected" in m.value for m in ms) >= 3)
+    detected = [decode(m.value) for m in messages
+                if m.key == str(facility_id).encode() and b"iomki.CaseDetected.v1" in m.value]
+    assert sorted(d.event.source.value for d in detected) == ["direct", "report", "report"]
+    from_this_week = [d for d in detected if d.envelope.causationid == str(this_week.id)]
+    assert len(from_this_week) == 1 and from_this_week[0].event.confirmed_on == today
+    from_last_week = [d for d in detected if d.envelope.causationid == str(last_week.id)]
+    assert [d.event.confirmed_on for d in from_last_week] == [
+        (now - timedelta(days=4)).astimezone(timezone(timedelta(hours=7))).date()]
+    # Case references of reported positives are generated, pseudonymous, and readable like any case.
+    case = await incidents.get(f"/cases/{from_this_week[0].event.case_id}", headers=COMPANY)
+    assert case.status_code == 200 and case.json()["source"] == "report"
+    assert isinstance(date.fromisoformat(case.json()["isolation"]["ends_on"]), date)

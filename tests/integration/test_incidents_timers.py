@@ -1,0 +1,89 @@
+"""Durable timers: a case's isolation, its contacts' quarantine and its room closure end after a restart.
+
+The service that set the timers stops; another instance starts eleven days later (a fake clock) and fires
+each timer once: the case closes, the room reopens, the quarantine ends, and nothing fires twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.incidents.app import create_app
+from shared.clock import FakeClock
+from shared.contract import CONTENT_TYPE, Envelope, PermitIssued, SectorClass, decode
+from tests.kafka import read_topic
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+NIB = "8120000777777"
+OPERATOR = bearer("operator")
+
+
+async def eventually(probe, *, timeout: float = 20.0):
+    async with asyncio.timeout(timeout):
+        while not (result := await probe()):
+            await asyncio.sleep(0.2)
+    return result
+
+
+async def test_timers_fire_once_after_a_restart(platform):
+    facility_id = uuid.uuid4()
+    start = datetime.now(timezone.utc)
+    today = start.astimezone(timezone(timedelta(hours=7))).date()
+    issued = Envelope.wrap(PermitIssued(
+        facility_id=facility_id, province_code="32", regency_code="32.75", permit_id=uuid.uuid4(), nib=NIB,
+        permit_number="IOMKI-2026-000077", company_name="PT Tekstil Bekasi", sector_class=SectorClass.ESSENTIAL,
+        workforce_total=300, issued_at=start), service="permits")
+
+    async with running_service(create_app(clock=FakeClock(start))) as first:
+        producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap)
+        await producer.start()
+        await producer.send_and_wait("iomki.permits", issued.to_bytes(), key=issued.key,
+                                     headers=[("content-type", CONTENT_TYPE.encode())])
+        await producer.stop()
+
+        async def plant_known():
+            return (await first.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).status_code == 200
+        await eventually(plant_known)
+        created = await first.post("/cases", headers=bearer("company", nib=NIB), json={
+            "facility_id": str(facility_id), "case_ref": "TX-01", "confirmed_on": today.isoformat(),
+            "symptomatic": False, "close_contacts": 4, "contacts_exit_test_negative": True})
+        assert created.status_code == 201, created.text
+        case_id = created.json()["case_id"]
+        status = (await first.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
+        assert (status["status"], status["active_isolations"], status["active_quarantines"],
+                status["active_room_closures"]) == ("room_closed", 1, 1, 1)
+
+    # Eleven days later, a new instance: the room reopened on day 1, quarantine ended day 5, isolation day 10.
+    async with running_service(create_app(clock=FakeClock(start + timedelta(days=11)))) as second:
+        async def all_over():
+            status = (await second.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
+            return status if status["status"] == "open" else None
+        status = await eventually(all_over)
+        assert (status["active_isolations"], status["active_quarantines"], status["active_room_closures"]) == (0, 0, 0)
+        case = (await second.get(f"/cases/{case_id}", headers=OPERATOR)).json()
+        assert (case["status"], case["closed_on"]) == ("closed", case["isolation"]["ends_on"])
+        await asyncio.sleep(2.5)  # two more sweeps: nothing may fire again
+
+    def ours(messages):
+        return [decode(m.value).envelope.type for m in messages if m.key == str(facility_id).encode()]
+    messages = await read_topic(platform.bootstrap, "iomki.incidents",
+                                until=lambda ms: {"iomki.CaseClosed.v1", "iomki.FacilityReopened.v1"} <= set(ours(ms)))
+    types = ours(messages)
+    assert types.count("iomki.CaseClosed.v1") == 1 and types.count("iomki.FacilityReopened.v1") == 1
+
+    connection = await asyncpg.connect(platform.admin_url)
+    try:
+        timers = await connection.fetch("SELECT kind, fired_at FROM incidents.timers WHERE facility_id = $1",
+                                        facility_id)
+    finally:
+        await connection.close()
+    assert sorted(t["kind"] for t in timers) == ["isolation_end", "quarantine_end", "room_closure_end"]
+    assert all(t["fired_at"] is not None for t in timers)

@@ -1,0 +1,172 @@
+"""The spine's delivery guarantees, proven on the real broker and database with a probe service.
+
+The probe writes PermitApplied events to its outbox and consumes them back (as a consumer group of its own),
+recording each handled event; `workforce_total` carries a per-plant sequence number to check ordering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+
+from shared.contract import CONTENT_TYPE, Envelope, PermitApplied, SectorClass
+from shared.runtime import ServiceRuntime
+from shared.settings import PlatformSettings
+from shared.unit_of_work import UnitOfWork
+from tests.kafka import read_topic
+from tests.platform import TestPlatform, patched_environ, start_platform, stop_platform
+
+pytestmark = pytest.mark.integration
+
+EXPLODES = "explodes"
+
+
+def applied_event(facility_id: uuid.UUID, sequence: int, name: str = "Pabrik") -> Envelope:
+    return Envelope.wrap(PermitApplied(
+        facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
+        nib="8120000123456", company_name="PT Probe", facility_name=name, kbli=["24101"],
+        sector_class=SectorClass.CRITICAL, workforce_total=sequence,
+    ), service="probe")
+
+
+async def record(work: UnitOfWork, envelope: Envelope, event: PermitApplied) -> None:
+    if event.facility_name == EXPLODES:
+        raise RuntimeError("this plant's events always fail")
+    await work.connection.execute(
+        "INSERT INTO applied (event_id, facility_id, sequence) VALUES ($1, $2, $3)",
+        envelope.id, event.facility_id, event.workforce_total,
+    )
+
+
+class Probe:
+    def __init__(self, settings: PlatformSettings) -> None:
+        self.runtime = ServiceRuntime(name="probe", settings=settings,
+                                      migrations=Path(__file__).parent / "probe_migrations", unit_of_work=UnitOfWork)
+        self.runtime.consume(PermitApplied.topic, {PermitApplied: record})
+
+    async def emit(self, *envelopes: Envelope) -> None:
+        async with self.runtime.database.transaction() as work:
+            await work.outbox.add(*envelopes)
+
+    async def applied(self, facility_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
+        rows = await self.runtime.database.pool.fetch(
+            "SELECT event_id, facility_id, sequence FROM applied WHERE facility_id = ANY($1::uuid[]) ORDER BY position",
+            facility_ids,
+        )
+        return [(r["event_id"], r["facility_id"], r["sequence"]) for r in rows]
+
+    async def wait_applied(self, facility_ids: list[uuid.UUID], count: int, timeout: float = 60) -> list:
+        async with asyncio.timeout(timeout):
+            while len(rows := await self.applied(facility_ids)) < count:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # anything applied twice would show up now
+        return await self.applied(facility_ids)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def probe(platform: TestPlatform) -> AsyncIterator[Probe]:
+    started = Probe(PlatformSettings())
+    await started.runtime.start()
+    await asyncio.wait_for(started.runtime.broker_connected.wait(), 30)
+    yield started
+    await started.runtime.stop()
+
+
+async def publish_raw(bootstrap: str, *messages: tuple[bytes, bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait("iomki.permits", value, key=key,
+                                         headers=[("content-type", CONTENT_TYPE.encode())])
+    finally:
+        await producer.stop()
+
+
+async def test_outbox_events_arrive_once_each_in_order_per_plant(probe):
+    plants = [uuid.uuid4() for _ in range(5)]
+    for sequence in range(10):
+        await probe.emit(*(applied_event(plant, sequence) for plant in plants))
+    rows = await probe.wait_applied(plants, 50)
+    assert len(rows) == 50 and len({event_id for event_id, _, _ in rows}) == 50
+    for plant in plants:
+        assert [seq for _, facility, seq in rows if facility == plant] == list(range(10))
+
+
+async def test_a_redelivered_event_changes_nothing(probe, platform):
+    plant = uuid.uuid4()
+    envelope = applied_event(plant, 1)
+    await publish_raw(platform.bootstrap, (envelope.key, envelope.to_bytes()), (envelope.key, envelope.to_bytes()))
+    await probe.emit(envelope)  # and a third time through the outbox
+    rows = await probe.wait_applied([plant], 1)
+    assert rows == [(envelope.id, plant, 1)]
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_consumer_carries_on(probe, platform):
+    plant = uuid.uuid4()
+    garbage = b'{"specversion": "1.0", "type": "iomki.PermitApplied.v1", "truncated'
+    after = applied_event(plant, 7)
+    await publish_raw(platform.bootstrap, (str(plant).encode(), garbage), (after.key, after.to_bytes()))
+    assert await probe.wait_applied([plant], 1) == [(after.id, plant, 7)]
+
+    dead = await read_topic(platform.bootstrap, "iomki.dlq", until=lambda ms: any(m.value == garbage for m in ms))
+    letter = next(m for m in dead if m.value == garbage)
+    headers = {name: value.decode() for name, value in letter.headers}
+    assert headers["iomki-dlq-reason"] == "invalid"
+    assert headers["iomki-dlq-error"].startswith("value is not JSON")
+    assert headers["iomki-dlq-topic"] == "iomki.permits"
+    assert headers["iomki-dlq-consumer-group"] == "iomki-probe"
+    assert int(headers["iomki-dlq-offset"]) >= 0 and int(headers["iomki-dlq-partition"]) in range(6)
+    assert letter.key == str(plant).encode()
+
+
+async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(probe, platform):
+    plant = uuid.uuid4()
+    failing, fine = applied_event(plant, 1, EXPLODES), applied_event(plant, 2)
+    await probe.emit(failing, fine)
+    assert await probe.wait_applied([plant], 1) == [(fine.id, plant, 2)]
+
+    dead = await read_topic(platform.bootstrap, "iomki.dlq",
+                            until=lambda ms: any(str(failing.id).encode() in m.value for m in ms))
+    letter = next(m for m in dead if str(failing.id).encode() in m.value)
+    headers = {name: value.decode() for name, value in letter.headers}
+    assert headers["iomki-dlq-reason"] == "handler-failed"
+    assert "this plant's events always fail" in headers["iomki-dlq-error"]
+    assert json.loads(letter.value)["id"] == str(failing.id)
+    failed = probe.runtime.metrics.events_failed.labels("iomki.permits", "iomki.PermitApplied.v1")._value.get()
+    assert failed == probe.runtime.consumer._retry.attempts
+
+
+async def test_a_broker_restart_mid_flow_loses_nothing():
+    """The embedded broker forgets everything on restart; the relay republishes and the inbox dedups."""
+    own = await start_platform("restart", own_broker=True)
+    try:
+        with patched_environ(own.env()):
+            probe = Probe(PlatformSettings())
+        await probe.runtime.start()
+        await asyncio.wait_for(probe.runtime.broker_connected.wait(), 30)
+        plants = [uuid.uuid4() for _ in range(4)]
+        try:
+            for sequence in range(25):
+                await probe.emit(*(applied_event(plant, sequence) for plant in plants))
+            await probe.wait_applied(plants, 40)
+            own.broker.restart()
+            for sequence in range(25, 50):
+                await probe.emit(*(applied_event(plant, sequence) for plant in plants))
+            rows = await probe.wait_applied(plants, 200, timeout=120)
+        finally:
+            await probe.runtime.stop()
+        assert len(rows) == 200
+        assert len({event_id for event_id, _, _ in rows}) == 200, "an event was applied twice"
+        for plant in plants:
+            assert sorted(seq for _, facility, seq in rows if facility == plant) == list(range(50))
+        assert probe.runtime.metrics.broker_resets._value.get() >= 1
+    finally:
+        await stop_platform(own, stop_server=False)

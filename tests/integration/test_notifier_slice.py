@@ -1,0 +1,295 @@
+"""The notifier against the real database and broker, a real HTTP receiver and a real SMTP server.
+
+Stories: a Bekasi task force subscribed to warnings gets a signed webhook and the company an e-mail; a
+flaky receiver is retried until it answers, a dead one is marked failed; a cluster nobody answers climbs
+from the regency to the province and to BNPB, and the province acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.notifier.app import create_app
+from shared.contract import (
+    CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, WarningIssued, decode,
+)
+from shared.infra import free_port
+from tests.kafka import read_topic
+from tests.platform import bearer, patched_environ, running_service
+
+pytestmark = pytest.mark.integration
+
+SECRET = "bekasi-webhook-secret-0123456789"
+OPERATOR = bearer("operator")
+
+
+# -- a real webhook receiver and a real SMTP server on loopback ------------------------------------
+
+
+@dataclass
+class Receiver:
+    port: int
+    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    failures_left: dict[str, int] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path_params["path"]
+        self.received.append((path, dict(request.headers), await request.body()))
+        if self.failures_left.get(path, 0) > 0:
+            self.failures_left[path] -= 1
+            return Response("try later", status_code=500)
+        return Response(status_code=204)
+
+    def on(self, path: str) -> list[tuple[dict[str, str], bytes]]:
+        return [(headers, body) for p, headers, body in self.received if p == path]
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook name
+        self.messages.append((list(envelope.rcpt_tos), envelope.content.decode()))
+        return "250 OK"
+
+    def to(self, address: str) -> list[str]:
+        return [content for rcpts, content in self.messages if address in rcpts]
+
+
+@dataclass
+class World:
+    notifier: Any
+    receiver: Receiver
+    mailbox: Mailbox
+    database_url: str
+    producer: AIOKafkaProducer
+    bootstrap: str
+
+    async def publish(self, event: Event) -> Envelope:
+        envelope = Envelope.wrap(event, service="test", time=datetime.now(timezone.utc))
+        await self.producer.send_and_wait(event.topic.name, envelope.to_bytes(), key=envelope.key,
+                                          headers=[("content-type", CONTENT_TYPE.encode())])
+        return envelope
+
+    async def register(self, level: str, region: str, contacts: list[dict]) -> str:
+        response = await self.notifier.post("/task-forces", headers=OPERATOR, json={
+            "level": level, "region_code": region, "name": f"Satgas {region or 'Nasional'}", "contacts": contacts})
+        assert response.status_code == 201, response.text
+        return response.json()["task_force_id"]
+
+    async def subscribe(self, task_force_id: str, path: str, event_types: list[str]) -> None:
+        response = await self.notifier.post("/subscriptions", headers=OPERATOR, json={
+            "task_force_id": task_force_id, "channel": "webhook", "target": self.receiver.url(path),
+            "secret": SECRET, "event_types": event_types})
+        assert response.status_code == 201, response.text
+
+    async def alert_for(self, facility_id: uuid.UUID, event_type: str) -> dict:
+        async def found() -> dict | None:
+            alerts = (await self.notifier.get("/alerts", headers=OPERATOR)).json()["alerts"]
+            return next((a for a in alerts if a["facility_id"] == str(facility_id)
+                         and a["event_type"] == event_type), None)
+        return await eventually(found)
+
+    async def deliveries(self, alert_id: str, *, settled: int) -> list[dict]:
+        async def done() -> list[dict] | None:
+            found = (await self.notifier.get(f"/alerts/{alert_id}/deliveries", headers=OPERATOR)).json()["deliveries"]
+            return found if sum(d["status"] != "pending" for d in found) >= settled else None
+        return await eventually(done)
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            result = await probe()
+            if result:
+                return result
+            await asyncio.sleep(0.1)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(platform):
+    receiver = Receiver(free_port())
+    server = uvicorn.Server(uvicorn.Config(
+        Starlette(routes=[Route("/{path}", receiver.handle, methods=["POST"])]),
+        host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap)
+    await producer.start()
+    env = platform.env(IOMKI_ESCALATION_AFTER="PT1S,PT1S", IOMKI_NOTIFIER_TICK="PT0.2S",
+                       IOMKI_DELIVERY_BACKOFF="PT0.2S", IOMKI_DELIVERY_MAX_ATTEMPTS="4",
+                       IOMKI_SMTP_HOST="127.0.0.1", IOMKI_SMTP_PORT=str(smtp.port),
+                       IOMKI_SMTP_FROM="satgas-alerts@iomki.example")
+    try:
+        with patched_environ(env):
+            app = create_app()
+        async with running_service(app) as notifier:
+            yield World(notifier, receiver, mailbox, platform.admin_url, producer, platform.bootstrap)
+    finally:
+        await producer.stop()
+        smtp.stop()
+        server.should_exit = True
+        await serving
+
+
+def plant(province: str, regency: str) -> dict:
+    return {"facility_id": uuid.uuid4(), "province_code": province, "regency_code": regency}
+
+
+def warning(where: dict) -> WarningIssued:
+    return WarningIssued(**where, permit_id=uuid.uuid4(), warning_id=uuid.uuid4(), period_id=uuid.uuid4(),
+                         deadline=datetime(2026, 11, 21, 16, 59, tzinfo=timezone.utc), consecutive=1)
+
+
+def cluster(where: dict) -> ClusterDeclared:
+    return ClusterDeclared(**where, cluster_id=uuid.uuid4(), case_count=2, window_days=14,
+                           first_confirmed_on=date(2026, 11, 18), last_confirmed_on=date(2026, 11, 20))
+
+
+async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_company_by_email(world: World):
+    # The Bekasi task force wants every warning for its plants on its webhook.
+    bekasi = await world.register("regency", "32.16", [{"division": "health", "email": "kes@bekasi.example"}])
+    await world.subscribe(bekasi, "bekasi", ["WarningIssued"])
+    # Karawang, next door, wants warnings too, but only for its own plants.
+    karawang = await world.register("regency", "32.15", [{"division": "health", "email": "kes@karawang.example"}])
+    await world.subscribe(karawang, "karawang", ["WarningIssued"])
+
+    cibitung = plant("32", "32.16")
+    await world.publish(CompanyContactsUpdated(**cibitung, permit_id=uuid.uuid4(), nib="8120000123456",
+                                               company_name="PT Baja Nusantara", email="k3@baja.example",
+                                               phone="+62211234567"))
+    connection = await asyncpg.connect(world.database_url)
+    try:
+        await eventually(lambda: connection.fetchval(
+            "SELECT count(*) FROM notifier.company_contacts WHERE facility_id = $1", cibitung["facility_id"]))
+    finally:
+        await connection.close()
+
+    cause = await world.publish(warning(cibitung))
+    alert = await world.alert_for(cibitung["facility_id"], "WarningIssued")
+    assert alert["severity"] == "low" and alert["regency_code"] == "32.16"
+
+    hooks = await eventually(lambda: asyncio.sleep(0, world.receiver.on("bekasi")))
+    headers, body = hooks[0]
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-iomki-signature"], expected)
+    uuid.UUID(headers["x-iomki-delivery"])
+    notice = json.loads(body)
+    assert notice["event_type"] == "WarningIssued" and notice["alert_id"] == alert["alert_id"]
+    assert notice["details"]["facility_id"] == str(cibitung["facility_id"])
+
+    mails = await eventually(lambda: asyncio.sleep(0, world.mailbox.to("k3@baja.example")))
+    assert "WarningIssued in 32.16" in mails[0]
+
+    deliveries = await world.deliveries(alert["alert_id"], settled=2)
+    assert sorted((d["channel"], d["recipient_kind"], d["status"]) for d in deliveries) == [
+        ("email", "company", "delivered"), ("webhook", "task_force", "delivered")]
+    assert all("target" not in d and d["attempt_log"][0]["succeeded"] for d in deliveries)
+    assert world.receiver.on("karawang") == []
+
+    # Agencies see that an alert was raised and delivered, never to which address.
+    messages = await read_topic(world.bootstrap, "iomki.alerts", until=lambda ms: sum(
+        alert["alert_id"].encode() in m.value and b"AlertDelivered" in m.value for m in ms) >= 2)
+    ours = [decode(m.value) for m in messages if alert["alert_id"].encode() in m.value]
+    raised = [d for d in ours if d.envelope.type == "iomki.AlertRaised.v1"]
+    assert len(raised) == 1 and raised[0].envelope.causationid == str(cause.id)
+    assert all(b"@" not in m.value and b"bekasi" not in m.value for m in messages)
+
+
+async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_marked_failed(world: World):
+    # Satpol PP's endpoint in Kota Bandung fails twice before answering.
+    bandung = await world.register("regency", "32.73", [{"division": "law_enforcement",
+                                                         "webhook": world.receiver.url("satpolpp"),
+                                                         "secret": SECRET}])
+    world.receiver.failures_left["satpolpp"] = 2
+    dead_port = free_port()
+    response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
+        "task_force_id": bandung, "channel": "webhook", "target": f"http://127.0.0.1:{dead_port}/gone",
+        "secret": SECRET, "event_types": ["PermitFrozen"]})
+    assert response.status_code == 201, response.text
+
+    where = plant("32", "32.73")
+    await world.publish(PermitFrozen(**where, permit_id=uuid.uuid4(), nib="8120000999999",
+                                     permit_number="IOMKI-2026-000042", reason="3 warnings", freeze_count=1))
+    alert = await world.alert_for(where["facility_id"], "PermitFrozen")
+    deliveries = {d["status"]: d for d in await world.deliveries(alert["alert_id"], settled=2)}
+
+    delivered, failed = deliveries["delivered"], deliveries["failed"]
+    assert delivered["attempts"] == 3
+    assert [(a["succeeded"], a["error"]) for a in delivered["attempt_log"]] == [
+        (False, "HTTP 500"), (False, "HTTP 500"), (True, None)]
+    assert failed["attempts"] == 4 and failed["last_error"] == "ConnectError"
+    assert [a["succeeded"] for a in failed["attempt_log"]] == [False] * 4
+    # The receiver saw the same delivery id (for its dedup) and the same signed bytes on every try.
+    tries = world.receiver.on("satpolpp")
+    assert len(tries) == 3 and len({(h["x-iomki-delivery"], b) for h, b in tries}) == 1
+
+
+async def test_a_cluster_nobody_answers_climbs_to_bnpb_and_the_province_acknowledges(world: World):
+    await world.register("regency", "34.01", [{"division": "health", "email": "kes@kulonprogo.example"}])
+    await world.register("regency", "34.02", [{"division": "health", "email": "kes@bantul.example"}])
+    await world.register("province", "34", [{"division": "health", "webhook": world.receiver.url("diy"),
+                                             "secret": SECRET}])
+    await world.register("national", "", [{"division": "health", "email": "pusdalops@bnpb.example"}])
+
+    where = plant("34", "34.01")
+    await world.publish(cluster(where))
+    await world.publish(cluster(where))  # the incidents service re-announces it: one alert, counted twice
+    alert = await world.alert_for(where["facility_id"], "ClusterDeclared")
+
+    async def at_national() -> dict | None:
+        found = (await world.notifier.get(f"/alerts/{alert['alert_id']}", headers=OPERATOR)).json()
+        return found if found["level"] == "national" else None
+    top = await eventually(at_national)
+    assert top["count"] == 2 and top["status"] == "open"
+    assert [(e["from_level"], e["to_level"]) for e in top["escalations"]] == [
+        ("regency", "province"), ("province", "national")]
+    assert top["notified_levels"] == ["regency", "province", "national"]
+
+    await eventually(lambda: asyncio.sleep(0, world.mailbox.to("pusdalops@bnpb.example")))
+    assert world.mailbox.to("kes@kulonprogo.example") and not world.mailbox.to("kes@bantul.example")
+    assert await eventually(lambda: asyncio.sleep(0, world.receiver.on("diy")))
+
+    # Bantul's task force cannot even see Kulon Progo's alert; Yogyakarta province acknowledges it.
+    other = await world.notifier.post(f"/alerts/{alert['alert_id']}/ack",
+                                      headers=bearer("task_force", region="34.02", sub="satgas-bantul"))
+    assert other.status_code == 404
+    acked = await world.notifier.post(f"/alerts/{alert['alert_id']}/ack",
+                                      headers=bearer("task_force", region="34", sub="satgas-diy"))
+    assert acked.status_code == 200, acked.text
+    assert (acked.json()["status"], acked.json()["acknowledged_by"]) == ("acknowledged", "satgas-diy")
+    again = await world.notifier.post(f"/alerts/{alert['alert_id']}/ack", headers=OPERATOR)
+    assert again.status_code == 409 and again.json()["current_status"] == "acknowledged"
+    acknowledged = (await world.notifier.get("/alerts?status=acknowledged", headers=OPERATOR)).json()["alerts"]
+    assert alert["alert_id"] in {a["alert_id"] for a in acknowledged}
+
+    messages = await read_topic(world.bootstrap, "iomki.alerts", until=lambda ms: any(
+        alert["alert_id"].encode() in m.value and b"AlertAcknowledged" in m.value for m in ms))
+    types = [decode(m.value).envelope.type for m in messages if alert["alert_id"].encode() in m.value]
+    assert types.count("iomki.AlertRaised.v1") == 1
+    assert types.count("iomki.AlertEscalated.v1") == 2  # never twice for the same step
+    assert types.count("iomki.AlertAcknowledged.v1") == 1

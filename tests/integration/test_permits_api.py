@@ -1,0 +1,344 @@
+"""The permits service over HTTP and over the real broker: a plant's permit from application to revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+
+from services.permits import registry
+from services.permits.api import qr_png
+from services.permits.app import create_app
+from shared.clock import FakeClock
+from shared.contract import (
+    CONTENT_TYPE, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, SanctionAction,
+    SanctionEvidence, SanctionRecommended, decode,
+)
+from tests.kafka import read_topic
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+NIB = "8120000765432"
+OPERATOR = bearer("operator", sub="officer-ani")
+COMPANY = bearer("company", nib=NIB, sub="company-admin")
+
+
+def application(address: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "company": {"nib": NIB, "npwp": "01.234.567.8-901.000", "name": "PT Tekstil Priangan"},
+        "facility": {"name": "Pabrik Majalaya", "address": address, "province_code": "32", "regency_code": "32.04"},
+        "kbli": ["13112"], "sector_class": "essential",
+        "workforce": {"total": 800, "on_site_per_shift": [300, 300]},
+        "health_protocol_commitment": True,
+        "contact": {"email": "hse@priangan.example", "phone": "+62225950000"},
+    }
+    for key, value in changes.items():
+        body[key] = value
+    return body
+
+
+def a_plant() -> str:
+    return f"Jl. Raya Majalaya No. {uuid.uuid4().hex[:8]}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def clock() -> FakeClock:
+    return FakeClock(datetime.now(timezone.utc))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def permits(platform, clock) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_service(create_app(clock=clock)) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def producer(platform) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def issued_permit(permits: httpx.AsyncClient, address: str | None = None) -> dict[str, Any]:
+    applied = await permits.post("/permits", json=application(address or a_plant()), headers=COMPANY)
+    assert applied.status_code == 201, applied.text
+    issued = await permits.post(f"/permits/{applied.json()['permit_id']}/decision",
+                                json={"decision": "issue", "reason": "documents complete"}, headers=OPERATOR)
+    assert issued.status_code == 200, issued.text
+    return applied.json() | issued.json()
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope) -> None:
+    await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.key,
+                                 headers=[("content-type", CONTENT_TYPE.encode())])
+
+
+async def eventually(read, until, timeout: float = 20.0):
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await read()
+            if until(value):
+                return value
+            await asyncio.sleep(0.2)
+
+
+# -- applications -------------------------------------------------------------------------------------------
+
+
+async def test_every_invalid_field_is_named_in_one_problem(permits):
+    body = application(a_plant(), kbli=["1311"], health_protocol_commitment=False,
+                       workforce={"total": 100, "on_site_per_shift": [50, 150]})
+    body["company"] = body["company"] | {"npwp": "12.345"}
+    body["facility"] = body["facility"] | {"province_code": "33"}
+    answer = await permits.post("/permits", json=body, headers=OPERATOR)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    fields = {e["field"] for e in answer.json()["errors"]}
+    assert fields == {"company.npwp", "facility.regency_code", "kbli.0", "workforce.on_site_per_shift.1",
+                      "health_protocol_commitment"}
+
+
+async def test_a_malformed_body_is_a_422_not_a_500(permits):
+    answer = await permits.post("/permits", json={"company": "PT"}, headers=OPERATOR)
+    assert answer.status_code == 422
+    assert answer.json()["errors"]
+
+
+async def test_a_second_active_application_for_the_same_plant_names_the_existing_permit(permits):
+    address = a_plant()
+    first = await permits.post("/permits", json=application(address), headers=COMPANY)
+    assert first.status_code == 201
+    again = await permits.post("/permits", json=application("  " + address.upper() + " "), headers=COMPANY)
+    assert again.status_code == 409
+    assert again.json()["existing_permit_id"] == first.json()["permit_id"]
+    assert first.json()["permit_id"] in again.json()["detail"]
+
+
+async def test_a_revoked_plant_reapplies_after_fourteen_days_as_the_same_facility(permits, clock):
+    address = a_plant()
+    permit = await issued_permit(permits, address)
+    revoked = await permits.post(f"/permits/{permit['permit_id']}/revoke", json={"reason": "field data false"},
+                                 headers=OPERATOR)
+    assert revoked.status_code == 200 and revoked.json()["status"] == "REVOKED"
+    reapply_from = (clock.now() + timedelta(days=14)).date().isoformat()
+
+    too_soon = await permits.post("/permits", json=application(address), headers=COMPANY)
+    assert too_soon.status_code == 409
+    assert reapply_from in too_soon.json()["detail"]
+
+    clock.advance(timedelta(days=14, seconds=1))
+    later = await permits.post("/permits", json=application(address), headers=COMPANY)
+    assert later.status_code == 201, later.text
+    assert later.json()["facility_id"] == permit["facility_id"]
+
+
+# -- the lifecycle over HTTP --------------------------------------------------------------------------------
+
+
+async def test_an_officer_freezes_reactivates_and_revokes_and_history_records_each_step(permits):
+    permit = await issued_permit(permits)
+    pid = permit["permit_id"]
+    for action, status in (("freeze", "FROZEN"), ("reactivate", "ISSUED"), ("freeze", "FROZEN"),
+                           ("revoke", "REVOKED")):
+        answer = await permits.post(f"/permits/{pid}/{action}", json={"reason": f"{action} per review"},
+                                    headers=OPERATOR | {"x-request-id": f"req-{action}-{status}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == status
+
+    illegal = await permits.post(f"/permits/{pid}/reactivate", json={"reason": "x"}, headers=OPERATOR)
+    assert illegal.status_code == 409
+    assert illegal.json()["current_status"] == "REVOKED" and "REVOKED" in illegal.json()["detail"]
+
+    history = (await permits.get(f"/permits/{pid}/history", headers=COMPANY)).json()["transitions"]
+    assert [t["to_status"] for t in history] == ["SUBMITTED", "ISSUED", "FROZEN", "ISSUED", "FROZEN", "REVOKED"]
+    assert history[-1] | {"at": None} == {
+        "from_status": "FROZEN", "to_status": "REVOKED", "action": "revoke", "actor": "officer-ani",
+        "role": "operator", "reason": "revoke per review", "at": None, "causation_id": "req-revoke-REVOKED"}
+    assert history[0]["actor"] == "company-admin" and history[0]["role"] == "company"
+
+    detail = (await permits.get(f"/permits/{pid}", headers=OPERATOR)).json()
+    assert detail["freeze_count"] == 2 and detail["reapply_after"] is not None
+    assert detail["contact"]["email"] == "hse@priangan.example"
+
+
+async def test_an_unknown_permit_is_404(permits):
+    answer = await permits.post(f"/permits/{uuid.uuid4()}/freeze", json={"reason": "x"}, headers=OPERATOR)
+    assert answer.status_code == 404
+
+
+async def test_search_filters_and_pages_with_a_cursor(permits):
+    nib = "8120000999111"
+    company = bearer("company", nib=nib)
+    created = []
+    for _ in range(5):
+        body = application(a_plant())
+        body["company"] = body["company"] | {"nib": nib}
+        created.append((await permits.post("/permits", json=body, headers=company)).json()["permit_id"])
+    await permits.post(f"/permits/{created[0]}/decision", json={"decision": "issue", "reason": "ok"},
+                       headers=OPERATOR)
+
+    seen, cursor = [], None
+    while True:
+        params = {"nib": nib, "limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await permits.get("/permits", params=params, headers=OPERATOR)).json()
+        seen += [item["permit_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == created
+
+    issued = (await permits.get("/permits", params={"nib": nib, "status": "ISSUED", "regency": "32.04",
+                                                    "province": "32", "sector": "essential"},
+                                headers=OPERATOR)).json()["items"]
+    assert [item["permit_id"] for item in issued] == [created[0]]
+    bad = await permits.get("/permits", params={"cursor": "garbage!"}, headers=OPERATOR)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+
+
+# -- permit numbers -----------------------------------------------------------------------------------------
+
+
+async def test_hundreds_of_permits_issued_concurrently_get_unique_gap_free_numbers(permits, clock):
+    count = 200
+    limit = asyncio.Semaphore(20)
+
+    async def apply() -> str:
+        async with limit:
+            answer = await permits.post("/permits", json=application(a_plant()), headers=COMPANY)
+            return answer.json()["permit_id"]
+
+    async def issue(permit_id: str) -> str:
+        async with limit:
+            answer = await permits.post(f"/permits/{permit_id}/decision", json={"decision": "issue", "reason": "ok"},
+                                        headers=OPERATOR)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["permit_number"]
+
+    ids = await asyncio.gather(*(apply() for _ in range(count)))
+    numbers = await asyncio.gather(*(issue(permit_id) for permit_id in ids))
+    assert len(set(numbers)) == count
+
+    # Every number of the year, whoever issued it in this session, is exactly 1..N.
+    year = clock.now().year
+    sequences = sorted(int(n.rsplit("-", 1)[1]) for n in await all_numbers(permits, year))
+    assert sequences == list(range(1, len(sequences) + 1))
+
+
+async def all_numbers(permits: httpx.AsyncClient, year: int) -> list[str]:
+    database = permits._transport.app.state.runtime.database  # type: ignore[attr-defined]
+    async with database.reading() as work:
+        return await work.permits.numbers_of_year(year)
+
+
+# -- the public registry ------------------------------------------------------------------------------------
+
+
+async def test_the_registry_answers_without_a_token_and_without_personal_data(permits):
+    permit = await issued_permit(permits)
+    number = permit["permit_number"]
+    answer = await permits.get(f"/registry/{number}")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "valid" and body["company_name"] == "PT Tekstil Priangan"
+    assert body["plant_regency"] == {"code": "32.04", "name": "Kabupaten Bandung"}
+    assert body["sector_class"] == "essential" and body["validity"]["operating_allowed"] is True
+    text = answer.text
+    for personal in ("hse@priangan.example", "+62225950000", NIB, "01.234.567.8-901.000", "Majalaya"):
+        assert personal not in text
+
+    keys = (await permits.get("/registry/keys")).json()["keys"]
+    claims = registry.verify(body["token"], registry.public_key_from_text(keys[0]["x"]))
+    assert claims.permit_number == number
+
+    qr = await permits.get(f"/registry/{number}/qr.png")
+    assert qr.status_code == 200 and qr.headers["content-type"] == "image/png"
+    assert qr.content == qr_png(body["token"])  # the QR encodes exactly the signed token
+
+    assert (await permits.get("/registry/IOMKI-1999-000001")).status_code == 404
+    assert (await permits.get("/registry/nonsense/qr.png")).status_code == 404
+
+
+# -- events over the real broker ----------------------------------------------------------------------------
+
+
+def sanction(permit: dict[str, Any], action: SanctionAction) -> Envelope:
+    return Envelope.wrap(SanctionRecommended(
+        facility_id=permit["facility_id"], province_code="32", regency_code="32.04", permit_id=permit["permit_id"],
+        action=action, rule="ThreeWarningsInARow",
+        evidence=SanctionEvidence(missed_periods=[uuid.uuid4() for _ in range(3)],
+                                   warnings=[uuid.uuid4() for _ in range(3)]),
+    ), service="reports")
+
+
+async def test_a_recommended_freeze_arriving_twice_freezes_once_and_is_published(permits, producer, platform):
+    permit = await issued_permit(permits)
+    pid, facility = permit["permit_id"], permit["facility_id"]
+
+    # reports recommends a freeze; the broker delivers it twice.
+    freeze = sanction(permit, SanctionAction.FREEZE)
+    await publish(producer, "iomki.reports", freeze)
+    await publish(producer, "iomki.reports", freeze)
+    # Then incidents closes the plant (same key, so it is handled after both copies above).
+    closure = Envelope.wrap(FacilityClosureOrdered(
+        facility_id=facility, province_code="32", regency_code="32.04", closure_id=uuid.uuid4(),
+        scope=ClosureScope.PLANT, reason="cluster of 3 cases", starts_at=datetime.now(timezone.utc),
+        ends_at=datetime.now(timezone.utc) + timedelta(days=5)), service="incidents")
+    await publish(producer, "iomki.incidents", closure)
+
+    async def read():
+        return (await permits.get(f"/permits/{pid}", headers=OPERATOR)).json()
+
+    detail = await eventually(read, lambda d: d["status"] == "FROZEN" and d["operating_status"] == "closed")
+    # Closure is not a freeze: it is shown but does not count.
+    assert detail["freeze_count"] == 1
+    history = (await permits.get(f"/permits/{pid}/history", headers=OPERATOR)).json()["transitions"]
+    freezes = [t for t in history if t["action"] == "freeze"]
+    assert len(freezes) == 1
+    assert (freezes[0]["actor"], freezes[0]["role"], freezes[0]["causation_id"]) == ("reports", "system",
+                                                                                    str(freeze.id))
+
+    messages = await read_topic(platform.bootstrap, "iomki.permits",
+                                until=lambda ms: any(str(freeze.id).encode() in m.value for m in ms))
+    frozen = [decode(m.value) for m in messages if str(freeze.id).encode() in m.value]
+    assert len(frozen) == 1 and frozen[0].envelope.type == "iomki.PermitFrozen.v1"
+    assert frozen[0].envelope.causationid == str(freeze.id)
+    assert frozen[0].envelope.correlationid == freeze.correlationid
+    assert frozen[0].event.freeze_count == 1 and "ThreeWarningsInARow" in frozen[0].event.reason
+
+    # A second freeze recommendation for a frozen permit is illegal: logged and ignored, not a failure.
+    await publish(producer, "iomki.reports", sanction(permit, SanctionAction.FREEZE))
+    revoke = sanction(permit, SanctionAction.REVOKE)
+    await publish(producer, "iomki.reports", revoke)
+    detail = await eventually(read, lambda d: d["status"] == "REVOKED")
+    assert detail["freeze_count"] == 1
+    registry_view = (await permits.get(f"/registry/{permit['permit_number']}")).json()
+    assert registry_view["status"] == "revoked"
+
+
+async def test_a_closed_plant_shows_closed_in_the_registry_until_it_reopens(permits, producer):
+    permit = await issued_permit(permits)
+    closure_id = uuid.uuid4()
+    now = datetime.now(timezone.utc)
+    about = dict(facility_id=permit["facility_id"], province_code="32", regency_code="32.04")
+    await publish(producer, "iomki.incidents", Envelope.wrap(FacilityClosureOrdered(
+        **about, closure_id=closure_id, scope=ClosureScope.PLANT, reason="cluster", starts_at=now,
+        ends_at=now + timedelta(days=5)), service="incidents"))
+
+    async def registry_status():
+        return (await permits.get(f"/registry/{permit['permit_number']}")).json()["status"]
+
+    await eventually(registry_status, lambda s: s == "closed")
+    await publish(producer, "iomki.incidents", Envelope.wrap(FacilityReopened(
+        **about, closure_id=closure_id, reopened_at=now + timedelta(days=5)), service="incidents"))
+    await eventually(registry_status, lambda s: s == "valid")
+    detail = (await permits.get(f"/permits/{permit['permit_id']}", headers=OPERATOR)).json()
+    assert detail["status"] == "ISSUED" and detail["freeze_count"] == 0

@@ -1,0 +1,196 @@
+"""A plant's reporting life over the real database and broker: issued, reports, misses, warnings, sanctions.
+
+The regime is `every:5s` with warnings at the deadline (PT0S), so a missed period becomes ReportOverdue
+and then WarningIssued on iomki.reports within seconds, and three misses in a row recommend a freeze.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+
+from services.reports.app import ReportsSettings, create_app
+from shared.contract import Envelope, Event, PermitFrozen, PermitIssued, PermitRevoked, SectorClass, decode
+from tests.kafka import read_topic
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+NIB = "8120000123456"
+COMPANY = bearer("company", nib=NIB)
+
+
+def report(permit_id: str, period_id: str, **changes) -> dict:
+    body = {
+        "permit_id": permit_id, "period_id": period_id,
+        "workforce": {"total": 1200, "on_site_per_shift": [380, 390, 290]},
+        "odp": 3, "pdp": 1, "confirmed_positive": 0, "tests": {"pcr": 12, "antigen": 40},
+        "vaccinated": {"dose1": 1100, "dose2": 950, "booster": 300},
+        "transport_modes": ["company_bus", "private_vehicle"],
+        "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
+                               "ventilation": True, "disinfection": True, "handwash_stations": True,
+                               "pedulilindungi_scan": True},
+        "case_handling": "",
+    }
+    body.update(changes)
+    return body
+
+
+class Plant:
+    def __init__(self, province: str = "32", regency: str = "32.16") -> None:
+        self.permit_id, self.facility_id = uuid.uuid4(), uuid.uuid4()
+        self.province, self.regency = province, regency
+
+    def about(self) -> dict:
+        return dict(facility_id=self.facility_id, province_code=self.province, regency_code=self.regency,
+                    permit_id=self.permit_id, nib=NIB)
+
+    def issued(self) -> PermitIssued:
+        return PermitIssued(**self.about(), permit_number="IOMKI-2026-000001", company_name="PT Baja Nusantara",
+                            sector_class=SectorClass.CRITICAL, workforce_total=1200,
+                            issued_at=datetime.now(timezone.utc))
+
+
+async def publish(bootstrap: str, *events: Event) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            envelope = Envelope.wrap(event, service="permits")
+            await producer.send_and_wait(event.topic.name, envelope.to_bytes(), key=envelope.key)
+    finally:
+        await producer.stop()
+
+
+async def eventually(probe, timeout: float = 30.0):
+    async with asyncio.timeout(timeout):
+        while True:
+            if (result := await probe()) is not None:
+                return result
+            await asyncio.sleep(0.2)
+
+
+async def schedule_of(client, plant: Plant, headers=None) -> dict:
+    async def probe():
+        answer = await client.get(f"/schedules/{plant.permit_id}", headers=headers or bearer("operator"))
+        return answer.json() if answer.status_code == 200 else None
+    return await eventually(probe)
+
+
+def reports_events(messages, plant: Plant) -> list:
+    decoded = [decode(m.value) for m in messages]
+    return [d for d in decoded if d.envelope.subject == str(plant.facility_id)]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def reports(platform):
+    settings = ReportsSettings(IOMKI_REPORT_REGIME="every:5s", IOMKI_WARNING_DELAY="PT0S",
+                               IOMKI_REPORT_DUE_LEAD="PT6H")
+    async with running_service(create_app(reports_settings=settings)) as client:
+        yield client
+
+
+async def test_an_unreported_period_becomes_overdue_then_a_warning_then_a_freeze_then_a_revoke(platform, reports):
+    # A plant in Bali is issued its permit and never reports.
+    plant = Plant("51", "51.71")
+    await publish(platform.bootstrap, plant.issued())
+    schedule = await schedule_of(reports, plant)
+    assert schedule["zone"] == "Asia/Makassar" and schedule["regime"] == "every:5s"
+
+    def kinds(messages):
+        return [d.envelope.type.split(".")[1] for d in reports_events(messages, plant)]
+
+    messages = await read_topic(platform.bootstrap, "iomki.reports", timeout=40,
+                                until=lambda ms: "SanctionRecommended" in kinds(ms))
+    seen = kinds(messages)
+    assert seen.index("ReportDue") < seen.index("ReportOverdue") < seen.index("WarningIssued")
+    events = reports_events(messages, plant)
+    warnings = [d.event for d in events if d.envelope.type == "iomki.WarningIssued.v1"]
+    overdue = [d.event for d in events if d.envelope.type == "iomki.ReportOverdue.v1"]
+    assert [w.consecutive for w in warnings] == [1, 2, 3]
+    assert [w.period_id for w in warnings] == [o.period_id for o in overdue[:3]]
+    (freeze,) = [d for d in events if d.envelope.type == "iomki.SanctionRecommended.v1"]
+    assert freeze.event.action == "freeze" and freeze.event.rule == "ThreeWarningsInARow"
+    assert freeze.event.evidence.warnings == [w.warning_id for w in warnings]
+    assert freeze.envelope.causationid == str([d for d in events
+                                               if d.envelope.type == "iomki.WarningIssued.v1"][-1].envelope.id)
+    # Each period is warned exactly once, even across sweeps.
+    assert len({w.period_id for w in warnings}) == len(warnings)
+
+    # Permits freezes it; the next miss while frozen recommends revocation.
+    await publish(platform.bootstrap, PermitFrozen(**plant.about(), permit_number="IOMKI-2026-000001",
+                                                   reason="three warnings", freeze_count=1))
+    messages = await read_topic(platform.bootstrap, "iomki.reports", timeout=30,
+                                until=lambda ms: kinds(ms).count("SanctionRecommended") == 2)
+    revoke = [d.event for d in reports_events(messages, plant) if d.envelope.type == "iomki.SanctionRecommended.v1"][1]
+    assert (revoke.action, revoke.rule) == ("revoke", "MissedWhileFrozen")
+    assert (await schedule_of(reports, plant))["frozen"] is True
+
+
+async def test_a_company_reports_corrects_and_is_refused_after_revocation(platform, reports):
+    plant = Plant()
+    await publish(platform.bootstrap, plant.issued())
+    schedule = await schedule_of(reports, plant, COMPANY)
+    open_period = next(p for p in schedule["periods"] if p["status"] == "open")
+    permit_id, period_id = str(plant.permit_id), open_period["period_id"]
+
+    # Counts that contradict each other are refused field by field.
+    bad = await reports.post("/reports", headers=COMPANY, json=report(
+        permit_id, period_id, workforce={"total": 100, "on_site_per_shift": [80, 80]},
+        vaccinated={"dose1": 50, "dose2": 60, "booster": 0}, confirmed_positive=2))
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"workforce.on_site_per_shift", "vaccinated.dose2",
+                                                          "case_handling"}
+    missing = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id, odp=-1))
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "odp"
+    unknown = await reports.post("/reports", headers=COMPANY, json=report(permit_id, str(uuid.uuid4())))
+    assert unknown.status_code == 404
+
+    # A period already passed is still accepted, marked late.
+    first = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id))
+    assert first.status_code == 201, first.text
+    second = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id, odp=4))
+    assert second.status_code == 201 and second.json()["supersedes"] == first.json()["report_id"]
+    listed = (await reports.get(f"/reports?permit_id={permit_id}", headers=COMPANY)).json()["reports"]
+    assert [(r["report_id"], r["current"]) for r in listed] == [(second.json()["report_id"], True),
+                                                                (first.json()["report_id"], False)]
+    assert listed[0]["report"]["odp"] == 4 and listed[0]["submitted_by"]["role"] == "company"
+
+    messages = await read_topic(platform.bootstrap, "iomki.reports",
+                                until=lambda ms: sum(b"ReportSubmitted" in m.value
+                                                     and permit_id.encode() in m.value for m in ms) == 2)
+    submitted = [d.event for d in reports_events(messages, plant) if d.envelope.type == "iomki.ReportSubmitted.v1"]
+    assert submitted[0].on_site_total == 1060 and submitted[0].late is first.json()["late"]
+    assert "protocol_checklist" not in messages[-1].value.decode() and "case_handling" not in messages[-1].value.decode()
+
+    # Revoked: the obligation ends and reports are refused clearly.
+    await publish(platform.bootstrap, PermitRevoked(**plant.about(), permit_number="IOMKI-2026-000001",
+                                                    reason="data contradict the statement",
+                                                    reapply_after=(datetime.now(timezone.utc)
+                                                                   + timedelta(days=14)).date()))
+
+    async def ended():
+        found = (await reports.get(f"/schedules/{permit_id}", headers=COMPANY)).json()
+        return found if found["ended"] else None
+    after = await eventually(ended)
+    refused = await reports.post("/reports", headers=COMPANY, json=report(permit_id, after["periods"][-1]["period_id"]))
+    assert refused.status_code == 409 and refused.json()["current_status"] == "REVOKED"
+
+
+async def test_compliance_counts_by_region(platform, reports):
+    plant = Plant("73", "73.71")
+    await publish(platform.bootstrap, plant.issued())
+    await schedule_of(reports, plant)
+
+    async def counted():
+        answer = (await reports.get("/compliance?province=73&days=1", headers=bearer("agency"))).json()
+        return answer if answer["overdue"] >= 1 and answer["warnings"] >= 1 else None
+    figures = await eventually(counted, timeout=20)
+    assert figures["reporting_rate"] == 0 and figures["periods_due"] >= 1
+    other = (await reports.get("/compliance?regency=32.16&days=1", headers=bearer("agency"))).json()
+    assert other["overdue"] == 0 or other["periods_due"] >= other["overdue"]

@@ -1,0 +1,170 @@
+"""The event contract: every event travels in a CloudEvents envelope that outside clients can read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timezone
+
+import pytest
+from cloudevents.v1.kafka.conversion import KafkaMessage, from_structured
+from pydantic import BaseModel
+
+from shared.contract import (
+    CONTENT_TYPE, EVENT_TYPES, TOPICS, ContractViolation, Envelope, Event, PermitIssued, SectorClass, decode,
+    events_on,
+)
+
+pytestmark = pytest.mark.unit
+
+FACILITY = uuid.uuid4()
+
+
+def sample(event_type: type[Event]) -> Event:
+    """A valid instance of any event, built from its schema, so that every event type is covered."""
+    values = {}
+    for name, field in event_type.model_fields.items():
+        values[name] = _value_for(name, field.annotation)
+    return event_type.model_validate(values)
+
+
+def _value_for(name: str, annotation: object) -> object:
+    text = str(annotation)
+    if name == "facility_id":
+        return str(FACILITY)
+    if "UUID" in text and "list" in text:
+        return [str(uuid.uuid4())]
+    if "UUID" in text:
+        return str(uuid.uuid4())
+    if annotation is datetime:
+        return "2026-11-20T16:59:00+00:00"
+    if annotation is date:
+        return "2026-11-20"
+    if "bool" in text:
+        return True
+    if "int" in text:
+        return 3
+    if "float" in text:
+        return 1.5
+    if "list[str]" in text:
+        return ["24101"]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {n: _value_for(n, f.annotation) for n, f in annotation.model_fields.items()}
+    if isinstance(annotation, type) and hasattr(annotation, "__members__"):
+        return next(iter(annotation.__members__.values())).value
+    if "Literal" in text:
+        return annotation.__args__[0]  # type: ignore[attr-defined]
+    if name.endswith("province_code"):
+        return "32"
+    if name.endswith("regency_code"):
+        return "32.16"
+    return "x"
+
+
+@pytest.mark.parametrize("event_type", list(EVENT_TYPES.values()), ids=lambda t: t.__name__)
+def test_every_event_round_trips_through_its_envelope(event_type):
+    event = sample(event_type)
+    envelope = Envelope.wrap(event, service="permits")
+    decoded = decode(envelope.to_bytes())
+    assert decoded.event == event
+    assert decoded.envelope.type == f"iomki.{event_type.__name__}.v1"
+    assert decoded.envelope.subject == str(FACILITY) and envelope.key == str(FACILITY).encode()
+
+
+@pytest.mark.parametrize("event_type", list(EVENT_TYPES.values()), ids=lambda t: t.__name__)
+def test_the_official_cloudevents_sdk_reads_every_event(event_type):
+    envelope = Envelope.wrap(sample(event_type), service="reports")
+    message = KafkaMessage(headers={"content-type": CONTENT_TYPE.encode()}, key=envelope.key,
+                           value=envelope.to_bytes())
+    event = from_structured(message)
+    assert event["specversion"] == "1.0"
+    assert event["type"] == event_type.type_name()
+    assert event["id"] == str(envelope.id)
+    assert event["source"] == "/iomki/reports"
+    assert event["subject"] == str(FACILITY)
+    assert event["correlationid"] == envelope.correlationid
+    assert event["causationid"] == envelope.causationid
+    assert event.data["facility_id"] == str(FACILITY)
+
+
+def test_a_caused_event_keeps_the_correlation_and_names_its_cause():
+    root = Envelope.wrap(sample(PermitIssued), service="permits")
+    effect = root.caused(sample(PermitIssued), service="reports")
+    assert effect.correlationid == root.correlationid == str(root.id)
+    assert effect.causationid == str(root.id)
+    assert effect.id != root.id
+
+
+def test_consumers_ignore_fields_added_by_a_minor_version():
+    envelope = Envelope.wrap(sample(PermitIssued), service="permits")
+    document = json.loads(envelope.to_bytes())
+    document["data"]["new_optional_field"] = "added later"
+    document["extension_added_later"] = "x"
+    assert decode(json.dumps(document).encode()).event == envelope_event(envelope)
+
+
+def envelope_event(envelope: Envelope) -> Event:
+    return PermitIssued.model_validate(envelope.data)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty message value"),
+        (b"\xff\xfe not json", "value is not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"specversion": "1.0"}', "invalid CloudEvents envelope"),
+    ],
+)
+def test_malformed_values_are_refused_with_a_specific_reason(value, reason):
+    with pytest.raises(ContractViolation, match=reason):
+        decode(value)
+
+
+def test_an_unknown_type_or_major_version_is_refused():
+    document = json.loads(Envelope.wrap(sample(PermitIssued), service="permits").to_bytes())
+    document["type"] = "iomki.PermitIssued.v2"
+    with pytest.raises(ContractViolation, match="unknown event type 'iomki.PermitIssued.v2'"):
+        decode(json.dumps(document).encode())
+
+
+def test_wrongly_typed_data_names_the_field():
+    document = json.loads(Envelope.wrap(sample(PermitIssued), service="permits").to_bytes())
+    document["data"]["workforce_total"] = "many"
+    with pytest.raises(ContractViolation, match="workforce_total"):
+        decode(json.dumps(document).encode())
+
+
+def test_subject_must_be_the_facility():
+    document = json.loads(Envelope.wrap(sample(PermitIssued), service="permits").to_bytes())
+    document["subject"] = str(uuid.uuid4())
+    with pytest.raises(ContractViolation, match="subject"):
+        decode(json.dumps(document).encode())
+
+
+def test_time_must_carry_an_offset():
+    document = json.loads(Envelope.wrap(sample(PermitIssued), service="permits").to_bytes())
+    document["time"] = "2026-11-20T10:00:00"
+    with pytest.raises(ContractViolation, match="time"):
+        decode(json.dumps(document).encode())
+
+
+def test_topics_have_owners_and_partitions_and_every_event_has_a_topic():
+    names = {topic.name for topic in TOPICS}
+    assert {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts", "iomki.dlq",
+            "iomki.internal.contacts"} == names
+    for event_type in EVENT_TYPES.values():
+        assert event_type.topic in TOPICS
+    assert sum(len(events_on(topic)) for topic in TOPICS) == len(EVENT_TYPES)
+
+
+def test_envelope_is_utc_rfc3339_and_json_data():
+    event = PermitIssued(facility_id=FACILITY, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
+                         nib="8120000123456", permit_number="IOMKI-2026-000001", company_name="PT A",
+                         sector_class=SectorClass.CRITICAL, workforce_total=10,
+                         issued_at=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    document = json.loads(Envelope.wrap(event, service="permits").to_bytes())
+    assert document["datacontenttype"] == "application/json"
+    assert datetime.fromisoformat(document["time"]).utcoffset().total_seconds() == 0
+    assert document["data"]["issued_at"].startswith("2026-11-20T00:00:00")
+    assert date.fromisoformat(document["data"]["issued_at"][:10]) == date(2026, 11, 20)

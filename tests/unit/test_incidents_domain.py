@@ -1,0 +1,346 @@
+"""Plants through case sequences, with a fake clock: isolation, quarantine, room and plant closures, clusters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from services.incidents.domain import (
+    Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
+    IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, Plant, PlantNotMonitored, ReportedPositives,
+    TimerKind, WIB, WIT, local_zone,
+)
+from shared.clock import FakeClock
+from shared.contract import (
+    CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined,
+    FacilityClosureOrdered, FacilityReopened, IsolationStarted,
+)
+
+pytestmark = pytest.mark.unit
+
+POLICY = IncidentPolicy()
+COMPANY = Actor("k3-officer", "company")
+TASK_FORCE = Actor("satgas-bekasi", "task_force")
+# 09:00 WIB on 20 Nov 2026.
+MONDAY_MORNING = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+
+
+def a_plant(**changes) -> Plant:
+    where = {"nib": "8120000123456", "province_code": "32", "regency_code": "32.16", "workforce_total": 1200}
+    return Plant(uuid.uuid4(), uuid.uuid4(), **(where | changes))
+
+
+def a_case(ref: str = "C-2026-001", on: date = date(2026, 11, 20), *, symptomatic: bool = False,
+           contacts: int = 0, **more) -> NewCase:
+    return NewCase(case_ref=ref, confirmed_on=on, symptomatic=symptomatic, close_contacts=contacts,
+                   source=CaseSource.DIRECT, **more)
+
+
+class Walk:
+    """A plant's life: cases arrive, timers fire when the clock passes them, people act."""
+
+    def __init__(self, plant: Plant, policy: IncidentPolicy = POLICY) -> None:
+        self.plant = plant
+        self.policy = policy
+        self.clock = FakeClock(MONDAY_MORNING)
+        self.cases: dict[uuid.UUID, object] = {}
+        self.closures: dict[uuid.UUID, object] = {}
+        self.timers: list = []
+        self.events: list = []
+
+    def apply(self, outcome: Outcome) -> Outcome:
+        self.plant = outcome.plant
+        for case in outcome.cases:
+            self.cases[case.case_id] = case
+        for closure in outcome.closures:
+            self.closures[closure.closure_id] = closure
+        self.timers += outcome.timers
+        self.events += outcome.events
+        return outcome
+
+    def case(self, new: NewCase) -> Outcome:
+        unclustered = [(c.case_id, c.confirmed_on) for c in self.cases.values() if c.cluster_id is None]
+        outcome = self.plant.detect_case(new, unclustered=unclustered, now=self.clock.now(), policy=self.policy,
+                                         recorded_by=COMPANY)
+        for cluster in outcome.clusters:  # the repository tags the earlier cases of a new cluster
+            for case_id in cluster.case_ids:
+                if case_id in self.cases:
+                    self.cases[case_id] = type(self.cases[case_id])(**{
+                        **self.cases[case_id].__dict__, "cluster_id": cluster.cluster_id})
+        return self.apply(outcome)
+
+    def advance(self, delta: timedelta) -> list:
+        """Move the clock and fire every timer that falls due, in due order (as the sweep does)."""
+        self.clock.advance(delta)
+        fired = []
+        for timer in sorted((t for t in self.timers if t.due_at <= self.clock.now()), key=lambda t: t.due_at):
+            self.timers.remove(timer)
+            if timer.kind is TimerKind.ISOLATION_END:
+                outcome = self.plant.end_isolation(self.cases[timer.subject_id], self.clock.now())
+            elif timer.kind is TimerKind.QUARANTINE_END:
+                outcome = self.plant.end_quarantine()
+            else:
+                outcome = self.plant.end_room_closure(self.closures[timer.subject_id], self.clock.now())
+            fired += self.apply(outcome).events
+        return fired
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+# -- one case ---------------------------------------------------------------------------------------------
+
+
+def test_an_asymptomatic_case_isolates_ten_days_and_closes_on_the_tenth_day():
+    walk = Walk(a_plant())
+    outcome = walk.case(a_case(on=date(2026, 11, 20)))
+    assert [type(e) for e in outcome.events] == [CaseDetected, IsolationStarted, FacilityClosureOrdered]
+    isolation = walk.of(IsolationStarted)[0]
+    assert (isolation.starts_on, isolation.ends_on) == (date(2026, 11, 20), date(2026, 11, 30))
+    assert walk.plant.status is FacilityStatus.ROOM_CLOSED
+
+    # The evening before the tenth day (23:59 WIB on 29 Nov) the case is still isolating.
+    assert not any(isinstance(e, CaseClosed) for e in walk.advance(timedelta(days=9, hours=14, minutes=59)))
+    assert walk.plant.active_isolations == 1
+    # Midnight WIB on 30 Nov: closed.
+    closed = [e for e in walk.advance(timedelta(minutes=1)) if isinstance(e, CaseClosed)]
+    assert [c.closed_on for c in closed] == [date(2026, 11, 30)]
+    assert walk.plant.status is FacilityStatus.OPEN
+
+
+def test_a_symptomatic_case_isolates_ten_days_plus_three_symptom_free_days():
+    walk = Walk(a_plant())
+    walk.case(a_case(on=date(2026, 11, 20), symptomatic=True))
+    assert walk.of(IsolationStarted)[0].ends_on == date(2026, 12, 3)
+
+
+def test_isolation_counts_from_the_swab_date_when_given():
+    walk = Walk(a_plant())
+    walk.case(a_case(on=date(2026, 11, 20), tested_on=date(2026, 11, 18)))
+    assert walk.of(IsolationStarted)[0].ends_on == date(2026, 11, 28)
+
+
+def test_symptoms_lasting_past_day_ten_push_the_end_three_days_past_them():
+    assert POLICY.isolation_ends_on(date(2026, 11, 1), True, symptoms_resolved_on=date(2026, 11, 14)) \
+        == date(2026, 11, 17)
+    assert POLICY.isolation_ends_on(date(2026, 11, 1), True, symptoms_resolved_on=date(2026, 11, 5)) \
+        == date(2026, 11, 14)
+
+
+def test_contacts_quarantine_fourteen_days_or_five_with_a_negative_exit_test():
+    walk = Walk(a_plant())
+    walk.case(a_case("C-1", contacts=15))
+    walk.case(a_case("C-2", contacts=3, contacts_exit_test_negative=True))
+    assert [(q.contacts, q.ends_on) for q in walk.of(ContactsQuarantined)] == [
+        (15, date(2026, 12, 4)), (3, date(2026, 11, 25))]
+    assert walk.plant.active_quarantines == 2
+    walk.advance(timedelta(days=5))
+    assert walk.plant.active_quarantines == 1
+
+
+def test_no_contacts_means_no_quarantine():
+    walk = Walk(a_plant())
+    walk.case(a_case(contacts=0))
+    assert walk.of(ContactsQuarantined) == []
+    assert walk.plant.active_quarantines == 0
+
+
+def test_the_room_closes_for_disinfection_and_reopens_by_itself_after_24_hours():
+    walk = Walk(a_plant())
+    walk.case(a_case())
+    room = walk.of(FacilityClosureOrdered)[0]
+    assert room.scope is ClosureScope.ROOM and room.ends_at - room.starts_at == timedelta(hours=24)
+    assert walk.advance(timedelta(hours=23, minutes=59)) == []
+    reopened = walk.advance(timedelta(minutes=1))
+    assert [type(e) for e in reopened] == [FacilityReopened] and reopened[0].closure_id == room.closure_id
+    assert walk.plant.status is FacilityStatus.MONITORING  # the case still isolates
+
+
+def test_dki_can_require_three_times_24_hours():
+    policy = IncidentPolicy.from_environment({"IOMKI_ROOM_CLOSURE_HOURS": "72"})
+    walk = Walk(a_plant(), policy)
+    walk.case(a_case())
+    room = walk.of(FacilityClosureOrdered)[0]
+    assert room.ends_at - room.starts_at == timedelta(hours=72)
+
+
+# -- clusters ---------------------------------------------------------------------------------------------
+
+
+def test_two_cases_thirteen_days_apart_are_a_cluster_and_close_the_plant_for_five_days():
+    walk = Walk(a_plant())
+    walk.case(a_case("C-1", on=date(2026, 11, 7)))
+    outcome = walk.case(a_case("C-2", on=date(2026, 11, 20)))
+    cluster = [e for e in outcome.events if isinstance(e, ClusterDeclared)]
+    assert len(cluster) == 1 and cluster[0].case_count == 2
+    assert (cluster[0].first_confirmed_on, cluster[0].last_confirmed_on) == (date(2026, 11, 7), date(2026, 11, 20))
+    plant_closure = [e for e in outcome.events if isinstance(e, FacilityClosureOrdered) and e.scope is ClosureScope.PLANT]
+    assert plant_closure[0].cluster_id == cluster[0].cluster_id
+    assert plant_closure[0].ends_at - plant_closure[0].starts_at == timedelta(days=5)
+    assert walk.plant.status is FacilityStatus.PLANT_CLOSED
+
+
+def test_two_cases_fourteen_days_apart_are_not_a_cluster():
+    walk = Walk(a_plant())
+    walk.case(a_case("C-1", on=date(2026, 11, 6)))
+    walk.case(a_case("C-2", on=date(2026, 11, 20)))
+    assert walk.of(ClusterDeclared) == []
+    assert walk.plant.plant_closure is None
+
+
+def test_a_late_entered_case_between_two_others_is_found_by_the_window():
+    policy = IncidentPolicy(cluster=ClusterPolicy(threshold=3, window_days=14))
+    walk = Walk(a_plant(), policy)
+    walk.case(a_case("C-1", on=date(2026, 11, 1)))
+    walk.case(a_case("C-2", on=date(2026, 11, 14)))
+    assert walk.of(ClusterDeclared) == []
+    walk.case(a_case("C-3", on=date(2026, 11, 10)))
+    assert [c.case_count for c in walk.of(ClusterDeclared)] == [3]
+
+
+def test_more_cases_during_a_closure_extend_it_but_never_shorten_it():
+    walk = Walk(a_plant())
+    walk.case(a_case("C-1"))
+    walk.case(a_case("C-2"))
+    closure = walk.plant.plant_closure
+    walk.clock.advance(timedelta(days=2))
+    outcome = walk.case(a_case("C-3", on=date(2026, 11, 22)))
+    extended = [e for e in outcome.events if isinstance(e, FacilityClosureOrdered) and e.scope is ClosureScope.PLANT]
+    assert [e.closure_id for e in extended] == [closure.closure_id]
+    assert extended[0].ends_at == closure.ends_at + timedelta(days=2)
+    assert len(walk.of(ClusterDeclared)) == 1  # the same cluster, not a new one
+    assert outcome.cases[0].cluster_id == closure.cluster_id
+
+    # A case entered with the clock wound back cannot end the closure sooner: no new order.
+    walk.clock.set(MONDAY_MORNING)
+    outcome = walk.case(a_case("C-4", on=date(2026, 11, 20)))
+    assert not [e for e in outcome.events if isinstance(e, FacilityClosureOrdered) and e.scope is ClosureScope.PLANT]
+    assert walk.plant.plant_closure.ends_at == extended[0].ends_at
+
+
+def test_a_reopened_plant_needs_a_new_cluster_to_close_again():
+    walk = Walk(a_plant())
+    walk.case(a_case("C-1"))
+    walk.case(a_case("C-2"))
+    closure = walk.plant.plant_closure
+    walk.advance(timedelta(days=5))
+    walk.apply(walk.plant.clear_closure(closure, now=walk.clock.now(), by=TASK_FORCE))
+    walk.case(a_case("C-3", on=date(2026, 11, 25)))
+    assert len(walk.of(ClusterDeclared)) == 1
+    walk.case(a_case("C-4", on=date(2026, 11, 25)))
+    assert len(walk.of(ClusterDeclared)) == 2
+
+
+# -- reopening --------------------------------------------------------------------------------------------
+
+
+def test_clearing_before_the_period_ends_is_refused_with_the_earliest_moment():
+    walk = Walk(a_plant())
+    walk.case(a_case("C-1"))
+    walk.case(a_case("C-2"))
+    closure = walk.plant.plant_closure
+    walk.advance(timedelta(days=5) - timedelta(seconds=1))
+    with pytest.raises(ClosureNotOver) as refused:
+        walk.plant.clear_closure(closure, now=walk.clock.now(), by=TASK_FORCE)
+    assert refused.value.earliest == MONDAY_MORNING + timedelta(days=5)
+
+    walk.advance(timedelta(seconds=1))
+    assert walk.plant.status is FacilityStatus.PLANT_CLOSED  # the period passing alone does not reopen it
+    outcome = walk.apply(walk.plant.clear_closure(closure, now=walk.clock.now(), by=TASK_FORCE))
+    assert [type(e) for e in outcome.events] == [FacilityReopened]
+    assert outcome.closures[0].cleared_by == TASK_FORCE
+    assert walk.plant.plant_closure is None
+    with pytest.raises(IllegalClosureAction):
+        walk.plant.clear_closure(outcome.closures[0], now=walk.clock.now(), by=TASK_FORCE)
+
+
+def test_a_room_closure_is_not_cleared_by_hand():
+    walk = Walk(a_plant())
+    walk.case(a_case())
+    room = next(iter(walk.closures.values()))
+    with pytest.raises(IllegalClosureAction):
+        walk.plant.clear_closure(room, now=walk.clock.now() + timedelta(days=2), by=TASK_FORCE)
+
+
+# -- closing a case by hand -------------------------------------------------------------------------------
+
+
+def test_a_case_is_closed_by_hand_only_after_its_isolation():
+    walk = Walk(a_plant())
+    case = walk.case(a_case(on=date(2026, 11, 20), symptomatic=True)).cases[0]
+    walk.clock.advance(timedelta(days=12))  # 2 Dec WIB, ends on 3 Dec
+    with pytest.raises(IsolationNotOver) as refused:
+        walk.plant.close_case(case, now=walk.clock.now(), symptoms_resolved_on=None, by=COMPANY, policy=POLICY)
+    assert refused.value.earliest == date(2026, 12, 3)
+    # Symptoms that lasted to 1 Dec push the end to 4 Dec.
+    walk.clock.advance(timedelta(days=1))
+    with pytest.raises(IsolationNotOver) as refused:
+        walk.plant.close_case(case, now=walk.clock.now(), symptoms_resolved_on=date(2026, 12, 1), by=COMPANY,
+                              policy=POLICY)
+    assert refused.value.earliest == date(2026, 12, 4)
+    outcome = walk.apply(walk.plant.close_case(case, now=walk.clock.now(), symptoms_resolved_on=None, by=COMPANY,
+                                               policy=POLICY))
+    assert outcome.cases[0].status is CaseStatus.CLOSED and outcome.cases[0].closed_by == COMPANY
+    # The isolation timer then finds the case closed and does nothing.
+    assert [e for e in walk.advance(timedelta(days=1)) if isinstance(e, CaseClosed)] == []
+    assert walk.plant.active_isolations == 0
+
+
+# -- refusals ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["3216012345678901", "081234567890", "0812-3456-7890", "+62 812", "Budi Santoso"])
+def test_a_case_reference_that_identifies_a_person_is_refused(ref):
+    with pytest.raises(InvalidCase):
+        CaseReference.check(ref)
+
+
+@pytest.mark.parametrize("ref", ["C-2026-001", "LINE3/2026/17", "k3.case_9"])
+def test_pseudonymous_references_are_accepted(ref):
+    assert CaseReference.check(ref) == ref
+
+
+def test_a_case_confirmed_tomorrow_or_after_its_test_or_beyond_the_workforce_is_refused():
+    plant = a_plant()
+    now = MONDAY_MORNING
+    with pytest.raises(InvalidCase, match="confirmed_on"):
+        plant.validate(a_case(on=date(2026, 11, 21)), now)
+    with pytest.raises(InvalidCase, match="tested_on"):
+        plant.validate(a_case(on=date(2026, 11, 18), tested_on=date(2026, 11, 19)), now)
+    with pytest.raises(InvalidCase, match="close_contacts"):
+        plant.validate(a_case(contacts=1201), now)
+
+
+def test_a_plant_whose_permit_was_revoked_takes_no_new_cases():
+    with pytest.raises(PlantNotMonitored):
+        a_plant(monitored=False).validate(a_case(), MONDAY_MORNING)
+
+
+# -- reports ----------------------------------------------------------------------------------------------
+
+
+def test_a_report_adds_only_the_positives_not_already_known():
+    assert ReportedPositives(confirmed_positive=3, known_in_period=2).new_cases == 1
+    assert ReportedPositives(confirmed_positive=2, known_in_period=2).new_cases == 0
+    assert ReportedPositives(confirmed_positive=1, known_in_period=2).new_cases == 0
+
+
+def test_report_periods_are_read_in_the_plants_local_time():
+    papua = a_plant(regency_code="94.71", province_code="94")
+    assert local_zone("94.71") is WIT and local_zone("32.16") is WIB
+    # Friday 23:59 WIT is Friday 14:59 UTC; Saturday 00:30 WIB is Friday 17:30 UTC.
+    deadline = datetime(2026, 11, 20, 14, 59, tzinfo=timezone.utc)
+    assert ReportedPositives.period_days(papua, deadline - timedelta(days=7), deadline) == (
+        date(2026, 11, 13), date(2026, 11, 20))
+    late = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
+    assert ReportedPositives.confirmed_on(papua, late, deadline) == date(2026, 11, 20)
+
+
+def test_policy_overrides_from_the_environment_are_checked():
+    policy = IncidentPolicy.from_environment({"IOMKI_CLUSTER_THRESHOLD": "3", "IOMKI_PLANT_CLOSURE_DAYS": "7"})
+    assert policy.cluster.threshold == 3 and policy.plant_closure == timedelta(days=7)
+    assert policy.isolation_days == 10
+    with pytest.raises(ValueError):
+        IncidentPolicy.from_environment({"IOMKI_QUARANTINE_DAYS": "fourteen"})
