@@ -12,10 +12,11 @@ import time
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
 from shared.bus import connection_options, ensure_topics
+from shared.contract import Topic
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
 
@@ -46,6 +47,7 @@ class Relay:
         self._poll_interval = settings.relay_poll_interval.total_seconds()
         self._retention = settings.outbox_retention
         self._wake = asyncio.Event()
+        self._marker = f"iomki.internal.relay.{schema}"
         self.is_leader = False
 
     async def run(self) -> None:
@@ -84,12 +86,12 @@ class Relay:
         next_prune = 0.0
         while True:
             self._wake.clear()
-            while await self._publish_batch(connection) == self._batch_size:
-                pass
             now = time.monotonic()
             if now >= next_watch:
                 await self._recover_if_broker_lost(connection, watcher)
                 next_watch = now + self._watch_interval
+            while await self._publish_batch(connection) == self._batch_size:
+                pass
             if now >= next_prune:
                 await self._prune(connection)
                 next_prune = now + 60.0
@@ -119,22 +121,11 @@ class Relay:
                     correlation_id=correlation_id, no_confirm=True,
                 )
             )
-        acknowledged = await asyncio.gather(*pending)
-        high: dict[tuple[str, int], int] = {}
-        for metadata in acknowledged:
-            place = (metadata.topic, metadata.partition)
-            high[place] = max(high.get(place, -1), metadata.offset)
-        async with connection.transaction():
-            await connection.execute(
-                "UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])",
-                [row["position"] for row in rows],
-            )
-            await connection.executemany(
-                "INSERT INTO relay_watermarks (topic, partition, high_offset) VALUES ($1, $2, $3)"
-                " ON CONFLICT (topic, partition)"
-                " DO UPDATE SET high_offset = GREATEST(relay_watermarks.high_offset, EXCLUDED.high_offset)",
-                [(topic, partition, offset) for (topic, partition), offset in high.items()],
-            )
+        await asyncio.gather(*pending)
+        await connection.execute(
+            "UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])",
+            [row["position"] for row in rows],
+        )
         for row in rows:
             self._metrics.events_published.labels(row["topic"]).inc()
         return len(rows)
@@ -142,34 +133,28 @@ class Relay:
     async def _recover_if_broker_lost(self, connection: asyncpg.Connection, watcher: AIOKafkaConsumer) -> None:
         """The embedded broker keeps nothing across a restart: find out, and publish the retention window again.
 
-        We know the highest offset the broker acknowledged for each partition we wrote to; a partition whose
-        log now ends at or below it, or that no longer exists, means the broker lost what we published.
+        The relay keeps an empty marker topic of its own on the broker; no client ever writes to it, so no
+        metadata request re-creates it. When the marker is gone, so is everything the broker held. (Offsets
+        cannot tell: the embedded broker under-reports a partition's end after batched writes.)
         """
-        marks = await connection.fetch("SELECT topic, partition, high_offset FROM relay_watermarks")
-        if not marks:
+        if self._marker in await watcher.topics():  # a fresh metadata request, which creates nothing
             return
-        partitions = [TopicPartition(m["topic"], m["partition"]) for m in marks]
-        existing = await watcher.topics()  # a fresh metadata request, which never creates a topic
-        lost = any(tp.topic not in existing for tp in partitions)
-        if not lost:
-            known = {tp for tp in partitions if tp.partition in (watcher.partitions_for_topic(tp.topic) or set())}
-            lost = len(known) < len(partitions)
-            if not lost:
-                ends = await asyncio.wait_for(watcher.end_offsets(partitions), timeout=10)
-                lost = any(ends[TopicPartition(m["topic"], m["partition"])] <= m["high_offset"] for m in marks)
-        if not lost:
-            return
-        await ensure_topics(self._settings, repair=frozenset(m["topic"] for m in marks))
-        async with connection.transaction():
-            republish = await connection.fetchval(
-                "WITH window_ AS (UPDATE outbox SET published_at = NULL"
-                " WHERE published_at >= clock_timestamp() - $1::interval RETURNING 1)"
-                " SELECT count(*) FROM window_",
-                self._retention,
-            )
-            await connection.execute("DELETE FROM relay_watermarks")
-        self._metrics.broker_resets.inc()
-        log.warning("broker_data_loss_detected", republishing=republish, retention=str(self._retention))
+        topics = {row["topic"] for row in await connection.fetch(
+            "SELECT DISTINCT topic FROM outbox WHERE published_at >= clock_timestamp() - $1::interval",
+            self._retention)}
+        await ensure_topics(self._settings, repair=frozenset(topics))
+        # Missing at a relay's first start too: on a fresh broker, or one that restarted while this service
+        # was down. Either way what the window holds is not on the broker (an empty window costs nothing).
+        republish = await connection.fetchval(
+            "WITH window_ AS (UPDATE outbox SET published_at = NULL"
+            " WHERE published_at >= clock_timestamp() - $1::interval RETURNING 1)"
+            " SELECT count(*) FROM window_",
+            self._retention,
+        )
+        await ensure_topics(self._settings, (Topic(self._marker, 1, public=False, owner=self._schema),))
+        if republish:
+            self._metrics.broker_resets.inc()
+            log.warning("broker_data_loss_detected", republishing=republish, retention=str(self._retention))
 
     async def _prune(self, connection: asyncpg.Connection) -> None:
         await connection.execute(

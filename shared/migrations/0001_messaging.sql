@@ -1,5 +1,5 @@
 -- The messaging tables every service has in its own schema: outbox (events to publish), inbox (events
--- consumed), and the relay's record of what the broker acknowledged.
+-- consumed).
 
 CREATE TABLE outbox (
     position     bigserial PRIMARY KEY,
@@ -28,11 +28,4 @@ CREATE TABLE inbox (
     event_id    uuid PRIMARY KEY,
     event_type  text NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE relay_watermarks (
-    topic       text NOT NULL,
-    partition   int NOT NULL,
-    high_offset bigint NOT NULL,
-    PRIMARY KEY (topic, partition)
 );
