@@ -459,11 +459,14 @@ class Plant:
 
     # -- timers fire -------------------------------------------------------------------------------
 
-    def end_isolation(self, case: Case, now: datetime) -> Outcome:
-        """The isolation period is over: the case closes. A case already closed by hand stays as it is."""
+    def end_isolation(self, case: Case) -> Outcome:
+        """The isolation period is over: the case closes. A case already closed by hand stays as it is.
+
+        It closes on the day isolation ended, even when the timer fires later (the service was down).
+        """
         if case.status is CaseStatus.CLOSED:
             return Outcome(self)
-        return self._close(case, self.today(now), SYSTEM)
+        return self._close(case, case.isolation_ends_on, SYSTEM)
 
     def end_quarantine(self) -> Outcome:
         return Outcome(replace(self, active_quarantines=max(0, self.active_quarantines - 1)))

@@ -147,7 +147,7 @@ class IncidentHandlers:
                 if timer.kind is TimerKind.ISOLATION_END:
                     case = await work.incidents.case(timer.subject_id)
                     assert case is not None
-                    outcome = plant.end_isolation(case, now)
+                    outcome = plant.end_isolation(case)
                 elif timer.kind is TimerKind.QUARANTINE_END:
                     outcome = plant.end_quarantine()
                 else:

@@ -169,7 +169,7 @@ class IncidentRepository:
 
     async def incidents(self, *, province: str | None, status: str | None, region: str | None, nib: str | None,
                         after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
-        """Plants that have had cases, newest keyset page after `after`; filters are ANDed, NULL means any."""
+        """Plants that have had cases, one keyset page in facility order after `after`; NULL filters match all."""
         rows = await self._connection.fetch(
             "SELECT facility_id, province_code, regency_code, status, active_isolations, active_quarantines,"
             " cases_total, monitored FROM plants"

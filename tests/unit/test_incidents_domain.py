@@ -78,7 +78,7 @@ class Walk:
         for timer in sorted((t for t in self.timers if t.due_at <= self.clock.now()), key=lambda t: t.due_at):
             self.timers.remove(timer)
             if timer.kind is TimerKind.ISOLATION_END:
-                outcome = self.plant.end_isolation(self.cases[timer.subject_id], self.clock.now())
+                outcome = self.plant.end_isolation(self.cases[timer.subject_id])
             elif timer.kind is TimerKind.QUARANTINE_END:
                 outcome = self.plant.end_quarantine()
             else:

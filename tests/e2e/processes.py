@@ -1,0 +1,75 @@
+"""The four services as real OS processes on free ports, over a test platform's database and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.infra import free_port
+from shared.settings import SERVICES
+from tests.platform import ROOT, TestPlatform
+
+ARTIFACTS = ROOT / ".data" / "test-artifacts"
+
+
+@dataclass
+class RunningServices:
+    platform: TestPlatform
+    overrides: dict[str, str]
+    ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def log_path(self, service: str) -> Path:
+        return ARTIFACTS / f"{self.platform.database}-{service}.log"
+
+    def start(self, service: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        ports = {f"IOMKI_{name.upper()}_PORT": str(port) for name, port in self.ports.items()}
+        env = {**os.environ, **self.platform.env(**ports, **self.overrides)}
+        with open(self.log_path(service), "ab") as log:
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT, stdout=log, stderr=log,
+            )
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for service in self.processes:
+                while True:
+                    if self.processes[service].poll() is not None:
+                        raise AssertionError(f"{service} exited: {self.log_path(service).read_text()[-3000:]}")
+                    try:
+                        if (await client.get(f"{self.url(service)}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"{service} not ready: {self.log_path(service).read_text()[-3000:]}")
+                    await asyncio.sleep(0.2)
+
+    def kill(self, service: str) -> None:
+        process = self.processes[service]
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)

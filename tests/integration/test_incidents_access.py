@@ -1,0 +1,144 @@
+"""Access to the incidents API, generated from its POLICY: every action × role, and in scope vs out of scope.
+
+A role the rule does not name gets 403; a role it names gets a success on a plant in its scope and 404 on a
+plant outside it (existence is not leaked). Plants: one in Kab. Bekasi (32.16, the company's), one in
+Surabaya (35.78, another company's); the task force is West Java's (32).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+
+from services.incidents.api import POLICY
+from services.incidents.app import create_app
+from shared.access import Role, Scope
+from shared.clock import FakeClock
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+NIB_IN, NIB_OUT = "8120000111111", "8120000222222"
+CLAIMS = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": NIB_IN}, Role.AGENCY: {}}
+OPERATOR = bearer("operator")
+WIB = timezone(timedelta(hours=7))
+
+
+class Scene:
+    def __init__(self, client, app, clock: FakeClock) -> None:
+        self.client, self.app, self.clock = client, app, clock
+        self.plants = {"in": uuid.uuid4(), "out": uuid.uuid4()}
+
+    def today(self, days_ago: int = 0) -> str:
+        return (self.clock.now().astimezone(WIB).date() - timedelta(days=days_ago)).isoformat()
+
+    async def case(self, where: str, days_ago: int = 0) -> str:
+        response = await self.client.post("/cases", headers=OPERATOR, json={
+            "facility_id": str(self.plants[where]), "case_ref": f"A-{uuid.uuid4().hex[:8]}",
+            "confirmed_on": self.today(days_ago), "symptomatic": False, "close_contacts": 0})
+        assert response.status_code == 201, response.text
+        return response.json()["case_id"]
+
+    async def plant_closure_over(self, where: str) -> str:
+        """A plant closure at the plant whose period has passed (two cases make a cluster)."""
+        status = await self.client.get(f"/facilities/{self.plants[where]}/status", headers=OPERATOR)
+        closure = status.json()["plant_closure"]
+        if closure is None:
+            await self.case(where)
+            await self.case(where)
+            closure = (await self.client.get(f"/facilities/{self.plants[where]}/status",
+                                             headers=OPERATOR)).json()["plant_closure"]
+        ends_at = datetime.fromisoformat(closure["ends_at"])
+        self.clock.set(max(self.clock.now(), ends_at + timedelta(seconds=1)))
+        return closure["closure_id"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def scene(platform):
+    clock = FakeClock(datetime.now(timezone.utc))
+    app = create_app(clock=clock)
+    async with running_service(app) as client:
+        scene = Scene(client, app, clock)
+        # The plants as PermitIssued leaves them (consumption over the broker is the slice test's subject).
+        async with app.state.runtime.database.transaction() as work:
+            for where, nib, regency in (("in", NIB_IN, "32.16"), ("out", NIB_OUT, "35.78")):
+                await work.incidents.learn_plant(facility_id=scene.plants[where], permit_id=uuid.uuid4(), nib=nib,
+                                                 province_code=regency[:2], regency_code=regency,
+                                                 workforce_total=500, now=clock.now())
+        yield scene
+
+
+# One request per action, against the plant `where`; each returns the response.
+async def report_case(scene: Scene, headers, where):
+    return await scene.client.post("/cases", headers=headers, json={
+        "facility_id": str(scene.plants[where]), "case_ref": f"R-{uuid.uuid4().hex[:8]}",
+        "confirmed_on": scene.today(), "symptomatic": True, "close_contacts": 2})
+
+
+async def read_case(scene: Scene, headers, where):
+    return await scene.client.get(f"/cases/{await scene.case(where)}", headers=headers)
+
+
+async def close_case(scene: Scene, headers, where):
+    # Confirmed 20 days ago: its isolation is over (closing is idempotent if the sweep closed it first).
+    return await scene.client.post(f"/cases/{await scene.case(where, days_ago=20)}/close", headers=headers)
+
+
+async def read_status(scene: Scene, headers, where):
+    return await scene.client.get(f"/facilities/{scene.plants[where]}/status", headers=headers)
+
+
+async def clear_closure(scene: Scene, headers, where):
+    return await scene.client.post(f"/closures/{await scene.plant_closure_over(where)}/clear", headers=headers)
+
+
+async def list_incidents(scene: Scene, headers, where):
+    await scene.case(where)  # the plant has had a case, so it is an incident
+    return await scene.client.get("/incidents", headers=headers, params={"limit": 500})
+
+
+REQUESTS = {"report_case": report_case, "read_case": read_case, "close_case": close_case,
+            "read_status": read_status, "clear_closure": clear_closure, "list_incidents": list_incidents}
+
+
+def test_every_action_of_the_policy_has_a_request():
+    assert set(REQUESTS) == set(POLICY.rules)
+
+
+MATRIX = [(action, role) for action in POLICY.rules for role in Role]
+
+
+@pytest.mark.parametrize(("action", "role"), MATRIX, ids=[f"{a}-{r.value}" for a, r in MATRIX])
+async def test_a_role_outside_the_rule_is_forbidden_and_one_inside_succeeds(scene, action, role):
+    response = await REQUESTS[action](scene, bearer(role, **CLAIMS[role]), "in")
+    if role in POLICY.rules[action].allow:
+        assert 200 <= response.status_code < 300, response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert response.json()["rule"] == action
+
+
+SCOPED = [(action, role) for action, rule in POLICY.rules.items() for role, scope in rule.allow.items()]
+
+
+@pytest.mark.parametrize(("action", "role"), SCOPED, ids=[f"{a}-{r.value}" for a, r in SCOPED])
+async def test_out_of_scope_is_not_found(scene, action, role):
+    scope = POLICY.rules[action].allow[role]
+    headers = bearer(role, **CLAIMS[role])
+    response = await REQUESTS[action](scene, headers, "out")
+    if action == "list_incidents":  # a list filters instead of refusing
+        assert response.status_code == 200
+        listed = {item["facility_id"] for item in response.json()["items"]}
+        assert (str(scene.plants["out"]) in listed) is (scope is Scope.ALL)
+    elif scope is Scope.ALL:
+        assert 200 <= response.status_code < 300, response.text
+    else:
+        assert response.status_code == 404, response.text
+
+
+async def test_no_token_is_401(scene):
+    response = await scene.client.get(f"/facilities/{scene.plants['in']}/status")
+    assert response.status_code == 401

@@ -1,0 +1,109 @@
+"""Every action of the reports POLICY × every role: 403 for a role the rule omits; for the roles it allows,
+2xx inside the caller's scope and 404 outside it. Generated from POLICY, so a new rule is tested at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+
+from services.reports.api import POLICY
+from services.reports.app import ReportsSettings, create_app
+from shared.access import Role, Scope
+from shared.contract import Envelope, PermitIssued, SectorClass
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+NIB, OTHER_NIB = "8120000999999", "8120000888888"
+PROVINCE, REGENCY = "32", "32.16"
+
+# A caller inside and one outside the plant's scope, for each role (operators and agencies see everything).
+IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": PROVINCE}, Role.COMPANY: {"nib": NIB},
+            Role.AGENCY: {}}
+OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "51"}, Role.COMPANY: {"nib": OTHER_NIB}}
+
+
+def report_body(permit_id: str, period_id: str) -> dict:
+    return {
+        "permit_id": permit_id, "period_id": period_id,
+        "workforce": {"total": 300, "on_site_per_shift": [100, 100]}, "odp": 0, "pdp": 0, "confirmed_positive": 0,
+        "tests": {"pcr": 0, "antigen": 10}, "vaccinated": {"dose1": 280, "dose2": 250, "booster": 20},
+        "transport_modes": ["company_bus"],
+        "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
+                               "ventilation": True, "disinfection": True, "handwash_stations": True,
+                               "pedulilindungi_scan": True},
+        "case_handling": "",
+    }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def plant(platform):
+    """The reports service with one issued plant in Kab. Bekasi; yields (client, permit_id, open period_id)."""
+    permit_id, facility_id = uuid.uuid4(), uuid.uuid4()
+    issued = PermitIssued(facility_id=facility_id, province_code=PROVINCE, regency_code=REGENCY, permit_id=permit_id,
+                          nib=NIB, permit_number="IOMKI-2026-000777", company_name="PT Tekstil Jaya",
+                          sector_class=SectorClass.ESSENTIAL, workforce_total=300,
+                          issued_at=datetime.now(timezone.utc))
+    settings = ReportsSettings(IOMKI_REPORT_REGIME="weekly:FRI@23:59")
+    async with running_service(create_app(reports_settings=settings)) as client:
+        producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap)
+        await producer.start()
+        envelope = Envelope.wrap(issued, service="permits")
+        await producer.send_and_wait("iomki.permits", envelope.to_bytes(), key=envelope.key)
+        await producer.stop()
+        async with asyncio.timeout(30):
+            while (found := await client.get(f"/schedules/{permit_id}", headers=bearer("operator"))).status_code != 200:
+                await asyncio.sleep(0.2)
+        yield client, str(permit_id), found.json()["periods"][-1]["period_id"]
+
+
+def request_for(action: str, permit_id: str, period_id: str) -> list[tuple[str, str, dict | None]]:
+    return {
+        "read": [("GET", f"/schedules/{permit_id}", None), ("GET", f"/reports?permit_id={permit_id}", None)],
+        "submit": [("POST", "/reports", report_body(permit_id, period_id))],
+        "compliance": [("GET", f"/compliance?province={PROVINCE}", None)],
+    }[action]
+
+
+CASES = [(action, role) for action in POLICY.rules for role in Role]
+
+
+def test_every_action_has_a_request():
+    for action in POLICY.rules:
+        assert request_for(action, "p", "q")
+
+
+@pytest.mark.parametrize("action, role", CASES, ids=[f"{a}-{r.value}" for a, r in CASES])
+async def test_policy_matrix(plant, action, role):
+    client, permit_id, period_id = plant
+    scope = POLICY.rules[action].allow.get(role)
+    for method, path, body in request_for(action, permit_id, period_id):
+        inside = await client.request(method, path, json=body, headers=bearer(role, **IN_SCOPE[role]))
+        if scope is None:
+            assert inside.status_code == 403, (method, path, inside.text)
+            assert inside.json()["rule"] == action
+            continue
+        assert 200 <= inside.status_code < 300, (method, path, inside.text)
+        if scope is not Scope.ALL:
+            outside = await client.request(method, path, json=body, headers=bearer(role, **OUT_OF_SCOPE[role]))
+            assert outside.status_code == 404, (method, path, outside.text)
+
+
+async def test_without_a_token_every_action_is_401(plant):
+    client, permit_id, period_id = plant
+    for action in POLICY.rules:
+        for method, path, body in request_for(action, permit_id, period_id):
+            assert (await client.request(method, path, json=body)).status_code == 401
+
+
+async def test_a_task_force_sees_its_own_region_by_default(plant):
+    client, _, _ = plant
+    answer = await client.get("/compliance", headers=bearer("task_force", region=REGENCY))
+    assert answer.status_code == 200 and answer.json()["regency"] == REGENCY
+    wrong = await client.get("/compliance?province=32&regency=33.01", headers=bearer("operator"))
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "regency"
