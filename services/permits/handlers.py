@@ -84,10 +84,6 @@ class PermitHandlers:
         log.info("permit_applied", permit_id=str(permit.permit_id), actor=access.actor)
         return permit
 
-    async def decide(self, permit_id: uuid.UUID, issue: bool, reason: str, access: Access,
-                     request_id: str | None = None) -> Permit:
-        return await self.act(permit_id, Action.ISSUE if issue else Action.REJECT, reason, access, request_id)
-
     async def act(self, permit_id: uuid.UUID, action: Action, reason: str, access: Access,
                   request_id: str | None = None) -> Permit:
         """An officer's decision: issue, reject, freeze, reactivate or revoke."""

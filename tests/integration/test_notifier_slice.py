@@ -119,7 +119,7 @@ class World:
         return await eventually(done)
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
     async with asyncio.timeout(timeout):
         while True:
             result = await probe()

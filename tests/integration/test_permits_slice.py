@@ -34,9 +34,9 @@ async def test_issued_permit_is_published(platform):
         assert issued.json()["permit_number"].startswith("IOMKI-")
 
         messages = await read_topic(platform.bootstrap, "iomki.permits",
-                                    until=lambda ms: any(b"PermitIssued" in m.value for m in ms))
-        events = [decode(m.value) for m in messages]
-        issued_events = [d for d in events if d.envelope.type == "iomki.PermitIssued.v1"
-                         and str(d.event.permit_id) == permit_id]
-        assert len(issued_events) == 1
-        assert messages[0].key == applied.json()["facility_id"].encode()
+                                    until=lambda ms: any(b"PermitIssued" in m.value and permit_id.encode() in m.value
+                                                         for m in ms))
+        issued_messages = [m for m in messages if (d := decode(m.value)).envelope.type == "iomki.PermitIssued.v1"
+                           and str(d.event.permit_id) == permit_id]
+        assert len(issued_messages) == 1
+        assert issued_messages[0].key == applied.json()["facility_id"].encode()

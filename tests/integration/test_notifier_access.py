@@ -1,0 +1,187 @@
+"""The notifier's access rules, generated from its POLICY: every action × role, in and out of region.
+
+A role absent from an action's rule gets 403; a role present gets a 2xx; a task force asking about an alert
+outside its region gets 404 (existence is not leaked) and does not see it in lists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from services.notifier.api import POLICY
+from services.notifier.app import create_app
+from services.notifier.domain import Alert, EscalationChain, Grouping, Level, Plant
+from shared.access import Role
+from tests.platform import bearer, patched_environ, running_service
+
+pytestmark = pytest.mark.integration
+
+# One caller per role; the task force and the company are real members of their scope.
+CALLERS = {
+    Role.OPERATOR: {},
+    Role.TASK_FORCE: {"region": "32.16", "sub": "satgas-bekasi"},
+    Role.COMPANY: {"nib": "8120000123456"},
+    Role.AGENCY: {},
+}
+
+
+@dataclass
+class Service:
+    client: httpx.AsyncClient
+    app: object
+    task_force_id: str
+
+    async def alert_in(self, regency: str) -> str:
+        """An open cluster alert the regency task force was told of, put straight into the notifier's store."""
+        alert = Alert.raise_for(
+            "ClusterDeclared", Plant(uuid.uuid4(), regency[:2], regency), {}, now=datetime.now(timezone.utc),
+            chain=EscalationChain(), grouping=Grouping(),
+        ).notified({Level.REGENCY})
+        async with self.app.state.runtime.database.transaction() as work:
+            await work.notifier.add_alert(alert)
+        return str(alert.alert_id)
+
+
+Call = Callable[[Service, dict[str, str], str], Awaitable[httpx.Response]]
+
+
+async def register(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
+    return await s.client.post("/task-forces", headers=headers, json={
+        "level": "regency", "region_code": "32.16", "name": "Satgas Kabupaten Bekasi",
+        "contacts": [{"division": "health", "email": "kesehatan@satgas.example"}]})
+
+
+async def subscribe(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
+    return await s.client.post("/subscriptions", headers=headers, json={
+        "task_force_id": s.task_force_id, "channel": "email", "target": "data@satgas.example",
+        "event_types": ["PermitReactivated"]})
+
+
+async def list_task_forces(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
+    return await s.client.get("/task-forces", headers=headers)
+
+
+async def list_alerts(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
+    return await s.client.get("/alerts?status=open", headers=headers)
+
+
+async def read_alert(s: Service, headers: dict[str, str], alert_id: str) -> httpx.Response:
+    return await s.client.get(f"/alerts/{alert_id}", headers=headers)
+
+
+async def read_deliveries(s: Service, headers: dict[str, str], alert_id: str) -> httpx.Response:
+    return await s.client.get(f"/alerts/{alert_id}/deliveries", headers=headers)
+
+
+async def acknowledge(s: Service, headers: dict[str, str], alert_id: str) -> httpx.Response:
+    return await s.client.post(f"/alerts/{alert_id}/ack", headers=headers)
+
+
+# Every route, under the POLICY action that guards it; `True` marks routes about one alert (region-scoped).
+ROUTES: dict[str, list[tuple[Call, bool]]] = {
+    "manage_directory": [(register, False), (subscribe, False)],
+    "read_directory": [(list_task_forces, False)],
+    "read_alerts": [(list_alerts, False), (read_alert, True), (read_deliveries, True)],
+    "acknowledge": [(acknowledge, True)],
+}
+
+CASES = [(action, call, about_alert, role)
+         for action, calls in ROUTES.items() for call, about_alert in calls for role in Role]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def service(platform):
+    with patched_environ(platform.env()):
+        app = create_app()
+    async with running_service(app) as client:
+        created = await register(Service(client, app, ""), bearer("operator"), "")
+        assert created.status_code == 201, created.text
+        yield Service(client, app, created.json()["task_force_id"])
+
+
+def test_every_policy_action_has_its_routes_here():
+    assert set(ROUTES) == set(POLICY.rules)
+
+
+@pytest.mark.parametrize(("action", "call", "about_alert", "role"), CASES,
+                         ids=[f"{a}-{c.__name__}-{r.value}" for a, c, _, r in CASES])
+async def test_each_role_gets_what_the_policy_says(service: Service, action, call, about_alert, role):
+    alert_id = await service.alert_in("32.16")
+    response = await call(service, bearer(role, **CALLERS[role]), alert_id)
+    if role in POLICY.rules[action].allow:
+        assert 200 <= response.status_code < 300, response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert response.json()["rule"] == action
+
+
+@pytest.mark.parametrize(("call", "region"), [(call, region) for calls in ROUTES.values()
+                                              for call, about_alert in calls if about_alert
+                                              for region in ("32.17", "33")],
+                         ids=lambda value: getattr(value, "__name__", value))
+async def test_a_task_force_outside_the_plants_region_gets_not_found(service: Service, call, region):
+    alert_id = await service.alert_in("32.16")
+    response = await call(service, bearer("task_force", region=region), alert_id)
+    assert response.status_code == 404, response.text
+
+
+async def test_a_regency_task_force_cannot_acknowledge_another_regencys_alert(service: Service):
+    # Karawang (32.15) tries to silence a Bekasi (32.16) cluster; the alert keeps escalating.
+    alert_id = await service.alert_in("32.16")
+    refused = await service.client.post(f"/alerts/{alert_id}/ack", headers=bearer("task_force", region="32.15"))
+    assert refused.status_code == 404
+    still = await service.client.get(f"/alerts/{alert_id}", headers=bearer("operator"))
+    assert still.json()["status"] == "open" and still.json()["escalate_at"] is not None
+
+
+async def test_lists_show_a_task_force_only_its_region(service: Service):
+    bekasi, karawang = await service.alert_in("32.16"), await service.alert_in("32.15")
+    bandung_province = await service.alert_in("33.01")
+
+    async def seen(**claims: str) -> set[str]:
+        response = await service.client.get("/alerts", headers=bearer("task_force", **claims))
+        return {a["alert_id"] for a in response.json()["alerts"]}
+
+    regency, province = await seen(region="32.16"), await seen(region="32")
+    assert bekasi in regency and karawang not in regency
+    assert {bekasi, karawang} <= province and bandung_province not in province
+    forces = (await service.client.get("/task-forces", headers=bearer("task_force", region="32.17"))).json()
+    assert forces["task_forces"] == []
+
+
+async def test_no_token_is_401_and_an_unknown_alert_is_404(service: Service):
+    assert (await service.client.get("/alerts")).status_code == 401
+    unknown = await service.client.get(f"/alerts/{uuid.uuid4()}", headers=bearer("operator"))
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/task-forces", {"level": "regency", "region_code": "32", "name": "Satgas", "contacts": [
+        {"division": "health", "email": "k@satgas.example"}]}, "region_code"),
+    ("/task-forces", {"level": "regency", "region_code": "32.16", "name": "Satgas", "contacts": [
+        {"division": "health", "webhook": "http://127.0.0.1:9/hook"}]}, "contacts.0"),
+    ("/task-forces", {"level": "regency", "region_code": "32.16", "name": "Satgas", "contacts": [
+        {"division": "logistics", "email": "k@satgas.example"}]}, "contacts.0.division"),
+    ("/subscriptions", {"task_force_id": str(uuid.uuid4()), "channel": "webhook", "target": "http://x/hook",
+                        "event_types": ["WarningIssued"]}, "body"),
+    ("/subscriptions", {"task_force_id": str(uuid.uuid4()), "channel": "email", "target": "a@b.example",
+                        "event_types": ["CompanyContactsUpdated"]}, "body"),
+])
+async def test_bad_directory_input_is_a_422_naming_the_field(service: Service, path, body, field):
+    response = await service.client.post(path, json=body, headers=bearer("operator"))
+    assert response.status_code == 422, response.text
+    assert field in {error["field"] for error in response.json()["errors"]}
+
+
+async def test_subscribing_an_unknown_task_force_is_404(service: Service):
+    response = await service.client.post("/subscriptions", headers=bearer("operator"), json={
+        "task_force_id": str(uuid.uuid4()), "channel": "email", "target": "a@b.example",
+        "event_types": ["WarningIssued"]})
+    assert response.status_code == 404

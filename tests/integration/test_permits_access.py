@@ -1,0 +1,146 @@
+"""Access to the permits service, generated from its POLICY: every action × every role.
+
+A role the rule does not list gets 403; a listed role gets 2xx on an object in its scope and 404 on one
+outside it (existence does not leak). When POLICY changes, these cases change with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from services.permits.api import POLICY
+from services.permits.app import create_app
+from shared.access import Role, Scope
+from tests.platform import bearer, running_service
+
+pytestmark = pytest.mark.integration
+
+OWNER_NIB, COMPETITOR_NIB = "8120000111222", "8120000333444"
+OPERATOR = bearer("operator")
+
+# For each role, a caller whose scope covers the plant (Kab. Bekasi, 32.16, owned by OWNER_NIB) and one whose
+# scope does not.
+IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": OWNER_NIB},
+            Role.AGENCY: {}}
+OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "33"}, Role.COMPANY: {"nib": COMPETITOR_NIB}}
+
+
+def application(nib: str) -> dict[str, Any]:
+    return {
+        "company": {"nib": nib, "npwp": "0012345678901000", "name": "PT Kimia Bekasi"},
+        "facility": {"name": "Pabrik Cikarang", "address": f"Jababeka Blok {uuid.uuid4().hex[:10]}",
+                     "province_code": "32", "regency_code": "32.16"},
+        "kbli": ["20111"], "sector_class": "non_essential",
+        "workforce": {"total": 90, "on_site_per_shift": [45, 45]},
+        "health_protocol_commitment": True,
+    }
+
+
+@dataclass(frozen=True)
+class Request:
+    """How to perform one POLICY action, and the state the permit must be in for it to be legal."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    needs: tuple[str, ...]  # the operator's steps that bring a fresh permit to the right state
+
+
+REQUESTS: dict[str, list[Request]] = {
+    "apply": [Request("POST", "/permits", None, ())],
+    "read": [Request("GET", "/permits/{id}", None, ()), Request("GET", "/permits/{id}/history", None, ())],
+    "decide": [Request("POST", "/permits/{id}/decision", {"decision": "reject", "reason": "incomplete"}, ())],
+    "freeze": [Request("POST", "/permits/{id}/freeze", {"reason": "3 warnings"}, ("issue",))],
+    "reactivate": [Request("POST", "/permits/{id}/reactivate", {"reason": "reports resumed"}, ("issue", "freeze"))],
+    "revoke": [Request("POST", "/permits/{id}/revoke", {"reason": "false data"}, ("issue",))],
+}
+
+
+def test_every_policy_action_has_a_request():
+    assert REQUESTS.keys() == POLICY.rules.keys()
+
+
+CASES = [(action, role, request) for action in POLICY.rules for role in Role for request in REQUESTS[action]]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def permits(platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_service(create_app()) as client:
+        yield client
+
+
+async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> str:
+    applied = await permits.post("/permits", json=application(OWNER_NIB), headers=OPERATOR)
+    assert applied.status_code == 201, applied.text
+    permit_id = applied.json()["permit_id"]
+    for step in steps:
+        path, body = {"issue": ("decision", {"decision": "issue", "reason": "ok"}),
+                      "freeze": ("freeze", {"reason": "setup"})}[step]
+        assert (await permits.post(f"/permits/{permit_id}/{path}", json=body, headers=OPERATOR)).status_code == 200
+    return permit_id
+
+
+async def perform(permits: httpx.AsyncClient, request: Request, claims: dict[str, str], role: Role,
+                  nib: str) -> httpx.Response:
+    if request.path == "/permits":
+        return await permits.post("/permits", json=application(nib), headers=bearer(role, **claims))
+    permit_id = await a_permit(permits, request.needs)
+    return await permits.request(request.method, request.path.format(id=permit_id), json=request.body,
+                                 headers=bearer(role, **claims))
+
+
+@pytest.mark.parametrize(("action", "role", "request_"), CASES,
+                         ids=[f"{a}-{r.value}-{q.method}{q.path}" for a, r, q in CASES])
+async def test_policy(permits, action, role, request_):
+    scope = POLICY.rules[action].allow.get(role)
+    answer = await perform(permits, request_, IN_SCOPE[role], role, OWNER_NIB)
+    if scope is None:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["rule"] == action
+        return
+    assert 200 <= answer.status_code < 300, answer.text
+    if scope is not Scope.ALL:
+        # Out of scope: another region's task force, or a competitor applying in or reading another's name.
+        outsider = await perform(permits, request_, OUT_OF_SCOPE[role], role, OWNER_NIB)
+        assert outsider.status_code == 404, outsider.text
+
+
+async def test_a_company_reading_a_competitors_permit_gets_404(permits):
+    competitor = await a_permit(permits, ("issue",))
+    answer = await permits.get(f"/permits/{competitor}", headers=bearer("company", nib=COMPETITOR_NIB))
+    assert answer.status_code == 404
+    unknown = await permits.get(f"/permits/{uuid.uuid4()}", headers=bearer("company", nib=COMPETITOR_NIB))
+    assert answer.json()["detail"] == unknown.json()["detail"]  # indistinguishable from a permit that is not there
+
+
+async def test_searches_return_only_what_is_in_the_callers_scope(permits):
+    permit_id = await a_permit(permits, ())
+    for claims, role, visible in ((IN_SCOPE[Role.TASK_FORCE], Role.TASK_FORCE, True),
+                                  (OUT_OF_SCOPE[Role.TASK_FORCE], Role.TASK_FORCE, False),
+                                  (IN_SCOPE[Role.COMPANY], Role.COMPANY, True),
+                                  (OUT_OF_SCOPE[Role.COMPANY], Role.COMPANY, False)):
+        ids, cursor = [], None
+        while True:
+            page = (await permits.get("/permits", params={"limit": 200} | ({"cursor": cursor} if cursor else {}),
+                                      headers=bearer(role, **claims))).json()
+            ids += [item["permit_id"] for item in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                break
+        assert (permit_id in ids) is visible, (role, claims)
+    assert (await permits.get("/permits", headers=bearer("agency"))).status_code == 403
+
+
+async def test_the_registry_needs_no_token_and_guarded_routes_need_one(permits):
+    permit_id = await a_permit(permits, ("issue",))
+    number = (await permits.get(f"/permits/{permit_id}", headers=OPERATOR)).json()["permit_number"]
+    assert (await permits.get(f"/registry/{number}")).status_code == 200
+    assert (await permits.get(f"/registry/{number}", headers=bearer("agency"))).status_code == 200
+    assert (await permits.get("/registry/keys")).status_code == 200
+    assert (await permits.get(f"/permits/{permit_id}")).status_code == 401
