@@ -9,12 +9,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+import asyncpg
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
@@ -42,54 +46,42 @@ def bench_event(facility_id: uuid.UUID, sequence: int) -> Envelope:
     ), service="bench")
 
 
-async def raw_throughput(bootstrap: str, count: int) -> float:
+def start_worker(settings: PlatformSettings, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": settings.database_url or "", "KAFKA_BOOTSTRAP": settings.bootstrap,
+           "IOMKI_JWT_SECRET": "bench", "IOMKI_LOG_FORMAT": "json", "IOMKI_RELAY_POLL_INTERVAL": "PT0.05S"}
+    worker = subprocess.Popen([sys.executable, "-m", "bench.workers", *args], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert worker.stdout is not None and worker.stdout.readline().strip() == "ready", "bench worker failed"
+    return worker
+
+
+async def raw_throughput(settings: PlatformSettings, count: int) -> float:
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 6, 1)])
     await admin.close()
     plants = [uuid.uuid4() for _ in range(200)]
     payloads = [(str(plants[i % 200]).encode(), bench_event(plants[i % 200], i).to_bytes()) for i in range(count)]
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_poll_records=500)
-    await consumer.start()
+    consumer = await asyncio.to_thread(start_worker, settings, "raw", topic, str(count))
     await asyncio.sleep(6)  # let the group settle before the clock starts, as for the pipeline
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
     await producer.start()
-    started = time.perf_counter()
-
-    async def produce() -> None:
-        pending = [await producer.send(topic, value, key=key) for key, value in payloads]
-        await asyncio.gather(*pending)
-
-    producing = asyncio.create_task(produce())
-    received = 0
-    while received < count:
-        batch = await consumer.getmany(timeout_ms=500, max_records=500)
-        received += sum(len(records) for records in batch.values())
-        if batch:
-            await consumer.commit()
-    elapsed = time.perf_counter() - started
-    await producing
+    started = time.time()
+    pending = [await producer.send(topic, value, key=key) for key, value in payloads]
+    await asyncio.gather(*pending)
     await producer.stop()
-    await consumer.stop()
-    return count / elapsed
-
-
-async def record(work: UnitOfWork, envelope: Envelope, event: PermitApplied) -> None:
-    await work.connection.execute(
-        "INSERT INTO received (event_id, facility_id, emitted_at) VALUES ($1, $2, $3)",
-        envelope.id, event.facility_id, envelope.time,
-    )
+    line = await asyncio.to_thread(consumer.stdout.readline)  # type: ignore[union-attr]
+    consumer.wait(10)
+    return count / (float(line.split()[1]) - started)
 
 
 async def pipeline(settings: PlatformSettings) -> tuple[float, list[float]]:
     source = ServiceRuntime(name="bench_source", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
-    sink = ServiceRuntime(name="bench_sink", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
-    sink.consume(PermitApplied.topic, {PermitApplied: record})
-    for runtime in (source, sink):
-        await runtime.start()
-        await runtime.broker_connected.wait()
+    await source.start()
+    await source.broker_connected.wait()
+    sink = await asyncio.to_thread(start_worker, settings, "sink")
+    admin = await asyncpg.connect(settings.database_url)  # the bench reads the sink's table, as its operator
     await asyncio.sleep(6)  # the consumer group's first join
     plants = [uuid.uuid4() for _ in range(200)]
     try:
@@ -97,10 +89,10 @@ async def pipeline(settings: PlatformSettings) -> tuple[float, list[float]]:
         for offset in range(0, THROUGHPUT_EVENTS, 100):
             async with source.database.transaction() as work:
                 await work.outbox.add(*(bench_event(plants[i % 200], i) for i in range(offset, offset + 100)))
-        await wait_for_count(sink, THROUGHPUT_EVENTS)
+        await wait_for_count(admin, THROUGHPUT_EVENTS)
         throughput = THROUGHPUT_EVENTS / (time.perf_counter() - started)
 
-        await sink.database.pool.execute("TRUNCATE received")
+        await admin.execute("TRUNCATE bench_sink.received")
         total = STEADY_RATE * STEADY_SECONDS
         tick = 0.01  # ten events every 10 ms: a steady 1,000 events/s
         next_tick = time.perf_counter()
@@ -109,18 +101,20 @@ async def pipeline(settings: PlatformSettings) -> tuple[float, list[float]]:
                 await work.outbox.add(*(bench_event(plants[i % 200], i) for i in range(offset, offset + 10)))
             next_tick += tick
             await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
-        await wait_for_count(sink, total)
-        rows = await sink.database.pool.fetch(
-            "SELECT extract(epoch FROM received_at - emitted_at) * 1000 AS ms FROM received")
+        await wait_for_count(admin, total)
+        rows = await admin.fetch(
+            "SELECT extract(epoch FROM received_at - emitted_at) * 1000 AS ms FROM bench_sink.received")
         return throughput, [row["ms"] for row in rows]
     finally:
-        await sink.stop()
+        sink.terminate()
+        sink.wait(15)
+        await admin.close()
         await source.stop()
 
 
-async def wait_for_count(runtime: ServiceRuntime, count: int, timeout: float = 300) -> None:
+async def wait_for_count(admin: asyncpg.Connection, count: int, timeout: float = 300) -> None:
     async with asyncio.timeout(timeout):
-        while await runtime.database.pool.fetchval("SELECT count(*) FROM received") < count:
+        while await admin.fetchval("SELECT count(*) FROM bench_sink.received") < count:
             await asyncio.sleep(0.05)
 
 
@@ -129,8 +123,6 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main() -> None:
-    import os
-
     server_url = os.environ.get("DATABASE_URL") or embedded_postgres_url(ROOT / ".data" / "bench-postgres")
     database = f"iomki_bench_{uuid.uuid4().hex[:6]}"
     await ensure_database(server_url, database)
@@ -140,7 +132,7 @@ async def main() -> None:
                                 IOMKI_JWT_SECRET="bench", IOMKI_RELAY_POLL_INTERVAL="PT0.05S", IOMKI_LOG_FORMAT="json")
     try:
         console.print(f"raw aiokafka: {THROUGHPUT_EVENTS} events…")
-        raw = await raw_throughput(broker.bootstrap, THROUGHPUT_EVENTS)
+        raw = await raw_throughput(settings, THROUGHPUT_EVENTS)
         console.print(f"pipeline: {THROUGHPUT_EVENTS} events, then {STEADY_RATE}/s for {STEADY_SECONDS}s…")
         ours, latencies = await pipeline(settings)
     finally:

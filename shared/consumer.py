@@ -66,28 +66,38 @@ class EventConsumer:
         self._retry = retry
         self._max_records = max_records
         self._outage_backoff = 0.1
+        self._topics: list[str] = []
+        self._handlers: dict[str, Handler] = {}
 
     def subscribe(self, topic: Topic, handlers: Mapping[type[Event], Handler]) -> None:
         """Consume `topic` with these handlers; events of other types on it are acknowledged and skipped."""
-        by_type = {event_type.type_name(): handler for event_type, handler in handlers.items()}
+        self._topics.append(topic.name)
+        self._handlers.update({event_type.type_name(): handler for event_type, handler in handlers.items()})
+
+    def attach(self) -> None:
+        """Register one group member for all subscribed topics (one member per topic would rebalance the
+        group once for each as they join). Called once, before the broker starts."""
+        if not self._topics:
+            return
+        handlers = dict(self._handlers)
 
         async def raw_value(message: Any) -> Any:
             return message.body  # decoding is ours: a malformed value must reach the DLQ, not crash the loop
 
         @self._broker.subscriber(
-            topic.name,
+            *self._topics,
             group_id=self.group_id,
             batch=True,
             max_records=self._max_records,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_value,
-            title=f"{self.group_id}:{topic.name}",
-            description=f"Handles {', '.join(sorted(by_type)) or 'nothing'}; other types are skipped.",
+            title=f"{self.group_id}:{','.join(self._topics)}",
+            description=f"Handles {', '.join(sorted(handlers))}; other types are skipped.",
         )
         async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
             records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
-            await self.handle_batch(records, by_type)
+            await self.handle_batch(records, handlers)
 
     async def handle_batch(self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler]) -> None:
         try:

@@ -125,6 +125,7 @@ class ServiceRuntime(Generic[Work]):
             await self.stop()
 
     async def start(self) -> None:
+        self.consumer.attach()
         database_url = await self.database_url()
         await migrate(database_url, self.name, migrations_in("platform", PLATFORM_MIGRATIONS)
                       + migrations_in(self.name, self._migrations))

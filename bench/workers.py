@@ -1,0 +1,69 @@
+"""The consuming side of each benchmark, in a process of its own, as a consuming service would be.
+
+`python -m bench.workers raw TOPIC COUNT`: a plain aiokafka group consumer; prints the wall-clock time at which
+it had consumed (and committed) COUNT messages. `python -m bench.workers sink`: the platform's consumer with a
+real handler, running until terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from shared.contract import Envelope, PermitApplied
+from shared.runtime import ServiceRuntime
+from shared.settings import PlatformSettings
+from shared.unit_of_work import UnitOfWork
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def raw(topic: str, count: int) -> None:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=PlatformSettings().bootstrap, group_id=topic,
+                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)
+    await consumer.start()
+    print("ready", flush=True)
+    received = 0
+    while received < count:
+        batch = await consumer.getmany(timeout_ms=500, max_records=500)
+        received += sum(len(records) for records in batch.values())
+        if batch:
+            await consumer.commit()
+    print(f"done {time.time()}", flush=True)
+    await consumer.stop()
+
+
+async def record(work: UnitOfWork, envelope: Envelope, event: PermitApplied) -> None:
+    await work.connection.execute(
+        "INSERT INTO received (event_id, facility_id, emitted_at) VALUES ($1, $2, $3)",
+        envelope.id, event.facility_id, envelope.time,
+    )
+
+
+def sink_runtime(settings: PlatformSettings) -> ServiceRuntime:
+    runtime = ServiceRuntime(name="bench_sink", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
+    runtime.consume(PermitApplied.topic, {PermitApplied: record})
+    return runtime
+
+
+async def sink() -> None:
+    runtime = sink_runtime(PlatformSettings())
+    await runtime.start()
+    await runtime.broker_connected.wait()
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runtime.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "raw":
+        asyncio.run(raw(sys.argv[2], int(sys.argv[3])))
+    else:
+        asyncio.run(sink())
