@@ -19,7 +19,7 @@ from shared.contract import decode
 from tests.e2e.processes import RunningServices
 from tests.e2e.receiver import WebhookReceiver
 from tests.kafka import read_topic
-from tests.platform import bearer, start_platform, stop_platform
+from tests.platform import JWT_SECRET, bearer, start_platform, stop_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -81,9 +81,18 @@ async def test_an_unreported_period_reaches_the_regency_task_force_as_a_signed_w
         reports = await read_topic(platform.bootstrap, "iomki.reports", until=lambda ms: has_warning(ms, facility_id))
         types = [decode(m.value).envelope.type for m in reports if m.key == facility_id.encode()]
         assert types.index("iomki.ReportOverdue.v1") < types.index("iomki.WarningIssued.v1")
-        warning = next(decode(m.value) for m in reports if decode(m.value).envelope.type == "iomki.WarningIssued.v1"
-                       and m.key == facility_id.encode())
+        warning = next(d for m in reports if m.key == facility_id.encode()
+                       and (d := decode(m.value)).envelope.type == "iomki.WarningIssued.v1")
         assert str(warning.event.period_id) == overdue_period
+
+        # No token, secret or contact detail ever reached a log line of any service.
+        secrets = [operator["Authorization"].split()[1], JWT_SECRET, SECRET, APPLICATION["contact"]["email"],
+                   APPLICATION["contact"]["phone"], "gakkum@satgas.example"]
+        for service in services.processes:
+            logged = services.log_path(service).read_text()
+            assert "service_started" in logged  # the logs are there to be read
+            for secret in secrets:
+                assert secret not in logged, f"{service} logged a secret or contact detail"
     finally:
         services.stop()
         await stop_platform(platform, stop_server=False)

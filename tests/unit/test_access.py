@@ -1,0 +1,164 @@
+"""The one access mechanism every service uses: tokens, roles, scopes, and the answers 401 / 403 / 404."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+
+from shared.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, mint
+from shared.http import Problem, install_problem_handlers
+from shared.settings import PlatformSettings
+
+pytestmark = pytest.mark.unit
+
+SECRET = "unit-test-secret-" + "y" * 32
+O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+POLICY = Policy({
+    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}),
+    "aggregate": Rule({O: Scope.ALL, A: Scope.ALL, TF: Scope.REGION}),
+}, verifier=TokenVerifier(SECRET, "HS256"))
+PLANT = {"region_code": "32.16", "nib": "8120000123456"}
+
+
+def app() -> FastAPI:
+    application = FastAPI()
+    install_problem_handlers(application)
+
+    @application.get("/plants/bekasi")
+    async def read(access: Access = POLICY.guard("read")) -> dict:
+        access.require(what="Plant", **PLANT)
+        return {"who": access.principal.sub}
+
+    @application.get("/compliance")
+    async def aggregate(access: Access = POLICY.guard("aggregate")) -> dict:
+        return {"region_filter": access.region_filter}
+
+    return application
+
+
+async def get(path: str, token: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app()), base_url="http://t") as client:
+        return await client.get(path, headers=headers)
+
+
+def token(role: Role, **claims: str) -> str:
+    return mint(SECRET, role=role, **claims)
+
+
+@pytest.mark.parametrize(
+    ("role", "claims", "status"),
+    [
+        (O, {}, 200),
+        (TF, {"region": "32.16"}, 200),  # the regency itself
+        (TF, {"region": "32"}, 200),  # its province covers it
+        (TF, {"region": "32.15"}, 404),  # a neighbouring regency: as if it did not exist
+        (TF, {"region": "3"}, 404),  # a prefix that is not a province code
+        (C, {"nib": "8120000123456"}, 200),  # the plant's own company
+        (C, {"nib": "8120000999999"}, 404),  # a competitor
+        (A, {}, 403),  # agencies read aggregates only
+    ],
+)
+async def test_who_may_read_a_plant_in_kabupaten_bekasi(role, claims, status):
+    response = await get("/plants/bekasi", token(role, **claims))
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json") or status == 200
+    if status == 403:
+        assert "rule 'read'" in response.json()["detail"] and response.json()["rule"] == "read"
+    if status == 404:
+        assert response.json()["detail"] == "Plant not found."
+
+
+async def test_an_agency_reads_aggregates_everywhere_and_a_task_force_only_its_region():
+    assert (await get("/compliance", token(A))).json() == {"region_filter": None}
+    assert (await get("/compliance", token(TF, region="32"))).json() == {"region_filter": "32"}
+
+
+def forged_tokens() -> dict[str, str]:
+    now = int(time.time())
+    claims = {"sub": "mallory", "role": "operator", "exp": now + 600}
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    genuine = token(C, nib="8120000123456")
+    head, payload, signature = genuine.split(".")
+    widened = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    widened["role"] = "operator"
+    tampered = base64.urlsafe_b64encode(json.dumps(widened).encode()).rstrip(b"=").decode()
+    return {
+        "expired": mint(SECRET, role=O, ttl_seconds=-5),
+        "wrong key": mint("another-secret-" + "z" * 32, role=O),
+        "alg none": f"{header}.{body}.",
+        "tampered claims": f"{head}.{tampered}.{signature}",
+        "malformed": "not-a-jwt",
+        "no exp": jwt.encode({"sub": "x", "role": "operator"}, SECRET, algorithm="HS256"),
+        "unknown role": jwt.encode({"sub": "x", "role": "root", "exp": now + 60}, SECRET, algorithm="HS256"),
+        "task force without region": jwt.encode({"sub": "x", "role": "task_force", "exp": now + 60}, SECRET,
+                                                algorithm="HS256"),
+        "company without nib": jwt.encode({"sub": "x", "role": "company", "exp": now + 60}, SECRET,
+                                          algorithm="HS256"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(forged_tokens()))
+async def test_a_forged_expired_or_incomplete_token_is_401(kind):
+    response = await get("/plants/bekasi", forged_tokens()[kind])
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["title"] == "Unauthorized"
+
+
+async def test_an_expired_token_says_so():
+    response = await get("/plants/bekasi", mint(SECRET, role=O, ttl_seconds=-5))
+    assert response.json()["detail"] == "The token has expired."
+
+
+@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer   "])
+async def test_a_missing_or_malformed_authorization_header_is_401(header):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app()), base_url="http://t") as client:
+        response = await client.get("/plants/bekasi", headers={"Authorization": header} if header else {})
+    assert response.status_code == 401
+
+
+def test_production_verifies_an_asymmetric_key_and_refuses_its_secret_counterpart(tmp_path):
+    private = Ed25519PrivateKey.generate()
+    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "public.pem").write_bytes(public_pem)
+    verifier = TokenVerifier.from_settings(PlatformSettings(
+        IOMKI_JWT_PUBLIC_KEY_FILE=tmp_path / "public.pem", IOMKI_JWT_ALGORITHM="EdDSA"))
+    signed = mint(private, role=TF, region="32.16", algorithm="EdDSA")
+    assert verifier.verify(signed) == Principal(sub=verifier.verify(signed).sub, role=TF, region="32.16")
+    # An attacker who knows the public key cannot sign HS256 tokens with it.
+    with pytest.raises(Problem) as refused:
+        verifier.verify(jwt.encode({"sub": "x", "role": "operator", "exp": int(time.time()) + 60},
+                                   "not-the-private-key", algorithm="HS256"))
+    assert refused.value.status == 401
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({}, "set IOMKI_JWT_SECRET"),
+        ({"IOMKI_JWT_SECRET": "s", "IOMKI_JWT_ALGORITHM": "RS256"}, "needs IOMKI_JWT_PUBLIC_KEY_FILE"),
+    ],
+)
+def test_a_service_without_a_way_to_verify_refuses_to_start(environment, message, monkeypatch):
+    for name in ("IOMKI_JWT_SECRET", "IOMKI_JWT_PUBLIC_KEY_FILE", "IOMKI_JWT_ALGORITHM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        TokenVerifier.from_settings(PlatformSettings())
+
+
+def test_a_province_covers_its_regencies_only():
+    jabar = Principal(sub="satgas-jabar", role=TF, region="32")
+    assert jabar.covers("32") and jabar.covers("32.16") and not jabar.covers("33.01") and not jabar.covers("321")
