@@ -30,6 +30,10 @@ class Role(StrEnum):
     AGENCY = "agency"
 
 
+# A national task force's token names the whole country as its region (Kemendagri codes start at provinces).
+NATIONAL_REGION = "ID"
+
+
 class Scope(StrEnum):
     ALL = "all"  # every object
     REGION = "region"  # objects in the caller's region (a province covers its regencies)
@@ -44,9 +48,11 @@ class Principal:
     nib: str | None = None
 
     def covers(self, region_code: str) -> bool:
-        """A province code covers itself and its regencies (`32` covers `32.16`)."""
+        """A province code covers itself and its regencies (`32` covers `32.16`); `ID` covers the country."""
         if not self.region:
             return False
+        if self.region == NATIONAL_REGION:
+            return True
         return region_code == self.region or region_code.startswith(self.region + ".")
 
 

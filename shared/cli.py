@@ -71,7 +71,7 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
 @app.command()
 def token(
     role: Annotated[Role, typer.Option(help="operator | task_force | company | agency")],
-    region: Annotated[Optional[str], typer.Option(help="A task force's province or regency code")] = None,
+    region: Annotated[Optional[str], typer.Option(help="A task force's province or regency code, or ID for national")] = None,
     nib: Annotated[Optional[str], typer.Option(help="A company's 13-digit NIB")] = None,
     sub: Annotated[Optional[str], typer.Option(help="Subject (who); generated when omitted")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,

@@ -14,13 +14,14 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from enum import StrEnum
 
 from shared.contract import (
     CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
     FacilityClosureOrdered, FacilityReopened, IsolationStarted,
 )
+from shared.regions import local_zone
 
 # ---------------------------------------------------------------------------------------------- policy
 
@@ -124,18 +125,8 @@ class IncidentPolicy:
 
 # ---------------------------------------------------------------------------------------------- time zones
 
-WIB, WITA, WIT = (timezone(timedelta(hours=h), name) for h, name in ((7, "WIB"), (8, "WITA"), (9, "WIT")))
-# Kemendagri province codes by time zone (no daylight saving in Indonesia); every other province is WIB.
-_WITA = {"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"}
-_WIT = {"81", "82", "91", "92", "93", "94", "95", "96", "97"}
 
-
-def local_zone(region_code: str) -> timezone:
-    province = region_code.split(".", 1)[0]
-    return WIT if province in _WIT else WITA if province in _WITA else WIB
-
-
-def start_of_day(day: date, zone: timezone) -> datetime:
+def start_of_day(day: date, zone: tzinfo) -> datetime:
     """A plant's day starts at its local midnight: that is when a day-counted period ends."""
     return datetime.combine(day, time(0), zone).astimezone(timezone.utc)
 
@@ -337,7 +328,7 @@ class Plant:
     plant_closure: Closure | None = None
 
     @property
-    def zone(self) -> timezone:
+    def zone(self) -> tzinfo:
         return local_zone(self.regency_code)
 
     def today(self, now: datetime) -> date:

@@ -15,23 +15,11 @@ from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-# ---------------------------------------------------------------------------------------- time zones
-
-WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
-
-# Kemendagri province codes by zone (Permendagri on waktu Indonesia): Bali/Nusa Tenggara, South/East/North
-# Kalimantan and every Sulawesi province keep central time; Maluku and every Papua province eastern time.
-_WITA_PROVINCES = frozenset({"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"})
-_WIT_PROVINCES = frozenset({"81", "82", "91", "92", "93", "94", "95", "96", "97"})
-
+from shared.regions import local_zone
 
 def zone_of(province_code: str) -> str:
-    """The plant's local time zone: deadlines of '23:59' mean 23:59 where the plant is."""
-    if province_code in _WITA_PROVINCES:
-        return WITA
-    if province_code in _WIT_PROVINCES:
-        return WIT
-    return WIB
+    """The plant's local time zone, by name, as schedules store it."""
+    return local_zone(province_code).key
 
 
 # ---------------------------------------------------------------------------------------- regimes

@@ -62,6 +62,7 @@ def token(role: Role, **claims: str) -> str:
         (TF, {"region": "32"}, 200),  # its province covers it
         (TF, {"region": "32.15"}, 404),  # a neighbouring regency: as if it did not exist
         (TF, {"region": "3"}, 404),  # a prefix that is not a province code
+        (TF, {"region": "ID"}, 200),  # the national task force
         (C, {"nib": "8120000123456"}, 200),  # the plant's own company
         (C, {"nib": "8120000999999"}, 404),  # a competitor
         (A, {}, 403),  # agencies read aggregates only

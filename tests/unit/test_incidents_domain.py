@@ -10,13 +10,14 @@ import pytest
 from services.incidents.domain import (
     Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
     IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, Plant, PlantNotMonitored, ReportedPositives,
-    TimerKind, WIB, WIT, local_zone,
+    TimerKind,
 )
 from shared.clock import FakeClock
 from shared.contract import (
     CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined,
     FacilityClosureOrdered, FacilityReopened, IsolationStarted,
 )
+from shared.regions import WIB, WIT, local_zone
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,170 @@
+"""Live slices across the four services, as four processes over the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+
+from collections.abc import AsyncIterator
+from datetime import date
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from shared.contract import decode
+from tests.e2e.processes import RunningServices
+from tests.e2e.receiver import WebhookReceiver
+from tests.kafka import read_topic
+from tests.platform import JWT_SECRET, bearer, start_platform, stop_platform
+
+pytestmark = pytest.mark.e2e
+
+NIB = "8120000654321"
+SECRET = "satgas-bekasi-webhook-secret"
+APPLICATION = {
+    "company": {"nib": NIB, "npwp": "01.234.567.8-901.000", "name": "PT Kimia Cibitung"},
+    "facility": {"name": "Pabrik Cibitung 2", "address": "Jl. Industri Raya No. 7, Cibitung",
+                 "province_code": "32", "regency_code": "32.16"},
+    "kbli": ["20111"], "sector_class": "essential",
+    "workforce": {"total": 300, "on_site_per_shift": [150, 150]},
+    "health_protocol_commitment": True,
+    "contact": {"email": "k3@kimia.example", "phone": "+62218900000"},
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def services() -> AsyncIterator[RunningServices]:
+    platform = await start_platform("e2e", own_broker=True)
+    running = RunningServices(platform, {"IOMKI_REPORT_REGIME": "every:4s", "IOMKI_WARNING_DELAY": "PT0S",
+                                         "IOMKI_REPORT_DUE_LEAD": "PT1S"})
+    try:
+        for service in ("permits", "reports", "incidents", "notifier"):
+            running.start(service)
+        await running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+        await stop_platform(platform, stop_server=False)
+
+
+async def issued_permit(http: httpx.AsyncClient, services: RunningServices, application: dict) -> tuple[str, str]:
+    nib = application["company"]["nib"]
+    applied = await http.post(f"{services.url('permits')}/permits", json=application,
+                              headers=bearer("company", nib=nib))
+    assert applied.status_code == 201, applied.text
+    permit_id, facility_id = applied.json()["permit_id"], applied.json()["facility_id"]
+    issued = await http.post(f"{services.url('permits')}/permits/{permit_id}/decision", headers=bearer("operator"),
+                             json={"decision": "issue", "reason": "documents complete"})
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["status"] == "ISSUED"
+    return permit_id, facility_id
+
+
+async def test_an_unreported_period_reaches_the_regency_task_force_as_a_signed_webhook(services):
+    """A company applies and the ministry issues the permit; reports opens a short schedule; a period passes
+    unreported, so reports emits ReportOverdue, then WarningIssued; the notifier delivers the warning to the
+    plant's regency task force's webhook, signed with its secret."""
+    platform = services.platform
+    async with WebhookReceiver() as receiver, httpx.AsyncClient(timeout=10) as http:
+        operator = bearer("operator")
+
+        # The regency task force of Kab. Bekasi subscribes its webhook to warnings.
+        task_force = await http.post(f"{services.url('notifier')}/task-forces", headers=operator, json={
+            "level": "regency", "region_code": "32.16", "name": "Satgas COVID-19 Kabupaten Bekasi",
+            "contacts": [{"division": "law_enforcement", "email": "gakkum@satgas.example"}]})
+        assert task_force.status_code == 201, task_force.text
+        subscription = await http.post(f"{services.url('notifier')}/subscriptions", headers=operator, json={
+            "task_force_id": task_force.json()["task_force_id"], "channel": "webhook", "target": receiver.url,
+            "secret": SECRET, "event_types": ["WarningIssued"]})
+        assert subscription.status_code == 201, subscription.text
+
+        permit_id, facility_id = await issued_permit(http, services, APPLICATION)
+
+        # Reports opened a schedule from PermitIssued, and the first period goes unreported.
+        overdue_period = await wait_for_overdue_period(http, services.url("reports"), permit_id, operator)
+
+        # The notifier delivers the warning to the task force's webhook, signed with its secret.
+        delivery = await receiver.wait_for(lambda d: facility_id.encode() in d.body)
+        expected = hmac.new(SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
+        assert delivery.headers["x-iomki-signature"] == f"sha256={expected}"
+        assert delivery.headers["x-iomki-delivery"]
+        assert "WarningIssued" in json.dumps(json.loads(delivery.body))
+
+    # And the facts travelled on the public topic, in order for the plant.
+    reports = await read_topic(platform.bootstrap, "iomki.reports", until=lambda ms: has_warning(ms, facility_id))
+    types = [decode(m.value).envelope.type for m in reports if m.key == facility_id.encode()]
+    assert types.index("iomki.ReportOverdue.v1") < types.index("iomki.WarningIssued.v1")
+    warning = next(d for m in reports if m.key == facility_id.encode()
+                   and (d := decode(m.value)).envelope.type == "iomki.WarningIssued.v1")
+    assert str(warning.event.period_id) == overdue_period
+
+    # No token, secret or contact detail ever reached a log line of any service.
+    secrets = [operator["Authorization"].split()[1], JWT_SECRET, SECRET, APPLICATION["contact"]["email"],
+               APPLICATION["contact"]["phone"], "gakkum@satgas.example"]
+    for service in services.processes:
+        logged = services.log_path(service).read_text()
+        assert "service_started" in logged  # the logs are there to be read
+        for secret in secrets:
+            assert secret not in logged, f"{service} logged a secret or contact detail"
+
+
+async def test_a_cluster_closes_the_plant_in_permits_and_alerts_the_regency_task_force(services):
+    """Two confirmed cases at one plant within 14 days: incidents declares a cluster and orders the plant
+    closed; permits shows the plant closed (not frozen); the notifier raises a high-severity alert for the
+    regency task force, who acknowledges it."""
+    application = {**APPLICATION, "company": {**APPLICATION["company"], "nib": "8120000777777"},
+                   "facility": {**APPLICATION["facility"], "address": "Jl. Sentra Industri No. 12, Cikarang",
+                                "name": "Pabrik Cikarang"}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        permit_id, facility_id = await issued_permit(http, services, application)
+        company = bearer("company", nib="8120000777777")
+        today = date.today().isoformat()
+        for reference in ("C-2026-101", "C-2026-102"):
+            async with asyncio.timeout(60):  # incidents learns of the plant from PermitIssued
+                while (case := await http.post(f"{services.url('incidents')}/cases", headers=company, json={
+                        "facility_id": facility_id, "case_ref": reference, "confirmed_on": today,
+                        "symptomatic": True, "close_contacts": 12})).status_code == 404:
+                    await asyncio.sleep(0.3)
+            assert case.status_code == 201, case.text
+
+        permit = await poll(http, f"{services.url('permits')}/permits/{permit_id}", bearer("operator"),
+                            lambda body: body["operating_status"] == "closed")
+        assert permit["status"] == "ISSUED" and permit["freeze_count"] == 0
+
+        bekasi = bearer("task_force", region="32.16")
+        alerts = await poll(http, f"{services.url('notifier')}/alerts", bekasi,
+                            lambda body: any(a["facility_id"] == facility_id and a["event_type"] == "ClusterDeclared"
+                                             for a in body["alerts"]))
+        cluster = next(a for a in alerts["alerts"]
+                       if a["facility_id"] == facility_id and a["event_type"] == "ClusterDeclared")
+        assert cluster["severity"] == "high" and cluster["level"] == "regency"
+        acknowledged = await http.post(f"{services.url('notifier')}/alerts/{cluster['alert_id']}/ack", headers=bekasi)
+        assert acknowledged.status_code == 200, acknowledged.text
+        assert acknowledged.json()["status"] == "acknowledged"
+
+
+async def poll(http: httpx.AsyncClient, url: str, headers: dict, until, timeout: float = 60) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await http.get(url, headers=headers)
+            if response.status_code == 200 and until(response.json()):
+                return response.json()
+            await asyncio.sleep(0.3)
+
+
+def has_warning(messages, facility_id: str) -> bool:
+    return any(m.key == facility_id.encode() and b"iomki.WarningIssued.v1" in m.value for m in messages)
+
+
+async def wait_for_overdue_period(http: httpx.AsyncClient, base: str, permit_id: str, headers: dict) -> str:
+    async with asyncio.timeout(60):
+        while True:
+            schedule = await http.get(f"{base}/schedules/{permit_id}", headers=headers)
+            if schedule.status_code == 200:
+                overdue = [p for p in schedule.json()["periods"] if p["status"] == "overdue"]
+                if overdue:
+                    return overdue[0]["period_id"]
+            await asyncio.sleep(0.5)
