@@ -31,6 +31,7 @@ def up() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started where SIGINT was ignored (a background job)
     try:
         console.print("[bold]iomki[/bold]: preparing database, broker, topics and migrations…")
         asyncio.run(platform.prepare())

@@ -1,0 +1,41 @@
+"""What an operator and a monitoring system read from every service, without a token."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.incidents.app import create_app
+from tests.platform import running_service
+
+pytestmark = pytest.mark.integration
+
+
+async def test_health_readiness_metrics_and_documents_need_no_token(platform):
+    async with running_service(create_app()) as incidents:
+        assert (await incidents.get("/healthz")).json() == {"status": "ok", "service": "incidents"}
+
+        async with asyncio.timeout(30):
+            while (ready := await incidents.get("/readyz")).status_code != 200:
+                assert ready.json()["status"] == "unavailable"
+                await asyncio.sleep(0.2)
+        assert ready.json() == {"status": "ready", "checks": {"database": True, "broker": True}}
+
+        metrics = (await incidents.get("/metrics")).text
+        for family in ("iomki_events_consumed_total", "iomki_events_published_total", "iomki_events_failed_total",
+                       "iomki_handler_latency_seconds", "iomki_outbox_lag_seconds", "iomki_http_request_seconds"):
+            assert f"# TYPE {family.removesuffix('_total')}" in metrics
+
+        asyncapi = (await incidents.get("/asyncapi")).json()
+        assert asyncapi["asyncapi"].startswith("3.")
+        addresses = {channel["address"] for channel in asyncapi["channels"].values()}
+        assert {"iomki.incidents", "iomki.permits", "iomki.reports"} <= addresses
+        assert any("ClusterDeclared" in name for name in asyncapi["components"]["messages"])
+
+        openapi = (await incidents.get("/openapi.json")).json()
+        assert "/cases" in openapi["paths"] and "/closures/{closure_id}/clear" in openapi["paths"]
+        assert (await incidents.get("/docs")).status_code == 200
+
+        unknown = await incidents.get("/no-such-path")
+        assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
