@@ -89,6 +89,7 @@ class EventConsumer:
             group_id=self.group_id,
             batch=True,
             max_records=self._max_records,
+            fetch_max_wait_ms=20,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_value,

@@ -130,8 +130,7 @@ class ServiceRuntime(Generic[Work]):
         await migrate(database_url, self.name, migrations_in("platform", PLATFORM_MIGRATIONS)
                       + migrations_in(self.name, self._migrations))
         self.database.pool = await create_pool(database_url, self.name)
-        self.relay = Relay(schema=self.name, database_url=database_url, broker=self.broker,
-                           settings=self.settings, metrics=self.metrics)
+        self.relay = Relay(schema=self.name, database_url=database_url, settings=self.settings, metrics=self.metrics)
         self._tasks = [asyncio.create_task(self._connect_broker(), name=f"{self.name}-broker")]
         # Periodic work (deadlines, timers) needs only the database: what it emits waits in the outbox.
         for periodic in self._periodic:
