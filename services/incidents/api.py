@@ -82,6 +82,8 @@ def _case(case: Case) -> dict[str, Any]:
         "quarantine_ends_on": case.quarantine_ends_on.isoformat() if case.quarantine_ends_on else None,
         "status": case.status.value, "cluster_id": str(case.cluster_id) if case.cluster_id else None,
         "closed_on": case.closed_on.isoformat() if case.closed_on else None,
+        # Set when this entry claimed a case a report had already counted (source stays "report").
+        "claimed_at": case.claimed_at.isoformat() if case.claimed_at else None,
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from enum import StrEnum
@@ -259,6 +259,16 @@ class Case:
     closed_on: date | None = None
     closed_by: Actor | None = None
     report_id: uuid.UUID | None = None
+    # A report's placeholder: the report period (plant's local dates, both included) it was counted in.
+    report_period: tuple[date, date] | None = None
+    # Who entered the real case that claimed this placeholder (PlaceholderClaim), and when.
+    claimed_by: Actor | None = None
+    claimed_at: datetime | None = None
+
+    @property
+    def is_placeholder(self) -> bool:
+        """A case known only from a report's positive count, not yet matched by a case a company entered."""
+        return self.source is CaseSource.REPORT and self.claimed_by is None
 
 
 @dataclass(frozen=True)
@@ -297,11 +307,16 @@ class NewCase:
     tested_on: date | None = None
     contacts_exit_test_negative: bool = False
     report_id: uuid.UUID | None = None
+    report_period: tuple[date, date] | None = None
 
 
 @dataclass
 class Outcome:
-    """What a decision changed: rows to save, events to publish (in order), timers to set."""
+    """What a decision changed: rows to save, events to publish (in order), timers to set.
+
+    `cancelled_isolations` are cases whose pending isolation-end timer is cancelled before `timers` are set
+    (a claim re-times a placeholder's isolation from the real dates).
+    """
 
     plant: Plant
     cases: list[Case] = field(default_factory=list)
@@ -309,6 +324,7 @@ class Outcome:
     clusters: list[Cluster] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
+    cancelled_isolations: list[uuid.UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -383,7 +399,7 @@ class Plant:
             isolation_starts_on=starts_on,
             isolation_ends_on=policy.isolation_ends_on(starts_on, new.symptomatic),
             quarantine_ends_on=quarantine_ends_on, status=CaseStatus.ISOLATING, recorded_by=recorded_by,
-            report_id=new.report_id,
+            report_id=new.report_id, report_period=new.report_period,
         )
         room = Closure(uuid.uuid4(), self.facility_id, ClosureScope.ROOM,
                        f"disinfection after case {case.case_ref}", now, now + policy.room_closure)
@@ -391,21 +407,11 @@ class Plant:
                         active_quarantines=self.active_quarantines + (1 if quarantine_ends_on else 0),
                         active_room_closures=self.active_room_closures + 1)
         outcome = Outcome(plant, closures=[room])
-        outcome.events += [
-            CaseDetected(**self._where(), case_id=case.case_id, case_ref=case.case_ref,
-                         confirmed_on=case.confirmed_on, symptomatic=case.symptomatic,
-                         close_contacts=case.close_contacts, source=case.source),
-            IsolationStarted(**self._where(), case_id=case.case_id, starts_on=starts_on,
-                             ends_on=case.isolation_ends_on),
-        ]
-        outcome.timers.append(self._timer(TimerKind.ISOLATION_END, case.case_id,
-                                          start_of_day(case.isolation_ends_on, self.zone)))
-        if quarantine_ends_on is not None:
-            outcome.events.append(ContactsQuarantined(**self._where(), case_id=case.case_id,
-                                                      contacts=case.close_contacts, starts_on=case.confirmed_on,
-                                                      ends_on=quarantine_ends_on))
-            outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, case.case_id,
-                                              start_of_day(quarantine_ends_on, self.zone)))
+        outcome.events.append(CaseDetected(**self._where(), case_id=case.case_id, case_ref=case.case_ref,
+                                           confirmed_on=case.confirmed_on, symptomatic=case.symptomatic,
+                                           close_contacts=case.close_contacts, source=case.source))
+        self._isolate(outcome, case)
+        self._quarantine_contacts(outcome, case)
         outcome.events.append(self._closure_ordered(room))
         outcome.timers.append(self._timer(TimerKind.ROOM_CLOSURE_END, room.closure_id, room.ends_at))
 
@@ -418,6 +424,65 @@ class Plant:
                 case = self._declare_cluster(outcome, case, finding, now, policy)
         outcome.cases.insert(0, case)
         return outcome
+
+    def enter_case(self, new: NewCase, *, placeholders: Iterable[Case], unclustered: list[tuple[uuid.UUID, date]],
+                   now: datetime, policy: IncidentPolicy, by: Actor) -> Outcome:
+        """A case a company or health office enters: it claims a report's placeholder that counted it already
+        (`PlaceholderClaim`), or else it is a new case."""
+        self.validate(new, now)
+        placeholder = PlaceholderClaim.pick(new, placeholders)
+        if placeholder is None:
+            return self.detect_case(new, unclustered=unclustered, now=now, policy=policy, recorded_by=by)
+        return self.claim(placeholder, new, unclustered=unclustered, now=now, policy=policy, by=by)
+
+    def claim(self, placeholder: Case, new: NewCase, *, unclustered: list[tuple[uuid.UUID, date]], now: datetime,
+              policy: IncidentPolicy, by: Actor) -> Outcome:
+        """The real case takes over a placeholder: same case, now with the company's reference and dates.
+
+        No second `CaseDetected`: the case was detected (and alerted on) when the report counted it, and it is
+        the same person. Its isolation is re-timed from the real dates (`IsolationStarted` again, same
+        `case_id`, as a correction; the old timer is cancelled) unless it is already closed — a closed
+        isolation is a fact and stays as it ran. Its contacts are new knowledge: `ContactsQuarantined` as for
+        any case. The room was closed when the report came in, so no second room closure. Cluster detection
+        sees the same case id at its real date, never a second case; a case already in a cluster stays there.
+        """
+        starts_on = new.tested_on or new.confirmed_on
+        case = replace(placeholder, case_ref=new.case_ref, confirmed_on=new.confirmed_on,
+                       symptomatic=new.symptomatic, close_contacts=new.close_contacts, tested_on=new.tested_on,
+                       contacts_exit_test_negative=new.contacts_exit_test_negative,
+                       quarantine_ends_on=(policy.quarantine_ends_on(new.confirmed_on, new.contacts_exit_test_negative)
+                                           if new.close_contacts else None),
+                       claimed_by=by, claimed_at=now)
+        outcome = Outcome(replace(self, active_quarantines=self.active_quarantines
+                                  + (1 if case.quarantine_ends_on else 0)))
+        if case.status is CaseStatus.ISOLATING:
+            case = replace(case, isolation_starts_on=starts_on,
+                           isolation_ends_on=policy.isolation_ends_on(starts_on, new.symptomatic))
+            outcome.cancelled_isolations.append(case.case_id)
+            self._isolate(outcome, case)
+        self._quarantine_contacts(outcome, case)
+        if case.cluster_id is None and self.plant_closure is None:
+            others = [c for c in unclustered if c[0] != case.case_id]
+            finding = policy.cluster.find((case.case_id, case.confirmed_on), others)
+            if finding is not None:
+                case = self._declare_cluster(outcome, case, finding, now, policy)
+        outcome.cases.insert(0, case)
+        return outcome
+
+    def _isolate(self, outcome: Outcome, case: Case) -> None:
+        outcome.events.append(IsolationStarted(**self._where(), case_id=case.case_id,
+                                               starts_on=case.isolation_starts_on, ends_on=case.isolation_ends_on))
+        outcome.timers.append(self._timer(TimerKind.ISOLATION_END, case.case_id,
+                                          start_of_day(case.isolation_ends_on, self.zone)))
+
+    def _quarantine_contacts(self, outcome: Outcome, case: Case) -> None:
+        if case.quarantine_ends_on is None:
+            return
+        outcome.events.append(ContactsQuarantined(**self._where(), case_id=case.case_id,
+                                                  contacts=case.close_contacts, starts_on=case.confirmed_on,
+                                                  ends_on=case.quarantine_ends_on))
+        outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, case.case_id,
+                                          start_of_day(case.quarantine_ends_on, self.zone)))
 
     def _declare_cluster(self, outcome: Outcome, case: Case, finding: ClusterFinding, now: datetime,
                          policy: IncidentPolicy) -> Case:
@@ -450,12 +515,14 @@ class Plant:
 
     # -- timers fire -------------------------------------------------------------------------------
 
-    def end_isolation(self, case: Case) -> Outcome:
+    def end_isolation(self, case: Case, due_at: datetime) -> Outcome:
         """The isolation period is over: the case closes. A case already closed by hand stays as it is.
 
-        It closes on the day isolation ended, even when the timer fires later (the service was down).
+        It closes on the day isolation ended, even when the timer fires later (the service was down). A
+        timer due at another moment than the case's isolation end was superseded by a claim that re-timed
+        the case (a sweeper held it while the claim cancelled the others): it does nothing.
         """
-        if case.status is CaseStatus.CLOSED:
+        if case.status is CaseStatus.CLOSED or due_at != start_of_day(case.isolation_ends_on, self.zone):
             return Outcome(self)
         return self._close(case, case.isolation_ends_on, SYSTEM)
 
@@ -547,8 +614,33 @@ class ReportedPositives:
         return min(submitted_at, deadline).astimezone(plant.zone).date()
 
     @staticmethod
-    def cases(report_id: uuid.UUID, count: int, on: date, already: int) -> list[NewCase]:
+    def cases(report_id: uuid.UUID, count: int, on: date, already: int,
+              period: tuple[date, date]) -> list[NewCase]:
         """Placeholder cases for reported positives; the report carries no symptoms or contact counts."""
         return [NewCase(case_ref=f"R-{report_id.hex[:12]}-{already + n + 1}", confirmed_on=on, symptomatic=False,
-                        close_contacts=0, source=CaseSource.REPORT, report_id=report_id)
+                        close_contacts=0, source=CaseSource.REPORT, report_id=report_id, report_period=period)
                 for n in range(count)]
+
+
+class PlaceholderClaim:
+    """A company enters a case a report already counted: the case claims the report's placeholder.
+
+    The mirror of `ReportedPositives`, which counts the cases confirmed inside a report's period: a case
+    entered directly and confirmed on day D claims a placeholder whose report period (the plant's local
+    dates, first and last day both included) contains D. So "reported first, entered later" counts once,
+    as "entered first, reported later" already does. A placeholder is claimed at most once. Among several
+    that fit, the earliest dated (then the lowest reference) is claimed, so the same entries always claim
+    the same placeholders.
+    """
+
+    @staticmethod
+    def covers(placeholder: Case, on: date) -> bool:
+        period = placeholder.report_period
+        return placeholder.is_placeholder and period is not None and period[0] <= on <= period[1]
+
+    @classmethod
+    def pick(cls, new: NewCase, placeholders: Iterable[Case]) -> Case | None:
+        if new.source is not CaseSource.DIRECT:
+            return None
+        fitting = [p for p in placeholders if cls.covers(p, new.confirmed_on)]
+        return min(fitting, key=lambda p: (p.confirmed_on, p.case_ref), default=None)

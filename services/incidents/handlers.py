@@ -45,9 +45,16 @@ class IncidentHandlers:
             plant.validate(new, now)
             if await work.incidents.case_ref_taken(facility_id, new.case_ref):
                 raise DuplicateCaseRef(new.case_ref)
-            outcome = await self._detect(work, plant, new, _actor(access))
+            placeholders = await work.incidents.unclaimed_placeholders(facility_id)
+            outcome = plant.enter_case(new, placeholders=placeholders,
+                                       unclustered=await self._unclustered(work, plant, new.confirmed_on),
+                                       now=now, policy=self.policy, by=_actor(access))
             await self._commit(work, outcome, now)
-        return outcome.cases[0]
+        case = outcome.cases[0]
+        if case.claimed_by is not None:
+            log.info("placeholder_claimed", facility_id=str(facility_id), case_id=str(case.case_id),
+                     report_id=str(case.report_id), actor=access.actor, role=access.principal.role.value)
+        return case
 
     async def case(self, case_id: uuid.UUID, access: Access) -> tuple[Case, Plant]:
         async with self.database.reading() as work:
@@ -124,7 +131,7 @@ class IncidentHandlers:
         known = await work.incidents.cases_between(plant.facility_id, first, last)
         reported = ReportedPositives(event.confirmed_positive, known)
         on = ReportedPositives.confirmed_on(plant, envelope.time, event.deadline)
-        for new in ReportedPositives.cases(event.report_id, reported.new_cases, on, known):
+        for new in ReportedPositives.cases(event.report_id, reported.new_cases, on, known, (first, last)):
             outcome = await self._detect(work, plant, new, Actor(f"report:{event.report_id}", "company"))
             await self._commit(work, outcome, now, cause=envelope)
             plant = outcome.plant
@@ -147,7 +154,7 @@ class IncidentHandlers:
                 if timer.kind is TimerKind.ISOLATION_END:
                     case = await work.incidents.case(timer.subject_id)
                     assert case is not None
-                    outcome = plant.end_isolation(case)
+                    outcome = plant.end_isolation(case, timer.due_at)
                 elif timer.kind is TimerKind.QUARANTINE_END:
                     outcome = plant.end_quarantine()
                 else:
@@ -170,12 +177,14 @@ class IncidentHandlers:
             raise NotFound(what)
         return plant
 
-    async def _detect(self, work: IncidentsWork, plant: Plant, new: NewCase, actor: Actor) -> Outcome:
+    async def _unclustered(self, work: IncidentsWork, plant: Plant, on: date) -> list[tuple[uuid.UUID, date]]:
+        """The plant's unclustered cases that a cluster window holding `on` can reach."""
         span = timedelta(days=self.policy.cluster.window_days - 1)
-        unclustered = await work.incidents.unclustered(plant.facility_id, new.confirmed_on - span,
-                                                       new.confirmed_on + span)
-        return plant.detect_case(new, unclustered=unclustered, now=self.clock.now(), policy=self.policy,
-                                 recorded_by=actor)
+        return await work.incidents.unclustered(plant.facility_id, on - span, on + span)
+
+    async def _detect(self, work: IncidentsWork, plant: Plant, new: NewCase, actor: Actor) -> Outcome:
+        return plant.detect_case(new, unclustered=await self._unclustered(work, plant, new.confirmed_on),
+                                 now=self.clock.now(), policy=self.policy, recorded_by=actor)
 
     async def _commit(self, work: IncidentsWork, outcome: Outcome, now: datetime,
                       cause: Envelope | None = None) -> None:

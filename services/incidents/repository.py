@@ -20,7 +20,8 @@ _CLOSURE = ("closure_id, facility_id, scope, reason, starts_at, ends_at, status,
             " cleared_by, cleared_role")
 _CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source, tested_on,"
          " contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on, status,"
-         " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id")
+         " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id,"
+         " report_period_first, report_period_last, claimed_by, claimed_role, claimed_at")
 
 
 class IncidentRepository:
@@ -80,6 +81,13 @@ class IncidentRepository:
             "SELECT count(*) FROM cases WHERE facility_id = $1 AND confirmed_on BETWEEN $2 AND $3",
             facility_id, first, last)
 
+    async def unclaimed_placeholders(self, facility_id: uuid.UUID) -> list[Case]:
+        """Cases known only from a report's count that no entered case has claimed yet (`Case.is_placeholder`)."""
+        rows = await self._connection.fetch(
+            f"SELECT {_CASE} FROM cases WHERE facility_id = $1 AND source = $2 AND claimed_by IS NULL",
+            facility_id, CaseSource.REPORT.value)
+        return [_case(row) for row in rows]
+
     async def unclustered(self, facility_id: uuid.UUID, first: date, last: date) -> list[tuple[uuid.UUID, date]]:
         rows = await self._connection.fetch(
             "SELECT case_id, confirmed_on FROM cases WHERE facility_id = $1 AND cluster_id IS NULL"
@@ -116,6 +124,15 @@ class IncidentRepository:
                 cluster.case_ids)
         for closure in outcome.closures:
             await self._save_closure(closure)
+        if outcome.cancelled_isolations:
+            # SKIP LOCKED: a sweeper holding one of these timers waits for the plant lock held here; waiting
+            # for it in turn would deadlock. It fires after this commits and finds the case re-timed
+            # (`Plant.end_isolation` ignores a timer that no longer matches the case's isolation end).
+            await self._connection.execute(
+                "UPDATE timers SET cancelled_at = $2 WHERE timer_id IN (SELECT timer_id FROM timers"
+                " WHERE subject_id = ANY($1::uuid[]) AND kind = $3 AND fired_at IS NULL AND cancelled_at IS NULL"
+                " FOR UPDATE SKIP LOCKED)",
+                outcome.cancelled_isolations, now, TimerKind.ISOLATION_END.value)
         if outcome.timers:
             await self._connection.executemany(
                 "INSERT INTO timers (timer_id, kind, facility_id, subject_id, due_at) VALUES ($1, $2, $3, $4, $5)",
@@ -133,13 +150,23 @@ class IncidentRepository:
             "INSERT INTO cases (case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source,"
             " tested_on, contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on,"
             " status, cluster_id, report_id, recorded_by, recorded_role, recorded_at, closed_on, closed_by,"
-            " closed_role) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)"
+            " closed_role, report_period_first, report_period_last, claimed_by, claimed_role, claimed_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)"
             " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, cluster_id = EXCLUDED.cluster_id,"
-            " closed_on = EXCLUDED.closed_on, closed_by = EXCLUDED.closed_by, closed_role = EXCLUDED.closed_role",
+            " closed_on = EXCLUDED.closed_on, closed_by = EXCLUDED.closed_by, closed_role = EXCLUDED.closed_role,"
+            # What a claim replaces with the real case's data (recorded_by/at stay: who reported it first).
+            " case_ref = EXCLUDED.case_ref, confirmed_on = EXCLUDED.confirmed_on, symptomatic = EXCLUDED.symptomatic,"
+            " close_contacts = EXCLUDED.close_contacts, tested_on = EXCLUDED.tested_on,"
+            " contacts_exit_test_negative = EXCLUDED.contacts_exit_test_negative,"
+            " isolation_starts_on = EXCLUDED.isolation_starts_on, isolation_ends_on = EXCLUDED.isolation_ends_on,"
+            " quarantine_ends_on = EXCLUDED.quarantine_ends_on, claimed_by = EXCLUDED.claimed_by,"
+            " claimed_role = EXCLUDED.claimed_role, claimed_at = EXCLUDED.claimed_at",
             c.case_id, c.facility_id, c.case_ref, c.confirmed_on, c.symptomatic, c.close_contacts, c.source.value,
             c.tested_on, c.contacts_exit_test_negative, c.isolation_starts_on, c.isolation_ends_on,
             c.quarantine_ends_on, c.status.value, c.cluster_id, c.report_id, c.recorded_by.sub, c.recorded_by.role,
-            now, c.closed_on, c.closed_by.sub if c.closed_by else None, c.closed_by.role if c.closed_by else None)
+            now, c.closed_on, c.closed_by.sub if c.closed_by else None, c.closed_by.role if c.closed_by else None,
+            c.report_period[0] if c.report_period else None, c.report_period[1] if c.report_period else None,
+            c.claimed_by.sub if c.claimed_by else None, c.claimed_by.role if c.claimed_by else None, c.claimed_at)
 
     async def _save_closure(self, c: Closure) -> None:
         await self._connection.execute(
@@ -157,7 +184,8 @@ class IncidentRepository:
         """The earliest due timer no other sweeper holds; it stays locked until this transaction ends."""
         row = await self._connection.fetchrow(
             "SELECT timer_id, kind, facility_id, subject_id, due_at FROM timers"
-            " WHERE fired_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", now)
+            " WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT 1"
+            " FOR UPDATE SKIP LOCKED", now)
         if row is None:
             return None
         return Timer(row["timer_id"], TimerKind(row["kind"]), row["facility_id"], row["subject_id"], row["due_at"])
@@ -190,11 +218,14 @@ class IncidentsWork(UnitOfWork):
 
 def _case(row: asyncpg.Record) -> Case:
     closed_by = Actor(row["closed_by"], row["closed_role"]) if row["closed_by"] else None
+    claimed_by = Actor(row["claimed_by"], row["claimed_role"]) if row["claimed_by"] else None
+    period = (row["report_period_first"], row["report_period_last"]) if row["report_period_first"] else None
     return Case(row["case_id"], row["facility_id"], row["case_ref"], row["confirmed_on"], row["symptomatic"],
                 row["close_contacts"], CaseSource(row["source"]), row["tested_on"],
                 row["contacts_exit_test_negative"], row["isolation_starts_on"], row["isolation_ends_on"],
                 row["quarantine_ends_on"], CaseStatus(row["status"]), Actor(row["recorded_by"], row["recorded_role"]),
-                row["cluster_id"], row["closed_on"], closed_by, row["report_id"])
+                row["cluster_id"], row["closed_on"], closed_by, row["report_id"], period, claimed_by,
+                row["claimed_at"])
 
 
 def _closure(row: asyncpg.Record) -> Closure:

@@ -2,7 +2,7 @@
 
 Over the real database and broker: PermitIssued arrives on iomki.permits, the company reports two cases,
 ClusterDeclared and the plant's FacilityClosureOrdered reach iomki.incidents, the task force cannot reopen
-early, and a weekly report's positives are reconciled with the cases already known.
+early, and a weekly report's positives are reconciled with the cases already known, whichever comes first.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
@@ -174,3 +175,57 @@ async def test_a_report_adds_only_the_positives_not_already_entered(platform, in
     case = await incidents.get(f"/cases/{from_this_week[0].event.case_id}", headers=COMPANY)
     assert case.status_code == 200 and case.json()["source"] == "report"
     assert isinstance(date.fromisoformat(case.json()["isolation"]["ends_on"]), date)
+
+
+async def test_cases_entered_after_the_report_claim_its_positives_instead_of_adding_to_them(platform, incidents):
+    facility_id = uuid.uuid4()
+    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await known_plant(incidents, facility_id)
+    now = datetime.now(timezone.utc)
+    today = now.astimezone(timezone(timedelta(hours=7))).date()
+
+    # The weekly report comes first: 2 positives nobody entered yet, a cluster on their own.
+    await publish(platform.bootstrap, "iomki.reports",
+                  report(facility_id, positives=2, starts_at=now - timedelta(days=3), deadline=now + timedelta(days=4)))
+
+    async def two_cases():
+        status = (await incidents.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
+        return status if status["cases_total"] == 2 else None
+    await eventually(two_cases)
+
+    # Then the K3 officer enters the same two cases, with their real dates and contacts.
+    officer = bearer("company", nib=NIB, sub="k3-officer-7")
+    for ref, confirmed_on, contacts in (("LINE4-A", today - timedelta(days=1), 9), ("LINE4-B", today, 0)):
+        entered = await incidents.post("/cases", headers=officer, json={
+            "facility_id": str(facility_id), "case_ref": ref, "confirmed_on": confirmed_on.isoformat(),
+            "symptomatic": False, "close_contacts": contacts})
+        assert entered.status_code == 201, entered.text
+        assert entered.json()["source"] == "report" and entered.json()["claimed_at"] is not None
+
+    status = (await incidents.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
+    assert (status["cases_total"], status["active_isolations"], status["active_quarantines"]) == (2, 2, 1)
+
+    def ours(messages) -> list[str]:
+        return [decode(m.value).envelope.type for m in messages if m.key == str(facility_id).encode()]
+    # Two isolations from the report, two corrected by the claims, and the claim's contact quarantine.
+    messages = await read_topic(platform.bootstrap, "iomki.incidents", until=lambda ms: (
+        ours(ms).count("iomki.IsolationStarted.v1") >= 4 and "iomki.ContactsQuarantined.v1" in ours(ms)))
+    types = ours(messages)
+    assert types.count("iomki.CaseDetected.v1") == 2
+    assert types.count("iomki.ClusterDeclared.v1") == 1
+
+    connection = await asyncpg.connect(platform.admin_url)
+    try:
+        cases = await connection.fetch(
+            "SELECT case_ref, source, claimed_by, claimed_role FROM incidents.cases WHERE facility_id = $1"
+            " ORDER BY case_ref", facility_id)
+        timers = await connection.fetch(
+            "SELECT count(*) FILTER (WHERE cancelled_at IS NULL) AS pending, count(*) FILTER"
+            " (WHERE cancelled_at IS NOT NULL) AS cancelled FROM incidents.timers"
+            " WHERE facility_id = $1 AND kind = 'isolation_end'", facility_id)
+    finally:
+        await connection.close()
+    assert [tuple(c) for c in cases] == [("LINE4-A", "report", "k3-officer-7", "company"),
+                                         ("LINE4-B", "report", "k3-officer-7", "company")]
+    # One live isolation timer per case; the placeholders' ones are cancelled, never to fire.
+    assert (timers[0]["pending"], timers[0]["cancelled"]) == (2, 2)

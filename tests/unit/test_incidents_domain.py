@@ -9,8 +9,8 @@ import pytest
 
 from services.incidents.domain import (
     Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
-    IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, Plant, PlantNotMonitored, ReportedPositives,
-    TimerKind,
+    IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, PlaceholderClaim, Plant, PlantNotMonitored,
+    ReportedPositives, TimerKind, start_of_day,
 )
 from shared.clock import FakeClock
 from shared.contract import (
@@ -49,10 +49,14 @@ class Walk:
         self.cases: dict[uuid.UUID, object] = {}
         self.closures: dict[uuid.UUID, object] = {}
         self.timers: list = []
+        self.cancelled: list = []
         self.events: list = []
 
     def apply(self, outcome: Outcome) -> Outcome:
         self.plant = outcome.plant
+        self.cancelled += [t for t in self.timers
+                           if t.kind is TimerKind.ISOLATION_END and t.subject_id in outcome.cancelled_isolations]
+        self.timers = [t for t in self.timers if t not in self.cancelled]
         for case in outcome.cases:
             self.cases[case.case_id] = case
         for closure in outcome.closures:
@@ -62,9 +66,28 @@ class Walk:
         return outcome
 
     def case(self, new: NewCase) -> Outcome:
-        unclustered = [(c.case_id, c.confirmed_on) for c in self.cases.values() if c.cluster_id is None]
-        outcome = self.plant.detect_case(new, unclustered=unclustered, now=self.clock.now(), policy=self.policy,
-                                         recorded_by=COMPANY)
+        outcome = self.plant.detect_case(new, unclustered=self.unclustered(), now=self.clock.now(),
+                                         policy=self.policy, recorded_by=COMPANY)
+        return self.tag_and_apply(outcome)
+
+    def enter(self, new: NewCase, by: Actor = COMPANY) -> Outcome:
+        """A case entered by POST /cases: it may claim a report's placeholder."""
+        placeholders = [c for c in self.cases.values() if c.is_placeholder]
+        outcome = self.plant.enter_case(new, placeholders=placeholders, unclustered=self.unclustered(),
+                                        now=self.clock.now(), policy=self.policy, by=by)
+        return self.tag_and_apply(outcome)
+
+    def report(self, positives: int, period: tuple[date, date], on: date) -> list[Outcome]:
+        """A report's positives beyond the cases known in its period become placeholders."""
+        known = sum(period[0] <= c.confirmed_on <= period[1] for c in self.cases.values())
+        report_id = uuid.uuid4()
+        return [self.case(new) for new in ReportedPositives.cases(
+            report_id, ReportedPositives(positives, known).new_cases, on, known, period)]
+
+    def unclustered(self) -> list:
+        return [(c.case_id, c.confirmed_on) for c in self.cases.values() if c.cluster_id is None]
+
+    def tag_and_apply(self, outcome: Outcome) -> Outcome:
         for cluster in outcome.clusters:  # the repository tags the earlier cases of a new cluster
             for case_id in cluster.case_ids:
                 if case_id in self.cases:
@@ -79,7 +102,7 @@ class Walk:
         for timer in sorted((t for t in self.timers if t.due_at <= self.clock.now()), key=lambda t: t.due_at):
             self.timers.remove(timer)
             if timer.kind is TimerKind.ISOLATION_END:
-                outcome = self.plant.end_isolation(self.cases[timer.subject_id])
+                outcome = self.plant.end_isolation(self.cases[timer.subject_id], timer.due_at)
             elif timer.kind is TimerKind.QUARANTINE_END:
                 outcome = self.plant.end_quarantine()
             else:
@@ -345,3 +368,136 @@ def test_policy_overrides_from_the_environment_are_checked():
     assert policy.isolation_days == 10
     with pytest.raises(ValueError):
         IncidentPolicy.from_environment({"IOMKI_QUARANTINE_DAYS": "fourteen"})
+
+
+# -- a report first, the company's entries later ----------------------------------------------------------
+
+# This week's report period at the plant (WIB dates, both included); the report came in on its last day.
+WEEK = (date(2026, 11, 14), date(2026, 11, 20))
+
+
+def test_an_entered_case_claims_the_placeholder_of_the_report_that_counted_it():
+    walk = Walk(a_plant())
+    placeholder = walk.report(1, WEEK, on=date(2026, 11, 20))[0].cases[0]
+    assert placeholder.is_placeholder and placeholder.report_period == WEEK
+    detected_before = len(walk.of(CaseDetected))
+
+    walk.clock.advance(timedelta(hours=3))
+    outcome = walk.enter(a_case("LINE2-A", on=date(2026, 11, 17), symptomatic=True, contacts=6,
+                                tested_on=date(2026, 11, 16)))
+    claimed = outcome.cases[0]
+    # The same case, now the company's: its reference, dates and contacts; who claimed it and when.
+    assert claimed.case_id == placeholder.case_id and len(walk.cases) == 1
+    assert (claimed.case_ref, claimed.confirmed_on, claimed.symptomatic, claimed.close_contacts,
+            claimed.tested_on) == ("LINE2-A", date(2026, 11, 17), True, 6, date(2026, 11, 16))
+    assert (claimed.claimed_by, claimed.claimed_at) == (COMPANY, walk.clock.now())
+    assert claimed.recorded_by.role == "company" and claimed.source is CaseSource.REPORT
+    assert not claimed.is_placeholder
+    # No second CaseDetected, no second room closure; isolation re-timed, contacts quarantined.
+    assert len(walk.of(CaseDetected)) == detected_before
+    assert [type(e) for e in outcome.events] == [IsolationStarted, ContactsQuarantined]
+    isolation = outcome.events[0]
+    assert (isolation.case_id, isolation.starts_on, isolation.ends_on) == (
+        claimed.case_id, date(2026, 11, 16), date(2026, 11, 29))  # swab day + 10 + 3 symptom-free days
+    assert outcome.events[1].ends_on == date(2026, 12, 1)
+    assert (walk.plant.active_isolations, walk.plant.active_quarantines) == (1, 1)
+
+    # The placeholder's timer (30 Nov) is cancelled; only the real one (29 Nov) fires, once.
+    assert [t.due_at for t in walk.cancelled] == [start_of_day(date(2026, 11, 30), WIB)]
+    isolation_timers = [t for t in walk.timers if t.kind is TimerKind.ISOLATION_END]
+    assert [t.due_at for t in isolation_timers] == [start_of_day(date(2026, 11, 29), WIB)]
+    closed = [e for e in walk.advance(timedelta(days=12)) if isinstance(e, CaseClosed)]
+    assert [c.closed_on for c in closed] == [date(2026, 11, 29)]
+
+
+@pytest.mark.parametrize(("confirmed_on", "claims"), [
+    (date(2026, 11, 13), False),  # the day before the period: another period's case
+    (date(2026, 11, 14), True),   # the period's first day
+    (date(2026, 11, 20), True),   # its last day
+    (date(2026, 11, 21), False),  # the day after: a case the report could not have counted
+])
+def test_only_a_case_confirmed_inside_the_report_period_claims_its_placeholder(confirmed_on, claims):
+    walk = Walk(a_plant())
+    placeholder = walk.report(1, WEEK, on=date(2026, 11, 20))[0].cases[0]
+    walk.clock.advance(timedelta(days=1))
+    case = walk.enter(a_case("C-1", on=confirmed_on)).cases[0]
+    assert (case.case_id == placeholder.case_id) is claims
+    assert len(walk.cases) == (1 if claims else 2)
+    assert len(walk.of(CaseDetected)) == (1 if claims else 2)
+
+
+def test_two_reported_positives_and_three_entered_cases_are_three_cases_and_one_cluster():
+    walk = Walk(a_plant())
+    walk.report(2, WEEK, on=date(2026, 11, 20))
+    assert len(walk.of(ClusterDeclared)) == 1  # the report's two positives are a cluster already
+    closure = walk.plant.plant_closure
+
+    walk.clock.advance(timedelta(hours=2))
+    first = walk.enter(a_case("C-1", on=date(2026, 11, 15)))
+    second = walk.enter(a_case("C-2", on=date(2026, 11, 18)))
+    third = walk.enter(a_case("C-3", on=date(2026, 11, 19)))
+    assert first.cases[0].claimed_by == COMPANY and second.cases[0].claimed_by == COMPANY
+    assert first.cases[0].case_id != second.cases[0].case_id
+    assert third.cases[0].claimed_by is None and third.cases[0].source is CaseSource.DIRECT
+    assert len(walk.cases) == 3
+    assert [e.source for e in walk.of(CaseDetected)] == [CaseSource.REPORT, CaseSource.REPORT, CaseSource.DIRECT]
+    # Claims neither declare another cluster nor extend the closure; the third, a new case, extends it.
+    assert len(walk.of(ClusterDeclared)) == 1
+    assert not [e for e in first.events + second.events if isinstance(e, FacilityClosureOrdered)]
+    assert walk.plant.plant_closure.closure_id == closure.closure_id
+    assert third.cases[0].cluster_id == closure.cluster_id
+
+
+def test_a_placeholder_already_claimed_is_not_claimed_again():
+    walk = Walk(a_plant())
+    placeholder = walk.report(1, WEEK, on=date(2026, 11, 20))[0].cases[0]
+    claimed = walk.enter(a_case("C-1", on=date(2026, 11, 16))).cases[0]
+    assert not PlaceholderClaim.covers(claimed, date(2026, 11, 16))
+    again = walk.enter(a_case("C-2", on=date(2026, 11, 16))).cases[0]
+    assert again.case_id != placeholder.case_id and again.source is CaseSource.DIRECT
+    assert PlaceholderClaim.pick(a_case("C-3", on=date(2026, 11, 16)), [claimed]) is None
+
+
+def test_of_several_placeholders_the_earliest_is_claimed():
+    walk = Walk(a_plant(), IncidentPolicy(cluster=ClusterPolicy(threshold=5)))
+    earlier = walk.report(1, (date(2026, 11, 7), date(2026, 11, 20)), on=date(2026, 11, 13))[0].cases[0]
+    walk.report(2, WEEK, on=date(2026, 11, 20))
+    assert walk.enter(a_case("C-1", on=date(2026, 11, 15))).cases[0].case_id == earlier.case_id
+
+
+def test_a_claim_moves_an_unclustered_placeholder_to_its_real_date_without_counting_it_twice():
+    walk = Walk(a_plant())
+    earlier = walk.case(a_case("C-0", on=date(2026, 11, 1))).cases[0]
+    # The report's positive is dated the day of the report, 15 days after C-0: no cluster yet.
+    walk.clock.advance(timedelta(days=1))
+    placeholder = walk.report(1, (date(2026, 11, 10), date(2026, 11, 16)), on=date(2026, 11, 16))[0].cases[0]
+    assert walk.of(ClusterDeclared) == []
+    # The real case was confirmed on 10 Nov, ten days after C-0: two cases, one cluster.
+    outcome = walk.enter(a_case("C-1", on=date(2026, 11, 10)))
+    clusters = [e for e in outcome.events if isinstance(e, ClusterDeclared)]
+    assert [c.case_count for c in clusters] == [2]
+    assert outcome.clusters[0].case_ids == [earlier.case_id, placeholder.case_id]
+    assert len(walk.cases) == 2 and outcome.cases[0].cluster_id == outcome.clusters[0].cluster_id
+
+
+def test_a_closed_placeholder_is_claimed_without_reopening_its_isolation():
+    walk = Walk(a_plant())
+    walk.report(1, WEEK, on=date(2026, 11, 20))
+    walk.advance(timedelta(days=11))  # isolation of the placeholder ended on 30 Nov
+    outcome = walk.enter(a_case("C-1", on=date(2026, 11, 18), contacts=4, contacts_exit_test_negative=True))
+    case = outcome.cases[0]
+    assert case.status is CaseStatus.CLOSED and case.claimed_by == COMPANY
+    assert case.isolation_ends_on == date(2026, 11, 30)  # as it ran
+    assert [type(e) for e in outcome.events] == [ContactsQuarantined]
+    assert walk.cancelled == [] and walk.plant.active_isolations == 0
+
+
+def test_a_superseded_isolation_timer_does_nothing_when_it_fires_late():
+    walk = Walk(a_plant())
+    placeholder = walk.report(1, WEEK, on=date(2026, 11, 20))[0].cases[0]
+    stale = next(t for t in walk.timers if t.kind is TimerKind.ISOLATION_END)
+    claimed = walk.enter(a_case("C-1", on=date(2026, 11, 14))).cases[0]
+    assert claimed.case_id == placeholder.case_id
+    # A sweeper held the old timer while the claim committed, so it fires after: nothing happens.
+    assert walk.plant.end_isolation(claimed, stale.due_at).events == []
+    assert walk.plant.end_isolation(claimed, start_of_day(claimed.isolation_ends_on, WIB)).events != []
