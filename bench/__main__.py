@@ -4,6 +4,7 @@
 2. The platform's pipeline: events committed to an outbox → relay → broker → idempotent consumer with a real
    handler (one insert in the inbox transaction), events/s, and the ratio to raw.
 3. Latency at a steady 1,000 events/s from the producer's commit to the consumer's commit, p50 and p99.
+4. At 1,000,000 plants (`bench/scale.py`): bulk load, permit search, compliance, the deadline sweep, query plans.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
+from bench import scale
 from shared.contract import Envelope, PermitApplied, SectorClass
 from shared.db import drop_database, ensure_database, with_database
 from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port
@@ -131,13 +133,20 @@ async def main() -> None:
     settings = PlatformSettings(DATABASE_URL=with_database(server_url, database), KAFKA_BOOTSTRAP=broker.bootstrap,
                                 IOMKI_JWT_SECRET="bench", IOMKI_RELAY_POLL_INTERVAL="PT0.05S", IOMKI_LOG_FORMAT="json")
     try:
-        console.print(f"raw aiokafka: {THROUGHPUT_EVENTS} events…")
-        raw = await raw_throughput(settings, THROUGHPUT_EVENTS)
-        console.print(f"pipeline: {THROUGHPUT_EVENTS} events, then {STEADY_RATE}/s for {STEADY_SECONDS}s…")
-        ours, latencies = await pipeline(settings)
+        try:
+            console.print(f"raw aiokafka: {THROUGHPUT_EVENTS} events…")
+            raw = await raw_throughput(settings, THROUGHPUT_EVENTS)
+            console.print(f"pipeline: {THROUGHPUT_EVENTS} events, then {STEADY_RATE}/s for {STEADY_SECONDS}s…")
+            ours, latencies = await pipeline(settings)
+        finally:
+            broker.stop()
+        print_pipeline(raw, ours, latencies)
+        await scale.run(with_database(server_url, database), console)  # needs the database only
     finally:
-        broker.stop()
         await drop_database(server_url, database)
+
+
+def print_pipeline(raw: float, ours: float, latencies: list[float]) -> None:
     table = Table(title="iomki bench (same broker, same database, one run)")
     table.add_column("measure")
     table.add_column("figure", justify="right")
