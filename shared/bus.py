@@ -50,13 +50,12 @@ def _faststream_security(settings: PlatformSettings) -> BaseSecurity | None:
 
 
 def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
+    """The service's consumers and its AsyncAPI document; events are published by the outbox relay."""
     return KafkaBroker(
         settings.bootstrap,
         client_id=f"iomki-{service}",
         security=_faststream_security(settings),
         logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them
-        acks="all",
-        linger_ms=2,
         request_timeout_ms=10_000,
     )
 

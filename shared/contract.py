@@ -11,7 +11,6 @@ fields they do not know, which is what makes additive changes safe.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -404,14 +403,13 @@ def decode(raw: bytes | None) -> Decoded:
     if not raw:
         raise ContractViolation("empty message value")
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractViolation(f"value is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise ContractViolation("value is not a JSON object")
-    try:
-        envelope = Envelope.model_validate(document)
+        envelope = Envelope.model_validate_json(raw)  # parses and validates in one pass, in pydantic-core
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise ContractViolation(f"value is not JSON: {first['msg']}") from None
+        if first["type"] == "model_type" and not first["loc"]:
+            raise ContractViolation("value is not a JSON object") from None
         raise ContractViolation(f"invalid CloudEvents envelope: {_brief(exc)}") from None
     event_type = EVENT_TYPES.get(envelope.type)
     if event_type is None:

@@ -64,7 +64,6 @@ class ServiceRuntime(Generic[Work]):
         self.relay: Relay | None = None
         self._migrations = migrations
         self._periodic: list[Periodic] = []
-        self._publishes: list[Topic] = []
 
     # -- what a service declares ------------------------------------------------------------------
 
@@ -80,7 +79,6 @@ class ServiceRuntime(Generic[Work]):
                 description=event_type.__doc__ or event_type.__name__,
                 schema=event_type,
             )
-        self._publishes.append(topic)
 
     def every(self, seconds: float, name: str, run: Callable[[], Awaitable[Any]]) -> None:
         self._periodic.append(Periodic(name, seconds, run))
