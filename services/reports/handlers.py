@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,7 +33,8 @@ class ReportsConfig:
     regime: Regime
     timing: Timing
     ladder: SanctionLadder = SanctionLadder()
-    sweep_batch: int = 500
+    sweep_batch: int = 1000
+    sweep_lanes: int = 2  # concurrent batch transactions while much is due (each holds a pool connection)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class ReportHandlers:
         history = await self._history(work, schedule.permit_id, 1 << 30, self.clock.now())
         sanction = self.config.ladder.after_frozen(schedule, history)
         if sanction is not None:
-            schedule = await self._recommend(work, schedule, sanction, envelope)
+            schedule, recommended = await self._recommend(work, schedule, sanction, envelope)
+            await work.outbox.add(recommended)
         await work.schedules.save(schedule)
 
     async def on_permit_reactivated(self, work: ReportsWork, envelope: Envelope, event: PermitReactivated) -> None:
@@ -130,51 +133,82 @@ class ReportHandlers:
         Idempotent across restarts and replicas: a step moves the period to its next action in the same
         transaction as the events it emits, so each reminder, overdue and warning is emitted exactly once.
         """
-        done = 0
-        for _ in range(max_batches):
-            now = self.clock.now()
-            async with self.database.transaction() as work:
-                batch = await work.periods.due(now, self.config.sweep_batch)
-                for period, schedule in batch:
-                    await self._step(work, period, schedule, now)
-            done += len(batch)
-            if len(batch) < self.config.sweep_batch:
-                break
+        done, more = await self._sweep_batch()
+        if more and max_batches > 1:
+            # Much is due (a deadline shared by every plant): lanes overlap one batch's Python work with another's
+            # statements. `due` locks the schedule with its periods and skips locked rows, so the lanes never
+            # share a plant, and each plant's steps still run one transaction after another, in order.
+            lanes = [self._sweep_lane(max_batches - 1) for _ in range(self.config.sweep_lanes)]
+            done += sum(await asyncio.gather(*lanes))
         if done:
             log.info("sweep_done", steps=done)
         return done
 
-    async def _step(self, work: ReportsWork, period: Period, schedule: Schedule, now: datetime) -> None:
-        step = domain.step(period, schedule, self.config.timing)
-        after = step.period
+    async def _sweep_lane(self, max_batches: int) -> int:
+        done = 0
+        for _ in range(max_batches):
+            steps, more = await self._sweep_batch()
+            done += steps
+            if not more:
+                break
+        return done
+
+    async def _sweep_batch(self) -> tuple[int, bool]:
+        """One locked batch in one transaction: how many steps ran, and whether a full batch suggests more."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            batch = await work.periods.due(now, self.config.sweep_batch)
+            await self._steps(work, batch, now)
+        return len(batch), len(batch) == self.config.sweep_batch
+
+    async def _steps(self, work: ReportsWork, batch: list[tuple[Period, Schedule]], now: datetime) -> None:
+        """Ask the domain for each period's step, then write the whole batch with a few set-based statements.
+
+        A deadline falling for every plant at once (a 23:59 regime) makes a batch of thousands of reminders
+        or overdues: one statement per period and table would cost a round trip each. Warnings read the
+        plant's history for the sanction ladder, so they stay per period. The batch's events go to the
+        outbox in one call, in batch order, which keeps each plant's events in the order of its steps.
+        """
+        settled: list[Period] = []
+        opened: list[tuple[Period, Schedule]] = []
         events: list[Envelope] = []
-        if step.remind:
-            events.append(Envelope.wrap(ReportDue(**_about(schedule), period_id=period.period_id,
-                                                  deadline=period.deadline), service=SERVICE, time=now))
-        if step.overdue:
-            events.append(Envelope.wrap(ReportOverdue(**_about(schedule), period_id=period.period_id,
+        for period, schedule in batch:
+            step = domain.step(period, schedule, self.config.timing)
+            if step.remind:
+                events.append(Envelope.wrap(ReportDue(**_about(schedule), period_id=period.period_id,
                                                       deadline=period.deadline), service=SERVICE, time=now))
-        if step.open_next:
-            following = domain.open_period(schedule, self.config.regime, starts_at=period.deadline,
-                                           seq=period.seq + 1, timing=self.config.timing)
-            await work.periods.add(following, schedule)
-        if step.warn:
-            # Re-read under the lock already held: an earlier step of this batch may have sanctioned the plant.
-            schedule = await work.schedules.get(schedule.permit_id) or schedule
-            after = replace(after, warning_id=uuid.uuid4())
-            await work.periods.save(after, warned_at=now)
-            history = await self._history(work, schedule.permit_id, period.seq, period.deadline)
-            warning = Envelope.wrap(WarningIssued(
-                **_about(schedule), warning_id=after.warning_id, period_id=period.period_id,
-                deadline=period.deadline, consecutive=domain.consecutive_warnings(history),
-            ), service=SERVICE, time=now)
-            await work.outbox.add(*events, warning)
-            sanction = self.config.ladder.after_missed(schedule, history)
-            if sanction is not None:
-                await work.schedules.save(await self._recommend(work, schedule, sanction, warning))
-            return
-        await work.periods.save(after)
+            if step.overdue:
+                events.append(Envelope.wrap(ReportOverdue(**_about(schedule), period_id=period.period_id,
+                                                          deadline=period.deadline), service=SERVICE, time=now))
+            if step.open_next:
+                opened.append((domain.open_period(schedule, self.config.regime, starts_at=period.deadline,
+                                                  seq=period.seq + 1, timing=self.config.timing), schedule))
+            if step.warn:
+                events.extend(await self._warn(work, step.period, schedule, now))
+            else:
+                settled.append(step.period)
+        await work.periods.add_many(opened)
+        await work.periods.save_many(settled)
         await work.outbox.add(*events)
+
+    async def _warn(self, work: ReportsWork, period: Period, schedule: Schedule, now: datetime) -> list[Envelope]:
+        """Issue the period's warning and ask the sanction ladder; the events to publish, in order."""
+        # Re-read under the lock already held: an earlier step of this batch may have sanctioned the plant.
+        schedule = await work.schedules.get(schedule.permit_id) or schedule
+        period = replace(period, warning_id=uuid.uuid4())
+        # Saved before the history is read: the ladder counts this period's warning.
+        await work.periods.save(period, warned_at=now)
+        history = await self._history(work, schedule.permit_id, period.seq, period.deadline)
+        warning = Envelope.wrap(WarningIssued(
+            **_about(schedule), warning_id=period.warning_id, period_id=period.period_id,
+            deadline=period.deadline, consecutive=domain.consecutive_warnings(history),
+        ), service=SERVICE, time=now)
+        sanction = self.config.ladder.after_missed(schedule, history)
+        if sanction is None:
+            return [warning]
+        schedule, recommended = await self._recommend(work, schedule, sanction, warning)
+        await work.schedules.save(schedule)
+        return [warning, recommended]
 
     async def _history(self, work: ReportsWork, permit_id: uuid.UUID, through_seq: int,
                        latest: datetime) -> list[domain.SettledPeriod]:
@@ -183,7 +217,8 @@ class ReportHandlers:
                                           min_periods=ladder.min_periods)
 
     async def _recommend(self, work: ReportsWork, schedule: Schedule, sanction: Sanction,
-                         cause: Envelope) -> Schedule:
+                         cause: Envelope) -> tuple[Schedule, Envelope]:
+        """Record the sanction; the schedule afterwards and the event for the caller to add to the outbox."""
         now = self.clock.now()
         sanction_id = uuid.uuid4()
         event = SanctionRecommended(
@@ -191,10 +226,9 @@ class ReportHandlers:
             evidence=SanctionEvidence(missed_periods=list(sanction.missed_periods), warnings=list(sanction.warnings)),
         )
         await work.sanctions.add(sanction_id, schedule.permit_id, sanction, now, str(cause.id))
-        await work.outbox.add(cause.caused(event, service=SERVICE, time=now))
         log.info("sanction_recommended", permit_id=str(schedule.permit_id), action=sanction.action.value,
                  rule=sanction.rule)
-        return domain.after_sanction(schedule, sanction)
+        return domain.after_sanction(schedule, sanction), cause.caused(event, service=SERVICE, time=now)
 
     # -- commands ----------------------------------------------------------------------------------
 

@@ -55,10 +55,19 @@ class PeriodRepository:
         self._connection = connection
 
     async def add(self, period: Period, schedule: Schedule) -> None:
+        await self.add_many([(period, schedule)])
+
+    async def add_many(self, opened: list[tuple[Period, Schedule]]) -> None:
+        """Insert periods in one statement (the sweep opens a whole batch's next periods at once)."""
+        if not opened:
+            return
+        # One array per column: a single round trip whatever the batch size.
+        columns = list(zip(*(_period_values(p) + (s.province_code, s.regency_code) for p, s in opened)))
         await self._connection.execute(
             f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-            *_period_values(period), schedule.province_code, schedule.regency_code,
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[],"
+            " $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], $10::uuid[], $11::text[], $12::text[])",
+            *columns,
         )
 
     async def get(self, period_id: uuid.UUID, *, for_update: bool = False) -> Period | None:
@@ -72,6 +81,20 @@ class PeriodRepository:
             " warned_at = COALESCE($6, warned_at) WHERE period_id = $1",
             period.period_id, period.status.value, period.next_action.value if period.next_action else None,
             period.next_action_at, period.warning_id, warned_at,
+        )
+
+    async def save_many(self, periods: list[Period]) -> None:
+        """Write the status and next action of many periods in one statement (a sweep batch's common steps)."""
+        if not periods:
+            return
+        await self._connection.execute(
+            "UPDATE periods p SET status = u.status, next_action = u.next_action, next_action_at = u.next_action_at,"
+            " warning_id = u.warning_id"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
+            " AS u(period_id, status, next_action, next_action_at, warning_id) WHERE p.period_id = u.period_id",
+            [p.period_id for p in periods], [p.status.value for p in periods],
+            [p.next_action.value if p.next_action else None for p in periods],
+            [p.next_action_at for p in periods], [p.warning_id for p in periods],
         )
 
     async def last_seq(self, permit_id: uuid.UUID) -> int:
@@ -255,8 +278,12 @@ def _schedule_values(s: Schedule) -> tuple[Any, ...]:
             s.freeze_count, s.closed, s.ended_at, s.ladder_reset_seq, s.revoke_recommended)
 
 
+_SCHEDULE_KEYS = {prefix: tuple(prefix + column.strip() for column in _SCHEDULE.split(",")) for prefix in ("", "s_")}
+
+
 def _schedule(row: asyncpg.Record, prefix: str = "") -> Schedule:
-    return Schedule(*(row[prefix + column.strip()] for column in _SCHEDULE.split(",")))
+    # The keys are computed once: the sweep converts thousands of rows a batch.
+    return Schedule(*(row[key] for key in _SCHEDULE_KEYS[prefix]))
 
 
 def _period_values(p: Period) -> tuple[Any, ...]:
