@@ -39,10 +39,14 @@ class Outbox:
         await self._insert([(uuid.uuid4(), "dead-letter", DLQ.name, key or b"", value, json.dumps(dict(headers)))])
 
     async def _insert(self, rows: list[tuple]) -> None:
-        await self._connection.executemany(
+        """One statement for the lot: one round trip, and one wake-up of the relay."""
+        if not rows:
+            return
+        columns = list(zip(*rows))
+        await self._connection.execute(
             "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-            rows,
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::jsonb[])",
+            *columns,
         )
 
 
