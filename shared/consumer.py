@@ -175,6 +175,7 @@ class EventConsumer:
                     attempt=attempt + 1, error=f"{type(exc).__name__}: {exc}", dead_letter=last,
                 )
                 if last:
+                    await work.inbox.release(decoded.envelope.id)
                     await self._dead_letter(work, record, "handler-failed", f"{type(exc).__name__}: {exc}")
                     return
                 await asyncio.sleep(self._retry.delay(attempt))

@@ -142,6 +142,9 @@ async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(probe,
     assert json.loads(letter.value)["id"] == str(failing.id)
     failed = probe.runtime.metrics.events_failed.labels("iomki.permits", "iomki.PermitApplied.v1")._value.get()
     assert failed == probe.runtime.consumer._retry.attempts
+    # Not applied, so not remembered: replaying the dead letter once the fault is fixed applies it.
+    assert await probe.runtime.database.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1",
+                                                      failing.id) == 0
 
 
 async def test_a_broker_restart_mid_flow_loses_nothing():
