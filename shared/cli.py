@@ -1,4 +1,7 @@
-"""The `iomki` command: bring the platform up, and mint development tokens."""
+"""The `iomki` command: bring the platform up, mint development tokens, and operate it.
+
+Each command group lives in its own module (shared/cli_<group>.py) and is wired here.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from shared import cli_alerts, cli_cases, cli_dlq, cli_events, cli_permits, cli_reports
 from shared.access import Role, mint
+from shared.cli_status import status
+from shared.cli_verify import verify_token
 from shared.launcher import Platform, development_secret
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, port_of
@@ -91,3 +97,12 @@ def token(
     else:
         key, algorithm = development_secret(settings), "HS256"
     typer.echo(mint(key, role=role, sub=sub, region=region, nib=nib, ttl_seconds=ttl, algorithm=algorithm))
+
+app.command("status")(status)
+app.command("verify")(verify_token)
+app.add_typer(cli_permits.app, name="permits")
+app.add_typer(cli_reports.app, name="reports")
+app.add_typer(cli_cases.app, name="cases")
+app.add_typer(cli_alerts.app, name="alerts")
+app.add_typer(cli_events.app, name="events")
+app.add_typer(cli_dlq.app, name="dlq")

@@ -1,0 +1,139 @@
+"""`iomki dlq …`: what the consumers dead-lettered, and replaying it.
+
+A dead-lettered message is the original bytes and key, with what went wrong in `iomki-dlq-*` headers (see
+shared/consumer.py). Replay re-publishes exactly those bytes and key to the original topic, with the original
+headers but not the dlq ones; every group reading that topic sees it again, and the inbox of a group that had
+already handled it skips it. Replaying goes to the broker directly: the DLQ is the operator's, no service owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
+
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.progress import Progress
+
+from shared.cli_support import JsonOption, emit, err, fail, kafka_options, table
+from shared.contract import DLQ
+
+app = typer.Typer(help="The dead-letter topic: list, replay.", no_args_is_help=True)
+
+HEADER_PREFIX = "iomki-dlq-"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str | None:
+        found = next((v for k, v in self.headers if k == HEADER_PREFIX + name), None)
+        return found.decode(errors="replace") if found is not None else None
+
+    @property
+    def id(self) -> str:
+        # Messages dead-lettered before ids existed are still addressable, by their DLQ offset.
+        return self.header("id") or f"offset-{self.offset}"
+
+    @property
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in self.headers if not k.startswith(HEADER_PREFIX)]
+
+    def summary(self) -> dict[str, Any]:
+        partition, offset = self.header("partition"), self.header("offset")
+        return {
+            "id": self.id, "dlq_offset": self.offset, "reason": self.header("reason"), "error": self.header("error"),
+            "topic": self.header("topic"), "partition": int(partition) if partition else None,
+            "offset": int(offset) if offset else None, "consumer_group": self.header("consumer-group"),
+            "key": self.key.decode(errors="replace") if self.key else None,
+            "value": self.value.decode(errors="replace"), "size": len(self.value),
+        }
+
+
+async def read_dead_letters(idle_ms: int = 1000) -> list[DeadLetter]:
+    """Everything on the DLQ, oldest first. Reads until the reported end *and* an idle poll, because the
+    embedded broker can report an end offset short of what it holds."""
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_options())
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the metadata that names the DLQ's partitions
+        partitions = [TopicPartition(DLQ.name, p) for p in sorted(consumer.partitions_for_topic(DLQ.name) or {0})]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[DeadLetter] = []
+        while True:
+            batch = await consumer.getmany(*partitions, timeout_ms=idle_ms)
+            for records in batch.values():
+                found.extend(DeadLetter(r.offset, r.key, r.value or b"", tuple(r.headers)) for r in records)
+            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                return found
+    finally:
+        await consumer.stop()
+
+
+@app.command("list")
+def list_dead_letters(as_json: JsonOption = False) -> None:
+    """Dead-lettered messages: why, where from (topic/partition/offset), and which consumer group gave up."""
+    letters = [letter.summary() for letter in asyncio.run(read_dead_letters())]
+
+    def render(items: list[dict[str, Any]]) -> None:
+        table(f"Dead letters on {DLQ.name} ({len(items)})",
+              ["id", "reason", "error", "from", "group", "key"],
+              [[i["id"], i["reason"], _clip(i["error"], 80), f"{i['topic']}[{i['partition']}]@{i['offset']}",
+                i["consumer_group"], i["key"]] for i in items])
+
+    emit(letters, as_json, render)
+
+
+@app.command()
+def replay(
+    ids: Annotated[Optional[list[str]], typer.Option("--id", help="A dead letter's id, as `dlq list` shows "
+                                                              "(repeatable)")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-publish dead letters to their original topics, original key and bytes (fix the cause first)."""
+    if bool(ids) == replay_all:
+        fail("name what to replay: --id ID (repeatable) or --all", as_json=as_json)
+    letters = asyncio.run(read_dead_letters())
+    if not replay_all:
+        by_id = {letter.id: letter for letter in letters}
+        unknown = [i for i in ids or [] if i not in by_id]
+        if unknown:
+            fail(f"no dead letter {', '.join(unknown)} on {DLQ.name} (see `iomki dlq list`)", as_json=as_json)
+        letters = [by_id[i] for i in dict.fromkeys(ids or [])]
+    unreplayable = [letter.id for letter in letters if not letter.header("topic")]
+    if unreplayable:
+        fail(f"no original topic recorded for {', '.join(unreplayable)}", as_json=as_json)
+    replayed = asyncio.run(_republish(letters, show_progress=not as_json))
+    emit(replayed, as_json, lambda items: err.print(f"replayed {len(items)} dead letter(s)"))
+
+
+async def _republish(letters: list[DeadLetter], *, show_progress: bool) -> list[dict[str, Any]]:
+    producer = AIOKafkaProducer(acks="all", client_id="iomki-cli-dlq-replay", **kafka_options())
+    await producer.start()
+    replayed = []
+    try:
+        with Progress(console=err, disable=not show_progress, transient=True) as progress:
+            task = progress.add_task("replaying", total=len(letters))
+            for letter in letters:
+                topic = letter.header("topic") or ""
+                sent = await producer.send_and_wait(topic, letter.value, key=letter.key or None,
+                                                    headers=letter.original_headers or None)
+                replayed.append({"id": letter.id, "topic": topic, "partition": sent.partition,
+                                 "offset": sent.offset})
+                progress.advance(task)
+    finally:
+        await producer.stop()
+    return replayed
+
+
+def _clip(text: str | None, width: int) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"

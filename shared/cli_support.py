@@ -1,0 +1,170 @@
+"""What every `iomki` command group shares: service URLs, the bearer token, HTTP calls with readable errors,
+Kafka connection options, and output either as rich tables (people) or JSON on stdout (scripts).
+
+A failure is rendered once, here: a problem+json response as its title, detail and field errors; a refused
+connection as a hint to start the platform. Both exit with code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any, NoReturn, Optional
+from uuid import UUID
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.access import Role, mint
+from shared.bus import connection_options
+from shared.launcher import development_secret
+from shared.settings import PlatformSettings, port_of
+
+# Library chatter (aiokafka's connection retries) would drown the one message that explains a failure.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+err = Console(stderr=True)
+out = Console(highlight=False)
+
+# The options every command takes, spelled once.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables")]
+TokenOption = Annotated[Optional[str], typer.Option(
+    "--token", envvar="IOMKI_TOKEN", show_envvar=True,
+    help="Bearer token; default: a development operator token minted with the platform's development secret")]
+
+
+class CliFailure(typer.Exit):
+    """A failure already explained to the user: the command exits 1, without a traceback."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(1)
+        self.message = message
+
+
+def service_url(service: str) -> str:
+    """IOMKI_<SERVICE>_URL, or the service's port on this machine."""
+    return (os.environ.get(f"IOMKI_{service.upper()}_URL") or f"http://127.0.0.1:{port_of(service)}").rstrip("/")
+
+
+def bearer_token(token: str | None) -> str:
+    if token:
+        return token
+    # Only valid against services sharing this machine's development secret (what `iomki up` starts).
+    return mint(development_secret(PlatformSettings()), role=Role.OPERATOR, sub="cli-operator", ttl_seconds=600)
+
+
+def kafka_options() -> dict[str, Any]:
+    """aiokafka keyword arguments for the platform's broker (KAFKA_BOOTSTRAP and its security settings)."""
+    return connection_options(PlatformSettings())
+
+
+class Api:
+    """Thin synchronous calls to one service, turning every failure into a readable message."""
+
+    def __init__(self, service: str, token: str | None, *, as_json: bool, authenticated: bool = True,
+                 base: str | None = None) -> None:
+        self.service = service
+        self.base = base.rstrip("/") if base else service_url(service)
+        self.as_json = as_json
+        self._headers = {"Authorization": f"Bearer {bearer_token(token)}"} if authenticated else {}
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.call("POST", path, body=body)
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        try:
+            with httpx.Client(base_url=self.base, headers=self._headers, timeout=15) as client:
+                response = client.request(method, path, params=params, json=body)
+        except httpx.ConnectError:
+            fail(f"cannot reach {self.service} at {self.base}: is the platform running? try [bold]make run[/bold]"
+                 f" (or set IOMKI_{self.service.upper()}_URL)", as_json=self.as_json,
+                 document={"title": "Service unreachable", "service": self.service, "url": self.base})
+        except httpx.HTTPError as exc:
+            fail(f"{self.service} at {self.base}: {type(exc).__name__}: {exc}", as_json=self.as_json,
+                 document={"title": "HTTP error", "service": self.service, "detail": str(exc)})
+        if response.is_success:
+            return response.json() if response.content else None
+        problem(response, as_json=self.as_json)
+
+
+def problem(response: httpx.Response, *, as_json: bool) -> NoReturn:
+    """Render an RFC 9457 problem (or whatever else came back) and exit 1."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"title": response.reason_phrase, "status": response.status_code, "detail": response.text[:500]}
+    if not isinstance(body, dict):
+        body = {"title": response.reason_phrase, "status": response.status_code, "detail": body}
+    if as_json:
+        typer.echo(json.dumps(body, ensure_ascii=False, default=str))
+        raise CliFailure(body.get("title"))
+    err.print(f"[bold red]{body.get('title') or response.reason_phrase}[/bold red]"
+              f" [dim]({body.get('status', response.status_code)})[/dim]")
+    if body.get("detail"):
+        err.print(f"  {body['detail']}")
+    for error in body.get("errors") or []:
+        err.print(f"  [yellow]{error.get('field', '?')}[/yellow]: {error.get('message', error)}")
+    extensions = {k: v for k, v in body.items()
+                  if k not in ("type", "title", "status", "detail", "instance", "errors")}
+    for name, value in extensions.items():
+        err.print(f"  [dim]{name}[/dim]: {value}")
+    if response.status_code == 401:
+        err.print("  [dim]pass --token or set IOMKI_TOKEN (mint one with `iomki token --role …`)[/dim]")
+    raise CliFailure(body.get("title"))
+
+
+def fail(message: str, *, as_json: bool, document: dict[str, Any] | None = None) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps(document or {"title": "Error", "detail": message}, ensure_ascii=False))
+    else:
+        err.print(f"[bold red]error[/bold red]: {message}")
+    raise CliFailure(message)
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """JSON on stdout for scripts, or the command's own rich rendering for people."""
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, default=_jsonable))
+    else:
+        render(data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (UUID, bytes)):
+        return value.hex() if isinstance(value, bytes) else str(value)
+    return str(value)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for position, column in enumerate(columns):
+        grid.add_column(column, no_wrap=position == 0)  # the first column is an id to copy: never cut it
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    out.print(grid)
+
+
+def fields(title: str, values: dict[str, Any]) -> None:
+    """A record as `name  value` lines; nested records indented."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for name, value in values.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value) if value else "—"
+        grid.add_row(name, "—" if value is None else str(value))
+    out.print(f"[bold]{title}[/bold]")
+    out.print(grid)
+

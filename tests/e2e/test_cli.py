@@ -1,0 +1,209 @@
+"""The operator CLI against the four services running as processes, on the real database and broker.
+
+Each command runs through typer's CliRunner in a worker thread (commands start their own event loop), with the
+environment an operator would set: the services' URLs, the platform's broker and its development secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+from click.testing import Result
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.settings import SERVICES
+from tests.e2e.processes import RunningServices
+from tests.kafka import read_topic
+from tests.platform import JWT_SECRET, bearer, start_platform, stop_platform
+
+pytestmark = pytest.mark.e2e
+
+NIB = "8120000246810"
+APPLICATION = {
+    "company": {"nib": NIB, "npwp": "01.234.567.8-901.000", "name": "PT Tekstil Majalaya"},
+    "facility": {"name": "Pabrik Majalaya 1", "address": "Jl. Raya Majalaya No. 21, Majalaya",
+                 "province_code": "32", "regency_code": "32.04"},
+    "kbli": ["13111"], "sector_class": "essential",
+    "workforce": {"total": 220, "on_site_per_shift": [110, 110]},
+    "health_protocol_commitment": True,
+    "contact": {"email": "k3@tekstil.example", "phone": "+62225950000"},
+}
+MALFORMED = b'{"this is": "not a CloudEvent"}'
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def services() -> AsyncIterator[RunningServices]:
+    platform = await start_platform("cli")
+    running = RunningServices(platform, {})
+    try:
+        for service in SERVICES:
+            running.start(service)
+        await running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+        await stop_platform(platform, stop_server=False)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cli(services: RunningServices) -> Callable[..., Any]:
+    env = {f"IOMKI_{service.upper()}_URL": services.url(service) for service in SERVICES}
+    env |= {"KAFKA_BOOTSTRAP": services.platform.bootstrap, "IOMKI_JWT_SECRET": JWT_SECRET, "IOMKI_TOKEN": None,
+            "COLUMNS": "200"}
+    runner = CliRunner()
+
+    async def invoke(*args: str) -> Result:
+        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+
+    return invoke
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def permit_id(services: RunningServices) -> str:
+    async with httpx.AsyncClient(timeout=10) as http:
+        applied = await http.post(f"{services.url('permits')}/permits", json=APPLICATION,
+                                  headers=bearer("company", nib=NIB))
+    assert applied.status_code == 201, applied.text
+    return applied.json()["permit_id"]
+
+
+def ok_json(result: Result) -> Any:
+    assert result.exit_code == 0, f"exit {result.exit_code}: {result.stdout}\n{result.stderr}\n{result.exception!r}"
+    return json.loads(result.stdout)
+
+
+async def test_an_operator_finds_issues_and_freezes_a_permit(cli, permit_id):
+    listed = ok_json(await cli("permits", "list", "--status", "submitted", "--nib", NIB, "--json"))
+    assert [p["permit_id"] for p in listed["items"]] == [permit_id]
+
+    issued = ok_json(await cli("permits", "issue", permit_id, "--reason", "documents complete", "--json"))
+    assert issued["status"] == "ISSUED" and issued["permit_number"].startswith("IOMKI-")
+
+    frozen = ok_json(await cli("permits", "freeze", permit_id, "-r", "protocol breach found on inspection",
+                               "--json"))
+    assert frozen["status"] == "FROZEN" and frozen["freeze_count"] == 1
+
+    shown = ok_json(await cli("permits", "show", permit_id, "--json"))
+    assert shown["company_name"] == "PT Tekstil Majalaya"
+    assert [(t["action"], t["actor"]) for t in shown["history"]][-2:] == [("issue", "cli-operator"),
+                                                                         ("freeze", "cli-operator")]
+    human = await cli("permits", "show", permit_id)
+    assert human.exit_code == 0 and "PT Tekstil Majalaya" in human.stdout and "protocol breach" in human.stdout
+
+
+async def test_a_refused_request_is_rendered_as_its_problem_with_exit_code_1(cli, permit_id):
+    again = await cli("permits", "issue", permit_id)  # issued and frozen already
+    assert again.exit_code == 1
+    assert "Illegal transition" in again.stderr and "(409)" in again.stderr and "current_status" in again.stderr
+
+    invalid = await cli("permits", "list", "--province", "3", "--json")
+    assert invalid.exit_code == 1
+    problem = json.loads(invalid.stdout)
+    assert problem["status"] == 422 and problem["errors"][0]["field"].endswith("province")
+
+    missing = await cli("alerts", "ack", str(uuid.uuid4()))
+    assert missing.exit_code == 1 and "Alert not found." in missing.stderr
+
+    company = await cli("permits", "freeze", permit_id, "-r", "x", "--token", bearer("company", nib=NIB)
+                        ["Authorization"].split()[1])
+    assert company.exit_code == 1 and "(403)" in company.stderr
+
+
+async def test_a_qr_token_is_verified_offline_with_the_published_key(cli, services, permit_id, tmp_path):
+    async with httpx.AsyncClient(base_url=services.url("permits"), timeout=10) as http:
+        number = (await http.get(f"/permits/{permit_id}", headers=bearer("operator"))).json()["permit_number"]
+        token = (await http.get(f"/registry/{number}")).json()["token"]
+        pem = (await http.get("/registry/keys")).json()["keys"][0]["pem"]
+
+    online = ok_json(await cli("verify", token, "--json"))
+    assert online["valid_signature"] and online["claims"]["permit_number"] == number
+    assert online["live"]["operating_allowed"] is False  # frozen by the first test
+
+    key = tmp_path / "registry.pem"
+    key.write_text(pem)
+    offline = ok_json(await cli("verify", token, "--public-key", str(key), "--json"))
+    assert offline["claims"]["company_name"] == "PT Tekstil Majalaya" and "live" not in offline
+
+    head, payload, signature = token.split(".")
+    forged = ".".join([head, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"), signature])
+    refused = await cli("verify", forged, "--public-key", str(key))
+    assert refused.exit_code == 1 and "INVALID" in refused.stderr
+
+
+async def test_events_tail_prints_decoded_cloudevents(cli, permit_id):
+    result = await cli("events", "tail", "--topic", "iomki.permits", "--type", "PermitIssued", "--from-beginning",
+                       "--limit", "1", "--timeout", "30", "--json")
+    events = [json.loads(line) for line in ok_text(result).splitlines()]
+    assert len(events) == 1
+    assert events[0]["type"] == "iomki.PermitIssued.v1" and events[0]["data"]["permit_id"] == permit_id
+
+    pretty = await cli("events", "tail", "-t", "iomki.permits", "--from-beginning", "--limit", "3", "--timeout", "30")
+    assert "iomki.PermitIssued.v1" in ok_text(pretty) and "iomki.PermitFrozen.v1" in pretty.stdout
+
+
+async def test_a_dead_letter_is_listed_and_replayed_to_its_topic(cli, services):
+    bootstrap = services.platform.bootstrap
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait("iomki.permits", MALFORMED, key=b"broken-key")
+    finally:
+        await producer.stop()
+
+    async with asyncio.timeout(30):
+        while not (letters := [d for d in ok_json(await cli("dlq", "list", "--json"))
+                               if d["value"] == MALFORMED.decode()]):
+            await asyncio.sleep(0.5)
+    letter = letters[0]
+    assert letter["topic"] == "iomki.permits" and letter["key"] == "broken-key"
+    assert letter["reason"] and letter["error"] and letter["consumer_group"].startswith("iomki-")
+    assert letter["offset"] is not None and letter["partition"] is not None
+
+    human = await cli("dlq", "list")
+    assert letter["id"] in ok_text(human)
+    assert (await cli("dlq", "replay")).exit_code == 1  # neither --id nor --all
+
+    replayed = ok_json(await cli("dlq", "replay", "--id", letter["id"], "--json"))
+    assert [(r["id"], r["topic"]) for r in replayed] == [(letter["id"], "iomki.permits")]
+    records = await read_topic(bootstrap, "iomki.permits", until=lambda ms: any(
+        m.partition == replayed[0]["partition"] and m.offset == replayed[0]["offset"] for m in ms))
+    copy = next(m for m in records if m.offset == replayed[0]["offset"] and m.partition == replayed[0]["partition"])
+    assert (copy.key, copy.value) == (b"broken-key", MALFORMED)
+    assert not [name for name, _ in copy.headers if name.startswith("iomki-dlq-")]
+
+    listed = {d["id"] for d in ok_json(await cli("dlq", "list", "--json"))}
+    everything = ok_json(await cli("dlq", "replay", "--all", "--json"))
+    assert listed <= {r["id"] for r in everything}  # more may have been dead-lettered again meanwhile
+    assert {r["topic"] for r in everything} == {"iomki.permits"}
+
+
+async def test_status_reports_health_backlog_lag_and_the_dlq(cli):
+    report = ok_json(await cli("status", "--json"))
+    assert [(s["service"], s["healthy"], s["ready"]) for s in report["services"]] == [
+        (service, True, True) for service in SERVICES]
+    assert all(s["outbox_backlog"] is not None for s in report["services"])
+    assert sum(s["dead_lettered_total"] for s in report["services"]) >= 1
+    groups = {g["group"]: g for g in report["consumer_groups"]}
+    assert "iomki.permits" in groups["iomki-reports"]["topics"]
+    assert report["dlq_messages"] >= 1 and "embedded broker" in report["lag_note"]
+
+
+async def test_reports_and_alerts_read_through_the_cli(cli):
+    compliance = ok_json(await cli("reports", "compliance", "--province", "32", "--json"))
+    assert compliance["province"] == "32" and "periods_due" in compliance
+    alerts = ok_json(await cli("alerts", "list", "--status", "open", "--json"))
+    assert isinstance(alerts["alerts"], list)
+
+
+def ok_text(result: Result) -> str:
+    assert result.exit_code == 0, f"exit {result.exit_code}: {result.stdout}\n{result.stderr}\n{result.exception!r}"
+    return result.stdout
