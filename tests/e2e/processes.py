@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import httpx
 
 from shared.infra import free_port
 from shared.settings import SERVICES
-from tests.platform import ROOT, TestPlatform
+from tests.platform import ROOT, TestPlatform, start_platform, stop_platform
 
 ARTIFACTS = ROOT / ".data" / "test-artifacts"
 
@@ -73,3 +75,18 @@ class RunningServices:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@contextlib.asynccontextmanager
+async def running_platform(label: str, overrides: dict[str, str] | None = None) -> AsyncIterator[RunningServices]:
+    """A database and broker of their own, and the four services on them as processes, until the block ends."""
+    platform = await start_platform(label, own_broker=True)
+    running = RunningServices(platform, overrides or {})
+    try:
+        for service in SERVICES:
+            running.start(service)
+        await running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+        await stop_platform(platform, stop_server=False)

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from shared.cli import app
 from shared.settings import SERVICES
-from tests.e2e.processes import RunningServices
+from tests.e2e.processes import RunningServices, running_platform
 from tests.kafka import read_topic
-from tests.platform import JWT_SECRET, bearer, start_platform, stop_platform
+from tests.platform import JWT_SECRET, bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +42,8 @@ MALFORMED = b'{"this is": "not a CloudEvent"}'
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def services() -> AsyncIterator[RunningServices]:
-    platform = await start_platform("cli")
-    running = RunningServices(platform, {})
-    try:
-        for service in SERVICES:
-            running.start(service)
-        await running.wait_ready()
+    async with running_platform("cli") as running:
         yield running
-    finally:
-        running.stop()
-        await stop_platform(platform, stop_server=False)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

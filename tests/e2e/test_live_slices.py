@@ -15,10 +15,10 @@ import pytest
 import pytest_asyncio
 
 from shared.contract import decode
-from tests.e2e.processes import RunningServices
+from tests.e2e.processes import RunningServices, running_platform
 from tests.e2e.receiver import WebhookReceiver
 from tests.kafka import read_topic
-from tests.platform import JWT_SECRET, bearer, start_platform, stop_platform
+from tests.platform import JWT_SECRET, bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +37,9 @@ APPLICATION = {
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def services() -> AsyncIterator[RunningServices]:
-    platform = await start_platform("e2e", own_broker=True)
-    running = RunningServices(platform, {"IOMKI_REPORT_REGIME": "every:4s", "IOMKI_WARNING_DELAY": "PT0S",
-                                         "IOMKI_REPORT_DUE_LEAD": "PT1S"})
-    try:
-        for service in ("permits", "reports", "incidents", "notifier"):
-            running.start(service)
-        await running.wait_ready()
+    async with running_platform("e2e", {"IOMKI_REPORT_REGIME": "every:4s", "IOMKI_WARNING_DELAY": "PT0S",
+                                        "IOMKI_REPORT_DUE_LEAD": "PT1S"}) as running:
         yield running
-    finally:
-        running.stop()
-        await stop_platform(platform, stop_server=False)
 
 
 async def issued_permit(http: httpx.AsyncClient, services: RunningServices, application: dict) -> tuple[str, str]:
