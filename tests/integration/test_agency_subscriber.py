@@ -1,0 +1,111 @@
+"""The agency example, run as a script, decodes what the platform publishes on the real broker.
+
+It uses a different client (confluent-kafka / librdkafka) and the official CloudEvents SDK, so this also checks
+that our envelopes are valid CloudEvents to someone who does not share our code.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from shared.contract import (
+    CONTENT_TYPE, EVENT_TYPES, TOPICS, AlertRaised, ClusterDeclared, CompanyContactsUpdated, Envelope, PermitIssued,
+    SectorClass, Severity, TaskForceLevel, WarningIssued,
+)
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agency_subscriber.py"
+PUBLIC = [topic.name for topic in TOPICS if topic.public]
+
+
+def _events(facility_id: uuid.UUID) -> list:
+    region = {"facility_id": facility_id, "province_code": "32", "regency_code": "32.16"}
+    permit_id = uuid.uuid4()
+    return [
+        PermitIssued(**region, permit_id=permit_id, nib="8120000123456", permit_number="IOMKI-32-2021-000001",
+                     company_name="PT Baja Nusantara", sector_class=SectorClass.CRITICAL, workforce_total=1200,
+                     issued_at=datetime(2021, 7, 5, 9, tzinfo=timezone.utc)),
+        WarningIssued(**region, permit_id=permit_id, warning_id=uuid.uuid4(), period_id=uuid.uuid4(),
+                      deadline=datetime(2021, 7, 9, 16, 59, tzinfo=timezone.utc), consecutive=1),
+        ClusterDeclared(**region, cluster_id=uuid.uuid4(), case_count=3, window_days=14,
+                        first_confirmed_on=date(2021, 7, 10), last_confirmed_on=date(2021, 7, 12)),
+        AlertRaised(**region, alert_id=uuid.uuid4(), alert_key="cluster:32.16", event_type="iomki.ClusterDeclared.v1",
+                    severity=Severity.HIGH, level=TaskForceLevel.REGENCY, count=1),
+    ]
+
+
+async def _publish(bootstrap: str, facility_id: uuid.UUID) -> list[Envelope]:
+    events = _events(facility_id)
+    envelopes = [Envelope.wrap(event, service=event.topic.owner) for event in events]
+    contacts = CompanyContactsUpdated(facility_id=facility_id, province_code="32", regency_code="32.16",
+                                      permit_id=uuid.uuid4(), nib="8120000123456", company_name="PT Baja Nusantara",
+                                      email="k3@bajanusantara.example")
+    internal = Envelope.wrap(contacts, service="permits")
+    headers = [("content-type", CONTENT_TYPE.encode())]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        # Not a CloudEvent, ahead of AlertRaised in the same partition: the subscriber must skip it and carry on.
+        await producer.send_and_wait("iomki.alerts", b"not json", key=envelopes[0].key, headers=headers)
+        for envelope, event in zip(envelopes, events, strict=True):
+            await producer.send_and_wait(event.topic.name, envelope.to_bytes(), key=envelope.key, headers=headers)
+        await producer.send_and_wait("iomki.internal.contacts", internal.to_bytes(), key=internal.key,
+                                     headers=headers)
+    finally:
+        await producer.stop()
+    return envelopes
+
+
+async def _public_message_count(bootstrap: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in PUBLIC
+                      for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # aiokafka learns a topic's partitions only from metadata
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def test_the_agency_example_decodes_every_public_event(platform):
+    facility_id = uuid.uuid4()
+    envelopes = await _publish(platform.bootstrap, facility_id)
+    # Everything on the public topics from the beginning (other tests' events too), less the one bad message.
+    expected = await _public_message_count(platform.bootstrap) - 1
+
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--bootstrap", platform.bootstrap, "--group", f"agency-test-{uuid.uuid4()}",
+         "--max", str(expected), "--timeout", "60"],
+        capture_output=True, text=True, timeout=90,
+    )
+
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(lines) == expected
+    assert {line["topic"] for line in lines} <= set(PUBLIC)
+    assert "not a CloudEvent" in run.stderr
+    ours = {line["id"]: line for line in lines if line["subject"] == str(facility_id)}
+    assert set(ours) == {str(envelope.id) for envelope in envelopes}
+    for envelope in envelopes:
+        line = ours[str(envelope.id)]
+        assert line["type"] == envelope.type
+        assert line["source"] == envelope.source
+        assert line["data"] == envelope.data
+        assert line["topic"] == EVENT_TYPES[envelope.type].topic.name
