@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import structlog
@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.observability import Metrics
@@ -37,6 +38,17 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extensions = extensions
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+# Free text in a request body: PostgreSQL text and jsonb cannot hold U+0000, so it is refused up front (422
+# naming the field) instead of failing at the INSERT.
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 def problem_response(status: int, title: str, detail: str | None = None, **extensions: Any) -> JSONResponse:

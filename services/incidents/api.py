@@ -18,6 +18,10 @@ from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import CaseSource
 from shared.http import Problem
 
+# No case of this emergency (COVID-19) predates 2020; older dates are typing errors, and would overflow the
+# date arithmetic of isolation and cluster windows.
+EARLIEST_CASE_DATE = date(2020, 1, 1)
+
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
 # Who may do what, in one screen (DESIGN §4). A company reports and reads its own plants' cases; the
@@ -40,10 +44,11 @@ class CaseIn(BaseModel):
 
     facility_id: uuid.UUID
     case_ref: str = Field(min_length=1, max_length=40, description="The company's pseudonymous reference")
-    confirmed_on: date
+    confirmed_on: date = Field(ge=EARLIEST_CASE_DATE)
     symptomatic: bool
     close_contacts: int = Field(ge=0)
-    tested_on: date | None = Field(None, description="Swab date; isolation counts from it when given")
+    tested_on: date | None = Field(None, ge=EARLIEST_CASE_DATE,
+                                   description="Swab date; isolation counts from it when given")
     contacts_exit_test_negative: bool = Field(
         False, description="Contacts tested out negative on day 5 (quarantine 5 days instead of 14)")
 

@@ -16,7 +16,7 @@ from services.notifier.domain import (
 from services.notifier.handlers import AlertNotFound, NotifierHandlers, TaskForceNotFound
 from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
-from shared.http import Problem
+from shared.http import Problem, Text
 
 O, TF = Role.OPERATOR, Role.TASK_FORCE
 
@@ -38,9 +38,9 @@ _URL = r"^https?://\S+$"
 
 class ContactIn(BaseModel):
     division: Division
-    email: str | None = Field(None, pattern=_EMAIL, max_length=320)
-    webhook: str | None = Field(None, pattern=_URL, max_length=2000)
-    secret: str | None = Field(None, min_length=16, max_length=200,
+    email: Text | None = Field(None, pattern=_EMAIL, max_length=320)
+    webhook: Text | None = Field(None, pattern=_URL, max_length=2000)
+    secret: Text | None = Field(None, min_length=16, max_length=200,
                                description="Signs webhook bodies (X-Iomki-Signature); required with a webhook.")
 
     @model_validator(mode="after")
@@ -54,17 +54,17 @@ class ContactIn(BaseModel):
 
 class TaskForceIn(BaseModel):
     level: Level
-    region_code: str = Field("", max_length=5, description="Kemendagri code: '32' province, '32.16' regency; "
+    region_code: Text = Field("", max_length=5, description="Kemendagri code: '32' province, '32.16' regency; "
                                                            "empty for the national task force.")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     contacts: list[ContactIn] = Field(min_length=1, max_length=50)
 
 
 class SubscriptionIn(BaseModel):
     task_force_id: uuid.UUID
     channel: Channel
-    target: str = Field(min_length=1, max_length=2000)
-    secret: str | None = Field(None, min_length=16, max_length=200)
+    target: Text = Field(min_length=1, max_length=2000)
+    secret: Text | None = Field(None, min_length=16, max_length=200)
     event_types: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
 
     @model_validator(mode="after")

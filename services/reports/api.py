@@ -13,7 +13,7 @@ from services.reports.domain import (
 )
 from services.reports.handlers import ReportHandlers, ReportIn
 from shared.access import Access, Policy, Role, Rule, Scope
-from shared.http import Problem
+from shared.http import Problem, Text
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
@@ -64,9 +64,9 @@ class ReportBody(BaseModel):
     confirmed_positive: int = Count
     tests: Tests
     vaccinated: Vaccinated
-    transport_modes: list[str] = Field(max_length=10)
+    transport_modes: list[Text] = Field(max_length=10)
     protocol_checklist: ProtocolChecklist
-    case_handling: str = Field("", max_length=4000)
+    case_handling: Text = Field("", max_length=4000)
 
 
 def router(handlers: ReportHandlers) -> APIRouter:

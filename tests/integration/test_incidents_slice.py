@@ -136,6 +136,20 @@ async def test_two_cases_at_a_plant_declare_a_cluster_and_close_it(platform, inc
     assert str(facility_id) in [item["facility_id"] for item in listed["items"]]
 
 
+async def test_a_case_dated_before_the_emergency_is_a_422_naming_the_date_not_a_500(platform, incidents):
+    # Found by test_openapi_fuzz.py: year 1 overflowed the cluster window's date arithmetic.
+    facility_id = uuid.uuid4()
+    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await known_plant(incidents, facility_id)
+    today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
+    for dates, field in (({"confirmed_on": "0001-01-05"}, "confirmed_on"),
+                         ({"confirmed_on": today, "tested_on": "0001-01-01"}, "tested_on")):
+        refused = await incidents.post("/cases", headers=COMPANY, json={
+            "facility_id": str(facility_id), "case_ref": "OLD-1", "symptomatic": True, "close_contacts": 0} | dates)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [field]
+
+
 async def test_a_report_adds_only_the_positives_not_already_entered(platform, incidents):
     facility_id = uuid.uuid4()
     await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))

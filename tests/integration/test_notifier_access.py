@@ -173,6 +173,11 @@ async def test_no_token_is_401_and_an_unknown_alert_is_404(service: Service):
                         "event_types": ["WarningIssued"]}, "body"),
     ("/subscriptions", {"task_force_id": str(uuid.uuid4()), "channel": "email", "target": "a@b.example",
                         "event_types": ["CompanyContactsUpdated"]}, "body"),
+    # PostgreSQL text cannot hold a NUL (found by test_openapi_fuzz.py): refused up front, not a 500.
+    ("/task-forces", {"level": "national", "region_code": "", "name": "Satgas\x00", "contacts": [
+        {"division": "health", "email": "k@satgas.example"}]}, "name"),
+    ("/task-forces", {"level": "national", "region_code": "", "name": "Satgas", "contacts": [
+        {"division": "health", "email": "k\x00@satgas.example"}]}, "contacts.0.email"),
 ])
 async def test_bad_directory_input_is_a_422_naming_the_field(service: Service, path, body, field):
     response = await service.client.post(path, json=body, headers=bearer("operator"))

@@ -154,6 +154,10 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
                                                           "case_handling"}
     missing = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id, odp=-1))
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "odp"
+    # PostgreSQL's jsonb cannot hold a NUL: refused up front (found by test_openapi_fuzz.py), not a 500.
+    nul = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id,
+                                                                      transport_modes=["bus\x00"]))
+    assert nul.status_code == 422 and [e["field"] for e in nul.json()["errors"]] == ["transport_modes.0"]
     unknown = await reports.post("/reports", headers=COMPANY, json=report(permit_id, str(uuid.uuid4())))
     assert unknown.status_code == 404
 
