@@ -17,8 +17,10 @@ from typing import Any, Generic
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from faststream.specification import AsyncAPI
 
+from shared import dashboard
 from shared.access import TokenVerifier
 from shared.bus import create_broker, ensure_topics
 from shared.consumer import EventConsumer, Handler
@@ -91,6 +93,9 @@ class ServiceRuntime(Generic[Work]):
         app.state.token_verifier = self.token_verifier
         install_problem_handlers(app)
         install_request_logging(app, self.metrics)
+        # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
+        app.add_middleware(CORSMiddleware, allow_origins=dashboard.allowed_origins(), allow_methods=["GET"],
+                           allow_headers=["Authorization"], max_age=600)
         app.include_router(
             operations_router(metrics=self.metrics, checks={"database": self._database_ready,
                                                              "broker": self._broker_ready},

@@ -21,9 +21,9 @@ from services.permits.domain import (
 )
 from services.permits.handlers import PermitHandlers, PermitNotFound, PermitView
 from services.permits.repository import PermitSearch
-from shared.access import Access, Policy, Role, Rule, Scope
+from shared.access import NATIONAL_REGION, Access, Policy, Role, Rule, Scope
 from shared.contract import SectorClass
-from shared.http import Problem
+from shared.http import Problem, Text
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
@@ -31,6 +31,7 @@ O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 POLICY = Policy({
     "apply": Rule({O: Scope.ALL, C: Scope.OWN}, "apply for a permit"),
     "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read or search permits and their history"),
+    "summary": Rule({O: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "count permits by province and status"),
     "decide": Rule({O: Scope.ALL}, "issue or reject an application"),
     "freeze": Rule({O: Scope.ALL}, "freeze (deactivate) an issued permit"),
     "reactivate": Rule({O: Scope.ALL}, "reactivate a frozen permit"),
@@ -43,24 +44,25 @@ POLICY = Policy({
 class Company(BaseModel):
     nib: str = Field(description="13-digit Nomor Induk Berusaha")
     npwp: str = Field(description="NPWP, 15-digit (01.234.567.8-901.000) or 16-digit form")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class Facility(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=500)
+    name: Text = Field(min_length=1, max_length=200)
+    address: Text = Field(min_length=1, max_length=500)
     province_code: str = Field(description="Kemendagri province code, e.g. 32")
     regency_code: str = Field(description="Kemendagri regency/city code, e.g. 32.16")
 
 
 class Workforce(BaseModel):
-    total: int
+    # The lower bound is the domain's rule (named in its problem); the upper one keeps the count storable.
+    total: int = Field(le=10_000_000)
     on_site_per_shift: list[int]
 
 
 class Contact(BaseModel):
-    email: str | None = Field(None, max_length=320)
-    phone: str | None = Field(None, max_length=40)
+    email: Text | None = Field(None, max_length=320)
+    phone: Text | None = Field(None, max_length=40)
 
 
 class ApplicationIn(BaseModel):
@@ -75,11 +77,11 @@ class ApplicationIn(BaseModel):
 
 class DecisionIn(BaseModel):
     decision: Literal["issue", "reject"]
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 def router(handlers: PermitHandlers) -> APIRouter:
@@ -125,6 +127,26 @@ def router(handlers: PermitHandlers) -> APIRouter:
         more = len(found) > limit
         return {"items": [_summary(permit) for _, permit in page],
                 "next_cursor": _cursor(page[-1][0]) if more else None}
+
+    @routes.get("/permits/summary")
+    async def summary(
+        province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+        access: Access = POLICY.guard("summary"),
+    ) -> dict:
+        """Counts only (an aggregate, so agencies may read it); a task force sees its own region by default."""
+        regency = None
+        if province is None and access.region_filter and access.region_filter != NATIONAL_REGION:
+            own = access.region_filter
+            province, regency = (None, own) if "." in own else (own, None)
+        if province or regency:
+            access.require(region_code=regency or province, what="Region")
+        provinces = await handlers.summary(province=province, regency=regency)
+        by_status = dict.fromkeys((s.value for s in PermitStatus), 0)
+        for entry in provinces:
+            for status, count in entry["by_status"].items():
+                by_status[status] += count
+        return {"province": province, "regency": regency, "total": sum(by_status.values()),
+                "by_status": by_status, "by_province": provinces}
 
     @routes.get("/permits/{permit_id}")
     async def read(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
@@ -268,7 +290,10 @@ def _position(cursor: str | None) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not text.startswith("s:"):
             raise ValueError(text)
-        return int(text[2:])
+        seq = int(text[2:])
+        if not 0 <= seq < 2**63:  # positions are bigint identities: anything else was not issued here
+            raise ValueError(text)
+        return seq
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise Problem(422, "Invalid request", "One or more fields are invalid.",
                       errors=[{"field": "cursor", "message": "not a cursor returned by this endpoint"}]) from None

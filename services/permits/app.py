@@ -15,6 +15,7 @@ from services.permits.domain import ApplicationRules
 from services.permits.handlers import PermitHandlers
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
+from shared import dashboard
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, SanctionRecommended,
@@ -66,8 +67,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
                                 FacilityReopened: handlers.on_reopened})
     return runtime.http_app(
         title="iomki permits",
-        description="Companies, plants and their IOMKI permits; the public registry.",
-        routers=[api.router(handlers)],
+        description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
+        routers=[api.router(handlers), dashboard.router()],
     )
 
 

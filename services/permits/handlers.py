@@ -115,6 +115,20 @@ class PermitHandlers:
         async with self.database.reading() as work:
             return await work.permits.search(search)
 
+    async def summary(self, *, province: str | None, regency: str | None) -> list[dict]:
+        """Permits per province and status, each province with its Kemendagri name."""
+        async with self.database.reading() as work:
+            rows = await work.permits.count_by_province_and_status(province=province, regency=regency)
+        provinces: dict[str, dict] = {}
+        for row in rows:
+            code = row["province_code"]
+            entry = provinces.setdefault(code, {
+                "province_code": code, "province_name": self.rules.regions.name_of(code), "total": 0,
+                "by_status": dict.fromkeys((s.value for s in PermitStatus), 0)})
+            entry["by_status"][row["status"]] = row["permits"]
+            entry["total"] += row["permits"]
+        return list(provinces.values())
+
     async def history(self, permit_id: uuid.UUID, access: Access) -> list[dict]:
         async with self.database.reading() as work:
             await self._visible(work, permit_id, access)

@@ -115,6 +115,16 @@ class PermitRepository:
         )
         return [(row["seq"], _permit(row)) for row in rows]
 
+    async def count_by_province_and_status(self, *, province: str | None,
+                                           regency: str | None) -> list[asyncpg.Record]:
+        """The dashboard's and agencies' aggregate: permits per (province, status), one GROUP BY."""
+        return await self._connection.fetch(
+            "SELECT province_code, status, count(*) AS permits FROM permits"
+            " WHERE ($1::text IS NULL OR province_code = $1) AND ($2::text IS NULL OR regency_code = $2)"
+            " GROUP BY province_code, status ORDER BY province_code, status",
+            province, regency,
+        )
+
     async def history(self, permit_id: uuid.UUID) -> list[dict[str, Any]]:
         rows = await self._connection.fetch(
             "SELECT from_status, to_status, action, actor, role, reason, at, causation_id"

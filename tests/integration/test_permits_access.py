@@ -56,6 +56,7 @@ class Request:
 REQUESTS: dict[str, list[Request]] = {
     "apply": [Request("POST", "/permits", None, ())],
     "read": [Request("GET", "/permits/{id}", None, ()), Request("GET", "/permits/{id}/history", None, ())],
+    "summary": [Request("GET", "/permits/summary?province=32", None, ())],
     "decide": [Request("POST", "/permits/{id}/decision", {"decision": "reject", "reason": "incomplete"}, ())],
     "freeze": [Request("POST", "/permits/{id}/freeze", {"reason": "3 warnings"}, ("issue",))],
     "reactivate": [Request("POST", "/permits/{id}/reactivate", {"reason": "reports resumed"}, ("issue", "freeze"))],

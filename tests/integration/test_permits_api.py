@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -113,6 +114,24 @@ async def test_a_malformed_body_is_a_422_not_a_500(permits):
     assert answer.json()["errors"]
 
 
+async def test_values_the_database_cannot_hold_are_422s_naming_the_field_not_500s(permits):
+    # Found by tests/integration/test_openapi_fuzz.py: a NUL in free text, and a count beyond int4.
+    nul = await permits.post("/permits", json=application("Jl. Industri\x00 No. 1"), headers=OPERATOR)
+    assert nul.status_code == 422, nul.text
+    assert [e["field"] for e in nul.json()["errors"]] == ["facility.address"]
+    huge = await permits.post("/permits", json=application(
+        a_plant(), workforce={"total": 3_000_000_000, "on_site_per_shift": [1]}), headers=OPERATOR)
+    assert huge.status_code == 422, huge.text
+    assert [e["field"] for e in huge.json()["errors"]] == ["workforce.total"]
+
+
+async def test_a_forged_cursor_past_any_position_is_a_422_not_a_500(permits):
+    forged = base64.urlsafe_b64encode(b"s:" + b"9" * 22).decode()
+    answer = await permits.get("/permits", params={"cursor": forged}, headers=OPERATOR)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "cursor"
+
+
 async def test_a_second_active_application_for_the_same_plant_names_the_existing_permit(permits):
     address = a_plant()
     first = await permits.post("/permits", json=application(address), headers=COMPANY)
@@ -202,6 +221,44 @@ async def test_search_filters_and_pages_with_a_cursor(permits):
     assert [item["permit_id"] for item in issued] == [created[0]]
     bad = await permits.get("/permits", params={"cursor": "garbage!"}, headers=OPERATOR)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_the_summary_counts_permits_by_province_and_status_and_scopes_a_task_force(permits):
+    async def summary(headers: dict[str, str], **params: str) -> dict[str, Any]:
+        answer = await permits.get("/permits/summary", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    before = await summary(OPERATOR)
+    await issued_permit(permits)
+    await permits.post("/permits", json=application(a_plant()), headers=COMPANY)
+    central_java = application(a_plant(), facility={"name": "Pabrik Semarang", "address": a_plant(),
+                                                     "province_code": "33", "regency_code": "33.74"})
+    assert (await permits.post("/permits", json=central_java, headers=COMPANY)).status_code == 201
+
+    after = await summary(bearer("agency"))
+    provinces = {p["province_code"]: p for p in after["by_province"]}
+    earlier = {p["province_code"]: p for p in before["by_province"]}
+    west = provinces["32"]
+    assert west["province_name"] == "Jawa Barat"
+    def grown(code: str, status: str | None = None) -> int:
+        now = provinces[code]["by_status"][status] if status else provinces[code]["total"]
+        if code not in earlier:
+            return now
+        return now - (earlier[code]["by_status"][status] if status else earlier[code]["total"])
+
+    assert {code: grown(code) for code in provinces} == {code: 0 for code in provinces} | {"32": 2, "33": 1}
+    assert grown("32", "ISSUED") == 1 and grown("32", "SUBMITTED") == 1 and grown("33", "SUBMITTED") == 1
+    assert after["total"] - before["total"] == 3
+    assert after["by_status"]["SUBMITTED"] - before["by_status"]["SUBMITTED"] == 2
+
+    # A task force sees its own province only, and 404 for another's.
+    west_java = await summary(bearer("task_force", region="32"))
+    assert [p["province_code"] for p in west_java["by_province"]] == ["32"]
+    assert west_java["total"] == west["total"]
+    other = await permits.get("/permits/summary", params={"province": "33"},
+                              headers=bearer("task_force", region="32"))
+    assert other.status_code == 404
 
 
 # -- permit numbers -----------------------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""The operators' dashboard as a person sees it: the four services as processes, the page in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.e2e.processes import ARTIFACTS, RunningServices, running_platform
+from tests.platform import bearer, token
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OPERATOR = bearer("operator")
+
+# Three plants in Jawa Barat (one is closed by a cluster), one in Jawa Tengah.
+PLANTS = [("8120000500001", "32", "32.16", "issue"), ("8120000500002", "32", "32.04", "issue"),
+          ("8120000500003", "32", "32.04", None), ("8120000500004", "33", "33.74", "issue")]
+
+
+def application(nib: str, province: str, regency: str) -> dict[str, Any]:
+    return {
+        "company": {"nib": nib, "npwp": "01.234.567.8-901.000", "name": f"PT Dasbor {nib[-1]}"},
+        "facility": {"name": f"Pabrik {nib[-1]}", "address": f"Jl. Industri No. {nib[-2:]}",
+                     "province_code": province, "regency_code": regency},
+        "kbli": ["20111"], "sector_class": "essential",
+        "workforce": {"total": 200, "on_site_per_shift": [100, 100]},
+        "health_protocol_commitment": True,
+    }
+
+
+def report(permit_id: str, period_id: str) -> dict[str, Any]:
+    return {"permit_id": permit_id, "period_id": period_id,
+            "workforce": {"total": 200, "on_site_per_shift": [100, 100]},
+            "odp": 0, "pdp": 0, "confirmed_positive": 0, "tests": {"pcr": 4, "antigen": 20},
+            "vaccinated": {"dose1": 180, "dose2": 150, "booster": 40}, "transport_modes": ["company_bus"],
+            "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",
+                                                 "disinfection", "handwash_stations", "pedulilindungi_scan"),
+                                                True)}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def services() -> AsyncIterator[RunningServices]:
+    # Short reporting periods so compliance has deadlines to count; no warning within the test, so no sanction
+    # changes a permit's state while the page is read.
+    async with running_platform("dash", {"IOMKI_REPORT_REGIME": "every:6s", "IOMKI_WARNING_DELAY": "PT1H",
+                                         "IOMKI_REPORT_DUE_LEAD": "PT1S"}) as running:
+        yield running
+
+
+async def poll(read: Callable[[], Any], until: Callable[[Any], bool], timeout: float = 60) -> Any:
+    async with asyncio.timeout(timeout):
+        while not until(value := await read()):
+            await asyncio.sleep(0.3)
+    return value
+
+
+class Visible(HTMLParser):
+    """The rendered DOM's text, by `data-test` mark, and every marked element's attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self.attributes: dict[str, dict[str, str | None]] = {}
+        self._open: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for _, open_mark in self._open:  # an element boundary separates words, as it does on screen
+            if open_mark:
+                self.text[open_mark] += " "
+        mark = dict(attrs).get("data-test")
+        if mark:
+            self.attributes[mark] = dict(attrs)
+            self.text.setdefault(mark, "")
+        if tag not in ("rect", "br", "meta", "link", "input", "img"):
+            self._open.append((tag, mark))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, mark in self._open:
+            if mark:
+                self.text[mark] += data
+
+    def within(self, prefix: str) -> dict[str, str]:
+        return {mark: " ".join(text.split()) for mark, text in self.text.items() if mark.startswith(prefix)}
+
+
+def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--virtual-time-budget=8000", *extra, url],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+
+
+async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(services):
+    permits, incidents, reports = services.url("permits"), services.url("incidents"), services.url("reports")
+    async with httpx.AsyncClient(timeout=10) as http:
+        ids: dict[str, dict[str, str]] = {}
+        for nib, province, regency, decision in PLANTS:
+            applied = await http.post(f"{permits}/permits", json=application(nib, province, regency),
+                                      headers=bearer("company", nib=nib))
+            assert applied.status_code == 201, applied.text
+            ids[nib] = applied.json()
+            if decision:
+                decided = await http.post(f"{permits}/permits/{ids[nib]['permit_id']}/decision", headers=OPERATOR,
+                                          json={"decision": decision, "reason": "documents complete"})
+                assert decided.status_code == 200, decided.text
+
+        # A cluster: two confirmed cases at the first plant close it and raise an alert.
+        closed_nib = PLANTS[0][0]
+        closed_plant = ids[closed_nib]["facility_id"]
+        for reference in ("C-DASH-1", "C-DASH-2"):
+            case = await poll(lambda ref=reference: http.post(f"{incidents}/cases", headers=bearer(
+                "company", nib=closed_nib), json={"facility_id": closed_plant, "case_ref": ref,
+                                                   "confirmed_on": date.today().isoformat(), "symptomatic": True,
+                                                   "close_contacts": 4}),
+                              lambda answer: answer.status_code != 404)
+            assert case.status_code == 201, case.text
+        await poll(lambda: http.get(f"{services.url('notifier')}/alerts", headers=OPERATOR),
+                   lambda answer: any(a["facility_id"] == closed_plant and a["event_type"] == "ClusterDeclared"
+                                      for a in answer.json()["alerts"]))
+        # One plant in Jawa Barat reports; nobody in Jawa Tengah does. Deadlines pass in both provinces.
+        reporter_nib = PLANTS[1][0]
+        reporter = ids[reporter_nib]["permit_id"]
+        schedule = await poll(lambda: http.get(f"{reports}/schedules/{reporter}", headers=OPERATOR),
+                              lambda answer: answer.status_code == 200 and answer.json()["periods"])
+        submitted = await http.post(f"{reports}/reports", headers=bearer("company", nib=reporter_nib),
+                                    json=report(reporter, schedule.json()["periods"][-1]["period_id"]))
+        assert submitted.status_code == 201, submitted.text
+        for province, reported in (("32", 1), ("33", 0)):
+            await poll(lambda p=province: http.get(f"{reports}/compliance", params={"province": p},
+                                                   headers=OPERATOR),
+                       lambda answer, r=reported: answer.json()["periods_due"] > 0
+                       and answer.json()["reported"] == r)
+
+    url = f"{permits}/dashboard#token={token('operator')}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard.png"
+    with tempfile.TemporaryDirectory() as profile:
+        dom = chromium(url, Path(profile), "--dump-dom").stdout
+        screenshot.unlink(missing_ok=True)
+        chromium(url, Path(profile), f"--screenshot={screenshot}", "--window-size=1400,1300",
+                 "--hide-scrollbars")
+    assert screenshot.stat().st_size > 10_000
+
+    page = Visible()
+    page.feed(dom)
+    assert "Updated" in page.text["status"] and "unavailable" not in page.text["status"], page.text["status"]
+
+    # Permits by state and by province, as a person reads them off the page.
+    assert page.within("total-") == {"total-SUBMITTED": "1 Submitted", "total-ISSUED": "3 Issued",
+                                     "total-FROZEN": "0 Frozen", "total-REVOKED": "0 Revoked",
+                                     "total-REJECTED": "0 Rejected"}
+    assert page.within("province-") == {
+        "province-32": "Jawa Barat (32) 1 2 0 0 0 3", "province-33": "Jawa Tengah (33) 0 1 0 0 0 1"}
+
+    # A compliance bar per province, as long as its reporting rate, with the rate in words beside it.
+    west, central = page.attributes["compliance-bar-32"], page.attributes["compliance-bar-33"]
+    assert float(west["data-rate"]) > 0 and int(west["width"]) > 0
+    assert re.match(r"[1-9]\d* % reported \(1/\d+\)", page.within("compliance-label-")["compliance-label-32"])
+    assert central["data-rate"] == "0" and central["width"] == "0"
+    assert page.within("compliance-label-")["compliance-label-33"].startswith("0 % reported (0/")
+
+    # The closed plant, closed by its cluster; and its open alert at the regency level.
+    closure = " ".join(page.text[f"closure-{closed_plant}"].split())
+    assert "plant closed" in closure and "32.16 · Jawa Barat" in closure and "cluster " in closure
+    alert = " ".join(page.text[f"alert-{closed_plant}-ClusterDeclared"].split())
+    assert alert.startswith("regency high ClusterDeclared"), alert
+
+
+async def test_the_services_let_only_the_dashboards_origin_read_them_from_a_browser(services):
+    dashboard_origin = services.url("permits")
+    async with httpx.AsyncClient(timeout=10) as http:
+        config = (await http.get(f"{dashboard_origin}/dashboard/config.json")).json()
+        assert config["services"] == {name: services.url(name) for name in services.ports}
+        for origin, allowed in ((dashboard_origin, True), ("http://evil.example", False)):
+            preflight = await http.options(f"{services.url('notifier')}/alerts", headers={
+                "Origin": origin, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization"})
+            assert (preflight.headers.get("access-control-allow-origin") == origin) is allowed, preflight.headers
+        # Reads only: a browser page may not write through CORS.
+        write = await http.options(f"{services.url('permits')}/permits", headers={
+            "Origin": dashboard_origin, "Access-Control-Request-Method": "POST"})
+        assert "POST" not in write.headers.get("access-control-allow-methods", "")
