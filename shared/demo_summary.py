@@ -1,0 +1,212 @@
+"""The demo's closing summary: read from the services' APIs (never from the script's own counters), rendered
+as tables, and checked against what the scenario's plans say must be true."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from shared.demo_scenario import PROVINCE_NAMES, REGIONS, Expected, Plant, Role
+from shared.regions import local_zone
+
+_ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
+STATES = ("SUBMITTED", "ISSUED", "FROZEN", "REVOKED", "REJECTED")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expected: Any
+    observed: Any
+    ok: bool
+
+
+@dataclass
+class Summary:
+    permits: list[dict]
+    compliance: dict[str, dict]  # by province code, and "ALL"
+    incidents: list[dict]
+    alerts: list[dict]
+    escalations: dict[str, list[dict]]  # by alert id, for acknowledged alerts
+    deliveries: dict[str, list[dict]]  # by alert id, for acknowledged alerts
+    cluster_permit: dict
+    webhooks_received: int
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def permits_by_state(self) -> Counter[str]:
+        return Counter(p["status"] for p in self.permits)
+
+    def permits_by_province(self) -> dict[str, Counter[str]]:
+        table: dict[str, Counter[str]] = defaultdict(Counter)
+        for permit in self.permits:
+            table[permit["province_code"]][permit["status"]] += 1
+        return table
+
+
+class Api:
+    """Reads with an operator token; any failure is the demo's failure."""
+
+    def __init__(self, http: Any, urls: dict[str, str], operator: dict[str, str]) -> None:
+        self.http, self.urls, self.operator = http, urls, operator
+
+    async def get(self, service: str, path: str, **params: Any) -> Any:
+        response = await self.http.get(f"{self.urls[service]}{path}", headers=self.operator, params=params)
+        response.raise_for_status()
+        return response.json()
+
+
+async def collect(api: Api, plants: list[Plant], permit_ids: dict[int, str], webhooks_received: int) -> Summary:
+    permits: list[dict] = []
+    cursor = None
+    while True:
+        page = await api.get("permits", "/permits", limit=200, **({"cursor": cursor} if cursor else {}))
+        permits += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    compliance = {code: await api.get("reports", "/compliance", province=code) for code, _, _, _ in REGIONS}
+    compliance["ALL"] = await api.get("reports", "/compliance")
+    incidents = (await api.get("incidents", "/incidents", limit=500))["items"]
+    alerts = (await api.get("notifier", "/alerts", limit=1000))["alerts"]
+    escalations, deliveries = {}, {}
+    for alert in alerts:
+        if alert["status"] == "acknowledged":
+            escalations[alert["alert_id"]] = (await api.get("notifier", f"/alerts/{alert['alert_id']}"))["escalations"]
+            deliveries[alert["alert_id"]] = (await api.get(
+                "notifier", f"/alerts/{alert['alert_id']}/deliveries"))["deliveries"]
+    cluster = next(p for p in plants if p.role is Role.CLUSTER)
+    cluster_permit = await api.get("permits", f"/permits/{permit_ids[cluster.index]}")
+    return Summary(permits, compliance, incidents, alerts, escalations, deliveries, cluster_permit, webhooks_received)
+
+
+def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], facility_ids: dict[int, str],
+          expect: Expected) -> list[Check]:
+    """The scenario's expectations against what the services said."""
+    by_role = {plant.role: plant for plant in plants}
+    states = summary.permits_by_state()
+    status_of = {p["permit_id"]: p["status"] for p in summary.permits}
+    overall = summary.compliance["ALL"]
+    cluster_facility = facility_ids[by_role[Role.CLUSTER].index]
+    cluster_incident = next((i for i in summary.incidents if i["facility_id"] == cluster_facility), {})
+    cluster_alert = next((a for a in summary.alerts if a["facility_id"] == cluster_facility
+                          and a["event_type"] == "ClusterDeclared"), {})
+    late = (overall["reported"] or 0) - (overall["on_time"] or 0)
+    delivered = sum(1 for ds in summary.deliveries.values() for d in ds if d["status"] == "delivered")
+    return [
+        Check("permits in the registry", expect.plants, len(summary.permits), len(summary.permits) == expect.plants),
+        Check("REVOKED permits (exactly the plant that missed while frozen)", 1, states["REVOKED"],
+              states["REVOKED"] == 1 and status_of.get(permit_ids[by_role[Role.REVOKE].index]) == "REVOKED"),
+        Check("FROZEN permits (the plant that missed three weeks in a row)", 1, states["FROZEN"],
+              states["FROZEN"] == 1 and status_of.get(permit_ids[by_role[Role.FREEZE].index]) == "FROZEN"),
+        Check("ISSUED permits", expect.plants - 2, states["ISSUED"], states["ISSUED"] == expect.plants - 2),
+        Check("reports received", expect.reports, overall["reported"], overall["reported"] == expect.reports),
+        Check("late reports (at least those planned late)", f"≥ {expect.late_at_least}", late,
+              late >= expect.late_at_least),
+        Check("overdue periods", expect.missed, overall["overdue"], overall["overdue"] == expect.missed),
+        Check("warnings issued", expect.missed, overall["warnings"], overall["warnings"] == expect.missed),
+        Check("periods excused (plant closed)", expect.excused, overall["excused_closed"],
+              overall["excused_closed"] == expect.excused),
+        Check("cluster plant closed (permits)", "closed", summary.cluster_permit["operating_status"],
+              summary.cluster_permit["operating_status"] == "closed"),
+        Check("cluster plant closed (incidents)", "plant_closed, 2 cases",
+              f"{cluster_incident.get('status')}, {cluster_incident.get('cases_total')} cases",
+              cluster_incident.get("status") == "plant_closed" and cluster_incident.get("cases_total") == 2),
+        Check("cluster alert escalated to national, then acknowledged", "acknowledged at national",
+              f"{cluster_alert.get('status')} at {cluster_alert.get('level')}",
+              cluster_alert.get("status") == "acknowledged" and cluster_alert.get("level") == "national"),
+        Check("webhook deliveries of acknowledged alerts", "> 0", delivered, delivered > 0),
+    ]
+
+
+def render(summary: Summary, console: Console) -> None:
+    console.rule("[bold]What the services report")
+    by_province = summary.permits_by_province()
+    grid = _table("Permits by state and province (permits: GET /permits)",
+                  ["Province", "Zone", *STATES[1:4], "Total"])
+    for code, name, _, _ in REGIONS:
+        row = by_province.get(code, Counter())
+        grid.add_row(f"{code} {name}", _ZONE_NAMES.get(local_zone(code).key, ""),
+                     *(_n(row[s]) for s in STATES[1:4]), str(sum(row.values())))
+    total = summary.permits_by_state()
+    grid.add_row("[bold]All", "", *(f"[bold]{total[s]}" for s in STATES[1:4]), f"[bold]{len(summary.permits)}")
+    console.print(grid)
+
+    grid = _table("Compliance by province (reports: GET /compliance)",
+                  ["Province", "Due", "Reported", "On time", "On-time rate", "Overdue", "Warnings", "Excused",
+                   "Frozen", "Closed"])
+    for code in [*PROVINCE_NAMES, "ALL"]:
+        c = summary.compliance[code]
+        label = f"{code} {PROVINCE_NAMES[code]}" if code != "ALL" else "[bold]All"
+        grid.add_row(label, str(c["periods_due"]), str(c["reported"]), str(c["on_time"]), _rate(c["on_time_rate"]),
+                     _n(c["overdue"]), _n(c["warnings"]), _n(c["excused_closed"]), _n(c["frozen_plants"]),
+                     _n(c["closed_plants"]))
+    console.print(grid)
+
+    grid = _table("Incidents (incidents: GET /incidents)", ["Plant", "Regency", "Status", "Cases", "Isolating",
+                                                            "Quarantined"])
+    for item in summary.incidents:
+        grid.add_row(item["facility_id"][:8], item["regency_code"], item["status"], str(item["cases_total"]),
+                     str(item["active_isolations"]), str(item["active_quarantines"]))
+    console.print(grid)
+
+    grid = _table("Alerts (notifier: GET /alerts)", ["Event", "Severity", "Alerts", "Events", "Open",
+                                                     "Acknowledged", "Highest level"])
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for alert in summary.alerts:
+        grouped[alert["event_type"]].append(alert)
+    levels = ("regency", "province", "national")
+    for event_type, alerts in sorted(grouped.items()):
+        acked = sum(1 for a in alerts if a["status"] == "acknowledged")
+        grid.add_row(event_type, alerts[0]["severity"], str(len(alerts)), str(sum(a["count"] for a in alerts)),
+                     str(len(alerts) - acked), str(acked), max((a["level"] for a in alerts), key=levels.index))
+    console.print(grid)
+
+    grid = _table("Response times of acknowledged alerts (notifier: GET /alerts/{id}, /deliveries)",
+                  ["Event", "Regency", "Escalations", "Acknowledged by", "At level", "Response", "Webhooks"])
+    for alert in summary.alerts:
+        if alert["status"] != "acknowledged":
+            continue
+        seconds = (_at(alert["acknowledged_at"]) - _at(alert["first_seen_at"])).total_seconds()
+        hops = " → ".join([e["from_level"] for e in summary.escalations[alert["alert_id"]]][:1]
+                          + [e["to_level"] for e in summary.escalations[alert["alert_id"]]]) or "—"
+        deliveries = summary.deliveries[alert["alert_id"]]
+        delivered = sum(1 for d in deliveries if d["status"] == "delivered")
+        grid.add_row(alert["event_type"], alert["regency_code"], hops,
+                     f"{alert['acknowledged_by']} ({alert['acknowledged_role']})", alert["level"],
+                     f"{seconds:.1f} s", f"{delivered}/{len(deliveries)} delivered")
+    console.print(grid)
+    console.print(f"Webhook requests received by the demo's task-force endpoint: {summary.webhooks_received}")
+
+
+def render_checks(checks: list[Check], console: Console) -> None:
+    grid = _table("The scenario's expectations against the APIs", ["Check", "Expected", "Observed", ""])
+    for c in checks:
+        grid.add_row(c.name, str(c.expected), str(c.observed), "[green]✔[/green]" if c.ok else "[red]✘[/red]")
+    console.print(grid)
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for position, column in enumerate(columns):
+        grid.add_column(column, justify="left" if position == 0 else "right")
+    return grid
+
+
+def _n(value: int | None) -> str:
+    return "·" if not value else str(value)
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
