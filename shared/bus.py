@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from shared.contract import TOPICS, Topic
+from shared.contract import TOPICS, Topic, events_on
 from shared.settings import PlatformSettings
 
 log = structlog.get_logger(__name__)
@@ -58,6 +58,17 @@ def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
         logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them
         request_timeout_ms=10_000,
     )
+
+
+def declare_publishers(broker: KafkaBroker, topic: Topic) -> None:
+    """Document each event of a topic as a publication on it, so the AsyncAPI document shows its schema."""
+    for event_type in events_on(topic):
+        broker.publisher(
+            topic.name,
+            title=f"{topic.name}:{event_type.type_name()}",
+            description=event_type.__doc__ or event_type.__name__,
+            schema=event_type,
+        )
 
 
 async def ensure_topics(

@@ -22,9 +22,9 @@ from faststream.specification import AsyncAPI
 
 from shared import dashboard
 from shared.access import TokenVerifier
-from shared.bus import create_broker, ensure_topics
+from shared.bus import create_broker, declare_publishers, ensure_topics
 from shared.consumer import EventConsumer, Handler
-from shared.contract import Event, Topic, events_on
+from shared.contract import Event, Topic
 from shared.db import create_pool, migrate, migrations_in, provision
 from shared.http import install_problem_handlers, install_request_logging, operations_router
 from shared.infra import admin_database_url
@@ -74,13 +74,7 @@ class ServiceRuntime(Generic[Work]):
 
     def publishes(self, topic: Topic) -> None:
         """Declare a topic this service writes (through its outbox), for the AsyncAPI document."""
-        for event_type in events_on(topic):
-            self.broker.publisher(
-                topic.name,
-                title=f"{topic.name}:{event_type.type_name()}",
-                description=event_type.__doc__ or event_type.__name__,
-                schema=event_type,
-            )
+        declare_publishers(self.broker, topic)
 
     def every(self, seconds: float, name: str, run: Callable[[], Awaitable[Any]]) -> None:
         self._periodic.append(Periodic(name, seconds, run))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 from pathlib import Path
 
 import pytest
 
-from shared.catalogue import render_html, render_markdown
+from shared.catalogue import render_asyncapi, render_html, render_markdown
 from shared.contract import EVENT_TYPES, TOPICS, decode
 
 pytestmark = pytest.mark.unit
@@ -20,6 +22,19 @@ PRIVATE = [cls for cls in EVENT_TYPES.values() if not cls.topic.public]
 def test_committed_catalogue_is_current():
     assert (DOCS / "events.md").read_text(encoding="utf-8") == render_markdown(), "run `make docs`"
     assert (DOCS / "events.html").read_text(encoding="utf-8") == render_html(), "run `make docs`"
+    assert (DOCS / "asyncapi.json").read_text(encoding="utf-8") == render_asyncapi(), "run `make docs`"
+
+
+def test_the_asyncapi_document_has_every_public_event_and_no_internal_topic():
+    document = json.loads(render_asyncapi())
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {topic.name for topic in TOPICS if topic.public}
+    documented = " ".join(document["components"]["messages"])
+    for cls in PUBLIC:
+        assert cls.type_name() in documented
+    for cls in PRIVATE:
+        assert cls.type_name() not in documented
 
 
 @pytest.mark.parametrize("render", [render_markdown, render_html])
