@@ -193,7 +193,11 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
     alert = await world.alert_for(cibitung["facility_id"], "WarningIssued")
     assert alert["severity"] == "low" and alert["regency_code"] == "32.16"
 
-    hooks = await eventually(lambda: asyncio.sleep(0, world.receiver.on("bekasi")))
+    # Other plants of the session may warn Bekasi too: take this plant's notice.
+    def this_alert(path: str) -> list[tuple[dict[str, str], bytes]]:
+        return [hook for hook in world.receiver.on(path) if alert["alert_id"].encode() in hook[1]]
+
+    hooks = await eventually(lambda: asyncio.sleep(0, this_alert("bekasi")))
     headers, body = hooks[0]
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-iomki-signature"], expected)
@@ -209,7 +213,7 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
     assert sorted((d["channel"], d["recipient_kind"], d["status"]) for d in deliveries) == [
         ("email", "company", "delivered"), ("webhook", "task_force", "delivered")]
     assert all("target" not in d and d["attempt_log"][0]["succeeded"] for d in deliveries)
-    assert world.receiver.on("karawang") == []
+    assert not any(str(cibitung["facility_id"]).encode() in body for _, body in world.receiver.on("karawang"))
 
     # Agencies see that an alert was raised and delivered, never to which address.
     messages = await read_topic(world.bootstrap, "iomki.alerts", until=lambda ms: sum(
@@ -245,7 +249,7 @@ async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_ma
     assert failed["attempts"] == 4 and failed["last_error"] == "ConnectError"
     assert [a["succeeded"] for a in failed["attempt_log"]] == [False] * 4
     # The receiver saw the same delivery id (for its dedup) and the same signed bytes on every try.
-    tries = world.receiver.on("satpolpp")
+    tries = [hook for hook in world.receiver.on("satpolpp") if alert["alert_id"].encode() in hook[1]]
     assert len(tries) == 3 and len({(h["x-iomki-delivery"], b) for h, b in tries}) == 1
 
 
