@@ -21,7 +21,7 @@ from shared.cli_verify import verify_token
 from shared.demo import demo
 from shared.launcher import Platform, development_secret
 from shared.observability import configure_logging
-from shared.settings import SERVICES, PlatformSettings, port_of
+from shared.settings import SERVICES, PlatformSettings, local_url
 
 app = typer.Typer(help="iomki: industrial operating permits for a health emergency.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -65,14 +65,14 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
     console.print()
     for service in SERVICES:
         state = "[green]ready[/green]" if ready.get(service) else "[red]not ready[/red]"
-        base = f"http://127.0.0.1:{port_of(service)}"
+        base = local_url(service)
         console.print(f"  {service:<10} {base}   docs {base}/docs   {state}")
     token = mint(development_secret(settings), role=Role.OPERATOR, sub="dev-operator", ttl_seconds=12 * 3600)
     console.print()
     console.print("Development operator token (12 h):")
     typer.echo(token)
     console.print("Operators' dashboard (the token rides in the fragment, which is never sent to a server):")
-    typer.echo(f"http://127.0.0.1:{port_of('permits')}/dashboard#token={token}")
+    typer.echo(f"{local_url('permits')}/dashboard#token={token}")
     console.print("Mint others with: [bold]iomki token --role task_force --region 32.16[/bold]"
                   " | --role company --nib 8120000123456 | --role agency")
     console.print("Ctrl-C stops everything.")

@@ -16,9 +16,9 @@ from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.cli_dlq import read_dead_letters
-from shared.cli_support import CliFailure, JsonOption, emit, kafka_options, out, service_url, table
+from shared.cli_support import CliFailure, JsonOption, emit, kafka_options, out, table
 from shared.contract import DLQ, TOPICS
-from shared.settings import SERVICES, PlatformSettings
+from shared.settings import SERVICES, PlatformSettings, service_url
 
 LAG_NOTE = ("end offsets as the broker reports them; the embedded broker can under-report them after batched "
             "writes, so lag may read low there")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, NoReturn, Optional
@@ -23,7 +22,7 @@ from rich.table import Table
 from shared.access import Role, mint
 from shared.bus import connection_options
 from shared.launcher import development_secret
-from shared.settings import PlatformSettings, port_of
+from shared.settings import PlatformSettings, service_url
 
 # Library chatter (aiokafka's connection retries) would drown the one message that explains a failure.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -44,11 +43,6 @@ class CliFailure(typer.Exit):
     def __init__(self, message: str | None = None) -> None:
         super().__init__(1)
         self.message = message
-
-
-def service_url(service: str) -> str:
-    """IOMKI_<SERVICE>_URL, or the service's port on this machine."""
-    return (os.environ.get(f"IOMKI_{service.upper()}_URL") or f"http://127.0.0.1:{port_of(service)}").rstrip("/")
 
 
 def bearer_token(token: str | None) -> str:

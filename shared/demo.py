@@ -44,7 +44,7 @@ from shared.demo_summary import Api, Summary, check, collect, render, render_che
 from shared.infra import free_port, stop_embedded_postgres
 from shared.launcher import Platform, development_secret
 from shared.observability import configure_logging
-from shared.settings import SERVICES, PlatformSettings, port_of
+from shared.settings import SERVICES, PlatformSettings, local_url
 
 WEBHOOK_SECRET = "demo-task-force-webhook-secret"
 
@@ -471,7 +471,7 @@ def demo(
             raise typer.Exit(1)
         console.print(f"Platform up (logs in {settings.data_dir}/<service>.log); clock: "
                       + ", ".join(f"{k}={v}" for k, v in demo_environment(period_seconds).items()))
-        urls = {service: f"http://127.0.0.1:{port_of(service)}" for service in SERVICES}
+        urls = {service: local_url(service) for service in SERVICES}
         summary = asyncio.run(play(urls, development_secret(settings), scenario, console))
         ok = summary.ok
         console.print("[bold green]The services' APIs agree with the scenario.[/]" if ok else

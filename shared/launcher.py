@@ -25,7 +25,7 @@ from shared.bus import ensure_topics
 from shared.db import describe, migrate, migrations_in, provision
 from shared.infra import EmbeddedBroker, admin_database_url, stop_embedded_postgres
 from shared.runtime import PLATFORM_MIGRATIONS
-from shared.settings import SERVICES, PlatformSettings, port_of
+from shared.settings import SERVICES, PlatformSettings, local_url
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,7 @@ class Platform:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
             for service in SERVICES:
-                url = f"http://127.0.0.1:{port_of(service)}/readyz"
+                url = f"{local_url(service)}/readyz"
                 ready[service] = False
                 while time.monotonic() < deadline:
                     try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("permits", "reports", "incidents", "notifier")
@@ -57,3 +58,13 @@ def port_of(service: str) -> int:
         port: int = Field(DEFAULT_PORTS[service], validation_alias=f"IOMKI_{service.upper()}_PORT", ge=1, le=65535)
 
     return _Port().port
+
+
+def local_url(service: str) -> str:
+    """A service started on this machine (by `iomki up`, the demo or the tests)."""
+    return f"http://127.0.0.1:{port_of(service)}"
+
+
+def service_url(service: str) -> str:
+    """Where a client (the CLI, the dashboard) finds a service: IOMKI_<SERVICE>_URL, or this machine."""
+    return (os.environ.get(f"IOMKI_{service.upper()}_URL") or local_url(service)).rstrip("/")

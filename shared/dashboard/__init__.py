@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from shared.settings import SERVICES, port_of
+from shared.settings import SERVICES, port_of, service_url
 
 # The service that serves the page (the ministry's front door, see services/permits/app.py); the others only
 # answer its calls.
@@ -26,7 +26,7 @@ _ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 def service_urls() -> dict[str, str]:
     """Where the browser finds each service: `IOMKI_<SERVICE>_URL`, or the local default port."""
-    return {service: os.environ.get(f"IOMKI_{service.upper()}_URL") or f"http://127.0.0.1:{port_of(service)}"
+    return {service: service_url(service)
             for service in SERVICES}
 
 

@@ -64,7 +64,7 @@ class Probe:
 
     async def wait_applied(self, facility_ids: list[uuid.UUID], count: int, timeout: float = 60) -> list:
         async with asyncio.timeout(timeout):
-            while len(rows := await self.applied(facility_ids)) < count:
+            while len(await self.applied(facility_ids)) < count:
                 await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # anything applied twice would show up now
         return await self.applied(facility_ids)
