@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit bench docs clean
+.PHONY: run demo test unit bench soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A steady mixed load for IOMKI_SOAK_SECONDS (600): rates, latencies, events, each process's memory.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.catalogue

@@ -22,6 +22,13 @@ _MIGRATION = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 # Advisory-lock namespace for provisioning and migrations (an arbitrary constant, shared by all services).
 _LOCK_NAMESPACE = 0x10_4B_1
 
+# Bounds on every wait for the database, so that a server that is down or stuck makes a request fail (503)
+# within seconds instead of hanging: opening a connection, getting one from the pool (which may include
+# opening it), and any one statement.
+CONNECT_TIMEOUT = 5.0
+ACQUIRE_TIMEOUT = 8.0
+COMMAND_TIMEOUT = 15.0
+
 
 def role_of(service: str) -> str:
     return f"iomki_{service}"
@@ -62,7 +69,7 @@ async def ensure_database(admin_url: str, database: str) -> None:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
             try:
-                await connection.execute(f'CREATE DATABASE "{database}"')
+                await connection.execute(f"CREATE DATABASE {quote_identifier(database)}")
             except asyncpg.DuplicateDatabaseError:
                 pass
     finally:
@@ -73,7 +80,7 @@ async def drop_database(admin_url: str, database: str) -> None:
     _check_identifier(database)
     connection = await asyncpg.connect(with_database(admin_url, "postgres"))
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await connection.execute(f"DROP DATABASE IF EXISTS {quote_identifier(database)} WITH (FORCE)")
     finally:
         await connection.close()
 
@@ -87,9 +94,11 @@ async def provision(admin_url: str, service: str) -> str:
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, 0)", _LOCK_NAMESPACE)
             if not await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
-                await connection.execute(f'CREATE ROLE "{role}" LOGIN')
-            await connection.execute(f'GRANT CONNECT ON DATABASE "{database_of(admin_url)}" TO "{role}"')
-            await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{role}"')
+                await connection.execute(f"CREATE ROLE {quote_identifier(role)} LOGIN")
+            await connection.execute(
+                f"GRANT CONNECT ON DATABASE {quote_identifier(database_of(admin_url))} TO {quote_identifier(role)}")
+            await connection.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(service)} AUTHORIZATION {quote_identifier(role)}")
     finally:
         await connection.close()
     return with_user(admin_url, role)
@@ -175,8 +184,15 @@ async def create_pool(url: str, schema: str, *, min_size: int = 2, max_size: int
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": f"iomki-{schema}"},
-        command_timeout=30,
+        timeout=CONNECT_TIMEOUT,
+        command_timeout=COMMAND_TIMEOUT,
     )
+
+
+def quote_identifier(name: str) -> str:
+    """A database, role or schema name in a statement (identifiers cannot be `$n` parameters), quoted the way
+    PostgreSQL quotes them, so that no name can end the identifier and start SQL of its own."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _check_identifier(name: str) -> None:

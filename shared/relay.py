@@ -73,9 +73,9 @@ class Relay:
             watcher = AIOKafkaConsumer(**connection_options(self._settings), request_timeout_ms=5_000)
             producer = AIOKafkaProducer(**connection_options(self._settings), client_id=f"iomki-{self._schema}-relay",
                                         acks="all", linger_ms=1, request_timeout_ms=10_000)
-            await watcher.start()
-            await producer.start()
-            try:
+            try:  # stopped even when starting fails (the broker is down): clients left open pile up
+                await watcher.start()
+                await producer.start()
                 await self._publish_forever(connection, watcher, producer)
             finally:
                 await producer.stop()

@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from shared.contract import CONTENT_TYPE, DLQ, Envelope, EVENT_TYPES
+from shared.db import ACQUIRE_TIMEOUT
 
 
 class Outbox:
@@ -97,11 +98,11 @@ class Database(Generic[Work]):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Work]:
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection, connection.transaction():
             yield self.unit_of_work(connection)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Work]:
         """A read-only snapshot for queries."""
-        async with self.pool.acquire() as connection, connection.transaction(readonly=True):
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection, connection.transaction(readonly=True):
             yield self.unit_of_work(connection)
