@@ -19,11 +19,12 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from faststream.specification import AsyncAPI
+from prometheus_client import ProcessCollector
 
 from shared import dashboard
 from shared.access import TokenVerifier
 from shared.bus import create_broker, declare_publishers, ensure_topics
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import EventConsumer, Handler, InBatches
 from shared.contract import Event, Topic
 from shared.db import create_pool, migrate, migrations_in, provision
 from shared.http import install_problem_handlers, install_request_logging, operations_router
@@ -58,6 +59,8 @@ class ServiceRuntime(Generic[Work]):
         self.name = name
         self.settings = settings
         self.metrics = Metrics(name)
+        # The process's memory, CPU and open files beside the service's own figures (`make soak` reads them).
+        ProcessCollector(registry=self.metrics.registry)
         self.broker = create_broker(settings, name)
         self.database: Database[Work] = Database(None, unit_of_work)  # type: ignore[arg-type]  # pool at start
         self.consumer = EventConsumer(service=name, broker=self.broker, database=self.database, metrics=self.metrics)
@@ -69,7 +72,7 @@ class ServiceRuntime(Generic[Work]):
 
     # -- what a service declares ------------------------------------------------------------------
 
-    def consume(self, topic: Topic, handlers: Mapping[type[Event], Handler]) -> None:
+    def consume(self, topic: Topic, handlers: Mapping[type[Event], Handler | InBatches]) -> None:
         self.consumer.subscribe(topic, handlers)
 
     def publishes(self, topic: Topic) -> None:
