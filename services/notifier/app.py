@@ -39,6 +39,8 @@ class NotifierSettings(BaseSettings):
     delivery_max_attempts: int = Field(8, ge=1, le=50, validation_alias="IOMKI_DELIVERY_MAX_ATTEMPTS")
     tick: timedelta = Field(timedelta(seconds=1), validation_alias="IOMKI_NOTIFIER_TICK")
     webhook_timeout: timedelta = Field(timedelta(seconds=10), validation_alias="IOMKI_WEBHOOK_TIMEOUT")
+    # How long an attempt holds its delivery: a notifier that dies mid-attempt delays the notice this long.
+    delivery_lease: timedelta = Field(timedelta(minutes=2), validation_alias="IOMKI_DELIVERY_LEASE")
     smtp_host: str = Field("127.0.0.1", validation_alias="IOMKI_SMTP_HOST")
     smtp_port: int = Field(25, ge=1, le=65535, validation_alias="IOMKI_SMTP_PORT")
     smtp_from: str = Field("iomki-notifier@localhost", validation_alias="IOMKI_SMTP_FROM")
@@ -57,7 +59,7 @@ class NotifierSettings(BaseSettings):
             chain=EscalationChain.parse(list(self.escalation_after)),
             grouping=Grouping(self.group_window),
             retry=RetryPolicy(base=self.delivery_backoff, max_attempts=self.delivery_max_attempts),
-            lease=max(timedelta(minutes=2), self.webhook_timeout * 3),
+            lease=max(self.delivery_lease, self.webhook_timeout * 3),
         )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -262,7 +263,24 @@ class DeliveryWorker:
                               secret=delivery.recipient.secret, subject=job.subject, body=job.body)
         except SendFailed as exc:
             error = str(exc)
+        # A receiver's answer must outlive a database outage: were it lost, the lease would run out and the
+        # notice be sent again. Nobody else sends it while the lease holds, so keep trying to record it until then.
         now = self.clock.now()
+        give_up_at = time.monotonic() + self.config.lease.total_seconds() / 2
+        backoff = 0.2
+        while True:
+            try:
+                return await self._record(job, error, now)
+            except Exception as exc:
+                if time.monotonic() > give_up_at:
+                    raise
+                log.warning("delivery_record_retry", delivery_id=str(delivery.delivery_id),
+                            error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _record(self, job: Job, error: str | None, now: datetime) -> None:
+        delivery = job.delivery
         async with self.database.transaction() as work:
             await work.notifier.lock_key(str(job.plant.facility_id))
             current = await work.notifier.get_delivery(delivery.delivery_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -15,6 +16,7 @@ from shared.infra import free_port
 class Delivery:
     headers: dict[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

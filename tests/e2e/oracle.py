@@ -1,0 +1,524 @@
+"""The oracle of the fault-injection test: what the platform must hold once the load has settled, computed from
+the requests it accepted alone, and its comparison with what each service holds (read by SQL as the admin).
+
+A request is ACCEPTED when the platform answered 2xx, REFUSED when it answered 503 or was never reached (it
+must have changed nothing), and UNKNOWN when it was sent but the answer was lost (the connection was cut): the
+oracle allows either outcome for those, and only those, then expects every downstream projection to agree
+with whichever outcome the owning service shows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import asyncpg
+
+SERVICES = ("permits", "reports", "incidents", "notifier")
+
+# Which producer's events each service consumes, by type (None: every event on the producer's topics).
+CONSUMED: dict[str, dict[str, frozenset[str] | None]] = {
+    "notifier": {"permits": None, "reports": None, "incidents": None},
+    "incidents": {"permits": frozenset({"PermitIssued"}), "reports": frozenset({"ReportSubmitted"})},
+    "reports": {"permits": frozenset({"PermitIssued"}), "incidents": frozenset({"FacilityClosureOrdered"})},
+    "permits": {"incidents": frozenset({"FacilityClosureOrdered"})},
+}
+
+# Alerts the load causes: high-severity ones climb regency → province → national until acknowledged (the
+# test acknowledges none); the national task force subscribed its feed to permits issued and reports.
+ESCALATING = ("CaseDetected", "FacilityClosureOrdered", "ClusterDeclared")
+SUBSCRIBED = ("PermitIssued", "ReportSubmitted")
+LEVELS = ("regency", "province", "national")
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class Report:
+    marker: str  # carried in case_handling, so that a report whose answer was lost can be found
+    outcome: Outcome
+    report_id: str | None = None
+
+
+@dataclass
+class Plant:
+    """One plant of the load and what the platform accepted about it."""
+
+    index: int
+    nib: str
+    application: dict
+    planned_decision: str  # "issue" or "reject"
+    planned_cases: int
+    permit_id: str | None = None
+    facility_id: str | None = None
+    decision: str | None = None  # "issue" or "reject", once accepted
+    cases: list[str] = field(default_factory=list)  # accepted case references
+    reports: list[Report] = field(default_factory=list)
+
+    @property
+    def issued(self) -> bool:
+        return self.decision == "issue"
+
+
+@dataclass
+class Oracle:
+    plants: list[Plant]
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (request, answer) → how many
+
+    def count(self, request: str, answer: str) -> None:
+        self.requests[(request, answer)] += 1
+
+    @property
+    def applied(self) -> list[Plant]:
+        return [p for p in self.plants if p.permit_id is not None]
+
+    @property
+    def issued(self) -> list[Plant]:
+        return [p for p in self.plants if p.issued]
+
+    def landed_reports(self, plant: Plant, state: State) -> list[Report]:
+        """Accepted reports, and those of unknown outcome that the reports service shows."""
+        return [r for r in plant.reports if r.outcome is Outcome.ACCEPTED
+                or (r.outcome is Outcome.UNKNOWN and r.marker in state.report_markers)]
+
+    def expected_alerts(self, state: State) -> dict[tuple[str, str], int]:
+        """(event type, facility) → how many events the alert must have counted: each exactly once."""
+        alerts: dict[tuple[str, str], int] = {}
+        for plant in self.issued:
+            facility = plant.facility_id
+            assert facility is not None
+            alerts[("PermitIssued", facility)] = 1
+            if reports := len(self.landed_reports(plant, state)):
+                alerts[("ReportSubmitted", facility)] = reports
+            if cases := len(plant.cases):
+                alerts[("CaseDetected", facility)] = cases
+                # One room closure per case; the second case declares a cluster and closes the plant; each
+                # case after that extends the plant closure (another order for the same closure): 2n - 1 orders.
+                alerts[("FacilityClosureOrdered", facility)] = 2 * cases - 1
+                if cases >= 2:
+                    alerts[("ClusterDeclared", facility)] = 1
+        return alerts
+
+
+# ------------------------------------------------------------------------------------------- what services hold
+
+
+@dataclass
+class OutboxEvent:
+    event_id: uuid.UUID
+    event_type: str  # the contract's name, e.g. PermitIssued; "dead-letter" for the DLQ
+    key: str
+    published: bool
+
+
+@dataclass
+class State:
+    outbox: dict[str, list[OutboxEvent]]
+    inbox: dict[str, set[uuid.UUID]]
+    permits: list[asyncpg.Record]
+    history: dict[str, list[str]]
+    permit_closures: dict[str, Counter[str]]
+    schedules: list[asyncpg.Record]
+    reports: list[asyncpg.Record]
+    plants: list[asyncpg.Record]
+    cases: list[asyncpg.Record]
+    clusters: Counter[str]
+    incident_closures: dict[str, Counter[str]]
+    report_closures: Counter[str]
+    contacts: list[str]
+    alerts: list[asyncpg.Record]
+    escalations: dict[str, list[str]]
+    deliveries: list[asyncpg.Record]
+    attempts_succeeded: Counter[str]
+
+    @property
+    def report_markers(self) -> set[str]:
+        return {r["marker"] for r in self.reports}
+
+
+async def read_state(connection: asyncpg.Connection) -> State:
+    """Every service's tables, read through its schema; one repeatable-read snapshot."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        outbox, inbox = {}, {}
+        for service in SERVICES:
+            outbox[service] = [
+                OutboxEvent(r["event_id"], _short(r["event_type"]), bytes(r["key"]).decode(), r["published"])
+                for r in await connection.fetch(
+                    f"SELECT event_id, event_type, key, published_at IS NOT NULL AS published FROM {service}.outbox")]
+            inbox[service] = {r["event_id"] for r in await connection.fetch(f"SELECT event_id FROM {service}.inbox")}
+        history: dict[str, list[str]] = defaultdict(list)
+        for r in await connection.fetch("SELECT permit_id::text, action FROM permits.permit_history ORDER BY seq"):
+            history[r["permit_id"]].append(r["action"])
+        return State(
+            outbox=outbox, inbox=inbox,
+            permits=await connection.fetch(
+                "SELECT permit_id::text, facility_id::text, nib, status, permit_number FROM permits.permits"),
+            history=history,
+            permit_closures=_by_facility(await connection.fetch(
+                "SELECT facility_id::text, scope FROM permits.facility_closures")),
+            schedules=await connection.fetch(
+                "SELECT permit_id::text, facility_id::text, closed FROM reports.schedules"),
+            reports=await connection.fetch(
+                "SELECT report_id::text, permit_id::text, payload->>'case_handling' AS marker,"
+                " superseded_by IS NULL AS current FROM reports.reports ORDER BY submitted_at"),
+            plants=await connection.fetch("SELECT facility_id::text, permit_id::text, monitored FROM incidents.plants"),
+            cases=await connection.fetch("SELECT facility_id::text, case_ref, source FROM incidents.cases"),
+            clusters=Counter(r["facility_id"] for r in await connection.fetch(
+                "SELECT facility_id::text FROM incidents.clusters")),
+            incident_closures=_by_facility(await connection.fetch(
+                "SELECT facility_id::text, scope FROM incidents.closures")),
+            report_closures=Counter(r["facility_id"] for r in await connection.fetch(
+                "SELECT facility_id::text FROM reports.closures")),
+            contacts=[r["facility_id"] for r in await connection.fetch(
+                "SELECT facility_id::text FROM notifier.company_contacts")],
+            alerts=await connection.fetch(
+                "SELECT alert_id::text, event_type, facility_id::text, severity, count, level, status,"
+                " escalate_at IS NULL AS at_top FROM notifier.alerts"),
+            escalations=_grouped(await connection.fetch(
+                "SELECT alert_id::text, to_level FROM notifier.escalations ORDER BY at"), "alert_id", "to_level"),
+            deliveries=await connection.fetch(
+                "SELECT delivery_id::text, alert_id::text, channel, level, target, status FROM notifier.deliveries"),
+            attempts_succeeded=Counter(r["delivery_id"] for r in await connection.fetch(
+                "SELECT delivery_id::text FROM notifier.delivery_attempts WHERE succeeded")),
+        )
+
+
+def _short(event_type: str) -> str:
+    return event_type.split(".")[1] if event_type.startswith("iomki.") else event_type
+
+
+def _by_facility(rows: list[asyncpg.Record]) -> dict[str, Counter[str]]:
+    found: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        found[r["facility_id"]][r["scope"]] += 1
+    return found
+
+
+def _grouped(rows: list[asyncpg.Record], key: str, value: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        found[r[key]].append(r[value])
+    return found
+
+
+# ------------------------------------------------------------------------------------------- webhook receipts
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One POST a webhook receiver took (answered 200)."""
+
+    receiver: str  # which task-force endpoint: regency, province, national, feed
+    delivery_id: str
+    alert_id: str
+    level: str  # the alert's level in the notice: the escalation step it announces
+    received_at: float
+
+
+def receipts_of(receiver: str, deliveries: list) -> list[Receipt]:
+    found = []
+    for delivery in deliveries:
+        body = json.loads(delivery.body)
+        found.append(Receipt(receiver, delivery.headers["x-iomki-delivery"], body["alert_id"], body["level"],
+                             delivery.received_at))
+    return found
+
+
+# ------------------------------------------------------------------------------------------- settling
+
+
+def pending(oracle: Oracle, state: State, receipts: list[Receipt]) -> list[str]:
+    """What the platform still has to do before the state can be compared: empty once it has settled."""
+    waiting = []
+    for service, events in state.outbox.items():
+        if unpublished := sum(not e.published for e in events):
+            waiting.append(f"{service}: {unpublished} outbox events unpublished")
+    for consumer, missing in _missing_from_inboxes(state).items():
+        if missing:
+            waiting.append(f"{consumer}: {len(missing)} events not yet consumed")
+    expected = oracle.expected_alerts(state)
+    have = {(a["event_type"], a["facility_id"]): a for a in state.alerts}
+    if absent := [key for key in expected if key not in have]:
+        waiting.append(f"notifier: {len(absent)} alerts not raised yet")
+    if climbing := [a for a in state.alerts if a["status"] == "open" and not a["at_top"]]:
+        waiting.append(f"notifier: {len(climbing)} alerts still escalating")
+    if undelivered := [d for d in state.deliveries if d["status"] == "pending"]:
+        waiting.append(f"notifier: {len(undelivered)} deliveries pending")
+    received = {r.delivery_id for r in receipts}
+    if unseen := [d for d in state.deliveries if d["status"] == "delivered" and d["delivery_id"] not in received]:
+        waiting.append(f"receivers: {len(unseen)} delivered notices not seen")
+    return waiting
+
+
+def fingerprint(state: State, receipts: list[Receipt]) -> tuple:
+    """Changes whenever anything the checks read changes: equal twice apart means the state is stable."""
+    return (tuple(len(e) for e in state.outbox.values()), tuple(len(i) for i in state.inbox.values()),
+            len(state.permits), len(state.reports), len(state.cases), sum(a["count"] for a in state.alerts),
+            len(state.alerts), len(state.deliveries), len(receipts))
+
+
+def _missing_from_inboxes(state: State) -> dict[str, set[uuid.UUID]]:
+    missing = {}
+    for consumer, producers in CONSUMED.items():
+        wanted = {e.event_id for producer, types in producers.items() for e in state.outbox[producer]
+                  if e.event_type != "dead-letter" and (types is None or e.event_type in types)}
+        missing[consumer] = wanted - state.inbox[consumer]
+    return missing
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+@dataclass
+class Check:
+    name: str
+    compared: int
+    problems: list[str] = field(default_factory=list)
+
+    def expect(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+    def __str__(self) -> str:
+        mark = "ok  " if not self.problems else "FAIL"
+        text = f"  {mark} {self.name}: {self.compared} compared"
+        for problem in self.problems[:10]:
+            text += f"\n         - {problem}"
+        if len(self.problems) > 10:
+            text += f"\n         … and {len(self.problems) - 10} more"
+        return text
+
+
+def compare(oracle: Oracle, state: State, receipts: list[Receipt], notifier_kills: list[float]) -> list[Check]:
+    return [
+        _messaging(state),
+        _permits(oracle, state),
+        _schedules(oracle, state),
+        _reports(oracle, state),
+        _incident_plants(oracle, state),
+        _cases(oracle, state),
+        _closures(oracle, state),
+        _contacts(oracle, state),
+        _alerts(oracle, state),
+        _escalations(oracle, state),
+        _deliveries(oracle, state),
+        _webhooks(oracle, state, receipts, notifier_kills),
+    ]
+
+
+def _messaging(state: State) -> Check:
+    check = Check("every event consumed by each consumer, no dead letter, outboxes drained",
+                  sum(len(e) for e in state.outbox.values()))
+    for consumer, missing in _missing_from_inboxes(state).items():
+        check.expect(not missing, f"{consumer} never consumed {len(missing)} events, e.g. {sorted(missing)[:3]}")
+    for service, events in state.outbox.items():
+        letters = [e for e in events if e.event_type == "dead-letter"]
+        check.expect(not letters, f"{service} dead-lettered {len(letters)} events")
+        check.expect(all(e.published for e in events), f"{service} left events unpublished")
+    return check
+
+
+def _permits(oracle: Oracle, state: State) -> Check:
+    check = Check("permits: one permit per accepted application, in its decided status, history once each",
+                  len(oracle.plants))
+    by_nib: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for permit in state.permits:
+        by_nib[permit["nib"]].append(permit)
+    for plant in oracle.plants:
+        found = by_nib.pop(plant.nib, [])
+        if plant.permit_id is None:
+            check.expect(not found, f"plant {plant.index}: application never accepted, yet {len(found)} permits")
+            continue
+        if len(found) != 1:
+            check.problems.append(f"plant {plant.index}: {len(found)} permits for one accepted application")
+            continue
+        permit = found[0]
+        status = {"issue": "ISSUED", "reject": "REJECTED", None: "SUBMITTED"}[plant.decision]
+        check.expect(permit["permit_id"] == plant.permit_id and permit["facility_id"] == plant.facility_id,
+                     f"plant {plant.index}: permit {permit['permit_id']} is not the one accepted")
+        check.expect(permit["status"] == status, f"plant {plant.index}: {permit['status']}, expected {status}")
+        actions = ["apply"] + ([plant.decision] if plant.decision else [])
+        check.expect(state.history[permit["permit_id"]] == actions,
+                     f"plant {plant.index}: history {state.history[permit['permit_id']]}, expected {actions}")
+    check.expect(not by_nib, f"permits nobody applied for: {sorted(by_nib)}")
+    numbers = [p["permit_number"] for p in state.permits if p["permit_number"]]
+    check.expect(len(numbers) == len(set(numbers)) == len(oracle.issued),
+                 f"{len(numbers)} permit numbers ({len(set(numbers))} distinct) for {len(oracle.issued)} issued")
+    return check
+
+
+def _schedules(oracle: Oracle, state: State) -> Check:
+    check = Check("reports: one schedule per issued permit, closed exactly when its plant was closed",
+                  len(oracle.issued))
+    schedules = Counter(s["permit_id"] for s in state.schedules)
+    expected = {p.permit_id for p in oracle.issued}
+    check.expect(set(schedules) == expected, f"schedules for {sorted(set(schedules) ^ expected)} differ")
+    check.expect(all(n == 1 for n in schedules.values()), "a permit has two schedules")
+    closed = {s["facility_id"] for s in state.schedules if s["closed"]}
+    clustered = {p.facility_id for p in oracle.issued if len(p.cases) >= 2}
+    check.expect(closed == clustered, f"closed schedules {sorted(closed)} ≠ clustered plants {sorted(clustered)}")
+    check.expect(set(state.report_closures) == clustered and all(n == 1 for n in state.report_closures.values()),
+                 f"reports' plant closures {dict(state.report_closures)} ≠ one per clustered plant")
+    return check
+
+
+def _reports(oracle: Oracle, state: State) -> Check:
+    submitted = [r for p in oracle.plants for r in p.reports]
+    check = Check("reports: accepted ones present exactly once, refused ones absent, the last one current",
+                  len(submitted))
+    markers = Counter(r["marker"] for r in state.reports)
+    by_plant = {p.permit_id: p for p in oracle.plants}
+    for plant in oracle.plants:
+        for report in plant.reports:
+            present = markers.pop(report.marker, 0)
+            allowed = {Outcome.ACCEPTED: {1}, Outcome.REFUSED: {0}, Outcome.UNKNOWN: {0, 1}}[report.outcome]
+            check.expect(present in allowed, f"plant {plant.index}: {report.outcome.value} report present {present}×")
+        landed = oracle.landed_reports(plant, state)
+        current = [r["marker"] for r in state.reports if r["permit_id"] == plant.permit_id and r["current"]]
+        if landed:
+            check.expect(current == [landed[-1].marker],
+                         f"plant {plant.index}: current report {current}, expected the last one landed")
+    check.expect(not markers, f"reports nobody submitted: {sorted(markers)}")
+    accepted_ids = {r.report_id for r in submitted if r.report_id}
+    check.expect(accepted_ids <= {r["report_id"] for r in state.reports}, "an accepted report id is missing")
+    check.expect(all(r["permit_id"] in by_plant for r in state.reports), "a report for an unknown permit")
+    return check
+
+
+def _incident_plants(oracle: Oracle, state: State) -> Check:
+    check = Check("incidents: knows every issued plant once, monitored", len(oracle.issued))
+    known = Counter(p["facility_id"] for p in state.plants)
+    expected = {p.facility_id for p in oracle.issued}
+    check.expect(set(known) == expected, f"plants {sorted(set(known) ^ expected)} differ")
+    check.expect(all(p["monitored"] for p in state.plants), "a plant is not monitored")
+    return check
+
+
+def _cases(oracle: Oracle, state: State) -> Check:
+    expected = {(p.facility_id, ref) for p in oracle.issued for ref in p.cases}
+    check = Check("incidents: every accepted case once, a cluster at each plant with two or more", len(expected))
+    found = Counter((c["facility_id"], c["case_ref"]) for c in state.cases)
+    check.expect(set(found) == expected, f"cases {sorted(set(found) ^ expected)} differ")
+    check.expect(all(n == 1 for n in found.values()), "a case recorded twice")
+    check.expect(all(c["source"] == "direct" for c in state.cases), "a case not entered directly")
+    clustered = {p.facility_id for p in oracle.issued if len(p.cases) >= 2}
+    check.expect(set(state.clusters) == clustered and all(n == 1 for n in state.clusters.values()),
+                 f"clusters {dict(state.clusters)} ≠ one per plant with two or more cases")
+    return check
+
+
+def _closures(oracle: Oracle, state: State) -> Check:
+    with_cases = [p for p in oracle.issued if p.cases]
+    check = Check("closures: a room per case and the plant per cluster, in incidents and in permits", len(with_cases))
+    for plant in with_cases:
+        expected = Counter({"room": len(plant.cases)} | ({"plant": 1} if len(plant.cases) >= 2 else {}))
+        for service, closures in (("incidents", state.incident_closures), ("permits", state.permit_closures)):
+            have = closures.get(plant.facility_id, Counter())
+            check.expect(have == expected,
+                         f"plant {plant.index}: {service} holds {dict(have)}, expected {dict(expected)}")
+    facilities = {p.facility_id for p in with_cases}
+    for service, closures in (("incidents", state.incident_closures), ("permits", state.permit_closures)):
+        check.expect(set(closures) <= facilities, f"{service} closed a plant without cases")
+    return check
+
+
+def _contacts(oracle: Oracle, state: State) -> Check:
+    check = Check("notifier: the contacts of every accepted application, once", len(oracle.applied))
+    found = Counter(state.contacts)
+    check.expect(set(found) == {p.facility_id for p in oracle.applied}, "company contacts differ from the applications")
+    return check
+
+
+def _alerts(oracle: Oracle, state: State) -> Check:
+    expected = oracle.expected_alerts(state)
+    check = Check("notifier: one alert per plant and event type, counting each event exactly once", len(expected))
+    found: dict[tuple[str, str], list[asyncpg.Record]] = defaultdict(list)
+    for alert in state.alerts:
+        found[(alert["event_type"], alert["facility_id"])].append(alert)
+    for key, count in expected.items():
+        alerts = found.pop(key, [])
+        if len(alerts) != 1:
+            check.problems.append(f"{key}: {len(alerts)} alerts")
+            continue
+        check.expect(alerts[0]["count"] == count, f"{key}: counted {alerts[0]['count']} events, expected {count}")
+    check.expect(not found, f"alerts the oracle did not expect: {sorted(found)}")
+    return check
+
+
+def _escalations(oracle: Oracle, state: State) -> Check:
+    escalating = [a for a in state.alerts if a["event_type"] in ESCALATING]
+    check = Check("notifier: each unacknowledged high alert escalated to province, then national, once each",
+                  len(escalating))
+    for alert in escalating:
+        steps = state.escalations.get(alert["alert_id"], [])
+        check.expect(steps == ["province", "national"], f"alert {alert['event_type']}: escalations {steps}")
+        check.expect(alert["level"] == "national", f"alert {alert['event_type']} stopped at {alert['level']}")
+    others = [a for a in state.alerts if a["event_type"] not in ESCALATING and state.escalations.get(a["alert_id"])]
+    check.expect(not others, f"{len(others)} low alerts escalated")
+    return check
+
+
+def _expected_steps(alert: asyncpg.Record) -> list[tuple[str, str]]:
+    """(receiver, level of the notice) for each notice the alert must send."""
+    if alert["event_type"] in ESCALATING:
+        return [(level, level) for level in LEVELS]
+    return [("feed", alert["level"])]
+
+
+def _deliveries(oracle: Oracle, state: State) -> Check:
+    check = Check("notifier: one delivery per alert, recipient and step, all delivered", len(state.deliveries))
+    by_alert: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for delivery in state.deliveries:
+        by_alert[delivery["alert_id"]].append(delivery)
+    for alert in state.alerts:
+        deliveries = by_alert.pop(alert["alert_id"], [])
+        expected = 3 if alert["event_type"] in ESCALATING else 1
+        check.expect(len(deliveries) == expected,
+                     f"alert {alert['event_type']}: {len(deliveries)} deliveries, expected {expected}")
+        check.expect(len({(d["target"], d["level"]) for d in deliveries}) == len(deliveries),
+                     f"alert {alert['event_type']}: a recipient planned twice for one step")
+        check.expect(all(d["status"] == "delivered" and d["channel"] == "webhook" for d in deliveries),
+                     f"alert {alert['event_type']}: {[d['status'] for d in deliveries]}")
+    check.expect(not by_alert, "deliveries of unknown alerts")
+    return check
+
+
+def _webhooks(oracle: Oracle, state: State, receipts: list[Receipt], notifier_kills: list[float]) -> Check:
+    """Each (alert, recipient, step) reached its receiver under one delivery id, and a notice answered 200 is
+    not sent again. The one exception the contract allows (at-least-once on the wire, X-Iomki-Delivery for
+    the receiver to deduplicate): the notifier was killed after the receiver's 200 and before it recorded it,
+    so it holds a single successful attempt for what the receiver took twice."""
+    check = Check("webhooks: each (alert, recipient, step) received once", len(receipts))
+    expected = {(receiver, alert["alert_id"], level) for alert in state.alerts
+                for receiver, level in _expected_steps(alert)}
+    ids: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    copies: dict[str, list[Receipt]] = defaultdict(list)
+    for receipt in receipts:
+        ids[(receipt.receiver, receipt.alert_id, receipt.level)].add(receipt.delivery_id)
+        copies[receipt.delivery_id].append(receipt)
+    check.expect(set(ids) == expected, f"{len(expected - set(ids))} notices never received, "
+                                       f"{len(set(ids) - expected)} received that no alert explains")
+    for key, delivery_ids in ids.items():
+        check.expect(len(delivery_ids) == 1, f"{key}: {len(delivery_ids)} different deliveries of one notice")
+    for delivery_id, taken in copies.items():
+        if len(taken) == 1:
+            continue
+        first, last = taken[0].received_at, taken[-1].received_at
+        crashed = any(first <= kill <= last for kill in notifier_kills)
+        check.expect(crashed and state.attempts_succeeded[delivery_id] == 1,
+                     f"delivery {delivery_id} received {len(taken)}× after a 200 "
+                     f"(notifier killed in between: {crashed}; successes recorded: "
+                     f"{state.attempts_succeeded[delivery_id]})")
+    return check
+
+
+def resent_after_crash(receipts: list[Receipt]) -> int:
+    """Copies of a notice the receiver already took (see `_webhooks` for when that is allowed)."""
+    return len(receipts) - len({r.delivery_id for r in receipts})
