@@ -89,6 +89,7 @@ class EventConsumer:
         self._outage_backoff = 0.1
         self._topics: list[str] = []
         self._handlers: dict[str, Handler | InBatches] = {}
+        self._subscriber: Any = None
 
     def subscribe(self, topic: Topic, handlers: Mapping[type[Event], Handler | InBatches]) -> None:
         """Consume `topic` with these handlers; events of other types on it are acknowledged and skipped."""
@@ -105,7 +106,7 @@ class EventConsumer:
         async def raw_value(message: Any) -> Any:
             return message.body  # decoding is ours: a malformed value must reach the DLQ, not crash the loop
 
-        @self._broker.subscriber(
+        self._subscriber = self._broker.subscriber(
             *self._topics,
             group_id=self.group_id,
             batch=True,
@@ -117,9 +118,16 @@ class EventConsumer:
             title=f"{self.group_id}:{','.join(self._topics)}",
             description=f"Handles {', '.join(sorted(handlers))}; other types are skipped.",
         )
+
+        @self._subscriber
         async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
             records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
             await self.handle_batch(records, handlers)
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this instance consumes now: the group divides them among instances."""
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        return {(part.topic, part.partition) for part in consumer.assignment()} if consumer is not None else set()
 
     async def handle_batch(self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches]) -> None:
         try:

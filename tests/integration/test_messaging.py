@@ -1,8 +1,4 @@
-"""The spine's delivery guarantees, proven on the real broker and database with a probe service.
-
-The probe writes PermitApplied events to its outbox and consumes them back (as a consumer group of its own),
-recording each handled event; `workforce_total` carries a per-plant sequence number to check ordering.
-"""
+"""The spine's delivery guarantees, proven on the real broker and database with a probe service (tests/probe.py)."""
 
 from __future__ import annotations
 
@@ -10,73 +6,26 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from shared.contract import CONTENT_TYPE, Envelope, PermitApplied, SectorClass
-from shared.runtime import ServiceRuntime
+from shared.contract import CONTENT_TYPE
 from shared.settings import PlatformSettings
-from shared.unit_of_work import UnitOfWork
 from tests.kafka import read_topic
 from tests.platform import TestPlatform, patched_environ, start_platform, stop_platform
+from tests.probe import EXPLODES, Probe, applied_event
 
 pytestmark = pytest.mark.integration
-
-EXPLODES = "explodes"
-
-
-def applied_event(facility_id: uuid.UUID, sequence: int, name: str = "Pabrik") -> Envelope:
-    return Envelope.wrap(PermitApplied(
-        facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
-        nib="8120000123456", company_name="PT Probe", facility_name=name, kbli=["24101"],
-        sector_class=SectorClass.CRITICAL, workforce_total=sequence,
-    ), service="probe")
-
-
-async def record(work: UnitOfWork, envelope: Envelope, event: PermitApplied) -> None:
-    if event.facility_name == EXPLODES:
-        raise RuntimeError("this plant's events always fail")
-    await work.connection.execute(
-        "INSERT INTO applied (event_id, facility_id, sequence) VALUES ($1, $2, $3)",
-        envelope.id, event.facility_id, event.workforce_total,
-    )
-
-
-class Probe:
-    def __init__(self, settings: PlatformSettings) -> None:
-        self.runtime = ServiceRuntime(name="probe", settings=settings,
-                                      migrations=Path(__file__).parent / "probe_migrations", unit_of_work=UnitOfWork)
-        self.runtime.consume(PermitApplied.topic, {PermitApplied: record})
-
-    async def emit(self, *envelopes: Envelope) -> None:
-        async with self.runtime.database.transaction() as work:
-            await work.outbox.add(*envelopes)
-
-    async def applied(self, facility_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
-        rows = await self.runtime.database.pool.fetch(
-            "SELECT event_id, facility_id, sequence FROM applied WHERE facility_id = ANY($1::uuid[]) ORDER BY position",
-            facility_ids,
-        )
-        return [(r["event_id"], r["facility_id"], r["sequence"]) for r in rows]
-
-    async def wait_applied(self, facility_ids: list[uuid.UUID], count: int, timeout: float = 60) -> list:
-        async with asyncio.timeout(timeout):
-            while len(await self.applied(facility_ids)) < count:
-                await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)  # anything applied twice would show up now
-        return await self.applied(facility_ids)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def probe(platform: TestPlatform) -> AsyncIterator[Probe]:
     started = Probe(PlatformSettings())
-    await started.runtime.start()
-    await asyncio.wait_for(started.runtime.broker_connected.wait(), 30)
+    await started.start()
     yield started
-    await started.runtime.stop()
+    await started.stop()
 
 
 async def publish_raw(bootstrap: str, *messages: tuple[bytes, bytes]) -> None:
@@ -153,8 +102,7 @@ async def test_a_broker_restart_mid_flow_loses_nothing():
     try:
         with patched_environ(own.env()):
             probe = Probe(PlatformSettings())
-        await probe.runtime.start()
-        await asyncio.wait_for(probe.runtime.broker_connected.wait(), 30)
+        await probe.start()
         plants = [uuid.uuid4() for _ in range(4)]
         try:
             for sequence in range(25):
@@ -165,7 +113,7 @@ async def test_a_broker_restart_mid_flow_loses_nothing():
                 await probe.emit(*(applied_event(plant, sequence) for plant in plants))
             rows = await probe.wait_applied(plants, 200, timeout=120)
         finally:
-            await probe.runtime.stop()
+            await probe.stop()
         assert len(rows) == 200
         assert len({event_id for event_id, _, _ in rows}) == 200, "an event was applied twice"
         for plant in plants:
