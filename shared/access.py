@@ -77,7 +77,11 @@ class Access:
 
     @property
     def region_filter(self) -> str | None:
-        return self.principal.region if self.scope is Scope.REGION else None
+        """The region a list is narrowed to: none for an unscoped caller or the national task force, whose
+        region (the country) is not a code any row carries."""
+        if self.scope is not Scope.REGION or self.principal.region == NATIONAL_REGION:
+            return None
+        return self.principal.region
 
     @property
     def nib_filter(self) -> str | None:

@@ -388,8 +388,21 @@ class Envelope(BaseModel):
         return self.model_dump_json().encode()
 
 
+# The largest message that can be an event of this contract. The largest events (an application with its
+# KBLI codes and names) take a few KiB; anything far bigger is refused before it is parsed, so that no one
+# can make a consumer parse and store megabytes.
+MAX_EVENT_BYTES = 64 * 1024
+
+
 class ContractViolation(Exception):
-    """A message that is not a valid event of this contract: it belongs in the dead-letter topic."""
+    """A message that is not a valid event of this contract: it belongs in the dead-letter topic.
+
+    `reason` is the dead letter's short reason: `oversized` for a message over `MAX_EVENT_BYTES`, `invalid`
+    for anything else; the message says precisely what is wrong."""
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -402,6 +415,9 @@ def decode(raw: bytes | None) -> Decoded:
     """Parse a message value into its envelope and typed event, or say precisely why it is not one."""
     if not raw:
         raise ContractViolation("empty message value")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise ContractViolation(f"message value of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES} bytes an event "
+                                "may take", reason="oversized")
     try:
         envelope = Envelope.model_validate_json(raw)  # parses and validates in one pass, in pydantic-core
     except ValidationError as exc:
@@ -421,6 +437,15 @@ def decode(raw: bytes | None) -> Decoded:
     if str(event.facility_id) != envelope.subject:
         raise ContractViolation("subject does not match data.facility_id")
     return Decoded(envelope, event)
+
+
+def decode_record(key: bytes | None, value: bytes | None) -> Decoded:
+    """A message as consumed: a valid event whose message key is its subject (the plant), which is what
+    keeps one plant's events in one partition, in order."""
+    decoded = decode(value)
+    if key != decoded.envelope.key:
+        raise ContractViolation("message key does not match subject" if key else "message has no key")
+    return decoded
 
 
 def _brief(exc: ValidationError) -> str:

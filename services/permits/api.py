@@ -21,7 +21,7 @@ from services.permits.domain import (
 )
 from services.permits.handlers import PermitHandlers, PermitNotFound, PermitView
 from services.permits.repository import PermitSearch
-from shared.access import NATIONAL_REGION, Access, Policy, Role, Rule, Scope
+from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import SectorClass
 from shared.http import Problem, Text
 
@@ -135,7 +135,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
     ) -> dict:
         """Counts only (an aggregate, so agencies may read it); a task force sees its own region by default."""
         regency = None
-        if province is None and access.region_filter and access.region_filter != NATIONAL_REGION:
+        if province is None and access.region_filter:
             own = access.region_filter
             province, regency = (None, own) if "." in own else (own, None)
         if province or regency:
