@@ -3,9 +3,10 @@
 A batch of messages is handled in one database transaction. Each message is decoded against the contract;
 one that is not a valid event goes to `iomki.dlq` (through the outbox, in the same transaction) with the
 original bytes, where it came from, and why. Valid events are claimed in the inbox in one statement, so a
-redelivered event is skipped; the rest run through the service's handlers. The offsets are committed only
-after the transaction commits; if it fails as a whole (the database went away), the batch is rewound and
-delivered again.
+redelivered event is skipped; the rest run through the service's handlers. If a handler fails, the transaction
+rolls back and the batch is redone in a new one, event by event, each in a savepoint with bounded retries, so
+that only the culprit is dead-lettered. The offsets are committed only after the transaction commits; if it
+fails as a whole (the database went away), the batch is rewound and delivered again.
 """
 
 from __future__ import annotations
@@ -131,8 +132,14 @@ class EventConsumer:
 
     async def handle_batch(self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches]) -> None:
         try:
-            async with self._database.transaction() as work:
-                await self._handle_in_transaction(work, records, handlers)
+            try:  # the fast path: the whole batch in one transaction, runs of events in one statement each
+                await self._handle_in_transaction(records, handlers, one_by_one=False)
+            except _TRANSIENT:
+                raise
+            except Exception:
+                # Something in the batch failed and the transaction rolled back: redo it one event at a time,
+                # so that only the culprit is retried and, if it keeps failing, dead-lettered.
+                await self._handle_in_transaction(records, handlers, one_by_one=True)
         except _TRANSIENT as exc:
             # Rewound and redelivered by the subscriber; wait so that an outage is not a hot loop.
             log.warning("consumer_batch_retry", error=str(exc), retry_in=self._outage_backoff)
@@ -142,41 +149,38 @@ class EventConsumer:
         self._outage_backoff = 0.1
 
     async def _handle_in_transaction(
-        self, work: UnitOfWork, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches]
+        self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches], *, one_by_one: bool
     ) -> None:
-        wanted: list[tuple[ConsumerRecord, Decoded]] = []
-        for record in records:
-            try:
-                decoded = decode_record(record.key, record.value)
-            except ContractViolation as exc:
-                await self._dead_letter(work, record, exc.reason, str(exc))
-                continue
-            if decoded.envelope.type in handlers:
-                wanted.append((record, decoded))
-        fresh = await work.inbox.claim([(d.envelope.id, d.envelope.type) for _, d in wanted])
-        todo = []
-        for record, decoded in wanted:
-            if decoded.envelope.id in fresh:
-                fresh.discard(decoded.envelope.id)  # the same event twice in one batch runs once
-                todo.append((record, decoded))
+        tally = _Tally()  # counted once the transaction commits, so that a batch redone is not counted twice
+        async with self._database.transaction() as work:
+            wanted: list[tuple[ConsumerRecord, Decoded]] = []
+            for record in records:
+                try:
+                    decoded = decode_record(record.key, record.value)
+                except ContractViolation as exc:
+                    await self._dead_letter(work, record, exc.reason, str(exc), tally)
+                    continue
+                if decoded.envelope.type in handlers:
+                    wanted.append((record, decoded))
+            fresh = await work.inbox.claim([(d.envelope.id, d.envelope.type) for _, d in wanted])
+            todo = []
+            for record, decoded in wanted:
+                if decoded.envelope.id in fresh:
+                    fresh.discard(decoded.envelope.id)  # the same event twice in one batch runs once
+                    todo.append((record, decoded))
+                else:
+                    tally.add(self._metrics.events_duplicate.labels(record.topic))
+            if one_by_one:
+                for record, decoded in todo:
+                    await self._run_with_retries(work, record, decoded, handlers, tally)
             else:
-                self._metrics.events_duplicate.labels(record.topic).inc()
-        if not todo:
-            return
-        try:
-            async with work.connection.transaction():  # the fast path: the whole batch at once
                 for run in _runs(todo, handlers):
-                    await self._run(work, run, handlers)
-        except _TRANSIENT:
-            raise
-        except Exception:
-            # Something in the batch failed: redo it one event at a time, so that only the culprit
-            # is retried and, if it keeps failing, dead-lettered.
-            for record, decoded in todo:
-                await self._run_with_retries(work, record, decoded, handlers)
+                    await self._run(work, run, handlers, tally)
+        tally.count()
 
     async def _run(
-        self, work: UnitOfWork, run: list[tuple[ConsumerRecord, Decoded]], handlers: Mapping[str, Handler | InBatches]
+        self, work: UnitOfWork, run: list[tuple[ConsumerRecord, Decoded]], handlers: Mapping[str, Handler | InBatches],
+        tally: _Tally,
     ) -> None:
         """Apply one event, or a run of consecutive events of one type to an `InBatches` handler."""
         record, first = run[0]
@@ -192,16 +196,17 @@ class EventConsumer:
             else:
                 await handler(work, envelope, first.event)
             self._metrics.handler_latency.labels(envelope.type).observe(time.perf_counter() - started)
-            self._metrics.events_consumed.labels(record.topic, envelope.type).inc(len(run))
+            tally.add(self._metrics.events_consumed.labels(record.topic, envelope.type), len(run))
             log.debug("event_handled")
 
     async def _run_with_retries(
-        self, work: UnitOfWork, record: ConsumerRecord, decoded: Decoded, handlers: Mapping[str, Handler | InBatches]
+        self, work: UnitOfWork, record: ConsumerRecord, decoded: Decoded, handlers: Mapping[str, Handler | InBatches],
+        tally: _Tally,
     ) -> None:
         for attempt in range(self._retry.attempts):
             try:
                 async with work.connection.transaction():
-                    await self._run(work, [(record, decoded)], handlers)
+                    await self._run(work, [(record, decoded)], handlers, tally)
                 return
             except _TRANSIENT:
                 raise
@@ -214,11 +219,13 @@ class EventConsumer:
                 )
                 if last:
                     await work.inbox.release(decoded.envelope.id)
-                    await self._dead_letter(work, record, "handler-failed", f"{type(exc).__name__}: {exc}")
+                    await self._dead_letter(work, record, "handler-failed", f"{type(exc).__name__}: {exc}", tally)
                     return
                 await asyncio.sleep(self._retry.delay(attempt))
 
-    async def _dead_letter(self, work: UnitOfWork, record: ConsumerRecord, reason: str, error: str) -> None:
+    async def _dead_letter(
+        self, work: UnitOfWork, record: ConsumerRecord, reason: str, error: str, tally: _Tally
+    ) -> None:
         headers = {
             "iomki-dlq-reason": reason,
             "iomki-dlq-error": error[:2000],
@@ -234,9 +241,23 @@ class EventConsumer:
             key = key[:1024]
             value = value[:DEAD_LETTER_MAX_BYTES - len(key)]
         await work.outbox.dead_letter(key=key, value=value, headers=headers)
-        self._metrics.events_dead_lettered.labels(record.topic, reason).inc()
+        tally.add(self._metrics.events_dead_lettered.labels(record.topic, reason))
         log.warning("event_dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
                     reason=reason, error=error[:500])
+
+
+class _Tally:
+    """Counter increments held until the batch's transaction commits."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Any, int]] = []
+
+    def add(self, counter: Any, amount: int = 1) -> None:
+        self._pending.append((counter, amount))
+
+    def count(self) -> None:
+        for counter, amount in self._pending:
+            counter.inc(amount)
 
 
 def _runs(
