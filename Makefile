@@ -28,6 +28,8 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 bench: $(STAMP)
+	@# Report ingestion is driven by wrk (Debian's package), a C load generator that leaves the CPU to the service.
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/python -m bench
 
 # A steady mixed load for IOMKI_SOAK_SECONDS (600): rates, latencies, events, each process's memory.

@@ -2,7 +2,9 @@
 
 1. Raw aiokafka produce → consume throughput (the reference).
 2. The platform's pipeline: events committed to an outbox → relay → broker → idempotent consumer with a real
-   handler (one insert in the inbox transaction), events/s, and the ratio to raw.
+   handler (recording each event in the inbox transaction), events/s and the ratio to raw, for a handler written
+   one event at a time and as an `InBatches` handler (one statement per run), each with one and with two
+   instances of the consuming service in one consumer group (horizontal scale).
 3. Latency at a steady 1,000 events/s from the producer's commit to the consumer's commit, p50 and p99.
 4. At 1,000,000 plants (`bench/scale.py`): bulk load, permit search, compliance, the deadline sweep, query plans.
 """
@@ -10,12 +12,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -24,9 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from bench import scale
+from bench import alerts, ingestion, scale
 from shared.contract import Envelope, PermitApplied, SectorClass
-from shared.db import drop_database, ensure_database, with_database
+from shared.db import drop_database, ensure_database, quote_identifier, with_database
 from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
@@ -78,45 +83,100 @@ async def raw_throughput(settings: PlatformSettings, count: int) -> float:
     return count / (float(line.split()[1]) - started)
 
 
-async def pipeline(settings: PlatformSettings) -> tuple[float, list[float]]:
-    source = ServiceRuntime(name="bench_source", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
-    await source.start()
-    await source.broker_connected.wait()
-    sink = await asyncio.to_thread(start_worker, settings, "sink")
-    admin = await asyncpg.connect(settings.database_url)  # the bench reads the sink's table, as its operator
-    await asyncio.sleep(6)  # the consumer group's first join
-    plants = [uuid.uuid4() for _ in range(200)]
+@dataclass(frozen=True)
+class Sinks:
+    """A consuming service for one pipeline run: `instances` processes in one consumer group, one schema."""
+
+    handler: str  # "per-event" or "in-batches" (see bench/workers.py)
+    instances: int
+    purpose: str = "throughput"
+
+    @property
+    def name(self) -> str:
+        return f"bench_sink_{self.purpose}_{self.handler.replace('-', '_')}_{self.instances}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.handler} handler, {self.instances} instance{'s' if self.instances > 1 else ''}"
+
+
+PIPELINES = (Sinks("per-event", 1), Sinks("in-batches", 1), Sinks("per-event", 2), Sinks("in-batches", 2))
+LATENCY_SINKS = Sinks("in-batches", 1, "latency")
+
+
+@dataclass
+class Source:
+    """The producing service: commits events to its outbox, 100 (or 10) per transaction; its relay publishes."""
+
+    runtime: ServiceRuntime
+    emitted: int = 0
+
+    async def emit(self, count: int, per_transaction: int) -> None:
+        plants = [uuid.uuid4() for _ in range(200)]
+        for offset in range(0, count, per_transaction):
+            async with self.runtime.database.transaction() as work:
+                await work.outbox.add(*(bench_event(plants[i % 200], i)
+                                        for i in range(offset, offset + per_transaction)))
+        self.emitted += count
+
+
+@contextlib.asynccontextmanager
+async def running_sinks(settings: PlatformSettings, sinks: Sinks, admin: asyncpg.Connection,
+                        backlog: int) -> AsyncIterator[None]:
+    """Start the sink processes; return once their group has settled and caught up with the topic's backlog
+    (a new group reads the topic from the start), with an empty table, so the clock measures only new events."""
+    workers = [await asyncio.to_thread(start_worker, settings, "sink", sinks.name, sinks.handler)
+               for _ in range(sinks.instances)]
     try:
-        started = time.perf_counter()
-        for offset in range(0, THROUGHPUT_EVENTS, 100):
-            async with source.database.transaction() as work:
-                await work.outbox.add(*(bench_event(plants[i % 200], i) for i in range(offset, offset + 100)))
-        await wait_for_count(admin, THROUGHPUT_EVENTS)
-        throughput = THROUGHPUT_EVENTS / (time.perf_counter() - started)
-
-        await admin.execute("TRUNCATE bench_sink.received")
-        total = STEADY_RATE * STEADY_SECONDS
-        tick = 0.01  # ten events every 10 ms: a steady 1,000 events/s
-        next_tick = time.perf_counter()
-        for offset in range(0, total, 10):
-            async with source.database.transaction() as work:
-                await work.outbox.add(*(bench_event(plants[i % 200], i) for i in range(offset, offset + 10)))
-            next_tick += tick
-            await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
-        await wait_for_count(admin, total)
-        rows = await admin.fetch(
-            "SELECT extract(epoch FROM received_at - emitted_at) * 1000 AS ms FROM bench_sink.received")
-        return throughput, [row["ms"] for row in rows]
+        await wait_for_count(admin, sinks.name, backlog)
+        await asyncio.sleep(6)  # a second member's join rebalances the group: let it settle
+        await admin.execute(f"TRUNCATE {quote_identifier(sinks.name)}.received")
+        yield
     finally:
-        sink.terminate()
-        sink.wait(15)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(15)
+
+
+async def pipeline(settings: PlatformSettings) -> tuple[dict[Sinks, float], list[float]]:
+    """Throughput of each sink configuration, then latency at a steady rate on the platform's usual one."""
+    runtime = ServiceRuntime(name="bench_source", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
+    await runtime.start()
+    await runtime.broker_connected.wait()
+    source = Source(runtime)
+    admin = await asyncpg.connect(settings.database_url)  # the bench reads the sinks' tables, as their operator
+    throughputs = {}
+    try:
+        for sinks in PIPELINES:
+            console.print(f"pipeline, {sinks.label}: {THROUGHPUT_EVENTS} events…")
+            async with running_sinks(settings, sinks, admin, source.emitted):
+                started = time.perf_counter()
+                await source.emit(THROUGHPUT_EVENTS, 100)
+                await wait_for_count(admin, sinks.name, THROUGHPUT_EVENTS)
+                throughputs[sinks] = THROUGHPUT_EVENTS / (time.perf_counter() - started)
+
+        console.print(f"latency, {LATENCY_SINKS.label}: {STEADY_RATE}/s for {STEADY_SECONDS}s…")
+        async with running_sinks(settings, LATENCY_SINKS, admin, source.emitted):
+            total = STEADY_RATE * STEADY_SECONDS
+            tick = 0.01  # ten events every 10 ms: a steady 1,000 events/s
+            next_tick = time.perf_counter()
+            for _ in range(0, total, 10):
+                await source.emit(10, 10)
+                next_tick += tick
+                await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+            await wait_for_count(admin, LATENCY_SINKS.name, total)
+            rows = await admin.fetch("SELECT extract(epoch FROM received_at - emitted_at) * 1000 AS ms"
+                                     f" FROM {quote_identifier(LATENCY_SINKS.name)}.received")
+        return throughputs, [row["ms"] for row in rows]
+    finally:
         await admin.close()
-        await source.stop()
+        await runtime.stop()
 
 
-async def wait_for_count(admin: asyncpg.Connection, count: int, timeout: float = 300) -> None:
+async def wait_for_count(admin: asyncpg.Connection, schema: str, count: int, timeout: float = 300) -> None:
     async with asyncio.timeout(timeout):
-        while await admin.fetchval("SELECT count(*) FROM bench_sink.received") < count:
+        while await admin.fetchval(f"SELECT count(*) FROM {quote_identifier(schema)}.received") < count:
             await asyncio.sleep(0.05)
 
 
@@ -136,28 +196,30 @@ async def main() -> None:
         try:
             console.print(f"raw aiokafka: {THROUGHPUT_EVENTS} events…")
             raw = await raw_throughput(settings, THROUGHPUT_EVENTS)
-            console.print(f"pipeline: {THROUGHPUT_EVENTS} events, then {STEADY_RATE}/s for {STEADY_SECONDS}s…")
             ours, latencies = await pipeline(settings)
+            print_pipeline(raw, ours, latencies)
+            await alerts.run(settings, console)
+            await ingestion.run(settings, console)
         finally:
             broker.stop()
-        print_pipeline(raw, ours, latencies)
         await scale.run(with_database(server_url, database), console)  # needs the database only
     finally:
         await drop_database(server_url, database)
 
 
-def print_pipeline(raw: float, ours: float, latencies: list[float]) -> None:
-    table = Table(title="iomki bench (same broker, same database, one run)")
+def print_pipeline(raw: float, ours: dict[Sinks, float], latencies: list[float]) -> None:
+    table = Table(title="iomki bench: the event pipeline (same broker, same database, one run)")
     table.add_column("measure")
     table.add_column("figure", justify="right")
     table.add_column("reference", justify="right")
     table.add_column("ratio / target", justify="right")
     table.add_row("raw aiokafka produce→consume", f"{raw:,.0f} events/s", "—", "reference")
-    table.add_row("outbox→relay→broker→inbox+handler", f"{ours:,.0f} events/s", f"{raw:,.0f} events/s",
-                  f"{ours / raw:.2f} (target ≥ 0.50)")
-    table.add_row(f"commit→consumer commit at {STEADY_RATE}/s, p50", f"{percentile(latencies, 0.5):.1f} ms", "", "")
-    table.add_row(f"commit→consumer commit at {STEADY_RATE}/s, p99", f"{percentile(latencies, 0.99):.1f} ms", "",
-                  "target < 50 ms")
+    for sinks, throughput in ours.items():
+        table.add_row(f"outbox→relay→broker→inbox+handler, {sinks.label}", f"{throughput:,.0f} events/s",
+                      f"{raw:,.0f} events/s", f"{throughput / raw:.2f} (target ≥ 0.50)")
+    label = f"commit→consumer commit at {STEADY_RATE}/s ({LATENCY_SINKS.label})"
+    table.add_row(f"{label}, p50", f"{percentile(latencies, 0.5):.1f} ms", "", "")
+    table.add_row(f"{label}, p99", f"{percentile(latencies, 0.99):.1f} ms", "", "target < 50 ms")
     console.print(table)
 
 

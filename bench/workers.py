@@ -1,8 +1,9 @@
 """The consuming side of each benchmark, in a process of its own, as a consuming service would be.
 
 `python -m bench.workers raw TOPIC COUNT`: a plain aiokafka group consumer; prints the wall-clock time at which
-it had consumed (and committed) COUNT messages. `python -m bench.workers sink`: the platform's consumer with a
-real handler, running until terminated.
+it had consumed (and committed) COUNT messages. `python -m bench.workers sink NAME per-event|in-batches`: the platform's
+consumer with a real handler (recording each event in a table), written one event at a time or as an `InBatches`
+handler (one statement per run), running until terminated.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.contract import Envelope, PermitApplied
+from shared.consumer import InBatches
+from shared.contract import Decoded, Envelope, PermitApplied
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.unit_of_work import UnitOfWork
@@ -45,14 +47,26 @@ async def record(work: UnitOfWork, envelope: Envelope, event: PermitApplied) -> 
     )
 
 
-def sink_runtime(settings: PlatformSettings) -> ServiceRuntime:
-    runtime = ServiceRuntime(name="bench_sink", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
-    runtime.consume(PermitApplied.topic, {PermitApplied: record})
+async def record_all(work: UnitOfWork, run: list[Decoded]) -> None:
+    await work.connection.execute(
+        "INSERT INTO received (event_id, facility_id, emitted_at)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])",
+        [d.envelope.id for d in run], [d.event.facility_id for d in run], [d.envelope.time for d in run],
+    )
+
+
+HANDLERS = {"per-event": record, "in-batches": InBatches(record_all)}
+
+
+def sink_runtime(settings: PlatformSettings, name: str, handler: str) -> ServiceRuntime:
+    """Instances started with the same name share one schema and one consumer group."""
+    runtime = ServiceRuntime(name=name, settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
+    runtime.consume(PermitApplied.topic, {PermitApplied: HANDLERS[handler]})
     return runtime
 
 
-async def sink() -> None:
-    runtime = sink_runtime(PlatformSettings())
+async def sink(name: str, handler: str) -> None:
+    runtime = sink_runtime(PlatformSettings(), name, handler)
     await runtime.start()
     await runtime.broker_connected.wait()
     print("ready", flush=True)
@@ -66,4 +80,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "raw":
         asyncio.run(raw(sys.argv[2], int(sys.argv[3])))
     else:
-        asyncio.run(sink())
+        asyncio.run(sink(sys.argv[2], sys.argv[3]))

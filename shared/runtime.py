@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -44,6 +45,7 @@ class Periodic:
     name: str
     interval: float
     run: Callable[[], Awaitable[Any]]
+    wake_on: str | None = None  # a NOTIFY channel that runs it at once, between ticks
 
 
 class ServiceRuntime(Generic[Work]):
@@ -79,8 +81,10 @@ class ServiceRuntime(Generic[Work]):
         """Declare a topic this service writes (through its outbox), for the AsyncAPI document."""
         declare_publishers(self.broker, topic)
 
-    def every(self, seconds: float, name: str, run: Callable[[], Awaitable[Any]]) -> None:
-        self._periodic.append(Periodic(name, seconds, run))
+    def every(self, seconds: float, name: str, run: Callable[[], Awaitable[Any]], *,
+              wake_on: str | None = None) -> None:
+        """Run `run` every `seconds`, and also as soon as a transaction that NOTIFYs `wake_on` commits."""
+        self._periodic.append(Periodic(name, seconds, run, wake_on))
 
     # -- the HTTP application ---------------------------------------------------------------------
 
@@ -130,6 +134,7 @@ class ServiceRuntime(Generic[Work]):
         await migrate(database_url, self.name, migrations_in("platform", PLATFORM_MIGRATIONS)
                       + migrations_in(self.name, self._migrations))
         self.database.pool = await create_pool(database_url, self.name)
+        self._database_url = database_url
         self.relay = Relay(schema=self.name, database_url=database_url, settings=self.settings, metrics=self.metrics)
         self._tasks = [asyncio.create_task(self._connect_broker(), name=f"{self.name}-broker")]
         # Periodic work (deadlines, timers) needs only the database: what it emits waits in the outbox.
@@ -172,14 +177,36 @@ class ServiceRuntime(Generic[Work]):
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
 
     async def _repeat(self, periodic: Periodic) -> None:
-        while True:
-            try:
-                await periodic.run()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # periodic work retries at its next tick
-                log.warning("periodic_failed", task=periodic.name, error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(periodic.interval)
+        woken = asyncio.Event()
+        listener: asyncpg.Connection | None = None
+        try:
+            while True:
+                if periodic.wake_on and (listener is None or listener.is_closed()):
+                    listener = await self._listen(periodic.wake_on, woken)
+                woken.clear()  # before running: a notification during the run runs it again at once
+                try:
+                    await periodic.run()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # periodic work retries at its next tick
+                    log.warning("periodic_failed", task=periodic.name, error=f"{type(exc).__name__}: {exc}")
+                try:
+                    await asyncio.wait_for(woken.wait(), timeout=periodic.interval)
+                except TimeoutError:
+                    pass
+        finally:
+            if listener is not None:
+                listener.terminate()
+
+    async def _listen(self, channel: str, woken: asyncio.Event) -> asyncpg.Connection | None:
+        """A connection of its own that sets `woken` on each notification; without one, the ticks carry on."""
+        try:
+            connection = await asyncpg.connect(self._database_url, timeout=5)
+            await connection.add_listener(channel, lambda *_: woken.set())
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("listen_failed", channel=channel, error=f"{type(exc).__name__}: {exc}")
+            return None
+        return connection
 
 
 def serve(app: FastAPI, port: int) -> None:

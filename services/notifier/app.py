@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +15,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.notifier import api
 from services.notifier.channels import EmailChannel, SmtpServer, WebhookChannel
-from services.notifier.domain import Channel, EscalationChain, Grouping, RetryPolicy
+from services.notifier.domain import ROUTES, Channel, EscalationChain, Grouping, RetryPolicy
 from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
 from shared.clock import Clock, SystemClock
+from shared.consumer import InBatches
 from shared.contract import (
     ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, events_on,
 )
@@ -75,18 +77,22 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     email = EmailChannel(SmtpServer(own.smtp_host, own.smtp_port, own.smtp_from, own.smtp_starttls,
                                     own.webhook_timeout.total_seconds()))
 
+    # Built once: a TLS context costs milliseconds of CPU, and deliveries now run whenever one is planned.
+    tls = ssl.create_default_context()
+
     async def deliver() -> None:
-        async with httpx.AsyncClient(timeout=own.webhook_timeout.total_seconds()) as client:
+        async with httpx.AsyncClient(timeout=own.webhook_timeout.total_seconds(), verify=tls) as client:
             await worker.deliver_due({Channel.WEBHOOK: WebhookChannel(client), Channel.EMAIL: email})
 
     for topic in (PERMITS, REPORTS, INCIDENTS):
-        runtime.consume(topic, {event_type: handlers.on_event for event_type in events_on(topic)})
+        runtime.consume(topic, {event_type: handlers.on_event if event_type.__name__ in ROUTES
+                                else InBatches(handlers.on_unrouted_events) for event_type in events_on(topic)})
     runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated})
     runtime.publishes(ALERTS)
     tick = own.tick.total_seconds()
     runtime.every(tick, "escalations", handlers.escalate_due)
     runtime.every(tick, "digests", handlers.close_digests)
-    runtime.every(tick, "deliveries", deliver)
+    runtime.every(tick, "deliveries", deliver, wake_on="notifier_deliveries")  # migration 0002
     return runtime.http_app(
         title="iomki notifier",
         description="Task-force directory, routing, signed webhooks and email, escalation until acknowledged.",

@@ -27,7 +27,8 @@ from services.notifier.repository import Job, NotifierWork
 from shared.access import NATIONAL_REGION, Access, Role
 from shared.clock import Clock
 from shared.contract import (
-    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Envelope, Event,
+    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
+    Event,
 )
 from shared.unit_of_work import Database
 
@@ -145,14 +146,25 @@ class NotifierHandlers:
         # Which plant's contacts changed, never what they are.
         log.info("company_contacts_updated", facility_id=str(event.facility_id))
 
+    async def on_unrouted_events(self, work: NotifierWork, run: list[Decoded]) -> None:
+        """A run of events of one type that no route names (reports submitted, permits applied, …): most of
+        the traffic, and most of it alerts nobody. One query finds the regions subscribed to the type; only
+        events of plants in them go on to `on_event`. No subscription is ever removed, so an event skipped
+        here has no open alert to be grouped into either."""
+        regions = await work.notifier.subscribed_regions(type(run[0].event).__name__)
+        for decoded in run:
+            event = decoded.event
+            if regions & {"", event.province_code, event.regency_code}:
+                await self.on_event(work, decoded.envelope, event)
+
     async def on_event(self, work: NotifierWork, envelope: Envelope, event: Event) -> None:
         """Any public event: group it into an open alert, count it into a digest, or raise a new alert."""
         now = self.clock.now()
         event_type = type(event).__name__
         plant = Plant(event.facility_id, event.province_code, event.regency_code)
+        repo = work.notifier
         candidate = Alert.raise_for(event_type, plant, event.model_dump(mode="json"), now=now,
                                     chain=self.config.chain, grouping=self.config.grouping)
-        repo = work.notifier
         await repo.lock_key(str(plant.facility_id))
         await repo.lock_key(candidate.alert_key)
         existing = await repo.open_alert(candidate.alert_key)

@@ -82,6 +82,14 @@ class NotifierRepository:
             contact.facility_id, permit_id, contact.nib, contact.company_name, contact.email, phone, now,
         )
 
+    async def subscribed_regions(self, event_type: str) -> set[str]:
+        """The regions of the task forces that subscribed to this event type ('' for the national one)."""
+        rows = await self._connection.fetch(
+            "SELECT DISTINCT t.region_code FROM subscriptions s JOIN task_forces t USING (task_force_id)"
+            " WHERE $1 = ANY(s.event_types)", event_type,
+        )
+        return {row["region_code"] for row in rows}
+
     async def directory_for(self, plant: Plant) -> Directory:
         """The task forces whose region covers the plant (regency, its province, national) and their wishes."""
         task_forces = await self._task_forces(

@@ -30,7 +30,8 @@ from starlette.routing import Route
 
 from services.notifier.app import create_app
 from shared.contract import (
-    CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, WarningIssued, decode,
+    CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, ReportDue, WarningIssued,
+    decode,
 )
 from shared.infra import free_port
 from tests.kafka import read_topic
@@ -165,6 +166,11 @@ def warning(where: dict) -> WarningIssued:
                          deadline=datetime(2026, 11, 21, 16, 59, tzinfo=timezone.utc), consecutive=1)
 
 
+def report_due(where: dict) -> ReportDue:
+    return ReportDue(**where, permit_id=uuid.uuid4(), period_id=uuid.uuid4(),
+                     deadline=datetime(2026, 11, 21, 16, 59, tzinfo=timezone.utc))
+
+
 def cluster(where: dict) -> ClusterDeclared:
     return ClusterDeclared(**where, cluster_id=uuid.uuid4(), case_count=2, window_days=14,
                            first_confirmed_on=date(2026, 11, 18), last_confirmed_on=date(2026, 11, 20))
@@ -222,6 +228,32 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
     raised = [d for d in ours if d.envelope.type == "iomki.AlertRaised.v1"]
     assert len(raised) == 1 and raised[0].envelope.causationid == str(cause.id)
     assert all(b"@" not in m.value and b"bekasi" not in m.value for m in messages)
+
+
+async def test_an_event_no_route_names_alerts_only_the_task_forces_subscribed_to_it(world: World):
+    """Most events alert nobody, and are checked a run at a time; a task force subscribed to one still gets it,
+    for its own region only."""
+    purwakarta = await world.register("regency", "32.14", [{"division": "health", "email": "kes@purwakarta.example"}])
+    await world.subscribe(purwakarta, "purwakarta", ["ReportDue"])
+    subscribed, elsewhere = plant("32", "32.14"), plant("33", "33.01")
+    published = [await world.publish(report_due(where)) for where in (elsewhere, subscribed, elsewhere, subscribed)]
+
+    alert = await world.alert_for(subscribed["facility_id"], "ReportDue")
+    assert alert["severity"] == "low" and alert["regency_code"] == "32.14"
+    hooks = await eventually(lambda: asyncio.sleep(0, [
+        hook for hook in world.receiver.on("purwakarta") if alert["alert_id"].encode() in hook[1]]))
+    assert json.loads(hooks[0][1])["event_type"] == "ReportDue"
+
+    connection = await asyncpg.connect(world.database_url)
+    try:  # every event consumed, the other plant's included …
+        await eventually(lambda: connection.fetchval(
+            "SELECT count(*) = $2 FROM notifier.inbox WHERE event_id = ANY($1)", [e.id for e in published], 4))
+    finally:
+        await connection.close()
+    # … and grouped into the one alert, while the plant nobody subscribed for has none.
+    alerts = (await world.notifier.get("/alerts", headers=OPERATOR)).json()["alerts"]
+    assert [a["count"] for a in alerts if a["facility_id"] == str(subscribed["facility_id"])] == [2]
+    assert not [a for a in alerts if a["facility_id"] == str(elsewhere["facility_id"])]
 
 
 async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_marked_failed(world: World):

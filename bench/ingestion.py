@@ -1,0 +1,353 @@
+"""`make bench`, section "report ingestion": POST /reports on the real reports service, next to a bare endpoint.
+
+The reports service runs as it is deployed, a uvicorn process, here with `WORKERS` workers ("2 cores"): several
+instances of a service are safe, since one relay publishes at a time (an advisory lock elects it) and the
+consumers share the work as one consumer group. Its plants arrive as they do in production: `PermitIssued`
+events through an outbox, the relay and the broker, from which the service opens each plant's schedule and
+first period. wrk (a C load generator, a sliver of the CPU it measures) then sends each open period a distinct
+valid report with its company's token (`bench/reports.lua`): validation, access, the transaction with the
+report and its `ReportSubmitted` in the outbox, and the relay publishing it, all as in production.
+
+The reference, in the same run on the same database: a bare FastAPI endpoint under the same uvicorn settings
+and workers that parses the same JSON bodies and stores each with one asyncpg INSERT.
+
+`python -m bench.ingestion` runs this section alone, on a database and broker of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from rich.console import Console
+from rich.table import Table
+
+from bench.workers import MIGRATIONS
+from shared.access import Role, mint
+from shared.contract import Envelope, PermitIssued, SectorClass
+from shared.db import drop_database, ensure_database, with_database
+from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port
+from shared.runtime import ServiceRuntime
+from shared.settings import PlatformSettings
+from shared.unit_of_work import UnitOfWork
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".data" / "bench-logs"
+WRK_SCRIPT = Path(__file__).parent / "reports.lua"
+WORKERS = 2
+PLANTS = int(os.environ.get("IOMKI_BENCH_INGESTION_PLANTS", "30000"))
+WARMUP_PLANTS = 3_000  # the warm-up's own plants: the measured run sends first reports, not corrections
+CONNECTIONS = 32
+WARMUP_SECONDS = 3
+SECONDS = 15
+
+
+# -- the platform's services as processes on the bench's broker and database ---------------------------------
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_ready(self, path: str = "/readyz", timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+                try:
+                    if (await client.get(self.url + path)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s: {self.log.read_text()[-3000:]}")
+                await asyncio.sleep(0.2)
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server and its workers. Per request, it is the service's own cost, which
+        a machine busy with other work inflates far less than it does wall-clock rates."""
+        pids = [str(self.process.pid)]
+        pids += Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        ticks = 0
+        for pid in pids:
+            # Fields 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, workers: int = 1,
+                  **environment: str) -> ServiceProcess:
+    """`factory` (module:function making the app) under uvicorn as deployed: no access log, warnings only."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = LOGS / f"{name}.log"
+    env = {**os.environ, "DATABASE_URL": settings.database_url or "", "KAFKA_BOOTSTRAP": settings.bootstrap,
+           "IOMKI_JWT_SECRET": settings.jwt_secret or "", "IOMKI_LOG_FORMAT": "json", **environment}
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+            env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+        )
+    return ServiceProcess(name, process, port, log)
+
+
+# -- plants, issued as the permits service issues them ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plant:
+    facility_id: uuid.UUID
+    permit_id: uuid.UUID
+    nib: str
+
+
+@asynccontextmanager
+async def event_source(settings: PlatformSettings) -> AsyncIterator[ServiceRuntime]:
+    """A producer with the platform's outbox and relay, standing in for the services the bench does not run."""
+    source = ServiceRuntime(name="bench_source", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
+    await source.start()
+    await source.broker_connected.wait()
+    try:
+        yield source
+    finally:
+        await source.stop()
+
+
+def new_plants(count: int) -> list[Plant]:
+    return [Plant(uuid.uuid4(), uuid.uuid4(), f"81{index:011d}") for index in range(count)]
+
+
+def permit_issued(plant: Plant, *, province_code: str = "32", regency_code: str = "32.16") -> Envelope:
+    return Envelope.wrap(PermitIssued(
+        facility_id=plant.facility_id, province_code=province_code, regency_code=regency_code,
+        permit_id=plant.permit_id, nib=plant.nib, permit_number=f"IOMKI-{province_code}-2026-{plant.nib[-6:]}",
+        company_name=f"PT Bench {plant.nib[-6:]}", sector_class=SectorClass.ESSENTIAL, workforce_total=400,
+        issued_at=datetime.now(timezone.utc),
+    ), service="permits")
+
+
+async def publish(source: ServiceRuntime, envelopes: list[Envelope], batch: int = 500) -> None:
+    for offset in range(0, len(envelopes), batch):
+        async with source.database.transaction() as work:
+            await work.outbox.add(*envelopes[offset:offset + batch])
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 180) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}") from None
+
+
+# -- the reference endpoint ---------------------------------------------------------------------------------
+
+
+def reference_app() -> FastAPI:
+    """A bare FastAPI endpoint: parse the JSON body, store it with one asyncpg INSERT, answer 201."""
+    pool: asyncpg.Pool | None = None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)  # the services' size
+        yield
+        await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/reports", status_code=201)
+    async def store(report: dict[str, Any]) -> dict[str, str]:
+        assert pool is not None
+        report_id = uuid.uuid4()
+        await pool.execute("INSERT INTO bench_reference.reports (report_id, payload) VALUES ($1, $2::jsonb)",
+                           report_id, json.dumps(report))
+        return {"report_id": str(report_id)}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+# -- the load ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    seconds: float
+    failed: int
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: float = 0.0  # the service's processes' CPU time per request
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not installed (Debian package `wrk`; `make bench` installs it)")
+    return found
+
+
+async def wrk(url: str, plants_file: Path, seconds: int) -> Load:
+    process = await asyncio.create_subprocess_exec(
+        wrk_binary(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT),
+        url + "/reports", "--", str(plants_file), "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    lines = output.decode().strip().splitlines()
+    if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        raise RuntimeError(f"wrk failed: {output.decode()[-2000:]}")
+    figures = json.loads(lines[-1])
+    return Load(figures["requests"], figures["duration_us"] / 1e6, figures["non_2xx"] + figures["socket_errors"],
+                figures["p50_us"] / 1000, figures["p99_us"] / 1000)
+
+
+async def measure(service: ServiceProcess, warmup_file: Path, plants_file: Path) -> Load:
+    await wrk(service.url, warmup_file, WARMUP_SECONDS)
+    cpu = service.cpu_seconds()
+    load = await wrk(service.url, plants_file, SECONDS)
+    return replace(load, cpu_ms=(service.cpu_seconds() - cpu) * 1000 / max(load.requests, 1))
+
+
+def write_plants(path: Path, rows: list[asyncpg.Record], secret: str) -> None:
+    """One line per open period: its permit, the period, and a token of the plant's company."""
+    with open(path, "w") as out:
+        for row in rows:
+            token = mint(secret, role=Role.COMPANY, nib=row["nib"], ttl_seconds=3600)
+            out.write(f"{row['permit_id']} {row['period_id']} {token}\n")
+
+
+# -- the section -------------------------------------------------------------------------------------------
+
+
+async def run(settings: PlatformSettings, console: Console) -> None:
+    console.print(f"report ingestion: {PLANTS:,} plants issued through the pipeline, POST /reports for "
+                  f"{SECONDS}s at {CONNECTIONS} connections, {WORKERS} uvicorn workers, then the reference…")
+    admin = await asyncpg.connect(settings.database_url)  # the bench reads the services' tables as the operator
+    work_dir = Path(tempfile.mkdtemp(prefix="iomki-bench-"))
+    reports = start_uvicorn(settings, "reports", "services.reports.app:create_app", workers=WORKERS)
+    try:
+        await reports.wait_ready()
+        plants = new_plants(PLANTS + WARMUP_PLANTS)
+        started = time.perf_counter()
+        async with event_source(settings) as source:
+            await publish(source, [permit_issued(plant) for plant in plants])
+            await wait_until(lambda: _counted(admin, "SELECT count(*) FROM reports.periods", len(plants)),
+                             "the reports service to open every plant's first period")
+        seeded = time.perf_counter() - started
+        rows = await admin.fetch(
+            "SELECT p.permit_id, p.period_id, s.nib FROM reports.periods p JOIN reports.schedules s USING (permit_id)"
+            " ORDER BY p.permit_id")
+        write_plants(work_dir / "warmup.txt", rows[:WARMUP_PLANTS], settings.jwt_secret or "")
+        write_plants(work_dir / "plants.txt", rows[WARMUP_PLANTS:], settings.jwt_secret or "")
+        ours = await measure(reports, work_dir / "warmup.txt", work_dir / "plants.txt")
+        stored = await admin.fetchval("SELECT count(*) FROM reports.reports")
+    finally:
+        reports.stop()
+
+    await admin.execute("CREATE SCHEMA IF NOT EXISTS bench_reference;"
+                        " CREATE TABLE IF NOT EXISTS bench_reference.reports"
+                        " (report_id uuid PRIMARY KEY, payload jsonb NOT NULL)")
+    reference = start_uvicorn(settings, "reference", "bench.ingestion:reference_app", workers=WORKERS)
+    try:
+        await reference.wait_ready("/healthz")
+        bare = await measure(reference, work_dir / "warmup.txt", work_dir / "plants.txt")
+    finally:
+        reference.stop()
+        await admin.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    print_ingestion(console, len(plants), seeded, ours, bare, stored)
+
+
+async def _counted(admin: asyncpg.Connection, query: str, expected: int) -> bool:
+    return await admin.fetchval(query) >= expected
+
+
+def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, bare: Load, stored: int) -> None:
+    table = Table(title=f"report ingestion over HTTP ({WORKERS} uvicorn workers, {CONNECTIONS} connections, wrk)")
+    table.add_column("measure")
+    table.add_column("figure", justify="right")
+    table.add_column("reference", justify="right")
+    table.add_column("ratio / target", justify="right")
+    table.add_row("PermitIssued → schedule and first period (seeding)", f"{plants / seeded:,.0f} plants/s", "", "")
+    table.add_row("POST /reports (validation, access, transaction, outbox)", f"{ours.rate:,.0f} requests/s",
+                  f"{bare.rate:,.0f} requests/s", f"{ours.rate / bare.rate:.2f} (target ≥ 2,000/s)")
+    table.add_row("POST /reports, p50", f"{ours.p50_ms:.1f} ms", f"{bare.p50_ms:.1f} ms", "")
+    table.add_row("POST /reports, p99", f"{ours.p99_ms:.1f} ms", f"{bare.p99_ms:.1f} ms", "")
+    table.add_row("CPU of the service's processes per request", f"{ours.cpu_ms:.2f} ms", f"{bare.cpu_ms:.2f} ms",
+                  f"{ours.cpu_ms / bare.cpu_ms:.2f}")
+    table.add_row("answers other than 201 / socket errors", f"{ours.failed:,}", f"{bare.failed:,}", "")
+    table.add_row("reports stored (warm-up included)", f"{stored:,}", "", "")
+    console.print(table)
+
+
+# -- alone ---------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def bench_platform() -> AsyncIterator[PlatformSettings]:
+    """A database and a broker of this run's own, as `make bench` makes them, for running one section alone."""
+    server_url = os.environ.get("DATABASE_URL") or embedded_postgres_url(ROOT / ".data" / "bench-postgres")
+    database = f"iomki_bench_{uuid.uuid4().hex[:6]}"
+    await ensure_database(server_url, database)
+    broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / "bench-broker.log")
+    broker.start()
+    try:
+        yield PlatformSettings(DATABASE_URL=with_database(server_url, database), KAFKA_BOOTSTRAP=broker.bootstrap,
+                               IOMKI_JWT_SECRET="bench", IOMKI_LOG_FORMAT="json")
+    finally:
+        broker.stop()
+        await drop_database(server_url, database)
+
+
+async def alone(section: Callable[[PlatformSettings, Console], Awaitable[None]]) -> None:
+    async with bench_platform() as settings:
+        await section(settings, Console())
+
+
+if __name__ == "__main__":
+    asyncio.run(alone(run))
