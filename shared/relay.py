@@ -89,6 +89,7 @@ class Relay:
     ) -> None:
         next_watch = 0.0
         next_prune = 0.0
+        next_gauge = 0.0
         while True:
             self._wake.clear()
             now = time.monotonic()
@@ -100,7 +101,9 @@ class Relay:
             if now >= next_prune:
                 await self._prune(connection)
                 next_prune = now + 60.0
-            await self._report_backlog(connection)
+            if now >= next_gauge:  # a gauge: once a second is enough, not once per wake-up
+                await self._report_backlog(connection)
+                next_gauge = now + 1.0
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
             except TimeoutError:
