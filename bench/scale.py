@@ -1,18 +1,23 @@
-"""`make bench`, section "at 1,000,000 plants": the permits and reports services' real tables (their own
-migrations), bulk-loaded with COPY, and their own code timed against them.
+"""`make bench`, section "at 1,000,000 plants": the permits, reports and incidents services' real tables (their
+own migrations), bulk-loaded with COPY, and their own code timed against them. `python -m bench.scale` runs
+this section alone (`DATABASE_URL`, else the embedded server; a database of its own, dropped afterwards).
 
-Nothing here restates a service's SQL: the search, the compliance query and the deadline sweep are the
-services' repository and handler methods, called on connections that log in as the services' roles. The
-query plans are read by recording the statements those methods send and asking PostgreSQL to EXPLAIN them.
+Nothing here restates a service's SQL: the search, the compliance query, the incidents listing and the deadline
+sweep are the services' repository and handler methods, called on connections that log in as the services'
+roles. The query plans are read by recording the statements those methods send and asking PostgreSQL to
+EXPLAIN them.
 
 1. Load: 1,000,000 plants across Java's provinces and regencies (real Kemendagri codes), a realistic status
-   mix, their permits (permits schema), schedules and periods (reports schema): load time and rows/s.
+   mix, their permits (permits schema), schedules and periods (reports schema), and the incidents service's
+   plants, with cases at about 4% of them and plant closures at 1% (incidents schema): load time and rows/s.
 2. Permit search (`GET /permits` filters, keyset pages): p50/p99.
 3. Compliance by province and by regency over the API's default window: p50/p99.
-4. Deadline sweep: one sweep with nothing due at 10,000 and at 1,000,000 schedules (constant, not
-   proportional); then every open period of `SWEEP_PERIODS` plants reaching its deadline in the same minute,
-   swept to the last `ReportOverdue` in the outbox.
-5. The plans of those queries: no sequential scan on the hot paths.
+4. Incidents by region (`GET /incidents` as agencies, task forces, operators and companies ask it): p50/p99.
+5. Deadline sweep: one sweep with nothing due at 10,000 and at 1,000,000 schedules (constant, not
+   proportional); then the open period of every live plant (`IOMKI_BENCH_SWEEP_PERIODS` lowers it) reaching
+   its deadline in the same minute, swept to the last `ReportOverdue` emitted, that is committed to the
+   outbox (the relay publishes from there).
+6. The plans of those queries: no sequential scan on the hot paths.
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ from rich.console import Console
 from rich.table import Table
 
 from services.permits.repository import PermitRepository, PermitSearch
+from services.incidents.repository import IncidentRepository
 from services.reports.domain import Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
 from shared.clock import FakeClock
 from shared.contract import ReportOverdue
-from shared.db import create_pool, migrate, migrations_in, provision
+from shared.db import (
+    create_pool, drop_database, ensure_database, migrate, migrations_in, provision, with_database,
+)
+from shared.infra import embedded_postgres_url
 from shared.observability import configure_logging
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.unit_of_work import Database
@@ -50,11 +59,10 @@ from shared.unit_of_work import Database
 ROOT = Path(__file__).resolve().parent.parent
 # Sizes can be lowered for a quick look; the defaults are what `make bench` reports.
 PLANTS = int(os.environ.get("IOMKI_BENCH_PLANTS", "1000000"))
-SWEEP_PERIODS = int(os.environ.get("IOMKI_BENCH_SWEEP_PERIODS", "200000"))
+SWEEP_PERIODS = int(os.environ.get("IOMKI_BENCH_SWEEP_PERIODS", str(PLANTS)))  # every live plant by default
 SMALL = 10_000  # the first load step: the nothing-due sweep is measured here and again at full size
 CHUNK = 50_000
 QUERIES = 200
-PROVINCE_QUERIES = 100  # each reads a province's whole window: fewer samples keep the section bounded
 EMPTY_SWEEPS = 200
 
 # SE 3/2021: twice weekly, 23:59 local time. Every province below keeps WIB, so every plant's deadline falls in
@@ -70,6 +78,8 @@ STATUSES = {"ISSUED": 90, "FROZEN": 5, "REVOKED": 3, "SUBMITTED": 2}
 SECTORS = {"critical": 20, "essential": 30, "non_essential": 50}
 SETTLED = {"submitted": 88, "late": 5, "overdue": 7}  # how settled periods ended
 CLOSED_SHARE = 0.01  # plants closed by an incident order: their periods are excused
+CASES_SHARE = 0.03  # further plants with cases (isolations, quarantines, a room closed) but still open
+INCIDENT_QUERIES = 200
 WARNING_DELAY = Timing().warning_delay
 
 _PERMIT_COLUMNS = ("permit_id", "facility_id", "nib", "company_name", "province_code", "regency_code",
@@ -79,6 +89,13 @@ _SCHEDULE_COLUMNS = ("permit_id", "facility_id", "nib", "province_code", "regenc
                      "frozen", "freeze_count", "closed", "ended_at")
 _PERIOD_COLUMNS = ("period_id", "permit_id", "seq", "regime", "starts_at", "deadline", "status", "next_action",
                    "next_action_at", "warning_id", "warned_at", "province_code", "regency_code")
+_PLANT_COLUMNS = ("facility_id", "permit_id", "nib", "province_code", "regency_code", "workforce_total", "monitored",
+                  "active_isolations", "active_quarantines", "active_room_closures", "plant_closure_id", "status",
+                  "cases_total", "updated_at")
+_CASE_COLUMNS = ("case_id", "facility_id", "case_ref", "confirmed_on", "symptomatic", "close_contacts", "source",
+                 "contacts_exit_test_negative", "isolation_starts_on", "isolation_ends_on", "quarantine_ends_on",
+                 "status", "recorded_by", "recorded_role", "recorded_at")
+_CLOSURE_COLUMNS = ("closure_id", "facility_id", "scope", "reason", "starts_at", "ends_at", "status")
 
 
 @dataclass
@@ -86,10 +103,14 @@ class Chunk:
     permits: list[tuple[Any, ...]] = field(default_factory=list)
     schedules: list[tuple[Any, ...]] = field(default_factory=list)
     periods: list[tuple[Any, ...]] = field(default_factory=list)
+    # The incidents service's copy: every issued plant, and the cases and closures of those that had cases.
+    plants: list[tuple[Any, ...]] = field(default_factory=list)
+    cases: list[tuple[Any, ...]] = field(default_factory=list)
+    closures: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return len(self.permits) + len(self.schedules) + len(self.periods)
+        return sum(map(len, (self.permits, self.schedules, self.periods, self.plants, self.cases, self.closures)))
 
 
 @dataclass
@@ -98,6 +119,8 @@ class Samples:
 
     regencies: dict[str, list[str]] = field(default_factory=dict)
     nibs: list[str] = field(default_factory=list)
+    nibs_with_cases: list[str] = field(default_factory=list)
+    facilities_with_cases: list[uuid.UUID] = field(default_factory=list)
 
 
 def _history_deadlines() -> list[datetime]:
@@ -159,6 +182,7 @@ class Plants:
         if issued_at is None:
             return
         closed = rnd.random() < CLOSED_SHARE
+        self._incidents(chunk, facility_id, permit_id, nib, province, regency, workforce, revoked_at is None, closed)
         chunk.schedules.append((permit_id, facility_id, nib, province, regency, zone_of(province), issued_at,
                                 status == "FROZEN", 1 if status == "FROZEN" else 0, closed, revoked_at))
         if revoked_at is not None:
@@ -179,9 +203,35 @@ class Plants:
         chunk.periods.append((self._uuid(), permit_id, HISTORY + 1, REGIME.text, starts_at, deadline, "open",
                               "deadline", deadline, None, None, province, regency))
 
+    def _incidents(self, chunk: Chunk, facility_id: uuid.UUID, permit_id: uuid.UUID, nib: str, province: str,
+                   regency: str, workforce: int, monitored: bool, closed: bool) -> None:
+        """The plant as incidents knows it; closed plants (a cluster) and a share of others have cases."""
+        rnd = self._random
+        cases = rnd.randint(2, 6) if closed else rnd.randint(1, 3) if rnd.random() < CASES_SHARE else 0
+        closure_id = self._uuid() if closed else None
+        rooms = int(not closed and cases > 0 and rnd.random() < 0.1)
+        isolating = rnd.randint(0, cases)
+        status = ("plant_closed" if closed else "room_closed" if rooms else "monitoring" if isolating
+                  else "open")
+        chunk.plants.append((facility_id, permit_id, nib, province, regency, workforce, monitored, isolating,
+                             isolating * rnd.randint(0, 5), rooms, closure_id, status, cases, DEADLINE))
+        for number in range(cases):
+            confirmed = DEADLINE.date() - timedelta(days=rnd.randint(0, 20))
+            ends = confirmed + timedelta(days=10)
+            chunk.cases.append((self._uuid(), facility_id, f"C-{number + 1}", confirmed, rnd.random() < 0.6,
+                                rnd.randint(0, 8), "direct", False, confirmed, ends, confirmed + timedelta(days=14),
+                                "isolating" if number < isolating else "closed", "bench", "company", DEADLINE))
+        if closure_id is not None:
+            chunk.closures.append((closure_id, facility_id, "plant", "cluster", DEADLINE - timedelta(days=2),
+                                   DEADLINE + timedelta(days=3), "active"))
+
     def samples(self, chunk: Chunk, out: Samples) -> None:
         out.regencies = self._regencies
         out.nibs.extend(row[2] for row in chunk.permits[:: max(1, len(chunk.permits) // 50)])
+        with_cases = [row for row in chunk.plants if row[12]]
+        for row in with_cases[:: max(1, len(with_cases) // 50)]:
+            out.nibs_with_cases.append(row[2])
+            out.facilities_with_cases.append(row[0])
 
 
 # ---------------------------------------------------------------------------------------------- plans
@@ -298,9 +348,9 @@ async def own_schema(admin_url: str, name: str) -> Service:
 
 
 async def load(plants: Plants, count: int, permits: asyncpg.Connection, reports: asyncpg.Connection,
-               samples: Samples) -> int:
-    """COPY `count` plants in chunks: the permits and reports copies of a chunk run side by side while the
-    next chunk is generated."""
+               incidents: asyncpg.Connection, samples: Samples) -> int:
+    """COPY `count` plants in chunks: the permits, reports and incidents copies of a chunk run side by side
+    while the next chunk is generated."""
     sizes = [min(CHUNK, count - offset) for offset in range(0, count, CHUNK)]
     rows = 0
     upcoming = asyncio.create_task(asyncio.to_thread(plants.chunk, sizes[0])) if sizes else None
@@ -313,6 +363,7 @@ async def load(plants: Plants, count: int, permits: asyncpg.Connection, reports:
         await asyncio.gather(
             permits.copy_records_to_table("permits", records=chunk.permits, columns=_PERMIT_COLUMNS),
             _copy_reports(reports, chunk),
+            _copy_incidents(incidents, chunk),
         )
         rows += chunk.rows
     return rows
@@ -323,11 +374,18 @@ async def _copy_reports(reports: asyncpg.Connection, chunk: Chunk) -> None:
     await reports.copy_records_to_table("periods", records=chunk.periods, columns=_PERIOD_COLUMNS)
 
 
-async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection) -> float:
+async def _copy_incidents(incidents: asyncpg.Connection, chunk: Chunk) -> None:
+    await incidents.copy_records_to_table("plants", records=chunk.plants, columns=_PLANT_COLUMNS)
+    await incidents.copy_records_to_table("cases", records=chunk.cases, columns=_CASE_COLUMNS)
+    await incidents.copy_records_to_table("closures", records=chunk.closures, columns=_CLOSURE_COLUMNS)
+
+
+async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incidents: asyncpg.Connection) -> float:
     """What autovacuum would do after a load: statistics, and the visibility map index-only scans rely on."""
     started = time.perf_counter()
     await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits"),
-                         reports.execute("VACUUM (ANALYZE) schedules, periods"))
+                         reports.execute("VACUUM (ANALYZE) schedules, periods, compliance_counts"),
+                         incidents.execute("VACUUM (ANALYZE) plants, cases, closures"))
     return time.perf_counter() - started
 
 
@@ -337,106 +395,197 @@ async def empty_sweeps(handlers: ReportHandlers) -> float:
     return statistics.median(spent)
 
 
+def incident_listings(samples: Samples, rnd: random.Random) -> list[dict[str, Any]]:
+    """`GET /incidents` as agencies, task forces (a province covers its regencies), companies and operators ask
+    it: first pages and keyset pages further on, with and without a status."""
+    provinces = list(samples.regencies)
+    listings = []
+    for i in range(INCIDENT_QUERIES):
+        province = rnd.choice(provinces)
+        regency = rnd.choice(samples.regencies[province])
+        after = rnd.choice(samples.facilities_with_cases) if i % 4 == 3 else None
+        shape = i % 6
+        listings.append(dict(province=None, status=None, region=None, nib=None, after=after, limit=101) | [
+            dict(province=province),  # an agency, by province
+            dict(region=province),  # a province's task force
+            dict(region=regency),  # a regency's task force
+            dict(region=regency, status="plant_closed"),
+            dict(status="monitoring", province=province),  # an operator
+            dict(nib=rnd.choice(samples.nibs_with_cases)),  # a company
+        ][shape])
+    return listings
+
+
+@dataclass
+class Bench:
+    """The services' connections and the table the figures go to."""
+
+    permits: asyncpg.Connection
+    reports: asyncpg.Connection
+    incidents: asyncpg.Connection
+    handlers: ReportHandlers
+    clock: FakeClock
+    console: Console
+    table: Table
+    samples: Samples = field(default_factory=Samples)
+    schedules: int = 0  # loaded
+
+    def row(self, measure: str, figure: str, target: str = "", detail: str = "") -> None:
+        self.table.add_row(measure, figure, target, detail)
+
+
 async def run(admin_url: str, console: Console) -> None:
     configure_logging("bench", "json", level=logging.WARNING)  # a line per sweep would bury the table
-    console.print(f"scale: COPY {PLANTS:,} plants into the permits and reports tables…")
-    permits_service, reports_service = await own_schema(admin_url, "permits"), await own_schema(admin_url, "reports")
-    permits, reports = await permits_service.connect(), await reports_service.connect()
-    pool = await create_pool(reports_service.url, "reports", min_size=1, max_size=2)
+    console.print(f"scale: COPY {PLANTS:,} plants into the permits, reports and incidents tables…")
+    services = [await own_schema(admin_url, name) for name in ("permits", "reports", "incidents")]
+    permits, reports, incidents = [await service.connect() for service in services]
+    pool = await create_pool(services[1].url, "reports", min_size=1, max_size=2)
     clock = FakeClock(DEADLINE - timedelta(hours=1))  # reminders sent, no deadline yet: nothing is due
     handlers = ReportHandlers(Database(pool, ReportsWork), clock, ReportsConfig(regime=REGIME, timing=Timing()))
-    plants, samples = Plants(), Samples()
     table = Table(title=f"iomki bench at {PLANTS:,} plants (same database, one run)")
     for column, justify in (("measure", "left"), ("figure", "right"), ("target", "right"), ("detail", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    bench = Bench(permits, reports, incidents, handlers, clock, console, table)
     try:
-        small = min(SMALL, PLANTS)
-        started = time.perf_counter()
-        rows = await load(plants, small, permits, reports, samples)
-        analyzed = await vacuum(permits, reports)
-        spent = time.perf_counter() - started - analyzed
-        sweep_small = await empty_sweeps(handlers)
-        started = time.perf_counter()
-        rows += await load(plants, PLANTS - small, permits, reports, samples)
-        spent += time.perf_counter() - started
-        analyzed = await vacuum(permits, reports)
-        counts = await reports.fetchrow(
-            "SELECT (SELECT count(*) FROM schedules) AS schedules, (SELECT count(*) FROM periods) AS periods")
-        table.add_row(f"COPY {PLANTS:,} permits + {counts['schedules']:,} schedules + {counts['periods']:,} periods"
-                      f" ({len(PROVINCES)} provinces, {sum(map(len, samples.regencies.values()))} regencies)",
-                      f"{spent:.1f} s", "")
-        table.add_row("  load rate (COPY, rows generated alongside)", f"{rows / spent:,.0f} rows/s", "")
-        table.add_row("  then VACUUM (ANALYZE), as autovacuum would", f"{analyzed:.1f} s", "")
-
-        console.print("scale: permit search, compliance, plans…")
-        rnd = random.Random(7)
-        max_seq = await permits.fetchval("SELECT max(seq) FROM permits")
-        searches = permit_searches(samples, max_seq, rnd)
-        repository = PermitRepository(permits)
-        spent_ms = await timed([lambda q=q: repository.search(q) for q in searches])
-        p50, p99 = p50_p99(spent_ms)
-        table.add_row(f"permit search ({len(searches)} queries, 8 filter shapes, keyset pages) p50",
-                      f"{p50:.1f} ms", "")
-        table.add_row("permit search p99", f"{p99:.1f} ms", "< 100 ms", f"{len(searches)} queries, one client")
-        slowest = max(range(len(searches)), key=spent_ms.__getitem__)
-        table.add_row(f"  slowest: {_shape(searches[slowest])}", f"{spent_ms[slowest]:.1f} ms", "")
-
-        until = DEADLINE - timedelta(minutes=1)
-        compliance = ComplianceQueries(reports)
-        regencies = [rnd.choice(samples.regencies[p]) for p in rnd.choices(list(PROVINCES), k=QUERIES)]
-        by_province = await timed([lambda p=p: compliance.rates(province=p, regency=None, since=until - WINDOW,
-                                                                 until=until)
-                                   for p in rnd.choices(list(PROVINCES), k=PROVINCE_QUERIES)])
-        by_regency = await timed([lambda r=r: compliance.rates(province=None, regency=r, since=until - WINDOW,
-                                                                until=until) for r in regencies])
-        for label, spent_ms in (("province", by_province), ("regency", by_regency)):
-            p50, p99 = p50_p99(spent_ms)
-            table.add_row(f"compliance by {label}, {WINDOW.days}-day window ({len(spent_ms)} queries) p50",
-                          f"{p50:.1f} ms", "")
-            table.add_row(f"compliance by {label} p99", f"{p99:.1f} ms", "< 100 ms")
-
-        sweep_large = await empty_sweeps(handlers)
-        table.add_row(f"sweep with nothing due at {small:,} schedules (p50 of {EMPTY_SWEEPS})",
-                      f"{sweep_small:.2f} ms", "")
-        table.add_row(f"sweep with nothing due at {counts['schedules']:,} schedules (p50 of {EMPTY_SWEEPS})",
-                      f"{sweep_large:.2f} ms", "constant", f"ratio to {small:,}: {sweep_large / sweep_small:.2f}")
-
-        recorder = Recording(permits)
-        for search in searches[:8]:
-            await PermitRepository(recorder).search(search)  # type: ignore[arg-type]
-        table.add_row("plan: permit search (8 shapes)", *_plan_row(await plan_verdict(permits, recorder.statements)))
-        recorder = Recording(reports)
-        await ComplianceQueries(recorder).rates(province="32", regency=None,  # type: ignore[arg-type]
-                                                since=until - WINDOW, until=until)
-        await ComplianceQueries(recorder).rates(province=None, regency=samples.regencies["32"][0],  # type: ignore[arg-type]
-                                                since=until - WINDOW, until=until)
-        table.add_row("plan: compliance (province, regency)",
-                      *_plan_row(await plan_verdict(reports, recorder.statements)))
-        recorder = Recording(reports)
-        async with reports.transaction():
-            await PeriodRepository(recorder).due(DEADLINE + timedelta(seconds=1), 500)  # type: ignore[arg-type]
-        table.add_row("plan: deadline sweep (due periods)",
-                      *_plan_row(await plan_verdict(reports, recorder.statements)))
-
-        due = await reports.fetchval("SELECT count(*) FROM periods WHERE next_action_at = $1", DEADLINE)
-        console.print(f"scale: deadline sweep of {due:,} periods due in the same minute…")
-        clock.set(DEADLINE + timedelta(seconds=1))
-        started = await reports.fetchval("SELECT clock_timestamp()")
-        steps = 0
-        while done := await handlers.sweep():  # as `runtime.every` calls it, back to back until nothing is due
-            steps += done
-        last, overdue = await reports.fetchrow(
-            "SELECT max(created_at), count(*) FROM outbox WHERE event_type = $1", ReportOverdue.type_name())
-        seconds = (last - started).total_seconds()
-        rate = steps / seconds
-        table.add_row(f"deadline → last ReportOverdue in the outbox, {due:,} periods due in the same minute",
-                      f"{seconds:.1f} s", "< 60 s (for 1,000,000)",
-                      f"{overdue:,} ReportOverdue, {steps:,} sweep steps, one sweeper")
-        table.add_row("  sweep rate", f"{rate:,.0f} periods/s", "≥ 16,667 periods/s",
-                      f"at this rate 1,000,000 due would take ≈ {1_000_000 / rate:,.0f} s")
+        sweep_small = await load_section(bench)
+        console.print("scale: permit search, compliance, incidents, plans…")
+        await query_section(bench)
+        await sweep_section(bench, sweep_small)
     finally:
         await pool.close()
-        await permits.close()
-        await reports.close()
+        for connection in (permits, reports, incidents):
+            await connection.close()
     # Wide enough for the plan verdicts: the table is read from a log as often as from a terminal.
     Console(width=max(console.width, 150)).print(table)
+
+
+async def load_section(bench: Bench) -> float:
+    """Load in two steps; the nothing-due sweep is timed after the first (p50 ms, returned)."""
+    plants, connections = Plants(), (bench.permits, bench.reports, bench.incidents)
+    small = min(SMALL, PLANTS)
+    started = time.perf_counter()
+    rows = await load(plants, small, *connections, bench.samples)
+    analyzed = await vacuum(*connections)
+    spent = time.perf_counter() - started - analyzed
+    sweep_small = await empty_sweeps(bench.handlers)
+    started = time.perf_counter()
+    rows += await load(plants, PLANTS - small, *connections, bench.samples)
+    spent += time.perf_counter() - started
+    analyzed = await vacuum(*connections)
+    counts = await bench.reports.fetchrow(
+        "SELECT (SELECT count(*) FROM schedules) AS schedules, (SELECT count(*) FROM periods) AS periods")
+    incidents = await bench.incidents.fetchrow(
+        "SELECT count(*) AS plants, count(*) FILTER (WHERE cases_total > 0) AS with_cases,"
+        " (SELECT count(*) FROM cases) AS cases FROM plants")
+    bench.row(f"COPY {PLANTS:,} permits + {counts['schedules']:,} schedules + {counts['periods']:,} periods"
+              f" + {incidents['plants']:,} incident plants ({incidents['with_cases']:,} with"
+              f" {incidents['cases']:,} cases); {len(PROVINCES)} provinces,"
+              f" {sum(map(len, bench.samples.regencies.values()))} regencies", f"{spent:.1f} s")
+    bench.row("  load rate (COPY, rows generated alongside)", f"{rows / spent:,.0f} rows/s")
+    bench.row("  then VACUUM (ANALYZE), as autovacuum would", f"{analyzed:.1f} s")
+    bench.schedules = counts["schedules"]
+    return sweep_small
+
+
+def _latencies(bench: Bench, label: str, spent_ms: list[float], detail: str = "") -> None:
+    p50, p99 = p50_p99(spent_ms)
+    bench.row(f"{label} ({len(spent_ms)} queries) p50", f"{p50:.1f} ms")
+    bench.row(f"{label} p99", f"{p99:.1f} ms", "< 100 ms", detail or "one client")
+
+
+async def query_section(bench: Bench) -> None:
+    samples, rnd = bench.samples, random.Random(7)
+    max_seq = await bench.permits.fetchval("SELECT max(seq) FROM permits")
+    searches = permit_searches(samples, max_seq, rnd)
+    repository = PermitRepository(bench.permits)
+    spent_ms = await timed([lambda q=q: repository.search(q) for q in searches])
+    _latencies(bench, "permit search (8 filter shapes, keyset pages)", spent_ms)
+    slowest = max(range(len(searches)), key=spent_ms.__getitem__)
+    bench.row(f"  slowest: {_shape(searches[slowest])}", f"{spent_ms[slowest]:.1f} ms")
+
+    until = DEADLINE - timedelta(minutes=1)
+    compliance = ComplianceQueries(bench.reports)
+    regencies = [rnd.choice(samples.regencies[p]) for p in rnd.choices(list(PROVINCES), k=QUERIES)]
+    by_province = await timed([lambda p=p: compliance.rates(province=p, regency=None, since=until - WINDOW,
+                                                             until=until)
+                               for p in rnd.choices(list(PROVINCES), k=QUERIES)])
+    by_regency = await timed([lambda r=r: compliance.rates(province=None, regency=r, since=until - WINDOW,
+                                                            until=until) for r in regencies])
+    _latencies(bench, f"compliance by province, {WINDOW.days}-day window", by_province)
+    _latencies(bench, f"compliance by regency, {WINDOW.days}-day window", by_regency)
+
+    listings = incident_listings(samples, rnd)
+    incidents = IncidentRepository(bench.incidents)
+    spent_ms = await timed([lambda q=q: incidents.incidents(**q) for q in listings])
+    _latencies(bench, "incidents by region (6 shapes: province, task forces' regions, status, company)",
+               spent_ms)
+
+    recorder = Recording(bench.permits)
+    for search in searches[:8]:
+        await PermitRepository(recorder).search(search)  # type: ignore[arg-type]
+    bench.row("plan: permit search (8 shapes)", *_plan_row(await plan_verdict(bench.permits, recorder.statements)))
+    recorder = Recording(bench.reports)
+    for province, regency in (("32", None), (None, samples.regencies["32"][0])):
+        await ComplianceQueries(recorder).rates(province=province, regency=regency,  # type: ignore[arg-type]
+                                                since=until - WINDOW, until=until)
+    verdict, target, indexes = _plan_row(await plan_verdict(bench.reports, recorder.statements))
+    counters = await bench.reports.fetchval("SELECT count(*) FROM compliance_counts")
+    # The counters grow with regencies × deadlines × statuses, not with plants: while they are a few thousand
+    # rows the planner may rightly read them whole.
+    bench.row("plan: compliance (province, regency)", verdict, target,
+              f"{indexes}; compliance_counts: {counters:,} rows, whatever the number of plants")
+    recorder = Recording(bench.incidents)
+    for listing in listings[:12]:  # every shape, first pages and keyset pages
+        await IncidentRepository(recorder).incidents(**listing)  # type: ignore[arg-type]
+    bench.row("plan: incidents by region (6 shapes)",
+              *_plan_row(await plan_verdict(bench.incidents, recorder.statements)))
+
+
+async def sweep_section(bench: Bench, sweep_small: float) -> None:
+    reports, handlers, schedules = bench.reports, bench.handlers, bench.schedules
+    sweep_large = await empty_sweeps(handlers)
+    small = min(SMALL, PLANTS)
+    bench.row(f"sweep with nothing due at {small:,} schedules (p50 of {EMPTY_SWEEPS})", f"{sweep_small:.2f} ms")
+    bench.row(f"sweep with nothing due at {schedules:,} schedules (p50 of {EMPTY_SWEEPS})",
+              f"{sweep_large:.2f} ms", "constant", f"ratio to {small:,}: {sweep_large / sweep_small:.2f}")
+    recorder = Recording(reports)
+    async with reports.transaction():
+        await PeriodRepository(recorder).due(DEADLINE + timedelta(seconds=1), 500)  # type: ignore[arg-type]
+    bench.row("plan: deadline sweep (due periods)", *_plan_row(await plan_verdict(reports, recorder.statements)))
+
+    due = await reports.fetchval("SELECT count(*) FROM periods WHERE next_action_at = $1", DEADLINE)
+    bench.console.print(f"scale: deadline sweep of {due:,} periods due in the same minute…")
+    bench.clock.set(DEADLINE + timedelta(seconds=1))
+    started = await reports.fetchval("SELECT clock_timestamp()")
+    steps = 0
+    while done := await handlers.sweep():  # as `runtime.every` calls it, back to back until nothing is due
+        steps += done
+    last, overdue = await reports.fetchrow(
+        "SELECT max(created_at), count(*) FROM outbox WHERE event_type = $1", ReportOverdue.type_name())
+    seconds = (last - started).total_seconds()
+    rate = steps / seconds
+    bench.row(f"deadline → last ReportOverdue emitted (committed to the outbox, which the relay publishes),"
+              f" {due:,} periods due in the same minute", f"{seconds:.1f} s", "< 60 s for 1,000,000",
+              f"{overdue:,} ReportOverdue and their next periods, {steps:,} sweep steps, one sweeper")
+    bench.row("  sweep rate", f"{rate:,.0f} periods/s", "≥ 16,667 periods/s",
+              f"at this rate 1,000,000 due would take ≈ {1_000_000 / rate:,.0f} s")
+    counted = await reports.fetchval(
+        "SELECT sum(periods) FROM compliance_counts WHERE deadline = $1 AND status = 'overdue'", DEADLINE)
+    bench.row("  compliance counters after the sweep", f"{counted:,} overdue", f"= {overdue:,}",
+              "kept in the sweep's transactions")
+
+
+async def main() -> None:
+    """This section alone (`python -m bench.scale`), in a database of its own on `DATABASE_URL` or the embedded
+    server, dropped afterwards."""
+    server_url = os.environ.get("DATABASE_URL") or embedded_postgres_url(ROOT / ".data" / "bench-postgres")
+    database = f"iomki_scale_{uuid.uuid4().hex[:6]}"
+    await ensure_database(server_url, database)
+    try:
+        await run(with_database(server_url, database), Console())
+    finally:
+        await drop_database(server_url, database)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -197,16 +197,25 @@ class IncidentRepository:
 
     async def incidents(self, *, province: str | None, status: str | None, region: str | None, nib: str | None,
                         after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
-        """Plants that have had cases, one keyset page in facility order after `after`; NULL filters match all."""
+        """Plants that have had cases, one keyset page in facility order after `after`.
+
+        Only the filters given enter the statement, so that each shape is planned on its own partial index
+        (migration 0003); `... $1 IS NULL OR ...` would be planned once for all shapes. A region is a
+        province (it covers its regencies) or a regency.
+        """
+        region_column = "regency_code" if region and "." in region else "province_code"
+        filters = [("province_code", "=", province), ("status", "=", status), ("nib", "=", nib),
+                   (region_column, "=", region), ("facility_id", ">", after)]
+        where, args = ["cases_total > 0"], []
+        for column, operator, value in filters:
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} {operator} ${len(args)}")
+        args.append(limit)
         rows = await self._connection.fetch(
             "SELECT facility_id, province_code, regency_code, status, active_isolations, active_quarantines,"
-            " cases_total, monitored FROM plants"
-            " WHERE cases_total > 0 AND ($1::text IS NULL OR province_code = $1)"
-            " AND ($2::text IS NULL OR status = $2)"
-            " AND ($3::text IS NULL OR regency_code = $3 OR regency_code LIKE $3 || '.%')"
-            " AND ($4::text IS NULL OR nib = $4) AND ($5::uuid IS NULL OR facility_id > $5)"
-            " ORDER BY facility_id LIMIT $6",
-            province, status, region, nib, after, limit)
+            f" cases_total, monitored FROM plants WHERE {' AND '.join(where)} ORDER BY facility_id LIMIT ${len(args)}",
+            *args)
         return [dict(row) for row in rows]
 
 

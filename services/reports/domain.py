@@ -7,6 +7,7 @@ Pure: no I/O; time is always passed in. Every rule a reader might ask about ("wh
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import uuid
 from dataclasses import dataclass, replace
@@ -42,6 +43,9 @@ class WeeklyDeadlines:
     weekdays: frozenset[int]
     at: time
 
+    # Cached: a sweep opens the next period of every plant sharing a deadline, all from the same moment and
+    # zone. Regimes are few and immutable, so the cache holding them costs nothing.
+    @functools.lru_cache(maxsize=1024)
     def deadline_after(self, moment: datetime, zone: str) -> datetime:
         local = moment.astimezone(ZoneInfo(zone))
         for offset in range(8):

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from itertools import groupby
+from typing import Any, NamedTuple
 
 import asyncpg
 
 from services.reports.domain import NextAction, Period, PeriodStatus, Sanction, Schedule, SettledPeriod
-from shared.unit_of_work import UnitOfWork
+from shared.contract import Envelope
+from shared.unit_of_work import Outbox, UnitOfWork
 
 _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, issued_at, frozen, freeze_count,"
              " closed, ended_at, ladder_reset_seq, revoke_recommended")
 _PERIOD = "period_id, permit_id, seq, regime, starts_at, deadline, status, next_action, next_action_at, warning_id"
+_PERIOD_WIDTH = len(_PERIOD.split(","))
+_PERIOD_COLUMNS = [*(column.strip() for column in _PERIOD.split(",")), "province_code", "regency_code"]
 
 
 class ScheduleRepository:
@@ -58,43 +63,39 @@ class PeriodRepository:
         await self.add_many([(period, schedule)])
 
     async def add_many(self, opened: list[tuple[Period, Schedule]]) -> None:
-        """Insert periods in one statement (the sweep opens a whole batch's next periods at once)."""
+        """Insert periods with one COPY (the sweep opens a whole batch's next periods at once): one round trip
+        whatever the batch size, and cheaper to encode than array parameters, whose every element asyncpg
+        inspects."""
         if not opened:
             return
-        # One array per column: a single round trip whatever the batch size.
-        columns = list(zip(*(_period_values(p) + (s.province_code, s.regency_code) for p, s in opened)))
-        await self._connection.execute(
-            f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[],"
-            " $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[], $10::uuid[], $11::text[], $12::text[])",
-            *columns,
-        )
+        await self._connection.copy_records_to_table(
+            "periods", columns=_PERIOD_COLUMNS,
+            records=[_period_values(p) + (s.province_code, s.regency_code) for p, s in opened])
 
     async def get(self, period_id: uuid.UUID, *, for_update: bool = False) -> Period | None:
         lock = " FOR UPDATE" if for_update else ""
         row = await self._connection.fetchrow(f"SELECT {_PERIOD} FROM periods WHERE period_id = $1{lock}", period_id)
         return _period(row) if row else None
 
-    async def save(self, period: Period, *, warned_at: datetime | None = None) -> None:
-        await self._connection.execute(
-            "UPDATE periods SET status = $2, next_action = $3, next_action_at = $4, warning_id = $5,"
-            " warned_at = COALESCE($6, warned_at) WHERE period_id = $1",
-            period.period_id, period.status.value, period.next_action.value if period.next_action else None,
-            period.next_action_at, period.warning_id, warned_at,
-        )
+    async def save(self, period: Period) -> None:
+        await self.save_many([period])
 
-    async def save_many(self, periods: list[Period]) -> None:
-        """Write the status and next action of many periods in one statement (a sweep batch's common steps)."""
+    async def save_many(self, periods: list[Period], *, warned_at: datetime | None = None) -> None:
+        """Write the status, next action and warning of many periods in one statement (a sweep batch's steps).
+
+        A period whose warning this write sets is stamped `warned_at`.
+        """
         if not periods:
             return
         await self._connection.execute(
             "UPDATE periods p SET status = u.status, next_action = u.next_action, next_action_at = u.next_action_at,"
-            " warning_id = u.warning_id"
+            " warning_id = u.warning_id,"
+            " warned_at = CASE WHEN p.warning_id IS NULL AND u.warning_id IS NOT NULL THEN $6 ELSE p.warned_at END"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
             " AS u(period_id, status, next_action, next_action_at, warning_id) WHERE p.period_id = u.period_id",
             [p.period_id for p in periods], [p.status.value for p in periods],
             [p.next_action.value if p.next_action else None for p in periods],
-            [p.next_action_at for p in periods], [p.warning_id for p in periods],
+            [p.next_action_at for p in periods], [p.warning_id for p in periods], warned_at,
         )
 
     async def last_seq(self, permit_id: uuid.UUID) -> int:
@@ -115,7 +116,8 @@ class PeriodRepository:
             " FOR UPDATE OF p, s SKIP LOCKED",
             now, limit,
         )
-        return [(_period(row), _schedule(row, prefix="s_")) for row in rows]
+        # The schedule's columns follow the period's, in the order of its fields: a slice makes it.
+        return [(_period(row), Schedule(*row[_PERIOD_WIDTH:])) for row in rows]
 
     async def settled(self, permit_id: uuid.UUID, through_seq: int, *, since: datetime, min_periods: int,
                       cap: int = 2000) -> list[SettledPeriod]:
@@ -223,7 +225,8 @@ class ComplianceQueries:
 
     async def rates(self, *, province: str | None, regency: str | None, since: datetime,
                     until: datetime) -> dict[str, int]:
-        """Counts over periods whose deadline fell in (since, until]; one index-only scan per region kind.
+        """Counts over periods whose deadline fell in (since, until], read from the counters the periods'
+        trigger keeps (migration 0003): a few rows per regency and deadline, however many plants.
 
         Excused periods (the plant was closed at the deadline) count nowhere: a closed plant cannot
         report on operations. Periods ended by revocation owed nothing.
@@ -235,13 +238,14 @@ class ComplianceQueries:
             where += f" AND {region_column} = $3"
             args.append(region)
         row = await self._connection.fetchrow(
-            "SELECT count(*) FILTER (WHERE status IN ('submitted', 'late', 'overdue')) AS due,"
-            " count(*) FILTER (WHERE status IN ('submitted', 'late')) AS reported,"
-            " count(*) FILTER (WHERE status = 'submitted') AS on_time,"
-            " count(*) FILTER (WHERE status = 'overdue') AS overdue,"
-            " count(*) FILTER (WHERE status = 'excused') AS excused,"
-            " count(warning_id) AS warnings"
-            f" FROM periods WHERE {where}",
+            "SELECT coalesce(sum(periods) FILTER (WHERE status IN ('submitted', 'late', 'overdue')), 0)::bigint"
+            " AS due,"
+            " coalesce(sum(periods) FILTER (WHERE status IN ('submitted', 'late')), 0)::bigint AS reported,"
+            " coalesce(sum(periods) FILTER (WHERE status = 'submitted'), 0)::bigint AS on_time,"
+            " coalesce(sum(periods) FILTER (WHERE status = 'overdue'), 0)::bigint AS overdue,"
+            " coalesce(sum(periods) FILTER (WHERE status = 'excused'), 0)::bigint AS excused,"
+            " coalesce(sum(warnings), 0)::bigint AS warnings"
+            f" FROM compliance_counts WHERE {where}",
             *args,
         )
         plants = await self._connection.fetchrow(
@@ -262,9 +266,32 @@ def _region_clause(province: str | None, regency: str | None) -> str:
     return ""
 
 
+class OutboxRow(NamedTuple):
+    """An event encoded as the outbox stores it (the sweep encodes its reminders and overdues itself)."""
+
+    event_id: uuid.UUID
+    event_type: str
+    topic: str
+    key: bytes
+    value: bytes
+    headers: str
+
+
+class ReportsOutbox(Outbox):
+    async def add_in_order(self, events: Sequence[Envelope | OutboxRow]) -> None:
+        """Envelopes and encoded rows in the order given: a statement per run of one kind (rows of a later
+        statement take later positions, so order is kept). Encoded rows go in with one COPY."""
+        for encoded, run in groupby(events, key=lambda event: isinstance(event, OutboxRow)):
+            if encoded:
+                await self._connection.copy_records_to_table("outbox", records=list(run), columns=OutboxRow._fields)
+            else:
+                await self.add(*run)
+
+
 class ReportsWork(UnitOfWork):
     def __init__(self, connection: asyncpg.Connection) -> None:
         super().__init__(connection)
+        self.outbox: ReportsOutbox = ReportsOutbox(connection)
         self.schedules = ScheduleRepository(connection)
         self.periods = PeriodRepository(connection)
         self.reports = ReportRepository(connection)
@@ -278,12 +305,8 @@ def _schedule_values(s: Schedule) -> tuple[Any, ...]:
             s.freeze_count, s.closed, s.ended_at, s.ladder_reset_seq, s.revoke_recommended)
 
 
-_SCHEDULE_KEYS = {prefix: tuple(prefix + column.strip() for column in _SCHEDULE.split(",")) for prefix in ("", "s_")}
-
-
-def _schedule(row: asyncpg.Record, prefix: str = "") -> Schedule:
-    # The keys are computed once: the sweep converts thousands of rows a batch.
-    return Schedule(*(row[key] for key in _SCHEDULE_KEYS[prefix]))
+def _schedule(row: asyncpg.Record) -> Schedule:
+    return Schedule(*row)  # the columns of `_SCHEDULE`, in the order of the fields
 
 
 def _period_values(p: Period) -> tuple[Any, ...]:
@@ -291,7 +314,12 @@ def _period_values(p: Period) -> tuple[Any, ...]:
             p.next_action.value if p.next_action else None, p.next_action_at, p.warning_id)
 
 
+# Enum members by value, looked up directly: calling the enum costs more than the rest of a row (the sweep
+# converts a million rows when a deadline falls for every plant).
+_STATUS = {status.value: status for status in PeriodStatus}
+_ACTION = {None: None} | {action.value: action for action in NextAction}
+
+
 def _period(row: asyncpg.Record) -> Period:
-    return Period(row["period_id"], row["permit_id"], row["seq"], row["regime"], row["starts_at"], row["deadline"],
-                  PeriodStatus(row["status"]), NextAction(row["next_action"]) if row["next_action"] else None,
-                  row["next_action_at"], row["warning_id"])
+    values = row[:_PERIOD_WIDTH]  # the columns of `_PERIOD`, in the order of the fields
+    return Period(*values[:6], _STATUS[values[6]], _ACTION[values[7]], *values[8:])

@@ -5,6 +5,7 @@ The schema is the reports service's real migrations in a schema of its own, so n
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -14,11 +15,12 @@ import pytest
 import pytest_asyncio
 
 from services.reports import domain
-from services.reports.domain import NextAction, PeriodStatus, Schedule, Timing, parse_regime
-from services.reports.handlers import ReportHandlers, ReportsConfig
+from services.reports.domain import NextAction, PeriodStatus, ReportFigures, Schedule, Timing, parse_regime
+from services.reports.handlers import ReportHandlers, ReportIn, ReportsConfig
 from services.reports.repository import ReportsWork
+from shared.access import Access, Principal, Role, Scope
 from shared.clock import FakeClock
-from shared.contract import decode
+from shared.contract import Envelope, PermitRevoked, decode
 from shared.db import create_pool, migrate, migrations_in, provision
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.unit_of_work import Database
@@ -100,3 +102,116 @@ async def test_a_batched_sweep_emits_each_step_once_in_order_per_plant(database)
         warning = next(d.event for d in events if d.envelope.type == "iomki.WarningIssued.v1"
                        and d.event.period_id == first.period_id)
         assert warning.warning_id == first.warning_id and warning.consecutive == 1
+
+
+# -- compliance counters ---------------------------------------------------------------------------------
+
+OPERATOR = Access(Principal("operator-1", Role.OPERATOR), Scope.ALL, "submit")
+FIGURES = ReportFigures(1200, (380, 390, 290), 3, 1, 0, 12, 40, 1100, 950, 300, "")
+# What GET /compliance counted before the counters: every period of the window, read directly.
+DETAILED = (
+    "SELECT count(*) FILTER (WHERE status IN ('submitted', 'late', 'overdue')) AS due,"
+    " count(*) FILTER (WHERE status IN ('submitted', 'late')) AS reported,"
+    " count(*) FILTER (WHERE status = 'submitted') AS on_time, count(*) FILTER (WHERE status = 'overdue') AS overdue,"
+    " count(*) FILTER (WHERE status = 'excused') AS excused, count(warning_id) AS warnings"
+    " FROM periods WHERE deadline > $1 AND deadline <= $2 AND ($3::text IS NULL OR province_code = $3)"
+    " AND ($4::text IS NULL OR regency_code = $4)"
+)
+REGIONS = [(None, None), ("32", None), ("73", None), (None, "32.16"), (None, "32.73"), (None, "73.71")]
+
+
+async def assert_counters_agree_with_periods(database, *windows: tuple[datetime, datetime]) -> None:
+    async with database.reading() as work:
+        for since, until in windows:
+            for province, regency in REGIONS:
+                counted = await work.compliance.rates(province=province, regency=regency, since=since, until=until)
+                detailed = dict(await work.connection.fetchrow(DETAILED, since, until, province, regency))
+                assert {key: counted[key] for key in detailed} == detailed, (province, regency, since, until)
+
+
+async def test_counters_agree_with_the_periods_after_submissions_lateness_overdue_excusals_and_revocation(database):
+    """Two sweepers at once, reports on time, corrected, late before and after the warning, a closed plant,
+    a revoked one: the counters compliance reads say what the periods say, for every region and window."""
+    timing = Timing(due_lead=timedelta(minutes=30), warning_delay=timedelta(minutes=20))
+    clock = FakeClock(START)
+    sweepers = [ReportHandlers(database, clock, ReportsConfig(regime=REGIME, timing=timing, sweep_batch=3))
+                for _ in range(2)]
+    regencies = ["32.16", "32.73", "73.71"]
+    plants = [replace(schedule(), province_code=regencies[i % 3][:2], regency_code=regencies[i % 3],
+                      closed=i == 4) for i in range(12)]
+    async with database.transaction() as work:
+        for s in plants:
+            await work.schedules.add(s)
+            await work.periods.add(domain.open_period(s, REGIME, starts_at=START, seq=1, timing=timing), s)
+
+    async def sweep_at(moment: datetime) -> None:
+        clock.set(moment)
+        while sum(await asyncio.gather(*(sweeper.sweep() for sweeper in sweepers))):
+            pass
+
+    async def submit(plant: Schedule) -> None:
+        async with database.reading() as work:
+            period = (await work.periods.listing(plant.permit_id, 5))[0]  # the first
+        await sweepers[0].submit(ReportIn(plant.permit_id, period.period_id, FIGURES, {}), OPERATOR)
+
+    deadline = START + REGIME.length
+    for plant in plants[:4]:
+        await submit(plant)  # on time
+    await submit(plants[3])  # a correction: still on time
+    revoked = PermitRevoked(facility_id=plants[9].facility_id, province_code=plants[9].province_code,
+                            regency_code=plants[9].regency_code, permit_id=plants[9].permit_id, nib=plants[9].nib,
+                            permit_number=None,
+                            reason="revoked before its deadline", reapply_after=START.date())
+    async with database.transaction() as work:
+        await sweepers[0].on_permit_revoked(work, Envelope.wrap(revoked, service="permits"), revoked)
+    await sweep_at(deadline + timedelta(seconds=1))  # overdue: 5-8, 10, 11; excused: 4; ended: 9
+    await submit(plants[7])  # late, before the warning: none is issued
+    await sweep_at(deadline + timing.warning_delay + timedelta(seconds=1))
+    await submit(plants[8])  # late, after its warning: the warning stays
+    await sweep_at(deadline + timing.warning_delay + timedelta(minutes=5))
+
+    windows = [(START - timedelta(days=1), deadline), (START, deadline - timedelta(seconds=1)),
+               (START, START + 3 * REGIME.length)]
+    await assert_counters_agree_with_periods(database, *windows)
+    async with database.reading() as work:
+        mine = [p.permit_id for p in plants]
+        statuses = await work.connection.fetch(
+            "SELECT status, count(*) AS n, count(warning_id) AS warned FROM periods"
+            " WHERE permit_id = ANY($1) AND seq = 1 GROUP BY status", mine)
+        overdue_events = await work.connection.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'iomki.ReportOverdue.v1'"
+            " AND key = ANY($1::bytea[])", [str(p.facility_id).encode() for p in plants])
+    assert {row["status"]: (row["n"], row["warned"]) for row in statuses} == {
+        "submitted": (4, 0), "late": (2, 1), "overdue": (4, 4), "excused": (1, 0), "ended": (1, 0)}
+    assert overdue_events == 6  # once per missed period, though two sweepers ran side by side
+
+
+
+async def test_the_migration_counts_the_periods_already_there(platform):
+    """A service upgraded with periods already settled starts with counters that agree with them."""
+    schema = "reports_counters_upgrade"
+    url = await provision(platform.admin_url, schema)
+    migrations = migrations_in("platform", PLATFORM_MIGRATIONS) + migrations_in(
+        schema, Path(__file__).parents[2] / "services" / "reports" / "migrations")
+    before = [m for m in migrations if not (m.component == schema and m.name == "compliance_counts")]
+    await migrate(url, schema, before)
+    pool = await create_pool(url, schema)
+    try:
+        database = Database(pool, ReportsWork)
+        plants = [replace(schedule(), regency_code=regency, province_code=regency[:2])
+                  for regency in ("32.16", "32.73", "73.71", "32.16")]
+        statuses = [PeriodStatus.SUBMITTED, PeriodStatus.LATE, PeriodStatus.OVERDUE, PeriodStatus.EXCUSED]
+        async with database.transaction() as work:
+            for number, plant in enumerate(plants):
+                await work.schedules.add(plant)
+                for seq, status in enumerate(statuses, start=1):
+                    period = domain.open_period(plant, REGIME, starts_at=START + seq * REGIME.length, seq=seq,
+                                                timing=TIMING)
+                    warned = status is PeriodStatus.OVERDUE or (status is PeriodStatus.LATE and number % 2)
+                    await work.periods.add(replace(period, status=status, next_action=None, next_action_at=None,
+                                                   warning_id=uuid.uuid4() if warned else None), plant)
+        await migrate(url, schema, migrations)
+        await assert_counters_agree_with_periods(database, (START, START + 6 * REGIME.length),
+                                                 (START + 2 * REGIME.length, START + 3 * REGIME.length))
+    finally:
+        await pool.close()
