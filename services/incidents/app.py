@@ -12,6 +12,7 @@ from services.incidents.domain import IncidentPolicy
 from services.incidents.handlers import IncidentHandlers
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock, SystemClock
+from shared.consumer import InBatches
 from shared.contract import INCIDENTS, PERMITS, REPORTS, PermitIssued, PermitRevoked, ReportSubmitted
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -28,7 +29,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
                                 policy or IncidentPolicy.from_environment(os.environ))
     # Deviation from DESIGN §2 (documented in the README): incidents also consumes PermitIssued, to know each
     # plant's region and NIB for access scope and to refuse cases at plants it does not know.
-    runtime.consume(PERMITS, {PermitIssued: handlers.on_permit_issued, PermitRevoked: handlers.on_permit_revoked})
+    runtime.consume(PERMITS, {PermitIssued: InBatches(handlers.on_permits_issued),
+                              PermitRevoked: handlers.on_permit_revoked})
     runtime.consume(REPORTS, {ReportSubmitted: handlers.on_report_submitted})
     runtime.publishes(INCIDENTS)
     runtime.every(TIMER_SWEEP_SECONDS, "timers", handlers.fire_due_timers)

@@ -12,10 +12,10 @@ import structlog
 from services.incidents.domain import (
     Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, Outcome, Plant, ReportedPositives, TimerKind,
 )
-from services.incidents.repository import IncidentsWork
+from services.incidents.repository import IncidentsWork, PlantFacts
 from shared.access import Access
 from shared.clock import Clock
-from shared.contract import Envelope, PermitIssued, PermitRevoked, ReportSubmitted
+from shared.contract import Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted
 from shared.unit_of_work import Database
 
 SERVICE = "incidents"
@@ -105,10 +105,14 @@ class IncidentHandlers:
 
     # -- consumed events ---------------------------------------------------------------------------
 
-    async def on_permit_issued(self, work: IncidentsWork, envelope: Envelope, event: PermitIssued) -> None:
-        await work.incidents.learn_plant(facility_id=event.facility_id, permit_id=event.permit_id, nib=event.nib,
-                                         province_code=event.province_code, regency_code=event.regency_code,
-                                         workforce_total=event.workforce_total, now=self.clock.now())
+    async def on_permits_issued(self, work: IncidentsWork, run: list[Decoded]) -> None:
+        """A run of PermitIssued at once (`InBatches`): tens of thousands arrive together when a province's
+        permits are issued or the broker's log is replayed."""
+        issued: list[PermitIssued] = [decoded.event for decoded in run]  # type: ignore[misc]
+        await work.incidents.learn_plants([
+            PlantFacts(event.facility_id, event.permit_id, event.nib, event.province_code, event.regency_code,
+                       event.workforce_total) for event in issued
+        ], self.clock.now())
 
     async def on_permit_revoked(self, work: IncidentsWork, envelope: Envelope, event: PermitRevoked) -> None:
         """Monitoring ends: no new cases. Running isolations, quarantines and closures still run their course."""

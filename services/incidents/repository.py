@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -22,6 +23,18 @@ _CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_conta
          " contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on, status,"
          " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id,"
          " report_period_first, report_period_last, claimed_by, claimed_role, claimed_at")
+
+
+@dataclass(frozen=True)
+class PlantFacts:
+    """What a permit (or, before it, a report) tells incidents about a plant; a report knows no NIB or workforce."""
+
+    facility_id: uuid.UUID
+    permit_id: uuid.UUID
+    nib: str | None
+    province_code: str
+    regency_code: str
+    workforce_total: int | None
 
 
 class IncidentRepository:
@@ -49,17 +62,27 @@ class IncidentRepository:
 
     async def learn_plant(self, *, facility_id: uuid.UUID, permit_id: uuid.UUID, nib: str | None,
                           province_code: str, regency_code: str, workforce_total: int | None, now: datetime) -> None:
-        """Insert or refresh what a permit tells us; what is only known from a report never erases it."""
+        await self.learn_plants([PlantFacts(facility_id, permit_id, nib, province_code, regency_code, workforce_total)],
+                                now)
+
+    async def learn_plants(self, facts: list[PlantFacts], now: datetime) -> None:
+        """Insert or refresh what permits (or reports) tell us, in one statement; what is only known from a
+        report never erases it. Of several facts about one plant the last wins, as if applied one by one."""
+        latest = list({fact.facility_id: fact for fact in facts}.values())  # a statement touches a row once
         await self._connection.execute(
             "INSERT INTO plants (facility_id, permit_id, nib, province_code, regency_code, workforce_total,"
-            " monitored, updated_at) VALUES ($1, $2, $3, $4, $5, $6, true, $7)"
+            " monitored, updated_at)"
+            " SELECT facts.*, true, $7 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+            " $6::int[]) AS facts"
             " ON CONFLICT (facility_id) DO UPDATE SET permit_id = EXCLUDED.permit_id,"
             " nib = COALESCE(EXCLUDED.nib, plants.nib), province_code = EXCLUDED.province_code,"
             " regency_code = EXCLUDED.regency_code,"
             " workforce_total = COALESCE(EXCLUDED.workforce_total, plants.workforce_total),"
             " monitored = CASE WHEN EXCLUDED.nib IS NULL THEN plants.monitored ELSE true END,"
             " updated_at = EXCLUDED.updated_at",
-            facility_id, permit_id, nib, province_code, regency_code, workforce_total, now,
+            [fact.facility_id for fact in latest], [fact.permit_id for fact in latest], [fact.nib for fact in latest],
+            [fact.province_code for fact in latest], [fact.regency_code for fact in latest],
+            [fact.workforce_total for fact in latest], now,
         )
 
     async def stop_monitoring(self, facility_id: uuid.UUID, now: datetime) -> None:

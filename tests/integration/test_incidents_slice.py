@@ -48,11 +48,11 @@ async def eventually(probe, *, timeout: float = 20.0):
     return result
 
 
-def permit_issued(facility_id: uuid.UUID) -> Envelope:
+def permit_issued(facility_id: uuid.UUID, *, regency_code: str = "32.16", workforce_total: int = 1200) -> Envelope:
     return Envelope.wrap(PermitIssued(
-        facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(), nib=NIB,
-        permit_number="IOMKI-2026-000042", company_name="PT Baja Nusantara", sector_class=SectorClass.CRITICAL,
-        workforce_total=1200, issued_at=datetime.now(timezone.utc),
+        facility_id=facility_id, province_code=regency_code[:2], regency_code=regency_code, permit_id=uuid.uuid4(),
+        nib=NIB, permit_number="IOMKI-2026-000042", company_name="PT Baja Nusantara",
+        sector_class=SectorClass.CRITICAL, workforce_total=workforce_total, issued_at=datetime.now(timezone.utc),
     ), service="permits")
 
 
@@ -243,3 +243,23 @@ async def test_cases_entered_after_the_report_claim_its_positives_instead_of_add
                                          ("LINE4-B", "report", "k3-officer-7", "company")]
     # One live isolation timer per case; the placeholders' ones are cancelled, never to fire.
     assert (timers[0]["pending"], timers[0]["cancelled"]) == (2, 2)
+
+
+async def test_permits_issued_together_are_all_learned_and_a_later_permit_for_a_plant_wins(platform, incidents):
+    """Consecutive PermitIssued are applied as one run (one statement): every plant is learned, and a plant whose
+    permit was issued twice in the run ends with the facts of the later one, as if applied one by one."""
+    plants = [uuid.uuid4() for _ in range(30)]
+    moved = plants[0]
+    await publish(platform.bootstrap, "iomki.permits", *(permit_issued(plant) for plant in plants),
+                  permit_issued(moved, regency_code="32.75", workforce_total=80))
+    admin = await asyncpg.connect(platform.admin_url)  # the test reads the service's table as the operator
+    try:
+        async def learned():
+            rows = await admin.fetch("SELECT facility_id, regency_code, workforce_total FROM incidents.plants"
+                                     " WHERE facility_id = ANY($1::uuid[])", plants)
+            facts = {row["facility_id"]: (row["regency_code"], row["workforce_total"]) for row in rows}
+            return facts if len(facts) == len(plants) and facts[moved] == ("32.75", 80) else None
+        facts = await eventually(learned)
+    finally:
+        await admin.close()
+    assert all(facts[plant] == ("32.16", 1200) for plant in plants[1:])
