@@ -12,7 +12,7 @@ import structlog
 from services.incidents.domain import (
     Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, Outcome, Plant, ReportedPositives, TimerKind,
 )
-from services.incidents.repository import IncidentsWork, PlantFacts
+from services.incidents.repository import IncidentsWork
 from shared.access import Access
 from shared.clock import Clock
 from shared.contract import Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted
@@ -110,8 +110,8 @@ class IncidentHandlers:
         permits are issued or the broker's log is replayed."""
         issued: list[PermitIssued] = [decoded.event for decoded in run]  # type: ignore[misc]
         await work.incidents.learn_plants([
-            PlantFacts(event.facility_id, event.permit_id, event.nib, event.province_code, event.regency_code,
-                       event.workforce_total) for event in issued
+            Plant(event.facility_id, event.permit_id, event.nib, event.province_code, event.regency_code,
+                  event.workforce_total) for event in issued
         ], self.clock.now())
 
     async def on_permit_revoked(self, work: IncidentsWork, envelope: Envelope, event: PermitRevoked) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -23,18 +22,6 @@ _CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_conta
          " contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on, status,"
          " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id,"
          " report_period_first, report_period_last, claimed_by, claimed_role, claimed_at")
-
-
-@dataclass(frozen=True)
-class PlantFacts:
-    """What a permit (or, before it, a report) tells incidents about a plant; a report knows no NIB or workforce."""
-
-    facility_id: uuid.UUID
-    permit_id: uuid.UUID
-    nib: str | None
-    province_code: str
-    regency_code: str
-    workforce_total: int | None
 
 
 class IncidentRepository:
@@ -62,12 +49,13 @@ class IncidentRepository:
 
     async def learn_plant(self, *, facility_id: uuid.UUID, permit_id: uuid.UUID, nib: str | None,
                           province_code: str, regency_code: str, workforce_total: int | None, now: datetime) -> None:
-        await self.learn_plants([PlantFacts(facility_id, permit_id, nib, province_code, regency_code, workforce_total)],
-                                now)
+        await self.learn_plants([Plant(facility_id, permit_id, nib, province_code, regency_code, workforce_total)], now)
 
-    async def learn_plants(self, facts: list[PlantFacts], now: datetime) -> None:
-        """Insert or refresh what permits (or reports) tell us, in one statement; what is only known from a
-        report never erases it. Of several facts about one plant the last wins, as if applied one by one."""
+    async def learn_plants(self, facts: list[Plant], now: datetime) -> None:
+        """Insert or refresh where plants are and whose they are, as permits (or, before them, reports: no NIB,
+        no workforce) tell it, in one statement; what is only known from a report never erases it. Only those
+        facts are written, not the rest of `Plant`. Of several facts about one plant the last wins, as if
+        applied one by one."""
         latest = list({fact.facility_id: fact for fact in facts}.values())  # a statement touches a row once
         await self._connection.execute(
             "INSERT INTO plants (facility_id, permit_id, nib, province_code, regency_code, workforce_total,"
