@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.observability import Metrics
 
@@ -113,22 +115,40 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def install_request_logging(app: FastAPI, metrics: Metrics) -> None:
     """One log line per request with its id; the Authorization header and query values are never logged."""
+    app.add_middleware(_RequestLogging, metrics=metrics)
 
-    @app.middleware("http")
-    async def _log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+
+class _RequestLogging:
+    """Plain ASGI: Starlette's `@app.middleware("http")` runs each request's app in a task of its own and
+    passes the response through a memory stream, a cost on every request of every service."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or str(uuid.uuid4())
         started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
         with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=request_id):
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
             elapsed = time.perf_counter() - started
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            metrics.http_requests.labels(request.method, template, str(response.status_code)).observe(elapsed)
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.http_requests.labels(scope["method"], template, str(status)).observe(elapsed)
             if template not in ("/healthz", "/readyz", "/metrics"):
-                log.info("http_request", method=request.method, route=template, status=response.status_code,
+                log.info("http_request", method=scope["method"], route=template, status=status,
                          ms=round(elapsed * 1000, 2))
-        response.headers["x-request-id"] = request_id
-        return response
 
 
 def operations_router(

@@ -25,15 +25,14 @@ class Outbox:
         self._connection = connection
 
     async def add(self, *envelopes: Envelope) -> None:
-        rows = []
-        for envelope in envelopes:
-            event_type = EVENT_TYPES[envelope.type]
-            headers = {"content-type": CONTENT_TYPE, "correlation_id": envelope.correlationid}
-            rows.append(
-                (envelope.id, envelope.type, event_type.topic.name, envelope.key, envelope.to_bytes(),
-                 json.dumps(headers))
-            )
-        await self._insert(rows)
+        await self._insert([self.row(envelope) for envelope in envelopes])
+
+    @staticmethod
+    def row(envelope: Envelope) -> tuple[uuid.UUID, str, str, bytes, bytes, str]:
+        """An event as the outbox stores it: (event_id, event_type, topic, key, value, headers)."""
+        headers = {"content-type": CONTENT_TYPE, "correlation_id": envelope.correlationid}
+        return (envelope.id, envelope.type, EVENT_TYPES[envelope.type].topic.name, envelope.key,
+                envelope.to_bytes(), json.dumps(headers))
 
     async def dead_letter(self, *, key: bytes | None, value: bytes, headers: Mapping[str, str]) -> None:
         """The original bytes go to the dead-letter topic untouched; what went wrong travels in headers."""

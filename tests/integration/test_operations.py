@@ -40,3 +40,14 @@ async def test_health_readiness_metrics_and_documents_need_no_token(platform):
 
         unknown = await incidents.get("/no-such-path")
         assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+
+
+async def test_every_answer_carries_its_request_id_and_is_counted_by_route_template(platform):
+    async with running_service(create_app()) as incidents:
+        given = await incidents.get("/no-such-path", headers={"x-request-id": "req-operations-1"})
+        assert given.headers["x-request-id"] == "req-operations-1"
+        generated = await incidents.get("/healthz")
+        assert len(generated.headers["x-request-id"]) == 36  # a fresh UUID when the caller sends none
+        metrics = (await incidents.get("/metrics")).text
+        assert 'route="unmatched",status="404"' in metrics
+        assert 'method="GET",route="/healthz",status="200"' in metrics

@@ -121,6 +121,16 @@ async def test_an_expired_token_says_so():
     assert response.json()["detail"] == "The token has expired."
 
 
+async def test_a_token_accepted_before_its_expiry_is_refused_after_it():
+    """Verified tokens are remembered: the memory must not outlive the token."""
+    short = mint(SECRET, role=O, ttl_seconds=2)
+    assert (await get("/plants/bekasi", short)).status_code == 200
+    time.sleep(max(0.0, jwt.decode(short, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
+    response = await get("/plants/bekasi", short)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The token has expired."
+
+
 @pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer   "])
 async def test_a_missing_or_malformed_authorization_header_is_401(header):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app()), base_url="http://t") as client:
