@@ -19,6 +19,7 @@ _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, is
              " closed, ended_at, ladder_reset_seq, revoke_recommended")
 _PERIOD = "period_id, permit_id, seq, regime, starts_at, deadline, status, next_action, next_action_at, warning_id"
 _PERIOD_WIDTH = len(_PERIOD.split(","))
+_SCHEDULE_WIDTH = len(_SCHEDULE.split(","))
 _PERIOD_COLUMNS = [*(column.strip() for column in _PERIOD.split(",")), "province_code", "regency_code"]
 
 
@@ -72,13 +73,9 @@ class PeriodRepository:
             "periods", columns=_PERIOD_COLUMNS,
             records=[_period_values(p) + (s.province_code, s.regency_code) for p, s in opened])
 
-    async def get(self, period_id: uuid.UUID, *, for_update: bool = False) -> Period | None:
-        lock = " FOR UPDATE" if for_update else ""
-        row = await self._connection.fetchrow(f"SELECT {_PERIOD} FROM periods WHERE period_id = $1{lock}", period_id)
+    async def get(self, period_id: uuid.UUID) -> Period | None:
+        row = await self._connection.fetchrow(f"SELECT {_PERIOD} FROM periods WHERE period_id = $1", period_id)
         return _period(row) if row else None
-
-    async def save(self, period: Period) -> None:
-        await self.save_many([period])
 
     async def save_many(self, periods: list[Period], *, warned_at: datetime | None = None) -> None:
         """Write the status, next action and warning of many periods in one statement (a sweep batch's steps).
@@ -154,20 +151,45 @@ class ReportRepository:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def add(self, *, report_id: uuid.UUID, period_id: uuid.UUID, permit_id: uuid.UUID, submitted_at: datetime,
-                  late: bool, actor: str, role: str, payload: dict[str, Any]) -> uuid.UUID | None:
-        """Store a report; the one it supersedes (if any) stays as history, pointing at it. Returns that one."""
-        superseded = await self._connection.fetchval(
+    async def target(self, permit_id: uuid.UUID, period_id: uuid.UUID) -> tuple[Schedule | None, Period | None]:
+        """The schedule and that period of it a report is for, both locked in one round trip: the schedule
+        first, as every writer of a plant locks it. The period is None when the schedule has no such period."""
+        row = await self._connection.fetchrow(
+            f"WITH s AS (SELECT {_SCHEDULE} FROM schedules WHERE permit_id = $1 FOR UPDATE)"
+            " SELECT * FROM s LEFT JOIN LATERAL"
+            f" (SELECT {_PERIOD} FROM periods WHERE period_id = $2 AND permit_id = s.permit_id FOR UPDATE) p ON true",
+            permit_id, period_id,
+        )
+        if row is None:
+            return None, None
+        period = row[_SCHEDULE_WIDTH:]
+        return _schedule(row[:_SCHEDULE_WIDTH]), _period(period) if period[0] is not None else None
+
+    async def supersede(self, period_id: uuid.UUID, by: uuid.UUID, at: datetime) -> uuid.UUID | None:
+        """Mark the period's current report as superseded by `by` (history keeps it); returns its id."""
+        return await self._connection.fetchval(
             "UPDATE reports SET superseded_by = $2, superseded_at = $3"
             " WHERE period_id = $1 AND superseded_by IS NULL RETURNING report_id",
-            period_id, report_id, submitted_at,
+            period_id, by, at,
         )
+
+    async def record(self, period: Period, *, report_id: uuid.UUID, submitted_at: datetime, late: bool, actor: str,
+                     role: str, payload: dict[str, Any], event: Envelope) -> None:
+        """Store a report, the period as it now stands and the report's event, in one statement (one round trip).
+
+        The report must be the period's only current one: `supersede` the previous one first."""
         await self._connection.execute(
-            "INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
-            report_id, period_id, permit_id, submitted_at, late, actor, role, json.dumps(payload),
+            "WITH changed AS (UPDATE periods SET status = $2, next_action = $3, next_action_at = $4, warning_id = $5"
+            " WHERE period_id = $1),"
+            " stored AS (INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
+            " VALUES ($6, $1, $7, $8, $9, $10, $11, $12::jsonb))"
+            " INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
+            " VALUES ($13, $14, $15, $16, $17, $18::jsonb)",
+            period.period_id, period.status.value, period.next_action.value if period.next_action else None,
+            period.next_action_at, period.warning_id,
+            report_id, period.permit_id, submitted_at, late, actor, role, json.dumps(payload),
+            *Outbox.row(event),
         )
-        return superseded
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
         rows = await self._connection.fetch(

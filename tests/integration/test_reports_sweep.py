@@ -193,7 +193,7 @@ async def test_the_migration_counts_the_periods_already_there(platform):
     url = await provision(platform.admin_url, schema)
     migrations = migrations_in("platform", PLATFORM_MIGRATIONS) + migrations_in(
         schema, Path(__file__).parents[2] / "services" / "reports" / "migrations")
-    before = [m for m in migrations if not (m.component == schema and m.name == "compliance_counts")]
+    before = [m for m in migrations if not (m.component == schema and m.name.startswith("compliance_counts"))]
     await migrate(url, schema, before)
     pool = await create_pool(url, schema)
     try:
