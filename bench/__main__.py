@@ -42,7 +42,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 THROUGHPUT_EVENTS = 20_000
 STEADY_RATE = 1_000
 STEADY_SECONDS = 10
-console = Console()
+console = Console(width=120)  # the tables stay readable when the output goes to a file or a CI log
 
 
 def bench_event(facility_id: uuid.UUID, sequence: int) -> Envelope:

@@ -346,7 +346,7 @@ async def bench_platform() -> AsyncIterator[PlatformSettings]:
 
 async def alone(section: Callable[[PlatformSettings, Console], Awaitable[None]]) -> None:
     async with bench_platform() as settings:
-        await section(settings, Console())
+        await section(settings, Console(width=120))
 
 
 if __name__ == "__main__":
