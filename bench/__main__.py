@@ -26,13 +26,13 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from rich.console import Console
 from rich.table import Table
 
 from bench import alerts, ingestion, scale
+from bench.platform import RELAY_POLL_INTERVAL, bench_platform
+from bench.platform import console as bench_console
 from shared.contract import Envelope, PermitApplied, SectorClass
-from shared.db import drop_database, ensure_database, quote_identifier, with_database
-from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port
+from shared.db import quote_identifier
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.unit_of_work import UnitOfWork
@@ -42,7 +42,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 THROUGHPUT_EVENTS = 20_000
 STEADY_RATE = 1_000
 STEADY_SECONDS = 10
-console = Console(width=120)  # the tables stay readable when the output goes to a file or a CI log
+console = bench_console()
 
 
 def bench_event(facility_id: uuid.UUID, sequence: int) -> Envelope:
@@ -55,7 +55,8 @@ def bench_event(facility_id: uuid.UUID, sequence: int) -> Envelope:
 
 def start_worker(settings: PlatformSettings, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": settings.database_url or "", "KAFKA_BOOTSTRAP": settings.bootstrap,
-           "IOMKI_JWT_SECRET": "bench", "IOMKI_LOG_FORMAT": "json", "IOMKI_RELAY_POLL_INTERVAL": "PT0.05S"}
+           "IOMKI_JWT_SECRET": settings.jwt_secret or "", "IOMKI_LOG_FORMAT": "json",
+           "IOMKI_RELAY_POLL_INTERVAL": RELAY_POLL_INTERVAL}
     worker = subprocess.Popen([sys.executable, "-m", "bench.workers", *args], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert worker.stdout is not None and worker.stdout.readline().strip() == "ready", "bench worker failed"
@@ -185,26 +186,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main() -> None:
-    server_url = os.environ.get("DATABASE_URL") or embedded_postgres_url(ROOT / ".data" / "bench-postgres")
-    database = f"iomki_bench_{uuid.uuid4().hex[:6]}"
-    await ensure_database(server_url, database)
-    broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / "bench-broker.log")
-    broker.start()
-    settings = PlatformSettings(DATABASE_URL=with_database(server_url, database), KAFKA_BOOTSTRAP=broker.bootstrap,
-                                IOMKI_JWT_SECRET="bench", IOMKI_RELAY_POLL_INTERVAL="PT0.05S", IOMKI_LOG_FORMAT="json")
-    try:
-        try:
-            console.print(f"raw aiokafka: {THROUGHPUT_EVENTS} events…")
-            raw = await raw_throughput(settings, THROUGHPUT_EVENTS)
-            ours, latencies = await pipeline(settings)
-            print_pipeline(raw, ours, latencies)
-            await alerts.run(settings, console)
-            await ingestion.run(settings, console)
-        finally:
-            broker.stop()
-        await scale.run(with_database(server_url, database), console)  # needs the database only
-    finally:
-        await drop_database(server_url, database)
+    async with bench_platform() as settings:
+        console.print(f"raw aiokafka: {THROUGHPUT_EVENTS} events…")
+        raw = await raw_throughput(settings, THROUGHPUT_EVENTS)
+        ours, latencies = await pipeline(settings)
+        print_pipeline(raw, ours, latencies)
+        await alerts.run(settings, console)
+        await ingestion.run(settings, console)
+        await scale.run(settings.database_url or "", console)  # needs the database only
 
 
 def print_pipeline(raw: float, ours: dict[Sinks, float], latencies: list[float]) -> None:

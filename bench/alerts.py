@@ -30,8 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.ingestion import (
-    Plant, ServiceProcess, alone, event_source, new_plants, permit_issued, publish, start_uvicorn, wait_until,
+    Plant, ServiceProcess, event_source, new_plants, permit_issued, publish, start_uvicorn, wait_until,
 )
+from bench.platform import alone
 from shared.access import Role, mint
 from shared.contract import ClusterDeclared, Envelope, ReportSubmitted
 from shared.runtime import ServiceRuntime

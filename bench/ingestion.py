@@ -38,11 +38,11 @@ from fastapi import FastAPI
 from rich.console import Console
 from rich.table import Table
 
+from bench.platform import alone
 from bench.workers import MIGRATIONS
 from shared.access import Role, mint
 from shared.contract import Envelope, PermitIssued, SectorClass
-from shared.db import drop_database, ensure_database, with_database
-from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port
+from shared.infra import free_port
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.unit_of_work import UnitOfWork
@@ -323,30 +323,6 @@ def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, ba
     table.add_row("answers other than 201 / socket errors", f"{ours.failed:,}", f"{bare.failed:,}", "")
     table.add_row("reports stored (warm-up included)", f"{stored:,}", "", "")
     console.print(table)
-
-
-# -- alone ---------------------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def bench_platform() -> AsyncIterator[PlatformSettings]:
-    """A database and a broker of this run's own, as `make bench` makes them, for running one section alone."""
-    server_url = os.environ.get("DATABASE_URL") or embedded_postgres_url(ROOT / ".data" / "bench-postgres")
-    database = f"iomki_bench_{uuid.uuid4().hex[:6]}"
-    await ensure_database(server_url, database)
-    broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / "bench-broker.log")
-    broker.start()
-    try:
-        yield PlatformSettings(DATABASE_URL=with_database(server_url, database), KAFKA_BOOTSTRAP=broker.bootstrap,
-                               IOMKI_JWT_SECRET="bench", IOMKI_LOG_FORMAT="json")
-    finally:
-        broker.stop()
-        await drop_database(server_url, database)
-
-
-async def alone(section: Callable[[PlatformSettings, Console], Awaitable[None]]) -> None:
-    async with bench_platform() as settings:
-        await section(settings, Console(width=120))
 
 
 if __name__ == "__main__":

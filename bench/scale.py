@@ -42,16 +42,15 @@ from rich.console import Console
 from rich.table import Table
 
 from services.permits.repository import PermitRepository, PermitSearch
+from bench.platform import bench_database
+from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
 from services.reports.domain import Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
 from shared.clock import FakeClock
 from shared.contract import ReportOverdue
-from shared.db import (
-    create_pool, drop_database, ensure_database, migrate, migrations_in, provision, with_database,
-)
-from shared.infra import embedded_postgres_url
+from shared.db import create_pool, migrate, migrations_in, provision
 from shared.observability import configure_logging
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.unit_of_work import Database
@@ -576,15 +575,9 @@ async def sweep_section(bench: Bench, sweep_small: float) -> None:
 
 
 async def main() -> None:
-    """This section alone (`python -m bench.scale`), in a database of its own on `DATABASE_URL` or the embedded
-    server, dropped afterwards."""
-    server_url = os.environ.get("DATABASE_URL") or embedded_postgres_url(ROOT / ".data" / "bench-postgres")
-    database = f"iomki_scale_{uuid.uuid4().hex[:6]}"
-    await ensure_database(server_url, database)
-    try:
-        await run(with_database(server_url, database), Console())
-    finally:
-        await drop_database(server_url, database)
+    """This section alone (`python -m bench.scale`), in a database of its own, dropped afterwards."""
+    async with bench_database("scale") as database_url:
+        await run(database_url, bench_console())
 
 
 if __name__ == "__main__":
