@@ -68,9 +68,6 @@ class Inbox:
         )
         return {row["event_id"] for row in rows}
 
-    async def first_time(self, event_id: uuid.UUID, event_type: str) -> bool:
-        return bool(await self.claim([(event_id, event_type)]))
-
     async def release(self, event_id: uuid.UUID) -> None:
         """Forget an event that was not applied (dead-lettered), so that replaying it applies it."""
         await self._connection.execute("DELETE FROM inbox WHERE event_id = $1", event_id)

@@ -60,13 +60,8 @@ class TestPlatform:
         values.update(overrides)
         return values
 
-    def restart_database(self) -> None:
-        """Stop the platform's own PostgreSQL server (fast shutdown: clients are cut off) and start it again."""
-        assert self.owns_server and self.pgdata is not None, "only a server of the platform's own can be restarted"
-        stop_embedded_postgres(self.pgdata)
-        self.server_url = embedded_postgres_url(self.pgdata)
-
     def stop_database(self) -> None:
+        """Stop the platform's own PostgreSQL server (fast shutdown: clients are cut off)."""
         assert self.owns_server and self.pgdata is not None, "only a server of the platform's own can be stopped"
         stop_embedded_postgres(self.pgdata)
 
