@@ -65,7 +65,8 @@ class ServiceRuntime(Generic[Work]):
         ProcessCollector(registry=self.metrics.registry)
         self.broker = create_broker(settings, name)
         self.database: Database[Work] = Database(None, unit_of_work)  # type: ignore[arg-type]  # pool at start
-        self.consumer = EventConsumer(service=name, broker=self.broker, database=self.database, metrics=self.metrics)
+        self.consumer = EventConsumer(service=name, broker=self.broker, database=self.database, metrics=self.metrics,
+                                      fetch_wait=settings.consumer_fetch_wait)
         self.token_verifier = TokenVerifier.from_settings(settings)
         self.broker_connected = asyncio.Event()
         self.relay: Relay | None = None

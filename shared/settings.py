@@ -38,6 +38,13 @@ class PlatformSettings(BaseSettings):
 
     outbox_retention: timedelta = Field(timedelta(hours=24), validation_alias="IOMKI_OUTBOX_RETENTION")
     relay_poll_interval: timedelta = Field(timedelta(seconds=1), validation_alias="IOMKI_RELAY_POLL_INTERVAL")
+    # How long the broker may hold a consumer's fetch while it has nothing new. Apache Kafka answers a waiting
+    # fetch as soon as data arrives, so there a longer wait only saves requests. The embedded broker always waits
+    # this long: it adds up to this much to each event's way to a consumer, and a shorter wait costs CPU while
+    # idle (measured, 4 idle consumers: 5 ms → 58 % of a core in the broker, 20 ms → 31 %; end to end p50 4.7 ms
+    # vs 7.7 ms).
+    consumer_fetch_wait: timedelta = Field(timedelta(milliseconds=20), validation_alias="IOMKI_CONSUMER_FETCH_WAIT",
+                                           gt=timedelta(0), le=timedelta(seconds=10))
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias="IOMKI_LOG_FORMAT")
 
     @field_validator("database_url", "kafka_bootstrap", "jwt_secret", mode="before")
