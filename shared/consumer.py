@@ -65,8 +65,6 @@ class RetryPolicy:
 # event (see MAX_EVENT_BYTES), is cut to its first bytes, and its letter says how long it was.
 DEAD_LETTER_MAX_BYTES = 1_000_000
 
-_IDLE_WAIT_MS = 10
-
 # Failures of the infrastructure rather than of the event: never dead-letter for these, retry the batch.
 _TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
               asyncpg.OperatorInterventionError)  # the last: the server is shutting down
@@ -117,10 +115,6 @@ class EventConsumer:
             batch=True,
             max_records=self._max_records,
             fetch_max_wait_ms=self._fetch_wait_ms,
-            # After a wait that found nothing the subscriber sleeps as long again before its next look, so this
-            # also bounds how long an event that arrives during the sleep waits (the default, 200 ms, was most of
-            # the alert latency at low load).
-            batch_timeout_ms=_IDLE_WAIT_MS,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_records,

@@ -83,7 +83,7 @@ class Relay:
             await connection.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
             watcher = AIOKafkaConsumer(**connection_options(self._settings), request_timeout_ms=5_000)
             producer = AIOKafkaProducer(**connection_options(self._settings), client_id=f"iomki-{self._schema}-relay",
-                                        acks="all", linger_ms=0, request_timeout_ms=10_000)
+                                        acks="all", linger_ms=1, request_timeout_ms=10_000)
             try:  # stopped even when starting fails (the broker is down): clients left open pile up
                 await watcher.start()
                 await producer.start()
