@@ -78,9 +78,9 @@ class EventConsumer:
         broker: KafkaBroker,
         database: Database[Any],
         metrics: Metrics,
+        fetch_wait: timedelta,
         retry: RetryPolicy = RetryPolicy(),
         max_records: int = 500,
-        fetch_wait: timedelta = timedelta(milliseconds=20),
     ) -> None:
         self.group_id = f"iomki-{service}"
         self._broker = broker
