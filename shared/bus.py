@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -88,11 +90,7 @@ async def ensure_topics(
     that came back too small. The embedded broker cannot add partitions, so such a topic is recreated: safe
     for its owner, whose relay is about to republish everything the broker lost into it.
     """
-    options = connection_options(settings)
-    options.pop("bootstrap_servers")
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10_000, **options)
-    await asyncio.wait_for(admin.start(), timeout)
-    try:
+    async with admin_client(settings, timeout) as admin:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         if missing:
@@ -104,8 +102,16 @@ async def ensure_topics(
             too_small = [t for t in present if counts.get(t.name, 0) < t.partitions]
             if too_small:
                 await _grow(admin, too_small)
+
+
+@asynccontextmanager
+async def admin_client(settings: PlatformSettings, timeout: float = 30) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(**connection_options(settings), request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        yield admin
     except KafkaError as exc:
-        raise RuntimeError(f"could not create topics on {settings.bootstrap}: {exc}") from exc
+        raise RuntimeError(f"could not administer topics on {settings.bootstrap}: {exc}") from exc
     finally:
         await admin.close()
 

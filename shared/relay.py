@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from shared.bus import connection_options, ensure_topics
-from shared.contract import Topic
+from shared.bus import admin_client, connection_options, ensure_topics
+from shared.contract import TOPICS, Topic
+from shared.epochs import renew_epochs
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
 
@@ -180,6 +181,9 @@ class Relay:
             " SELECT count(*) FROM window_",
             self._retention,
         )
+        # Consumers holding positions in the old logs of this service's topics must not use them in the new ones.
+        async with admin_client(self._settings) as admin:
+            await renew_epochs(admin, [topic.name for topic in TOPICS if topic.owner == self._schema])
         await ensure_topics(self._settings, (Topic(self._marker, 1, public=False, owner=self._schema),))
         if republish:
             self._metrics.broker_resets.inc()

@@ -66,7 +66,7 @@ class ServiceRuntime(Generic[Work]):
         self.broker = create_broker(settings, name)
         self.database: Database[Work] = Database(None, unit_of_work)  # type: ignore[arg-type]  # pool at start
         self.consumer = EventConsumer(service=name, broker=self.broker, database=self.database, metrics=self.metrics,
-                                      fetch_wait=settings.consumer_fetch_wait)
+                                      settings=settings)
         self.token_verifier = TokenVerifier.from_settings(settings)
         self.broker_connected = asyncio.Event()
         self.relay: Relay | None = None
@@ -176,6 +176,7 @@ class ServiceRuntime(Generic[Work]):
         self.broker_connected.set()
         assert self.relay is not None
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        self._tasks.append(asyncio.create_task(self.consumer.watch_epochs(), name=f"{self.name}-epochs"))
 
     async def _repeat(self, periodic: Periodic) -> None:
         woken = asyncio.Event()

@@ -29,7 +29,8 @@ K8S_SCHEMAS = SCHEMAS / "kubernetes-v1.34.0-strict"
 K8S_SCHEMA_FILES = {("apps/v1", "Deployment"): "deployment-apps-v1.json", ("v1", "Service"): "service-v1.json",
                     ("v1", "ConfigMap"): "configmap-v1.json", ("v1", "Secret"): "secret-v1.json"}
 RELAY_MARKERS = {f"iomki.internal.relay.{service}": 1 for service in SERVICES}
-ALL_TOPICS = {**{topic.name: topic.partitions for topic in TOPICS}, **RELAY_MARKERS}
+EPOCH_MARKERS = {f"iomki.internal.epoch.{topic.name}.deployed": 1 for topic in TOPICS if topic.owner in SERVICES}
+ALL_TOPICS = {**{topic.name: topic.partitions for topic in TOPICS}, **RELAY_MARKERS, **EPOCH_MARKERS}
 
 
 def _load(path: Path) -> dict:
@@ -155,10 +156,10 @@ def test_every_topic_is_a_kafka_topic_with_at_least_the_contracts_partitions():
         assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == 2
 
 
-def _grants(user: dict, operation: str) -> set[str]:
+def _grants(user: dict, operation: str, pattern: str = "literal") -> set[str]:
     return {acl["resource"]["name"] for acl in user["spec"]["authorization"]["acls"]
             if operation in acl["operations"] and acl["resource"]["type"] == "topic"
-            and acl["resource"].get("patternType", "literal") == "literal"}
+            and acl["resource"].get("patternType", "literal") == pattern}
 
 
 def test_acls_give_each_principal_only_what_deploy_readme_lists():
@@ -167,6 +168,9 @@ def test_acls_give_each_principal_only_what_deploy_readme_lists():
     for name in SERVICES:
         user = users[f"iomki-{name}"]
         assert _grants(user, "Write") == owned[name] | {"iomki.dlq", f"iomki.internal.relay.{name}"}
+        epochs_of_owned = {f"iomki.internal.epoch.{topic}." for topic in owned[name]}
+        assert _grants(user, "Create", "prefix") == _grants(user, "Delete", "prefix") == epochs_of_owned
+        assert _grants(user, "Create") == _grants(user, "Delete") == set()
         reads = _grants(user, "Read")
         assert ("iomki.internal.contacts" in reads) == (name == "notifier")
         assert "iomki.dlq" not in reads and not any(t in reads for t in owned[name])

@@ -1,0 +1,79 @@
+"""Which log a committed offset belongs to: the epochs read from the broker's topic list, and when to trust one."""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from shared.epochs import ConsumerEpochs, current_epochs, offset_is_trusted
+
+TOPICS = ["iomki.permits", "iomki.internal.contacts"]
+
+
+def test_each_topic_reads_its_own_marker_and_no_other():
+    names = [
+        "iomki.permits", "iomki.internal.relay.permits",
+        "iomki.internal.epoch.iomki.permits.aa11",
+        "iomki.internal.epoch.iomki.internal.contacts.bb22",
+        "iomki.internal.epoch.iomki.permits.extra.cc33",  # the marker of a topic named iomki.permits.extra
+    ]
+    assert current_epochs(names, TOPICS) == {"iomki.permits": "aa11", "iomki.internal.contacts": "bb22"}
+
+
+def test_a_topic_without_a_marker_has_no_epoch_yet():
+    assert current_epochs(["iomki.permits"], TOPICS) == {"iomki.permits": "", "iomki.internal.contacts": ""}
+
+
+def test_while_an_epoch_is_renewed_both_markers_make_an_epoch_of_their_own():
+    before = current_epochs(["iomki.internal.epoch.iomki.permits.aa11"], TOPICS)["iomki.permits"]
+    during = current_epochs(["iomki.internal.epoch.iomki.permits.ff99", "iomki.internal.epoch.iomki.permits.aa11"],
+                            TOPICS)["iomki.permits"]
+    after = current_epochs(["iomki.internal.epoch.iomki.permits.ff99"], TOPICS)["iomki.permits"]
+    assert during == "aa11,ff99"  # the same whichever order the broker lists them in
+    assert len({before, during, after}) == 3
+
+
+def test_an_offset_is_trusted_only_in_the_known_epoch_it_was_committed_in():
+    assert offset_is_trusted("aa11", "aa11")
+    assert not offset_is_trusted("aa11", "ff99")  # the log was replaced since
+    assert not offset_is_trusted("", "aa11")  # committed before any epoch was known, or by an older release
+    assert not offset_is_trusted("", "")  # no epoch known now: nothing tells the logs apart
+
+
+def _record(topic: str, partition: int, offset: int) -> ConsumerRecord:
+    return ConsumerRecord(topic, partition, offset, 0, 0, None, b"", None, 0, 0, [])
+
+
+class _Positions:
+    """What aiokafka's consumer answers for `position`: the next offset it will hand out per partition."""
+
+    def __init__(self, positions: dict[tuple[str, int], int]) -> None:
+        self._positions = positions
+
+    async def position(self, partition: TopicPartition) -> int:
+        return self._positions[partition.topic, partition.partition]
+
+
+BATCH = [_record("iomki.permits", 2, 7), _record("iomki.permits", 2, 9), _record("iomki.permits", 4, 0),
+         _record("iomki.internal.contacts", 0, 3)]
+
+
+def _epochs(positions: dict[tuple[str, int], int]) -> ConsumerEpochs:
+    epochs = ConsumerEpochs(topics=TOPICS, connection={}, consumer=lambda: _Positions(positions),  # type: ignore
+                            stored=None)  # type: ignore[arg-type]
+    epochs._believe({"iomki.permits": "aa11", "iomki.internal.contacts": ""})
+    return epochs
+
+
+async def test_a_batch_records_the_offset_after_its_last_record_of_each_partition_in_the_epoch_believed():
+    epochs = _epochs({("iomki.permits", 2): 10, ("iomki.permits", 4): 1, ("iomki.internal.contacts", 0): 4})
+    positions, resets = await epochs.positions(BATCH)
+    assert sorted(positions) == [
+        ("iomki.internal.contacts", 0, 4, ""), ("iomki.permits", 2, 10, "aa11"), ("iomki.permits", 4, 1, "aa11"),
+    ]
+    assert resets == epochs.resets
+
+
+async def test_a_batch_taken_before_its_partition_was_started_over_records_no_position():
+    # The consumer was sent back to the start of partition 2 after it handed out this batch.
+    epochs = _epochs({("iomki.permits", 2): 0, ("iomki.permits", 4): 1, ("iomki.internal.contacts", 0): 4})
+    assert (await epochs.positions(BATCH))[0] == []
