@@ -365,7 +365,7 @@ class Envelope(BaseModel):
         own_id = event_id or uuid.uuid4()
         return cls(
             id=own_id,
-            source=f"/iomki/{service}",
+            source=cls.source_of(service),
             type=event.type_name(),
             time=time or datetime.now(timezone.utc),
             subject=str(event.facility_id),
@@ -373,6 +373,10 @@ class Envelope(BaseModel):
             correlationid=correlation_id or str(own_id),
             causationid=causation_id or correlation_id or str(own_id),
         )
+
+    @staticmethod
+    def source_of(service: str) -> str:
+        return f"/iomki/{service}"
 
     def caused(self, event: Event, *, service: str, time: datetime | None = None) -> Envelope:
         """An event caused by this one: same correlation, this one's id as causation."""

@@ -143,6 +143,8 @@ class PeriodStatus(StrEnum):
     ENDED = "ended"  # the permit was revoked before the deadline: nothing is owed
 
 
+REPORTED = frozenset({PeriodStatus.SUBMITTED, PeriodStatus.LATE})
+
 class NextAction(StrEnum):
     """What the deadline sweep does next with a period, and when (`next_action_at`)."""
 
@@ -166,47 +168,87 @@ class Period:
 
     @property
     def reported(self) -> bool:
-        return self.status in (PeriodStatus.SUBMITTED, PeriodStatus.LATE)
+        return self.status in REPORTED
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A period as it opens, before it belongs to a plant: the regime, the plant's zone and the start decide
+    it, so every plant sharing a zone and a deadline opens the same one (the sweep opens them together)."""
+
+    regime: str
+    starts_at: datetime
+    deadline: datetime
+    next_action: NextAction
+    next_action_at: datetime
+
+    def period(self, permit_id: uuid.UUID, seq: int) -> Period:
+        return Period(uuid.uuid4(), permit_id, seq, self.regime, self.starts_at, self.deadline,
+                      next_action=self.next_action, next_action_at=self.next_action_at)
+
+
+def opening(regime: Regime, zone: str, *, starts_at: datetime, timing: Timing) -> Opening:
+    """The next period begins where the previous ended; a regime change therefore applies from the next one.
+    Its reminder goes out `due_lead` before the deadline, or at once when the period is shorter than that."""
+    deadline = regime.deadline_after(starts_at, zone)
+    return Opening(regime.text, starts_at, deadline, NextAction.REMIND, max(starts_at, deadline - timing.due_lead))
 
 
 def open_period(schedule: Schedule, regime: Regime, *, starts_at: datetime, seq: int, timing: Timing) -> Period:
-    """The next period begins where the previous ended; a regime change therefore applies from the next one."""
-    deadline = regime.deadline_after(starts_at, schedule.zone)
-    remind_at = max(starts_at, deadline - timing.due_lead)
-    return Period(uuid.uuid4(), schedule.permit_id, seq, regime.text, starts_at, deadline,
-                  next_action=NextAction.REMIND, next_action_at=remind_at)
+    return opening(regime, schedule.zone, starts_at=starts_at, timing=timing).period(schedule.permit_id, seq)
+
+
+@dataclass(frozen=True)
+class Situation:
+    """All that a sweep step reads of a period and its plant. Periods in the same situation take the same step:
+    when a deadline falls for every plant at once, the sweep decides once per situation, not once per plant."""
+
+    next_action: NextAction | None
+    status: PeriodStatus
+    deadline: datetime
+    ended: bool
+    closed: bool
+
+    @classmethod
+    def of(cls, period: Period, schedule: Schedule) -> Situation:
+        return cls(period.next_action, period.status, period.deadline, schedule.ended, schedule.closed)
 
 
 @dataclass(frozen=True)
 class Step:
-    """What one sweep step decided: the period afterwards and which facts to publish."""
+    """What one sweep step decides: the period's status and next action afterwards, and which facts to publish
+    (`open_next`: the plant's next period opens at this period's deadline)."""
 
-    period: Period
+    status: PeriodStatus
+    next_action: NextAction | None = None
+    next_action_at: datetime | None = None
     remind: bool = False
     overdue: bool = False
     warn: bool = False
     open_next: bool = False
 
+    def applied_to(self, period: Period) -> Period:
+        return replace(period, status=self.status, next_action=self.next_action, next_action_at=self.next_action_at)
 
-def step(period: Period, schedule: Schedule, timing: Timing) -> Step:
+
+def step(situation: Situation, timing: Timing) -> Step:
     """Advance a period whose `next_action_at` has come. Each action happens once: the period leaves it."""
-    if schedule.ended:
-        return Step(replace(period, next_action=None, next_action_at=None))
-    if period.next_action is NextAction.REMIND:
-        after = replace(period, next_action=NextAction.DEADLINE, next_action_at=period.deadline)
-        return Step(after, remind=period.status is PeriodStatus.OPEN)
-    if period.next_action is NextAction.DEADLINE:
-        if period.reported:
-            return Step(replace(period, next_action=None, next_action_at=None), open_next=True)
-        if schedule.closed:
+    status = situation.status
+    if situation.ended:
+        return Step(status)
+    if situation.next_action is NextAction.REMIND:
+        return Step(status, NextAction.DEADLINE, situation.deadline, remind=status is PeriodStatus.OPEN)
+    if situation.next_action is NextAction.DEADLINE:
+        if status in REPORTED:
+            return Step(status, open_next=True)
+        if situation.closed:
             # A closure is not a freeze: it does not count on the sanction ladder (DESIGN §2).
-            return Step(replace(period, status=PeriodStatus.EXCUSED, next_action=None, next_action_at=None),
-                        open_next=True)
-        return Step(replace(period, status=PeriodStatus.OVERDUE, next_action=NextAction.WARN,
-                            next_action_at=period.deadline + timing.warning_delay), overdue=True, open_next=True)
-    if period.next_action is NextAction.WARN:
-        return Step(replace(period, next_action=None, next_action_at=None), warn=period.status is PeriodStatus.OVERDUE)
-    return Step(period)
+            return Step(PeriodStatus.EXCUSED, open_next=True)
+        return Step(PeriodStatus.OVERDUE, NextAction.WARN, situation.deadline + timing.warning_delay, overdue=True,
+                    open_next=True)
+    if situation.next_action is NextAction.WARN:
+        return Step(status, warn=status is PeriodStatus.OVERDUE)
+    return Step(status)
 
 
 # ---------------------------------------------------------------------------------------- submissions

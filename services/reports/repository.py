@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import groupby
 from typing import Any, NamedTuple
 
 import asyncpg
+from pydantic_core import to_json
 
-from services.reports.domain import NextAction, Period, PeriodStatus, Sanction, Schedule, SettledPeriod
-from shared.contract import Envelope
+from services.reports.domain import (
+    NextAction, Opening, Period, PeriodStatus, Sanction, Schedule, SettledPeriod, Situation, Step,
+)
+from shared.contract import CONTENT_TYPE, Envelope, ReportDue, ReportOverdue
 from shared.unit_of_work import Outbox, UnitOfWork
 
 _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, issued_at, frozen, freeze_count,"
@@ -20,7 +23,20 @@ _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, is
 _PERIOD = "period_id, permit_id, seq, regime, starts_at, deadline, status, next_action, next_action_at, warning_id"
 _PERIOD_WIDTH = len(_PERIOD.split(","))
 _SCHEDULE_WIDTH = len(_SCHEDULE.split(","))
-_PERIOD_COLUMNS = [*(column.strip() for column in _PERIOD.split(",")), "province_code", "regency_code"]
+_PERIOD_OF_P = ", ".join(f"p.{column.strip()}" for column in _PERIOD.split(","))
+
+
+class DuePeriod(NamedTuple):
+    """A period whose next action has come, as the sweep needs it: which, whose, where, and its situation."""
+
+    period_id: uuid.UUID
+    permit_id: uuid.UUID
+    seq: int
+    facility_id: uuid.UUID
+    province_code: str
+    regency_code: str
+    zone: str
+    situation: Situation
 
 
 class ScheduleRepository:
@@ -61,60 +77,85 @@ class PeriodRepository:
         self._connection = connection
 
     async def add(self, period: Period, schedule: Schedule) -> None:
-        await self.add_many([(period, schedule)])
-
-    async def add_many(self, opened: list[tuple[Period, Schedule]]) -> None:
-        """Insert periods with one COPY (the sweep opens a whole batch's next periods at once): one round trip
-        whatever the batch size, and cheaper to encode than array parameters, whose every element asyncpg
-        inspects."""
-        if not opened:
-            return
-        await self._connection.copy_records_to_table(
-            "periods", columns=_PERIOD_COLUMNS,
-            records=[_period_values(p) + (s.province_code, s.regency_code) for p, s in opened])
+        await self._connection.execute(
+            f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            *_period_values(period), schedule.province_code, schedule.regency_code,
+        )
 
     async def get(self, period_id: uuid.UUID) -> Period | None:
         row = await self._connection.fetchrow(f"SELECT {_PERIOD} FROM periods WHERE period_id = $1", period_id)
         return _period(row) if row else None
 
-    async def save_many(self, periods: list[Period], *, warned_at: datetime | None = None) -> None:
-        """Write the status, next action and warning of many periods in one statement (a sweep batch's steps).
+    async def advance(self, period_ids: Sequence[uuid.UUID], step_of: Sequence[int], steps: Sequence[Step], *,
+                      now: datetime) -> dict[uuid.UUID, Period]:
+        """Apply a sweep batch's steps in one statement: period `period_ids[i]` takes `steps[step_of[i]]`. A step
+        that warns gives its period a new `warning_id`, stamped `now`; the warned periods are returned, as saved."""
+        rows = await self._connection.fetch(
+            "WITH advanced AS ("
+            " UPDATE periods p SET status = s.status, next_action = s.next_action, next_action_at = s.next_action_at,"
+            "  warning_id = CASE WHEN s.warn THEN gen_random_uuid() ELSE p.warning_id END,"
+            "  warned_at = CASE WHEN s.warn THEN $7 ELSE p.warned_at END"
+            " FROM unnest($1::uuid[], $2::bigint[]) AS u(period_id, step)"
+            " JOIN unnest($3::text[], $4::text[], $5::timestamptz[], $6::bool[]) WITH ORDINALITY"
+            "  AS s(status, next_action, next_action_at, warn, step) USING (step)"
+            f" WHERE p.period_id = u.period_id RETURNING {_PERIOD_OF_P}, s.warn)"
+            f" SELECT {_PERIOD} FROM advanced WHERE warn",
+            period_ids, [index + 1 for index in step_of], [step.status.value for step in steps],
+            [step.next_action.value if step.next_action else None for step in steps],
+            [step.next_action_at for step in steps], [step.warn for step in steps], now,
+        )
+        return {row["period_id"]: _period(row) for row in rows}
 
-        A period whose warning this write sets is stamped `warned_at`.
-        """
-        if not periods:
+    async def open_next(self, after: Sequence[DuePeriod], opening_of: Sequence[int],
+                        openings: Sequence[Opening]) -> None:
+        """Open each plant's next period in one statement: after period `after[i]`, with its plant, its `seq`
+        plus one and a new id, opens `openings[opening_of[i]]`."""
+        if not after:
             return
         await self._connection.execute(
-            "UPDATE periods p SET status = u.status, next_action = u.next_action, next_action_at = u.next_action_at,"
-            " warning_id = u.warning_id,"
-            " warned_at = CASE WHEN p.warning_id IS NULL AND u.warning_id IS NOT NULL THEN $6 ELSE p.warned_at END"
-            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
-            " AS u(period_id, status, next_action, next_action_at, warning_id) WHERE p.period_id = u.period_id",
-            [p.period_id for p in periods], [p.status.value for p in periods],
-            [p.next_action.value if p.next_action else None for p in periods],
-            [p.next_action_at for p in periods], [p.warning_id for p in periods], warned_at,
+            f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
+            " SELECT gen_random_uuid(), u.permit_id, u.seq + 1, o.regime, o.starts_at, o.deadline, $10, o.next_action,"
+            "  o.next_action_at, NULL, u.province_code, u.regency_code"
+            " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::bigint[])"
+            "  AS u(permit_id, seq, province_code, regency_code, opening)"
+            " JOIN unnest($6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $11::timestamptz[])"
+            "  WITH ORDINALITY AS o(regime, starts_at, deadline, next_action, next_action_at, opening) USING (opening)",
+            [p.permit_id for p in after], [p.seq for p in after], [p.province_code for p in after],
+            [p.regency_code for p in after], [index + 1 for index in opening_of], [o.regime for o in openings],
+            [o.starts_at for o in openings], [o.deadline for o in openings], [o.next_action.value for o in openings],
+            PeriodStatus.OPEN.value, [o.next_action_at for o in openings],
         )
 
     async def last_seq(self, permit_id: uuid.UUID) -> int:
         return await self._connection.fetchval("SELECT coalesce(max(seq), 0) FROM periods WHERE permit_id = $1",
                                                permit_id)
 
-    async def due(self, now: datetime, limit: int) -> list[tuple[Period, Schedule]]:
-        """Periods whose next action has come, oldest first, with their schedules; both rows locked.
+    async def due(self, now: datetime, limit: int) -> list[DuePeriod]:
+        """Periods whose next action has come, oldest first, in their situations; periods and schedules locked.
 
         SKIP LOCKED: several sweepers (replicas) share the work, and a sweeper never waits on a row that a
         request or a consumer holds, so it cannot deadlock with them.
         """
         rows = await self._connection.fetch(
-            f"SELECT {', '.join('p.' + c.strip() for c in _PERIOD.split(','))},"
-            f" {', '.join('s.' + c.strip() + ' AS s_' + c.strip() for c in _SCHEDULE.split(','))}"
+            "SELECT p.period_id, p.permit_id, p.seq, s.facility_id, s.province_code, s.regency_code, s.zone,"
+            " p.next_action, p.status, p.deadline, s.ended_at IS NOT NULL, s.closed"
             " FROM periods p JOIN schedules s ON s.permit_id = p.permit_id"
             " WHERE p.next_action_at <= $1 ORDER BY p.next_action_at, p.seq LIMIT $2"
             " FOR UPDATE OF p, s SKIP LOCKED",
             now, limit,
         )
-        # The schedule's columns follow the period's, in the order of its fields: a slice makes it.
-        return [(_period(row), Schedule(*row[_PERIOD_WIDTH:])) for row in rows]
+        # A due batch holds a few situations among thousands of periods: each is converted once.
+        situations: dict[tuple[Any, ...], Situation] = {}
+        due = []
+        for row in rows:
+            key = tuple(row[7:])
+            situation = situations.get(key)
+            if situation is None:
+                action, status, deadline, ended, closed = key
+                situation = situations[key] = Situation(_ACTION[action], _STATUS[status], deadline, ended, closed)
+            due.append(DuePeriod(*row[:7], situation))
+        return due
 
     async def settled(self, permit_id: uuid.UUID, through_seq: int, *, since: datetime, min_periods: int,
                       cap: int = 2000) -> list[SettledPeriod]:
@@ -288,26 +329,47 @@ def _region_clause(province: str | None, regency: str | None) -> str:
     return ""
 
 
-class OutboxRow(NamedTuple):
-    """An event encoded as the outbox stores it (the sweep encodes its reminders and overdues itself)."""
-
-    event_id: uuid.UUID
-    event_type: str
-    topic: str
-    key: bytes
-    value: bytes
-    headers: str
-
-
 class ReportsOutbox(Outbox):
-    async def add_in_order(self, events: Sequence[Envelope | OutboxRow]) -> None:
-        """Envelopes and encoded rows in the order given: a statement per run of one kind (rows of a later
-        statement take later positions, so order is kept). Encoded rows go in with one COPY."""
-        for encoded, run in groupby(events, key=lambda event: isinstance(event, OutboxRow)):
-            if encoded:
-                await self._connection.copy_records_to_table("outbox", records=list(run), columns=OutboxRow._fields)
-            else:
-                await self.add(*run)
+    async def add_period_events(self, events: Sequence[tuple[DuePeriod, type[ReportDue | ReportOverdue]]], *,
+                                service: str, now: datetime) -> None:
+        """The sweep's reminders and overdues, in order, written by one statement that builds each envelope from
+        the period and its schedule, as `Outbox.add(Envelope.wrap(...))` would.
+
+        When a deadline falls for every plant at once the sweep emits a million of these: built in Python they
+        cost more than everything else the sweep does, and `json_build_object` twice what this text does. Every
+        value is a UUID, a moment, a constant or a region code (digits and dots, as the contract validates), so
+        none needs escaping. The integration tests hold each row to the wrapped event's."""
+        if not events:
+            return
+        await self._connection.execute(
+            "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
+            " SELECT e.event_id, e.event_type, e.topic, convert_to(e.facility_id::text, 'UTF8'),"
+            "  convert_to(format('{\"specversion\":\"1.0\",\"id\":\"%1$s\",\"source\":\"%2$s\",\"type\":\"%3$s\","
+            "\"time\":\"%4$s\",\"subject\":\"%5$s\",\"datacontenttype\":\"application/json\","
+            "\"data\":{\"facility_id\":\"%5$s\",\"province_code\":\"%6$s\",\"regency_code\":\"%7$s\","
+            "\"permit_id\":\"%8$s\",\"period_id\":\"%9$s\",\"deadline\":\"%10$s\"},"
+            "\"correlationid\":\"%1$s\",\"causationid\":\"%1$s\"}',"
+            "   e.event_id, $9::text, e.event_type, $10::text, e.facility_id, e.province_code, e.regency_code,"
+            "   e.permit_id, e.period_id, e.deadline), 'UTF8'),"
+            "  jsonb_build_object('content-type', $11::text, 'correlation_id', e.event_id)"
+            # In a subquery, so that each event's id is drawn once and used in all four places.
+            " FROM (SELECT u.*, gen_random_uuid() AS event_id"
+            "  FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
+            "   $8::text[]) WITH ORDINALITY"
+            "  AS u(period_id, permit_id, facility_id, province_code, regency_code, deadline, event_type, topic,"
+            "   position)) e"
+            " ORDER BY e.position",
+            [p.period_id for p, _ in events], [p.permit_id for p, _ in events], [p.facility_id for p, _ in events],
+            [p.province_code for p, _ in events], [p.regency_code for p, _ in events],
+            [_moment(p.situation.deadline) for p, _ in events], [kind.type_name() for _, kind in events],
+            [kind.topic.name for _, kind in events], Envelope.source_of(service), _moment(now), CONTENT_TYPE,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _moment(moment: datetime) -> str:
+    """A moment as the event contract writes it (a batch's periods share a few deadlines: each is written once)."""
+    return to_json(moment).decode().strip('"')
 
 
 class ReportsWork(UnitOfWork):

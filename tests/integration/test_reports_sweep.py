@@ -6,6 +6,7 @@ The schema is the reports service's real migrations in a schema of its own, so n
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -16,11 +17,13 @@ import pytest_asyncio
 
 from services.reports import domain
 from services.reports.domain import NextAction, PeriodStatus, ReportFigures, Schedule, Timing, parse_regime
-from services.reports.handlers import ReportHandlers, ReportIn, ReportsConfig
-from services.reports.repository import ReportsWork
+from services.reports.handlers import SERVICE, ReportHandlers, ReportIn, ReportsConfig, _about
+from services.reports.repository import DuePeriod, ReportsWork
 from shared.access import Access, Principal, Role, Scope
 from shared.clock import FakeClock
-from shared.contract import Envelope, PermitRevoked, decode
+from shared.contract import (
+    CONTENT_TYPE, EVENT_TYPES, Envelope, PermitRevoked, ReportDue, ReportOverdue, decode,
+)
 from shared.db import create_pool, migrate, migrations_in, provision
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.unit_of_work import Database
@@ -51,23 +54,73 @@ def schedule() -> Schedule:
                     regency_code="32.16", zone="Asia/Jakarta", issued_at=START)
 
 
-async def test_add_many_and_save_many_write_every_period_as_given(database):
-    schedules = [schedule() for _ in range(3)]
-    opened = [(domain.open_period(s, REGIME, starts_at=START, seq=1, timing=TIMING), s) for s in schedules]
+async def add_plants(database, count: int, **changes) -> list[tuple[Schedule, domain.Period]]:
+    plants = [(s := replace(schedule(), **changes), domain.open_period(s, REGIME, starts_at=START, seq=1, timing=TIMING))
+              for _ in range(count)]
     async with database.transaction() as work:
-        for s in schedules:
-            await work.schedules.add(s)
-        await work.periods.add_many(opened)
-    async with database.reading() as work:
-        assert [(await work.periods.listing(s.permit_id, 5)) for s in schedules] == [[p] for p, _ in opened]
+        for plant, period in plants:
+            await work.schedules.add(plant)
+            await work.periods.add(period, plant)
+    return plants
 
-    changed = [replace(p, status=PeriodStatus.OVERDUE, next_action=NextAction.WARN, next_action_at=p.deadline,
-                       warning_id=uuid.uuid4()) for p, _ in opened[:2]]
+
+def as_due(period: domain.Period, plant: Schedule) -> DuePeriod:
+    return DuePeriod(period.period_id, plant.permit_id, period.seq, plant.facility_id, plant.province_code,
+                     plant.regency_code, plant.zone, domain.Situation.of(period, plant))
+
+
+async def test_a_batch_of_steps_and_openings_is_written_as_the_domain_decided(database):
+    """Each period takes the step of its situation; only warning steps get (new, distinct) warning ids; each
+    opened period is the domain's opening for its plant, with the next seq."""
+    plants = await add_plants(database, 3) + await add_plants(database, 2, closed=True)
+    periods = [replace(period, next_action=NextAction.DEADLINE) for _, period in plants[:4]]
+    periods.append(replace(plants[4][1], status=PeriodStatus.OVERDUE, next_action=NextAction.WARN))
+    situations = [domain.Situation.of(period, plant) for period, (plant, _) in zip(periods, plants)]
+    steps = [domain.step(situation, TIMING) for situation in dict.fromkeys(situations)]
+    step_of = [list(dict.fromkeys(situations)).index(situation) for situation in situations]
+    assert [steps[i].status for i in step_of] == [PeriodStatus.OVERDUE] * 3 + [PeriodStatus.EXCUSED,
+                                                                                PeriodStatus.OVERDUE]
+    now = START + timedelta(hours=2)
+    opening = domain.opening(REGIME, "Asia/Jakarta", starts_at=periods[0].deadline, timing=TIMING)
     async with database.transaction() as work:
-        await work.periods.save_many(changed)
+        warned = await work.periods.advance([p.period_id for p in periods], step_of, steps, now=now)
+        await work.periods.open_next([as_due(p, plant) for p, (plant, _) in zip(periods[:2], plants)], [0, 0],
+                                     [opening])
     async with database.reading() as work:
-        after = [(await work.periods.get(p.period_id)) for p, _ in opened]
-    assert after == [*changed, opened[2][0]]
+        listings = [await work.periods.listing(plant.permit_id, 5) for plant, _ in plants]
+
+    assert list(warned) == [periods[4].period_id] and warned[periods[4].period_id].warning_id is not None
+    for period, index, listing in zip(periods, step_of, listings):
+        assert listing[0] == replace(steps[index].applied_to(period), warning_id=listing[0].warning_id)
+        assert (listing[0].warning_id is not None) == steps[index].warn
+    for (plant, _), listing in zip(plants[:2], listings[:2]):
+        opened = listing[1]
+        assert opened == replace(opening.period(plant.permit_id, 2), period_id=opened.period_id)
+    assert [len(listing) for listing in listings] == [2, 2, 1, 1, 1]
+
+
+@pytest.mark.parametrize("now", [START + timedelta(hours=1, seconds=1),
+                                 START + timedelta(hours=1, seconds=1, microseconds=120_000)])
+@pytest.mark.parametrize("microseconds", [0, 5])
+async def test_a_reminder_or_overdue_built_by_the_database_is_exactly_the_wrapped_event(database, now, microseconds):
+    [(plant, period)] = await add_plants(database, 1)
+    async with database.transaction() as work:
+        await work.connection.execute("UPDATE periods SET deadline = deadline + $2 WHERE period_id = $1",
+                                      period.period_id, timedelta(microseconds=microseconds))
+        period = await work.periods.get(period.period_id)
+        last = await work.connection.fetchval("SELECT coalesce(max(position), 0) FROM outbox")
+        due = as_due(period, plant)
+        await work.outbox.add_period_events([(due, ReportDue), (due, ReportOverdue)], service=SERVICE, now=now)
+        rows = await work.connection.fetch("SELECT * FROM outbox WHERE position > $1 ORDER BY position", last)
+
+    assert len(rows) == 2
+    for row, kind in zip(rows, [ReportDue, ReportOverdue]):
+        wrapped = Envelope.wrap(kind(**_about(plant), period_id=period.period_id, deadline=period.deadline),
+                                service=SERVICE, time=now, event_id=row["event_id"])
+        assert json.loads(row["value"]) == json.loads(wrapped.to_bytes())
+        assert (row["event_type"], row["topic"], row["key"]) == (
+            wrapped.type, EVENT_TYPES[wrapped.type].topic.name, wrapped.key)
+        assert json.loads(row["headers"]) == {"content-type": CONTENT_TYPE, "correlation_id": wrapped.correlationid}
 
 
 async def test_a_batched_sweep_emits_each_step_once_in_order_per_plant(database):

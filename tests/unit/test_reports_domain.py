@@ -11,8 +11,8 @@ import pytest
 
 from services.reports import domain
 from services.reports.domain import (
-    FixedInterval, InconsistentReport, InvalidRegime, NextAction, ObligationEnded, PeriodClosed, PeriodStatus,
-    ReportFigures, SanctionKind, SanctionLadder, Schedule, SettledPeriod, Timing, parse_regime,
+    FixedInterval, InconsistentReport, InvalidRegime, NextAction, ObligationEnded, Period, PeriodClosed, PeriodStatus,
+    ReportFigures, SanctionKind, SanctionLadder, Schedule, SettledPeriod, Situation, Timing, parse_regime,
 )
 from shared.clock import FakeClock
 
@@ -96,17 +96,53 @@ def test_a_regime_change_applies_from_the_next_period():
 # -- a period's life -------------------------------------------------------------------------------
 
 
+def advance(period: Period, plant: Schedule, timing: Timing) -> tuple[Period, domain.Step]:
+    """One sweep step of a period, as the sweep takes it: decided by the situation, applied to the period."""
+    step = domain.step(Situation.of(period, plant), timing)
+    return step.applied_to(period), step
+
+
 def test_period_reminds_then_goes_overdue_then_warns_once():
     plant, timing = schedule(), Timing(due_lead=timedelta(hours=6), warning_delay=timedelta(hours=9))
     period = domain.open_period(plant, FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC), seq=1, timing=timing)
     assert (period.next_action, period.next_action_at) == (NextAction.REMIND, period.deadline - timedelta(hours=6))
-    reminded = domain.step(period, plant, timing)
-    assert reminded.remind and not reminded.overdue
-    at_deadline = domain.step(reminded.period, plant, timing)
-    assert at_deadline.overdue and at_deadline.open_next and at_deadline.period.status is PeriodStatus.OVERDUE
-    assert at_deadline.period.next_action_at == period.deadline + timedelta(hours=9)
-    warned = domain.step(at_deadline.period, plant, timing)
-    assert warned.warn and warned.period.next_action is None
+    reminded, step = advance(period, plant, timing)
+    assert step.remind and not step.overdue
+    overdue, step = advance(reminded, plant, timing)
+    assert step.overdue and step.open_next and overdue.status is PeriodStatus.OVERDUE
+    assert overdue.next_action_at == period.deadline + timedelta(hours=9)
+    warned, step = advance(overdue, plant, timing)
+    assert step.warn and warned.next_action is None
+
+
+ACTIONS_IN_ORDER = [NextAction.REMIND, NextAction.DEADLINE, NextAction.WARN, None]
+
+
+@pytest.mark.parametrize("action", ACTIONS_IN_ORDER)
+@pytest.mark.parametrize("status", list(PeriodStatus))
+@pytest.mark.parametrize("ended", [False, True])
+@pytest.mark.parametrize("closed", [False, True])
+def test_every_step_moves_the_period_on_and_publishes_at_most_one_fact(action, status, ended, closed):
+    """In every situation: the period leaves the action it took (the sweep always ends), a next action is in
+    the future of the deadline's day, only a deadline opens the next period, and a revoked permit's period
+    only stops."""
+    deadline, timing = datetime(2021, 9, 3, 16, 59, tzinfo=UTC), Timing()
+    step = domain.step(Situation(action, status, deadline, ended, closed), timing)
+    assert ACTIONS_IN_ORDER.index(step.next_action) > ACTIONS_IN_ORDER.index(action) or action is None
+    assert (step.next_action is None) == (step.next_action_at is None)
+    assert step.next_action_at is None or step.next_action_at >= deadline
+    assert step.remind + step.overdue + step.warn <= 1
+    assert not step.open_next or action is NextAction.DEADLINE
+    if ended:
+        assert step == domain.Step(status)
+
+
+def test_plants_sharing_a_zone_and_a_start_open_the_same_period_but_their_own():
+    plants, start, timing = [schedule(), schedule()], datetime(2021, 9, 3, 16, 59, tzinfo=UTC), Timing()
+    first, second = (domain.open_period(plant, FRIDAY, starts_at=start, seq=4, timing=timing) for plant in plants)
+    assert replace(first, period_id=second.period_id, permit_id=second.permit_id) == second
+    assert first.period_id != second.period_id and first.permit_id == plants[0].permit_id
+    assert domain.opening(FRIDAY, plants[0].zone, starts_at=start, timing=timing).deadline == first.deadline
 
 
 def test_reminder_of_a_short_period_goes_out_when_it_opens():
@@ -119,7 +155,7 @@ def test_reminder_of_a_short_period_goes_out_when_it_opens():
 def test_a_report_after_the_deadline_but_before_the_warning_is_late_and_not_warned():
     plant, timing = schedule(), Timing()
     period = domain.open_period(plant, FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC), seq=1, timing=timing)
-    overdue = domain.step(domain.step(period, plant, timing).period, plant, timing).period
+    overdue, _ = advance(advance(period, plant, timing)[0], plant, timing)
     accepted = domain.submit(plant, overdue, figures(), now=period.deadline + timedelta(hours=1))
     assert accepted.late and accepted.period.status is PeriodStatus.LATE and accepted.period.next_action is None
 
@@ -127,19 +163,19 @@ def test_a_report_after_the_deadline_but_before_the_warning_is_late_and_not_warn
 def test_a_closed_plant_is_excused_and_a_reported_period_just_rolls_over():
     plant, timing = schedule(closed=True), Timing()
     period = domain.open_period(plant, FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC), seq=1, timing=timing)
-    at_deadline = domain.step(replace(period, next_action=NextAction.DEADLINE), plant, timing)
-    assert at_deadline.period.status is PeriodStatus.EXCUSED and not at_deadline.overdue and at_deadline.open_next
+    excused, step = advance(replace(period, next_action=NextAction.DEADLINE), plant, timing)
+    assert excused.status is PeriodStatus.EXCUSED and not step.overdue and step.open_next
     reported = replace(period, status=PeriodStatus.SUBMITTED, next_action=NextAction.DEADLINE)
-    rolled = domain.step(reported, schedule(), timing)
-    assert rolled.open_next and not rolled.overdue and rolled.period.status is PeriodStatus.SUBMITTED
+    rolled, step = advance(reported, schedule(), timing)
+    assert step.open_next and not step.overdue and rolled.status is PeriodStatus.SUBMITTED
 
 
 def test_a_revoked_permit_owes_nothing():
     plant, timing = schedule(), Timing()
     period = domain.open_period(plant, FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC), seq=1, timing=timing)
     revoked = replace(plant, ended_at=datetime(2021, 9, 2, tzinfo=UTC))
-    stepped = domain.step(replace(period, next_action=NextAction.DEADLINE), revoked, timing)
-    assert not (stepped.overdue or stepped.open_next) and stepped.period.next_action is None
+    stepped, step = advance(replace(period, next_action=NextAction.DEADLINE), revoked, timing)
+    assert not (step.overdue or step.open_next) and stepped.next_action is None
     with pytest.raises(ObligationEnded):
         domain.submit(revoked, period, figures(), now=datetime(2021, 9, 2, tzinfo=UTC))
     with pytest.raises(PeriodClosed):
@@ -203,9 +239,8 @@ class Plant:
         warning_id = None
         while period.next_action is not None:
             self.clock.set(max(self.clock.now(), period.next_action_at))
-            result = domain.step(period, self.schedule, self.timing)
-            period = result.period
-            if result.warn:
+            period, step = advance(period, self.schedule, self.timing)
+            if step.warn:
                 warning_id = uuid.uuid4()
         self.settled.append(SettledPeriod(period.period_id, seq, period.deadline, warning_id))
         if warning_id:
