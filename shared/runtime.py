@@ -8,6 +8,7 @@ service's periodic work. HTTP answers from the first moment; `/readyz` says when
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -177,6 +178,10 @@ class ServiceRuntime(Generic[Work]):
         assert self.relay is not None
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         self._tasks.append(asyncio.create_task(self.consumer.watch_epochs(), name=f"{self.name}-epochs"))
+        # Started: what exists now (modules, models, schemas, the broker's clients) lives as long as the service.
+        # Frozen, the collector no longer walks it; it did on every full collection, which stopped a consumer
+        # for 85-105 ms (`make bench`: the p99 of commit → consumer commit at 1,000 events/s was those pauses).
+        gc.freeze()
 
     async def _repeat(self, periodic: Periodic) -> None:
         woken = asyncio.Event()
