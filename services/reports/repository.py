@@ -94,7 +94,7 @@ class PeriodRepository:
         rows = await self._connection.fetch(
             "WITH advanced AS ("
             " UPDATE periods p SET status = s.status, next_action = s.next_action, next_action_at = s.next_action_at,"
-            "  warning_id = CASE WHEN s.warn THEN gen_random_uuid() ELSE p.warning_id END,"
+            "  warning_id = CASE WHEN s.warn THEN time_ordered_uuid() ELSE p.warning_id END,"
             "  warned_at = CASE WHEN s.warn THEN $7 ELSE p.warned_at END"
             " FROM unnest($1::uuid[], $2::bigint[]) AS u(period_id, step)"
             " JOIN unnest($3::text[], $4::text[], $5::timestamptz[], $6::bool[]) WITH ORDINALITY"
@@ -115,7 +115,7 @@ class PeriodRepository:
             return
         await self._connection.execute(
             f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
-            " SELECT gen_random_uuid(), u.permit_id, u.seq + 1, o.regime, o.starts_at, o.deadline, $10, o.next_action,"
+            " SELECT time_ordered_uuid(), u.permit_id, u.seq + 1, o.regime, o.starts_at, o.deadline, $10, o.next_action,"
             "  o.next_action_at, NULL, u.province_code, u.regency_code"
             " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::bigint[])"
             "  AS u(permit_id, seq, province_code, regency_code, opening)"
@@ -353,7 +353,7 @@ class ReportsOutbox(Outbox):
             "   e.permit_id, e.period_id, e.deadline), 'UTF8'),"
             "  jsonb_build_object('content-type', $11::text, 'correlation_id', e.event_id)"
             # In a subquery, so that each event's id is drawn once and used in all four places.
-            " FROM (SELECT u.*, gen_random_uuid() AS event_id"
+            " FROM (SELECT u.*, time_ordered_uuid() AS event_id"
             "  FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
             "   $8::text[]) WITH ORDINALITY"
             "  AS u(period_id, permit_id, facility_id, province_code, regency_code, deadline, event_type, topic,"

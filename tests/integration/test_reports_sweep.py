@@ -268,3 +268,13 @@ async def test_the_migration_counts_the_periods_already_there(platform):
                                                  (START + 2 * REGIME.length, START + 3 * REGIME.length))
     finally:
         await pool.close()
+
+
+async def test_ids_the_sweep_draws_are_version_7_and_grow_with_time(database):
+    async with database.reading() as work:
+        earlier = await work.connection.fetchval("SELECT time_ordered_uuid()")
+        await asyncio.sleep(0.002)
+        later = await work.connection.fetchval("SELECT time_ordered_uuid()")
+    as_uuids = [uuid.UUID(str(earlier)), uuid.UUID(str(later))]
+    assert [u.version for u in as_uuids] == [7, 7] and {u.variant for u in as_uuids} == {uuid.RFC_4122}
+    assert as_uuids[0].bytes[:6] < as_uuids[1].bytes[:6]
