@@ -185,8 +185,8 @@ class ReportHandlers:
         opening_of = [starts.setdefault((period.zone, period.situation.deadline), len(starts)) for period in opened]
 
         warned = await work.periods.advance([period.period_id for period in due], step_of, decided, now=now)
-        await work.periods.open_next(opened, opening_of, [domain.opening(regime, zone, starts_at=deadline, timing=timing)
-                                                          for zone, deadline in starts])
+        openings = [domain.opening(regime, zone, starts_at=deadline, timing=timing) for zone, deadline in starts]
+        await work.periods.open_next(opened, opening_of, openings)
         events: list[tuple[DuePeriod, type[ReportDue | ReportOverdue]]] = []
         for period, index in zip(due, step_of):
             step = decided[index]

@@ -115,8 +115,8 @@ class PeriodRepository:
             return
         await self._connection.execute(
             f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
-            " SELECT time_ordered_uuid(), u.permit_id, u.seq + 1, o.regime, o.starts_at, o.deadline, $10, o.next_action,"
-            "  o.next_action_at, NULL, u.province_code, u.regency_code"
+            " SELECT time_ordered_uuid(), u.permit_id, u.seq + 1, o.regime, o.starts_at, o.deadline, $10,"
+            "  o.next_action, o.next_action_at, NULL, u.province_code, u.regency_code"
             " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::bigint[])"
             "  AS u(permit_id, seq, province_code, regency_code, opening)"
             " JOIN unnest($6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $11::timestamptz[])"

@@ -55,8 +55,8 @@ def schedule() -> Schedule:
 
 
 async def add_plants(database, count: int, **changes) -> list[tuple[Schedule, domain.Period]]:
-    plants = [(s := replace(schedule(), **changes), domain.open_period(s, REGIME, starts_at=START, seq=1, timing=TIMING))
-              for _ in range(count)]
+    plants = [replace(schedule(), **changes) for _ in range(count)]
+    plants = [(s, domain.open_period(s, REGIME, starts_at=START, seq=1, timing=TIMING)) for s in plants]
     async with database.transaction() as work:
         for plant, period in plants:
             await work.schedules.add(plant)

@@ -10,7 +10,8 @@ ALTER TABLE periods DROP CONSTRAINT periods_permit_id_fkey;
 -- version 7, RFC 9562). A million random ids land on a million random pages of their unique index, most not in
 -- memory; ids that grow with time all land on its last page.
 CREATE FUNCTION time_ordered_uuid() RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
-    SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
-                                          PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
-                                          FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+    SELECT encode(set_bit(set_bit(
+        overlay(uuid_send(gen_random_uuid())
+                PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+        52, 1), 53, 1), 'hex')::uuid
 $$;
