@@ -145,6 +145,7 @@ class PeriodStatus(StrEnum):
 
 REPORTED = frozenset({PeriodStatus.SUBMITTED, PeriodStatus.LATE})
 
+
 class NextAction(StrEnum):
     """What the deadline sweep does next with a period, and when (`next_action_at`)."""
 

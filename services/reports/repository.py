@@ -336,9 +336,9 @@ class ReportsOutbox(Outbox):
         the period and its schedule, as `Outbox.add(Envelope.wrap(...))` would.
 
         When a deadline falls for every plant at once the sweep emits a million of these: built in Python they
-        cost more than everything else the sweep does, and `json_build_object` twice what this text does. Every
-        value is a UUID, a moment, a constant or a region code (digits and dots, as the contract validates), so
-        none needs escaping. The integration tests hold each row to the wrapped event's."""
+        cost more than everything else the sweep does, and `json_build_object` twice what this text does. The ids,
+        moments and constants need no escaping; the region codes, text from another service's events, are written
+        by `to_json`. The integration tests hold each row to the wrapped event's."""
         if not events:
             return
         await self._connection.execute(
@@ -346,10 +346,11 @@ class ReportsOutbox(Outbox):
             " SELECT e.event_id, e.event_type, e.topic, convert_to(e.facility_id::text, 'UTF8'),"
             "  convert_to(format('{\"specversion\":\"1.0\",\"id\":\"%1$s\",\"source\":\"%2$s\",\"type\":\"%3$s\","
             "\"time\":\"%4$s\",\"subject\":\"%5$s\",\"datacontenttype\":\"application/json\","
-            "\"data\":{\"facility_id\":\"%5$s\",\"province_code\":\"%6$s\",\"regency_code\":\"%7$s\","
+            "\"data\":{\"facility_id\":\"%5$s\",\"province_code\":%6$s,\"regency_code\":%7$s,"
             "\"permit_id\":\"%8$s\",\"period_id\":\"%9$s\",\"deadline\":\"%10$s\"},"
             "\"correlationid\":\"%1$s\",\"causationid\":\"%1$s\"}',"
-            "   e.event_id, $9::text, e.event_type, $10::text, e.facility_id, e.province_code, e.regency_code,"
+            "   e.event_id, $9::text, e.event_type, $10::text, e.facility_id, to_json(e.province_code),"
+            "   to_json(e.regency_code),"
             "   e.permit_id, e.period_id, e.deadline), 'UTF8'),"
             "  jsonb_build_object('content-type', $11::text, 'correlation_id', e.event_id)"
             # In a subquery, so that each event's id is drawn once and used in all four places.
