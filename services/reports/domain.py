@@ -255,19 +255,23 @@ def step(situation: Situation, timing: Timing) -> Step:
 # ---------------------------------------------------------------------------------------- submissions
 
 
-class ScheduleNotFound(Exception):
+class Refused(Exception):
+    """A request the rules turn down: the caller's answer, not a fault."""
+
+
+class ScheduleNotFound(Refused):
     pass
 
 
-class PeriodNotFound(Exception):
+class PeriodNotFound(Refused):
     pass
 
 
-class ObligationEnded(Exception):
+class ObligationEnded(Refused):
     """The permit was revoked: it owes no reports and accepts none."""
 
 
-class PeriodClosed(Exception):
+class PeriodClosed(Refused):
     def __init__(self, status: PeriodStatus) -> None:
         super().__init__(f"the period is {status.value}: no report is owed for it")
         self.status = status
@@ -279,7 +283,7 @@ class FieldIssue:
     message: str
 
 
-class InconsistentReport(Exception):
+class InconsistentReport(Refused):
     def __init__(self, issues: list[FieldIssue]) -> None:
         super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues))
         self.issues = issues

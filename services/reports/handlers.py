@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -14,7 +14,7 @@ from services.reports import domain
 from services.reports.domain import (
     Period, PeriodNotFound, Regime, ReportFigures, Sanction, SanctionLadder, Schedule, ScheduleNotFound, Timing,
 )
-from services.reports.repository import DuePeriod, ReportsWork
+from services.reports.repository import DuePeriod, ReportsWork, StoredReport
 from shared.access import Access
 from shared.clock import Clock
 from shared.contract import (
@@ -22,6 +22,7 @@ from shared.contract import (
     PermitReactivated, PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
     SanctionRecommended, WarningIssued,
 )
+from shared.group_commit import GroupCommit
 from shared.unit_of_work import Database
 
 SERVICE = "reports"
@@ -55,6 +56,12 @@ class Accepted:
     supersedes: uuid.UUID | None
 
 
+class _Acceptance(NamedTuple):
+    report: StoredReport
+    corrects: bool  # the period's current report is superseded by this one
+    event: Envelope
+
+
 def _about(schedule: Schedule) -> dict[str, Any]:
     return dict(facility_id=schedule.facility_id, province_code=schedule.province_code,
                 regency_code=schedule.regency_code, permit_id=schedule.permit_id)
@@ -65,6 +72,10 @@ class ReportHandlers:
     database: Database[ReportsWork]
     clock: Clock
     config: ReportsConfig
+    _submissions: GroupCommit[tuple[ReportIn, Access], Accepted] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._submissions = GroupCommit(self._submit_together, key=lambda submitted: submitted[0].permit_id)
 
     # -- consumed events ---------------------------------------------------------------------------
 
@@ -241,32 +252,61 @@ class ReportHandlers:
     # -- commands ----------------------------------------------------------------------------------
 
     async def submit(self, report: ReportIn, access: Access) -> Accepted:
-        now = self.clock.now()
+        """Accept a report, or say why not. Reports submitted together share a transaction (`GroupCommit`)."""
+        return await self._submissions.submit((report, access))
+
+    async def _submit_together(self, batch: list[tuple[ReportIn, Access]]) -> list[Accepted | Exception]:
+        """One transaction for a batch of reports, each for another plant: lock their schedules and periods, ask
+        the domain about each, then store the accepted ones with their events, in a statement or two."""
         async with self.database.transaction() as work:
-            schedule, period = await work.reports.target(report.permit_id, report.period_id)
-            if schedule is None or not access.may_see(region_code=schedule.regency_code, nib=schedule.nib):
-                raise ScheduleNotFound(report.permit_id)
-            if period is None:
-                raise PeriodNotFound(report.period_id)
-            accepted = domain.submit(schedule, period, report.figures, now=now)
-            report_id = uuid.uuid4()
-            # A period holds a current report exactly when it is reported: only then is there one to supersede.
-            supersedes = await work.reports.supersede(period.period_id, report_id, now) if period.reported else None
-            f = report.figures
-            await work.reports.record(
-                accepted.period, report_id=report_id, submitted_at=now, late=accepted.late, actor=access.actor,
-                role=access.principal.role.value, payload=report.payload,
-                event=Envelope.wrap(ReportSubmitted(
-                    **_about(schedule), report_id=report_id, period_id=period.period_id,
-                    period_starts_at=period.starts_at, deadline=period.deadline, late=accepted.late,
-                    workforce_total=f.workforce_total, on_site_total=f.on_site_total, odp=f.odp, pdp=f.pdp,
-                    confirmed_positive=f.confirmed_positive, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
-                    vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
-                ), service=SERVICE, time=now),
-            )
-        log.info("report_submitted", permit_id=str(schedule.permit_id), period_id=str(period.period_id),
-                 late=accepted.late, supersedes=str(supersedes) if supersedes else None, actor=access.actor)
-        return Accepted(report_id, accepted.late, supersedes)
+            targets = await work.reports.targets([(report.permit_id, report.period_id) for report, _ in batch])
+            now = self.clock.now()  # once the plants are locked: their reports are stored in the order of this moment
+            decided: list[_Acceptance | Exception] = []
+            for report, access in batch:
+                try:
+                    decided.append(self._accept(report, access, targets.get(report.permit_id), now))
+                except domain.Refused as refused:
+                    decided.append(refused)
+            accepted = [decision for decision in decided if not isinstance(decision, Exception)]
+            superseded = await work.reports.supersede(
+                {a.report.period.period_id: a.report.report_id for a in accepted if a.corrects}, now)
+            await work.reports.record([a.report for a in accepted], submitted_at=now)
+            await work.outbox.add(*(a.event for a in accepted))
+        answers: list[Accepted | Exception] = []
+        for decision in decided:
+            if isinstance(decision, Exception):
+                answers.append(decision)
+                continue
+            report = decision.report
+            supersedes = superseded.get(report.period.period_id)
+            log.info("report_submitted", permit_id=str(report.period.permit_id), period_id=str(report.period.period_id),
+                     late=report.late, supersedes=str(supersedes) if supersedes else None, actor=report.actor)
+            answers.append(Accepted(report.report_id, report.late, supersedes))
+        return answers
+
+    @staticmethod
+    def _accept(report: ReportIn, access: Access, target: tuple[Schedule, Period | None] | None,
+                now: datetime) -> _Acceptance:
+        """The report accepted, or the rule that refuses it."""
+        if target is None or not access.may_see(region_code=target[0].regency_code, nib=target[0].nib):
+            raise ScheduleNotFound(report.permit_id)
+        schedule, period = target
+        if period is None:
+            raise PeriodNotFound(report.period_id)
+        accepted = domain.submit(schedule, period, report.figures, now=now)
+        report_id = uuid.uuid4()
+        f = report.figures
+        event = Envelope.wrap(ReportSubmitted(
+            **_about(schedule), report_id=report_id, period_id=period.period_id,
+            period_starts_at=period.starts_at, deadline=period.deadline, late=accepted.late,
+            workforce_total=f.workforce_total, on_site_total=f.on_site_total, odp=f.odp, pdp=f.pdp,
+            confirmed_positive=f.confirmed_positive, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
+            vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
+        ), service=SERVICE, time=now)
+        stored = StoredReport(accepted.period, report_id, accepted.late, access.actor, access.principal.role.value,
+                              report.payload)
+        # A period holds a current report exactly when it is reported: only then is there one to supersede.
+        return _Acceptance(stored, period.reported, event)
 
     # -- queries -----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -24,6 +24,17 @@ _PERIOD = "period_id, permit_id, seq, regime, starts_at, deadline, status, next_
 _PERIOD_WIDTH = len(_PERIOD.split(","))
 _SCHEDULE_WIDTH = len(_SCHEDULE.split(","))
 _PERIOD_OF_P = ", ".join(f"p.{column.strip()}" for column in _PERIOD.split(","))
+
+
+class StoredReport(NamedTuple):
+    """A report accepted, to be stored with its period as it now stands."""
+
+    period: Period
+    report_id: uuid.UUID
+    late: bool
+    actor: str
+    role: str
+    payload: dict[str, Any]
 
 
 class DuePeriod(NamedTuple):
@@ -192,44 +203,59 @@ class ReportRepository:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def target(self, permit_id: uuid.UUID, period_id: uuid.UUID) -> tuple[Schedule | None, Period | None]:
-        """The schedule and that period of it a report is for, both locked in one round trip: the schedule
-        first, as every writer of a plant locks it. The period is None when the schedule has no such period."""
-        row = await self._connection.fetchrow(
-            f"WITH s AS (SELECT {_SCHEDULE} FROM schedules WHERE permit_id = $1 FOR UPDATE)"
-            " SELECT * FROM s LEFT JOIN LATERAL"
-            f" (SELECT {_PERIOD} FROM periods WHERE period_id = $2 AND permit_id = s.permit_id FOR UPDATE) p ON true",
-            permit_id, period_id,
+    async def targets(self, asked: Sequence[tuple[uuid.UUID, uuid.UUID]]
+                      ) -> dict[uuid.UUID, tuple[Schedule, Period | None]]:
+        """For each (permit_id, period_id) asked, the schedule and that period of it, all locked in one round trip:
+        the schedules first, as every writer of a plant locks it, and in permit order, so that two batches of
+        reports cannot deadlock. A permit without a schedule is not in the answer; the period is None when the
+        schedule has no such period."""
+        rows = await self._connection.fetch(
+            f"WITH s AS (SELECT {_SCHEDULE} FROM schedules WHERE permit_id = ANY($1::uuid[])"
+            "  ORDER BY permit_id FOR UPDATE)"
+            " SELECT s.*, p.* FROM s JOIN unnest($1::uuid[], $2::uuid[]) AS u(permit_id, period_id) USING (permit_id)"
+            " LEFT JOIN LATERAL"
+            f" (SELECT {_PERIOD} FROM periods WHERE period_id = u.period_id AND permit_id = s.permit_id FOR UPDATE) p"
+            " ON true",
+            [permit_id for permit_id, _ in asked], [period_id for _, period_id in asked],
         )
-        if row is None:
-            return None, None
-        period = row[_SCHEDULE_WIDTH:]
-        return _schedule(row[:_SCHEDULE_WIDTH]), _period(period) if period[0] is not None else None
+        return {row[0]: (_schedule(row[:_SCHEDULE_WIDTH]),
+                         _period(row[_SCHEDULE_WIDTH:]) if row[_SCHEDULE_WIDTH] is not None else None)
+                for row in rows}
 
-    async def supersede(self, period_id: uuid.UUID, by: uuid.UUID, at: datetime) -> uuid.UUID | None:
-        """Mark the period's current report as superseded by `by` (history keeps it); returns its id."""
-        return await self._connection.fetchval(
-            "UPDATE reports SET superseded_by = $2, superseded_at = $3"
-            " WHERE period_id = $1 AND superseded_by IS NULL RETURNING report_id",
-            period_id, by, at,
+    async def supersede(self, superseded_by: Mapping[uuid.UUID, uuid.UUID], at: datetime) -> dict[uuid.UUID, uuid.UUID]:
+        """Mark each period's current report as superseded by the report given for it (history keeps it); the
+        reports superseded, by period."""
+        if not superseded_by:
+            return {}
+        rows = await self._connection.fetch(
+            "UPDATE reports r SET superseded_by = u.report_id, superseded_at = $3"
+            " FROM unnest($1::uuid[], $2::uuid[]) AS u(period_id, report_id)"
+            " WHERE r.period_id = u.period_id AND r.superseded_by IS NULL RETURNING r.period_id, r.report_id",
+            list(superseded_by), list(superseded_by.values()), at,
         )
+        return dict(rows)
 
-    async def record(self, period: Period, *, report_id: uuid.UUID, submitted_at: datetime, late: bool, actor: str,
-                     role: str, payload: dict[str, Any], event: Envelope) -> None:
-        """Store a report, the period as it now stands and the report's event, in one statement (one round trip).
-
-        The report must be the period's only current one: `supersede` the previous one first."""
+    async def record(self, reports: Sequence[StoredReport], *, submitted_at: datetime) -> None:
+        """Store reports and their periods as they now stand, in one statement. Each report must be its period's
+        only current one: `supersede` the previous ones first."""
+        if not reports:
+            return
+        periods = [stored.period for stored in reports]
         await self._connection.execute(
-            "WITH changed AS (UPDATE periods SET status = $2, next_action = $3, next_action_at = $4, warning_id = $5"
-            " WHERE period_id = $1),"
-            " stored AS (INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
-            " VALUES ($6, $1, $7, $8, $9, $10, $11, $12::jsonb))"
-            " INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
-            " VALUES ($13, $14, $15, $16, $17, $18::jsonb)",
-            period.period_id, period.status.value, period.next_action.value if period.next_action else None,
-            period.next_action_at, period.warning_id,
-            report_id, period.permit_id, submitted_at, late, actor, role, json.dumps(payload),
-            *Outbox.row(event),
+            "WITH changed AS (UPDATE periods p SET status = u.status, next_action = u.next_action,"
+            "  next_action_at = u.next_action_at, warning_id = u.warning_id"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
+            "  AS u(period_id, status, next_action, next_action_at, warning_id)"
+            " WHERE p.period_id = u.period_id)"
+            " INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
+            " SELECT u.report_id, u.period_id, u.permit_id, $6, u.late, u.actor, u.role, u.payload::jsonb"
+            " FROM unnest($7::uuid[], $1::uuid[], $8::uuid[], $9::bool[], $10::text[], $11::text[], $12::text[])"
+            "  AS u(report_id, period_id, permit_id, late, actor, role, payload)",
+            [p.period_id for p in periods], [p.status.value for p in periods],
+            [p.next_action.value if p.next_action else None for p in periods], [p.next_action_at for p in periods],
+            [p.warning_id for p in periods], submitted_at, [stored.report_id for stored in reports],
+            [p.permit_id for p in periods], [stored.late for stored in reports], [stored.actor for stored in reports],
+            [stored.role for stored in reports], [json.dumps(stored.payload) for stored in reports],
         )
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:

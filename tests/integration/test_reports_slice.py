@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
@@ -190,6 +191,46 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
     after = await eventually(ended)
     refused = await reports.post("/reports", headers=COMPANY, json=report(permit_id, after["periods"][-1]["period_id"]))
     assert refused.status_code == 409 and refused.json()["current_status"] == "REVOKED"
+
+
+async def test_reports_sent_at_once_share_transactions_and_each_gets_its_own_answer(platform, reports):
+    plants = [Plant() for _ in range(12)]
+    await publish(platform.bootstrap, *(plant.issued() for plant in plants))
+    periods = []
+    for plant in plants:
+        schedule = await schedule_of(reports, plant, COMPANY)
+        periods.append(next(p["period_id"] for p in schedule["periods"] if p["status"] == "open"))
+    first, refused, contradicted = plants[0], plants[1], plants[2]
+    bodies = [report(str(plant.permit_id), period) for plant, period in zip(plants, periods)]
+    bodies[1] = report(str(refused.permit_id), str(uuid.uuid4()))  # no such period
+    bodies[2] = report(str(contradicted.permit_id), periods[2], odp=1, confirmed_positive=3)  # no case handling
+    bodies.append(report(str(first.permit_id), periods[0], odp=9))  # the first plant's period, twice at once
+
+    answers = await asyncio.gather(*(reports.post("/reports", headers=COMPANY, json=body) for body in bodies))
+
+    assert [answer.status_code for answer in answers] == [201, 404, 422] + [201] * 10
+    # The first plant's two reports went in one after the other: whichever came second corrects the other.
+    twice = sorted((answers[0].json(), answers[-1].json()), key=lambda answer: answer["supersedes"] is not None)
+    assert twice[0]["supersedes"] is None and twice[1]["supersedes"] == twice[0]["report_id"]
+    listed = (await reports.get(f"/reports?permit_id={first.permit_id}", headers=COMPANY)).json()["reports"]
+    assert [(r["report_id"], r["current"]) for r in listed] == [(twice[1]["report_id"], True),
+                                                                (twice[0]["report_id"], False)]
+    admin = await asyncpg.connect(platform.admin_url)
+    try:
+        stored = await admin.fetch(
+            "SELECT r.permit_id, r.submitted_at, p.status FROM reports.reports r JOIN reports.periods p"
+            " USING (period_id) WHERE r.permit_id = ANY($1::uuid[])", [plant.permit_id for plant in plants])
+        events = await admin.fetchval(
+            "SELECT count(*) FROM reports.outbox WHERE event_type = 'iomki.ReportSubmitted.v1'"
+            " AND key = ANY($1::bytea[])", [str(plant.facility_id).encode() for plant in plants])
+    finally:
+        await admin.close()
+    assert len(stored) == 11 and events == 11  # one event per report stored, none for the refused two
+    assert {row["status"] for row in stored} <= {"submitted", "late"}  # a 5 s period may have passed meanwhile
+    assert {row["permit_id"] for row in stored} == {plant.permit_id for plant in plants} - {refused.permit_id,
+                                                                                            contradicted.permit_id}
+    # Reports of one transaction share its moment: fewer moments than reports means they shared commits.
+    assert len({row["submitted_at"] for row in stored}) < len(stored)
 
 
 async def test_compliance_counts_by_region(platform, reports):

@@ -1,0 +1,161 @@
+"""Group commit: who shares a batch, who gets which answer, and what happens when a batch fails."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.group_commit import GroupCommit
+
+
+class Refusal(Exception):
+    pass
+
+
+class Recorder:
+    """An `apply` that answers each item with its double, refuses odd negative ones, fails its whole batch on a
+    poison item (as a database error would), and can be held so that items pile up behind a batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def apply(self, items: list[int]) -> list[int | Exception]:
+        self.batches.append(list(items))
+        await self.gate.wait()
+        if 13 in items:
+            raise RuntimeError("poison")
+        return [Refusal(item) if item < 0 else item * 2 for item in items]
+
+
+async def settle() -> None:
+    """Let every task that can run, run (workers start a step after the caller that created them)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def by_value(item: int) -> int:
+    return item
+
+
+def by_tens(item: int) -> int:
+    return abs(item) // 10
+
+
+async def test_an_idle_service_applies_a_lone_item_at_once():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value)
+    assert await commit.submit(21) == 42
+    assert recorder.batches == [[21]]
+
+
+async def test_items_arriving_while_a_batch_is_busy_share_the_next_one():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
+    recorder.gate.clear()
+    first = asyncio.create_task(commit.submit(1))
+    await settle()  # the first batch starts, and waits on the gate
+    later = [asyncio.create_task(commit.submit(item)) for item in (2, 3, 4)]
+    await settle()
+    recorder.gate.set()
+    assert await first == 2
+    assert [await task for task in later] == [4, 6, 8]
+    assert recorder.batches == [[1], [2, 3, 4]]
+
+
+async def test_each_caller_gets_its_own_answer_or_refusal():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
+    recorder.gate.clear()
+    blocker = asyncio.create_task(commit.submit(100))
+    await settle()
+    tasks = [asyncio.create_task(commit.submit(item)) for item in (5, -7, 9)]
+    await settle()
+    recorder.gate.set()
+    await blocker
+    assert await tasks[0] == 10 and await tasks[2] == 18
+    with pytest.raises(Refusal):
+        await tasks[1]
+    assert recorder.batches[1] == [5, -7, 9]  # a refusal does not split the batch
+
+
+async def test_a_failing_batch_is_redone_one_item_at_a_time_so_only_the_culprit_fails():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
+    recorder.gate.clear()
+    blocker = asyncio.create_task(commit.submit(100))
+    await settle()
+    tasks = [asyncio.create_task(commit.submit(item)) for item in (1, 13, 3)]
+    await settle()
+    recorder.gate.set()
+    await blocker
+    assert await tasks[0] == 2 and await tasks[2] == 6
+    with pytest.raises(RuntimeError, match="poison"):
+        await tasks[1]
+    assert recorder.batches[1:] == [[1, 13, 3], [1], [13], [3]]
+
+
+async def test_two_items_with_one_key_never_share_a_batch_and_keep_their_order():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_tens, lanes=1)
+    recorder.gate.clear()
+    blocker = asyncio.create_task(commit.submit(100))
+    await settle()
+    tasks = [asyncio.create_task(commit.submit(item)) for item in (11, 12, 21, 14)]
+    await settle()
+    recorder.gate.set()
+    assert [await task for task in [blocker, *tasks]] == [200, 22, 24, 42, 28]
+    assert recorder.batches == [[100], [11, 21], [12], [14]]
+
+
+async def test_an_item_waits_while_another_lane_applies_its_key():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_tens, lanes=2)
+    recorder.gate.clear()
+    first = asyncio.create_task(commit.submit(11))
+    await settle()  # lane one applies 11
+    later = [asyncio.create_task(commit.submit(item)) for item in (12, 21)]
+    await settle()
+    assert recorder.batches == [[11], [21]]  # lane two takes 21 and leaves 12 to wait for 11
+    recorder.gate.set()
+    assert [await task for task in (first, *later)] == [22, 24, 42]
+    assert recorder.batches[2:] == [[12]]
+
+
+async def test_batches_are_bounded_and_lanes_run_side_by_side():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, max_batch=3, lanes=2)
+    recorder.gate.clear()
+    tasks = [asyncio.create_task(commit.submit(item)) for item in range(1, 9)]
+    await settle()
+    assert recorder.batches == [[1, 2, 3], [4, 5, 6]]  # two lanes busy at once, three items each
+    recorder.gate.set()
+    assert [await task for task in tasks] == [2 * item for item in range(1, 9)]
+    assert recorder.batches[2:] == [[7, 8]]
+
+
+async def test_a_caller_that_went_away_before_its_batch_is_skipped():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
+    recorder.gate.clear()
+    blocker = asyncio.create_task(commit.submit(100))
+    await settle()
+    gone = asyncio.create_task(commit.submit(1))
+    kept = asyncio.create_task(commit.submit(2))
+    await settle()
+    gone.cancel()
+    recorder.gate.set()
+    assert await blocker == 200 and await kept == 4
+    assert recorder.batches == [[100], [2]]
+
+
+async def test_work_submitted_after_the_workers_finished_still_runs():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value)
+    for round_ in range(3):
+        assert await asyncio.gather(commit.submit(round_), commit.submit(round_ + 10)) == [2 * round_,
+                                                                                            2 * round_ + 20]
+        await settle()  # every worker has stopped: nothing was pending
+    assert sorted(item for batch in recorder.batches for item in batch) == [0, 1, 2, 10, 11, 12]
