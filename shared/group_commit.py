@@ -8,6 +8,7 @@ together; an idle service still commits each request at once, on its own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
@@ -43,7 +44,8 @@ class GroupCommit(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if len(self._workers) < self._lanes:
-            self._workers.add(asyncio.create_task(self._drain()))
+            # In a context of its own: a worker serves many requests, and must not log as the one that started it.
+            self._workers.add(asyncio.create_task(self._drain(), context=contextvars.Context()))
         return await future
 
     async def _drain(self) -> None:

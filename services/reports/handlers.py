@@ -253,7 +253,11 @@ class ReportHandlers:
 
     async def submit(self, report: ReportIn, access: Access) -> Accepted:
         """Accept a report, or say why not. Reports submitted together share a transaction (`GroupCommit`)."""
-        return await self._submissions.submit((report, access))
+        accepted = await self._submissions.submit((report, access))
+        log.info("report_submitted", permit_id=str(report.permit_id), period_id=str(report.period_id),
+                 late=accepted.late, supersedes=str(accepted.supersedes) if accepted.supersedes else None,
+                 actor=access.actor)
+        return accepted
 
     async def _submit_together(self, batch: list[tuple[ReportIn, Access]]) -> list[Accepted | Exception]:
         """One transaction for a batch of reports, each for another plant: lock their schedules and periods, ask
@@ -272,17 +276,10 @@ class ReportHandlers:
                 {a.report.period.period_id: a.report.report_id for a in accepted if a.corrects}, now)
             await work.reports.record([a.report for a in accepted], submitted_at=now)
             await work.outbox.add(*(a.event for a in accepted))
-        answers: list[Accepted | Exception] = []
-        for decision in decided:
-            if isinstance(decision, Exception):
-                answers.append(decision)
-                continue
-            report = decision.report
-            supersedes = superseded.get(report.period.period_id)
-            log.info("report_submitted", permit_id=str(report.period.permit_id), period_id=str(report.period.period_id),
-                     late=report.late, supersedes=str(supersedes) if supersedes else None, actor=report.actor)
-            answers.append(Accepted(report.report_id, report.late, supersedes))
-        return answers
+        return [decision if isinstance(decision, Exception) else
+                Accepted(decision.report.report_id, decision.report.late,
+                         superseded.get(decision.report.period.period_id))
+                for decision in decided]
 
     @staticmethod
     def _accept(report: ReportIn, access: Access, target: tuple[Schedule, Period | None] | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -159,3 +160,20 @@ async def test_work_submitted_after_the_workers_finished_still_runs():
                                                                                             2 * round_ + 20]
         await settle()  # every worker has stopped: nothing was pending
     assert sorted(item for batch in recorder.batches for item in batch) == [0, 1, 2, 10, 11, 12]
+
+
+async def test_a_batch_runs_in_a_context_of_its_own_not_the_first_callers():
+    request_id = contextvars.ContextVar("request_id", default=None)
+    seen = []
+
+    async def apply(items: list[int]) -> list[int]:
+        seen.append(request_id.get())
+        return items
+
+    async def caller(item: int) -> int:
+        request_id.set(f"request-{item}")  # as the request logging sets it for each request
+        return await commit.submit(item)
+
+    commit = GroupCommit(apply, key=by_value)
+    assert await asyncio.gather(caller(1), caller(2)) == [1, 2]
+    assert seen and set(seen) == {None}
