@@ -37,6 +37,18 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def behind_a_busy_batch(recorder: Recorder, commit: GroupCommit, items: tuple[int, ...]
+                              ) -> tuple[asyncio.Task, list[asyncio.Task]]:
+    """Submit 100, hold its batch, and submit `items` meanwhile: they queue for the next batch. Then let go."""
+    recorder.gate.clear()
+    busy = asyncio.create_task(commit.submit(100))
+    await settle()
+    queued = [asyncio.create_task(commit.submit(item)) for item in items]
+    await settle()
+    recorder.gate.set()
+    return busy, queued
+
+
 def by_value(item: int) -> int:
     return item
 
@@ -54,27 +66,16 @@ async def test_an_idle_service_applies_a_lone_item_at_once():
 
 async def test_items_arriving_while_a_batch_is_busy_share_the_next_one():
     recorder = Recorder()
-    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
-    recorder.gate.clear()
-    first = asyncio.create_task(commit.submit(1))
-    await settle()  # the first batch starts, and waits on the gate
-    later = [asyncio.create_task(commit.submit(item)) for item in (2, 3, 4)]
-    await settle()
-    recorder.gate.set()
-    assert await first == 2
+    first, later = await behind_a_busy_batch(recorder, GroupCommit(recorder.apply, key=by_value, lanes=1), (2, 3, 4))
+    assert await first == 200
     assert [await task for task in later] == [4, 6, 8]
-    assert recorder.batches == [[1], [2, 3, 4]]
+    assert recorder.batches == [[100], [2, 3, 4]]
 
 
 async def test_each_caller_gets_its_own_answer_or_refusal():
     recorder = Recorder()
-    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
-    recorder.gate.clear()
-    blocker = asyncio.create_task(commit.submit(100))
-    await settle()
-    tasks = [asyncio.create_task(commit.submit(item)) for item in (5, -7, 9)]
-    await settle()
-    recorder.gate.set()
+    blocker, tasks = await behind_a_busy_batch(recorder, GroupCommit(recorder.apply, key=by_value, lanes=1),
+                                               (5, -7, 9))
     await blocker
     assert await tasks[0] == 10 and await tasks[2] == 18
     with pytest.raises(Refusal):
@@ -84,13 +85,8 @@ async def test_each_caller_gets_its_own_answer_or_refusal():
 
 async def test_a_failing_batch_is_redone_one_item_at_a_time_so_only_the_culprit_fails():
     recorder = Recorder()
-    commit = GroupCommit(recorder.apply, key=by_value, lanes=1)
-    recorder.gate.clear()
-    blocker = asyncio.create_task(commit.submit(100))
-    await settle()
-    tasks = [asyncio.create_task(commit.submit(item)) for item in (1, 13, 3)]
-    await settle()
-    recorder.gate.set()
+    blocker, tasks = await behind_a_busy_batch(recorder, GroupCommit(recorder.apply, key=by_value, lanes=1),
+                                               (1, 13, 3))
     await blocker
     assert await tasks[0] == 2 and await tasks[2] == 6
     with pytest.raises(RuntimeError, match="poison"):
@@ -100,13 +96,8 @@ async def test_a_failing_batch_is_redone_one_item_at_a_time_so_only_the_culprit_
 
 async def test_two_items_with_one_key_never_share_a_batch_and_keep_their_order():
     recorder = Recorder()
-    commit = GroupCommit(recorder.apply, key=by_tens, lanes=1)
-    recorder.gate.clear()
-    blocker = asyncio.create_task(commit.submit(100))
-    await settle()
-    tasks = [asyncio.create_task(commit.submit(item)) for item in (11, 12, 21, 14)]
-    await settle()
-    recorder.gate.set()
+    blocker, tasks = await behind_a_busy_batch(recorder, GroupCommit(recorder.apply, key=by_tens, lanes=1),
+                                               (11, 12, 21, 14))
     assert [await task for task in [blocker, *tasks]] == [200, 22, 24, 42, 28]
     assert recorder.batches == [[100], [11, 21], [12], [14]]
 
