@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
@@ -27,6 +26,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.bus import connection_options
 from shared.contract import ContractViolation, Decoded, Envelope, Event, Topic, decode_record
+from shared.db import DATABASE_UNREACHABLE
 from shared.epochs import ConsumerEpochs
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
@@ -69,8 +69,6 @@ class RetryPolicy:
 DEAD_LETTER_MAX_BYTES = 1_000_000
 
 # Failures of the infrastructure rather than of the event: never dead-letter for these, retry the batch.
-_TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-              asyncpg.OperatorInterventionError)  # the last: the server is shutting down
 
 
 class EventConsumer:
@@ -160,13 +158,13 @@ class EventConsumer:
         try:
             try:  # the fast path: the whole batch in one transaction, runs of events in one statement each
                 await self._handle_in_transaction(batch, handlers, one_by_one=False)
-            except _TRANSIENT:
+            except DATABASE_UNREACHABLE:
                 raise
             except Exception:
                 # Something in the batch failed and the transaction rolled back: redo it one event at a time,
                 # so that only the culprit is retried and, if it keeps failing, dead-lettered.
                 await self._handle_in_transaction(batch, handlers, one_by_one=True)
-        except _TRANSIENT as exc:
+        except DATABASE_UNREACHABLE as exc:
             # Rewound and redelivered by the subscriber; wait so that an outage is not a hot loop.
             log.warning("consumer_batch_retry", error=str(exc), retry_in=self._outage_backoff)
             await asyncio.sleep(self._outage_backoff)
@@ -236,7 +234,7 @@ class EventConsumer:
                 async with work.connection.transaction():
                     await self._run(work, [(record, decoded)], handlers, tally)
                 return
-            except _TRANSIENT:
+            except DATABASE_UNREACHABLE:
                 raise
             except Exception as exc:
                 self._metrics.events_failed.labels(record.topic, decoded.envelope.type).inc()

@@ -29,6 +29,11 @@ CONNECT_TIMEOUT = 5.0
 ACQUIRE_TIMEOUT = 8.0
 COMMAND_TIMEOUT = 15.0
 
+# What the database raises when it cannot be reached or is going away (the last: the server is shutting down):
+# worth retrying later, and no fault of the work that met it.
+DATABASE_UNREACHABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                        asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError)
+
 
 def role_of(service: str) -> str:
     return f"iomki_{service}"

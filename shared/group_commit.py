@@ -15,9 +15,12 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from shared.db import DATABASE_UNREACHABLE
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 log = structlog.get_logger(__name__)
+_EVERY_ITEM_WOULD_FAIL = (*DATABASE_UNREACHABLE, TimeoutError)
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -26,7 +29,8 @@ class GroupCommit(Generic[Item, Result]):
 
     `apply` answers each item in order: its result, or the exception that refused it (a domain rule). An
     exception raised by `apply` itself rolled the whole batch back: each item is then applied alone, so that
-    one culprit fails its own request only. Items with the same `key` (reports of one plant) are applied one
+    one culprit fails its own request only, unless the database was unreachable or no connection came in time,
+    which every item would meet again: then they all get that error at once, none waiting its turn to fail. Items with the same `key` (reports of one plant) are applied one
     after the other, in the order they arrived: never two in one batch, nor in two batches at once.
     """
 
@@ -52,7 +56,7 @@ class GroupCommit(Generic[Item, Result]):
         try:
             while batch := self._next_batch():
                 keys = {self._key(item) for item, _ in batch}
-                self._busy_keys |= keys
+                self._busy_keys |= keys  # before any await: no other lane may take these keys meanwhile
                 try:
                     results = await self._apply_each_alone_on_failure([item for item, _ in batch])
                 except asyncio.CancelledError:  # shutting down: no caller may wait for ever
@@ -92,6 +96,8 @@ class GroupCommit(Generic[Item, Result]):
     async def _apply_each_alone_on_failure(self, items: list[Item]) -> Sequence[Result | Exception]:
         try:
             return await self._apply(items)
+        except _EVERY_ITEM_WOULD_FAIL as exc:
+            return [exc] * len(items)
         except Exception as exc:
             if len(items) == 1:
                 return [exc]

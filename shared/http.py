@@ -20,6 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import DATABASE_UNREACHABLE
 from shared.observability import Metrics
 
 log = structlog.get_logger(__name__)
@@ -73,8 +74,7 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 # The database or broker cannot serve right now, as opposed to a fault in the request or the code. Operator
 # intervention covers a server shutting down (admin or crash shutdown, "cannot connect now") and cancelled
 # statements; insufficient resources covers "too many connections".
-_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.OperatorInterventionError,
-                asyncpg.InsufficientResourcesError, OSError, KafkaError, asyncio.TimeoutError)
+_UNAVAILABLE = (*DATABASE_UNREACHABLE, asyncpg.InsufficientResourcesError, KafkaError, asyncio.TimeoutError)
 RETRY_AFTER_SECONDS = "5"
 
 

@@ -248,7 +248,6 @@ async def test_counters_agree_with_the_periods_after_submissions_lateness_overdu
     await assert_counters_agree_with_periods(database, *windows)
 
 
-
 async def test_the_migration_counts_the_periods_already_there(platform):
     """A service upgraded with periods already settled starts with counters that agree with them."""
     schema = "reports_counters_upgrade"

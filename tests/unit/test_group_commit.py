@@ -15,8 +15,9 @@ class Refusal(Exception):
 
 
 class Recorder:
-    """An `apply` that answers each item with its double, refuses odd negative ones, fails its whole batch on a
-    poison item (as a database error would), and can be held so that items pile up behind a batch."""
+    """An `apply` that answers each item with its double, refuses negative ones, fails its whole batch on a
+    poison item (as a database error would) or on 99 (as an unreachable database would), and can be held so that
+    items pile up behind a batch."""
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
@@ -28,6 +29,8 @@ class Recorder:
         await self.gate.wait()
         if 13 in items:
             raise RuntimeError("poison")
+        if 99 in items:
+            raise ConnectionRefusedError("the database is down")
         return [Refusal(item) if item < 0 else item * 2 for item in items]
 
 
@@ -92,6 +95,17 @@ async def test_a_failing_batch_is_redone_one_item_at_a_time_so_only_the_culprit_
     with pytest.raises(RuntimeError, match="poison"):
         await tasks[1]
     assert recorder.batches[1:] == [[1, 13, 3], [1], [13], [3]]
+
+
+async def test_an_unreachable_database_fails_every_item_at_once_without_retrying_each():
+    recorder = Recorder()
+    blocker, tasks = await behind_a_busy_batch(recorder, GroupCommit(recorder.apply, key=by_value, lanes=1),
+                                               (1, 99, 3))
+    await blocker
+    for task in tasks:
+        with pytest.raises(ConnectionRefusedError):
+            await task
+    assert recorder.batches[1:] == [[1, 99, 3]]
 
 
 async def test_two_items_with_one_key_never_share_a_batch_and_keep_their_order():
