@@ -69,6 +69,10 @@ def test_every_event_round_trips_through_its_envelope(event_type):
     assert decoded.event == event
     assert decoded.envelope.type == f"iomki.{event_type.__name__}.v1"
     assert decoded.envelope.subject == str(FACILITY) and envelope.key == str(FACILITY).encode()
+    # Parsed in one pass, the envelope carries the event itself, and writes back the very bytes it came as.
+    assert isinstance(decoded.envelope, Envelope) and decoded.envelope.data is decoded.event
+    assert decoded.envelope.to_bytes() == envelope.to_bytes()
+    assert decoded.envelope.caused(event, service="reports").causationid == str(envelope.id)
 
 
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES.values()), ids=lambda t: t.__name__)
