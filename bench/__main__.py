@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.table import Table
 
 from bench import alerts, ingestion, scale
-from bench.platform import RELAY_POLL_INTERVAL, bench_platform
+from bench.platform import RELAY_POLL_INTERVAL, bench_platform, run_as_deployed
 from bench.platform import console as bench_console
 from shared.contract import Envelope, PermitApplied, SectorClass
 from shared.db import quote_identifier
@@ -219,4 +219,4 @@ def print_pipeline(raw: float, ours: dict[Sinks, float], latencies: list[float])
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_as_deployed(main())

@@ -32,7 +32,7 @@ from rich.table import Table
 from bench.ingestion import (
     Plant, ServiceProcess, event_source, new_plants, permit_issued, publish, start_uvicorn, wait_until,
 )
-from bench.platform import alone
+from bench.platform import alone, run_as_deployed
 from shared.access import Role, mint
 from shared.contract import ClusterDeclared, Envelope, ReportSubmitted
 from shared.runtime import ServiceRuntime
@@ -220,4 +220,4 @@ def print_alerts(console: Console, spans: list[list[float]], floor: list[float],
 
 
 if __name__ == "__main__":
-    asyncio.run(alone(run))
+    run_as_deployed(alone(run))

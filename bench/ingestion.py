@@ -38,7 +38,7 @@ from fastapi import FastAPI
 from rich.console import Console
 from rich.table import Table
 
-from bench.platform import alone
+from bench.platform import alone, run_as_deployed
 from bench.workers import MIGRATIONS
 from shared.access import Role, mint
 from shared.contract import Envelope, PermitIssued, SectorClass
@@ -326,4 +326,4 @@ def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, ba
 
 
 if __name__ == "__main__":
-    asyncio.run(alone(run))
+    run_as_deployed(alone(run))

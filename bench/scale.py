@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.permits.repository import PermitRepository, PermitSearch
-from bench.platform import bench_database
+from bench.platform import bench_database, run_as_deployed
 from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
 from services.reports.domain import Timing, parse_regime, zone_of
@@ -581,4 +581,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_as_deployed(main())

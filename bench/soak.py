@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
+from bench.platform import run_as_deployed
 from shared.access import Role, mint
 from shared.db import drop_database, ensure_database, with_database
 from shared.demo import DemoPlatform
@@ -446,4 +447,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_as_deployed(main())
