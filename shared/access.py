@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
+from jwt.algorithms import get_default_algorithms
 from fastapi import Depends, Request
 
 from shared.http import Problem
@@ -120,6 +121,11 @@ class TokenVerifier:
             raise ValueError(f"IOMKI_JWT_ALGORITHM={settings.jwt_algorithm} needs IOMKI_JWT_PUBLIC_KEY_FILE")
         return cls(settings.jwt_secret, "HS256")
 
+    @functools.cached_property
+    def _prepared_key(self) -> Any:
+        """The key as the algorithm uses it, made once: given the PEM text, PyJWT would parse it for every token."""
+        return get_default_algorithms()[self.algorithm].prepare_key(self.key)
+
     def verify(self, token: str) -> Principal:
         principal, expires_at = self._verified(token)
         if time.time() >= expires_at:  # expired since it was verified, by the rule PyJWT applies
@@ -134,7 +140,7 @@ class TokenVerifier:
     def _verified(self, token: str) -> tuple[Principal, int]:
         try:
             claims = jwt.decode(
-                token, self.key, algorithms=[self.algorithm], options={"require": ["sub", "role", "exp"]}
+                token, self._prepared_key, algorithms=[self.algorithm], options={"require": ["sub", "role", "exp"]}
             )
         except jwt.ExpiredSignatureError:
             raise _unauthorized("The token has expired.") from None
