@@ -18,8 +18,8 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
-from jwt.algorithms import get_default_algorithms
 from fastapi import Depends, Request
+from jwt.algorithms import get_default_algorithms
 
 from shared.http import Problem
 from shared.settings import PlatformSettings
