@@ -68,8 +68,6 @@ class RetryPolicy:
 # event (see MAX_EVENT_BYTES), is cut to its first bytes, and its letter says how long it was.
 DEAD_LETTER_MAX_BYTES = 1_000_000
 
-# Failures of the infrastructure rather than of the event: never dead-letter for these, retry the batch.
-
 
 class EventConsumer:
     def __init__(
@@ -158,7 +156,7 @@ class EventConsumer:
         try:
             try:  # the fast path: the whole batch in one transaction, runs of events in one statement each
                 await self._handle_in_transaction(batch, handlers, one_by_one=False)
-            except DATABASE_UNREACHABLE:
+            except DATABASE_UNREACHABLE:  # no fault of the events: never dead-letter for it, retry the batch
                 raise
             except Exception:
                 # Something in the batch failed and the transaction rolled back: redo it one event at a time,

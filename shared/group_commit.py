@@ -30,8 +30,9 @@ class GroupCommit(Generic[Item, Result]):
     `apply` answers each item in order: its result, or the exception that refused it (a domain rule). An
     exception raised by `apply` itself rolled the whole batch back: each item is then applied alone, so that
     one culprit fails its own request only, unless the database was unreachable or no connection came in time,
-    which every item would meet again: then they all get that error at once, none waiting its turn to fail. Items with the same `key` (reports of one plant) are applied one
-    after the other, in the order they arrived: never two in one batch, nor in two batches at once.
+    which every item would meet again: then they all get that error at once, none waiting its turn to fail.
+    Items with the same `key` (reports of one plant) are applied one after the other, in the order they arrived:
+    never two in one batch, nor in two batches at once.
     """
 
     def __init__(self, apply: Callable[[list[Item]], Awaitable[Sequence[Result | Exception]]], *,
