@@ -108,7 +108,8 @@ async def ensure_topics(
 async def admin_client(settings: PlatformSettings, timeout: float = 30) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(**connection_options(settings), request_timeout_ms=10_000)
     try:
-        await asyncio.wait_for(admin.start(), timeout)
+        async with asyncio.timeout(timeout):
+            await admin.start()
         yield admin
     except KafkaError as exc:
         raise RuntimeError(f"could not administer topics on {settings.bootstrap}: {exc}") from exc

@@ -1,7 +1,9 @@
-"""Time as an argument: production reads the system clock, tests walk a plant through weeks in milliseconds."""
+"""Time as an argument: production reads the system clock, tests walk a plant through weeks in milliseconds.
+And waiting a while for something to happen, without losing a cancellation meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -30,3 +32,17 @@ class FakeClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment
+
+
+async def wait_until_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds`: True if it was set, False if the time ran out.
+
+    Not `asyncio.wait_for`: on Python 3.11 it drops a cancellation that arrives as the event is set, and the
+    loop around it then outlives its task (the relay, woken by a notification as its service stopped, kept
+    publishing and the service never stopped)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return False

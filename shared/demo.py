@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.access import NATIONAL_REGION, Role, mint
+from shared.clock import wait_until_set
 from shared.demo_scenario import PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
 from shared.demo_scenario import Role as Part
 from shared.demo_summary import Api, Summary, check, collect, render, render_checks
@@ -214,11 +215,8 @@ class Story:
         seq = len(plant.plan) + 1
         while True:
             delay = (deadline - datetime.now(timezone.utc)).total_seconds() + 1.2
-            try:
-                await asyncio.wait_for(done.wait(), timeout=max(delay, 0))
+            if await wait_until_set(done, max(delay, 0)):
                 return
-            except TimeoutError:
-                pass
             period = await self.period(plant, seq, None)
             if not closed:
                 await self.report(plant, period, rng)

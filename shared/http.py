@@ -169,7 +169,8 @@ def operations_router(
         results = {}
         for name, check in checks.items():
             try:
-                results[name] = bool(await asyncio.wait_for(check(), timeout=2))
+                async with asyncio.timeout(2):
+                    results[name] = bool(await check())
             except Exception:
                 results[name] = False
         if all(results.values()):

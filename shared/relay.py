@@ -21,6 +21,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared.bus import admin_client, connection_options, ensure_topics
+from shared.clock import wait_until_set
 from shared.contract import TOPICS, Topic
 from shared.epochs import renew_epochs
 from shared.observability import Metrics
@@ -116,10 +117,7 @@ class Relay:
             if now >= next_gauge:  # a gauge: once a second is enough, not once per wake-up
                 await self._report_backlog(connection)
                 next_gauge = now + 1.0
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
-            except TimeoutError:
-                pass
+            await wait_until_set(self._wake, self._poll_interval)
 
     async def _publish_batch(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await connection.fetch(

@@ -26,6 +26,7 @@ from prometheus_client import ProcessCollector
 from shared import dashboard
 from shared.access import TokenVerifier
 from shared.bus import create_broker, declare_publishers, ensure_topics
+from shared.clock import wait_until_set
 from shared.consumer import EventConsumer, Handler, InBatches
 from shared.contract import Event, Topic
 from shared.db import create_pool, migrate, migrations_in, provision
@@ -197,10 +198,7 @@ class ServiceRuntime(Generic[Work]):
                     raise
                 except Exception as exc:  # periodic work retries at its next tick
                     log.warning("periodic_failed", task=periodic.name, error=f"{type(exc).__name__}: {exc}")
-                try:
-                    await asyncio.wait_for(woken.wait(), timeout=periodic.interval)
-                except TimeoutError:
-                    pass
+                await wait_until_set(woken, periodic.interval)
         finally:
             if listener is not None:
                 listener.terminate()
