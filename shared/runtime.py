@@ -74,6 +74,7 @@ class ServiceRuntime(Generic[Work]):
         self.relay: Relay | None = None
         self._migrations = migrations
         self._periodic: list[Periodic] = []
+        self.stop_grace = 10.0  # seconds the relay, consumers' helpers and periodic work have to stop
 
     # -- what a service declares ------------------------------------------------------------------
 
@@ -148,7 +149,14 @@ class ServiceRuntime(Generic[Work]):
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            stopped, stuck = await asyncio.wait(self._tasks, timeout=self.stop_grace)
+            for task in stopped:
+                if not task.cancelled():
+                    task.exception()  # retrieved: how it ended no longer matters
+            if stuck:  # a task that ignored its cancellation must not keep the service from stopping
+                log.error("tasks_did_not_stop", grace_seconds=self.stop_grace,
+                          tasks={task.get_name(): _where(task) for task in stuck})
         await self.broker.stop()
         if self.database.pool is not None:
             await self.database.pool.close()
@@ -219,3 +227,14 @@ def serve(app: FastAPI, port: int) -> None:
 
     uvicorn.run(app, host=os.environ.get("IOMKI_HOST", "127.0.0.1"), port=port, access_log=False,
                 log_level="warning", lifespan="on")
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """The chain of awaits a task is suspended in, outermost first: where a task that will not stop is stuck."""
+    lines = []
+    awaited: Any = task.get_coro()
+    while getattr(awaited, "cr_frame", None) is not None:
+        code = awaited.cr_frame.f_code
+        lines.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{awaited.cr_frame.f_lineno} {code.co_name}")
+        awaited = awaited.cr_await
+    return " -> ".join(lines)
