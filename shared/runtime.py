@@ -159,7 +159,12 @@ class ServiceRuntime(Generic[Work]):
                           tasks={task.get_name(): _where(task) for task in stuck})
         await self.broker.stop()
         if self.database.pool is not None:
-            await self.database.pool.close()
+            try:  # close waits for every connection to come back: one held by a stuck task never does
+                async with asyncio.timeout(self.stop_grace):
+                    await self.database.pool.close()
+            except TimeoutError:
+                log.error("database_connections_not_returned", grace_seconds=self.stop_grace)
+                self.database.pool.terminate()
         log.info("service_stopped")
 
     async def database_url(self) -> str:

@@ -54,18 +54,19 @@ async def test_every_answer_carries_its_request_id_and_is_counted_by_route_templ
         assert 'method="GET",route="/healthz",status="200"' in metrics
 
 
-async def test_a_task_that_ignores_its_cancellation_delays_the_stop_by_the_grace_only_and_is_named(platform):
+async def test_a_task_that_ignores_its_cancellation_and_holds_a_connection_delays_the_stop_by_the_grace_only(platform):
     began, released = asyncio.Event(), asyncio.Event()
-
-    async def holds_on() -> None:  # periodic work that swallows one cancellation, as a careless library might
-        began.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            await released.wait()
-
     app = create_app()
     runtime = app.state.runtime
+
+    async def holds_on() -> None:  # periodic work that swallows one cancellation, as a careless library might
+        async with runtime.database.pool.acquire():  # and holds a connection meanwhile
+            began.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await released.wait()
+
     runtime.every(3600, "holds-on", holds_on)
     runtime.stop_grace = 0.5
     with structlog.testing.capture_logs() as logs:
@@ -75,6 +76,7 @@ async def test_a_task_that_ignores_its_cancellation_delays_the_stop_by_the_grace
     stuck = [line for line in logs if line["event"] == "tasks_did_not_stop"]
     assert len(stuck) == 1 and list(stuck[0]["tasks"]) == ["incidents-holds-on"]
     assert "holds_on" in stuck[0]["tasks"]["incidents-holds-on"]  # where it waits, to the function
+    assert any(line["event"] == "database_connections_not_returned" for line in logs)
     assert any(line["event"] == "service_stopped" for line in logs)
     straggler = next(task for task in asyncio.all_tasks() if task.get_name() == "incidents-holds-on")
     straggler.cancel()
