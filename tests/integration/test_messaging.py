@@ -6,15 +6,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.bus import admin_client, ensure_topics
 from shared.contract import CONTENT_TYPE
+from shared.db import migrate, migrations_in
 from shared.epochs import current_epochs, renew_epochs
+from shared.runtime import PLATFORM_MIGRATIONS, ServiceRuntime
 from shared.settings import PlatformSettings
+from shared.unit_of_work import Outbox, UnitOfWork
 from tests.kafka import read_topic
 from tests.platform import TestPlatform, patched_environ, start_platform, stop_platform
 from tests.probe import EXPLODES, Probe, applied_event
@@ -213,3 +218,42 @@ async def test_a_consumer_reads_its_topic_again_from_the_start_when_the_topic_ge
         assert len(rows) == 10
     finally:
         await stop_platform(own, stop_server=False)
+
+
+async def test_the_relay_prunes_only_what_the_retention_no_longer_needs(platform):
+    """Published events leave the outbox after the retention (the window a broker that lost its data is given
+    again), inbox ids after seven retentions; an event not yet published stays, however old."""
+    runtime = ServiceRuntime(name="probe_prune", settings=PlatformSettings(),
+                             migrations=Path(__file__).parent / "probe_migrations", unit_of_work=UnitOfWork)
+    database_url = await runtime.database_url()
+    await migrate(database_url, "probe_prune", migrations_in("platform", PLATFORM_MIGRATIONS))
+    old_published, recent_published, old_unpublished = (applied_event(uuid.uuid4(), 0) for _ in range(3))
+    old_seen, recent_seen = uuid.uuid4(), uuid.uuid4()
+    connection = await asyncpg.connect(database_url, server_settings={"search_path": "probe_prune"})
+    try:
+        async with connection.transaction():
+            await Outbox(connection).add(old_published, recent_published, old_unpublished)
+        await connection.execute(
+            "UPDATE outbox SET created_at = now() - interval '49 hours',"
+            " published_at = CASE WHEN event_id = $1 THEN now() - interval '25 hours'"
+            "                     WHEN event_id = $2 THEN now() - interval '1 hour' END",
+            old_published.id, recent_published.id)
+        await connection.execute(
+            "INSERT INTO inbox (event_id, event_type, received_at) VALUES"
+            " ($1, 'PermitApplied', now() - interval '8 days'), ($2, 'PermitApplied', now() - interval '6 days')",
+            old_seen, recent_seen)
+
+        await runtime.start()  # its relay prunes as it starts leading, then once a minute
+        try:
+            async with asyncio.timeout(30):
+                while await connection.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", old_seen):
+                    await asyncio.sleep(0.1)
+                while await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+                    await asyncio.sleep(0.1)
+        finally:
+            await runtime.stop()
+        kept = {row["event_id"] for row in await connection.fetch("SELECT event_id FROM outbox")}
+        assert kept == {recent_published.id, old_unpublished.id}  # the old unpublished one, published now
+        assert {row["event_id"] for row in await connection.fetch("SELECT event_id FROM inbox")} == {recent_seen}
+    finally:
+        await connection.close()
