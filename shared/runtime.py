@@ -74,7 +74,7 @@ class ServiceRuntime(Generic[Work]):
         self.relay: Relay | None = None
         self._migrations = migrations
         self._periodic: list[Periodic] = []
-        self.stop_grace = 10.0  # seconds the relay, consumers' helpers and periodic work have to stop
+        self.stop_grace = 10.0  # seconds a stopping service gives its own tasks, then its database connections
 
     # -- what a service declares ------------------------------------------------------------------
 
