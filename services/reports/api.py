@@ -98,7 +98,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
         )
         try:
             accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures,
-                                                      body.model_dump(mode="json")), access)
+                                                      body.model_dump_json()), access)
         except ScheduleNotFound:
             raise _not_found("Permit") from None
         except PeriodNotFound:

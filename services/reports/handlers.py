@@ -46,7 +46,7 @@ class ReportIn:
     permit_id: uuid.UUID
     period_id: uuid.UUID
     figures: ReportFigures
-    payload: dict[str, Any]
+    payload_json: str  # the report as submitted, stored as it came
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,7 @@ class ReportHandlers:
             vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
         ), service=SERVICE, time=now)
         stored = StoredReport(accepted.period, report_id, accepted.late, access.actor, access.principal.role.value,
-                              report.payload)
+                              report.payload_json)
         # A period holds a current report exactly when it is reported: only then is there one to supersede.
         return _Acceptance(stored, period.reported, event)
 

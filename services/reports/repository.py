@@ -34,7 +34,7 @@ class StoredReport(NamedTuple):
     late: bool
     actor: str
     role: str
-    payload: dict[str, Any]
+    payload_json: str  # the report as submitted
 
 
 class DuePeriod(NamedTuple):
@@ -255,7 +255,7 @@ class ReportRepository:
             [p.next_action.value if p.next_action else None for p in periods], [p.next_action_at for p in periods],
             [p.warning_id for p in periods], submitted_at, [stored.report_id for stored in reports],
             [p.permit_id for p in periods], [stored.late for stored in reports], [stored.actor for stored in reports],
-            [stored.role for stored in reports], [json.dumps(stored.payload) for stored in reports],
+            [stored.role for stored in reports], [stored.payload_json for stored in reports],
         )
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
