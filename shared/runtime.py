@@ -93,7 +93,11 @@ class ServiceRuntime(Generic[Work]):
     # -- the HTTP application ---------------------------------------------------------------------
 
     def http_app(self, *, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
-        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=self._lifespan)
+        # Requests are measured and logged by the platform's own middleware (Prometheus, structlog). FastAPI's
+        # OpenTelemetry instrumentation, on by default, looks up the global providers on every request even when
+        # none is configured.
+        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=self._lifespan,
+                      telemetry={"tracing": False, "metrics": False, "logs": False})
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         install_problem_handlers(app)
