@@ -92,12 +92,7 @@ class ServiceProcess:
         a machine busy with other work inflates far less than it does wall-clock rates."""
         pids = [str(self.process.pid)]
         pids += Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        ticks = 0
-        for pid in pids:
-            # Fields 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds_of(pids)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -107,6 +102,33 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+def cpu_seconds_of(pids: list[str]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # it has exited since it was listed
+            continue
+        # Fields 14 to 17 (utime, stime, and cutime, cstime: the time of its children that ended, as a database
+        # connection's process does when it closes), counted after the command name, which may hold spaces.
+        fields = stat.rpartition(")")[2].split()
+        ticks += sum(int(field) for field in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds() -> float:
+    """CPU time used so far by the PostgreSQL server processes on this machine (0 when the database runs
+    elsewhere). The service and its database share the machine's cores: together they bound its rate."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(entry.name)
+        except OSError:
+            continue
+    return cpu_seconds_of(pids)
 
 
 def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, workers: int = 1,
@@ -218,6 +240,12 @@ class Load:
     p50_ms: float
     p99_ms: float
     cpu_ms: float = 0.0  # the service's processes' CPU time per request
+    database_cpu_ms: float = 0.0  # PostgreSQL's, per request
+
+    @property
+    def ceiling(self) -> float:
+        """Requests/s that two cores would carry if they ran only the service and its database."""
+        return 2000 / (self.cpu_ms + self.database_cpu_ms)
 
     @property
     def rate(self) -> float:
@@ -248,9 +276,11 @@ async def wrk(url: str, plants_file: Path, seconds: int) -> Load:
 
 async def measure(service: ServiceProcess, warmup_file: Path, plants_file: Path) -> Load:
     await wrk(service.url, warmup_file, WARMUP_SECONDS)
-    cpu = service.cpu_seconds()
+    cpu, database_cpu = service.cpu_seconds(), database_cpu_seconds()
     load = await wrk(service.url, plants_file, SECONDS)
-    return replace(load, cpu_ms=(service.cpu_seconds() - cpu) * 1000 / max(load.requests, 1))
+    per_request = 1000 / max(load.requests, 1)
+    return replace(load, cpu_ms=(service.cpu_seconds() - cpu) * per_request,
+                   database_cpu_ms=(database_cpu_seconds() - database_cpu) * per_request)
 
 
 def write_plants(path: Path, rows: list[asyncpg.Record], secret: str) -> None:
@@ -320,6 +350,12 @@ def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, ba
     table.add_row("POST /reports, p99", f"{ours.p99_ms:.1f} ms", f"{bare.p99_ms:.1f} ms", "")
     table.add_row("CPU of the service's processes per request", f"{ours.cpu_ms:.2f} ms", f"{bare.cpu_ms:.2f} ms",
                   f"{ours.cpu_ms / bare.cpu_ms:.2f}")
+    if ours.database_cpu_ms and bare.database_cpu_ms:  # measured only when PostgreSQL runs on this machine
+        table.add_row("CPU of PostgreSQL per request", f"{ours.database_cpu_ms:.2f} ms",
+                      f"{bare.database_cpu_ms:.2f} ms", f"{ours.database_cpu_ms / bare.database_cpu_ms:.2f}")
+        table.add_row("2 cores ÷ (service + PostgreSQL CPU per request): the rate with wrk and the broker elsewhere",
+                      f"{ours.ceiling:,.0f} requests/s",
+                      f"{bare.ceiling:,.0f} requests/s", f"{ours.ceiling / bare.ceiling:.2f}")
     table.add_row("answers other than 201 / socket errors", f"{ours.failed:,}", f"{bare.failed:,}", "")
     table.add_row("reports stored (warm-up included)", f"{stored:,}", "", "")
     console.print(table)
