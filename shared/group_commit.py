@@ -33,10 +33,16 @@ class GroupCommit(Generic[Item, Result]):
     which every item would meet again: then they all get that error at once, none waiting its turn to fail.
     Items with the same `key` (reports of one plant) are applied one after the other, in the order they arrived:
     never two in one batch, nor in two batches at once.
+
+    One lane by default. A second lane starts a batch while the first commits, so under load each batch is about
+    half as large, and each item pays twice the share of the transaction's round trips and statements. Instances
+    of a service (uvicorn workers) already commit side by side. `make bench`, report ingestion, 2 workers: two
+    lanes made batches of 5 reports and cost 0.70-0.75 ms of service and 0.25-0.27 ms of PostgreSQL CPU a report;
+    one lane made batches of 8 for 0.64 and 0.19 ms, and 1,715-1,865 requests/s became 1,998-2,094.
     """
 
     def __init__(self, apply: Callable[[list[Item]], Awaitable[Sequence[Result | Exception]]], *,
-                 key: Callable[[Item], Hashable], max_batch: int = 64, lanes: int = 2) -> None:
+                 key: Callable[[Item], Hashable], max_batch: int = 64, lanes: int = 1) -> None:
         self._apply = apply
         self._key = key
         self._max_batch = max_batch
