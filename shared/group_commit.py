@@ -34,11 +34,11 @@ class GroupCommit(Generic[Item, Result]):
     Items with the same `key` (reports of one plant) are applied one after the other, in the order they arrived:
     never two in one batch, nor in two batches at once.
 
-    One lane by default. A second lane starts a batch while the first commits, so under load each batch is about
-    half as large, and each item pays twice the share of the transaction's round trips and statements. Instances
-    of a service (uvicorn workers) already commit side by side. `make bench`, report ingestion, 2 workers: two
-    lanes made batches of 5 reports and cost 0.70-0.75 ms of service and 0.25-0.27 ms of PostgreSQL CPU a report;
-    one lane made batches of 8 for 0.64 and 0.19 ms, and 1,715-1,865 requests/s became 1,998-2,094.
+    One lane by default. A second lane starts a batch while the first commits, so under load batches are smaller
+    and each item pays a larger share of the transaction's round trips and statements. Instances of a service
+    (uvicorn workers) already commit side by side. `python -m bench.ingestion`, 2 workers: two lanes made batches
+    of 5 reports and cost 0.70-0.76 ms of service and 0.25-0.30 ms of PostgreSQL CPU a report; one lane made
+    batches of 8 for 0.63-0.65 and 0.18-0.20 ms, and 1,580-1,865 requests/s became 1,998-2,094.
     """
 
     def __init__(self, apply: Callable[[list[Item]], Awaitable[Sequence[Result | Exception]]], *,
