@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
@@ -63,6 +64,31 @@ def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
         # dependency injection would only resolve its arguments, one of them in a worker thread per batch.
         apply_types=False,
     )
+
+
+def rewind(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
+    """Start reading these partitions at offset 0, not where the broker says they begin.
+
+    The embedded broker sometimes reports a partition's beginning as 1 when several producers wrote to the new
+    topic at once, though offset 0 holds a record: `seek_to_beginning` (and `auto_offset_reset="earliest"`)
+    would skip it. Where retention has dropped offset 0 (Kafka), the fetch is out of range and the consumer's
+    `auto_offset_reset="earliest"` moves it to the real beginning, so the consumer must be made with that.
+    """
+    for partition in partitions:
+        consumer.seek(partition, 0)
+
+
+async def assign_from_start(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Assign a started consumer (no group) every partition of these topics, each read from offset 0; topics the
+    broker does not have are left out."""
+    # Metadata for all topics, which creates none (a request naming a topic would); aiokafka has no public call
+    # that refreshes the metadata `partitions_for_topic` reads.
+    await consumer._client.force_metadata_update()
+    partitions = [TopicPartition(topic, number) for topic in topics
+                  for number in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(partitions)
+    rewind(consumer, partitions)
+    return partitions
 
 
 def declare_publishers(broker: KafkaBroker, topic: Topic) -> None:

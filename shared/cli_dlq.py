@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.progress import Progress
 
+from shared.bus import assign_from_start
 from shared.cli_support import JsonOption, emit, err, fail, kafka_options, table
 from shared.contract import DLQ
 
@@ -58,13 +59,13 @@ class DeadLetter:
 async def read_dead_letters(idle_ms: int = 1000) -> list[DeadLetter]:
     """Everything on the DLQ, oldest first. Reads until the reported end *and* an idle poll, because the
     embedded broker can report an end offset short of what it holds."""
-    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_options())
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                **kafka_options())
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the metadata that names the DLQ's partitions
-        partitions = [TopicPartition(DLQ.name, p) for p in sorted(consumer.partitions_for_topic(DLQ.name) or {0})]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        partitions = await assign_from_start(consumer, [DLQ.name])
+        if not partitions:  # no service has started on this broker yet
+            return []
         ends = await consumer.end_offsets(partitions)
         found: list[DeadLetter] = []
         while True:

@@ -15,6 +15,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from rich.markup import escape
 
+from shared.bus import assign_from_start
 from shared.cli_support import JsonOption, fail, kafka_options, out
 from shared.contract import TOPICS, ContractViolation, decode
 
@@ -54,9 +55,12 @@ def tail(
 
 async def _tail(topics: list[str], wanted: set[str], from_beginning: bool, limit: int | None,
                 timeout: float | None, as_json: bool) -> None:
-    consumer = AIOKafkaConsumer(*topics, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest" if from_beginning else "latest", **kafka_options())
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                **kafka_options())
     await consumer.start()
+    partitions = await assign_from_start(consumer, topics)
+    if not from_beginning:
+        await consumer.seek_to_end(*partitions)
     shown = 0
     deadline = time.monotonic() + timeout if timeout else None
     try:

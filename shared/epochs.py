@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from shared.bus import rewind
+
 log = structlog.get_logger(__name__)
 
 EPOCH_PREFIX = "iomki.internal.epoch."
@@ -132,15 +134,16 @@ class ConsumerEpochs(ConsumerRebalanceListener):
         consumer = self._consumer()
         if consumer is None:
             return
-        from_start = []
+        from_another_log = []
         for partition, (next_offset, epoch) in stored.items():
             if offset_is_trusted(epoch, current.get(partition.topic, "")):
                 consumer.seek(partition, next_offset)
             else:
-                from_start.append(partition)
-        if from_start:
-            log.warning("consumer_positions_from_another_log", partitions=len(from_start))
-            await self._start_over(from_start)
+                from_another_log.append(partition)
+        if from_another_log:
+            log.warning("consumer_positions_from_another_log", partitions=len(from_another_log))
+        never_read = [partition for partition in assigned if partition not in stored]
+        self._start_over(from_another_log + never_read)
 
     async def watch(self) -> None:
         """Run until cancelled: compare the topics' epochs with what this member believes, once per interval."""
@@ -160,7 +163,7 @@ class ConsumerEpochs(ConsumerRebalanceListener):
                     consumer = self._consumer()
                     held = [p for p in consumer.assignment() if p.topic in changed] if consumer is not None else []
                     log.warning("consumer_log_replaced", topics=sorted(changed), partitions=len(held))
-                    await self._start_over(held)
+                    self._start_over(held)
         finally:
             if self._admin_client is not None:
                 await self._admin_client.close()
@@ -177,11 +180,11 @@ class ConsumerEpochs(ConsumerRebalanceListener):
         self._believed = current
         self.resets += 1
 
-    async def _start_over(self, partitions: list[TopicPartition]) -> None:
+    def _start_over(self, partitions: list[TopicPartition]) -> None:
         consumer = self._consumer()
         if consumer is None or not partitions:
             return
         try:
-            await consumer.seek_to_beginning(*partitions)
+            rewind(consumer, partitions)
         except KafkaError as exc:  # a partition moved away meanwhile: its next holder vets it
             log.info("consumer_start_over_skipped", error=str(exc))

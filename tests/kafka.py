@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from shared.bus import assign_from_start
+
 
 async def read_topic(
     bootstrap: str,
@@ -16,18 +18,24 @@ async def read_topic(
     timeout: float = 30.0,
 ) -> list[ConsumerRecord]:
     """Everything on `topic` from the beginning, read until `until(messages)` holds (or fail on timeout)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     messages: list[ConsumerRecord] = []
     try:
+        partitions = await assign_from_start(consumer, [topic])
+        if not partitions:
+            raise AssertionError(f"{topic}: no such topic on the broker")
         async with asyncio.timeout(timeout):
             while not until(messages):
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     messages.extend(records)
     except TimeoutError:
-        raise AssertionError(f"{topic}: condition not met within {timeout}s; read {len(messages)} messages") from None
+        beginnings = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        spans = {p.partition: (beginnings[p], ends[p]) for p in partitions}
+        raise AssertionError(f"{topic}: condition not met within {timeout}s; read {len(messages)} messages;"
+                             f" (beginning, end) offsets by partition as the broker reports them: {spans}") from None
     finally:
         await consumer.stop()
     return messages

@@ -17,8 +17,9 @@ from types import ModuleType
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
+from shared.bus import assign_from_start
 from shared.contract import (
     CONTENT_TYPE, EVENT_TYPES, TOPICS, AlertRaised, ClusterDeclared, CompanyContactsUpdated, Envelope, PermitIssued,
     SectorClass, Severity, TaskForceLevel, WarningIssued,
@@ -88,13 +89,10 @@ async def _cloudevents_on_public_topics(bootstrap: str) -> int:
     """How many messages on the public topics, from their start, the example takes for CloudEvents: other tests
     publish there too, malformed messages among them, and the example stops once it has decoded this many."""
     example = _load_example()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for topic in PUBLIC
-                      for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        partitions = await assign_from_start(consumer, PUBLIC)
         ends = await consumer.end_offsets(partitions)
         count = 0
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
@@ -116,11 +114,6 @@ def _load_example() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # aiokafka learns a topic's partitions only from metadata
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def test_the_agency_example_decodes_every_public_event(platform):

@@ -77,3 +77,80 @@ async def test_a_batch_taken_before_its_partition_was_started_over_records_no_po
     # The consumer was sent back to the start of partition 2 after it handed out this batch.
     epochs = _epochs({("iomki.permits", 2): 0, ("iomki.permits", 4): 1, ("iomki.internal.contacts", 0): 4})
     assert (await epochs.positions(BATCH))[0] == []
+
+
+class _Coordinator:
+    def __init__(self) -> None:
+        self.rejoined_as_new_member = 0
+
+    def reset_generation(self) -> None:
+        self.rejoined_as_new_member += 1
+
+
+class _AssignedConsumer:
+    """What the listener uses of aiokafka's consumer when partitions are assigned: the topics' partition counts as
+    its metadata shows them, `seek`, and the group coordinator. Its broker reports every partition's beginning as
+    1, as the embedded broker can after concurrent writes to a new topic although offset 0 holds a record."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.seeks: dict[TopicPartition, int] = {}
+        self._coordinator = _Coordinator()
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(self.counts[topic]))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks[partition] = offset
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {partition: 1 for partition in partitions}
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        for partition in partitions:
+            self.seeks[partition] = 1
+
+
+class _Admin:
+    def __init__(self, topic_names: list[str]) -> None:
+        self.topic_names = topic_names
+
+    async def list_topics(self) -> list[str]:
+        return self.topic_names
+
+
+def _listener(consumer: _AssignedConsumer, stored: dict[TopicPartition, tuple[int, str]]) -> ConsumerEpochs:
+    async def positions(partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[int, str]]:
+        return {p: stored[p] for p in partitions if p in stored}
+
+    epochs = ConsumerEpochs(topics=TOPICS, connection={}, consumer=lambda: consumer, stored=positions)  # type: ignore
+    epochs._admin_client = _Admin(["iomki.permits", "iomki.internal.contacts",  # type: ignore[assignment]
+                                   "iomki.internal.epoch.iomki.permits.aa11"])
+    return epochs
+
+
+def _partitions(topic: str, count: int) -> list[TopicPartition]:
+    return [TopicPartition(topic, number) for number in range(count)]
+
+
+async def test_assigned_partitions_start_where_the_group_stood_in_this_epoch_and_otherwise_at_offset_zero():
+    consumer = _AssignedConsumer({"iomki.permits": 3, "iomki.internal.contacts": 1})
+    permits = _partitions("iomki.permits", 3)
+    epochs = _listener(consumer, {permits[0]: (12, "aa11"), permits[1]: (5, "ff99")})
+    await epochs.on_partitions_assigned(permits + _partitions("iomki.internal.contacts", 1))
+    assert consumer.seeks == {
+        permits[0]: 12,  # recorded in the log's current epoch
+        permits[1]: 0,  # recorded in a log the broker has since replaced
+        permits[2]: 0,  # never read: offset 0, not the beginning the broker reports
+        TopicPartition("iomki.internal.contacts", 0): 0,
+    }
+    assert consumer._coordinator.rejoined_as_new_member == 0
+
+
+async def test_a_topic_started_over_is_read_again_from_offset_zero():
+    consumer = _AssignedConsumer({"iomki.permits": 2, "iomki.internal.contacts": 1})
+    held = _partitions("iomki.permits", 2)
+    epochs = _listener(consumer, {p: (40, "aa11") for p in held})
+    await epochs.on_partitions_assigned(held)
+    epochs._start_over(held)
+    assert consumer.seeks == {p: 0 for p in held}
