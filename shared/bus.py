@@ -60,6 +60,10 @@ def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
         security=_faststream_security(settings),
         logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them
         request_timeout_ms=10_000,
+        # A consumer learns that a topic it holds gained partitions only from fresh metadata (then its group
+        # rebalances). The embedded broker recreates a topic that came back too small, and a member that took
+        # the small one would otherwise never read the new partitions, or only after the default 5 minutes.
+        metadata_max_age_ms=5_000,
         # The one subscriber (shared/consumer.py) takes the batch's records as they are and decodes them itself;
         # dependency injection would only resolve its arguments, one of them in a worker thread per batch.
         apply_types=False,
@@ -122,12 +126,9 @@ async def ensure_topics(
         if missing:
             await _create(admin, missing)
         present = [t for t in topics if t.name in existing and t.name in repair]
-        if present:
-            described = await admin.describe_topics([t.name for t in present])
-            counts = {d["topic"]: len(d["partitions"]) for d in described}
-            too_small = [t for t in present if counts.get(t.name, 0) < t.partitions]
-            if too_small:
-                await _grow(admin, too_small)
+        too_small = await _too_small(admin, present)
+        if too_small:
+            await _grow(admin, too_small)
 
 
 @asynccontextmanager
@@ -151,10 +152,29 @@ async def _create(admin: AIOKafkaAdminClient, topics: list[Topic]) -> None:
     log.info("topics_created", topics=[t.name for t in topics])
 
 
-async def _grow(admin: AIOKafkaAdminClient, topics: list[Topic]) -> None:
+async def _too_small(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Topic]:
+    if not topics:
+        return []
+    counts = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics([t.name for t in topics])}
+    return [t for t in topics if counts.get(t.name, 0) < t.partitions]
+
+
+async def _grow(admin: AIOKafkaAdminClient, topics: list[Topic], attempts: int = 5) -> None:
+    """Give topics their partition counts: by adding partitions, or where the broker cannot (the embedded one),
+    by recreating them. A client's metadata request naming a topic between its deletion and its creation makes
+    the embedded broker create it again with its default count, so the result is checked and the repair tried
+    again."""
+    names = [t.name for t in topics]
     try:
         await admin.create_partitions({t.name: NewPartitions(t.partitions) for t in topics})
     except (KafkaError, AssertionError):
-        await admin.delete_topics([t.name for t in topics])
-        await _create(admin, topics)
-    log.warning("topic_partitions_repaired", topics=[t.name for t in topics])
+        for _ in range(attempts):
+            await admin.delete_topics([t.name for t in topics])
+            await _create(admin, topics)
+            topics = await _too_small(admin, topics)
+            if not topics:
+                break
+        else:
+            raise RuntimeError(f"topics still short of partitions after {attempts} re-creations: "
+                               f"{[t.name for t in topics]}")
+    log.warning("topic_partitions_repaired", topics=names)

@@ -97,6 +97,8 @@ class ConsumerEpochs(ConsumerRebalanceListener):
         self._admin_client: AIOKafkaAdminClient | None = None
         self._admin_lock = asyncio.Lock()
         self._believed: dict[str, str] = {}
+        self._settled: tuple[frozenset[TopicPartition], dict[str, int]] | None = None
+        self._stale_rejoins = 0
         self.resets = 0
 
     async def positions(self, records: Iterable[ConsumerRecord]) -> tuple[list[tuple[str, int, int, str]], int]:
@@ -144,6 +146,9 @@ class ConsumerEpochs(ConsumerRebalanceListener):
             log.warning("consumer_positions_from_another_log", partitions=len(from_another_log))
         never_read = [partition for partition in assigned if partition not in stored]
         self._start_over(from_another_log + never_read)
+        if self._assignment_is_stale(consumer, assigned):
+            log.warning("consumer_assignment_stale", partitions=len(assigned))
+            consumer._coordinator.reset_generation()  # aiokafka has no public call that rejoins as a new member
 
     async def watch(self) -> None:
         """Run until cancelled: compare the topics' epochs with what this member believes, once per interval."""
@@ -175,6 +180,23 @@ class ConsumerEpochs(ConsumerRebalanceListener):
                 await admin.start()
                 self._admin_client = admin
             return self._admin_client
+
+    def _assignment_is_stale(self, consumer: AIOKafkaConsumer, assigned: list[TopicPartition]) -> bool:
+        """Whether the group handed this member its old partitions although a topic's partition count changed.
+
+        The embedded broker answers a member that rejoins after its topic was recreated larger with the
+        assignment it had before: the new partitions would never be read. Rejoining as a new member gets a fresh
+        one. A few times at most per change: in a group larger than a topic, a member's share may rightly stay.
+        """
+        counts = {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in self._topics}
+        held = frozenset(assigned)
+        if self._settled is not None and self._stale_rejoins < 3:
+            held_before, counts_before = self._settled
+            if held and held == held_before and counts != counts_before:
+                self._stale_rejoins += 1
+                return True
+        self._settled, self._stale_rejoins = (held, counts), 0
+        return False
 
     def _believe(self, current: dict[str, str]) -> None:
         self._believed = current

@@ -12,9 +12,11 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import NewTopic
+from aiokafka.partitioner import murmur2
 
 from shared.bus import admin_client, ensure_topics
-from shared.contract import CONTENT_TYPE
+from shared.contract import CONTENT_TYPE, Envelope, Topic
 from shared.db import migrate, migrations_in
 from shared.epochs import current_epochs, renew_epochs
 from shared.runtime import PLATFORM_MIGRATIONS, ServiceRuntime
@@ -218,6 +220,79 @@ async def test_a_consumer_reads_its_topic_again_from_the_start_when_the_topic_ge
         assert len(rows) == 10
     finally:
         await stop_platform(own, stop_server=False)
+
+
+async def test_a_member_holding_a_topic_recreated_larger_goes_on_to_read_its_new_partitions():
+    """After a restart the embedded broker creates a topic a client names with its own default partition count;
+    a member that took those partitions must also read the ones the topic's owner adds when it recreates the
+    topic at its full count (the broker then hands the member its old share again when it rejoins)."""
+    own = await start_platform("grown", own_broker=True)
+    try:
+        with patched_environ(own.env()):
+            settings = PlatformSettings()
+        probe = Probe(settings)
+        await probe.start()
+        try:
+            async with admin_client(settings) as admin:
+                await admin.delete_topics(["iomki.permits"])
+                await admin.create_topics([NewTopic("iomki.permits", 4, 1)])  # as the broker auto-creates it
+            consumer = probe.runtime.consumer._aiokafka_consumer()
+            async with asyncio.timeout(90):
+                while {p.partition for p in consumer.assignment() if p.topic == "iomki.permits"} != set(range(4)):
+                    await asyncio.sleep(0.2)
+            await ensure_topics(settings, repair=frozenset({"iomki.permits"}))
+            events = _events_on_partitions({4, 5}, of=6)
+            await probe.emit(*events.values())
+            rows = await probe.wait_applied(list(events), len(events), timeout=90)
+        finally:
+            await probe.stop()
+        assert sorted(event_id for event_id, _, _ in rows) == sorted(event.id for event in events.values())
+    finally:
+        await stop_platform(own, stop_server=False)
+
+
+def _events_on_partitions(wanted: set[int], *, of: int) -> dict[uuid.UUID, Envelope]:
+    """By plant, an event of a plant of its own for each of these partitions, placed as the relay places keys."""
+    found: dict[int, tuple[uuid.UUID, Envelope]] = {}
+    while set(found) != wanted:
+        plant = uuid.uuid4()
+        event = applied_event(plant, 0)
+        partition = (murmur2(event.key) & 0x7FFFFFFF) % of
+        if partition in wanted:
+            found[partition] = plant, event
+    return dict(found.values())
+
+
+async def test_a_topic_repaired_while_clients_ask_for_it_ends_with_its_full_partition_count(platform):
+    """Between the deletion and the creation of a topic being recreated, a client's metadata request naming it
+    makes the embedded broker create it with its default count: the repair checks and goes again."""
+    settings = platform.settings()
+    topic = Topic(f"iomki.test.repair.{uuid.uuid4().hex[:8]}", 8, public=False, owner="probe")
+    async with admin_client(settings) as admin:
+        await admin.create_topics([NewTopic(topic.name, 1, 1)])
+    client = AIOKafkaConsumer(topic.name, bootstrap_servers=platform.bootstrap, group_id=None)
+    await client.start()
+    asking = asyncio.create_task(_ask_for_metadata_until_cancelled(client))
+    try:
+        for _ in range(5):
+            await ensure_topics(settings, (topic,), repair=frozenset({topic.name}))
+            async with admin_client(settings) as admin:
+                described = await admin.describe_topics([topic.name])
+            assert len(described[0]["partitions"]) == topic.partitions
+            async with admin_client(settings) as admin:  # small again, for the next round
+                await admin.delete_topics([topic.name])
+                await admin.create_topics([NewTopic(topic.name, 1, 1)])
+    finally:
+        asking.cancel()
+        await client.stop()
+        async with admin_client(settings) as admin:
+            await admin.delete_topics([topic.name])
+
+
+async def _ask_for_metadata_until_cancelled(client: AIOKafkaConsumer) -> None:
+    while True:
+        await client._client.force_metadata_update()  # names the client's topic
+        await asyncio.sleep(0.001)
 
 
 async def test_the_relay_prunes_only_what_the_retention_no_longer_needs(platform):

@@ -154,3 +154,27 @@ async def test_a_topic_started_over_is_read_again_from_offset_zero():
     await epochs.on_partitions_assigned(held)
     epochs._start_over(held)
     assert consumer.seeks == {p: 0 for p in held}
+
+
+async def test_the_same_partitions_handed_back_after_the_topic_grew_make_the_member_rejoin_as_a_new_one():
+    consumer = _AssignedConsumer({"iomki.permits": 4, "iomki.internal.contacts": 1})
+    small = _partitions("iomki.permits", 4)
+    epochs = _listener(consumer, {})
+    await epochs.on_partitions_assigned(small)
+    consumer.counts["iomki.permits"] = 6  # recreated with its full count; the group answers with the old share
+    await epochs.on_partitions_assigned(small)
+    assert consumer._coordinator.rejoined_as_new_member == 1
+    await epochs.on_partitions_assigned(_partitions("iomki.permits", 6))  # the new member's share
+    await epochs.on_partitions_assigned(_partitions("iomki.permits", 6))  # a later rebalance, nothing changed
+    assert consumer._coordinator.rejoined_as_new_member == 1
+
+
+async def test_a_share_that_rightly_stays_the_same_costs_only_a_few_rejoins():
+    consumer = _AssignedConsumer({"iomki.permits": 4, "iomki.internal.contacts": 1})
+    share = [TopicPartition("iomki.permits", 0)]  # one of eight members: its share is the same at 4 and 6
+    epochs = _listener(consumer, {})
+    await epochs.on_partitions_assigned(share)
+    consumer.counts["iomki.permits"] = 6
+    for _ in range(10):
+        await epochs.on_partitions_assigned(share)
+    assert consumer._coordinator.rejoined_as_new_member == 3
