@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import DATABASE_UNREACHABLE
-from shared.observability import Metrics
+from shared.observability import Metrics, collecting_request_facts
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +114,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def install_request_logging(app: FastAPI, metrics: Metrics) -> None:
-    """One log line per request with its id; the Authorization header and query values are never logged."""
+    """One log line per request with its id and what its command did (`record`); the Authorization header and
+    query values are never logged."""
     app.add_middleware(_RequestLogging, metrics=metrics)
 
 
@@ -141,14 +142,15 @@ class _RequestLogging:
                 MutableHeaders(scope=message)["x-request-id"] = request_id
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=request_id):
+        with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=request_id), \
+                collecting_request_facts() as facts:
             await self.app(scope, receive, send_with_id)
             elapsed = time.perf_counter() - started
             template = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.http_requests.labels(scope["method"], template, str(status)).observe(elapsed)
             if template not in ("/healthz", "/readyz", "/metrics"):
-                log.info("http_request", method=scope["method"], route=template, status=status,
-                         ms=round(elapsed * 1000, 2))
+                log.info("http_request", **facts | {"method": scope["method"], "route": template, "status": status,
+                                                     "ms": round(elapsed * 1000, 2)})
 
 
 def operations_router(

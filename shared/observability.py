@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
+import pydantic_core
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+log = structlog.get_logger(__name__)
+_request_facts: ContextVar[dict[str, Any] | None] = ContextVar("iomki_request_facts", default=None)
 
 
 def configure_logging(service: str, log_format: str = "auto", level: int = logging.INFO) -> None:
@@ -16,7 +24,12 @@ def configure_logging(service: str, log_format: str = "auto", level: int = loggi
     every line emitted while an event or request is handled.
     """
     on_terminal = sys.stderr.isatty() if log_format == "auto" else log_format == "console"
-    renderer = structlog.dev.ConsoleRenderer() if on_terminal else structlog.processors.JSONRenderer()
+    if on_terminal:
+        renderer: Any = structlog.dev.ConsoleRenderer()
+        logger_factory: Any = structlog.PrintLoggerFactory(file=sys.stderr)
+    else:  # pydantic's serialiser, straight to bytes: a third cheaper than json.dumps and a text stream
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
+        logger_factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -27,13 +40,39 @@ def configure_logging(service: str, log_format: str = "auto", level: int = loggi
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=logger_factory,
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
     # Library loggers (uvicorn, aiokafka) at warning level only, through the standard handler.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+
+
+def _json_line(event: dict[str, Any], **_: Any) -> bytes:
+    return pydantic_core.to_json(event, fallback=repr)
+
+
+def record(what: str, **facts: Any) -> None:
+    """Log what a command did. Within an HTTP request its facts go on the request's own line (`http_request`,
+    with `did=what`): one line per request, not two, since a second line cost about 30 µs of the 220 µs a report
+    takes to handle. Anywhere else they make a line of their own, named `what`."""
+    request_facts = _request_facts.get()
+    if request_facts is None:
+        log.info(what, **facts)
+    else:
+        request_facts.update(facts, did=what)
+
+
+@contextmanager
+def collecting_request_facts() -> Iterator[dict[str, Any]]:
+    """The facts `record` gathers while a request is handled, for its line."""
+    facts: dict[str, Any] = {}
+    token = _request_facts.set(facts)
+    try:
+        yield facts
+    finally:
+        _request_facts.reset(token)
 
 
 class Metrics:

@@ -16,6 +16,7 @@ from services.incidents.repository import IncidentsWork
 from shared.access import Access
 from shared.clock import Clock
 from shared.contract import Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted
+from shared.observability import record
 from shared.unit_of_work import Database
 
 SERVICE = "incidents"
@@ -85,7 +86,7 @@ class IncidentHandlers:
             plant = await self._plant_in_scope(work, closure.facility_id, access, what="Closure")
             outcome = plant.clear_closure(closure, now=now, by=_actor(access))
             await self._commit(work, outcome, now)
-        log.info("closure_cleared", closure_id=str(closure_id), actor=access.actor, role=access.principal.role.value)
+        record("closure_cleared", closure_id=str(closure_id), actor=access.actor, role=access.principal.role.value)
         return outcome.closures[0]
 
     async def facility_status(self, facility_id: uuid.UUID, access: Access) -> dict[str, Any]:

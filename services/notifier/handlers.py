@@ -30,6 +30,7 @@ from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
     Event,
 )
+from shared.observability import record
 from shared.unit_of_work import Database
 
 SERVICE = "notifier"
@@ -72,8 +73,8 @@ class NotifierHandlers:
         async with self.database.transaction() as work:
             await work.notifier.add_task_force(task_force, actor=access.actor, role=access.principal.role.value,
                                                now=self.clock.now())
-        log.info("task_force_registered", task_force_id=str(task_force.task_force_id), level=level.value,
-                 region_code=region_code, actor=access.actor)
+        record("task_force_registered", task_force_id=str(task_force.task_force_id), task_force_level=level.value,
+               region_code=region_code, actor=access.actor)
         return task_force
 
     async def subscribe(self, *, task_force_id: uuid.UUID, channel: Channel, target: str, secret: str | None,
@@ -85,9 +86,9 @@ class NotifierHandlers:
             subscription = Subscription(uuid.uuid4(), task_force_id, channel, target, secret, event_types)
             await work.notifier.add_subscription(subscription, actor=access.actor,
                                                  role=access.principal.role.value, now=self.clock.now())
-        log.info("subscription_added", subscription_id=str(subscription.subscription_id),
-                 task_force_id=str(task_force_id), channel=channel.value, event_types=sorted(event_types),
-                 actor=access.actor)
+        record("subscription_added", subscription_id=str(subscription.subscription_id),
+               task_force_id=str(task_force_id), channel=channel.value, event_types=sorted(event_types),
+               actor=access.actor)
         return subscription
 
     async def task_forces(self, access: Access) -> list[TaskForce]:
@@ -125,8 +126,8 @@ class NotifierHandlers:
                                                   now=now)
             await work.notifier.save_alert(acknowledged)
             await work.outbox.add(Envelope.wrap(_acknowledged(acknowledged, ack), service=SERVICE, time=now))
-        log.info("alert_acknowledged", alert_id=str(alert_id), level=ack.level.value, actor=access.actor,
-                 role=ack.role, response_seconds=ack.response_seconds)
+        record("alert_acknowledged", alert_id=str(alert_id), task_force_level=ack.level.value, actor=access.actor,
+               role=ack.role, response_seconds=ack.response_seconds)
         return acknowledged
 
     async def _visible(self, work: NotifierWork, alert_id: uuid.UUID, access: Access) -> Alert:

@@ -20,6 +20,7 @@ from shared.contract import (
     CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, FacilityReopened, PermitApplied, PermitFrozen,
     PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, SanctionRecommended, SectorClass,
 )
+from shared.observability import record
 from shared.unit_of_work import Database
 
 SERVICE = "permits"
@@ -81,7 +82,7 @@ class PermitHandlers:
                 email=application.contact_email, phone=application.contact_phone,
             ), service=SERVICE, time=now)
             await work.outbox.add(applied, contacts)
-        log.info("permit_applied", permit_id=str(permit.permit_id), actor=access.actor)
+        record("permit_applied", permit_id=str(permit.permit_id), actor=access.actor)
         return permit
 
     async def act(self, permit_id: uuid.UUID, action: Action, reason: str, access: Access,
@@ -99,8 +100,8 @@ class PermitHandlers:
             await work.permits.save(changed, transition)
             await work.outbox.add(Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
                                                 correlation_id=request_id))
-        log.info("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
-                 status=changed.status.value)
+        record("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
+               permit_status=changed.status.value)
         return changed
 
     # -- queries -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from shared.contract import (
     SanctionRecommended, WarningIssued,
 )
 from shared.group_commit import GroupCommit
+from shared.observability import record
 from shared.unit_of_work import Database
 
 SERVICE = "reports"
@@ -254,9 +255,9 @@ class ReportHandlers:
     async def submit(self, report: ReportIn, access: Access) -> Accepted:
         """Accept a report, or say why not. Reports submitted together share a transaction (`GroupCommit`)."""
         accepted = await self._submissions.submit((report, access))
-        log.info("report_submitted", permit_id=str(report.permit_id), period_id=str(report.period_id),
-                 late=accepted.late, supersedes=str(accepted.supersedes) if accepted.supersedes else None,
-                 actor=access.actor)
+        record("report_submitted", permit_id=str(report.permit_id), period_id=str(report.period_id),
+               late=accepted.late, supersedes=str(accepted.supersedes) if accepted.supersedes else None,
+               actor=access.actor)
         return accepted
 
     async def _submit_together(self, batch: list[tuple[ReportIn, Access]]) -> list[Accepted | Exception]:
