@@ -19,7 +19,6 @@ from typing import Any, Generic
 import asyncpg
 import structlog
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import ProcessCollector
 
@@ -30,7 +29,7 @@ from shared.clock import wait_until_set
 from shared.consumer import EventConsumer, Handler, InBatches
 from shared.contract import Event, Topic
 from shared.db import create_pool, migrate, migrations_in, provision
-from shared.http import install_problem_handlers, install_request_logging, operations_router
+from shared.http import CrossOriginReads, install_problem_handlers, install_request_logging, operations_router
 from shared.infra import admin_database_url
 from shared.observability import Metrics, configure_logging
 from shared.relay import Relay
@@ -103,7 +102,7 @@ class ServiceRuntime(Generic[Work]):
         install_problem_handlers(app)
         install_request_logging(app, self.metrics)
         # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
-        app.add_middleware(CORSMiddleware, allow_origins=dashboard.allowed_origins(), allow_methods=["GET"],
+        app.add_middleware(CrossOriginReads, allow_origins=dashboard.allowed_origins(), allow_methods=["GET"],
                            allow_headers=["Authorization"], max_age=600)
         app.include_router(
             operations_router(metrics=self.metrics, checks={"database": self._database_ready,

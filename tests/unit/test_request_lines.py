@@ -1,4 +1,5 @@
-"""What a request leaves in the log: one line, carrying the facts its command recorded."""
+"""What a request leaves in the log: one line, carrying the facts its command recorded; and which requests get
+the dashboard's CORS headers."""
 
 from __future__ import annotations
 
@@ -6,16 +7,24 @@ import httpx
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
-from shared.http import install_request_logging
+from shared.http import CrossOriginReads, install_request_logging
 from shared.observability import Metrics, collecting_request_facts, record
+
+DASHBOARD = "http://dashboard.example"
+
 
 def _app() -> FastAPI:
     app = FastAPI()
     install_request_logging(app, Metrics("test"))
+    app.add_middleware(CrossOriginReads, allow_origins=[DASHBOARD], allow_methods=["GET"])
 
     @app.post("/reports", status_code=201)
     async def submit() -> dict[str, str]:
         record("report_submitted", permit_id="p-1", status="a fact that must not hide the response's status")
+        return {}
+
+    @app.get("/reports")
+    async def reports() -> dict[str, str]:
         return {}
 
     return app
@@ -47,3 +56,11 @@ async def test_a_request_leaves_one_line_with_what_its_command_did():
     line = lines[0]
     assert line["event"] == "http_request" and line["did"] == "report_submitted" and line["permit_id"] == "p-1"
     assert (line["route"], line["status"]) == ("/reports", 201)
+
+
+async def test_only_reads_get_the_dashboard_s_cors_headers():
+    read = await _request("GET", {"Origin": DASHBOARD})
+    assert read.headers["access-control-allow-origin"] == DASHBOARD
+    write = await _request("POST", {"Origin": DASHBOARD})
+    assert write.status_code == 201
+    assert "access-control-allow-origin" not in write.headers
