@@ -157,7 +157,7 @@ class _RequestLogging:
 class CrossOriginReads:
     """Starlette's CORS middleware for GET, HEAD and OPTIONS only: the dashboard's reads and their preflights.
     Cross-origin writes are refused anyway, and on them the middleware only cost: it parses each request's
-    headers and wraps its responses (12 µs of a report's 200)."""
+    headers and wraps its responses (6 µs of a report's 180 in-process)."""
 
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app
