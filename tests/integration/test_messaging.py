@@ -278,9 +278,8 @@ async def test_a_topic_repaired_while_clients_ask_for_it_ends_with_its_full_part
             await ensure_topics(settings, (topic,), repair=frozenset({topic.name}))
             async with admin_client(settings) as admin:
                 described = await admin.describe_topics([topic.name])
-            assert len(described[0]["partitions"]) == topic.partitions
-            async with admin_client(settings) as admin:  # small again, for the next round
-                await admin.delete_topics([topic.name])
+                assert len(described[0]["partitions"]) == topic.partitions
+                await admin.delete_topics([topic.name])  # small again, for the next round
                 await admin.create_topics([NewTopic(topic.name, 1, 1)])
     finally:
         asking.cancel()
