@@ -193,3 +193,95 @@ def test_a_service_without_a_way_to_verify_refuses_to_start(environment, message
 def test_a_province_covers_its_regencies_only():
     jabar = Principal(sub="satgas-jabar", role=TF, region="32")
     assert jabar.covers("32") and jabar.covers("32.16") and not jabar.covers("33.01") and not jabar.covers("321")
+
+
+def signed(header: dict, claims: object, secret: str = SECRET, *, algorithm=hashlib.sha256) -> str:
+    def segment(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    signing_input = f"{segment(json.dumps(header).encode())}.{segment(json.dumps(claims).encode())}"
+    return f"{signing_input}.{segment(hmac.new(secret.encode(), signing_input.encode(), algorithm).digest())}"
+
+
+def token_corpus() -> dict[str, str]:
+    """Genuine tokens in every shape an identity provider may give them, and hostile or broken ones."""
+    now = int(time.time())
+    base = {"sub": "op-1", "role": "operator", "exp": now + 600}
+    hs256 = {"alg": "HS256", "typ": "JWT"}
+    genuine = token(O)
+    head, payload, signature = genuine.split(".")
+    return forged_tokens() | {
+        "minted": genuine,
+        "with iat, nbf and jti": signed(hs256, base | {"iat": now - 5, "nbf": now - 5, "jti": "j-1"}),
+        "fractional exp": signed(hs256, base | {"exp": now + 600.5}),
+        "a key id": signed(hs256 | {"kid": "2026-12"}, base),
+        "no typ": signed({"alg": "HS256"}, base),
+        "claims of other issuers": signed(hs256, base | {"iss": "sso.kemenperin.go.id", "scope": ["x"]}),
+        "empty audience": signed(hs256, base | {"aud": ""}),
+        "an audience": signed(hs256, base | {"aud": "another-service"}),
+        "not yet valid": signed(hs256, base | {"nbf": now + 600}),
+        "issued in the future": signed(hs256, base | {"iat": now + 600}),
+        "exp as text": signed(hs256, base | {"exp": "soon"}),
+        "exp NaN": signed(hs256, base).replace(signed(hs256, base).split(".")[1], base64.urlsafe_b64encode(
+            json.dumps(base).replace(str(base["exp"]), "NaN").encode()).rstrip(b"=").decode()),
+        "exp true": signed(hs256, base | {"exp": True}),
+        "exp null": signed(hs256, base | {"exp": None}),
+        "sub a number": signed(hs256, base | {"sub": 7}),
+        "jti a number": signed(hs256, base | {"jti": 7}),
+        "kid a number": signed(hs256 | {"kid": 7}, base),
+        "critical extension": signed(hs256 | {"crit": ["exp"]}, base),
+        "b64 false": signed(hs256 | {"b64": False}, base),
+        "no alg": signed({"typ": "JWT"}, base),
+        "claims an array": signed(hs256, [base]),
+        "header an array": f"{base64.urlsafe_b64encode(b'[1]').rstrip(b'=').decode()}.{payload}.{signature}",
+        "header not JSON": f"e30x.{payload}.{signature}",
+        "padded signature": f"{head}.{payload}.{signature}=",
+        "stray bits in the signature": f"{head}.{payload}.{signature[:-1]}{chr(ord(signature[-1]) ^ 1)}",
+        "not base64url": f"{head}.{payload}!.{signature}",
+        "four segments": f"{head}.{payload}.{signature}.{signature}",
+        "two segments": f"{head}.{payload}",
+        "empty signature": f"{head}.{payload}.",
+        "region a number": signed(hs256, base | {"role": "task_force", "region": 32}),
+        "HS384 with the secret": signed({"alg": "HS384"}, base, algorithm=hashlib.sha384),
+    }
+
+
+# Tokens PyJWT decodes that the platform refuses: by its role rules, or by being stricter than PyJWT on purpose.
+REFUSED_THOUGH_PYJWT_READS_THEM = {
+    "unknown role", "task force without region", "company without nib",
+    "padded signature",  # a compact JWS's segments are base64url without padding (RFC 7515 §2)
+    "region a number",  # the claims a role is scoped by are compared as text
+}
+
+
+@pytest.mark.parametrize("kind", list(token_corpus()))
+def test_the_verifier_refuses_every_token_pyjwt_refuses_and_reads_the_rest_as_pyjwt_does(kind):
+    """The verifier does not call PyJWT's `decode` (for speed): held to its verdicts here, token by token."""
+    presented = token_corpus()[kind]
+    try:
+        expected = jwt.decode(presented, SECRET, algorithms=["HS256"], options={"require": ["sub", "role", "exp"]})
+    except jwt.InvalidTokenError:
+        expected = None
+    try:
+        principal = TokenVerifier(SECRET, "HS256").verify(presented)
+    except Problem as refused:
+        assert refused.status == 401
+        assert expected is None or kind in REFUSED_THOUGH_PYJWT_READS_THEM, f"{kind!r}: {refused.detail}"
+        return
+    assert expected is not None, f"PyJWT refuses {kind!r}, the verifier accepted it"
+    assert principal == Principal(sub=expected["sub"], role=Role(expected["role"]), region=expected.get("region"),
+                                  nib=expected.get("nib"))
+
+
+def test_every_kind_of_token_is_in_the_corpus_both_ways():
+    """The comparison above means something only if the corpus holds tokens of both verdicts."""
+    verifier = TokenVerifier(SECRET, "HS256")
+    verdicts = {}
+    for kind, presented in token_corpus().items():
+        try:
+            verifier.verify(presented)
+            verdicts[kind] = "accepted"
+        except Problem:
+            verdicts[kind] = "refused"
+    assert {kind for kind, verdict in verdicts.items() if verdict == "accepted"} == {
+        "minted", "with iat, nbf and jti", "fractional exp", "a key id", "no typ", "claims of other issuers",
+        "empty audience"}
