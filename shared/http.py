@@ -153,8 +153,8 @@ class _RequestLogging:
             template = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.http_requests.labels(scope["method"], template, str(status)).observe(elapsed)
             if template not in ("/healthz", "/readyz", "/metrics"):
-                self.log.info("http_request", **facts | {"method": scope["method"], "route": template, "status": status,
-                                                     "ms": round(elapsed * 1000, 2)})
+                self.log.info("http_request", **facts | {"method": scope["method"], "route": template,
+                                                          "status": status, "ms": round(elapsed * 1000, 2)})
 
 
 class CrossOriginReads:
