@@ -9,7 +9,7 @@ its existence does not leak.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import json
 import re
@@ -175,13 +175,7 @@ class TokenVerifier:
         if len(segments) != 3:
             raise _invalid("not three dot-separated segments")
         header_text, payload_text, signature_text = segments
-        header = _json_object(_base64url(header_text, "header"), "header")
-        if header.get("alg") != self.algorithm:
-            raise _invalid(f"it is not signed with {self.algorithm}")
-        if "crit" in header or "b64" in header:  # extensions this verifier does not implement (RFC 7515, 7797)
-            raise _invalid("it uses header extensions")
-        if not isinstance(header.get("kid", ""), str):
-            raise _invalid("its key id is not a string")
+        _check_header(header_text, self.algorithm)
         signature = _base64url(signature_text, "signature")
         if not self._signature_matches(f"{header_text}.{payload_text}".encode(), signature):
             raise _invalid("the signature does not match")
@@ -213,17 +207,35 @@ class TokenVerifier:
         return claims
 
 
+# Every token from one identity provider carries the same header segment: it is checked once, and again only
+# when it changes (a new key id). Bounded, so that made-up headers cannot grow it; a header refused is not kept.
+@functools.lru_cache(maxsize=64)
+def _check_header(header_text: str, algorithm: str) -> None:
+    header = _json_object(_base64url(header_text, "header"), "header")
+    if header.get("alg") != algorithm:
+        raise _invalid(f"it is not signed with {algorithm}")
+    if "crit" in header or "b64" in header:  # extensions this verifier does not implement (RFC 7515, 7797)
+        raise _invalid("it uses header extensions")
+    if not isinstance(header.get("kid", ""), str):
+        raise _invalid("its key id is not a string")
+
+
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_URL_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+_SIXTET = {character: value for value, character in
+           enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+# The bits of a segment's last character that lie beyond its last byte, by the segment's length modulo 4.
+_BITS_PAST_THE_END = {0: 0, 2: 0b1111, 3: 0b11}
 
 
 def _base64url(segment: str, name: str) -> bytes:
-    """A segment of a compact JWS: base64url without padding (RFC 7515 §2)."""
-    if len(segment) % 4 == 1 or not _BASE64URL.fullmatch(segment):
+    """A segment of a compact JWS: base64url without padding (RFC 7515 §2), in one text per value: the bits of
+    the last character past the last byte must be zero."""
+    tail = len(segment) % 4
+    if tail == 1 or not _BASE64URL.fullmatch(segment) or (
+            segment and _SIXTET[segment[-1]] & _BITS_PAST_THE_END[tail]):
         raise _invalid(f"its {name} is not base64url")
-    decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment.encode():  # one text per value: no stray bits
-        raise _invalid(f"its {name} is not base64url")
-    return decoded
+    return binascii.a2b_base64(segment.encode().translate(_URL_TO_STANDARD_ALPHABET) + b"=" * (-tail % 4))
 
 
 def _json_object(data: bytes, name: str) -> dict[str, Any]:

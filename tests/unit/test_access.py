@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.warnings import InsecureKeyLengthWarning
 
-from shared.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, mint
+from shared.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, _base64url, mint
 from shared.http import Problem, install_problem_handlers
 from shared.settings import PlatformSettings
 
@@ -285,3 +285,25 @@ def test_every_kind_of_token_is_in_the_corpus_both_ways():
     assert {kind for kind, verdict in verdicts.items() if verdict == "accepted"} == {
         "minted", "with iat, nbf and jti", "fractional exp", "a key id", "no typ", "claims of other issuers",
         "empty audience"}
+
+
+URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize("prefix", ["", "e", "ey", "eyJ", "eyJh"])
+def test_a_segment_is_read_as_base64url_in_one_text_per_value(prefix):
+    """Each segment is decoded without the standard library's re-encoding check (for speed): held here to that
+    definition (the text the decoded bytes encode to) for every last character after every length of prefix,
+    so that every bit a segment's last character carries past its last byte is checked."""
+    for last in URL_ALPHABET + "=+/.!é":
+        segment = prefix + last
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+            expected = decoded if base64.urlsafe_b64encode(decoded).rstrip(b"=") == segment.encode() else None
+        except ValueError:
+            expected = None
+        try:
+            read = _base64url(segment, "segment")
+        except Problem:
+            read = None
+        assert read == expected, segment
