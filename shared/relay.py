@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import struct
 import time
 from collections import Counter
 from collections.abc import Callable
 
 import asyncpg
+import pydantic_core
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -170,7 +170,7 @@ class Relay:
             topic, key = row["topic"], row["key"]
             of_topic = partitions[topic]  # as Kafka's default partitioner places a key: any producer agrees
             target = (topic, of_topic[_key_hash(key) % len(of_topic)])
-            headers = [(name, value.encode()) for name, value in json.loads(row["headers"]).items()]
+            headers = [(name, value.encode()) for name, value in pydantic_core.from_json(row["headers"]).items()]
             batch = batches.get(target)
             if batch is None or batch.append(key=key, value=row["value"], timestamp=None, headers=headers) is None:
                 if batch is not None:  # full: on its way, and the row starts the partition's next batch

