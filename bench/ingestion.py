@@ -201,8 +201,9 @@ async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: f
 # -- the reference endpoint ---------------------------------------------------------------------------------
 
 
-def reference_app() -> FastAPI:
-    """A bare FastAPI endpoint: parse the JSON body, store it with one asyncpg INSERT, answer 201."""
+def reference_app(insert: Callable[[uuid.UUID, str], Awaitable[Any]] | None = None) -> FastAPI:
+    """A bare FastAPI endpoint: parse the JSON body, store it with one asyncpg INSERT, answer 201. `insert`, when
+    given, stands in for the INSERT (`bench.instructions` counts the HTTP path alone)."""
     pool: asyncpg.Pool | None = None
 
     @asynccontextmanager
@@ -212,14 +213,18 @@ def reference_app() -> FastAPI:
         yield
         await pool.close()
 
+    async def insert_row(report_id: uuid.UUID, payload: str) -> None:
+        assert pool is not None
+        await pool.execute("INSERT INTO bench_reference.reports (report_id, payload) VALUES ($1, $2::jsonb)",
+                           report_id, payload)
+
     app = FastAPI(lifespan=lifespan)
+    store_row = insert or insert_row
 
     @app.post("/reports", status_code=201)
     async def store(report: dict[str, Any]) -> dict[str, str]:
-        assert pool is not None
         report_id = uuid.uuid4()
-        await pool.execute("INSERT INTO bench_reference.reports (report_id, payload) VALUES ($1, $2::jsonb)",
-                           report_id, json.dumps(report))
+        await store_row(report_id, json.dumps(report))
         return {"report_id": str(report_id)}
 
     @app.get("/healthz")
