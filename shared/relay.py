@@ -1,7 +1,9 @@
 """The outbox relay: publishes committed events in outbox order, and republishes what the broker lost.
 
 One relay per service publishes at a time (a PostgreSQL advisory lock elects it), so that two instances of a
-service never publish one plant's events out of order. It wakes on LISTEN/NOTIFY and polls as a fallback.
+service never publish one plant's events out of order. It wakes on LISTEN/NOTIFY and polls as a fallback. What
+is left to publish is a queue of outbox positions, `outbox_pending`, which every insert into the outbox fills;
+`outbox_publications` keeps the lowest position published in each minute (shared/migrations/0003_outbox_pending.sql).
 It sends with a plain aiokafka producer: the outbox rows are already the exact bytes, key and headers to send,
 so faststream's per-message publishing pipeline would only add cost (faststream still documents the topics).
 """
@@ -31,6 +33,11 @@ from shared.settings import PlatformSettings
 log = structlog.get_logger(__name__)
 
 _RELAY_LOCK = 0x10_4B_2
+# The lowest position published in the minutes of the retention ($1), or past the end when nothing was: every event
+# published within the window is at or above it, and one below it that is no longer pending was published before.
+_WINDOW_START = ("coalesce((SELECT min(first_position) FROM outbox_publications"
+                 " WHERE minute >= date_trunc('minute', clock_timestamp() - $1::interval)),"
+                 " (SELECT coalesce(max(position), 0) + 1 FROM outbox))")
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -108,7 +115,10 @@ class Relay:
                 backoff = min(backoff * 2, 5.0)
 
     async def _lead(self) -> None:
-        connection = await asyncpg.connect(self._database_url, server_settings={"search_path": self._schema})
+        # Planned for the tables as they are at each call: a statement's plan is otherwise kept from its first calls,
+        # and a plan made while the outbox was nearly empty (a new service) reads the whole outbox once it is not.
+        connection = await asyncpg.connect(self._database_url, server_settings={
+            "search_path": self._schema, "plan_cache_mode": "force_custom_plan"})
         try:
             while not await connection.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _RELAY_LOCK, self._schema):
                 await asyncio.sleep(1.0)
@@ -152,8 +162,8 @@ class Relay:
 
     async def _publish_batch(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await connection.fetch(
-            "SELECT position, topic, key, value, headers FROM outbox"
-            " WHERE published_at IS NULL ORDER BY position LIMIT $1",
+            "WITH next AS MATERIALIZED (SELECT position FROM outbox_pending ORDER BY position LIMIT $1)"
+            " SELECT position, topic, key, value, headers FROM next JOIN outbox USING (position) ORDER BY position",
             self._batch_size,
         )
         if not rows:
@@ -182,8 +192,12 @@ class Relay:
             delivered.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*delivered)
         await connection.execute(
-            "UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])",
-            [row["position"] for row in rows],
+            "WITH published AS (DELETE FROM outbox_pending WHERE position = ANY($1::bigint[]))"
+            " INSERT INTO outbox_publications (minute, first_position)"
+            " VALUES (date_trunc('minute', clock_timestamp()), $2) ON CONFLICT (minute) DO UPDATE"
+            " SET first_position = excluded.first_position"
+            " WHERE excluded.first_position < outbox_publications.first_position",
+            [row["position"] for row in rows], rows[0]["position"],
         )
         for topic, count in published.items():
             self._metrics.events_published.labels(topic).inc(count)
@@ -199,14 +213,13 @@ class Relay:
         if self._marker in await watcher.topics():  # a fresh metadata request, which creates nothing
             return
         topics = {row["topic"] for row in await connection.fetch(
-            "SELECT DISTINCT topic FROM outbox WHERE published_at >= clock_timestamp() - $1::interval",
-            self._retention)}
+            f"SELECT DISTINCT topic FROM outbox WHERE position >= {_WINDOW_START}", self._retention)}
         await ensure_topics(self._settings, repair=frozenset(topics))
         # Missing at a relay's first start too: on a fresh broker, or one that restarted while this service
         # was down. Either way what the window holds is not on the broker (an empty window costs nothing).
         republish = await connection.fetchval(
-            "WITH window_ AS (UPDATE outbox SET published_at = NULL"
-            " WHERE published_at >= clock_timestamp() - $1::interval RETURNING 1)"
+            "WITH window_ AS (INSERT INTO outbox_pending SELECT position FROM outbox"
+            f" WHERE position >= {_WINDOW_START} ON CONFLICT DO NOTHING RETURNING 1)"
             " SELECT count(*) FROM window_",
             self._retention,
         )
@@ -220,7 +233,13 @@ class Relay:
 
     async def _prune(self, connection: asyncpg.Connection) -> None:
         await connection.execute(
-            "DELETE FROM outbox WHERE published_at < clock_timestamp() - $1::interval", self._retention
+            f"DELETE FROM outbox WHERE position < {_WINDOW_START}"
+            " AND NOT EXISTS (SELECT FROM outbox_pending WHERE outbox_pending.position = outbox.position)",
+            self._retention,
+        )
+        await connection.execute(
+            "DELETE FROM outbox_publications WHERE minute < date_trunc('minute', clock_timestamp() - $1::interval)",
+            self._retention,
         )
         # Inbox ids outlive the longest window in which a producer may republish.
         await connection.execute(
@@ -229,8 +248,9 @@ class Relay:
 
     async def _report_backlog(self, connection: asyncpg.Connection) -> None:
         row = await connection.fetchrow(
-            "SELECT count(*) AS backlog, extract(epoch FROM clock_timestamp() - min(created_at)) AS lag"
-            " FROM outbox WHERE published_at IS NULL"
+            "SELECT (SELECT count(*) FROM outbox_pending) AS backlog,"
+            " extract(epoch FROM clock_timestamp() - created_at) AS lag FROM outbox"
+            " RIGHT JOIN (SELECT min(position) AS position FROM outbox_pending) oldest USING (position)"
         )
         self._metrics.outbox_backlog.set(row["backlog"])
         self._metrics.outbox_lag.set(float(row["lag"] or 0.0))

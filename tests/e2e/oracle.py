@@ -151,7 +151,8 @@ async def read_state(connection: asyncpg.Connection) -> State:
             outbox[service] = [
                 OutboxEvent(r["event_id"], _short(r["event_type"]), bytes(r["key"]).decode(), r["published"])
                 for r in await connection.fetch(
-                    f"SELECT event_id, event_type, key, published_at IS NOT NULL AS published FROM {service}.outbox")]
+                    f"SELECT event_id, event_type, key, p.position IS NULL AS published FROM {service}.outbox"
+                    f" LEFT JOIN {service}.outbox_pending p USING (position)")]
             inbox[service] = {r["event_id"] for r in await connection.fetch(f"SELECT event_id FROM {service}.inbox")}
         history: dict[str, list[str]] = defaultdict(list)
         for r in await connection.fetch("SELECT permit_id::text, action FROM permits.permit_history ORDER BY seq"):

@@ -65,7 +65,8 @@ async def unpublished(services: RunningServices, service: str, facility_id: str)
     connection = await asyncpg.connect(services.platform.admin_url)
     try:
         rows = await connection.fetch(
-            f"SELECT event_type FROM {service}.outbox WHERE published_at IS NULL AND key = $1 ORDER BY position",
+            f"SELECT event_type FROM {service}.outbox JOIN {service}.outbox_pending USING (position) WHERE key = $1"
+            " ORDER BY position",
             facility_id.encode())
     finally:
         await connection.close()

@@ -53,9 +53,9 @@ CONSUMED_BY = {
     INCIDENTS.name: {"permits", "reports", "notifier"},
     INTERNAL_CONTACTS.name: {"notifier"},
 }
-# The consumers' bookkeeping, which a dead letter does change (the outbox carries it to the DLQ; the positions
-# move past it).
-BOOKKEEPING = ("outbox", "inbox", "consumer_positions")
+# The consumers' bookkeeping, which a dead letter does change (the outbox and its relay's queue and record carry it
+# to the DLQ; the positions move past it).
+BOOKKEEPING = ("outbox", "outbox_pending", "outbox_publications", "inbox", "consumer_positions")
 # aiokafka's default max_request_size, the relay's included: the largest record a producer sends.
 PRODUCER_LIMIT = 1_048_576
 AT_THE_LIMIT = "oversized, at the producer's limit"

@@ -307,11 +307,16 @@ async def test_the_relay_prunes_only_what_the_retention_no_longer_needs(platform
     try:
         async with connection.transaction():
             await Outbox(connection).add(old_published, recent_published, old_unpublished)
+        # Written two days ago; the first published 25 hours ago, the second an hour ago.
+        await connection.execute("UPDATE outbox SET created_at = now() - interval '49 hours'")
         await connection.execute(
-            "UPDATE outbox SET created_at = now() - interval '49 hours',"
-            " published_at = CASE WHEN event_id = $1 THEN now() - interval '25 hours'"
-            "                     WHEN event_id = $2 THEN now() - interval '1 hour' END",
-            old_published.id, recent_published.id)
+            "WITH published AS (DELETE FROM outbox_pending USING outbox"
+            "  WHERE outbox.position = outbox_pending.position AND event_id = ANY($1::uuid[]))"
+            " INSERT INTO outbox_publications (minute, first_position)"
+            " SELECT date_trunc('minute', now() - CASE WHEN event_id = $2 THEN interval '25 hours'"
+            "                                          ELSE interval '1 hour' END), position"
+            " FROM outbox WHERE event_id = ANY($1::uuid[])",
+            [old_published.id, recent_published.id], old_published.id)
         await connection.execute(
             "INSERT INTO inbox (event_id, event_type, received_at) VALUES"
             " ($1, 'PermitApplied', now() - interval '8 days'), ($2, 'PermitApplied', now() - interval '6 days')",
@@ -322,12 +327,45 @@ async def test_the_relay_prunes_only_what_the_retention_no_longer_needs(platform
             async with asyncio.timeout(30):
                 while await connection.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", old_seen):
                     await asyncio.sleep(0.1)
-                while await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+                while await connection.fetchval("SELECT count(*) FROM outbox_pending"):
                     await asyncio.sleep(0.1)
         finally:
             await runtime.stop()
         kept = {row["event_id"] for row in await connection.fetch("SELECT event_id FROM outbox")}
         assert kept == {recent_published.id, old_unpublished.id}  # the old unpublished one, published now
         assert {row["event_id"] for row in await connection.fetch("SELECT event_id FROM inbox")} == {recent_seen}
+    finally:
+        await connection.close()
+
+
+async def test_an_outbox_from_before_the_relay_queue_is_queued_and_kept_as_it_was(platform):
+    """Migrating an outbox written when each row carried its publication (before 0003): what was unpublished is
+    queued, and what was published is kept for a retention after the latest of it, as if all in its minute."""
+    runtime = ServiceRuntime(name="probe_upgrade", settings=PlatformSettings(),
+                             migrations=Path(__file__).parent / "probe_migrations", unit_of_work=UnitOfWork)
+    database_url = await runtime.database_url()
+    migrations = migrations_in("platform", PLATFORM_MIGRATIONS)
+    await migrate(database_url, "probe_upgrade", [migration for migration in migrations if migration.version < 3])
+    events = [applied_event(uuid.uuid4(), 0) for _ in range(4)]
+    connection = await asyncpg.connect(database_url, server_settings={"search_path": "probe_upgrade"})
+    try:
+        async with connection.transaction():
+            await Outbox(connection).add(*events)
+        positions = [await connection.fetchval("SELECT position FROM outbox WHERE event_id = $1", event.id)
+                     for event in events]
+        await connection.execute(  # the first two published, two hours and an hour ago; the last two not yet
+            "UPDATE outbox SET published_at = now() - CASE WHEN position = $1 THEN interval '2 hours'"
+            " ELSE interval '1 hour' END WHERE position = ANY($2::bigint[])",
+            positions[0], positions[:2])
+        latest = await connection.fetchval("SELECT date_trunc('minute', max(published_at)) FROM outbox")
+
+        await migrate(database_url, "probe_upgrade", migrations)
+
+        pending = [row["position"] for row in await connection.fetch("SELECT position FROM outbox_pending")]
+        assert sorted(pending) == positions[2:]
+        rounds = [tuple(row) for row in await connection.fetch(
+            "SELECT minute, first_position FROM outbox_publications")]
+        assert rounds == [(latest, positions[0])]
+        assert await connection.fetchval("SELECT count(*) FROM outbox") == 4
     finally:
         await connection.close()
