@@ -7,8 +7,9 @@ both services consume. Then, one plant after another, a company reports two conf
 the second makes a cluster, which incidents declares; the notifier raises the alert and delivers it.
 
 Measured per cluster, on one clock (the machine's): the `ClusterDeclared` outbox row's `created_at` (written in
-the transaction that declares the cluster) to the moment the receiver took the webhook, split at the
-notifier's planning of the delivery (the consumer side) and the delivery itself. The reference, in the same
+the transaction that declares the cluster) to the moment the receiver took the webhook, split at the record's
+timestamp on the topic (set as the incidents relay hands it to the broker), at the notifier's planning of the
+delivery (the consumer side), and the delivery itself. The reference, in the same
 run: the same receiver answering a POST from the bench directly (the floor of one webhook on loopback).
 
 `python -m bench.alerts` runs this section alone, on a database and broker of its own.
@@ -26,6 +27,7 @@ from datetime import date, datetime, timezone
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +36,7 @@ from bench.ingestion import (
 )
 from bench.platform import alone, run_as_deployed
 from shared.access import Role, mint
+from shared.bus import connection_options
 from shared.contract import ClusterDeclared, Envelope, ReportSubmitted
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
@@ -76,7 +79,7 @@ async def run(settings: PlatformSettings, console: Console) -> None:
                 background_rate = await background
             floor = await direct_webhooks(http, receiver.url)
             received = delivered_clusters(receiver)
-        spans = await cluster_spans(admin, received)
+        spans = await cluster_spans(admin, received, await publication_moments(settings, set(received)))
     finally:
         for service in services:
             service.stop()
@@ -163,21 +166,42 @@ STAGES = ("declared → published by the incidents relay", "published → delive
           "planned → webhook received (delivery worker, HTTP)")
 
 
-async def cluster_spans(admin: asyncpg.Connection, received: dict[uuid.UUID, float]) -> list[list[float]]:
+async def publication_moments(settings: PlatformSettings, plants: set[uuid.UUID]) -> dict[uuid.UUID, float]:
+    """When the incidents relay handed each plant's `ClusterDeclared` to the broker: the record's timestamp (ms),
+    which its producer sets as it adds the record to a batch."""
+    consumer = AIOKafkaConsumer(ClusterDeclared.topic.name, **connection_options(settings), group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    found: dict[uuid.UUID, float] = {}
+    try:
+        async with asyncio.timeout(60):
+            while len(found) < len(plants):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if json.loads(record.value)["type"] == ClusterDeclared.type_name():
+                            found.setdefault(uuid.UUID(record.key.decode()), record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def cluster_spans(admin: asyncpg.Connection, received: dict[uuid.UUID, float],
+                        published: dict[uuid.UUID, float]) -> list[list[float]]:
     """Per cluster, in ms: each of `STAGES`, then the whole, declared → webhook received."""
     rows = await admin.fetch(
         "SELECT encode(o.key, 'escape')::uuid AS facility_id, extract(epoch FROM o.created_at) AS declared,"
-        " extract(epoch FROM o.published_at) AS published, extract(epoch FROM min(d.created_at)) AS planned"
+        " extract(epoch FROM min(d.created_at)) AS planned"
         " FROM incidents.outbox o"
         " JOIN notifier.alerts a ON a.facility_id = encode(o.key, 'escape')::uuid AND a.event_type = 'ClusterDeclared'"
         " JOIN notifier.deliveries d ON d.alert_id = a.alert_id"
-        " WHERE o.event_type = $1 GROUP BY 1, 2, 3",
+        " WHERE o.event_type = $1 GROUP BY 1, 2",
         ClusterDeclared.type_name())
     spans = []
     for row in rows:
         if row["facility_id"] not in received:
             continue
-        moments = [float(row["declared"]), float(row["published"]), float(row["planned"]), received[row["facility_id"]]]
+        moments = [float(row["declared"]), published[row["facility_id"]], float(row["planned"]),
+                   received[row["facility_id"]]]
         spans.append([(later - earlier) * 1000 for earlier, later in zip(moments, moments[1:])]
                      + [(moments[-1] - moments[0]) * 1000])
     return spans
