@@ -367,7 +367,7 @@ class ReportsOutbox(Outbox):
         by `to_json`. The integration tests hold each row to the wrapped event's."""
         if not events:
             return
-        await self._connection.execute(
+        await self._insert_queued(
             "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
             " SELECT e.event_id, e.event_type, e.topic, convert_to(e.facility_id::text, 'UTF8'),"
             "  convert_to(format('{\"specversion\":\"1.0\",\"id\":\"%1$s\",\"source\":\"%2$s\",\"type\":\"%3$s\","

@@ -1,8 +1,9 @@
 -- The relay's queue and its record of what it published, beside the outbox instead of a mark on each row. Marking
 -- an event published rewrote its whole row (the event's bytes) and three index entries: the largest part of the
--- database's work for an event in the pipeline. Now each insert into the outbox queues its positions in
--- `outbox_pending` (one statement-level trigger, whoever writes), the relay deletes them once the broker has the
--- events, and `outbox_publications` keeps, for each minute in which it published, the lowest position it published.
+-- database's work for an event in the pipeline. Now each insert into the outbox queues the positions it took in
+-- `outbox_pending`, in the same statement (`Outbox` in shared/unit_of_work.py), the relay deletes them once the
+-- broker has the events, and `outbox_publications` keeps, for each minute in which it published, the lowest
+-- position it published.
 --
 -- The retention still counts from publication. Every event published within the window has a position at or
 -- above the lowest position published in the window's minutes, so the relay keeps everything from there on, and
@@ -19,18 +20,6 @@ CREATE TABLE outbox_publications (
 INSERT INTO outbox_publications (minute, first_position)
     SELECT date_trunc('minute', max(published_at)), min(position) FROM outbox WHERE published_at IS NOT NULL
     HAVING count(*) > 0;
-
-DROP TRIGGER outbox_wake_relay ON outbox;
-DROP FUNCTION outbox_wake_relay();
--- One notification per inserting statement wakes the relay; a missed one is caught by its polling.
-CREATE FUNCTION outbox_enqueue() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-    INSERT INTO outbox_pending (position) SELECT position FROM added;
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '_outbox', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER outbox_enqueue AFTER INSERT ON outbox REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_enqueue();
 
 DROP INDEX outbox_unpublished;
 DROP INDEX outbox_published;

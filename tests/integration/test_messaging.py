@@ -349,10 +349,9 @@ async def test_an_outbox_from_before_the_relay_queue_is_queued_and_kept_as_it_wa
     events = [applied_event(uuid.uuid4(), 0) for _ in range(4)]
     connection = await asyncpg.connect(database_url, server_settings={"search_path": "probe_upgrade"})
     try:
-        async with connection.transaction():
-            await Outbox(connection).add(*events)
-        positions = [await connection.fetchval("SELECT position FROM outbox WHERE event_id = $1", event.id)
-                     for event in events]
+        positions = [await connection.fetchval(
+            "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING position", *Outbox.row(event)) for event in events]
         await connection.execute(  # the first two published, two hours and an hour ago; the last two not yet
             "UPDATE outbox SET published_at = now() - CASE WHEN position = $1 THEN interval '2 hours'"
             " ELSE interval '1 hour' END WHERE position = ANY($2::bigint[])",
