@@ -250,9 +250,8 @@ class Relay:
 
     async def _report_backlog(self, connection: asyncpg.Connection) -> None:
         row = await connection.fetchrow(
-            "SELECT (SELECT count(*) FROM outbox_pending) AS backlog,"
-            " extract(epoch FROM clock_timestamp() - created_at) AS lag FROM outbox"
-            " RIGHT JOIN (SELECT min(position) AS position FROM outbox_pending) oldest USING (position)"
+            "SELECT (SELECT count(*) FROM outbox_pending) AS backlog, extract(epoch FROM clock_timestamp() -"
+            " (SELECT created_at FROM outbox WHERE position = (SELECT min(position) FROM outbox_pending))) AS lag"
         )
         self._metrics.outbox_backlog.set(row["backlog"])
         self._metrics.outbox_lag.set(float(row["lag"] or 0.0))
