@@ -18,7 +18,7 @@ import pytest_asyncio
 from services.reports import domain
 from services.reports.domain import NextAction, PeriodStatus, ReportFigures, Schedule, Timing, parse_regime
 from services.reports.handlers import SERVICE, ReportHandlers, ReportIn, ReportsConfig, _about
-from services.reports.repository import DuePeriod, ReportsWork
+from services.reports.repository import DuePeriod, ReportsWork, time_ordered_ids
 from shared.access import Access, Principal, Role, Scope
 from shared.clock import FakeClock
 from shared.contract import (
@@ -278,11 +278,14 @@ async def test_the_migration_counts_the_periods_already_there(platform):
         await pool.close()
 
 
-async def test_ids_the_sweep_draws_are_version_7_and_grow_with_time(database):
+async def test_ids_the_sweep_draws_are_version_7_distinct_and_grow_with_time(database):
+    earlier = time_ordered_ids(1000)
+    await asyncio.sleep(0.002)
+    later = time_ordered_ids(1)
     async with database.reading() as work:
-        earlier = await work.connection.fetchval("SELECT time_ordered_uuid()")
-        await asyncio.sleep(0.002)
-        later = await work.connection.fetchval("SELECT time_ordered_uuid()")
-    as_uuids = [uuid.UUID(str(earlier)), uuid.UUID(str(later))]
-    assert [u.version for u in as_uuids] == [7, 7] and {u.variant for u in as_uuids} == {uuid.RFC_4122}
-    assert as_uuids[0].bytes[:6] < as_uuids[1].bytes[:6]
+        stored = await work.connection.fetchval("SELECT array_agg(id ORDER BY n) FROM unnest($1::uuid[])"
+                                                " WITH ORDINALITY AS u(id, n)", earlier + later)
+    assert [u.hex for u in stored] == earlier + later
+    assert {u.version for u in stored} == {7} and {u.variant for u in stored} == {uuid.RFC_4122}
+    assert len(set(stored)) == 1001
+    assert stored[0].bytes[:6] <= stored[999].bytes[:6] < stored[1000].bytes[:6]
