@@ -89,13 +89,14 @@ async def test_a_batch_of_steps_and_openings_is_written_as_the_domain_decided(da
     async with database.reading() as work:
         listings = [await work.periods.listing(plant.permit_id, 5) for plant, _ in plants]
 
-    assert list(warned) == [periods[4].period_id] and warned[periods[4].period_id].warning_id is not None
+    assert list(warned) == [periods[4].period_id] and warned[periods[4].period_id].warning_id.version == 7
     for period, index, listing in zip(periods, step_of, listings):
         assert listing[0] == replace(steps[index].applied_to(period), warning_id=listing[0].warning_id)
         assert (listing[0].warning_id is not None) == steps[index].warn
     for (plant, _), listing in zip(plants[:2], listings[:2]):
         opened = listing[1]
         assert opened == replace(opening.period(plant.permit_id, 2), period_id=opened.period_id)
+        assert opened.period_id.version == 7
     assert [len(listing) for listing in listings] == [2, 2, 1, 1, 1]
 
 
@@ -116,7 +117,7 @@ async def test_a_reminder_or_overdue_built_by_the_database_is_exactly_the_wrappe
         await work.outbox.add_period_events([(due, ReportDue), (due, ReportOverdue)], service=SERVICE, now=now)
         rows = await work.connection.fetch("SELECT * FROM outbox WHERE position > $1 ORDER BY position", last)
 
-    assert len(rows) == 2
+    assert len(rows) == 2 and {row["event_id"].version for row in rows} == {7}  # drawn by `time_ordered_ids`
     for row, kind in zip(rows, [ReportDue, ReportOverdue]):
         wrapped = Envelope.wrap(kind(**_about(plant), period_id=period.period_id, deadline=period.deadline),
                                 service=SERVICE, time=now, event_id=row["event_id"])
