@@ -396,6 +396,9 @@ class ReportsOutbox(Outbox):
         )
 
 
+_VARIANT_DIGITS = "89ab"  # the hex digits whose first two bits are RFC 9562's variant, binary 10
+
+
 def time_ordered_ids(count: int) -> list[str]:
     """`count` new ids for rows the sweep writes by the thousand, as UUIDs of version 7 (RFC 9562): the time in
     milliseconds, then 74 random bits. Ids that grow with time land on the last pages of their unique index, where
@@ -405,12 +408,9 @@ def time_ordered_ids(count: int) -> list[str]:
     takes for a uuid."""
     digits = os.urandom(10 * count).hex()
     prefix = f"{time.time_ns() // 1_000_000:012x}7"
-    # 12 bits after the version, then the variant (binary 10) and 62 more: 20 random hex digits make one id.
-    return [f"{prefix}{digits[i:i + 3]}{_VARIANT[int(digits[i + 3], 16) & 3]}{digits[i + 4:i + 19]}"
+    # Each id takes 20 random hex digits: 12 bits after the version, 2 beside the variant, 60 more (the last unused).
+    return [f"{prefix}{digits[i:i + 3]}{_VARIANT_DIGITS[int(digits[i + 3], 16) & 3]}{digits[i + 4:i + 19]}"
             for i in range(0, 20 * count, 20)]
-
-
-_VARIANT = "89ab"
 
 
 @functools.lru_cache(maxsize=64)
