@@ -182,3 +182,33 @@ async def test_a_batch_runs_in_a_context_of_its_own_not_the_first_callers():
     commit = GroupCommit(apply, key=by_value)
     assert await asyncio.gather(caller(1), caller(2)) == [1, 2]
     assert seen and set(seen) == {None}
+
+
+async def test_under_load_a_lane_lingers_so_that_items_on_their_way_join_the_next_batch():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, linger=0.05, busy_batch=3)
+    busy, queued = await behind_a_busy_batch(recorder, commit, (2, 3, 4))
+    await asyncio.gather(busy, *queued)  # a batch of three: the lane now lingers
+    later = [asyncio.create_task(commit.submit(item)) for item in (5, 6)]
+    await settle()
+    assert recorder.batches == [[100], [2, 3, 4]]
+    assert await asyncio.gather(*later) == [10, 12]
+    assert recorder.batches == [[100], [2, 3, 4], [5, 6]]
+
+
+async def test_after_a_small_batch_or_when_idle_the_next_item_is_applied_at_once():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, linger=60, busy_batch=3)
+    assert await asyncio.wait_for(commit.submit(1), 1) == 2
+    busy, queued = await behind_a_busy_batch(recorder, commit, (2,))
+    await asyncio.gather(busy, *queued)
+    assert await asyncio.wait_for(commit.submit(3), 1) == 6
+    assert recorder.batches == [[1], [100], [2], [3]]
+
+
+async def test_a_lane_does_not_linger_when_a_full_batch_is_already_waiting():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.apply, key=by_value, max_batch=2, linger=60, busy_batch=2)
+    busy, queued = await behind_a_busy_batch(recorder, commit, (2, 3, 4, 5))
+    assert await asyncio.wait_for(asyncio.gather(busy, *queued), 1) == [200, 4, 6, 8, 10]
+    assert recorder.batches == [[100], [2, 3], [4, 5]]
