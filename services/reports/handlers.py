@@ -77,8 +77,8 @@ class ReportHandlers:
 
     def __post_init__(self) -> None:
         # 2 ms after a batch of 4 reports or more: `python -m bench.ingestion` made batches of 6-10 reports without,
-        # 12-16 with; a report's CPU fell from 0.53-0.57 ms of service and 0.21 of PostgreSQL to 0.45-0.47 and
-        # 0.16-0.17, and its p99 from 42-46 to 25-27 ms.
+        # 12-16 with; a report's CPU fell from 0.53-0.57 ms of service and 0.21 of PostgreSQL to 0.43-0.49 and
+        # 0.15-0.17, and its p99 from 42-46 to 25-33 ms.
         self._submissions = GroupCommit(self._submit_together, key=lambda submitted: submitted[0].permit_id,
                                         linger=0.002)
 
