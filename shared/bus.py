@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -60,39 +60,18 @@ def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
         security=_faststream_security(settings),
         logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them
         request_timeout_ms=10_000,
-        # A consumer learns that a topic it holds gained partitions only from fresh metadata (then its group
-        # rebalances). The embedded broker recreates a topic that came back too small, and a member that took
-        # the small one would otherwise never read the new partitions, or only after the default 5 minutes.
-        metadata_max_age_ms=5_000,
         # The one subscriber (shared/consumer.py) takes the batch's records as they are and decodes them itself;
         # dependency injection would only resolve its arguments, one of them in a worker thread per batch.
         apply_types=False,
     )
 
 
-def rewind(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
-    """Start reading these partitions at offset 0, not where the broker says they begin.
-
-    The embedded broker sometimes reports a partition's beginning as 1 when several producers wrote to the new
-    topic at once, though offset 0 holds a record: `seek_to_beginning` (and `auto_offset_reset="earliest"`)
-    would skip it. Where retention has dropped offset 0 (Kafka), the fetch is out of range and the consumer's
-    `auto_offset_reset="earliest"` moves it to the real beginning, so the consumer must be made with that.
-    """
-    for partition in partitions:
-        consumer.seek(partition, 0)
-
-
-async def assign_from_start(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    """Assign a started consumer (no group) every partition of these topics, each read from offset 0; topics the
-    broker does not have are left out."""
-    # Metadata for all topics, which creates none (a request naming a topic would); aiokafka has no public call
-    # that refreshes the metadata `partitions_for_topic` reads.
-    await consumer._client.force_metadata_update()
-    partitions = [TopicPartition(topic, number) for topic in topics
-                  for number in sorted(consumer.partitions_for_topic(topic) or ())]
-    consumer.assign(partitions)
-    rewind(consumer, partitions)
-    return partitions
+async def partitions_of(settings: PlatformSettings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of these topics as the cluster describes them; topics it does not have are left out."""
+    async with admin_client(settings) as admin:
+        described = await admin.describe_topics(list(topics))
+    return [TopicPartition(topic["topic"], partition["partition"]) for topic in described
+            if topic["error_code"] == 0 for partition in sorted(topic["partitions"], key=lambda p: p["partition"])]
 
 
 def declare_publishers(broker: KafkaBroker, topic: Topic) -> None:
@@ -106,29 +85,27 @@ def declare_publishers(broker: KafkaBroker, topic: Topic) -> None:
         )
 
 
-async def ensure_topics(
-    settings: PlatformSettings,
-    topics: tuple[Topic, ...] = TOPICS,
-    *,
-    repair: frozenset[str] = frozenset(),
-    timeout: float = 30,
-) -> None:
-    """Create our topics with their partition counts.
+async def ensure_topics(settings: PlatformSettings, topics: tuple[Topic, ...] = TOPICS, *, timeout: float = 30) -> None:
+    """Create the topics the cluster lacks, with their partition counts and the configured replication.
 
-    The embedded broker auto-creates an unknown topic with one partition on first use (after a restart, a
-    client's metadata request is enough), so creation must be explicit, and a topic's owner may `repair` one
-    that came back too small. The embedded broker cannot add partitions, so such a topic is recreated: safe
-    for its owner, whose relay is about to republish everything the broker lost into it.
+    A write is acknowledged once `min.insync.replicas` copies hold it (producers send with acks=all), and a
+    replica that fell behind never becomes leader: unclean election would drop acknowledged events.
     """
     async with admin_client(settings, timeout) as admin:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics if t.name not in existing]
-        if missing:
-            await _create(admin, missing)
-        present = [t for t in topics if t.name in existing and t.name in repair]
-        too_small = await _too_small(admin, present)
-        if too_small:
-            await _grow(admin, too_small)
+        missing = [topic for topic in topics if topic.name not in existing]
+        if not missing:
+            return
+        configs = {"min.insync.replicas": str(settings.kafka_min_insync_replicas),
+                   "unclean.leader.election.enable": "false"}
+        response = await admin.create_topics(
+            [NewTopic(t.name, t.partitions, settings.kafka_replication_factor, topic_configs=configs) for t in missing]
+        )
+    failed = [(name, code, *detail) for name, code, *detail in response.topic_errors if code not in (0, 36)]  # 36: exists
+    if failed:
+        raise RuntimeError(f"topic creation refused: {failed}")
+    log.info("topics_created", topics=[t.name for t in missing], replication_factor=settings.kafka_replication_factor,
+             min_insync_replicas=settings.kafka_min_insync_replicas)
 
 
 @asynccontextmanager
@@ -142,39 +119,3 @@ async def admin_client(settings: PlatformSettings, timeout: float = 30) -> Async
         raise RuntimeError(f"could not administer topics on {settings.bootstrap}: {exc}") from exc
     finally:
         await admin.close()
-
-
-async def _create(admin: AIOKafkaAdminClient, topics: list[Topic]) -> None:
-    response = await admin.create_topics([NewTopic(t.name, t.partitions, 1) for t in topics])
-    failed = [(name, code) for name, code, *_ in response.topic_errors if code not in (0, 36)]  # 36: exists
-    if failed:
-        raise RuntimeError(f"topic creation refused: {failed}")
-    log.info("topics_created", topics=[t.name for t in topics])
-
-
-async def _too_small(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Topic]:
-    if not topics:
-        return []
-    counts = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics([t.name for t in topics])}
-    return [t for t in topics if counts.get(t.name, 0) < t.partitions]
-
-
-async def _grow(admin: AIOKafkaAdminClient, topics: list[Topic], attempts: int = 5) -> None:
-    """Give topics their partition counts: by adding partitions, or where the broker cannot (the embedded one),
-    by recreating them. A client's metadata request naming a topic between its deletion and its creation makes
-    the embedded broker create it again with its default count, so the result is checked and the repair tried
-    again."""
-    names = [t.name for t in topics]
-    try:
-        await admin.create_partitions({t.name: NewPartitions(t.partitions) for t in topics})
-    except (KafkaError, AssertionError):
-        for _ in range(attempts):
-            await admin.delete_topics([t.name for t in topics])
-            await _create(admin, topics)
-            topics = await _too_small(admin, topics)
-            if not topics:
-                break
-        else:
-            raise RuntimeError(f"topics still short of partitions after {attempts} re-creations: "
-                               f"{[t.name for t in topics]}")
-    log.warning("topic_partitions_repaired", topics=names)

@@ -16,7 +16,8 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.progress import Progress
 
-from shared.bus import assign_from_start
+from shared.bus import partitions_of
+from shared.settings import PlatformSettings
 from shared.cli_support import JsonOption, emit, err, fail, kafka_options, table
 from shared.contract import DLQ
 
@@ -63,7 +64,8 @@ async def read_dead_letters(idle_ms: int = 1000) -> list[DeadLetter]:
                                 **kafka_options())
     await consumer.start()
     try:
-        partitions = await assign_from_start(consumer, [DLQ.name])
+        partitions = await partitions_of(PlatformSettings(), [DLQ.name])
+        consumer.assign(partitions)
         if not partitions:  # no service has started on this broker yet
             return []
         ends = await consumer.end_offsets(partitions)

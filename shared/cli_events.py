@@ -15,7 +15,8 @@ import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from rich.markup import escape
 
-from shared.bus import assign_from_start
+from shared.bus import partitions_of
+from shared.settings import PlatformSettings
 from shared.cli_support import JsonOption, fail, kafka_options, out
 from shared.contract import TOPICS, ContractViolation, decode
 
@@ -58,7 +59,8 @@ async def _tail(topics: list[str], wanted: set[str], from_beginning: bool, limit
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                 **kafka_options())
     await consumer.start()
-    partitions = await assign_from_start(consumer, topics)
+    partitions = await partitions_of(PlatformSettings(), topics)
+    consumer.assign(partitions)
     if not from_beginning:
         await consumer.seek_to_end(*partitions)
     shown = 0

@@ -5,9 +5,9 @@ one that is not a valid event goes to `iomki.dlq` (through the outbox, in the sa
 original bytes, where it came from, and why. Valid events are claimed in the inbox in one statement, so a
 redelivered event is skipped; the rest run through the service's handlers. If a handler fails, the transaction
 rolls back and the batch is redone in a new one, event by event, each in a savepoint with bounded retries, so
-that only the culprit is dead-lettered. The same transaction records where the group now stands in each
-partition, and in which log (shared/epochs.py); the broker's offsets are committed after it commits. If the batch
-fails as a whole (the database went away), it is rewound and delivered again.
+that only the culprit is dead-lettered. The group's offsets are committed to Kafka after the transaction commits:
+a crash in between redelivers the batch, which the inbox makes harmless. If the batch fails as a whole (the
+database went away), it is rewound and delivered again.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from shared.bus import connection_options
 from shared.contract import ContractViolation, Decoded, Envelope, Event, Topic, decode_record
 from shared.db import DATABASE_UNREACHABLE
-from shared.epochs import ConsumerEpochs
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
 from shared.unit_of_work import Database, UnitOfWork
@@ -92,10 +90,6 @@ class EventConsumer:
         self._topics: list[str] = []
         self._handlers: dict[str, Handler | InBatches] = {}
         self._subscriber: Any = None
-        self.epochs = ConsumerEpochs(  # sees the topics subscribed later: the list is shared
-            topics=self._topics, connection=connection_options(settings), consumer=self._aiokafka_consumer,
-            stored=self._stored_positions,
-        )
 
     def subscribe(self, topic: Topic, handlers: Mapping[type[Event], Handler | InBatches]) -> None:
         """Consume `topic` with these handlers; events of other types on it are acknowledged and skipped."""
@@ -118,9 +112,8 @@ class EventConsumer:
             batch=True,
             max_records=self._max_records,
             fetch_max_wait_ms=self._fetch_wait_ms,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            listener=self.epochs,
+            auto_offset_reset="earliest",  # a new group reads each topic from its start
+            ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the batch's transaction; seek back on failure
             decoder=raw_records,
             title=f"{self.group_id}:{','.join(self._topics)}",
             description=f"Handles {', '.join(sorted(handlers))}; other types are skipped.",
@@ -130,21 +123,8 @@ class EventConsumer:
         async def on_batch(records: tuple[ConsumerRecord, ...]) -> None:
             await self.handle_batch(records, handlers)
 
-    async def watch_epochs(self) -> None:
-        """Run until cancelled beside the subscriber: starts a topic over when its log is replaced."""
-        if self._topics:
-            await self.epochs.watch()
-
     def _aiokafka_consumer(self) -> Any:
         return self._subscriber.consumer if self._subscriber is not None else None
-
-    async def _stored_positions(self, partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[int, str]]:
-        rows = await self._database.pool.fetch(
-            "SELECT p.topic, p.partition, p.next_offset, p.epoch FROM consumer_positions p"
-            " JOIN unnest($1::text[], $2::int[]) AS wanted (topic, partition) USING (topic, partition)",
-            [partition.topic for partition in partitions], [partition.partition for partition in partitions],
-        )
-        return {TopicPartition(r["topic"], r["partition"]): (r["next_offset"], r["epoch"]) for r in rows}
 
     def assignment(self) -> set[tuple[str, int]]:
         """The (topic, partition) pairs this instance consumes now: the group divides them among instances."""
@@ -152,16 +132,15 @@ class EventConsumer:
         return {(part.topic, part.partition) for part in consumer.assignment()} if consumer is not None else set()
 
     async def handle_batch(self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches]) -> None:
-        batch = _Batch(records, *await self.epochs.positions(records))
         try:
             try:  # the fast path: the whole batch in one transaction, runs of events in one statement each
-                await self._handle_in_transaction(batch, handlers, one_by_one=False)
+                await self._handle_in_transaction(records, handlers, one_by_one=False)
             except DATABASE_UNREACHABLE:  # no fault of the events: never dead-letter for it, retry the batch
                 raise
             except Exception:
                 # Something in the batch failed and the transaction rolled back: redo it one event at a time,
                 # so that only the culprit is retried and, if it keeps failing, dead-lettered.
-                await self._handle_in_transaction(batch, handlers, one_by_one=True)
+                await self._handle_in_transaction(records, handlers, one_by_one=True)
         except DATABASE_UNREACHABLE as exc:
             # Rewound and redelivered by the subscriber; wait so that an outage is not a hot loop.
             log.warning("consumer_batch_retry", error=str(exc), retry_in=self._outage_backoff)
@@ -171,12 +150,12 @@ class EventConsumer:
         self._outage_backoff = 0.1
 
     async def _handle_in_transaction(
-        self, batch: _Batch, handlers: Mapping[str, Handler | InBatches], *, one_by_one: bool
+        self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches], *, one_by_one: bool
     ) -> None:
         tally = _Tally()  # counted once the transaction commits, so that a batch redone is not counted twice
         async with self._database.transaction() as work:
             wanted: list[tuple[ConsumerRecord, Decoded]] = []
-            for record in batch.records:
+            for record in records:
                 try:
                     decoded = decode_record(record.key, record.value)
                 except ContractViolation as exc:
@@ -198,8 +177,6 @@ class EventConsumer:
             else:
                 for run in _runs(todo, handlers):
                     await self._run(work, run, handlers, tally)
-            if batch.positions and self.epochs.resets == batch.resets:
-                await work.inbox.advance(batch.positions)  # else its log changed meanwhile: read again from the start
         tally.count()
 
     async def _run(
@@ -268,13 +245,6 @@ class EventConsumer:
         tally.add(self._metrics.events_dead_lettered.labels(record.topic, reason))
         log.warning("event_dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
                     reason=reason, error=error[:500])
-
-
-@dataclass(frozen=True)
-class _Batch:
-    records: tuple[ConsumerRecord, ...]
-    positions: list[tuple[str, int, int, str]]  # where the group stands once it is applied, in the log believed
-    resets: int  # the consumer's view of its logs when the batch came
 
 
 class _Tally:

@@ -105,9 +105,6 @@ class Metrics:
         self.outbox_lag = Gauge(
             "iomki_outbox_lag_seconds", "Age of the oldest unpublished outbox event", **labels
         )
-        self.broker_resets = Counter(
-            "iomki_broker_data_loss_total", "Times the relay found the broker had lost its data", **labels
-        )
         self.http_requests = Histogram(
             "iomki_http_request_seconds", "HTTP requests", ["method", "route", "status"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), **labels,

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes committed events in outbox order, and republishes what the broker lost.
+"""The outbox relay: publishes committed events in outbox order.
 
 One relay per service publishes at a time (a PostgreSQL advisory lock elects it), so that two instances of a
 service never publish one plant's events out of order. It wakes on LISTEN/NOTIFY and polls as a fallback. What
@@ -6,6 +6,8 @@ is left to publish is a queue of outbox positions, `outbox_pending`, which every
 `outbox_publications` keeps the lowest position published in each minute (shared/migrations/0003_outbox_pending.sql).
 It sends with a plain aiokafka producer: the outbox rows are already the exact bytes, key and headers to send,
 so faststream's per-message publishing pipeline would only add cost (faststream still documents the topics).
+The producer is idempotent and waits for every in-sync replica: a batch retried after a lost answer is neither
+written twice nor reordered, and an acknowledged event survives the loss of its leader.
 """
 
 from __future__ import annotations
@@ -20,21 +22,19 @@ from collections.abc import Callable
 import asyncpg
 import pydantic_core
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from shared.bus import admin_client, connection_options, ensure_topics
+from shared.bus import connection_options
 from shared.clock import wait_until_set
-from shared.contract import TOPICS, Topic
-from shared.epochs import renew_epochs
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
 
 log = structlog.get_logger(__name__)
 
 _RELAY_LOCK = 0x10_4B_2
-# The lowest position published in the minutes of the retention ($1), or past the end when nothing was: every event
-# published within the window is at or above it, and one below it that is no longer pending was published before.
+# The lowest position published in the minutes of the retention ($1), or past the end when nothing was: published
+# events are kept for the retention (for inspection), and one below it that is no longer pending was published before.
 _WINDOW_START = ("coalesce((SELECT min(first_position) FROM outbox_publications"
                  " WHERE minute >= date_trunc('minute', clock_timestamp() - $1::interval)),"
                  " (SELECT coalesce(max(position), 0) + 1 FROM outbox))")
@@ -86,18 +86,15 @@ class Relay:
         settings: PlatformSettings,
         metrics: Metrics,
         batch_size: int = 500,
-        watch_interval: float = 2.0,
     ) -> None:
         self._schema = schema
         self._database_url = database_url
         self._settings = settings
         self._metrics = metrics
         self._batch_size = batch_size
-        self._watch_interval = watch_interval
         self._poll_interval = settings.relay_poll_interval.total_seconds()
         self._retention = settings.outbox_retention
         self._wake = asyncio.Event()
-        self._marker = f"iomki.internal.relay.{schema}"
         self.is_leader = False
 
     async def run(self) -> None:
@@ -126,32 +123,23 @@ class Relay:
                 await asyncio.sleep(1.0)
             self.is_leader = True
             await connection.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
-            watcher = AIOKafkaConsumer(**connection_options(self._settings), request_timeout_ms=5_000)
             producer = AIOKafkaProducer(**connection_options(self._settings), client_id=f"iomki-{self._schema}-relay",
-                                        acks="all", linger_ms=1, request_timeout_ms=10_000)
+                                        acks="all", enable_idempotence=True, linger_ms=1, request_timeout_ms=10_000)
             try:  # stopped even when starting fails (the broker is down): clients left open pile up
-                await watcher.start()
                 await producer.start()
-                await self._publish_forever(connection, watcher, producer)
+                await self._publish_forever(connection, producer)
             finally:
                 await producer.stop()
-                await watcher.stop()
         finally:
             self.is_leader = False
             await connection.close()
 
-    async def _publish_forever(
-        self, connection: asyncpg.Connection, watcher: AIOKafkaConsumer, producer: AIOKafkaProducer
-    ) -> None:
-        next_watch = 0.0
+    async def _publish_forever(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         next_prune = 0.0
         next_gauge = 0.0
         while True:
             self._wake.clear()
             now = time.monotonic()
-            if now >= next_watch:
-                await self._recover_if_broker_lost(connection, watcher)
-                next_watch = now + self._watch_interval
             while await self._publish_batch(connection, producer) == self._batch_size:
                 pass
             if now >= next_prune:
@@ -205,34 +193,6 @@ class Relay:
             self._metrics.events_published.labels(topic).inc(count)
         return len(rows)
 
-    async def _recover_if_broker_lost(self, connection: asyncpg.Connection, watcher: AIOKafkaConsumer) -> None:
-        """The embedded broker keeps nothing across a restart: find out, and publish the retention window again.
-
-        The relay keeps an empty marker topic of its own on the broker; no client ever writes to it, so no
-        metadata request re-creates it. When the marker is gone, so is everything the broker held. (Offsets
-        cannot tell: the embedded broker under-reports a partition's end after batched writes.)
-        """
-        if self._marker in await watcher.topics():  # a fresh metadata request, which creates nothing
-            return
-        topics = {row["topic"] for row in await connection.fetch(
-            f"SELECT DISTINCT topic FROM outbox WHERE position >= {_WINDOW_START}", self._retention)}
-        await ensure_topics(self._settings, repair=frozenset(topics))
-        # Missing at a relay's first start too: on a fresh broker, or one that restarted while this service
-        # was down. Either way what the window holds is not on the broker (an empty window costs nothing).
-        republish = await connection.fetchval(
-            "WITH window_ AS (INSERT INTO outbox_pending SELECT position FROM outbox"
-            f" WHERE position >= {_WINDOW_START} ON CONFLICT DO NOTHING RETURNING 1)"
-            " SELECT count(*) FROM window_",
-            self._retention,
-        )
-        # Consumers holding positions in the old logs of this service's topics must not use them in the new ones.
-        async with admin_client(self._settings) as admin:
-            await renew_epochs(admin, [topic.name for topic in TOPICS if topic.owner == self._schema])
-        await ensure_topics(self._settings, (Topic(self._marker, 1, public=False, owner=self._schema),))
-        if republish:
-            self._metrics.broker_resets.inc()
-            log.warning("broker_data_loss_detected", republishing=republish, retention=str(self._retention))
-
     async def _prune(self, connection: asyncpg.Connection) -> None:
         await connection.execute(
             f"DELETE FROM outbox WHERE position < {_WINDOW_START}"
@@ -243,7 +203,7 @@ class Relay:
             "DELETE FROM outbox_publications WHERE minute < date_trunc('minute', clock_timestamp() - $1::interval)",
             self._retention,
         )
-        # Inbox ids outlive the longest window in which a producer may republish.
+        # Inbox ids outlive by far any redelivery (a batch whose offsets were not committed before a crash).
         await connection.execute(
             "DELETE FROM inbox WHERE received_at < clock_timestamp() - $1::interval", self._retention * 7
         )

@@ -197,7 +197,6 @@ class ServiceRuntime(Generic[Work]):
         self.broker_connected.set()
         assert self.relay is not None
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
-        self._tasks.append(asyncio.create_task(self.consumer.watch_epochs(), name=f"{self.name}-epochs"))
         # Started: what exists now (modules, models, schemas, the broker's clients) lives as long as the service.
         # Frozen, the collector no longer walks it; it did on every full collection, which stopped a consumer
         # for 85-105 ms (`make bench`: the p99 of commit → consumer commit at 1,000 events/s was those pauses).

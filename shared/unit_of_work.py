@@ -65,8 +65,7 @@ class Outbox:
 
 
 class Inbox:
-    """Records consumed event ids in the consumer's transaction, so a redelivered event changes nothing, and
-    where in each partition the consumer stands."""
+    """Records consumed event ids in the consumer's transaction, so a redelivered event changes nothing."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
@@ -86,15 +85,6 @@ class Inbox:
     async def release(self, event_id: uuid.UUID) -> None:
         """Forget an event that was not applied (dead-lettered), so that replaying it applies it."""
         await self._connection.execute("DELETE FROM inbox WHERE event_id = $1", event_id)
-
-    async def advance(self, positions: list[tuple[str, int, int, str]]) -> None:
-        """Record where the group stands: (topic, partition, next offset, epoch of the log)."""
-        await self._connection.execute(
-            "INSERT INTO consumer_positions (topic, partition, next_offset, epoch)"
-            " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[])"
-            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, epoch = excluded.epoch",
-            *zip(*positions),
-        )
 
 
 class UnitOfWork:

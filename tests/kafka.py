@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from shared.bus import assign_from_start
+from shared.bus import partitions_of
+from shared.settings import PlatformSettings
 
 
 async def read_topic(
@@ -22,9 +23,10 @@ async def read_topic(
     await consumer.start()
     messages: list[ConsumerRecord] = []
     try:
-        partitions = await assign_from_start(consumer, [topic])
+        partitions = await partitions_of(PlatformSettings(kafka_bootstrap=bootstrap), [topic])
         if not partitions:
             raise AssertionError(f"{topic}: no such topic on the broker")
+        consumer.assign(partitions)  # no group: read from the beginning (auto_offset_reset)
         async with asyncio.timeout(timeout):
             while not until(messages):
                 batch = await consumer.getmany(timeout_ms=200)

@@ -19,7 +19,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from shared.bus import assign_from_start
+from shared.bus import partitions_of
+from shared.settings import PlatformSettings
 from shared.contract import (
     CONTENT_TYPE, EVENT_TYPES, TOPICS, AlertRaised, ClusterDeclared, CompanyContactsUpdated, Envelope, PermitIssued,
     SectorClass, Severity, TaskForceLevel, WarningIssued,
@@ -92,7 +93,8 @@ async def _cloudevents_on_public_topics(bootstrap: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = await assign_from_start(consumer, PUBLIC)
+        partitions = await partitions_of(PlatformSettings(kafka_bootstrap=bootstrap), PUBLIC)
+        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         count = 0
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
