@@ -101,7 +101,8 @@ async def ensure_topics(settings: PlatformSettings, topics: tuple[Topic, ...] = 
         response = await admin.create_topics(
             [NewTopic(t.name, t.partitions, settings.kafka_replication_factor, topic_configs=configs) for t in missing]
         )
-    failed = [(name, code, *detail) for name, code, *detail in response.topic_errors if code not in (0, 36)]  # 36: exists
+    exists = 36  # another service created it meanwhile
+    failed = [(name, code, *detail) for name, code, *detail in response.topic_errors if code not in (0, exists)]
     if failed:
         raise RuntimeError(f"topic creation refused: {failed}")
     log.info("topics_created", topics=[t.name for t in missing], replication_factor=settings.kafka_replication_factor,

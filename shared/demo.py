@@ -445,8 +445,8 @@ def demo(
         scenario = Scenario(plants=plants, period_seconds=period_seconds, weeks=weeks, seed=seed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    # A database of its own (under .data/demo, fresh each run) so that `make run`'s data stays untouched and
-    # the summary counts only this story; an external DATABASE_URL is used as it is.
+    # A database and a Kafka log of their own (under .data/demo, fresh each run) so that `make run`'s data stays
+    # untouched and the summary counts only this story; an external DATABASE_URL or KAFKA_BOOTSTRAP is used as it is.
     os.environ.setdefault("IOMKI_DATA_DIR", str(Path(".data") / "demo"))
     os.environ.update(demo_environment(period_seconds) | {"IOMKI_LOG_FORMAT": "json"})
     settings = PlatformSettings()
@@ -455,6 +455,8 @@ def demo(
     if not settings.database_url:
         stop_embedded_postgres(settings.data_dir / "postgres")
         shutil.rmtree(settings.data_dir / "postgres", ignore_errors=True)
+    if not settings.kafka_bootstrap:
+        shutil.rmtree(settings.data_dir / "kafka", ignore_errors=True)
     platform = DemoPlatform(settings)
 
     def interrupt(*_: object) -> None:

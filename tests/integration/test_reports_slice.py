@@ -84,7 +84,8 @@ async def schedule_of(client, plant: Plant, headers=None) -> dict:
 
 
 def reports_events(messages, plant: Plant) -> list:
-    """The plant's events in topic order, once each: delivery is at-least-once (the relay may republish)."""
+    """The plant's events in topic order, once each: delivery is at-least-once (a relay that crashed after sending
+    sends again)."""
     seen, events = set(), []
     for message in messages:
         decoded = decode(message.value)
