@@ -112,6 +112,7 @@ class EmbeddedKafka:
     nodes: list[KafkaNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.directory = self.directory.resolve()  # each node runs in its own directory
         ports = self.ports or [(free_port(self.host), free_port(self.host)) for _ in range(self.size)]
         assert len(ports) == self.size, "one (client, controller) port pair per node"
         self.nodes = [KafkaNode(number + 1, self.host, port, controller, self.directory / f"node-{number + 1}")
