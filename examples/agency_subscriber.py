@@ -16,9 +16,8 @@ retained event; afterwards the group's committed offsets say where to resume.
 Each decoded event is written to standard output as one JSON line, ready for `jq` or a loader; diagnostics go
 to standard error.
 
-Against the embedded development broker (Tansu) the first group join takes about five seconds, and partitions
-may be reported only after the topics are created by the platform: start `make run` first. librdkafka's
-defaults (`api.version.request=true`) work against it and against Apache Kafka alike, so none is overridden.
+The platform creates its topics when it starts (`make run` locally); until then the broker reports them unknown,
+which is logged, and librdkafka subscribes as soon as they exist.
 """
 
 from __future__ import annotations
@@ -64,11 +63,12 @@ def to_cloudevent(message: Message) -> CloudEvent:
 
 
 def describe(event: CloudEvent, message: Message) -> dict[str, Any]:
-    """The JSON line printed for one event: its CloudEvents attributes, where it was read, and its data."""
+    """The JSON line printed for one event: where it was read and its key, its CloudEvents attributes, its data."""
     return {
         "topic": message.topic(),
         "partition": message.partition(),
         "offset": message.offset(),
+        "key": (message.key() or b"").decode(errors="replace") or None,
         "id": event["id"],
         "type": event["type"],
         "source": event["source"],

@@ -24,6 +24,7 @@ from shared.contract import DLQ
 app = typer.Typer(help="The dead-letter topic: list, replay.", no_args_is_help=True)
 
 HEADER_PREFIX = "iomki-dlq-"
+READ_TIMEOUT = 30.0  # seconds to read the DLQ to its end
 
 
 @dataclass(frozen=True)
@@ -57,33 +58,41 @@ class DeadLetter:
         }
 
 
-async def read_dead_letters(idle_ms: int = 1000) -> list[DeadLetter]:
-    """Everything on the DLQ, oldest first. Reads until the reported end *and* an idle poll, because the
-    embedded broker can report an end offset short of what it holds."""
+async def read_dead_letters(timeout: float = READ_TIMEOUT) -> list[DeadLetter]:
+    """Everything on the DLQ, oldest first: read until the end offsets the broker reported as the read began.
+
+    Raises TimeoutError when the broker has not handed that much over within `timeout` seconds."""
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                 **kafka_options())
     await consumer.start()
     try:
         partitions = await partitions_of(PlatformSettings(), [DLQ.name])
-        consumer.assign(partitions)
         if not partitions:  # no service has started on this broker yet
             return []
+        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         found: list[DeadLetter] = []
-        while True:
-            batch = await consumer.getmany(*partitions, timeout_ms=idle_ms)
-            for records in batch.values():
-                found.extend(DeadLetter(r.offset, r.key, r.value or b"", tuple(r.headers)) for r in records)
-            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
-                return found
+        async with asyncio.timeout(timeout):
+            while unread := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(*unread, timeout_ms=500)
+                for records in batch.values():
+                    found.extend(DeadLetter(r.offset, r.key, r.value or b"", tuple(r.headers)) for r in records)
+        return found
     finally:
         await consumer.stop()
+
+
+def _all_dead_letters(as_json: bool) -> list[DeadLetter]:
+    try:
+        return asyncio.run(read_dead_letters())
+    except TimeoutError:
+        fail(f"{DLQ.name} was not read to its end within {READ_TIMEOUT:g} s", as_json=as_json)
 
 
 @app.command("list")
 def list_dead_letters(as_json: JsonOption = False) -> None:
     """Dead-lettered messages: why, where from (topic/partition/offset), and which consumer group gave up."""
-    letters = [letter.summary() for letter in asyncio.run(read_dead_letters())]
+    letters = [letter.summary() for letter in _all_dead_letters(as_json)]
 
     def render(items: list[dict[str, Any]]) -> None:
         table(f"Dead letters on {DLQ.name} ({len(items)})",
@@ -104,7 +113,7 @@ def replay(
     """Re-publish dead letters to their original topics, original key and bytes (fix the cause first)."""
     if bool(ids) == replay_all:
         fail("name what to replay: --id ID (repeatable) or --all", as_json=as_json)
-    letters = asyncio.run(read_dead_letters())
+    letters = _all_dead_letters(as_json)
     if not replay_all:
         by_id = {letter.id: letter for letter in letters}
         unknown = [i for i in ids or [] if i not in by_id]

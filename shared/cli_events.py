@@ -59,27 +59,32 @@ async def _tail(topics: list[str], wanted: set[str], from_beginning: bool, limit
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                 **kafka_options())
     await consumer.start()
-    partitions = await partitions_of(PlatformSettings(), topics)
-    consumer.assign(partitions)
-    if not from_beginning:
-        await consumer.seek_to_end(*partitions)
-    shown = 0
-    deadline = time.monotonic() + timeout if timeout else None
     try:
-        while limit is None or shown < limit:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            batch = await consumer.getmany(timeout_ms=500, max_records=100)
-            for record in sorted((r for rs in batch.values() for r in rs), key=lambda r: r.timestamp):
-                item = _describe(record)
-                if wanted and _short(item.get("type", "")) not in wanted:
-                    continue
-                _show(item, as_json)
-                shown += 1
-                if limit is not None and shown >= limit:
-                    break
+        partitions = await partitions_of(PlatformSettings(), topics)
+        consumer.assign(partitions)
+        if not from_beginning:
+            await consumer.seek_to_end(*partitions)
+        await _follow(consumer, wanted, limit, timeout, as_json)
     finally:
         await consumer.stop()
+
+
+async def _follow(consumer: AIOKafkaConsumer, wanted: set[str], limit: int | None, timeout: float | None,
+                  as_json: bool) -> None:
+    shown = 0
+    deadline = time.monotonic() + timeout if timeout else None
+    while limit is None or shown < limit:
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        batch = await consumer.getmany(timeout_ms=500, max_records=100)
+        for record in sorted((r for rs in batch.values() for r in rs), key=lambda r: r.timestamp):
+            item = _describe(record)
+            if wanted and _short(item.get("type", "")) not in wanted:
+                continue
+            _show(item, as_json)
+            shown += 1
+            if limit is not None and shown >= limit:
+                return
 
 
 def _describe(record: ConsumerRecord) -> dict[str, Any]:

@@ -10,18 +10,15 @@ import asyncio
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.cli_dlq import read_dead_letters
 from shared.cli_support import CliFailure, JsonOption, emit, kafka_options, out, table
-from shared.contract import DLQ, TOPICS
+from shared.contract import DLQ
 from shared.settings import SERVICES, PlatformSettings, service_url
-
-LAG_NOTE = ("end offsets as the broker reports them; the embedded broker can under-report them after batched "
-            "writes, so lag may read low there")
 
 
 def status(as_json: JsonOption = False) -> None:
@@ -67,8 +64,8 @@ async def _broker_figures() -> dict[str, Any]:
     try:
         async with asyncio.timeout(30):
             groups = await _consumer_lag()
-            dlq = len(await read_dead_letters(idle_ms=500))
-        return {"consumer_groups": groups, "lag_note": LAG_NOTE, "dlq_messages": dlq}
+            dlq = len(await read_dead_letters())
+        return {"consumer_groups": groups, "dlq_messages": dlq}
     except (KafkaError, OSError, TimeoutError) as exc:
         return {"consumer_groups": [], "dlq_messages": None,
                 "broker_error": str(exc) or type(exc).__name__}
@@ -82,24 +79,20 @@ async def _consumer_lag() -> list[dict[str, Any]]:
         consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **options)
         await consumer.start()
         try:
-            await consumer.topics()  # metadata: every topic's partitions
-            partitions = [TopicPartition(t.name, p) for t in TOPICS if t is not DLQ
-                          for p in sorted(consumer.partitions_for_topic(t.name) or ())]
-            return [await _group_lag(admin, consumer, f"iomki-{service}", partitions) for service in SERVICES]
+            return [await _group_lag(admin, consumer, f"iomki-{service}") for service in SERVICES]
         finally:
             await consumer.stop()
     finally:
         await admin.close()
 
 
-async def _group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str,
-                     partitions: list[TopicPartition]) -> dict[str, Any]:
-    # Partitions named explicitly: the embedded broker drops the connection on an "all partitions" offset fetch.
-    fetched = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    committed = {tp: meta.offset for tp, meta in fetched.items() if meta.offset >= 0}
+async def _group_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str) -> dict[str, Any]:
+    """What the group committed on each partition it consumes, against the partition's end offset."""
+    committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+                 if meta.offset >= 0}
     ends = await consumer.end_offsets(list(committed)) if committed else {}
     by_topic: dict[str, dict[str, int]] = {}
-    for tp, offset in committed.items():
+    for tp, offset in sorted(committed.items()):
         figures = by_topic.setdefault(tp.topic, {"committed": 0, "end": 0, "lag": 0})
         figures["committed"] += offset
         figures["end"] += ends[tp]
@@ -126,7 +119,6 @@ def _render(report: dict[str, Any]) -> None:
         for topic, figures in group["topics"].items():
             rows.append([group["group"], topic, figures["committed"], figures["end"], figures["lag"]])
     table(f"Consumer lag on {report['broker']}", ["group", "topic", "committed", "end", "lag"], rows)
-    out.print(f"[dim]{report['lag_note']}[/dim]")
     dlq = report["dlq_messages"]
     out.print(f"DLQ {DLQ.name}: [{'red' if dlq else 'green'}]{dlq} message(s)[/]"
               + (" — see `iomki dlq list`" if dlq else ""))

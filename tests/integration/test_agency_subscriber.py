@@ -143,3 +143,4 @@ async def test_the_agency_example_decodes_every_public_event(platform):
         assert line["source"] == envelope.source
         assert line["data"] == envelope.data
         assert line["topic"] == EVENT_TYPES[envelope.type].topic.name
+        assert line["key"] == line["subject"] == str(facility_id)
