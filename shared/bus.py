@@ -55,7 +55,7 @@ def _faststream_security(settings: PlatformSettings) -> BaseSecurity | None:
 def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
     """The service's consumers and its AsyncAPI document; events are published by the outbox relay."""
     return KafkaBroker(
-        settings.bootstrap,
+        settings.bootstrap.split(","),  # faststream takes a string as one address; aiokafka splits it
         client_id=f"iomki-{service}",
         security=_faststream_security(settings),
         logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them

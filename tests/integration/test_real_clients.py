@@ -58,9 +58,7 @@ class IssuedPermit:
 async def cluster() -> AsyncIterator[RunningServices]:
     """The four services as processes on three Kafka nodes (topics replicated three times, two in sync)."""
     platform = await start_platform("clients", own_broker=True, brokers=3)
-    # One node to bootstrap from, as the services' faststream broker (shared/bus.py) takes a string for one host;
-    # the clients under test are given all three.
-    running = RunningServices(platform, {"KAFKA_BOOTSTRAP": platform.broker.nodes[0].address})
+    running = RunningServices(platform, {})
     try:
         for service in SERVICES:
             running.start(service)
