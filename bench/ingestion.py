@@ -38,7 +38,7 @@ from fastapi import FastAPI
 from rich.console import Console
 from rich.table import Table
 
-from bench.platform import alone, run_as_deployed
+from bench.platform import alone, process_environment, run_as_deployed
 from bench.workers import MIGRATIONS
 from shared.access import Role, mint
 from shared.contract import Envelope, PermitIssued, SectorClass
@@ -137,8 +137,7 @@ def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, worker
     LOGS.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = LOGS / f"{name}.log"
-    env = {**os.environ, "DATABASE_URL": settings.database_url or "", "KAFKA_BOOTSTRAP": settings.bootstrap,
-           "IOMKI_JWT_SECRET": settings.jwt_secret or "", "IOMKI_LOG_FORMAT": "json", **environment}
+    env = {**os.environ, **process_environment(settings), **environment}
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
@@ -162,9 +161,9 @@ class Plant:
 async def event_source(settings: PlatformSettings) -> AsyncIterator[ServiceRuntime]:
     """A producer with the platform's outbox and relay, standing in for the services the bench does not run."""
     source = ServiceRuntime(name="bench_source", settings=settings, migrations=MIGRATIONS, unit_of_work=UnitOfWork)
-    await source.start()
-    await source.broker_connected.wait()
-    try:
+    try:  # stopped even when it never reached the broker
+        await source.start()
+        await source.broker_connected.wait()
         yield source
     finally:
         await source.stop()

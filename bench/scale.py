@@ -1,6 +1,7 @@
 """`make bench`, section "at 1,000,000 plants": the permits, reports and incidents services' real tables (their
 own migrations), bulk-loaded with COPY, and their own code timed against them. `python -m bench.scale` runs
-this section alone (`DATABASE_URL`, else the embedded server; a database of its own, dropped afterwards).
+this section alone (`DATABASE_URL`'s server, else the embedded one, stopped afterwards; a database of its own,
+dropped afterwards).
 
 Nothing here restates a service's SQL: the search, the compliance query, the incidents listing and the deadline
 sweep are the services' repository and handler methods, called on connections that log in as the services'
@@ -43,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.permits.repository import PermitRepository, PermitSearch
-from bench.platform import bench_database, run_as_deployed
+from bench.platform import bench_database, database_server, run_as_deployed
 from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
 from services.reports.domain import Timing, parse_regime, zone_of
@@ -605,7 +606,7 @@ async def sweep_section(bench: Bench, sweep_small: float) -> None:
 
 async def main() -> None:
     """This section alone (`python -m bench.scale`), in a database of its own, dropped afterwards."""
-    async with bench_database("scale") as database_url:
+    async with database_server() as server_url, bench_database(server_url, "scale") as database_url:
         await run(database_url, bench_console())
 
 

@@ -3,8 +3,8 @@
 Against the platform at `IOMKI_<SERVICE>_URL` when all four are given (authenticated with `IOMKI_TOKEN`, or an
 operator token minted with the platform's development secret); otherwise it brings up a platform of its own,
 like `iomki up` (embedded PostgreSQL under `.data/soak`, fresh each run, or a fresh database on
-`DATABASE_URL`'s server; an embedded broker; the four services as processes), on free ports so that a
-running `make run` is left alone.
+`DATABASE_URL`'s server; an Apache Kafka node; the four services as processes), on free ports so that a
+running `make run` is left alone, and stops all of it at the end, on failure and on Ctrl-C too.
 
 A few dozen plants are issued first and seen by the other services; then, at `IOMKI_SOAK_RATE` actions per
 second for `IOMKI_SOAK_SECONDS`, new plants apply and are issued, plants report, cases are reported (clusters
@@ -37,12 +37,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from bench.platform import run_as_deployed
+from bench.platform import bench_kafka, run_as_deployed
 from shared.access import Role, mint
 from shared.db import drop_database, ensure_database, with_database
 from shared.demo import DemoPlatform
 from shared.demo_scenario import Plant, Scenario, cast
-from shared.infra import EmbeddedBroker, free_port, stop_embedded_postgres
+from shared.infra import free_port, stop_embedded_postgres
 from shared.launcher import development_secret
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
@@ -100,25 +100,25 @@ async def own_platform() -> AsyncIterator[Target]:
     if server_url:  # a database of its own on that server, dropped at the end
         await ensure_database(server_url, database)
         os.environ["DATABASE_URL"] = with_database(server_url, database)
-    broker = EmbeddedBroker("127.0.0.1", free_port(), DATA_DIR / "broker.log")
-    broker.start()
-    os.environ["KAFKA_BOOTSTRAP"] = broker.bootstrap
-    platform = DemoPlatform(PlatformSettings())
     try:
-        console.print(f"Starting the platform (logs in {DATA_DIR}/<service>.log)…")
-        await platform.prepare()
-        for service in SERVICES:
-            platform.start_service(service)
-        ready = await platform.wait_ready()
-        if not all(ready.values()):
-            raise SystemExit(f"not ready: {[s for s, up in ready.items() if not up]}; see {DATA_DIR}/<service>.log")
-        assert broker.process is not None
-        yield Target({service: local_url(service) for service in SERVICES},
-                     operator_token(development_secret(platform.settings)), platform.environment["DATABASE_URL"],
-                     broker.process.pid)
+        async with bench_kafka() as kafka:
+            os.environ["KAFKA_BOOTSTRAP"] = kafka.bootstrap
+            platform = DemoPlatform(PlatformSettings())
+            try:
+                console.print(f"Starting the platform (logs in {DATA_DIR}/<service>.log)…")
+                await platform.prepare()
+                for service in SERVICES:
+                    platform.start_service(service)
+                ready = await platform.wait_ready()
+                if not all(ready.values()):
+                    raise SystemExit(f"not ready: {[s for s, up in ready.items() if not up]};"
+                                     f" see {DATA_DIR}/<service>.log")
+                yield Target({service: local_url(service) for service in SERVICES},
+                             operator_token(development_secret(platform.settings)),
+                             platform.environment["DATABASE_URL"], kafka.nodes[0].pid)
+            finally:
+                platform.stop()  # the services, and the embedded PostgreSQL if it started one
     finally:
-        platform.stop()  # the services, and the embedded PostgreSQL if it started one
-        broker.stop()
         if server_url:
             await drop_database(server_url, database)
             os.environ["DATABASE_URL"] = server_url

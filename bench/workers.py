@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from bench.platform import run_as_deployed
+from shared.bus import connection_options
 from shared.consumer import InBatches
 from shared.contract import Decoded, Envelope, PermitApplied
 from shared.runtime import ServiceRuntime
@@ -28,12 +29,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def raw(topic: str, count: int) -> None:
     settings = PlatformSettings()
-    # The platform's consumers' fetch wait: with aiokafka's default (500 ms) the reference's last records often
-    # waited out a fetch on the embedded broker, which answers a waiting fetch only when the wait ends, and its
-    # figure swung between 20,000 and 29,000 events/s from run to run.
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, group_id=topic,
-                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500,
-                                fetch_max_wait_ms=round(settings.consumer_fetch_wait.total_seconds() * 1000))
+    # Read as the platform's consumers read (shared/consumer.py): the same fetch wait and batch size, offsets
+    # committed after each batch, so that the reference differs from the pipeline only by what the platform adds.
+    consumer = AIOKafkaConsumer(topic, **connection_options(settings), group_id=topic, auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_poll_records=500,
+                                fetch_max_wait_ms=max(1, round(settings.consumer_fetch_wait.total_seconds() * 1000)))
     await consumer.start()
     print("ready", flush=True)
     received = 0
