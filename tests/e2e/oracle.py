@@ -1,5 +1,6 @@
-"""The oracle of the fault-injection test: what the platform must hold once the load has settled, computed from
-the requests it accepted alone, and its comparison with what each service holds (read by SQL as the admin).
+"""The oracle of the fault-injection tests: what the platform must hold once the load has settled, computed from
+the requests it accepted alone, and its comparison with what each service holds (read by SQL as the admin) and
+with how far each consumer group committed its offsets on the broker.
 
 A request is ACCEPTED when the platform answered 2xx, REFUSED when it answered 503 or was never reached (it
 must have changed nothing), and UNKNOWN when it was sent but the answer was lost (the connection was cut): the
@@ -9,6 +10,7 @@ with whichever outcome the owning service shows.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter, defaultdict
@@ -16,6 +18,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from shared.contract import INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS
 
 SERVICES = ("permits", "reports", "incidents", "notifier")
 
@@ -27,8 +34,17 @@ CONSUMED: dict[str, dict[str, frozenset[str] | None]] = {
     "permits": {"incidents": frozenset({"FacilityClosureOrdered"})},
 }
 
-# Alerts the load causes: high-severity ones climb regency → province → national until acknowledged (the
-# test acknowledges none); the national task force subscribed its feed to permits issued and reports.
+# The topics each consumer group reads (services/*/app.py), whose committed offsets must reach the end.
+GROUP_TOPICS: dict[str, tuple[str, ...]] = {
+    "iomki-permits": (REPORTS.name, INCIDENTS.name),
+    "iomki-reports": (PERMITS.name, INCIDENTS.name),
+    "iomki-incidents": (PERMITS.name, REPORTS.name),
+    "iomki-notifier": (PERMITS.name, REPORTS.name, INCIDENTS.name, INTERNAL_CONTACTS.name),
+}
+
+# Alerts the load causes: high-severity ones climb regency → province → national until acknowledged (the load
+# acknowledges some of them on the way, and the next event for the same plant and type opens a new alert); the
+# national task force subscribed its feed to permits issued and reports.
 ESCALATING = ("CaseDetected", "FacilityClosureOrdered", "ClusterDeclared")
 SUBSCRIBED = ("PermitIssued", "ReportSubmitted")
 LEVELS = ("regency", "province", "national")
@@ -67,10 +83,21 @@ class Plant:
         return self.decision == "issue"
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """An acknowledgement the notifier accepted (or, after a lost answer, showed it had made)."""
+
+    alert_id: str
+    event_type: str
+    level: str  # the alert's level when it was acknowledged
+    role: str  # "operator" or "task_force"
+
+
 @dataclass
 class Oracle:
     plants: list[Plant]
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (request, answer) → how many
+    acknowledgements: list[Acknowledgement] = field(default_factory=list)
 
     def count(self, request: str, answer: str) -> None:
         self.requests[(request, answer)] += 1
@@ -88,8 +115,13 @@ class Oracle:
         return [r for r in plant.reports if r.outcome is Outcome.ACCEPTED
                 or (r.outcome is Outcome.UNKNOWN and r.marker in state.report_markers)]
 
+    @property
+    def acknowledged(self) -> set[str]:
+        return {ack.alert_id for ack in self.acknowledgements}
+
     def expected_alerts(self, state: State) -> dict[tuple[str, str], int]:
-        """(event type, facility) → how many events the alert must have counted: each exactly once."""
+        """(event type, facility) → how many events its alerts must have counted together: each exactly once (an
+        acknowledged alert takes no more events; the next one opens a new alert)."""
         alerts: dict[tuple[str, str], int] = {}
         for plant in self.issued:
             facility = plant.facility_id
@@ -137,14 +169,28 @@ class State:
     escalations: dict[str, list[str]]
     deliveries: list[asyncpg.Record]
     attempts_succeeded: Counter[str]
+    # group → "topic-partition" → messages behind the end of the partition (only those behind); None when unread
+    lag: dict[str, dict[str, int]] | None = None
+    lag_error: str | None = None
 
     @property
     def report_markers(self) -> set[str]:
         return {r["marker"] for r in self.reports}
 
 
-async def read_state(connection: asyncpg.Connection) -> State:
-    """Every service's tables, read through its schema; one repeatable-read snapshot."""
+async def read_state(connection: asyncpg.Connection, bootstrap: str | None = None) -> State:
+    """Every service's tables, read through its schema in one repeatable-read snapshot, and then each consumer
+    group's lag on the broker at `bootstrap`, when given."""
+    state = await _read_tables(connection)
+    if bootstrap is not None:
+        try:
+            state.lag = await consumer_lag(bootstrap)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            state.lag_error = f"{type(exc).__name__}: {exc}"
+    return state
+
+
+async def _read_tables(connection: asyncpg.Connection) -> State:
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         outbox, inbox = {}, {}
         for service in SERVICES:
@@ -181,7 +227,8 @@ async def read_state(connection: asyncpg.Connection) -> State:
                 "SELECT facility_id::text FROM notifier.company_contacts")],
             alerts=await connection.fetch(
                 "SELECT alert_id::text, event_type, facility_id::text, severity, count, level, status,"
-                " escalate_at IS NULL AS at_top FROM notifier.alerts"),
+                " escalate_at IS NULL AS at_top, first_seen_at, acknowledged_role"
+                " FROM notifier.alerts"),
             escalations=_grouped(await connection.fetch(
                 "SELECT alert_id::text, to_level FROM notifier.escalations ORDER BY at"), "alert_id", "to_level"),
             deliveries=await connection.fetch(
@@ -207,6 +254,41 @@ def _grouped(rows: list[asyncpg.Record], key: str, value: str) -> dict[str, list
     for r in rows:
         found[r[key]].append(r[value])
     return found
+
+
+# ------------------------------------------------------------------------------------------- consumer groups
+
+
+async def consumer_lag(bootstrap: str, timeout: float = 10) -> dict[str, dict[str, int]]:
+    """group → "topic-partition" → how many messages its committed offset is behind the partition's end, for the
+    partitions of the topics the group consumes that are not at the end. Fresh clients each time: the read must
+    work whichever broker is down or has come back since the last one."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    ends_reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5_000)  # no group: reads ends
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            await ends_reader.start()
+            topics = sorted({topic for topics in GROUP_TOPICS.values() for topic in topics})
+            partitions = [TopicPartition(t["topic"], p["partition"]) for t in await admin.describe_topics(topics)
+                          for p in t["partitions"]]
+            ends = await ends_reader.end_offsets(partitions)
+            behind: dict[str, dict[str, int]] = {}
+            for group, consumed in GROUP_TOPICS.items():
+                committed = await admin.list_consumer_group_offsets(group)
+                behind[group] = {}
+                for tp in partitions:
+                    if tp.topic not in consumed:
+                        continue
+                    # A partition the group never committed is read from its start (auto_offset_reset=earliest),
+                    # and every log here starts at 0 (a week's retention).
+                    offset = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+                    if ends[tp] != offset:
+                        behind[group][f"{tp.topic}-{tp.partition}"] = ends[tp] - offset
+            return behind
+    finally:
+        await ends_reader.stop()
+        await admin.close()
 
 
 # ------------------------------------------------------------------------------------------- webhook receipts
@@ -255,6 +337,11 @@ def pending(oracle: Oracle, state: State, receipts: list[Receipt]) -> list[str]:
     received = {r.delivery_id for r in receipts}
     if unseen := [d for d in state.deliveries if d["status"] == "delivered" and d["delivery_id"] not in received]:
         waiting.append(f"receivers: {len(unseen)} delivered notices not seen")
+    if state.lag_error:
+        waiting.append(f"consumer lag unreadable: {state.lag_error}")
+    for group, behind in (state.lag or {}).items():
+        if behind:
+            waiting.append(f"{group}: {sum(behind.values())} messages behind on {len(behind)} partitions")
     return waiting
 
 
@@ -262,7 +349,8 @@ def fingerprint(state: State, receipts: list[Receipt]) -> tuple:
     """Changes whenever anything the checks read changes: equal twice apart means the state is stable."""
     return (tuple(len(e) for e in state.outbox.values()), tuple(len(i) for i in state.inbox.values()),
             len(state.permits), len(state.reports), len(state.cases), sum(a["count"] for a in state.alerts),
-            len(state.alerts), len(state.deliveries), len(receipts))
+            len(state.alerts), sum(a["status"] == "acknowledged" for a in state.alerts), len(state.deliveries),
+            len(receipts), sum(sum(behind.values()) for behind in (state.lag or {}).values()))
 
 
 def _missing_from_inboxes(state: State) -> dict[str, set[uuid.UUID]]:
@@ -300,6 +388,7 @@ class Check:
 def compare(oracle: Oracle, state: State, receipts: list[Receipt], notifier_kills: list[float]) -> list[Check]:
     return [
         _messaging(state),
+        _consumer_groups(state),
         _permits(oracle, state),
         _schedules(oracle, state),
         _reports(oracle, state),
@@ -308,6 +397,7 @@ def compare(oracle: Oracle, state: State, receipts: list[Receipt], notifier_kill
         _closures(oracle, state),
         _contacts(oracle, state),
         _alerts(oracle, state),
+        _acknowledgements(oracle, state),
         _escalations(oracle, state),
         _deliveries(oracle, state),
         _webhooks(oracle, state, receipts, notifier_kills),
@@ -323,6 +413,16 @@ def _messaging(state: State) -> Check:
         letters = [e for e in events if e.event_type == "dead-letter"]
         check.expect(not letters, f"{service} dead-lettered {len(letters)} events")
         check.expect(all(e.published for e in events), f"{service} left events unpublished")
+    return check
+
+
+def _consumer_groups(state: State) -> Check:
+    check = Check("every consumer group committed up to the end of the partitions it consumes", len(GROUP_TOPICS))
+    if state.lag is None:
+        check.problems.append(f"could not read the groups' offsets: {state.lag_error}")
+        return check
+    for group, behind in state.lag.items():
+        check.expect(not behind, f"{group} is behind: {dict(sorted(behind.items()))}")
     return check
 
 
@@ -439,28 +539,58 @@ def _contacts(oracle: Oracle, state: State) -> Check:
 
 def _alerts(oracle: Oracle, state: State) -> Check:
     expected = oracle.expected_alerts(state)
-    check = Check("notifier: one alert per plant and event type, counting each event exactly once", len(expected))
+    check = Check("notifier: per plant and event type, alerts counting each event exactly once, a second one only "
+                  "after the first was acknowledged", len(expected))
     found: dict[tuple[str, str], list[asyncpg.Record]] = defaultdict(list)
     for alert in state.alerts:
         found[(alert["event_type"], alert["facility_id"])].append(alert)
     for key, count in expected.items():
-        alerts = found.pop(key, [])
-        if len(alerts) != 1:
-            check.problems.append(f"{key}: {len(alerts)} alerts")
+        alerts = sorted(found.pop(key, []), key=lambda a: a["first_seen_at"])
+        if not alerts:
+            check.problems.append(f"{key}: no alert")
             continue
-        check.expect(alerts[0]["count"] == count, f"{key}: counted {alerts[0]['count']} events, expected {count}")
+        counted = sum(a["count"] for a in alerts)
+        check.expect(counted == count, f"{key}: counted {counted} events in {len(alerts)} alerts, expected {count}")
+        # Not compared with the moment of the acknowledgement: an event takes its time before it waits for the
+        # plant's lock, which the acknowledgement may take first.
+        unacknowledged = [a["alert_id"] for a in alerts[:-1] if a["status"] != "acknowledged"]
+        check.expect(not unacknowledged, f"{key}: {len(alerts)} alerts, yet {unacknowledged} not acknowledged")
     check.expect(not found, f"alerts the oracle did not expect: {sorted(found)}")
     return check
 
 
+def _acknowledgements(oracle: Oracle, state: State) -> Check:
+    check = Check("notifier: each accepted acknowledgement holds, by its role; no other alert acknowledged",
+                  len(oracle.acknowledgements))
+    by_id = {a["alert_id"]: a for a in state.alerts}
+    for ack in oracle.acknowledgements:
+        alert = by_id.get(ack.alert_id)
+        if alert is None:
+            check.problems.append(f"acknowledged alert {ack.alert_id} ({ack.event_type}) is gone")
+            continue
+        check.expect(alert["status"] == "acknowledged" and alert["acknowledged_role"] == ack.role,
+                     f"alert {ack.alert_id} ({ack.event_type}): {alert['status']} by {alert['acknowledged_role']}, "
+                     f"acknowledged by {ack.role}")
+    stray = [a["alert_id"] for a in state.alerts
+             if a["status"] == "acknowledged" and a["alert_id"] not in oracle.acknowledged]
+    check.expect(not stray, f"alerts acknowledged that nobody acknowledged: {stray}")
+    return check
+
+
+def _levels_reached(alert: asyncpg.Record) -> list[str]:
+    return list(LEVELS[:LEVELS.index(alert["level"]) + 1])
+
+
 def _escalations(oracle: Oracle, state: State) -> Check:
     escalating = [a for a in state.alerts if a["event_type"] in ESCALATING]
-    check = Check("notifier: each unacknowledged high alert escalated to province, then national, once each",
-                  len(escalating))
+    check = Check("notifier: each high alert escalated to province, then national, once each, up to its "
+                  "acknowledgement", len(escalating))
     for alert in escalating:
         steps = state.escalations.get(alert["alert_id"], [])
-        check.expect(steps == ["province", "national"], f"alert {alert['event_type']}: escalations {steps}")
-        check.expect(alert["level"] == "national", f"alert {alert['event_type']} stopped at {alert['level']}")
+        check.expect(steps == _levels_reached(alert)[1:],
+                     f"alert {alert['event_type']}: escalations {steps}, at {alert['level']}")
+        check.expect(alert["level"] == "national" or alert["status"] == "acknowledged",
+                     f"alert {alert['event_type']} stopped at {alert['level']}, unacknowledged")
     others = [a for a in state.alerts if a["event_type"] not in ESCALATING and state.escalations.get(a["alert_id"])]
     check.expect(not others, f"{len(others)} low alerts escalated")
     return check
@@ -469,7 +599,7 @@ def _escalations(oracle: Oracle, state: State) -> Check:
 def _expected_steps(alert: asyncpg.Record) -> list[tuple[str, str]]:
     """(receiver, level of the notice) for each notice the alert must send."""
     if alert["event_type"] in ESCALATING:
-        return [(level, level) for level in LEVELS]
+        return [(level, level) for level in _levels_reached(alert)]
     return [("feed", alert["level"])]
 
 
@@ -480,7 +610,7 @@ def _deliveries(oracle: Oracle, state: State) -> Check:
         by_alert[delivery["alert_id"]].append(delivery)
     for alert in state.alerts:
         deliveries = by_alert.pop(alert["alert_id"], [])
-        expected = 3 if alert["event_type"] in ESCALATING else 1
+        expected = len(_expected_steps(alert))
         check.expect(len(deliveries) == expected,
                      f"alert {alert['event_type']}: {len(deliveries)} deliveries, expected {expected}")
         check.expect(len({(d["target"], d["level"]) for d in deliveries}) == len(deliveries),

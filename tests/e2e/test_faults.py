@@ -1,14 +1,18 @@
-"""Fault injection with an oracle: a steady mixed load (applications and decisions, reports, cases) while each
-service is killed with SIGKILL, the broker restarted (it forgets everything) and PostgreSQL restarted; once
-the platform settles, every service holds what the oracle computed from the accepted requests: no event lost,
-none applied twice, no notice sent twice to one recipient for one step.
+"""Fault injection with an oracle: a steady mixed load (applications and decisions, reports, cases, task forces
+acknowledging alerts) while faults strike the platform; once it settles, every service holds what the oracle
+computed from the accepted requests: no event lost, none applied twice, no alert raised twice, no notice sent
+twice to one recipient for one step, and every consumer group has committed up to the end of its topics.
 
-Requests whose answer is lost with a cut connection: applications, decisions and cases are retried as they
-are idempotent by nature (one permit per plant, one decision per application, one case per reference: the
-retry's 409 names what the lost attempt did); reports are not (a second one supersedes the first), so they
-are "maybe" and the oracle takes whichever outcome the reports service shows, then expects the same
-downstream. IOMKI_FAULT_SEED replays a run's plan (plants, decisions, cases, which fault when); how the
-services' own timing interleaves with it differs from run to run.
+Here the broker is one Apache Kafka node: each service is killed with SIGKILL, the broker is stopped and started
+again, and killed with SIGKILL and started again (either way on its data: it keeps what it acknowledged), and
+PostgreSQL is restarted. test_cluster_faults.py drives the same load and oracle against a three-node cluster.
+
+Requests whose answer is lost with a cut connection: applications, decisions, cases and acknowledgements are
+retried as they are idempotent by nature (one permit per plant, one decision per application, one case per
+reference, one acknowledgement per alert: the retry's 409 names what the lost attempt did); reports are not (a
+second one supersedes the first), so they are "maybe" and the oracle takes whichever outcome the reports
+service shows, then expects the same downstream. IOMKI_FAULT_SEED replays a run's plan (plants, decisions,
+cases, which fault when); how the services' own timing interleaves with it differs from run to run.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,19 +33,22 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.access import NATIONAL_REGION
 from tests.e2e.oracle import (
-    SERVICES, SUBSCRIBED, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare, fingerprint, pending,
-    read_state, receipts_of, resent_after_crash,
+    ESCALATING, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
+    fingerprint, pending, read_state, receipts_of, resent_after_crash,
 )
 from tests.e2e.processes import ARTIFACTS, RunningServices, running_platform
 from tests.e2e.receiver import WebhookReceiver
-from tests.platform import bearer
+from tests.platform import TestPlatform, bearer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 LOAD_SECONDS = 60
 SETTLE_SECONDS = 180  # generous: what it waits for is listed when it runs out
+SETTLE_SECONDS_INTERRUPTED = 60  # when a fault or a driver failed, the platform may never settle: report sooner
 STABLE_SECONDS = 3
+LOAD_BETWEEN_FAULTS = 2  # the load meets the recovered platform before the next fault
 LOAD_AFTER_FAULTS = 3  # the load goes on a little after the last fault, so that it meets the recovery
 PLANTS = 24
 REGENCIES = ("32.16", "32.75")  # Kabupaten and Kota Bekasi, in Jawa Barat (32)
@@ -59,9 +68,15 @@ def overrides() -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- the plan
 
 
-def plan_plants(rng: random.Random) -> list[Plant]:
+def fault_seed() -> int:
+    seed = int(os.environ.get("IOMKI_FAULT_SEED") or random.SystemRandom().randrange(1_000_000))
+    print(f"\nfault injection: seed {seed} (IOMKI_FAULT_SEED={seed} replays this plan)")
+    return seed
+
+
+def plan_plants(rng: random.Random, count: int) -> list[Plant]:
     plants = []
-    for index in range(PLANTS):
+    for index in range(count):
         nib = f"81299{index:08d}"
         plants.append(Plant(
             index=index, nib=nib,
@@ -83,26 +98,69 @@ def plan_plants(rng: random.Random) -> list[Plant]:
 
 @dataclass
 class Fault:
-    name: str  # "kill <service>", "restart broker" or "restart database"
-    at: float  # planned moment, seconds into the load
-    outage: float  # how long the victim stays down
+    name: str  # "kill <service>", "kill broker", "restart broker", "restart database"; the cluster's have theirs
+    at: float  # planned moment, seconds into the load (later when the fault before is not over by then)
+    outage: float = 0.0  # how long the victim stays down, if the fault has one victim
     began: float | None = None
-    ready: float | None = None  # every service answering /readyz again
+    ready: float | None = None  # every service answering /healthz again
+    struck_at: float | None = None  # time.monotonic() just after the blow (a SIGKILL, a SIGSTOP, a stop)
+    steps: list[str] = field(default_factory=list)  # what the injection did and waited for, and when
+    failure: str | None = None
+    origin: float = 0.0  # time.monotonic() when the load began
+
+    def step(self, what: str) -> None:
+        self.steps.append(f"+{time.monotonic() - self.origin:5.1f}s  {what}")
 
     def __str__(self) -> str:
         if self.began is None:
             return f"  {self.name:<18} planned at +{self.at:.1f}s, never injected"
-        return (f"  +{self.began:5.1f}s  {self.name:<18} down {self.outage:.1f}s, "
-                f"all services serving again at +{self.ready:.1f}s")
+        lines = [f"  +{self.began:5.1f}s  {self.name:<18} " + (f"down {self.outage:.1f}s, " if self.outage else "")
+                 + (f"all services serving again at +{self.ready:.1f}s" if self.ready is not None else "not over")]
+        lines += [f"             {step}" for step in self.steps]
+        if self.failure:
+            lines.append(f"             FAILED: {self.failure}")
+        return "\n".join(lines)
+
+
+Strike = Callable[[RunningServices, Fault], Awaitable[None]]
+"""Inflict one fault and bring the platform back (the victim restarted, the cluster whole again)."""
 
 
 def plan_faults(rng: random.Random) -> list[Fault]:
-    """Each service killed once, the broker and the database restarted once, in a random order, each at a
-    random moment of its own slot of the load (so they never overlap)."""
-    names = [f"kill {service}" for service in SERVICES] + ["restart broker", "restart database"]
+    """Each service killed once, the broker stopped and started once and killed and started once, the database
+    restarted once, in a random order, each at a random moment of its own slot of the load."""
+    names = [f"kill {service}" for service in SERVICES] + ["restart broker", "kill broker", "restart database"]
     rng.shuffle(names)
     slot = (LOAD_SECONDS - 12) / len(names)
     return [Fault(name, 4 + i * slot + rng.uniform(0, slot / 2), rng.uniform(0.3, 3.0)) for i, name in enumerate(names)]
+
+
+async def strike(services: RunningServices, fault: Fault) -> None:
+    """One fault of the single-node plan: its victim down for the fault's outage, then started again."""
+    platform = services.platform
+    broker = platform.broker
+    assert broker is not None
+    action, victim = fault.name.split()
+    if victim in SERVICES:
+        services.kill(victim)
+        fault.struck_at = time.monotonic()
+        await asyncio.sleep(fault.outage)
+        services.start(victim)
+    elif action == "kill":  # the broker, with SIGKILL: what it acknowledged is in its log files, which it recovers
+        await asyncio.to_thread(broker.kill, broker.nodes[0])
+        fault.struck_at = time.monotonic()
+        await asyncio.sleep(fault.outage)
+        await asyncio.to_thread(broker.start_node, broker.nodes[0])
+    elif victim == "broker":  # a controlled shutdown, and a start on the same data
+        await asyncio.to_thread(broker.stop)
+        fault.struck_at = time.monotonic()
+        await asyncio.sleep(fault.outage)
+        await asyncio.to_thread(broker.start)
+    else:
+        await asyncio.to_thread(platform.stop_database)
+        fault.struck_at = time.monotonic()
+        await asyncio.sleep(fault.outage)
+        await asyncio.to_thread(platform.start_database)
 
 
 # ------------------------------------------------------------------------------------------- the load
@@ -122,7 +180,8 @@ class Load:
         self.operator = bearer("operator")
 
     async def run(self) -> None:
-        await asyncio.gather(self._applicant(), self._officer(), self._reporter(), self._case_reporter())
+        await asyncio.gather(self._applicant(), self._officer(), self._reporter(), self._case_reporter(),
+                             self._acknowledger())
 
     def _going(self) -> bool:
         """The load goes on for its planned time, and at least until every fault was injected and is over."""
@@ -161,6 +220,18 @@ class Load:
             if due := [p for p in self.oracle.issued if len(p.cases) < p.planned_cases]:
                 await self.report_case(rng.choice(due), rng)
             await asyncio.sleep(rng.uniform(0.5, 1.5))
+
+    async def _acknowledger(self) -> None:
+        """Task forces (and the operator) acknowledge about half the high alerts, some at once, some after they
+        climbed a level or two; the others climb to the national task force."""
+        rng = self._rng("acknowledger")
+        while self._going():
+            await asyncio.sleep(rng.uniform(1.0, 2.5))
+            listed = await self.read(f"{self.services.url('notifier')}/alerts?status=open&limit=1000", self.operator)
+            high = [a for a in (listed or {}).get("alerts", []) if a["event_type"] in ESCALATING]
+            climbing = [a for a in high if a["escalate_at"] is not None]  # those at the top stay open, and pile up
+            if high and rng.random() < 0.5:
+                await self.acknowledge(rng.choice(climbing if climbing and rng.random() < 0.7 else high), rng)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -265,6 +336,33 @@ class Load:
                 return
             raise AssertionError(f"case at plant {plant.index}: {answer.status_code} {answer.text}")
 
+    async def acknowledge(self, alert: dict, rng: random.Random) -> None:
+        """By the operator, or by the task force of the level the alert has reached."""
+        level = alert["level"]
+        if rng.random() < 0.5:
+            role, headers = "operator", self.operator
+        else:
+            region = {"regency": alert["regency_code"], "province": alert["province_code"],
+                      "national": NATIONAL_REGION}[level]
+            role, headers = "task_force", bearer("task_force", region=region, sub=f"satgas-{level}-{region}")
+        url = f"{self.services.url('notifier')}/alerts/{alert['alert_id']}/ack"
+        uncertain = False
+        while True:
+            answer = await self.send("ack", "POST", url, headers=headers)
+            if isinstance(answer, Outcome):
+                uncertain |= answer is Outcome.UNKNOWN
+                await asyncio.sleep(0.5)
+                continue
+            if answer.status_code == 200:
+                level = answer.json()["level"]  # it may have climbed since it was listed
+            elif answer.status_code == 409 and uncertain and answer.json().get("current_status") == "acknowledged":
+                self.oracle.count("ack", "landed before its answer was lost")
+            else:
+                raise AssertionError(f"acknowledging alert {alert['alert_id']} as {role}: "
+                                     f"{answer.status_code} {answer.text}")
+            self.oracle.acknowledgements.append(Acknowledgement(alert["alert_id"], alert["event_type"], level, role))
+            return
+
     async def read(self, url: str, headers: dict[str, str]) -> dict | None:
         answer = await self.send("read", "GET", url, headers=headers)
         return answer.json() if isinstance(answer, httpx.Response) and answer.status_code == 200 else None
@@ -273,34 +371,27 @@ class Load:
 # ------------------------------------------------------------------------------------------- faults
 
 
-async def inject(services: RunningServices, faults: list[Fault], started: float,
-                 kills: dict[str, list[float]], over: asyncio.Event) -> None:
-    """One fault at a time: wait for its moment, inject it, bring the victim back, wait until every service
-    serves HTTP again (its start, which needs the database, is over; its broker connection may still be on
-    its way), so that a restarting service never meets the next fault half started."""
-    platform = services.platform
-    assert platform.broker is not None
-    for fault in faults:
-        await asyncio.sleep(max(0.0, started + fault.at - time.monotonic()))
-        fault.began = time.monotonic() - started
-        action, victim = fault.name.split()
-        if action == "kill":
-            services.kill(victim)
-            kills[victim].append(time.monotonic())
-            await asyncio.sleep(fault.outage)
-            services.start(victim)
-        elif victim == "broker":
-            await asyncio.to_thread(platform.broker.stop)
-            await asyncio.sleep(fault.outage)
-            await asyncio.to_thread(platform.broker.start)
-        else:
-            await asyncio.to_thread(platform.stop_database)
-            await asyncio.sleep(fault.outage)
-            await asyncio.to_thread(platform.start_database)
-        await serving(services)
-        fault.ready = time.monotonic() - started
-    await asyncio.sleep(LOAD_AFTER_FAULTS)
-    over.set()
+async def inject(services: RunningServices, faults: list[Fault], strike: Strike, started: float,
+                 over: asyncio.Event) -> None:
+    """One fault at a time: wait for its moment, strike, wait until every service serves HTTP again (its start,
+    which needs the database, is over; its broker connection may still be on its way), so that a restarting
+    service never meets the next fault half started."""
+    try:
+        previous = 0.0
+        for fault in faults:
+            moment = max(fault.at, previous + LOAD_BETWEEN_FAULTS)
+            await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
+            fault.origin, fault.began = started, time.monotonic() - started
+            try:
+                await strike(services, fault)
+                await serving(services)
+            except BaseException as exc:  # the timeline shows which fault did not end, and why
+                fault.failure = f"{type(exc).__name__}: {exc}"
+                raise
+            fault.ready = previous = time.monotonic() - started
+        await asyncio.sleep(LOAD_AFTER_FAULTS)
+    finally:
+        over.set()
 
 
 async def serving(services: RunningServices, timeout: float = 120) -> None:
@@ -318,39 +409,70 @@ async def serving(services: RunningServices, timeout: float = 120) -> None:
 
 
 async def test_killed_services_and_restarted_broker_and_database_lose_nothing_and_repeat_nothing():
-    seed = int(os.environ.get("IOMKI_FAULT_SEED") or random.SystemRandom().randrange(1_000_000))
-    print(f"\nfault injection: seed {seed} (IOMKI_FAULT_SEED={seed} replays this plan)")
+    seed = fault_seed()
     rng = random.Random(seed)
-    oracle = Oracle(plan_plants(rng))
-    faults = plan_faults(rng)
-    kills: dict[str, list[float]] = defaultdict(list)
+    plants = plan_plants(rng, PLANTS)
+    await load_under_faults("faults", seed, plants, plan_faults(rng), strike, load_seconds=LOAD_SECONDS,
+                            own_database=True)
+
+
+async def load_under_faults(label: str, seed: int, plants: list[Plant], faults: list[Fault], strike: Strike, *,
+                            load_seconds: float, own_database: bool = False, brokers: int = 1) -> None:
+    """The platform as processes; the load for `load_seconds`, and on until `faults` are over; then settle,
+    compare with the oracle, print the summary (and keep it under ARTIFACTS), and fail on any failed check."""
+    oracle = Oracle(plants)
     receivers = {name: WebhookReceiver() for name in ("regency", "province", "national", "feed")}
     async with contextlib.AsyncExitStack() as stack:
         for receiver in receivers.values():
             await stack.enter_async_context(receiver)
-        services = await stack.enter_async_context(running_platform("faults", overrides(), own_database=True))
+        services = await stack.enter_async_context(
+            running_platform(label, overrides(), own_database=own_database, brokers=brokers))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
         await register_task_forces(http, services, receivers)
 
         started = time.monotonic()
         faults_over = asyncio.Event()
-        load = Load(services, http, oracle, seed, until=started + LOAD_SECONDS, faults_over=faults_over)
-        async with asyncio.timeout(LOAD_SECONDS + 240):
-            await asyncio.gather(load.run(), inject(services, faults, started, kills, faults_over))
+        load = Load(services, http, oracle, seed, until=started + load_seconds, faults_over=faults_over)
+        interrupted = []
+        try:
+            async with asyncio.timeout(load_seconds + 240), asyncio.TaskGroup() as group:
+                group.create_task(load.run())
+                group.create_task(inject(services, faults, strike, started, faults_over))
+        except TimeoutError:
+            interrupted.append(f"the load and the faults ran past {load_seconds + 240}s")
+        except ExceptionGroup as failures:
+            interrupted += [f"{type(exc).__name__}: {exc}" for exc in failures.exceptions]
         loaded = time.monotonic() - started
 
         trace: list[str] = []
-        state, receipts, waiting = await settle(services.platform.admin_url, oracle, receivers, started, trace)
+        state, receipts, waiting = await settle(services.platform, oracle, receivers, started, trace,
+                                                SETTLE_SECONDS_INTERRUPTED if interrupted else SETTLE_SECONDS)
         settled = time.monotonic() - started
-        await services.wait_ready(timeout=60)  # every service is up and answering after all it went through
+        unready = []
+        try:
+            await services.wait_ready(timeout=60)  # every service is up and answering after all it went through
+        except AssertionError as exc:
+            unready.append(str(exc))
 
-    checks = [Check("settled: nothing left to publish, consume, escalate or deliver", 1, waiting),
-              *compare(oracle, state, receipts, kills["notifier"])]
-    report = summary(seed, faults, oracle, state, receipts, checks, loaded, settled, trace)
+        notifier_kills = [f.struck_at for f in faults if f.name == "kill notifier" and f.struck_at is not None]
+        checks = [Check("the load and every fault ran to their end", len(faults), interrupted),
+                  Check("settled: nothing left to publish, consume, commit, escalate or deliver", 1, waiting),
+                  Check("every service ready after all it went through", len(SERVICES), unready),
+                  *compare(oracle, state, receipts, notifier_kills)]
+        failed = [check.name for check in checks if check.problems]
+        if failed:  # the services' logs are there already; the broker's go with its data when the platform stops
+            keep_broker_logs(services, label)
+    report = summary(label, seed, faults, oracle, state, receipts, checks, loaded, settled, trace)
     print(report)
-    (ARTIFACTS / "faults-summary.txt").write_text(report + "\n")
-    failed = [check.name for check in checks if check.problems]
-    assert not failed, f"seed {seed}: {len(failed)} checks failed: {failed}"
+    (ARTIFACTS / f"{label}-summary.txt").write_text(report + "\n")
+    assert not failed, f"seed {seed}: {len(failed)} checks failed: {failed} (logs in {ARTIFACTS})"
+
+
+def keep_broker_logs(services: RunningServices, label: str) -> None:
+    assert services.platform.broker is not None
+    for node in services.platform.broker.nodes:
+        if node.log_path.exists():
+            shutil.copyfile(node.log_path, ARTIFACTS / f"{label}-kafka-node-{node.node_id}.log")
 
 
 async def register_task_forces(http: httpx.AsyncClient, services: RunningServices,
@@ -371,16 +493,16 @@ async def register_task_forces(http: httpx.AsyncClient, services: RunningService
     assert subscribed.status_code == 201, subscribed.text
 
 
-async def settle(admin_url: str, oracle: Oracle, receivers: dict[str, WebhookReceiver], started: float,
-                 trace: list[str]) -> tuple[State, list[Receipt], list[str]]:
+async def settle(platform: TestPlatform, oracle: Oracle, receivers: dict[str, WebhookReceiver], started: float,
+                 trace: list[str], within: float) -> tuple[State, list[Receipt], list[str]]:
     """Poll until nothing is pending and the state stays the same for a few seconds; what is still pending
     when the time is up becomes a failed check. `trace` gets what it waited for, each time that changes."""
-    connection = await asyncpg.connect(admin_url)
+    connection = await asyncpg.connect(platform.admin_url)
     try:
-        deadline = time.monotonic() + SETTLE_SECONDS
+        deadline = time.monotonic() + within
         previous, reported = None, None
         while True:
-            state = await read_state(connection)
+            state = await read_state(connection, platform.bootstrap)
             receipts = [r for name, receiver in receivers.items() for r in receipts_of(name, receiver.deliveries)]
             waiting = pending(oracle, state, receipts)
             if waiting != reported:
@@ -395,12 +517,12 @@ async def settle(admin_url: str, oracle: Oracle, receivers: dict[str, WebhookRec
         await connection.close()
 
 
-def summary(seed: int, faults: list[Fault], oracle: Oracle, state: State, receipts: list[Receipt],
+def summary(label: str, seed: int, faults: list[Fault], oracle: Oracle, state: State, receipts: list[Receipt],
             checks: list[Check], loaded: float, settled: float, trace: list[str]) -> str:
-    lines = [f"fault injection, seed {seed}: load {loaded:.0f}s, settled at +{settled:.0f}s", "injected:"]
+    lines = [f"fault injection ({label}), seed {seed}: load {loaded:.0f}s, settled at +{settled:.0f}s", "injected:"]
     lines += [str(fault) for fault in faults]
     lines.append("requests (answers):")
-    for request in ("apply", "decide", "report", "case", "read"):
+    for request in ("apply", "decide", "report", "case", "ack", "read"):
         answers = {answer: n for (kind, answer), n in sorted(oracle.requests.items()) if kind == request}
         lines.append(f"  {request:<7} " + ", ".join(f"{answer} ×{n}" for answer, n in answers.items()))
     reports = [r for p in oracle.plants for r in p.reports]
@@ -410,8 +532,11 @@ def summary(seed: int, faults: list[Fault], oracle: Oracle, state: State, receip
         f"{sum(r.outcome is Outcome.ACCEPTED for r in reports)} reports "
         f"({sum(r.outcome is Outcome.REFUSED for r in reports)} refused, {len(unknown)} unknown of which "
         f"{sum(r.marker in state.report_markers for r in unknown)} landed), "
-        f"{sum(len(p.cases) for p in oracle.plants)} cases")
-    lines.append(f"platform: {sum(len(e) for e in state.outbox.values())} events, {len(state.alerts)} alerts, "
+        f"{sum(len(p.cases) for p in oracle.plants)} cases, {len(oracle.acknowledgements)} acknowledgements ("
+        + ", ".join(f"{n} at {level}" for level, n in Counter(a.level for a in oracle.acknowledgements).items()) + ")")
+    acknowledged = sum(a["status"] == "acknowledged" for a in state.alerts)
+    lines.append(f"platform: {sum(len(e) for e in state.outbox.values())} events, {len(state.alerts)} alerts "
+                 f"({acknowledged} acknowledged), "
                  f"{len(state.deliveries)} deliveries, {len(receipts)} webhook notices received "
                  f"({resent_after_crash(receipts)} re-sent after a killed notifier lost the record of its 200)")
     lines.append("settling:")
