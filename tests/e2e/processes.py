@@ -28,7 +28,6 @@ class RunningServices:
     overrides: dict[str, str]
     ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    one_node_each: bool = False  # each service bootstraps from one node of a cluster: see `_bootstrap`
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -39,21 +38,11 @@ class RunningServices:
     def start(self, service: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         ports = {f"IOMKI_{name.upper()}_PORT": str(port) for name, port in self.ports.items()}
-        env = {**os.environ, **self.platform.env(**ports, **self._bootstrap(service), **self.overrides)}
+        env = {**os.environ, **self.platform.env(**ports, **self.overrides)}
         with open(self.log_path(service), "ab") as log:
             self.processes[service] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT, stdout=log, stderr=log,
             )
-
-    def _bootstrap(self, service: str) -> dict[str, str]:
-        """A stopgap: shared/bus.py hands faststream KAFKA_BOOTSTRAP as one string, which faststream takes for a
-        single host ("127.0.0.1:1,127.0.0.1:2,127.0.0.1" port 3), so a service given a cluster's addresses never
-        connects its consumers. Until it hands over the list, each service bootstraps from one node of a cluster
-        (a different one each) and learns the others from it."""
-        broker = self.platform.broker
-        if not self.one_node_each or broker is None:
-            return {}
-        return {"KAFKA_BOOTSTRAP": broker.nodes[SERVICES.index(service) % len(broker.nodes)].address}
 
     async def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -96,7 +85,7 @@ async def running_platform(
     With `own_database` the PostgreSQL server is the platform's own too, so the test may restart it; with
     `brokers` of 3 the broker is a KRaft cluster, and every topic has three replicas, two of them in sync."""
     platform = await start_platform(label, own_broker=True, own_database=own_database, brokers=brokers)
-    running = RunningServices(platform, overrides or {}, one_node_each=brokers > 1)
+    running = RunningServices(platform, overrides or {})
     try:
         for service in SERVICES:
             running.start(service)
