@@ -100,6 +100,16 @@ class Platform:
         return ready
 
     def stop(self) -> None:
+        """Stop the services, then the broker and the database this platform started. A second Ctrl-C, or the
+        SIGTERM a supervisor sends the whole process group, must not cut it short and leave them running."""
+        unheeded = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._stop_all()
+        finally:
+            for sig, handler in unheeded.items():
+                signal.signal(sig, handler)
+
+    def _stop_all(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
