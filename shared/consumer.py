@@ -112,6 +112,9 @@ class EventConsumer:
             batch=True,
             max_records=self._max_records,
             fetch_max_wait_ms=self._fetch_wait_ms,
+            # Records are fetched in the background; after a poll that found none the loop sleeps this long too,
+            # which an event arriving then waits out (faststream's default is 200 ms).
+            batch_timeout_ms=10,
             auto_offset_reset="earliest",  # a new group reads each topic from its start
             ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the batch's transaction; seek back on failure
             decoder=raw_records,
