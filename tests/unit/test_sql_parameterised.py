@@ -35,7 +35,7 @@ IDENTIFIER_SITES: dict[tuple[str, str], str] = {
     ("shared/db.py", "drop_database"): "DROP DATABASE takes the database's name as an identifier",
     ("shared/db.py", "provision"): "CREATE ROLE, GRANT and CREATE SCHEMA take role, database and schema names",
     ("bench/__main__.py", "running_sinks"): "the bench's sink processes each own a schema, named by the bench",
-    ("bench/__main__.py", "pipeline"): "the bench's sink processes each own a schema, named by the bench",
+    ("bench/__main__.py", "measure_pipeline"): "the bench's sink processes each own a schema, named by the bench",
     ("bench/__main__.py", "wait_for_count"): "the bench's sink processes each own a schema, named by the bench",
 }
 # (file, function, query expression) → why that query is not written in the code: it was built and checked
