@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
@@ -90,6 +91,7 @@ class EventConsumer:
         self._topics: list[str] = []
         self._handlers: dict[str, Handler | InBatches] = {}
         self._subscriber: Any = None
+        self._offsets = _OffsetCommits()
 
     def subscribe(self, topic: Topic, handlers: Mapping[type[Event], Handler | InBatches]) -> None:
         """Consume `topic` with these handlers; events of other types on it are acknowledged and skipped."""
@@ -116,7 +118,7 @@ class EventConsumer:
             # which an event arriving then waits out (faststream's default is 200 ms).
             batch_timeout_ms=10,
             auto_offset_reset="earliest",  # a new group reads each topic from its start
-            ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the batch's transaction; seek back on failure
+            ack_policy=AckPolicy.MANUAL,  # `on_batch` commits once the batch's transaction has committed
             decoder=raw_records,
             title=f"{self.group_id}:{','.join(self._topics)}",
             description=f"Handles {', '.join(sorted(handlers))}; other types are skipped.",
@@ -124,7 +126,17 @@ class EventConsumer:
 
         @self._subscriber
         async def on_batch(records: tuple[ConsumerRecord, ...]) -> None:
-            await self.handle_batch(records, handlers)
+            consumer = self._aiokafka_consumer()
+            try:
+                await self.handle_batch(records, handlers)
+            except Exception:
+                _read_again(consumer, records)
+                raise
+            self._offsets.commit(consumer, records)
+
+    async def flush_offsets(self, timeout: float = 5.0) -> None:
+        """Wait a while for the offsets of the batches applied so far to be committed (at a stop)."""
+        await self._offsets.flush(timeout)
 
     def _aiokafka_consumer(self) -> Any:
         return self._subscriber.consumer if self._subscriber is not None else None
@@ -248,6 +260,48 @@ class EventConsumer:
         tally.add(self._metrics.events_dead_lettered.labels(record.topic, reason))
         log.warning("event_dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
                     reason=reason, error=error[:500])
+
+
+class _OffsetCommits:
+    """Commits the group's offsets after each batch's transaction without holding up the next batch (a commit
+    waits for the offsets topic's replicas): one commit in flight at a time, the newest offsets going next. A
+    commit lost to a crash or a rebalance only delivers its batch again, which the inbox skips."""
+
+    def __init__(self) -> None:
+        self._next: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
+
+    def commit(self, consumer: AIOKafkaConsumer, records: tuple[ConsumerRecord, ...]) -> None:
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            self._next[partition] = max(self._next.get(partition, 0), record.offset + 1)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_while_any(consumer))
+
+    async def flush(self, timeout: float) -> None:
+        if self._committing is not None:
+            await asyncio.wait([self._committing], timeout=timeout)  # a broker that is away must not hold a stop
+
+    async def _commit_while_any(self, consumer: AIOKafkaConsumer) -> None:
+        while self._next:
+            offsets, self._next = self._next, {}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # the partitions moved to another member, or the broker is away
+                log.info("offsets_not_committed", partitions=len(offsets), error=f"{type(exc).__name__}: {exc}")
+
+
+def _read_again(consumer: AIOKafkaConsumer, records: tuple[ConsumerRecord, ...]) -> None:
+    """Move each partition back to the batch's first record in it, so that a batch that failed is fetched again."""
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        first[partition] = min(first.get(partition, record.offset), record.offset)
+    for partition, offset in first.items():
+        try:
+            consumer.seek(partition, offset)
+        except IllegalStateError:  # no longer assigned: its next holder reads from the committed offset
+            pass
 
 
 class _Tally:

@@ -163,6 +163,7 @@ class ServiceRuntime(Generic[Work]):
             if stuck:  # a task that ignored its cancellation must not keep the service from stopping
                 log.error("tasks_did_not_stop", grace_seconds=self.stop_grace,
                           tasks={task.get_name(): _where(task) for task in stuck})
+        await self.consumer.flush_offsets()
         await self.broker.stop()
         if self.database.pool is not None:
             try:  # close waits for every connection to come back: one held by a stuck task never does
