@@ -9,15 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from click.testing import Result
+from typer.testing import CliRunner
 
 from shared.infra import free_port
+from shared.cli import app
 from shared.settings import SERVICES
-from tests.platform import ROOT, TestPlatform, start_platform, stop_platform
+from tests.platform import JWT_SECRET, ROOT, TestPlatform, start_platform, stop_platform
 
 ARTIFACTS = ROOT / ".data" / "test-artifacts"
 
@@ -94,3 +97,16 @@ async def running_platform(
     finally:
         running.stop()
         await stop_platform(platform, stop_server=False)
+
+
+def cli_invoker(services: RunningServices) -> Callable[..., Awaitable[Result]]:
+    """`iomki …` run in-process against these services and their broker, as an operator's shell would."""
+    env = {f"IOMKI_{service.upper()}_URL": services.url(service) for service in SERVICES}
+    env |= {"KAFKA_BOOTSTRAP": services.platform.bootstrap, "IOMKI_JWT_SECRET": JWT_SECRET, "IOMKI_TOKEN": None,
+            "COLUMNS": "200"}
+    runner = CliRunner()
+
+    async def invoke(*args: str) -> Result:
+        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+
+    return invoke

@@ -17,13 +17,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from click.testing import Result
-from typer.testing import CliRunner
 
-from shared.cli import app
 from shared.settings import SERVICES
-from tests.e2e.processes import RunningServices, running_platform
+from tests.e2e.processes import RunningServices, cli_invoker, running_platform
 from tests.kafka import read_topic
-from tests.platform import JWT_SECRET, bearer
+from tests.platform import bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -48,15 +46,7 @@ async def services() -> AsyncIterator[RunningServices]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def cli(services: RunningServices) -> Callable[..., Any]:
-    env = {f"IOMKI_{service.upper()}_URL": services.url(service) for service in SERVICES}
-    env |= {"KAFKA_BOOTSTRAP": services.platform.bootstrap, "IOMKI_JWT_SECRET": JWT_SECRET, "IOMKI_TOKEN": None,
-            "COLUMNS": "200"}
-    runner = CliRunner()
-
-    async def invoke(*args: str) -> Result:
-        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
-
-    return invoke
+    return cli_invoker(services)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

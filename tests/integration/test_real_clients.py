@@ -21,15 +21,13 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from click.testing import Result
-from typer.testing import CliRunner
 
-from shared.cli import app
 from shared.contract import decode
 from shared.embedded_kafka import broker_classpath
 from shared.settings import SERVICES
-from tests.e2e.processes import RunningServices
+from tests.e2e.processes import RunningServices, cli_invoker, running_platform
 from tests.kafka import read_topic
-from tests.platform import JWT_SECRET, ROOT, bearer, start_platform, stop_platform
+from tests.platform import ROOT, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +55,8 @@ class IssuedPermit:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def cluster() -> AsyncIterator[RunningServices]:
     """The four services as processes on three Kafka nodes (topics replicated three times, two in sync)."""
-    platform = await start_platform("clients", own_broker=True, brokers=3)
-    running = RunningServices(platform, {})
-    try:
-        for service in SERVICES:
-            running.start(service)
-        await running.wait_ready()
+    async with running_platform("clients", brokers=3) as running:
         yield running
-    finally:
-        running.stop()
-        await stop_platform(platform, stop_server=False)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -86,15 +76,7 @@ async def permit(cluster: RunningServices) -> IssuedPermit:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def cli(cluster: RunningServices) -> Callable[..., Any]:
-    env = {f"IOMKI_{service.upper()}_URL": cluster.url(service) for service in SERVICES}
-    env |= {"KAFKA_BOOTSTRAP": cluster.platform.bootstrap, "IOMKI_JWT_SECRET": JWT_SECRET, "IOMKI_TOKEN": None,
-            "COLUMNS": "200"}
-    runner = CliRunner()
-
-    async def invoke(*args: str) -> Result:
-        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
-
-    return invoke
+    return cli_invoker(cluster)
 
 
 async def test_an_agency_reads_the_permit_issued_with_librdkafka_and_the_cloudevents_sdk(cluster, permit):
