@@ -45,6 +45,7 @@ from bench.platform import console as bench_console
 from shared.bus import admin_client, connection_options
 from shared.contract import Envelope, PermitApplied, SectorClass
 from shared.db import quote_identifier
+from shared.relay import RECORD_BATCH_BYTES
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
 
@@ -101,7 +102,8 @@ async def raw_throughput(settings: PlatformSettings, count: int) -> float:
     consumer = await start_worker(settings, "raw", topic, str(count))
     try:
         await asyncio.sleep(6)  # let the group settle before the clock starts, as for the pipeline
-        producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=True, linger_ms=2)
+        producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=True, linger_ms=2,
+                                    max_batch_size=RECORD_BATCH_BYTES)
         try:
             await producer.start()
             started = time.time()

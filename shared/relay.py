@@ -33,6 +33,9 @@ from shared.settings import PlatformSettings
 log = structlog.get_logger(__name__)
 
 _RELAY_LOCK = 0x10_4B_2
+# An idempotent producer has one request in flight per broker, carrying one record batch per partition: Kafka's
+# 16 KiB default bounded a round's events per partition to that much per round trip (a replicated write's).
+RECORD_BATCH_BYTES = 256 * 1024
 # The lowest position published in the minutes of the retention ($1), or past the end when nothing was: published
 # events are kept for the retention (for inspection), and one below it that is no longer pending was published before.
 _WINDOW_START = ("coalesce((SELECT min(first_position) FROM outbox_publications"
@@ -124,7 +127,8 @@ class Relay:
             self.is_leader = True
             await connection.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
             producer = AIOKafkaProducer(**connection_options(self._settings), client_id=f"iomki-{self._schema}-relay",
-                                        acks="all", enable_idempotence=True, linger_ms=1, request_timeout_ms=10_000)
+                                        acks="all", enable_idempotence=True, linger_ms=1, request_timeout_ms=10_000,
+                                        max_batch_size=RECORD_BATCH_BYTES)
             try:  # stopped even when starting fails (the broker is down): clients left open pile up
                 await producer.start()
                 await self._publish_forever(connection, producer)
