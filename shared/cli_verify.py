@@ -1,5 +1,5 @@
 """`iomki verify <qr-token>`: is a permit's QR code genuine? Checked offline with the registry's public key
-(services.permits.registry, pure), then — when the key came from the registry — the permit's live status,
+(shared/registry_tokens.py, pure), then — when the key came from the registry — the permit's live status,
 because a genuine token proves only that the permit was issued, not that it is still valid.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from services.permits.registry import InvalidRegistryToken, public_key_from_text, verify
+from shared.registry_tokens import InvalidRegistryToken, public_key_from_text, verify
 from shared.cli_support import Api, JsonOption, emit, fail, fields, out
 
 

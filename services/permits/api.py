@@ -14,13 +14,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.permits import registry
 from services.permits.domain import (
     PERMIT_NUMBER, Action, Application, IllegalTransition, InvalidApplication, Permit, PermitStatus,
     PlantAlreadyPermitted, ReapplyTooSoon,
 )
 from services.permits.handlers import PermitHandlers, PermitNotFound, PermitView
 from services.permits.repository import PermitSearch
+from shared import registry_tokens
 from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import SectorClass
 from shared.http import Problem, Text
@@ -197,7 +197,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     @public.get("/registry/keys")
     async def keys() -> dict:
-        return {"keys": [registry.public_jwk(handlers.signing_key.public_key())]}
+        return {"keys": [registry_tokens.public_jwk(handlers.signing_key.public_key())]}
 
     @public.get("/registry/{permit_number}")
     async def verify_online(permit_number: str) -> dict:

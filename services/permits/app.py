@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.permits import api, registry
+from services.permits import api
 from services.permits.domain import ApplicationRules
 from services.permits.handlers import PermitHandlers
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
-from shared import dashboard
+from shared import dashboard, registry_tokens
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, SanctionRecommended,
@@ -39,13 +39,13 @@ def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519Priva
     Printed QR codes must stay verifiable across restarts, so a generated key is persisted, never regenerated.
     """
     if configured:
-        return registry.private_key_from_text(configured)
+        return registry_tokens.private_key_from_text(configured)
     path = data_dir / "registry-signing-key.pem"
     if path.exists():
-        return registry.private_key_from_text(path.read_text())
+        return registry_tokens.private_key_from_text(path.read_text())
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(registry.private_key_pem(key))
+    path.write_bytes(registry_tokens.private_key_pem(key))
     path.chmod(0o600)
     log.warning("registry_signing_key_generated", path=str(path),
                 hint="set IOMKI_REGISTRY_SIGNING_KEY in production")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from services.permits.registry import InvalidRegistryToken, public_key_from_text, verify
+from shared.registry_tokens import InvalidRegistryToken, public_key_from_text, verify
 
 app = typer.Typer(help="iomki permits: offline verification of registry tokens.", no_args_is_help=True)
 

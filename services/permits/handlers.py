@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.permits import registry
 from services.permits.domain import (
     Action, Application, ApplicationRules, Closure, IllegalTransition, OnePermitPerPlant, OperatingStatus, Permit,
     PermitStatus, RegistryStatus, SanctionRecommendation, Transition, permit_number, registry_status,
 )
 from services.permits.repository import PermitSearch, PermitsWork
+from shared import registry_tokens
 from shared.access import Access
 from shared.clock import Clock
 from shared.contract import (
@@ -141,11 +141,12 @@ class PermitHandlers:
             if permit is None or permit.issued_at is None:
                 raise PermitNotFound(number)
             operating = await work.closures.operating_status(permit.facility_id)
-        claims = registry.claims_for(permit_number=number, company_name=permit.company_name,
-                                     regency_code=permit.regency_code, sector_class=permit.sector_class,
-                                     issued_at=permit.issued_at, public_key=self.signing_key.public_key())
-        return RegistryEntry(permit, registry_status(permit, operating),
-                             self.rules.regions.name_of(permit.regency_code), registry.sign(claims, self.signing_key))
+        claims = registry_tokens.claims_for(permit_number=number, company_name=permit.company_name,
+                                            regency_code=permit.regency_code, sector_class=permit.sector_class,
+                                            issued_at=permit.issued_at, public_key=self.signing_key.public_key())
+        region = self.rules.regions.name_of(permit.regency_code)
+        return RegistryEntry(permit, registry_status(permit, operating), region,
+                             registry_tokens.sign(claims, self.signing_key))
 
     # -- consumed events -----------------------------------------------------------------------------
 

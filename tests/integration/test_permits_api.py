@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from services.permits import registry
+from shared import registry_tokens
 from services.permits.api import qr_png
 from services.permits.app import create_app
 from shared.clock import FakeClock
@@ -313,7 +313,7 @@ async def test_the_registry_answers_without_a_token_and_without_personal_data(pe
         assert personal not in text
 
     keys = (await permits.get("/registry/keys")).json()["keys"]
-    claims = registry.verify(body["token"], registry.public_key_from_text(keys[0]["x"]))
+    claims = registry_tokens.verify(body["token"], registry_tokens.public_key_from_text(keys[0]["x"]))
     assert claims.permit_number == number
 
     qr = await permits.get(f"/registry/{number}/qr.png")

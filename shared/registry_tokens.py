@@ -1,4 +1,5 @@
-"""Offline-verifiable registry tokens: what the QR code on a printed permit carries. Pure: no I/O.
+"""Offline-verifiable registry tokens: what the QR code on a printed permit carries. Pure: no I/O. The permits
+service signs them; anyone holding the public key (the CLI, an officer's device) verifies them.
 
 A token is `IOMKI1.<payload>.<signature>` (base64url, no padding): the payload is compact JSON naming the
 permit number, company, plant regency, sector class and issue time — never personal data or contacts —

@@ -1,0 +1,50 @@
+"""The dependency rule: services stand on `shared` and never on each other; `shared` imports no service."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from shared.settings import SERVICES
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules_under(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_shared_imports_no_service():
+    offending = {str(path.relative_to(ROOT)): sorted(name for name in _imported(path)
+                                                    if name.split(".")[0] == "services")
+                 for path in _modules_under("shared")}
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_imports_no_other_service(service):
+    others = {f"services.{other}" for other in SERVICES if other != service}
+    offending = {str(path.relative_to(ROOT)): sorted(name for name in _imported(path)
+                                                    if any(name == o or name.startswith(f"{o}.") for o in others))
+                 for path in _modules_under(f"services/{service}")}
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
+def test_the_rule_sees_an_import_of_a_service(tmp_path: Path):
+    module = tmp_path / "module.py"
+    module.write_text("from services.permits import domain\nimport services.reports.api as api\n")
+    assert _imported(module) >= {"services.permits", "services.reports.api"}
