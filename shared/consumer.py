@@ -115,7 +115,7 @@ class EventConsumer:
             max_records=self._max_records,
             fetch_max_wait_ms=self._fetch_wait_ms,
             # Records are fetched in the background; after a poll that found none the loop sleeps this long too,
-            # which an event arriving then waits out (faststream's default is 200 ms).
+            # and an event arriving meanwhile waits it out (faststream's default sleep is twenty times as long).
             batch_timeout_ms=10,
             auto_offset_reset="earliest",  # a new group reads each topic from its start
             ack_policy=AckPolicy.MANUAL,  # `on_batch` commits once the batch's transaction has committed

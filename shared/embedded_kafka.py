@@ -215,7 +215,7 @@ class EmbeddedKafka:
             "transaction.state.log.min.isr": in_sync,
             "share.coordinator.state.topic.replication.factor": replicas,
             "share.coordinator.state.topic.min.isr": in_sync,
-            # A consumer group forms at once rather than waiting 3 s for more members; fewer threads on 2 cores.
+            # A consumer group forms at once rather than waiting for more members; fewer threads on two cores.
             "group.initial.rebalance.delay.ms": 0,
             "num.network.threads": 2,
             "num.io.threads": 4,

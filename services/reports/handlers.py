@@ -76,9 +76,7 @@ class ReportHandlers:
     _submissions: GroupCommit[tuple[ReportIn, Access], Accepted] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # 2 ms after a batch of 4 reports or more: `python -m bench.ingestion` made batches of 6-10 reports without,
-        # 12-16 with; a report's CPU fell from 0.53-0.57 ms of service and 0.21 of PostgreSQL to 0.43-0.49 and
-        # 0.15-0.17, and its p99 from 42-46 to 25-33 ms.
+        # Under load a short wait lets the reports on their way join the next transaction (docs/performance.md).
         self._submissions = GroupCommit(self._submit_together, key=lambda submitted: submitted[0].permit_id,
                                         linger=0.002, busy_batch=4)
 
