@@ -140,19 +140,21 @@ class EmbeddedKafka:
                 if not port_is_free(self.host, port):
                     raise RuntimeError(f"{self.host}:{port} is already in use: stop what listens there, or set"
                                        " KAFKA_BOOTSTRAP to use an existing Kafka")
-        classpath = broker_classpath(self.cache_dir or self.directory.parent)
+        classpath = self._classpath()
         self._format(classpath)
         for node in self.nodes:
             self._launch(node, classpath)
         self.wait_started(self.nodes, timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Shut every node down in order (controlled shutdown), killing any that does not within `timeout`."""
-        for node in self.nodes:
+    def stop(self, timeout: float = 30.0, nodes: list[KafkaNode] | None = None) -> None:
+        """Shut these nodes (every node by default) down in order (controlled shutdown), killing any that does not
+        within `timeout`."""
+        nodes = self.nodes if nodes is None else nodes
+        for node in nodes:
             if node.is_running():
                 os.kill(node.pid, signal.SIGCONT)  # a paused node could not act on the SIGTERM
                 node.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        for node in self.nodes:
+        for node in nodes:
             self._reap(node, timeout)
 
     def kill(self, node: KafkaNode) -> None:
@@ -169,13 +171,11 @@ class EmbeddedKafka:
 
     def restart(self, node: KafkaNode, timeout: float = 90.0) -> None:
         """Stop one node cleanly (if running) and start it again on its data."""
-        if node.is_running():
-            node.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-            self._reap(node, 60.0)
+        self.stop(60.0, [node])
         self.start_node(node, timeout)
 
     def start_node(self, node: KafkaNode, timeout: float = 90.0) -> None:
-        self._launch(node, broker_classpath(self.cache_dir or self.directory.parent))
+        self._launch(node, self._classpath())
         self.wait_started([node], timeout)
 
     def wait_started(self, nodes: list[KafkaNode], timeout: float) -> None:
@@ -185,12 +185,15 @@ class EmbeddedKafka:
                 if not node.is_running():
                     raise RuntimeError(f"Kafka node {node.node_id} exited at start; see {node.log_path}")
                 if time.monotonic() > deadline:
-                    self.stop(5.0)
+                    self.stop(5.0, nodes)
                     raise RuntimeError(f"Kafka node {node.node_id} did not start within {timeout}s;"
                                        f" see {node.log_path}")
                 time.sleep(0.1)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _classpath(self) -> str:
+        return broker_classpath(self.cache_dir or self.directory.parent)
 
     def _properties(self, node: KafkaNode) -> str:
         voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
