@@ -157,7 +157,7 @@ class EventConsumer:
                 # so that only the culprit is retried and, if it keeps failing, dead-lettered.
                 await self._handle_in_transaction(records, handlers, one_by_one=True)
         except DATABASE_UNREACHABLE as exc:
-            # `on_batch` moves the consumer back to read the batch again; wait so that an outage is not a hot loop.
+            # `on_batch` reads the batch again; wait so that an outage is not a hot loop.
             log.warning("consumer_batch_retry", error=str(exc), retry_in=self._outage_backoff)
             await asyncio.sleep(self._outage_backoff)
             self._outage_backoff = min(self._outage_backoff * 2, 5.0)
