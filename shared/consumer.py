@@ -262,10 +262,16 @@ class EventConsumer:
                     reason=reason, error=error[:500])
 
 
+# Each commit is a replicated write to the offsets topic and work for the group coordinator: committing after
+# every batch of a busy consumer was a large share of a three-broker cluster's CPU (docs/performance.md).
+OFFSET_COMMIT_INTERVAL = 0.2
+
+
 class _OffsetCommits:
-    """Commits the group's offsets after each batch's transaction without holding up the next batch (a commit
-    waits for the offsets topic's replicas): one commit in flight at a time, the newest offsets going next. A
-    commit lost to a crash or a rebalance only delivers its batch again, which the inbox skips."""
+    """Commits the group's offsets after the batches' transactions without holding up the next batch (a commit
+    waits for the offsets topic's replicas): one commit in flight at a time, at most one per
+    `OFFSET_COMMIT_INTERVAL`, the newest offsets going next. A commit lost to a crash or a rebalance only delivers
+    its batches again, which the inbox skips."""
 
     def __init__(self) -> None:
         self._next: dict[TopicPartition, int] = {}
@@ -285,10 +291,12 @@ class _OffsetCommits:
     async def _commit_while_any(self, consumer: AIOKafkaConsumer) -> None:
         while self._next:
             offsets, self._next = self._next, {}
+            started = time.monotonic()
             try:
                 await consumer.commit(offsets)
             except KafkaError as exc:  # the partitions moved to another member, or the broker is away
                 log.info("offsets_not_committed", partitions=len(offsets), error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(max(0.0, OFFSET_COMMIT_INTERVAL - (time.monotonic() - started)))
 
 
 def _read_again(consumer: AIOKafkaConsumer, records: tuple[ConsumerRecord, ...]) -> None:

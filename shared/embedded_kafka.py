@@ -218,10 +218,10 @@ class EmbeddedKafka:
             "transaction.state.log.min.isr": in_sync,
             "share.coordinator.state.topic.replication.factor": replicas,
             "share.coordinator.state.topic.min.isr": in_sync,
-            # A consumer group forms at once rather than waiting for more members; fewer threads on two cores.
+            # A consumer group forms at once rather than waiting for more members; few threads on two cores.
             "group.initial.rebalance.delay.ms": 0,
-            "num.network.threads": 2,
-            "num.io.threads": 4,
+            "num.network.threads": 1,
+            "num.io.threads": 2,
             "log.retention.hours": 168,
         }
         return "".join(f"{name}={value}\n" for name, value in settings.items())
@@ -259,7 +259,10 @@ class EmbeddedKafka:
         node.log_offset = node.log_path.stat().st_size if node.log_path.exists() else 0
         with open(node.log_path, "ab") as log_file:
             node.process = subprocess.Popen(
+                # C1 alone compiles the broker's code: C2's compiling took as much CPU as the broker's own work for
+                # minutes after each start, and a test's broker never lives long enough to repay it.
                 ["java", f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                 "-XX:TieredStopAtLevel=1",
                  "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG_CONFIG}",
                  "-cp", classpath, "kafka.Kafka", str(config)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=node.directory,
