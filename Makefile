@@ -49,7 +49,7 @@ soak: $(STAMP) kafka-tools
 	$(BIN)/python -m bench.soak
 
 docs: $(STAMP)
-	$(BIN)/python -m shared.catalogue
+	$(BIN)/python -m tooling.catalogue
 
 clean:
 	rm -rf .data .pytest_cache .hypothesis

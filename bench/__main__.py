@@ -42,12 +42,12 @@ from bench.platform import (
     RELAY_POLL_INTERVAL, bench_database, bench_platform, database_server, process_environment, run_as_deployed,
 )
 from bench.platform import console as bench_console
-from shared.bus import admin_client, connection_options
 from shared.contract import Envelope, PermitApplied, SectorClass
-from shared.db import quote_identifier
-from shared.relay import RECORD_BATCH_BYTES
+from shared.messaging.bus import admin_client, connection_options
+from shared.messaging.relay import RECORD_BATCH_BYTES
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
+from shared.storage.db import quote_identifier
 
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT_EVENTS = int(os.environ.get("IOMKI_BENCH_PIPELINE_EVENTS", "20000"))

@@ -35,11 +35,11 @@ from bench.ingestion import (
     Plant, ServiceProcess, event_source, new_plants, permit_issued, publish, start_uvicorn, wait_until,
 )
 from bench.platform import alone, run_as_deployed
-from shared.access import Role, mint
-from shared.bus import connection_options
 from shared.contract import ClusterDeclared, Envelope, ReportSubmitted
+from shared.messaging.bus import connection_options
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
+from shared.web.access import Role, mint
 from tests.e2e.receiver import WebhookReceiver
 
 # Sizes can be changed for a quick look; the defaults are what `make bench` reports.

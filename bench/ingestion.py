@@ -40,12 +40,12 @@ from rich.table import Table
 
 from bench.platform import alone, process_environment, run_as_deployed
 from bench.workers import MIGRATIONS
-from shared.access import Role, mint
 from shared.contract import Envelope, PermitIssued, SectorClass
-from shared.infra import free_port
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
-from shared.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import UnitOfWork
+from shared.web.access import Role, mint
+from tooling.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".data" / "bench-logs"

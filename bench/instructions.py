@@ -71,7 +71,7 @@ def in_process_app(name: str) -> Any:
 async def serve(name: str, requests: int) -> None:
     """Child process: serve WARMUP + `requests` POST /reports; tokens and bodies for the longest run are made
     whatever `requests` is, so that both runs do the same start-up work."""
-    from shared.access import Role, mint
+    from shared.web.access import Role, mint
 
     app = in_process_app(name)
     made = [(mint(JWT_SECRET, role=Role.COMPANY, nib=f"81{index:011d}").encode(), report_body())

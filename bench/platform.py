@@ -19,10 +19,10 @@ from typing import Any
 import uvloop
 from rich.console import Console
 
-from shared.db import drop_database, ensure_database, with_database
-from shared.embedded_kafka import EmbeddedKafka
-from shared.infra import embedded_postgres_url, stop_embedded_postgres
 from shared.settings import PlatformSettings
+from shared.storage.db import drop_database, ensure_database, with_database
+from shared.storage.embedded import embedded_postgres_url, stop_embedded_postgres
+from tooling.embedded_kafka import EmbeddedKafka
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"

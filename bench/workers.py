@@ -17,19 +17,19 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from bench.platform import run_as_deployed
-from shared.bus import connection_options
-from shared.consumer import OFFSET_COMMIT_INTERVAL, InBatches
 from shared.contract import Decoded, Envelope, PermitApplied
+from shared.messaging.bus import connection_options
+from shared.messaging.consumer import OFFSET_COMMIT_INTERVAL, InBatches
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
-from shared.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def raw(topic: str, count: int) -> None:
     settings = PlatformSettings()
-    # Read as the platform's consumers read (shared/consumer.py): the same fetch wait and batch size, offsets
+    # Read as the platform's consumers read (shared/messaging/consumer.py): the same fetch wait and batch size, offsets
     # committed as often, so that the reference differs from the pipeline only by what the platform adds.
     consumer = AIOKafkaConsumer(topic, **connection_options(settings), group_id=topic, auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_poll_records=500,

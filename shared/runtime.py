@@ -22,23 +22,24 @@ from fastapi import APIRouter, FastAPI
 from faststream.specification import AsyncAPI
 from prometheus_client import ProcessCollector
 
-from shared import dashboard
-from shared.access import TokenVerifier
-from shared.bus import create_broker, declare_publishers, ensure_topics
 from shared.clock import wait_until_set
-from shared.consumer import EventConsumer, Handler, InBatches
 from shared.contract import Event, Topic
-from shared.db import create_pool, migrate, migrations_in, provision
-from shared.http import CrossOriginReads, install_problem_handlers, install_request_logging, operations_router
-from shared.infra import admin_database_url
+from shared.messaging.bus import create_broker, declare_publishers, ensure_topics
+from shared.messaging.consumer import EventConsumer, Handler, InBatches
+from shared.storage.db import create_pool, migrate, migrations_in, provision
+from shared.web.access import TokenVerifier
+from shared.web.http import (
+    CrossOriginReads, dashboard_origins, install_problem_handlers, install_request_logging, operations_router,
+)
+from shared.messaging.relay import Relay
 from shared.observability import Metrics, configure_logging
-from shared.relay import Relay
 from shared.settings import PlatformSettings
-from shared.unit_of_work import Database, Work
+from shared.storage.embedded import admin_database_url
+from shared.storage.unit_of_work import Database, Work
 
 log = structlog.get_logger(__name__)
 
-PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
+PLATFORM_MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class ServiceRuntime(Generic[Work]):
         install_problem_handlers(app)
         install_request_logging(app, self.metrics)
         # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
-        app.add_middleware(CrossOriginReads, allow_origins=dashboard.allowed_origins(), allow_methods=["GET"],
+        app.add_middleware(CrossOriginReads, allow_origins=dashboard_origins(), allow_methods=["GET"],
                            allow_headers=["Authorization"], max_age=600)
         operations = operations_router(metrics=self.metrics, checks={"database": self._database_ready,
                                                                       "broker": self._broker_ready},

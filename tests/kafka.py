@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from shared.bus import partitions_of
+from shared.messaging.bus import partitions_of
 from shared.settings import PlatformSettings
 
 

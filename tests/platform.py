@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from shared.access import Role, mint
-from shared.bus import ensure_topics
-from shared.db import drop_database, ensure_database, with_database
-from shared.embedded_kafka import EmbeddedKafka
-from shared.infra import embedded_postgres_url, stop_embedded_postgres
+from shared.messaging.bus import ensure_topics
 from shared.settings import PlatformSettings
+from shared.storage.db import drop_database, ensure_database, with_database
+from shared.storage.embedded import embedded_postgres_url, stop_embedded_postgres
+from shared.web.access import Role, mint
+from tooling.embedded_kafka import EmbeddedKafka
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the machine provides, read before any fixture points the environment at a test platform.

@@ -11,7 +11,7 @@ from pathlib import Path
 from shared.contract import Envelope, PermitApplied, SectorClass
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
-from shared.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import UnitOfWork
 
 EXPLODES = "explodes"
 

@@ -14,9 +14,9 @@ from services.incidents.domain import (
     IsolationNotOver, NewCase, PlantNotMonitored,
 )
 from services.incidents.handlers import IncidentHandlers, NotFound
-from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import CaseSource
-from shared.http import Problem
+from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.http import Problem
 
 # No case of this emergency (COVID-19) predates 2020; older dates are typing errors, and would overflow the
 # date arithmetic of isolation and cluster windows.

@@ -12,8 +12,8 @@ from services.incidents.domain import IncidentPolicy
 from services.incidents.handlers import IncidentHandlers
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock, SystemClock
-from shared.consumer import InBatches
 from shared.contract import INCIDENTS, PERMITS, REPORTS, PermitIssued, PermitRevoked, ReportSubmitted
+from shared.messaging.consumer import InBatches
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
 

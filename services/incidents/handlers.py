@@ -13,11 +13,11 @@ from services.incidents.domain import (
     Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, Outcome, Plant, ReportedPositives, TimerKind,
 )
 from services.incidents.repository import IncidentsWork
-from shared.access import Access
 from shared.clock import Clock
 from shared.contract import Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted
 from shared.observability import record
-from shared.unit_of_work import Database
+from shared.storage.unit_of_work import Database
+from shared.web.access import Access
 
 SERVICE = "incidents"
 log = structlog.get_logger(__name__)

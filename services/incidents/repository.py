@@ -12,7 +12,7 @@ from services.incidents.domain import (
     Actor, Case, CaseStatus, Closure, ClosureStatus, Outcome, Plant, Timer, TimerKind,
 )
 from shared.contract import CaseSource, ClosureScope
-from shared.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import UnitOfWork
 
 _PLANT = ("p.facility_id, p.permit_id, p.nib, p.province_code, p.regency_code, p.workforce_total, p.monitored,"
           " p.active_isolations, p.active_quarantines, p.active_room_closures, p.cases_total, p.status")

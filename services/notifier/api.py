@@ -14,9 +14,9 @@ from services.notifier.domain import (
     NotNotifiedAtLevel, TaskForce,
 )
 from services.notifier.handlers import AlertNotFound, NotifierHandlers, TaskForceNotFound
-from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
-from shared.http import Problem, Text
+from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.http import Problem, Text
 
 O, TF = Role.OPERATOR, Role.TASK_FORCE
 

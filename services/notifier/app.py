@@ -19,7 +19,7 @@ from services.notifier.domain import ROUTES, Channel, EscalationChain, Grouping,
 from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
 from shared.clock import Clock, SystemClock
-from shared.consumer import InBatches
+from shared.messaging.consumer import InBatches
 from shared.contract import (
     ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, events_on,
 )

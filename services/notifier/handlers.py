@@ -24,14 +24,14 @@ from services.notifier.domain import (
     render,
 )
 from services.notifier.repository import Job, NotifierWork
-from shared.access import NATIONAL_REGION, Access, Role
 from shared.clock import Clock
+from shared.web.access import NATIONAL_REGION, Access, Role
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
     Event,
 )
 from shared.observability import record
-from shared.unit_of_work import Database
+from shared.storage.unit_of_work import Database
 
 SERVICE = "notifier"
 log = structlog.get_logger(__name__)

@@ -15,7 +15,7 @@ from services.notifier.domain import (
     Escalation, Level, Plant, Recipient, Subscription, TaskForce,
 )
 from shared.contract import Severity
-from shared.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import UnitOfWork
 
 _ALERT = ("alert_id, alert_key, event_type, severity, facility_id, province_code, regency_code, level, status,"
           " count, first_seen_at, last_seen_at, group_until, escalate_at, digest_closes_at, notified_levels,"

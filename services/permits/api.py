@@ -21,9 +21,9 @@ from services.permits.domain import (
 from services.permits.handlers import PermitHandlers, PermitNotFound, PermitView
 from services.permits.repository import PermitSearch
 from shared import registry_tokens
-from shared.access import Access, Policy, Role, Rule, Scope
 from shared.contract import SectorClass
-from shared.http import Problem, Text
+from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.http import Problem, Text
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 

@@ -11,11 +11,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.permits import api
+from services.permits import dashboard
 from services.permits.domain import ApplicationRules
 from services.permits.handlers import PermitHandlers
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
-from shared import dashboard, registry_tokens
+from shared import registry_tokens
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, SanctionRecommended,

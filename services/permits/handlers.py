@@ -14,14 +14,14 @@ from services.permits.domain import (
 )
 from services.permits.repository import PermitSearch, PermitsWork
 from shared import registry_tokens
-from shared.access import Access
 from shared.clock import Clock
+from shared.web.access import Access
 from shared.contract import (
     CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, FacilityReopened, PermitApplied, PermitFrozen,
     PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, SanctionRecommended, SectorClass,
 )
 from shared.observability import record
-from shared.unit_of_work import Database
+from shared.storage.unit_of_work import Database
 
 SERVICE = "permits"
 

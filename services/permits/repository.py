@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from services.permits.domain import Closure, OperatingStatus, Permit, PermitStatus, Transition
-from shared.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import UnitOfWork
 
 _COLUMNS = ("permit_id, facility_id, nib, company_name, province_code, regency_code, sector_class,"
             " workforce_total, status, permit_number, freeze_count, revoked_at, issued_at, plant_key")

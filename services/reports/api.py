@@ -12,8 +12,8 @@ from services.reports.domain import (
     InconsistentReport, ObligationEnded, PeriodClosed, PeriodNotFound, ReportFigures, ScheduleNotFound,
 )
 from services.reports.handlers import ReportHandlers, ReportIn
-from shared.access import Access, Policy, Role, Rule, Scope
-from shared.http import Problem, Text
+from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.http import Problem, Text
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 

@@ -15,16 +15,16 @@ from services.reports.domain import (
     Period, PeriodNotFound, Regime, ReportFigures, Sanction, SanctionLadder, Schedule, ScheduleNotFound, Timing,
 )
 from services.reports.repository import DuePeriod, ReportsWork, StoredReport
-from shared.access import Access
 from shared.clock import Clock
+from shared.web.access import Access
 from shared.contract import (
     ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
     PermitReactivated, PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
     SanctionRecommended, WarningIssued,
 )
-from shared.group_commit import GroupCommit
+from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
-from shared.unit_of_work import Database
+from shared.storage.unit_of_work import Database
 
 SERVICE = "reports"
 log = structlog.get_logger(__name__)

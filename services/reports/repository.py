@@ -18,7 +18,7 @@ from services.reports.domain import (
     NextAction, Opening, Period, PeriodStatus, Sanction, Schedule, SettledPeriod, Situation, Step,
 )
 from shared.contract import CONTENT_TYPE, Envelope, ReportDue, ReportOverdue
-from shared.unit_of_work import Outbox, UnitOfWork
+from shared.storage.unit_of_work import Outbox, UnitOfWork
 
 _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, issued_at, frozen, freeze_count,"
              " closed, ended_at, ladder_reset_seq, revoke_recommended")

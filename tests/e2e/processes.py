@@ -17,10 +17,10 @@ import httpx
 from click.testing import Result
 from typer.testing import CliRunner
 
-from shared.infra import free_port
-from shared.cli import app
 from shared.settings import SERVICES
 from tests.platform import JWT_SECRET, ROOT, TestPlatform, start_platform, stop_platform
+from tooling.cli.app import app
+from tooling.ports import free_port
 
 ARTIFACTS = ROOT / ".data" / "test-artifacts"
 

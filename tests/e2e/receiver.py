@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from shared.infra import free_port
+from tooling.ports import free_port
 
 
 @dataclass

@@ -27,8 +27,8 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from shared.access import Principal, Role
-from shared.http import PROBLEM
+from shared.web.access import Principal, Role
+from shared.web.http import PROBLEM
 from tests.e2e.processes import RunningServices, running_platform
 from tests.platform import JWT_SECRET, bearer, token
 

@@ -11,10 +11,10 @@ import pytest
 import pytest_asyncio
 from rich.console import Console
 
-from shared.demo import demo_environment, play
-from shared.demo_scenario import Scenario
 from tests.e2e.processes import ARTIFACTS, RunningServices, running_platform
 from tests.platform import JWT_SECRET, bearer
+from tooling.demo.runner import demo_environment, play
+from tooling.demo.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
 

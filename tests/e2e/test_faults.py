@@ -33,7 +33,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.access import NATIONAL_REGION
+from shared.web.access import NATIONAL_REGION
 from tests.e2e.oracle import (
     ESCALATING, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
     fingerprint, pending, read_state, receipts_of, resent_after_crash,

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from shared.bus import partitions_of
+from shared.messaging.bus import partitions_of
 from shared.settings import PlatformSettings
 from shared.contract import (
     CONTENT_TYPE, EVENT_TYPES, TOPICS, AlertRaised, ClusterDeclared, CompanyContactsUpdated, Envelope, PermitIssued,

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.infra import EMBEDDED_POSTGRES_SETTINGS, embedded_postgres_url, stop_embedded_postgres
+from shared.storage.embedded import EMBEDDED_POSTGRES_SETTINGS, embedded_postgres_url, stop_embedded_postgres
 from tests.platform import ROOT
 
 pytestmark = pytest.mark.integration

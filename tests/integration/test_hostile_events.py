@@ -39,7 +39,7 @@ from shared.contract import (
     CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, PermitIssued, ReportSubmitted,
     SanctionAction, SanctionEvidence, SanctionRecommended, SectorClass,
 )
-from shared.db import quote_identifier
+from shared.storage.db import quote_identifier
 from tests.kafka import read_topic
 from tests.platform import TestPlatform, patched_environ, running_service, start_platform, stop_platform
 

@@ -15,8 +15,8 @@ import pytest_asyncio
 
 from services.incidents.api import POLICY
 from services.incidents.app import create_app
-from shared.access import Role, Scope
 from shared.clock import FakeClock
+from shared.web.access import Role, Scope
 from tests.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration

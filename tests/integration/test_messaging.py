@@ -14,12 +14,12 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from shared.bus import admin_client, ensure_topics
 from shared.contract import CONTENT_TYPE, Topic
-from shared.db import migrate, migrations_in
+from shared.messaging.bus import admin_client, ensure_topics
 from shared.runtime import PLATFORM_MIGRATIONS, ServiceRuntime
 from shared.settings import PlatformSettings
-from shared.unit_of_work import Outbox, UnitOfWork
+from shared.storage.db import migrate, migrations_in
+from shared.storage.unit_of_work import Outbox, UnitOfWork
 from tests.kafka import read_topic
 from tests.platform import TestPlatform, patched_environ, start_platform, stop_platform
 from tests.probe import EXPLODES, Probe, applied_event

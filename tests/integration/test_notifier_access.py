@@ -18,7 +18,7 @@ import pytest_asyncio
 from services.notifier.api import POLICY
 from services.notifier.app import create_app
 from services.notifier.domain import Alert, EscalationChain, Grouping, Level, Plant
-from shared.access import Role
+from shared.web.access import Role
 from tests.platform import bearer, patched_environ, running_service
 
 pytestmark = pytest.mark.integration

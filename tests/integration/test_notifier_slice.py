@@ -33,9 +33,9 @@ from shared.contract import (
     CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, ReportDue, WarningIssued,
     decode,
 )
-from shared.infra import free_port
 from tests.kafka import read_topic
 from tests.platform import bearer, patched_environ, running_service
+from tooling.ports import free_port
 
 pytestmark = pytest.mark.integration
 

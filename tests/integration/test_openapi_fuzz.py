@@ -32,9 +32,9 @@ from services.incidents.app import create_app as incidents_app
 from services.notifier.app import create_app as notifier_app
 from services.permits.app import create_app as permits_app
 from services.reports.app import create_app as reports_app
-from shared.http import PROBLEM
-from shared.infra import free_port
+from shared.web.http import PROBLEM
 from tests.platform import bearer, running_service
+from tooling.ports import free_port
 
 pytestmark = [
     pytest.mark.integration,

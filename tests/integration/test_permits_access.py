@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from services.permits.api import POLICY
 from services.permits.app import create_app
-from shared.access import Role, Scope
+from shared.web.access import Role, Scope
 from tests.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration

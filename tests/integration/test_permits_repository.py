@@ -16,9 +16,9 @@ import pytest_asyncio
 import services.permits
 from services.permits.domain import Action, Closure, Permit, PermitStatus, Transition, plant_key
 from services.permits.repository import PermitSearch, PermitsWork
-from shared.db import create_pool, migrate, migrations_in, provision
 from shared.runtime import PLATFORM_MIGRATIONS
-from shared.unit_of_work import Database
+from shared.storage.db import create_pool, migrate, migrations_in, provision
+from shared.storage.unit_of_work import Database
 
 pytestmark = pytest.mark.integration
 

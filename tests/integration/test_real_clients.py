@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaProducer
 from click.testing import Result
 
 from shared.contract import decode
-from shared.embedded_kafka import broker_classpath
 from shared.settings import SERVICES
 from tests.e2e.processes import RunningServices, cli_invoker, running_platform
 from tests.kafka import read_topic
 from tests.platform import ROOT, bearer
+from tooling.embedded_kafka import broker_classpath
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.reports.api import POLICY
 from services.reports.app import ReportsSettings, create_app
-from shared.access import Role, Scope
 from shared.contract import Envelope, PermitIssued, SectorClass
+from shared.web.access import Role, Scope
 from tests.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration

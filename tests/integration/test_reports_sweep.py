@@ -19,14 +19,14 @@ from services.reports import domain
 from services.reports.domain import NextAction, PeriodStatus, ReportFigures, Schedule, Timing, parse_regime
 from services.reports.handlers import SERVICE, ReportHandlers, ReportIn, ReportsConfig, _about
 from services.reports.repository import DuePeriod, ReportsWork, time_ordered_ids
-from shared.access import Access, Principal, Role, Scope
 from shared.clock import FakeClock
+from shared.web.access import Access, Principal, Role, Scope
 from shared.contract import (
     CONTENT_TYPE, EVENT_TYPES, Envelope, PermitRevoked, ReportDue, ReportOverdue, decode,
 )
-from shared.db import create_pool, migrate, migrations_in, provision
 from shared.runtime import PLATFORM_MIGRATIONS
-from shared.unit_of_work import Database
+from shared.storage.db import create_pool, migrate, migrations_in, provision
+from shared.storage.unit_of_work import Database
 
 pytestmark = pytest.mark.integration
 

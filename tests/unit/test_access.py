@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.warnings import InsecureKeyLengthWarning
 
-from shared.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, _base64url, mint
-from shared.http import Problem, install_problem_handlers
 from shared.settings import PlatformSettings
+from shared.web.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, _base64url, mint
+from shared.web.http import Problem, install_problem_handlers
 
 pytestmark = pytest.mark.unit
 

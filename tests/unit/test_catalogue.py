@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalogue import render_asyncapi, render_html, render_markdown
 from shared.contract import EVENT_TYPES, TOPICS, decode
+from tooling.catalogue import render_asyncapi, render_html, render_markdown
 
 pytestmark = pytest.mark.unit
 

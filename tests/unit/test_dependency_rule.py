@@ -1,4 +1,5 @@
-"""The dependency rule: services stand on `shared` and never on each other; `shared` imports no service."""
+"""The dependency rule: services stand on `shared` and never on each other or on the tooling; `shared` imports no
+service and no tooling. The tooling (CLI, demo, launcher, embedded Kafka, catalogue) stands on both."""
 
 from __future__ import annotations
 
@@ -28,11 +29,29 @@ def _modules_under(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
 
-def test_shared_imports_no_service():
+def _imports_of(folder: str, forbidden: set[str]) -> dict[str, list[str]]:
+    """Each module under `folder` that imports a package in `forbidden`, with those imports."""
     offending = {str(path.relative_to(ROOT)): sorted(name for name in _imported(path)
-                                                    if name.split(".")[0] == "services")
-                 for path in _modules_under("shared")}
-    assert {path: names for path, names in offending.items() if names} == {}
+                                                    if name.split(".")[0] in forbidden)
+                 for path in _modules_under(folder)}
+    return {path: names for path, names in offending.items() if names}
+
+
+def test_shared_imports_no_service_and_no_tooling():
+    assert _imports_of("shared", {"services", "tooling", "bench", "tests"}) == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_imports_no_tooling(service):
+    assert _imports_of(f"services/{service}", {"tooling", "bench", "tests"}) == {}
+
+
+def test_shared_holds_packages_by_concern_and_no_tooling():
+    """What the services share, by concern; the operators' and developers' tools live in `tooling/`."""
+    modules = {path.stem for path in (ROOT / "shared").glob("*.py")} - {"__init__"}
+    packages = {path.name for path in (ROOT / "shared").iterdir() if (path / "__init__.py").exists()}
+    assert packages == {"messaging", "storage", "web"}
+    assert modules == {"contract", "settings", "observability", "clock", "regions", "runtime", "registry_tokens"}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -48,3 +67,9 @@ def test_the_rule_sees_an_import_of_a_service(tmp_path: Path):
     module = tmp_path / "module.py"
     module.write_text("from services.permits import domain\nimport services.reports.api as api\n")
     assert _imported(module) >= {"services.permits", "services.reports.api"}
+
+
+def test_the_rule_sees_a_late_import_of_the_tooling(tmp_path: Path):
+    module = tmp_path / "module.py"
+    module.write_text("def f():\n    from tooling.cli import app\n    return app\n")
+    assert "tooling.cli" in _imported(module)

@@ -20,8 +20,8 @@ import yaml
 from referencing import Registry, Resource
 
 from shared.contract import TOPICS
-from shared.infra import EMBEDDED_POSTGRES_SETTINGS
 from shared.settings import DEFAULT_PORTS, SERVICES
+from shared.storage.embedded import EMBEDDED_POSTGRES_SETTINGS
 
 pytestmark = pytest.mark.unit
 
@@ -160,6 +160,13 @@ def test_dockerfile_runs_as_a_non_root_user():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "FROM python:3.11-slim" in dockerfile
     assert "USER 10001" in dockerfile and "pip install ." in dockerfile
+
+
+def test_dockerfile_copies_every_package_of_the_product():
+    """The image runs the services and carries the `iomki` CLI: every package they import from must be in it."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    for package in ("shared", "services", "tooling"):
+        assert f"COPY {package} ./{package}" in dockerfile
 
 
 # ---------------------------------------------------------------------------------------------- kubernetes

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.embedded_kafka import EmbeddedKafka, kafka_version, new_cluster_id
+from tooling.embedded_kafka import EmbeddedKafka, kafka_version, new_cluster_id
 
 pytestmark = pytest.mark.unit
 

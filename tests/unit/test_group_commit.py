@@ -7,7 +7,7 @@ import contextvars
 
 import pytest
 
-from shared.group_commit import GroupCommit
+from shared.messaging.group_commit import GroupCommit
 
 
 class Refusal(Exception):

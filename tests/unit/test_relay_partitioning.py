@@ -8,7 +8,7 @@ import uuid
 import pytest
 from aiokafka.partitioner import murmur2
 
-from shared.relay import _key_hash, _murmur2
+from shared.messaging.relay import _key_hash, _murmur2
 
 pytestmark = pytest.mark.unit
 

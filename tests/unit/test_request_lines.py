@@ -7,8 +7,8 @@ import httpx
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
-from shared.http import CrossOriginReads, install_request_logging
 from shared.observability import Metrics, collecting_request_facts, record
+from shared.web.http import CrossOriginReads, install_request_logging
 
 DASHBOARD = "http://dashboard.example"
 

@@ -6,7 +6,7 @@ and the items a loop takes from such lists), conditional
 choices between them, text methods of such text with such arguments, functions that only return such text,
 private helpers every caller of which passes such text, and `len(...)` (a `$n` placeholder number). Values
 travel as `$n` parameters; nothing a caller supplies can become SQL. The few statements that need an
-identifier (a database, role or schema name cannot be a parameter) quote it with `shared.db.quote_identifier`
+identifier (a database, role or schema name cannot be a parameter) quote it with `shared.storage.db.quote_identifier`
 and are listed in `IDENTIFIER_SITES` with the reason; statements not written in the code (migration files,
 the bench re-planning recorded statements) are listed in `STATEMENTS_FROM_ELSEWHERE` with the reason.
 """
@@ -31,9 +31,9 @@ QUOTING_HELPER = "quote_identifier"
 
 # (file, function) → why an identifier is interpolated there (quoted by QUOTING_HELPER, never a value).
 IDENTIFIER_SITES: dict[tuple[str, str], str] = {
-    ("shared/db.py", "ensure_database"): "CREATE DATABASE takes the new database's name as an identifier",
-    ("shared/db.py", "drop_database"): "DROP DATABASE takes the database's name as an identifier",
-    ("shared/db.py", "provision"): "CREATE ROLE, GRANT and CREATE SCHEMA take role, database and schema names",
+    ("shared/storage/db.py", "ensure_database"): "CREATE DATABASE takes the new database's name as an identifier",
+    ("shared/storage/db.py", "drop_database"): "DROP DATABASE takes the database's name as an identifier",
+    ("shared/storage/db.py", "provision"): "CREATE ROLE, GRANT and CREATE SCHEMA take role, database and schema names",
     ("bench/__main__.py", "running_sinks"): "the bench's sink processes each own a schema, named by the bench",
     ("bench/__main__.py", "measure_pipeline"): "the bench's sink processes each own a schema, named by the bench",
     ("bench/__main__.py", "wait_for_count"): "the bench's sink processes each own a schema, named by the bench",
@@ -41,7 +41,7 @@ IDENTIFIER_SITES: dict[tuple[str, str], str] = {
 # (file, function, query expression) → why that query is not written in the code: it was built and checked
 # elsewhere, or it is a versioned migration file shipped with the code.
 STATEMENTS_FROM_ELSEWHERE: dict[tuple[str, str, str], str] = {
-    ("shared/db.py", "migrate", "migration.sql"): "runs the migration files shipped in migrations/ directories",
+    ("shared/storage/db.py", "migrate", "migration.sql"): "runs the migration files shipped in migrations/ directories",
     ("bench/scale.py", "Recording.fetch", "query"): "records the repositories' own statements, then runs them",
     ("bench/scale.py", "Recording.fetchrow", "query"): "records the repositories' own statements, then runs them",
     ("bench/scale.py", "plan_verdict", "f'EXPLAIN (FORMAT JSON) {query}'"):
@@ -485,5 +485,5 @@ def test_a_planted_violation_is_found(snippet, why):
 def test_an_allowed_identifier_site_must_quote_with_the_helper():
     quoted = 'async def ensure_database(c, name):\n    await c.execute(f"CREATE DATABASE {quote_identifier(name)}")'
     bare = 'async def ensure_database(c, name):\n    await c.execute(f\'CREATE DATABASE "{name}"\')'
-    assert check_source(quoted, "shared/db.py") == ([], {("shared/db.py", "ensure_database")})
-    assert [f.why for f in check_source(bare, "shared/db.py")[0]] == ["interpolates the parameter 'name'"]
+    assert check_source(quoted, "shared/storage/db.py") == ([], {("shared/storage/db.py", "ensure_database")})
+    assert [f.why for f in check_source(bare, "shared/storage/db.py")[0]] == ["interpolates the parameter 'name'"]

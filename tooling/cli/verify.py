@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from shared.registry_tokens import InvalidRegistryToken, public_key_from_text, verify
-from shared.cli_support import Api, JsonOption, emit, fail, fields, out
+from tooling.cli.support import Api, JsonOption, emit, fail, fields, out
 
 
 def verify_token(

@@ -21,12 +21,12 @@ from pathlib import Path
 import httpx
 import structlog
 
-from shared.bus import ensure_topics
-from shared.db import describe, migrate, migrations_in, provision
-from shared.embedded_kafka import EMBEDDED_CONTROLLER_PORT, EmbeddedKafka
-from shared.infra import admin_database_url, stop_embedded_postgres
+from shared.messaging.bus import ensure_topics
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.settings import SERVICES, PlatformSettings, local_url
+from shared.storage.db import describe, migrate, migrations_in, provision
+from shared.storage.embedded import admin_database_url, stop_embedded_postgres
+from tooling.embedded_kafka import EMBEDDED_CONTROLLER_PORT, EmbeddedKafka
 
 log = structlog.get_logger(__name__)
 

@@ -19,10 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.access import Role, mint
-from shared.bus import connection_options
-from shared.launcher import development_secret
+from shared.messaging.bus import connection_options
 from shared.settings import PlatformSettings, service_url
+from shared.web.access import Role, mint
+from tooling.launcher import development_secret
 
 # Library chatter (aiokafka's connection retries) would drown the one message that explains a failure.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -26,8 +26,8 @@ from fastapi import Depends, Request
 from jwt.algorithms import get_default_algorithms
 from jwt.warnings import InsecureKeyLengthWarning
 
-from shared.http import Problem
 from shared.settings import PlatformSettings
+from shared.web.http import Problem
 
 
 class Role(StrEnum):

@@ -15,10 +15,10 @@ import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from rich.markup import escape
 
-from shared.bus import partitions_of
-from shared.settings import PlatformSettings
-from shared.cli_support import JsonOption, fail, kafka_options, out
 from shared.contract import TOPICS, ContractViolation, decode
+from shared.messaging.bus import partitions_of
+from shared.settings import PlatformSettings
+from tooling.cli.support import JsonOption, fail, kafka_options, out
 
 app = typer.Typer(help="Events on the platform's topics.", no_args_is_help=True)
 

@@ -38,15 +38,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.access import NATIONAL_REGION, Role, mint
 from shared.clock import wait_until_set
-from shared.demo_scenario import PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
-from shared.demo_scenario import Role as Part
-from shared.demo_summary import Api, Summary, check, collect, render, render_checks
-from shared.infra import free_port, stop_embedded_postgres
-from shared.launcher import Platform, development_secret
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
+from shared.storage.embedded import stop_embedded_postgres
+from shared.web.access import NATIONAL_REGION, Role, mint
+from tooling.demo.scenario import PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
+from tooling.demo.scenario import Role as Part
+from tooling.demo.summary import Api, Summary, check, collect, render, render_checks
+from tooling.launcher import Platform, development_secret
+from tooling.ports import free_port
 
 WEBHOOK_SECRET = "demo-task-force-webhook-secret"
 

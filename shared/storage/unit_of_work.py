@@ -11,7 +11,7 @@ import asyncpg
 import pydantic_core
 
 from shared.contract import CONTENT_TYPE, DLQ, Envelope, EVENT_TYPES
-from shared.db import ACQUIRE_TIMEOUT
+from shared.storage.db import ACQUIRE_TIMEOUT
 
 
 def _json_text(headers: Mapping[str, str]) -> str:

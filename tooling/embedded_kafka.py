@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.infra import free_port, port_is_free
+from tooling.ports import free_port, port_is_free
 
 KAFKA_ARTIFACTS = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
 POM = KAFKA_ARTIFACTS / "pom.xml"

@@ -26,10 +26,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from shared.contract import ContractViolation, Decoded, Envelope, Event, Topic, decode_record
-from shared.db import DATABASE_UNREACHABLE
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
-from shared.unit_of_work import Database, UnitOfWork
+from shared.storage.db import DATABASE_UNREACHABLE
+from shared.storage.unit_of_work import Database, UnitOfWork
 
 log = structlog.get_logger(__name__)
 

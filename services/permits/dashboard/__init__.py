@@ -8,17 +8,13 @@ and the services allow those cross-origin GETs (CORS) from the dashboard's origi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from shared.settings import SERVICES, port_of, service_url
+from shared.settings import SERVICES, service_url
 
-# The service that serves the page (the ministry's front door, see services/permits/app.py); the others only
-# answer its calls.
-HOST = "permits"
 REFRESH_SECONDS = 5
 STATIC = Path(__file__).parent / "static"
 _ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -28,15 +24,6 @@ def service_urls() -> dict[str, str]:
     """Where the browser finds each service: `IOMKI_<SERVICE>_URL`, or the local default port."""
     return {service: service_url(service)
             for service in SERVICES}
-
-
-def allowed_origins() -> list[str]:
-    """Origins whose pages may call the services' GETs: `IOMKI_DASHBOARD_ORIGINS` (comma-separated), or the
-    host service's own local origin under both names a browser may use for it."""
-    configured = os.environ.get("IOMKI_DASHBOARD_ORIGINS", "")
-    origins = [origin.strip().rstrip("/") for origin in configured.split(",") if origin.strip()]
-    port = port_of(HOST)
-    return origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
 def router() -> APIRouter:

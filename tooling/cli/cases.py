@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from shared.cli_support import Api, JsonOption, TokenOption, emit, fields
+from tooling.cli.support import Api, JsonOption, TokenOption, emit, fields
 
 app = typer.Typer(help="Confirmed cases at plants.", no_args_is_help=True)
 

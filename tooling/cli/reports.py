@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from shared.cli_support import Api, JsonOption, TokenOption, emit, fail, fields, table
+from tooling.cli.support import Api, JsonOption, TokenOption, emit, fail, fields, table
 
 app = typer.Typer(help="Periodic reports: schedule, submit, compliance.", no_args_is_help=True)
 

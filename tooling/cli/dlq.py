@@ -1,7 +1,7 @@
 """`iomki dlq …`: what the consumers dead-lettered, and replaying it.
 
 A dead-lettered message is the original bytes and key, with what went wrong in `iomki-dlq-*` headers (see
-shared/consumer.py). Replay re-publishes exactly those bytes and key to the original topic, with the original
+shared/messaging/consumer.py). Replay re-publishes exactly those bytes and key to the original topic, with the original
 headers but not the dlq ones; every group reading that topic sees it again, and the inbox of a group that had
 already handled it skips it. Replaying goes to the broker directly: the DLQ is the operator's, no service owns it.
 """
@@ -16,10 +16,10 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.progress import Progress
 
-from shared.bus import partitions_of
-from shared.settings import PlatformSettings
-from shared.cli_support import JsonOption, emit, err, fail, kafka_options, table
 from shared.contract import DLQ
+from shared.messaging.bus import partitions_of
+from shared.settings import PlatformSettings
+from tooling.cli.support import JsonOption, emit, err, fail, kafka_options, table
 
 app = typer.Typer(help="The dead-letter topic: list, replay.", no_args_is_help=True)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from shared.cli_support import Api, JsonOption, TokenOption, emit, fields, table
+from tooling.cli.support import Api, JsonOption, TokenOption, emit, fields, table
 
 app = typer.Typer(help="Permits: list, show, issue, reject, freeze, reactivate, revoke.", no_args_is_help=True)
 

@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from shared.demo_scenario import PROVINCE_NAMES, REGIONS, Expected, Plant, Role
 from shared.regions import local_zone
+from tooling.demo.scenario import PROVINCE_NAMES, REGIONS, Expected, Plant, Role
 
 _ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 STATES = ("SUBMITTED", "ISSUED", "FROZEN", "REVOKED", "REJECTED")

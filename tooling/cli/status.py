@@ -15,10 +15,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.cli_dlq import read_dead_letters
-from shared.cli_support import CliFailure, JsonOption, emit, kafka_options, out, table
 from shared.contract import DLQ
 from shared.settings import SERVICES, PlatformSettings, service_url
+from tooling.cli.dlq import read_dead_letters
+from tooling.cli.support import CliFailure, JsonOption, emit, kafka_options, out, table
 
 
 def status(as_json: JsonOption = False) -> None:

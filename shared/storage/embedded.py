@@ -1,6 +1,5 @@
-"""The embedded defaults: a real PostgreSQL server under `.data/` (Apache Kafka: shared/embedded_kafka.py).
-
-Used when `DATABASE_URL` / `KAFKA_BOOTSTRAP` are unset, by `iomki up`, by the services and by the tests.
+"""The embedded default database: a real PostgreSQL server under `.data/`, used when `DATABASE_URL` is unset by
+the services, `iomki up` and the tests (the embedded Apache Kafka, which the launcher starts: tooling/embedded_kafka.py).
 """
 
 from __future__ import annotations
@@ -9,11 +8,10 @@ import asyncio
 import atexit
 import fcntl
 import os
-import socket
 from pathlib import Path
 
-from shared.db import ensure_database, with_database
 from shared.settings import PlatformSettings
+from shared.storage.db import ensure_database, with_database
 
 EMBEDDED_DATABASE = "iomki"
 
@@ -92,14 +90,3 @@ async def admin_database_url(settings: PlatformSettings) -> str:
     server_url = await asyncio.to_thread(embedded_postgres_url, settings.data_dir / "postgres")
     await ensure_database(server_url, EMBEDDED_DATABASE)
     return with_database(server_url, EMBEDDED_DATABASE)
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex((host, port)) != 0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]

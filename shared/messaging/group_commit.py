@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from shared.db import DATABASE_UNREACHABLE
+from shared.storage.db import DATABASE_UNREACHABLE
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

@@ -14,14 +14,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from shared import cli_alerts, cli_cases, cli_dlq, cli_events, cli_permits, cli_reports
-from shared.access import Role, mint
-from shared.cli_status import status
-from shared.cli_verify import verify_token
-from shared.demo import demo
-from shared.launcher import Platform, development_secret
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
+from shared.web.access import Role, mint
+from tooling.cli import alerts, cases, dlq, events, permits, reports
+from tooling.cli.status import status
+from tooling.cli.verify import verify_token
+from tooling.demo.runner import demo
+from tooling.launcher import Platform, development_secret
 
 app = typer.Typer(help="iomki: industrial operating permits for a health emergency.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -104,9 +104,9 @@ def token(
 app.command("status")(status)
 app.command("verify")(verify_token)
 app.command("demo")(demo)
-app.add_typer(cli_permits.app, name="permits")
-app.add_typer(cli_reports.app, name="reports")
-app.add_typer(cli_cases.app, name="cases")
-app.add_typer(cli_alerts.app, name="alerts")
-app.add_typer(cli_events.app, name="events")
-app.add_typer(cli_dlq.app, name="dlq")
+app.add_typer(permits.app, name="permits")
+app.add_typer(reports.app, name="reports")
+app.add_typer(cases.app, name="cases")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(events.app, name="events")
+app.add_typer(dlq.app, name="dlq")

@@ -1,0 +1,1 @@
+"""Storage: the database pool and migrations, the unit of work with its outbox and inbox, the embedded server."""

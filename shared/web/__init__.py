@@ -1,0 +1,1 @@
+"""The HTTP side every service shares: problems, request logging, operations routes, CORS, access control."""

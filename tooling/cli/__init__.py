@@ -1,0 +1,1 @@
+"""The `iomki` command line: `app` and one module per command group."""
