@@ -1,8 +1,8 @@
 # The two commands: `make run` brings the platform up, `make test` runs the tests. Both set themselves up.
 # The venv's interpreter: the system's own CPython when it is 3.11 or newer, else the first python3 on PATH.
 # Distributions build theirs optimised (profile-guided, link-time), as the python image in deploy/ is; a version
-# manager's build often is not. The reports service's request path took 174 µs in-process on such a python3 and
-# 147 µs on the system's, both 3.11. Remove .venv to remake an existing one with another interpreter.
+# manager's build often is not, and runs the services slower (docs/performance.md). Remove .venv to remake an
+# existing one with another interpreter.
 PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& echo /usr/bin/python3 || echo python3)
 VENV := .venv

@@ -109,8 +109,7 @@ class ServiceRuntime(Generic[Work]):
                                                                       "broker": self._broker_ready},
                                        asyncapi=self._asyncapi)
         # The routes go on the app's own router: FastAPI's `include_router` keeps each router whole and matches a
-        # request's path twice, once to pick the router and again within it. That was 25 µs of the 250 µs
-        # POST /reports took in-process; the OpenAPI document is the same either way.
+        # request's path twice, once to pick the router and again within it; the OpenAPI document is the same.
         # A request's path is tried against each route in turn: the service's own come first, ahead of the
         # operations routes and FastAPI's documentation pages, none of which share a path with them (the OpenAPI
         # document lists them in that order too).
@@ -200,8 +199,8 @@ class ServiceRuntime(Generic[Work]):
         assert self.relay is not None
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         # Started: what exists now (modules, models, schemas, the broker's clients) lives as long as the service.
-        # Frozen, the collector no longer walks it; it did on every full collection, which stopped a consumer
-        # for 85-105 ms (`make bench`: the p99 of commit → consumer commit at 1,000 events/s was those pauses).
+        # Frozen, the collector no longer walks it; it did on every full collection, and those pauses of a
+        # consumer were the p99 of commit → consumer commit in `make bench`.
         gc.freeze()
 
     async def _repeat(self, periodic: Periodic) -> None:

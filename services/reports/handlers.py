@@ -35,8 +35,8 @@ class ReportsConfig:
     regime: Regime
     timing: Timing
     ladder: SanctionLadder = SanctionLadder()
-    # Periods per sweep transaction. A batch costs a few statements and a commit whatever its size; 1,000 periods
-    # a batch swept 9,700 a second in `make bench` (100,000 due at once), 5,000 swept 12,200, 10,000 no more.
+    # Periods per sweep transaction. A batch costs a few statements and a commit whatever its size: larger batches
+    # swept faster in `make bench` up to this size, and no faster beyond it (docs/performance.md).
     # A batch holds its plants' rows for its fraction of a second: a report for one of them waits that long.
     sweep_batch: int = 5000
     sweep_lanes: int = 2  # concurrent batch transactions while much is due (each holds a pool connection)

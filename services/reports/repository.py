@@ -403,8 +403,8 @@ def time_ordered_ids(count: int) -> list[str]:
     """`count` new ids for rows the sweep writes by the thousand, as UUIDs of version 7 (RFC 9562): the time in
     milliseconds, then 74 random bits. Ids that grow with time land on the last pages of their unique index, where
     random ones would land on as many random pages, most not in memory. Drawn here, a batch's from one read of the
-    system's random source, rather than by PostgreSQL, which reads it again for each id: 3 µs an id on the
-    embedded server (built without OpenSSL, it reads /dev/urandom), two ids a period. As the 32 hex digits asyncpg
+    system's random source, rather than by PostgreSQL, which reads it again for each id on the embedded server
+    (built without OpenSSL, it reads /dev/urandom), two ids a period. As the 32 hex digits asyncpg
     takes for a uuid."""
     digits = os.urandom(10 * count).hex()
     prefix = f"{time.time_ns() // 1_000_000:012x}7"

@@ -41,8 +41,8 @@ Handler = Callable[[Any, Envelope, Any], Awaitable[None]]
 class InBatches:
     """A handler that applies a run of consecutive events of one type in one call, with set-based SQL.
 
-    A round trip to the database per event is what bounds a consumer's throughput (measured: about half of its
-    CPU time is the socket write of each statement), so a projection whose work is one write of the same shape
+    A round trip to the database per event is what bounds a consumer's throughput (the socket write of each
+    statement is much of its CPU), so a projection whose work is one write of the same shape
     per event declares `InBatches(apply)` instead: `apply(unit_of_work, [Decoded, …])`, one statement for the
     run. Runs never reorder events. When a batch fails the consumer retries one event at a time (a run of one),
     so only the culprit is retried and dead-lettered, as for any handler.

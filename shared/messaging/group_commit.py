@@ -36,9 +36,8 @@ class GroupCommit(Generic[Item, Result]):
 
     One lane by default. A second lane starts a batch while the first commits, so under load batches are smaller
     and each item pays a larger share of the transaction's round trips and statements. Instances of a service
-    (uvicorn workers) already commit side by side. `python -m bench.ingestion`, 2 workers: two lanes made batches
-    of 5 reports and cost 0.70-0.76 ms of service and 0.25-0.30 ms of PostgreSQL CPU a report; one lane made
-    batches of 8 for 0.63-0.65 and 0.18-0.20 ms, and 1,580-1,865 requests/s became 1,998-2,094.
+    (uvicorn workers) already commit side by side: one lane made larger batches for less CPU a report, and more
+    reports a second, than two (`python -m bench.ingestion`, docs/performance.md).
 
     Under load a lane lingers: after a batch of at least `busy_batch` items it waits `linger` seconds before it
     takes the next one (unless a full batch is already waiting), so that the requests still on their way join it.

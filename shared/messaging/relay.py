@@ -59,9 +59,9 @@ def _words_of(length: int) -> Callable[[bytes], tuple[int, ...]]:
 
 
 def _murmur2(data: bytes) -> int:
-    """aiokafka's `murmur2`, the same numbers (tests/unit/test_relay_partitioning.py) in half the time (2.9 against
-    5.7 µs a plant's key): aiokafka's assembles each 32-bit word from single bytes. Plants' keys seldom recur
-    within the cache, and their hash was a tenth of the relay's CPU for an event."""
+    """aiokafka's `murmur2`, the same numbers (tests/unit/test_relay_partitioning.py) in half the time: aiokafka's
+    assembles each 32-bit word from single bytes. Plants' keys seldom recur within the cache, and their hash was a
+    noticeable share of the relay's CPU for an event (docs/performance.md)."""
     length = len(data)
     h = 0x9747B28C ^ length
     for k in _words_of(length)(data):

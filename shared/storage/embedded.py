@@ -38,9 +38,8 @@ def embedded_postgres_url(pgdata: Path) -> str:
 
 
 # initdb's defaults suit a laptop's idle database. A deadline falling for a million plants at once rewrites
-# millions of index and table pages in a few seconds: with 128 MB of buffers and a checkpoint every 1 GB of WAL,
-# checkpoints came every ~10 s, and after each one the first change to every page wrote the whole page into
-# the WAL again. Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
+# millions of index and table pages in a few seconds: with initdb's small buffers and WAL, checkpoints came
+# every few seconds, and after each one the first change to every page wrote the whole page into the WAL again. Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
 EMBEDDED_POSTGRES_SETTINGS = {
     "shared_buffers": "1GB",
     "max_wal_size": "8GB",

@@ -169,8 +169,7 @@ class TokenVerifier:
         algorithm.
 
         Each company's token is new to a service more often than not (two reports a week), so every report paid
-        for PyJWT's generic decoding, which checks each character of the token in Python: 27 µs a token against
-        13 µs here, and 24 µs of the 262 µs POST /reports took in-process."""
+        for PyJWT's generic decoding, which checks each character of the token in Python (docs/performance.md)."""
         segments = token.split(".")
         if len(segments) != 3:
             raise _invalid("not three dot-separated segments")
