@@ -40,7 +40,7 @@ from shared.messaging.bus import connection_options
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.web.access import Role, mint
-from tests.e2e.receiver import WebhookReceiver
+from tests.support.receiver import WebhookReceiver
 
 # Sizes can be changed for a quick look; the defaults are what `make bench` reports.
 CLUSTERS = int(os.environ.get("IOMKI_BENCH_CLUSTERS", "60"))

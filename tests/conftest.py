@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.platform import TestPlatform, patched_environ, start_platform, stop_platform
+from tests.support.platform import TestPlatform, patched_environ, start_platform, stop_platform
 
 
 @pytest.fixture(scope="session")

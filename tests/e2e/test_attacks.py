@@ -29,8 +29,8 @@ import pytest_asyncio
 
 from shared.web.access import Principal, Role
 from shared.web.http import PROBLEM
-from tests.e2e.processes import RunningServices, running_platform
-from tests.platform import JWT_SECRET, bearer, token
+from tests.support.processes import RunningServices, running_platform
+from tests.support.platform import JWT_SECRET, bearer, token
 
 pytestmark = [
     pytest.mark.e2e,

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaProducer
 from click.testing import Result
 
 from shared.settings import SERVICES
-from tests.e2e.processes import RunningServices, cli_invoker, running_platform
-from tests.kafka import read_topic
-from tests.platform import bearer
+from tests.support.processes import RunningServices, cli_invoker, running_platform
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer
 
 pytestmark = pytest.mark.e2e
 

@@ -32,8 +32,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 
 from shared.contract import TOPICS
-from tests.e2e.oracle import GROUP_TOPICS
-from tests.e2e.processes import RunningServices
+from tests.support.oracle import GROUP_TOPICS
+from tests.support.processes import RunningServices
 from tests.e2e.test_faults import Fault, fault_seed, load_under_faults, plan_plants
 from tooling.embedded_kafka import EmbeddedKafka, KafkaNode
 

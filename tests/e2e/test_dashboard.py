@@ -17,8 +17,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.e2e.processes import ARTIFACTS, RunningServices, running_platform
-from tests.platform import bearer, token
+from tests.support.processes import ARTIFACTS, RunningServices, running_platform
+from tests.support.platform import bearer, token
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 from rich.console import Console
 
-from tests.e2e.processes import ARTIFACTS, RunningServices, running_platform
-from tests.platform import JWT_SECRET, bearer
+from tests.support.processes import ARTIFACTS, RunningServices, running_platform
+from tests.support.platform import JWT_SECRET, bearer
 from tooling.demo.runner import demo_environment, play
 from tooling.demo.scenario import Scenario
 

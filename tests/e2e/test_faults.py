@@ -34,13 +34,13 @@ import httpx
 import pytest
 
 from shared.web.access import NATIONAL_REGION
-from tests.e2e.oracle import (
+from tests.support.oracle import (
     ESCALATING, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
     fingerprint, pending, read_state, receipts_of, resent_after_crash,
 )
-from tests.e2e.processes import ARTIFACTS, RunningServices, running_platform
-from tests.e2e.receiver import WebhookReceiver
-from tests.platform import TestPlatform, bearer
+from tests.support.processes import ARTIFACTS, RunningServices, running_platform
+from tests.support.receiver import WebhookReceiver
+from tests.support.platform import TestPlatform, bearer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

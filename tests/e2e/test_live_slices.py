@@ -15,10 +15,10 @@ import pytest
 import pytest_asyncio
 
 from shared.contract import decode
-from tests.e2e.processes import RunningServices, running_platform
-from tests.e2e.receiver import WebhookReceiver
-from tests.kafka import read_topic
-from tests.platform import JWT_SECRET, bearer
+from tests.support.processes import RunningServices, running_platform
+from tests.support.receiver import WebhookReceiver
+from tests.support.kafka import read_topic
+from tests.support.platform import JWT_SECRET, bearer
 
 pytestmark = pytest.mark.e2e
 

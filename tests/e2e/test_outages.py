@@ -19,9 +19,9 @@ import pytest
 import pytest_asyncio
 
 from shared.settings import SERVICES
-from tests.e2e.processes import RunningServices, running_platform
+from tests.support.processes import RunningServices, running_platform
 from tests.e2e.test_live_slices import APPLICATION, issued_permit, poll
-from tests.platform import bearer
+from tests.support.platform import bearer
 
 pytestmark = pytest.mark.e2e
 

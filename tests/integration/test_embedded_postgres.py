@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from shared.storage.embedded import EMBEDDED_POSTGRES_SETTINGS, embedded_postgres_url, stop_embedded_postgres
-from tests.platform import ROOT
+from tests.support.platform import ROOT
 
 pytestmark = pytest.mark.integration
 

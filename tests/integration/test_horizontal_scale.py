@@ -13,9 +13,9 @@ import pytest_asyncio
 
 from shared.contract import PermitApplied
 from shared.settings import PlatformSettings
-from tests.kafka import read_topic
-from tests.platform import TestPlatform
-from tests.probe import Probe, applied_event
+from tests.support.kafka import read_topic
+from tests.support.platform import TestPlatform
+from tests.support.probe import Probe, applied_event
 
 pytestmark = pytest.mark.integration
 

@@ -40,8 +40,8 @@ from shared.contract import (
     SanctionAction, SanctionEvidence, SanctionRecommended, SectorClass,
 )
 from shared.storage.db import quote_identifier
-from tests.kafka import read_topic
-from tests.platform import TestPlatform, patched_environ, running_service, start_platform, stop_platform
+from tests.support.kafka import read_topic
+from tests.support.platform import TestPlatform, patched_environ, running_service, start_platform, stop_platform
 
 pytestmark = pytest.mark.integration
 

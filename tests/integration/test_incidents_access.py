@@ -17,7 +17,7 @@ from services.incidents.api import POLICY
 from services.incidents.app import create_app
 from shared.clock import FakeClock
 from shared.web.access import Role, Scope
-from tests.platform import bearer, running_service
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

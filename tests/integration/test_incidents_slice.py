@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.incidents.app import create_app
 from shared.contract import CONTENT_TYPE, Envelope, PermitIssued, ReportSubmitted, SectorClass, decode
-from tests.kafka import read_topic
-from tests.platform import bearer, running_service
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

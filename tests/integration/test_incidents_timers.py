@@ -16,8 +16,8 @@ import pytest
 from services.incidents.app import create_app
 from shared.clock import FakeClock
 from shared.contract import decode
-from tests.kafka import read_topic
-from tests.platform import bearer, running_service
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

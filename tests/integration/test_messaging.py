@@ -1,4 +1,4 @@
-"""The spine's delivery guarantees, proven on the real broker and database with a probe service (tests/probe.py)."""
+"""The spine's delivery guarantees, proven on the real broker and database with a probe service (tests/support/probe.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,9 +19,9 @@ from shared.runtime import PLATFORM_MIGRATIONS, ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.storage.db import migrate, migrations_in
 from shared.storage.unit_of_work import Outbox, UnitOfWork
-from tests.kafka import read_topic
-from tests.platform import TestPlatform, patched_environ, start_platform, stop_platform
-from tests.probe import EXPLODES, Probe, applied_event
+from tests.support.kafka import read_topic
+from tests.support.platform import TestPlatform, patched_environ, start_platform, stop_platform
+from tests.support.probe import EXPLODES, PROBE_MIGRATIONS, Probe, applied_event
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +183,7 @@ async def test_the_relay_prunes_only_what_the_retention_no_longer_needs(platform
     """Published events leave the outbox after the retention, inbox ids after seven retentions; an event not yet
     published stays, however old."""
     runtime = ServiceRuntime(name="probe_prune", settings=PlatformSettings(),
-                             migrations=Path(__file__).parent / "probe_migrations", unit_of_work=UnitOfWork)
+                             migrations=PROBE_MIGRATIONS, unit_of_work=UnitOfWork)
     database_url = await runtime.database_url()
     await migrate(database_url, "probe_prune", migrations_in("platform", PLATFORM_MIGRATIONS))
     old_published, recent_published, old_unpublished = (applied_event(uuid.uuid4(), 0) for _ in range(3))
@@ -228,7 +227,7 @@ async def test_an_outbox_from_before_the_relay_queue_is_queued_and_kept_as_it_wa
     """Migrating an outbox written when each row carried its publication (before 0003): what was unpublished is
     queued, and what was published is kept for a retention after the latest of it, as if all in its minute."""
     runtime = ServiceRuntime(name="probe_upgrade", settings=PlatformSettings(),
-                             migrations=Path(__file__).parent / "probe_migrations", unit_of_work=UnitOfWork)
+                             migrations=PROBE_MIGRATIONS, unit_of_work=UnitOfWork)
     database_url = await runtime.database_url()
     migrations = migrations_in("platform", PLATFORM_MIGRATIONS)
     await migrate(database_url, "probe_upgrade", [migration for migration in migrations if migration.version < 3])

@@ -19,7 +19,7 @@ from services.notifier.api import POLICY
 from services.notifier.app import create_app
 from services.notifier.domain import Alert, EscalationChain, Grouping, Level, Plant
 from shared.web.access import Role
-from tests.platform import bearer, patched_environ, running_service
+from tests.support.platform import bearer, patched_environ, running_service
 
 pytestmark = pytest.mark.integration
 

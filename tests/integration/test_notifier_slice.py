@@ -33,8 +33,8 @@ from shared.contract import (
     CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, ReportDue, WarningIssued,
     decode,
 )
-from tests.kafka import read_topic
-from tests.platform import bearer, patched_environ, running_service
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer, patched_environ, running_service
 from tooling.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ from services.notifier.app import create_app as notifier_app
 from services.permits.app import create_app as permits_app
 from services.reports.app import create_app as reports_app
 from shared.web.http import PROBLEM
-from tests.platform import bearer, running_service
+from tests.support.platform import bearer, running_service
 from tooling.ports import free_port
 
 pytestmark = [

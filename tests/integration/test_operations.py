@@ -8,7 +8,7 @@ import pytest
 import structlog.testing
 
 from services.incidents.app import create_app
-from tests.platform import running_service
+from tests.support.platform import running_service
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest_asyncio
 from services.permits.api import POLICY
 from services.permits.app import create_app
 from shared.web.access import Role, Scope
-from tests.platform import bearer, running_service
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from shared.contract import (
     CONTENT_TYPE, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, SanctionAction,
     SanctionEvidence, SanctionRecommended, decode,
 )
-from tests.kafka import read_topic
-from tests.platform import bearer, running_service
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import pytest
 
 from services.permits.app import create_app
 from shared.contract import decode
-from tests.kafka import read_topic
-from tests.platform import bearer, running_service
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ from click.testing import Result
 
 from shared.contract import decode
 from shared.settings import SERVICES
-from tests.e2e.processes import RunningServices, cli_invoker, running_platform
-from tests.kafka import read_topic
-from tests.platform import ROOT, bearer
+from tests.support.processes import RunningServices, cli_invoker, running_platform
+from tests.support.kafka import read_topic
+from tests.support.platform import ROOT, bearer
 from tooling.embedded_kafka import broker_classpath
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from services.reports.api import POLICY
 from services.reports.app import ReportsSettings, create_app
 from shared.contract import Envelope, PermitIssued, SectorClass
 from shared.web.access import Role, Scope
-from tests.platform import bearer, running_service
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

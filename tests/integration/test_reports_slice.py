@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.reports.app import ReportsSettings, create_app
 from shared.contract import Envelope, Event, PermitFrozen, PermitIssued, PermitRevoked, SectorClass, decode
-from tests.kafka import read_topic
-from tests.platform import bearer, running_service
+from tests.support.kafka import read_topic
+from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 

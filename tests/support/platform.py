@@ -26,7 +26,7 @@ from shared.storage.embedded import embedded_postgres_url, stop_embedded_postgre
 from shared.web.access import Role, mint
 from tooling.embedded_kafka import EmbeddedKafka
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # What the machine provides, read before any fixture points the environment at a test platform.
 OUTSIDE_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 OUTSIDE_KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "")

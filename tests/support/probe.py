@@ -35,12 +35,16 @@ def recorder(instance: str):
     return record
 
 
+# The probe service's own schema: the table its handler records into.
+PROBE_MIGRATIONS = Path(__file__).parent / "probe_migrations"
+
+
 class Probe:
     """One instance of the probe service; instances created with the same name share its schema and group."""
 
     def __init__(self, settings: PlatformSettings, name: str = "probe", instance: str = "a") -> None:
         self.runtime = ServiceRuntime(name=name, settings=settings,
-                                      migrations=Path(__file__).parent / "integration" / "probe_migrations",
+                                      migrations=PROBE_MIGRATIONS,
                                       unit_of_work=UnitOfWork)
         self.runtime.consume(PermitApplied.topic, {PermitApplied: recorder(instance)})
         self.running = False

@@ -18,7 +18,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from shared.settings import SERVICES
-from tests.platform import JWT_SECRET, ROOT, TestPlatform, start_platform, stop_platform
+from tests.support.platform import JWT_SECRET, ROOT, TestPlatform, start_platform, stop_platform
 from tooling.cli.app import app
 from tooling.ports import free_port
 
