@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from pydantic import Field, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.incidents import api
-from services.incidents.domain import IncidentPolicy
+from services.incidents.domain import ClusterPolicy, IncidentPolicy
 from services.incidents.handlers import IncidentHandlers
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock, SystemClock
@@ -21,12 +23,44 @@ from shared.settings import PlatformSettings, port_of
 TIMER_SWEEP_SECONDS = 1.0
 
 
+class IncidentsSettings(BaseSettings):
+    """Overrides of the regulation's periods where a region rules otherwise (DKI's 3×24 h room closure:
+    `IOMKI_ROOM_CLOSURE_HOURS=72`); unset, each is the national rule in `IncidentPolicy`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    isolation_days: PositiveInt | None = Field(None, validation_alias="IOMKI_ISOLATION_DAYS")
+    symptom_free_days: PositiveInt | None = Field(None, validation_alias="IOMKI_SYMPTOM_FREE_DAYS")
+    quarantine_days: PositiveInt | None = Field(None, validation_alias="IOMKI_QUARANTINE_DAYS")
+    quarantine_with_exit_test_days: PositiveInt | None = Field(None,
+                                                               validation_alias="IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS")
+    room_closure_hours: PositiveInt | None = Field(None, validation_alias="IOMKI_ROOM_CLOSURE_HOURS")
+    plant_closure_days: PositiveInt | None = Field(None, validation_alias="IOMKI_PLANT_CLOSURE_DAYS")
+    cluster_threshold: PositiveInt | None = Field(None, validation_alias="IOMKI_CLUSTER_THRESHOLD")
+    cluster_window_days: PositiveInt | None = Field(None, validation_alias="IOMKI_CLUSTER_WINDOW_DAYS")
+
+    def policy(self) -> IncidentPolicy:
+        national = IncidentPolicy()
+        return IncidentPolicy(
+            isolation_days=self.isolation_days or national.isolation_days,
+            symptom_free_days=self.symptom_free_days or national.symptom_free_days,
+            quarantine_days=self.quarantine_days or national.quarantine_days,
+            quarantine_with_exit_test_days=self.quarantine_with_exit_test_days
+            or national.quarantine_with_exit_test_days,
+            room_closure=timedelta(hours=self.room_closure_hours) if self.room_closure_hours else national.room_closure,
+            plant_closure=(timedelta(days=self.plant_closure_days) if self.plant_closure_days
+                           else national.plant_closure),
+            cluster=ClusterPolicy(self.cluster_threshold or national.cluster.threshold,
+                                  self.cluster_window_days or national.cluster.window_days),
+        )
+
+
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
                policy: IncidentPolicy | None = None) -> FastAPI:
     runtime = ServiceRuntime(name="incidents", settings=settings or PlatformSettings(),
                              migrations=Path(__file__).parent / "migrations", unit_of_work=IncidentsWork)
     handlers = IncidentHandlers(runtime.database, clock or SystemClock(),
-                                policy or IncidentPolicy.from_environment(os.environ))
+                                policy or IncidentsSettings().policy())
     # Deviation from DESIGN §2 (documented in the README): incidents also consumes PermitIssued, to know each
     # plant's region and NIB for access scope and to refuse cases at plants it does not know.
     runtime.consume(PERMITS, {PermitIssued: InBatches(handlers.on_permits_issued),

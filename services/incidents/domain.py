@@ -80,36 +80,6 @@ class IncidentPolicy:
     plant_closure: timedelta = timedelta(days=5)
     cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
 
-    # Optional overrides, e.g. IOMKI_ROOM_CLOSURE_HOURS=72 for DKI's 3×24 h.
-    ENVIRONMENT = {
-        "IOMKI_ISOLATION_DAYS": "isolation_days",
-        "IOMKI_SYMPTOM_FREE_DAYS": "symptom_free_days",
-        "IOMKI_QUARANTINE_DAYS": "quarantine_days",
-        "IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS": "quarantine_with_exit_test_days",
-        "IOMKI_ROOM_CLOSURE_HOURS": "room_closure",
-        "IOMKI_PLANT_CLOSURE_DAYS": "plant_closure",
-        "IOMKI_CLUSTER_THRESHOLD": "threshold",
-        "IOMKI_CLUSTER_WINDOW_DAYS": "window_days",
-    }
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> IncidentPolicy:
-        values: dict[str, int] = {}
-        for variable, name in cls.ENVIRONMENT.items():
-            raw = environ.get(variable, "").strip()
-            if raw:
-                if not raw.isdigit() or int(raw) < 1:
-                    raise ValueError(f"{variable} must be a positive whole number, not {raw!r}")
-                values[name] = int(raw)
-        cluster = ClusterPolicy(values.pop("threshold", ClusterPolicy.threshold),
-                                values.pop("window_days", ClusterPolicy.window_days))
-        policy = cls(cluster=cluster)
-        if "room_closure" in values:
-            policy = replace(policy, room_closure=timedelta(hours=values.pop("room_closure")))
-        if "plant_closure" in values:
-            policy = replace(policy, plant_closure=timedelta(days=values.pop("plant_closure")))
-        return replace(policy, **values)
-
     def isolation_ends_on(self, starts_on: date, symptomatic: bool, symptoms_resolved_on: date | None = None) -> date:
         """The first day out of isolation. Symptoms still present on day 10 push the end past their last day."""
         minimum = starts_on + timedelta(days=self.isolation_days)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
+from services.incidents.app import IncidentsSettings
 from services.incidents.domain import (
     Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
     IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, PlaceholderClaim, Plant, PlantNotMonitored,
@@ -183,7 +186,7 @@ def test_the_room_closes_for_disinfection_and_reopens_by_itself_after_24_hours()
 
 
 def test_dki_can_require_three_times_24_hours():
-    policy = IncidentPolicy.from_environment({"IOMKI_ROOM_CLOSURE_HOURS": "72"})
+    policy = IncidentPolicy(room_closure=timedelta(hours=72))
     walk = Walk(a_plant(), policy)
     walk.case(a_case())
     room = walk.of(FacilityClosureOrdered)[0]
@@ -363,11 +366,20 @@ def test_report_periods_are_read_in_the_plants_local_time():
 
 
 def test_policy_overrides_from_the_environment_are_checked():
-    policy = IncidentPolicy.from_environment({"IOMKI_CLUSTER_THRESHOLD": "3", "IOMKI_PLANT_CLOSURE_DAYS": "7"})
-    assert policy.cluster.threshold == 3 and policy.plant_closure == timedelta(days=7)
-    assert policy.isolation_days == 10
-    with pytest.raises(ValueError):
-        IncidentPolicy.from_environment({"IOMKI_QUARANTINE_DAYS": "fourteen"})
+    policy = IncidentsSettings.model_validate({"IOMKI_CLUSTER_THRESHOLD": "3", "IOMKI_PLANT_CLOSURE_DAYS": "7",
+                                               "IOMKI_ROOM_CLOSURE_HOURS": "72"}).policy()
+    assert policy.cluster == ClusterPolicy(3, 14) and policy.plant_closure == timedelta(days=7)
+    assert policy.room_closure == timedelta(hours=72)
+    assert replace(policy, cluster=ClusterPolicy(), plant_closure=timedelta(days=5),
+                   room_closure=timedelta(hours=24)) == IncidentPolicy()  # everything else is the national rule
+    for variable, wrong in [("IOMKI_QUARANTINE_DAYS", "fourteen"), ("IOMKI_ISOLATION_DAYS", "0"),
+                            ("IOMKI_CLUSTER_WINDOW_DAYS", "-3")]:
+        with pytest.raises(ValidationError, match=variable):
+            IncidentsSettings.model_validate({variable: wrong})
+
+
+def test_no_override_is_the_national_policy():
+    assert IncidentsSettings.model_validate({}).policy() == IncidentPolicy()
 
 
 # -- a report first, the company's entries later ----------------------------------------------------------
