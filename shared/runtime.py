@@ -29,7 +29,8 @@ from shared.messaging.consumer import EventConsumer, Handler, InBatches
 from shared.storage.db import create_pool, migrate, migrations_in, provision
 from shared.web.access import TokenVerifier
 from shared.web.http import (
-    CrossOriginReads, dashboard_origins, install_problem_handlers, install_request_logging, operations_router,
+    CrossOriginReads, ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
+    operations_router,
 )
 from shared.messaging.relay import Relay
 from shared.observability import Metrics, configure_logging
@@ -92,7 +93,8 @@ class ServiceRuntime(Generic[Work]):
 
     # -- the HTTP application ---------------------------------------------------------------------
 
-    def http_app(self, *, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
+    def http_app(self, *, title: str, description: str, routers: list[APIRouter],
+                 problems: ProblemTable | None = None) -> FastAPI:
         # Requests are measured and logged by the platform's own middleware (Prometheus, structlog). FastAPI's
         # OpenTelemetry instrumentation, on by default, looks up the global providers on every request even when
         # none is configured.
@@ -100,7 +102,7 @@ class ServiceRuntime(Generic[Work]):
                       telemetry={"tracing": False, "metrics": False, "logs": False})
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
-        install_problem_handlers(app)
+        install_problem_handlers(app, problems)
         install_request_logging(app, self.metrics)
         # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
         app.add_middleware(CrossOriginReads, allow_origins=dashboard_origins(), allow_methods=["GET"],

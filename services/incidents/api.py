@@ -10,13 +10,13 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.incidents.domain import (
-    Case, ClosureNotOver, DuplicateCaseRef, FacilityStatus, IllegalClosureAction, IncidentError, InvalidCase,
-    IsolationNotOver, NewCase, PlantNotMonitored,
+    Case, ClosureNotOver, DuplicateCaseRef, FacilityStatus, IllegalClosureAction, InvalidCase, IsolationNotOver,
+    NewCase, NotFound, PlantNotMonitored,
 )
-from services.incidents.handlers import IncidentHandlers, NotFound
+from services.incidents.handlers import IncidentHandlers
 from shared.contract import CaseSource
 from shared.web.access import Access, Policy, Role, Rule, Scope
-from shared.web.http import Problem
+from shared.web.http import Problem, ProblemTable
 
 # No case of this emergency (COVID-19) predates 2020; older dates are typing errors, and would overflow the
 # date arithmetic of isolation and cluster windows.
@@ -35,6 +35,20 @@ POLICY = Policy({
     "list_incidents": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL},
                            "list plants with incidents (counts only)"),
 })
+
+# What each refusal of the domain answers, in one table (see `ProblemTable`).
+PROBLEMS: ProblemTable = {
+    NotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    InvalidCase: lambda exc: Problem(422, "Invalid request", str(exc),
+                                     errors=[{"field": exc.field, "message": exc.message}]),
+    IsolationNotOver: lambda exc: Problem(409, "Isolation not over", str(exc),
+                                          earliest_close_on=exc.earliest.isoformat()),
+    ClosureNotOver: lambda exc: Problem(409, "Closure period not over", str(exc),
+                                        earliest_reopening=exc.earliest.isoformat()),
+    IllegalClosureAction: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current),
+    PlantNotMonitored: lambda exc: Problem(409, "Conflict", str(exc)),
+    DuplicateCaseRef: lambda exc: Problem(409, "Conflict", str(exc)),
+}
 
 
 class CaseIn(BaseModel):
@@ -57,23 +71,6 @@ class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symptoms_resolved_on: date | None = Field(None, description="Last day with symptoms (symptomatic cases)")
-
-
-def _problem(exc: Exception) -> Problem:
-    """Domain errors to HTTP, in one place."""
-    if isinstance(exc, NotFound):
-        return Problem(404, "Not found", f"{exc.args[0]} not found.")
-    if isinstance(exc, InvalidCase):
-        return Problem(422, "Invalid request", str(exc), errors=[{"field": exc.field, "message": exc.message}])
-    if isinstance(exc, IsolationNotOver):
-        return Problem(409, "Isolation not over", str(exc), earliest_close_on=exc.earliest.isoformat())
-    if isinstance(exc, ClosureNotOver):
-        return Problem(409, "Closure period not over", str(exc), earliest_reopening=exc.earliest.isoformat())
-    if isinstance(exc, IllegalClosureAction):
-        return Problem(409, "Illegal transition", str(exc), current_status=exc.current)
-    if isinstance(exc, (PlantNotMonitored, DuplicateCaseRef)):
-        return Problem(409, "Conflict", str(exc))
-    raise exc
 
 
 def _case(case: Case) -> dict[str, Any]:
@@ -100,45 +97,30 @@ def router(handlers: IncidentHandlers) -> APIRouter:
         new = NewCase(case_ref=body.case_ref, confirmed_on=body.confirmed_on, symptomatic=body.symptomatic,
                       close_contacts=body.close_contacts, source=CaseSource.DIRECT, tested_on=body.tested_on,
                       contacts_exit_test_negative=body.contacts_exit_test_negative)
-        try:
-            case = await handlers.report_case(body.facility_id, new, access)
-        except (IncidentError, NotFound) as exc:
-            raise _problem(exc) from None
+        case = await handlers.report_case(body.facility_id, new, access)
         return _case(case)
 
     @routes.get("/cases/{case_id}")
     async def read_case(case_id: uuid.UUID, access: Access = POLICY.guard("read_case")) -> dict:
-        try:
-            case, _ = await handlers.case(case_id, access)
-        except NotFound as exc:
-            raise _problem(exc) from None
+        case, _ = await handlers.case(case_id, access)
         return _case(case)
 
     @routes.post("/cases/{case_id}/close")
     async def close_case(case_id: uuid.UUID, body: CloseIn = Body(default_factory=CloseIn),
                          access: Access = POLICY.guard("close_case")) -> dict:
-        try:
-            case = await handlers.close_case(case_id, body.symptoms_resolved_on, access)
-        except (IncidentError, NotFound) as exc:
-            raise _problem(exc) from None
+        case = await handlers.close_case(case_id, body.symptoms_resolved_on, access)
         return _case(case)
 
     @routes.post("/closures/{closure_id}/clear")
     async def clear_closure(closure_id: uuid.UUID, access: Access = POLICY.guard("clear_closure")) -> dict:
-        try:
-            closure = await handlers.clear_closure(closure_id, access)
-        except (IncidentError, NotFound) as exc:
-            raise _problem(exc) from None
+        closure = await handlers.clear_closure(closure_id, access)
         return {"closure_id": str(closure.closure_id), "facility_id": str(closure.facility_id),
                 "status": closure.status.value,
                 "reopened_at": closure.reopened_at.isoformat() if closure.reopened_at else None}
 
     @routes.get("/facilities/{facility_id}/status")
     async def facility_status(facility_id: uuid.UUID, access: Access = POLICY.guard("read_status")) -> dict:
-        try:
-            summary = await handlers.facility_status(facility_id, access)
-        except NotFound as exc:
-            raise _problem(exc) from None
+        summary = await handlers.facility_status(facility_id, access)
         closure = summary["plant_closure"]
         return {
             "facility_id": str(facility_id), "status": summary["status"], "monitored": summary["monitored"],

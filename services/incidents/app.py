@@ -71,7 +71,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     return runtime.http_app(
         title="iomki incidents",
         description="COVID cases at plants (pseudonymous), isolation, contact quarantine, clusters and closures.",
-        routers=[api.router(handlers)],
+        routers=[api.router(handlers)], problems=api.PROBLEMS,
     )
 
 

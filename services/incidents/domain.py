@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from enum import StrEnum
 
+from shared import refusals
 from shared.contract import (
     CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
     FacilityClosureOrdered, FacilityReopened, IsolationStarted,
@@ -105,7 +106,12 @@ def start_of_day(day: date, zone: tzinfo) -> datetime:
 
 
 class IncidentError(Exception):
-    """A request the rules refuse; mapped to an HTTP problem once, in api.py."""
+    """What a request is refused for: a rule says no, or what it names does not exist. api.py maps each kind to
+    its problem in one table."""
+
+
+class NotFound(IncidentError, refusals.NotFound):
+    """No such case, closure or plant, or none the caller may see."""
 
 
 class InvalidCase(IncidentError):

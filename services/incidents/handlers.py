@@ -10,7 +10,8 @@ from typing import Any
 import structlog
 
 from services.incidents.domain import (
-    Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, Outcome, Plant, ReportedPositives, TimerKind,
+    Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, NotFound, Outcome, Plant, ReportedPositives,
+    TimerKind,
 )
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
@@ -21,10 +22,6 @@ from shared.web.access import Access
 
 SERVICE = "incidents"
 log = structlog.get_logger(__name__)
-
-
-class NotFound(Exception):
-    pass
 
 
 def _actor(access: Access) -> Actor:

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
 from services.notifier.domain import (
-    AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact, InvalidRegion, Level,
+    AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact, InvalidRegion, Level, NotFound,
     NotNotifiedAtLevel, TaskForce,
 )
-from services.notifier.handlers import AlertNotFound, NotifierHandlers, TaskForceNotFound
+from services.notifier.handlers import NotifierHandlers
 from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
 from shared.web.access import Access, Policy, Role, Rule, Scope
-from shared.web.http import Problem, Text
+from shared.web.http import Problem, ProblemTable, Text
 
 O, TF = Role.OPERATOR, Role.TASK_FORCE
 
@@ -28,6 +28,15 @@ POLICY = Policy({
     "read_alerts": Rule({O: Scope.ALL, TF: Scope.REGION}, "read alerts and their deliveries"),
     "acknowledge": Rule({O: Scope.ALL, TF: Scope.REGION}, "acknowledge an alert, which stops its escalation"),
 })
+
+# What each refusal of the domain answers, in one table (see `ProblemTable`).
+PROBLEMS: ProblemTable = {
+    NotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    InvalidRegion: lambda exc: Problem(422, "Invalid request", "One or more fields are invalid.",
+                                       errors=[{"field": "region_code", "message": str(exc)}]),
+    AlreadyAcknowledged: lambda exc: Problem(409, "Already acknowledged", str(exc), current_status=exc.current.value),
+    NotNotifiedAtLevel: lambda exc: Problem(409, "Not notified at this level", str(exc), level=exc.level.value),
+}
 
 # What a task force may subscribe to: every event of the contract except the internal one.
 SUBSCRIBABLE = frozenset(cls.__name__ for cls in EVENT_TYPES.values() if cls.topic is not INTERNAL_CONTACTS)
@@ -102,22 +111,14 @@ def _alert(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _not_found(what: str) -> Problem:
-    return Problem(404, "Not found", f"{what} not found.")
-
-
 def router(handlers: NotifierHandlers) -> APIRouter:
     routes = APIRouter(tags=["notifier"])
 
     @routes.post("/task-forces", status_code=201)
     async def register(body: TaskForceIn, access: Access = POLICY.guard("manage_directory")) -> dict:
         contacts = tuple(DivisionContact(c.division, c.email, c.webhook, c.secret) for c in body.contacts)
-        try:
-            tf = await handlers.register_task_force(level=body.level, region_code=body.region_code, name=body.name,
-                                                    contacts=contacts, access=access)
-        except InvalidRegion as exc:
-            raise Problem(422, "Invalid request", "One or more fields are invalid.",
-                          errors=[{"field": "region_code", "message": str(exc)}]) from None
+        tf = await handlers.register_task_force(level=body.level, region_code=body.region_code, name=body.name,
+                                                contacts=contacts, access=access)
         return {"task_force_id": str(tf.task_force_id)}
 
     @routes.get("/task-forces")
@@ -126,12 +127,9 @@ def router(handlers: NotifierHandlers) -> APIRouter:
 
     @routes.post("/subscriptions", status_code=201)
     async def subscribe(body: SubscriptionIn, access: Access = POLICY.guard("manage_directory")) -> dict:
-        try:
-            sub = await handlers.subscribe(task_force_id=body.task_force_id, channel=body.channel,
-                                           target=body.target, secret=body.secret,
-                                           event_types=frozenset(body.event_types), access=access)
-        except TaskForceNotFound:
-            raise _not_found("Task force") from None
+        sub = await handlers.subscribe(task_force_id=body.task_force_id, channel=body.channel,
+                                       target=body.target, secret=body.secret,
+                                       event_types=frozenset(body.event_types), access=access)
         return {"subscription_id": str(sub.subscription_id)}
 
     @routes.get("/alerts")
@@ -141,30 +139,17 @@ def router(handlers: NotifierHandlers) -> APIRouter:
 
     @routes.get("/alerts/{alert_id}")
     async def get_alert(alert_id: uuid.UUID, access: Access = POLICY.guard("read_alerts")) -> dict:
-        try:
-            alert, escalations = await handlers.alert(alert_id, access)
-        except AlertNotFound:
-            raise _not_found("Alert") from None
+        alert, escalations = await handlers.alert(alert_id, access)
         return _alert(alert) | {"escalations": escalations}
 
     @routes.get("/alerts/{alert_id}/deliveries")
     async def deliveries(alert_id: uuid.UUID, access: Access = POLICY.guard("read_alerts")) -> dict:
-        try:
-            found = await handlers.deliveries(alert_id, access)
-        except AlertNotFound:
-            raise _not_found("Alert") from None
+        found = await handlers.deliveries(alert_id, access)
         return {"alert_id": str(alert_id), "deliveries": found}
 
     @routes.post("/alerts/{alert_id}/ack")
     async def acknowledge(alert_id: uuid.UUID, access: Access = POLICY.guard("acknowledge")) -> dict:
-        try:
-            alert = await handlers.acknowledge(alert_id, access)
-        except AlertNotFound:
-            raise _not_found("Alert") from None
-        except AlreadyAcknowledged as exc:
-            raise Problem(409, "Already acknowledged", str(exc), current_status=exc.current.value) from None
-        except NotNotifiedAtLevel as exc:
-            raise Problem(409, "Not notified at this level", str(exc), level=exc.level.value) from None
+        alert = await handlers.acknowledge(alert_id, access)
         return _alert(alert)
 
     return routes

@@ -96,7 +96,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     return runtime.http_app(
         title="iomki notifier",
         description="Task-force directory, routing, signed webhooks and email, escalation until acknowledged.",
-        routers=[api.router(handlers)],
+        routers=[api.router(handlers)], problems=api.PROBLEMS,
     )
 
 

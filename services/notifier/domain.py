@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
+from shared import refusals
 from shared.contract import Severity, TaskForceLevel
 
 Level = TaskForceLevel
@@ -53,7 +54,16 @@ class DeliveryStatus(StrEnum):
 # ------------------------------------------------------------------------------------------ errors
 
 
-class InvalidRegion(ValueError):
+class NotifierRefusal(Exception):
+    """What a request is refused for: a rule says no, or what it names does not exist. api.py maps each kind to
+    its problem in one table."""
+
+
+class NotFound(NotifierRefusal, refusals.NotFound):
+    """No such task force or alert, or none the caller may see."""
+
+
+class InvalidRegion(NotifierRefusal, ValueError):
     def __init__(self, level: Level, region_code: str) -> None:
         expected = {Level.NATIONAL: "empty", Level.PROVINCE: "a province code like '32'",
                     Level.REGENCY: "a regency code like '32.16'"}[level]
@@ -61,13 +71,13 @@ class InvalidRegion(ValueError):
         self.level = level
 
 
-class AlreadyAcknowledged(Exception):
+class AlreadyAcknowledged(NotifierRefusal):
     def __init__(self, acknowledged_at: datetime) -> None:
         super().__init__(f"the alert was already acknowledged at {acknowledged_at.isoformat()}")
         self.current = AlertStatus.ACKNOWLEDGED
 
 
-class NotNotifiedAtLevel(Exception):
+class NotNotifiedAtLevel(NotifierRefusal):
     def __init__(self, level: Level, notified: tuple[Level, ...]) -> None:
         super().__init__(f"a {level.value} task force was not notified of this alert (notified so far: "
                          f"{', '.join(n.value for n in notified)})")

@@ -19,9 +19,9 @@ import structlog
 
 from services.notifier.channels import SendFailed
 from services.notifier.domain import (
-    ROUTES, Acknowledgement, Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, DivisionContact, Escalation,
-    EscalationChain, Grouping, Level, Plant, Recipient, RetryPolicy, Subscription, TaskForce, level_of_region, recipients,
-    render,
+    ROUTES, Acknowledgement, Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, DivisionContact,
+    Escalation, EscalationChain, Grouping, Level, NotFound, Plant, Recipient, RetryPolicy, Subscription, TaskForce,
+    level_of_region, recipients, render,
 )
 from services.notifier.repository import Job, NotifierWork
 from shared.clock import Clock
@@ -35,14 +35,6 @@ from shared.storage.unit_of_work import Database
 
 SERVICE = "notifier"
 log = structlog.get_logger(__name__)
-
-
-class TaskForceNotFound(Exception):
-    pass
-
-
-class AlertNotFound(Exception):
-    pass
 
 
 class Sender(Protocol):
@@ -82,7 +74,7 @@ class NotifierHandlers:
         async with self.database.transaction() as work:
             task_force = await work.notifier.get_task_force(task_force_id)
             if task_force is None or not access.may_see(region_code=task_force.region_code):
-                raise TaskForceNotFound(task_force_id)
+                raise NotFound("Task force")
             subscription = Subscription(uuid.uuid4(), task_force_id, channel, target, secret, event_types)
             await work.notifier.add_subscription(subscription, actor=access.actor,
                                                  role=access.principal.role.value, now=self.clock.now())
@@ -133,7 +125,7 @@ class NotifierHandlers:
     async def _visible(self, work: NotifierWork, alert_id: uuid.UUID, access: Access) -> Alert:
         alert = await work.notifier.get_alert(alert_id)
         if alert is None or not access.may_see(region_code=alert.plant.regency_code):
-            raise AlertNotFound(alert_id)
+            raise NotFound("Alert")
         return alert
 
     # -- consumed events --------------------------------------------------------------------------

@@ -15,15 +15,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.permits.domain import (
-    PERMIT_NUMBER, Action, Application, IllegalTransition, InvalidApplication, Permit, PermitStatus,
+    PERMIT_NUMBER, Action, Application, IllegalTransition, InvalidApplication, Permit, PermitNotFound, PermitStatus,
     PlantAlreadyPermitted, ReapplyTooSoon,
 )
-from services.permits.handlers import PermitHandlers, PermitNotFound, PermitView
+from services.permits.handlers import PermitHandlers, PermitView
 from services.permits.repository import PermitSearch
 from shared import registry_tokens
 from shared.contract import SectorClass
 from shared.web.access import Access, Policy, Role, Rule, Scope
-from shared.web.http import Problem, Text
+from shared.web.http import Problem, ProblemTable, Text
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
@@ -37,6 +37,22 @@ POLICY = Policy({
     "reactivate": Rule({O: Scope.ALL}, "reactivate a frozen permit"),
     "revoke": Rule({O: Scope.ALL}, "revoke an issued or frozen permit"),
 })
+
+# What each refusal of the domain answers, in one table (see `ProblemTable`).
+PROBLEMS: ProblemTable = {
+    PermitNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    InvalidApplication: lambda exc: Problem(
+        422, "Invalid application", "One or more fields are invalid.",
+        errors=[{"field": e.field, "message": e.message} for e in exc.errors]),
+    PlantAlreadyPermitted: lambda exc: Problem(
+        409, "Plant already has a permit",
+        f"This plant already has permit {exc.existing.permit_id} ({exc.existing.status.value}).",
+        existing_permit_id=str(exc.existing.permit_id), existing_status=exc.existing.status.value),
+    ReapplyTooSoon: lambda exc: Problem(
+        409, "Too soon to reapply", str(exc), revoked_permit_id=str(exc.revoked.permit_id),
+        reapply_from=exc.reapply_from.isoformat()),
+    IllegalTransition: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current.value),
+}
 
 
 # Shapes only; what the values mean (NIB, NPWP, region codes, shifts) is checked by the domain's rules,
@@ -91,19 +107,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
     @routes.post("/permits", status_code=201)
     async def apply(body: ApplicationIn, access: Access = POLICY.guard("apply")) -> dict:
         access.require(nib=body.company.nib, what="Company")
-        try:
-            permit = await handlers.apply(_application(body), access)
-        except InvalidApplication as exc:
-            raise Problem(422, "Invalid application", "One or more fields are invalid.",
-                          errors=[{"field": e.field, "message": e.message} for e in exc.errors]) from None
-        except PlantAlreadyPermitted as exc:
-            raise Problem(409, "Plant already has a permit",
-                          f"This plant already has permit {exc.existing.permit_id} ({exc.existing.status.value}).",
-                          existing_permit_id=str(exc.existing.permit_id),
-                          existing_status=exc.existing.status.value) from None
-        except ReapplyTooSoon as exc:
-            raise Problem(409, "Too soon to reapply", str(exc), revoked_permit_id=str(exc.revoked.permit_id),
-                          reapply_from=exc.reapply_from.isoformat()) from None
+        permit = await handlers.apply(_application(body), access)
         return {"permit_id": str(permit.permit_id), "facility_id": str(permit.facility_id),
                 "status": permit.status.value}
 
@@ -150,18 +154,12 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     @routes.get("/permits/{permit_id}")
     async def read(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
-        try:
-            view = await handlers.get(permit_id, access)
-        except PermitNotFound:
-            raise _not_found() from None
+        view = await handlers.get(permit_id, access)
         return _detail(view, with_contact=access.scope is not Scope.REGION)
 
     @routes.get("/permits/{permit_id}/history")
     async def history(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
-        try:
-            rows = await handlers.history(permit_id, access)
-        except PermitNotFound:
-            raise _not_found() from None
+        rows = await handlers.history(permit_id, access)
         return {"permit_id": str(permit_id), "transitions": [
             {"from_status": r["from_status"], "to_status": r["to_status"], "action": r["action"],
              "actor": r["actor"], "role": r["role"], "reason": r["reason"], "at": r["at"].isoformat(),
@@ -188,12 +186,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
     async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access) -> Permit:
         # The request id is the causation of what this request changes (DESIGN §3: "event or request").
         request_id = structlog.contextvars.get_contextvars().get("request_id")
-        try:
-            return await handlers.act(permit_id, action, reason, access, request_id)
-        except PermitNotFound:
-            raise _not_found() from None
-        except IllegalTransition as exc:
-            raise Problem(409, "Illegal transition", str(exc), current_status=exc.current.value) from None
+        return await handlers.act(permit_id, action, reason, access, request_id)
 
     @public.get("/registry/keys")
     async def keys() -> dict:
@@ -222,10 +215,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
     async def _registry_entry(permit_number: str) -> Any:
         if not PERMIT_NUMBER.match(permit_number):
             raise Problem(404, "Not found", "No such permit number (format IOMKI-<year>-<6 digits>).")
-        try:
-            return await handlers.registry_entry(permit_number)
-        except PermitNotFound:
-            raise Problem(404, "Not found", f"No issued permit {permit_number}.") from None
+        return await handlers.registry_entry(permit_number)
 
     routes.include_router(public)
     return routes
@@ -273,10 +263,6 @@ def _detail(view: PermitView, *, with_contact: bool) -> dict:
     if with_contact:  # a task force sees the plant, not the company's contact people
         out["contact"] = {"email": a.get("contact_email"), "phone": a.get("contact_phone")}
     return out
-
-
-def _not_found() -> Problem:
-    return Problem(404, "Not found", "Permit not found.")
 
 
 def _cursor(seq: int) -> str:

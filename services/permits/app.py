@@ -69,7 +69,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     return runtime.http_app(
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
-        routers=[api.router(handlers), dashboard.router()],
+        routers=[api.router(handlers), dashboard.router()], problems=api.PROBLEMS,
     )
 
 

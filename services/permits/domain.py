@@ -12,6 +12,8 @@ from typing import Protocol
 
 from lokal import parse_npwp
 
+from shared import refusals
+
 
 class PermitStatus(StrEnum):
     SUBMITTED = "SUBMITTED"
@@ -48,7 +50,16 @@ REAPPLY_AFTER_REVOCATION = timedelta(days=14)
 SYSTEM_ROLE = "system"
 
 
-class IllegalTransition(Exception):
+class PermitsRefusal(Exception):
+    """What a request is refused for: a rule says no, or what it names does not exist. api.py maps each kind to
+    its problem in one table."""
+
+
+class PermitNotFound(PermitsRefusal, refusals.NotFound):
+    """No such permit, or none the caller may see."""
+
+
+class IllegalTransition(PermitsRefusal):
     def __init__(self, current: PermitStatus, action: Action) -> None:
         super().__init__(f"cannot {action.value} a permit that is {current.value}")
         self.current = current
@@ -195,7 +206,7 @@ class FieldError:
     message: str
 
 
-class InvalidApplication(Exception):
+class InvalidApplication(PermitsRefusal):
     def __init__(self, errors: Sequence[FieldError]) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = list(errors)
@@ -289,13 +300,13 @@ def plant_key(address: str, regency_code: str) -> str:
 # ------------------------------------------------------------------------------------------- one plant, one permit
 
 
-class PlantAlreadyPermitted(Exception):
+class PlantAlreadyPermitted(PermitsRefusal):
     def __init__(self, existing: Permit) -> None:
         super().__init__(f"the plant already has permit {existing.permit_id} ({existing.status.value})")
         self.existing = existing
 
 
-class ReapplyTooSoon(Exception):
+class ReapplyTooSoon(PermitsRefusal):
     def __init__(self, revoked: Permit) -> None:
         assert revoked.reapply_from is not None
         super().__init__(f"permit {revoked.permit_id} for this plant was revoked; "

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
     Action, Application, ApplicationRules, Closure, IllegalTransition, OnePermitPerPlant, OperatingStatus, Permit,
-    PermitStatus, RegistryStatus, SanctionRecommendation, Transition, permit_number, registry_status,
+    PermitNotFound, PermitStatus, RegistryStatus, SanctionRecommendation, Transition, permit_number, registry_status,
 )
 from services.permits.repository import PermitSearch, PermitsWork
 from shared import registry_tokens
@@ -26,10 +26,6 @@ from shared.storage.unit_of_work import Database
 SERVICE = "permits"
 
 log = structlog.get_logger(__name__)
-
-
-class PermitNotFound(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -139,7 +135,7 @@ class PermitHandlers:
         async with self.database.reading() as work:
             permit = await work.permits.by_number(number)
             if permit is None or permit.issued_at is None:
-                raise PermitNotFound(number)
+                raise PermitNotFound("Permit", f"No issued permit {number}.")
             operating = await work.closures.operating_status(permit.facility_id)
         claims = registry_tokens.claims_for(permit_number=number, company_name=permit.company_name,
                                             regency_code=permit.regency_code, sector_class=permit.sector_class,
@@ -187,7 +183,7 @@ class PermitHandlers:
     async def _visible(work: PermitsWork, permit_id: uuid.UUID, access: Access, *, for_update: bool = False) -> Permit:
         permit = await work.permits.get(permit_id, for_update=for_update)
         if permit is None or not access.may_see(region_code=permit.regency_code, nib=permit.nib):
-            raise PermitNotFound(permit_id)  # out of scope reads as absent: existence does not leak
+            raise PermitNotFound("Permit")
         return permit
 
 

@@ -13,7 +13,7 @@ from services.reports.domain import (
 )
 from services.reports.handlers import ReportHandlers, ReportIn
 from shared.web.access import Access, Policy, Role, Rule, Scope
-from shared.web.http import Problem, Text
+from shared.web.http import Problem, ProblemTable, Text
 
 O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
@@ -23,6 +23,19 @@ POLICY = Policy({
     "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a schedule and its reports"),
     "compliance": Rule({O: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read compliance aggregates"),
 })
+
+# What each refusal of the domain answers, in one table (see `ProblemTable`).
+PROBLEMS: ProblemTable = {
+    ScheduleNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    PeriodNotFound: lambda exc: Problem(404, "Not found", "No such reporting period for this permit.",
+                                        errors=[{"field": "period_id", "message": "unknown period"}]),
+    ObligationEnded: lambda exc: Problem(409, "Permit revoked",
+                                         "The permit was revoked: it owes no reports and accepts none.",
+                                         current_status="REVOKED"),
+    PeriodClosed: lambda exc: Problem(409, "Period closed", str(exc), period_status=exc.status.value),
+    InconsistentReport: lambda exc: Problem(422, "Invalid request", "The report's counts contradict each other.",
+                                            errors=[{"field": i.field, "message": i.message} for i in exc.issues]),
+}
 
 Count = Field(ge=0, le=10_000_000)
 
@@ -81,10 +94,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
     @routes.get("/schedules/{permit_id}")
     async def schedule(permit_id: uuid.UUID, limit: int = Query(52, ge=1, le=500),
                        access: Access = POLICY.guard("read")) -> dict:
-        try:
-            found, periods = await handlers.schedule(permit_id, access, limit)
-        except ScheduleNotFound:
-            raise _not_found("Schedule") from None
+        found, periods = await handlers.schedule(permit_id, access, limit)
         return {
             "permit_id": str(found.permit_id), "facility_id": str(found.facility_id),
             "regime": periods[-1].regime if periods else handlers.config.regime.text, "zone": found.zone,
@@ -104,22 +114,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
             tests_antigen=body.tests.antigen, dose1=body.vaccinated.dose1, dose2=body.vaccinated.dose2,
             booster=body.vaccinated.booster, case_handling=body.case_handling,
         )
-        try:
-            accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures,
-                                                      body.model_dump_json()), access)
-        except ScheduleNotFound:
-            raise _not_found("Permit") from None
-        except PeriodNotFound:
-            raise Problem(404, "Not found", "No such reporting period for this permit.",
-                          errors=[{"field": "period_id", "message": "unknown period"}]) from None
-        except ObligationEnded:
-            raise Problem(409, "Permit revoked", "The permit was revoked: it owes no reports and accepts none.",
-                          current_status="REVOKED") from None
-        except PeriodClosed as exc:
-            raise Problem(409, "Period closed", str(exc), period_status=exc.status.value) from None
-        except InconsistentReport as exc:
-            raise Problem(422, "Invalid request", "The report's counts contradict each other.",
-                          errors=[{"field": i.field, "message": i.message} for i in exc.issues]) from None
+        accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures,
+                                                  body.model_dump_json()), access)
         accepted_json = ReportAccepted(report_id=accepted.report_id, late=accepted.late,
                                        supersedes=accepted.supersedes).model_dump_json()
         return Response(accepted_json, status_code=201, media_type="application/json")
@@ -127,10 +123,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
     @routes.get("/reports")
     async def reports(permit_id: uuid.UUID, limit: int = Query(100, ge=1, le=1000),
                       access: Access = POLICY.guard("read")) -> dict:
-        try:
-            found = await handlers.reports(permit_id, access, limit)
-        except ScheduleNotFound:
-            raise _not_found("Permit") from None
+        found = await handlers.reports(permit_id, access, limit)
         return {"permit_id": str(permit_id), "reports": [
             {"report_id": str(r["report_id"]), "period_id": str(r["period_id"]),
              "submitted_at": r["submitted_at"].isoformat(), "deadline": r["deadline"].isoformat(), "late": r["late"],
@@ -166,7 +159,3 @@ def router(handlers: ReportHandlers) -> APIRouter:
         }
 
     return routes
-
-
-def _not_found(what: str) -> Problem:
-    return Problem(404, "Not found", f"{what} not found.")

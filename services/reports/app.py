@@ -58,7 +58,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     return runtime.http_app(
         title="iomki reports",
         description="Reporting schedules by regulation, submissions, overdue periods, warnings and compliance.",
-        routers=[api.router(handlers)],
+        routers=[api.router(handlers)], problems=api.PROBLEMS,
     )
 
 

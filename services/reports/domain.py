@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from shared import refusals
 from shared.regions import local_zone
 
 def zone_of(province_code: str) -> str:
@@ -256,15 +257,17 @@ def step(situation: Situation, timing: Timing) -> Step:
 
 
 class Refused(Exception):
-    """A request the rules turn down: the caller's answer, not a fault."""
+    """What a request is refused for: a rule says no, or what it names does not exist. The caller's answer, not a
+    fault: api.py maps each kind to its problem in one table."""
 
 
-class ScheduleNotFound(Refused):
-    pass
+class ScheduleNotFound(Refused, refusals.NotFound):
+    """No schedule for the permit, or none the caller may see; `what` is how the request named it (the schedule
+    itself, or the permit a report is for)."""
 
 
 class PeriodNotFound(Refused):
-    pass
+    """No such reporting period for the permit."""
 
 
 class ObligationEnded(Refused):

@@ -289,7 +289,7 @@ class ReportHandlers:
                 now: datetime) -> _Acceptance:
         """The report accepted, or the rule that refuses it."""
         if target is None or not access.may_see(region_code=target[0].regency_code, nib=target[0].nib):
-            raise ScheduleNotFound(report.permit_id)
+            raise ScheduleNotFound("Permit")
         schedule, period = target
         if period is None:
             raise PeriodNotFound(report.period_id)
@@ -312,12 +312,12 @@ class ReportHandlers:
 
     async def schedule(self, permit_id: uuid.UUID, access: Access, limit: int) -> tuple[Schedule, list[Period]]:
         async with self.database.reading() as work:
-            schedule = await self._visible(work, permit_id, access)
+            schedule = await self._visible(work, permit_id, access, "Schedule")
             return schedule, await work.periods.listing(permit_id, limit)
 
     async def reports(self, permit_id: uuid.UUID, access: Access, limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
-            await self._visible(work, permit_id, access)
+            await self._visible(work, permit_id, access, "Permit")
             return await work.reports.listing(permit_id, limit)
 
     async def compliance(self, *, province: str | None, regency: str | None, window: timedelta) -> dict[str, Any]:
@@ -327,8 +327,8 @@ class ReportHandlers:
         return {"since": now - window, "until": now} | counts
 
     @staticmethod
-    async def _visible(work: ReportsWork, permit_id: uuid.UUID, access: Access) -> Schedule:
+    async def _visible(work: ReportsWork, permit_id: uuid.UUID, access: Access, what: str) -> Schedule:
         schedule = await work.schedules.get(permit_id)
         if schedule is None or not access.may_see(region_code=schedule.regency_code, nib=schedule.nib):
-            raise ScheduleNotFound(permit_id)
+            raise ScheduleNotFound(what)
         return schedule

@@ -60,8 +60,8 @@ def create_broker(settings: PlatformSettings, service: str) -> KafkaBroker:
         security=_faststream_security(settings),
         logger=None,  # our own structlog lines carry the event context; faststream's would duplicate them
         request_timeout_ms=10_000,
-        # The one subscriber (shared/messaging/consumer.py) takes the batch's records as they are and decodes them itself;
-        # dependency injection would only resolve its arguments, one of them in a worker thread per batch.
+        # The one subscriber (shared/messaging/consumer.py) takes the batch's records as they are and decodes them
+        # itself; dependency injection would only resolve its arguments, one of them in a worker thread per batch.
         apply_types=False,
     )
 

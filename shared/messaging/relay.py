@@ -3,7 +3,8 @@
 One relay per service publishes at a time (a PostgreSQL advisory lock elects it), so that two instances of a
 service never publish one plant's events out of order. It wakes on LISTEN/NOTIFY and polls as a fallback. What
 is left to publish is a queue of outbox positions, `outbox_pending`, which every insert into the outbox fills;
-`outbox_publications` keeps the lowest position published in each minute (shared/storage/migrations/0003_outbox_pending.sql).
+`outbox_publications` keeps the lowest position published in each minute
+(shared/storage/migrations/0003_outbox_pending.sql).
 It sends with a plain aiokafka producer: the outbox rows are already the exact bytes, key and headers to send,
 so faststream's per-message publishing pipeline would only add cost (faststream still documents the topics).
 The producer is idempotent and waits for every in-sync replica: a batch retried after a lost answer is neither

@@ -1,5 +1,6 @@
 """The embedded default database: a real PostgreSQL server under `.data/`, used when `DATABASE_URL` is unset by
-the services, `iomki up` and the tests (the embedded Apache Kafka, which the launcher starts: tooling/embedded_kafka.py).
+the services, `iomki up` and the tests (the embedded Apache Kafka, which the launcher starts, is in
+tooling/embedded_kafka.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def embedded_postgres_url(pgdata: Path) -> str:
 
 # initdb's defaults suit a laptop's idle database. A deadline falling for a million plants at once rewrites
 # millions of index and table pages in a few seconds: with initdb's small buffers and WAL, checkpoints came
-# every few seconds, and after each one the first change to every page wrote the whole page into the WAL again. Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
+# every few seconds, and after each one the first change to every page wrote the whole page into the WAL again.
+# Production sets the same in deploy/ (docker-compose.yml, the postgres command line).
 EMBEDDED_POSTGRES_SETTINGS = {
     "shared_buffers": "1GB",
     "max_wal_size": "8GB",

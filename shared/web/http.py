@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import asyncpg
@@ -80,12 +80,28 @@ _UNAVAILABLE = (*DATABASE_UNREACHABLE, asyncpg.InsufficientResourcesError, Kafka
 RETRY_AFTER_SECONDS = "5"
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+ProblemTable = Mapping[type[Exception], Callable[[Any], Problem]]
+"""A service's failures as problems, in one table in its `api.py`: each refusal or not-found type of its domain and
+the problem a request that meets it gets. An exception takes the entry of its nearest type in the table."""
+
+
+def _rendered(problem: Problem) -> JSONResponse:
+    response = problem_response(problem.status, problem.title, problem.detail, **problem.extensions)
+    response.headers.update(problem.headers)
+    return response
+
+
+def install_problem_handlers(app: FastAPI, table: ProblemTable | None = None) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        response = problem_response(exc.status, exc.title, exc.detail, **exc.extensions)
-        response.headers.update(exc.headers)
-        return response
+        return _rendered(exc)
+
+    problems = dict(table or {})
+    for failure in problems:
+        @app.exception_handler(failure)
+        async def _refused(_: Request, exc: Exception) -> JSONResponse:
+            nearest = next(kind for kind in type(exc).__mro__ if kind in problems)
+            return _rendered(problems[nearest](exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -51,7 +51,8 @@ def test_shared_holds_packages_by_concern_and_no_tooling():
     modules = {path.stem for path in (ROOT / "shared").glob("*.py")} - {"__init__"}
     packages = {path.name for path in (ROOT / "shared").iterdir() if (path / "__init__.py").exists()}
     assert packages == {"messaging", "storage", "web"}
-    assert modules == {"contract", "settings", "observability", "clock", "regions", "runtime", "registry_tokens"}
+    assert modules == {"contract", "settings", "observability", "clock", "regions", "runtime", "registry_tokens",
+                       "refusals"}
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -335,7 +335,7 @@ class _Proof:
             return None  # a `$n` placeholder number
         if isinstance(func, ast.Name) and func.id == QUOTING_HELPER:
             return None if self.quoting_allowed else (
-                f"quotes an identifier outside the allowed sites (add it to IDENTIFIER_SITES with the reason)")
+                "quotes an identifier outside the allowed sites (add it to IDENTIFIER_SITES with the reason)")
         if isinstance(func, ast.Attribute) and func.attr in _TEXT_METHODS:
             # A method of SQL text with SQL text for arguments (a template filled with a placeholder, a list
             # of columns split and prefixed) is SQL text; with anything else it is how values get in.
