@@ -1,8 +1,45 @@
-"""Facts about Indonesia's regions that every service must read the same way."""
+"""Indonesia's regions as every service, the access layer and the CLI read them: Kemendagri codes and time zones.
+
+A province is two digits (`32`), a regency its province's code, a dot and two digits (`32.16`). `NATIONAL` names
+the whole country: a national task force's region, in its token and in the notifier's directory alike.
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from pydantic import StringConstraints
+
+NATIONAL = "ID"  # Kemendagri codes begin at provinces, so no code collides with it
+
+# ASCII digits only, and the whole text: `\d` would also match other scripts' digits.
+PROVINCE_PATTERN = r"^[0-9]{2}$"
+REGENCY_PATTERN = r"^[0-9]{2}\.[0-9]{2}$"
+ProvinceCode = Annotated[str, StringConstraints(pattern=PROVINCE_PATTERN)]
+RegencyCode = Annotated[str, StringConstraints(pattern=REGENCY_PATTERN)]
+_PROVINCE = re.compile(PROVINCE_PATTERN)
+_REGENCY = re.compile(REGENCY_PATTERN)
+
+
+def is_province(code: str) -> bool:
+    return _PROVINCE.fullmatch(code) is not None
+
+
+def is_regency(code: str) -> bool:
+    return _REGENCY.fullmatch(code) is not None
+
+
+def is_region(code: str) -> bool:
+    """A region a task force can hold: a province, a regency, or the nation."""
+    return code == NATIONAL or is_province(code) or is_regency(code)
+
+
+def covers(region: str, code: str) -> bool:
+    """A region covers itself and what lies within it (`32` covers `32.16`); `NATIONAL` covers every code."""
+    return region == NATIONAL or code == region or code.startswith(region + ".")
+
 
 # Kemendagri province codes by time zone (no daylight saving in Indonesia): Bali and Nusa Tenggara, South,
 # East and North Kalimantan and every Sulawesi province keep central time (WITA); Maluku and every Papua

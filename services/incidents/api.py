@@ -14,6 +14,7 @@ from services.incidents.domain import (
     NewCase, NotFound, PlantNotMonitored,
 )
 from services.incidents.handlers import IncidentHandlers
+from shared import regions
 from shared.contract import CaseSource
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable
@@ -134,7 +135,7 @@ def router(handlers: IncidentHandlers) -> APIRouter:
 
     @routes.get("/incidents")
     async def list_incidents(
-        province: str | None = Query(None, pattern=r"^\d{2}$"),
+        province: str | None = Query(None, pattern=regions.PROVINCE_PATTERN),
         status: FacilityStatus | None = None,
         after: uuid.UUID | None = Query(None, description="Cursor: the `next` of the previous page"),
         limit: int = Query(100, ge=1, le=500),

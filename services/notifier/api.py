@@ -7,13 +7,14 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from services.notifier.domain import (
     AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact, InvalidRegion, Level, NotFound,
     NotNotifiedAtLevel, TaskForce,
 )
 from services.notifier.handlers import NotifierHandlers
+from shared import regions
 from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
@@ -63,8 +64,14 @@ class ContactIn(BaseModel):
 
 class TaskForceIn(BaseModel):
     level: Level
-    region_code: Text = Field("", max_length=5, description="Kemendagri code: '32' province, '32.16' regency; "
-                                                           "empty for the national task force.")
+    region_code: Text = Field(regions.NATIONAL, max_length=5,
+                              description="Kemendagri code: '32' province, '32.16' regency; 'ID' (the default) for the "
+                                          "national task force, which an empty code also names.")
+
+    @field_validator("region_code")
+    @classmethod
+    def _national(cls, code: str) -> str:
+        return code or regions.NATIONAL  # the directory's earlier name for the country, still accepted
     name: Text = Field(min_length=1, max_length=200)
     contacts: list[ContactIn] = Field(min_length=1, max_length=50)
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
-from shared import refusals
+from shared import refusals, regions
 from shared.contract import Severity, TaskForceLevel
 
 Level = TaskForceLevel
@@ -25,8 +24,9 @@ Level = TaskForceLevel
 # The order in which an unacknowledged alert climbs (Satgas regency/city → province → national, BNPB).
 LEVELS: tuple[Level, ...] = (Level.REGENCY, Level.PROVINCE, Level.NATIONAL)
 
-_PROVINCE = re.compile(r"^\d{2}$")
-_REGENCY = re.compile(r"^\d{2}\.\d{2}$")
+# The region code each level's task force holds.
+_REGION_OF_LEVEL = {Level.NATIONAL: lambda code: code == regions.NATIONAL, Level.PROVINCE: regions.is_province,
+                    Level.REGENCY: regions.is_regency}
 
 
 class Division(StrEnum):
@@ -65,7 +65,7 @@ class NotFound(NotifierRefusal, refusals.NotFound):
 
 class InvalidRegion(NotifierRefusal, ValueError):
     def __init__(self, level: Level, region_code: str) -> None:
-        expected = {Level.NATIONAL: "empty", Level.PROVINCE: "a province code like '32'",
+        expected = {Level.NATIONAL: f"{regions.NATIONAL!r}", Level.PROVINCE: "a province code like '32'",
                     Level.REGENCY: "a regency code like '32.16'"}[level]
         super().__init__(f"a {level.value} task force's region_code must be {expected}, not {region_code!r}")
         self.level = level
@@ -88,15 +88,10 @@ class NotNotifiedAtLevel(NotifierRefusal):
 
 
 def level_of_region(region_code: str) -> Level:
-    """What a region code names: '' the nation, '32' a province, '32.16' a regency (Kemendagri codes)."""
-    if region_code == "":
+    """What a region code names: `ID` the nation, '32' a province, '32.16' a regency (Kemendagri codes)."""
+    if region_code == regions.NATIONAL:
         return Level.NATIONAL
     return Level.REGENCY if "." in region_code else Level.PROVINCE
-
-
-def covers(region_code: str, plant_regency: str) -> bool:
-    """A task force's region covers a plant in itself or beneath it; the national one covers every plant."""
-    return region_code == "" or plant_regency == region_code or plant_regency.startswith(region_code + ".")
 
 
 @dataclass(frozen=True)
@@ -118,13 +113,12 @@ class TaskForce:
     @classmethod
     def register(cls, *, level: Level, region_code: str, name: str,
                  contacts: tuple[DivisionContact, ...]) -> TaskForce:
-        pattern = {Level.PROVINCE: _PROVINCE, Level.REGENCY: _REGENCY}.get(level)
-        if (pattern is None and region_code != "") or (pattern is not None and not pattern.match(region_code)):
+        if not _REGION_OF_LEVEL[level](region_code):
             raise InvalidRegion(level, region_code)
         return cls(uuid.uuid4(), level, region_code, name, contacts)
 
     def covers(self, plant_regency: str) -> bool:
-        return covers(self.region_code, plant_regency)
+        return regions.covers(self.region_code, plant_regency)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from services.notifier.domain import (
 )
 from services.notifier.repository import Job, NotifierWork
 from shared.clock import Clock
-from shared.web.access import NATIONAL_REGION, Access, Role
+from shared.web.access import Access, Role
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
     Event,
@@ -106,9 +106,7 @@ class NotifierHandlers:
     async def acknowledge(self, alert_id: uuid.UUID, access: Access) -> Alert:
         now = self.clock.now()
         principal = access.principal
-        # The directory names the national task force's region ""; its token names it NATIONAL_REGION.
-        region = "" if principal.region == NATIONAL_REGION else principal.region or ""
-        as_level = level_of_region(region) if principal.role is Role.TASK_FORCE else None
+        as_level = level_of_region(principal.region or "") if principal.role is Role.TASK_FORCE else None
         async with self.database.transaction() as work:
             peek = await self._visible(work, alert_id, access)
             await work.notifier.lock_key(str(peek.plant.facility_id))

@@ -14,6 +14,7 @@ from services.notifier.domain import (
     Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, Directory, Division, DivisionContact,
     Escalation, Level, Plant, Recipient, Subscription, TaskForce,
 )
+from shared import regions
 from shared.contract import Severity
 from shared.storage.unit_of_work import UnitOfWork
 
@@ -83,7 +84,7 @@ class NotifierRepository:
         )
 
     async def subscribed_regions(self, event_type: str) -> set[str]:
-        """The regions of the task forces that subscribed to this event type ('' for the national one)."""
+        """The regions of the task forces that subscribed to this event type (`ID` for the national one)."""
         rows = await self._connection.fetch(
             "SELECT DISTINCT t.region_code FROM subscriptions s JOIN task_forces t USING (task_force_id)"
             " WHERE $1 = ANY(s.event_types)", event_type,
@@ -93,7 +94,7 @@ class NotifierRepository:
     async def directory_for(self, plant: Plant) -> Directory:
         """The task forces whose region covers the plant (regency, its province, national) and their wishes."""
         task_forces = await self._task_forces(
-            "WHERE region_code = ANY($1::text[])", ["", plant.province_code, plant.regency_code]
+            "WHERE region_code = ANY($1::text[])", [regions.NATIONAL, plant.province_code, plant.regency_code]
         )
         rows = await self._connection.fetch(
             "SELECT subscription_id, task_force_id, channel, target, secret, event_types FROM subscriptions"

@@ -20,7 +20,7 @@ from services.permits.domain import (
 )
 from services.permits.handlers import PermitHandlers, PermitView
 from services.permits.repository import PermitSearch
-from shared import registry_tokens
+from shared import registry_tokens, regions
 from shared.contract import SectorClass
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
@@ -114,8 +114,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
     @routes.get("/permits")
     async def search(
         status: PermitStatus | None = None,
-        province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-        regency: Annotated[str | None, Query(pattern=r"^\d{2}\.\d{2}$")] = None,
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+        regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
         nib: Annotated[str | None, Query(pattern=r"^\d{13}$")] = None,
         sector: SectorClass | None = None,
         cursor: str | None = None,
@@ -134,7 +134,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     @routes.get("/permits/summary")
     async def summary(
-        province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
         access: Access = POLICY.guard("summary"),
     ) -> dict:
         """Counts only (an aggregate, so agencies may read it); a task force sees its own region by default."""

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from lokal import parse_npwp
 
-from shared import refusals
+from shared import refusals, regions
 
 
 class PermitStatus(StrEnum):
@@ -221,8 +221,6 @@ class RegionDirectory(Protocol):
 SECTOR_CLASSES = ("critical", "essential", "non_essential")
 _NIB = re.compile(r"^\d{13}$")
 _KBLI = re.compile(r"^\d{5}$")
-_PROVINCE = re.compile(r"^\d{2}$")
-_REGENCY = re.compile(r"^\d{2}\.\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -261,10 +259,10 @@ class ApplicationRules:
             yield FieldError("facility.address", "the plant address must contain letters or digits")
 
     def _region_errors(self, province: str, regency: str) -> Iterable[FieldError]:
-        province_known = bool(_PROVINCE.match(province)) and self.regions.name_of(province) is not None
+        province_known = regions.is_province(province) and self.regions.name_of(province) is not None
         if not province_known:
             yield FieldError("facility.province_code", f"{province!r} is not a Kemendagri province code (e.g. 32)")
-        if not _REGENCY.match(regency) or self.regions.name_of(regency) is None:
+        if not regions.is_regency(regency) or self.regions.name_of(regency) is None:
             yield FieldError("facility.regency_code",
                              f"{regency!r} is not a Kemendagri regency or city code (e.g. 32.16)")
         elif province_known and not regency.startswith(province + "."):

@@ -12,6 +12,7 @@ from services.reports.domain import (
     InconsistentReport, ObligationEnded, PeriodClosed, PeriodNotFound, ReportFigures, ScheduleNotFound,
 )
 from services.reports.handlers import ReportHandlers, ReportIn
+from shared import regions
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
@@ -133,8 +134,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
             for r in found]}
 
     @routes.get("/compliance")
-    async def compliance(province: str | None = Query(None, pattern=r"^\d{2}$"),
-                         regency: str | None = Query(None, pattern=r"^\d{2}\.\d{2}$"),
+    async def compliance(province: str | None = Query(None, pattern=regions.PROVINCE_PATTERN),
+                         regency: str | None = Query(None, pattern=regions.REGENCY_PATTERN),
                          days: int = Query(28, ge=1, le=366, description="Deadlines within the last N days."),
                          access: Access = POLICY.guard("compliance")) -> dict:
         if province and regency and not regency.startswith(province + "."):

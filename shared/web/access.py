@@ -26,6 +26,7 @@ from fastapi import Depends, Request
 from jwt.algorithms import get_default_algorithms
 from jwt.warnings import InsecureKeyLengthWarning
 
+from shared import regions
 from shared.settings import PlatformSettings
 from shared.web.http import Problem
 
@@ -35,10 +36,6 @@ class Role(StrEnum):
     TASK_FORCE = "task_force"
     COMPANY = "company"
     AGENCY = "agency"
-
-
-# A national task force's token names the whole country as its region (Kemendagri codes start at provinces).
-NATIONAL_REGION = "ID"
 
 
 class Scope(StrEnum):
@@ -55,12 +52,8 @@ class Principal:
     nib: str | None = None
 
     def covers(self, region_code: str) -> bool:
-        """A province code covers itself and its regencies (`32` covers `32.16`); `ID` covers the country."""
-        if not self.region:
-            return False
-        if self.region == NATIONAL_REGION:
-            return True
-        return region_code == self.region or region_code.startswith(self.region + ".")
+        """The caller's region covers the code (`shared.regions.covers`); a caller without a region, none."""
+        return bool(self.region) and regions.covers(self.region, region_code)
 
 
 @dataclass(frozen=True)
@@ -86,7 +79,7 @@ class Access:
     def region_filter(self) -> str | None:
         """The region a list is narrowed to: none for an unscoped caller or the national task force, whose
         region (the country) is not a code any row carries."""
-        if self.scope is not Scope.REGION or self.principal.region == NATIONAL_REGION:
+        if self.scope is not Scope.REGION or self.principal.region == regions.NATIONAL:
             return None
         return self.principal.region
 
@@ -159,6 +152,8 @@ class TokenVerifier:
             raise _invalid("its region and NIB claims must be text")
         if role is Role.TASK_FORCE and not region:
             raise _unauthorized("A task-force token must carry its region.")
+        if region is not None and not regions.is_region(region):
+            raise _invalid(f"its region must be a province or regency code, or {regions.NATIONAL} for the country")
         if role is Role.COMPANY and not nib:
             raise _unauthorized("A company token must carry its NIB.")
         return Principal(sub=str(claims["sub"]), role=role, region=region, nib=nib), claims["exp"]

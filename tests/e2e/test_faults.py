@@ -33,7 +33,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.web.access import NATIONAL_REGION
+from shared.regions import NATIONAL
 from tests.support.oracle import (
     ESCALATING, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
     fingerprint, pending, read_state, receipts_of, resent_after_crash,
@@ -343,7 +343,7 @@ class Load:
             role, headers = "operator", self.operator
         else:
             region = {"regency": alert["regency_code"], "province": alert["province_code"],
-                      "national": NATIONAL_REGION}[level]
+                      "national": NATIONAL}[level]
             role, headers = "task_force", bearer("task_force", region=region, sub=f"satgas-{level}-{region}")
         url = f"{self.services.url('notifier')}/alerts/{alert['alert_id']}/ack"
         uncertain = False
@@ -481,7 +481,7 @@ async def register_task_forces(http: httpx.AsyncClient, services: RunningService
     the national task force also subscribes a feed to permits issued and reports submitted."""
     notifier, operator = services.url("notifier"), bearer("operator")
     forces = [("regency", code, receivers["regency"]) for code in REGENCIES]
-    forces += [("province", "32", receivers["province"]), ("national", "", receivers["national"])]
+    forces += [("province", "32", receivers["province"]), ("national", NATIONAL, receivers["national"])]
     for level, region, receiver in forces:
         created = await http.post(f"{notifier}/task-forces", headers=operator, json={
             "level": level, "region_code": region, "name": f"Satgas COVID-19 {level} {region}".strip(),

@@ -65,7 +65,7 @@ def token(role: Role, **claims: str) -> str:
         (TF, {"region": "32.16"}, 200),  # the regency itself
         (TF, {"region": "32"}, 200),  # its province covers it
         (TF, {"region": "32.15"}, 404),  # a neighbouring regency: as if it did not exist
-        (TF, {"region": "3"}, 404),  # a prefix that is not a province code
+        (TF, {"region": "3"}, 401),  # not a region code: the token itself is invalid
         (TF, {"region": "ID"}, 200),  # the national task force
         (C, {"nib": "8120000123456"}, 200),  # the plant's own company
         (C, {"nib": "8120000999999"}, 404),  # a competitor
@@ -80,6 +80,8 @@ async def test_who_may_read_a_plant_in_kabupaten_bekasi(role, claims, status):
         assert "rule 'read'" in response.json()["detail"] and response.json()["rule"] == "read"
     if status == 404:
         assert response.json()["detail"] == "Plant not found."
+    if status == 401:
+        assert "region must be a province or regency code, or ID" in response.json()["detail"]
 
 
 async def test_an_agency_reads_aggregates_everywhere_and_a_task_force_only_its_region():

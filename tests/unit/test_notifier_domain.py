@@ -35,7 +35,7 @@ REGENCY = task_force(Level.REGENCY, "32.16",
 OTHER_REGENCY = task_force(Level.REGENCY, "32.17", DivisionContact(Division.HEALTH, email="kes@karawang.example"))
 PROVINCE = task_force(Level.PROVINCE, "32", DivisionContact(Division.HEALTH, email="kes@jabar.example"),
                       DivisionContact(Division.DATA_INFORMATION, email="data@jabar.example"))
-NATIONAL = task_force(Level.NATIONAL, "", DivisionContact(Division.HEALTH, email="kes@bnpb.example"))
+NATIONAL = task_force(Level.NATIONAL, "ID", DivisionContact(Division.HEALTH, email="kes@bnpb.example"))
 COMPANY = CompanyContact(BEKASI.facility_id, "8120000123456", "PT Baja Nusantara", "k3@baja.example")
 
 
@@ -60,14 +60,16 @@ def clock() -> FakeClock:
 
 
 @pytest.mark.parametrize(("level", "region"), [(Level.REGENCY, "32"), (Level.PROVINCE, "32.16"),
-                                               (Level.NATIONAL, "32"), (Level.PROVINCE, "3")])
+                                               (Level.NATIONAL, "32"), (Level.NATIONAL, ""), (Level.PROVINCE, "3"),
+                                               (Level.PROVINCE, "ID"), (Level.PROVINCE, "3\u0662"),
+                                               (Level.REGENCY, "32.16\n")])
 def test_a_task_force_region_must_match_its_level(level, region):
     with pytest.raises(InvalidRegion):
         task_force(level, region)
 
 
 def test_region_codes_name_their_level():
-    assert [level_of_region(c) for c in ("", "32", "32.16")] == [Level.NATIONAL, Level.PROVINCE, Level.REGENCY]
+    assert [level_of_region(c) for c in ("ID", "32", "32.16")] == [Level.NATIONAL, Level.PROVINCE, Level.REGENCY]
 
 
 # -- routing ------------------------------------------------------------------------------------

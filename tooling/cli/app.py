@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from shared import regions
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.web.access import Role, mint
@@ -90,6 +91,9 @@ def token(
     """Mint a bearer token for development and tests."""
     if role is Role.TASK_FORCE and not region:
         raise typer.BadParameter("a task-force token needs --region (a province or regency code)", param_hint="--region")
+    if region is not None and not regions.is_region(region):
+        raise typer.BadParameter(f"{region!r} is not a province code (32), a regency code (32.16) or {regions.NATIONAL}",
+                                 param_hint="--region")
     if role is Role.COMPANY and not nib:
         raise typer.BadParameter("a company token needs --nib", param_hint="--nib")
     settings = PlatformSettings()

@@ -42,7 +42,8 @@ from shared.clock import wait_until_set
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.storage.embedded import stop_embedded_postgres
-from shared.web.access import NATIONAL_REGION, Role, mint
+from shared.regions import NATIONAL
+from shared.web.access import Role, mint
 from tooling.demo.scenario import PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
 from tooling.demo.scenario import Role as Part
 from tooling.demo.summary import Api, Summary, check, collect, render, render_checks
@@ -141,7 +142,7 @@ class Story:
     # -- act 1: the directory of task forces ------------------------------------------------------------
 
     async def register_task_forces(self) -> None:
-        regions = [("national", "", "Satgas Penanganan COVID-19 Nasional")]
+        regions = [("national", NATIONAL, "Satgas Penanganan COVID-19 Nasional")]
         for code, name, regencies, _ in REGIONS:
             regions.append(("province", code, f"Satgas COVID-19 Provinsi {name}"))
             regions += [("regency", regency, f"Satgas COVID-19 {regency}") for regency in regencies]
@@ -285,7 +286,7 @@ class Story:
                 seen = current["level"]
                 self.console.log(f"[yellow]Escalated[/]: ClusterDeclared alert now with the {seen} task force")
             await asyncio.sleep(0.5)
-        national = self.headers(Role.TASK_FORCE, region=NATIONAL_REGION, sub="satgas-nasional")
+        national = self.headers(Role.TASK_FORCE, region=NATIONAL, sub="satgas-nasional")
         acked = await self.call("POST", "notifier", f"/alerts/{alert['alert_id']}/ack", national)
         self.console.log(f"[green]Acknowledged[/] by the national task force "
                          f"{(_at(acked.json()['acknowledged_at']) - _at(acked.json()['first_seen_at'])).seconds} s "
