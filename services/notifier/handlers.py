@@ -25,6 +25,7 @@ from services.notifier.domain import (
 )
 from services.notifier.repository import Job, NotifierWork
 from shared.clock import Clock
+from shared.regions import NATIONAL
 from shared.web.access import Access, Role
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
@@ -142,10 +143,10 @@ class NotifierHandlers:
         the traffic, and most of it alerts nobody. One query finds the regions subscribed to the type; only
         events of plants in them go on to `on_event`. No subscription is ever removed, so an event skipped
         here has no open alert to be grouped into either."""
-        regions = await work.notifier.subscribed_regions(type(run[0].event).__name__)
+        subscribed = await work.notifier.subscribed_regions(type(run[0].event).__name__)
         for decoded in run:
             event = decoded.event
-            if regions & {"", event.province_code, event.regency_code}:
+            if subscribed & {NATIONAL, event.province_code, event.regency_code}:
                 await self.on_event(work, decoded.envelope, event)
 
     async def on_event(self, work: NotifierWork, envelope: Envelope, event: Event) -> None:

@@ -27,6 +27,7 @@ import jwt
 import pytest
 import pytest_asyncio
 
+from shared.regions import NATIONAL
 from shared.web.access import Principal, Role
 from shared.web.http import PROBLEM
 from tests.support.processes import RunningServices, running_platform
@@ -309,7 +310,7 @@ WIDER = ("35", "35.78", "32", "32.15", "ID", "", "3", "32%", "3_", "32.1%", "32'
 TASK_FORCES = {"Bekasi (regency)": "32.16", "Jawa Barat (province)": "32"}
 # Registered in the directory, so that the task-force list has other regions' entries to withhold.
 DIRECTORY = (("regency", "32.16"), ("regency", "32.15"), ("regency", "35.78"), ("province", "32"),
-             ("province", "35"), ("national", ""))
+             ("province", "35"), ("national", NATIONAL))
 
 WIDENING = [(tf, service, path, parameter) for tf in TASK_FORCES for (service, path), parameters in LISTS.items()
             for parameter in parameters]

@@ -30,7 +30,8 @@ from starlette.routing import Route
 
 from services.notifier.app import create_app
 from shared.contract import (
-    CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, ReportDue, WarningIssued,
+    CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, PermitReactivated, ReportDue,
+    WarningIssued,
     decode,
 )
 from tests.support.kafka import read_topic
@@ -254,6 +255,23 @@ async def test_an_event_no_route_names_alerts_only_the_task_forces_subscribed_to
     alerts = (await world.notifier.get("/alerts", headers=OPERATOR)).json()["alerts"]
     assert [a["count"] for a in alerts if a["facility_id"] == str(subscribed["facility_id"])] == [2]
     assert not [a for a in alerts if a["facility_id"] == str(elsewhere["facility_id"])]
+
+
+async def test_the_national_task_force_is_id_even_when_registered_with_an_empty_code_and_covers_every_plant(
+        world: World):
+    """`ID` names the country in the directory as in a national task force's token; an empty code, the directory's
+    earlier name for it, is still taken."""
+    national = await world.register("national", "", [{"division": "health", "email": "pusdalops@bnpb.example"}])
+    # An event no route names: only a subscription alerts anyone of it.
+    await world.subscribe(national, "nasional", ["PermitReactivated"])
+    listed = (await world.notifier.get("/task-forces", headers=OPERATOR)).json()["task_forces"]
+    assert [tf["region_code"] for tf in listed if tf["task_force_id"] == national] == ["ID"]
+
+    papua = plant("91", "91.01")
+    await world.publish(PermitReactivated(**papua, permit_id=uuid.uuid4(), nib="8120000777777",
+                                          permit_number="IOMKI-2026-000091", reason="reports resumed"))
+    alert = await world.alert_for(papua["facility_id"], "PermitReactivated")
+    assert alert["regency_code"] == "91.01"
 
 
 async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_marked_failed(world: World):
