@@ -7,18 +7,13 @@ the whole country: a national task force's region, in its token and in the notif
 from __future__ import annotations
 
 import re
-from typing import Annotated
 from zoneinfo import ZoneInfo
-
-from pydantic import StringConstraints
 
 NATIONAL = "ID"  # Kemendagri codes begin at provinces, so no code collides with it
 
 # ASCII digits only, and the whole text: `\d` would also match other scripts' digits.
 PROVINCE_PATTERN = r"^[0-9]{2}$"
 REGENCY_PATTERN = r"^[0-9]{2}\.[0-9]{2}$"
-ProvinceCode = Annotated[str, StringConstraints(pattern=PROVINCE_PATTERN)]
-RegencyCode = Annotated[str, StringConstraints(pattern=REGENCY_PATTERN)]
 _PROVINCE = re.compile(PROVINCE_PATTERN)
 _REGENCY = re.compile(REGENCY_PATTERN)
 

@@ -26,17 +26,17 @@ from shared.clock import wait_until_set
 from shared.contract import Event, Topic
 from shared.messaging.bus import create_broker, declare_publishers, ensure_topics
 from shared.messaging.consumer import EventConsumer, Handler, InBatches
+from shared.messaging.relay import Relay
+from shared.observability import Metrics, configure_logging
+from shared.settings import PlatformSettings
 from shared.storage.db import create_pool, migrate, migrations_in, provision
+from shared.storage.embedded import admin_database_url
+from shared.storage.unit_of_work import Database, Work
 from shared.web.access import TokenVerifier
 from shared.web.http import (
     CrossOriginReads, ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
     operations_router,
 )
-from shared.messaging.relay import Relay
-from shared.observability import Metrics, configure_logging
-from shared.settings import PlatformSettings
-from shared.storage.embedded import admin_database_url
-from shared.storage.unit_of_work import Database, Work
 
 log = structlog.get_logger(__name__)
 

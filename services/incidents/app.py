@@ -23,35 +23,34 @@ from shared.settings import PlatformSettings, port_of
 TIMER_SWEEP_SECONDS = 1.0
 
 
+_NATIONAL = IncidentPolicy()
+
+
 class IncidentsSettings(BaseSettings):
     """Overrides of the regulation's periods where a region rules otherwise (DKI's 3×24 h room closure:
     `IOMKI_ROOM_CLOSURE_HOURS=72`); unset, each is the national rule in `IncidentPolicy`."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
-    isolation_days: PositiveInt | None = Field(None, validation_alias="IOMKI_ISOLATION_DAYS")
-    symptom_free_days: PositiveInt | None = Field(None, validation_alias="IOMKI_SYMPTOM_FREE_DAYS")
-    quarantine_days: PositiveInt | None = Field(None, validation_alias="IOMKI_QUARANTINE_DAYS")
-    quarantine_with_exit_test_days: PositiveInt | None = Field(None,
-                                                               validation_alias="IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS")
-    room_closure_hours: PositiveInt | None = Field(None, validation_alias="IOMKI_ROOM_CLOSURE_HOURS")
-    plant_closure_days: PositiveInt | None = Field(None, validation_alias="IOMKI_PLANT_CLOSURE_DAYS")
-    cluster_threshold: PositiveInt | None = Field(None, validation_alias="IOMKI_CLUSTER_THRESHOLD")
-    cluster_window_days: PositiveInt | None = Field(None, validation_alias="IOMKI_CLUSTER_WINDOW_DAYS")
+    isolation_days: PositiveInt = Field(_NATIONAL.isolation_days, validation_alias="IOMKI_ISOLATION_DAYS")
+    symptom_free_days: PositiveInt = Field(_NATIONAL.symptom_free_days, validation_alias="IOMKI_SYMPTOM_FREE_DAYS")
+    quarantine_days: PositiveInt = Field(_NATIONAL.quarantine_days, validation_alias="IOMKI_QUARANTINE_DAYS")
+    quarantine_with_exit_test_days: PositiveInt = Field(_NATIONAL.quarantine_with_exit_test_days,
+                                                        validation_alias="IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS")
+    room_closure_hours: PositiveInt = Field(_NATIONAL.room_closure // timedelta(hours=1),
+                                            validation_alias="IOMKI_ROOM_CLOSURE_HOURS")
+    plant_closure_days: PositiveInt = Field(_NATIONAL.plant_closure.days, validation_alias="IOMKI_PLANT_CLOSURE_DAYS")
+    cluster_threshold: PositiveInt = Field(_NATIONAL.cluster.threshold, validation_alias="IOMKI_CLUSTER_THRESHOLD")
+    cluster_window_days: PositiveInt = Field(_NATIONAL.cluster.window_days,
+                                             validation_alias="IOMKI_CLUSTER_WINDOW_DAYS")
 
     def policy(self) -> IncidentPolicy:
-        national = IncidentPolicy()
         return IncidentPolicy(
-            isolation_days=self.isolation_days or national.isolation_days,
-            symptom_free_days=self.symptom_free_days or national.symptom_free_days,
-            quarantine_days=self.quarantine_days or national.quarantine_days,
-            quarantine_with_exit_test_days=self.quarantine_with_exit_test_days
-            or national.quarantine_with_exit_test_days,
-            room_closure=timedelta(hours=self.room_closure_hours) if self.room_closure_hours else national.room_closure,
-            plant_closure=(timedelta(days=self.plant_closure_days) if self.plant_closure_days
-                           else national.plant_closure),
-            cluster=ClusterPolicy(self.cluster_threshold or national.cluster.threshold,
-                                  self.cluster_window_days or national.cluster.window_days),
+            isolation_days=self.isolation_days, symptom_free_days=self.symptom_free_days,
+            quarantine_days=self.quarantine_days, quarantine_with_exit_test_days=self.quarantine_with_exit_test_days,
+            room_closure=timedelta(hours=self.room_closure_hours),
+            plant_closure=timedelta(days=self.plant_closure_days),
+            cluster=ClusterPolicy(self.cluster_threshold, self.cluster_window_days),
         )
 
 

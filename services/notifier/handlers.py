@@ -25,14 +25,14 @@ from services.notifier.domain import (
 )
 from services.notifier.repository import Job, NotifierWork
 from shared.clock import Clock
-from shared.regions import NATIONAL
-from shared.web.access import Access, Role
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
     Event,
 )
 from shared.observability import record
+from shared.regions import NATIONAL
 from shared.storage.unit_of_work import Database
+from shared.web.access import Access, Role
 
 SERVICE = "notifier"
 log = structlog.get_logger(__name__)

@@ -82,7 +82,8 @@ RETRY_AFTER_SECONDS = "5"
 
 ProblemTable = Mapping[type[Exception], Callable[[Any], Problem]]
 """A service's failures as problems, in one table in its `api.py`: each refusal or not-found type of its domain and
-the problem a request that meets it gets. An exception takes the entry of its nearest type in the table."""
+the problem a request that meets it gets. An exception takes the entry of its nearest type in the table (Starlette
+looks up exception handlers along the exception's bases)."""
 
 
 def _rendered(problem: Problem) -> JSONResponse:
@@ -91,17 +92,20 @@ def _rendered(problem: Problem) -> JSONResponse:
     return response
 
 
+def _answering(problem_of: Callable[[Any], Problem]) -> Callable[[Request, Any], Awaitable[JSONResponse]]:
+    async def answer(_: Request, exc: Exception) -> JSONResponse:
+        return _rendered(problem_of(exc))
+
+    return answer
+
+
 def install_problem_handlers(app: FastAPI, table: ProblemTable | None = None) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return _rendered(exc)
 
-    problems = dict(table or {})
-    for failure in problems:
-        @app.exception_handler(failure)
-        async def _refused(_: Request, exc: Exception) -> JSONResponse:
-            nearest = next(kind for kind in type(exc).__mro__ if kind in problems)
-            return _rendered(problems[nearest](exc))
+    for failure, problem_of in (table or {}).items():
+        app.add_exception_handler(failure, _answering(problem_of))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
