@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import pydantic_core
+import stamina
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -45,12 +46,27 @@ def configure_logging(service: str, log_format: str = "auto", level: int = loggi
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+    # Each retry site logs its own event (what is retried, and why); stamina's own line would repeat it.
+    stamina.instrumentation.set_on_retry_hooks([])
     # Library loggers (uvicorn, aiokafka) at warning level only, through the standard handler.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
 
 
 def _json_line(event: dict[str, Any], **_: Any) -> bytes:
     return pydantic_core.to_json(event, fallback=repr)
+
+
+def retried(event: str, **facts: Any) -> Callable[[BaseException], bool]:
+    """stamina's `on` for work that must outlive an outage: any error is logged as `event` and retried; a
+    cancellation never is (stamina hands `on` every exception, `CancelledError` included)."""
+
+    def on(exc: BaseException) -> bool:
+        if not isinstance(exc, Exception):
+            return False
+        log.warning(event, **facts, error=f"{type(exc).__name__}: {exc}")
+        return True
+
+    return on
 
 
 def record(what: str, **facts: Any) -> None:
@@ -80,33 +96,33 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
-        labels = {"registry": self.registry}
+        registry = self.registry
         self.events_consumed = Counter(
-            "iomki_events_consumed_total", "Events handled", ["topic", "type"], **labels
+            "iomki_events_consumed_total", "Events handled", ["topic", "type"], registry=registry
         )
         self.events_duplicate = Counter(
-            "iomki_events_duplicate_total", "Redelivered events skipped by the inbox", ["topic"], **labels
+            "iomki_events_duplicate_total", "Redelivered events skipped by the inbox", ["topic"], registry=registry
         )
         self.events_failed = Counter(
-            "iomki_events_failed_total", "Handler attempts that raised", ["topic", "type"], **labels
+            "iomki_events_failed_total", "Handler attempts that raised", ["topic", "type"], registry=registry
         )
         self.events_dead_lettered = Counter(
             "iomki_events_dead_lettered_total", "Messages sent to the dead-letter topic", ["topic", "reason"],
-            **labels,
+            registry=registry,
         )
         self.events_published = Counter(
-            "iomki_events_published_total", "Outbox events published", ["topic"], **labels
+            "iomki_events_published_total", "Outbox events published", ["topic"], registry=registry
         )
         self.handler_latency = Histogram(
             "iomki_handler_latency_seconds", "Time to handle one event", ["type"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), **labels,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry,
         )
-        self.outbox_backlog = Gauge("iomki_outbox_backlog", "Outbox events not yet published", **labels)
+        self.outbox_backlog = Gauge("iomki_outbox_backlog", "Outbox events not yet published", registry=registry)
         self.outbox_lag = Gauge(
-            "iomki_outbox_lag_seconds", "Age of the oldest unpublished outbox event", **labels
+            "iomki_outbox_lag_seconds", "Age of the oldest unpublished outbox event", registry=registry
         )
         self.http_requests = Histogram(
             "iomki_http_request_seconds", "HTTP requests", ["method", "route", "status"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), **labels,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry,
         )
         self.service = service

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Generic
 
 import asyncpg
+import stamina
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import ProcessCollector
 
@@ -27,14 +29,14 @@ from shared.contract import Event, Topic
 from shared.messaging.bus import create_broker, declare_publishers, ensure_topics
 from shared.messaging.consumer import EventConsumer, Handler, InBatches
 from shared.messaging.relay import Relay
-from shared.observability import Metrics, configure_logging
+from shared.observability import Metrics, configure_logging, retried
 from shared.settings import PlatformSettings
 from shared.storage.db import create_pool, migrate, migrations_in, provision
 from shared.storage.embedded import admin_database_url
 from shared.storage.unit_of_work import Database, Work
 from shared.web.access import TokenVerifier
 from shared.web.http import (
-    CrossOriginReads, ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
+    ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
     operations_router,
 )
 
@@ -105,17 +107,13 @@ class ServiceRuntime(Generic[Work]):
         install_problem_handlers(app, problems)
         install_request_logging(app, self.metrics)
         # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
-        app.add_middleware(CrossOriginReads, allow_origins=dashboard_origins(), allow_methods=["GET"],
+        app.add_middleware(CORSMiddleware, allow_origins=dashboard_origins(), allow_methods=["GET"],
                            allow_headers=["Authorization"], max_age=600)
         operations = operations_router(metrics=self.metrics, checks={"database": self._database_ready,
                                                                       "broker": self._broker_ready},
                                        asyncapi=self._asyncapi)
-        # The routes go on the app's own router: FastAPI's `include_router` keeps each router whole and matches a
-        # request's path twice, once to pick the router and again within it; the OpenAPI document is the same.
-        # A request's path is tried against each route in turn: the service's own come first, ahead of the
-        # operations routes and FastAPI's documentation pages, none of which share a path with them (the OpenAPI
-        # document lists them in that order too).
-        app.router.routes[:0] = [route for router in (*routers, operations) for route in router.routes]
+        for router in (*routers, operations):
+            app.include_router(router)
         return app
 
     def _asyncapi(self) -> Any:
@@ -148,7 +146,7 @@ class ServiceRuntime(Generic[Work]):
         self.database.pool = await create_pool(database_url, self.name)
         self._database_url = database_url
         self.relay = Relay(schema=self.name, database_url=database_url, settings=self.settings, metrics=self.metrics)
-        self._tasks = [asyncio.create_task(self._connect_broker(), name=f"{self.name}-broker")]
+        self._tasks = [asyncio.create_task(self._connect_broker(self.relay), name=f"{self.name}-broker")]
         # Periodic work (deadlines, timers) needs only the database: what it emits waits in the outbox.
         for periodic in self._periodic:
             self._tasks.append(asyncio.create_task(self._repeat(periodic), name=f"{self.name}-{periodic.name}"))
@@ -183,23 +181,15 @@ class ServiceRuntime(Generic[Work]):
             return own
         return await provision(await admin_database_url(self.settings), self.name)
 
-    async def _connect_broker(self) -> None:
+    async def _connect_broker(self, relay: Relay) -> None:
         """Keep trying until the broker answers; consumers, relay and periodic work start after that."""
-        delay = 0.2
-        while True:
-            try:
+        unreachable = retried("broker_unreachable", bootstrap=self.settings.bootstrap)
+        async for attempt in stamina.retry_context(on=unreachable, attempts=None, timeout=None):
+            with attempt:
                 await ensure_topics(self.settings)
                 await self.broker.start()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("broker_unreachable", bootstrap=self.settings.bootstrap, error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         self.broker_connected.set()
-        assert self.relay is not None
-        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        self._tasks.append(asyncio.create_task(relay.run(), name=f"{self.name}-relay"))
         # Started: what exists now (modules, models, schemas, the broker's clients) lives as long as the service.
         # Frozen, the collector no longer walks it; it did on every full collection, and those pauses of a
         # consumer were the p99 of commit → consumer commit in `make bench`.
@@ -229,7 +219,7 @@ class ServiceRuntime(Generic[Work]):
         try:
             connection = await asyncpg.connect(self._database_url, timeout=5)
             await connection.add_listener(channel, lambda *_: woken.set())
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("listen_failed", channel=channel, error=f"{type(exc).__name__}: {exc}")
             return None
         return connection

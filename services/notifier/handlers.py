@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import stamina
 import structlog
 
 from services.notifier.channels import SendFailed
@@ -29,7 +29,7 @@ from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
     Event,
 )
-from shared.observability import record
+from shared.observability import record, retried
 from shared.regions import NATIONAL
 from shared.storage.unit_of_work import Database
 from shared.web.access import Access, Role
@@ -112,7 +112,8 @@ class NotifierHandlers:
             peek = await self._visible(work, alert_id, access)
             await work.notifier.lock_key(str(peek.plant.facility_id))
             alert = await work.notifier.get_alert(alert_id, for_update=True)
-            assert alert is not None
+            if alert is None:  # `_visible` found it in this transaction, and alerts are never deleted
+                raise LookupError(f"alert {alert_id} vanished within its transaction")
             acknowledged, ack = alert.acknowledge(by=access.actor, role=principal.role.value, as_level=as_level,
                                                   now=now)
             await work.notifier.save_alert(acknowledged)
@@ -270,18 +271,10 @@ class DeliveryWorker:
         # A receiver's answer must outlive a database outage: were it lost, the lease would run out and the
         # notice be sent again. Nobody else sends it while the lease holds, so keep trying to record it until then.
         now = self.clock.now()
-        give_up_at = time.monotonic() + self.config.lease.total_seconds() / 2
-        backoff = 0.2
-        while True:
-            try:
-                return await self._record(job, error, now)
-            except Exception as exc:
-                if time.monotonic() > give_up_at:
-                    raise
-                log.warning("delivery_record_retry", delivery_id=str(delivery.delivery_id),
-                            error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        unrecorded = retried("delivery_record_retry", delivery_id=str(delivery.delivery_id))
+        async for attempt in stamina.retry_context(on=unrecorded, attempts=None, timeout=self.config.lease / 2):
+            with attempt:
+                await self._record(job, error, now)
 
     async def _record(self, job: Job, error: str | None, now: datetime) -> None:
         delivery = job.delivery

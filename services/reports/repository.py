@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
+import uuid_utils
 from pydantic_core import to_json
 
 from services.reports.domain import (
     NextAction, Opening, Period, PeriodStatus, Sanction, Schedule, SettledPeriod, Situation, Step,
 )
-from shared.contract import CONTENT_TYPE, Envelope, ReportDue, ReportOverdue
+from shared.contract import CONTENT_TYPE, Envelope, ReportDue, ReportOverdue, envelope_format
 from shared.storage.unit_of_work import Outbox, UnitOfWork
 
 _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, issued_at, frozen, freeze_count,"
@@ -169,7 +168,7 @@ class PeriodRepository:
             if situation is None:
                 action, status, deadline, ended, closed = key
                 situation = situations[key] = Situation(_ACTION[action], _STATUS[status], deadline, ended, closed)
-            due.append(DuePeriod(*row[:7], situation))
+            due.append(DuePeriod._make((*row[:7], situation)))
         return due
 
     async def settled(self, permit_id: uuid.UUID, through_seq: int, *, since: datetime, min_periods: int,
@@ -237,7 +236,7 @@ class ReportRepository:
             " WHERE r.period_id = u.period_id AND r.superseded_by IS NULL RETURNING r.period_id, r.report_id",
             list(superseded_by), list(superseded_by.values()), at,
         )
-        return dict(rows)
+        return {row[0]: row[1] for row in rows}
 
     async def record(self, reports: Sequence[StoredReport], *, submitted_at: datetime) -> None:
         """Store reports and their periods as they now stand, in one statement. Each report must be its period's
@@ -348,6 +347,8 @@ class ComplianceQueries:
             f"{_region_clause(province, regency)}) AS closed",
             *([regency or province] if (regency or province) else []),
         )
+        if row is None or plants is None:  # queries of aggregates answer one row each
+            raise LookupError("compliance counts answered no row")
         return dict(row) | dict(plants)
 
 
@@ -363,25 +364,15 @@ class ReportsOutbox(Outbox):
     async def add_period_events(self, events: Sequence[tuple[DuePeriod, type[ReportDue | ReportOverdue]]], *,
                                 service: str, now: datetime) -> None:
         """The sweep's reminders and overdues, in order, written by one statement that builds each envelope from
-        the period and its schedule, as `Outbox.add(Envelope.wrap(...))` would.
-
-        When a deadline falls for every plant at once the sweep emits a million of these: built in Python they
-        cost more than everything else the sweep does, and `json_build_object` twice what this text does. The ids,
-        moments and constants need no escaping; the region codes, text from another service's events, are written
-        by `to_json`. The integration tests hold each row to the wrapped event's."""
+        the period and its schedule by the contract's own pattern (`envelope_format`), as `Outbox.add(Envelope.wrap(
+        ...))` would. When a deadline falls for every plant at once the sweep emits a million of these."""
         if not events:
             return
         await self._insert_queued(
             "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
             " SELECT e.event_id, e.event_type, e.topic, convert_to(e.facility_id::text, 'UTF8'),"
-            "  convert_to(format('{\"specversion\":\"1.0\",\"id\":\"%1$s\",\"source\":\"%2$s\",\"type\":\"%3$s\","
-            "\"time\":\"%4$s\",\"subject\":\"%5$s\",\"datacontenttype\":\"application/json\","
-            "\"data\":{\"facility_id\":\"%5$s\",\"province_code\":%6$s,\"regency_code\":%7$s,"
-            "\"permit_id\":\"%8$s\",\"period_id\":\"%9$s\",\"deadline\":\"%10$s\"},"
-            "\"correlationid\":\"%1$s\",\"causationid\":\"%1$s\"}',"
-            "   e.event_id, $9::text, e.event_type, $10::text, e.facility_id, to_json(e.province_code),"
-            "   to_json(e.regency_code),"
-            "   e.permit_id, e.period_id, e.deadline), 'UTF8'),"
+            "  convert_to(format($13::text, e.event_id, $9::text, e.event_type, $10::text, e.facility_id,"
+            "   to_json(e.province_code), to_json(e.regency_code), e.permit_id, e.period_id, e.deadline), 'UTF8'),"
             "  jsonb_build_object('content-type', $11::text, 'correlation_id', e.event_id)"
             " FROM unnest($12::uuid[], $1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],"
             "  $7::text[], $8::text[]) WITH ORDINALITY"
@@ -392,25 +383,19 @@ class ReportsOutbox(Outbox):
             [p.province_code for p, _ in events], [p.regency_code for p, _ in events],
             [_moment(p.situation.deadline) for p, _ in events], [kind.type_name() for _, kind in events],
             [kind.topic.name for _, kind in events], Envelope.source_of(service), _moment(now), CONTENT_TYPE,
-            time_ordered_ids(len(events)),
+            time_ordered_ids(len(events)), _PERIOD_EVENT_FORMAT,
         )
 
 
-_VARIANT_DIGITS = "89ab"  # the hex digits whose first two bits are RFC 9562's variant, binary 10
+# ReportDue and ReportOverdue carry the same fields: one pattern writes both (the type is an argument).
+_PERIOD_EVENT_FORMAT = envelope_format(ReportDue)
 
 
 def time_ordered_ids(count: int) -> list[str]:
-    """`count` new ids for rows the sweep writes by the thousand, as UUIDs of version 7 (RFC 9562): the time in
-    milliseconds, then 74 random bits. Ids that grow with time land on the last pages of their unique index, where
-    random ones would land on as many random pages, most not in memory. Drawn here, a batch's from one read of the
-    system's random source, rather than by PostgreSQL, which reads it again for each id on the embedded server
-    (built without OpenSSL, it reads /dev/urandom), two ids a period. As the 32 hex digits asyncpg
-    takes for a uuid."""
-    digits = os.urandom(10 * count).hex()
-    prefix = f"{time.time_ns() // 1_000_000:012x}7"
-    # Each id takes 20 random hex digits: 12 bits after the version, 2 beside the variant, 60 more (the last unused).
-    return [f"{prefix}{digits[i:i + 3]}{_VARIANT_DIGITS[int(digits[i + 3], 16) & 3]}{digits[i + 4:i + 19]}"
-            for i in range(0, 20 * count, 20)]
+    """`count` new ids for rows the sweep writes by the thousand, as UUIDs of version 7 (RFC 9562): ids that grow
+    with time land on the last pages of their unique index, where random ones would land on as many random pages,
+    most not in memory."""
+    return [uuid_utils.uuid7().hex for _ in range(count)]
 
 
 @functools.lru_cache(maxsize=64)
@@ -436,7 +421,7 @@ def _schedule_values(s: Schedule) -> tuple[Any, ...]:
             s.freeze_count, s.closed, s.ended_at, s.ladder_reset_seq, s.revoke_recommended)
 
 
-def _schedule(row: asyncpg.Record) -> Schedule:
+def _schedule(row: asyncpg.Record | tuple[Any, ...]) -> Schedule:
     return Schedule(*row)  # the columns of `_SCHEDULE`, in the order of the fields
 
 
@@ -451,6 +436,8 @@ _STATUS = {status.value: status for status in PeriodStatus}
 _ACTION = {None: None} | {action.value: action for action in NextAction}
 
 
-def _period(row: asyncpg.Record) -> Period:
-    values = row[:_PERIOD_WIDTH]  # the columns of `_PERIOD`, in the order of the fields
-    return Period(*values[:6], _STATUS[values[6]], _ACTION[values[7]], *values[8:])
+def _period(row: asyncpg.Record | tuple[Any, ...]) -> Period:
+    # the columns of `_PERIOD`, in the order of the fields
+    period_id, permit_id, seq, regime, starts_at, deadline, status, action, action_at, warning_id = row[:_PERIOD_WIDTH]
+    return Period(period_id, permit_id, seq, regime, starts_at, deadline, _STATUS[status], _ACTION[action], action_at,
+                  warning_id)

@@ -14,21 +14,20 @@ written twice nor reordered, and an acknowledged event survives the loss of its 
 from __future__ import annotations
 
 import asyncio
-import functools
-import struct
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import asyncpg
 import pydantic_core
+import stamina
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared.clock import wait_until_set
 from shared.messaging.bus import connection_options
-from shared.observability import Metrics
+from shared.observability import Metrics, retried
 from shared.settings import PlatformSettings
 
 log = structlog.get_logger(__name__)
@@ -44,41 +43,9 @@ _WINDOW_START = ("coalesce((SELECT min(first_position) FROM outbox_publications"
                  " (SELECT coalesce(max(position), 0) + 1 FROM outbox))")
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _key_hash(key: bytes) -> int:
-    """Kafka's murmur2 of a message key, made positive, as Kafka's default partitioner computes it. A plant's key
-    recurs with each of its events: remembered for the most recent keys."""
-    return _murmur2(key) & 0x7FFFFFFF
-
-
-_MURMUR_M = 0x5BD1E995
-
-
-@functools.lru_cache(maxsize=64)
-def _words_of(length: int) -> Callable[[bytes], tuple[int, ...]]:
-    return struct.Struct(f"<{length >> 2}I").unpack_from
-
-
-def _murmur2(data: bytes) -> int:
-    """aiokafka's `murmur2`, the same numbers (tests/unit/test_relay_partitioning.py) in half the time: aiokafka's
-    assembles each 32-bit word from single bytes. Plants' keys seldom recur within the cache, and their hash was a
-    noticeable share of the relay's CPU for an event (docs/performance.md)."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    for k in _words_of(length)(data):
-        k = (k * _MURMUR_M) & 0xFFFFFFFF
-        k = ((k ^ (k >> 24)) * _MURMUR_M) & 0xFFFFFFFF
-        h = ((h * _MURMUR_M) & 0xFFFFFFFF) ^ k
-    tail = length & 3
-    if tail:
-        end = length - tail
-        if tail == 3:
-            h ^= data[end + 2] << 16
-        if tail >= 2:
-            h ^= data[end + 1] << 8
-        h = ((h ^ data[end]) * _MURMUR_M) & 0xFFFFFFFF
-    h = ((h ^ (h >> 13)) * _MURMUR_M) & 0xFFFFFFFF
-    return h ^ (h >> 15)
+# Kafka's default partitioner, as aiokafka's producer has it: every producer places a plant's key on the same
+# partition, so the relay's batches and any other client's sends agree.
+_DEFAULT_PARTITIONER = DefaultPartitioner()
 
 
 class Relay:
@@ -103,17 +70,12 @@ class Relay:
 
     async def run(self) -> None:
         """Run until cancelled: wait to be the leader, then publish; on any failure, reconnect and go on."""
-        backoff = 0.2
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the relay must outlive a database or broker outage
-                self.is_leader = False
-                log.warning("relay_interrupted", error=str(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        async for attempt in stamina.retry_context(on=retried("relay_interrupted"), attempts=None, timeout=None):
+            with attempt:
+                try:
+                    await self._lead()
+                finally:
+                    self.is_leader = False
 
     async def _lead(self) -> None:
         # The relay's statements reach rows through indexes only, whatever the tables' sizes. A prepared statement's
@@ -123,7 +85,8 @@ class Relay:
         connection = await asyncpg.connect(self._database_url, server_settings={
             "search_path": self._schema, "enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"})
         try:
-            while not await connection.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _RELAY_LOCK, self._schema):
+            leading = "SELECT pg_try_advisory_lock($1, hashtext($2))"
+            while not await connection.fetchval(leading, _RELAY_LOCK, self._schema):
                 await asyncio.sleep(1.0)
             self.is_leader = True
             await connection.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
@@ -164,17 +127,15 @@ class Relay:
         if not rows:
             return 0
         # Each partition's rows go into record batches in outbox order and the batches are sent in that order,
-        # so per-plant order holds; everything is awaited together. Building the batches here, rather than
-        # calling `send` per row, spares aiokafka's per-message partitioning (a pure-Python hash), metadata
-        # lookup and future: the relay spent more CPU per event than the producing service did.
+        # so per-plant order holds; everything is awaited together. A batch per partition spares a future and a
+        # metadata lookup per row: the relay spent more CPU per event than the producing service did.
         batches: dict[tuple[str, int], BatchBuilder] = {}
         delivered = []
         published = Counter[str]()
         partitions = {topic: sorted(await producer.partitions_for(topic)) for topic in {row["topic"] for row in rows}}
         for row in rows:
             topic, key = row["topic"], row["key"]
-            of_topic = partitions[topic]  # as Kafka's default partitioner places a key: any producer agrees
-            target = (topic, of_topic[_key_hash(key) % len(of_topic)])
+            target = (topic, _DEFAULT_PARTITIONER(key, partitions[topic], partitions[topic]))
             headers = [(name, value.encode()) for name, value in pydantic_core.from_json(row["headers"]).items()]
             batch = batches.get(target)
             if batch is None or batch.append(key=key, value=row["value"], timestamp=None, headers=headers) is None:
@@ -218,6 +179,8 @@ class Relay:
             "SELECT (SELECT count(*) FROM outbox_pending) AS backlog, extract(epoch FROM clock_timestamp() -"
             " (SELECT created_at FROM outbox WHERE position = (SELECT min(position) FROM outbox_pending))) AS lag"
         )
+        if row is None:  # a query of aggregates answers one row; none only if the connection lost it
+            return
         self._metrics.outbox_backlog.set(row["backlog"])
         self._metrics.outbox_lag.set(float(row["lag"] or 0.0))
 

@@ -9,22 +9,17 @@ its existence does not leak.
 
 from __future__ import annotations
 
-import binascii
 import functools
-import re
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import jwt
-import pydantic_core
 from fastapi import Depends, Request
 from jwt.algorithms import get_default_algorithms
-from jwt.warnings import InsecureKeyLengthWarning
 
 from shared import regions
 from shared.settings import PlatformSettings
@@ -53,7 +48,7 @@ class Principal:
 
     def covers(self, region_code: str) -> bool:
         """The caller's region covers the code (`shared.regions.covers`); a caller without a region, none."""
-        return bool(self.region) and regions.covers(self.region, region_code)
+        return self.region is not None and regions.covers(self.region, region_code)
 
 
 @dataclass(frozen=True)
@@ -120,16 +115,9 @@ class TokenVerifier:
         return cls(settings.jwt_secret, "HS256")
 
     @functools.cached_property
-    def _signature_matches(self) -> Callable[[bytes, bytes], bool]:
-        """PyJWT's implementation of this verifier's algorithm, with its key prepared once: PyJWT prepares the key
-        it is given again for every token (it parses a PEM text; it tries an HMAC secret as four kinds of
-        asymmetric key before it accepts it)."""
-        algorithm = get_default_algorithms()[self.algorithm]
-        prepared = algorithm.prepare_key(self.key)
-        weakness = algorithm.check_key_length(prepared)
-        if weakness:  # once, where PyJWT's decode warned on every token
-            warnings.warn(weakness, InsecureKeyLengthWarning, stacklevel=2)
-        return lambda message, signature: algorithm.verify(message, prepared, signature)
+    def _key(self) -> Any:
+        """The key as PyJWT's algorithm prepares it, once: PyJWT would otherwise parse a PEM text for every token."""
+        return get_default_algorithms()[self.algorithm].prepare_key(self.key)
 
     def verify(self, token: str) -> Principal:
         principal, expires_at = self._verified(token)
@@ -140,7 +128,7 @@ class TokenVerifier:
     # A client sends the same token with every request until it expires. A token verified once holds until its
     # expiry (the signature cannot change), so its principal is kept with that expiry; bounded, so that distinct
     # tokens cannot grow it without limit. Failures raise and are never kept.
-    @functools.lru_cache(maxsize=4096)
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 -- one verifier a process, living as long as its cache
     def _verified(self, token: str) -> tuple[Principal, int]:
         claims = self._claims(token)
         try:
@@ -159,89 +147,18 @@ class TokenVerifier:
         return Principal(sub=str(claims["sub"]), role=role, region=region, nib=nib), claims["exp"]
 
     def _claims(self, token: str) -> dict[str, Any]:
-        """The claims of a compact JWS signed with this verifier's algorithm and key, checked as PyJWT's `decode`
-        checks them (`tests/unit/test_access.py` holds the two to the same verdicts), the signature by PyJWT's own
-        algorithm.
-
-        Each company's token is new to a service more often than not (two reports a week), so every report paid
-        for PyJWT's generic decoding, which checks each character of the token in Python (docs/performance.md)."""
-        segments = token.split(".")
-        if len(segments) != 3:
-            raise _invalid("not three dot-separated segments")
-        header_text, payload_text, signature_text = segments
-        _check_header(header_text, self.algorithm)
-        signature = _base64url(signature_text, "signature")
-        if not self._signature_matches(f"{header_text}.{payload_text}".encode(), signature):
-            raise _invalid("the signature does not match")
-        claims = _json_object(_base64url(payload_text, "payload"), "payload")
-        for required in ("sub", "role", "exp"):
-            if claims.get(required) is None:
-                raise _invalid(f"it has no {required!r} claim")
-        now = time.time()
-        moments = {}
-        for name in ("exp", "nbf", "iat"):
-            if name in claims:
-                value = claims[name]
-                try:
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        raise ValueError(value)
-                    moments[name] = int(value)
-                except (ValueError, OverflowError):  # NaN and Infinity too, which Python's JSON reads
-                    raise _invalid(f"its {name!r} claim is not a number of seconds") from None
-        if moments["exp"] <= now:
-            raise _unauthorized("The token has expired.")
-        if moments.get("nbf", 0) > now or moments.get("iat", 0) > now:
-            raise _invalid("it is not valid yet")
-        if claims.get("aud"):  # meant for some audience; these services are none in particular
-            raise _invalid("it is meant for another audience")
-        for name in ("sub", "jti"):
-            if not isinstance(claims.get(name, ""), str):
-                raise _invalid(f"its {name!r} claim is not a string")
-        claims["exp"] = moments["exp"]
+        """The claims of a compact JWS signed with this verifier's algorithm and key, as PyJWT decodes them."""
+        if "=" in token:  # a compact JWS's segments are base64url without padding (RFC 7515 §2)
+            raise _invalid("its segments are padded")
+        try:
+            claims = jwt.decode(token, self._key, algorithms=[self.algorithm],
+                                options={"require": ["sub", "role", "exp"]})
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("The token has expired.") from None
+        except jwt.InvalidTokenError as exc:
+            raise _invalid(str(exc).rstrip(".") or type(exc).__name__) from None
+        claims["exp"] = int(claims["exp"])
         return claims
-
-
-# Every token from one identity provider carries the same header segment: it is checked once, and again only
-# when it changes (a new key id). Bounded, so that made-up headers cannot grow it; a header refused is not kept.
-@functools.lru_cache(maxsize=64)
-def _check_header(header_text: str, algorithm: str) -> None:
-    header = _json_object(_base64url(header_text, "header"), "header")
-    if header.get("alg") != algorithm:
-        raise _invalid(f"it is not signed with {algorithm}")
-    if "crit" in header or "b64" in header:  # extensions this verifier does not implement (RFC 7515, 7797)
-        raise _invalid("it uses header extensions")
-    if not isinstance(header.get("kid", ""), str):
-        raise _invalid("its key id is not a string")
-
-
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
-_URL_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
-_SIXTET = {character: value for value, character in
-           enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
-# The bits of a segment's last character that lie beyond its last byte, by the segment's length modulo 4.
-_BITS_PAST_THE_END = {0: 0, 2: 0b1111, 3: 0b11}
-
-
-def _base64url(segment: str, name: str) -> bytes:
-    """A segment of a compact JWS: base64url without padding (RFC 7515 §2), in one text per value: the bits of
-    the last character past the last byte must be zero."""
-    tail = len(segment) % 4
-    if tail == 1 or not _BASE64URL.fullmatch(segment) or (
-            segment and _SIXTET[segment[-1]] & _BITS_PAST_THE_END[tail]):
-        raise _invalid(f"its {name} is not base64url")
-    return binascii.a2b_base64(segment.encode().translate(_URL_TO_STANDARD_ALPHABET) + b"=" * (-tail % 4))
-
-
-def _json_object(data: bytes, name: str) -> dict[str, Any]:
-    """A segment's JSON object (UTF-8, as RFC 7519 has it), read by pydantic's parser: a quarter of the json
-    module's cost on every new token."""
-    try:
-        value = pydantic_core.from_json(data)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise _invalid(f"its {name} is not a JSON object")
-    return value
 
 
 def _invalid(reason: str) -> Problem:

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.observability import Metrics, collecting_request_facts
@@ -208,22 +207,6 @@ def dashboard_origins() -> list[str]:
     origins = [origin.strip().rstrip("/") for origin in configured.split(",") if origin.strip()]
     port = port_of(DASHBOARD_SERVICE)
     return origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
-
-
-class CrossOriginReads:
-    """Starlette's CORS middleware for GET, HEAD and OPTIONS only: the dashboard's reads and their preflights.
-    Cross-origin writes are refused anyway, and on them the middleware only cost: it parses each request's
-    headers and wraps its responses."""
-
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(app, **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 def operations_router(

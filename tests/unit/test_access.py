@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import warnings
+from typing import Annotated
 
 import httpx
 import jwt
@@ -18,16 +19,16 @@ from fastapi import FastAPI
 from jwt.warnings import InsecureKeyLengthWarning
 
 from shared.settings import PlatformSettings
-from shared.web.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, _base64url, mint
+from shared.web.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, mint
 from shared.web.http import Problem, install_problem_handlers
 
 pytestmark = pytest.mark.unit
 
 SECRET = "unit-test-secret-" + "y" * 32
-O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 POLICY = Policy({
-    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}),
-    "aggregate": Rule({O: Scope.ALL, A: Scope.ALL, TF: Scope.REGION}),
+    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}),
+    "aggregate": Rule({OP: Scope.ALL, A: Scope.ALL, TF: Scope.REGION}),
 }, verifier=TokenVerifier(SECRET, "HS256"))
 PLANT = {"region_code": "32.16", "nib": "8120000123456"}
 
@@ -37,12 +38,12 @@ def app() -> FastAPI:
     install_problem_handlers(application)
 
     @application.get("/plants/bekasi")
-    async def read(access: Access = POLICY.guard("read")) -> dict:
+    async def read(access: Annotated[Access, POLICY.guard("read")]) -> dict:
         access.require(what="Plant", **PLANT)
         return {"who": access.principal.sub}
 
     @application.get("/compliance")
-    async def aggregate(access: Access = POLICY.guard("aggregate")) -> dict:
+    async def aggregate(access: Annotated[Access, POLICY.guard("aggregate")]) -> dict:
         return {"region_filter": access.region_filter}
 
     return application
@@ -61,7 +62,7 @@ def token(role: Role, **claims: str) -> str:
 @pytest.mark.parametrize(
     ("role", "claims", "status"),
     [
-        (O, {}, 200),
+        (OP, {}, 200),
         (TF, {"region": "32.16"}, 200),  # the regency itself
         (TF, {"region": "32"}, 200),  # its province covers it
         (TF, {"region": "32.15"}, 404),  # a neighbouring regency: as if it did not exist
@@ -100,8 +101,8 @@ def forged_tokens() -> dict[str, str]:
     widened["role"] = "operator"
     tampered = base64.urlsafe_b64encode(json.dumps(widened).encode()).rstrip(b"=").decode()
     return {
-        "expired": mint(SECRET, role=O, ttl_seconds=-5),
-        "wrong key": mint("another-secret-" + "z" * 32, role=O),
+        "expired": mint(SECRET, role=OP, ttl_seconds=-5),
+        "wrong key": mint("another-secret-" + "z" * 32, role=OP),
         "alg none": f"{header}.{body}.",
         "tampered claims": f"{head}.{tampered}.{signature}",
         "malformed": "not-a-jwt",
@@ -130,13 +131,13 @@ async def test_a_forged_expired_or_incomplete_token_is_401(kind):
 
 
 async def test_an_expired_token_says_so():
-    response = await get("/plants/bekasi", mint(SECRET, role=O, ttl_seconds=-5))
+    response = await get("/plants/bekasi", mint(SECRET, role=OP, ttl_seconds=-5))
     assert response.json()["detail"] == "The token has expired."
 
 
 async def test_a_token_accepted_before_its_expiry_is_refused_after_it():
     """Verified tokens are remembered: the memory must not outlive the token."""
-    short = mint(SECRET, role=O, ttl_seconds=2)
+    short = mint(SECRET, role=OP, ttl_seconds=2)
     assert (await get("/plants/bekasi", short)).status_code == 200
     time.sleep(max(0.0, jwt.decode(short, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
     response = await get("/plants/bekasi", short)
@@ -209,7 +210,7 @@ def token_corpus() -> dict[str, str]:
     now = int(time.time())
     base = {"sub": "op-1", "role": "operator", "exp": now + 600}
     hs256 = {"alg": "HS256", "typ": "JWT"}
-    genuine = token(O)
+    genuine = token(OP)
     head, payload, signature = genuine.split(".")
     return forged_tokens() | {
         "minted": genuine,
@@ -257,7 +258,7 @@ REFUSED_THOUGH_PYJWT_READS_THEM = {
 
 @pytest.mark.parametrize("kind", list(token_corpus()))
 def test_the_verifier_refuses_every_token_pyjwt_refuses_and_reads_the_rest_as_pyjwt_does(kind):
-    """The verifier does not call PyJWT's `decode` (for speed): held to its verdicts here, token by token."""
+    """The verifier decodes with PyJWT and adds the platform's own rules: held to PyJWT's verdicts, token by token."""
     presented = token_corpus()[kind]
     try:
         expected = jwt.decode(presented, SECRET, algorithms=["HS256"], options={"require": ["sub", "role", "exp"]})
@@ -287,25 +288,3 @@ def test_every_kind_of_token_is_in_the_corpus_both_ways():
     assert {kind for kind, verdict in verdicts.items() if verdict == "accepted"} == {
         "minted", "with iat, nbf and jti", "fractional exp", "a key id", "no typ", "claims of other issuers",
         "empty audience"}
-
-
-URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-@pytest.mark.parametrize("prefix", ["", "e", "ey", "eyJ", "eyJh"])
-def test_a_segment_is_read_as_base64url_in_one_text_per_value(prefix):
-    """Each segment is decoded without the standard library's re-encoding check (for speed): held here to that
-    definition (the text the decoded bytes encode to) for every last character after every length of prefix,
-    so that every bit a segment's last character carries past its last byte is checked."""
-    for last in URL_ALPHABET + "=+/.!é":
-        segment = prefix + last
-        try:
-            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-            expected = decoded if base64.urlsafe_b64encode(decoded).rstrip(b"=") == segment.encode() else None
-        except ValueError:
-            expected = None
-        try:
-            read = _base64url(segment, "segment")
-        except Problem:
-            read = None
-        assert read == expected, segment

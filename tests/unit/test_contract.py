@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from cloudevents.v1.kafka.conversion import KafkaMessage, from_structured
 from pydantic import BaseModel
 
 from shared.contract import (
-    CONTENT_TYPE, EVENT_TYPES, TOPICS, ContractViolation, Envelope, Event, PermitIssued, SectorClass, decode,
-    events_on,
+    CONTENT_TYPE, EVENT_TYPES, TOPICS, ContractViolation, Envelope, Event, PermitApplied, PermitIssued, ReportDue,
+    ReportOverdue, SectorClass, decode, envelope_format, events_on,
 )
 
 pytestmark = pytest.mark.unit
@@ -166,9 +166,17 @@ def test_envelope_is_utc_rfc3339_and_json_data():
     event = PermitIssued(facility_id=FACILITY, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
                          nib="8120000123456", permit_number="IOMKI-2026-000001", company_name="PT A",
                          sector_class=SectorClass.CRITICAL, workforce_total=10,
-                         issued_at=datetime(2026, 11, 20, tzinfo=timezone.utc))
+                         issued_at=datetime(2026, 11, 20, tzinfo=UTC))
     document = json.loads(Envelope.wrap(event, service="permits").to_bytes())
     assert document["datacontenttype"] == "application/json"
     assert datetime.fromisoformat(document["time"]).utcoffset().total_seconds() == 0
     assert document["data"]["issued_at"].startswith("2026-11-20T00:00:00")
     assert date.fromisoformat(document["data"]["issued_at"][:10]) == date(2026, 11, 20)
+
+
+def test_an_envelope_pattern_holds_only_fields_it_can_write_and_one_serves_both_reminders():
+    """The pattern writes ids, moments and scalars; a list (an application's KBLI codes) is refused, not mangled."""
+    with pytest.raises(TypeError, match="PermitApplied.kbli "):
+        envelope_format(PermitApplied)
+    assert envelope_format(ReportDue) == envelope_format(ReportOverdue)
+    assert envelope_format(ReportDue).count("%") == 13  # id ×3, source, type, time, facility ×2, five more fields

@@ -1,5 +1,5 @@
-"""What a request leaves in the log: one line, carrying the facts its command recorded; and which requests get
-the dashboard's CORS headers."""
+"""What a request leaves in the log: one line, carrying the facts its command recorded; and what the dashboard's
+origin may do across origins."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from structlog.testing import capture_logs
 
 from shared.observability import Metrics, collecting_request_facts, record
-from shared.web.http import CrossOriginReads, install_request_logging
+from fastapi.middleware.cors import CORSMiddleware
+
+from shared.web.http import install_request_logging
 
 DASHBOARD = "http://dashboard.example"
 
@@ -16,7 +18,8 @@ DASHBOARD = "http://dashboard.example"
 def _app() -> FastAPI:
     app = FastAPI()
     install_request_logging(app, Metrics("test"))
-    app.add_middleware(CrossOriginReads, allow_origins=[DASHBOARD], allow_methods=["GET"])
+    app.add_middleware(CORSMiddleware, allow_origins=[DASHBOARD], allow_methods=["GET"],
+                       allow_headers=["Authorization"])
 
     @app.post("/reports", status_code=201)
     async def submit() -> dict[str, str]:
@@ -58,9 +61,14 @@ async def test_a_request_leaves_one_line_with_what_its_command_did():
     assert (line["route"], line["status"]) == ("/reports", 201)
 
 
-async def test_only_reads_get_the_dashboard_s_cors_headers():
+async def test_the_dashboard_may_read_but_a_browser_may_not_write_from_it():
     read = await _request("GET", {"Origin": DASHBOARD})
     assert read.headers["access-control-allow-origin"] == DASHBOARD
-    write = await _request("POST", {"Origin": DASHBOARD})
-    assert write.status_code == 201
-    assert "access-control-allow-origin" not in write.headers
+    preflight = {"Origin": DASHBOARD, "Access-Control-Request-Headers": "authorization"}
+    read_preflight = await _request("OPTIONS", preflight | {"Access-Control-Request-Method": "GET"})
+    assert read_preflight.status_code == 200 and "GET" in read_preflight.headers["access-control-allow-methods"]
+    write_preflight = await _request("OPTIONS", preflight | {"Access-Control-Request-Method": "POST"})
+    assert write_preflight.status_code == 400 and "POST" not in write_preflight.headers["access-control-allow-methods"]
+    elsewhere = await _request("OPTIONS", preflight | {"Origin": "http://elsewhere.example",
+                                                       "Access-Control-Request-Method": "GET"})
+    assert elsewhere.status_code == 400 and "access-control-allow-origin" not in elsewhere.headers
