@@ -114,7 +114,7 @@ async def scene() -> AsyncIterator[Scene]:
                 "contacts": [{"division": "health", "email": f"kesehatan-{region or 'id'}@satgas.example"}]})
             assert registered.status_code == 201, registered.text
         built = await asyncio.gather(*(build_plant(http, services, nib, regency) for nib, regency in PLANTS.values()))
-        yield Scene(services, http, dict(zip(PLANTS, built)))
+        yield Scene(services, http, dict(zip(PLANTS, built, strict=True)))
 
 
 # ---------------------------------------------------------------------------------------------- forged tokens

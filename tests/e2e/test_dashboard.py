@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,8 +16,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.support.processes import ARTIFACTS, RunningServices, running_platform
 from tests.support.platform import bearer, token
+from tests.support.processes import ARTIFACTS, RunningServices, running_platform
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -60,13 +60,6 @@ async def services() -> AsyncIterator[RunningServices]:
         yield running
 
 
-async def poll(read: Callable[[], Any], until: Callable[[Any], bool], timeout: float = 60) -> Any:
-    async with asyncio.timeout(timeout):
-        while not until(value := await read()):
-            await asyncio.sleep(0.3)
-    return value
-
-
 class Visible(HTMLParser):
     """The rendered DOM's text, by `data-test` mark, and every marked element's attributes."""
 
@@ -102,7 +95,7 @@ class Visible(HTMLParser):
 
 
 def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 -- Debian's Chromium with fixed flags, on the test's own page
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
          "--virtual-time-budget=8000", *extra, url],
@@ -128,28 +121,28 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
         closed_nib = PLANTS[0][0]
         closed_plant = ids[closed_nib]["facility_id"]
         for reference in ("C-DASH-1", "C-DASH-2"):
-            case = await poll(lambda ref=reference: http.post(f"{incidents}/cases", headers=bearer(
+            case = await until(lambda ref=reference: http.post(f"{incidents}/cases", headers=bearer(
                 "company", nib=closed_nib), json={"facility_id": closed_plant, "case_ref": ref,
                                                    "confirmed_on": date.today().isoformat(), "symptomatic": True,
                                                    "close_contacts": 4}),
-                              lambda answer: answer.status_code != 404)
+                               lambda answer: answer.status_code != 404)
             assert case.status_code == 201, case.text
-        await poll(lambda: http.get(f"{services.url('notifier')}/alerts", headers=OPERATOR),
-                   lambda answer: any(a["facility_id"] == closed_plant and a["event_type"] == "ClusterDeclared"
-                                      for a in answer.json()["alerts"]))
+        await until(lambda: http.get(f"{services.url('notifier')}/alerts", headers=OPERATOR),
+                    lambda answer: any(a["facility_id"] == closed_plant and a["event_type"] == "ClusterDeclared"
+                                       for a in answer.json()["alerts"]))
         # One plant in Jawa Barat reports; nobody in Jawa Tengah does. Deadlines pass in both provinces.
         reporter_nib = PLANTS[1][0]
         reporter = ids[reporter_nib]["permit_id"]
-        schedule = await poll(lambda: http.get(f"{reports}/schedules/{reporter}", headers=OPERATOR),
-                              lambda answer: answer.status_code == 200 and answer.json()["periods"])
+        schedule = await until(lambda: http.get(f"{reports}/schedules/{reporter}", headers=OPERATOR),
+                               lambda answer: answer.status_code == 200 and answer.json()["periods"])
         submitted = await http.post(f"{reports}/reports", headers=bearer("company", nib=reporter_nib),
                                     json=report(reporter, schedule.json()["periods"][-1]["period_id"]))
         assert submitted.status_code == 201, submitted.text
         for province, reported in (("32", 1), ("33", 0)):
-            await poll(lambda p=province: http.get(f"{reports}/compliance", params={"province": p},
-                                                   headers=OPERATOR),
-                       lambda answer, r=reported: answer.json()["periods_due"] > 0
-                       and answer.json()["reported"] == r)
+            await until(lambda p=province: http.get(f"{reports}/compliance", params={"province": p},
+                                                    headers=OPERATOR),
+                        lambda answer, r=reported: answer.json()["periods_due"] > 0
+                        and answer.json()["reported"] == r)
 
     url = f"{permits}/dashboard#token={token('operator')}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

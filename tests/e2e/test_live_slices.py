@@ -15,24 +15,16 @@ import pytest
 import pytest_asyncio
 
 from shared.contract import decode
-from tests.support.processes import RunningServices, running_platform
-from tests.support.receiver import WebhookReceiver
+from tests.support.issued_permits import APPLICATION, issued_permit
 from tests.support.kafka import read_topic
 from tests.support.platform import JWT_SECRET, bearer
+from tests.support.processes import RunningServices, running_platform
+from tests.support.receiver import WebhookReceiver
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.e2e
 
-NIB = "8120000654321"
-SECRET = "satgas-bekasi-webhook-secret"
-APPLICATION = {
-    "company": {"nib": NIB, "npwp": "01.234.567.8-901.000", "name": "PT Kimia Cibitung"},
-    "facility": {"name": "Pabrik Cibitung 2", "address": "Jl. Industri Raya No. 7, Cibitung",
-                 "province_code": "32", "regency_code": "32.16"},
-    "kbli": ["20111"], "sector_class": "essential",
-    "workforce": {"total": 300, "on_site_per_shift": [150, 150]},
-    "health_protocol_commitment": True,
-    "contact": {"email": "k3@kimia.example", "phone": "+62218900000"},
-}
+SECRET = "satgas-bekasi-webhook-secret"  # noqa: S105 -- the test receiver's own webhook secret
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -40,19 +32,6 @@ async def services() -> AsyncIterator[RunningServices]:
     async with running_platform("e2e", {"IOMKI_REPORT_REGIME": "every:4s", "IOMKI_WARNING_DELAY": "PT0S",
                                         "IOMKI_REPORT_DUE_LEAD": "PT1S"}) as running:
         yield running
-
-
-async def issued_permit(http: httpx.AsyncClient, services: RunningServices, application: dict) -> tuple[str, str]:
-    nib = application["company"]["nib"]
-    applied = await http.post(f"{services.url('permits')}/permits", json=application,
-                              headers=bearer("company", nib=nib))
-    assert applied.status_code == 201, applied.text
-    permit_id, facility_id = applied.json()["permit_id"], applied.json()["facility_id"]
-    issued = await http.post(f"{services.url('permits')}/permits/{permit_id}/decision", headers=bearer("operator"),
-                             json={"decision": "issue", "reason": "documents complete"})
-    assert issued.status_code == 200, issued.text
-    assert issued.json()["status"] == "ISSUED"
-    return permit_id, facility_id
 
 
 async def test_an_unreported_period_reaches_the_regency_task_force_as_a_signed_webhook(services):
@@ -136,15 +115,6 @@ async def test_a_cluster_closes_the_plant_in_permits_and_alerts_the_regency_task
         acknowledged = await http.post(f"{services.url('notifier')}/alerts/{cluster['alert_id']}/ack", headers=bekasi)
         assert acknowledged.status_code == 200, acknowledged.text
         assert acknowledged.json()["status"] == "acknowledged"
-
-
-async def poll(http: httpx.AsyncClient, url: str, headers: dict, until, timeout: float = 60) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            response = await http.get(url, headers=headers)
-            if response.status_code == 200 and until(response.json()):
-                return response.json()
-            await asyncio.sleep(0.3)
 
 
 def has_warning(messages, facility_id: str) -> bool:

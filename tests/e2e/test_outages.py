@@ -19,9 +19,11 @@ import pytest
 import pytest_asyncio
 
 from shared.settings import SERVICES
-from tests.support.processes import RunningServices, running_platform
-from tests.e2e.test_live_slices import APPLICATION, issued_permit, poll
+from shared.storage.db import quote_identifier
+from tests.support.issued_permits import APPLICATION, issued_permit
 from tests.support.platform import bearer
+from tests.support.processes import RunningServices, running_platform
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -64,8 +66,9 @@ async def unpublished(services: RunningServices, service: str, facility_id: str)
     """The plant's events still waiting in a service's outbox, read as the platform's administrator."""
     connection = await asyncpg.connect(services.platform.admin_url)
     try:
+        schema = quote_identifier(service)
         rows = await connection.fetch(
-            f"SELECT event_type FROM {service}.outbox JOIN {service}.outbox_pending USING (position) WHERE key = $1"
+            f"SELECT event_type FROM {schema}.outbox JOIN {schema}.outbox_pending USING (position) WHERE key = $1"  # noqa: S608 -- a schema name, quoted; values are parameters
             " ORDER BY position",
             facility_id.encode())
     finally:

@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -42,6 +42,7 @@ from shared.contract import (
 from shared.storage.db import quote_identifier
 from tests.support.kafka import read_topic
 from tests.support.platform import TestPlatform, patched_environ, running_service, start_platform, stop_platform
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ PRODUCER_LIMIT = 1_048_576
 AT_THE_LIMIT = "oversized, at the producer's limit"
 EXAMPLES_PER_KIND = 10
 
-NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def sample_event(topic: str, facility_id: uuid.UUID) -> Event:
@@ -288,7 +289,8 @@ class Services:
                 " AND table_name <> ALL($2::text[]) ORDER BY 1, 2", list(self.apps), list(BOOKKEEPING))
             contents = {}
             for schema, table in tables:
-                rows = await connection.fetch(f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(table)}")
+                # Identifiers, quoted; the names come from the catalogue query above.
+                rows = await connection.fetch(f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(table)}")  # noqa: S608 -- names quoted; values are parameters
                 contents[f"{schema}.{table}"] = sorted(tuple(map(repr, row.values())) for row in rows)
             return contents
         finally:
@@ -297,8 +299,9 @@ class Services:
     async def applied(self, service: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         connection = await asyncpg.connect(self.platform.admin_url)
         try:
-            rows = await connection.fetch(
-                f"SELECT event_id FROM {quote_identifier(service)}.inbox WHERE event_id = ANY($1::uuid[])", event_ids)
+            rows = await connection.fetch(  # a schema name, quoted; the ids travel as a parameter
+                f"SELECT event_id FROM {quote_identifier(service)}.inbox WHERE event_id = ANY($1::uuid[])",  # noqa: S608 -- names quoted; values are parameters
+                event_ids)
             return {row["event_id"] for row in rows}
         finally:
             await connection.close()
@@ -382,7 +385,8 @@ async def test_hostile_messages_are_dead_lettered_change_nothing_and_the_consume
     await produce(services.platform.bootstrap, [(EVENT_TYPES[e.type].topic.name, e.key, e.to_bytes()) for e in valid])
     for service, handled in HANDLED.items():
         wanted = [e.id for e in valid if EVENT_TYPES[e.type] in handled]
-        await until(lambda: services.applied(service, wanted), lambda found: found == set(wanted),
+        await until(lambda service=service, wanted=wanted: services.applied(service, wanted),
+                    lambda found, wanted=wanted: found == set(wanted),
                     f"{service} stopped consuming after the hostile messages")
 
 
@@ -421,12 +425,3 @@ HANDLED = {
     "incidents": {PermitIssued, ReportSubmitted},
     "notifier": {PermitIssued, ReportSubmitted, SanctionRecommended, FacilityClosureOrdered, CompanyContactsUpdated},
 }
-
-
-async def until(probe: Callable[[], Any], holds: Callable[[Any], bool], failure: str, timeout: float = 60) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not holds(await probe()):
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(failure) from None

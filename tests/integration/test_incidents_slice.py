@@ -7,19 +7,18 @@ early, and a weekly report's positives are reconciled with the cases already kno
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 
 from services.incidents.app import create_app
-from shared.contract import CONTENT_TYPE, Envelope, PermitIssued, ReportSubmitted, SectorClass, decode
-from tests.support.kafka import read_topic
+from shared.contract import Envelope, PermitIssued, ReportSubmitted, SectorClass, decode
+from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -29,30 +28,11 @@ OPERATOR = bearer("operator")
 SATGAS_JABAR = bearer("task_force", region="32")
 
 
-async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.key,
-                                         headers=[("content-type", CONTENT_TYPE.encode())])
-    finally:
-        await producer.stop()
-
-
-async def eventually(probe, *, timeout: float = 20.0):
-    """Poll `probe` until it returns something truthy (the consumer applies events asynchronously)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await probe()):
-            await asyncio.sleep(0.2)
-    return result
-
-
 def permit_issued(facility_id: uuid.UUID, *, regency_code: str = "32.16", workforce_total: int = 1200) -> Envelope:
     return Envelope.wrap(PermitIssued(
         facility_id=facility_id, province_code=regency_code[:2], regency_code=regency_code, permit_id=uuid.uuid4(),
         nib=NIB, permit_number="IOMKI-2026-000042", company_name="PT Baja Nusantara",
-        sector_class=SectorClass.CRITICAL, workforce_total=workforce_total, issued_at=datetime.now(timezone.utc),
+        sector_class=SectorClass.CRITICAL, workforce_total=workforce_total, issued_at=datetime.now(UTC),
     ), service="permits")
 
 
@@ -80,7 +60,7 @@ async def known_plant(client, facility_id: uuid.UUID) -> dict:
 
 async def test_two_cases_at_a_plant_declare_a_cluster_and_close_it(platform, incidents):
     facility_id = uuid.uuid4()
-    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await publish(platform.bootstrap, permit_issued(facility_id))
     assert (await known_plant(incidents, facility_id))["status"] == "open"
 
     today = datetime.now(timezone(timedelta(hours=7))).date()
@@ -139,7 +119,7 @@ async def test_two_cases_at_a_plant_declare_a_cluster_and_close_it(platform, inc
 async def test_a_case_dated_before_the_emergency_is_a_422_naming_the_date_not_a_500(platform, incidents):
     # Found by test_openapi_fuzz.py: year 1 overflowed the cluster window's date arithmetic.
     facility_id = uuid.uuid4()
-    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await publish(platform.bootstrap, permit_issued(facility_id))
     await known_plant(incidents, facility_id)
     today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
     for dates, field in (({"confirmed_on": "0001-01-05"}, "confirmed_on"),
@@ -152,9 +132,9 @@ async def test_a_case_dated_before_the_emergency_is_a_422_naming_the_date_not_a_
 
 async def test_a_report_adds_only_the_positives_not_already_entered(platform, incidents):
     facility_id = uuid.uuid4()
-    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await publish(platform.bootstrap, permit_issued(facility_id))
     await known_plant(incidents, facility_id)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     today = now.astimezone(timezone(timedelta(hours=7))).date()
     created = await incidents.post("/cases", headers=COMPANY, json={
         "facility_id": str(facility_id), "case_ref": "LINE2-A", "confirmed_on": today.isoformat(),
@@ -167,7 +147,7 @@ async def test_a_report_adds_only_the_positives_not_already_entered(platform, in
     correction = report(facility_id, positives=2, starts_at=now - timedelta(days=3), deadline=now + timedelta(days=4))
     # Last week's report had one positive that nobody entered: a case of its own (same key, so it comes last).
     last_week = report(facility_id, positives=1, starts_at=now - timedelta(days=10), deadline=now - timedelta(days=4))
-    await publish(platform.bootstrap, "iomki.reports", this_week, this_week, correction, last_week)
+    await publish(platform.bootstrap, this_week, this_week, correction, last_week)
 
     async def three_cases():
         status = (await incidents.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
@@ -193,13 +173,13 @@ async def test_a_report_adds_only_the_positives_not_already_entered(platform, in
 
 async def test_cases_entered_after_the_report_claim_its_positives_instead_of_adding_to_them(platform, incidents):
     facility_id = uuid.uuid4()
-    await publish(platform.bootstrap, "iomki.permits", permit_issued(facility_id))
+    await publish(platform.bootstrap, permit_issued(facility_id))
     await known_plant(incidents, facility_id)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     today = now.astimezone(timezone(timedelta(hours=7))).date()
 
     # The weekly report comes first: 2 positives nobody entered yet, a cluster on their own.
-    await publish(platform.bootstrap, "iomki.reports",
+    await publish(platform.bootstrap,
                   report(facility_id, positives=2, starts_at=now - timedelta(days=3), deadline=now + timedelta(days=4)))
 
     async def two_cases():
@@ -250,7 +230,7 @@ async def test_permits_issued_together_are_all_learned_and_a_later_permit_for_a_
     permit was issued twice in the run ends with the facts of the later one, as if applied one by one."""
     plants = [uuid.uuid4() for _ in range(30)]
     moved = plants[0]
-    await publish(platform.bootstrap, "iomki.permits", *(permit_issued(plant) for plant in plants),
+    await publish(platform.bootstrap, *(permit_issued(plant) for plant in plants),
                   permit_issued(moved, regency_code="32.75", workforce_total=80))
     admin = await asyncpg.connect(platform.admin_url)  # the test reads the service's table as the operator
     try:

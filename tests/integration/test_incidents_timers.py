@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -18,6 +18,7 @@ from shared.clock import FakeClock
 from shared.contract import decode
 from tests.support.kafka import read_topic
 from tests.support.platform import bearer, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +26,9 @@ NIB = "8120000777777"
 OPERATOR = bearer("operator")
 
 
-async def eventually(probe, *, timeout: float = 20.0):
-    """Poll `probe` until it returns something truthy (the sweep runs every second)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await probe()):
-            await asyncio.sleep(0.2)
-    return result
-
-
 async def test_timers_fire_once_after_a_restart(platform):
     facility_id = uuid.uuid4()
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     today = start.astimezone(timezone(timedelta(hours=7))).date()
     app = create_app(clock=FakeClock(start))
     async with running_service(app) as first:

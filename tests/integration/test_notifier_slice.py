@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -36,11 +35,12 @@ from shared.contract import (
 )
 from tests.support.kafka import read_topic
 from tests.support.platform import bearer, patched_environ, running_service
+from tests.support.waiting import eventually
 from tooling.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-SECRET = "bekasi-webhook-secret-0123456789"
+SECRET = "bekasi-webhook-secret-0123456789"  # noqa: S105 -- a test fixture's webhook secret
 OPERATOR = bearer("operator")
 
 
@@ -90,7 +90,7 @@ class World:
     bootstrap: str
 
     async def publish(self, event: Event) -> Envelope:
-        envelope = Envelope.wrap(event, service="test", time=datetime.now(timezone.utc))
+        envelope = Envelope.wrap(event, service="test", time=datetime.now(UTC))
         await self.producer.send_and_wait(event.topic.name, envelope.to_bytes(), key=envelope.key,
                                           headers=[("content-type", CONTENT_TYPE.encode())])
         return envelope
@@ -119,15 +119,6 @@ class World:
             found = (await self.notifier.get(f"/alerts/{alert_id}/deliveries", headers=OPERATOR)).json()["deliveries"]
             return found if sum(d["status"] != "pending" for d in found) >= settled else None
         return await eventually(done)
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = await probe()
-            if result:
-                return result
-            await asyncio.sleep(0.1)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -164,12 +155,12 @@ def plant(province: str, regency: str) -> dict:
 
 def warning(where: dict) -> WarningIssued:
     return WarningIssued(**where, permit_id=uuid.uuid4(), warning_id=uuid.uuid4(), period_id=uuid.uuid4(),
-                         deadline=datetime(2026, 11, 21, 16, 59, tzinfo=timezone.utc), consecutive=1)
+                         deadline=datetime(2026, 11, 21, 16, 59, tzinfo=UTC), consecutive=1)
 
 
 def report_due(where: dict) -> ReportDue:
     return ReportDue(**where, permit_id=uuid.uuid4(), period_id=uuid.uuid4(),
-                     deadline=datetime(2026, 11, 21, 16, 59, tzinfo=timezone.utc))
+                     deadline=datetime(2026, 11, 21, 16, 59, tzinfo=UTC))
 
 
 def cluster(where: dict) -> ClusterDeclared:

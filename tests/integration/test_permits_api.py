@@ -6,7 +6,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from shared.contract import (
 )
 from tests.support.kafka import read_topic
 from tests.support.platform import bearer, running_service
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def a_plant() -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def clock() -> FakeClock:
-    return FakeClock(datetime.now(timezone.utc))
+    return FakeClock(datetime.now(UTC))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -81,15 +82,6 @@ async def issued_permit(permits: httpx.AsyncClient, address: str | None = None) 
 async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope) -> None:
     await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.key,
                                  headers=[("content-type", CONTENT_TYPE.encode())])
-
-
-async def eventually(read, until, timeout: float = 90.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await read()
-            if until(value):
-                return value
-            await asyncio.sleep(0.2)
 
 
 # -- applications -------------------------------------------------------------------------------------------
@@ -347,14 +339,14 @@ async def test_a_recommended_freeze_arriving_twice_freezes_once_and_is_published
     # Then incidents closes the plant (same key, so it is handled after both copies above).
     closure = Envelope.wrap(FacilityClosureOrdered(
         facility_id=facility, province_code="32", regency_code="32.04", closure_id=uuid.uuid4(),
-        scope=ClosureScope.PLANT, reason="cluster of 3 cases", starts_at=datetime.now(timezone.utc),
-        ends_at=datetime.now(timezone.utc) + timedelta(days=5)), service="incidents")
+        scope=ClosureScope.PLANT, reason="cluster of 3 cases", starts_at=datetime.now(UTC),
+        ends_at=datetime.now(UTC) + timedelta(days=5)), service="incidents")
     await publish(producer, "iomki.incidents", closure)
 
     async def read():
         return (await permits.get(f"/permits/{pid}", headers=OPERATOR)).json()
 
-    detail = await eventually(read, lambda d: d["status"] == "FROZEN" and d["operating_status"] == "closed")
+    detail = await until(read, lambda d: d["status"] == "FROZEN" and d["operating_status"] == "closed")
     # Closure is not a freeze: it is shown but does not count.
     assert detail["freeze_count"] == 1
     history = (await permits.get(f"/permits/{pid}/history", headers=OPERATOR)).json()["transitions"]
@@ -377,7 +369,7 @@ async def test_a_recommended_freeze_arriving_twice_freezes_once_and_is_published
     await publish(producer, "iomki.reports", sanction(permit, SanctionAction.FREEZE))
     revoke = sanction(permit, SanctionAction.REVOKE)
     await publish(producer, "iomki.reports", revoke)
-    detail = await eventually(read, lambda d: d["status"] == "REVOKED")
+    detail = await until(read, lambda d: d["status"] == "REVOKED")
     assert detail["freeze_count"] == 1
     registry_view = (await permits.get(f"/registry/{permit['permit_number']}")).json()
     assert registry_view["status"] == "revoked"
@@ -386,7 +378,7 @@ async def test_a_recommended_freeze_arriving_twice_freezes_once_and_is_published
 async def test_a_closed_plant_shows_closed_in_the_registry_until_it_reopens(permits, producer):
     permit = await issued_permit(permits)
     closure_id = uuid.uuid4()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     about = dict(facility_id=permit["facility_id"], province_code="32", regency_code="32.04")
     await publish(producer, "iomki.incidents", Envelope.wrap(FacilityClosureOrdered(
         **about, closure_id=closure_id, scope=ClosureScope.PLANT, reason="cluster", starts_at=now,
@@ -395,9 +387,9 @@ async def test_a_closed_plant_shows_closed_in_the_registry_until_it_reopens(perm
     async def registry_status():
         return (await permits.get(f"/registry/{permit['permit_number']}")).json()["status"]
 
-    await eventually(registry_status, lambda s: s == "closed")
+    await until(registry_status, lambda s: s == "closed")
     await publish(producer, "iomki.incidents", Envelope.wrap(FacilityReopened(
         **about, closure_id=closure_id, reopened_at=now + timedelta(days=5)), service="incidents"))
-    await eventually(registry_status, lambda s: s == "valid")
+    await until(registry_status, lambda s: s == "valid")
     detail = (await permits.get(f"/permits/{permit['permit_id']}", headers=OPERATOR)).json()
     assert detail["status"] == "ISSUED" and detail["freeze_count"] == 0

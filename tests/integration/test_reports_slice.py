@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 
 from services.reports.app import ReportsSettings, create_app
-from shared.contract import Envelope, Event, PermitFrozen, PermitIssued, PermitRevoked, SectorClass, decode
-from tests.support.kafka import read_topic
+from shared.contract import Envelope, PermitFrozen, PermitIssued, PermitRevoked, SectorClass, decode
+from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -51,29 +51,10 @@ class Plant:
         return dict(facility_id=self.facility_id, province_code=self.province, regency_code=self.regency,
                     permit_id=self.permit_id, nib=NIB)
 
-    def issued(self) -> PermitIssued:
-        return PermitIssued(**self.about(), permit_number="IOMKI-2026-000001", company_name="PT Baja Nusantara",
-                            sector_class=SectorClass.CRITICAL, workforce_total=1200,
-                            issued_at=datetime.now(timezone.utc))
-
-
-async def publish(bootstrap: str, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            envelope = Envelope.wrap(event, service="permits")
-            await producer.send_and_wait(event.topic.name, envelope.to_bytes(), key=envelope.key)
-    finally:
-        await producer.stop()
-
-
-async def eventually(probe, timeout: float = 30.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            if (result := await probe()) is not None:
-                return result
-            await asyncio.sleep(0.2)
+    def issued(self) -> Envelope:
+        return Envelope.wrap(PermitIssued(
+            **self.about(), permit_number="IOMKI-2026-000001", company_name="PT Baja Nusantara",
+            sector_class=SectorClass.CRITICAL, workforce_total=1200, issued_at=datetime.now(UTC)), service="permits")
 
 
 async def schedule_of(client, plant: Plant, headers=None) -> dict:
@@ -131,8 +112,9 @@ async def test_an_unreported_period_becomes_overdue_then_a_warning_then_a_freeze
     assert len({w.period_id for w in warnings}) == len(warnings)
 
     # Permits freezes it; the next miss while frozen recommends revocation.
-    await publish(platform.bootstrap, PermitFrozen(**plant.about(), permit_number="IOMKI-2026-000001",
-                                                   reason="three warnings", freeze_count=1))
+    await publish(platform.bootstrap, Envelope.wrap(PermitFrozen(
+        **plant.about(), permit_number="IOMKI-2026-000001", reason="three warnings", freeze_count=1),
+        service="permits"))
     messages = await read_topic(platform.bootstrap, "iomki.reports", timeout=30,
                                 until=lambda ms: kinds(ms).count("SanctionRecommended") == 2)
     revoke = [d.event for d in reports_events(messages, plant) if d.envelope.type == "iomki.SanctionRecommended.v1"][1]
@@ -178,13 +160,13 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
                                                      for d in reports_events(ms, plant)) == 2)
     submitted = [d.event for d in reports_events(messages, plant) if d.envelope.type == "iomki.ReportSubmitted.v1"]
     assert submitted[0].on_site_total == 1060 and submitted[0].late is first.json()["late"]
-    assert "protocol_checklist" not in messages[-1].value.decode() and "case_handling" not in messages[-1].value.decode()
+    published = messages[-1].value.decode()
+    assert "protocol_checklist" not in published and "case_handling" not in published
 
     # Revoked: the obligation ends and reports are refused clearly.
-    await publish(platform.bootstrap, PermitRevoked(**plant.about(), permit_number="IOMKI-2026-000001",
-                                                    reason="data contradict the statement",
-                                                    reapply_after=(datetime.now(timezone.utc)
-                                                                   + timedelta(days=14)).date()))
+    await publish(platform.bootstrap, Envelope.wrap(PermitRevoked(
+        **plant.about(), permit_number="IOMKI-2026-000001", reason="data contradict the statement",
+        reapply_after=(datetime.now(UTC) + timedelta(days=14)).date()), service="permits"))
 
     async def ended():
         found = (await reports.get(f"/schedules/{permit_id}", headers=COMPANY)).json()
@@ -202,7 +184,7 @@ async def test_reports_sent_at_once_share_transactions_and_each_gets_its_own_ans
         schedule = await schedule_of(reports, plant, COMPANY)
         periods.append(next(p["period_id"] for p in schedule["periods"] if p["status"] == "open"))
     first, refused, contradicted = plants[0], plants[1], plants[2]
-    bodies = [report(str(plant.permit_id), period) for plant, period in zip(plants, periods)]
+    bodies = [report(str(plant.permit_id), period) for plant, period in zip(plants, periods, strict=True)]
     bodies[1] = report(str(refused.permit_id), str(uuid.uuid4()))  # no such period
     bodies[2] = report(str(contradicted.permit_id), periods[2], odp=1, confirmed_positive=3)  # no case handling
     bodies.append(report(str(first.permit_id), periods[0], odp=9))  # the first plant's period, twice at once

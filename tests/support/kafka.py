@@ -1,14 +1,28 @@
-"""Reading topics in tests with a plain aiokafka consumer (no group), the way an outside agency would."""
+"""Topics in tests: events published as a service's relay would, and read with a plain aiokafka consumer (no
+group), the way an outside agency would."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from shared.contract import CONTENT_TYPE, EVENT_TYPES, Envelope
 from shared.messaging.bus import partitions_of
 from shared.settings import PlatformSettings
+
+
+async def publish(bootstrap: str, *envelopes: Envelope) -> None:
+    """Each envelope on its event type's topic, keyed by its plant, in order, as the relay sends it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(EVENT_TYPES[envelope.type].topic.name, envelope.to_bytes(), key=envelope.key,
+                                         headers=[("content-type", CONTENT_TYPE.encode())])
+    finally:
+        await producer.stop()
 
 
 async def read_topic(

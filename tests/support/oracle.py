@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from shared.contract import INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS
+from shared.storage.db import quote_identifier
 
 SERVICES = ("permits", "reports", "incidents", "notifier")
 
@@ -194,12 +195,14 @@ async def _read_tables(connection: asyncpg.Connection) -> State:
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         outbox, inbox = {}, {}
         for service in SERVICES:
+            schema = quote_identifier(service)
             outbox[service] = [
                 OutboxEvent(r["event_id"], _short(r["event_type"]), bytes(r["key"]).decode(), r["published"])
                 for r in await connection.fetch(
-                    f"SELECT event_id, event_type, key, p.position IS NULL AS published FROM {service}.outbox"
-                    f" LEFT JOIN {service}.outbox_pending p USING (position)")]
-            inbox[service] = {r["event_id"] for r in await connection.fetch(f"SELECT event_id FROM {service}.inbox")}
+                    f"SELECT event_id, event_type, key, p.position IS NULL AS published FROM {schema}.outbox"  # noqa: S608 -- a schema name, quoted; values are parameters
+                    f" LEFT JOIN {schema}.outbox_pending p USING (position)")]
+            inbox[service] = {r["event_id"] for r in await connection.fetch(
+                f"SELECT event_id FROM {schema}.inbox")}  # noqa: S608 -- a schema name, quoted; values are parameters
         history: dict[str, list[str]] = defaultdict(list)
         for r in await connection.fetch("SELECT permit_id::text, action FROM permits.permit_history ORDER BY seq"):
             history[r["permit_id"]].append(r["action"])

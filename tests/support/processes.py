@@ -43,7 +43,7 @@ class RunningServices:
         ports = {f"IOMKI_{name.upper()}_PORT": str(port) for name, port in self.ports.items()}
         env = {**os.environ, **self.platform.env(**ports, **self.overrides)}
         with open(self.log_path(service), "ab") as log:
-            self.processes[service] = subprocess.Popen(
+            self.processes[service] = subprocess.Popen(  # noqa: S603 -- this interpreter, the platform's own module
                 [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT, stdout=log, stderr=log,
             )
 

@@ -64,6 +64,15 @@ def test_a_service_imports_no_other_service(service):
     assert {path: names for path, names in offending.items() if names} == {}
 
 
+def test_a_test_module_takes_shared_helpers_from_tests_support_never_from_another_test_module():
+    """What two test modules share lives in tests/support/, where a reader looks for it; a story stays free to
+    change without breaking another, and importing one never runs another's module code."""
+    offending = {str(path.relative_to(ROOT)): sorted(name for name in _imported(path) if name.startswith("tests.")
+                                                    and not name.startswith("tests.support"))
+                 for path in _modules_under("tests")}
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
 def test_the_rule_sees_an_import_of_a_service(tmp_path: Path):
     module = tmp_path / "module.py"
     module.write_text("from services.permits import domain\nimport services.reports.api as api\n")

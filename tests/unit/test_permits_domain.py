@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -15,20 +16,12 @@ from services.permits.domain import (
     OnePermitPerPlant, OperatingStatus, Permit, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon,
     RegistryStatus, SanctionRecommendation, normalise_address, permit_number, plant_key, registry_status,
 )
+from tests.support.permit_factories import Regions, an_application
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2021, 7, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2021, 7, 5, 8, 0, tzinfo=UTC)
 TERMINAL = {PermitStatus.REJECTED, PermitStatus.REVOKED}
-
-
-class Regions:
-    """The two regions these stories need, instead of the whole Kemendagri dataset."""
-
-    names = {"32": "Jawa Barat", "32.16": "Kabupaten Bekasi", "33": "Jawa Tengah", "33.16": "Kabupaten Blora"}
-
-    def name_of(self, code: str) -> str | None:
-        return self.names.get(code)
 
 
 def a_permit(**changes) -> Permit:
@@ -36,15 +29,6 @@ def a_permit(**changes) -> Permit:
                              province_code="32", regency_code="32.16", sector_class="critical",
                              workforce_total=1200, actor="company-1", role="company", now=T0)
     return replace(permit, **changes)
-
-
-def an_application(**changes) -> Application:
-    base = Application(nib="8120000123456", npwp="01.234.567.8-901.000", company_name="PT Baja Nusantara",
-                       facility_name="Pabrik Cibitung", address="Kawasan MM2100, Cibitung", province_code="32",
-                       regency_code="32.16", kbli=["24101"], sector_class="critical", workforce_total=1200,
-                       on_site_per_shift=[400, 400, 300], health_protocol_commitment=True,
-                       contact_email=None, contact_phone=None)
-    return replace(base, **changes)
 
 
 # -- the lifecycle, for any sequence of actions -------------------------------------------------------------
@@ -81,7 +65,7 @@ def test_any_sequence_of_actions_keeps_the_invariants(actions):
     assert permit.freeze_count == sum(1 for t in history if t.action == "freeze")
     assert (permit.revoked_at is not None) == (permit.status is PermitStatus.REVOKED)
     # History is a chain: each transition starts where the previous one ended.
-    for earlier, later in zip(history, history[1:]):
+    for earlier, later in itertools.pairwise(history):
         assert later.from_status is earlier.to_status
 
 

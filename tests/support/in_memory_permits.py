@@ -1,0 +1,136 @@
+"""The permits service's unit of work in memory, so that unit tests can drive its handlers without a database
+(the cosmicpython pattern): repositories with the methods the handlers call, and an outbox that collects envelopes.
+
+A transaction works on a copy of the committed state and replaces it only when its block ends without an
+exception, so a refused command leaves nothing behind, as PostgreSQL's rollback would. What the SQL itself
+guarantees (the plant lock, the one-active-permit index, gap-free numbers under concurrent issues) is held by the
+integration tests against the real database; searches and counts are SQL and are tested only there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from services.permits.domain import Closure, OperatingStatus, Permit, Transition
+from shared.contract import Envelope
+
+
+@dataclass
+class PermitsState:
+    """What the permits schema holds, as far as the handlers write it, and the outbox."""
+
+    permits: dict[uuid.UUID, Permit] = field(default_factory=dict)  # in application order, as the table's seq
+    applications: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    history: dict[uuid.UUID, list[Transition]] = field(default_factory=dict)
+    last_numbers: dict[int, int] = field(default_factory=dict)  # year → last permit number drawn
+    closures: dict[uuid.UUID, tuple[uuid.UUID, Closure]] = field(default_factory=dict)  # id → (facility, closure)
+    outbox: list[Envelope] = field(default_factory=list)
+
+
+class InMemoryPermits:
+    """`PermitRepository` as the handlers use it."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def get(self, permit_id: uuid.UUID, *, for_update: bool = False) -> Permit | None:
+        return self._state.permits.get(permit_id)
+
+    async def by_number(self, number: str) -> Permit | None:
+        return next((p for p in self._state.permits.values() if p.permit_number == number), None)
+
+    async def application(self, permit_id: uuid.UUID) -> dict[str, Any]:
+        return self._state.applications[permit_id]
+
+    async def lock_plant(self, plant_key: str) -> None:
+        """Nothing to serialise: these tests run one transaction at a time."""
+
+    async def of_plant(self, plant_key: str) -> list[Permit]:
+        return [p for p in reversed(self._state.permits.values()) if p.plant_key == plant_key]  # newest first
+
+    async def add(self, permit: Permit, application: dict[str, Any], transition: Transition) -> None:
+        self._state.permits[permit.permit_id] = permit
+        self._state.applications[permit.permit_id] = json.loads(json.dumps(application))  # as the jsonb reads back
+        self._state.history[permit.permit_id] = [transition]
+
+    async def save(self, permit: Permit, transition: Transition) -> None:
+        if permit.permit_id not in self._state.permits:  # the history row's foreign key would refuse it
+            raise KeyError(f"no permit {permit.permit_id} to save")
+        self._state.permits[permit.permit_id] = permit
+        self._state.history[permit.permit_id].append(transition)
+
+    async def next_number(self, year: int) -> int:
+        self._state.last_numbers[year] = self._state.last_numbers.get(year, 0) + 1
+        return self._state.last_numbers[year]
+
+    async def history(self, permit_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The rows `PermitRepository.history` reads: statuses as the table stores them, text."""
+        return [{"from_status": t.from_status.value if t.from_status else None, "to_status": t.to_status.value,
+                 "action": t.action, "actor": t.actor, "role": t.role, "reason": t.reason, "at": t.at,
+                 "causation_id": t.causation_id} for t in self._state.history.get(permit_id, [])]
+
+
+class InMemoryClosures:
+    """`ClosureRepository`: closures ordered by incidents, per plant."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def ordered(self, facility_id: uuid.UUID, closure: Closure, cause: uuid.UUID) -> None:
+        if (earlier := self._state.closures.get(closure.closure_id)) is not None:  # a later order extends it
+            closure = replace(earlier[1], reason=closure.reason, ends_at=max(earlier[1].ends_at, closure.ends_at))
+        self._state.closures[closure.closure_id] = (facility_id, closure)
+
+    async def reopened(self, closure_id: uuid.UUID, at: datetime) -> bool:
+        found = self._state.closures.get(closure_id)
+        if found is None or not found[1].open:
+            return False
+        self._state.closures[closure_id] = (found[0], replace(found[1], reopened_at=at))
+        return True
+
+    async def operating_status(self, facility_id: uuid.UUID) -> OperatingStatus:
+        still_open = [c for facility, c in self._state.closures.values() if facility == facility_id and c.open]
+        return OperatingStatus(tuple(sorted(still_open, key=lambda c: c.starts_at)))
+
+
+class CollectingOutbox:
+    """Collects the envelopes a handler adds; they are published (committed) only if its transaction commits."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def add(self, *envelopes: Envelope) -> None:
+        self._state.outbox.extend(envelopes)
+
+
+class InMemoryPermitsWork:
+    """What `PermitsWork` gives a handler: the two repositories and the outbox, in one transaction."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self.permits = InMemoryPermits(state)
+        self.closures = InMemoryClosures(state)
+        self.outbox = CollectingOutbox(state)
+
+
+class InMemoryPermitsDatabase:
+    """Stands where `Database[PermitsWork]` does. `committed` is what a later transaction would see."""
+
+    def __init__(self) -> None:
+        self.committed = PermitsState()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[InMemoryPermitsWork]:
+        state = copy.deepcopy(self.committed)
+        yield InMemoryPermitsWork(state)
+        self.committed = state  # not reached when the block raised: the copy is dropped, as a rollback would
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[InMemoryPermitsWork]:
+        yield InMemoryPermitsWork(copy.deepcopy(self.committed))

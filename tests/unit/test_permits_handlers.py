@@ -1,0 +1,316 @@
+"""The permits handlers' orchestration over an in-memory unit of work: what each command and consumed event
+writes, which events it adds to the outbox and with what causation, what a refusal leaves behind (nothing), and
+that a recommendation handled twice changes the permit once. The same handlers against the real database and
+broker: tests/integration/test_permits_api.py."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.permits.domain import (
+    Action, ApplicationRules, IllegalTransition, InvalidApplication, Permit, PermitNotFound, PermitStatus,
+    PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
+)
+from services.permits.handlers import PermitHandlers
+from shared import registry_tokens
+from shared.clock import FakeClock
+from shared.contract import (
+    EVENT_TYPES, INTERNAL_CONTACTS, PERMITS, ClosureScope, Envelope, Event, FacilityClosureOrdered, FacilityReopened,
+    SanctionAction, SanctionEvidence, SanctionRecommended,
+)
+from shared.web.access import Access, Principal, Role, Scope
+from tests.support.in_memory_permits import InMemoryPermitsDatabase, PermitsState
+from tests.support.permit_factories import Regions, an_application
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2021, 7, 5, 8, 0, tzinfo=UTC)
+NIB = an_application().nib
+OPERATOR = Access(Principal("officer-ani", Role.OPERATOR), Scope.ALL, "decide")
+COMPANY = Access(Principal("k3-admin", Role.COMPANY, nib=NIB), Scope.OWN, "apply")
+ANOTHER_PLANT = "Jl. Raya Bekasi Km 28, Cikarang"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def database() -> InMemoryPermitsDatabase:
+    return InMemoryPermitsDatabase()
+
+
+@pytest.fixture
+def handlers(database: InMemoryPermitsDatabase, clock: FakeClock) -> PermitHandlers:
+    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate())
+
+
+def published(database: InMemoryPermitsDatabase) -> list[str]:
+    """The committed outbox, by event name."""
+    return [envelope.type.split(".")[1] for envelope in database.committed.outbox]
+
+
+async def consumed(database: InMemoryPermitsDatabase, handler, event: Event, *, service: str) -> Envelope:
+    """`event` as the consumer hands it to its handler: in an envelope, in one transaction (the inbox that skips
+    a redelivery is the consumer's, not the handler's)."""
+    envelope = Envelope.wrap(event, service=service)
+    async with database.transaction() as work:
+        await handler(work, envelope, event)
+    return envelope
+
+
+async def an_issued_permit(handlers: PermitHandlers) -> Permit:
+    applied = await handlers.apply(an_application(), COMPANY)
+    return await handlers.act(applied.permit_id, Action.ISSUE, "documents complete", OPERATOR)
+
+
+def recommended(permit: Permit, action: SanctionAction) -> SanctionRecommended:
+    return SanctionRecommended(
+        facility_id=permit.facility_id, province_code=permit.province_code, regency_code=permit.regency_code,
+        permit_id=permit.permit_id, action=action, rule="ThreeWarningsInARow",
+        evidence=SanctionEvidence(missed_periods=[uuid.uuid4() for _ in range(3)],
+                                  warnings=[uuid.uuid4() for _ in range(3)]))
+
+
+# -- applications -------------------------------------------------------------------------------------------
+
+
+async def test_an_application_is_kept_and_announced_with_the_contacts_only_on_the_internal_topic(handlers, database):
+    permit = await handlers.apply(an_application(contact_email="k3@baja.example", contact_phone="+62218900000"),
+                                  COMPANY)
+
+    assert permit.status is PermitStatus.SUBMITTED
+    applied, contacts = database.committed.outbox
+    assert (applied.type, contacts.type) == ("iomki.PermitApplied.v1", "iomki.CompanyContactsUpdated.v1")
+    assert applied.key == contacts.key == str(permit.facility_id).encode()
+    assert applied.time == contacts.time == T0
+    assert applied.data["facility_name"] == "Pabrik Cibitung" and applied.data["kbli"] == ["24101"]
+    # Company contact details travel on the internal topic only, never on the public one agencies read.
+    assert EVENT_TYPES[applied.type].topic is PERMITS and EVENT_TYPES[contacts.type].topic is INTERNAL_CONTACTS
+    assert (contacts.data["email"], contacts.data["phone"]) == ("k3@baja.example", "+62218900000")
+    assert b"k3@baja.example" not in applied.to_bytes() and b"+62218900000" not in applied.to_bytes()
+    # One decision: the contacts are caused by the application.
+    assert contacts.causationid == str(applied.id) and contacts.correlationid == applied.correlationid
+
+    history = await handlers.history(permit.permit_id, OPERATOR)
+    assert [(h["action"], h["to_status"], h["actor"], h["role"]) for h in history] == [
+        ("apply", "SUBMITTED", "k3-admin", "company")]
+    assert (await handlers.get(permit.permit_id, COMPANY)).application["address"] == "Kawasan MM2100, Cibitung"
+
+
+async def test_an_invalid_application_is_refused_and_nothing_is_written(handlers, database):
+    with pytest.raises(InvalidApplication) as refused:
+        await handlers.apply(an_application(nib="81200", regency_code="33.16"), COMPANY)
+
+    assert {error.field for error in refused.value.errors} == {"company.nib", "facility.regency_code"}
+    assert database.committed == PermitsState()
+
+
+async def test_a_second_application_for_the_plant_is_refused_naming_the_permit_it_has(handlers, database):
+    first = await handlers.apply(an_application(), COMPANY)
+    written = list(database.committed.outbox)
+
+    with pytest.raises(PlantAlreadyPermitted) as refused:
+        # However the address is typed, it is the same plant.
+        await handlers.apply(an_application(address="KAWASAN MM2100 - Cibitung", company_name="PT Lain"), COMPANY)
+
+    assert refused.value.existing.permit_id == first.permit_id
+    assert list(database.committed.permits) == [first.permit_id]
+    assert database.committed.outbox == written
+
+
+async def test_a_revoked_plant_reapplies_after_fourteen_days_as_the_same_facility(handlers, database, clock):
+    first = await an_issued_permit(handlers)
+    await handlers.act(first.permit_id, Action.REVOKE, "statement contradicted by inspection", OPERATOR)
+
+    clock.advance(timedelta(days=13))
+    with pytest.raises(ReapplyTooSoon):
+        await handlers.apply(an_application(), COMPANY)
+    clock.advance(timedelta(days=1))
+    second = await handlers.apply(an_application(), COMPANY)
+
+    # Reports and incidents keep following the plant under its facility id.
+    assert second.permit_id != first.permit_id and second.facility_id == first.facility_id
+    reapplied = database.committed.outbox[-2]
+    assert reapplied.type == "iomki.PermitApplied.v1" and reapplied.data["permit_id"] == str(second.permit_id)
+    assert reapplied.subject == str(first.facility_id)
+
+
+# -- an officer's decisions ---------------------------------------------------------------------------------
+
+
+async def test_each_decision_is_announced_in_order_with_the_permit_as_it_now_is(handlers, database, clock):
+    permit = await handlers.apply(an_application(), COMPANY)
+    for action in (Action.ISSUE, Action.FREEZE, Action.REACTIVATE, Action.REVOKE):
+        clock.advance(timedelta(days=1))
+        await handlers.act(permit.permit_id, action, f"officer's {action.value}", OPERATOR)
+
+    assert published(database) == ["PermitApplied", "CompanyContactsUpdated", "PermitIssued", "PermitFrozen",
+                                   "PermitReactivated", "PermitRevoked"]
+    issued, frozen, reactivated, revoked = database.committed.outbox[2:]
+    assert issued.data["permit_number"] == "IOMKI-2021-000001"
+    assert datetime.fromisoformat(issued.data["issued_at"]) == T0 + timedelta(days=1)
+    assert frozen.data["freeze_count"] == 1 and frozen.data["reason"] == "officer's freeze"
+    assert reactivated.data["permit_number"] == "IOMKI-2021-000001"
+    assert date.fromisoformat(revoked.data["reapply_after"]) == (T0 + timedelta(days=4 + 14)).date()
+    # Each decision is a request of its own: its own correlation, not the application's.
+    correlations = {envelope.correlationid for envelope in (issued, frozen, reactivated, revoked)}
+    assert len(correlations) == 4 and database.committed.outbox[0].correlationid not in correlations
+    history = await handlers.history(permit.permit_id, OPERATOR)
+    assert [h["to_status"] for h in history] == ["SUBMITTED", "ISSUED", "FROZEN", "ISSUED", "REVOKED"]
+
+
+async def test_permits_are_numbered_in_the_order_they_are_issued_and_the_request_correlates_the_event(
+        handlers, database):
+    earlier = await handlers.apply(an_application(), COMPANY)
+    later = await handlers.apply(an_application(address=ANOTHER_PLANT), COMPANY)
+
+    first = await handlers.act(later.permit_id, Action.ISSUE, "documents complete", OPERATOR, request_id="req-7")
+    second = await handlers.act(earlier.permit_id, Action.ISSUE, "documents complete", OPERATOR)
+
+    assert (first.permit_number, second.permit_number) == ("IOMKI-2021-000001", "IOMKI-2021-000002")
+    issued = database.committed.outbox[-2]
+    assert issued.subject == str(later.facility_id) and issued.data["permit_number"] == "IOMKI-2021-000001"
+    # The officer's request id follows the decision into its event and its history row.
+    assert issued.correlationid == issued.causationid == "req-7"
+    assert (await handlers.history(later.permit_id, OPERATOR))[-1]["causation_id"] == "req-7"
+
+
+async def test_a_refused_decision_writes_nothing_and_leaves_no_gap_in_the_numbers(handlers, database):
+    rejected = await handlers.apply(an_application(), COMPANY)
+    await handlers.act(rejected.permit_id, Action.REJECT, "documents incomplete", OPERATOR)
+    before = database.committed
+
+    with pytest.raises(IllegalTransition) as refused:
+        await handlers.act(rejected.permit_id, Action.ISSUE, "second thoughts", OPERATOR)
+
+    assert refused.value.current is PermitStatus.REJECTED
+    assert database.committed == before
+    other = await handlers.apply(an_application(address=ANOTHER_PLANT), COMPANY)
+    issued = await handlers.act(other.permit_id, Action.ISSUE, "documents complete", OPERATOR)
+    assert issued.permit_number == "IOMKI-2021-000001"
+
+
+async def test_a_permit_the_caller_may_not_see_is_not_found_and_left_as_it_was(handlers, database):
+    permit = await handlers.apply(an_application(), COMPANY)  # in Kabupaten Bekasi, Jawa Barat
+    before = database.committed
+    central_java = Access(Principal("satgas-jateng", Role.TASK_FORCE, region="33"), Scope.REGION, "decide")
+    competitor = Access(Principal("k3-rival", Role.COMPANY, nib="8120000999999"), Scope.OWN, "read")
+
+    with pytest.raises(PermitNotFound):
+        await handlers.act(permit.permit_id, Action.REJECT, "not ours to decide", central_java)
+    with pytest.raises(PermitNotFound):
+        await handlers.get(permit.permit_id, competitor)
+    with pytest.raises(PermitNotFound):
+        await handlers.act(uuid.uuid4(), Action.ISSUE, "no such permit", OPERATOR)
+
+    assert database.committed == before
+    west_java = Access(Principal("satgas-jabar", Role.TASK_FORCE, region="32"), Scope.REGION, "read")
+    assert (await handlers.get(permit.permit_id, west_java)).permit.permit_id == permit.permit_id
+
+
+# -- sanctions recommended by reports ------------------------------------------------------------------------
+
+
+async def test_a_recommended_freeze_freezes_the_permit_once_caused_by_the_recommendation(handlers, database):
+    permit = await an_issued_permit(handlers)
+    freeze = recommended(permit, SanctionAction.FREEZE)
+
+    envelope = await consumed(database, handlers.on_sanction_recommended, freeze, service="reports")
+
+    frozen = database.committed.outbox[-1]
+    assert frozen.type == "iomki.PermitFrozen.v1" and frozen.subject == str(permit.facility_id)
+    assert frozen.causationid == str(envelope.id) and frozen.correlationid == envelope.correlationid
+    assert frozen.data["freeze_count"] == 1 and frozen.data["reason"].startswith("ThreeWarningsInARow: 3 missed")
+    step = (await handlers.history(permit.permit_id, OPERATOR))[-1]
+    assert (step["action"], step["actor"], step["role"], step["causation_id"]) == (
+        "freeze", "reports", "system", str(envelope.id))
+
+    # The same recommendation again, past the inbox: a frozen permit is not frozen twice, and it is no failure.
+    after = database.committed
+    async with database.transaction() as work:
+        await handlers.on_sanction_recommended(work, envelope, freeze)
+    assert database.committed == after
+    assert database.committed.permits[permit.permit_id].freeze_count == 1
+
+
+async def test_a_recommended_revocation_of_a_frozen_permit_revokes_it(handlers, database, clock):
+    permit = await an_issued_permit(handlers)
+    await consumed(database, handlers.on_sanction_recommended, recommended(permit, SanctionAction.FREEZE),
+                   service="reports")
+    clock.advance(timedelta(days=7))
+
+    revoke = await consumed(database, handlers.on_sanction_recommended, recommended(permit, SanctionAction.REVOKE),
+                            service="reports")
+
+    assert published(database)[-2:] == ["PermitFrozen", "PermitRevoked"]
+    revoked = database.committed.outbox[-1]
+    assert revoked.causationid == str(revoke.id)
+    assert date.fromisoformat(revoked.data["reapply_after"]) == (T0 + timedelta(days=7 + 14)).date()
+    assert database.committed.permits[permit.permit_id].status is PermitStatus.REVOKED
+
+
+async def test_a_recommendation_for_a_permit_this_service_does_not_know_changes_nothing(handlers, database):
+    permit = await an_issued_permit(handlers)
+    before = database.committed
+    unknown = replace(permit, permit_id=uuid.uuid4())
+
+    await consumed(database, handlers.on_sanction_recommended, recommended(unknown, SanctionAction.FREEZE),
+                   service="reports")
+
+    assert database.committed == before
+
+
+# -- closures ordered by incidents -----------------------------------------------------------------------------
+
+
+async def test_a_closure_shows_the_plant_closed_until_it_reopens_but_never_counts_as_a_freeze(handlers, database):
+    permit = await an_issued_permit(handlers)
+    assert permit.permit_number is not None
+    about = dict(facility_id=permit.facility_id, province_code="32", regency_code="32.16")
+    closure = FacilityClosureOrdered(**about, closure_id=uuid.uuid4(), scope=ClosureScope.PLANT,
+                                     reason="cluster of 3 cases", starts_at=T0, ends_at=T0 + timedelta(days=5))
+    written = list(database.committed.outbox)
+
+    await consumed(database, handlers.on_closure_ordered, closure, service="incidents")
+
+    view = await handlers.get(permit.permit_id, OPERATOR)
+    assert view.operating.label == "closed"
+    assert view.permit.status is PermitStatus.ISSUED and view.permit.freeze_count == 0
+    assert (await handlers.registry_entry(permit.permit_number)).status is RegistryStatus.CLOSED
+
+    reopened = FacilityReopened(**about, closure_id=closure.closure_id, reopened_at=T0 + timedelta(days=5))
+    await consumed(database, handlers.on_reopened, reopened, service="incidents")
+    assert (await handlers.get(permit.permit_id, OPERATOR)).operating.label == "operating"
+    assert (await handlers.registry_entry(permit.permit_number)).status is RegistryStatus.VALID
+
+    # Reopening again, or a closure never ordered here: logged, and nothing changes.
+    after = database.committed
+    await consumed(database, handlers.on_reopened, reopened, service="incidents")
+    await consumed(database, handlers.on_reopened, FacilityReopened(**about, closure_id=uuid.uuid4(),
+                                                                     reopened_at=T0), service="incidents")
+    assert database.committed == after
+    # Permits keeps closures for its own views; it announces none of them.
+    assert database.committed.outbox == written
+
+
+# -- the public registry ---------------------------------------------------------------------------------------
+
+
+async def test_the_registry_signs_an_issued_permit_and_knows_no_number_it_never_issued(handlers):
+    permit = await an_issued_permit(handlers)
+    assert permit.permit_number is not None
+
+    entry = await handlers.registry_entry(permit.permit_number)
+
+    assert (entry.status, entry.regency_name) == (RegistryStatus.VALID, "Kabupaten Bekasi")
+    claims = registry_tokens.verify(entry.token, handlers.signing_key.public_key())
+    assert (claims.permit_number, claims.company_name) == (permit.permit_number, "PT Baja Nusantara")
+    with pytest.raises(PermitNotFound):
+        await handlers.registry_entry("IOMKI-2021-999999")
