@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit bench soak docs clean kafka-tools
+.PHONY: run demo test unit lint bench soak docs clean kafka-tools
 
 # The embedded Apache Kafka (deploy/kafka/pom.xml) runs on Java 17+ and is fetched by Maven: Debian's packages when
 # either is missing or the Java is older.
@@ -31,12 +31,17 @@ run: $(STAMP) kafka-tools
 demo: $(STAMP) kafka-tools
 	$(BIN)/iomki demo
 
-test: $(STAMP) kafka-tools
+# The static checks, first in `make test` and `make unit`: ruff (pyproject.toml's [tool.ruff]) and mypy ([tool.mypy]).
+lint: $(STAMP)
+	$(BIN)/ruff check shared services tooling bench tests
+	$(BIN)/mypy
+
+test: $(STAMP) kafka-tools lint
 	@# The dashboard's end-to-end test renders the page in Debian's headless Chromium.
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) lint
 	$(BIN)/pytest -q tests/unit
 
 bench: $(STAMP) kafka-tools

@@ -67,7 +67,8 @@ def bench_event(facility_id: uuid.UUID, sequence: int) -> Envelope:
 
 async def start_worker(settings: PlatformSettings, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, **process_environment(settings), "IOMKI_RELAY_POLL_INTERVAL": RELAY_POLL_INTERVAL}
-    worker = subprocess.Popen([sys.executable, "-m", "bench.workers", *args], env=env, cwd=ROOT,
+    # This interpreter, running the bench's own worker module with arguments the bench chose.
+    worker = subprocess.Popen([sys.executable, "-m", "bench.workers", *args], env=env, cwd=ROOT,  # noqa: S603
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         async with asyncio.timeout(120):

@@ -18,12 +18,13 @@ run: the same receiver answering a POST from the bench directly (the floor of on
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import statistics
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import asyncpg
 import httpx
@@ -47,7 +48,7 @@ CLUSTERS = int(os.environ.get("IOMKI_BENCH_CLUSTERS", "60"))
 CLUSTER_INTERVAL = 0.5  # seconds between one plant's cluster and the next
 BACKGROUND_RATE = int(os.environ.get("IOMKI_BENCH_BACKGROUND_RATE", "300"))  # ReportSubmitted/s meanwhile
 REGENCY = "32.16"
-WEBHOOK_SECRET = "bench-satgas-webhook-secret"
+WEBHOOK_SECRET = "bench-satgas-webhook-secret"  # noqa: S105 -- signs webhooks to the bench's own receiver
 
 
 async def run(settings: PlatformSettings, console: Console) -> None:
@@ -103,7 +104,7 @@ async def learn_plants(admin: asyncpg.Connection, source: ServiceRuntime, issued
     await publish(source, issued)
     ids = [envelope.id for envelope in issued]
     for schema in ("incidents", "notifier"):
-        await wait_until(lambda: _inbox_holds(admin, schema, ids), f"{schema} to learn the plants", 300)
+        await wait_until(lambda schema=schema: _inbox_holds(admin, schema, ids), f"{schema} to learn the plants", 300)
 
 
 async def _inbox_holds(admin: asyncpg.Connection, schema: str, ids: list[uuid.UUID]) -> bool:
@@ -127,7 +128,7 @@ async def steady_background(source: ServiceRuntime, rate: int, stop: asyncio.Eve
 
 
 def report_submitted(plant: Plant) -> Envelope:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Envelope.wrap(ReportSubmitted(
         facility_id=plant.facility_id, province_code="32", regency_code=REGENCY, permit_id=plant.permit_id,
         report_id=uuid.uuid4(), period_id=uuid.uuid4(), period_starts_at=now, deadline=now, late=False,
@@ -202,7 +203,7 @@ async def cluster_spans(admin: asyncpg.Connection, received: dict[uuid.UUID, flo
             continue
         moments = [float(row["declared"]), published[row["facility_id"]], float(row["planned"]),
                    received[row["facility_id"]]]
-        spans.append([(later - earlier) * 1000 for earlier, later in zip(moments, moments[1:])]
+        spans.append([(later - earlier) * 1000 for earlier, later in itertools.pairwise(moments)]
                      + [(moments[-1] - moments[0]) * 1000])
     return spans
 

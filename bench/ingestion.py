@@ -28,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,8 @@ def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, worker
     log = LOGS / f"{name}.log"
     env = {**os.environ, **process_environment(settings), **environment}
     with open(log, "wb") as output:
-        process = subprocess.Popen(
+        # This interpreter, running uvicorn on one of the bench's own app factories.
+        process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
             env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
@@ -178,7 +179,7 @@ def permit_issued(plant: Plant, *, province_code: str = "32", regency_code: str 
         facility_id=plant.facility_id, province_code=province_code, regency_code=regency_code,
         permit_id=plant.permit_id, nib=plant.nib, permit_number=f"IOMKI-{province_code}-2026-{plant.nib[-6:]}",
         company_name=f"PT Bench {plant.nib[-6:]}", sector_class=SectorClass.ESSENTIAL, workforce_total=400,
-        issued_at=datetime.now(timezone.utc),
+        issued_at=datetime.now(UTC),
     ), service="permits")
 
 
@@ -213,7 +214,8 @@ def reference_app(insert: Callable[[uuid.UUID, str], Awaitable[Any]] | None = No
         await pool.close()
 
     async def insert_row(report_id: uuid.UUID, payload: str) -> None:
-        assert pool is not None
+        if pool is None:
+            raise RuntimeError("the reference endpoint served a request before its lifespan started")
         await pool.execute("INSERT INTO bench_reference.reports (report_id, payload) VALUES ($1, $2::jsonb)",
                            report_id, payload)
 

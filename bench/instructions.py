@@ -113,7 +113,8 @@ def counted(name: str, requests: int) -> int:
     if valgrind is None:
         raise RuntimeError("valgrind is not installed (Debian package `valgrind`)")
     env = {**os.environ, "IOMKI_JWT_SECRET": JWT_SECRET, "IOMKI_LOG_FORMAT": "json"}
-    run = subprocess.run(
+    # valgrind, running this interpreter on the bench's own module.
+    run = subprocess.run(  # noqa: S603
         [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m", "bench.instructions",
          "serve", name, str(requests)],
         cwd=ROOT, env=env, capture_output=True, text=True,

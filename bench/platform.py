@@ -37,7 +37,8 @@ def run_as_deployed(main: Coroutine[Any, Any, None]) -> None:
 
     async def cancelled_by_sigterm() -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # uvloop.run runs this as a task
+            raise RuntimeError("not running in a task")
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         await main
 

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ EMPTY_SWEEPS = 200
 # SE 3/2021: twice weekly, 23:59 local time. Every province below keeps WIB, so every plant's deadline falls in
 # the same minute, the sweep's worst case.
 REGIME = parse_regime("twice-weekly:TUE,FRI@23:59")
-DEADLINE = REGIME.deadline_after(datetime(2021, 8, 2, tzinfo=timezone.utc), "Asia/Jakarta")
+DEADLINE = REGIME.deadline_after(datetime(2021, 8, 2, tzinfo=UTC), "Asia/Jakarta")
 NEXT_DEADLINE = REGIME.deadline_after(DEADLINE, "Asia/Jakarta")
 WINDOW = timedelta(days=28)  # `GET /compliance`'s default window
 HISTORY = 8  # settled periods per live plant: twice weekly fills the 28-day window with eight
@@ -140,7 +140,7 @@ class Plants:
     """Deterministic synthetic plants (a seeded generator): the same data on every run."""
 
     def __init__(self) -> None:
-        self._random = random.Random(20210803)
+        self._random = random.Random(20210803)  # noqa: S311 -- seeded synthetic data, not a secret
         self._regencies = {code: [w.code for w in list_wilayah(code)] for code in PROVINCES}
         self._history = _history_deadlines()
         self._issued = 0
@@ -156,7 +156,7 @@ class Plants:
         statuses = pick(list(STATUSES), weights=list(STATUSES.values()), k=size)
         sectors = pick(list(SECTORS), weights=list(SECTORS.values()), k=size)
         chunk = Chunk()
-        for province, status, sector in zip(provinces, statuses, sectors):
+        for province, status, sector in zip(provinces, statuses, sectors, strict=True):
             self._add(chunk, province, status, sector)
         return chunk
 
@@ -169,7 +169,7 @@ class Plants:
         nib = f"{8120000000000 + i // 3}"  # a company runs about three plants
         company = f"PT Industri Bench {i // 3}"
         workforce = rnd.randint(10, 2000)
-        issued_at = None if status == "SUBMITTED" else datetime(2021, 5, 1, tzinfo=timezone.utc) + timedelta(
+        issued_at = None if status == "SUBMITTED" else datetime(2021, 5, 1, tzinfo=UTC) + timedelta(
             minutes=rnd.randint(0, 60 * 24 * 60))
         number = None
         if issued_at is not None:
@@ -357,10 +357,11 @@ async def load(plants: Plants, count: int, permits: asyncpg.Connection, reports:
     """COPY `count` plants in chunks: the permits, reports and incidents copies of a chunk run side by side
     while the next chunk is generated."""
     sizes = [min(CHUNK, count - offset) for offset in range(0, count, CHUNK)]
+    if not sizes:
+        return 0
     rows = 0
-    upcoming = asyncio.create_task(asyncio.to_thread(plants.chunk, sizes[0])) if sizes else None
+    upcoming = asyncio.create_task(asyncio.to_thread(plants.chunk, sizes[0]))
     for index in range(len(sizes)):
-        assert upcoming is not None
         chunk = await upcoming
         if index + 1 < len(sizes):
             upcoming = asyncio.create_task(asyncio.to_thread(plants.chunk, sizes[index + 1]))
@@ -525,7 +526,7 @@ def _latencies(bench: Bench, label: str, spent_ms: list[float], detail: str = ""
 
 
 async def query_section(bench: Bench) -> None:
-    samples, rnd = bench.samples, random.Random(7)
+    samples, rnd = bench.samples, random.Random(7)  # noqa: S311 -- a repeatable choice of rows to query
     max_seq = await bench.permits.fetchval("SELECT max(seq) FROM permits")
     searches = permit_searches(samples, max_seq, rnd)
     repository = PermitRepository(bench.permits)

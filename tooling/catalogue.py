@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from shared.contract import TOPICS, Envelope, Event, Topic, events_on
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLE_NAMESPACE = uuid.UUID("5f0c1b8e-3b0a-4f5e-9d3c-1a2b3c4d5e6f")
 EXAMPLE_FACILITY = uuid.uuid5(EXAMPLE_NAMESPACE, "facility")
-EXAMPLE_TIME = datetime(2021, 7, 12, 2, 30, tzinfo=timezone.utc)
+EXAMPLE_TIME = datetime(2021, 7, 12, 2, 30, tzinfo=UTC)
 
 # A new public topic needs its summary here (catalogue() fails with its name until it has one).
 TOPIC_SUMMARIES = {
@@ -187,7 +187,7 @@ def _sample(name: str, node: dict[str, Any], defs: dict[str, Any], owner: str) -
     node = _resolve(node, defs)
     if "enum" in node:
         return node["enum"][0]
-    kind, fmt = node.get("type"), node.get("format")
+    kind, fmt = node.get("type", ""), node.get("format")
     if kind == "object":
         return {key: _sample(key, sub, defs, owner) for key, sub in node["properties"].items()}
     if kind == "array":
@@ -321,7 +321,8 @@ def render_html() -> str:
         "Delivery is at least once: deduplicate on <code>id</code>. Read with your own consumer group.</p>",
         "<table><tr><th>attribute</th><th>type</th><th>meaning</th></tr>",
         *[f"<tr><td><code>{name}</code></td><td>{_inline(_type(node, envelope_schema.get('$defs', {})))}</td>"
-          f"<td>{_inline(ENVELOPE_ATTRIBUTES[name])}</td></tr>" for name, node in envelope_schema["properties"].items()],
+          f"<td>{_inline(ENVELOPE_ATTRIBUTES[name])}</td></tr>"
+          for name, node in envelope_schema["properties"].items()],
         "</table></section>",
         f'<section class="topic"><h2 id="compatibility">Compatibility</h2><p>{_inline(compatibility_rules())}</p>'
         "<p>Each event's <code>type</code> carries its major version.</p></section>",

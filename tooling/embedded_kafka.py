@@ -32,8 +32,18 @@ STARTED_LINE = b"Kafka Server started"  # what KafkaRaftServer logs once the nod
 def kafka_version() -> str:
     """The broker version the pom pins (and deploy/ names)."""
     found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text())
-    assert found, f"{POM} names no kafka.version"
+    if found is None:
+        raise RuntimeError(f"{POM} names no kafka.version")
     return found.group(1)
+
+
+def _tool(name: str) -> str:
+    """The path of `java` or `mvn` on PATH, where `make` installs them."""
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"the embedded Kafka broker needs {name} (Java 17+ and Maven): `make run` and"
+                           " `make test` install Debian's packages when they are missing")
+    return path
 
 
 def broker_classpath(cache_dir: Path) -> str:
@@ -45,13 +55,11 @@ def broker_classpath(cache_dir: Path) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)  # processes starting together fetch once
         if kept.exists() and all(Path(jar).exists() for jar in kept.read_text().split(os.pathsep)):
             return kept.read_text()
-        for tool in ("java", "mvn"):
-            if shutil.which(tool) is None:
-                raise RuntimeError(f"the embedded Kafka broker needs {tool} (Java 17+ and Maven): `make run` and"
-                                   " `make test` install Debian's packages when they are missing")
+        _tool("java")  # the broker's, checked before Maven's long fetch
+        mvn = _tool("mvn")
         resolving = kept.with_suffix(".partial")
-        done = subprocess.run(
-            ["mvn", "--batch-mode", "--quiet", "--file", str(POM), "dependency:build-classpath",
+        done = subprocess.run(  # noqa: S603 -- a fixed command; only this checkout's paths vary
+            [mvn, "--batch-mode", "--quiet", "--file", str(POM), "dependency:build-classpath",
              f"-Dmdep.outputFile={resolving}"],
             capture_output=True, text=True, check=False,
         )
@@ -92,7 +100,8 @@ class KafkaNode:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None, f"node {self.node_id} was never started"
+        if self.process is None:
+            raise RuntimeError(f"node {self.node_id} was never started")
         return self.process.pid
 
     def is_running(self) -> bool:
@@ -117,7 +126,8 @@ class EmbeddedKafka:
     def __post_init__(self) -> None:
         self.directory = self.directory.resolve()  # each node runs in its own directory
         ports = self.ports or [(free_port(self.host), free_port(self.host)) for _ in range(self.size)]
-        assert len(ports) == self.size, "one (client, controller) port pair per node"
+        if len(ports) != self.size:
+            raise ValueError(f"one (client, controller) port pair per node: {len(ports)} pairs for {self.size} nodes")
         self.nodes = [KafkaNode(number + 1, self.host, port, controller, self.directory / f"node-{number + 1}")
                       for number, (port, controller) in enumerate(ports)]
 
@@ -151,17 +161,17 @@ class EmbeddedKafka:
         within `timeout`."""
         nodes = self.nodes if nodes is None else nodes
         for node in nodes:
-            if node.is_running():
+            if node.process is not None and node.is_running():
                 os.kill(node.pid, signal.SIGCONT)  # a paused node could not act on the SIGTERM
-                node.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+                node.process.send_signal(signal.SIGTERM)
         for node in nodes:
             self._reap(node, timeout)
 
     def kill(self, node: KafkaNode) -> None:
         """SIGKILL: the node loses what it had not written to its log files, as in a crash."""
-        if node.is_running():
-            node.process.kill()  # type: ignore[union-attr]
-            node.process.wait(30)  # type: ignore[union-attr]
+        if node.process is not None and node.is_running():
+            node.process.kill()
+            node.process.wait(30)
 
     def pause(self, node: KafkaNode) -> None:
         os.kill(node.pid, signal.SIGSTOP)
@@ -235,8 +245,8 @@ class EmbeddedKafka:
             node.directory.mkdir(parents=True, exist_ok=True)
             config = node.directory / "server.properties"
             config.write_text(self._properties(node))
-            done = subprocess.run(
-                ["java", f"-Dlog4j2.configurationFile={LOG_CONFIG}", "-cp", classpath, "kafka.tools.StorageTool",
+            done = subprocess.run(  # noqa: S603 -- a fixed command; only this cluster's paths and id vary
+                [_tool("java"), f"-Dlog4j2.configurationFile={LOG_CONFIG}", "-cp", classpath, "kafka.tools.StorageTool",
                  "format", "--cluster-id", cluster_id, "--config", str(config), "--ignore-formatted"],
                 capture_output=True, text=True, check=False,
             )
@@ -258,10 +268,10 @@ class EmbeddedKafka:
         config.write_text(self._properties(node))  # ports may differ from the last start's
         node.log_offset = node.log_path.stat().st_size if node.log_path.exists() else 0
         with open(node.log_path, "ab") as log_file:
-            node.process = subprocess.Popen(
+            node.process = subprocess.Popen(  # noqa: S603 -- a fixed command; only this cluster's paths and heap vary
                 # C1 alone compiles the broker's code: C2's compiling took as much CPU as the broker's own work for
                 # minutes after each start, and a test's broker never lives long enough to repay it.
-                ["java", f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                [_tool("java"), f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                  "-XX:TieredStopAtLevel=1",
                  "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG_CONFIG}",
                  "-cp", classpath, "kafka.Kafka", str(config)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,17 +23,17 @@ from shared.web.http import Problem, ProblemTable
 # date arithmetic of isolation and cluster windows.
 EARLIEST_CASE_DATE = date(2020, 1, 1)
 
-O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
 # Who may do what, in one screen (DESIGN §4). A company reports and reads its own plants' cases; the
 # regency (or province) task force reads its region and clears closures there; agencies see aggregates.
 POLICY = Policy({
-    "report_case": Rule({O: Scope.ALL, C: Scope.OWN}, "report a confirmed case at a plant"),
-    "read_case": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read one case"),
-    "close_case": Rule({O: Scope.ALL, C: Scope.OWN}, "close a case whose isolation is over"),
-    "read_status": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a plant's incident status"),
-    "clear_closure": Rule({O: Scope.ALL, TF: Scope.REGION}, "clear a plant closure for reopening"),
-    "list_incidents": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL},
+    "report_case": Rule({OP: Scope.ALL, C: Scope.OWN}, "report a confirmed case at a plant"),
+    "read_case": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read one case"),
+    "close_case": Rule({OP: Scope.ALL, C: Scope.OWN}, "close a case whose isolation is over"),
+    "read_status": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a plant's incident status"),
+    "clear_closure": Rule({OP: Scope.ALL, TF: Scope.REGION}, "clear a plant closure for reopening"),
+    "list_incidents": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL},
                            "list plants with incidents (counts only)"),
 })
 
@@ -94,7 +94,7 @@ def router(handlers: IncidentHandlers) -> APIRouter:
     routes = APIRouter(tags=["incidents"])
 
     @routes.post("/cases", status_code=201)
-    async def report_case(body: CaseIn, access: Access = POLICY.guard("report_case")) -> dict:
+    async def report_case(body: CaseIn, access: Annotated[Access, POLICY.guard("report_case")]) -> dict:
         new = NewCase(case_ref=body.case_ref, confirmed_on=body.confirmed_on, symptomatic=body.symptomatic,
                       close_contacts=body.close_contacts, source=CaseSource.DIRECT, tested_on=body.tested_on,
                       contacts_exit_test_negative=body.contacts_exit_test_negative)
@@ -102,25 +102,25 @@ def router(handlers: IncidentHandlers) -> APIRouter:
         return _case(case)
 
     @routes.get("/cases/{case_id}")
-    async def read_case(case_id: uuid.UUID, access: Access = POLICY.guard("read_case")) -> dict:
+    async def read_case(case_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_case")]) -> dict:
         case, _ = await handlers.case(case_id, access)
         return _case(case)
 
     @routes.post("/cases/{case_id}/close")
-    async def close_case(case_id: uuid.UUID, body: CloseIn = Body(default_factory=CloseIn),
-                         access: Access = POLICY.guard("close_case")) -> dict:
+    async def close_case(case_id: uuid.UUID, access: Annotated[Access, POLICY.guard("close_case")],
+                         body: Annotated[CloseIn, Body(default_factory=CloseIn)]) -> dict:
         case = await handlers.close_case(case_id, body.symptoms_resolved_on, access)
         return _case(case)
 
     @routes.post("/closures/{closure_id}/clear")
-    async def clear_closure(closure_id: uuid.UUID, access: Access = POLICY.guard("clear_closure")) -> dict:
+    async def clear_closure(closure_id: uuid.UUID, access: Annotated[Access, POLICY.guard("clear_closure")]) -> dict:
         closure = await handlers.clear_closure(closure_id, access)
         return {"closure_id": str(closure.closure_id), "facility_id": str(closure.facility_id),
                 "status": closure.status.value,
                 "reopened_at": closure.reopened_at.isoformat() if closure.reopened_at else None}
 
     @routes.get("/facilities/{facility_id}/status")
-    async def facility_status(facility_id: uuid.UUID, access: Access = POLICY.guard("read_status")) -> dict:
+    async def facility_status(facility_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_status")]) -> dict:
         summary = await handlers.facility_status(facility_id, access)
         closure = summary["plant_closure"]
         return {
@@ -135,11 +135,11 @@ def router(handlers: IncidentHandlers) -> APIRouter:
 
     @routes.get("/incidents")
     async def list_incidents(
-        province: str | None = Query(None, pattern=regions.PROVINCE_PATTERN),
+        access: Annotated[Access, POLICY.guard("list_incidents")],
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
         status: FacilityStatus | None = None,
-        after: uuid.UUID | None = Query(None, description="Cursor: the `next` of the previous page"),
-        limit: int = Query(100, ge=1, le=500),
-        access: Access = POLICY.guard("list_incidents"),
+        after: Annotated[uuid.UUID | None, Query(description="Cursor: the `next` of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict:
         rows = await handlers.incidents(province=province, status=status.value if status else None, after=after,
                                         limit=limit, access=access)

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
 from shared import refusals
@@ -99,7 +99,7 @@ class IncidentPolicy:
 
 def start_of_day(day: date, zone: tzinfo) -> datetime:
     """A plant's day starts at its local midnight: that is when a day-counted period ends."""
-    return datetime.combine(day, time(0), zone).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -393,7 +393,7 @@ class Plant:
 
         if self.plant_closure is not None:
             case = replace(case, cluster_id=self.plant_closure.cluster_id)
-            self._extend_closure(outcome, now, policy)
+            self._extend_closure(outcome, self.plant_closure, now, policy)
         else:
             finding = policy.cluster.find((case.case_id, case.confirmed_on), unclustered)
             if finding is not None:
@@ -477,10 +477,8 @@ class Plant:
         ]
         return replace(case, cluster_id=cluster.cluster_id)
 
-    def _extend_closure(self, outcome: Outcome, now: datetime, policy: IncidentPolicy) -> None:
-        """A case during a plant closure extends it to a full closure period from now; never shortens it."""
-        current = self.plant_closure
-        assert current is not None
+    def _extend_closure(self, outcome: Outcome, current: Closure, now: datetime, policy: IncidentPolicy) -> None:
+        """A case during the plant closure `current` extends it to a full closure period from now; never shortens it."""
         ends_at = now + policy.plant_closure
         if ends_at <= current.ends_at:
             return

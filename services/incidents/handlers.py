@@ -125,7 +125,8 @@ class IncidentHandlers:
                                          province_code=event.province_code, regency_code=event.regency_code,
                                          workforce_total=None, now=now)
         plant = await work.incidents.plant(event.facility_id, for_update=True)
-        assert plant is not None
+        if plant is None:  # learnt just above, in this transaction
+            raise LookupError(f"plant {event.facility_id} was not stored")
         if not plant.monitored:
             log.info("report_positives_ignored", facility_id=str(plant.facility_id), reason="not monitored")
             return
@@ -151,17 +152,21 @@ class IncidentHandlers:
                 timer = await work.incidents.claim_due_timer(now)
                 if timer is None:
                     break
+                # A timer references its plant and its subject (a case or a closure), kept as long as it is.
                 plant = await work.incidents.plant(timer.facility_id, for_update=True)
-                assert plant is not None  # timers reference their plant
+                if plant is None:
+                    raise LookupError(f"timer {timer.timer_id}: no plant {timer.facility_id}")
                 if timer.kind is TimerKind.ISOLATION_END:
                     case = await work.incidents.case(timer.subject_id)
-                    assert case is not None
+                    if case is None:
+                        raise LookupError(f"timer {timer.timer_id}: no case {timer.subject_id}")
                     outcome = plant.end_isolation(case, timer.due_at)
                 elif timer.kind is TimerKind.QUARANTINE_END:
                     outcome = plant.end_quarantine()
                 else:
                     closure = await work.incidents.closure(timer.subject_id)
-                    assert closure is not None
+                    if closure is None:
+                        raise LookupError(f"timer {timer.timer_id}: no closure {timer.subject_id}")
                     outcome = plant.end_room_closure(closure, now)
                 await self._commit(work, outcome, now)
                 await work.incidents.mark_fired(timer.timer_id, now)

@@ -12,6 +12,7 @@ from services.incidents.domain import (
     Actor, Case, CaseStatus, Closure, ClosureStatus, Outcome, Plant, Timer, TimerKind,
 )
 from shared.contract import CaseSource, ClosureScope
+from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
 _PLANT = ("p.facility_id, p.permit_id, p.nib, p.province_code, p.regency_code, p.workforce_total, p.monitored,"
@@ -25,7 +26,7 @@ _CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_conta
 
 
 class IncidentRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     # -- plants ------------------------------------------------------------------------------------
@@ -217,7 +218,8 @@ class IncidentRepository:
         region_column = "regency_code" if region and "." in region else "province_code"
         filters = [("province_code", "=", province), ("status", "=", status), ("nib", "=", nib),
                    (region_column, "=", region), ("facility_id", ">", after)]
-        where, args = ["cases_total > 0"], []
+        where = ["cases_total > 0"]
+        args: list[object] = []  # the statement's parameters, of several types
         for column, operator, value in filters:
             if value is not None:
                 args.append(value)
@@ -231,7 +233,7 @@ class IncidentRepository:
 
 
 class IncidentsWork(UnitOfWork):
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.incidents = IncidentRepository(connection)
 

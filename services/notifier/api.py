@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -19,15 +19,15 @@ from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
-O, TF = Role.OPERATOR, Role.TASK_FORCE
+OP, TF = Role.OPERATOR, Role.TASK_FORCE
 
 # Who may do what, in one screen (DESIGN §4). Companies and agencies get nothing here: company notices go
 # out by e-mail, and agencies watch iomki.alerts.
 POLICY = Policy({
-    "manage_directory": Rule({O: Scope.ALL}, "register task forces and their subscriptions"),
-    "read_directory": Rule({O: Scope.ALL, TF: Scope.REGION}, "list the task forces of a region"),
-    "read_alerts": Rule({O: Scope.ALL, TF: Scope.REGION}, "read alerts and their deliveries"),
-    "acknowledge": Rule({O: Scope.ALL, TF: Scope.REGION}, "acknowledge an alert, which stops its escalation"),
+    "manage_directory": Rule({OP: Scope.ALL}, "register task forces and their subscriptions"),
+    "read_directory": Rule({OP: Scope.ALL, TF: Scope.REGION}, "list the task forces of a region"),
+    "read_alerts": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read alerts and their deliveries"),
+    "acknowledge": Rule({OP: Scope.ALL, TF: Scope.REGION}, "acknowledge an alert, which stops its escalation"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -122,40 +122,40 @@ def router(handlers: NotifierHandlers) -> APIRouter:
     routes = APIRouter(tags=["notifier"])
 
     @routes.post("/task-forces", status_code=201)
-    async def register(body: TaskForceIn, access: Access = POLICY.guard("manage_directory")) -> dict:
+    async def register(body: TaskForceIn, access: Annotated[Access, POLICY.guard("manage_directory")]) -> dict:
         contacts = tuple(DivisionContact(c.division, c.email, c.webhook, c.secret) for c in body.contacts)
         tf = await handlers.register_task_force(level=body.level, region_code=body.region_code, name=body.name,
                                                 contacts=contacts, access=access)
         return {"task_force_id": str(tf.task_force_id)}
 
     @routes.get("/task-forces")
-    async def list_task_forces(access: Access = POLICY.guard("read_directory")) -> dict:
+    async def list_task_forces(access: Annotated[Access, POLICY.guard("read_directory")]) -> dict:
         return {"task_forces": [_task_force(tf) for tf in await handlers.task_forces(access)]}
 
     @routes.post("/subscriptions", status_code=201)
-    async def subscribe(body: SubscriptionIn, access: Access = POLICY.guard("manage_directory")) -> dict:
+    async def subscribe(body: SubscriptionIn, access: Annotated[Access, POLICY.guard("manage_directory")]) -> dict:
         sub = await handlers.subscribe(task_force_id=body.task_force_id, channel=body.channel,
                                        target=body.target, secret=body.secret,
                                        event_types=frozenset(body.event_types), access=access)
         return {"subscription_id": str(sub.subscription_id)}
 
     @routes.get("/alerts")
-    async def list_alerts(status: AlertStatus | None = None, limit: int = Query(100, ge=1, le=1000),
-                          access: Access = POLICY.guard("read_alerts")) -> dict:
+    async def list_alerts(access: Annotated[Access, POLICY.guard("read_alerts")], status: AlertStatus | None = None,
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
         return {"alerts": [_alert(a) for a in await handlers.alerts(status, access, limit)]}
 
     @routes.get("/alerts/{alert_id}")
-    async def get_alert(alert_id: uuid.UUID, access: Access = POLICY.guard("read_alerts")) -> dict:
+    async def get_alert(alert_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_alerts")]) -> dict:
         alert, escalations = await handlers.alert(alert_id, access)
         return _alert(alert) | {"escalations": escalations}
 
     @routes.get("/alerts/{alert_id}/deliveries")
-    async def deliveries(alert_id: uuid.UUID, access: Access = POLICY.guard("read_alerts")) -> dict:
+    async def deliveries(alert_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_alerts")]) -> dict:
         found = await handlers.deliveries(alert_id, access)
         return {"alert_id": str(alert_id), "deliveries": found}
 
     @routes.post("/alerts/{alert_id}/ack")
-    async def acknowledge(alert_id: uuid.UUID, access: Access = POLICY.guard("acknowledge")) -> dict:
+    async def acknowledge(alert_id: uuid.UUID, access: Annotated[Access, POLICY.guard("acknowledge")]) -> dict:
         alert = await handlers.acknowledge(alert_id, access)
         return _alert(alert)
 

@@ -73,7 +73,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     config = own.config()
     clock = clock or SystemClock()
     handlers = NotifierHandlers(runtime.database, clock, config)
-    worker = DeliveryWorker(runtime.database, clock, config, random.Random())
+    worker = DeliveryWorker(runtime.database, clock, config, random.Random())  # noqa: S311 -- retry jitter, no secret
     email = EmailChannel(SmtpServer(own.smtp_host, own.smtp_port, own.smtp_from, own.smtp_starttls,
                                     own.webhook_timeout.total_seconds()))
 

@@ -13,7 +13,7 @@ import json
 import random
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 
 from shared import refusals, regions
@@ -203,7 +203,7 @@ def digest_closes_at(now: datetime) -> datetime:
     """The end of the digest day that `now` falls in (midnight WIB)."""
     local = now.astimezone(DIGEST_ZONE)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return midnight.astimezone(timezone.utc)
+    return midnight.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -239,10 +239,10 @@ def recipients(route: Route, event_type: str, level: Level, plant: Plant, direct
                                            tf.task_force_id))
     if first_notice:
         for sub in directory.subscriptions:
-            tf = by_id.get(sub.task_force_id)
-            if tf is None or event_type not in sub.event_types or not tf.covers(plant.regency_code):
+            subscriber = by_id.get(sub.task_force_id)
+            if subscriber is None or event_type not in sub.event_types or not subscriber.covers(plant.regency_code):
                 continue
-            found.append(Recipient(sub.channel, sub.target, sub.secret, tf.level, tf.task_force_id))
+            found.append(Recipient(sub.channel, sub.target, sub.secret, subscriber.level, subscriber.task_force_id))
         if route.company and directory.company is not None and directory.company.email:
             found.append(Recipient(Channel.EMAIL, directory.company.email, None, None))
     unique: dict[tuple[Channel, str], Recipient] = {}
@@ -364,10 +364,12 @@ class Alert:
         changed = replace(self, level=to_level, escalate_at=now + step if step is not None else None)
         return changed.notified({to_level}), Escalation(self.level, to_level)
 
-    def acknowledge(self, *, by: str, role: str, as_level: Level | None, now: datetime) -> tuple[Alert, Acknowledgement]:
+    def acknowledge(self, *, by: str, role: str, as_level: Level | None,
+                    now: datetime) -> tuple[Alert, Acknowledgement]:
         """`as_level` is the acknowledging task force's level, or None for an operator (who may always)."""
         if self.status is AlertStatus.ACKNOWLEDGED:
-            assert self.acknowledged_at is not None
+            if self.acknowledged_at is None:  # acknowledging sets the status and the time together
+                raise ValueError(f"alert {self.alert_id} is acknowledged but has no acknowledgement time")
             raise AlreadyAcknowledged(self.acknowledged_at)
         notified = self.notified_levels or (self.level,)
         if as_level is not None and as_level not in notified:
@@ -440,7 +442,8 @@ def render(alert: Alert, channel: Channel) -> tuple[str, bytes]:
     if channel is Channel.WEBHOOK:
         return subject, json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     lines = [subject, "", f"Level: {alert.level.value}", f"Count: {alert.count}",
-             f"Facility: {alert.plant.facility_id}", f"Region: {where}", f"First seen: {alert.first_seen_at.isoformat()}"]
+             f"Facility: {alert.plant.facility_id}", f"Region: {where}",
+             f"First seen: {alert.first_seen_at.isoformat()}"]
     if alert.severity is Severity.HIGH:
         lines.append(f"Acknowledge: POST /alerts/{alert.alert_id}/ack (unacknowledged alerts escalate).")
     lines += ["", json.dumps(document, indent=2, sort_keys=True)]

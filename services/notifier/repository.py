@@ -16,6 +16,7 @@ from services.notifier.domain import (
 )
 from shared import regions
 from shared.contract import Severity
+from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
 _ALERT = ("alert_id, alert_key, event_type, severity, facility_id, province_code, regency_code, level, status,"
@@ -39,7 +40,7 @@ class Job:
 
 
 class NotifierRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     # -- directory --------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ class NotifierRepository:
 
 
 class NotifierWork(UnitOfWork):
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.notifier = NotifierRepository(connection)
 

@@ -25,17 +25,17 @@ from shared.contract import SectorClass
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
-O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
 # Who may do what, in one screen (DESIGN §4). Agencies read only the public registry, which needs no token.
 POLICY = Policy({
-    "apply": Rule({O: Scope.ALL, C: Scope.OWN}, "apply for a permit"),
-    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read or search permits and their history"),
-    "summary": Rule({O: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "count permits by province and status"),
-    "decide": Rule({O: Scope.ALL}, "issue or reject an application"),
-    "freeze": Rule({O: Scope.ALL}, "freeze (deactivate) an issued permit"),
-    "reactivate": Rule({O: Scope.ALL}, "reactivate a frozen permit"),
-    "revoke": Rule({O: Scope.ALL}, "revoke an issued or frozen permit"),
+    "apply": Rule({OP: Scope.ALL, C: Scope.OWN}, "apply for a permit"),
+    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read or search permits and their history"),
+    "summary": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "count permits by province and status"),
+    "decide": Rule({OP: Scope.ALL}, "issue or reject an application"),
+    "freeze": Rule({OP: Scope.ALL}, "freeze (deactivate) an issued permit"),
+    "reactivate": Rule({OP: Scope.ALL}, "reactivate a frozen permit"),
+    "revoke": Rule({OP: Scope.ALL}, "revoke an issued or frozen permit"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -105,7 +105,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
     public = APIRouter(tags=["registry"])
 
     @routes.post("/permits", status_code=201)
-    async def apply(body: ApplicationIn, access: Access = POLICY.guard("apply")) -> dict:
+    async def apply(body: ApplicationIn, access: Annotated[Access, POLICY.guard("apply")]) -> dict:
         access.require(nib=body.company.nib, what="Company")
         permit = await handlers.apply(_application(body), access)
         return {"permit_id": str(permit.permit_id), "facility_id": str(permit.facility_id),
@@ -113,6 +113,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     @routes.get("/permits")
     async def search(
+        access: Annotated[Access, POLICY.guard("read")],
         status: PermitStatus | None = None,
         province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
         regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
@@ -120,7 +121,6 @@ def router(handlers: PermitHandlers) -> APIRouter:
         sector: SectorClass | None = None,
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        access: Access = POLICY.guard("read"),
     ) -> dict:
         found = await handlers.search(PermitSearch(
             status=status.value if status else None, province=province, regency=regency, nib=nib,
@@ -134,8 +134,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     @routes.get("/permits/summary")
     async def summary(
+        access: Annotated[Access, POLICY.guard("summary")],
         province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
-        access: Access = POLICY.guard("summary"),
     ) -> dict:
         """Counts only (an aggregate, so agencies may read it); a task force sees its own region by default."""
         regency = None
@@ -153,12 +153,12 @@ def router(handlers: PermitHandlers) -> APIRouter:
                 "by_status": by_status, "by_province": provinces}
 
     @routes.get("/permits/{permit_id}")
-    async def read(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
+    async def read(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")]) -> dict:
         view = await handlers.get(permit_id, access)
         return _detail(view, with_contact=access.scope is not Scope.REGION)
 
     @routes.get("/permits/{permit_id}/history")
-    async def history(permit_id: uuid.UUID, access: Access = POLICY.guard("read")) -> dict:
+    async def history(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")]) -> dict:
         rows = await handlers.history(permit_id, access)
         return {"permit_id": str(permit_id), "transitions": [
             {"from_status": r["from_status"], "to_status": r["to_status"], "action": r["action"],
@@ -166,21 +166,22 @@ def router(handlers: PermitHandlers) -> APIRouter:
              "causation_id": r["causation_id"]} for r in rows]}
 
     @routes.post("/permits/{permit_id}/decision")
-    async def decide(permit_id: uuid.UUID, body: DecisionIn, access: Access = POLICY.guard("decide")) -> dict:
+    async def decide(permit_id: uuid.UUID, body: DecisionIn, access: Annotated[Access, POLICY.guard("decide")]) -> dict:
         permit = await _transition(permit_id, Action(body.decision), body.reason, access)
         return {"permit_id": str(permit.permit_id), "status": permit.status.value,
                 "permit_number": permit.permit_number}
 
     @routes.post("/permits/{permit_id}/freeze")
-    async def freeze(permit_id: uuid.UUID, body: ReasonIn, access: Access = POLICY.guard("freeze")) -> dict:
+    async def freeze(permit_id: uuid.UUID, body: ReasonIn, access: Annotated[Access, POLICY.guard("freeze")]) -> dict:
         return _summary(await _transition(permit_id, Action.FREEZE, body.reason, access))
 
     @routes.post("/permits/{permit_id}/reactivate")
-    async def reactivate(permit_id: uuid.UUID, body: ReasonIn, access: Access = POLICY.guard("reactivate")) -> dict:
+    async def reactivate(permit_id: uuid.UUID, body: ReasonIn,
+                         access: Annotated[Access, POLICY.guard("reactivate")]) -> dict:
         return _summary(await _transition(permit_id, Action.REACTIVATE, body.reason, access))
 
     @routes.post("/permits/{permit_id}/revoke")
-    async def revoke(permit_id: uuid.UUID, body: ReasonIn, access: Access = POLICY.guard("revoke")) -> dict:
+    async def revoke(permit_id: uuid.UUID, body: ReasonIn, access: Annotated[Access, POLICY.guard("revoke")]) -> dict:
         return _summary(await _transition(permit_id, Action.REVOKE, body.reason, access))
 
     async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access) -> Permit:

@@ -305,12 +305,11 @@ class PlantAlreadyPermitted(PermitsRefusal):
 
 
 class ReapplyTooSoon(PermitsRefusal):
-    def __init__(self, revoked: Permit) -> None:
-        assert revoked.reapply_from is not None
+    def __init__(self, revoked: Permit, reapply_from: datetime) -> None:
         super().__init__(f"permit {revoked.permit_id} for this plant was revoked; "
-                         f"the company may reapply from {revoked.reapply_from.date().isoformat()}")
+                         f"the company may reapply from {reapply_from.date().isoformat()}")
         self.revoked = revoked
-        self.reapply_from = revoked.reapply_from
+        self.reapply_from = reapply_from
 
 
 @dataclass(frozen=True)
@@ -323,7 +322,7 @@ class OnePermitPerPlant:
                 raise PlantAlreadyPermitted(permit)
         for permit in permits_of_plant:
             if permit.reapply_from is not None and now < permit.reapply_from:
-                raise ReapplyTooSoon(permit)
+                raise ReapplyTooSoon(permit, permit.reapply_from)
 
     @staticmethod
     def facility_of(permits_of_plant: Sequence[Permit]) -> uuid.UUID:

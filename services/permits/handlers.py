@@ -197,7 +197,8 @@ def _event_of(permit: Permit, transition: Transition) -> Event:
     base, reason = _about(permit), transition.reason
     match transition.action:
         case Action.ISSUE:
-            assert permit.permit_number is not None and permit.issued_at is not None
+            if permit.permit_number is None or permit.issued_at is None:  # issuing sets both
+                raise ValueError(f"issued permit {permit.permit_id} has no number or no issue time")
             return PermitIssued(**base, permit_number=permit.permit_number, company_name=permit.company_name,
                                 sector_class=SectorClass(permit.sector_class),
                                 workforce_total=permit.workforce_total, issued_at=permit.issued_at)
@@ -209,12 +210,14 @@ def _event_of(permit: Permit, transition: Transition) -> Event:
         case Action.REACTIVATE:
             return PermitReactivated(**base, permit_number=_number(permit), reason=reason)
         case Action.REVOKE:
-            assert permit.reapply_after is not None
+            if permit.reapply_after is None:  # revoking sets the revocation time it is counted from
+                raise ValueError(f"revoked permit {permit.permit_id} has no revocation time")
             return PermitRevoked(**base, permit_number=permit.permit_number, reason=reason,
                                  reapply_after=permit.reapply_after)
     raise ValueError(f"no event for {transition.action}")
 
 
 def _number(permit: Permit) -> str:
-    assert permit.permit_number is not None, "only issued permits are frozen or reactivated"
+    if permit.permit_number is None:  # only issued permits are frozen or reactivated
+        raise ValueError(f"permit {permit.permit_id} has no number")
     return permit.permit_number

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from services.permits.domain import Closure, OperatingStatus, Permit, PermitStatus, Transition
+from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
 _COLUMNS = ("permit_id, facility_id, nib, company_name, province_code, regency_code, sector_class,"
@@ -33,7 +34,7 @@ class PermitSearch:
 
 
 class PermitRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     async def get(self, permit_id: uuid.UUID, *, for_update: bool = False) -> Permit | None:
@@ -98,7 +99,8 @@ class PermitRepository:
         Only the filters given become conditions, so the planner sees e.g. `status = $2 AND seq > $1 ORDER BY
         seq` and walks the (status, seq) index instead of a generic plan that fits every combination.
         """
-        conditions, values = ["seq > $1"], [q.after]
+        conditions = ["seq > $1"]
+        values: list[object] = [q.after]  # the statement's parameters, of several types
         for column, value in (("status", q.status), ("province_code", q.province), ("regency_code", q.regency),
                               ("nib", q.nib), ("sector_class", q.sector), ("nib", q.nib_scope)):
             if value is not None:
@@ -145,7 +147,7 @@ class PermitRepository:
 class ClosureRepository:
     """Closures ordered by incidents, per plant (facility)."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     async def ordered(self, facility_id: uuid.UUID, closure: Closure, cause: uuid.UUID) -> None:
@@ -175,7 +177,7 @@ class ClosureRepository:
 
 
 class PermitsWork(UnitOfWork):
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.permits = PermitRepository(connection)
         self.closures = ClosureRepository(connection)

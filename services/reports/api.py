@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -16,13 +17,13 @@ from shared import regions
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
-O, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
 # Who may do what, in one screen (DESIGN §4).
 POLICY = Policy({
-    "submit": Rule({O: Scope.ALL, C: Scope.OWN}, "submit a periodic report"),
-    "read": Rule({O: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a schedule and its reports"),
-    "compliance": Rule({O: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read compliance aggregates"),
+    "submit": Rule({OP: Scope.ALL, C: Scope.OWN}, "submit a periodic report"),
+    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a schedule and its reports"),
+    "compliance": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read compliance aggregates"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -93,8 +94,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
     routes = APIRouter(tags=["reports"])
 
     @routes.get("/schedules/{permit_id}")
-    async def schedule(permit_id: uuid.UUID, limit: int = Query(52, ge=1, le=500),
-                       access: Access = POLICY.guard("read")) -> dict:
+    async def schedule(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")],
+                       limit: Annotated[int, Query(ge=1, le=500)] = 52) -> dict:
         found, periods = await handlers.schedule(permit_id, access, limit)
         return {
             "permit_id": str(found.permit_id), "facility_id": str(found.facility_id),
@@ -108,7 +109,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
     # The response is serialised here, once, from its model: FastAPI would validate a returned value against
     # the response model and serialise it again, on the platform's busiest route. The model still documents it.
     @routes.post("/reports", status_code=201, response_model=ReportAccepted)
-    async def submit(body: ReportBody, access: Access = POLICY.guard("submit")) -> Response:
+    async def submit(body: ReportBody, access: Annotated[Access, POLICY.guard("submit")]) -> Response:
         figures = ReportFigures(
             workforce_total=body.workforce.total, on_site_per_shift=tuple(body.workforce.on_site_per_shift),
             odp=body.odp, pdp=body.pdp, confirmed_positive=body.confirmed_positive, tests_pcr=body.tests.pcr,
@@ -122,8 +123,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
         return Response(accepted_json, status_code=201, media_type="application/json")
 
     @routes.get("/reports")
-    async def reports(permit_id: uuid.UUID, limit: int = Query(100, ge=1, le=1000),
-                      access: Access = POLICY.guard("read")) -> dict:
+    async def reports(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")],
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
         found = await handlers.reports(permit_id, access, limit)
         return {"permit_id": str(permit_id), "reports": [
             {"report_id": str(r["report_id"]), "period_id": str(r["period_id"]),
@@ -134,10 +135,11 @@ def router(handlers: ReportHandlers) -> APIRouter:
             for r in found]}
 
     @routes.get("/compliance")
-    async def compliance(province: str | None = Query(None, pattern=regions.PROVINCE_PATTERN),
-                         regency: str | None = Query(None, pattern=regions.REGENCY_PATTERN),
-                         days: int = Query(28, ge=1, le=366, description="Deadlines within the last N days."),
-                         access: Access = POLICY.guard("compliance")) -> dict:
+    async def compliance(access: Annotated[Access, POLICY.guard("compliance")],
+                         province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+                         regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
+                         days: Annotated[int, Query(ge=1, le=366,
+                                                    description="Deadlines within the last N days.")] = 28) -> dict:
         if province and regency and not regency.startswith(province + "."):
             raise Problem(422, "Invalid request", "The regency is not in the province.",
                           errors=[{"field": "regency", "message": f"not in province {province}"}])

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import calendar
 import functools
+import itertools
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -46,7 +47,7 @@ class WeeklyDeadlines:
 
     # Cached: a sweep opens the next period of every plant sharing a deadline, all from the same moment and
     # zone. Regimes are few and immutable, so the cache holding them costs nothing.
-    @functools.lru_cache(maxsize=1024)
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 -- held instances are the few regimes, as said above
     def deadline_after(self, moment: datetime, zone: str) -> datetime:
         local = moment.astimezone(ZoneInfo(zone))
         for offset in range(8):
@@ -55,7 +56,7 @@ class WeeklyDeadlines:
                 continue
             candidate = datetime.combine(day, self.at, tzinfo=ZoneInfo(zone))
             if candidate > local:
-                return candidate.astimezone(timezone.utc)
+                return candidate.astimezone(UTC)
         raise AssertionError("a weekly regime has a deadline within eight days")
 
 
@@ -67,7 +68,7 @@ class FixedInterval:
     length: timedelta
 
     def deadline_after(self, moment: datetime, zone: str) -> datetime:
-        return (moment + self.length).astimezone(timezone.utc)
+        return (moment + self.length).astimezone(UTC)
 
 
 Regime = WeeklyDeadlines | FixedInterval
@@ -315,8 +316,9 @@ def consistency_issues(f: ReportFigures) -> list[FieldIssue]:
     """Counts that contradict each other, each named by the payload field that is wrong."""
     issues = []
     if f.on_site_total > f.workforce_total:
-        issues.append(FieldIssue("workforce.on_site_per_shift",
-                                 f"on site across shifts ({f.on_site_total}) exceeds the workforce ({f.workforce_total})"))
+        issues.append(FieldIssue(
+            "workforce.on_site_per_shift",
+            f"on site across shifts ({f.on_site_total}) exceeds the workforce ({f.workforce_total})"))
     for name, value in (("odp", f.odp), ("pdp", f.pdp), ("confirmed_positive", f.confirmed_positive),
                         ("vaccinated.dose1", f.dose1)):
         if value > f.workforce_total:
@@ -389,7 +391,8 @@ class Sanction:
 
 
 class LadderRule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: the rules are frozen dataclasses
 
     def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None: ...
 
@@ -425,7 +428,7 @@ class ThreeWarningsInARow:
         if schedule.frozen:
             return None
         recent = [p for p in history if p.seq > schedule.ladder_reset_seq][-self.count:]
-        consecutive = all(b.seq == a.seq + 1 for a, b in zip(recent, recent[1:]))
+        consecutive = all(b.seq == a.seq + 1 for a, b in itertools.pairwise(recent))
         if len(recent) < self.count or not consecutive or not all(p.warned for p in recent):
             return None
         return _evidence(SanctionKind.FREEZE, self.name, recent)

@@ -195,14 +195,14 @@ class ReportHandlers:
         step_of = [situations.setdefault(period.situation, len(situations)) for period in due]
         decided = [domain.step(situation, timing) for situation in situations]
         starts: dict[tuple[str, datetime], int] = {}  # (zone, deadline): the next periods that open
-        opened = [period for period, index in zip(due, step_of) if decided[index].open_next]
+        opened = [period for period, index in zip(due, step_of, strict=True) if decided[index].open_next]
         opening_of = [starts.setdefault((period.zone, period.situation.deadline), len(starts)) for period in opened]
 
         warned = await work.periods.advance([period.period_id for period in due], step_of, decided, now=now)
         openings = [domain.opening(regime, zone, starts_at=deadline, timing=timing) for zone, deadline in starts]
         await work.periods.open_next(opened, opening_of, openings)
         events: list[tuple[DuePeriod, type[ReportDue | ReportOverdue]]] = []
-        for period, index in zip(due, step_of):
+        for period, index in zip(due, step_of, strict=True):
             step = decided[index]
             if step.remind:
                 events.append((period, ReportDue))
@@ -219,7 +219,8 @@ class ReportHandlers:
         events to publish, in order."""
         # Read under the lock the batch holds: an earlier step of this batch may have sanctioned the plant.
         schedule = await work.schedules.get(permit_id)
-        assert schedule is not None, "a period's schedule outlives it"
+        if schedule is None:  # a period's schedule outlives it
+            raise LookupError(f"period {period.period_id} has no schedule")
         history = await self._history(work, schedule.permit_id, period.seq, period.deadline)
         warning = Envelope.wrap(WarningIssued(
             **_about(schedule), warning_id=period.warning_id, period_id=period.period_id,

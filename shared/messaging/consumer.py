@@ -146,7 +146,8 @@ class EventConsumer:
         consumer = self._aiokafka_consumer()
         return {(part.topic, part.partition) for part in consumer.assignment()} if consumer is not None else set()
 
-    async def handle_batch(self, records: tuple[ConsumerRecord, ...], handlers: Mapping[str, Handler | InBatches]) -> None:
+    async def handle_batch(self, records: tuple[ConsumerRecord, ...],
+                           handlers: Mapping[str, Handler | InBatches]) -> None:
         try:
             try:  # the fast path: the whole batch in one transaction, runs of events in one statement each
                 await self._handle_in_transaction(records, handlers, one_by_one=False)

@@ -74,7 +74,7 @@ class GroupCommit(Generic[Item, Result]):
                     await asyncio.sleep(self._linger)
         finally:
             # In the step that found nothing left to do: an item submitted after it starts a new worker.
-            self._workers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._workers.discard(asyncio.current_task())
 
     async def _apply_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         keys = {self._key(item) for item, _ in batch}

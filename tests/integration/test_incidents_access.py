@@ -8,7 +8,7 @@ Surabaya (35.78, another company's); the task force is West Java's (32).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import pytest_asyncio
@@ -58,7 +58,7 @@ class Scene:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def scene(platform):
-    clock = FakeClock(datetime.now(timezone.utc))
+    clock = FakeClock(datetime.now(UTC))
     app = create_app(clock=clock)
     async with running_service(app) as client:
         scene = Scene(client, app, clock)

@@ -1,4 +1,5 @@
-"""The spine's delivery guarantees, proven on the real broker and database with a probe service (tests/support/probe.py)."""
+"""The spine's delivery guarantees, proven on the real broker and database with a probe service
+(tests/support/probe.py)."""
 
 from __future__ import annotations
 

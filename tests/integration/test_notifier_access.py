@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -41,7 +41,7 @@ class Service:
     async def alert_in(self, regency: str) -> str:
         """An open cluster alert the regency task force was told of, put straight into the notifier's store."""
         alert = Alert.raise_for(
-            "ClusterDeclared", Plant(uuid.uuid4(), regency[:2], regency), {}, now=datetime.now(timezone.utc),
+            "ClusterDeclared", Plant(uuid.uuid4(), regency[:2], regency), {}, now=datetime.now(UTC),
             chain=EscalationChain(), grouping=Grouping(),
         ).notified({Level.REGENCY})
         async with self.app.state.runtime.database.transaction() as work:

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +22,7 @@ from shared.storage.unit_of_work import Database
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2021, 7, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2021, 7, 5, 8, 0, tzinfo=UTC)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

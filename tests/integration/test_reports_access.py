@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
@@ -48,7 +48,7 @@ async def plant(platform):
     issued = PermitIssued(facility_id=facility_id, province_code=PROVINCE, regency_code=REGENCY, permit_id=permit_id,
                           nib=NIB, permit_number="IOMKI-2026-000777", company_name="PT Tekstil Jaya",
                           sector_class=SectorClass.ESSENTIAL, workforce_total=300,
-                          issued_at=datetime.now(timezone.utc))
+                          issued_at=datetime.now(UTC))
     settings = ReportsSettings(IOMKI_REPORT_REGIME="weekly:FRI@23:59")
     async with running_service(create_app(reports_settings=settings)) as client:
         producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap)

@@ -9,7 +9,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from shared.storage.unit_of_work import Database
 pytestmark = pytest.mark.integration
 
 SCHEMA = "reports_sweep"
-START = datetime(2021, 8, 2, 8, tzinfo=timezone.utc)
+START = datetime(2021, 8, 2, 8, tzinfo=UTC)
 REGIME = parse_regime("every:3600s")
 # Reminders as soon as a period opens, warnings at the deadline: one sweep walks a period through every step.
 TIMING = Timing(due_lead=timedelta(hours=6), warning_delay=timedelta(0))
@@ -75,7 +75,7 @@ async def test_a_batch_of_steps_and_openings_is_written_as_the_domain_decided(da
     plants = await add_plants(database, 3) + await add_plants(database, 2, closed=True)
     periods = [replace(period, next_action=NextAction.DEADLINE) for _, period in plants[:4]]
     periods.append(replace(plants[4][1], status=PeriodStatus.OVERDUE, next_action=NextAction.WARN))
-    situations = [domain.Situation.of(period, plant) for period, (plant, _) in zip(periods, plants)]
+    situations = [domain.Situation.of(period, plant) for period, (plant, _) in zip(periods, plants, strict=True)]
     steps = [domain.step(situation, TIMING) for situation in dict.fromkeys(situations)]
     step_of = [list(dict.fromkeys(situations)).index(situation) for situation in situations]
     assert [steps[i].status for i in step_of] == [PeriodStatus.OVERDUE] * 3 + [PeriodStatus.EXCUSED,
@@ -84,16 +84,16 @@ async def test_a_batch_of_steps_and_openings_is_written_as_the_domain_decided(da
     opening = domain.opening(REGIME, "Asia/Jakarta", starts_at=periods[0].deadline, timing=TIMING)
     async with database.transaction() as work:
         warned = await work.periods.advance([p.period_id for p in periods], step_of, steps, now=now)
-        await work.periods.open_next([as_due(p, plant) for p, (plant, _) in zip(periods[:2], plants)], [0, 0],
-                                     [opening])
+        due = [as_due(p, plant) for p, (plant, _) in zip(periods[:2], plants[:2], strict=True)]
+        await work.periods.open_next(due, [0, 0], [opening])
     async with database.reading() as work:
         listings = [await work.periods.listing(plant.permit_id, 5) for plant, _ in plants]
 
     assert list(warned) == [periods[4].period_id] and warned[periods[4].period_id].warning_id.version == 7
-    for period, index, listing in zip(periods, step_of, listings):
+    for period, index, listing in zip(periods, step_of, listings, strict=True):
         assert listing[0] == replace(steps[index].applied_to(period), warning_id=listing[0].warning_id)
         assert (listing[0].warning_id is not None) == steps[index].warn
-    for (plant, _), listing in zip(plants[:2], listings[:2]):
+    for (plant, _), listing in zip(plants[:2], listings[:2], strict=True):
         opened = listing[1]
         assert opened == replace(opening.period(plant.permit_id, 2), period_id=opened.period_id)
         assert opened.period_id.version == 7
@@ -118,7 +118,7 @@ async def test_a_reminder_or_overdue_built_by_the_database_is_exactly_the_wrappe
         rows = await work.connection.fetch("SELECT * FROM outbox WHERE position > $1 ORDER BY position", last)
 
     assert len(rows) == 2 and {row["event_id"].version for row in rows} == {7}  # drawn by `time_ordered_ids`
-    for row, kind in zip(rows, [ReportDue, ReportOverdue]):
+    for row, kind in zip(rows, [ReportDue, ReportOverdue], strict=True):
         wrapped = Envelope.wrap(kind(**_about(plant), period_id=period.period_id, deadline=period.deadline),
                                 service=SERVICE, time=now, event_id=row["event_id"])
         assert json.loads(row["value"]) == json.loads(wrapped.to_bytes())

@@ -111,7 +111,7 @@ def test_compose_kafka_is_three_combined_kraft_nodes_that_keep_what_they_acknowl
     assert [env["KAFKA_NODE_ID"] for env in nodes] == [1, 2, 3]
     assert len({env["CLUSTER_ID"] for env in nodes}) == 1  # one cluster, not three
     voters = "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
-    for name, env in zip(KAFKA_NODES, nodes):
+    for name, env in zip(KAFKA_NODES, nodes, strict=True):
         assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, every node in the controllers' quorum
         assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
         assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"

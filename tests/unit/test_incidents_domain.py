@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ POLICY = IncidentPolicy()
 COMPANY = Actor("k3-officer", "company")
 TASK_FORCE = Actor("satgas-bekasi", "task_force")
 # 09:00 WIB on 20 Nov 2026.
-MONDAY_MORNING = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+MONDAY_MORNING = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 
 def a_plant(**changes) -> Plant:
@@ -203,7 +203,8 @@ def test_two_cases_thirteen_days_apart_are_a_cluster_and_close_the_plant_for_fiv
     cluster = [e for e in outcome.events if isinstance(e, ClusterDeclared)]
     assert len(cluster) == 1 and cluster[0].case_count == 2
     assert (cluster[0].first_confirmed_on, cluster[0].last_confirmed_on) == (date(2026, 11, 7), date(2026, 11, 20))
-    plant_closure = [e for e in outcome.events if isinstance(e, FacilityClosureOrdered) and e.scope is ClosureScope.PLANT]
+    plant_closure = [e for e in outcome.events
+                     if isinstance(e, FacilityClosureOrdered) and e.scope is ClosureScope.PLANT]
     assert plant_closure[0].cluster_id == cluster[0].cluster_id
     assert plant_closure[0].ends_at - plant_closure[0].starts_at == timedelta(days=5)
     assert walk.plant.status is FacilityStatus.PLANT_CLOSED
@@ -358,10 +359,10 @@ def test_report_periods_are_read_in_the_plants_local_time():
     papua = a_plant(regency_code="94.71", province_code="94")
     assert local_zone("94.71") is WIT and local_zone("32.16") is WIB
     # Friday 23:59 WIT is Friday 14:59 UTC; Saturday 00:30 WIB is Friday 17:30 UTC.
-    deadline = datetime(2026, 11, 20, 14, 59, tzinfo=timezone.utc)
+    deadline = datetime(2026, 11, 20, 14, 59, tzinfo=UTC)
     assert ReportedPositives.period_days(papua, deadline - timedelta(days=7), deadline) == (
         date(2026, 11, 13), date(2026, 11, 20))
-    late = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
+    late = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
     assert ReportedPositives.confirmed_on(papua, late, deadline) == date(2026, 11, 20)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -53,7 +53,7 @@ def raised(event_type: str, clock: FakeClock, plant: Plant = BEKASI) -> Alert:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock(datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc))
+    return FakeClock(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
 
 
 # -- directory ----------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_overdue_reports_are_counted_per_province_and_day(clock):
     assert first.level is Level.PROVINCE and first.plant.regency_code == "32"
     assert first.escalate_at is None
     # The digest day is WIB: 20 Nov 03:00 UTC is 10:00 WIB, so it closes at 21 Nov 00:00 WIB = 20 Nov 17:00 UTC.
-    assert first.digest_closes_at == datetime(2026, 11, 20, 17, 0, tzinfo=timezone.utc)
+    assert first.digest_closes_at == datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
     found = recipients(first.route, "ReportOverdue", first.level, first.plant, directory(), first_notice=True)
     assert targets(found) == {"data@jabar.example"}
 
@@ -196,7 +196,7 @@ def test_an_escalation_chain_needs_positive_steps():
 
 def test_a_failing_delivery_backs_off_exponentially_with_jitter_then_fails_for_good(clock):
     policy = RetryPolicy(base=timedelta(seconds=10), cap=timedelta(minutes=5), max_attempts=4)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 -- seeded jitter for a repeatable test
     delivery = Delivery.planned(uuid.uuid4(), Recipient(Channel.WEBHOOK, "http://x/hook", "s" * 16, Level.REGENCY,
                                                         uuid.uuid4()), clock.now())
     waits = []
@@ -216,7 +216,7 @@ def test_a_failing_delivery_backs_off_exponentially_with_jitter_then_fails_for_g
 
 def test_backoff_is_capped(clock):
     policy = RetryPolicy(base=timedelta(seconds=10), cap=timedelta(minutes=1), max_attempts=30)
-    retry_at = policy.next_attempt(20, clock.now(), random.Random(1))
+    retry_at = policy.next_attempt(20, clock.now(), random.Random(1))  # noqa: S311 -- seeded jitter
     assert retry_at - clock.now() <= timedelta(minutes=1)
 
 

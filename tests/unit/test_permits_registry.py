@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,7 +17,7 @@ from shared import registry_tokens
 
 pytestmark = pytest.mark.unit
 
-ISSUED = datetime(2021, 7, 5, 8, 0, tzinfo=timezone.utc)
+ISSUED = datetime(2021, 7, 5, 8, 0, tzinfo=UTC)
 
 
 def claims(key: Ed25519PrivateKey) -> registry_tokens.RegistryClaims:

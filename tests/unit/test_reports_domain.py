@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +18,7 @@ from shared.clock import FakeClock
 
 pytestmark = pytest.mark.unit
 
-UTC = timezone.utc
+UTC = UTC
 FRIDAY = parse_regime("weekly:FRI@23:59")
 
 
@@ -179,7 +179,8 @@ def test_a_revoked_permit_owes_nothing():
     with pytest.raises(ObligationEnded):
         domain.submit(revoked, period, figures(), now=datetime(2021, 9, 2, tzinfo=UTC))
     with pytest.raises(PeriodClosed):
-        domain.submit(plant, replace(period, status=PeriodStatus.ENDED), figures(), now=datetime(2021, 9, 2, tzinfo=UTC))
+        domain.submit(plant, replace(period, status=PeriodStatus.ENDED), figures(),
+                      now=datetime(2021, 9, 2, tzinfo=UTC))
 
 
 def test_a_correction_after_the_deadline_keeps_the_period_on_time():

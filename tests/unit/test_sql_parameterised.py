@@ -14,6 +14,7 @@ the bench re-planning recorded statements) are listed in `STATEMENTS_FROM_ELSEWH
 from __future__ import annotations
 
 import ast
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -400,6 +401,13 @@ def test_the_check_sees_queries_everywhere_in_the_tree():
         for top in CHECKED for file in (ROOT / top).rglob("*.py") for node in ast.walk(ast.parse(file.read_text()))
     )
     assert calls > 50
+
+
+def test_the_linters_sql_waiver_is_this_check():
+    """ruff's S608 (SQL built as text) is waived in pyproject.toml where this check holds SQL, and only there."""
+    lint = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    waived = {pattern for pattern, rules in lint["per-file-ignores"].items() if "S608" in rules}
+    assert waived == {f"{top}/**" for top in CHECKED}
 
 
 SAFE = '''

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -13,7 +13,7 @@ app = typer.Typer(help="Alerts raised for task forces: list, acknowledge.", no_a
 
 @app.command("list")
 def list_alerts(
-    status: Annotated[Optional[str], typer.Option(help="open | acknowledged")] = None,
+    status: Annotated[str | None, typer.Option(help="open | acknowledged")] = None,
     limit: Annotated[int, typer.Option(help="At most this many")] = 100,
     token: TokenOption = None,
     as_json: JsonOption = False,

@@ -9,7 +9,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -82,18 +82,21 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
 @app.command()
 def token(
     role: Annotated[Role, typer.Option(help="operator | task_force | company | agency")],
-    region: Annotated[Optional[str], typer.Option(help="A task force's province or regency code, or ID for national")] = None,
-    nib: Annotated[Optional[str], typer.Option(help="A company's 13-digit NIB")] = None,
-    sub: Annotated[Optional[str], typer.Option(help="Subject (who); generated when omitted")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="A task force's province or regency code, or ID for national")] = None,
+    nib: Annotated[str | None, typer.Option(help="A company's 13-digit NIB")] = None,
+    sub: Annotated[str | None, typer.Option(help="Subject (who); generated when omitted")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
-    private_key: Annotated[Optional[Path], typer.Option(help="PEM private key (RS256/ES256/EdDSA); default HS256")] = None,
+    private_key: Annotated[Path | None, typer.Option(help="PEM private key (RS256/ES256/EdDSA); default HS256")] = None,
 ) -> None:
     """Mint a bearer token for development and tests."""
     if role is Role.TASK_FORCE and not region:
-        raise typer.BadParameter("a task-force token needs --region (a province or regency code)", param_hint="--region")
-    if region is not None and not regions.is_region(region):
-        raise typer.BadParameter(f"{region!r} is not a province code (32), a regency code (32.16) or {regions.NATIONAL}",
+        raise typer.BadParameter("a task-force token needs --region (a province or regency code)",
                                  param_hint="--region")
+    if region is not None and not regions.is_region(region):
+        raise typer.BadParameter(
+            f"{region!r} is not a province code (32), a regency code (32.16) or {regions.NATIONAL}",
+            param_hint="--region")
     if role is Role.COMPANY and not nib:
         raise typer.BadParameter("a company token needs --nib", param_hint="--nib")
     settings = PlatformSettings()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -24,7 +24,7 @@ def report(
     confirmed_on: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Date of the positive result")],
     close_contacts: Annotated[int, typer.Option(min=0, help="Close contacts at the plant")],
     symptomatic: Annotated[bool, typer.Option("--symptomatic/--asymptomatic", help="Whether the case has symptoms")],
-    tested_on: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"],
+    tested_on: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
                                                           help="Swab date (isolation counts from it)")] = None,
     contacts_exit_test_negative: Annotated[bool, typer.Option(
         help="Contacts tested out negative on day 5 (5-day quarantine instead of 14)")] = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -105,7 +105,7 @@ def list_dead_letters(as_json: JsonOption = False) -> None:
 
 @app.command()
 def replay(
-    ids: Annotated[Optional[list[str]], typer.Option("--id", help="A dead letter's id, as `dlq list` shows "
+    ids: Annotated[list[str] | None, typer.Option("--id", help="A dead letter's id, as `dlq list` shows "
                                                               "(repeatable)")] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
     as_json: JsonOption = False,

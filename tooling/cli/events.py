@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -33,13 +33,14 @@ def events() -> None:
 
 @app.command()
 def tail(
-    topic: Annotated[Optional[list[str]], typer.Option(
-        "--topic", "-t", help=f"Topic to read (repeatable); default the public ones: {', '.join(PUBLIC_TOPICS)}")] = None,
-    event_type: Annotated[Optional[list[str]], typer.Option(
+    topic: Annotated[list[str] | None, typer.Option(
+        "--topic", "-t",
+        help=f"Topic to read (repeatable); default the public ones: {', '.join(PUBLIC_TOPICS)}")] = None,
+    event_type: Annotated[list[str] | None, typer.Option(
         "--type", help="Only this event type (repeatable): PermitIssued or iomki.PermitIssued.v1")] = None,
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest retained event, not the newest")] = False,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many events")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many events")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Follow events, decoded and pretty-printed (Ctrl-C stops)."""

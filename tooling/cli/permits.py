@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -16,13 +16,13 @@ Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in th
 
 @app.command("list")
 def list_permits(
-    status: Annotated[Optional[str], typer.Option(help="SUBMITTED | ISSUED | REJECTED | FROZEN | REVOKED")] = None,
-    province: Annotated[Optional[str], typer.Option(help="Province code, e.g. 32")] = None,
-    regency: Annotated[Optional[str], typer.Option(help="Regency code, e.g. 32.16")] = None,
-    nib: Annotated[Optional[str], typer.Option(help="A company's 13-digit NIB")] = None,
-    sector: Annotated[Optional[str], typer.Option(help="critical | essential | non_essential")] = None,
+    status: Annotated[str | None, typer.Option(help="SUBMITTED | ISSUED | REJECTED | FROZEN | REVOKED")] = None,
+    province: Annotated[str | None, typer.Option(help="Province code, e.g. 32")] = None,
+    regency: Annotated[str | None, typer.Option(help="Regency code, e.g. 32.16")] = None,
+    nib: Annotated[str | None, typer.Option(help="A company's 13-digit NIB")] = None,
+    sector: Annotated[str | None, typer.Option(help="critical | essential | non_essential")] = None,
     limit: Annotated[int, typer.Option(help="Page size (1–200)")] = 50,
-    cursor: Annotated[Optional[str], typer.Option(help="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[str | None, typer.Option(help="`next_cursor` of the previous page")] = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:

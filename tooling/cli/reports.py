@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -38,8 +38,8 @@ def schedule(
 def submit(
     file: Annotated[Path, typer.Argument(help="The report as JSON (the POST /reports body); `-` reads stdin",
                                          allow_dash=True)],
-    permit_id: Annotated[Optional[str], typer.Option(help="Overrides the file's permit_id")] = None,
-    period_id: Annotated[Optional[str], typer.Option(help="Overrides the file's period_id")] = None,
+    permit_id: Annotated[str | None, typer.Option(help="Overrides the file's permit_id")] = None,
+    period_id: Annotated[str | None, typer.Option(help="Overrides the file's period_id")] = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -60,8 +60,8 @@ def submit(
 
 @app.command()
 def compliance(
-    province: Annotated[Optional[str], typer.Option(help="Province code, e.g. 32")] = None,
-    regency: Annotated[Optional[str], typer.Option(help="Regency code, e.g. 32.16")] = None,
+    province: Annotated[str | None, typer.Option(help="Province code, e.g. 32")] = None,
+    regency: Annotated[str | None, typer.Option(help="Regency code, e.g. 32.16")] = None,
     days: Annotated[int, typer.Option(help="Deadlines within the last N days")] = 28,
     token: TokenOption = None,
     as_json: JsonOption = False,

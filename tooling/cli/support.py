@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
 import httpx
@@ -32,7 +32,7 @@ out = Console(highlight=False)
 
 # The options every command takes, spelled once.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables")]
-TokenOption = Annotated[Optional[str], typer.Option(
+TokenOption = Annotated[str | None, typer.Option(
     "--token", envvar="IOMKI_TOKEN", show_envvar=True,
     help="Bearer token; default: a development operator token minted with the platform's development secret")]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +17,9 @@ from tooling.cli.support import Api, JsonOption, emit, fail, fields, out
 
 def verify_token(
     token: Annotated[str, typer.Argument(help="The token read from the permit's QR code (IOMKI1.…)")],
-    public_key: Annotated[Optional[Path], typer.Option(
+    public_key: Annotated[Path | None, typer.Option(
         help="The registry public key (PEM, or base64 of its 32 raw bytes): verify fully offline")] = None,
-    registry_url: Annotated[Optional[str], typer.Option(
+    registry_url: Annotated[str | None, typer.Option(
         help="Where /registry/keys is published; default the permits service (IOMKI_PERMITS_URL)")] = None,
     as_json: JsonOption = False,
 ) -> None:

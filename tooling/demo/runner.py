@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,7 +50,7 @@ from tooling.demo.summary import Api, Summary, check, collect, render, render_ch
 from tooling.launcher import Platform, development_secret
 from tooling.ports import free_port
 
-WEBHOOK_SECRET = "demo-task-force-webhook-secret"
+WEBHOOK_SECRET = "demo-task-force-webhook-secret"  # noqa: S105 -- signs webhooks to the demo's own receiver
 
 
 def demo_environment(period_seconds: float) -> dict[str, str]:
@@ -206,6 +206,8 @@ class Story:
             if plant.role is Part.CLUSTER and seq == 1:
                 await self.cluster(plant)
             progress.advance(task)
+        if deadline is None:  # a scenario has four weeks at least
+            raise DemoFailure(f"plant {plant.index} had no week to play")
         self.deadlines[plant.index] = deadline
 
     async def epilogue(self, plant: Plant, rng: random.Random, done: asyncio.Event) -> None:
@@ -216,7 +218,7 @@ class Story:
         closed = plant.plan[-1] is Week.CLOSED
         seq = len(plant.plan) + 1
         while True:
-            delay = (deadline - datetime.now(timezone.utc)).total_seconds() + 1.2
+            delay = (deadline - datetime.now(UTC)).total_seconds() + 1.2
             if await wait_until_set(done, max(delay, 0)):
                 return
             period = await self.period(plant, seq, None)
@@ -325,7 +327,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
     console = console or Console(log_path=False)
     plants = cast(scenario)
     expect = expected(plants)
-    rng = random.Random(scenario.seed)
+    rng = random.Random(scenario.seed)  # noqa: S311 -- the demo's seeded story, no secret
     provinces = sorted({p.province_code for p in plants})
     console.rule(f"[bold]iomki demo[/]: {len(plants)} plants, {len(provinces)} provinces, "
                  f"{scenario.weeks} weeks of {scenario.period_seconds:g} s")
@@ -352,7 +354,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
         stop = asyncio.Event()
         narrator = asyncio.create_task(story.sanctions(stop))
         try:
-            await _together([story.alerts(), *(story.live(plant, random.Random(rng.random()), progress, weeks)
+            await _together([story.alerts(), *(story.live(plant, random.Random(rng.random()), progress, weeks)  # noqa: S311 -- as `rng`
                                                for plant in plants)])
             done = asyncio.Event()
             revoke = next(p for p in plants if p.role is Part.REVOKE)
@@ -363,7 +365,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
                 await _until(lambda: story._get("permits", f"/permits/{story.permit_ids[revoke.index]}"),
                              lambda body: body["status"] == "REVOKED", "the revocation")
                 done.set()
-            await _together([last_sanctions(), *(story.epilogue(plant, random.Random(rng.random()), done)
+            await _together([last_sanctions(), *(story.epilogue(plant, random.Random(rng.random()), done)  # noqa: S311 -- as `rng`
                                                  for plant in plants if plant.index in story.deadlines)])
         finally:
             stop.set()
@@ -371,7 +373,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
         progress.stop()
         # A deadline that has just passed may not be swept yet (its period still open): let the sweep catch up,
         # reading again for a while when the services are still behind what the story did (a busy machine).
-        passed = [deadline for _, deadline in story.epilogue_periods if deadline <= datetime.now(timezone.utc)]
+        passed = [deadline for _, deadline in story.epilogue_periods if deadline <= datetime.now(UTC)]
         if passed:
             await _sleep_until(max(passed) + timedelta(seconds=3))
         catching_up_until = time.monotonic() + 30
@@ -401,7 +403,7 @@ async def _together(coroutines: Any) -> None:
 
 
 async def _sleep_until(moment: datetime) -> None:
-    delay = (moment - datetime.now(timezone.utc)).total_seconds()
+    delay = (moment - datetime.now(UTC)).total_seconds()
     if delay > 0:
         await asyncio.sleep(delay)
 
@@ -431,8 +433,9 @@ class DemoPlatform(Platform):
     def start_service(self, service: str) -> None:
         env = {**os.environ, **self.environment}
         with open(self.settings.data_dir / f"{service}.log", "ab") as log:
-            self.processes[service] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env,
-                                                       stdout=log, stderr=log)
+            # This interpreter, running one of the platform's own services by its fixed name.
+            self.processes[service] = subprocess.Popen([sys.executable, "-m", f"services.{service}"],  # noqa: S603
+                                                       env=env, stdout=log, stderr=log)
 
 
 def demo(
