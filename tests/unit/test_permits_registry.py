@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from services.permits.app import registry_signing_key
-from services.permits.cli import app as cli
 from shared import registry_tokens
+from tooling.cli.app import app as cli
 
 pytestmark = pytest.mark.unit
 
@@ -76,10 +76,13 @@ def test_the_cli_verifies_a_token_against_a_public_key_file(tmp_path):
     token = registry_tokens.sign(claims(key), key)
     public = tmp_path / "registry.pub"
     public.write_text(registry_tokens.public_jwk(key.public_key())["pem"])
-    ok = CliRunner().invoke(cli, ["verify", token, "--public-key", str(public)])
+    ok = CliRunner().invoke(cli, ["verify", token, "--public-key", str(public), "--json"])
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)["permit_number"] == "IOMKI-2021-000123"
+    assert json.loads(ok.output) == {"valid_signature": True, "claims": json.loads(json.dumps(
+        dataclasses.asdict(registry_tokens.verify(token, key.public_key()))))}
+    assert json.loads(ok.output)["claims"]["permit_number"] == "IOMKI-2021-000123"
 
     public.write_text(registry_tokens.public_jwk(Ed25519PrivateKey.generate().public_key())["x"])
-    refused = CliRunner().invoke(cli, ["verify", token, "--public-key", str(public)])
+    refused = CliRunner().invoke(cli, ["verify", token, "--public-key", str(public), "--json"])
     assert refused.exit_code == 1
+    assert json.loads(refused.output)["valid_signature"] is False
