@@ -61,13 +61,6 @@ class RetryPolicy:
         return min(self.first_delay * 2**attempt, self.max_delay)
 
 
-# The relay's producer sends no record over aiokafka's max_request_size (1 MiB) and would retry such an outbox
-# row for ever, holding back every event behind it. A dead letter keeps the original bytes whenever they fit
-# beside its headers (2 KiB of error at most); only a message near the broker's limit, which can never be an
-# event (see MAX_EVENT_BYTES), is cut to its first bytes, and its letter says how long it was.
-DEAD_LETTER_MAX_BYTES = 1_000_000
-
-
 class EventConsumer:
     def __init__(
         self,
@@ -252,12 +245,7 @@ class EventConsumer:
             "iomki-dlq-consumer-group": self.group_id,
             "iomki-dlq-id": str(uuid.uuid4()),
         }
-        key, value = record.key or b"", record.value or b""
-        if len(key) + len(value) > DEAD_LETTER_MAX_BYTES:
-            headers["iomki-dlq-truncated"] = f"key={len(key)} value={len(value)}"  # the original sizes
-            key = key[:1024]
-            value = value[:DEAD_LETTER_MAX_BYTES - len(key)]
-        await work.outbox.dead_letter(key=key, value=value, headers=headers)
+        await work.outbox.dead_letter(key=record.key, value=record.value or b"", headers=headers)
         tally.add(self._metrics.events_dead_lettered.labels(record.topic, reason))
         log.warning("event_dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
                     reason=reason, error=error[:500])

@@ -15,20 +15,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
+from typing import Any
 
 import asyncpg
 import pydantic_core
 import stamina
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    BrokerResponseError, InvalidProducerEpoch, InvalidProducerIdMapping, OutOfOrderSequenceNumber, ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared.clock import wait_until_set
+from shared.contract import DLQ, MAX_EVENT_BYTES
 from shared.messaging.bus import connection_options
 from shared.observability import Metrics, retried
 from shared.settings import PlatformSettings
+from shared.storage.unit_of_work import DEAD_LETTER_MAX_BYTES, Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +54,45 @@ _WINDOW_START = ("coalesce((SELECT min(first_position) FROM outbox_publications"
 # Kafka's default partitioner, as aiokafka's producer has it: every producer places a plant's key on the same
 # partition, so the relay's batches and any other client's sends agree.
 _DEFAULT_PARTITIONER = DefaultPartitioner()
+
+
+def _largest_record(topic: str) -> int:
+    """What a record may take on a topic: an event the contract's limit, a dead letter its own."""
+    return DEAD_LETTER_MAX_BYTES + DEAD_LETTER_HEADROOM if topic == DLQ.name else MAX_EVENT_BYTES
+
+
+# A dead letter's headers (its error cut to 2 KiB) beside the bytes it keeps.
+DEAD_LETTER_HEADROOM = 16 * 1024
+
+
+def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
+    return [(name, value.encode()) for name, value in pydantic_core.from_json(row["headers"]).items()]
+
+
+def _refused(exc: BaseException) -> bool:
+    """The broker refused a record for good (too large, invalid, not allowed): no retry will change its answer.
+    A producer's own sequence out of step is no fault of a record."""
+    return isinstance(exc, BrokerResponseError) and not exc.retriable and not isinstance(exc, _PRODUCER_OUT_OF_STEP)
+
+
+_PRODUCER_OUT_OF_STEP = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping,
+                         ProducerFenced)
+
+
+class ProducerSpoiled(Exception):
+    """A record refused leaves an idempotent producer's sequence for its partition ahead of the broker's, and every
+    later batch there refused as out of order: the relay starts again with a new producer (a new producer id)."""
+
+
+async def _dead_letter(connection: asyncpg.Connection, rows: list[tuple[asyncpg.Record, str, str]]) -> None:
+    """Records the broker will never take go to the dead-letter topic, with why, instead of holding back every
+    event behind them; the letter names the outbox row it came from."""
+    outbox = Outbox(connection)
+    for row, reason, error in rows:
+        log.warning("event_unpublishable", topic=row["topic"], position=row["position"], reason=reason, error=error)
+        await outbox.dead_letter(key=row["key"], value=row["value"], headers={
+            "iomki-dlq-reason": reason, "iomki-dlq-error": error[:2000], "iomki-dlq-topic": row["topic"],
+            "iomki-dlq-outbox-position": str(row["position"]), "iomki-dlq-id": str(uuid.uuid4())})
 
 
 class Relay:
@@ -90,9 +137,7 @@ class Relay:
                 await asyncio.sleep(1.0)
             self.is_leader = True
             await connection.add_listener(f"{self._schema}_outbox", lambda *_: self._wake.set())
-            producer = AIOKafkaProducer(**connection_options(self._settings), client_id=f"iomki-{self._schema}-relay",
-                                        acks="all", enable_idempotence=True, linger_ms=1, request_timeout_ms=10_000,
-                                        max_batch_size=RECORD_BATCH_BYTES)
+            producer = self._producer()
             try:  # stopped even when starting fails (the broker is down): clients left open pile up
                 await producer.start()
                 await self._publish_forever(connection, producer)
@@ -101,6 +146,11 @@ class Relay:
         finally:
             self.is_leader = False
             await connection.close()
+
+    def _producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(**connection_options(self._settings), client_id=f"iomki-{self._schema}-relay",
+                                acks="all", enable_idempotence=True, linger_ms=1, request_timeout_ms=10_000,
+                                max_batch_size=RECORD_BATCH_BYTES)
 
     async def _publish_forever(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         next_prune = 0.0
@@ -129,35 +179,79 @@ class Relay:
         # Each partition's rows go into record batches in outbox order and the batches are sent in that order,
         # so per-plant order holds; everything is awaited together. A batch per partition spares a future and a
         # metadata lookup per row: the relay spent more CPU per event than the producing service did.
-        batches: dict[tuple[str, int], BatchBuilder] = {}
-        delivered = []
-        published = Counter[str]()
+        batches: dict[tuple[str, int], tuple[BatchBuilder, list[asyncpg.Record]]] = {}
+        sent: list[tuple[asyncio.Future[Any], tuple[str, int], list[asyncpg.Record]]] = []
+        unpublishable: list[tuple[asyncpg.Record, str, str]] = []
         partitions = {topic: sorted(await producer.partitions_for(topic)) for topic in {row["topic"] for row in rows}}
         for row in rows:
             topic, key = row["topic"], row["key"]
+            size, limit = len(key or b"") + len(row["value"]), _largest_record(topic)
+            if size > limit:  # it would never be accepted: a letter now, rather than a round retried for ever
+                unpublishable.append((row, "oversized", f"{size:,} bytes, over the {limit:,} a record on {topic} "
+                                                        "may take"))
+                continue
             target = (topic, _DEFAULT_PARTITIONER(key, partitions[topic], partitions[topic]))
-            headers = [(name, value.encode()) for name, value in pydantic_core.from_json(row["headers"]).items()]
-            batch = batches.get(target)
+            headers = _headers(row)
+            batch, batch_rows = batches.get(target) or (None, [])
             if batch is None or batch.append(key=key, value=row["value"], timestamp=None, headers=headers) is None:
                 if batch is not None:  # full: on its way, and the row starts the partition's next batch
-                    delivered.append(await producer.send_batch(batch, topic, partition=target[1]))
-                batch = batches[target] = producer.create_batch()
+                    sent.append((await producer.send_batch(batch, topic, partition=target[1]), target, batch_rows))
+                batch, batch_rows = producer.create_batch(), []
+                batches[target] = (batch, batch_rows)
                 batch.append(key=key, value=row["value"], timestamp=None, headers=headers)  # a first record fits
-            published[topic] += 1
-        for (topic, partition), batch in batches.items():
-            delivered.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*delivered)
-        await connection.execute(
-            "WITH published AS (DELETE FROM outbox_pending WHERE position = ANY($1::bigint[]))"
-            " INSERT INTO outbox_publications (minute, first_position)"
-            " VALUES (date_trunc('minute', clock_timestamp()), $2) ON CONFLICT (minute) DO UPDATE"
-            " SET first_position = excluded.first_position"
-            " WHERE excluded.first_position < outbox_publications.first_position",
-            [row["position"] for row in rows], rows[0]["position"],
-        )
-        for topic, count in published.items():
+            batch_rows.append(row)
+        for target, (batch, batch_rows) in batches.items():
+            sent.append((await producer.send_batch(batch, target[0], partition=target[1]), target, batch_rows))
+        outcomes = await asyncio.gather(*(delivery for delivery, _, _ in sent), return_exceptions=True)
+        spoiled = False
+        for outcome, (_, target, batch_rows) in zip(outcomes, sent, strict=True):
+            if isinstance(outcome, BaseException):
+                if not _refused(outcome):
+                    raise outcome  # the broker or the network: the round is retried, as any outage is
+                unpublishable += await self._one_by_one(target, batch_rows)
+                spoiled = True
+        async with connection.transaction():
+            await _dead_letter(connection, unpublishable)
+            await connection.execute(
+                "WITH published AS (DELETE FROM outbox_pending WHERE position = ANY($1::bigint[]))"
+                " INSERT INTO outbox_publications (minute, first_position)"
+                " VALUES (date_trunc('minute', clock_timestamp()), $2) ON CONFLICT (minute) DO UPDATE"
+                " SET first_position = excluded.first_position"
+                " WHERE excluded.first_position < outbox_publications.first_position",
+                [row["position"] for row in rows], rows[0]["position"],
+            )
+        refused = {row["position"] for row, _, _ in unpublishable}
+        for topic, count in Counter(row["topic"] for row in rows if row["position"] not in refused).items():
             self._metrics.events_published.labels(topic).inc(count)
+        for row, reason, _ in unpublishable:
+            self._metrics.events_dead_lettered.labels(row["topic"], reason).inc()
+        if spoiled:
+            raise ProducerSpoiled("the broker refused a record; the relay starts again with a new producer")
         return len(rows)
+
+    async def _one_by_one(self, target: tuple[str, int],
+                          rows: list[asyncpg.Record]) -> list[tuple[asyncpg.Record, str, str]]:
+        """A refused batch's rows sent again one at a time, in order, so that only the record refused is held
+        back; the rows refused, with why. A producer that met a refusal is replaced (see `ProducerSpoiled`)."""
+        refused = []
+        producer = self._producer()
+        try:
+            await producer.start()
+            for row in rows:
+                batch = producer.create_batch()
+                batch.append(key=row["key"], value=row["value"], timestamp=None, headers=_headers(row))
+                try:
+                    await (await producer.send_batch(batch, target[0], partition=target[1]))
+                except BrokerResponseError as exc:
+                    if not _refused(exc):
+                        raise
+                    refused.append((row, "refused", f"{type(exc).__name__}: {exc}"))
+                    await producer.stop()
+                    producer = self._producer()
+                    await producer.start()
+        finally:
+            await producer.stop()
+        return refused
 
     async def _prune(self, connection: asyncpg.Connection) -> None:
         await connection.execute(

@@ -10,8 +10,14 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import pydantic_core
 
-from shared.contract import CONTENT_TYPE, DLQ, Envelope, EVENT_TYPES
+from shared.contract import CONTENT_TYPE, DLQ, EVENT_TYPES, MAX_EVENT_BYTES, Envelope, EventTooLarge
 from shared.storage.db import ACQUIRE_TIMEOUT, Connection
+
+
+# The relay's producer sends no record over aiokafka's max_request_size (1 MiB). A dead letter keeps the original
+# bytes whenever they fit beside its headers (2 KiB of error at most); only a message near the broker's limit,
+# which can never be an event (see MAX_EVENT_BYTES), is cut to its first bytes.
+DEAD_LETTER_MAX_BYTES = 1_000_000
 
 
 def _json_text(headers: Mapping[str, str]) -> str:
@@ -35,14 +41,24 @@ class Outbox:
 
     @staticmethod
     def row(envelope: Envelope) -> tuple[uuid.UUID, str, str, bytes, bytes, str]:
-        """An event as the outbox stores it: (event_id, event_type, topic, key, value, headers)."""
+        """An event as the outbox stores it: (event_id, event_type, topic, key, value, headers). An event over the
+        contract's limit is refused here, in the transaction that would have written it."""
+        value = envelope.to_bytes()
+        if len(value) > MAX_EVENT_BYTES:
+            raise EventTooLarge(envelope.type, len(value))
         headers = {"content-type": CONTENT_TYPE, "correlation_id": envelope.correlationid}
-        return (envelope.id, envelope.type, EVENT_TYPES[envelope.type].topic.name, envelope.key,
-                envelope.to_bytes(), _json_text(headers))
+        return (envelope.id, envelope.type, EVENT_TYPES[envelope.type].topic.name, envelope.key, value,
+                _json_text(headers))
 
     async def dead_letter(self, *, key: bytes | None, value: bytes, headers: Mapping[str, str]) -> None:
-        """The original bytes go to the dead-letter topic untouched; what went wrong travels in headers."""
-        await self._insert([(uuid.uuid4(), "dead-letter", DLQ.name, key or b"", value, _json_text(dict(headers)))])
+        """The original bytes go to the dead-letter topic untouched, what went wrong in headers; a record too large
+        for a letter is cut to its first bytes, and the letter says how long it was."""
+        key, letter = key or b"", dict(headers)
+        if len(key) + len(value) > DEAD_LETTER_MAX_BYTES:
+            letter["iomki-dlq-truncated"] = f"key={len(key)} value={len(value)}"  # the original sizes
+            key = key[:1024]
+            value = value[:DEAD_LETTER_MAX_BYTES - len(key)]
+        await self._insert([(uuid.uuid4(), "dead-letter", DLQ.name, key, value, _json_text(letter))])
 
     async def _insert(self, rows: list[tuple]) -> None:
         """One statement for the lot: one round trip, and one wake-up of the relay."""

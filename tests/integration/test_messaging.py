@@ -13,8 +13,10 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
+from confluent_kafka.admin import ConfigResource as ConfluentResource
 
-from shared.contract import CONTENT_TYPE, Topic
+from shared.contract import CONTENT_TYPE, MAX_EVENT_BYTES, Envelope, EventTooLarge, Topic
 from shared.messaging.bus import admin_client, ensure_topics
 from shared.runtime import PLATFORM_MIGRATIONS, ServiceRuntime
 from shared.settings import PlatformSettings
@@ -254,3 +256,71 @@ async def test_an_outbox_from_before_the_relay_queue_is_queued_and_kept_as_it_wa
         assert await connection.fetchval("SELECT count(*) FROM outbox") == 4
     finally:
         await connection.close()
+
+
+def padded(envelope: Envelope, size: int) -> Envelope:
+    """The event with data no handler reads, to make it `size` bytes or more: the outbox checks only size."""
+    return envelope.model_copy(update={"data": envelope.data | {"padding": "x" * size}})
+
+
+async def test_an_event_over_the_contract_s_limit_is_refused_where_it_is_written(probe):
+    plant = uuid.uuid4()
+    fine, huge = applied_event(plant, 1), padded(applied_event(plant, 2), MAX_EVENT_BYTES)
+    with pytest.raises(EventTooLarge, match=f"over the {MAX_EVENT_BYTES:,} bytes an event may take") as refused:
+        await probe.emit(fine, huge)
+    assert refused.value.event_type == "iomki.PermitApplied.v1" and refused.value.size > MAX_EVENT_BYTES
+    written = await probe.runtime.database.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE event_id = ANY($1::uuid[])", [fine.id, huge.id])
+    assert written == 0  # the transaction is refused whole
+
+
+async def dead_letters_from_the_relay(bootstrap: str, event_id: uuid.UUID) -> dict[str, str]:
+    dead = await read_topic(bootstrap, "iomki.dlq", until=lambda ms: any(str(event_id).encode() in m.value for m in ms))
+    letter = next(m for m in dead if str(event_id).encode() in m.value)
+    assert json.loads(letter.value)["id"] == str(event_id)  # the original bytes, untouched
+    return {name: value.decode() for name, value in letter.headers}
+
+
+async def test_an_outbox_row_too_large_to_publish_is_dead_lettered_and_the_relay_carries_on(probe, platform):
+    """A row the contract refuses now, written before it did: a letter, not a relay retrying it for ever."""
+    plant = uuid.uuid4()
+    huge, after = padded(applied_event(plant, 1), 2 * MAX_EVENT_BYTES), applied_event(plant, 2)
+    async with probe.runtime.database.transaction() as work:
+        await work.connection.execute(
+            "WITH added AS (INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
+            " VALUES ($1, $2, 'iomki.permits', $3, $4, '{}') RETURNING position)"
+            " INSERT INTO outbox_pending SELECT position FROM added",
+            huge.id, huge.type, huge.key, huge.to_bytes())
+        await work.outbox.add(after)
+    assert await probe.wait_applied([plant], 1) == [(after.id, plant, 2)]
+    headers = await dead_letters_from_the_relay(platform.bootstrap, huge.id)
+    assert headers["iomki-dlq-reason"] == "oversized" and headers["iomki-dlq-topic"] == "iomki.permits"
+    assert f"over the {MAX_EVENT_BYTES:,} a record on iomki.permits may take" in headers["iomki-dlq-error"]
+    assert int(headers["iomki-dlq-outbox-position"]) > 0
+    assert await probe.runtime.database.pool.fetchval("SELECT count(*) FROM outbox_pending") == 0
+
+
+async def test_a_record_the_broker_refuses_is_dead_lettered_and_the_rest_of_its_batch_published(probe, platform):
+    """The broker's own limit for the topic, lower than the contract's: the batch is refused, its other records
+    go again one by one, and only the refused one becomes a letter."""
+    plant = uuid.uuid4()
+    before, refused, after = applied_event(plant, 1), padded(applied_event(plant, 2), 8_000), applied_event(plant, 3)
+    admin = AdminClient({"bootstrap.servers": platform.bootstrap})
+
+    def configure(operation: AlterConfigOpType) -> None:
+        entry = ConfigEntry("max.message.bytes", "4096", incremental_operation=operation)
+        [done] = admin.incremental_alter_configs([ConfluentResource("topic", "iomki.permits",
+                                                                    incremental_configs=[entry])]).values()
+        done.result(timeout=30)
+
+    await asyncio.to_thread(configure, AlterConfigOpType.SET)
+    try:
+        await probe.emit(before, refused, after)  # one round, one batch: refused whole by the broker
+        assert await probe.wait_applied([plant], 2) == [(before.id, plant, 1), (after.id, plant, 3)]
+    finally:
+        await asyncio.to_thread(configure, AlterConfigOpType.DELETE)
+    headers = await dead_letters_from_the_relay(platform.bootstrap, refused.id)
+    assert headers["iomki-dlq-reason"] == "refused" and headers["iomki-dlq-topic"] == "iomki.permits"
+    assert "TooLarge" in headers["iomki-dlq-error"], headers["iomki-dlq-error"]
+    dead_lettered = probe.runtime.metrics.events_dead_lettered.labels("iomki.permits", "refused")._value.get()
+    assert dead_lettered >= 1

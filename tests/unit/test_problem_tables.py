@@ -15,6 +15,7 @@ from services.permits import api as permits_api
 from services.permits.domain import PermitsRefusal
 from services.reports import api as reports_api
 from services.reports.domain import Refused
+from shared.contract import MAX_EVENT_BYTES, EventTooLarge
 from shared.web.http import Problem, ProblemTable, install_problem_handlers
 
 pytestmark = pytest.mark.unit
@@ -94,3 +95,14 @@ async def test_a_kind_without_an_entry_takes_its_nearest_ancestor_s():
 async def test_an_exception_outside_the_table_is_an_internal_error():
     response = await _answer(RuntimeError("bug"))
     assert response.status_code == 500 and response.json()["title"] == "Internal error"
+
+
+async def test_an_event_too_large_for_the_contract_is_refused_by_every_service_as_unprocessable():
+    """Whatever the request, the outbox refuses an event over the contract's limit: a 422 that says so."""
+    response = await _answer(EventTooLarge("iomki.PermitApplied.v1", 1_048_600))
+    assert response.status_code == 422
+    assert response.json() == {
+        "type": "about:blank", "title": "Event too large", "status": 422,
+        "detail": "The request would publish an event of 1,048,600 bytes (iomki.PermitApplied.v1), over the "
+                  f"{MAX_EVENT_BYTES:,} bytes an event may take; shorten its lists or texts.",
+        "event_type": "iomki.PermitApplied.v1", "size": 1_048_600}
