@@ -177,7 +177,7 @@ def new_plants(count: int) -> list[Plant]:
 def permit_issued(plant: Plant, *, province_code: str = "32", regency_code: str = "32.16") -> Envelope:
     return Envelope.wrap(PermitIssued(
         facility_id=plant.facility_id, province_code=province_code, regency_code=regency_code,
-        permit_id=plant.permit_id, nib=plant.nib, permit_number=f"IOMKI-{province_code}-2026-{plant.nib[-6:]}",
+        permit_id=plant.permit_id, nib=plant.nib, permit_number=f"IOMKI-2026-{plant.nib[-6:]}",
         company_name=f"PT Bench {plant.nib[-6:]}", sector_class=SectorClass.ESSENTIAL, workforce_total=400,
         issued_at=datetime.now(UTC),
     ), service="permits")

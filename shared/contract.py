@@ -19,7 +19,11 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model, field_validator,
+)
+
+from shared import regions
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -46,6 +50,47 @@ DLQ = Topic("iomki.dlq", 1, public=False, owner="platform")
 TOPICS: tuple[Topic, ...] = (PERMITS, REPORTS, INCIDENTS, ALERTS, INTERNAL_CONTACTS, DLQ)
 
 
+# ---------------------------------------------------------------------------------------------- values
+
+# Events cross a trust line when they are consumed, so every field is bounded here, and every code is matched as
+# a whole and in ASCII digits: `\d` also takes other scripts' digits ("１２３４５"). pydantic searches a pattern
+# (Rust regex, where `$` is the very end), hence the anchors. Each bound is at least as wide as the HTTP model
+# that feeds it, so no event an API has produced is refused; the APIs and domains use these same patterns.
+NIB_PATTERN = r"^[0-9]{13}$"
+KBLI_PATTERN = r"^[0-9]{5}$"
+# The sequence is the year's counter (an int4), printed with at least six digits.
+PERMIT_NUMBER_PATTERN = r"^IOMKI-[0-9]{4}-[0-9]{6,10}$"
+CASE_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
+
+ProvinceCode = Annotated[str, StringConstraints(pattern=regions.PROVINCE_PATTERN)]
+RegencyCode = Annotated[str, StringConstraints(pattern=regions.REGENCY_PATTERN)]
+Nib = Annotated[str, StringConstraints(pattern=NIB_PATTERN)]
+Kbli = Annotated[str, StringConstraints(pattern=KBLI_PATTERN)]
+PermitNumber = Annotated[str, StringConstraints(pattern=PERMIT_NUMBER_PATTERN)]
+CaseRef = Annotated[str, StringConstraints(pattern=CASE_REF_PATTERN)]
+
+NAME_MAX_LENGTH = 200  # a company's or a plant's name, as the permits API takes it
+REASON_MAX_LENGTH = 2000  # an officer's reason (the API takes 1000) or one the platform writes itself
+EMAIL_MAX_LENGTH = 320
+PHONE_MAX_LENGTH = 40
+# A plant's KBLI codes: the permits API takes 20; events written before it had a bound may hold more, but no
+# event within MAX_EVENT_BYTES can hold more than this.
+KBLI_MAX_ITEMS = 8192
+# A sanction's evidence: the periods and warnings of the ladder's window, a handful; the reports service sends
+# at most the latest this many, and keeps the whole evidence in its own tables.
+EVIDENCE_MAX_ITEMS = 1000
+INT4_MAX = 2**31 - 1  # what the services' tables store
+# A request's id or an event's: the services take a caller's X-Request-Id only up to 200 characters (see
+# shared/web/http.py); ids of any tracing scheme fit with room to spare.
+CORRELATION_MAX_LENGTH = 1024
+
+Name = Annotated[str, StringConstraints(max_length=NAME_MAX_LENGTH)]
+Reason = Annotated[str, StringConstraints(max_length=REASON_MAX_LENGTH)]
+# A name the platform gives: a sanction rule, an alert key, an event type, a role.
+Label = Annotated[str, StringConstraints(max_length=200)]
+Count = Annotated[int, Field(ge=0, le=INT4_MAX)]
+
+
 # ---------------------------------------------------------------------------------------------- events
 
 
@@ -58,8 +103,8 @@ class Event(BaseModel):
     major: ClassVar[int] = 1
 
     facility_id: uuid.UUID
-    province_code: str
-    regency_code: str
+    province_code: ProvinceCode
+    regency_code: RegencyCode
 
     @classmethod
     def type_name(cls) -> str:
@@ -78,43 +123,43 @@ class SectorClass(StrEnum):
 class PermitEvent(Event):
     topic: ClassVar[Topic] = PERMITS
     permit_id: uuid.UUID
-    nib: str
+    nib: Nib
 
 
 class PermitApplied(PermitEvent):
-    company_name: str
-    facility_name: str
-    kbli: list[str]
+    company_name: Name
+    facility_name: Name
+    kbli: list[Kbli] = Field(max_length=KBLI_MAX_ITEMS)
     sector_class: SectorClass
-    workforce_total: int
+    workforce_total: Count
 
 
 class PermitIssued(PermitEvent):
-    permit_number: str
-    company_name: str
+    permit_number: PermitNumber
+    company_name: Name
     sector_class: SectorClass
-    workforce_total: int
+    workforce_total: Count
     issued_at: datetime
 
 
 class PermitRejected(PermitEvent):
-    reason: str
+    reason: Reason
 
 
 class PermitFrozen(PermitEvent):
-    permit_number: str
-    reason: str
-    freeze_count: int = Field(description="How many times this permit has been frozen, this one included.")
+    permit_number: PermitNumber
+    reason: Reason
+    freeze_count: Count = Field(description="How many times this permit has been frozen, this one included.")
 
 
 class PermitReactivated(PermitEvent):
-    permit_number: str
-    reason: str
+    permit_number: PermitNumber
+    reason: Reason
 
 
 class PermitRevoked(PermitEvent):
-    permit_number: str | None
-    reason: str
+    permit_number: PermitNumber | None
+    reason: Reason
     reapply_after: date
 
 
@@ -139,16 +184,16 @@ class ReportSubmitted(ReportEvent):
     period_starts_at: datetime
     deadline: datetime
     late: bool
-    workforce_total: int
-    on_site_total: int
-    odp: int
-    pdp: int
-    confirmed_positive: int
-    tests_pcr: int
-    tests_antigen: int
-    vaccinated_dose1: int
-    vaccinated_dose2: int
-    vaccinated_booster: int
+    workforce_total: Count
+    on_site_total: Count
+    odp: Count
+    pdp: Count
+    confirmed_positive: Count
+    tests_pcr: Count
+    tests_antigen: Count
+    vaccinated_dose1: Count
+    vaccinated_dose2: Count
+    vaccinated_booster: Count
 
 
 class ReportOverdue(ReportEvent):
@@ -160,7 +205,7 @@ class WarningIssued(ReportEvent):
     warning_id: uuid.UUID
     period_id: uuid.UUID
     deadline: datetime
-    consecutive: int = Field(description="Warnings in a row, this one included.")
+    consecutive: Count = Field(description="Warnings in a row, this one included.")
 
 
 class SanctionAction(StrEnum):
@@ -170,13 +215,13 @@ class SanctionAction(StrEnum):
 
 class SanctionEvidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-    missed_periods: list[uuid.UUID]
-    warnings: list[uuid.UUID]
+    missed_periods: list[uuid.UUID] = Field(max_length=EVIDENCE_MAX_ITEMS)
+    warnings: list[uuid.UUID] = Field(max_length=EVIDENCE_MAX_ITEMS)
 
 
 class SanctionRecommended(ReportEvent):
     action: SanctionAction
-    rule: str = Field(description="The named policy rule that fired, e.g. ThreeWarningsInARow.")
+    rule: Label = Field(description="The named policy rule that fired, e.g. ThreeWarningsInARow.")
     evidence: SanctionEvidence
 
 
@@ -196,10 +241,10 @@ class CaseDetected(IncidentEvent):
     """`case_ref` is the company's pseudonymous reference: never a name, NIK, phone or address."""
 
     case_id: uuid.UUID
-    case_ref: str
+    case_ref: CaseRef
     confirmed_on: date
     symptomatic: bool
-    close_contacts: int
+    close_contacts: Count
     source: CaseSource
 
 
@@ -211,15 +256,15 @@ class IsolationStarted(IncidentEvent):
 
 class ContactsQuarantined(IncidentEvent):
     case_id: uuid.UUID
-    contacts: int
+    contacts: Count
     starts_on: date
     ends_on: date
 
 
 class ClusterDeclared(IncidentEvent):
     cluster_id: uuid.UUID
-    case_count: int
-    window_days: int
+    case_count: Count
+    window_days: Count
     first_confirmed_on: date
     last_confirmed_on: date
 
@@ -232,7 +277,7 @@ class ClosureScope(StrEnum):
 class FacilityClosureOrdered(IncidentEvent):
     closure_id: uuid.UUID
     scope: ClosureScope
-    reason: str
+    reason: Reason
     starts_at: datetime
     ends_at: datetime = Field(description="Earliest reopening; later orders for the same closure extend it.")
     cluster_id: uuid.UUID | None = None
@@ -270,18 +315,18 @@ class AlertEvent(Event):
 
 
 class AlertRaised(AlertEvent):
-    alert_key: str
-    event_type: str
+    alert_key: Label
+    event_type: Label
     severity: Severity
     level: TaskForceLevel
-    count: int
+    count: Count
 
 
 class AlertDelivered(AlertEvent):
     delivery_id: uuid.UUID
     channel: Literal["webhook", "email"]
     level: TaskForceLevel
-    attempts: int
+    attempts: Count
 
 
 class AlertEscalated(AlertEvent):
@@ -291,7 +336,7 @@ class AlertEscalated(AlertEvent):
 
 class AlertAcknowledged(AlertEvent):
     level: TaskForceLevel
-    acknowledged_by_role: str
+    acknowledged_by_role: Label
     response_seconds: float
 
 
@@ -303,10 +348,10 @@ class CompanyContactsUpdated(Event):
 
     topic: ClassVar[Topic] = INTERNAL_CONTACTS
     permit_id: uuid.UUID
-    nib: str
-    company_name: str
-    email: str | None = None
-    phone: str | None = None
+    nib: Nib
+    company_name: Name
+    email: Annotated[str, StringConstraints(max_length=EMAIL_MAX_LENGTH)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=PHONE_MAX_LENGTH)] | None = None
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -336,14 +381,14 @@ class Envelope(BaseModel):
 
     specversion: Literal["1.0"] = "1.0"
     id: uuid.UUID
-    source: str
-    type: str
+    source: Label
+    type: Label
     time: datetime
-    subject: str
+    subject: Label
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
-    correlationid: str
-    causationid: str
+    correlationid: Annotated[str, StringConstraints(max_length=CORRELATION_MAX_LENGTH)]
+    causationid: Annotated[str, StringConstraints(max_length=CORRELATION_MAX_LENGTH)]
 
     @field_validator("time")
     @classmethod
@@ -430,6 +475,17 @@ class ContractViolation(Exception):
     def __init__(self, message: str, *, reason: str = "invalid") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class EventTooLarge(ContractViolation):
+    """An event over `MAX_EVENT_BYTES`, refused where it is written: no consumer would accept it, and a broker
+    refuses records over its own limit."""
+
+    def __init__(self, event_type: str, size: int) -> None:
+        super().__init__(f"a {event_type} event of {size:,} bytes is over the {MAX_EVENT_BYTES:,} bytes an event may "
+                         "take", reason="oversized")
+        self.event_type = event_type
+        self.size = size
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ ENVELOPE_ATTRIBUTES = {
 SAMPLE_STRINGS = {
     "province_code": "32", "regency_code": "32.16", "nib": "8120000123456",
     "company_name": "PT Baja Nusantara", "facility_name": "Pabrik Cibitung", "kbli": "24101",
-    "permit_number": "IOMKI-32-2021-000123", "reason": "Three weekly reports missed in a row",
+    "permit_number": "IOMKI-2021-000123", "reason": "Three weekly reports missed in a row",
     "rule": "ThreeWarningsInARow", "case_ref": "BN-2021-0042", "alert_key": "cluster:32.16",
     "event_type": "iomki.ClusterDeclared.v1", "acknowledged_by_role": "task_force",
 }
@@ -172,13 +172,24 @@ def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
         return f"`{node['const']}`"
     kind = node.get("type")
     if kind == "array":
-        return f"array of {_type(node['items'], defs)}"
+        return f"array of {_type(node['items'], defs)}" + _bounds(node, "maxItems", "items")
     if kind == "object":
         return "object"
     if kind == "string" and "format" in node:
         return {"uuid": "string (UUID)", "date-time": "string (RFC 3339 date-time)",
                 "date": "string (date, YYYY-MM-DD)"}.get(node["format"], f"string ({node['format']})")
+    if kind == "string" and "pattern" in node:
+        return f"string matching `{node['pattern']}`"
+    if kind == "string":
+        return "string" + _bounds(node, "maxLength", "characters")
+    if kind == "integer" and "maximum" in node:
+        return f"integer, {node.get('minimum', '…')} to {node['maximum']}"
     return str(kind)
+
+
+def _bounds(node: dict[str, Any], key: str, unit: str) -> str:
+    """The limit the contract sets, stated for the agencies as their consumers will meet it."""
+    return f", at most {node[key]} {unit}" if key in node else ""
 
 
 def _sample(name: str, node: dict[str, Any], defs: dict[str, Any], owner: str) -> Any:

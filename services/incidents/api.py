@@ -15,7 +15,7 @@ from services.incidents.domain import (
 )
 from services.incidents.handlers import IncidentHandlers
 from shared import regions
-from shared.contract import CaseSource
+from shared.contract import CASE_REF_PATTERN, CaseSource
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable
 
@@ -58,10 +58,14 @@ class CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     facility_id: uuid.UUID
-    case_ref: str = Field(min_length=1, max_length=40, description="The company's pseudonymous reference")
+    # The pattern is the domain's rule (CaseReference), which also refuses what looks like a NIK or a phone
+    # number; the schema states it for clients.
+    case_ref: str = Field(min_length=1, max_length=40, description="The company's pseudonymous reference",
+                          json_schema_extra={"pattern": CASE_REF_PATTERN})
     confirmed_on: date = Field(ge=EARLIEST_CASE_DATE)
     symptomatic: bool
-    close_contacts: int = Field(ge=0)
+    # No more than any plant's workforce (the permits service takes at most ten million).
+    close_contacts: int = Field(ge=0, le=10_000_000)
     tested_on: date | None = Field(None, ge=EARLIEST_CASE_DATE,
                                    description="Swab date; isolation counts from it when given")
     contacts_exit_test_negative: bool = Field(

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from shared import refusals
 from shared.contract import (
-    CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
+    CASE_REF_PATTERN, CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
     FacilityClosureOrdered, FacilityReopened, IsolationStarted,
 )
 from shared.regions import local_zone
@@ -155,14 +155,14 @@ class IllegalClosureAction(IncidentError):
 class CaseReference:
     """A company's pseudonymous label for a case. It must not be a NIK (16 digits) or a phone number."""
 
-    PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+    PATTERN = re.compile(CASE_REF_PATTERN)  # fullmatch it: `$` also matches before a final newline
     # Ten or more digits in a row, separators ignored: a NIK has 16, an Indonesian phone number 10 to 13.
-    IDENTIFYING = re.compile(r"\d{10,}")
+    IDENTIFYING = re.compile(r"[0-9]{10,}")
     SEPARATORS = re.compile(r"[._/-]")
 
     @classmethod
     def check(cls, case_ref: str) -> str:
-        if not cls.PATTERN.match(case_ref):
+        if not cls.PATTERN.fullmatch(case_ref):
             raise InvalidCase("case_ref", "1–40 letters, digits, '.', '_', '/' or '-', starting with a letter or digit")
         if cls.IDENTIFYING.search(cls.SEPARATORS.sub("", case_ref)):
             raise InvalidCase("case_ref", "looks like a NIK or a phone number; use a pseudonymous reference")

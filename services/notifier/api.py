@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from services.notifier.domain import (
     AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact, InvalidRegion, Level, NotFound,
@@ -15,9 +15,9 @@ from services.notifier.domain import (
 )
 from services.notifier.handlers import NotifierHandlers
 from shared import regions
-from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS
+from shared.contract import EMAIL_MAX_LENGTH, EVENT_TYPES, INTERNAL_CONTACTS
 from shared.web.access import Access, Policy, Role, Rule, Scope
-from shared.web.http import Problem, ProblemTable, Text
+from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
 OP, TF = Role.OPERATOR, Role.TASK_FORCE
 
@@ -42,14 +42,23 @@ PROBLEMS: ProblemTable = {
 # What a task force may subscribe to: every event of the contract except the internal one.
 SUBSCRIBABLE = frozenset(cls.__name__ for cls in EVENT_TYPES.values() if cls.topic is not INTERNAL_CONTACTS)
 
+# Shapes only: whether an address reaches anyone is learnt by delivering to it. Python's `re` is used with
+# `fullmatch`, since its `$` also matches before a final newline (pydantic's, Rust's, does not).
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _URL = r"^https?://\S+$"
+EVENT_TYPE_MAX_LENGTH = 64  # the longest event name with room to spare
+# A task force's region as the domain takes it (its level decides which; InvalidRegion otherwise), stated in the
+# schema; empty is the national one's earlier name.
+_REGION = r"^(?:|ID|[0-9]{2}|[0-9]{2}\.[0-9]{2})$"
+
+Email = Annotated[str, StringConstraints(pattern=_EMAIL, max_length=EMAIL_MAX_LENGTH), STORABLE]
+WebhookUrl = Annotated[str, StringConstraints(pattern=_URL, max_length=2000), STORABLE]
 
 
 class ContactIn(BaseModel):
     division: Division
-    email: Text | None = Field(None, pattern=_EMAIL, max_length=320)
-    webhook: Text | None = Field(None, pattern=_URL, max_length=2000)
+    email: Email | None = None
+    webhook: WebhookUrl | None = None
     secret: Text | None = Field(None, min_length=16, max_length=200,
                                description="Signs webhook bodies (X-Iomki-Signature); required with a webhook.")
 
@@ -64,7 +73,7 @@ class ContactIn(BaseModel):
 
 class TaskForceIn(BaseModel):
     level: Level
-    region_code: Text = Field(regions.NATIONAL, max_length=5,
+    region_code: Text = Field(regions.NATIONAL, max_length=5, json_schema_extra={"pattern": _REGION},
                               description="Kemendagri code: '32' province, '32.16' regency; 'ID' (the default) for the "
                                           "national task force, which an empty code also names.")
 
@@ -81,7 +90,9 @@ class SubscriptionIn(BaseModel):
     channel: Channel
     target: Text = Field(min_length=1, max_length=2000)
     secret: Text | None = Field(None, min_length=16, max_length=200)
-    event_types: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
+    event_types: list[Annotated[str, Field(max_length=EVENT_TYPE_MAX_LENGTH,
+                                           json_schema_extra={"enum": sorted(SUBSCRIBABLE)})]] = Field(
+        min_length=1, max_length=len(SUBSCRIBABLE))
 
     @model_validator(mode="after")
     def _consistent(self) -> SubscriptionIn:
@@ -89,11 +100,11 @@ class SubscriptionIn(BaseModel):
         if unknown:
             raise ValueError(f"unknown event types: {', '.join(unknown)}")
         if self.channel is Channel.WEBHOOK:
-            if not re.match(_URL, self.target):
+            if not re.fullmatch(_URL, self.target):
                 raise ValueError("a webhook target must be an http(s) URL")
             if not self.secret:
                 raise ValueError("a webhook subscription needs a secret to sign with")
-        elif not re.match(_EMAIL, self.target):
+        elif not re.fullmatch(_EMAIL, self.target):
             raise ValueError("an email target must be an e-mail address")
         return self
 

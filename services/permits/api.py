@@ -10,18 +10,20 @@ from typing import Annotated, Any, Literal
 
 import segno
 import structlog
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.permits.domain import (
-    PERMIT_NUMBER, Action, Application, IllegalTransition, InvalidApplication, Permit, PermitNotFound, PermitStatus,
-    PlantAlreadyPermitted, ReapplyTooSoon,
+    NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES, Action, Application, IllegalTransition, InvalidApplication, Permit,
+    PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon,
 )
 from services.permits.handlers import PermitHandlers, PermitView
 from services.permits.repository import PermitSearch
 from shared import registry_tokens, regions
-from shared.contract import SectorClass
+from shared.contract import (
+    EMAIL_MAX_LENGTH, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH, SectorClass,
+)
 from shared.web.access import Access, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
@@ -55,37 +57,58 @@ PROBLEMS: ProblemTable = {
 }
 
 
-# Shapes only; what the values mean (NIB, NPWP, region codes, shifts) is checked by the domain's rules,
-# each failure naming its field.
+# Shapes and sizes only; what the values mean (NIB, NPWP, region codes, KBLI, shifts) is checked by the domain's
+# rules, so that one problem names every invalid field. The schema states those rules too (`_checked`), so that
+# generated clients and fuzzers know them; the domain uses the same patterns.
+def _checked(**schema: Any) -> dict[str, Any]:
+    return {"json_schema_extra": schema}
+
+
+# Room for a mistyped code, which the domain's rule then names, and no more.
+CODE_MAX_LENGTH = 32
+# A plant has a handful of KBLI activities; twenty covers an integrated plant with room to spare.
+KBLI_MAX_ITEMS = 20
+# Three shifts a day is the norm; eight leaves room for short rotating shifts (as POST /reports takes).
+SHIFTS_MAX_ITEMS = 8
+HEADCOUNT_MAX = 10_000_000  # keeps every count storable, and far above any plant
+
+
 class Company(BaseModel):
-    nib: str = Field(description="13-digit Nomor Induk Berusaha")
-    npwp: str = Field(description="NPWP, 15-digit (01.234.567.8-901.000) or 16-digit form")
-    name: Text = Field(min_length=1, max_length=200)
+    nib: str = Field(max_length=CODE_MAX_LENGTH, description="13-digit Nomor Induk Berusaha",
+                     **_checked(pattern=NIB_PATTERN))
+    npwp: str = Field(max_length=CODE_MAX_LENGTH, description="NPWP, 15-digit (01.234.567.8-901.000) or 16-digit form",
+                      **_checked(pattern=NPWP_PATTERN))
+    name: Text = Field(min_length=1, max_length=NAME_MAX_LENGTH)
 
 
 class Facility(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=NAME_MAX_LENGTH)
     address: Text = Field(min_length=1, max_length=500)
-    province_code: str = Field(description="Kemendagri province code, e.g. 32")
-    regency_code: str = Field(description="Kemendagri regency/city code, e.g. 32.16")
+    province_code: str = Field(max_length=CODE_MAX_LENGTH, description="Kemendagri province code, e.g. 32",
+                               **_checked(pattern=regions.PROVINCE_PATTERN))
+    regency_code: str = Field(max_length=CODE_MAX_LENGTH, description="Kemendagri regency/city code, e.g. 32.16",
+                              **_checked(pattern=regions.REGENCY_PATTERN))
 
 
 class Workforce(BaseModel):
-    # The lower bound is the domain's rule (named in its problem); the upper one keeps the count storable.
-    total: int = Field(le=10_000_000)
-    on_site_per_shift: list[int]
+    # The lower bounds are the domain's rules (named in its problem); the upper ones keep the counts storable.
+    total: int = Field(le=HEADCOUNT_MAX, **_checked(minimum=1))
+    on_site_per_shift: list[Annotated[int, Field(le=HEADCOUNT_MAX, **_checked(minimum=0))]] = Field(
+        max_length=SHIFTS_MAX_ITEMS, **_checked(minItems=1))
 
 
 class Contact(BaseModel):
-    email: Text | None = Field(None, max_length=320)
-    phone: Text | None = Field(None, max_length=40)
+    email: Text | None = Field(None, max_length=EMAIL_MAX_LENGTH)
+    phone: Text | None = Field(None, max_length=PHONE_MAX_LENGTH)
 
 
 class ApplicationIn(BaseModel):
     company: Company
     facility: Facility
-    kbli: list[str]
-    sector_class: str = Field(description="critical | essential | non_essential")
+    kbli: list[Annotated[str, Field(max_length=CODE_MAX_LENGTH, **_checked(pattern=KBLI_PATTERN))]] = Field(
+        max_length=KBLI_MAX_ITEMS, **_checked(minItems=1, uniqueItems=True))
+    sector_class: str = Field(max_length=CODE_MAX_LENGTH, description="critical | essential | non_essential",
+                              **_checked(enum=list(SECTOR_CLASSES)))
     workforce: Workforce
     health_protocol_commitment: bool
     contact: Contact = Contact()
@@ -98,6 +121,11 @@ class DecisionIn(BaseModel):
 
 class ReasonIn(BaseModel):
     reason: Text = Field(min_length=1, max_length=1000)
+
+
+# A scanned code that is not a permit number is answered like an unknown one (404), never looked up.
+RegistryNumber = Annotated[str, Path(description="A permit number, e.g. IOMKI-2026-000123",
+                                     **_checked(pattern=PERMIT_NUMBER_PATTERN))]
 
 
 def router(handlers: PermitHandlers) -> APIRouter:
@@ -117,9 +145,9 @@ def router(handlers: PermitHandlers) -> APIRouter:
         status: PermitStatus | None = None,
         province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
         regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
-        nib: Annotated[str | None, Query(pattern=r"^\d{13}$")] = None,
+        nib: Annotated[str | None, Query(pattern=NIB_PATTERN)] = None,
         sector: SectorClass | None = None,
-        cursor: str | None = None,
+        cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict:
         found = await handlers.search(PermitSearch(
@@ -194,7 +222,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
         return {"keys": [registry_tokens.public_jwk(handlers.signing_key.public_key())]}
 
     @public.get("/registry/{permit_number}")
-    async def verify_online(permit_number: str) -> dict:
+    async def verify_online(permit_number: RegistryNumber) -> dict:
         entry = await _registry_entry(permit_number)
         p = entry.permit
         return {"permit_number": p.permit_number, "status": entry.status.value, "company_name": p.company_name,
@@ -208,13 +236,13 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     @public.get("/registry/{permit_number}/qr.png", response_class=Response,
                 responses={200: {"content": {"image/png": {}}}})
-    async def qr(permit_number: str) -> Response:
+    async def qr(permit_number: RegistryNumber) -> Response:
         entry = await _registry_entry(permit_number)
         return Response(qr_png(entry.token), media_type="image/png",
                         headers={"Cache-Control": "public, max-age=86400"})
 
     async def _registry_entry(permit_number: str) -> Any:
-        if not PERMIT_NUMBER.match(permit_number):
+        if not PERMIT_NUMBER.fullmatch(permit_number):
             raise Problem(404, "Not found", "No such permit number (format IOMKI-<year>-<6 digits>).")
         return await handlers.registry_entry(permit_number)
 

@@ -13,6 +13,7 @@ from typing import Protocol
 from lokal import parse_npwp
 
 from shared import refusals, regions
+from shared.contract import KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN
 
 
 class PermitStatus(StrEnum):
@@ -148,7 +149,7 @@ def permit_number(year: int, sequence: int) -> str:
     return f"IOMKI-{year}-{sequence:06d}"
 
 
-PERMIT_NUMBER = re.compile(r"^IOMKI-\d{4}-\d{6}$")
+PERMIT_NUMBER = re.compile(PERMIT_NUMBER_PATTERN)  # fullmatch it: `$` also matches before a final newline
 
 
 # ------------------------------------------------------------------------------------------- sanctions
@@ -219,8 +220,13 @@ class RegionDirectory(Protocol):
 
 
 SECTOR_CLASSES = ("critical", "essential", "non_essential")
-_NIB = re.compile(r"^\d{13}$")
-_KBLI = re.compile(r"^\d{5}$")
+# Matched whole (`fullmatch`): in Python's `re`, `$` also matches before a final newline.
+_NIB = re.compile(NIB_PATTERN)
+_KBLI = re.compile(KBLI_PATTERN)
+# 15 or 16 ASCII digits, each pair at most one space, dot or hyphen apart (01.234.567.8-901.000); the library
+# that checks the number would also take other whitespace, repeated separators and a final newline.
+NPWP_PATTERN = r"^[0-9](?:[ .-]?[0-9]){14,15}$"
+_NPWP = re.compile(NPWP_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -235,17 +241,17 @@ class ApplicationRules:
             raise InvalidApplication(errors)
 
     def errors(self, a: Application) -> Iterable[FieldError]:
-        if not _NIB.match(a.nib):
+        if not _NIB.fullmatch(a.nib):
             yield FieldError("company.nib", "NIB must be exactly 13 digits")
         npwp = parse_npwp(a.npwp)
-        if not npwp.valid:
-            yield FieldError("company.npwp", "NPWP must be 15 digits (01.234.567.8-901.000) or 16 digits; "
-                             + "; ".join(issue.message for issue in npwp.errors))
+        if not _NPWP.fullmatch(a.npwp) or not npwp.valid:
+            yield FieldError("company.npwp", "; ".join(["NPWP must be 15 digits (01.234.567.8-901.000) or 16 digits",
+                                                        *(issue.message for issue in npwp.errors)]))
         yield from self._region_errors(a.province_code, a.regency_code)
         if not a.kbli:
             yield FieldError("kbli", "at least one KBLI code is required")
         for index, code in enumerate(a.kbli):
-            if not _KBLI.match(code):
+            if not _KBLI.fullmatch(code):
                 yield FieldError(f"kbli.{index}", f"KBLI code {code!r} must be exactly 5 digits")
         if len(set(a.kbli)) != len(a.kbli):
             yield FieldError("kbli", "KBLI codes must not repeat")

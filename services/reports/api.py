@@ -40,11 +40,13 @@ PROBLEMS: ProblemTable = {
 }
 
 Count = Field(ge=0, le=10_000_000)
+# A shift's headcount: never negative, so that the sum the event carries is a count as well.
+Headcount = Annotated[int, Field(ge=0, le=10_000_000)]
 
 
 class Workforce(BaseModel):
     total: int = Field(ge=1, le=10_000_000)
-    on_site_per_shift: list[int] = Field(min_length=1, max_length=8)
+    on_site_per_shift: list[Headcount] = Field(min_length=1, max_length=8)
 
 
 class Tests(BaseModel):
@@ -79,7 +81,8 @@ class ReportBody(BaseModel):
     confirmed_positive: int = Count
     tests: Tests
     vaccinated: Vaccinated
-    transport_modes: list[Text] = Field(max_length=10)
+    # Modes are named by the company ("company_bus", "motorcycle"); a name longer than this is not a mode.
+    transport_modes: list[Annotated[Text, Field(max_length=100)]] = Field(max_length=10)
     protocol_checklist: ProtocolChecklist
     case_handling: Text = Field("", max_length=4000)
 

@@ -28,8 +28,9 @@ def zone_of(province_code: str) -> str:
 # ---------------------------------------------------------------------------------------- regimes
 
 _DAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
-_WEEKLY = re.compile(r"^(?P<kind>weekly|twice-weekly):(?P<days>[A-Z,]+)@(?P<h>\d{2}):(?P<m>\d{2})$")
-_EVERY = re.compile(r"^every:(?P<n>\d+)s$")
+# ASCII digits, matched whole (`fullmatch`): `\d` takes other scripts' digits, which int() reads as well.
+_WEEKLY = re.compile(r"^(?P<kind>weekly|twice-weekly):(?P<days>[A-Z,]+)@(?P<h>[0-9]{2}):(?P<m>[0-9]{2})$")
+_EVERY = re.compile(r"^every:(?P<n>[0-9]+)s$")
 
 
 class InvalidRegime(ValueError):
@@ -80,12 +81,12 @@ DEFAULT_REGIME = "weekly:FRI@23:59"
 def parse_regime(text: str) -> Regime:
     """`weekly:SAT@23:59`, `twice-weekly:TUE,FRI@23:59`, `weekly:FRI@23:59` or `every:<N>s`."""
     text = text.strip()
-    if match := _EVERY.match(text):
+    if match := _EVERY.fullmatch(text):
         seconds = int(match["n"])
         if seconds < 1:
             raise InvalidRegime("every:<N>s needs N ≥ 1")
         return FixedInterval(text, timedelta(seconds=seconds))
-    match = _WEEKLY.match(text)
+    match = _WEEKLY.fullmatch(text)
     if not match:
         raise InvalidRegime(f"{text!r}: expected weekly:DAY@HH:MM, twice-weekly:DAY,DAY@HH:MM or every:<N>s")
     names = match["days"].split(",")

@@ -18,7 +18,7 @@ from services.reports.repository import DuePeriod, ReportsWork, StoredReport
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
-    ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
+    EVIDENCE_MAX_ITEMS, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
     PermitReactivated, PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
     SanctionRecommended, WarningIssued,
 )
@@ -246,7 +246,10 @@ class ReportHandlers:
         sanction_id = uuid.uuid4()
         event = SanctionRecommended(
             **_about(schedule), action=SanctionAction(sanction.action.value), rule=sanction.rule,
-            evidence=SanctionEvidence(missed_periods=list(sanction.missed_periods), warnings=list(sanction.warnings)),
+            # The latest of the evidence, within the event's bound whatever the window; the sanctions table keeps
+            # all of it.
+            evidence=SanctionEvidence(missed_periods=list(sanction.missed_periods[-EVIDENCE_MAX_ITEMS:]),
+                                      warnings=list(sanction.warnings[-EVIDENCE_MAX_ITEMS:])),
         )
         await work.sanctions.add(sanction_id, schedule.permit_id, sanction, now, str(cause.id))
         log.info("sanction_recommended", permit_id=str(schedule.permit_id), action=sanction.action.value,

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 log = structlog.get_logger(__name__)
 
+# Matched with `fullmatch`: `$` alone also matches before a final newline.
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-_MIGRATION = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+_MIGRATION = re.compile(r"^(?P<version>[0-9]{4})_(?P<name>[a-z0-9_]+)\.sql$")
 # Advisory-lock namespace for provisioning and migrations (an arbitrary constant, shared by all services).
 _LOCK_NAMESPACE = 0x10_4B_1
 
@@ -132,7 +133,7 @@ def migrations_in(component: str, directory: Path) -> list[Migration]:
     """A component's migrations, `NNNN_what_it_does.sql`, applied in version order."""
     found = []
     for path in sorted(directory.glob("*.sql")):
-        match = _MIGRATION.match(path.name)
+        match = _MIGRATION.fullmatch(path.name)
         if match is None:
             raise MigrationError(f"{path}: migrations are named NNNN_what_it_does.sql")
         found.append(Migration(component, int(match["version"]), match["name"], path.read_text()))
@@ -212,5 +213,5 @@ def quote_identifier(name: str) -> str:
 
 
 def _check_identifier(name: str) -> None:
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"{name!r} is not a plain lower-case identifier")

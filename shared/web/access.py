@@ -10,6 +10,7 @@ its existence does not leak.
 from __future__ import annotations
 
 import functools
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from fastapi import Depends, Request
 from jwt.algorithms import get_default_algorithms
 
 from shared import regions
+from shared.contract import NIB_PATTERN
 from shared.settings import PlatformSettings
 from shared.web.http import Problem
 
@@ -144,7 +146,12 @@ class TokenVerifier:
             raise _invalid(f"its region must be a province or regency code, or {regions.NATIONAL} for the country")
         if role is Role.COMPANY and not nib:
             raise _unauthorized("A company token must carry its NIB.")
-        return Principal(sub=str(claims["sub"]), role=role, region=region, nib=nib), claims["exp"]
+        if nib is not None and not _NIB.fullmatch(nib):
+            raise _invalid("its NIB claim must be 13 digits")
+        sub = str(claims["sub"])
+        if len(sub) > SUB_MAX_LENGTH:  # it is recorded as the actor of what the caller does
+            raise _invalid(f"its subject is longer than {SUB_MAX_LENGTH} characters")
+        return Principal(sub=sub, role=role, region=region, nib=nib), claims["exp"]
 
     def _claims(self, token: str) -> dict[str, Any]:
         """The claims of a compact JWS signed with this verifier's algorithm and key, as PyJWT decodes them."""
@@ -159,6 +166,11 @@ class TokenVerifier:
             raise _invalid(str(exc).rstrip(".") or type(exc).__name__) from None
         claims["exp"] = int(claims["exp"])
         return claims
+
+
+# OpenID Connect Core §2: a subject is at most 255 ASCII characters.
+SUB_MAX_LENGTH = 255
+_NIB = re.compile(NIB_PATTERN)  # fullmatch: `$` also matches before a final newline
 
 
 def _invalid(reason: str) -> Problem:

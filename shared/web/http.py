@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,7 @@ from pydantic import AfterValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.contract import MAX_EVENT_BYTES, EventTooLarge
 from shared.observability import Metrics, collecting_request_facts
 from shared.settings import port_of
 from shared.storage.db import DATABASE_UNREACHABLE
@@ -52,7 +54,10 @@ def _storable(value: str) -> str:
 
 # Free text in a request body: PostgreSQL text and jsonb cannot hold U+0000, so it is refused up front (422
 # naming the field) instead of failing at the INSERT.
-Text = Annotated[str, AfterValidator(_storable)]
+STORABLE = AfterValidator(_storable)
+Text = Annotated[str, STORABLE]
+# A constrained text puts its constraints before STORABLE (`Annotated[str, StringConstraints(...), STORABLE]`):
+# a pattern after it would be checked but left out of the OpenAPI document.
 
 
 def problem_response(status: int, title: str, detail: str | None = None, **extensions: Any) -> JSONResponse:
@@ -106,6 +111,13 @@ def install_problem_handlers(app: FastAPI, table: ProblemTable | None = None) ->
     for failure, problem_of in (table or {}).items():
         app.add_exception_handler(failure, _answering(problem_of))
 
+    @app.exception_handler(EventTooLarge)
+    async def _too_large(_: Request, exc: EventTooLarge) -> JSONResponse:
+        # Every service's writes go through its outbox: whatever a request would publish, it is refused whole.
+        return problem_response(422, "Event too large", f"The request would publish an event of {exc.size:,} bytes "
+                                f"({exc.event_type}), over the {MAX_EVENT_BYTES:,} bytes an event may take; shorten "
+                                "its lists or texts.", event_type=exc.event_type, size=exc.size)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(422, "Invalid request", "One or more fields are invalid.",
@@ -140,6 +152,12 @@ def install_request_logging(app: FastAPI, metrics: Metrics) -> None:
     app.add_middleware(_RequestLogging, metrics=metrics)
 
 
+# A caller's request id becomes the correlation id of the events its request causes, and a log field: taken only
+# when it is a short run of visible ASCII (a UUID, a trace id), otherwise replaced by a fresh one.
+REQUEST_ID_MAX_LENGTH = 200
+_REQUEST_ID = re.compile(rb"[!-~]{1,%d}" % REQUEST_ID_MAX_LENGTH)
+
+
 class _RequestLogging:
     """Plain ASGI: Starlette's `@app.middleware("http")` runs each request's app in a task of its own and
     passes the response through a memory stream, a cost on every request of every service.
@@ -160,8 +178,8 @@ class _RequestLogging:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"x-request-id"),
-                          None) or str(uuid.uuid4())
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
+        request_id = given.decode("ascii") if given and _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
         started = time.perf_counter()
         status = 0

@@ -36,7 +36,7 @@ def _events(facility_id: uuid.UUID) -> list:
     region = {"facility_id": facility_id, "province_code": "32", "regency_code": "32.16"}
     permit_id = uuid.uuid4()
     return [
-        PermitIssued(**region, permit_id=permit_id, nib="8120000123456", permit_number="IOMKI-32-2021-000001",
+        PermitIssued(**region, permit_id=permit_id, nib="8120000123456", permit_number="IOMKI-2021-000001",
                      company_name="PT Baja Nusantara", sector_class=SectorClass.CRITICAL, workforce_total=1200,
                      issued_at=datetime(2021, 7, 5, 9, tzinfo=UTC)),
         WarningIssued(**region, permit_id=permit_id, warning_id=uuid.uuid4(), period_id=uuid.uuid4(),

@@ -338,3 +338,27 @@ async def test_a_cluster_nobody_answers_climbs_to_bnpb_and_the_province_acknowle
     assert types.count("iomki.AlertRaised.v1") == 1
     assert types.count("iomki.AlertEscalated.v1") == 2  # never twice for the same step
     assert types.count("iomki.AlertAcknowledged.v1") == 1
+
+
+async def test_a_subscription_target_is_matched_whole_and_its_event_types_are_bounded(world: World):
+    # `re.match` with `$` took "kes@bekasi.example\n": a line break on its way into a mail header.
+    bekasi = await world.register("regency", "32.16", [{"division": "health", "email": "kes@bekasi.example"}])
+    for channel, target in (("email", "kes@bekasi.example\n"), ("webhook", "http://127.0.0.1:9/hook\n")):
+        response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
+            "task_force_id": bekasi, "channel": channel, "target": target, "secret": SECRET,
+            "event_types": ["PermitFrozen"]})
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["body"]
+        assert response.json()["errors"][0]["message"].startswith(f"Value error, a{'n' if channel == 'email' else ''} "
+                                                                  f"{channel} target must be")
+    long_type = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
+        "task_force_id": bekasi, "channel": "email", "target": "kes@bekasi.example",
+        "event_types": ["PermitFrozen" * 6]})
+    assert long_type.status_code == 422
+    assert long_type.json()["errors"] == [{"field": "event_types.0",
+                                           "message": "String should have at most 64 characters"}]
+    newline_contact = await world.notifier.post("/task-forces", headers=OPERATOR, json={
+        "level": "regency", "region_code": "32.16", "name": "Satgas Bekasi",
+        "contacts": [{"division": "health", "email": "kes@bekasi.example\n"}]})
+    assert newline_contact.status_code == 422
+    assert [e["field"] for e in newline_contact.json()["errors"]] == ["contacts.0.email"]

@@ -117,6 +117,70 @@ async def test_values_the_database_cannot_hold_are_422s_naming_the_field_not_500
     assert [e["field"] for e in huge.json()["errors"]] == ["workforce.total"]
 
 
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+async def test_codes_in_full_width_digits_or_with_a_final_newline_are_refused_naming_each_field(permits):
+    # "１２３４５" matched `\d{5}` and "8120000765432\n" matched `^\d{13}$`: both were accepted as codes.
+    body = application(a_plant(), kbli=["13112".translate(FULL_WIDTH), "24101\n"])
+    body["company"] = body["company"] | {"nib": NIB + "\n"}
+    body["facility"] = body["facility"] | {"province_code": "32".translate(FULL_WIDTH),
+                                           "regency_code": "32.04".translate(FULL_WIDTH)}
+    answer = await permits.post("/permits", json=body, headers=OPERATOR)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert {e["field"] for e in answer.json()["errors"]} == {
+        "company.nib", "kbli.0", "kbli.1", "facility.province_code", "facility.regency_code"}
+    full_width_nib = application(a_plant())
+    full_width_nib["company"] = full_width_nib["company"] | {"nib": NIB.translate(FULL_WIDTH)}
+    answer = await permits.post("/permits", json=full_width_nib, headers=OPERATOR)
+    assert answer.status_code == 422 and [e["field"] for e in answer.json()["errors"]] == ["company.nib"]
+
+
+async def test_one_application_cannot_carry_sixty_thousand_kbli_codes_or_an_endless_name(permits):
+    address = a_plant()
+    codes = [f"{n:05d}".translate(FULL_WIDTH) for n in range(60_000)]
+    flood = await permits.post("/permits", json=application(address, kbli=codes), headers=OPERATOR)
+    assert flood.status_code == 422, flood.text[:300]
+    assert flood.json()["errors"] == [{"field": "kbli", "message": "List should have at most 20 items after "
+                                                                   "validation, not 60000"}]
+    one_too_many = await permits.post("/permits", json=application(
+        address, kbli=[f"{n:05d}" for n in range(21)]), headers=OPERATOR)
+    assert one_too_many.status_code == 422
+    assert [e["field"] for e in one_too_many.json()["errors"]] == ["kbli"]
+    long_name = application(address)
+    long_name["facility"] = long_name["facility"] | {"name": "Pabrik " + "x" * 200}
+    refused = await permits.post("/permits", json=long_name, headers=OPERATOR)
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [{"field": "facility.name",
+                                         "message": "String should have at most 200 characters"}]
+    # None of them was written: the plant is still free, and its first valid application is taken.
+    twenty = await permits.post("/permits", json=application(address, kbli=[f"{n:05d}" for n in range(1, 21)]),
+                                headers=OPERATOR)
+    assert twenty.status_code == 201, twenty.text
+
+
+async def test_query_and_path_codes_are_ascii_and_whole_too(permits):
+    answer = await permits.get("/permits", params={"nib": NIB.translate(FULL_WIDTH)}, headers=OPERATOR)
+    assert answer.status_code == 422 and [e["field"] for e in answer.json()["errors"]] == ["nib"]
+    answer = await permits.get("/permits", params={"cursor": "A" * 65}, headers=OPERATOR)
+    assert answer.status_code == 422 and [e["field"] for e in answer.json()["errors"]] == ["cursor"]
+    number = (await issued_permit(permits))["permit_number"]
+    assert (await permits.get(f"/registry/{number}")).status_code == 200
+    assert (await permits.get(f"/registry/{number}%0A")).status_code == 404
+    assert (await permits.get(f"/registry/{number.translate(FULL_WIDTH)}")).status_code == 404
+
+
+async def test_the_served_openapi_document_states_what_the_api_enforces(permits):
+    document = (await permits.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    kbli = schemas["ApplicationIn"]["properties"]["kbli"]
+    assert (kbli["maxItems"], kbli["items"]["pattern"], kbli["items"]["maxLength"]) == (20, "^[0-9]{5}$", 32)
+    assert schemas["Company"]["properties"]["nib"]["pattern"] == "^[0-9]{13}$"
+    assert schemas["Facility"]["properties"]["name"]["maxLength"] == 200
+    assert schemas["Workforce"]["properties"]["on_site_per_shift"]["maxItems"] == 8
+
+
 async def test_a_forged_cursor_past_any_position_is_a_422_not_a_500(permits):
     forged = base64.urlsafe_b64encode(b"s:" + b"9" * 22).decode()
     answer = await permits.get("/permits", params={"cursor": forged}, headers=OPERATOR)

@@ -28,10 +28,18 @@ def sample(event_type: type[Event]) -> Event:
     return event_type.model_validate(values)
 
 
+# Fields whose type is a constrained one (a pattern, or an optional or listed constrained string) take a value of
+# their kind; the rest are told apart by their annotation below.
+CONSTRAINED = {"nib": "8120000123456", "permit_number": "IOMKI-2026-000001", "kbli": ["24101"],
+               "email": "k3@pabrik.example", "phone": "+62211234567"}
+
+
 def _value_for(name: str, annotation: object) -> object:
     text = str(annotation)
     if name == "facility_id":
         return str(FACILITY)
+    if name in CONSTRAINED:
+        return CONSTRAINED[name]
     if "UUID" in text and "list" in text:
         return [str(uuid.uuid4())]
     if "UUID" in text:

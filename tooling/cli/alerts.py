@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -32,7 +33,7 @@ def list_alerts(
 
 @app.command()
 def ack(
-    alert_id: Annotated[str, typer.Argument(help="The alert id")],
+    alert_id: Annotated[uuid.UUID, typer.Argument(help="The alert id")],
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -6,6 +6,7 @@ Each command group lives in its own module (shared/cli_<group>.py) and is wired 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from pathlib import Path
@@ -15,9 +16,10 @@ import typer
 from rich.console import Console
 
 from shared import regions
+from shared.contract import NIB_PATTERN
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
-from shared.web.access import Role, mint
+from shared.web.access import SUB_MAX_LENGTH, Role, mint
 from tooling.cli import alerts, cases, dlq, events, permits, reports
 from tooling.cli.status import status
 from tooling.cli.verify import verify_token
@@ -99,6 +101,11 @@ def token(
             param_hint="--region")
     if role is Role.COMPANY and not nib:
         raise typer.BadParameter("a company token needs --nib", param_hint="--nib")
+    # What the services' verifier takes (shared/web/access.py): a token it would refuse is of no use.
+    if nib is not None and not re.fullmatch(NIB_PATTERN, nib):
+        raise typer.BadParameter(f"{nib!r} is not a 13-digit NIB", param_hint="--nib")
+    if sub is not None and len(sub) > SUB_MAX_LENGTH:
+        raise typer.BadParameter(f"at most {SUB_MAX_LENGTH} characters", param_hint="--sub")
     settings = PlatformSettings()
     if private_key is not None:
         key, algorithm = private_key.read_text(), settings.jwt_algorithm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ def cases() -> None:
 
 @app.command()
 def report(
-    facility_id: Annotated[str, typer.Option(help="The plant's facility id")],
+    facility_id: Annotated[uuid.UUID, typer.Option(help="The plant's facility id")],
     case_ref: Annotated[str, typer.Option(help="The company's pseudonymous case reference (never a name)")],
     confirmed_on: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Date of the positive result")],
     close_contacts: Annotated[int, typer.Option(min=0, help="Close contacts at the plant")],
@@ -32,7 +33,7 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Report a confirmed case; the service derives isolation, quarantine and closures."""
-    body = {"facility_id": facility_id, "case_ref": case_ref, "confirmed_on": _day(confirmed_on),
+    body = {"facility_id": str(facility_id), "case_ref": case_ref, "confirmed_on": _day(confirmed_on),
             "symptomatic": symptomatic, "close_contacts": close_contacts,
             "tested_on": _day(tested_on) if tested_on else None,
             "contacts_exit_test_negative": contacts_exit_test_negative}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,8 @@ from tooling.cli.support import Api, JsonOption, TokenOption, emit, fields, tabl
 
 app = typer.Typer(help="Permits: list, show, issue, reject, freeze, reactivate, revoke.", no_args_is_help=True)
 
-PermitId = Annotated[str, typer.Argument(help="The permit id (a UUID, as `permits list` shows)")]
+# Ids are parsed here: they become part of a URL path, which only a UUID may be.
+PermitId = Annotated[uuid.UUID, typer.Argument(help="The permit id (a UUID, as `permits list` shows)")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in the permit's history)")]
 
 
@@ -93,14 +95,14 @@ def revoke(permit_id: PermitId, reason: Reason, token: TokenOption = None, as_js
     _transition(permit_id, "revoke", reason, token, as_json)
 
 
-def _decide(permit_id: str, decision: str, reason: str, token: str | None, as_json: bool) -> None:
+def _decide(permit_id: uuid.UUID, decision: str, reason: str, token: str | None, as_json: bool) -> None:
     result = Api("permits", token, as_json=as_json).post(f"/permits/{permit_id}/decision",
                                                          {"decision": decision, "reason": reason})
     emit(result, as_json, lambda body: typer.echo(
         f"{body['permit_id']}: {body['status']}" + (f" ({body['permit_number']})" if body["permit_number"] else "")))
 
 
-def _transition(permit_id: str, action: str, reason: str, token: str | None, as_json: bool) -> None:
+def _transition(permit_id: uuid.UUID, action: str, reason: str, token: str | None, as_json: bool) -> None:
     result = Api("permits", token, as_json=as_json).post(f"/permits/{permit_id}/{action}", {"reason": reason})
     emit(result, as_json, lambda body: typer.echo(
         f"{body['permit_id']} ({body['permit_number']}): {body['status']}, frozen {body['freeze_count']}×"))

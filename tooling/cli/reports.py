@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ app = typer.Typer(help="Periodic reports: schedule, submit, compliance.", no_arg
 
 @app.command()
 def schedule(
-    permit_id: Annotated[str, typer.Argument(help="The permit id")],
+    permit_id: Annotated[uuid.UUID, typer.Argument(help="The permit id")],
     limit: Annotated[int, typer.Option(help="How many periods, newest last")] = 52,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -38,8 +39,8 @@ def schedule(
 def submit(
     file: Annotated[Path, typer.Argument(help="The report as JSON (the POST /reports body); `-` reads stdin",
                                          allow_dash=True)],
-    permit_id: Annotated[str | None, typer.Option(help="Overrides the file's permit_id")] = None,
-    period_id: Annotated[str | None, typer.Option(help="Overrides the file's period_id")] = None,
+    permit_id: Annotated[uuid.UUID | None, typer.Option(help="Overrides the file's permit_id")] = None,
+    period_id: Annotated[uuid.UUID | None, typer.Option(help="Overrides the file's period_id")] = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -51,7 +52,7 @@ def submit(
         fail(f"{file} is not JSON: {exc}", as_json=as_json)
     if not isinstance(body, dict):
         fail(f"{file} must hold a JSON object (the report)", as_json=as_json)
-    body |= {k: v for k, v in {"permit_id": permit_id, "period_id": period_id}.items() if v}
+    body |= {k: str(v) for k, v in {"permit_id": permit_id, "period_id": period_id}.items() if v}
     accepted = Api("reports", token, as_json=as_json).post("/reports", body)
     emit(accepted, as_json, lambda r: typer.echo(
         f"report {r['report_id']} accepted" + (" (late)" if r["late"] else "")
