@@ -36,7 +36,7 @@ from shared.storage.embedded import admin_database_url
 from shared.storage.unit_of_work import Database, Work
 from shared.web.access import TokenVerifier
 from shared.web.http import (
-    ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
+    BoundedBodies, ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
     operations_router,
 )
 
@@ -105,6 +105,7 @@ class ServiceRuntime(Generic[Work]):
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         install_problem_handlers(app, problems)
+        app.add_middleware(BoundedBodies, limit=self.settings.max_request_bytes)  # inside the request log
         install_request_logging(app, self.metrics)
         # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
         app.add_middleware(CORSMiddleware, allow_origins=dashboard_origins(), allow_methods=["GET"],

@@ -47,6 +47,8 @@ class PlatformSettings(BaseSettings):
     consumer_fetch_wait: timedelta = Field(timedelta(milliseconds=500), validation_alias="IOMKI_CONSUMER_FETCH_WAIT",
                                            gt=timedelta(0), le=timedelta(seconds=10))
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias="IOMKI_LOG_FORMAT")
+    # The largest request body a service reads: its largest forms take a few KiB.
+    max_request_bytes: int = Field(256 * 1024, validation_alias="IOMKI_MAX_REQUEST_BYTES", ge=1024, le=64 * 1024**2)
 
     @field_validator("database_url", "kafka_bootstrap", "jwt_secret", mode="before")
     @classmethod

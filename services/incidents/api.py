@@ -16,7 +16,7 @@ from services.incidents.domain import (
 from services.incidents.handlers import IncidentHandlers
 from shared import regions
 from shared.contract import CASE_REF_PATTERN, CaseSource
-from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable
 
 # No case of this emergency (COVID-19) predates 2020; older dates are typing errors, and would overflow the
@@ -95,7 +95,7 @@ def _case(case: Case) -> dict[str, Any]:
 
 
 def router(handlers: IncidentHandlers) -> APIRouter:
-    routes = APIRouter(tags=["incidents"])
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["incidents"])
 
     @routes.post("/cases", status_code=201)
     async def report_case(body: CaseIn, access: Annotated[Access, POLICY.guard("report_case")]) -> dict:

@@ -16,7 +16,7 @@ from services.notifier.domain import (
 from services.notifier.handlers import NotifierHandlers
 from shared import regions
 from shared.contract import EMAIL_MAX_LENGTH, EVENT_TYPES, INTERNAL_CONTACTS
-from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
 OP, TF = Role.OPERATOR, Role.TASK_FORCE
@@ -130,7 +130,7 @@ def _alert(alert: Alert) -> dict[str, Any]:
 
 
 def router(handlers: NotifierHandlers) -> APIRouter:
-    routes = APIRouter(tags=["notifier"])
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["notifier"])
 
     @routes.post("/task-forces", status_code=201)
     async def register(body: TaskForceIn, access: Annotated[Access, POLICY.guard("manage_directory")]) -> dict:

@@ -24,7 +24,7 @@ from shared import registry_tokens, regions
 from shared.contract import (
     EMAIL_MAX_LENGTH, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH, SectorClass,
 )
-from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
@@ -129,7 +129,7 @@ RegistryNumber = Annotated[str, Path(description="A permit number, e.g. IOMKI-20
 
 
 def router(handlers: PermitHandlers) -> APIRouter:
-    routes = APIRouter(tags=["permits"])
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["permits"])
     public = APIRouter(tags=["registry"])
 
     @routes.post("/permits", status_code=201)

@@ -14,7 +14,7 @@ from services.reports.domain import (
 )
 from services.reports.handlers import ReportHandlers, ReportIn
 from shared import regions
-from shared.web.access import Access, Policy, Role, Rule, Scope
+from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
@@ -94,7 +94,7 @@ class ReportAccepted(BaseModel):
 
 
 def router(handlers: ReportHandlers) -> APIRouter:
-    routes = APIRouter(tags=["reports"])
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["reports"])
 
     @routes.get("/schedules/{permit_id}")
     async def schedule(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")],

@@ -13,13 +13,15 @@ import functools
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from jwt.algorithms import get_default_algorithms
 
 from shared import regions
@@ -209,19 +211,27 @@ class Policy:
     rules: Mapping[str, Rule]
     verifier: TokenVerifier | None = field(default=None)
 
+    def authenticate(self, request: Request) -> Principal:
+        """The caller the request's bearer token names, or 401; verified once a request."""
+        known = getattr(request.state, "principal", None)
+        if known is not None:
+            return known
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise _unauthorized("An Authorization: Bearer token is required.")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("The Authorization header must be 'Bearer <token>'.")
+        verifier = self.verifier or request.app.state.token_verifier
+        request.state.principal = principal = verifier.verify(token.strip())
+        return principal
+
     def guard(self, action: str) -> Any:
         """A FastAPI dependency that yields the caller's `Access` for `action`, or refuses."""
         rule = self.rules[action]
 
         async def dependency(request: Request) -> Access:
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            if not header:
-                raise _unauthorized("An Authorization: Bearer token is required.")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise _unauthorized("The Authorization header must be 'Bearer <token>'.")
-            verifier = self.verifier or request.app.state.token_verifier
-            principal = verifier.verify(token.strip())
+            principal = self.authenticate(request)
             scope = rule.allow.get(principal.role)
             if scope is None:
                 allowed = ", ".join(role.value for role in rule.allow)
@@ -229,4 +239,31 @@ class Policy:
                               f"allows: {allowed}.", rule=action)
             return Access(principal=principal, scope=scope, action=action)
 
+        dependency.policy = self  # type: ignore[attr-defined]  # how `AuthenticatedFirst` finds a route's guard
         return Depends(dependency)
+
+
+class AuthenticatedFirst(APIRoute):
+    """A route class whose guarded routes check the bearer token before the request's body is read: a caller without
+    a valid token gets 401, never an answer about a body it had no right to send (FastAPI reads and validates the
+    body before it runs any dependency)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        policy = _policy_of(self.dependant)
+        if policy is None:
+            return handle
+
+        async def authenticated_first(request: Request) -> Response:
+            policy.authenticate(request)
+            return await handle(request)
+
+        return authenticated_first
+
+
+def _policy_of(dependant: Dependant) -> Policy | None:
+    for dependency in dependant.dependencies:
+        policy = getattr(dependency.call, "policy", None) or _policy_of(dependency)
+        if policy is not None:
+            return policy
+    return None

@@ -125,7 +125,8 @@ def install_problem_handlers(app: FastAPI, table: ProblemTable | None = None) ->
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request failed")
+        title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code,
+                                                                                           "Request failed")
         response = problem_response(exc.status_code, title, str(exc.detail) if exc.detail else None)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
@@ -144,6 +145,39 @@ def install_problem_handlers(app: FastAPI, table: ProblemTable | None = None) ->
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("request_failed", error=f"{type(exc).__name__}: {exc}")
         return problem_response(500, "Internal error", "The failure was logged.")
+
+
+class BoundedBodies:
+    """Requests whose body is over `limit` bytes get 413 before it is read whole: at once when their Content-Length
+    says so, else as soon as the chunks received pass it (FastAPI answers the HTTPException raised while it reads)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await problem_response(413, "Payload too large", self._detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise StarletteHTTPException(413, self._detail)
+            return message
+
+        await self.app(scope, counted, send)
+
+    @property
+    def _detail(self) -> str:
+        return f"A request's body may take at most {self.limit:,} bytes."
 
 
 def install_request_logging(app: FastAPI, metrics: Metrics) -> None:

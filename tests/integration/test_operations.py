@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 import pytest
 import structlog.testing
 
 from services.incidents.app import create_app
+from shared.settings import PlatformSettings
 from tests.support.platform import running_service
 
 pytestmark = pytest.mark.integration
@@ -83,3 +85,16 @@ async def test_a_task_that_ignores_its_cancellation_and_holds_a_connection_delay
     released.set()
     await asyncio.wait([straggler], timeout=5)
     assert straggler.done()
+
+
+@pytest.mark.parametrize(("service", "path"), [("permits", "/permits"), ("reports", "/reports"),
+                                               ("incidents", "/cases"), ("notifier", "/subscriptions")])
+async def test_every_service_answers_401_before_a_body_and_413_to_a_body_over_its_limit(platform, service, path):
+    app = importlib.import_module(f"services.{service}.app").create_app()
+    async with running_service(app) as client:
+        unauthenticated = await client.post(path, content=b"{not json", headers={"content-type": "application/json"})
+        assert unauthenticated.status_code == 401, unauthenticated.text
+        limit = PlatformSettings().max_request_bytes
+        oversized = await client.post(path, content=b"x" * (limit + 1), headers={"content-type": "application/json"})
+        assert oversized.status_code == 413, oversized.text
+        assert oversized.json()["detail"] == f"A request's body may take at most {limit:,} bytes."
