@@ -46,6 +46,7 @@ from rich.table import Table
 from bench.platform import bench_database, database_server, run_as_deployed
 from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
+from services.permits.domain import plant_key
 from services.permits.repository import PermitRepository, PermitSearch
 from services.reports.domain import Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
@@ -183,7 +184,7 @@ class Plants:
                                   "health_protocol_signed": True})
         chunk.permits.append((permit_id, facility_id, nib, company, province, regency, sector, workforce, status,
                               number, 1 if status == "FROZEN" else 0, revoked_at, issued_at,
-                              f"{regency}|jl kawasan industri no {i}", application))
+                              plant_key(nib, f"Jl. Kawasan Industri No. {i}", regency), application))
         if issued_at is None:
             return
         closed = rnd.random() < CLOSED_SHARE

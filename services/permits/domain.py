@@ -198,7 +198,7 @@ class Application:
 
     @property
     def plant_key(self) -> str:
-        return plant_key(self.address, self.regency_code)
+        return plant_key(self.nib, self.address, self.regency_code)
 
 
 @dataclass(frozen=True)
@@ -297,8 +297,10 @@ def normalise_address(address: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", address.lower()).split())
 
 
-def plant_key(address: str, regency_code: str) -> str:
-    return f"{regency_code}|{normalise_address(address)}"
+def plant_key(nib: str, address: str, regency_code: str) -> str:
+    """A company's plant: its NIB, regency and address. Another company at the same address is another plant, so it
+    can neither block this one's application nor inherit its facility after its permit ends."""
+    return f"{nib}|{regency_code}|{normalise_address(address)}"
 
 
 # ------------------------------------------------------------------------------------------- one plant, one permit

@@ -141,9 +141,12 @@ async def test_one_application_cannot_carry_sixty_thousand_kbli_codes_or_an_endl
     address = a_plant()
     codes = [f"{n:05d}".translate(FULL_WIDTH) for n in range(60_000)]
     flood = await permits.post("/permits", json=application(address, kbli=codes), headers=OPERATOR)
-    assert flood.status_code == 422, flood.text[:300]
-    assert flood.json()["errors"] == [{"field": "kbli", "message": "List should have at most 20 items after "
-                                                                   "validation, not 60000"}]
+    assert flood.status_code == 413, flood.text[:300]  # over a megabyte: refused before it is read
+    within_the_body_limit = await permits.post("/permits", json=application(address, kbli=codes[:5000]),
+                                               headers=OPERATOR)
+    assert within_the_body_limit.status_code == 422, within_the_body_limit.text[:300]
+    assert within_the_body_limit.json()["errors"] == [{"field": "kbli", "message": "List should have at most 20 "
+                                                                                   "items after validation, not 5000"}]
     one_too_many = await permits.post("/permits", json=application(
         address, kbli=[f"{n:05d}" for n in range(21)]), headers=OPERATOR)
     assert one_too_many.status_code == 422
@@ -214,6 +217,34 @@ async def test_a_revoked_plant_reapplies_after_fourteen_days_as_the_same_facilit
     later = await permits.post("/permits", json=application(address), headers=COMPANY)
     assert later.status_code == 201, later.text
     assert later.json()["facility_id"] == permit["facility_id"]
+
+
+async def test_another_company_at_the_same_address_neither_blocks_nor_inherits_the_plant(permits, clock):
+    """A plant is a company's: company B applying at A's address is another plant; its answers never name A's."""
+    other_nib = "8120000765999"
+    other = bearer("company", nib=other_nib, sub="other-admin")
+
+    def of_other(address: str) -> dict[str, Any]:
+        body = application(address)
+        return body | {"company": body["company"] | {"nib": other_nib, "name": "PT Lain"}}
+
+    address = a_plant()
+    permit = await issued_permit(permits, address)
+    theirs = await permits.post("/permits", json=of_other(address), headers=other)
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["facility_id"] != permit["facility_id"]
+    again = await permits.post("/permits", json=of_other(address), headers=other)
+    assert again.status_code == 409 and again.json()["existing_permit_id"] == theirs.json()["permit_id"]
+    assert permit["permit_id"] not in again.text
+
+    revoked = await permits.post(f"/permits/{permit['permit_id']}/revoke", json={"reason": "field data false"},
+                                 headers=OPERATOR)
+    assert revoked.status_code == 200
+    await permits.post(f"/permits/{theirs.json()['permit_id']}/decision",
+                       json={"decision": "reject", "reason": "not this address"}, headers=OPERATOR)
+    after = await permits.post("/permits", json=of_other(address), headers=other)  # A's revocation is not B's wait
+    assert after.status_code == 201, after.text
+    assert after.json()["facility_id"] == theirs.json()["facility_id"] != permit["facility_id"]
 
 
 # -- the lifecycle over HTTP --------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def a_permit(regency: str = "35.15", nib: str = "8120000555000", sector: str = "
     permit, _ = Permit.apply(facility_id=uuid.uuid4(), nib=nib, company_name="PT Rokok Sidoarjo",
                              province_code=regency[:2], regency_code=regency, sector_class=sector,
                              workforce_total=500, actor="c", role="company", now=T0,
-                             plant_key=plant_key(f"Jl. Industri {uuid.uuid4().hex}", regency))
+                             plant_key=plant_key(nib, f"Jl. Industri {uuid.uuid4().hex}", regency))
     return permit
 
 

@@ -114,7 +114,12 @@ def test_a_rejected_application_does_not_block_and_the_plant_keeps_its_facility_
 
 def test_the_same_address_written_differently_is_the_same_plant():
     assert normalise_address("  Kawasan MM2100,  Cibitung ") == normalise_address("kawasan mm2100 cibitung")
-    assert plant_key("Jl. Raya 5", "32.16") != plant_key("Jl. Raya 5", "32.17")
+    assert plant_key("8120000123456", "Jl. Raya 5", "32.16") == plant_key("8120000123456", "JL RAYA 5.", "32.16")
+    assert plant_key("8120000123456", "Jl. Raya 5", "32.16") != plant_key("8120000123456", "Jl. Raya 5", "32.17")
+
+
+def test_another_company_at_the_same_address_is_another_plant():
+    assert plant_key("8120000123456", "Jl. Raya 5", "32.16") != plant_key("8120000654321", "Jl. Raya 5", "32.16")
 
 
 # -- application rules -------------------------------------------------------------------------------------
