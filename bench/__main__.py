@@ -62,7 +62,7 @@ def bench_event(facility_id: uuid.UUID, sequence: int) -> Envelope:
         facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
         nib="8120000123456", company_name="PT Bench", facility_name="Pabrik", kbli=["24101"],
         sector_class=SectorClass.CRITICAL, workforce_total=sequence,
-    ), service="bench")
+    ), service="permits")  # a PermitApplied: only the permits service speaks it
 
 
 async def start_worker(settings: PlatformSettings, *args: str) -> subprocess.Popen[str]:

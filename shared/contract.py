@@ -469,8 +469,8 @@ MAX_EVENT_BYTES = 64 * 1024
 class ContractViolation(Exception):
     """A message that is not a valid event of this contract: it belongs in the dead-letter topic.
 
-    `reason` is the dead letter's short reason: `oversized` for a message over `MAX_EVENT_BYTES`, `invalid`
-    for anything else; the message says precisely what is wrong."""
+    `reason` is the dead letter's short reason: `oversized` for a message over `MAX_EVENT_BYTES`, `forged` for an
+    event its topic's owner did not speak, `invalid` for anything else; the message says precisely what is wrong."""
 
     def __init__(self, message: str, *, reason: str = "invalid") -> None:
         super().__init__(message)
@@ -548,12 +548,20 @@ def _explain_invalid(raw: bytes) -> None:
         raise ContractViolation(f"invalid {envelope.type} data: {_brief(exc)}") from None
 
 
-def decode_record(key: bytes | None, value: bytes | None) -> Decoded:
-    """A message as consumed: a valid event whose message key is its subject (the plant), which is what
-    keeps one plant's events in one partition, in order."""
+def decode_record(topic: str, key: bytes | None, value: bytes | None) -> Decoded:
+    """A message as consumed from `topic`: a valid event whose message key is its subject (the plant), which is
+    what keeps one plant's events in one partition, in order; and an event its topic's owner speaks for, on its
+    own topic with the owner's source, or it is `forged` (a service can only speak for itself)."""
     decoded = decode(value)
-    if key != decoded.envelope.key:
+    envelope = decoded.envelope
+    if key != envelope.key:
         raise ContractViolation("message key does not match subject" if key else "message has no key")
+    home = EVENT_TYPES[envelope.type].topic
+    if topic != home.name:
+        raise ContractViolation(f"{envelope.type} belongs on {home.name}, not on {topic}", reason="forged")
+    if envelope.source != Envelope.source_of(home.owner):
+        raise ContractViolation(f"{envelope.type} comes from {Envelope.source_of(home.owner)}, not from "
+                                f"{envelope.source[:200]}", reason="forged")
     return decoded
 
 

@@ -166,7 +166,7 @@ class EventConsumer:
             wanted: list[tuple[ConsumerRecord, Decoded]] = []
             for record in records:
                 try:
-                    decoded = decode_record(record.key, record.value)
+                    decoded = decode_record(record.topic, record.key, record.value)
                 except ContractViolation as exc:
                     await self._dead_letter(work, record, exc.reason, str(exc), tally)
                     continue

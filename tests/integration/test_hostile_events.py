@@ -104,7 +104,8 @@ class Hostile:
 def envelopes(draw: st.DrawFn) -> tuple[str, dict[str, Any], bytes]:
     """A valid envelope as the JSON object it travels as, on a topic the services consume, and its message key."""
     topic = draw(st.sampled_from(sorted(CONSUMED_BY)))
-    envelope = Envelope.wrap(sample_event(topic, draw(st.uuids())), service="hostile", time=NOW)
+    event = sample_event(topic, draw(st.uuids()))
+    envelope = Envelope.wrap(event, service=event.topic.owner, time=NOW)
     return topic, json.loads(envelope.to_bytes()), envelope.key
 
 
@@ -261,13 +262,19 @@ def explicit_cases() -> list[Hostile]:
     """What hypothesis would rarely draw: a tombstone, and an oversized message as large as a producer may send
     (1 MiB with its key and record overhead), whose dead letter, with its headers, would not be."""
     facility_id = uuid.uuid4()
-    envelope = Envelope.wrap(sample_event(PERMITS.name, facility_id), service="hostile")
+    envelope = Envelope.wrap(sample_event(PERMITS.name, facility_id), service="permits")
+    # A service can only speak for itself: another's event on its topic, or its event on another's.
+    forged = Envelope.wrap(sample_event(PERMITS.name, facility_id), service="reports")
+    misplaced = Envelope.wrap(sample_event(INCIDENTS.name, facility_id), service="incidents")
     document = json.loads(envelope.to_bytes()) | {"padding": ""}
     room = PRODUCER_LIMIT - DefaultRecordBatchBuilder.estimate_size_in_bytes(envelope.key, encoded(document), [])
     document["padding"] = "x" * (room - 16)  # the length prefixes grow with the value
     return [
         Hostile("tombstone", INCIDENTS.name, envelope.key, None, "invalid", ("empty message value",)),
         Hostile(AT_THE_LIMIT, PERMITS.name, envelope.key, encoded(document), "oversized", ("message value of",)),
+        Hostile("forged source", PERMITS.name, forged.key, forged.to_bytes(), "forged", (f"{forged.type} comes from",)),
+        Hostile("another topic's event", PERMITS.name, misplaced.key, misplaced.to_bytes(), "forged",
+                (f"{misplaced.type} belongs on {INCIDENTS.name}",)),
     ]
 
 
@@ -381,7 +388,7 @@ async def test_hostile_messages_are_dead_lettered_change_nothing_and_the_consume
     assert await services.snapshot() == before, "a hostile message changed a service's state"
 
     # Valid events after the garbage, one of each consumed kind: every service still applies what it handles.
-    valid = [Envelope.wrap(event, service="hostile") for event in sentinel_events()]
+    valid = [Envelope.wrap(event, service=event.topic.owner) for event in sentinel_events()]
     await produce(services.platform.bootstrap, [(EVENT_TYPES[e.type].topic.name, e.key, e.to_bytes()) for e in valid])
     for service, handled in HANDLED.items():
         wanted = [e.id for e in valid if EVENT_TYPES[e.type] in handled]

@@ -90,7 +90,7 @@ class World:
     bootstrap: str
 
     async def publish(self, event: Event) -> Envelope:
-        envelope = Envelope.wrap(event, service="test", time=datetime.now(UTC))
+        envelope = Envelope.wrap(event, service=event.topic.owner, time=datetime.now(UTC))
         await self.producer.send_and_wait(event.topic.name, envelope.to_bytes(), key=envelope.key,
                                           headers=[("content-type", CONTENT_TYPE.encode())])
         return envelope

@@ -21,7 +21,7 @@ def applied_event(facility_id: uuid.UUID, sequence: int, name: str = "Pabrik") -
         facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
         nib="8120000123456", company_name="PT Probe", facility_name=name, kbli=["24101"],
         sector_class=SectorClass.CRITICAL, workforce_total=sequence,
-    ), service="probe")
+    ), service="permits")  # the probe consumes permits' topic: it accepts only what permits says
 
 
 def recorder(instance: str):
