@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model, field_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model,
+    field_validator,
 )
 
 from shared import regions
@@ -89,6 +93,58 @@ Reason = Annotated[str, StringConstraints(max_length=REASON_MAX_LENGTH)]
 # A name the platform gives: a sanction rule, an alert key, an event type, a role.
 Label = Annotated[str, StringConstraints(max_length=200)]
 Count = Annotated[int, Field(ge=0, le=INT4_MAX)]
+
+
+# ---------------------------------------------------------------------------------------------- contact data
+# One e-mail address, nothing that could become a second header or a second recipient: checked where an address
+# enters (permits' contact, the notifier's targets) and again by the notifier's e-mail channel before it sends,
+# since a stored address may predate the rule.
+
+LOCAL_PART_MAX_LENGTH = 64  # RFC 5321 §4.5.3.1.1
+DOMAIN_MAX_LENGTH = 253
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# Shape only, for the OpenAPI document: `single_email` decides.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def single_email(value: str) -> str:
+    """Exactly one addr-spec (`local@domain`), its domain in ASCII (an internationalised one is IDNA-encoded);
+    no display name, comment, list, quoting, whitespace or control character. Returns the address to store."""
+    if len(value) > EMAIL_MAX_LENGTH:
+        raise InvalidEmail(f"an e-mail address has at most {EMAIL_MAX_LENGTH} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise InvalidEmail("an e-mail address must not contain spaces, line breaks or control characters")
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidEmail("an e-mail address must be one address like name@example.go.id")
+    if not local.isascii():
+        raise InvalidEmail("an e-mail address's local part must be ASCII")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidEmail("an e-mail address's domain is not a valid domain name") from None
+    candidate = f"{local}@{ascii_domain}"
+    try:
+        parsed = Address(addr_spec=candidate)
+    except (ValueError, IndexError, HeaderParseError):
+        raise InvalidEmail("an e-mail address must be one address like name@example.go.id") from None
+    # The parser drops comments and unquotes: only an address that reads back unchanged is a plain addr-spec.
+    if parsed.addr_spec != candidate or parsed.username != local or parsed.domain != ascii_domain:
+        raise InvalidEmail("an e-mail address must be one address like name@example.go.id")
+    labels = ascii_domain.split(".")
+    if (len(local) > LOCAL_PART_MAX_LENGTH or len(ascii_domain) > DOMAIN_MAX_LENGTH or len(labels) < 2
+            or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit()):
+        raise InvalidEmail("an e-mail address's domain is not a valid domain name")
+    return candidate
+
+
+# A request field holding one e-mail address (422 otherwise, naming the field).
+EmailAddress = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH),
+                         AfterValidator(single_email)]
 
 
 # ---------------------------------------------------------------------------------------------- events

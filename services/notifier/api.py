@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from services.notifier.domain import (
-    AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact, InvalidRegion, Level, NotFound,
-    NotNotifiedAtLevel, TaskForce,
+    WEBHOOK_URL_MAX_LENGTH, AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact,
+    InvalidRegion, InvalidWebhook, Level, NotFound, NotNotifiedAtLevel, TaskForce, webhook_url,
 )
 from services.notifier.handlers import NotifierHandlers
 from shared import regions
-from shared.contract import EMAIL_MAX_LENGTH, EVENT_TYPES, INTERNAL_CONTACTS
+from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS, EmailAddress, single_email
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
@@ -35,6 +34,8 @@ PROBLEMS: ProblemTable = {
     NotFound: lambda exc: Problem(404, "Not found", str(exc)),
     InvalidRegion: lambda exc: Problem(422, "Invalid request", "One or more fields are invalid.",
                                        errors=[{"field": "region_code", "message": str(exc)}]),
+    InvalidWebhook: lambda exc: Problem(422, "Invalid request", "One or more fields are invalid.",
+                                        errors=[{"field": exc.field, "message": str(exc)}]),
     AlreadyAcknowledged: lambda exc: Problem(409, "Already acknowledged", str(exc), current_status=exc.current.value),
     NotNotifiedAtLevel: lambda exc: Problem(409, "Not notified at this level", str(exc), level=exc.level.value),
 }
@@ -42,17 +43,24 @@ PROBLEMS: ProblemTable = {
 # What a task force may subscribe to: every event of the contract except the internal one.
 SUBSCRIBABLE = frozenset(cls.__name__ for cls in EVENT_TYPES.values() if cls.topic is not INTERNAL_CONTACTS)
 
-# Shapes only: whether an address reaches anyone is learnt by delivering to it. Python's `re` is used with
-# `fullmatch`, since its `$` also matches before a final newline (pydantic's, Rust's, does not).
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# Whether an address reaches anyone is learnt by delivering to it; what it may look like is decided here, by
+# `single_email` and `webhook_url` (the https rule, which depends on the environment, by the handler).
 _URL = r"^https?://\S+$"
 EVENT_TYPE_MAX_LENGTH = 64  # the longest event name with room to spare
 # A task force's region as the domain takes it (its level decides which; InvalidRegion otherwise), stated in the
 # schema; empty is the national one's earlier name.
 _REGION = r"^(?:|ID|[0-9]{2}|[0-9]{2}\.[0-9]{2})$"
 
-Email = Annotated[str, StringConstraints(pattern=_EMAIL, max_length=EMAIL_MAX_LENGTH), STORABLE]
-WebhookUrl = Annotated[str, StringConstraints(pattern=_URL, max_length=2000), STORABLE]
+def _webhook_shape(url: str) -> str:
+    try:
+        return webhook_url(url, allow_http=True)
+    except InvalidWebhook as exc:
+        raise ValueError(str(exc)) from None
+
+
+Email = Annotated[EmailAddress, STORABLE]
+WebhookUrl = Annotated[str, StringConstraints(pattern=_URL, max_length=WEBHOOK_URL_MAX_LENGTH),
+                       AfterValidator(_webhook_shape), STORABLE]
 
 
 class ContactIn(BaseModel):
@@ -100,12 +108,14 @@ class SubscriptionIn(BaseModel):
         if unknown:
             raise ValueError(f"unknown event types: {', '.join(unknown)}")
         if self.channel is Channel.WEBHOOK:
-            if not re.fullmatch(_URL, self.target):
-                raise ValueError("a webhook target must be an http(s) URL")
+            _webhook_shape(self.target)
             if not self.secret:
                 raise ValueError("a webhook subscription needs a secret to sign with")
-        elif not re.fullmatch(_EMAIL, self.target):
-            raise ValueError("an email target must be an e-mail address")
+        else:
+            try:
+                self.target = single_email(self.target)
+            except ValueError as exc:
+                raise ValueError(f"an email target must be one e-mail address: {exc}") from None
         return self
 
 

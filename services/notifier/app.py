@@ -6,7 +6,7 @@ import random
 import ssl
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 from fastapi import FastAPI
@@ -14,8 +14,10 @@ from pydantic import Field, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.notifier import api
-from services.notifier.channels import EmailChannel, SmtpServer, WebhookChannel
-from services.notifier.domain import ROUTES, Channel, EscalationChain, Grouping, RetryPolicy
+from services.notifier.channels import EmailChannel, GuardedTransport, SmtpServer, WebhookChannel
+from services.notifier.domain import (
+    LOOPBACK, ROUTES, Channel, EscalationChain, Grouping, OutboundPolicy, RetryPolicy,
+)
 from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
 from shared.clock import Clock, SystemClock
@@ -47,6 +49,35 @@ class NotifierSettings(BaseSettings):
     smtp_port: int = Field(25, ge=1, le=65535, validation_alias="IOMKI_SMTP_PORT")
     smtp_from: str = Field("iomki-notifier@localhost", validation_alias="IOMKI_SMTP_FROM")
     smtp_starttls: bool = Field(False, validation_alias="IOMKI_SMTP_STARTTLS")
+    # Unset: development when tokens are signed with a shared secret (IOMKI_JWT_SECRET, as `make run`, the demo
+    # and the tests do) and no identity provider's public key is configured, production otherwise (deploy/).
+    # Development takes http:// webhooks and may call loopback receivers.
+    environment: Literal["development", "production"] | None = Field(None, validation_alias="IOMKI_ENVIRONMENT")
+    # Networks a webhook may reach although not public (CIDRs, comma-separated; empty: none). Unset: loopback in
+    # development, none in production.
+    outbound_allow: str | None = Field(None, validation_alias="IOMKI_OUTBOUND_ALLOW")
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        if value is not None:
+            OutboundPolicy.parse(value)  # a typo fails at start, not at the first delivery
+        return value
+
+    def development(self, platform: PlatformSettings) -> bool:
+        if self.environment is not None:
+            return self.environment == "development"
+        return platform.jwt_secret is not None and platform.jwt_public_key_file is None
+
+    def outbound(self, platform: PlatformSettings) -> OutboundPolicy:
+        if self.outbound_allow is not None:
+            return OutboundPolicy.parse(self.outbound_allow)
+        return OutboundPolicy(LOOPBACK if self.development(platform) else ())
 
     @field_validator("escalation_after", mode="before")
     @classmethod
@@ -56,8 +87,9 @@ class NotifierSettings(BaseSettings):
             return tuple(_DURATION.validate_python(part.strip()) for part in value.split(",") if part.strip())
         return value
 
-    def config(self) -> NotifierConfig:
+    def config(self, platform: PlatformSettings) -> NotifierConfig:
         return NotifierConfig(
+            allow_http_webhooks=self.development(platform),
             chain=EscalationChain.parse(list(self.escalation_after)),
             grouping=Grouping(self.group_window),
             retry=RetryPolicy(base=self.delivery_backoff, max_attempts=self.delivery_max_attempts),
@@ -67,10 +99,12 @@ class NotifierSettings(BaseSettings):
 
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
                notifier: NotifierSettings | None = None) -> FastAPI:
-    runtime = ServiceRuntime(name="notifier", settings=settings or PlatformSettings(),
+    platform = settings or PlatformSettings()
+    runtime = ServiceRuntime(name="notifier", settings=platform,
                              migrations=Path(__file__).parent / "migrations", unit_of_work=NotifierWork)
     own = notifier or NotifierSettings()
-    config = own.config()
+    config = own.config(platform)
+    outbound = own.outbound(platform)
     clock = clock or SystemClock()
     handlers = NotifierHandlers(runtime.database, clock, config)
     worker = DeliveryWorker(runtime.database, clock, config, random.Random())  # noqa: S311 -- retry jitter, no secret
@@ -81,8 +115,11 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     tls = ssl.create_default_context()
 
     async def deliver() -> None:
-        async with httpx.AsyncClient(timeout=own.webhook_timeout.total_seconds(), verify=tls) as client:
-            await worker.deliver_due({Channel.WEBHOOK: WebhookChannel(client), Channel.EMAIL: email})
+        # No proxy from the environment: the address check must see the receiver's address, not a proxy's.
+        async with httpx.AsyncClient(timeout=own.webhook_timeout.total_seconds(), trust_env=False,
+                                     transport=GuardedTransport(tls, outbound)) as client:
+            webhook = WebhookChannel(client, allow_http=config.allow_http_webhooks)
+            await worker.deliver_due({Channel.WEBHOOK: webhook, Channel.EMAIL: email})
 
     for topic in (PERMITS, REPORTS, INCIDENTS):
         runtime.consume(topic, {event_type: handlers.on_event if event_type.__name__ in ROUTES

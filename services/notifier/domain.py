@@ -9,12 +9,15 @@ acknowledges it (`EscalationChain`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from shared import refusals, regions
 from shared.contract import Severity, TaskForceLevel
@@ -75,6 +78,14 @@ class AlreadyAcknowledged(NotifierRefusal):
     def __init__(self, acknowledged_at: datetime) -> None:
         super().__init__(f"the alert was already acknowledged at {acknowledged_at.isoformat()}")
         self.current = AlertStatus.ACKNOWLEDGED
+
+
+class InvalidWebhook(NotifierRefusal, ValueError):
+    """A webhook URL the notifier will not call. Its message starts "a webhook target must be"."""
+
+    def __init__(self, why: str, field: str = "target") -> None:
+        super().__init__(f"a webhook target must be {why}")
+        self.field = field
 
 
 class NotNotifiedAtLevel(NotifierRefusal):
@@ -417,11 +428,111 @@ class Delivery:
         return replace(self, status=DeliveryStatus.DELIVERED, attempts=self.attempts + 1, next_attempt_at=None,
                        last_error=None)
 
-    def failed_attempt(self, error: str, now: datetime, policy: RetryPolicy, rng: random.Random) -> Delivery:
+    def failed_attempt(self, error: str, now: datetime, policy: RetryPolicy, rng: random.Random, *,
+                       permanent: bool = False) -> Delivery:
+        """`permanent`: no later attempt can succeed (the stored target itself is invalid), so it fails now."""
         attempts = self.attempts + 1
-        retry_at = policy.next_attempt(attempts, now, rng)
+        retry_at = None if permanent else policy.next_attempt(attempts, now, rng)
         status = DeliveryStatus.PENDING if retry_at is not None else DeliveryStatus.FAILED
         return replace(self, status=status, attempts=attempts, next_attempt_at=retry_at, last_error=error)
+
+
+class FailureReason(StrEnum):
+    """What a task force is told about a failed attempt: a category, never a host, an address or a trace (those
+    go to the log)."""
+
+    INVALID_ADDRESS = "invalid address"
+    ADDRESS_NOT_ALLOWED = "address not allowed"
+    HOST_NOT_FOUND = "host not found"
+    CONNECTION_REFUSED = "connection refused"
+    CONNECTION_FAILED = "connection failed"
+    TIMEOUT = "timeout"
+    TLS_ERROR = "TLS error"
+    PROTOCOL_ERROR = "protocol error"
+    RECIPIENT_REFUSED = "recipient refused"
+    INTERNAL_ERROR = "internal error"
+
+    @staticmethod
+    def http(status: int) -> str:
+        return f"HTTP {status}"
+
+    @staticmethod
+    def smtp(code: int) -> str:
+        return f"SMTP {code}"
+
+
+# ------------------------------------------------------------------------------------------ outbound
+
+WEBHOOK_URL_MAX_LENGTH = 2000
+# RFC 3986's characters, nothing else: no whitespace, control character, backslash or raw non-ASCII.
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def webhook_url(url: str, *, allow_http: bool) -> str:
+    """A webhook target as the notifier will call it: an absolute https URL (http only in development) with a
+    host, no credentials and no fragment. Raises InvalidWebhook."""
+    schemes = ("https", "http") if allow_http else ("https",)
+    wanted = "an http(s) URL" if allow_http else "an https URL"
+    if len(url) > WEBHOOK_URL_MAX_LENGTH or not _URL_CHARACTERS.fullmatch(url):
+        raise InvalidWebhook(f"{wanted} of at most {WEBHOOK_URL_MAX_LENGTH} URL characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise InvalidWebhook(f"{wanted} with a valid host and port") from None
+    if parts.scheme.lower() not in schemes:
+        raise InvalidWebhook(wanted)
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise InvalidWebhook(f"{wanted} without credentials in it")
+    if "#" in url:
+        raise InvalidWebhook(f"{wanted} without a fragment")
+    host = parts.hostname or ""
+    if port == 0 or not host or not _valid_host(host):
+        raise InvalidWebhook(f"{wanted} with a valid host and port")
+    return url
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        labels = host.rstrip(".").split(".")
+        return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Cloud instance metadata: link-local or ULA already, but refused by name so that allowing a private network
+# (IOMKI_OUTBOUND_ALLOW=fd00::/8) does not open it: only listing the address itself does.
+METADATA = (ipaddress.ip_network("169.254.169.254/32"), ipaddress.ip_network("fd00:ec2::254/128"))
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@dataclass(frozen=True)
+class OutboundPolicy:
+    """Which addresses the notifier may connect to on a task force's behalf: public ones, and whatever networks
+    configuration lists. Loopback, private (RFC 1918, ULA), link-local, metadata, unspecified, multicast and
+    reserved addresses are refused otherwise, so a webhook cannot be pointed at the platform's own network."""
+
+    allowed: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, networks: str) -> OutboundPolicy:
+        return cls(tuple(ipaddress.ip_network(part.strip(), strict=False) for part in networks.split(",")
+                         if part.strip()))
+
+    def permits(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        listed = [network for network in self.allowed if network.version == address.version and address in network]
+        if any(address in network for network in METADATA if network.version == address.version):
+            return any(network.num_addresses == 1 for network in listed)  # only the address itself, listed
+        if listed:
+            return True
+        return address.is_global and not (address.is_multicast or address.is_reserved or address.is_unspecified)
 
 
 # ------------------------------------------------------------------------------------------ notices

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +21,8 @@ import structlog
 from services.notifier.channels import SendFailed
 from services.notifier.domain import (
     ROUTES, Acknowledgement, Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, DivisionContact,
-    Escalation, EscalationChain, Grouping, Level, NotFound, Plant, Recipient, RetryPolicy, Subscription, TaskForce,
-    level_of_region, recipients, render,
+    Escalation, EscalationChain, FailureReason, Grouping, InvalidWebhook, Level, NotFound, Plant, Recipient,
+    RetryPolicy, Subscription, TaskForce, level_of_region, recipients, render, webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
 from shared.clock import Clock
@@ -50,6 +51,7 @@ class NotifierConfig:
     retry: RetryPolicy = RetryPolicy()
     lease: timedelta = timedelta(minutes=2)  # longer than any one send may take (timeouts are shorter)
     batch: int = 50
+    allow_http_webhooks: bool = False  # development only: receivers on the developer's machine speak plain http
 
 
 @dataclass
@@ -62,6 +64,9 @@ class NotifierHandlers:
 
     async def register_task_force(self, *, level: Level, region_code: str, name: str,
                                   contacts: tuple[DivisionContact, ...], access: Access) -> TaskForce:
+        for index, contact in enumerate(contacts):
+            if contact.webhook:
+                self._webhook(contact.webhook, field=f"contacts.{index}.webhook")
         task_force = TaskForce.register(level=level, region_code=region_code, name=name, contacts=contacts)
         async with self.database.transaction() as work:
             await work.notifier.add_task_force(task_force, actor=access.actor, role=access.principal.role.value,
@@ -72,6 +77,8 @@ class NotifierHandlers:
 
     async def subscribe(self, *, task_force_id: uuid.UUID, channel: Channel, target: str, secret: str | None,
                         event_types: frozenset[str], access: Access) -> Subscription:
+        if channel is Channel.WEBHOOK:
+            self._webhook(target, field="target")
         async with self.database.transaction() as work:
             task_force = await work.notifier.get_task_force(task_force_id)
             if task_force is None or not access.may_see(region_code=task_force.region_code):
@@ -83,6 +90,15 @@ class NotifierHandlers:
                task_force_id=str(task_force_id), channel=channel.value, event_types=sorted(event_types),
                actor=access.actor)
         return subscription
+
+    def _webhook(self, url: str, *, field: str) -> None:
+        """The scheme rule depends on where the platform runs, so it is checked here and not in the request model
+        (which checks everything else about the URL)."""
+        try:
+            webhook_url(url, allow_http=self.config.allow_http_webhooks)
+        except InvalidWebhook as exc:
+            exc.field = field
+            raise
 
     async def task_forces(self, access: Access) -> list[TaskForce]:
         async with self.database.reading() as work:
@@ -257,26 +273,44 @@ class DeliveryWorker:
         async with self.database.transaction() as work:
             jobs = await work.notifier.lease_due(self.clock.now(), self.config.lease, self.config.batch)
         if jobs:
-            await asyncio.gather(*(self._attempt(job, senders[job.delivery.recipient.channel]) for job in jobs))
+            # Each attempt records its own outcome; one that cannot (the database gone past half a lease) must
+            # not cut the others short: its lease runs out and a later round tries it again.
+            outcomes = await asyncio.gather(*(self._attempt(job, senders) for job in jobs), return_exceptions=True)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.error("delivery_attempt_unrecorded", delivery_id=str(job.delivery.delivery_id),
+                              error_type=type(outcome).__name__)
         return len(jobs)
 
-    async def _attempt(self, job: Job, sender: Sender) -> None:
+    async def _attempt(self, job: Job, senders: Mapping[Channel, Sender]) -> None:
         delivery = job.delivery
         error: str | None = None
+        permanent = False
         try:
-            await sender.send(delivery_id=delivery.delivery_id, target=delivery.recipient.target,
-                              secret=delivery.recipient.secret, subject=job.subject, body=job.body)
+            await senders[delivery.recipient.channel].send(
+                delivery_id=delivery.delivery_id, target=delivery.recipient.target,
+                secret=delivery.recipient.secret, subject=job.subject, body=job.body)
         except SendFailed as exc:
-            error = str(exc)
+            error, permanent = exc.reason, exc.permanent
+            # The task force reads `error`; the log gets the detail (never the target: see channels.py).
+            log.warning("delivery_failed", delivery_id=str(delivery.delivery_id),
+                        channel=delivery.recipient.channel.value, reason=exc.reason, detail=exc.detail)
+        except Exception as exc:  # noqa: BLE001 -- any failure is a failed attempt, retried with backoff
+            # Not the message, which may quote the target: the type and where it was raised.
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            error = FailureReason.INTERNAL_ERROR
+            log.error("delivery_error", delivery_id=str(delivery.delivery_id),
+                      channel=delivery.recipient.channel.value, error_type=type(exc).__name__,
+                      raised_at=f"{where.filename}:{where.lineno}" if where else None)
         # A receiver's answer must outlive a database outage: were it lost, the lease would run out and the
         # notice be sent again. Nobody else sends it while the lease holds, so keep trying to record it until then.
         now = self.clock.now()
         unrecorded = retried("delivery_record_retry", delivery_id=str(delivery.delivery_id))
         async for attempt in stamina.retry_context(on=unrecorded, attempts=None, timeout=self.config.lease / 2):
             with attempt:
-                await self._record(job, error, now)
+                await self._record(job, error, now, permanent=permanent)
 
-    async def _record(self, job: Job, error: str | None, now: datetime) -> None:
+    async def _record(self, job: Job, error: str | None, now: datetime, *, permanent: bool = False) -> None:
         delivery = job.delivery
         async with self.database.transaction() as work:
             await work.notifier.lock_key(str(job.plant.facility_id))
@@ -286,7 +320,7 @@ class DeliveryWorker:
             if error is None:
                 done = current.succeeded()
             else:
-                done = current.failed_attempt(error, now, self.config.retry, self.rng)
+                done = current.failed_attempt(error, now, self.config.retry, self.rng, permanent=permanent)
             await work.notifier.save_attempt(done, succeeded=error is None, error=error, now=now)
             if done.status is DeliveryStatus.DELIVERED:
                 await work.outbox.add(Envelope.wrap(AlertDelivered(

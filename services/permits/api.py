@@ -22,10 +22,10 @@ from services.permits.handlers import PermitHandlers, PermitView
 from services.permits.repository import PermitSearch
 from shared import registry_tokens, regions
 from shared.contract import (
-    EMAIL_MAX_LENGTH, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH, SectorClass,
+    EmailAddress, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH, SectorClass,
 )
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
-from shared.web.http import Problem, ProblemTable, Text
+from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 
@@ -98,8 +98,10 @@ class Workforce(BaseModel):
 
 
 class Contact(BaseModel):
-    email: Text | None = Field(None, max_length=EMAIL_MAX_LENGTH)
-    phone: Text | None = Field(None, max_length=PHONE_MAX_LENGTH)
+    # One address: it travels to the notifier (CompanyContactsUpdated) and into a mail header there.
+    email: Annotated[EmailAddress, STORABLE] | None = None
+    # Digits and the usual separators: no line break or other character a notice could carry further.
+    phone: Text | None = Field(None, max_length=PHONE_MAX_LENGTH, pattern=r"^\+?[0-9][0-9 ().-]*$")
 
 
 class ApplicationIn(BaseModel):

@@ -287,7 +287,7 @@ async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_ma
     assert delivered["attempts"] == 3
     assert [(a["succeeded"], a["error"]) for a in delivered["attempt_log"]] == [
         (False, "HTTP 500"), (False, "HTTP 500"), (True, None)]
-    assert failed["attempts"] == 4 and failed["last_error"] == "ConnectError"
+    assert failed["attempts"] == 4 and failed["last_error"] == "connection refused"
     assert [a["succeeded"] for a in failed["attempt_log"]] == [False] * 4
     # The receiver saw the same delivery id (for its dedup) and the same signed bytes on every try.
     tries = [hook for hook in world.receiver.on("satpolpp") if alert["alert_id"].encode() in hook[1]]
@@ -362,3 +362,77 @@ async def test_a_subscription_target_is_matched_whole_and_its_event_types_are_bo
         "contacts": [{"division": "health", "email": "kes@bekasi.example\n"}]})
     assert newline_contact.status_code == 422
     assert [e["field"] for e in newline_contact.json()["errors"]] == ["contacts.0.email"]
+
+
+async def test_bad_contact_data_fails_its_own_delivery_and_never_stops_the_rest_of_the_batch(world: World):
+    """A company's address with a second header in it (it came on the contacts topic, written before the permits
+    API checked it), and two webhooks into the platform's own network: each is recorded as failed with a reason
+    a task force may read; the webhook that is fine is delivered, and nobody else got a copy."""
+    tegal = await world.register("regency", "33.28", [{"division": "health", "email": "kes@tegal.example"}])
+    for path, target in (("metadata", "http://169.254.169.254/latest/meta-data/"),
+                         ("internal", "http://10.0.0.1/hook"), ("tegal", world.receiver.url("tegal"))):
+        response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
+            "task_force_id": tegal, "channel": "webhook", "target": target, "secret": SECRET,
+            "event_types": ["WarningIssued"]})
+        assert response.status_code == 201, (path, response.text)
+    pabrik = plant("33", "33.28")
+    await world.publish(CompanyContactsUpdated(**pabrik, permit_id=uuid.uuid4(), nib="8120000555555",
+                                               company_name="PT Logam Tegal",
+                                               email="k3@logam.example\r\nBcc: spy@evil.example"))
+    connection = await asyncpg.connect(world.database_url)
+    try:
+        await eventually(lambda: connection.fetchval(
+            "SELECT count(*) FROM notifier.company_contacts WHERE facility_id = $1", pabrik["facility_id"]))
+    finally:
+        await connection.close()
+
+    await world.publish(warning(pabrik))
+    alert = await world.alert_for(pabrik["facility_id"], "WarningIssued")
+    deliveries = await world.deliveries(alert["alert_id"], settled=4)
+    outcomes = sorted((d["channel"], d["status"], d["last_error"], d["attempts"]) for d in deliveries)
+    assert outcomes == [
+        ("email", "failed", "invalid address", 1),  # it can never work: failed at once, not retried
+        ("webhook", "delivered", None, 1),
+        ("webhook", "failed", "address not allowed", 4),  # retried with backoff, then failed for good
+        ("webhook", "failed", "address not allowed", 4),
+    ]
+    assert all(a["error"] in (None, "invalid address", "address not allowed")
+               for d in deliveries for a in d["attempt_log"])
+    assert [b for _, b in world.receiver.on("tegal") if alert["alert_id"].encode() in b]
+    assert not world.mailbox.to("spy@evil.example") and not world.mailbox.to("k3@logam.example")
+
+
+async def test_a_contact_is_one_address_and_a_webhook_url_has_no_credentials(world: World):
+    tegal = await world.register("regency", "33.28", [{"division": "health", "email": "kes@tegal.example"}])
+    for target in ("a@b.example\r\nBcc: x@y.example", "a@x.example, b@y.example", "Satgas <a@x.example>"):
+        response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
+            "task_force_id": tegal, "channel": "email", "target": target, "event_types": ["PermitFrozen"]})
+        assert response.status_code == 422, (target, response.text)
+    for webhook in ("https://user:pw@hooks.tegal.example/x", "https://hooks.tegal.example/x#y"):
+        response = await world.notifier.post("/task-forces", headers=OPERATOR, json={
+            "level": "regency", "region_code": "33.28", "name": "Satgas Tegal",
+            "contacts": [{"division": "health", "webhook": webhook, "secret": SECRET}]})
+        assert response.status_code == 422, (webhook, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == ["contacts.0.webhook"]
+
+
+async def test_outside_development_a_webhook_must_be_https(platform):
+    """In production (an identity provider's key, or IOMKI_ENVIRONMENT=production) plain http is refused where
+    it enters, so a notice is never sent in clear."""
+    with patched_environ(platform.env(IOMKI_ENVIRONMENT="production")):
+        app = create_app()
+    async with running_service(app) as notifier:
+        registered = await notifier.post("/task-forces", headers=OPERATOR, json={
+            "level": "regency", "region_code": "33.28", "name": "Satgas Tegal",
+            "contacts": [{"division": "health", "webhook": "http://hooks.tegal.example/x", "secret": SECRET}]})
+        assert registered.status_code == 422, registered.text
+        assert registered.json()["errors"] == [{"field": "contacts.0.webhook",
+                                                "message": "a webhook target must be an https URL"}]
+        registered = await notifier.post("/task-forces", headers=OPERATOR, json={
+            "level": "regency", "region_code": "33.28", "name": "Satgas Tegal",
+            "contacts": [{"division": "health", "webhook": "https://hooks.tegal.example/x", "secret": SECRET}]})
+        assert registered.status_code == 201, registered.text
+        response = await notifier.post("/subscriptions", headers=OPERATOR, json={
+            "task_force_id": registered.json()["task_force_id"], "channel": "webhook",
+            "target": "http://hooks.tegal.example/x", "secret": SECRET, "event_types": ["PermitFrozen"]})
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "target", response.text
