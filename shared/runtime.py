@@ -39,6 +39,7 @@ from shared.web.http import (
     BoundedBodies, ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
     operations_router,
 )
+from shared.web.rate_limit import PublicRateLimit
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +107,8 @@ class ServiceRuntime(Generic[Work]):
         app.state.token_verifier = self.token_verifier
         install_problem_handlers(app, problems)
         app.add_middleware(BoundedBodies, limit=self.settings.max_request_bytes)  # inside the request log
+        app.add_middleware(PublicRateLimit, per_minute=self.settings.public_rate_per_minute,
+                           address_header=self.settings.client_address_header)  # logged and measured too
         install_request_logging(app, self.metrics)
         # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
         app.add_middleware(CORSMiddleware, allow_origins=dashboard_origins(), allow_methods=["GET"],

@@ -49,8 +49,16 @@ class PlatformSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias="IOMKI_LOG_FORMAT")
     # The largest request body a service reads: its largest forms take a few KiB.
     max_request_bytes: int = Field(256 * 1024, validation_alias="IOMKI_MAX_REQUEST_BYTES", ge=1024, le=64 * 1024**2)
+    # Requests without a token (the public registry, /healthz, /readyz, /metrics, /asyncapi, the API documents)
+    # per client address and minute, per process: far above a person's or a Prometheus scraper's pace.
+    public_rate_per_minute: int = Field(1200, validation_alias="IOMKI_PUBLIC_RATE_PER_MINUTE", ge=1,
+                                        le=10_000_000)
+    # The header a trusted reverse proxy puts the client's address in (e.g. X-Forwarded-For; its last address is
+    # read). Unset: the connection's peer. Set it only when every request comes through such a proxy.
+    client_address_header: str | None = Field(None, validation_alias="IOMKI_CLIENT_ADDRESS_HEADER",
+                                              pattern=r"^[A-Za-z0-9-]{1,64}$")
 
-    @field_validator("database_url", "kafka_bootstrap", "jwt_secret", mode="before")
+    @field_validator("database_url", "kafka_bootstrap", "jwt_secret", "client_address_header", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -26,6 +26,7 @@ from shared.runtime import PLATFORM_MIGRATIONS
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.storage.db import describe, migrate, migrations_in, provision
 from shared.storage.embedded import admin_database_url, stop_embedded_postgres
+from shared.storage.secret_files import keep_secret_once
 from tooling.embedded_kafka import EMBEDDED_CONTROLLER_PORT, EmbeddedKafka
 
 log = structlog.get_logger(__name__)
@@ -37,12 +38,7 @@ def development_secret(settings: PlatformSettings) -> str:
     """IOMKI_JWT_SECRET, or a development secret kept under the data directory so tokens survive restarts."""
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = settings.data_dir / "jwt-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return keep_secret_once(settings.data_dir / "jwt-secret", secrets.token_urlsafe(48).encode()).decode().strip()
 
 
 @dataclass

@@ -201,6 +201,24 @@ class Timer:
     facility_id: uuid.UUID
     subject_id: uuid.UUID  # the case (isolation, quarantine) or the closure (room closure)
     due_at: datetime
+    attempts: int = 0  # failed attempts to fire it so far
+
+
+@dataclass(frozen=True)
+class TimerRetry:
+    """When a timer whose firing failed is tried again: later after each failure, never later than `longest`.
+
+    A timer is never given up: an isolation must end some day. Its retries wait behind it, so the timers due after
+    a failing one fire on time.
+    """
+
+    first: timedelta = timedelta(seconds=10)
+    longest: timedelta = timedelta(hours=1)
+
+    def next_attempt(self, attempts: int, now: datetime) -> datetime:
+        """`attempts`: failures so far, this one included (1 after the first)."""
+        delay = self.first * 2 ** min(max(attempts - 1, 0), 30)  # the exponent is capped: no overflow
+        return now + min(delay, self.longest)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,7 @@ import structlog
 
 from services.incidents.domain import (
     Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, NotFound, Outcome, Plant, ReportedPositives,
-    TimerKind,
+    Timer, TimerKind, TimerRetry,
 )
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
@@ -33,6 +33,7 @@ class IncidentHandlers:
     database: Database[IncidentsWork]
     clock: Clock
     policy: IncidentPolicy
+    timer_retry: TimerRetry = field(default_factory=TimerRetry)
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -144,36 +145,61 @@ class IncidentHandlers:
     # -- durable timers ----------------------------------------------------------------------------
 
     async def fire_due_timers(self, batch: int = 200) -> int:
-        """Fire what is due, one timer per transaction, so that one failing timer does not hold back others."""
-        fired = 0
-        while fired < batch:
+        """Fire what is due, one timer per transaction, so that one failing timer does not hold back others.
+
+        A timer whose firing fails is put back for a later attempt (`TimerRetry`) and the sweep goes on with the
+        timers behind it; a failure to claim (the database is gone) ends the sweep until its next tick.
+        """
+        fired = failed = 0
+        while fired + failed < batch:
             now = self.clock.now()
-            async with self.database.transaction() as work:
-                timer = await work.incidents.claim_due_timer(now)
+            timer: Timer | None = None
+            try:
+                async with self.database.transaction() as work:
+                    timer = await work.incidents.claim_due_timer(now)
+                    if timer is None:
+                        break
+                    await self._fire(work, timer, now)
+            except Exception as exc:
                 if timer is None:
-                    break
-                # A timer references its plant and its subject (a case or a closure), kept as long as it is.
-                plant = await work.incidents.plant(timer.facility_id, for_update=True)
-                if plant is None:
-                    raise LookupError(f"timer {timer.timer_id}: no plant {timer.facility_id}")
-                if timer.kind is TimerKind.ISOLATION_END:
-                    case = await work.incidents.case(timer.subject_id)
-                    if case is None:
-                        raise LookupError(f"timer {timer.timer_id}: no case {timer.subject_id}")
-                    outcome = plant.end_isolation(case, timer.due_at)
-                elif timer.kind is TimerKind.QUARANTINE_END:
-                    outcome = plant.end_quarantine()
-                else:
-                    closure = await work.incidents.closure(timer.subject_id)
-                    if closure is None:
-                        raise LookupError(f"timer {timer.timer_id}: no closure {timer.subject_id}")
-                    outcome = plant.end_room_closure(closure, now)
-                await self._commit(work, outcome, now)
-                await work.incidents.mark_fired(timer.timer_id, now)
+                    raise
+                failed += 1
+                await self._postpone(timer, now, exc)
+                continue
             fired += 1
             log.info("timer_fired", kind=timer.kind.value, facility_id=str(timer.facility_id),
                      subject_id=str(timer.subject_id), due_at=timer.due_at.isoformat())
         return fired
+
+    async def _fire(self, work: IncidentsWork, timer: Timer, now: datetime) -> None:
+        # A timer references its plant and its subject (a case or a closure), kept as long as it is.
+        plant = await work.incidents.plant(timer.facility_id, for_update=True)
+        if plant is None:
+            raise LookupError(f"timer {timer.timer_id}: no plant {timer.facility_id}")
+        if timer.kind is TimerKind.ISOLATION_END:
+            case = await work.incidents.case(timer.subject_id)
+            if case is None:
+                raise LookupError(f"timer {timer.timer_id}: no case {timer.subject_id}")
+            outcome = plant.end_isolation(case, timer.due_at)
+        elif timer.kind is TimerKind.QUARANTINE_END:
+            outcome = plant.end_quarantine()
+        else:
+            closure = await work.incidents.closure(timer.subject_id)
+            if closure is None:
+                raise LookupError(f"timer {timer.timer_id}: no closure {timer.subject_id}")
+            outcome = plant.end_room_closure(closure, now)
+        await self._commit(work, outcome, now)
+        await work.incidents.mark_fired(timer.timer_id, now)
+
+    async def _postpone(self, timer: Timer, now: datetime, exc: Exception) -> None:
+        failed = replace(timer, attempts=timer.attempts + 1)
+        next_attempt_at = self.timer_retry.next_attempt(failed.attempts, now)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        async with self.database.transaction() as work:
+            await work.incidents.record_failed_attempt(failed, next_attempt_at, error)
+        log.warning("timer_failed", timer_id=str(timer.timer_id), kind=timer.kind.value,
+                    facility_id=str(timer.facility_id), attempts=failed.attempts,
+                    next_attempt_at=next_attempt_at.isoformat(), error=error)
 
     # -- shared steps ------------------------------------------------------------------------------
 

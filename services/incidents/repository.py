@@ -194,16 +194,24 @@ class IncidentRepository:
 
     async def claim_due_timer(self, now: datetime) -> Timer | None:
         """The earliest due timer no other sweeper holds; it stays locked until this transaction ends."""
+        # A timer that failed waits for its next attempt (next_attempt_at), behind the timers due before then.
         row = await self._connection.fetchrow(
-            "SELECT timer_id, kind, facility_id, subject_id, due_at FROM timers"
-            " WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT 1"
-            " FOR UPDATE SKIP LOCKED", now)
+            "SELECT timer_id, kind, facility_id, subject_id, due_at, attempts FROM timers"
+            " WHERE fired_at IS NULL AND cancelled_at IS NULL AND coalesce(next_attempt_at, due_at) <= $1"
+            " ORDER BY coalesce(next_attempt_at, due_at) LIMIT 1 FOR UPDATE SKIP LOCKED", now)
         if row is None:
             return None
-        return Timer(row["timer_id"], TimerKind(row["kind"]), row["facility_id"], row["subject_id"], row["due_at"])
+        return Timer(row["timer_id"], TimerKind(row["kind"]), row["facility_id"], row["subject_id"], row["due_at"],
+                     row["attempts"])
 
     async def mark_fired(self, timer_id: uuid.UUID, now: datetime) -> None:
         await self._connection.execute("UPDATE timers SET fired_at = $2 WHERE timer_id = $1", timer_id, now)
+
+    async def record_failed_attempt(self, timer: Timer, next_attempt_at: datetime, error: str) -> None:
+        """`timer.attempts` counts this failure; a timer fired meanwhile by another sweeper is left as it is."""
+        await self._connection.execute(
+            "UPDATE timers SET attempts = $2, next_attempt_at = $3, last_error = $4"
+            " WHERE timer_id = $1 AND fired_at IS NULL", timer.timer_id, timer.attempts, next_attempt_at, error)
 
     # -- lists -------------------------------------------------------------------------------------
 

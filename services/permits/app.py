@@ -23,6 +23,7 @@ from shared.contract import (
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
+from shared.storage.secret_files import keep_secret_once
 
 log = structlog.get_logger(__name__)
 
@@ -44,13 +45,12 @@ def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519Priva
     path = data_dir / "registry-signing-key.pem"
     if path.exists():
         return registry_tokens.private_key_from_text(path.read_text())
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(registry_tokens.private_key_pem(key))
-    path.chmod(0o600)
-    log.warning("registry_signing_key_generated", path=str(path),
-                hint="set IOMKI_REGISTRY_SIGNING_KEY in production")
-    return key
+    generated = registry_tokens.private_key_pem(Ed25519PrivateKey.generate())
+    kept = keep_secret_once(path, generated)
+    if kept == generated:
+        log.warning("registry_signing_key_generated", path=str(path),
+                    hint="set IOMKI_REGISTRY_SIGNING_KEY in production")
+    return registry_tokens.private_key_from_text(kept.decode())
 
 
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -72,3 +72,63 @@ async def test_timers_fire_once_after_a_restart(platform):
         await connection.close()
     assert sorted(t["kind"] for t in timers) == ["isolation_end", "quarantine_end", "room_closure_end"]
     assert all(t["fired_at"] is not None for t in timers)
+
+
+async def test_a_timer_that_keeps_failing_backs_off_and_the_timers_behind_it_fire(platform):
+    # A plant has one case; a timer due before all of the case's timers points at a case that does not exist, as a
+    # timer broken by a bug would: firing it fails every time.
+    facility_id, broken_id = uuid.uuid4(), uuid.uuid4()
+    start = datetime.now(UTC)
+    today = start.astimezone(timezone(timedelta(hours=7))).date()
+    clock = FakeClock(start)
+    app = create_app(clock=clock)
+    connection = await asyncpg.connect(platform.admin_url)
+    try:
+        async def broken_timer() -> asyncpg.Record:
+            return await connection.fetchrow(
+                "SELECT attempts, next_attempt_at, last_error, fired_at FROM incidents.timers WHERE timer_id = $1",
+                broken_id)
+
+        async with running_service(app) as service:
+            async with app.state.runtime.database.transaction() as work:
+                await work.incidents.learn_plant(facility_id=facility_id, permit_id=uuid.uuid4(), nib=NIB,
+                                                 province_code="32", regency_code="32.75", workforce_total=300,
+                                                 now=start)
+            created = await service.post("/cases", headers=bearer("company", nib=NIB), json={
+                "facility_id": str(facility_id), "case_ref": "TX-02", "confirmed_on": today.isoformat(),
+                "symptomatic": False, "close_contacts": 4, "contacts_exit_test_negative": True})
+            assert created.status_code == 201, created.text
+            await connection.execute(
+                "INSERT INTO incidents.timers (timer_id, kind, facility_id, subject_id, due_at)"
+                " VALUES ($1, 'isolation_end', $2, $3, $4)", broken_id, facility_id, uuid.uuid4(),
+                start + timedelta(minutes=1))
+
+            # Eleven days on, the sweep meets the broken timer first: it fails once, and the plant's own timers,
+            # due after it, all fire.
+            now = clock.advance(timedelta(days=11))
+
+            async def all_over():
+                status = (await service.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
+                return status if status["status"] == "open" else None
+            status = await eventually(all_over)
+            assert (status["active_isolations"], status["active_quarantines"],
+                    status["active_room_closures"]) == (0, 0, 0)
+
+            await asyncio.sleep(2.5)  # two more sweeps: the broken timer waits for its next attempt, not retried
+            first = await broken_timer()
+            assert (first["attempts"], first["fired_at"]) == (1, None)
+            assert first["next_attempt_at"] == now + timedelta(seconds=10)
+            assert "no case" in first["last_error"]
+
+            # Each further failure waits twice as long as the one before.
+            clock.advance(timedelta(seconds=10))
+            second = await eventually(lambda: _after_attempts(broken_timer, 2))
+            assert second["next_attempt_at"] - clock.now() == timedelta(seconds=20)
+            assert second["fired_at"] is None
+    finally:
+        await connection.close()
+
+
+async def _after_attempts(read, attempts):
+    row = await read()
+    return row if row["attempts"] >= attempts else None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 
+import httpx
 import pytest
 import structlog.testing
 
 from services.incidents.app import create_app
+from services.permits.app import create_app as permits_app
 from shared.settings import PlatformSettings
 from tests.support.platform import running_service
 
@@ -98,3 +100,20 @@ async def test_every_service_answers_401_before_a_body_and_413_to_a_body_over_it
         oversized = await client.post(path, content=b"x" * (limit + 1), headers={"content-type": "application/json"})
         assert oversized.status_code == 413, oversized.text
         assert oversized.json()["detail"] == f"A request's body may take at most {limit:,} bytes."
+
+
+async def test_an_address_over_its_rate_without_a_token_gets_429_and_the_next_address_does_not(platform):
+    # The permits service as deployed, its public rate set low: the registry and the operations endpoints share it.
+    app = permits_app(PlatformSettings(public_rate_per_minute=3))
+    async with running_service(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as agency:
+            answers = [(await agency.get(path)).status_code
+                       for path in ("/registry/keys", "/healthz", "/registry/IOMKI-NONE", "/metrics")]
+            assert answers == [200, 200, 404, 429]
+            refused = await agency.get("/registry/keys")
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["status"] == 429 and int(refused.headers["retry-after"]) == 20
+        neighbour = httpx.ASGITransport(app=app, client=("198.51.100.9", 50000))
+        async with httpx.AsyncClient(transport=neighbour, base_url="http://testserver") as other:
+            assert (await other.get("/registry/keys")).status_code == 200

@@ -13,7 +13,7 @@ from services.incidents.app import IncidentsSettings
 from services.incidents.domain import (
     Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
     IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, PlaceholderClaim, Plant, PlantNotMonitored,
-    ReportedPositives, TimerKind, start_of_day,
+    ReportedPositives, TimerKind, TimerRetry, start_of_day,
 )
 from shared.clock import FakeClock
 from shared.contract import (
@@ -514,3 +514,13 @@ def test_a_superseded_isolation_timer_does_nothing_when_it_fires_late():
     # A sweeper held the old timer while the claim committed, so it fires after: nothing happens.
     assert walk.plant.end_isolation(claimed, stale.due_at).events == []
     assert walk.plant.end_isolation(claimed, start_of_day(claimed.isolation_ends_on, WIB)).events != []
+
+
+# -- a timer whose firing fails ------------------------------------------------------------------------------------
+
+
+def test_a_failing_timer_is_tried_again_later_each_time_up_to_an_hour():
+    retry = TimerRetry()
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    delays = [retry.next_attempt(attempts, now) - now for attempts in (1, 2, 3, 4, 9, 10, 1000)]
+    assert delays == [timedelta(seconds=s) for s in (10, 20, 40, 80, 2560, 3600, 3600)]

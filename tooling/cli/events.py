@@ -13,12 +13,11 @@ from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from rich.markup import escape
 
 from shared.contract import TOPICS, ContractViolation, decode
 from shared.messaging.bus import partitions_of
 from shared.settings import PlatformSettings
-from tooling.cli.support import JsonOption, fail, kafka_options, out
+from tooling.cli.support import JsonOption, fail, kafka_options, out, shown
 
 app = typer.Typer(help="Events on the platform's topics.", no_args_is_help=True)
 
@@ -47,7 +46,8 @@ def tail(
     topics = topic or PUBLIC_TOPICS
     unknown = [name for name in topics if name not in KNOWN_TOPICS]
     if unknown:
-        fail(f"unknown topic {', '.join(unknown)}; the platform's topics: {', '.join(KNOWN_TOPICS)}", as_json=as_json)
+        fail(f"unknown topic {shown(', '.join(unknown))}; the platform's topics: {', '.join(KNOWN_TOPICS)}",
+             as_json=as_json)
     wanted = {_short(t) for t in event_type or []}
     try:
         asyncio.run(_tail(topics, wanted, from_beginning, limit, timeout, as_json))
@@ -106,15 +106,15 @@ def _show(item: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(item, ensure_ascii=False))
         return
-    where = f"[dim]{item['topic']}[{item['partition']}]@{item['offset']}[/dim]"
+    where = f"[dim]{shown(item['topic'])}\\[{shown(item['partition'])}]@{shown(item['offset'])}[/dim]"
     if "error" in item:
-        out.print(f"{where} [bold red]not an event[/bold red]: {escape(item['error'])}")
+        out.print(f"{where} [bold red]not an event[/bold red]: {shown(item['error'])}")
         return
-    out.print(f"{where} [cyan]{item['time']}[/cyan] [bold]{item['type']}[/bold] "
-              f"subject={item['subject']} source={item['source']}")
+    out.print(f"{where} [cyan]{shown(item['time'])}[/cyan] [bold]{shown(item['type'])}[/bold] "
+              f"subject={shown(item['subject'])} source={shown(item['source'])}")
     for name, value in item["data"].items():
         if name != "facility_id":
-            out.print(f"    [dim]{name}[/dim] {escape(json.dumps(value, ensure_ascii=False))}")
+            out.print(f"    [dim]{shown(name)}[/dim] {shown(json.dumps(value, ensure_ascii=False))}")
 
 
 def _short(event_type: str) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tooling.cli.support import Api, JsonOption, TokenOption, emit, fail, fields, table
+from tooling.cli.support import Api, JsonOption, TokenOption, emit, fail, fields, shown, table
 
 app = typer.Typer(help="Periodic reports: schedule, submit, compliance.", no_args_is_help=True)
 
@@ -49,9 +49,9 @@ def submit(
     try:
         body = json.loads(text)
     except ValueError as exc:
-        fail(f"{file} is not JSON: {exc}", as_json=as_json)
+        fail(f"{shown(file)} is not JSON: {shown(exc)}", as_json=as_json)
     if not isinstance(body, dict):
-        fail(f"{file} must hold a JSON object (the report)", as_json=as_json)
+        fail(f"{shown(file)} must hold a JSON object (the report)", as_json=as_json)
     body |= {k: str(v) for k, v in {"permit_id": permit_id, "period_id": period_id}.items() if v}
     accepted = Api("reports", token, as_json=as_json).post("/reports", body)
     emit(accepted, as_json, lambda r: typer.echo(
@@ -84,7 +84,7 @@ def _read(file: Path, as_json: bool) -> str:
     try:
         return file.read_text()
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}", as_json=as_json)
+        fail(f"cannot read {shown(file)}: {shown(exc.strerror)}", as_json=as_json)
 
 
 def _percent(rate: float | None) -> str:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.contract import DLQ
 from shared.settings import SERVICES, PlatformSettings, service_url
 from tooling.cli.dlq import read_dead_letters
-from tooling.cli.support import CliFailure, JsonOption, emit, kafka_options, out, table
+from tooling.cli.support import CliFailure, JsonOption, emit, kafka_options, out, shown, table
 
 
 def status(as_json: JsonOption = False) -> None:
@@ -108,9 +108,9 @@ def _render(report: dict[str, Any]) -> None:
             s["outbox_lag_seconds"], s["dead_lettered_total"]] for s in report["services"]])
     for s in report["services"]:
         if s.get("error"):
-            out.print(f"[red]{s['service']}[/red] ({s['url']}): {s['error']}")
+            out.print(f"[red]{shown(s['service'])}[/red] ({shown(s['url'])}): {shown(s['error'])}")
     if "broker_error" in report:
-        out.print(f"[red]broker {report['broker']}[/red]: {report['broker_error']}")
+        out.print(f"[red]broker {shown(report['broker'])}[/red]: {shown(report['broker_error'])}")
         return
     rows = []
     for group in report["consumer_groups"]:
@@ -120,7 +120,7 @@ def _render(report: dict[str, Any]) -> None:
             rows.append([group["group"], topic, figures["committed"], figures["end"], figures["lag"]])
     table(f"Consumer lag on {report['broker']}", ["group", "topic", "committed", "end", "lag"], rows)
     dlq = report["dlq_messages"]
-    out.print(f"DLQ {DLQ.name}: [{'red' if dlq else 'green'}]{dlq} message(s)[/]"
+    out.print(f"DLQ {shown(DLQ.name)}: [{'red' if dlq else 'green'}]{shown(dlq)} message(s)[/]"
               + (" — see `iomki dlq list`" if dlq else ""))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, NoReturn
@@ -17,7 +18,9 @@ from uuid import UUID
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from shared.messaging.bus import connection_options
 from shared.settings import PlatformSettings, service_url
@@ -78,11 +81,12 @@ class Api:
             with httpx.Client(base_url=self.base, headers=self._headers, timeout=15) as client:
                 response = client.request(method, path, params=params, json=body)
         except httpx.ConnectError:
-            fail(f"cannot reach {self.service} at {self.base}: is the platform running? try [bold]make run[/bold]"
-                 f" (or set IOMKI_{self.service.upper()}_URL)", as_json=self.as_json,
+            fail(f"cannot reach {shown(self.service)} at {shown(self.base)}: is the platform running?"
+                 f" try [bold]make run[/bold] (or set IOMKI_{self.service.upper()}_URL)", as_json=self.as_json,
                  document={"title": "Service unreachable", "service": self.service, "url": self.base})
         except httpx.HTTPError as exc:
-            fail(f"{self.service} at {self.base}: {type(exc).__name__}: {exc}", as_json=self.as_json,
+            fail(f"{shown(self.service)} at {shown(self.base)}: {type(exc).__name__}: {shown(exc)}",
+                 as_json=self.as_json,
                  document={"title": "HTTP error", "service": self.service, "detail": str(exc)})
         if response.is_success:
             return response.json() if response.content else None
@@ -100,22 +104,25 @@ def problem(response: httpx.Response, *, as_json: bool) -> NoReturn:
     if as_json:
         typer.echo(json.dumps(body, ensure_ascii=False, default=str))
         raise CliFailure(body.get("title"))
-    err.print(f"[bold red]{body.get('title') or response.reason_phrase}[/bold red]"
-              f" [dim]({body.get('status', response.status_code)})[/dim]")
+    err.print(f"[bold red]{shown(body.get('title') or response.reason_phrase)}[/bold red]"
+              f" [dim]({shown(body.get('status', response.status_code))})[/dim]")
     if body.get("detail"):
-        err.print(f"  {body['detail']}")
+        err.print(f"  {shown(body['detail'])}")
     for error in body.get("errors") or []:
-        err.print(f"  [yellow]{error.get('field', '?')}[/yellow]: {error.get('message', error)}")
+        if not isinstance(error, dict):
+            error = {"message": error}
+        err.print(f"  [yellow]{shown(error.get('field', '?'))}[/yellow]: {shown(error.get('message', error))}")
     extensions = {k: v for k, v in body.items()
                   if k not in ("type", "title", "status", "detail", "instance", "errors")}
     for name, value in extensions.items():
-        err.print(f"  [dim]{name}[/dim]: {value}")
+        err.print(f"  [dim]{shown(name)}[/dim]: {shown(value)}")
     if response.status_code == 401:
         err.print("  [dim]pass --token or set IOMKI_TOKEN (mint one with `iomki token --role …`)[/dim]")
     raise CliFailure(body.get("title"))
 
 
 def fail(message: str, *, as_json: bool, document: dict[str, Any] | None = None) -> NoReturn:
+    """`message` is console markup: a value from data in it goes through `shown`."""
     if as_json:
         typer.echo(json.dumps(document or {"title": "Error", "detail": message}, ensure_ascii=False))
     else:
@@ -139,12 +146,32 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# Line breaks, tabs and terminal escape sequences in a value would break a table's rows or drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPELLED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(value: Any) -> str:
+    """A value as one line of plain text: control characters spelled out (`\\n`, `\\x1b`)."""
+    return _CONTROL.sub(lambda m: _SPELLED.get(m[0]) or f"\\x{ord(m[0]):02x}", str(value))
+
+
+def shown(value: Any) -> str:
+    """A value from data, ready to sit inside console markup: printed as the text it is, on one line."""
+    return escape(one_line(value))
+
+
+def _cell(value: Any) -> Text:
+    return Text(one_line(value))  # Text, not a string: rich never reads markup in it
+
+
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    """Titles, columns and cells are plain text: the titles often name a record (a permit number, a region)."""
+    grid = Table(title=None if title is None else _cell(title), title_justify="left", header_style="bold")
     for position, column in enumerate(columns):
-        grid.add_column(column, no_wrap=position == 0)  # the first column is an id to copy: never cut it
+        grid.add_column(_cell(column), no_wrap=position == 0)  # the first column is an id to copy: never cut it
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        grid.add_row(*(Text("") if cell is None else _cell(cell) for cell in row))
     out.print(grid)
 
 
@@ -158,7 +185,7 @@ def fields(title: str, values: dict[str, Any]) -> None:
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
             value = ", ".join(str(v) for v in value) if value else "—"
-        grid.add_row(name, "—" if value is None else str(value))
-    out.print(f"[bold]{title}[/bold]")
+        grid.add_row(_cell(name), _cell("—" if value is None else value))
+    out.print(Text(one_line(title), style="bold"))
     out.print(grid)
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from shared.registry_tokens import InvalidRegistryToken, public_key_from_text, verify
-from tooling.cli.support import Api, JsonOption, emit, fail, fields, out
+from tooling.cli.support import Api, JsonOption, emit, fail, fields, out, shown
 
 
 def verify_token(
@@ -29,7 +29,7 @@ def verify_token(
         try:
             keys = [public_key_from_text(public_key.read_text())]
         except (OSError, ValueError) as exc:
-            fail(f"cannot use {public_key} as the registry key: {exc}", as_json=as_json)
+            fail(f"cannot use {shown(public_key)} as the registry key: {shown(exc)}", as_json=as_json)
     else:
         registry = Api("permits", None, as_json=as_json, authenticated=False, base=registry_url)
         keys = [public_key_from_text(jwk["x"]) for jwk in registry.get("/registry/keys")["keys"]]
@@ -41,7 +41,7 @@ def verify_token(
         except InvalidRegistryToken as exc:
             reasons.append(str(exc))
     if claims is None:
-        fail(f"INVALID: {'; '.join(dict.fromkeys(reasons)) or 'no registry key'}", as_json=as_json,
+        fail(f"INVALID: {shown('; '.join(dict.fromkeys(reasons)) or 'no registry key')}", as_json=as_json,
              document={"valid_signature": False, "reasons": list(dict.fromkeys(reasons))})
     result: dict[str, Any] = {"valid_signature": True, "claims": asdict(claims)}
     if registry is not None:
@@ -54,7 +54,7 @@ def verify_token(
         fields("Claims", body["claims"])
         if "live" in body:
             allowed = body["live"]["operating_allowed"]
-            out.print(f"Live status: [bold {'green' if allowed else 'red'}]{body['live']['status']}[/]"
+            out.print(f"Live status: [bold {'green' if allowed else 'red'}]{shown(body['live']['status'])}[/]"
                       f" — operating {'allowed' if allowed else 'NOT allowed'}")
         else:
             out.print("[dim]offline check only: ask the registry for the live status[/dim]")
