@@ -18,6 +18,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from click.testing import Result
 
+from shared.contract import CONTENT_TYPE, Envelope, PermitApplied, SectorClass
 from shared.settings import SERVICES
 from tests.support.processes import RunningServices, cli_invoker, running_platform
 from tests.support.kafka import read_topic
@@ -133,11 +134,25 @@ async def test_events_tail_prints_decoded_cloudevents(cli, permit_id):
 
 
 async def test_a_dead_letter_is_listed_and_replayed_to_its_topic(cli, services):
+    """Garbage is dead-lettered and stays there; a valid event whose handler had failed goes back to its own topic,
+    carrying who replayed it."""
     bootstrap = services.platform.bootstrap
+    facility_id = uuid.uuid4()
+    valid = Envelope.wrap(PermitApplied(
+        facility_id=facility_id, province_code="32", regency_code="32.04", permit_id=uuid.uuid4(), nib=NIB,
+        company_name="PT Tekstil Majalaya", facility_name="Pabrik Majalaya 9", kbli=["13111"],
+        sector_class=SectorClass.ESSENTIAL, workforce_total=10), service="permits")
+    letter_id = str(uuid.uuid4())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait("iomki.permits", MALFORMED, key=b"broken-key")
+        # What a consumer writes when a handler keeps failing on a valid event (shared/messaging/consumer.py).
+        await producer.send_and_wait("iomki.dlq", valid.to_bytes(), key=valid.key, headers=[
+            ("content-type", CONTENT_TYPE.encode()), ("iomki-dlq-id", letter_id.encode()),
+            ("iomki-dlq-reason", b"handler-failed"), ("iomki-dlq-error", b"RuntimeError: database full"),
+            ("iomki-dlq-topic", b"iomki.permits"), ("iomki-dlq-partition", b"0"), ("iomki-dlq-offset", b"0"),
+            ("iomki-dlq-consumer-group", b"iomki-reports")])
     finally:
         await producer.stop()
 
@@ -145,27 +160,32 @@ async def test_a_dead_letter_is_listed_and_replayed_to_its_topic(cli, services):
         while not (letters := [d for d in ok_json(await cli("dlq", "list", "--json"))
                                if d["value"] == MALFORMED.decode()]):
             await asyncio.sleep(0.5)
-    letter = letters[0]
-    assert letter["topic"] == "iomki.permits" and letter["key"] == "broken-key"
-    assert letter["reason"] and letter["error"] and letter["consumer_group"].startswith("iomki-")
-    assert letter["offset"] is not None and letter["partition"] is not None
+    garbage = letters[0]
+    assert garbage["topic"] == "iomki.permits" and garbage["key"] == "broken-key"
+    assert garbage["reason"] and garbage["error"] and garbage["consumer_group"].startswith("iomki-")
+    assert garbage["offset"] is not None and garbage["partition"] is not None
 
     human = await cli("dlq", "list")
-    assert letter["id"] in ok_text(human)
+    assert garbage["id"] in ok_text(human) and letter_id in human.stdout
     assert (await cli("dlq", "replay")).exit_code == 1  # neither --id nor --all
+    refused = await cli("dlq", "replay", "--id", garbage["id"], "--id", letter_id)
+    assert refused.exit_code == 1 and "not a valid event for iomki.permits" in refused.output  # nothing sent
 
-    replayed = ok_json(await cli("dlq", "replay", "--id", letter["id"], "--json"))
-    assert [(r["id"], r["topic"]) for r in replayed] == [(letter["id"], "iomki.permits")]
+    replayed = ok_json(await cli("dlq", "replay", "--id", letter_id, "--actor", "operator-budi", "--json"))
+    assert [(r["id"], r["topic"], r["by"]) for r in replayed] == [(letter_id, "iomki.permits", "operator-budi")]
     records = await read_topic(bootstrap, "iomki.permits", until=lambda ms: any(
         m.partition == replayed[0]["partition"] and m.offset == replayed[0]["offset"] for m in ms))
     copy = next(m for m in records if m.offset == replayed[0]["offset"] and m.partition == replayed[0]["partition"])
-    assert (copy.key, copy.value) == (b"broken-key", MALFORMED)
-    assert not [name for name, _ in copy.headers if name.startswith("iomki-dlq-")]
+    assert (copy.key, copy.value) == (valid.key, valid.to_bytes())
+    headers = dict(copy.headers)
+    assert not [name for name in headers if name.startswith("iomki-dlq-")]
+    assert headers["iomki-replayed-by"] == b"operator-budi" and headers["iomki-replayed-letter"] == letter_id.encode()
 
-    listed = {d["id"] for d in ok_json(await cli("dlq", "list", "--json"))}
-    everything = ok_json(await cli("dlq", "replay", "--all", "--json"))
-    assert listed <= {r["id"] for r in everything}  # more may have been dead-lettered again meanwhile
-    assert {r["topic"] for r in everything} == {"iomki.permits"}
+    everything = await cli("dlq", "replay", "--all", "--json")
+    assert everything.exit_code == 0, everything.output
+    assert letter_id in {r["id"] for r in json.loads(everything.stdout)}
+    assert garbage["id"] not in {r["id"] for r in json.loads(everything.stdout)}
+    assert f"skipped {garbage['id']}" in everything.stderr
 
 
 async def test_status_reports_health_backlog_lag_and_the_dlq(cli):

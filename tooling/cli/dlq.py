@@ -4,22 +4,25 @@ A dead-lettered message is the original bytes and key, with what went wrong in `
 shared/messaging/consumer.py). Replay re-publishes exactly those bytes and key to the original topic, with the original
 headers but not the dlq ones; every group reading that topic sees it again, and the inbox of a group that had
 already handled it skips it. Replaying goes to the broker directly: the DLQ is the operator's, no service owns it.
+Only valid events go back, only to the contract topic that owns them, and each carries who replayed it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.progress import Progress
 
-from shared.contract import DLQ
+from shared.contract import DLQ, TOPICS, ContractViolation, decode_record
 from shared.messaging.bus import partitions_of
 from shared.settings import PlatformSettings
-from tooling.cli.support import JsonOption, emit, err, fail, kafka_options, table
+from tooling.cli.support import JsonOption, emit, err, fail, kafka_options, shown, table
 
 app = typer.Typer(help="The dead-letter topic: list, replay.", no_args_is_help=True)
 
@@ -107,7 +110,9 @@ def list_dead_letters(as_json: JsonOption = False) -> None:
 def replay(
     ids: Annotated[list[str] | None, typer.Option("--id", help="A dead letter's id, as `dlq list` shows "
                                                               "(repeatable)")] = None,
-    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter")] = False,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter that is a valid event")] = False,
+    actor: Annotated[str | None, typer.Option(help="Who replays, recorded on each replayed message "
+                                                   "(default: the operating-system user)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-publish dead letters to their original topics, original key and bytes (fix the cause first)."""
@@ -118,16 +123,37 @@ def replay(
         by_id = {letter.id: letter for letter in letters}
         unknown = [i for i in ids or [] if i not in by_id]
         if unknown:
-            fail(f"no dead letter {', '.join(unknown)} on {DLQ.name} (see `iomki dlq list`)", as_json=as_json)
+            fail(f"no dead letter {shown(', '.join(unknown))} on {DLQ.name} (see `iomki dlq list`)", as_json=as_json)
         letters = [by_id[i] for i in dict.fromkeys(ids or [])]
-    unreplayable = [letter.id for letter in letters if not letter.header("topic")]
-    if unreplayable:
-        fail(f"no original topic recorded for {', '.join(unreplayable)}", as_json=as_json)
-    replayed = asyncio.run(_republish(letters, show_progress=not as_json))
+    refused = {letter.id: why for letter in letters if (why := _why_not_replayable(letter))}
+    if refused and not replay_all:
+        fail("cannot replay " + "; ".join(f"{shown(i)}: {shown(why)}" for i, why in refused.items()), as_json=as_json)
+    for letter_id, why in refused.items():
+        err.print(f"skipped {shown(letter_id)}: {shown(why)}")
+    by = (actor or getpass.getuser()).strip()[:200]
+    if not by:
+        fail("--actor must name who replays", as_json=as_json)
+    letters = [letter for letter in letters if letter.id not in refused]
+    replayed = asyncio.run(_republish(letters, by=by, show_progress=not as_json))
     emit(replayed, as_json, lambda items: err.print(f"replayed {len(items)} dead letter(s)"))
 
 
-async def _republish(letters: list[DeadLetter], *, show_progress: bool) -> list[dict[str, Any]]:
+_REPLAYABLE_TOPICS = frozenset(topic.name for topic in TOPICS if topic is not DLQ)
+
+
+def _why_not_replayable(letter: DeadLetter) -> str | None:
+    """A letter goes back only as a valid event, to the contract topic its type belongs on (its owner's source)."""
+    topic = letter.header("topic")
+    if topic not in _REPLAYABLE_TOPICS:
+        return f"its topic {topic!r} is not one of the contract's" if topic else "no original topic recorded"
+    try:
+        decode_record(topic, letter.key, letter.value)
+    except ContractViolation as exc:
+        return f"not a valid event for {topic} ({exc.reason}): {exc}"
+    return None
+
+
+async def _republish(letters: list[DeadLetter], *, by: str, show_progress: bool) -> list[dict[str, Any]]:
     producer = AIOKafkaProducer(acks="all", client_id="iomki-cli-dlq-replay", **kafka_options())
     await producer.start()
     replayed = []
@@ -136,10 +162,13 @@ async def _republish(letters: list[DeadLetter], *, show_progress: bool) -> list[
             task = progress.add_task("replaying", total=len(letters))
             for letter in letters:
                 topic = letter.header("topic") or ""
+                record = [("iomki-replayed-by", by.encode()), ("iomki-replayed-letter", letter.id.encode()),
+                          ("iomki-replayed-at", datetime.now(UTC).isoformat().encode())]
+                headers = [(k, v) for k, v in letter.original_headers if not k.startswith("iomki-replayed-")]
                 sent = await producer.send_and_wait(topic, letter.value, key=letter.key or None,
-                                                    headers=letter.original_headers or None)
+                                                    headers=headers + record)
                 replayed.append({"id": letter.id, "topic": topic, "partition": sent.partition,
-                                 "offset": sent.offset})
+                                 "offset": sent.offset, "by": by})
                 progress.advance(task)
     finally:
         await producer.stop()
