@@ -4,6 +4,7 @@ And waiting a while for something to happen, without losing a cancellation meanw
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -46,3 +47,18 @@ async def wait_until_set(event: asyncio.Event, seconds: float) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When work whose attempt failed is due again, for work kept in tables (timers): twice as late after each
+    failure, from `first`, never later than `longest`. Each service names its own, with its own bounds."""
+
+    first: timedelta
+    longest: timedelta
+
+    def next_attempt(self, attempts: int, now: datetime) -> datetime:
+        """`attempts`: failures so far, this one included (1 after the first)."""
+        delay = self.first * 2 ** min(max(attempts - 1, 0), 30)  # the exponent is capped: no overflow
+        return now + min(delay, self.longest)
+

@@ -294,10 +294,12 @@ class CaseSource(StrEnum):
 
 
 class CaseDetected(IncidentEvent):
-    """`case_ref` is the company's pseudonymous reference: never a name, NIK, phone or address."""
+    """No personal data: the company's own reference for the case stays in the incidents service."""
 
     case_id: uuid.UUID
-    case_ref: CaseRef
+    # Kept (required in v1) with the platform's opaque id, so consumers of v1 still validate; v2 drops it.
+    case_ref: CaseRef = Field(description="The platform's opaque reference for the case: its `case_id` as text. "
+                                          "Never the company's own reference.")
     confirmed_on: date
     symptomatic: bool
     close_contacts: Count

@@ -86,8 +86,10 @@ SAMPLE_STRINGS = {
     "province_code": "32", "regency_code": "32.16", "nib": "8120000123456",
     "company_name": "PT Baja Nusantara", "facility_name": "Pabrik Cibitung", "kbli": "24101",
     "permit_number": "IOMKI-2021-000123", "reason": "Three weekly reports missed in a row",
-    "rule": "ThreeWarningsInARow", "case_ref": "BN-2021-0042", "alert_key": "cluster:32.16",
+    "rule": "ThreeWarningsInARow", "alert_key": "cluster:32.16",
     "event_type": "iomki.ClusterDeclared.v1", "acknowledged_by_role": "task_force",
+    # The platform's opaque reference of a case: its id, never the company's own reference.
+    "case_ref": str(uuid.uuid5(EXAMPLE_NAMESPACE, "CaseDetected.case_id")),
 }
 
 

@@ -5,7 +5,9 @@ its default beside it. The handlers load a `Plant`, ask it what a case, a timer 
 save what it answers (`Outcome`): the changed rows, the events to publish and the durable timers to set.
 
 Privacy by design: a case is a pseudonymous `case_ref` chosen by the company, dates and counts. No name,
-NIK, phone number or address is ever held here (`CaseReference` refuses what looks like a NIK or a phone).
+NIK, phone number or address is ever held here (`PersonalReference` refuses what looks like one). Even so,
+the company's reference stays in this service: events and closure reasons name a case by the platform's
+opaque `Case.public_ref` only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
 from shared import refusals
+from shared.clock import Backoff
 from shared.contract import (
     CASE_REF_PATTERN, CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
     FacilityClosureOrdered, FacilityReopened, IsolationStarted,
@@ -152,20 +155,48 @@ class IllegalClosureAction(IncidentError):
 # ---------------------------------------------------------------------------------------------- values
 
 
+class PersonalReference:
+    """A reference that looks like a person's name, NIK or phone number is refused, whatever its characters.
+
+    Checked before the reference's shape, so "Budi Santoso" is told why, not only that spaces are not allowed.
+    The answer is in Bahasa Indonesia first, for the companies that type it, then English.
+    """
+
+    MESSAGE = ("Gunakan kode internal perusahaan, bukan nama, NIK atau nomor telepon / "
+               "Use the company's internal code, not a name, NIK or phone number (e.g. C-2021-014, LAB/07/22)")
+    # Letters (any script) and spaces only, two words or more: "Budi Santoso", "Siti Nur Aisyah".
+    NAME = re.compile(r"[^\W\d_]+(?:\s+[^\W\d_]+)+")
+    SEPARATORS = re.compile(r"[\s._/()-]")
+    # A NIK has 16 digits (written with or without separators).
+    NIK = re.compile(r"[0-9]{16}")
+    # An Indonesian phone number: +62 or 08, then 8 to 13 digits.
+    PHONE = re.compile(r"(?:\+62|08)[0-9]{8,13}")
+    # Ten or more digits in a row anywhere, separators ignored, is a NIK or phone number inside a longer text.
+    LONG_NUMBER = re.compile(r"[0-9]{10,}")
+
+    @classmethod
+    def identifies_a_person(cls, reference: str) -> bool:
+        if cls.NAME.fullmatch(reference.strip()):
+            return True
+        digits = cls.SEPARATORS.sub("", reference)
+        return bool(cls.NIK.fullmatch(digits) or cls.PHONE.fullmatch(digits) or cls.LONG_NUMBER.search(digits))
+
+    @classmethod
+    def refuse(cls, reference: str) -> None:
+        if cls.identifies_a_person(reference):
+            raise InvalidCase("case_ref", cls.MESSAGE)
+
+
 class CaseReference:
-    """A company's pseudonymous label for a case. It must not be a NIK (16 digits) or a phone number."""
+    """A company's pseudonymous label for a case: a short code, never personal data (`PersonalReference`)."""
 
     PATTERN = re.compile(CASE_REF_PATTERN)  # fullmatch it: `$` also matches before a final newline
-    # Ten or more digits in a row, separators ignored: a NIK has 16, an Indonesian phone number 10 to 13.
-    IDENTIFYING = re.compile(r"[0-9]{10,}")
-    SEPARATORS = re.compile(r"[._/-]")
 
     @classmethod
     def check(cls, case_ref: str) -> str:
+        PersonalReference.refuse(case_ref)
         if not cls.PATTERN.fullmatch(case_ref):
             raise InvalidCase("case_ref", "1–40 letters, digits, '.', '_', '/' or '-', starting with a letter or digit")
-        if cls.IDENTIFYING.search(cls.SEPARATORS.sub("", case_ref)):
-            raise InvalidCase("case_ref", "looks like a NIK or a phone number; use a pseudonymous reference")
         return case_ref
 
 
@@ -205,7 +236,7 @@ class Timer:
 
 
 @dataclass(frozen=True)
-class TimerRetry:
+class TimerRetry(Backoff):
     """When a timer whose firing failed is tried again: later after each failure, never later than `longest`.
 
     A timer is never given up: an isolation must end some day. Its retries wait behind it, so the timers due after
@@ -214,11 +245,6 @@ class TimerRetry:
 
     first: timedelta = timedelta(seconds=10)
     longest: timedelta = timedelta(hours=1)
-
-    def next_attempt(self, attempts: int, now: datetime) -> datetime:
-        """`attempts`: failures so far, this one included (1 after the first)."""
-        delay = self.first * 2 ** min(max(attempts - 1, 0), 30)  # the exponent is capped: no overflow
-        return now + min(delay, self.longest)
 
 
 @dataclass(frozen=True)
@@ -258,6 +284,12 @@ class Case:
     # Who entered the real case that claimed this placeholder (PlaceholderClaim), and when.
     claimed_by: Actor | None = None
     claimed_at: datetime | None = None
+
+    @property
+    def public_ref(self) -> str:
+        """How the case is named outside this service (events, closure reasons, hence alerts): the platform's
+        own id. The company's `case_ref` is shown only to those who may read the case."""
+        return str(self.case_id)
 
     @property
     def is_placeholder(self) -> bool:
@@ -396,12 +428,12 @@ class Plant:
             report_id=new.report_id, report_period=new.report_period,
         )
         room = Closure(uuid.uuid4(), self.facility_id, ClosureScope.ROOM,
-                       f"disinfection after case {case.case_ref}", now, now + policy.room_closure)
+                       f"disinfection after case {case.public_ref}", now, now + policy.room_closure)
         plant = replace(self, active_isolations=self.active_isolations + 1,
                         active_quarantines=self.active_quarantines + (1 if quarantine_ends_on else 0),
                         active_room_closures=self.active_room_closures + 1)
         outcome = Outcome(plant, closures=[room])
-        outcome.events.append(CaseDetected(**self._where(), case_id=case.case_id, case_ref=case.case_ref,
+        outcome.events.append(CaseDetected(**self._where(), case_id=case.case_id, case_ref=case.public_ref,
                                            confirmed_on=case.confirmed_on, symptomatic=case.symptomatic,
                                            close_contacts=case.close_contacts, source=case.source))
         self._isolate(outcome, case)

@@ -116,6 +116,49 @@ async def test_two_cases_at_a_plant_declare_a_cluster_and_close_it(platform, inc
     assert str(facility_id) in [item["facility_id"] for item in listed["items"]]
 
 
+async def test_the_company_s_reference_stays_with_the_company_and_never_reaches_the_public_topic(
+        platform, incidents):
+    # A plant's K3 officer records a case under the company's own code; agencies reading iomki.incidents see
+    # the platform's id for it, while the company and the operator still see their code through the API.
+    facility_id = uuid.uuid4()
+    await publish(platform.bootstrap, permit_issued(facility_id))
+    await known_plant(incidents, facility_id)
+    today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
+    reference = f"K3-{facility_id.hex[:8]}"
+    created = await incidents.post("/cases", headers=COMPANY, json={
+        "facility_id": str(facility_id), "case_ref": reference, "confirmed_on": today,
+        "symptomatic": True, "close_contacts": 3})
+    assert created.status_code == 201, created.text
+    case_id = created.json()["case_id"]
+
+    def detected_and_room_closed(messages) -> bool:
+        types = {decode(m.value).envelope.type for m in messages if m.key == str(facility_id).encode()}
+        return {"iomki.CaseDetected.v1", "iomki.FacilityClosureOrdered.v1"} <= types
+
+    messages = await read_topic(platform.bootstrap, "iomki.incidents", until=detected_and_room_closed)
+    ours = [m.value for m in messages if m.key == str(facility_id).encode()]
+    assert ours and not [raw for raw in ours if reference.encode() in raw]
+    detected = [d.event for d in map(decode, ours) if d.envelope.type == "iomki.CaseDetected.v1"]
+    assert [e.case_ref for e in detected] == [case_id]
+
+    for allowed in (COMPANY, OPERATOR):
+        shown = await incidents.get(f"/cases/{case_id}", headers=allowed)
+        assert shown.status_code == 200 and shown.json()["case_ref"] == reference
+    other_company = await incidents.get(f"/cases/{case_id}", headers=bearer("company", nib="8120000111111"))
+    assert other_company.status_code == 404
+
+    # A reference that is a person's name, NIK or phone number is refused, saying what to use instead.
+    for personal in ("Budi Santoso", "3216 0123 4567 8901", "+62 812-3456-7890"):
+        refused = await incidents.post("/cases", headers=COMPANY, json={
+            "facility_id": str(facility_id), "case_ref": personal, "confirmed_on": today,
+            "symptomatic": False, "close_contacts": 0})
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["field"] == "case_ref"
+        assert error["message"].startswith("Gunakan kode internal perusahaan, bukan nama, NIK atau nomor telepon")
+        assert "Use the company's internal code" in error["message"]
+
+
 async def test_a_case_dated_before_the_emergency_is_a_422_naming_the_date_not_a_500(platform, incidents):
     # Found by test_openapi_fuzz.py: year 1 overflowed the cluster window's date arithmetic.
     facility_id = uuid.uuid4()

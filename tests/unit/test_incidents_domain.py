@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from services.incidents.app import IncidentsSettings
 from services.incidents.domain import (
     Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
-    IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, PlaceholderClaim, Plant, PlantNotMonitored,
-    ReportedPositives, TimerKind, TimerRetry, start_of_day,
+    IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, PersonalReference, PlaceholderClaim, Plant,
+    PlantNotMonitored, ReportedPositives, TimerKind, TimerRetry, start_of_day,
 )
 from shared.clock import FakeClock
 from shared.contract import (
@@ -328,6 +328,40 @@ def test_a_case_reference_that_identifies_a_person_is_refused(ref):
 @pytest.mark.parametrize("ref", ["C-2026-001", "LINE3/2026/17", "k3.case_9"])
 def test_pseudonymous_references_are_accepted(ref):
     assert CaseReference.check(ref) == ref
+
+
+@pytest.mark.parametrize("ref", [
+    "Budi Santoso", "Siti Nur Aisyah", "budi  santoso",                                # names
+    "3216012345678901", "3216 0123 4567 8901", "3216.0123.4567.8901", "3216-012345-678901",  # NIKs
+    "+6281234567890", "+62 812-3456-7890", "+62 (812) 3456 789", "081234567890", "0812 3456 78",  # phones
+])
+def test_a_reference_that_looks_like_a_name_a_nik_or_a_phone_is_refused_saying_what_to_use(ref):
+    assert PersonalReference.identifies_a_person(ref)
+    with pytest.raises(InvalidCase) as refused:
+        CaseReference.check(ref)
+    # Bahasa Indonesia first, English second, and the field it is about.
+    assert refused.value.field == "case_ref"
+    indonesian = refused.value.message.index("Gunakan kode internal perusahaan, bukan nama, NIK atau nomor telepon")
+    assert indonesian == 0 < refused.value.message.index("Use the company's internal code, not a name, NIK or phone")
+
+
+@pytest.mark.parametrize("ref", ["C-2021-014", "LAB/07/22", "Budi", "K3-0812", "LINE3/2026/17"])
+def test_the_company_s_internal_codes_are_not_taken_for_personal_data(ref):
+    assert not PersonalReference.identifies_a_person(ref)
+    assert CaseReference.check(ref) == ref
+
+
+def test_a_case_s_events_and_its_room_closure_name_it_by_the_platform_s_id_not_the_company_s_reference():
+    # The company's reference stays in the incidents service; the public topic sees only the platform's id.
+    walk = Walk(a_plant())
+    outcome = walk.case(a_case("C-2021-014"))
+    case = outcome.cases[0]
+    assert case.case_ref == "C-2021-014"
+    detected = walk.of(CaseDetected)[0]
+    assert detected.case_ref == str(case.case_id) == case.public_ref
+    room = walk.of(FacilityClosureOrdered)[0]
+    assert "C-2021-014" not in room.reason and str(case.case_id) in room.reason
+    assert not [e for e in outcome.events if "C-2021-014" in e.model_dump_json()]
 
 
 def test_a_case_confirmed_tomorrow_or_after_its_test_or_beyond_the_workforce_is_refused():
