@@ -20,6 +20,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from shared import refusals, regions
+from shared.clock import Backoff
 from shared.contract import Severity, TaskForceLevel
 
 Level = TaskForceLevel
@@ -287,6 +288,32 @@ class Grouping:
     """The same alert key within `window` of the first event is one alert with a count, not a flood."""
 
     window: timedelta = timedelta(hours=1)
+
+
+class AlertTimer(StrEnum):
+    """The two timers an alert carries; each keeps its own record of failed attempts."""
+
+    ESCALATION = "escalation"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class TimerBackoff(Backoff):
+    """When an alert's timer whose firing failed (an escalation, a digest's close) is tried again: twice as late
+    after each failure, never later than `longest`.
+
+    A timer is never given up: an unacknowledged alert must still climb, a digest must still be sent. Its retries
+    wait behind it, so the alerts due after a failing one are handled on time.
+    """
+
+    first: timedelta = timedelta(seconds=30)
+    longest: timedelta = timedelta(minutes=30)
+
+
+def timer_failure(exc: BaseException) -> str:
+    """What is kept on the alert about a failed timer: the kind of failure, never its message (which may carry an
+    address from the directory); the message goes to the log."""
+    return type(exc).__name__[:100]
 
 
 @dataclass(frozen=True)

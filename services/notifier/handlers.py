@@ -20,9 +20,10 @@ import structlog
 
 from services.notifier.channels import SendFailed
 from services.notifier.domain import (
-    ROUTES, Acknowledgement, Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, DivisionContact,
-    Escalation, EscalationChain, FailureReason, Grouping, InvalidWebhook, Level, NotFound, Plant, Recipient,
-    RetryPolicy, Subscription, TaskForce, level_of_region, recipients, render, webhook_url,
+    ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Channel, CompanyContact, Delivery, DeliveryStatus,
+    DivisionContact, Escalation, EscalationChain, FailureReason, Grouping, InvalidWebhook, Level, NotFound, Plant,
+    Recipient, RetryPolicy, Subscription, TaskForce, TimerBackoff, level_of_region, recipients, render,
+    timer_failure, webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
 from shared.clock import Clock
@@ -49,6 +50,7 @@ class NotifierConfig:
     chain: EscalationChain = EscalationChain()
     grouping: Grouping = Grouping()
     retry: RetryPolicy = RetryPolicy()
+    timer_backoff: TimerBackoff = TimerBackoff()
     lease: timedelta = timedelta(minutes=2)  # longer than any one send may take (timeouts are shorter)
     batch: int = 50
     allow_http_webhooks: bool = False  # development only: receivers on the developer's machine speak plain http
@@ -198,9 +200,21 @@ class NotifierHandlers:
     # -- timers (driven by runtime.every; state in PostgreSQL, so they survive restarts) ----------
 
     async def escalate_due(self) -> int:
+        """Escalate what is due, one alert per transaction, so that one failing alert does not hold back others.
+
+        An alert whose escalation fails is put back for a later attempt (`TimerBackoff`) and the sweep goes on
+        with the alerts behind it; a failure to record that (the database is gone) ends the sweep until its next
+        tick.
+        """
         async with self.database.reading() as work:
             due = await work.notifier.due_escalations(self.clock.now(), self.config.batch)
-        return sum([await self._escalate(alert) for alert in due])
+        escalated = 0
+        for alert in due:
+            try:
+                escalated += await self._escalate(alert)
+            except Exception as exc:
+                await self._postpone(alert, AlertTimer.ESCALATION, exc)
+        return escalated
 
     async def _escalate(self, due: Alert) -> int:
         now = self.clock.now()
@@ -221,6 +235,7 @@ class NotifierHandlers:
                               first_notice=False)
             escalated = escalated.notified({r.level for r in told if r.level})
             await repo.save_alert(escalated)
+            await repo.timer_done(alert.alert_id, AlertTimer.ESCALATION)
             await self._plan(work, escalated, told)
             await work.outbox.add(Envelope.wrap(_escalated(escalated, escalation), service=SERVICE, time=now))
         log.info("alert_escalated", alert_id=str(alert.alert_id), from_level=escalation.from_level.value,
@@ -228,28 +243,48 @@ class NotifierHandlers:
         return 1
 
     async def close_digests(self) -> int:
+        """Close what is due, one digest per transaction; a failing one backs off as a failing escalation does."""
         async with self.database.reading() as work:
             due = await work.notifier.due_digests(self.clock.now(), self.config.batch)
         closed = 0
         for digest in due:
-            now = self.clock.now()
-            async with self.database.transaction() as work:
-                repo = work.notifier
-                await repo.lock_key(str(digest.plant.facility_id))
-                alert = await repo.get_alert(digest.alert_id, for_update=True)
-                if alert is None or alert.digest_closes_at is None:
-                    continue
-                directory = await repo.directory_for(alert.plant)
-                told = recipients(alert.route, alert.event_type, alert.level, alert.plant, directory,
-                                  first_notice=True)
-                alert = alert.closed_digest().notified({r.level for r in told if r.level} | {alert.level})
-                await repo.save_alert(alert)
-                await self._plan(work, alert, told)
-                await work.outbox.add(Envelope.wrap(_raised(alert), service=SERVICE, time=now))
-            log.info("digest_closed", alert_id=str(alert.alert_id), province_code=alert.plant.province_code,
-                     count=alert.count, recipients=len(told))
-            closed += 1
+            try:
+                closed += await self._close_digest(digest)
+            except Exception as exc:
+                await self._postpone(digest, AlertTimer.DIGEST, exc)
         return closed
+
+    async def _close_digest(self, digest: Alert) -> int:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            repo = work.notifier
+            await repo.lock_key(str(digest.plant.facility_id))
+            alert = await repo.get_alert(digest.alert_id, for_update=True)
+            if alert is None or alert.digest_closes_at is None:
+                return 0  # closed meanwhile
+            directory = await repo.directory_for(alert.plant)
+            told = recipients(alert.route, alert.event_type, alert.level, alert.plant, directory,
+                              first_notice=True)
+            alert = alert.closed_digest().notified({r.level for r in told if r.level} | {alert.level})
+            await repo.save_alert(alert)
+            await repo.timer_done(alert.alert_id, AlertTimer.DIGEST)
+            await self._plan(work, alert, told)
+            await work.outbox.add(Envelope.wrap(_raised(alert), service=SERVICE, time=now))
+        log.info("digest_closed", alert_id=str(alert.alert_id), province_code=alert.plant.province_code,
+                 count=alert.count, recipients=len(told))
+        return 1
+
+    async def _postpone(self, due: Alert, timer: AlertTimer, exc: Exception) -> None:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            await work.notifier.lock_key(str(due.plant.facility_id))  # the plant's lock first, as everywhere
+            attempts = await work.notifier.failed_attempts(due.alert_id, timer) + 1
+            next_attempt_at = self.config.timer_backoff.next_attempt(attempts, now)
+            await work.notifier.record_failed_attempt(due.alert_id, timer, attempts, next_attempt_at,
+                                                      timer_failure(exc))
+        # The message may name a contact's address: the log may hold it, the alert row not.
+        log.warning("alert_timer_failed", alert_id=str(due.alert_id), timer=timer.value, attempts=attempts,
+                    next_attempt_at=next_attempt_at.isoformat(), error=f"{type(exc).__name__}: {exc}"[:1000])
 
     async def _plan(self, work: NotifierWork, alert: Alert, told: list[Recipient]) -> None:
         now = self.clock.now()

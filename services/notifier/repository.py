@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 
 from services.notifier.domain import (
-    Alert, AlertStatus, Channel, CompanyContact, Delivery, DeliveryStatus, Directory, Division, DivisionContact,
-    Escalation, Level, Plant, Recipient, Subscription, TaskForce,
+    Alert, AlertStatus, AlertTimer, Channel, CompanyContact, Delivery, DeliveryStatus, Directory, Division,
+    DivisionContact, Escalation, Level, Plant, Recipient, Subscription, TaskForce,
 )
 from shared import regions
 from shared.contract import Severity
@@ -172,9 +172,11 @@ class NotifierRepository:
 
     async def due_escalations(self, now: datetime, limit: int) -> list[Alert]:
         """Timers that have fired. Each is then re-read under its locks, so a replica that got there first wins."""
+        # An escalation that failed waits for its next attempt, behind the alerts due before then (migration 0004).
         rows = await self._connection.fetch(
-            f"SELECT {_ALERT} FROM alerts WHERE status = 'open' AND escalate_at <= $1"
-            " ORDER BY escalate_at LIMIT $2", now, limit,
+            f"SELECT {_ALERT} FROM alerts WHERE status = 'open' AND escalate_at IS NOT NULL"
+            " AND coalesce(escalation_next_attempt_at, escalate_at) <= $1"
+            " ORDER BY coalesce(escalation_next_attempt_at, escalate_at) LIMIT $2", now, limit,
         )
         return [_alert(r) for r in rows]
 
@@ -195,10 +197,32 @@ class NotifierRepository:
 
     async def due_digests(self, now: datetime, limit: int) -> list[Alert]:
         rows = await self._connection.fetch(
-            f"SELECT {_ALERT} FROM alerts WHERE digest_closes_at <= $1"
-            " ORDER BY digest_closes_at LIMIT $2", now, limit,
+            f"SELECT {_ALERT} FROM alerts WHERE digest_closes_at IS NOT NULL"
+            " AND coalesce(digest_next_attempt_at, digest_closes_at) <= $1"
+            " ORDER BY coalesce(digest_next_attempt_at, digest_closes_at) LIMIT $2", now, limit,
         )
         return [_alert(r) for r in rows]
+
+    async def failed_attempts(self, alert_id: uuid.UUID, timer: AlertTimer) -> int:
+        """The failures of the alert's `timer` so far; the row is locked until the failure is recorded."""
+        attempts = await self._connection.fetchval(
+            f"SELECT {_attempts_column(timer)} FROM alerts WHERE alert_id = $1 FOR UPDATE", alert_id)
+        return int(attempts or 0)
+
+    async def record_failed_attempt(self, alert_id: uuid.UUID, timer: AlertTimer, attempts: int,
+                                    next_attempt_at: datetime, error: str) -> None:
+        """`attempts` counts this failure."""
+        await self._connection.execute(
+            f"UPDATE alerts SET ({_retry_columns(timer)}) = ($2, $3, $4) WHERE alert_id = $1",
+            alert_id, attempts, next_attempt_at, error)
+
+    async def timer_done(self, alert_id: uuid.UUID, timer: AlertTimer) -> None:
+        """The timer fired: its failures belong to the step just taken, not to the next one (an escalation's next
+        step is due at its own time, not at a retry time left from this one)."""
+        columns = _retry_columns(timer)
+        await self._connection.execute(
+            f"UPDATE alerts SET ({columns}) = (0, NULL, NULL)"
+            f" WHERE alert_id = $1 AND ({columns}) IS DISTINCT FROM (0, NULL, NULL)", alert_id)
 
     # -- deliveries -------------------------------------------------------------------------------
 
@@ -267,6 +291,17 @@ class NotifierWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.notifier = NotifierRepository(connection)
+
+
+def _retry_columns(timer: AlertTimer) -> str:
+    """A timer's failure record (migration 0004): attempts, next attempt, last error."""
+    if timer is AlertTimer.ESCALATION:
+        return "escalation_attempts, escalation_next_attempt_at, escalation_last_error"
+    return "digest_attempts, digest_next_attempt_at, digest_last_error"
+
+
+def _attempts_column(timer: AlertTimer) -> str:
+    return "escalation_attempts" if timer is AlertTimer.ESCALATION else "digest_attempts"
 
 
 def _alert_values(a: Alert) -> tuple[Any, ...]:

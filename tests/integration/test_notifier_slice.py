@@ -13,7 +13,7 @@ import hmac
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.notifier.app import create_app
+from services.notifier.domain import Alert, EscalationChain, Grouping, Plant
+from shared.clock import FakeClock
 from shared.contract import (
     CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, PermitReactivated, ReportDue,
     WarningIssued,
@@ -436,3 +438,68 @@ async def test_outside_development_a_webhook_must_be_https(platform):
             "task_force_id": registered.json()["task_force_id"], "channel": "webhook",
             "target": "http://hooks.tegal.example/x", "secret": SECRET, "event_types": ["PermitFrozen"]})
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "target", response.text
+
+
+async def test_an_escalation_that_keeps_failing_backs_off_and_the_alerts_behind_it_still_climb(platform):
+    """Serang's regency task force has a contact whose division was renamed by hand in the database to one this
+    version does not know: reading Serang's directory fails, so a Serang cluster cannot escalate. It fails once
+    per attempt, each attempt later than the one before; the Lebak clusters due behind it climb on time."""
+    start = datetime.now(UTC)
+    clock = FakeClock(start)
+    env = platform.env(IOMKI_ESCALATION_AFTER="PT1H,PT4H", IOMKI_NOTIFIER_TICK="PT0.2S")
+    with patched_environ(env):
+        app = create_app(clock=clock)
+    connection = await asyncpg.connect(platform.admin_url)
+    try:
+        async def serang_alert() -> asyncpg.Record:
+            return await connection.fetchrow(
+                "SELECT level, escalation_attempts, escalation_next_attempt_at, escalation_last_error"
+                " FROM notifier.alerts WHERE alert_id = $1", broken.alert_id)
+
+        async with running_service(app) as notifier:
+            response = await notifier.post("/task-forces", headers=OPERATOR, json={
+                "level": "regency", "region_code": "36.04", "name": "Satgas Serang",
+                "contacts": [{"division": "health", "email": "kes@serang.example"}]})
+            assert response.status_code == 201, response.text
+            await connection.execute("UPDATE notifier.task_force_contacts SET division = 'logistics'"
+                                     " WHERE task_force_id = $1", uuid.UUID(response.json()["task_force_id"]))
+
+            def raised(where: dict, at: datetime) -> Alert:
+                return Alert.raise_for("ClusterDeclared", Plant(**where), {}, now=at, chain=EscalationChain(),
+                                       grouping=Grouping())
+            broken = raised(plant("36", "36.04"), start)  # due first
+            behind = [raised(plant("36", "36.02"), start + timedelta(minutes=m)) for m in (1, 2)]
+            async with app.state.runtime.database.transaction() as work:
+                for alert in (broken, *behind):
+                    await work.notifier.add_alert(alert)
+
+            now = clock.advance(timedelta(hours=2))
+
+            async def climbed(alert_id: uuid.UUID) -> dict | None:
+                found = (await notifier.get(f"/alerts/{alert_id}", headers=OPERATOR)).json()
+                return found if found["level"] == "province" else None
+            for alert in behind:
+                found = await eventually(lambda a=alert: climbed(a.alert_id))
+                assert [(e["from_level"], e["to_level"]) for e in found["escalations"]] == [("regency", "province")]
+
+            first = await eventually(lambda: _after_escalation_attempts(serang_alert, 1))
+            assert (first["level"], first["escalation_attempts"]) == ("regency", 1)
+            assert first["escalation_next_attempt_at"] == now + timedelta(seconds=30)
+            assert first["escalation_last_error"] == "ValueError"  # the kind of failure, never an address
+            await asyncio.sleep(1)  # several more sweeps: it waits for its next attempt, not retried each sweep
+            assert (await serang_alert())["escalation_attempts"] == 1
+
+            # Each further failure waits twice as long as the one before.
+            clock.advance(timedelta(seconds=30))
+            second = await eventually(lambda: _after_escalation_attempts(serang_alert, 2))
+            assert second["escalation_next_attempt_at"] - clock.now() == timedelta(minutes=1)
+            assert second["level"] == "regency"
+    finally:  # the directory as this version can read it again, for the tests after this one
+        await connection.execute("UPDATE notifier.task_force_contacts SET division = 'health'"
+                                 " WHERE division = 'logistics'")
+        await connection.close()
+
+
+async def _after_escalation_attempts(read: Any, attempts: int) -> asyncpg.Record | None:
+    row = await read()
+    return row if row["escalation_attempts"] >= attempts else None

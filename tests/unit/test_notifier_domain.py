@@ -11,7 +11,8 @@ import pytest
 from services.notifier.domain import (
     AlertStatus, AlreadyAcknowledged, Alert, Channel, CompanyContact, Delivery, DeliveryStatus, Directory,
     Division, DivisionContact, EscalationChain, Grouping, InvalidRegion, Level, NotNotifiedAtLevel, Plant,
-    Recipient, RetryPolicy, Subscription, TaskForce, alert_key, level_of_region, recipients, render, route_for,
+    Recipient, RetryPolicy, Subscription, TaskForce, TimerBackoff, alert_key, level_of_region, recipients, render,
+    route_for, timer_failure,
 )
 from shared.clock import FakeClock
 from shared.contract import Severity
@@ -189,6 +190,24 @@ def test_a_province_acknowledges_only_once_it_was_notified(clock):
 def test_an_escalation_chain_needs_positive_steps():
     with pytest.raises(ValueError):
         EscalationChain.parse([timedelta(0)])
+
+
+# -- timers that fail ---------------------------------------------------------------------------
+
+
+def test_an_escalation_that_keeps_failing_is_retried_twice_as_late_each_time_up_to_the_longest_wait(clock):
+    backoff = TimerBackoff(first=timedelta(seconds=30), longest=timedelta(minutes=5))
+    waits = [backoff.next_attempt(attempts, clock.now()) - clock.now() for attempts in range(1, 7)]
+    assert waits == [timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4),
+                     timedelta(minutes=5), timedelta(minutes=5)]
+    # Never given up, and never an overflow however long it keeps failing.
+    assert backoff.next_attempt(10_000, clock.now()) - clock.now() == timedelta(minutes=5)
+    assert backoff.next_attempt(0, clock.now()) - clock.now() == timedelta(seconds=30)
+
+
+def test_a_failed_timer_keeps_the_kind_of_failure_never_its_message():
+    error = timer_failure(ValueError("'kes@bantul.example' is not a valid Division"))
+    assert error == "ValueError"
 
 
 # -- deliveries ---------------------------------------------------------------------------------
