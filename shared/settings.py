@@ -6,6 +6,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,9 +37,23 @@ class PlatformSettings(BaseSettings):
     kafka_replication_factor: int = Field(1, validation_alias="KAFKA_REPLICATION_FACTOR", ge=1, le=32)
     kafka_min_insync_replicas: int = Field(1, validation_alias="KAFKA_MIN_INSYNC_REPLICAS", ge=1, le=32)
 
+    # Development signs tokens with a shared secret; production verifies the identity provider's (OpenID Connect):
+    # its issuer and the platform's audience are required then, its keys come from its JWKS.
     jwt_secret: str | None = Field(None, validation_alias="IOMKI_JWT_SECRET")
-    jwt_public_key_file: Path | None = Field(None, validation_alias="IOMKI_JWT_PUBLIC_KEY_FILE")
-    jwt_algorithm: Literal["HS256", "RS256", "ES256", "EdDSA"] = Field("HS256", validation_alias="IOMKI_JWT_ALGORITHM")
+    oidc_issuer: str | None = Field(None, validation_alias="IOMKI_OIDC_ISSUER", max_length=2000)
+    oidc_audience: str | None = Field(None, validation_alias="IOMKI_OIDC_AUDIENCE", max_length=255)
+    # Unset: the `jwks_uri` of the issuer's discovery document (/.well-known/openid-configuration).
+    oidc_jwks_url: str | None = Field(None, validation_alias="IOMKI_OIDC_JWKS_URL", max_length=2000)
+    # How long the provider's key set is trusted before it is fetched again (a removed key is refused after it).
+    oidc_keys_lifespan: timedelta = Field(timedelta(minutes=5), validation_alias="IOMKI_OIDC_KEYS_LIFESPAN",
+                                          ge=timedelta(seconds=10), le=timedelta(days=1))
+    # The clock skew allowed between the provider and a service, on exp, nbf and iat.
+    jwt_leeway: timedelta = Field(timedelta(seconds=30), validation_alias="IOMKI_JWT_LEEWAY",
+                                  ge=timedelta(0), le=timedelta(minutes=5))
+    # The longest a token may live (exp − iat). Unset: 12 h in development (`make run` prints a 12 h token), 1 h
+    # in production, where the provider's access tokens live minutes.
+    jwt_max_lifetime: timedelta | None = Field(None, validation_alias="IOMKI_JWT_MAX_LIFETIME",
+                                               gt=timedelta(0), le=timedelta(days=7))
 
     outbox_retention: timedelta = Field(timedelta(hours=24), validation_alias="IOMKI_OUTBOX_RETENTION")
     relay_poll_interval: timedelta = Field(timedelta(seconds=1), validation_alias="IOMKI_RELAY_POLL_INTERVAL")
@@ -58,7 +73,8 @@ class PlatformSettings(BaseSettings):
     client_address_header: str | None = Field(None, validation_alias="IOMKI_CLIENT_ADDRESS_HEADER",
                                               pattern=r"^[A-Za-z0-9-]{1,64}$")
 
-    @field_validator("database_url", "kafka_bootstrap", "jwt_secret", "client_address_header", mode="before")
+    @field_validator("database_url", "kafka_bootstrap", "jwt_secret", "client_address_header", "oidc_issuer",
+                     "oidc_audience", "oidc_jwks_url", "jwt_max_lifetime", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -70,9 +86,45 @@ class PlatformSettings(BaseSettings):
                              f" KAFKA_REPLICATION_FACTOR ({self.kafka_replication_factor}): no write could succeed")
         return self
 
+    @field_validator("oidc_issuer", "oidc_jwks_url")
+    @classmethod
+    def _provider_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            provider_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_verify(self) -> PlatformSettings:
+        if self.jwt_secret is not None and self.oidc_issuer is not None:
+            raise ValueError("set IOMKI_JWT_SECRET (development) or IOMKI_OIDC_ISSUER (production), not both")
+        if self.oidc_issuer is not None and not self.oidc_audience:
+            raise ValueError("IOMKI_OIDC_ISSUER needs IOMKI_OIDC_AUDIENCE: the audience this platform's tokens name")
+        return self
+
+    @property
+    def development_tokens(self) -> bool:
+        """Tokens signed with the shared development secret, not by an identity provider."""
+        return self.jwt_secret is not None and self.oidc_issuer is None
+
+    @property
+    def token_max_lifetime(self) -> timedelta:
+        if self.jwt_max_lifetime is not None:
+            return self.jwt_max_lifetime
+        return timedelta(hours=12) if self.development_tokens else timedelta(hours=1)
+
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or EMBEDDED_KAFKA_BOOTSTRAP
+
+
+def provider_url(url: str) -> str:
+    """An identity provider's URL: https, or http to this machine only (development and tests)."""
+    parts = urlsplit(url)
+    if not parts.hostname or parts.username or parts.password or parts.fragment or not url.isascii():
+        raise ValueError(f"{url!r} is not a plain http(s) URL")
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")):
+        return url
+    raise ValueError(f"{url!r}: an identity provider is reached over https (http only on this machine)")
 
 
 def port_of(service: str) -> int:

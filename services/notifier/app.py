@@ -72,7 +72,7 @@ class NotifierSettings(BaseSettings):
     def development(self, platform: PlatformSettings) -> bool:
         if self.environment is not None:
             return self.environment == "development"
-        return platform.jwt_secret is not None and platform.jwt_public_key_file is None
+        return platform.development_tokens
 
     def outbound(self, platform: PlatformSettings) -> OutboundPolicy:
         if self.outbound_allow is not None:

@@ -9,7 +9,9 @@ its existence does not leak.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import math
 import re
 import time
 import uuid
@@ -18,16 +20,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import httpx
 import jwt
+import structlog
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from jwt import PyJWKClient
 from jwt.algorithms import get_default_algorithms
 
 from shared import regions
 from shared.contract import NIB_PATTERN
-from shared.settings import PlatformSettings
+from shared.settings import PlatformSettings, provider_url
 from shared.web.http import Problem
+
+log = structlog.get_logger(__name__)
 
 
 class Role(StrEnum):
@@ -99,33 +106,142 @@ class Rule:
     summary: str = ""
 
 
-@dataclass(frozen=True)
-class TokenVerifier:
-    """Services only ever verify: HS256 with a shared secret in development, a public key in production."""
+class KeyNotAtHand(Exception):
+    """The key a token names is not in the key set held in memory, or that set is due to be fetched again."""
 
-    key: Any
-    algorithm: str
+
+class SharedSecret:
+    """Development: HS256 with the secret `make run` generates; the platform's tooling signs with it too."""
+
+    def __init__(self, secret: str) -> None:
+        # Prepared once: PyJWT would otherwise prepare the key for every token.
+        self._key = get_default_algorithms()["HS256"].prepare_key(secret)
+
+    def key_for(self, header: Mapping[str, Any]) -> tuple[Any, str]:
+        return self._key, "HS256"
+
+    async def refresh(self) -> None:
+        return None
+
+
+class ProviderKeys:
+    """Production: the identity provider's signing keys, from its JWKS (fetched and parsed by PyJWKClient).
+
+    The set is fetched when a token names a key it lacks (a rotation is no outage) and when it is older than
+    its lifespan (a removed key stops verifying), at most once per cooldown, so tokens with made-up key ids
+    cannot make every request call the provider. When the provider cannot be reached, the keys it last
+    published keep verifying."""
+
+    ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"})
+
+    def __init__(self, issuer: str, jwks_url: str | None, *, lifespan: float, cooldown: float = 10.0,
+                 timeout: float = 5.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._issuer = issuer
+        self._monotonic = monotonic
+        self._jwks_url = jwks_url
+        self._lifespan = lifespan
+        self._cooldown = cooldown
+        self._timeout = timeout
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = -math.inf  # the last attempt, successful or not
+        self._refreshed_at = -math.inf  # the last success
+        self._lock = asyncio.Lock()
+
+    def key_for(self, header: Mapping[str, Any]) -> tuple[Any, str]:
+        now = self._monotonic()
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        may_fetch = now - self._fetched_at > self._cooldown
+        if may_fetch and (key is None or now - self._refreshed_at > self._lifespan):
+            raise KeyNotAtHand
+        if key is None:
+            raise _invalid("it names a key the identity provider does not publish")
+        if key.algorithm_name not in self.ALGORITHMS:
+            raise _invalid(f"its key is for {key.algorithm_name}, which the platform does not accept")
+        return key, key.algorithm_name
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            if self._monotonic() - self._fetched_at <= self._cooldown:
+                return  # fetched a moment ago, perhaps for the request that waited on the lock
+            self._fetched_at = self._monotonic()
+            try:
+                keys = await asyncio.to_thread(self._fetch)
+            except (jwt.PyJWKClientError, jwt.PyJWKError, httpx.HTTPError, ValueError) as exc:
+                log.warning("identity_provider_keys_unavailable", issuer=self._issuer, error=str(exc)[:300],
+                            keeping=sorted(self._keys))
+                return
+            self._keys = {key.key_id: key for key in keys}
+            self._refreshed_at = self._monotonic()
+            log.info("identity_provider_keys_fetched", issuer=self._issuer, kids=sorted(self._keys))
+
+    def _fetch(self) -> list[Any]:
+        if self._jwks_url is None:
+            self._jwks_url = self._discovered_jwks_url()
+        return PyJWKClient(self._jwks_url, cache_jwk_set=False, timeout=self._timeout).get_signing_keys()
+
+    def _discovered_jwks_url(self) -> str:
+        """OpenID Connect Discovery §4: the document names the issuer exactly and where its keys are."""
+        response = httpx.get(f"{self._issuer.rstrip('/')}/.well-known/openid-configuration", timeout=self._timeout,
+                             follow_redirects=False)
+        response.raise_for_status()
+        document = response.json()
+        if not isinstance(document, dict) or document.get("issuer") != self._issuer:
+            raise ValueError(f"the discovery document does not name the issuer {self._issuer!r}")
+        return provider_url(str(document.get("jwks_uri", "")))
+
+
+SigningKeys = SharedSecret | ProviderKeys
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    """What every token must show besides its signature: who issued it, for whom, and not for too long."""
+
+    issuer: str
+    audience: str
+    leeway: float  # seconds
+    max_lifetime: float  # seconds
+
+
+# Development tokens name these, as the provider's tokens name the provider and the platform.
+DEVELOPMENT_ISSUER = "iomki-development"
+DEVELOPMENT_AUDIENCE = "iomki"
+
+
+class TokenVerifier:
+    """Services only ever verify: with the development secret, or with the identity provider's published keys."""
+
+    def __init__(self, keys: SigningKeys, rules: TokenRules) -> None:
+        self.keys = keys
+        self.rules = rules
+
+    @classmethod
+    def development(cls, secret: str, *, leeway: float = 30.0, max_lifetime: float = 12 * 3600.0) -> TokenVerifier:
+        return cls(SharedSecret(secret), TokenRules(DEVELOPMENT_ISSUER, DEVELOPMENT_AUDIENCE, leeway, max_lifetime))
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> TokenVerifier:
-        if settings.jwt_public_key_file is not None:
-            if settings.jwt_algorithm == "HS256":
-                raise ValueError("IOMKI_JWT_PUBLIC_KEY_FILE needs IOMKI_JWT_ALGORITHM=RS256, ES256 or EdDSA")
-            return cls(settings.jwt_public_key_file.read_text(), settings.jwt_algorithm)
+        leeway, lifetime = settings.jwt_leeway.total_seconds(), settings.token_max_lifetime.total_seconds()
+        if settings.oidc_issuer is not None and settings.oidc_audience:  # the settings refuse one without the other
+            keys = ProviderKeys(settings.oidc_issuer, settings.oidc_jwks_url,
+                                lifespan=settings.oidc_keys_lifespan.total_seconds())
+            return cls(keys, TokenRules(settings.oidc_issuer, settings.oidc_audience, leeway, lifetime))
         if not settings.jwt_secret:
-            raise ValueError("set IOMKI_JWT_SECRET (development) or IOMKI_JWT_PUBLIC_KEY_FILE (production)")
-        if settings.jwt_algorithm != "HS256":
-            raise ValueError(f"IOMKI_JWT_ALGORITHM={settings.jwt_algorithm} needs IOMKI_JWT_PUBLIC_KEY_FILE")
-        return cls(settings.jwt_secret, "HS256")
+            raise ValueError("set IOMKI_OIDC_ISSUER and IOMKI_OIDC_AUDIENCE (production: the identity provider) or"
+                             " IOMKI_JWT_SECRET (development)")
+        return cls.development(settings.jwt_secret, leeway=leeway, max_lifetime=lifetime)
 
-    @functools.cached_property
-    def _key(self) -> Any:
-        """The key as PyJWT's algorithm prepares it, once: PyJWT would otherwise parse a PEM text for every token."""
-        return get_default_algorithms()[self.algorithm].prepare_key(self.key)
-
-    def verify(self, token: str) -> Principal:
-        principal, expires_at = self._verified(token)
-        if time.time() >= expires_at:  # expired since it was verified
+    async def verify(self, token: str) -> Principal:
+        try:
+            principal, expires_at = self._verified(token)
+        except KeyNotAtHand:
+            await self.keys.refresh()
+            try:
+                principal, expires_at = self._verified(token)
+            except KeyNotAtHand:
+                raise _invalid("it names a key the identity provider does not publish") from None
+        if time.time() >= expires_at + self.rules.leeway:  # expired since it was verified
             raise _unauthorized("The token has expired.")
         return principal
 
@@ -156,22 +272,27 @@ class TokenVerifier:
         return Principal(sub=sub, role=role, region=region, nib=nib), claims["exp"]
 
     def _claims(self, token: str) -> dict[str, Any]:
-        """The claims of a compact JWS signed with this verifier's algorithm and key, as PyJWT decodes them."""
+        """The claims of a compact JWS signed with one of the verifier's keys, as PyJWT decodes and checks them."""
         if "=" in token:  # a compact JWS's segments are base64url without padding (RFC 7515 §2)
             raise _invalid("its segments are padded")
+        rules = self.rules
         try:
-            claims = jwt.decode(token, self._key, algorithms=[self.algorithm],
-                                options={"require": ["sub", "role", "exp"]})
+            key, algorithm = self.keys.key_for(jwt.get_unverified_header(token))
+            claims = jwt.decode(token, key, algorithms=[algorithm], issuer=rules.issuer, audience=rules.audience,
+                                leeway=rules.leeway, options={"require": REQUIRED_CLAIMS})
         except jwt.ExpiredSignatureError:
             raise _unauthorized("The token has expired.") from None
         except jwt.InvalidTokenError as exc:
             raise _invalid(str(exc).rstrip(".") or type(exc).__name__) from None
         claims["exp"] = int(claims["exp"])
+        if claims["exp"] - claims["iat"] > rules.max_lifetime:
+            raise _invalid(f"it lives longer than the {rules.max_lifetime:.0f} seconds a token may")
         return claims
 
 
 # OpenID Connect Core §2: a subject is at most 255 ASCII characters.
 SUB_MAX_LENGTH = 255
+REQUIRED_CLAIMS = ["sub", "role", "exp", "iat", "iss", "aud"]
 _NIB = re.compile(NIB_PATTERN)  # fullmatch: `$` also matches before a final newline
 
 
@@ -187,17 +308,17 @@ def mint(
     region: str | None = None,
     nib: str | None = None,
     ttl_seconds: int = 3600,
-    algorithm: str = "HS256",
 ) -> str:
-    """Issue a token (development tooling and tests; production tokens come from the identity provider)."""
+    """Issue a development token (tooling and tests; production tokens come from the identity provider)."""
     now = int(time.time())
     claims: dict[str, Any] = {"sub": sub or f"{role.value}-{uuid.uuid4().hex[:8]}", "role": role.value,
+                              "iss": DEVELOPMENT_ISSUER, "aud": DEVELOPMENT_AUDIENCE,
                               "iat": now, "exp": now + ttl_seconds}
     if region:
         claims["region"] = region
     if nib:
         claims["nib"] = nib
-    return jwt.encode(claims, key, algorithm=algorithm)
+    return jwt.encode(claims, key, algorithm="HS256")
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -211,7 +332,7 @@ class Policy:
     rules: Mapping[str, Rule]
     verifier: TokenVerifier | None = field(default=None)
 
-    def authenticate(self, request: Request) -> Principal:
+    async def authenticate(self, request: Request) -> Principal:
         """The caller the request's bearer token names, or 401; verified once a request."""
         known = getattr(request.state, "principal", None)
         if known is not None:
@@ -223,7 +344,7 @@ class Policy:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("The Authorization header must be 'Bearer <token>'.")
         verifier = self.verifier or request.app.state.token_verifier
-        request.state.principal = principal = verifier.verify(token.strip())
+        request.state.principal = principal = await verifier.verify(token.strip())
         return principal
 
     def guard(self, action: str) -> Any:
@@ -231,7 +352,7 @@ class Policy:
         rule = self.rules[action]
 
         async def dependency(request: Request) -> Access:
-            principal = self.authenticate(request)
+            principal = await self.authenticate(request)
             scope = rule.allow.get(principal.role)
             if scope is None:
                 allowed = ", ".join(role.value for role in rule.allow)
@@ -255,7 +376,7 @@ class AuthenticatedFirst(APIRoute):
             return handle
 
         async def authenticated_first(request: Request) -> Response:
-            policy.authenticate(request)
+            await policy.authenticate(request)
             return await handle(request)
 
         return authenticated_first

@@ -28,7 +28,7 @@ import pytest
 import pytest_asyncio
 
 from shared.regions import NATIONAL
-from shared.web.access import Principal, Role
+from shared.web.access import DEVELOPMENT_AUDIENCE, DEVELOPMENT_ISSUER, Principal, Role
 from shared.web.http import PROBLEM
 from tests.support.processes import RunningServices, running_platform
 from tests.support.platform import JWT_SECRET, bearer, token
@@ -127,7 +127,9 @@ def _segment(document: dict[str, Any]) -> str:
 def forgeries() -> dict[str, str]:
     """Every way to get a token the platform did not issue, or one it must not honour."""
     now = int(time.time())
-    operator = {"sub": "mallory", "role": "operator", "exp": now + 600}
+    # Complete but for the one thing each forgery gets wrong, so that each is refused for its own reason.
+    operator = {"sub": "mallory", "role": "operator", "iss": DEVELOPMENT_ISSUER, "aud": DEVELOPMENT_AUDIENCE,
+                "iat": now, "exp": now + 600}
     genuine = token("company", nib=NIB_A, sub="mallory")
     head, payload, signature = genuine.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
@@ -138,11 +140,14 @@ def forgeries() -> dict[str, str]:
         "claims tampered, signature kept": f"{head}.{_segment(claims | {'role': 'operator'})}.{signature}",
         "nib tampered, signature kept": f"{head}.{_segment(claims | {'nib': NIB_B})}.{signature}",
         "signature stripped": f"{head}.{payload}.",
-        "expired": token("operator", sub="mallory", ttl_seconds=-30),
+        "expired": token("operator", sub="mallory", ttl_seconds=-120),  # beyond the clock-skew leeway
+        "from another issuer": jwt.encode(operator | {"iss": "https://sso.example.com"}, JWT_SECRET,
+                                          algorithm="HS256"),
+        "living a month": jwt.encode(operator | {"exp": now + 30 * 86400}, JWT_SECRET, algorithm="HS256"),
         "another algorithm": jwt.encode(operator, JWT_SECRET, algorithm="HS512"),
         "for another audience": jwt.encode(operator | {"aud": "another-application"}, JWT_SECRET, algorithm="HS256"),
         "a role that does not exist": jwt.encode(operator | {"role": "superuser"}, JWT_SECRET, algorithm="HS256"),
-        "no expiry": jwt.encode({"sub": "mallory", "role": "operator"}, JWT_SECRET, algorithm="HS256"),
+        "no expiry": jwt.encode({k: v for k, v in operator.items() if k != "exp"}, JWT_SECRET, algorithm="HS256"),
         "task force without a region": jwt.encode(operator | {"role": "task_force"}, JWT_SECRET, algorithm="HS256"),
         "not a JWT": "mallory",
     }

@@ -13,13 +13,23 @@ from typing import Annotated
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.warnings import InsecureKeyLengthWarning
 
 from shared.settings import PlatformSettings
-from shared.web.access import Access, Policy, Principal, Role, Rule, Scope, TokenVerifier, mint
+from shared.web.access import (
+    DEVELOPMENT_AUDIENCE,
+    DEVELOPMENT_ISSUER,
+    REQUIRED_CLAIMS,
+    Access,
+    Policy,
+    Principal,
+    Role,
+    Rule,
+    Scope,
+    TokenVerifier,
+    mint,
+)
 from shared.web.http import Problem, install_problem_handlers
 
 pytestmark = pytest.mark.unit
@@ -29,7 +39,7 @@ OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
 POLICY = Policy({
     "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}),
     "aggregate": Rule({OP: Scope.ALL, A: Scope.ALL, TF: Scope.REGION}),
-}, verifier=TokenVerifier(SECRET, "HS256"))
+}, verifier=TokenVerifier.development(SECRET, leeway=0))  # expiry tests need not wait out a leeway
 PLANT = {"region_code": "32.16", "nib": "8120000123456"}
 
 
@@ -101,7 +111,7 @@ def forged_tokens() -> dict[str, str]:
     widened["role"] = "operator"
     tampered = base64.urlsafe_b64encode(json.dumps(widened).encode()).rstrip(b"=").decode()
     return {
-        "expired": mint(SECRET, role=OP, ttl_seconds=-5),
+        "expired": mint(SECRET, role=OP, ttl_seconds=-60),  # beyond any leeway
         "wrong key": mint("another-secret-" + "z" * 32, role=OP),
         "alg none": f"{header}.{body}.",
         "tampered claims": f"{head}.{tampered}.{signature}",
@@ -152,40 +162,46 @@ async def test_a_missing_or_malformed_authorization_header_is_401(header):
     assert response.status_code == 401
 
 
-def test_production_verifies_an_asymmetric_key_and_refuses_its_secret_counterpart(tmp_path):
-    private = Ed25519PrivateKey.generate()
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-    (tmp_path / "public.pem").write_bytes(public_pem)
-    verifier = TokenVerifier.from_settings(PlatformSettings(
-        IOMKI_JWT_PUBLIC_KEY_FILE=tmp_path / "public.pem", IOMKI_JWT_ALGORITHM="EdDSA"))
-    signed = mint(private, role=TF, region="32.16", algorithm="EdDSA")
-    assert verifier.verify(signed) == Principal(sub=verifier.verify(signed).sub, role=TF, region="32.16")
-    # An attacker who knows the public key cannot pass it off as an HS256 secret (algorithm confusion).
-    for secret in (b"not-the-private-key", public_pem):
+async def test_a_development_verifier_refuses_a_token_for_another_issuer_audience_or_lifetime():
+    verifier = TokenVerifier.development(SECRET, max_lifetime=3600)
+    now = int(time.time())
+    claims = {"sub": "x", "role": "operator", "iss": DEVELOPMENT_ISSUER, "aud": DEVELOPMENT_AUDIENCE, "iat": now,
+              "exp": now + 600}
+    assert (await verifier.verify(jwt.encode(claims, SECRET))).sub == "x"
+    for changed, reason in [({"iss": "https://sso.example.go.id"}, "Invalid issuer"),
+                            ({"aud": "another-application"}, "Audience doesn't match"),
+                            ({"exp": now + 3601}, "lives longer than the 3600 seconds")]:
         with pytest.raises(Problem) as refused:
-            verifier.verify(hs256({"sub": "x", "role": "operator", "exp": int(time.time()) + 60}, secret))
-        assert refused.value.status == 401
+            await verifier.verify(jwt.encode(claims | changed, SECRET))
+        assert refused.value.status == 401 and reason in refused.value.detail
 
 
-def hs256(claims: dict, secret: bytes) -> str:
-    """Signed by hand: PyJWT refuses to sign with a key shaped like an asymmetric one."""
-    def segment(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
-    signing_input = f"{segment(header)}.{segment(json.dumps(claims).encode())}"
-    return f"{signing_input}.{segment(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+async def test_a_token_within_the_leeway_of_its_expiry_still_verifies():
+    verifier = TokenVerifier.development(SECRET, leeway=30)
+    now = int(time.time())
+    late = jwt.encode({"sub": "x", "role": "operator", "iss": DEVELOPMENT_ISSUER, "aud": DEVELOPMENT_AUDIENCE,
+                       "iat": now - 100, "exp": now - 10}, SECRET)
+    assert (await verifier.verify(late)).sub == "x"
+    assert (await verifier.verify(late)).sub == "x"  # and again, from the verified tokens kept
+    with pytest.raises(Problem, match="expired"):
+        await TokenVerifier.development(SECRET, leeway=5).verify(late)
 
 
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({}, "set IOMKI_JWT_SECRET"),
-        ({"IOMKI_JWT_SECRET": "s", "IOMKI_JWT_ALGORITHM": "RS256"}, "needs IOMKI_JWT_PUBLIC_KEY_FILE"),
+        ({}, "set IOMKI_OIDC_ISSUER and IOMKI_OIDC_AUDIENCE"),
+        ({"IOMKI_JWT_SECRET": "s", "IOMKI_OIDC_ISSUER": "https://sso.example.go.id/realms/iomki",
+          "IOMKI_OIDC_AUDIENCE": "iomki"}, "not both"),
+        ({"IOMKI_OIDC_ISSUER": "https://sso.example.go.id/realms/iomki"}, "needs IOMKI_OIDC_AUDIENCE"),
+        ({"IOMKI_OIDC_ISSUER": "http://sso.example.go.id/realms/iomki", "IOMKI_OIDC_AUDIENCE": "iomki"},
+         "over https"),
+        ({"IOMKI_OIDC_ISSUER": "https://sso.example.go.id/realms/iomki", "IOMKI_OIDC_AUDIENCE": "iomki",
+          "IOMKI_OIDC_JWKS_URL": "file:///etc/passwd"}, "not a plain http"),
     ],
 )
 def test_a_service_without_a_way_to_verify_refuses_to_start(environment, message, monkeypatch):
-    for name in ("IOMKI_JWT_SECRET", "IOMKI_JWT_PUBLIC_KEY_FILE", "IOMKI_JWT_ALGORITHM"):
+    for name in ("IOMKI_JWT_SECRET", "IOMKI_OIDC_ISSUER", "IOMKI_OIDC_AUDIENCE", "IOMKI_OIDC_JWKS_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -208,7 +224,8 @@ def signed(header: dict, claims: object, secret: str = SECRET, *, algorithm=hash
 def token_corpus() -> dict[str, str]:
     """Genuine tokens in every shape an identity provider may give them, and hostile or broken ones."""
     now = int(time.time())
-    base = {"sub": "op-1", "role": "operator", "exp": now + 600}
+    base = {"sub": "op-1", "role": "operator", "iss": DEVELOPMENT_ISSUER, "aud": DEVELOPMENT_AUDIENCE, "iat": now,
+            "exp": now + 600}
     hs256 = {"alg": "HS256", "typ": "JWT"}
     genuine = token(OP)
     head, payload, signature = genuine.split(".")
@@ -218,9 +235,15 @@ def token_corpus() -> dict[str, str]:
         "fractional exp": signed(hs256, base | {"exp": now + 600.5}),
         "a key id": signed(hs256 | {"kid": "2026-12"}, base),
         "no typ": signed({"alg": "HS256"}, base),
-        "claims of other issuers": signed(hs256, base | {"iss": "sso.kemenperin.go.id", "scope": ["x"]}),
+        "other claims": signed(hs256, base | {"azp": "iomki-console", "scope": ["x"]}),
+        "audiences, ours among them": signed(hs256, base | {"aud": ["account", DEVELOPMENT_AUDIENCE]}),
+        "another issuer": signed(hs256, base | {"iss": "sso.kemenperin.go.id"}),
         "empty audience": signed(hs256, base | {"aud": ""}),
-        "an audience": signed(hs256, base | {"aud": "another-service"}),
+        "another audience": signed(hs256, base | {"aud": "another-service"}),
+        "no issuer": signed(hs256, {k: v for k, v in base.items() if k != "iss"}),
+        "no audience": signed(hs256, {k: v for k, v in base.items() if k != "aud"}),
+        "no iat": signed(hs256, {k: v for k, v in base.items() if k != "iat"}),
+        "a week long": signed(hs256, base | {"exp": now + 7 * 86400}),
         "not yet valid": signed(hs256, base | {"nbf": now + 600}),
         "issued in the future": signed(hs256, base | {"iat": now + 600}),
         "exp as text": signed(hs256, base | {"exp": "soon"}),
@@ -253,19 +276,21 @@ REFUSED_THOUGH_PYJWT_READS_THEM = {
     "unknown role", "task force without region", "company without nib",
     "padded signature",  # a compact JWS's segments are base64url without padding (RFC 7515 §2)
     "region a number",  # the claims a role is scoped by are compared as text
+    "a week long",  # a token lives no longer than the platform's maximum
 }
 
 
 @pytest.mark.parametrize("kind", list(token_corpus()))
-def test_the_verifier_refuses_every_token_pyjwt_refuses_and_reads_the_rest_as_pyjwt_does(kind):
+async def test_the_verifier_refuses_every_token_pyjwt_refuses_and_reads_the_rest_as_pyjwt_does(kind):
     """The verifier decodes with PyJWT and adds the platform's own rules: held to PyJWT's verdicts, token by token."""
     presented = token_corpus()[kind]
     try:
-        expected = jwt.decode(presented, SECRET, algorithms=["HS256"], options={"require": ["sub", "role", "exp"]})
+        expected = jwt.decode(presented, SECRET, algorithms=["HS256"], issuer=DEVELOPMENT_ISSUER,
+                              audience=DEVELOPMENT_AUDIENCE, leeway=30, options={"require": REQUIRED_CLAIMS})
     except jwt.InvalidTokenError:
         expected = None
     try:
-        principal = TokenVerifier(SECRET, "HS256").verify(presented)
+        principal = await TokenVerifier.development(SECRET).verify(presented)
     except Problem as refused:
         assert refused.status == 401
         assert expected is None or kind in REFUSED_THOUGH_PYJWT_READS_THEM, f"{kind!r}: {refused.detail}"
@@ -275,16 +300,16 @@ def test_the_verifier_refuses_every_token_pyjwt_refuses_and_reads_the_rest_as_py
                                   nib=expected.get("nib"))
 
 
-def test_every_kind_of_token_is_in_the_corpus_both_ways():
+async def test_every_kind_of_token_is_in_the_corpus_both_ways():
     """The comparison above means something only if the corpus holds tokens of both verdicts."""
-    verifier = TokenVerifier(SECRET, "HS256")
+    verifier = TokenVerifier.development(SECRET)
     verdicts = {}
     for kind, presented in token_corpus().items():
         try:
-            verifier.verify(presented)
+            await verifier.verify(presented)
             verdicts[kind] = "accepted"
         except Problem:
             verdicts[kind] = "refused"
     assert {kind for kind, verdict in verdicts.items() if verdict == "accepted"} == {
-        "minted", "with iat, nbf and jti", "fractional exp", "a key id", "no typ", "claims of other issuers",
-        "empty audience"}
+        "minted", "with iat, nbf and jti", "fractional exp", "a key id", "no typ", "other claims",
+        "audiences, ours among them"}

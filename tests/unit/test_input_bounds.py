@@ -28,7 +28,7 @@ from shared.contract import (
     KBLI_MAX_ITEMS, ContractViolation, Envelope, PermitApplied, SanctionEvidence, SectorClass, decode,
 )
 from shared.observability import Metrics
-from shared.web.access import SUB_MAX_LENGTH, TokenVerifier
+from shared.web.access import DEVELOPMENT_AUDIENCE, DEVELOPMENT_ISSUER, SUB_MAX_LENGTH, TokenVerifier
 from shared.web.http import Problem, install_request_logging
 from tests.support.permit_factories import Regions, an_application
 
@@ -156,7 +156,9 @@ def test_a_regime_is_read_in_ascii_digits_and_whole(text):
 
 
 def company_token(**claims: Any) -> str:
-    base = {"sub": "company-admin", "role": "company", "nib": "8120000123456", "exp": int(time.time()) + 600}
+    now = int(time.time())
+    base = {"sub": "company-admin", "role": "company", "nib": "8120000123456", "iss": DEVELOPMENT_ISSUER,
+            "aud": DEVELOPMENT_AUDIENCE, "iat": now, "exp": now + 600}
     return jwt.encode(base | claims, SECRET, algorithm="HS256")
 
 
@@ -164,10 +166,15 @@ def company_token(**claims: Any) -> str:
     ({"nib": full_width("8120000123456")}, "its NIB claim must be 13 digits"),
     ({"nib": "8120000123456\n"}, "its NIB claim must be 13 digits"),
     ({"sub": "s" * (SUB_MAX_LENGTH + 1)}, "its subject is longer than 255 characters"),
+    # A region is compared, never made into a pattern; still, what is not a region code goes no further.
+    ({"role": "task_force", "region": "%"}, "its region must be a province or regency code, or ID for the country"),
+    ({"role": "task_force", "region": "ID.x"}, "its region must be a province or regency code, or ID for the country"),
+    ({"role": "task_force", "region": "32.16\n"},
+     "its region must be a province or regency code, or ID for the country"),
 ])
-def test_a_token_whose_nib_or_subject_could_not_be_a_company_s_is_refused(claims, detail):
+async def test_a_token_whose_claims_could_not_be_the_caller_s_is_refused(claims, detail):
     with pytest.raises(Problem) as refused:
-        TokenVerifier(SECRET, "HS256").verify(company_token(**claims))
+        await TokenVerifier.development(SECRET).verify(company_token(**claims))
     assert refused.value.status == 401
     assert refused.value.detail == f"The token is not valid: {detail}."
 

@@ -8,7 +8,6 @@ import random
 import ssl
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -110,9 +109,10 @@ def test_public_addresses_are_reachable_and_configuration_opens_only_what_it_lis
     assert OutboundPolicy.parse("169.254.169.254/32").permits(ipaddress.ip_address("169.254.169.254"))
 
 
-def test_development_is_where_tokens_are_signed_with_a_shared_secret_unless_configured(tmp_path: Path):
+def test_development_is_where_tokens_are_signed_with_a_shared_secret_unless_configured():
     development = PlatformSettings(jwt_secret="x" * 32)
-    production = PlatformSettings(jwt_algorithm="RS256", jwt_public_key_file=tmp_path / "public.pem")
+    production = PlatformSettings(jwt_secret=None, oidc_issuer="https://sso.example.go.id/realms/iomki",
+                                  oidc_audience="iomki")
     assert NotifierSettings().development(development) and not NotifierSettings().development(production)
     assert not NotifierSettings(IOMKI_ENVIRONMENT="production").development(development)
     assert NotifierSettings().config(development).allow_http_webhooks

@@ -16,7 +16,7 @@ from shared.web.http import BoundedBodies, install_problem_handlers
 pytestmark = pytest.mark.unit
 
 SECRET = "unit-test-secret-" + "b" * 32
-POLICY = Policy({"submit": Rule({Role.OPERATOR: Scope.ALL})}, verifier=TokenVerifier(SECRET, "HS256"))
+POLICY = Policy({"submit": Rule({Role.OPERATOR: Scope.ALL})}, verifier=TokenVerifier.development(SECRET))
 LIMIT = 4096
 
 

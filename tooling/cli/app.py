@@ -9,7 +9,6 @@ import asyncio
 import re
 import signal
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,10 +87,9 @@ def token(
         str | None, typer.Option(help="A task force's province or regency code, or ID for national")] = None,
     nib: Annotated[str | None, typer.Option(help="A company's 13-digit NIB")] = None,
     sub: Annotated[str | None, typer.Option(help="Subject (who); generated when omitted")] = None,
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
-    private_key: Annotated[Path | None, typer.Option(help="PEM private key (RS256/ES256/EdDSA); default HS256")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds", min=1, max=12 * 3600)] = 3600,
 ) -> None:
-    """Mint a bearer token for development and tests."""
+    """Mint a bearer token for development and tests (production tokens come from the identity provider)."""
     if role is Role.TASK_FORCE and not region:
         raise typer.BadParameter("a task-force token needs --region (a province or regency code)",
                                  param_hint="--region")
@@ -106,14 +104,8 @@ def token(
         raise typer.BadParameter(f"{nib!r} is not a 13-digit NIB", param_hint="--nib")
     if sub is not None and len(sub) > SUB_MAX_LENGTH:
         raise typer.BadParameter(f"at most {SUB_MAX_LENGTH} characters", param_hint="--sub")
-    settings = PlatformSettings()
-    if private_key is not None:
-        key, algorithm = private_key.read_text(), settings.jwt_algorithm
-        if algorithm == "HS256":
-            raise typer.BadParameter("set IOMKI_JWT_ALGORITHM to the key's algorithm", param_hint="--private-key")
-    else:
-        key, algorithm = development_secret(settings), "HS256"
-    typer.echo(mint(key, role=role, sub=sub, region=region, nib=nib, ttl_seconds=ttl, algorithm=algorithm))
+    typer.echo(mint(development_secret(PlatformSettings()), role=role, sub=sub, region=region, nib=nib,
+                    ttl_seconds=ttl))
 
 app.command("status")(status)
 app.command("verify")(verify_token)
