@@ -36,6 +36,7 @@ from bench.ingestion import (
     Plant, ServiceProcess, event_source, new_plants, permit_issued, publish, start_uvicorn, wait_until,
 )
 from bench.platform import alone, run_as_deployed
+from services.notifier.channels import standard_webhook_headers
 from shared.contract import ClusterDeclared, Envelope, ReportSubmitted
 from shared.messaging.bus import connection_options
 from shared.runtime import ServiceRuntime
@@ -48,7 +49,6 @@ CLUSTERS = int(os.environ.get("IOMKI_BENCH_CLUSTERS", "60"))
 CLUSTER_INTERVAL = 0.5  # seconds between one plant's cluster and the next
 BACKGROUND_RATE = int(os.environ.get("IOMKI_BENCH_BACKGROUND_RATE", "300"))  # ReportSubmitted/s meanwhile
 REGENCY = "32.16"
-WEBHOOK_SECRET = "bench-satgas-webhook-secret"  # noqa: S105 -- signs webhooks to the bench's own receiver
 
 
 async def run(settings: PlatformSettings, console: Console) -> None:
@@ -62,7 +62,7 @@ async def run(settings: PlatformSettings, console: Console) -> None:
             for service in services:
                 await service.wait_ready()
             incidents, notifier = services
-            await register_task_force(http, notifier, settings, receiver.url)
+            receiver.secrets.append(await register_task_force(http, notifier, settings, receiver.url))
             plants = new_plants(CLUSTERS)
             started = time.perf_counter()
             await learn_plants(admin, source, [permit_issued(plant, regency_code=REGENCY) for plant in plants])
@@ -78,7 +78,7 @@ async def run(settings: PlatformSettings, console: Console) -> None:
             finally:
                 stop_background.set()
                 background_rate = await background
-            floor = await direct_webhooks(http, receiver.url)
+            floor = await direct_webhooks(http, receiver)
             received = delivered_clusters(receiver)
         spans = await cluster_spans(admin, received, await publication_moments(settings, set(received)))
     finally:
@@ -89,13 +89,15 @@ async def run(settings: PlatformSettings, console: Console) -> None:
 
 
 async def register_task_force(http: httpx.AsyncClient, notifier: ServiceProcess, settings: PlatformSettings,
-                              webhook: str) -> None:
-    """The regency task force, whose health division takes cluster alerts on its webhook (the default route)."""
+                              webhook: str) -> str:
+    """The regency task force, whose health division takes cluster alerts on its webhook (the default route).
+    Returns the webhook's secret, issued by the notifier."""
     operator = {"Authorization": f"Bearer {mint(settings.jwt_secret, role=Role.OPERATOR)}"}
     answer = await http.post(f"{notifier.url}/task-forces", headers=operator, json={
         "level": "regency", "region_code": REGENCY, "name": "Satgas COVID-19 Kabupaten Bekasi",
-        "contacts": [{"division": "health", "webhook": webhook, "secret": WEBHOOK_SECRET}]})
+        "contacts": [{"division": "health", "webhook": webhook}]})
     answer.raise_for_status()
+    return answer.json()["webhook_secrets"][0]["secret"]
 
 
 async def learn_plants(admin: asyncpg.Connection, source: ServiceRuntime, issued: list[Envelope]) -> None:
@@ -208,13 +210,16 @@ async def cluster_spans(admin: asyncpg.Connection, received: dict[uuid.UUID, flo
     return spans
 
 
-async def direct_webhooks(http: httpx.AsyncClient, url: str, count: int = 100) -> list[float]:
-    """The receiver answering the bench's own POSTs of a notice-sized body: the floor of one webhook."""
+async def direct_webhooks(http: httpx.AsyncClient, receiver: WebhookReceiver, count: int = 100) -> list[float]:
+    """The receiver answering the bench's own POSTs of a notice-sized body, signed as the notifier signs and
+    verified as every notice is: the floor of one webhook."""
     body = json.dumps({"event_type": "Floor", "details": {"x": "y" * 400}}).encode()
     spans = []
     for _ in range(count):
+        headers = standard_webhook_headers(uuid.uuid4(), datetime.now(UTC), tuple(receiver.secrets), body)
         started = time.perf_counter()
-        (await http.post(url, content=body, headers={"Content-Type": "application/json"})).raise_for_status()
+        (await http.post(receiver.url, content=body, headers={"Content-Type": "application/json", **headers})
+         ).raise_for_status()
         spans.append((time.perf_counter() - started) * 1000)
     return spans
 

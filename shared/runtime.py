@@ -78,6 +78,7 @@ class ServiceRuntime(Generic[Work]):
         self.relay: Relay | None = None
         self._migrations = migrations
         self._periodic: list[Periodic] = []
+        self._at_start: list[Callable[[], Awaitable[Any]]] = []
         self.stop_grace = 10.0  # seconds a stopping service gives its own tasks, then its database connections
 
     # -- what a service declares ------------------------------------------------------------------
@@ -88,6 +89,11 @@ class ServiceRuntime(Generic[Work]):
     def publishes(self, topic: Topic) -> None:
         """Declare a topic this service writes (through its outbox), for the AsyncAPI document."""
         declare_publishers(self.broker, topic)
+
+    def at_start(self, run: Callable[[], Awaitable[Any]]) -> None:
+        """Run `run` once the database is migrated, before any request, consumer or periodic work: data the new
+        code needs in its new shape (what SQL alone cannot do, such as sealing under a configured key)."""
+        self._at_start.append(run)
 
     def every(self, seconds: float, name: str, run: Callable[[], Awaitable[Any]], *,
               wake_on: str | None = None) -> None:
@@ -149,6 +155,8 @@ class ServiceRuntime(Generic[Work]):
                       + migrations_in(self.name, self._migrations))
         self.database.pool = await create_pool(database_url, self.name)
         self._database_url = database_url
+        for run in self._at_start:
+            await run()
         self.relay = Relay(schema=self.name, database_url=database_url, settings=self.settings, metrics=self.metrics)
         self._tasks = [asyncio.create_task(self._connect_broker(self.relay), name=f"{self.name}-broker")]
         # Periodic work (deadlines, timers) needs only the database: what it emits waits in the outbox.

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from services.notifier.domain import (
-    WEBHOOK_URL_MAX_LENGTH, AlertStatus, AlreadyAcknowledged, Alert, Channel, Division, DivisionContact,
-    InvalidRegion, InvalidWebhook, Level, NotFound, NotNotifiedAtLevel, TaskForce, webhook_url,
+    WEBHOOK_SECRET_MAX_LENGTH, WEBHOOK_SECRET_PATTERN, WEBHOOK_URL_MAX_LENGTH, AlertStatus, AlreadyAcknowledged, Alert,
+    Channel, Division, DivisionContact, InvalidRegion, InvalidWebhook, InvalidWebhookSecret, Level, NotFound,
+    NotNotifiedAtLevel, TaskForce, webhook_secret, webhook_url,
 )
 from services.notifier.handlers import NotifierHandlers
 from shared import regions
@@ -23,7 +24,7 @@ OP, TF = Role.OPERATOR, Role.TASK_FORCE
 # Who may do what, in one screen (DESIGN §4). Companies and agencies get nothing here: company notices go
 # out by e-mail, and agencies watch iomki.alerts.
 POLICY = Policy({
-    "manage_directory": Rule({OP: Scope.ALL}, "register task forces and their subscriptions"),
+    "manage_directory": Rule({OP: Scope.ALL}, "register task forces and their subscriptions, rotate their secrets"),
     "read_directory": Rule({OP: Scope.ALL, TF: Scope.REGION}, "list the task forces of a region"),
     "read_alerts": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read alerts and their deliveries"),
     "acknowledge": Rule({OP: Scope.ALL, TF: Scope.REGION}, "acknowledge an alert, which stops its escalation"),
@@ -36,6 +37,8 @@ PROBLEMS: ProblemTable = {
                                        errors=[{"field": "region_code", "message": str(exc)}]),
     InvalidWebhook: lambda exc: Problem(422, "Invalid request", "One or more fields are invalid.",
                                         errors=[{"field": exc.field, "message": str(exc)}]),
+    InvalidWebhookSecret: lambda exc: Problem(422, "Invalid request", "One or more fields are invalid.",
+                                              errors=[{"field": exc.field, "message": str(exc)}]),
     AlreadyAcknowledged: lambda exc: Problem(409, "Already acknowledged", str(exc), current_status=exc.current.value),
     NotNotifiedAtLevel: lambda exc: Problem(409, "Not notified at this level", str(exc), level=exc.level.value),
 }
@@ -47,6 +50,7 @@ SUBSCRIBABLE = frozenset(cls.__name__ for cls in EVENT_TYPES.values() if cls.top
 # `single_email` and `webhook_url` (the https rule, which depends on the environment, by the handler).
 _URL = r"^https?://\S+$"
 EVENT_TYPE_MAX_LENGTH = 64  # the longest event name with room to spare
+MAX_CONTACTS = 50  # of one task force
 # A task force's region as the domain takes it (its level decides which; InvalidRegion otherwise), stated in the
 # schema; empty is the national one's earlier name.
 _REGION = r"^(?:|ID|[0-9]{2}|[0-9]{2}\.[0-9]{2})$"
@@ -58,24 +62,36 @@ def _webhook_shape(url: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _secret_shape(secret: str) -> str:
+    try:
+        return webhook_secret(secret)
+    except InvalidWebhookSecret as exc:
+        raise ValueError(str(exc)) from None
+
+
 Email = Annotated[EmailAddress, STORABLE]
 WebhookUrl = Annotated[str, StringConstraints(pattern=_URL, max_length=WEBHOOK_URL_MAX_LENGTH),
                        AfterValidator(_webhook_shape), STORABLE]
+# `webhook_secret` checks the form (ASCII only, so no STORABLE) with a message that says what is wanted; the
+# schema states the pattern.
+OwnSecret = Annotated[str, StringConstraints(max_length=WEBHOOK_SECRET_MAX_LENGTH), AfterValidator(_secret_shape),
+                      Field(json_schema_extra={"pattern": WEBHOOK_SECRET_PATTERN})]
+_CALLERS_KEY = ("Optional: your own Standard Webhooks secret, whsec_ and the base64 of 24 to 64 random bytes. "
+                "Left out, the platform issues one; either way it is shown in this response only.")
 
 
 class ContactIn(BaseModel):
     division: Division
     email: Email | None = None
     webhook: WebhookUrl | None = None
-    secret: Text | None = Field(None, min_length=16, max_length=200,
-                               description="Signs webhook bodies (X-Iomki-Signature); required with a webhook.")
+    secret: OwnSecret | None = Field(None, description=_CALLERS_KEY)
 
     @model_validator(mode="after")
     def _reachable(self) -> ContactIn:
         if not self.email and not self.webhook:
             raise ValueError("a contact needs an email or a webhook")
-        if self.webhook and not self.secret:
-            raise ValueError("a webhook contact needs a secret to sign with")
+        if self.secret and not self.webhook:
+            raise ValueError("a secret signs a webhook: a contact without one takes none")
         return self
 
 
@@ -90,14 +106,14 @@ class TaskForceIn(BaseModel):
     def _national(cls, code: str) -> str:
         return code or regions.NATIONAL  # the directory's earlier name for the country, still accepted
     name: Text = Field(min_length=1, max_length=200)
-    contacts: list[ContactIn] = Field(min_length=1, max_length=50)
+    contacts: list[ContactIn] = Field(min_length=1, max_length=MAX_CONTACTS)
 
 
 class SubscriptionIn(BaseModel):
     task_force_id: uuid.UUID
     channel: Channel
     target: Text = Field(min_length=1, max_length=2000)
-    secret: Text | None = Field(None, min_length=16, max_length=200)
+    secret: OwnSecret | None = Field(None, description=_CALLERS_KEY)
     event_types: list[Annotated[str, Field(max_length=EVENT_TYPE_MAX_LENGTH,
                                            json_schema_extra={"enum": sorted(SUBSCRIBABLE)})]] = Field(
         min_length=1, max_length=len(SUBSCRIBABLE))
@@ -109,8 +125,8 @@ class SubscriptionIn(BaseModel):
             raise ValueError(f"unknown event types: {', '.join(unknown)}")
         if self.channel is Channel.WEBHOOK:
             _webhook_shape(self.target)
-            if not self.secret:
-                raise ValueError("a webhook subscription needs a secret to sign with")
+        elif self.secret:
+            raise ValueError("a secret signs a webhook: an email subscription takes none")
         else:
             try:
                 self.target = single_email(self.target)
@@ -119,11 +135,16 @@ class SubscriptionIn(BaseModel):
         return self
 
 
+class SecretIn(BaseModel):
+    secret: OwnSecret | None = Field(None, description=_CALLERS_KEY)
+
+
 def _task_force(tf: TaskForce) -> dict[str, Any]:
+    """Never a secret: those are shown once, when issued."""
     return {"task_force_id": str(tf.task_force_id), "level": tf.level.value, "region_code": tf.region_code,
             "name": tf.name,
-            "contacts": [{"division": c.division.value, "email": c.email, "webhook": c.webhook}
-                         for c in tf.contacts]}
+            "contacts": [{"position": i, "division": c.division.value, "email": c.email, "webhook": c.webhook}
+                         for i, c in enumerate(tf.contacts)]}
 
 
 def _alert(alert: Alert) -> dict[str, Any]:
@@ -144,10 +165,25 @@ def router(handlers: NotifierHandlers) -> APIRouter:
 
     @routes.post("/task-forces", status_code=201)
     async def register(body: TaskForceIn, access: Annotated[Access, POLICY.guard("manage_directory")]) -> dict:
-        contacts = tuple(DivisionContact(c.division, c.email, c.webhook, c.secret) for c in body.contacts)
-        tf = await handlers.register_task_force(level=body.level, region_code=body.region_code, name=body.name,
-                                                contacts=contacts, access=access)
-        return {"task_force_id": str(tf.task_force_id)}
+        """Each webhook contact's secret is in `webhook_secrets`, by contact position: this once, never again."""
+        contacts = tuple(DivisionContact(c.division, c.email, c.webhook) for c in body.contacts)
+        own = {i: c.secret for i, c in enumerate(body.contacts) if c.secret}
+        tf, issued = await handlers.register_task_force(level=body.level, region_code=body.region_code,
+                                                        name=body.name, contacts=contacts, own_secrets=own,
+                                                        access=access)
+        return {"task_force_id": str(tf.task_force_id),
+                "webhook_secrets": [{"contact": i, "secret": secret} for i, secret in sorted(issued.items())]}
+
+    @routes.post("/task-forces/{task_force_id}/contacts/{position}/secret", status_code=201)
+    async def rotate_contact_secret(
+            task_force_id: uuid.UUID, position: Annotated[int, Path(ge=0, le=MAX_CONTACTS - 1)],
+            access: Annotated[Access, POLICY.guard("manage_directory")], body: SecretIn | None = None) -> dict:
+        """A new secret for a webhook contact, shown this once; the previous one still signs until
+        `previous_secret_valid_until`."""
+        secret, until = await handlers.rotate_contact_secret(task_force_id, position, body.secret if body else None,
+                                                             access)
+        return {"task_force_id": str(task_force_id), "contact": position, "secret": secret,
+                "previous_secret_valid_until": until}
 
     @routes.get("/task-forces")
     async def list_task_forces(access: Annotated[Access, POLICY.guard("read_directory")]) -> dict:
@@ -155,10 +191,21 @@ def router(handlers: NotifierHandlers) -> APIRouter:
 
     @routes.post("/subscriptions", status_code=201)
     async def subscribe(body: SubscriptionIn, access: Annotated[Access, POLICY.guard("manage_directory")]) -> dict:
-        sub = await handlers.subscribe(task_force_id=body.task_force_id, channel=body.channel,
-                                       target=body.target, secret=body.secret,
-                                       event_types=frozenset(body.event_types), access=access)
-        return {"subscription_id": str(sub.subscription_id)}
+        """A webhook subscription's secret is in `secret`: this once, never again."""
+        sub, secret = await handlers.subscribe(task_force_id=body.task_force_id, channel=body.channel,
+                                               target=body.target, own_secret=body.secret,
+                                               event_types=frozenset(body.event_types), access=access)
+        return {"subscription_id": str(sub.subscription_id)} | ({"secret": secret} if secret else {})
+
+    @routes.post("/subscriptions/{subscription_id}/secret", status_code=201)
+    async def rotate_subscription_secret(subscription_id: uuid.UUID,
+                                         access: Annotated[Access, POLICY.guard("manage_directory")],
+                                         body: SecretIn | None = None) -> dict:
+        """A new secret for a webhook subscription, shown this once; the previous one still signs until
+        `previous_secret_valid_until`."""
+        secret, until = await handlers.rotate_subscription_secret(subscription_id, body.secret if body else None,
+                                                                  access)
+        return {"subscription_id": str(subscription_id), "secret": secret, "previous_secret_valid_until": until}
 
     @routes.get("/alerts")
     async def list_alerts(access: Annotated[Access, POLICY.guard("read_alerts")], status: AlertStatus | None = None,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import httpx
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.notifier import api
@@ -20,6 +21,7 @@ from services.notifier.domain import (
 )
 from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
+from services.notifier.sealing import SecretSeal
 from shared.clock import Clock, SystemClock
 from shared.messaging.consumer import InBatches
 from shared.contract import (
@@ -27,6 +29,7 @@ from shared.contract import (
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
+from shared.storage.secret_files import keep_secret_once
 
 _DURATION = TypeAdapter(timedelta)
 
@@ -56,6 +59,24 @@ class NotifierSettings(BaseSettings):
     # Networks a webhook may reach although not public (CIDRs, comma-separated; empty: none). Unset: loopback in
     # development, none in production.
     outbound_allow: str | None = Field(None, validation_alias="IOMKI_OUTBOUND_ALLOW")
+    # Fernet keys sealing webhook secrets at rest, comma-separated: the first seals, every one opens, so the key is
+    # rotated by putting a new one first. Unset: a key kept under the data directory in development; production
+    # refuses to start without it (a key on a pod's disk would be lost with the pod, and every secret with it).
+    webhook_secret_keys: SecretStr | None = Field(None, validation_alias="IOMKI_WEBHOOK_SECRET_KEYS")
+    # How long a rotated-out webhook secret still signs beside the new one (`domain.signing_secrets`).
+    webhook_secret_grace: timedelta = Field(timedelta(hours=24), ge=timedelta(0),
+                                            validation_alias="IOMKI_WEBHOOK_SECRET_GRACE")
+
+    @field_validator("webhook_secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:  # a typo fails at start, not when the first secret is sealed
+                SecretSeal(_keys(value))
+            except ValueError:
+                raise ValueError("IOMKI_WEBHOOK_SECRET_KEYS must be comma-separated Fernet keys "
+                                 "(Fernet.generate_key(): 32 bytes, url-safe base64)") from None
+        return value
 
     @field_validator("environment", mode="before")
     @classmethod
@@ -73,6 +94,16 @@ class NotifierSettings(BaseSettings):
         if self.environment is not None:
             return self.environment == "development"
         return platform.development_tokens
+
+    def secret_seal(self, platform: PlatformSettings) -> SecretSeal:
+        if self.webhook_secret_keys is not None:
+            return SecretSeal(_keys(self.webhook_secret_keys))
+        if not self.development(platform):
+            raise ValueError("set IOMKI_WEBHOOK_SECRET_KEYS (comma-separated Fernet keys) in production: the "
+                             "notifier seals webhook secrets with it")
+        # Like the development JWT secret: made once, kept (0600) so that sealed secrets survive restarts.
+        kept = keep_secret_once(platform.data_dir / "notifier-webhook-secret-key", Fernet.generate_key())
+        return SecretSeal([kept.strip()])
 
     def outbound(self, platform: PlatformSettings) -> OutboundPolicy:
         if self.outbound_allow is not None:
@@ -94,7 +125,12 @@ class NotifierSettings(BaseSettings):
             grouping=Grouping(self.group_window),
             retry=RetryPolicy(base=self.delivery_backoff, max_attempts=self.delivery_max_attempts),
             lease=max(self.delivery_lease, self.webhook_timeout * 3),
+            secret_grace=self.webhook_secret_grace,
         )
+
+
+def _keys(value: SecretStr) -> list[str]:
+    return [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
 
 
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
@@ -105,9 +141,10 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     own = notifier or NotifierSettings()
     config = own.config(platform)
     outbound = own.outbound(platform)
+    seal = own.secret_seal(platform)
     clock = clock or SystemClock()
-    handlers = NotifierHandlers(runtime.database, clock, config)
-    worker = DeliveryWorker(runtime.database, clock, config, random.Random())  # noqa: S311 -- retry jitter, no secret
+    handlers = NotifierHandlers(runtime.database, clock, config, seal)
+    worker = DeliveryWorker(runtime.database, clock, config, random.Random(), seal)  # noqa: S311 -- retry jitter
     email = EmailChannel(SmtpServer(own.smtp_host, own.smtp_port, own.smtp_from, own.smtp_starttls,
                                     own.webhook_timeout.total_seconds()))
 
@@ -124,6 +161,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     for topic in (PERMITS, REPORTS, INCIDENTS):
         runtime.consume(topic, {event_type: handlers.on_event if event_type.__name__ in ROUTES
                                 else InBatches(handlers.on_unrouted_events) for event_type in events_on(topic)})
+    runtime.at_start(handlers.keep_secrets_sealed)  # migration 0005, and a new key put first
     runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated})
     runtime.publishes(ALERTS)
     tick = own.tick.total_seconds()
@@ -132,7 +170,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     runtime.every(tick, "deliveries", deliver, wake_on="notifier_deliveries")  # migration 0002
     return runtime.http_app(
         title="iomki notifier",
-        description="Task-force directory, routing, signed webhooks and email, escalation until acknowledged.",
+        description="Task-force directory, routing, webhooks signed per Standard Webhooks and email, escalation "
+                    "until acknowledged.",
         routers=[api.router(handlers)], problems=api.PROBLEMS,
     )
 

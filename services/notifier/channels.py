@@ -1,4 +1,5 @@
-"""The two ways a notice leaves the notifier: a signed webhook (httpx) and email over SMTP (aiosmtplib).
+"""The two ways a notice leaves the notifier: a webhook signed per Standard Webhooks (httpx) and email over SMTP
+(aiosmtplib).
 
 A channel either returns (the receiver took it) or raises `SendFailed` with a `reason`, a short category a task
 force may read (`FailureReason`), and a `detail` for the log only. Neither ever repeats an address, because a
@@ -11,6 +12,7 @@ check is in the connection's network backend), so a name that resolves different
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -19,13 +21,14 @@ import ssl
 import typing
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 
 import aiosmtplib
 import httpcore
 import httpx
 
-from services.notifier.domain import FailureReason, InvalidWebhook, OutboundPolicy, webhook_url
+from services.notifier.domain import FailureReason, InvalidWebhook, OutboundPolicy, signing_key, webhook_url
 from shared.contract import single_email
 
 
@@ -122,9 +125,16 @@ def _transport_failure(exc: BaseException) -> SendFailed:
     return SendFailed(FailureReason.PROTOCOL_ERROR, detail=detail)
 
 
-def signature(secret: str, body: bytes) -> str:
-    """DESIGN §4: `X-Iomki-Signature: sha256=<hex HMAC-SHA256 of the exact body>` with the subscription's secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def standard_webhook_headers(delivery_id: uuid.UUID, at: datetime, secrets: tuple[str, ...],
+                             body: bytes) -> dict[str, str]:
+    """Standard Webhooks: `webhook-id` (the delivery, the same on every retry, for the receiver's dedup),
+    `webhook-timestamp` (this attempt, Unix seconds, for its replay window) and `webhook-signature`, one
+    `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` per secret, separated by spaces."""
+    timestamp = str(int(at.timestamp()))
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    signatures = " ".join("v1," + base64.b64encode(hmac.new(signing_key(secret), signed, hashlib.sha256).digest())
+                          .decode() for secret in secrets)
+    return {"webhook-id": str(delivery_id), "webhook-timestamp": timestamp, "webhook-signature": signatures}
 
 
 class WebhookChannel:
@@ -134,16 +144,16 @@ class WebhookChannel:
         self._client = client
         self._allow_http = allow_http
 
-    async def send(self, *, delivery_id: uuid.UUID, target: str, secret: str | None, subject: str,
-                   body: bytes) -> None:
+    async def send(self, *, delivery_id: uuid.UUID, target: str, secrets: tuple[str, ...], at: datetime,
+                   subject: str, body: bytes) -> None:
+        if not secrets:  # a notice nobody can verify is never sent
+            raise ValueError(f"delivery {delivery_id} has no secret to sign with")
         try:  # again: a target stored before a rule, or before the platform left development
             webhook_url(target, allow_http=self._allow_http)
         except InvalidWebhook as exc:
             raise SendFailed(FailureReason.INVALID_ADDRESS, detail=str(exc).split(":")[0], permanent=True) from None
-        headers = {"Content-Type": "application/json", "X-Iomki-Delivery": str(delivery_id),
-                   "User-Agent": "iomki-notifier/1"}
-        if secret:
-            headers["X-Iomki-Signature"] = signature(secret, body)
+        headers = {"Content-Type": "application/json", "User-Agent": "iomki-notifier/1",
+                   **standard_webhook_headers(delivery_id, at, secrets, body)}
         try:
             response = await self._client.post(target, content=body, headers=headers)
         except (httpx.HTTPError, AddressNotAllowed, HostNotFound, OSError) as exc:
@@ -165,8 +175,8 @@ class EmailChannel:
     def __init__(self, server: SmtpServer) -> None:
         self._server = server
 
-    async def send(self, *, delivery_id: uuid.UUID, target: str, secret: str | None, subject: str,
-                   body: bytes) -> None:
+    async def send(self, *, delivery_id: uuid.UUID, target: str, secrets: tuple[str, ...], at: datetime,
+                   subject: str, body: bytes) -> None:
         try:  # again: a company's address arrives on an event, and may have been stored before a rule
             recipient = single_email(target)
         except ValueError as exc:
@@ -175,7 +185,7 @@ class EmailChannel:
         message["From"] = self._server.sender
         message["To"] = recipient
         message["Subject"] = subject
-        message["X-Iomki-Delivery"] = str(delivery_id)
+        message["X-Iomki-Delivery"] = str(delivery_id)  # an e-mail's only id: a reader's dedup, support's reference
         message.set_content(body.decode())
         try:
             await aiosmtplib.send(message, hostname=self._server.host, port=self._server.port,

@@ -9,10 +9,13 @@ acknowledges it (`EscalationChain`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import random
 import re
+import secrets
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -89,6 +92,16 @@ class InvalidWebhook(NotifierRefusal, ValueError):
         self.field = field
 
 
+class InvalidWebhookSecret(NotifierRefusal, ValueError):
+    """A caller's own webhook secret not in the Standard Webhooks form. Its message starts "a webhook secret must
+    be"."""
+
+    def __init__(self, field: str = "secret") -> None:
+        super().__init__(f"a webhook secret must be {WEBHOOK_SECRET_PREFIX} followed by the base64 of "
+                         f"{WEBHOOK_KEY_BYTES.start} to {WEBHOOK_KEY_BYTES.stop - 1} bytes")
+        self.field = field
+
+
 class NotNotifiedAtLevel(NotifierRefusal):
     def __init__(self, level: Level, notified: tuple[Level, ...]) -> None:
         super().__init__(f"a {level.value} task force was not notified of this alert (notified so far: "
@@ -111,7 +124,6 @@ class DivisionContact:
     division: Division
     email: str | None = None
     webhook: str | None = None
-    secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,6 @@ class Subscription:
     task_force_id: uuid.UUID
     channel: Channel
     target: str
-    secret: str | None
     event_types: frozenset[str]
 
 
@@ -219,12 +230,22 @@ def digest_closes_at(now: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """Where a webhook's signing secret lives, read when each attempt is sent: a subscription, or the contact at
+    `contact_position` of the recipient's task force. A delivery never holds a copy, so a rotation reaches the
+    deliveries still pending."""
+
+    subscription_id: uuid.UUID | None = None
+    contact_position: int | None = None
+
+
+@dataclass(frozen=True)
 class Recipient:
     channel: Channel
     target: str
-    secret: str | None
     level: Level | None  # None: the company
     task_force_id: uuid.UUID | None = None
+    signed_with: SecretRef | None = None  # webhooks only
 
     @property
     def kind(self) -> str:
@@ -241,22 +262,23 @@ def recipients(route: Route, event_type: str, level: Level, plant: Plant, direct
         for tf in directory.task_forces:
             if tf.level is not level or not tf.covers(plant.regency_code):
                 continue
-            for contact in tf.contacts:
+            for position, contact in enumerate(tf.contacts):
                 if contact.division is not route.division:
                     continue
                 if contact.email:
-                    found.append(Recipient(Channel.EMAIL, contact.email, None, tf.level, tf.task_force_id))
+                    found.append(Recipient(Channel.EMAIL, contact.email, tf.level, tf.task_force_id))
                 if contact.webhook:
-                    found.append(Recipient(Channel.WEBHOOK, contact.webhook, contact.secret, tf.level,
-                                           tf.task_force_id))
+                    found.append(Recipient(Channel.WEBHOOK, contact.webhook, tf.level, tf.task_force_id,
+                                           SecretRef(contact_position=position)))
     if first_notice:
         for sub in directory.subscriptions:
             subscriber = by_id.get(sub.task_force_id)
             if subscriber is None or event_type not in sub.event_types or not subscriber.covers(plant.regency_code):
                 continue
-            found.append(Recipient(sub.channel, sub.target, sub.secret, subscriber.level, subscriber.task_force_id))
+            signed_with = SecretRef(subscription_id=sub.subscription_id) if sub.channel is Channel.WEBHOOK else None
+            found.append(Recipient(sub.channel, sub.target, subscriber.level, subscriber.task_force_id, signed_with))
         if route.company and directory.company is not None and directory.company.email:
-            found.append(Recipient(Channel.EMAIL, directory.company.email, None, None))
+            found.append(Recipient(Channel.EMAIL, directory.company.email, None))
     unique: dict[tuple[Channel, str], Recipient] = {}
     for recipient in found:
         unique.setdefault((recipient.channel, recipient.target), recipient)
@@ -477,6 +499,7 @@ class FailureReason(StrEnum):
     TLS_ERROR = "TLS error"
     PROTOCOL_ERROR = "protocol error"
     RECIPIENT_REFUSED = "recipient refused"
+    RECIPIENT_REMOVED = "recipient removed"  # its subscription or contact, and so its secret, is gone
     INTERNAL_ERROR = "internal error"
 
     @staticmethod
@@ -486,6 +509,66 @@ class FailureReason(StrEnum):
     @staticmethod
     def smtp(code: int) -> str:
         return f"SMTP {code}"
+
+
+# ------------------------------------------------------------------------------------------ webhook secrets
+
+# Standard Webhooks (standardwebhooks.com): a secret is `whsec_` + the base64 of the HMAC-SHA256 key.
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 -- the format's marker, not a secret
+WEBHOOK_KEY_BYTES = range(24, 65)  # a caller's own key: at least 192 bits, at most one SHA-256 block
+ISSUED_KEY_BYTES = 32
+WEBHOOK_SECRET_MAX_LENGTH = len(WEBHOOK_SECRET_PREFIX) + 4 * -(-(WEBHOOK_KEY_BYTES.stop - 1) // 3)  # 94
+# The padded standard base64 alphabet, ASCII only.
+WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]+={0,2}$"  # noqa: S105 -- a format, not a secret
+_WEBHOOK_SECRET = re.compile(WEBHOOK_SECRET_PATTERN)
+
+
+def issue_webhook_secret() -> str:
+    """A new secret from the platform: 32 random bytes, shown to the caller once."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(ISSUED_KEY_BYTES)).decode()
+
+
+def webhook_secret(value: str, *, field: str = "secret") -> str:
+    """A caller's own secret, taken only in the exact form the platform issues. Raises InvalidWebhookSecret."""
+    if len(value) > WEBHOOK_SECRET_MAX_LENGTH or not _WEBHOOK_SECRET.fullmatch(value):
+        raise InvalidWebhookSecret(field)
+    try:
+        key = base64.b64decode(value.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise InvalidWebhookSecret(field) from None
+    if len(key) not in WEBHOOK_KEY_BYTES:
+        raise InvalidWebhookSecret(field)
+    return value
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret. One stored before Standard Webhooks (any text) keys with its UTF-8 bytes, so its
+    receiver verifies with `Webhook(secret.encode())` until the secret is rotated."""
+    if secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX))
+    return secret.encode()
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """A subscription's or contact's secret, and the one it replaced while receivers move over to the new one."""
+
+    current: str
+    previous: str | None = None
+    rotated_at: datetime | None = None
+
+    def rotated(self, new: str, now: datetime) -> WebhookSecrets:
+        """A second rotation within the grace period drops the oldest: only the last secret keeps its grace."""
+        return WebhookSecrets(new, self.current, now)
+
+
+def signing_secrets(held: WebhookSecrets, now: datetime, grace: timedelta) -> tuple[str, ...]:
+    """The secrets an attempt at `now` is signed with: the current one, and the previous one until `grace` after
+    the rotation (Standard Webhooks lets `webhook-signature` carry several), so a receiver that still holds the
+    old secret keeps verifying while it is updated."""
+    if held.previous is not None and held.rotated_at is not None and now < held.rotated_at + grace:
+        return held.current, held.previous
+    return (held.current,)
 
 
 # ------------------------------------------------------------------------------------------ outbound
@@ -538,6 +621,22 @@ METADATA = (ipaddress.ip_network("169.254.169.254/32"), ipaddress.ip_network("fd
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
+# Translators carry an IPv4 address inside an IPv6 one (RFC 6052 NAT64, RFC 3056 6to4, RFC 4291 mapped): the
+# IPv4 address is where the connection ends up, so it is the one the policy judges.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:  # ::ffff:10.0.0.1
+        return address.ipv4_mapped
+    if address.sixtofour is not None:  # 2002:0a00:0001::
+        return address.sixtofour
+    if address in NAT64:  # 64:ff9b::10.0.0.1
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
 @dataclass(frozen=True)
 class OutboundPolicy:
     """Which addresses the notifier may connect to on a task force's behalf: public ones, and whatever networks
@@ -552,8 +651,10 @@ class OutboundPolicy:
                          if part.strip()))
 
     def permits(self, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        if isinstance(address, ipaddress.IPv6Address):
+            if address in NAT64_LOCAL:  # a site's own translator, whose embedding varies: nothing to check it by
+                return any(address in network for network in self.allowed if network.version == 6)
+            address = embedded_ipv4(address) or address
         listed = [network for network in self.allowed if network.version == address.version and address in network]
         if any(address in network for network in METADATA if network.version == address.version):
             return any(network.num_addresses == 1 for network in listed)  # only the address itself, listed

@@ -22,10 +22,11 @@ from services.notifier.channels import SendFailed
 from services.notifier.domain import (
     ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Channel, CompanyContact, Delivery, DeliveryStatus,
     DivisionContact, Escalation, EscalationChain, FailureReason, Grouping, InvalidWebhook, Level, NotFound, Plant,
-    Recipient, RetryPolicy, Subscription, TaskForce, TimerBackoff, level_of_region, recipients, render,
-    timer_failure, webhook_url,
+    Recipient, RetryPolicy, SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, issue_webhook_secret,
+    level_of_region, recipients, render, signing_secrets, timer_failure, webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
+from services.notifier.sealing import SecretSeal, SecretUnreadable
 from shared.clock import Clock
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
@@ -41,8 +42,8 @@ log = structlog.get_logger(__name__)
 
 
 class Sender(Protocol):
-    async def send(self, *, delivery_id: uuid.UUID, target: str, secret: str | None, subject: str,
-                   body: bytes) -> None: ...
+    async def send(self, *, delivery_id: uuid.UUID, target: str, secrets: tuple[str, ...], at: datetime,
+                   subject: str, body: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class NotifierConfig:
     lease: timedelta = timedelta(minutes=2)  # longer than any one send may take (timeouts are shorter)
     batch: int = 50
     allow_http_webhooks: bool = False  # development only: receivers on the developer's machine speak plain http
+    secret_grace: timedelta = timedelta(hours=24)  # a rotated-out secret still signs this long (`signing_secrets`)
 
 
 @dataclass
@@ -61,37 +63,116 @@ class NotifierHandlers:
     database: Database[NotifierWork]
     clock: Clock
     config: NotifierConfig
+    seal: SecretSeal
 
     # -- directory commands -----------------------------------------------------------------------
 
     async def register_task_force(self, *, level: Level, region_code: str, name: str,
-                                  contacts: tuple[DivisionContact, ...], access: Access) -> TaskForce:
+                                  contacts: tuple[DivisionContact, ...], own_secrets: Mapping[int, str],
+                                  access: Access) -> tuple[TaskForce, dict[int, str]]:
+        """`own_secrets`: a caller's own secrets, by contact position. Returns the task force and each webhook
+        contact's secret by position, which the caller sees this once."""
         for index, contact in enumerate(contacts):
             if contact.webhook:
                 self._webhook(contact.webhook, field=f"contacts.{index}.webhook")
         task_force = TaskForce.register(level=level, region_code=region_code, name=name, contacts=contacts)
+        issued = {i: own_secrets.get(i) or issue_webhook_secret() for i, c in enumerate(contacts) if c.webhook}
         async with self.database.transaction() as work:
-            await work.notifier.add_task_force(task_force, actor=access.actor, role=access.principal.role.value,
-                                               now=self.clock.now())
+            await work.notifier.add_task_force(
+                task_force, {i: self.seal.seal(WebhookSecrets(secret)) for i, secret in issued.items()},
+                actor=access.actor, role=access.principal.role.value, now=self.clock.now())
         record("task_force_registered", task_force_id=str(task_force.task_force_id), task_force_level=level.value,
                region_code=region_code, actor=access.actor)
-        return task_force
+        return task_force, issued
 
-    async def subscribe(self, *, task_force_id: uuid.UUID, channel: Channel, target: str, secret: str | None,
-                        event_types: frozenset[str], access: Access) -> Subscription:
+    async def subscribe(self, *, task_force_id: uuid.UUID, channel: Channel, target: str, own_secret: str | None,
+                        event_types: frozenset[str], access: Access) -> tuple[Subscription, str | None]:
+        """Returns the subscription and, for a webhook, its secret, which the caller sees this once."""
+        secret = None
         if channel is Channel.WEBHOOK:
             self._webhook(target, field="target")
+            secret = own_secret or issue_webhook_secret()
         async with self.database.transaction() as work:
             task_force = await work.notifier.get_task_force(task_force_id)
             if task_force is None or not access.may_see(region_code=task_force.region_code):
                 raise NotFound("Task force")
-            subscription = Subscription(uuid.uuid4(), task_force_id, channel, target, secret, event_types)
-            await work.notifier.add_subscription(subscription, actor=access.actor,
+            subscription = Subscription(uuid.uuid4(), task_force_id, channel, target, event_types)
+            sealed = self.seal.seal(WebhookSecrets(secret)) if secret else None
+            await work.notifier.add_subscription(subscription, sealed, actor=access.actor,
                                                  role=access.principal.role.value, now=self.clock.now())
         record("subscription_added", subscription_id=str(subscription.subscription_id),
                task_force_id=str(task_force_id), channel=channel.value, event_types=sorted(event_types),
                actor=access.actor)
-        return subscription
+        return subscription, secret
+
+    async def rotate_subscription_secret(self, subscription_id: uuid.UUID, own_secret: str | None,
+                                         access: Access) -> tuple[str, datetime]:
+        async with self.database.transaction() as work:
+            subscription = await work.notifier.get_subscription(subscription_id)
+            task_force = await work.notifier.get_task_force(subscription.task_force_id) if subscription else None
+            if subscription is None or task_force is None or not access.may_see(region_code=task_force.region_code):
+                raise NotFound("Subscription")
+            return await self._rotate(work, task_force.task_force_id, SecretRef(subscription_id=subscription_id),
+                                      own_secret, access, what="Webhook subscription")
+
+    async def rotate_contact_secret(self, task_force_id: uuid.UUID, position: int, own_secret: str | None,
+                                    access: Access) -> tuple[str, datetime]:
+        async with self.database.transaction() as work:
+            task_force = await work.notifier.get_task_force(task_force_id)
+            if task_force is None or not access.may_see(region_code=task_force.region_code):
+                raise NotFound("Task force")
+            return await self._rotate(work, task_force_id, SecretRef(contact_position=position), own_secret, access,
+                                      what="Webhook contact")
+
+    async def _rotate(self, work: NotifierWork, task_force_id: uuid.UUID, ref: SecretRef, own_secret: str | None,
+                      access: Access, *, what: str) -> tuple[str, datetime]:
+        """The new secret, shown this once, and until when the one it replaces still signs."""
+        sealed = await work.notifier.webhook_secrets(task_force_id, ref)
+        if sealed is None:  # an email subscription or contact, or no such contact
+            raise NotFound(what)
+        now = self.clock.now()
+        secret = own_secret or issue_webhook_secret()
+        try:
+            held = self.seal.open(sealed).rotated(secret, now)
+        except SecretUnreadable:  # the key that sealed the old one is gone: the new one signs alone, at once
+            held = WebhookSecrets(secret)
+        await work.notifier.save_webhook_secrets(task_force_id, ref, self.seal.seal(held))
+        record("webhook_secret_rotated", task_force_id=str(task_force_id),
+               subscription_id=str(ref.subscription_id) if ref.subscription_id else None,
+               contact_position=ref.contact_position, actor=access.actor)
+        return secret, now + self.config.secret_grace if held.previous is not None else now
+
+    async def keep_secrets_sealed(self) -> None:
+        """At start: seal what was stored in the clear before migration 0005 and clear it, then seal again under the
+        first configured key what an older key sealed. Idempotent, so every replica may run it."""
+        in_the_clear = 0
+        while True:
+            async with self.database.transaction() as work:
+                found = await work.notifier.secrets_in_the_clear(self.config.batch)
+                for task_force_id, ref, secret in found:
+                    await work.notifier.save_webhook_secrets(task_force_id, ref, self.seal.seal(WebhookSecrets(secret)))
+            in_the_clear += len(found)
+            if not found:
+                break
+        async with self.database.reading() as work:
+            owners = await work.notifier.sealed_secret_owners()
+        resealed = 0
+        for task_force_id, ref in owners:
+            async with self.database.transaction() as work:  # re-read under its lock: a rotation may have been first
+                sealed = await work.notifier.webhook_secrets(task_force_id, ref)
+                try:
+                    again = self.seal.resealed(sealed) if sealed is not None else None
+                except SecretUnreadable:
+                    # Its webhooks fail until the key is configured again or the secret rotated; the rest go on.
+                    log.error("webhook_secret_unreadable", task_force_id=str(task_force_id),
+                              subscription_id=str(ref.subscription_id) if ref.subscription_id else None,
+                              contact_position=ref.contact_position)
+                    continue
+                if again is not None:
+                    await work.notifier.save_webhook_secrets(task_force_id, ref, again)
+                    resealed += 1
+        if in_the_clear or resealed:
+            log.info("webhook_secrets_sealed", in_the_clear=in_the_clear, under_an_older_key=resealed)
 
     def _webhook(self, url: str, *, field: str) -> None:
         """The scheme rule depends on where the platform runs, so it is checked here and not in the request model
@@ -303,6 +384,7 @@ class DeliveryWorker:
     clock: Clock
     config: NotifierConfig
     rng: random.Random
+    seal: SecretSeal
 
     async def deliver_due(self, senders: Mapping[Channel, Sender]) -> int:
         async with self.database.transaction() as work:
@@ -323,8 +405,8 @@ class DeliveryWorker:
         permanent = False
         try:
             await senders[delivery.recipient.channel].send(
-                delivery_id=delivery.delivery_id, target=delivery.recipient.target,
-                secret=delivery.recipient.secret, subject=job.subject, body=job.body)
+                delivery_id=delivery.delivery_id, target=delivery.recipient.target, secrets=self._secrets(job),
+                at=self.clock.now(), subject=job.subject, body=job.body)
         except SendFailed as exc:
             error, permanent = exc.reason, exc.permanent
             # The task force reads `error`; the log gets the detail (never the target: see channels.py).
@@ -344,6 +426,14 @@ class DeliveryWorker:
         async for attempt in stamina.retry_context(on=unrecorded, attempts=None, timeout=self.config.lease / 2):
             with attempt:
                 await self._record(job, error, now, permanent=permanent)
+
+    def _secrets(self, job: Job) -> tuple[str, ...]:
+        """What a webhook is signed with, as its owner holds it now; an email is not signed."""
+        if job.delivery.recipient.channel is not Channel.WEBHOOK:
+            return ()
+        if job.secrets is None:  # its subscription or contact was removed: nothing to sign with, nobody to tell
+            raise SendFailed(FailureReason.RECIPIENT_REMOVED, permanent=True)
+        return signing_secrets(self.seal.open(job.secrets), self.clock.now(), self.config.secret_grace)
 
     async def _record(self, job: Job, error: str | None, now: datetime, *, permanent: bool = False) -> None:
         delivery = job.delivery

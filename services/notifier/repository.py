@@ -12,8 +12,9 @@ import asyncpg
 
 from services.notifier.domain import (
     Alert, AlertStatus, AlertTimer, Channel, CompanyContact, Delivery, DeliveryStatus, Directory, Division,
-    DivisionContact, Escalation, Level, Plant, Recipient, Subscription, TaskForce,
+    DivisionContact, Escalation, Level, Plant, Recipient, SecretRef, Subscription, TaskForce,
 )
+from services.notifier.sealing import SealedSecrets
 from shared import regions
 from shared.contract import Severity
 from shared.storage.db import Connection
@@ -22,10 +23,10 @@ from shared.storage.unit_of_work import UnitOfWork
 _ALERT = ("alert_id, alert_key, event_type, severity, facility_id, province_code, regency_code, level, status,"
           " count, first_seen_at, last_seen_at, group_until, escalate_at, digest_closes_at, notified_levels,"
           " acknowledged_at, acknowledged_by, acknowledged_role, details")
-_DELIVERY = ("delivery_id, alert_id, channel, recipient_kind, task_force_id, level, target, secret, status,"
-             " attempts, next_attempt_at, last_error")
+_DELIVERY = ("delivery_id, alert_id, channel, recipient_kind, task_force_id, level, target, subscription_id,"
+             " contact_position, status, attempts, next_attempt_at, last_error")
 # Alerts in a caller's region: a province code covers its regencies ($n NULL: every region).
-_IN_REGION = "({p}::text IS NULL OR regency_code = {p} OR regency_code LIKE {p} || '.%')"
+_IN_REGION = "({p}::text IS NULL OR regency_code = {p} OR starts_with(regency_code, {p} || '.'))"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Job:
     body: bytes
     plant: Plant
     alert_level: Level
+    secrets: SealedSecrets | None  # a webhook's, read at lease time; None when its owner is gone
 
 
 class NotifierRepository:
@@ -45,16 +47,19 @@ class NotifierRepository:
 
     # -- directory --------------------------------------------------------------------------------
 
-    async def add_task_force(self, tf: TaskForce, *, actor: str, role: str, now: datetime) -> None:
+    async def add_task_force(self, tf: TaskForce, secrets: dict[int, SealedSecrets], *, actor: str, role: str,
+                             now: datetime) -> None:
+        """`secrets`: each webhook contact's, by its position."""
         await self._connection.execute(
             "INSERT INTO task_forces (task_force_id, level, region_code, name, created_by, created_role, created_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             tf.task_force_id, tf.level.value, tf.region_code, tf.name, actor, role, now,
         )
         await self._connection.executemany(
-            "INSERT INTO task_force_contacts (task_force_id, position, division, email, webhook, secret)"
+            "INSERT INTO task_force_contacts (task_force_id, position, division, email, webhook, secret_sealed)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
-            [(tf.task_force_id, i, c.division.value, c.email, c.webhook, c.secret) for i, c in enumerate(tf.contacts)],
+            [(tf.task_force_id, i, c.division.value, c.email, c.webhook, secrets[i].current if i in secrets else None)
+             for i, c in enumerate(tf.contacts)],
         )
 
     async def get_task_force(self, task_force_id: uuid.UUID) -> TaskForce | None:
@@ -63,17 +68,67 @@ class NotifierRepository:
 
     async def list_task_forces(self, region: str | None) -> list[TaskForce]:
         return await self._task_forces(
-            "WHERE ($1::text IS NULL OR region_code = $1 OR region_code LIKE $1 || '.%')"
+            "WHERE ($1::text IS NULL OR region_code = $1 OR starts_with(region_code, $1 || '.'))"
             " ORDER BY region_code, level, name", region,
         )
 
-    async def add_subscription(self, sub: Subscription, *, actor: str, role: str, now: datetime) -> None:
+    async def add_subscription(self, sub: Subscription, secrets: SealedSecrets | None, *, actor: str, role: str,
+                               now: datetime) -> None:
         await self._connection.execute(
-            "INSERT INTO subscriptions (subscription_id, task_force_id, channel, target, secret, event_types,"
+            "INSERT INTO subscriptions (subscription_id, task_force_id, channel, target, secret_sealed, event_types,"
             " created_by, created_role, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            sub.subscription_id, sub.task_force_id, sub.channel.value, sub.target, sub.secret,
-            sorted(sub.event_types), actor, role, now,
+            sub.subscription_id, sub.task_force_id, sub.channel.value, sub.target,
+            secrets.current if secrets else None, sorted(sub.event_types), actor, role, now,
         )
+
+    async def get_subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
+        row = await self._connection.fetchrow(
+            "SELECT subscription_id, task_force_id, channel, target, event_types FROM subscriptions"
+            " WHERE subscription_id = $1", subscription_id,
+        )
+        return _subscription(row) if row else None
+
+    # -- webhook secrets (sealed: see sealing.py) -------------------------------------------------
+
+    async def webhook_secrets(self, task_force_id: uuid.UUID, ref: SecretRef) -> SealedSecrets | None:
+        """The secrets `ref` names, locked until the transaction ends; None when it holds none."""
+        row = await self._connection.fetchrow(
+            "SELECT secret_sealed, previous_secret_sealed, secret_rotated_at FROM " + _secret_table(ref)
+            + " WHERE task_force_id = $1 AND " + _owner_column(ref) + " = $2 AND secret_sealed IS NOT NULL FOR UPDATE",
+            task_force_id, _owner_key(ref),
+        )
+        return _sealed(row) if row else None
+
+    async def save_webhook_secrets(self, task_force_id: uuid.UUID, ref: SecretRef, sealed: SealedSecrets) -> None:
+        """Also clears a secret still held in the clear (from before migration 0005)."""
+        await self._connection.execute(
+            "UPDATE " + _secret_table(ref) + " SET secret_sealed = $3, previous_secret_sealed = $4,"
+            " secret_rotated_at = $5, secret = NULL WHERE task_force_id = $1 AND " + _owner_column(ref) + " = $2",
+            task_force_id, _owner_key(ref), sealed.current, sealed.previous, sealed.rotated_at,
+        )
+
+    async def sealed_secret_owners(self) -> list[tuple[uuid.UUID, SecretRef]]:
+        """Every contact and subscription holding a sealed secret (the directory: hundreds of rows, not millions)."""
+        subscriptions = await self._connection.fetch(
+            "SELECT task_force_id, subscription_id FROM subscriptions WHERE secret_sealed IS NOT NULL")
+        contacts = await self._connection.fetch(
+            "SELECT task_force_id, position FROM task_force_contacts WHERE secret_sealed IS NOT NULL")
+        return ([(r["task_force_id"], SecretRef(subscription_id=r["subscription_id"])) for r in subscriptions]
+                + [(r["task_force_id"], SecretRef(contact_position=r["position"])) for r in contacts])
+
+    async def secrets_in_the_clear(self, limit: int) -> list[tuple[uuid.UUID, SecretRef, str]]:
+        """Secrets still held in the clear (written before migration 0005), up to `limit` of each kind, locked."""
+        subscriptions = await self._connection.fetch(
+            "SELECT task_force_id, subscription_id, secret FROM subscriptions WHERE secret IS NOT NULL"
+            " LIMIT $1 FOR UPDATE", limit,
+        )
+        contacts = await self._connection.fetch(
+            "SELECT task_force_id, position, secret FROM task_force_contacts WHERE secret IS NOT NULL"
+            " LIMIT $1 FOR UPDATE", limit,
+        )
+        return ([(r["task_force_id"], SecretRef(subscription_id=r["subscription_id"]), r["secret"])
+                 for r in subscriptions]
+                + [(r["task_force_id"], SecretRef(contact_position=r["position"]), r["secret"]) for r in contacts])
 
     async def save_company_contact(self, contact: CompanyContact, *, permit_id: uuid.UUID, phone: str | None,
                                    now: datetime) -> None:
@@ -98,13 +153,10 @@ class NotifierRepository:
             "WHERE region_code = ANY($1::text[])", [regions.NATIONAL, plant.province_code, plant.regency_code]
         )
         rows = await self._connection.fetch(
-            "SELECT subscription_id, task_force_id, channel, target, secret, event_types FROM subscriptions"
+            "SELECT subscription_id, task_force_id, channel, target, event_types FROM subscriptions"
             " WHERE task_force_id = ANY($1::uuid[])", [tf.task_force_id for tf in task_forces],
         )
-        subscriptions = tuple(
-            Subscription(r["subscription_id"], r["task_force_id"], Channel(r["channel"]), r["target"], r["secret"],
-                         frozenset(r["event_types"])) for r in rows
-        )
+        subscriptions = tuple(_subscription(r) for r in rows)
         company = await self._connection.fetchrow(
             "SELECT facility_id, nib, company_name, email FROM company_contacts WHERE facility_id = $1",
             plant.facility_id,
@@ -116,14 +168,14 @@ class NotifierRepository:
             f"SELECT task_force_id, level, region_code, name FROM task_forces {where}", *args
         )
         contacts = await self._connection.fetch(
-            "SELECT task_force_id, division, email, webhook, secret FROM task_force_contacts"
+            "SELECT task_force_id, division, email, webhook FROM task_force_contacts"
             " WHERE task_force_id = ANY($1::uuid[]) ORDER BY task_force_id, position",
             [r["task_force_id"] for r in rows],
         )
         by_tf: dict[uuid.UUID, list[DivisionContact]] = {}
         for c in contacts:
             by_tf.setdefault(c["task_force_id"], []).append(
-                DivisionContact(Division(c["division"]), c["email"], c["webhook"], c["secret"])
+                DivisionContact(Division(c["division"]), c["email"], c["webhook"])
             )
         return [TaskForce(r["task_force_id"], Level(r["level"]), r["region_code"], r["name"],
                           tuple(by_tf.get(r["task_force_id"], ()))) for r in rows]
@@ -229,25 +281,32 @@ class NotifierRepository:
     async def add_deliveries(self, planned: list[tuple[Delivery, str, bytes]], now: datetime) -> None:
         await self._connection.executemany(
             f"INSERT INTO deliveries ({_DELIVERY}, subject, body, created_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
             [(*_delivery_values(d), subject, body, now) for d, subject, body in planned],
         )
 
     async def lease_due(self, now: datetime, lease: timedelta, limit: int) -> list[Job]:
         """Take due deliveries for one attempt each. The lease (a later next_attempt_at) is committed before
-        sending, so a crash mid-send means the delivery is simply retried when the lease runs out."""
+        sending, so a crash mid-send means the delivery is simply retried when the lease runs out. A webhook's
+        secrets come from its subscription or contact as they are now (a rotation reaches pending deliveries)."""
         rows = await self._connection.fetch(
-            "UPDATE deliveries d SET next_attempt_at = $2 FROM alerts a"
+            "WITH leased AS (UPDATE deliveries d SET next_attempt_at = $2 FROM alerts a"
             " WHERE a.alert_id = d.alert_id AND d.delivery_id IN ("
             "   SELECT delivery_id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
             "   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
             " RETURNING d.delivery_id, d.alert_id, d.channel, d.recipient_kind, d.task_force_id, d.level, d.target,"
-            " d.secret, d.status, d.attempts, d.next_attempt_at, d.last_error, d.subject, d.body,"
-            " a.facility_id, a.province_code, a.regency_code, a.level AS alert_level",
+            " d.subscription_id, d.contact_position, d.status, d.attempts, d.next_attempt_at, d.last_error,"
+            " d.subject, d.body, a.facility_id, a.province_code, a.regency_code, a.level AS alert_level)"
+            " SELECT l.*, coalesce(s.secret_sealed, c.secret_sealed) AS secret_sealed,"
+            " coalesce(s.previous_secret_sealed, c.previous_secret_sealed) AS previous_secret_sealed,"
+            " coalesce(s.secret_rotated_at, c.secret_rotated_at) AS secret_rotated_at FROM leased l"
+            " LEFT JOIN subscriptions s ON s.subscription_id = l.subscription_id AND s.task_force_id = l.task_force_id"
+            " LEFT JOIN task_force_contacts c ON c.task_force_id = l.task_force_id AND c.position = l.contact_position",
             now, now + lease, limit,
         )
         return [Job(_delivery(r), r["subject"], bytes(r["body"]),
-                    Plant(r["facility_id"], r["province_code"], r["regency_code"]), Level(r["alert_level"]))
+                    Plant(r["facility_id"], r["province_code"], r["regency_code"]), Level(r["alert_level"]),
+                    _sealed(r) if r["secret_sealed"] is not None else None)
                 for r in rows]
 
     async def get_delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
@@ -326,13 +385,39 @@ def _alert(r: asyncpg.Record) -> Alert:
 
 def _delivery_values(d: Delivery) -> tuple[Any, ...]:
     r = d.recipient
+    ref = r.signed_with or SecretRef()
     return (d.delivery_id, d.alert_id, r.channel.value, r.kind, r.task_force_id,
-            r.level.value if r.level else None, r.target, r.secret, d.status.value, d.attempts, d.next_attempt_at,
-            d.last_error)
+            r.level.value if r.level else None, r.target, ref.subscription_id, ref.contact_position, d.status.value,
+            d.attempts, d.next_attempt_at, d.last_error)
 
 
 def _delivery(r: asyncpg.Record) -> Delivery:
-    recipient = Recipient(Channel(r["channel"]), r["target"], r["secret"], Level(r["level"]) if r["level"] else None,
-                          r["task_force_id"])
+    signed_with = (SecretRef(r["subscription_id"], r["contact_position"])
+                   if r["subscription_id"] is not None or r["contact_position"] is not None else None)
+    recipient = Recipient(Channel(r["channel"]), r["target"], Level(r["level"]) if r["level"] else None,
+                          r["task_force_id"], signed_with)
     return Delivery(r["delivery_id"], r["alert_id"], recipient, DeliveryStatus(r["status"]), r["attempts"],
                     r["next_attempt_at"], r["last_error"])
+
+
+def _subscription(r: asyncpg.Record) -> Subscription:
+    return Subscription(r["subscription_id"], r["task_force_id"], Channel(r["channel"]), r["target"],
+                        frozenset(r["event_types"]))
+
+
+def _sealed(r: asyncpg.Record) -> SealedSecrets:
+    return SealedSecrets(bytes(r["secret_sealed"]),
+                         bytes(r["previous_secret_sealed"]) if r["previous_secret_sealed"] is not None else None,
+                         r["secret_rotated_at"])
+
+
+def _secret_table(ref: SecretRef) -> str:
+    return "subscriptions" if ref.subscription_id is not None else "task_force_contacts"
+
+
+def _owner_column(ref: SecretRef) -> str:
+    return "subscription_id" if ref.subscription_id is not None else "position"
+
+
+def _owner_key(ref: SecretRef) -> uuid.UUID | int | None:
+    return ref.subscription_id if ref.subscription_id is not None else ref.contact_position

@@ -36,7 +36,8 @@ CALLERS = {
 class Service:
     client: httpx.AsyncClient
     app: object
-    task_force_id: str
+    task_force_id: str  # its contact 1 is a webhook
+    subscription_id: str = ""  # a webhook subscription of that task force
 
     async def alert_in(self, regency: str) -> str:
         """An open cluster alert the regency task force was told of, put straight into the notifier's store."""
@@ -55,13 +56,22 @@ Call = Callable[[Service, dict[str, str], str], Awaitable[httpx.Response]]
 async def register(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
     return await s.client.post("/task-forces", headers=headers, json={
         "level": "regency", "region_code": "32.16", "name": "Satgas Kabupaten Bekasi",
-        "contacts": [{"division": "health", "email": "kesehatan@satgas.example"}]})
+        "contacts": [{"division": "health", "email": "kesehatan@satgas.example"},
+                     {"division": "law_enforcement", "webhook": "http://127.0.0.1:9/hook"}]})
 
 
 async def subscribe(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
     return await s.client.post("/subscriptions", headers=headers, json={
         "task_force_id": s.task_force_id, "channel": "email", "target": "data@satgas.example",
         "event_types": ["PermitReactivated"]})
+
+
+async def rotate_subscription_secret(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
+    return await s.client.post(f"/subscriptions/{s.subscription_id}/secret", headers=headers)
+
+
+async def rotate_contact_secret(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
+    return await s.client.post(f"/task-forces/{s.task_force_id}/contacts/1/secret", headers=headers)
 
 
 async def list_task_forces(s: Service, headers: dict[str, str], _: str) -> httpx.Response:
@@ -86,7 +96,8 @@ async def acknowledge(s: Service, headers: dict[str, str], alert_id: str) -> htt
 
 # Every route, under the POLICY action that guards it; `True` marks routes about one alert (region-scoped).
 ROUTES: dict[str, list[tuple[Call, bool]]] = {
-    "manage_directory": [(register, False), (subscribe, False)],
+    "manage_directory": [(register, False), (subscribe, False), (rotate_subscription_secret, False),
+                         (rotate_contact_secret, False)],
     "read_directory": [(list_task_forces, False)],
     "read_alerts": [(list_alerts, False), (read_alert, True), (read_deliveries, True)],
     "acknowledge": [(acknowledge, True)],
@@ -103,7 +114,12 @@ async def service(platform):
     async with running_service(app) as client:
         created = await register(Service(client, app, ""), bearer("operator"), "")
         assert created.status_code == 201, created.text
-        yield Service(client, app, created.json()["task_force_id"])
+        task_force_id = created.json()["task_force_id"]
+        subscribed = await client.post("/subscriptions", headers=bearer("operator"), json={
+            "task_force_id": task_force_id, "channel": "webhook", "target": "http://127.0.0.1:9/feed",
+            "event_types": ["PermitReactivated"]})
+        assert subscribed.status_code == 201, subscribed.text
+        yield Service(client, app, task_force_id, subscribed.json()["subscription_id"])
 
 
 def test_every_policy_action_has_its_routes_here():
@@ -166,11 +182,15 @@ async def test_no_token_is_401_and_an_unknown_alert_is_404(service: Service):
     ("/task-forces", {"level": "regency", "region_code": "32", "name": "Satgas", "contacts": [
         {"division": "health", "email": "k@satgas.example"}]}, "region_code"),
     ("/task-forces", {"level": "regency", "region_code": "32.16", "name": "Satgas", "contacts": [
-        {"division": "health", "webhook": "http://127.0.0.1:9/hook"}]}, "contacts.0"),
+        {"division": "health", "webhook": "http://127.0.0.1:9/hook", "secret": "s" * 32}]}, "contacts.0.secret"),
+    ("/task-forces", {"level": "regency", "region_code": "32.16", "name": "Satgas", "contacts": [
+        {"division": "health", "email": "k@satgas.example", "secret": "whsec_" + "a" * 44}]}, "contacts.0"),
     ("/task-forces", {"level": "regency", "region_code": "32.16", "name": "Satgas", "contacts": [
         {"division": "logistics", "email": "k@satgas.example"}]}, "contacts.0.division"),
     ("/subscriptions", {"task_force_id": str(uuid.uuid4()), "channel": "webhook", "target": "http://x/hook",
-                        "event_types": ["WarningIssued"]}, "body"),
+                        "secret": "whsec_" + "a" * 30 + "\u00e9", "event_types": ["WarningIssued"]}, "secret"),
+    ("/subscriptions", {"task_force_id": str(uuid.uuid4()), "channel": "email", "target": "a@b.example",
+                        "secret": "whsec_" + "a" * 44, "event_types": ["WarningIssued"]}, "body"),
     ("/subscriptions", {"task_force_id": str(uuid.uuid4()), "channel": "email", "target": "a@b.example",
                         "event_types": ["CompanyContactsUpdated"]}, "body"),
     # PostgreSQL text cannot hold a NUL (found by test_openapi_fuzz.py): refused up front, not a 500.
@@ -190,3 +210,29 @@ async def test_subscribing_an_unknown_task_force_is_404(service: Service):
         "task_force_id": str(uuid.uuid4()), "channel": "email", "target": "a@b.example",
         "event_types": ["WarningIssued"]})
     assert response.status_code == 404
+
+
+async def test_a_secret_is_rotated_only_where_the_caller_may_see_and_only_for_a_webhook(service: Service):
+    operator = bearer("operator")
+    unknown = await service.client.post(f"/subscriptions/{uuid.uuid4()}/secret", headers=operator)
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+    email_contact = await service.client.post(f"/task-forces/{service.task_force_id}/contacts/0/secret",
+                                              headers=operator)
+    assert email_contact.status_code == 404, email_contact.text
+    no_such_contact = await service.client.post(f"/task-forces/{service.task_force_id}/contacts/49/secret",
+                                                headers=operator)
+    assert no_such_contact.status_code == 404
+    beyond = await service.client.post(f"/task-forces/{service.task_force_id}/contacts/50/secret", headers=operator)
+    assert beyond.status_code == 422
+    email = await service.client.post("/subscriptions", headers=operator, json={
+        "task_force_id": service.task_force_id, "channel": "email", "target": "data@satgas.example",
+        "event_types": ["PermitReactivated"]})
+    assert email.status_code == 201 and "secret" not in email.json()
+    not_a_webhook = await service.client.post(f"/subscriptions/{email.json()['subscription_id']}/secret",
+                                              headers=operator)
+    assert not_a_webhook.status_code == 404
+    bad = await service.client.post(f"/subscriptions/{service.subscription_id}/secret", headers=operator,
+                                    json={"secret": "whsec_short"})
+    assert bad.status_code == 422 and [e["field"] for e in bad.json()["errors"]] == ["secret"]
+    assert bad.json()["errors"][0]["message"].endswith(
+        "a webhook secret must be whsec_ followed by the base64 of 24 to 64 bytes")

@@ -2,14 +2,16 @@
 
 Stories: a Bekasi task force subscribed to warnings gets a signed webhook and the company an e-mail; a
 flaky receiver is retried until it answers, a dead one is marked failed; a cluster nobody answers climbs
-from the regency to the province and to BNPB, and the province acknowledges it.
+from the regency to the province and to BNPB, and the province acknowledges it; a task force rotates its
+webhook secret and its receiver verifies with either secret until it has moved over.
+
+The receiver verifies every notice with a Standard Webhooks library (`standardwebhooks`), as a task force's would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 import pytest_asyncio
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -26,15 +29,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.notifier.app import create_app
-from services.notifier.domain import Alert, EscalationChain, Grouping, Plant
+from services.notifier.sealing import SealedSecrets, SecretSeal
+from services.notifier.domain import (
+    Alert, Channel, Delivery, EscalationChain, Grouping, Level, Plant, Recipient, SecretRef,
+)
 from shared.clock import FakeClock
 from shared.contract import (
     CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, PermitReactivated, ReportDue,
     WarningIssued,
     decode,
 )
+from shared.storage.secret_files import keep_secret_once
 from tests.support.kafka import read_topic
 from tests.support.platform import bearer, patched_environ, running_service
 from tests.support.waiting import eventually
@@ -42,7 +50,6 @@ from tooling.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-SECRET = "bekasi-webhook-secret-0123456789"  # noqa: S105 -- a test fixture's webhook secret
 OPERATOR = bearer("operator")
 
 
@@ -51,16 +58,28 @@ OPERATOR = bearer("operator")
 
 @dataclass
 class Receiver:
+    """Endpoints by path, each verifying with the secrets the notifier issued for it (`secrets`): a notice that does
+    not verify is answered 401 and kept in `refused`."""
+
     port: int
     received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    refused: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     failures_left: dict[str, int] = field(default_factory=dict)
+    secrets: dict[str, list[str | bytes]] = field(default_factory=dict)  # bytes: a key as it is (pre-0005)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
 
+    def holds(self, url: str, secret: str | bytes) -> None:
+        self.secrets.setdefault(url.rsplit("/", 1)[-1], []).append(secret)
+
     async def handle(self, request: Request) -> Response:
         path = request.path_params["path"]
-        self.received.append((path, dict(request.headers), await request.body()))
+        headers, body = dict(request.headers), await request.body()
+        if not any(verifies(secret, headers, body) for secret in self.secrets.get(path, [])):
+            self.refused.append((path, headers, body))
+            return Response("not signed by the secret held here", status_code=401)
+        self.received.append((path, headers, body))
         if self.failures_left.get(path, 0) > 0:
             self.failures_left[path] -= 1
             return Response("try later", status_code=500)
@@ -68,6 +87,14 @@ class Receiver:
 
     def on(self, path: str) -> list[tuple[dict[str, str], bytes]]:
         return [(headers, body) for p, headers, body in self.received if p == path]
+
+
+def verifies(secret: str | bytes, headers: dict[str, str], body: bytes) -> bool:
+    try:
+        Webhook(secret).verify(body, headers, json_parse=False)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 class Mailbox:
@@ -84,6 +111,7 @@ class Mailbox:
 
 @dataclass
 class World:
+    app: Any
     notifier: Any
     receiver: Receiver
     mailbox: Mailbox
@@ -98,16 +126,24 @@ class World:
         return envelope
 
     async def register(self, level: str, region: str, contacts: list[dict]) -> str:
+        """The receiver takes each webhook contact's secret, issued in the answer."""
         response = await self.notifier.post("/task-forces", headers=OPERATOR, json={
             "level": level, "region_code": region, "name": f"Satgas {region or 'Nasional'}", "contacts": contacts})
         assert response.status_code == 201, response.text
+        issued = response.json()["webhook_secrets"]
+        assert [i["contact"] for i in issued] == [n for n, c in enumerate(contacts) if c.get("webhook")]
+        for i in issued:
+            self.receiver.holds(contacts[i["contact"]]["webhook"], i["secret"])
         return response.json()["task_force_id"]
 
-    async def subscribe(self, task_force_id: str, path: str, event_types: list[str]) -> None:
+    async def subscribe(self, task_force_id: str, path: str, event_types: list[str]) -> str:
+        """The receiver takes the subscription's secret, issued in the answer; returns the subscription's id."""
         response = await self.notifier.post("/subscriptions", headers=OPERATOR, json={
             "task_force_id": task_force_id, "channel": "webhook", "target": self.receiver.url(path),
-            "secret": SECRET, "event_types": event_types})
+            "event_types": event_types})
         assert response.status_code == 201, response.text
+        self.receiver.holds(self.receiver.url(path), response.json()["secret"])
+        return response.json()["subscription_id"]
 
     async def alert_for(self, facility_id: uuid.UUID, event_type: str) -> dict:
         async def found() -> dict | None:
@@ -143,7 +179,7 @@ async def world(platform):
         with patched_environ(env):
             app = create_app()
         async with running_service(app) as notifier:
-            yield World(notifier, receiver, mailbox, platform.admin_url, producer, platform.bootstrap)
+            yield World(app, notifier, receiver, mailbox, platform.admin_url, producer, platform.bootstrap)
     finally:
         await producer.stop()
         smtp.stop()
@@ -198,10 +234,10 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
         return [hook for hook in world.receiver.on(path) if alert["alert_id"].encode() in hook[1]]
 
     hooks = await eventually(lambda: asyncio.sleep(0, this_alert("bekasi")))
-    headers, body = hooks[0]
-    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(headers["x-iomki-signature"], expected)
-    uuid.UUID(headers["x-iomki-delivery"])
+    headers, body = hooks[0]  # verified by the receiver with the secret issued for Bekasi's subscription
+    assert int(headers["webhook-timestamp"]) == pytest.approx(datetime.now(UTC).timestamp(), abs=60)
+    assert len(headers["webhook-signature"].split(" ")) == 1 and "x-iomki-signature" not in headers
+    assert not any(path == "bekasi" for path, _, _ in world.receiver.refused)
     notice = json.loads(body)
     assert notice["event_type"] == "WarningIssued" and notice["alert_id"] == alert["alert_id"]
     assert notice["details"]["facility_id"] == str(cibitung["facility_id"])
@@ -213,6 +249,7 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
     assert sorted((d["channel"], d["recipient_kind"], d["status"]) for d in deliveries) == [
         ("email", "company", "delivered"), ("webhook", "task_force", "delivered")]
     assert all("target" not in d and d["attempt_log"][0]["succeeded"] for d in deliveries)
+    assert headers["webhook-id"] == next(d["delivery_id"] for d in deliveries if d["channel"] == "webhook")
     assert not any(str(cibitung["facility_id"]).encode() in body for _, body in world.receiver.on("karawang"))
 
     # Agencies see that an alert was raised and delivered, never to which address.
@@ -270,13 +307,12 @@ async def test_the_national_task_force_is_id_even_when_registered_with_an_empty_
 async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_marked_failed(world: World):
     # Satpol PP's endpoint in Kota Bandung fails twice before answering.
     bandung = await world.register("regency", "32.73", [{"division": "law_enforcement",
-                                                         "webhook": world.receiver.url("satpolpp"),
-                                                         "secret": SECRET}])
+                                                         "webhook": world.receiver.url("satpolpp")}])
     world.receiver.failures_left["satpolpp"] = 2
     dead_port = free_port()
     response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
         "task_force_id": bandung, "channel": "webhook", "target": f"http://127.0.0.1:{dead_port}/gone",
-        "secret": SECRET, "event_types": ["PermitFrozen"]})
+        "event_types": ["PermitFrozen"]})
     assert response.status_code == 201, response.text
 
     where = plant("32", "32.73")
@@ -291,16 +327,16 @@ async def test_a_flaky_receiver_is_retried_until_it_answers_and_a_dead_one_is_ma
         (False, "HTTP 500"), (False, "HTTP 500"), (True, None)]
     assert failed["attempts"] == 4 and failed["last_error"] == "connection refused"
     assert [a["succeeded"] for a in failed["attempt_log"]] == [False] * 4
-    # The receiver saw the same delivery id (for its dedup) and the same signed bytes on every try.
+    # The receiver saw the same webhook-id (for its dedup) and the same bytes on every try, each try signed anew.
     tries = [hook for hook in world.receiver.on("satpolpp") if alert["alert_id"].encode() in hook[1]]
-    assert len(tries) == 3 and len({(h["x-iomki-delivery"], b) for h, b in tries}) == 1
+    assert len(tries) == 3 and len({(h["webhook-id"], b) for h, b in tries}) == 1
+    assert tries[0][0]["webhook-id"] == delivered["delivery_id"]
 
 
 async def test_a_cluster_nobody_answers_climbs_to_bnpb_and_the_province_acknowledges(world: World):
     await world.register("regency", "34.01", [{"division": "health", "email": "kes@kulonprogo.example"}])
     await world.register("regency", "34.02", [{"division": "health", "email": "kes@bantul.example"}])
-    await world.register("province", "34", [{"division": "health", "webhook": world.receiver.url("diy"),
-                                             "secret": SECRET}])
+    await world.register("province", "34", [{"division": "health", "webhook": world.receiver.url("diy")}])
     await world.register("national", "", [{"division": "health", "email": "pusdalops@bnpb.example"}])
 
     where = plant("34", "34.01")
@@ -347,8 +383,7 @@ async def test_a_subscription_target_is_matched_whole_and_its_event_types_are_bo
     bekasi = await world.register("regency", "32.16", [{"division": "health", "email": "kes@bekasi.example"}])
     for channel, target in (("email", "kes@bekasi.example\n"), ("webhook", "http://127.0.0.1:9/hook\n")):
         response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
-            "task_force_id": bekasi, "channel": channel, "target": target, "secret": SECRET,
-            "event_types": ["PermitFrozen"]})
+            "task_force_id": bekasi, "channel": channel, "target": target, "event_types": ["PermitFrozen"]})
         assert response.status_code == 422, response.text
         assert [e["field"] for e in response.json()["errors"]] == ["body"]
         assert response.json()["errors"][0]["message"].startswith(f"Value error, a{'n' if channel == 'email' else ''} "
@@ -374,9 +409,9 @@ async def test_bad_contact_data_fails_its_own_delivery_and_never_stops_the_rest_
     for path, target in (("metadata", "http://169.254.169.254/latest/meta-data/"),
                          ("internal", "http://10.0.0.1/hook"), ("tegal", world.receiver.url("tegal"))):
         response = await world.notifier.post("/subscriptions", headers=OPERATOR, json={
-            "task_force_id": tegal, "channel": "webhook", "target": target, "secret": SECRET,
-            "event_types": ["WarningIssued"]})
+            "task_force_id": tegal, "channel": "webhook", "target": target, "event_types": ["WarningIssued"]})
         assert response.status_code == 201, (path, response.text)
+        world.receiver.holds(target, response.json()["secret"])
     pabrik = plant("33", "33.28")
     await world.publish(CompanyContactsUpdated(**pabrik, permit_id=uuid.uuid4(), nib="8120000555555",
                                                company_name="PT Logam Tegal",
@@ -413,7 +448,7 @@ async def test_a_contact_is_one_address_and_a_webhook_url_has_no_credentials(wor
     for webhook in ("https://user:pw@hooks.tegal.example/x", "https://hooks.tegal.example/x#y"):
         response = await world.notifier.post("/task-forces", headers=OPERATOR, json={
             "level": "regency", "region_code": "33.28", "name": "Satgas Tegal",
-            "contacts": [{"division": "health", "webhook": webhook, "secret": SECRET}]})
+            "contacts": [{"division": "health", "webhook": webhook}]})
         assert response.status_code == 422, (webhook, response.text)
         assert [e["field"] for e in response.json()["errors"]] == ["contacts.0.webhook"]
 
@@ -421,22 +456,25 @@ async def test_a_contact_is_one_address_and_a_webhook_url_has_no_credentials(wor
 async def test_outside_development_a_webhook_must_be_https(platform):
     """In production (an identity provider's key, or IOMKI_ENVIRONMENT=production) plain http is refused where
     it enters, so a notice is never sent in clear."""
-    with patched_environ(platform.env(IOMKI_ENVIRONMENT="production")):
+    # Production seals with configured keys only: here the development key the session's other notifiers seal
+    # with, first, so that this one seals nothing again under another and opens what they sealed.
+    keys = f"{development_key(platform)},{Fernet.generate_key().decode()}"
+    with patched_environ(platform.env(IOMKI_ENVIRONMENT="production", IOMKI_WEBHOOK_SECRET_KEYS=keys)):
         app = create_app()
     async with running_service(app) as notifier:
         registered = await notifier.post("/task-forces", headers=OPERATOR, json={
             "level": "regency", "region_code": "33.28", "name": "Satgas Tegal",
-            "contacts": [{"division": "health", "webhook": "http://hooks.tegal.example/x", "secret": SECRET}]})
+            "contacts": [{"division": "health", "webhook": "http://hooks.tegal.example/x"}]})
         assert registered.status_code == 422, registered.text
         assert registered.json()["errors"] == [{"field": "contacts.0.webhook",
                                                 "message": "a webhook target must be an https URL"}]
         registered = await notifier.post("/task-forces", headers=OPERATOR, json={
             "level": "regency", "region_code": "33.28", "name": "Satgas Tegal",
-            "contacts": [{"division": "health", "webhook": "https://hooks.tegal.example/x", "secret": SECRET}]})
+            "contacts": [{"division": "health", "webhook": "https://hooks.tegal.example/x"}]})
         assert registered.status_code == 201, registered.text
         response = await notifier.post("/subscriptions", headers=OPERATOR, json={
             "task_force_id": registered.json()["task_force_id"], "channel": "webhook",
-            "target": "http://hooks.tegal.example/x", "secret": SECRET, "event_types": ["PermitFrozen"]})
+            "target": "http://hooks.tegal.example/x", "event_types": ["PermitFrozen"]})
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "target", response.text
 
 
@@ -500,6 +538,172 @@ async def test_an_escalation_that_keeps_failing_backs_off_and_the_alerts_behind_
         await connection.close()
 
 
+def development_key(platform) -> str:
+    """The key a development notifier seals webhook secrets with, kept under the data directory."""
+    path = platform.settings().data_dir / "notifier-webhook-secret-key"
+    return keep_secret_once(path, Fernet.generate_key()).decode().strip()
+
+
 async def _after_escalation_attempts(read: Any, attempts: int) -> asyncpg.Record | None:
     row = await read()
     return row if row["escalation_attempts"] >= attempts else None
+
+
+# -- webhook secrets ------------------------------------------------------------------------------
+
+
+async def test_a_webhook_secret_is_shown_once_and_the_database_holds_it_only_sealed(world: World):
+    """Cirebon's task force gets its contact's secret and its subscription's in the answers that create them, and
+    nowhere after: not in the directory, not in the database in the clear, not on a delivery."""
+    cirebon = await world.register("regency", "32.09", [
+        {"division": "health", "email": "kes@cirebon.example"},
+        {"division": "health", "webhook": world.receiver.url("cirebon")}])
+    await world.subscribe(cirebon, "cirebon-feed", ["WarningIssued"])
+    [contact_secret], [subscription_secret] = world.receiver.secrets["cirebon"], world.receiver.secrets["cirebon-feed"]
+    for secret in (contact_secret, subscription_secret):
+        assert isinstance(secret, str) and secret.startswith("whsec_")
+        assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+    listed = await world.notifier.get("/task-forces", headers=OPERATOR)
+    assert "whsec_" not in listed.text and "secret" not in listed.text
+    assert [c["position"] for tf in listed.json()["task_forces"] if tf["task_force_id"] == cirebon
+            for c in tf["contacts"]] == [0, 1]
+
+    where = plant("32", "32.09")
+    await world.publish(warning(where))
+    alert = await world.alert_for(where["facility_id"], "WarningIssued")
+    await world.deliveries(alert["alert_id"], settled=1)
+    connection = await asyncpg.connect(world.database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT secret, secret_sealed FROM notifier.subscriptions WHERE task_force_id = $1"
+            " UNION ALL SELECT secret, secret_sealed FROM notifier.task_force_contacts WHERE task_force_id = $1"
+            " AND webhook IS NOT NULL", uuid.UUID(cirebon))
+        assert len(rows) == 2 and all(r["secret"] is None and r["secret_sealed"] for r in rows)
+        everything = await connection.fetchval(
+            "SELECT string_agg(t::text, ' ') FROM (SELECT s::text FROM notifier.subscriptions s UNION ALL"
+            " SELECT c::text FROM notifier.task_force_contacts c UNION ALL SELECT d::text FROM notifier.deliveries d"
+            " UNION ALL SELECT o::text FROM notifier.outbox o) t")
+        for secret in (contact_secret, subscription_secret):
+            assert secret not in everything and secret.removeprefix("whsec_") not in everything
+        columns = await connection.fetch("SELECT column_name FROM information_schema.columns"
+                                         " WHERE table_schema = 'notifier' AND table_name = 'deliveries'")
+        assert "secret" not in {c["column_name"] for c in columns}
+    finally:
+        await connection.close()
+
+
+async def test_after_a_rotation_a_receiver_verifies_with_either_secret_until_it_moves_over(world: World):
+    """Cimahi rotates its subscription's secret and its contact's. Until the grace period ends each notice is
+    signed with both, so the receiver still holding only the old secret keeps verifying; the receiver given only
+    the new one verifies too."""
+    cimahi = await world.register("regency", "32.77", [{"division": "law_enforcement",
+                                                        "webhook": world.receiver.url("cimahi-contact")}])
+    subscription = await world.subscribe(cimahi, "cimahi", ["PermitFrozen"])
+    old_subscription_secret = world.receiver.secrets["cimahi"][0]
+    old_contact_secret = world.receiver.secrets["cimahi-contact"][0]
+
+    # The task force's own new secret, in the one form taken; or one the platform issues.
+    own = "whsec_" + base64.b64encode(b"cimahi-satgas-own-secret-32bytes").decode()
+    rotated = await world.notifier.post(f"/subscriptions/{subscription}/secret", headers=OPERATOR,
+                                        json={"secret": own})
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["secret"] == own
+    until = datetime.fromisoformat(rotated.json()["previous_secret_valid_until"])
+    assert abs(until - datetime.now(UTC) - timedelta(hours=24)) < timedelta(minutes=1)  # the default grace
+    contact = await world.notifier.post(f"/task-forces/{cimahi}/contacts/0/secret", headers=OPERATOR)
+    assert contact.status_code == 201, contact.text
+    new_contact_secret = contact.json()["secret"]
+    assert new_contact_secret.startswith("whsec_") and new_contact_secret != old_contact_secret
+    listed = await world.notifier.get("/task-forces", headers=OPERATOR)
+    assert own not in listed.text and new_contact_secret not in listed.text
+
+    where = plant("32", "32.77")
+    await world.publish(PermitFrozen(**where, permit_id=uuid.uuid4(), nib="8120000444444",
+                                     permit_number="IOMKI-2026-000077", reason="3 warnings", freeze_count=1))
+    alert = await world.alert_for(where["facility_id"], "PermitFrozen")
+    await world.deliveries(alert["alert_id"], settled=2)
+    for path, old, new in (("cimahi", old_subscription_secret, own),
+                           ("cimahi-contact", old_contact_secret, new_contact_secret)):
+        headers, body = next(hook for hook in world.receiver.on(path) if alert["alert_id"].encode() in hook[1])
+        assert len(headers["webhook-signature"].split(" ")) == 2
+        assert verifies(old, headers, body) and verifies(new, headers, body)
+        assert not verifies("whsec_" + base64.b64encode(uuid.uuid4().bytes * 2).decode(), headers, body)
+
+
+async def test_a_secret_stored_in_the_clear_before_is_sealed_at_start_and_still_signs(world: World, platform):
+    """A Garut subscription from before migration 0005, its secret in the clear: a notifier starting seals it and
+    clears the text, and its receiver, holding that text, still verifies (with the text's own bytes as the key)."""
+    garut = await world.register("regency", "32.05", [{"division": "health", "email": "kes@garut.example"}])
+    subscription = await world.subscribe(garut, "garut", ["PermitFrozen"])
+    legacy = "garut-webhook-secret-from-2025"  # noqa: S105 -- free text, as secrets were before
+    connection = await asyncpg.connect(world.database_url)
+    try:
+        await connection.execute("UPDATE notifier.subscriptions SET secret = $2, secret_sealed = NULL"
+                                 " WHERE subscription_id = $1", uuid.UUID(subscription), legacy)
+        with patched_environ(platform.env()):
+            starting = create_app()
+        async with running_service(starting):
+            row = await connection.fetchrow("SELECT secret, secret_sealed FROM notifier.subscriptions"
+                                            " WHERE subscription_id = $1", uuid.UUID(subscription))
+        assert row["secret"] is None and row["secret_sealed"] and legacy.encode() not in row["secret_sealed"]
+    finally:
+        await connection.close()
+
+    world.receiver.secrets["garut"] = [legacy.encode()]  # what its receiver held all along
+    where = plant("32", "32.05")
+    await world.publish(PermitFrozen(**where, permit_id=uuid.uuid4(), nib="8120000333333",
+                                     permit_number="IOMKI-2026-000005", reason="3 warnings", freeze_count=1))
+    alert = await world.alert_for(where["facility_id"], "PermitFrozen")
+    [delivery] = await world.deliveries(alert["alert_id"], settled=1)
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)  # verified at the first try
+
+
+async def test_a_delivery_whose_subscription_is_gone_fails_at_once_as_recipient_removed(world: World):
+    """A delivery refers to where its secret lives; with that gone there is nothing to sign with and nobody to
+    send to: it fails for good at the first attempt, saying so."""
+    alert = Alert.raise_for("PermitFrozen", Plant(uuid.uuid4(), "32", "32.10"), {}, now=datetime.now(UTC),
+                            chain=EscalationChain(), grouping=Grouping())
+    orphan = Delivery.planned(alert.alert_id, Recipient(
+        Channel.WEBHOOK, world.receiver.url("majalengka"), Level.REGENCY, uuid.uuid4(),
+        SecretRef(subscription_id=uuid.uuid4())), datetime.now(UTC))
+    async with world.app.state.runtime.database.transaction() as work:
+        await work.notifier.add_alert(alert)
+        await work.notifier.add_deliveries([(orphan, "subject", b"{}")], datetime.now(UTC))
+    [delivery] = await world.deliveries(str(alert.alert_id), settled=1)
+    assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("failed", 1, "recipient removed")
+    assert not world.receiver.on("majalengka")
+
+
+async def test_a_new_key_put_first_seals_every_secret_again_so_the_old_one_can_go(world: World, platform):
+    """The at-rest key is rotated: a notifier started with a new key first and the old one after it seals every
+    stored secret again under the new one. Sealed back under the old key afterwards, for the tests after this."""
+    # At least this contact's secret is stored, whichever tests ran before.
+    await world.register("regency", "32.06", [{"division": "health", "webhook": world.receiver.url("tasik")}])
+    old, new = development_key(platform), Fernet.generate_key().decode()
+
+    async def start_with(keys: str) -> None:
+        with patched_environ(platform.env(IOMKI_WEBHOOK_SECRET_KEYS=keys)):
+            app = create_app()
+        async with running_service(app):
+            pass
+
+    connection = await asyncpg.connect(world.database_url)
+    try:
+        async def sealed() -> list[SealedSecrets]:
+            rows = await connection.fetch(
+                "SELECT subscription_id::text AS owner, secret_sealed, previous_secret_sealed, secret_rotated_at"
+                " FROM notifier.subscriptions WHERE secret_sealed IS NOT NULL UNION ALL"
+                " SELECT task_force_id::text || '/' || position, secret_sealed, previous_secret_sealed,"
+                " secret_rotated_at FROM notifier.task_force_contacts WHERE secret_sealed IS NOT NULL ORDER BY owner")
+            return [SealedSecrets(bytes(r["secret_sealed"]), r["previous_secret_sealed"] and bytes(
+                r["previous_secret_sealed"]), r["secret_rotated_at"]) for r in rows]
+
+        before = await sealed()
+        await start_with(f"{new},{old}")
+        after = await sealed()
+        assert len(after) == len(before) >= 1
+        assert [SecretSeal([new]).open(s) for s in after] == [SecretSeal([old]).open(s) for s in before]
+        await start_with(f"{old},{new}")
+        assert [SecretSeal([old]).open(s) for s in await sealed()] == [SecretSeal([old]).open(s) for s in before]
+    finally:
+        await connection.close()

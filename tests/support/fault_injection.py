@@ -42,7 +42,6 @@ STABLE_SECONDS = 3
 LOAD_BETWEEN_FAULTS = 2  # the load meets the recovered platform before the next fault
 LOAD_AFTER_FAULTS = 3  # the load goes on a little after the last fault, so that it meets the recovery
 REGENCIES = ("32.16", "32.75")  # Kabupaten and Kota Bekasi, in Jawa Barat (32)
-SECRET = "fault-injection-webhook-secret"  # noqa: S105 -- the test receiver's own webhook secret
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
@@ -430,12 +429,14 @@ async def register_task_forces(http: httpx.AsyncClient, services: RunningService
     for level, region, receiver in forces:
         created = await http.post(f"{notifier}/task-forces", headers=operator, json={
             "level": level, "region_code": region, "name": f"Satgas COVID-19 {level} {region}".strip(),
-            "contacts": [{"division": "health", "webhook": receiver.url, "secret": SECRET}]})
+            "contacts": [{"division": "health", "webhook": receiver.url}]})
         assert created.status_code == 201, created.text
+        receiver.secrets += [issued["secret"] for issued in created.json()["webhook_secrets"]]
     subscribed = await http.post(f"{notifier}/subscriptions", headers=operator, json={
         "task_force_id": created.json()["task_force_id"], "channel": "webhook", "target": receivers["feed"].url,
-        "secret": SECRET, "event_types": list(SUBSCRIBED)})
+        "event_types": list(SUBSCRIBED)})
     assert subscribed.status_code == 201, subscribed.text
+    receivers["feed"].secrets.append(subscribed.json()["secret"])
 
 
 async def settle(platform: TestPlatform, oracle: Oracle, receivers: dict[str, WebhookReceiver], started: float,

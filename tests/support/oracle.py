@@ -312,7 +312,7 @@ def receipts_of(receiver: str, deliveries: list) -> list[Receipt]:
     found = []
     for delivery in deliveries:
         body = json.loads(delivery.body)
-        found.append(Receipt(receiver, delivery.headers["x-iomki-delivery"], body["alert_id"], body["level"],
+        found.append(Receipt(receiver, delivery.headers["webhook-id"], body["alert_id"], body["level"],
                              delivery.received_at))
     return found
 
@@ -626,7 +626,7 @@ def _deliveries(oracle: Oracle, state: State) -> Check:
 
 def _webhooks(oracle: Oracle, state: State, receipts: list[Receipt], notifier_kills: list[float]) -> Check:
     """Each (alert, recipient, step) reached its receiver under one delivery id, and a notice answered 200 is
-    not sent again. The one exception the contract allows (at-least-once on the wire, X-Iomki-Delivery for
+    not sent again. The one exception the contract allows (at-least-once on the wire, webhook-id for
     the receiver to deduplicate): the notifier was killed after the receiver's 200 and before it recorded it,
     so it holds a single successful attempt for what the receiver took twice."""
     check = Check("webhooks: each (alert, recipient, step) received once", len(receipts))

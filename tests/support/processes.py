@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 from click.testing import Result
+from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
 from shared.settings import SERVICES
@@ -31,6 +32,9 @@ class RunningServices:
     overrides: dict[str, str]
     ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The notifier seals webhook secrets with a configured key, as deployed (production will not start without
+    # one); the same key across restarts, so a restarted notifier opens what it sealed before.
+    webhook_secret_keys: str = field(default_factory=lambda: Fernet.generate_key().decode())
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -41,7 +45,8 @@ class RunningServices:
     def start(self, service: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         ports = {f"IOMKI_{name.upper()}_PORT": str(port) for name, port in self.ports.items()}
-        env = {**os.environ, **self.platform.env(**ports, **self.overrides)}
+        env = {**os.environ, **self.platform.env(IOMKI_WEBHOOK_SECRET_KEYS=self.webhook_secret_keys, **ports,
+                                                 **self.overrides)}
         with open(self.log_path(service), "ab") as log:
             self.processes[service] = subprocess.Popen(  # noqa: S603 -- this interpreter, the platform's own module
                 [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT, stdout=log, stderr=log,

@@ -244,6 +244,9 @@ def test_the_other_services_documents_state_theirs(openapi):
     contact = notifier["ContactIn"]["properties"]
     assert contact["email"]["anyOf"][0]["pattern"] == r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     assert contact["webhook"]["anyOf"][0] == {"type": "string", "maxLength": 2000, "pattern": r"^https?://\S+$"}
+    assert contact["secret"]["anyOf"][0] == {"type": "string", "maxLength": 94,
+                                             "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$"}
+    assert notifier["SecretIn"]["properties"]["secret"] == contact["secret"]
     event_types = notifier["SubscriptionIn"]["properties"]["event_types"]
     assert event_types["items"]["maxLength"] == 64 and "PermitIssued" in event_types["items"]["enum"]
     assert notifier["TaskForceIn"]["properties"]["region_code"]["pattern"] == r"^(?:|ID|[0-9]{2}|[0-9]{2}\.[0-9]{2})$"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notifier.domain import (
-    AlertStatus, AlreadyAcknowledged, Alert, Channel, CompanyContact, Delivery, DeliveryStatus, Directory,
-    Division, DivisionContact, EscalationChain, Grouping, InvalidRegion, Level, NotNotifiedAtLevel, Plant,
-    Recipient, RetryPolicy, Subscription, TaskForce, TimerBackoff, alert_key, level_of_region, recipients, render,
-    route_for, timer_failure,
+    WEBHOOK_SECRET_MAX_LENGTH, AlertStatus, AlreadyAcknowledged, Alert, Channel, CompanyContact, Delivery,
+    DeliveryStatus, Directory, Division, DivisionContact, EscalationChain, Grouping, InvalidRegion,
+    InvalidWebhookSecret, Level, NotNotifiedAtLevel, Plant, Recipient, RetryPolicy, SecretRef, Subscription,
+    TaskForce, TimerBackoff, WebhookSecrets, alert_key, issue_webhook_secret, level_of_region, recipients, render,
+    route_for, signing_key, signing_secrets, timer_failure, webhook_secret,
 )
 from shared.clock import FakeClock
 from shared.contract import Severity
@@ -31,8 +33,7 @@ def task_force(level: Level, region: str, *contacts: DivisionContact) -> TaskFor
 
 REGENCY = task_force(Level.REGENCY, "32.16",
                      DivisionContact(Division.HEALTH, email="kesehatan@bekasi.example"),
-                     DivisionContact(Division.LAW_ENFORCEMENT, webhook="http://satpolpp.example/hook",
-                                     secret="s" * 16))
+                     DivisionContact(Division.LAW_ENFORCEMENT, webhook="http://satpolpp.example/hook"))
 OTHER_REGENCY = task_force(Level.REGENCY, "32.17", DivisionContact(Division.HEALTH, email="kes@karawang.example"))
 PROVINCE = task_force(Level.PROVINCE, "32", DivisionContact(Division.HEALTH, email="kes@jabar.example"),
                       DivisionContact(Division.DATA_INFORMATION, email="data@jabar.example"))
@@ -87,22 +88,24 @@ def test_a_cluster_goes_to_the_health_division_of_the_regency_task_force_first(c
 def test_a_freeze_goes_to_law_enforcement_and_the_company():
     found = recipients(route_for("PermitFrozen"), "PermitFrozen", Level.REGENCY, BEKASI, directory(),
                        first_notice=True)
-    assert {(r.channel, r.target, r.kind) for r in found} == {
-        (Channel.WEBHOOK, "http://satpolpp.example/hook", "task_force"),
-        (Channel.EMAIL, "k3@baja.example", "company"),
+    assert {(r.channel, r.target, r.kind, r.signed_with) for r in found} == {
+        # The contact's secret is read where it lives, at its position in the task force, when each attempt goes.
+        (Channel.WEBHOOK, "http://satpolpp.example/hook", "task_force", SecretRef(contact_position=1)),
+        (Channel.EMAIL, "k3@baja.example", "company", None),
     }
 
 
 def test_a_warning_goes_to_the_company_and_to_task_forces_subscribed_for_the_region():
     bekasi_hook = Subscription(uuid.uuid4(), REGENCY.task_force_id, Channel.WEBHOOK, "http://bekasi/hook",
-                               "k" * 16, frozenset({"WarningIssued"}))
+                               frozenset({"WarningIssued"}))
     karawang_hook = Subscription(uuid.uuid4(), OTHER_REGENCY.task_force_id, Channel.WEBHOOK,
-                                 "http://karawang/hook", "k" * 16, frozenset({"WarningIssued"}))
+                                 "http://karawang/hook", frozenset({"WarningIssued"}))
     province_clusters = Subscription(uuid.uuid4(), PROVINCE.task_force_id, Channel.EMAIL, "cl@jabar.example",
-                                     None, frozenset({"ClusterDeclared"}))
+                                     frozenset({"ClusterDeclared"}))
     found = recipients(route_for("WarningIssued"), "WarningIssued", Level.REGENCY, BEKASI,
                        directory(bekasi_hook, karawang_hook, province_clusters), first_notice=True)
     assert targets(found) == {"k3@baja.example", "http://bekasi/hook"}
+    assert {r.signed_with for r in found} == {None, SecretRef(subscription_id=bekasi_hook.subscription_id)}
     assert route_for("WarningIssued").severity is Severity.LOW
 
 
@@ -216,7 +219,7 @@ def test_a_failed_timer_keeps_the_kind_of_failure_never_its_message():
 def test_a_failing_delivery_backs_off_exponentially_with_jitter_then_fails_for_good(clock):
     policy = RetryPolicy(base=timedelta(seconds=10), cap=timedelta(minutes=5), max_attempts=4)
     rng = random.Random(7)  # noqa: S311 -- seeded jitter for a repeatable test
-    delivery = Delivery.planned(uuid.uuid4(), Recipient(Channel.WEBHOOK, "http://x/hook", "s" * 16, Level.REGENCY,
+    delivery = Delivery.planned(uuid.uuid4(), Recipient(Channel.WEBHOOK, "http://x/hook", Level.REGENCY,
                                                         uuid.uuid4()), clock.now())
     waits = []
     for attempt in range(1, 4):
@@ -245,3 +248,73 @@ def test_a_notice_names_levels_and_regions_never_contacts(clock):
     assert b'"event_type":"PermitFrozen"' in body and b"@" not in body
     subject, text = render(alert, Channel.EMAIL)
     assert "PermitFrozen in 32.16" in subject
+
+
+# -- webhook secrets ------------------------------------------------------------------------------
+
+
+def test_the_platform_issues_standard_webhooks_secrets_of_32_random_bytes():
+    issued = {issue_webhook_secret() for _ in range(20)}
+    assert len(issued) == 20
+    for secret in issued:
+        assert secret.startswith("whsec_") and webhook_secret(secret) == secret
+        assert len(signing_key(secret)) == 32 == len(base64.b64decode(secret.removeprefix("whsec_")))
+
+
+@pytest.mark.parametrize("key_bytes", [24, 32, 64])
+def test_a_callers_own_secret_is_taken_in_the_issued_form_with_a_key_of_24_to_64_bytes(key_bytes):
+    secret = "whsec_" + base64.b64encode(bytes(range(key_bytes))).decode()
+    assert webhook_secret(secret) == secret and len(secret) <= WEBHOOK_SECRET_MAX_LENGTH
+
+
+@pytest.mark.parametrize("secret", [
+    "whsec_" + base64.b64encode(b"k" * 23).decode(),  # a key too short to be a key
+    "whsec_" + base64.b64encode(b"k" * 65).decode(),  # longer than the bound
+    base64.b64encode(b"k" * 32).decode(),  # no prefix
+    "WHSEC_" + base64.b64encode(b"k" * 32).decode(),
+    "whsec_" + base64.urlsafe_b64encode(b"\xfb" * 32).decode(),  # url-safe alphabet: not Standard Webhooks'
+    "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("="),  # unpadded: not the form issued
+    "whsec_" + base64.b64encode(b"k" * 32).decode() + "\n",
+    "whsec_" + "\u0661" * 44,  # digits, but not ASCII ones
+    "bekasi-webhook-secret-0123456789",  # the free text taken before
+])
+def test_anything_else_is_refused_with_what_a_secret_must_be(secret):
+    with pytest.raises(InvalidWebhookSecret, match="^a webhook secret must be whsec_ followed by the base64 of 24 "
+                                                   "to 64 bytes$") as refused:
+        webhook_secret(secret, field="contacts.0.secret")
+    assert refused.value.field == "contacts.0.secret"
+
+
+def test_a_secret_stored_before_standard_webhooks_keys_with_its_own_bytes():
+    assert signing_key("bekasi-webhook-secret-0123456789") == b"bekasi-webhook-secret-0123456789"
+
+
+ROTATED_AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+GRACE = timedelta(hours=24)
+
+
+def test_a_secret_never_rotated_signs_alone():
+    assert signing_secrets(WebhookSecrets("whsec_new"), ROTATED_AT, GRACE) == ("whsec_new",)
+
+
+@pytest.mark.parametrize(("after", "signing"), [
+    (timedelta(0), ("whsec_new", "whsec_old")),  # the moment of the rotation: both
+    (GRACE - timedelta(microseconds=1), ("whsec_new", "whsec_old")),  # the last instant of the grace period
+    (GRACE, ("whsec_new",)),  # the grace period is over: the new one alone
+    (GRACE + timedelta(days=30), ("whsec_new",)),
+])
+def test_after_a_rotation_the_previous_secret_also_signs_until_the_grace_period_ends(after, signing):
+    rotated = WebhookSecrets("whsec_old").rotated("whsec_new", ROTATED_AT)
+    assert signing_secrets(rotated, ROTATED_AT + after, GRACE) == signing
+
+
+def test_a_second_rotation_within_the_grace_period_keeps_only_the_secret_it_replaced():
+    twice = WebhookSecrets("whsec_first").rotated("whsec_second", ROTATED_AT).rotated(
+        "whsec_third", ROTATED_AT + timedelta(hours=1))
+    assert signing_secrets(twice, ROTATED_AT + timedelta(hours=2), GRACE) == ("whsec_third", "whsec_second")
+    assert signing_secrets(twice, ROTATED_AT + timedelta(hours=1) + GRACE, GRACE) == ("whsec_third",)
+
+
+def test_no_grace_means_the_new_secret_alone_from_the_moment_of_the_rotation():
+    rotated = WebhookSecrets("whsec_old").rotated("whsec_new", ROTATED_AT)
+    assert signing_secrets(rotated, ROTATED_AT, timedelta(0)) == ("whsec_new",)

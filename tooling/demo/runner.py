@@ -50,7 +50,6 @@ from tooling.demo.summary import Api, Summary, check, collect, render, render_ch
 from tooling.launcher import Platform, development_secret
 from tooling.ports import free_port
 
-WEBHOOK_SECRET = "demo-task-force-webhook-secret"  # noqa: S105 -- signs webhooks to the demo's own receiver
 
 
 def demo_environment(period_seconds: float) -> dict[str, str]:
@@ -148,14 +147,14 @@ class Story:
             regions += [("regency", regency, f"Satgas COVID-19 {regency}") for regency in regencies]
         for level, code, name in regions:
             hook = self.endpoint.url(code or "ID")
-            contacts = [{"division": division, "webhook": hook, "secret": WEBHOOK_SECRET}
+            contacts = [{"division": division, "webhook": hook}
                         for division in ("health", "law_enforcement", "data_information")]
             created = await self.call("POST", "notifier", "/task-forces", self.operator,
                                       {"level": level, "region_code": code, "name": name, "contacts": contacts})
             if level == "province":  # the province's data division follows its plants' sanctions
                 await self.call("POST", "notifier", "/subscriptions", self.operator, {
                     "task_force_id": created.json()["task_force_id"], "channel": "webhook", "target": hook,
-                    "secret": WEBHOOK_SECRET, "event_types": ["WarningIssued", "PermitFrozen", "PermitRevoked"]})
+                    "event_types": ["WarningIssued", "PermitFrozen", "PermitRevoked"]})
         self.console.log(f"Registered {len(regions)} task forces (national, {len(REGIONS)} provinces, "
                          f"{len(regions) - 1 - len(REGIONS)} regencies), each with a signed webhook")
 
