@@ -164,8 +164,9 @@ class PersonalReference:
 
     MESSAGE = ("Gunakan kode internal perusahaan, bukan nama, NIK atau nomor telepon / "
                "Use the company's internal code, not a name, NIK or phone number (e.g. C-2021-014, LAB/07/22)")
-    # Letters (any script) and spaces only, two words or more: "Budi Santoso", "Siti Nur Aisyah".
-    NAME = re.compile(r"[^\W\d_]+(?:\s+[^\W\d_]+)+")
+    # Letters (any script) only, two words or more, apart by spaces or the separators a name is written with in an
+    # account name: "Budi Santoso", "Siti Nur Aisyah", "Budi.Santoso", "siti_nur". A code carries a number.
+    NAME = re.compile(r"[^\W\d_]+(?:[\s._-]+[^\W\d_]+)+")
     SEPARATORS = re.compile(r"[\s._/()-]")
     # A NIK has 16 digits (written with or without separators).
     NIK = re.compile(r"[0-9]{16}")

@@ -90,8 +90,8 @@ class PermitRepository:
 
     async def numbers_of_year(self, year: int) -> list[str]:
         return [row["permit_number"] for row in await self._connection.fetch(
-            "SELECT permit_number FROM permits WHERE permit_number LIKE $1 ORDER BY permit_number",
-            f"IOMKI-{year}-%")]
+            "SELECT permit_number FROM permits WHERE starts_with(permit_number, $1) ORDER BY permit_number",
+            f"IOMKI-{year}-")]
 
     async def search(self, q: PermitSearch) -> list[tuple[int, Permit]]:
         """One page, in application order, after the keyset position.

@@ -331,7 +331,7 @@ def test_pseudonymous_references_are_accepted(ref):
 
 
 @pytest.mark.parametrize("ref", [
-    "Budi Santoso", "Siti Nur Aisyah", "budi  santoso",                                # names
+    "Budi Santoso", "Siti Nur Aisyah", "budi  santoso", "Budi.Santoso", "siti_nur_aisyah", "Dewi-Lestari",  # names
     "3216012345678901", "3216 0123 4567 8901", "3216.0123.4567.8901", "3216-012345-678901",  # NIKs
     "+6281234567890", "+62 812-3456-7890", "+62 (812) 3456 789", "081234567890", "0812 3456 78",  # phones
 ])

@@ -14,6 +14,7 @@ the bench re-planning recorded statements) are listed in `STATEMENTS_FROM_ELSEWH
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -495,3 +496,20 @@ def test_an_allowed_identifier_site_must_quote_with_the_helper():
     bare = 'async def ensure_database(c, name):\n    await c.execute(f\'CREATE DATABASE "{name}"\')'
     assert check_source(quoted, "shared/storage/db.py") == ([], {("shared/storage/db.py", "ensure_database")})
     assert [f.why for f in check_source(bare, "shared/storage/db.py")[0]] == ["interpolates the parameter 'name'"]
+
+
+# The platform writes SQL keywords in capitals; prose says "like" in lower case.
+PATTERN_MATCH = re.compile(r"\b(I?LIKE|SIMILAR TO)\b|~~")
+
+
+def test_no_query_matches_by_a_pattern():
+    """A prefix is matched with starts_with(), never with LIKE and a `%` appended: a value holding `%` or `_` (a
+    region claim, a search term) can then never widen what a query finds."""
+    found = []
+    for path in sorted(p for top in ("shared", "services") for p in (ROOT / top).rglob("*.*")
+                       if p.suffix in {".py", ".sql"}):
+        tree = ast.parse(path.read_text()) if path.suffix == ".py" else None
+        texts = ([n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                 if tree else [path.read_text()])
+        found += [f"{path.relative_to(ROOT)}: {text.strip()[:80]!r}" for text in texts if PATTERN_MATCH.search(text)]
+    assert not found, "\n".join(found)
