@@ -48,7 +48,7 @@ from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
 from services.permits.domain import plant_key
 from services.permits.repository import PermitRepository, PermitSearch
-from services.reports.domain import Timing, parse_regime, zone_of
+from services.reports.domain import CONFIGURED_REGIME, Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
 from shared.clock import FakeClock
@@ -70,6 +70,7 @@ EMPTY_SWEEPS = 200
 # SE 3/2021: twice weekly, 23:59 local time. Every province below keeps WIB, so every plant's deadline falls in
 # the same minute, the sweep's worst case.
 REGIME = parse_regime("twice-weekly:TUE,FRI@23:59")
+REGIME_NAME = CONFIGURED_REGIME  # the sweep runs under ReportsConfig(regime=REGIME): SE 3/2021's ladder
 DEADLINE = REGIME.deadline_after(datetime(2021, 8, 2, tzinfo=UTC), "Asia/Jakarta")
 NEXT_DEADLINE = REGIME.deadline_after(DEADLINE, "Asia/Jakarta")
 WINDOW = timedelta(days=28)  # `GET /compliance`'s default window
@@ -90,7 +91,7 @@ _PERMIT_COLUMNS = ("permit_id", "facility_id", "nib", "company_name", "province_
 _SCHEDULE_COLUMNS = ("permit_id", "facility_id", "nib", "province_code", "regency_code", "zone", "issued_at",
                      "frozen", "freeze_count", "closed", "ended_at")
 _PERIOD_COLUMNS = ("period_id", "permit_id", "seq", "regime", "starts_at", "deadline", "status", "next_action",
-                   "next_action_at", "warning_id", "warned_at", "province_code", "regency_code")
+                   "next_action_at", "warning_id", "warned_at", "province_code", "regency_code", "regime_name")
 _PLANT_COLUMNS = ("facility_id", "permit_id", "nib", "province_code", "regency_code", "workforce_total", "monitored",
                   "active_isolations", "active_quarantines", "active_room_closures", "plant_closure_id", "status",
                   "cases_total", "updated_at")
@@ -199,7 +200,7 @@ class Plants:
             warned = settled == "overdue"
             chunk.periods.append((self._uuid(), permit_id, seq, REGIME.text, starts_at, deadline, settled, None,
                                   None, self._uuid() if warned else None,
-                                  deadline + WARNING_DELAY if warned else None, province, regency))
+                                  deadline + WARNING_DELAY if warned else None, province, regency, REGIME_NAME))
             starts_at = deadline
         # The open period, its reminder already sent. The first SWEEP_PERIODS live plants owe it at DEADLINE,
         # the others at the deadline after, so that the overdue sweep measures exactly SWEEP_PERIODS.
@@ -207,7 +208,7 @@ class Plants:
         self._due += due
         deadline = DEADLINE if due else NEXT_DEADLINE
         chunk.periods.append((self._uuid(), permit_id, HISTORY + 1, REGIME.text, starts_at, deadline, "open",
-                              "deadline", deadline, None, None, province, regency))
+                              "deadline", deadline, None, None, province, regency, REGIME_NAME))
 
     def _incidents(self, chunk: Chunk, facility_id: uuid.UUID, permit_id: uuid.UUID, nib: str, province: str,
                    regency: str, workforce: int, monitored: bool, closed: bool) -> None:

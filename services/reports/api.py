@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from services.reports.domain import (
-    InconsistentReport, ObligationEnded, PeriodClosed, PeriodNotFound, ReportFigures, ScheduleNotFound,
+    REGIME_NAME_PATTERN, REGIME_SOURCE_MAX, ZONES, InconsistentReport, LadderName, ObligationEnded, PeriodClosed,
+    PeriodNotFound, RegimeEntry, RegimeExists, RegimeInEffect, RegimeNotFound, RegimeRefused, ReportFigures,
+    ScheduleNotFound,
 )
 from services.reports.handlers import ReportHandlers, ReportIn
 from shared import regions
@@ -24,6 +26,9 @@ POLICY = Policy({
     "submit": Rule({OP: Scope.ALL, C: Scope.OWN}, "submit a periodic report"),
     "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a schedule and its reports"),
     "compliance": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read compliance aggregates"),
+    # The timeline is national: whoever may read compliance reads all of it.
+    "regimes": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL}, "read the reporting regimes and their changes"),
+    "change_regimes": Rule({OP: Scope.ALL}, "schedule or withdraw a reporting regime ahead of time"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -37,6 +42,13 @@ PROBLEMS: ProblemTable = {
     PeriodClosed: lambda exc: Problem(409, "Period closed", str(exc), period_status=exc.status.value),
     InconsistentReport: lambda exc: Problem(422, "Invalid request", "The report's counts contradict each other.",
                                             errors=[{"field": i.field, "message": i.message} for i in exc.issues]),
+    RegimeRefused: lambda exc: Problem(422, "Invalid request", str(exc),
+                                       errors=[{"field": exc.field, "message": exc.message}]),
+    RegimeExists: lambda exc: Problem(409, "Regime exists", f"A regime named {exc} is already in the timeline."),
+    RegimeNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    RegimeInEffect: lambda exc: Problem(409, "Regime in effect",
+                                        f"The regime {exc} has taken effect: the timeline is never changed after the "
+                                        "fact."),
 }
 
 Count = Field(ge=0, le=10_000_000)
@@ -87,6 +99,20 @@ class ReportBody(BaseModel):
     case_handling: Text = Field("", max_length=4000)
 
 
+class RegimeBody(BaseModel):
+    name: str = Field(pattern=REGIME_NAME_PATTERN, max_length=40, description="The circular's number, e.g. SE-2/2022")
+    source: Text = Field(min_length=1, max_length=REGIME_SOURCE_MAX, description="The circular that sets it")
+    effective_on: date = Field(description="A date not yet begun in any zone (after today in WIT)")
+    rule: str = Field(max_length=64, description="weekly:DAY@HH:MM or twice-weekly:DAY,DAY@HH:MM, local time")
+    ladder: LadderName
+
+
+def _entry(entry: RegimeEntry) -> dict[str, Any]:
+    return {"name": entry.name, "source": entry.source,
+            "effective_on": None if entry.effective_on == date.min else entry.effective_on.isoformat(),
+            "rule": entry.rule.text, "ladder": entry.ladder.value}
+
+
 class ReportAccepted(BaseModel):
     report_id: uuid.UUID
     late: bool
@@ -102,10 +128,14 @@ def router(handlers: ReportHandlers) -> APIRouter:
         found, periods = await handlers.schedule(permit_id, access, limit)
         return {
             "permit_id": str(found.permit_id), "facility_id": str(found.facility_id),
-            "regime": periods[-1].regime if periods else handlers.config.regime.text, "zone": found.zone,
+            # The latest period's deadline rule (`regime`, as before) and the name of the regime it opened under.
+            "regime": periods[-1].regime if periods else None,
+            "regime_name": periods[-1].regime_name if periods else None,
+            "zone": found.zone,
             "frozen": found.frozen, "closed": found.closed, "ended": found.ended,
             "periods": [{"period_id": str(p.period_id), "seq": p.seq, "starts_at": p.starts_at.isoformat(),
                          "deadline": p.deadline.isoformat(), "status": p.status.value,
+                         "regime_name": p.regime_name, "rule": p.regime,
                          "warned": p.warning_id is not None} for p in periods],
         }
 
@@ -163,5 +193,33 @@ def router(handlers: ReportHandlers) -> APIRouter:
             "excused_closed": counts["excused"], "frozen_plants": counts["frozen"],
             "closed_plants": counts["closed"],
         }
+
+    @routes.get("/regimes")
+    async def regimes(access: Annotated[Access, POLICY.guard("regimes")]) -> dict:
+        timeline, stored, changes = await handlers.regimes()
+        now = handlers.clock.now()
+        return {
+            # IOMKI_REPORT_REGIME (demonstrations and tests) replaces the stored timeline with its one rule.
+            "configured": handlers.config.regime is not None,
+            "in_force": {zone: timeline.in_force(now, zone).name for zone in ZONES} if timeline.entries else {},
+            "regimes": [{"name": row["name"], "source": row["source"], "effective_on": row["effective_on"].isoformat(),
+                         "rule": row["rule"], "ladder": row["ladder"], "shipped": row["shipped"],
+                         "scheduled_by": row["scheduled_by"], "scheduled_at": row["scheduled_at"].isoformat()}
+                        for row in stored],
+            "changes": [{"at": c["at"].isoformat(), "by": c["actor"], "action": c["action"], "name": c["name"],
+                         "entry": c["entry"]} for c in changes],
+        }
+
+    @routes.post("/regimes", status_code=201)
+    async def schedule_regime(body: RegimeBody, access: Annotated[Access, POLICY.guard("change_regimes")]) -> dict:
+        entry = await handlers.schedule_regime(access, name=body.name, source=body.source,
+                                               effective_on=body.effective_on, rule=body.rule,
+                                               ladder=body.ladder.value)
+        return _entry(entry)
+
+    @routes.delete("/regimes/{name:path}")
+    async def withdraw_regime(name: Annotated[str, Path(pattern=REGIME_NAME_PATTERN, max_length=40)],
+                              access: Annotated[Access, POLICY.guard("change_regimes")]) -> dict:
+        return _entry(await handlers.withdraw_regime(access, name)) | {"withdrawn": True}
 
     return routes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.reports import api
-from services.reports.domain import DEFAULT_REGIME, Timing, parse_regime
+from services.reports.domain import Timing, parse_regime, timeline_from_toml
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ReportsWork
 from shared.clock import Clock, SystemClock
@@ -23,18 +24,23 @@ from shared.settings import PlatformSettings, port_of
 
 
 class ReportsSettings(BaseSettings):
-    """The reporting regime and its timing (DESIGN §5): all optional, read from the environment."""
+    """The reporting regimes and their timing (DESIGN §5): all optional, read from the environment. The timeline is
+    shipped in regimes.toml; IOMKI_REPORT_REGIME, for demonstrations and tests only, replaces it with one rule."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
-    regime: str = Field(DEFAULT_REGIME, validation_alias="IOMKI_REPORT_REGIME")
+    regime: str | None = Field(None, validation_alias="IOMKI_REPORT_REGIME")
     warning_delay: timedelta = Field(timedelta(hours=9), validation_alias="IOMKI_WARNING_DELAY")
     due_lead: timedelta = Field(timedelta(hours=6), validation_alias="IOMKI_REPORT_DUE_LEAD")
     sweep_interval: float = Field(1.0, validation_alias="IOMKI_REPORT_SWEEP_SECONDS", gt=0)
 
     def config(self) -> ReportsConfig:
-        return ReportsConfig(regime=parse_regime(self.regime),
-                             timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay))
+        shipped = timeline_from_toml(tomllib.loads(REGIMES_FILE.read_text(encoding="utf-8")))
+        return ReportsConfig(regime=parse_regime(self.regime) if self.regime else None,
+                             timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay), shipped=shipped)
+
+
+REGIMES_FILE = Path(__file__).parent / "regimes.toml"
 
 
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
@@ -54,6 +60,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         FacilityReopened: handlers.on_facility_reopened,
     })
     runtime.publishes(REPORTS)
+    runtime.at_start(handlers.ship_regimes)
     runtime.every(own.sweep_interval, "deadline-sweep", handlers.sweep)
     return runtime.http_app(
         title="iomki reports",

@@ -12,13 +12,13 @@ import itertools
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared import refusals
-from shared.regions import local_zone
+from shared.regions import WIB, WIT, WITA, local_zone
 
 def zone_of(province_code: str) -> str:
     """The plant's local time zone, by name, as schedules store it."""
@@ -26,6 +26,8 @@ def zone_of(province_code: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------- regimes
+
+ZONES = (WIB.key, WITA.key, WIT.key)  # Indonesia's three zones, west to east
 
 _DAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
 # ASCII digits, matched whole (`fullmatch`): `\d` takes other scripts' digits, which int() reads as well.
@@ -73,10 +75,6 @@ class FixedInterval:
 
 
 Regime = WeeklyDeadlines | FixedInterval
-
-# SE 5/2021 (from 10 Sep 2021): weekly, every Friday.
-DEFAULT_REGIME = "weekly:FRI@23:59"
-
 
 def parse_regime(text: str) -> Regime:
     """`weekly:SAT@23:59`, `twice-weekly:TUE,FRI@23:59`, `weekly:FRI@23:59` or `every:<N>s`."""
@@ -169,6 +167,7 @@ class Period:
     next_action: NextAction | None = None
     next_action_at: datetime | None = None
     warning_id: uuid.UUID | None = None
+    regime_name: str = ""  # the regime it opened under: its ladder judges the period if it is missed
 
     @property
     def reported(self) -> bool:
@@ -185,20 +184,28 @@ class Opening:
     deadline: datetime
     next_action: NextAction
     next_action_at: datetime
+    regime_name: str = ""
 
     def period(self, permit_id: uuid.UUID, seq: int) -> Period:
         return Period(uuid.uuid4(), permit_id, seq, self.regime, self.starts_at, self.deadline,
-                      next_action=self.next_action, next_action_at=self.next_action_at)
+                      next_action=self.next_action, next_action_at=self.next_action_at, regime_name=self.regime_name)
 
 
-def opening(regime: Regime, zone: str, *, starts_at: datetime, timing: Timing) -> Opening:
-    """The next period begins where the previous ended; a regime change therefore applies from the next one.
+def opening(regime: Regime | RegimeTimeline, zone: str, *, starts_at: datetime, timing: Timing) -> Opening:
+    """The next period begins where the previous ended; a regime change therefore applies from the next one: a
+    period is judged by the regime in force, in the plant's zone, when it opens.
     Its reminder goes out `due_lead` before the deadline, or at once when the period is shorter than that."""
+    name = ""
+    if isinstance(regime, RegimeTimeline):
+        entry = regime.in_force(starts_at, zone)
+        name, regime = entry.name, entry.rule
     deadline = regime.deadline_after(starts_at, zone)
-    return Opening(regime.text, starts_at, deadline, NextAction.REMIND, max(starts_at, deadline - timing.due_lead))
+    return Opening(regime.text, starts_at, deadline, NextAction.REMIND, max(starts_at, deadline - timing.due_lead),
+                   name)
 
 
-def open_period(schedule: Schedule, regime: Regime, *, starts_at: datetime, seq: int, timing: Timing) -> Period:
+def open_period(schedule: Schedule, regime: Regime | RegimeTimeline, *, starts_at: datetime, seq: int,
+                timing: Timing) -> Period:
     return opening(regime, schedule.zone, starts_at=starts_at, timing=timing).period(schedule.permit_id, seq)
 
 
@@ -376,6 +383,7 @@ class SettledPeriod:
     seq: int
     deadline: datetime
     warning_id: uuid.UUID | None
+    regime_name: str = ""
 
     @property
     def warned(self) -> bool:
@@ -517,3 +525,205 @@ def consecutive_warnings(history: list[SettledPeriod]) -> int:
         count += 1
         previous_seq = period.seq
     return count
+
+
+# ---------------------------------------------------------------------------------------- each circular's ladder
+
+
+@dataclass(frozen=True)
+class ThreeMissedPeriods:
+    """SE 8/2020: a plant that misses three reporting periods is revoked.
+
+    How misses are counted: the circular, as the notes give it ("Missing 3 periods → revocation", DOMAIN-NOTES
+    "Reports and sanctions", from the SE 8/2020 reporting-duty circular and the Nov 2020 press on ~9,300 permits at
+    risk of revocation), says three periods and not three in a row, so any `count` missed periods count, in a row or
+    not, however far apart *[inference: no window is stated]*. A missed period is one that went overdue and was
+    warned (a period reported late, before its warning, or excused by a closure is not missed). Periods already
+    used as evidence of a sanction do not count again. SE 8/2020 knows no freeze.
+    """
+
+    count: int = 3
+    name: str = "ThreeMissedPeriods"
+
+    def decide(self, schedule: Schedule, history: list[SettledPeriod]) -> Sanction | None:
+        if schedule.revoke_recommended:
+            return None
+        missed = [p for p in history if p.seq > schedule.ladder_reset_seq and p.warned]
+        if len(missed) < self.count:
+            return None
+        return _evidence(SanctionKind.REVOKE, self.name, missed[-self.count:])
+
+
+class LadderName(StrEnum):
+    """The ladders a regime may name (a closed list: each is a circular's own rules)."""
+
+    SE_8_2020 = "SE-8/2020"
+    SE_3_2021 = "SE-3/2021"
+    SE_5_2021 = "SE-5/2021"
+
+
+LADDERS: dict[LadderName, SanctionLadder] = {
+    # No freeze and no window: the whole history since the permit was issued (at most the repository's cap).
+    LadderName.SE_8_2020: SanctionLadder(on_missed=(ThreeMissedPeriods(),), on_frozen=(),
+                                         lookback=timedelta(days=3660), min_periods=3),
+    LadderName.SE_3_2021: SanctionLadder(),
+    # SE 5/2021 changes the reporting days (weekly, Friday) and keeps SE 3/2021's ladder. What it adds, operating
+    # while frozen (DOMAIN-NOTES "Reports and sanctions": "SE 5/2021 adds operating while frozen"), is found by an
+    # inspection in the field, not by a missed report, so it is no rule of the reporting ladder.
+    LadderName.SE_5_2021: SanctionLadder(),
+}
+
+
+def ladder_named(name: str) -> SanctionLadder:
+    return LADDERS[LadderName(name)]
+
+
+# ---------------------------------------------------------------------------------------- the regime timeline
+
+# A regime's name: a circular's number ("SE-8/2020"), bounded, ASCII only.
+REGIME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,39}$"
+REGIME_SOURCE_MAX = 500
+# The zone that reaches a date first (WIT, UTC+9): a date has begun nowhere while its midnight there is to come.
+EARLIEST_ZONE = "Asia/Jayapura"
+
+
+@dataclass(frozen=True)
+class RegimeEntry:
+    """One regime of the timeline: a circular's deadline rule and ladder, in force from `effective_on`."""
+
+    name: str
+    source: str
+    effective_on: date
+    rule: Regime
+    ladder: LadderName
+
+    def in_force_at(self, moment: datetime, zone: str) -> bool:
+        """From the local midnight of `effective_on` in the plant's zone (compared as local dates, which is the same
+        and holds for `date.min` as well)."""
+        return moment.astimezone(ZoneInfo(zone)).date() >= self.effective_on
+
+    def begun_anywhere(self, now: datetime) -> bool:
+        return self.in_force_at(now, EARLIEST_ZONE)
+
+
+# IOMKI_REPORT_REGIME (demonstrations and tests): one rule from the beginning of time under SE 3/2021's ladder.
+CONFIGURED_REGIME = "configured"
+
+
+def configured_timeline(rule: Regime) -> RegimeTimeline:
+    return RegimeTimeline((RegimeEntry(CONFIGURED_REGIME, "IOMKI_REPORT_REGIME", date.min, rule,
+                                       LadderName.SE_3_2021),))
+
+
+@dataclass(frozen=True)
+class RegimeTimeline:
+    """The regimes in order of their effective dates. Before the first, the first applies (no plant reported
+    before it)."""
+
+    entries: tuple[RegimeEntry, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", tuple(sorted(self.entries, key=lambda e: e.effective_on)))
+
+    def in_force(self, moment: datetime, zone: str) -> RegimeEntry:
+        """The last entry whose effective date's local midnight in `zone` is at or before `moment`."""
+        if not self.entries:
+            raise LookupError("the regime timeline is empty")
+        found = self.entries[0]
+        for entry in self.entries:
+            if entry.in_force_at(moment, zone):
+                found = entry
+        return found
+
+    def named(self, name: str) -> RegimeEntry | None:
+        return next((entry for entry in self.entries if entry.name == name), None)
+
+    def ladder_for(self, regime_name: str) -> SanctionLadder:
+        """The ladder of the regime a period opened under. A name the timeline no longer holds (a period opened
+        under IOMKI_REPORT_REGIME, say) is judged by SE 3/2021's ladder, the platform's default."""
+        entry = self.named(regime_name)
+        return LADDERS[entry.ladder if entry else LadderName.SE_3_2021]
+
+    def evidence(self, ladder: SanctionLadder, history: list[SettledPeriod]) -> list[SettledPeriod]:
+        """The periods a ladder may count: those opened under regimes with the same rules. Never retroactive: misses
+        under SE 8/2020 do not count towards SE 3/2021's freezes; SE 5/2021 keeps SE 3/2021's ladder, so a plant's
+        warnings carry over from one to the other."""
+        return [period for period in history if self.ladder_for(period.regime_name) == ladder]
+
+
+class RegimeRefused(Refused):
+    """An operator's change to the timeline that a rule refuses; `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class RegimeExists(Refused):
+    """A regime of that name is already in the timeline."""
+
+
+class RegimeNotFound(Refused, refusals.NotFound):
+    """No regime of that name."""
+
+
+class RegimeInEffect(Refused):
+    """The regime has taken effect somewhere: the timeline is never changed retroactively."""
+
+
+def scheduled_entry(timeline: RegimeTimeline, *, name: str, source: str, effective_on: date, rule: str,
+                    ladder: str, now: datetime) -> RegimeEntry:
+    """A new regime an operator schedules ahead of time: a date not yet begun in any zone, a weekly rule, a
+    circular's ladder, a name of its own."""
+    if not re.fullmatch(REGIME_NAME_PATTERN, name):
+        raise RegimeRefused("name", "letters, digits and . / _ - only, at most 40")
+    if not source.strip() or len(source) > REGIME_SOURCE_MAX:
+        raise RegimeRefused("source", f"the circular that sets the regime, 1 to {REGIME_SOURCE_MAX} characters")
+    try:
+        parsed = parse_regime(rule)
+    except InvalidRegime as exc:
+        raise RegimeRefused("rule", str(exc)) from exc
+    if not isinstance(parsed, WeeklyDeadlines):
+        raise RegimeRefused("rule", "a circular's rule is weekly or twice-weekly; every:<N>s is for demonstrations")
+    try:
+        ladder_name = LadderName(ladder)
+    except ValueError:
+        raise RegimeRefused("ladder", f"one of {', '.join(n.value for n in LadderName)}") from None
+    entry = RegimeEntry(name, source.strip(), effective_on, parsed, ladder_name)
+    if entry.begun_anywhere(now):
+        raise RegimeRefused("effective_on", f"must be a date not yet begun in any zone (after "
+                                            f"{now.astimezone(ZoneInfo(EARLIEST_ZONE)).date().isoformat()})")
+    if timeline.named(name) is not None:
+        raise RegimeExists(name)
+    if any(e.effective_on == effective_on for e in timeline.entries):
+        raise RegimeRefused("effective_on", "another regime takes effect that day")
+    return entry
+
+
+def withdrawn_entry(timeline: RegimeTimeline, name: str, *, now: datetime) -> RegimeEntry:
+    """An entry an operator withdraws: only while it has not taken effect anywhere."""
+    entry = timeline.named(name)
+    if entry is None:
+        raise RegimeNotFound("Regime")
+    if entry.begun_anywhere(now):
+        raise RegimeInEffect(name)
+    return entry
+
+
+def timeline_from_toml(document: dict[str, object]) -> tuple[RegimeEntry, ...]:
+    """The `[[regime]]` tables of the shipped configuration, each checked as an operator's entry would be."""
+    tables = document.get("regime")
+    if not isinstance(tables, list) or not tables:
+        raise InvalidRegime("the configuration names no [[regime]]")
+    entries = []
+    for table in tables:
+        name, source, effective_on = table["name"], table["source"], table["effective_on"]
+        if not (isinstance(name, str) and re.fullmatch(REGIME_NAME_PATTERN, name) and isinstance(source, str)
+                and type(effective_on) is date):
+            raise InvalidRegime(f"[[regime]] {name!r}: a name, a source and a date")
+        entries.append(RegimeEntry(name, source, effective_on, parse_regime(table["rule"]),
+                                   LadderName(table["ladder"])))
+    if len({e.name for e in entries}) != len(entries) or len({e.effective_on for e in entries}) != len(entries):
+        raise InvalidRegime("each regime has a name and an effective date of its own")
+    return tuple(entries)

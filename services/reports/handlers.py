@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import structlog
 
 from services.reports import domain
 from services.reports.domain import (
-    Period, PeriodNotFound, Regime, ReportFigures, Sanction, SanctionLadder, Schedule, ScheduleNotFound, Timing,
+    Period, PeriodNotFound, Regime, RegimeEntry, RegimeTimeline, ReportFigures, Sanction, SanctionLadder, Schedule,
+    ScheduleNotFound, Timing,
 )
 from services.reports.repository import DuePeriod, ReportsWork, StoredReport
 from shared.clock import Clock
@@ -32,9 +33,13 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class ReportsConfig:
-    regime: Regime
-    timing: Timing
-    ladder: SanctionLadder = SanctionLadder()
+    """`regime` (IOMKI_REPORT_REGIME, for demonstrations and tests) replaces the timeline with that one rule from
+    the beginning of time, under SE 3/2021's ladder; without it, the timeline is the database's (the `shipped`
+    entries, upserted at start, and those operators scheduled)."""
+
+    regime: Regime | None = None
+    timing: Timing = Timing()
+    shipped: tuple[RegimeEntry, ...] = ()
     # Periods per sweep transaction. A batch costs a few statements and a commit whatever its size: larger batches
     # swept faster in `make bench` up to this size, and no faster beyond it (docs/performance.md).
     # A batch holds its plants' rows for its fraction of a second: a report for one of them waits that long.
@@ -94,11 +99,11 @@ class ReportHandlers:
             return
         # The first period starts when this service learns of the permit, never in the past: replaying the
         # permits topic into a fresh service must not warn plants for periods nobody could have reported.
-        first = domain.open_period(schedule, self.config.regime, starts_at=max(now, event.issued_at), seq=1,
+        first = domain.open_period(schedule, await self.timeline(work), starts_at=max(now, event.issued_at), seq=1,
                                    timing=self.config.timing)
         await work.periods.add(first, schedule)
         log.info("schedule_opened", permit_id=str(schedule.permit_id), zone=schedule.zone,
-                 first_deadline=first.deadline.isoformat(), regime=first.regime)
+                 first_deadline=first.deadline.isoformat(), regime=first.regime_name, rule=first.regime)
 
     async def on_permit_frozen(self, work: ReportsWork, envelope: Envelope, event: PermitFrozen) -> None:
         schedule = await work.schedules.get(event.permit_id, for_update=True)
@@ -106,8 +111,12 @@ class ReportHandlers:
             log.warning("freeze_without_schedule", permit_id=str(event.permit_id))
             return
         schedule = replace(schedule, frozen=True, freeze_count=max(schedule.freeze_count + 1, event.freeze_count))
-        history = await self._history(work, schedule.permit_id, 1 << 30, self.clock.now())
-        sanction = self.config.ladder.after_frozen(schedule, history)
+        now = self.clock.now()
+        # A freeze is judged by the ladder of the regime in force for the plant now.
+        timeline = await self.timeline(work)
+        ladder = domain.ladder_named(timeline.in_force(now, schedule.zone).ladder)
+        history = await self._history(work, schedule.permit_id, 1 << 30, now, ladder, timeline)
+        sanction = ladder.after_frozen(schedule, history)
         if sanction is not None:
             schedule, recommended = await self._recommend(work, schedule, sanction, envelope)
             await work.outbox.add(recommended)
@@ -190,7 +199,7 @@ class ReportHandlers:
         periods up to it. Events go to the outbox in batch order, which keeps each plant's events in the order
         of its steps.
         """
-        timing, regime = self.config.timing, self.config.regime
+        timing = self.config.timing
         situations: dict[domain.Situation, int] = {}
         step_of = [situations.setdefault(period.situation, len(situations)) for period in due]
         decided = [domain.step(situation, timing) for situation in situations]
@@ -199,7 +208,9 @@ class ReportHandlers:
         opening_of = [starts.setdefault((period.zone, period.situation.deadline), len(starts)) for period in opened]
 
         warned = await work.periods.advance([period.period_id for period in due], step_of, decided, now=now)
-        openings = [domain.opening(regime, zone, starts_at=deadline, timing=timing) for zone, deadline in starts]
+        timeline = await self.timeline(work)
+        # Each opening under the regime in force, in its zone, when it starts.
+        openings = [domain.opening(timeline, zone, starts_at=deadline, timing=timing) for zone, deadline in starts]
         await work.periods.open_next(opened, opening_of, openings)
         events: list[tuple[DuePeriod, type[ReportDue | ReportOverdue]]] = []
         for period, index in zip(due, step_of, strict=True):
@@ -211,33 +222,36 @@ class ReportHandlers:
             if step.warn:
                 await work.outbox.add_period_events(events, service=SERVICE, now=now)
                 events = []
-                await work.outbox.add(*await self._warn(work, warned[period.period_id], period.permit_id, now))
+                await work.outbox.add(*await self._warn(work, warned[period.period_id], period.permit_id, now,
+                                                        timeline))
         await work.outbox.add_period_events(events, service=SERVICE, now=now)
 
-    async def _warn(self, work: ReportsWork, period: Period, permit_id: uuid.UUID, now: datetime) -> list[Envelope]:
-        """The warning of a period already saved with its `warning_id`, and the sanction ladder's answer: the
-        events to publish, in order."""
+    async def _warn(self, work: ReportsWork, period: Period, permit_id: uuid.UUID, now: datetime,
+                    timeline: RegimeTimeline) -> list[Envelope]:
+        """The warning of a period already saved with its `warning_id`, and the answer of the ladder of the regime
+        the period opened under: the events to publish, in order."""
         # Read under the lock the batch holds: an earlier step of this batch may have sanctioned the plant.
         schedule = await work.schedules.get(permit_id)
         if schedule is None:  # a period's schedule outlives it
             raise LookupError(f"period {period.period_id} has no schedule")
-        history = await self._history(work, schedule.permit_id, period.seq, period.deadline)
+        ladder = timeline.ladder_for(period.regime_name)
+        history = await self._history(work, schedule.permit_id, period.seq, period.deadline, ladder, timeline)
         warning = Envelope.wrap(WarningIssued(
             **_about(schedule), warning_id=period.warning_id, period_id=period.period_id,
             deadline=period.deadline, consecutive=domain.consecutive_warnings(history),
         ), service=SERVICE, time=now)
-        sanction = self.config.ladder.after_missed(schedule, history)
+        sanction = ladder.after_missed(schedule, history)
         if sanction is None:
             return [warning]
         schedule, recommended = await self._recommend(work, schedule, sanction, warning)
         await work.schedules.save(schedule)
         return [warning, recommended]
 
-    async def _history(self, work: ReportsWork, permit_id: uuid.UUID, through_seq: int,
-                       latest: datetime) -> list[domain.SettledPeriod]:
-        ladder = self.config.ladder
-        return await work.periods.settled(permit_id, through_seq, since=latest - ladder.lookback,
-                                          min_periods=ladder.min_periods)
+    async def _history(self, work: ReportsWork, permit_id: uuid.UUID, through_seq: int, latest: datetime,
+                       ladder: SanctionLadder, timeline: RegimeTimeline) -> list[domain.SettledPeriod]:
+        settled = await work.periods.settled(permit_id, through_seq, since=latest - ladder.lookback,
+                                             min_periods=ladder.min_periods)
+        return timeline.evidence(ladder, settled)
 
     async def _recommend(self, work: ReportsWork, schedule: Schedule, sanction: Sanction,
                          cause: Envelope) -> tuple[Schedule, Envelope]:
@@ -255,6 +269,51 @@ class ReportHandlers:
         log.info("sanction_recommended", permit_id=str(schedule.permit_id), action=sanction.action.value,
                  rule=sanction.rule)
         return domain.after_sanction(schedule, sanction), cause.caused(event, service=SERVICE, time=now)
+
+    # -- the regime timeline ----------------------------------------------------------------------
+
+    async def timeline(self, work: ReportsWork) -> RegimeTimeline:
+        """The timeline in force: IOMKI_REPORT_REGIME's one rule when set, else the database's, read afresh (a few
+        rows) so that every replica sees an operator's change at once."""
+        if self.config.regime is not None:
+            return domain.configured_timeline(self.config.regime)
+        return RegimeTimeline(await work.regimes.timeline())
+
+    async def ship_regimes(self) -> None:
+        """At start: the shipped entries upserted, idempotently (a change to the configuration is audited)."""
+        if not self.config.shipped:
+            return
+        async with self.database.transaction() as work:
+            await work.regimes.lock()
+            changed = await work.regimes.ship(self.config.shipped, at=self.clock.now())
+        if changed:
+            log.info("regimes_shipped", names=changed)
+
+    async def regimes(self) -> tuple[RegimeTimeline, list[dict[str, Any]], list[dict[str, Any]]]:
+        """The timeline in force, the stored entries (with who scheduled them) and the latest changes."""
+        async with self.database.reading() as work:
+            return await self.timeline(work), await work.regimes.listing(), await work.regimes.changes(100)
+
+    async def schedule_regime(self, access: Access, *, name: str, source: str, effective_on: date, rule: str,
+                              ladder: str) -> RegimeEntry:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            await work.regimes.lock()
+            timeline = RegimeTimeline(await work.regimes.timeline())
+            entry = domain.scheduled_entry(timeline, name=name, source=source, effective_on=effective_on, rule=rule,
+                                           ladder=ladder, now=now)
+            await work.regimes.schedule(entry, actor=access.actor, at=now)
+        record("regime_scheduled", name=entry.name, effective_on=entry.effective_on.isoformat(), actor=access.actor)
+        return entry
+
+    async def withdraw_regime(self, access: Access, name: str) -> RegimeEntry:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            await work.regimes.lock()
+            entry = domain.withdrawn_entry(RegimeTimeline(await work.regimes.timeline()), name, now=now)
+            await work.regimes.withdraw(entry, actor=access.actor, at=now)
+        record("regime_withdrawn", name=entry.name, actor=access.actor)
+        return entry
 
     # -- commands ----------------------------------------------------------------------------------
 

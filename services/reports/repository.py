@@ -14,14 +14,16 @@ import uuid_utils
 from pydantic_core import to_json
 
 from services.reports.domain import (
-    NextAction, Opening, Period, PeriodStatus, Sanction, Schedule, SettledPeriod, Situation, Step,
+    LadderName, NextAction, Opening, Period, PeriodStatus, RegimeEntry, Sanction, Schedule, SettledPeriod, Situation,
+    Step, parse_regime,
 )
 from shared.contract import CONTENT_TYPE, Envelope, ReportDue, ReportOverdue, envelope_format
 from shared.storage.unit_of_work import Outbox, UnitOfWork
 
 _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, issued_at, frozen, freeze_count,"
              " closed, ended_at, ladder_reset_seq, revoke_recommended")
-_PERIOD = "period_id, permit_id, seq, regime, starts_at, deadline, status, next_action, next_action_at, warning_id"
+_PERIOD = ("period_id, permit_id, seq, regime, starts_at, deadline, status, next_action, next_action_at, warning_id,"
+           " regime_name")
 _PERIOD_WIDTH = len(_PERIOD.split(","))
 _SCHEDULE_WIDTH = len(_SCHEDULE.split(","))
 _PERIOD_OF_P = ", ".join(f"p.{column.strip()}" for column in _PERIOD.split(","))
@@ -91,7 +93,7 @@ class PeriodRepository:
     async def add(self, period: Period, schedule: Schedule) -> None:
         await self._connection.execute(
             f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             *_period_values(period), schedule.province_code, schedule.regency_code,
         )
 
@@ -130,15 +132,17 @@ class PeriodRepository:
         await self._connection.execute(
             f"INSERT INTO periods ({_PERIOD}, province_code, regency_code)"
             " SELECT u.period_id, u.permit_id, u.seq + 1, o.regime, o.starts_at, o.deadline, $10,"
-            "  o.next_action, o.next_action_at, NULL, u.province_code, u.regency_code"
+            "  o.next_action, o.next_action_at, NULL, o.regime_name, u.province_code, u.regency_code"
             " FROM unnest($12::uuid[], $1::uuid[], $2::int[], $3::text[], $4::text[], $5::bigint[])"
             "  AS u(period_id, permit_id, seq, province_code, regency_code, opening)"
-            " JOIN unnest($6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $11::timestamptz[])"
-            "  WITH ORDINALITY AS o(regime, starts_at, deadline, next_action, next_action_at, opening) USING (opening)",
+            " JOIN unnest($6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $11::timestamptz[],"
+            "  $13::text[]) WITH ORDINALITY"
+            "  AS o(regime, starts_at, deadline, next_action, next_action_at, regime_name, opening) USING (opening)",
             [p.permit_id for p in after], [p.seq for p in after], [p.province_code for p in after],
             [p.regency_code for p in after], [index + 1 for index in opening_of], [o.regime for o in openings],
             [o.starts_at for o in openings], [o.deadline for o in openings], [o.next_action.value for o in openings],
             PeriodStatus.OPEN.value, [o.next_action_at for o in openings], time_ordered_ids(len(after)),
+            [o.regime_name for o in openings],
         )
 
     async def last_seq(self, permit_id: uuid.UUID) -> int:
@@ -176,11 +180,12 @@ class PeriodRepository:
         """Periods up to `through_seq` with a deadline after `since` (at least the last `min_periods`), oldest
         first, as the sanction ladder sees them."""
         rows = await self._connection.fetch(
-            "SELECT period_id, seq, deadline, warning_id FROM periods WHERE permit_id = $1 AND seq <= $2"
+            "SELECT period_id, seq, deadline, warning_id, regime_name FROM periods WHERE permit_id = $1 AND seq <= $2"
             " AND (deadline >= $3 OR seq > $2 - $4) ORDER BY seq DESC LIMIT $5",
             permit_id, through_seq, since, min_periods, cap,
         )
-        return [SettledPeriod(r["period_id"], r["seq"], r["deadline"], r["warning_id"]) for r in reversed(rows)]
+        return [SettledPeriod(r["period_id"], r["seq"], r["deadline"], r["warning_id"], r["regime_name"])
+                for r in reversed(rows)]
 
     async def end_obligation(self, permit_id: uuid.UUID, now: datetime) -> int:
         """Revocation: periods still open owe nothing; pending reminders and warnings are cancelled."""
@@ -360,6 +365,73 @@ def _region_clause(province: str | None, regency: str | None) -> str:
     return ""
 
 
+class RegimeRepository:
+    """The regime timeline and the audit of every change to it."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def timeline(self) -> tuple[RegimeEntry, ...]:
+        rows = await self._connection.fetch(
+            "SELECT name, source, effective_on, rule, ladder FROM regimes ORDER BY effective_on")
+        return tuple(RegimeEntry(r["name"], r["source"], r["effective_on"], parse_regime(r["rule"]),
+                                 LadderName(r["ladder"])) for r in rows)
+
+    async def listing(self) -> list[dict[str, Any]]:
+        rows = await self._connection.fetch(
+            "SELECT name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at FROM regimes"
+            " ORDER BY effective_on")
+        return [dict(row) for row in rows]
+
+    async def changes(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._connection.fetch(
+            "SELECT at, actor, action, name, entry FROM regime_changes ORDER BY change_id DESC LIMIT $1", limit)
+        return [dict(row) | {"entry": json.loads(row["entry"])} for row in rows]
+
+    async def ship(self, entries: Sequence[RegimeEntry], *, at: datetime) -> list[str]:
+        """Upsert the shipped entries; the names of those inserted or changed, each change audited."""
+        changed = []
+        for entry in entries:
+            row = await self._connection.fetchrow(
+                "INSERT INTO regimes (name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at)"
+                " VALUES ($1, $2, $3, $4, $5, true, 'configuration', $6)"
+                " ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, effective_on = EXCLUDED.effective_on,"
+                "  rule = EXCLUDED.rule, ladder = EXCLUDED.ladder, shipped = true"
+                " WHERE (regimes.source, regimes.effective_on, regimes.rule, regimes.ladder, regimes.shipped)"
+                "  IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.effective_on, EXCLUDED.rule, EXCLUDED.ladder, true)"
+                " RETURNING name",
+                entry.name, entry.source, entry.effective_on, entry.rule.text, entry.ladder.value, at)
+            if row is not None:
+                await self._audit(at, "configuration", "shipped", entry)
+                changed.append(entry.name)
+        return changed
+
+    async def schedule(self, entry: RegimeEntry, *, actor: str, at: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO regimes (name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at)"
+            " VALUES ($1, $2, $3, $4, $5, false, $6, $7)",
+            entry.name, entry.source, entry.effective_on, entry.rule.text, entry.ladder.value, actor, at)
+        await self._audit(at, actor, "scheduled", entry)
+
+    async def withdraw(self, entry: RegimeEntry, *, actor: str, at: datetime) -> None:
+        await self._connection.execute("DELETE FROM regimes WHERE name = $1", entry.name)
+        await self._audit(at, actor, "withdrawn", entry)
+
+    async def lock(self) -> None:
+        """One change to the timeline at a time: the checks (a unique name and date) read the whole of it."""
+        await self._connection.execute("LOCK TABLE regimes IN SHARE ROW EXCLUSIVE MODE")
+
+    async def _audit(self, at: datetime, actor: str, action: str, entry: RegimeEntry) -> None:
+        await self._connection.execute(
+            "INSERT INTO regime_changes (at, actor, action, name, entry) VALUES ($1, $2, $3, $4, $5::jsonb)",
+            at, actor, action, entry.name, json.dumps(_entry_json(entry)))
+
+
+def _entry_json(entry: RegimeEntry) -> dict[str, str]:
+    return {"name": entry.name, "source": entry.source, "effective_on": entry.effective_on.isoformat(),
+            "rule": entry.rule.text, "ladder": entry.ladder.value}
+
+
 class ReportsOutbox(Outbox):
     async def add_period_events(self, events: Sequence[tuple[DuePeriod, type[ReportDue | ReportOverdue]]], *,
                                 service: str, now: datetime) -> None:
@@ -414,6 +486,7 @@ class ReportsWork(UnitOfWork):
         self.closures = ClosureRepository(connection)
         self.sanctions = SanctionRepository(connection)
         self.compliance = ComplianceQueries(connection)
+        self.regimes = RegimeRepository(connection)
 
 
 def _schedule_values(s: Schedule) -> tuple[Any, ...]:
@@ -427,7 +500,7 @@ def _schedule(row: asyncpg.Record | tuple[Any, ...]) -> Schedule:
 
 def _period_values(p: Period) -> tuple[Any, ...]:
     return (p.period_id, p.permit_id, p.seq, p.regime, p.starts_at, p.deadline, p.status.value,
-            p.next_action.value if p.next_action else None, p.next_action_at, p.warning_id)
+            p.next_action.value if p.next_action else None, p.next_action_at, p.warning_id, p.regime_name)
 
 
 # Enum members by value, looked up directly: calling the enum costs more than the rest of a row (the sweep
@@ -438,6 +511,7 @@ _ACTION = {None: None} | {action.value: action for action in NextAction}
 
 def _period(row: asyncpg.Record | tuple[Any, ...]) -> Period:
     # the columns of `_PERIOD`, in the order of the fields
-    period_id, permit_id, seq, regime, starts_at, deadline, status, action, action_at, warning_id = row[:_PERIOD_WIDTH]
+    (period_id, permit_id, seq, regime, starts_at, deadline, status, action, action_at, warning_id,
+     regime_name) = row[:_PERIOD_WIDTH]
     return Period(period_id, permit_id, seq, regime, starts_at, deadline, _STATUS[status], _ACTION[action], action_at,
-                  warning_id)
+                  warning_id, regime_name)

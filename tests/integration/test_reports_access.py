@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -67,7 +67,17 @@ def request_for(action: str, permit_id: str, period_id: str) -> list[tuple[str, 
         "read": [("GET", f"/schedules/{permit_id}", None), ("GET", f"/reports?permit_id={permit_id}", None)],
         "submit": [("POST", "/reports", report_body(permit_id, period_id))],
         "compliance": [("GET", f"/compliance?province={PROVINCE}", None)],
+        "regimes": [("GET", "/regimes", None)],
+        # A regime of its own each time (a name and a date no other has), scheduled then withdrawn.
+        "change_regimes": [("POST", "/regimes", regime_body(name := f"T-{uuid.uuid4().hex[:12]}")),
+                           ("DELETE", f"/regimes/{name}", None)],
     }[action]
+
+
+def regime_body(name: str, **changes) -> dict:
+    later = date.today() + timedelta(days=400 + uuid.uuid4().int % 300_000)
+    return {"name": name, "source": "SE Menperin (a test)", "effective_on": later.isoformat(),
+            "rule": "weekly:MON@12:00", "ladder": "SE-5/2021"} | changes
 
 
 CASES = [(action, role) for action in POLICY.rules for role in Role]
@@ -107,3 +117,39 @@ async def test_a_task_force_sees_its_own_region_by_default(plant):
     assert answer.status_code == 200 and answer.json()["regency"] == REGENCY
     wrong = await client.get("/compliance?province=32&regency=33.01", headers=bearer("operator"))
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "regency"
+
+
+async def test_an_operator_schedules_and_withdraws_a_regime_ahead_of_time_and_each_change_is_audited(plant):
+    client, _, _ = plant
+    operator = bearer("operator", sub="ops.rina")
+    name = f"SE-{uuid.uuid4().int % 90 + 10}/{uuid.uuid4().int % 900 + 2100}"
+    body = regime_body(name)
+    scheduled = await client.post("/regimes", json=body, headers=operator)
+    assert scheduled.status_code == 201, scheduled.text
+    assert scheduled.json() == {key: body[key] for key in ("name", "source", "effective_on", "rule", "ladder")}
+
+    timeline = (await client.get("/regimes", headers=bearer("agency"))).json()
+    # IOMKI_REPORT_REGIME is set here: the one configured rule is in force, the stored entries listed under it.
+    assert timeline["configured"] is True and set(timeline["in_force"].values()) == {"configured"}
+    changes = [c for c in timeline["changes"] if c["name"] == name]
+    assert [(c["action"], c["by"]) for c in changes] == [("scheduled", "ops.rina")]
+    assert changes[0]["entry"]["effective_on"] == body["effective_on"]
+
+    again = await client.post("/regimes", json=body, headers=operator)
+    assert again.status_code == 409 and again.json()["title"] == "Regime exists"
+    for wrong, field in (({"effective_on": date.today().isoformat()}, "effective_on"),
+                         ({"rule": "every:5s"}, "rule"), ({"rule": "weekly:XYZ@23:59"}, "rule")):
+        refused = await client.post("/regimes", json=regime_body(f"T-{uuid.uuid4().hex[:12]}", **wrong),
+                                    headers=operator)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
+    for wrong in ({"name": "SE 9/2099"}, {"ladder": "SE-4/2020"}, {"source": ""}):
+        assert (await client.post("/regimes", json=regime_body("x") | wrong, headers=operator)).status_code == 422
+
+    withdrawn = await client.delete(f"/regimes/{name}", headers=operator)
+    assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn"] is True
+    assert (await client.delete(f"/regimes/{name}", headers=operator)).status_code == 404
+    in_effect = await client.delete("/regimes/SE-8/2020", headers=operator)
+    assert in_effect.status_code == 409 and in_effect.json()["title"] == "Regime in effect"
+    timeline = (await client.get("/regimes", headers=bearer("task_force", region=PROVINCE))).json()
+    assert [(c["action"], c["by"]) for c in timeline["changes"] if c["name"] == name] == [
+        ("withdrawn", "ops.rina"), ("scheduled", "ops.rina")]
