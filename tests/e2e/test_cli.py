@@ -209,3 +209,18 @@ async def test_reports_and_alerts_read_through_the_cli(cli):
 def ok_text(result: Result) -> str:
     assert result.exit_code == 0, f"exit {result.exit_code}: {result.stdout}\n{result.stderr}\n{result.exception!r}"
     return result.stdout
+
+
+async def test_an_operator_schedules_lists_and_withdraws_a_regime_through_the_cli(cli):
+    name = f"SE-{uuid.uuid4().int % 90 + 10}/{uuid.uuid4().int % 900 + 3000}"
+    day = f"{uuid.uuid4().int % 900 + 3000}-01-04"
+    scheduled = ok_json(await cli("regimes", "schedule", name, "--from", day, "--rule", "weekly:MON@12:00",
+                                  "--ladder", "SE-5/2021", "--source", "SE Menperin (a test)", "--json"))
+    assert (scheduled["name"], scheduled["effective_on"], scheduled["ladder"]) == (name, day, "SE-5/2021")
+    listed = ok_json(await cli("regimes", "list", "--json"))
+    assert {"SE-8/2020", "SE-3/2021", "SE-5/2021", name} <= {r["name"] for r in listed["regimes"]}
+    assert listed["changes"][0]["name"] == name and listed["changes"][0]["action"] == "scheduled"
+    assert name in ok_text(await cli("regimes", "list"))
+    assert ok_json(await cli("regimes", "withdraw", name, "--json"))["withdrawn"] is True
+    refused = await cli("regimes", "withdraw", "SE-8/2020")
+    assert refused.exit_code == 1 and "Regime in effect" in refused.stderr + refused.stdout
