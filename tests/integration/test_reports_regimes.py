@@ -1,0 +1,115 @@
+"""A plant's reporting across a change of regime, over the real database and broker, with the shipped timeline.
+
+The service runs on a clock set in 2021 (no IOMKI_REPORT_REGIME): a plant in Bekasi issued in July 2021 reports
+under SE 8/2020 (weekly, Saturday 23:59) until SE 3/2021 takes effect on 30 July; periods opened before that are
+judged by SE 8/2020's ladder (three missed periods revoke), the later ones by SE 3/2021's (three warnings in a row
+freeze), and misses under the one are no evidence for the other. Warnings go out at the deadline (PT0S).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+import pytest_asyncio
+
+from services.reports.app import ReportsSettings, create_app
+from shared.clock import FakeClock
+from shared.contract import Envelope, PermitIssued, PermitRevoked, SectorClass, decode
+from tests.support.kafka import publish, read_topic
+from tests.support.platform import bearer, running_service
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+NIB = "8120000135790"
+# Tuesday 13 July 2021, 10:00 in Bekasi (WIB).
+ISSUED = datetime(2021, 7, 13, 3, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def reports(platform):
+    clock = FakeClock(ISSUED)
+    settings = ReportsSettings(IOMKI_WARNING_DELAY="PT0S", IOMKI_REPORT_DUE_LEAD="PT6H",
+                               IOMKI_REPORT_SWEEP_SECONDS="0.2")
+    assert settings.regime is None  # the shipped timeline, not one configured rule
+    async with running_service(create_app(clock=clock, reports_settings=settings)) as client:
+        yield client, clock
+
+
+async def test_periods_opened_under_se_8_2020_are_judged_by_its_ladder_and_later_ones_by_se_3_2021s(platform,
+                                                                                                      reports):
+    client, clock = reports
+    permit_id, facility_id = uuid.uuid4(), uuid.uuid4()
+    about = dict(facility_id=facility_id, province_code="32", regency_code="32.16", permit_id=permit_id, nib=NIB)
+    await publish(platform.bootstrap, Envelope.wrap(PermitIssued(
+        **about, permit_number="IOMKI-2021-000135", company_name="PT Logam Cikarang",
+        sector_class=SectorClass.ESSENTIAL, workforce_total=400, issued_at=ISSUED), service="permits"))
+
+    async def periods(count: int) -> list[dict]:
+        async def probe():
+            answer = await client.get(f"/schedules/{permit_id}", headers=bearer("operator"))
+            found = answer.json()["periods"] if answer.status_code == 200 else []
+            return found if len(found) >= count else None
+        return await eventually(probe, timeout=30)
+
+    def kinds_and_events(messages) -> list:
+        seen, events = set(), []
+        for message in messages:
+            decoded = decode(message.value)
+            if decoded.envelope.subject == str(facility_id) and decoded.envelope.id not in seen:
+                seen.add(decoded.envelope.id)
+                events.append(decoded)
+        return events
+
+    def sanctions(messages) -> list:
+        return [d.event for d in kinds_and_events(messages) if d.envelope.type == "iomki.SanctionRecommended.v1"]
+
+    def warnings(messages) -> list:
+        return [d.event for d in kinds_and_events(messages) if d.envelope.type == "iomki.WarningIssued.v1"]
+
+    # Its first period opens under SE 8/2020: weekly, Saturday 17 July 23:59 WIB.
+    [first] = await periods(1)
+    assert (first["regime_name"], first["rule"]) == ("SE-8/2020", "weekly:SAT@23:59")
+    assert first["deadline"] == "2021-07-17T16:59:00+00:00"
+
+    # The plant reports nothing for three weeks. Sunday 1 August, 10:00 WIB.
+    clock.set(datetime(2021, 8, 1, 3, tzinfo=UTC))
+    messages = await read_topic(platform.bootstrap, "iomki.reports", timeout=40,
+                                until=lambda ms: len(sanctions(ms)) >= 1)
+    listed = await periods(4)
+    # The period opened on Saturday 24 July is SE 8/2020's, though SE 3/2021 took effect before its deadline; the
+    # next opens at 31 July 23:59 WIB, under SE 3/2021: twice weekly, its deadline Tuesday 3 August 23:59.
+    assert [(p["seq"], p["regime_name"], p["status"]) for p in listed[:4]] == [
+        (1, "SE-8/2020", "overdue"), (2, "SE-8/2020", "overdue"), (3, "SE-8/2020", "overdue"),
+        (4, "SE-3/2021", "open")]
+    assert listed[3]["rule"] == "twice-weekly:TUE,FRI@23:59" and listed[3]["deadline"] == "2021-08-03T16:59:00+00:00"
+    # Three missed periods under SE 8/2020 revoke (SE 3/2021 would have frozen).
+    [revoke] = sanctions(messages)
+    assert (revoke.action, revoke.rule) == ("revoke", "ThreeMissedPeriods")
+    assert revoke.evidence.warnings == [w.warning_id for w in warnings(messages)][:3]
+
+    # Nor does it report under SE 3/2021: Tuesday 3, Friday 6 and Tuesday 10 August pass.
+    clock.set(datetime(2021, 8, 11, 3, tzinfo=UTC))
+    messages = await read_topic(platform.bootstrap, "iomki.reports", timeout=40,
+                                until=lambda ms: len(sanctions(ms)) >= 2)
+    issued = warnings(messages)
+    # SE 3/2021 counts its own periods: the first of its warnings is the first in a row, and its freeze names the
+    # three periods opened under it, none of SE 8/2020's.
+    assert [w.consecutive for w in issued] == [1, 2, 3, 1, 2, 3]
+    freeze = sanctions(messages)[1]
+    assert (freeze.action, freeze.rule) == ("freeze", "ThreeWarningsInARow")
+    assert freeze.evidence.warnings == [w.warning_id for w in issued[3:]]
+    listed = await periods(7)
+    assert [p["regime_name"] for p in listed[3:6]] == ["SE-3/2021"] * 3
+
+    # The permit is revoked: nothing more is owed (and nothing is left for another test's sweep).
+    await publish(platform.bootstrap, Envelope.wrap(PermitRevoked(
+        **about, permit_number="IOMKI-2021-000135", reason="three missed periods (SE 8/2020)",
+        reapply_after=date(2021, 8, 25)), service="permits"))
+
+    async def ended():
+        answer = await client.get(f"/schedules/{permit_id}", headers=bearer("operator"))
+        return answer.json()["ended"] or None
+    assert await eventually(ended, timeout=30)
