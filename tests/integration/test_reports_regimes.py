@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
 from services.reports.app import ReportsSettings, create_app
 from shared.clock import FakeClock
 from shared.contract import Envelope, PermitIssued, PermitRevoked, SectorClass, decode
+from shared.runtime import PLATFORM_MIGRATIONS
+from shared.storage.db import migrate, migrations_in, provision
 from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service
 from tests.support.waiting import eventually
@@ -113,3 +117,46 @@ async def test_periods_opened_under_se_8_2020_are_judged_by_its_ladder_and_later
         answer = await client.get(f"/schedules/{permit_id}", headers=bearer("operator"))
         return answer.json()["ended"] or None
     assert await eventually(ended, timeout=30)
+
+
+async def test_periods_stored_before_the_timeline_are_named_by_their_rule_or_the_regime_in_force_when_they_opened(
+        platform):
+    schema = "reports_regime_upgrade"
+    admin = await asyncpg.connect(platform.admin_url)
+    try:  # a schema of its own, from nothing each time
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await admin.close()
+    url = await provision(platform.admin_url, schema)
+    migrations = (migrations_in("platform", PLATFORM_MIGRATIONS)
+                  + migrations_in(schema, Path(__file__).parents[2] / "services" / "reports" / "migrations"))
+    before = [m for m in migrations if (m.component, m.version) != (schema, 10)]
+    await migrate(url, schema, before)
+    connection = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        stored = {  # (the rule, the zone, when it opened): the name it should get
+            ("weekly:SAT@23:59", "Asia/Jakarta", datetime(2022, 1, 1, tzinfo=UTC)): "SE-8/2020",
+            ("twice-weekly:TUE,FRI@23:59", "Asia/Jakarta", datetime(2020, 6, 1, tzinfo=UTC)): "SE-3/2021",
+            ("weekly:FRI@23:59", "Asia/Jayapura", datetime(2021, 8, 1, tzinfo=UTC)): "SE-5/2021",
+            # A demonstration's rule: the regime in force on the local day it opened.
+            ("every:5s", "Asia/Jakarta", datetime(2021, 7, 29, 16, 59, 59, tzinfo=UTC)): "SE-8/2020",
+            ("every:5s", "Asia/Jakarta", datetime(2021, 7, 29, 17, tzinfo=UTC)): "SE-3/2021",  # 30 Jul 00:00 WIB
+            ("every:5s", "Asia/Jayapura", datetime(2021, 9, 9, 15, tzinfo=UTC)): "SE-5/2021",  # 10 Sep 00:00 WIT
+            ("every:5s", "Asia/Makassar", datetime(2021, 9, 9, 15, tzinfo=UTC)): "SE-3/2021",  # 9 Sep 23:00 WITA
+        }
+        ids = {}
+        for (rule, zone, opened), _ in stored.items():
+            permit_id = uuid.uuid4()
+            await connection.execute(
+                "INSERT INTO schedules (permit_id, facility_id, nib, province_code, regency_code, zone, issued_at)"
+                " VALUES ($1, $2, $3, '32', '32.16', $4, $5)", permit_id, uuid.uuid4(), NIB, zone, opened)
+            ids[(rule, zone, opened)] = await connection.fetchval(
+                "INSERT INTO periods (period_id, permit_id, seq, regime, starts_at, deadline, status, province_code,"
+                " regency_code) VALUES ($1, $2, 1, $3, $4, $4, 'open', '32', '32.16') RETURNING period_id",
+                uuid.uuid4(), permit_id, rule, opened)
+        await migrate(url, schema, migrations)
+        named = {key: await connection.fetchval("SELECT regime_name FROM periods WHERE period_id = $1", period_id)
+                 for key, period_id in ids.items()}
+        assert named == stored
+    finally:
+        await connection.close()
