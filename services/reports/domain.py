@@ -534,12 +534,11 @@ def consecutive_warnings(history: list[SettledPeriod]) -> int:
 class ThreeMissedPeriods:
     """SE 8/2020: a plant that misses three reporting periods is revoked.
 
-    How misses are counted: the circular, as the notes give it ("Missing 3 periods → revocation", DOMAIN-NOTES
-    "Reports and sanctions", from the SE 8/2020 reporting-duty circular and the Nov 2020 press on ~9,300 permits at
-    risk of revocation), says three periods and not three in a row, so any `count` missed periods count, in a row or
-    not, however far apart *[inference: no window is stated]*. A missed period is one that went overdue and was
-    warned (a period reported late, before its warning, or excused by a closure is not missed). Periods already
-    used as evidence of a sanction do not count again. SE 8/2020 knows no freeze.
+    How misses are counted: the circular, as reported (missing three periods revokes; in Nov 2020 about 9,300
+    permits were at risk of revocation), says three periods and not three in a row, so any `count` missed periods
+    count, in a row or not, however far apart *[inference: no window is stated]*. A missed period is one that went
+    overdue and was warned (a period reported late, before its warning, or excused by a closure is not missed).
+    Periods already used as evidence of a sanction do not count again. SE 8/2020 knows no freeze.
     """
 
     count: int = 3
@@ -567,9 +566,9 @@ LADDERS: dict[LadderName, SanctionLadder] = {
     LadderName.SE_8_2020: SanctionLadder(on_missed=(ThreeMissedPeriods(),), on_frozen=(),
                                          lookback=timedelta(days=3660), min_periods=3),
     LadderName.SE_3_2021: SanctionLadder(),
-    # SE 5/2021 changes the reporting days (weekly, Friday) and keeps SE 3/2021's ladder. What it adds, operating
-    # while frozen (DOMAIN-NOTES "Reports and sanctions": "SE 5/2021 adds operating while frozen"), is found by an
-    # inspection in the field, not by a missed report, so it is no rule of the reporting ladder.
+    # SE 5/2021 changes the reporting days (weekly, Friday) and keeps SE 3/2021's ladder. What it adds to the grounds
+    # for revocation, operating while frozen, is found by an inspection in the field, not by a missed report, so it
+    # is no rule of the reporting ladder.
     LadderName.SE_5_2021: SanctionLadder(),
 }
 
