@@ -44,7 +44,7 @@ def report_body() -> bytes:
         "transport_modes": ["company bus", "motorcycle"],
         "protocol_checklist": dict.fromkeys(["temperature_screening", "masks", "distancing", "ventilation",
                                              "disinfection", "handwash_stations", "pedulilindungi_scan"], True),
-        "case_handling": "",
+        "case_handling": "", "declared_true": True,
     }, separators=(",", ":")).encode()
 
 

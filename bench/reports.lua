@@ -31,7 +31,8 @@ local template = '{"permit_id":"%s","period_id":"%s","workforce":{"total":%d,"on
    .. '"odp":%d,"pdp":%d,"confirmed_positive":0,"tests":{"pcr":%d,"antigen":%d},'
    .. '"vaccinated":{"dose1":%d,"dose2":%d,"booster":%d},"transport_modes":["company bus","motorcycle"],'
    .. '"protocol_checklist":{"temperature_screening":true,"masks":true,"distancing":true,"ventilation":true,'
-   .. '"disinfection":true,"handwash_stations":true,"pedulilindungi_scan":true},"case_handling":""}'
+   .. '"disinfection":true,"handwash_stations":true,"pedulilindungi_scan":true},"case_handling":"",'
+   .. '"declared_true":true}'
 
 function request()
    local plant = plants[turn % #plants + 1]

@@ -250,6 +250,9 @@ class ReportSubmitted(ReportEvent):
     vaccinated_dose1: Count
     vaccinated_dose2: Count
     vaccinated_booster: Count
+    # Added in v1 with a default: events published before it carry no declaration.
+    declared: bool = Field(False, description="The company declared the report's data true (SE 5/2021); who declared "
+                                              "stays in the reports service.")
 
 
 class ReportOverdue(ReportEvent):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from services.reports.domain import (
     REGIME_NAME_PATTERN, REGIME_SOURCE_MAX, ZONES, InconsistentReport, LadderName, ObligationEnded, PeriodClosed,
     PeriodNotFound, RegimeEntry, RegimeExists, RegimeInEffect, RegimeNotFound, RegimeRefused, ReportFigures,
-    ScheduleNotFound,
+    ScheduleNotFound, UndeclaredReport,
 )
 from services.reports.handlers import ReportHandlers, ReportIn
 from shared import regions
@@ -42,6 +42,8 @@ PROBLEMS: ProblemTable = {
     PeriodClosed: lambda exc: Problem(409, "Period closed", str(exc), period_status=exc.status.value),
     InconsistentReport: lambda exc: Problem(422, "Invalid request", "The report's counts contradict each other.",
                                             errors=[{"field": i.field, "message": i.message} for i in exc.issues]),
+    UndeclaredReport: lambda exc: Problem(422, "Invalid request", exc.MESSAGE,
+                                          errors=[{"field": exc.FIELD, "message": exc.MESSAGE}]),
     RegimeRefused: lambda exc: Problem(422, "Invalid request", str(exc),
                                        errors=[{"field": exc.field, "message": exc.message}]),
     RegimeExists: lambda exc: Problem(409, "Regime exists", f"A regime named {exc} is already in the timeline."),
@@ -97,6 +99,11 @@ class ReportBody(BaseModel):
     transport_modes: list[Annotated[Text, Field(max_length=100)]] = Field(max_length=10)
     protocol_checklist: ProtocolChecklist
     case_handling: Text = Field("", max_length=4000)
+    # A JSON true only: a declaration is not "yes" or 1. Who declared and when are the token's subject and the
+    # service's clock, never fields of the body.
+    declared_true: bool = Field(False, strict=True, description=(
+        "The company declares this report's data true (SE 5/2021). Required (true) for a period opened under a "
+        "regime that requires the declaration; recorded with the caller and the time whenever given."))
 
 
 class RegimeBody(BaseModel):
@@ -105,12 +112,14 @@ class RegimeBody(BaseModel):
     effective_on: date = Field(description="A date not yet begun in any zone (after today in WIT)")
     rule: str = Field(max_length=64, description="weekly:DAY@HH:MM or twice-weekly:DAY,DAY@HH:MM, local time")
     ladder: LadderName
+    declaration: bool = Field(True, strict=True, description="Reports under it must carry the declaration of truth "
+                                                             "(declared_true); unless stated, as under SE 5/2021")
 
 
 def _entry(entry: RegimeEntry) -> dict[str, Any]:
     return {"name": entry.name, "source": entry.source,
             "effective_on": None if entry.effective_on == date.min else entry.effective_on.isoformat(),
-            "rule": entry.rule.text, "ladder": entry.ladder.value}
+            "rule": entry.rule.text, "ladder": entry.ladder.value, "declaration": entry.declaration}
 
 
 class ReportAccepted(BaseModel):
@@ -150,7 +159,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
             booster=body.vaccinated.booster, case_handling=body.case_handling,
         )
         accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures,
-                                                  body.model_dump_json()), access)
+                                                  body.model_dump_json(), body.declared_true), access)
         accepted_json = ReportAccepted(report_id=accepted.report_id, late=accepted.late,
                                        supersedes=accepted.supersedes).model_dump_json()
         return Response(accepted_json, status_code=201, media_type="application/json")
@@ -164,7 +173,11 @@ def router(handlers: ReportHandlers) -> APIRouter:
              "submitted_at": r["submitted_at"].isoformat(), "deadline": r["deadline"].isoformat(), "late": r["late"],
              "current": r["superseded_by"] is None,
              "superseded_by": str(r["superseded_by"]) if r["superseded_by"] else None,
-             "submitted_by": {"sub": r["actor"], "role": r["role"]}, "report": r["payload"]}
+             "submitted_by": {"sub": r["actor"], "role": r["role"]},
+             # Who declared the report's data true and when, as the service recorded it; null: not declared.
+             "declared": r["declared_at"] is not None,
+             "declaration": {"sub": r["declared_by"], "at": r["declared_at"].isoformat()} if r["declared_at"] else None,
+             "report": r["payload"]}
             for r in found]}
 
     @routes.get("/compliance")
@@ -203,7 +216,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
             "configured": handlers.config.regime is not None,
             "in_force": {zone: timeline.in_force(now, zone).name for zone in ZONES} if timeline.entries else {},
             "regimes": [{"name": row["name"], "source": row["source"], "effective_on": row["effective_on"].isoformat(),
-                         "rule": row["rule"], "ladder": row["ladder"], "shipped": row["shipped"],
+                         "rule": row["rule"], "ladder": row["ladder"], "declaration": row["declaration"],
+                         "shipped": row["shipped"],
                          "scheduled_by": row["scheduled_by"], "scheduled_at": row["scheduled_at"].isoformat()}
                         for row in stored],
             "changes": [{"at": c["at"].isoformat(), "by": c["actor"], "action": c["action"], "name": c["name"],
@@ -214,7 +228,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
     async def schedule_regime(body: RegimeBody, access: Annotated[Access, POLICY.guard("change_regimes")]) -> dict:
         entry = await handlers.schedule_regime(access, name=body.name, source=body.source,
                                                effective_on=body.effective_on, rule=body.rule,
-                                               ladder=body.ladder.value)
+                                               ladder=body.ladder.value, declaration=body.declaration)
         return _entry(entry)
 
     @routes.delete("/regimes/{name:path}")

@@ -342,29 +342,69 @@ def consistency_issues(f: ReportFigures) -> list[FieldIssue]:
     return issues
 
 
+# SE 5/2021, the latest circular, requires the declaration: so does a regime that does not state otherwise.
+DECLARATION_UNLESS_STATED = True
+
+
+class UndeclaredReport(Refused):
+    """A report for a period whose regime requires the declaration of truth, sent without it (missing or false)."""
+
+    FIELD = "declared_true"
+    # In Bahasa Indonesia first, for the companies that send it, then English.
+    MESSAGE = ("Perusahaan wajib menyatakan bahwa data laporan ini benar (declared_true: true) / "
+               "The company must declare this report's data true (declared_true: true)")
+
+    def __init__(self) -> None:
+        super().__init__(f"{self.FIELD}: {self.MESSAGE}")
+
+
+@dataclass(frozen=True)
+class DeclarationOfTruth:
+    """SE 5/2021: each company declares its report's data true. A report for a period opened under a regime that
+    requires it (`RegimeEntry.declaration`) is refused without the declaration; under one that does not, a report is
+    accepted with or without it, and a declaration given is still recorded. Who declared and when are the caller and
+    the service's clock, never words of the report. A later finding that contradicts a declared report is a ground
+    for revocation (SE 3/2021), which is why the declaration is kept."""
+
+    required: bool
+
+    @classmethod
+    def of_regime(cls, stated: bool | None) -> DeclarationOfTruth:
+        """The rule of the regime a period opened under: as the regime states, or, for a name the stored timeline
+        does not hold (IOMKI_REPORT_REGIME's one rule), as the latest circular does."""
+        return cls(DECLARATION_UNLESS_STATED if stated is None else stated)
+
+    def check(self, declared: bool) -> None:
+        if self.required and declared is not True:
+            raise UndeclaredReport()
+
+
 @dataclass(frozen=True)
 class Submission:
     period: Period
     late: bool
+    declared: bool = False  # the company declared the report's data true: record who and when
 
 
-def submit(schedule: Schedule, period: Period, figures: ReportFigures, *, now: datetime) -> Submission:
-    """Accept a report (or a correction superseding the previous one) for an existing period."""
+def submit(schedule: Schedule, period: Period, figures: ReportFigures, *, now: datetime, declared: bool = False,
+           declaration: DeclarationOfTruth = DeclarationOfTruth(required=False)) -> Submission:
+    """Accept a report (or a correction superseding the previous one, declared again) for an existing period."""
     if schedule.ended:
         raise ObligationEnded(schedule.permit_id)
     if period.status in (PeriodStatus.ENDED, PeriodStatus.EXCUSED):
         raise PeriodClosed(period.status)
+    declaration.check(declared)
     issues = consistency_issues(figures)
     if issues:
         raise InconsistentReport(issues)
     late = now > period.deadline
     if period.status is PeriodStatus.SUBMITTED:
-        return Submission(period, late)  # a correction does not undo having reported on time
+        return Submission(period, late, declared)  # a correction does not undo having reported on time
     changed = replace(period, status=PeriodStatus.LATE if late else PeriodStatus.SUBMITTED)
     if period.next_action is NextAction.WARN:
         # Reported after the deadline but before the warning went out ("the morning after"): no warning.
         changed = replace(changed, next_action=None, next_action_at=None)
-    return Submission(changed, late)
+    return Submission(changed, late, declared)
 
 
 # ---------------------------------------------------------------------------------------- sanction ladder
@@ -595,6 +635,8 @@ class RegimeEntry:
     effective_on: date
     rule: Regime
     ladder: LadderName
+    # Whether a report for a period opened under it must carry the declaration of truth (`DeclarationOfTruth`).
+    declaration: bool = DECLARATION_UNLESS_STATED
 
     def in_force_at(self, moment: datetime, zone: str) -> bool:
         """From the local midnight of `effective_on` in the plant's zone (compared as local dates, which is the same
@@ -605,13 +647,15 @@ class RegimeEntry:
         return self.in_force_at(now, EARLIEST_ZONE)
 
 
-# IOMKI_REPORT_REGIME (demonstrations and tests): one rule from the beginning of time under SE 3/2021's ladder.
+# IOMKI_REPORT_REGIME (demonstrations and tests): one rule from the beginning of time under SE 3/2021's ladder
+# (which SE 5/2021 keeps), requiring the declaration as SE 5/2021 does: it plays the regime in force today at
+# another pace, so a client that passes a demonstration meets the same rules in production.
 CONFIGURED_REGIME = "configured"
 
 
 def configured_timeline(rule: Regime) -> RegimeTimeline:
     return RegimeTimeline((RegimeEntry(CONFIGURED_REGIME, "IOMKI_REPORT_REGIME", date.min, rule,
-                                       LadderName.SE_3_2021),))
+                                       LadderName.SE_3_2021, declaration=True),))
 
 
 @dataclass(frozen=True)
@@ -636,6 +680,11 @@ class RegimeTimeline:
 
     def named(self, name: str) -> RegimeEntry | None:
         return next((entry for entry in self.entries if entry.name == name), None)
+
+    def declaration_for(self, regime_name: str) -> DeclarationOfTruth:
+        """The declaration rule of the regime a period opened under."""
+        entry = self.named(regime_name)
+        return DeclarationOfTruth.of_regime(entry.declaration if entry else None)
 
     def ladder_for(self, regime_name: str) -> SanctionLadder:
         """The ladder of the regime a period opened under. A name the timeline no longer holds (a period opened
@@ -672,9 +721,10 @@ class RegimeInEffect(Refused):
 
 
 def scheduled_entry(timeline: RegimeTimeline, *, name: str, source: str, effective_on: date, rule: str,
-                    ladder: str, now: datetime) -> RegimeEntry:
+                    ladder: str, now: datetime, declaration: bool = DECLARATION_UNLESS_STATED) -> RegimeEntry:
     """A new regime an operator schedules ahead of time: a date not yet begun in any zone, a weekly rule, a
-    circular's ladder, a name of its own."""
+    circular's ladder, a name of its own, and whether its reports must carry the declaration of truth (unless
+    stated, they must, as under the latest circular)."""
     if not re.fullmatch(REGIME_NAME_PATTERN, name):
         raise RegimeRefused("name", "letters, digits and . / _ - only, at most 40")
     if not source.strip() or len(source) > REGIME_SOURCE_MAX:
@@ -689,7 +739,7 @@ def scheduled_entry(timeline: RegimeTimeline, *, name: str, source: str, effecti
         ladder_name = LadderName(ladder)
     except ValueError:
         raise RegimeRefused("ladder", f"one of {', '.join(n.value for n in LadderName)}") from None
-    entry = RegimeEntry(name, source.strip(), effective_on, parsed, ladder_name)
+    entry = RegimeEntry(name, source.strip(), effective_on, parsed, ladder_name, declaration)
     if entry.begun_anywhere(now):
         raise RegimeRefused("effective_on", f"must be a date not yet begun in any zone (after "
                                             f"{now.astimezone(ZoneInfo(EARLIEST_ZONE)).date().isoformat()})")
@@ -718,11 +768,12 @@ def timeline_from_toml(document: dict[str, object]) -> tuple[RegimeEntry, ...]:
     entries = []
     for table in tables:
         name, source, effective_on = table["name"], table["source"], table["effective_on"]
+        declaration = table.get("declaration")
         if not (isinstance(name, str) and re.fullmatch(REGIME_NAME_PATTERN, name) and isinstance(source, str)
-                and type(effective_on) is date):
-            raise InvalidRegime(f"[[regime]] {name!r}: a name, a source and a date")
+                and type(effective_on) is date and isinstance(declaration, bool)):
+            raise InvalidRegime(f"[[regime]] {name!r}: a name, a source, a date and declaration = true or false")
         entries.append(RegimeEntry(name, source, effective_on, parse_regime(table["rule"]),
-                                   LadderName(table["ladder"])))
+                                   LadderName(table["ladder"]), declaration))
     if len({e.name for e in entries}) != len(entries) or len({e.effective_on for e in entries}) != len(entries):
         raise InvalidRegime("each regime has a name and an effective date of its own")
     return tuple(entries)

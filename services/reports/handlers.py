@@ -53,6 +53,7 @@ class ReportIn:
     period_id: uuid.UUID
     figures: ReportFigures
     payload_json: str  # the report as submitted, stored as it came
+    declared: bool = False  # the company declares the report's data true (SE 5/2021)
 
 
 @dataclass(frozen=True)
@@ -295,13 +296,13 @@ class ReportHandlers:
             return await self.timeline(work), await work.regimes.listing(), await work.regimes.changes(100)
 
     async def schedule_regime(self, access: Access, *, name: str, source: str, effective_on: date, rule: str,
-                              ladder: str) -> RegimeEntry:
+                              ladder: str, declaration: bool = domain.DECLARATION_UNLESS_STATED) -> RegimeEntry:
         now = self.clock.now()
         async with self.database.transaction() as work:
             await work.regimes.lock()
             timeline = RegimeTimeline(await work.regimes.timeline())
             entry = domain.scheduled_entry(timeline, name=name, source=source, effective_on=effective_on, rule=rule,
-                                           ladder=ladder, now=now)
+                                           ladder=ladder, now=now, declaration=declaration)
             await work.regimes.schedule(entry, actor=access.actor, at=now)
         record("regime_scheduled", name=entry.name, effective_on=entry.effective_on.isoformat(), actor=access.actor)
         return entry
@@ -348,15 +349,17 @@ class ReportHandlers:
                 for decision in decided]
 
     @staticmethod
-    def _accept(report: ReportIn, access: Access, target: tuple[Schedule, Period | None] | None,
+    def _accept(report: ReportIn, access: Access, target: tuple[Schedule, Period | None, bool | None] | None,
                 now: datetime) -> _Acceptance:
         """The report accepted, or the rule that refuses it."""
         if target is None or not access.may_see(region_code=target[0].regency_code, nib=target[0].nib):
             raise ScheduleNotFound("Permit")
-        schedule, period = target
+        schedule, period, declaration_stated = target
         if period is None:
             raise PeriodNotFound(report.period_id)
-        accepted = domain.submit(schedule, period, report.figures, now=now)
+        # The rule of the regime the period opened under, as stored (IOMKI_REPORT_REGIME's is not: see `of_regime`).
+        accepted = domain.submit(schedule, period, report.figures, now=now, declared=report.declared,
+                                 declaration=domain.DeclarationOfTruth.of_regime(declaration_stated))
         report_id = uuid.uuid4()
         f = report.figures
         event = Envelope.wrap(ReportSubmitted(
@@ -365,9 +368,12 @@ class ReportHandlers:
             workforce_total=f.workforce_total, on_site_total=f.on_site_total, odp=f.odp, pdp=f.pdp,
             confirmed_positive=f.confirmed_positive, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
             vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
+            declared=accepted.declared,
         ), service=SERVICE, time=now)
+        # Who declared is the caller, when is now: never what the report says of itself.
         stored = StoredReport(accepted.period, report_id, accepted.late, access.actor, access.principal.role.value,
-                              report.payload_json)
+                              report.payload_json, access.actor if accepted.declared else None,
+                              now if accepted.declared else None)
         # A period holds a current report exactly when it is reported: only then is there one to supersede.
         return _Acceptance(stored, period.reported, event)
 

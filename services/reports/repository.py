@@ -38,6 +38,20 @@ class StoredReport(NamedTuple):
     actor: str
     role: str
     payload_json: str  # the report as submitted
+    declared_by: str | None = None  # who declared its data true (the caller's token subject), when they did
+    declared_at: datetime | None = None
+
+
+class DeclaredReport(NamedTuple):
+    """A report its company declared true: what a finding in the field may contradict."""
+
+    report_id: uuid.UUID
+    period_id: uuid.UUID
+    submitted_at: datetime
+    declared_by: str
+    declared_at: datetime
+    current: bool  # not superseded by a correction
+    payload: dict[str, Any]
 
 
 class DuePeriod(NamedTuple):
@@ -212,22 +226,25 @@ class ReportRepository:
         self._connection = connection
 
     async def targets(self, asked: Sequence[tuple[uuid.UUID, uuid.UUID]]
-                      ) -> dict[uuid.UUID, tuple[Schedule, Period | None]]:
+                      ) -> dict[uuid.UUID, tuple[Schedule, Period | None, bool | None]]:
         """For each (permit_id, period_id) asked, the schedule and that period of it, all locked in one round trip:
         the schedules first, as every writer of a plant locks it, and in permit order, so that two batches of
         reports cannot deadlock. A permit without a schedule is not in the answer; the period is None when the
-        schedule has no such period."""
+        schedule has no such period. Third, whether the stored regime the period opened under requires the
+        declaration of truth (None when the timeline holds no regime of that name)."""
         rows = await self._connection.fetch(
             f"WITH s AS (SELECT {_SCHEDULE} FROM schedules WHERE permit_id = ANY($1::uuid[])"
             "  ORDER BY permit_id FOR UPDATE)"
-            " SELECT s.*, p.* FROM s JOIN unnest($1::uuid[], $2::uuid[]) AS u(permit_id, period_id) USING (permit_id)"
+            " SELECT s.*, p.*, r.declaration"
+            " FROM s JOIN unnest($1::uuid[], $2::uuid[]) AS u(permit_id, period_id) USING (permit_id)"
             " LEFT JOIN LATERAL"
             f" (SELECT {_PERIOD} FROM periods WHERE period_id = u.period_id AND permit_id = s.permit_id FOR UPDATE) p"
-            " ON true",
+            " ON true LEFT JOIN regimes r ON r.name = p.regime_name",
             [permit_id for permit_id, _ in asked], [period_id for _, period_id in asked],
         )
         return {row[0]: (_schedule(row[:_SCHEDULE_WIDTH]),
-                         _period(row[_SCHEDULE_WIDTH:]) if row[_SCHEDULE_WIDTH] is not None else None)
+                         _period(row[_SCHEDULE_WIDTH:]) if row[_SCHEDULE_WIDTH] is not None else None,
+                         row[_SCHEDULE_WIDTH + _PERIOD_WIDTH])
                 for row in rows}
 
     async def supersede(self, superseded_by: Mapping[uuid.UUID, uuid.UUID], at: datetime) -> dict[uuid.UUID, uuid.UUID]:
@@ -255,25 +272,43 @@ class ReportRepository:
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
             "  AS u(period_id, status, next_action, next_action_at, warning_id)"
             " WHERE p.period_id = u.period_id)"
-            " INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
-            " SELECT u.report_id, u.period_id, u.permit_id, $6, u.late, u.actor, u.role, u.payload::jsonb"
-            " FROM unnest($7::uuid[], $1::uuid[], $8::uuid[], $9::bool[], $10::text[], $11::text[], $12::text[])"
-            "  AS u(report_id, period_id, permit_id, late, actor, role, payload)",
+            " INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload,"
+            "  declared_by, declared_at)"
+            " SELECT u.report_id, u.period_id, u.permit_id, $6, u.late, u.actor, u.role, u.payload::jsonb,"
+            "  u.declared_by, u.declared_at"
+            " FROM unnest($7::uuid[], $1::uuid[], $8::uuid[], $9::bool[], $10::text[], $11::text[], $12::text[],"
+            "  $13::text[], $14::timestamptz[])"
+            "  AS u(report_id, period_id, permit_id, late, actor, role, payload, declared_by, declared_at)",
             [p.period_id for p in periods], [p.status.value for p in periods],
             [p.next_action.value if p.next_action else None for p in periods], [p.next_action_at for p in periods],
             [p.warning_id for p in periods], submitted_at, [stored.report_id for stored in reports],
             [p.permit_id for p in periods], [stored.late for stored in reports], [stored.actor for stored in reports],
             [stored.role for stored in reports], [stored.payload_json for stored in reports],
+            [stored.declared_by for stored in reports], [stored.declared_at for stored in reports],
         )
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
         rows = await self._connection.fetch(
             "SELECT r.report_id, r.period_id, r.submitted_at, r.late, r.actor, r.role, r.payload, r.superseded_by,"
-            " r.superseded_at, p.deadline FROM reports r JOIN periods p ON p.period_id = r.period_id"
+            " r.superseded_at, r.declared_by, r.declared_at, p.deadline"
+            " FROM reports r JOIN periods p ON p.period_id = r.period_id"
             " WHERE r.permit_id = $1 ORDER BY r.submitted_at DESC LIMIT $2",
             permit_id, limit,
         )
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
+    async def declared(self, permit_id: uuid.UUID, limit: int = 1000) -> list[DeclaredReport]:
+        """The permit's reports its company declared true, corrections and the reports they superseded alike (each
+        was declared), the latest first: what a later finding in the field may contradict (SE 3/2021 revokes a
+        permit whose field data contradict the company's statement)."""
+        rows = await self._connection.fetch(
+            "SELECT report_id, period_id, submitted_at, declared_by, declared_at, superseded_by IS NULL AS current,"
+            " payload FROM reports WHERE permit_id = $1 AND declared_at IS NOT NULL ORDER BY submitted_at DESC"
+            " LIMIT $2",
+            permit_id, limit,
+        )
+        return [DeclaredReport(r["report_id"], r["period_id"], r["submitted_at"], r["declared_by"], r["declared_at"],
+                               r["current"], json.loads(r["payload"])) for r in rows]
 
 
 class ClosureRepository:
@@ -373,14 +408,14 @@ class RegimeRepository:
 
     async def timeline(self) -> tuple[RegimeEntry, ...]:
         rows = await self._connection.fetch(
-            "SELECT name, source, effective_on, rule, ladder FROM regimes ORDER BY effective_on")
+            "SELECT name, source, effective_on, rule, ladder, declaration FROM regimes ORDER BY effective_on")
         return tuple(RegimeEntry(r["name"], r["source"], r["effective_on"], parse_regime(r["rule"]),
-                                 LadderName(r["ladder"])) for r in rows)
+                                 LadderName(r["ladder"]), r["declaration"]) for r in rows)
 
     async def listing(self) -> list[dict[str, Any]]:
         rows = await self._connection.fetch(
-            "SELECT name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at FROM regimes"
-            " ORDER BY effective_on")
+            "SELECT name, source, effective_on, rule, ladder, declaration, shipped, scheduled_by, scheduled_at"
+            " FROM regimes ORDER BY effective_on")
         return [dict(row) for row in rows]
 
     async def changes(self, limit: int) -> list[dict[str, Any]]:
@@ -393,14 +428,17 @@ class RegimeRepository:
         changed = []
         for entry in entries:
             row = await self._connection.fetchrow(
-                "INSERT INTO regimes (name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at)"
-                " VALUES ($1, $2, $3, $4, $5, true, 'configuration', $6)"
+                "INSERT INTO regimes (name, source, effective_on, rule, ladder, declaration, shipped, scheduled_by,"
+                "  scheduled_at)"
+                " VALUES ($1, $2, $3, $4, $5, $7, true, 'configuration', $6)"
                 " ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, effective_on = EXCLUDED.effective_on,"
-                "  rule = EXCLUDED.rule, ladder = EXCLUDED.ladder, shipped = true"
-                " WHERE (regimes.source, regimes.effective_on, regimes.rule, regimes.ladder, regimes.shipped)"
-                "  IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.effective_on, EXCLUDED.rule, EXCLUDED.ladder, true)"
+                "  rule = EXCLUDED.rule, ladder = EXCLUDED.ladder, declaration = EXCLUDED.declaration, shipped = true"
+                " WHERE (regimes.source, regimes.effective_on, regimes.rule, regimes.ladder, regimes.declaration,"
+                "  regimes.shipped) IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.effective_on, EXCLUDED.rule,"
+                "  EXCLUDED.ladder, EXCLUDED.declaration, true)"
                 " RETURNING name",
-                entry.name, entry.source, entry.effective_on, entry.rule.text, entry.ladder.value, at)
+                entry.name, entry.source, entry.effective_on, entry.rule.text, entry.ladder.value, at,
+                entry.declaration)
             if row is not None:
                 await self._audit(at, "configuration", "shipped", entry)
                 changed.append(entry.name)
@@ -408,9 +446,11 @@ class RegimeRepository:
 
     async def schedule(self, entry: RegimeEntry, *, actor: str, at: datetime) -> None:
         await self._connection.execute(
-            "INSERT INTO regimes (name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at)"
-            " VALUES ($1, $2, $3, $4, $5, false, $6, $7)",
-            entry.name, entry.source, entry.effective_on, entry.rule.text, entry.ladder.value, actor, at)
+            "INSERT INTO regimes (name, source, effective_on, rule, ladder, declaration, shipped, scheduled_by,"
+            "  scheduled_at)"
+            " VALUES ($1, $2, $3, $4, $5, $8, false, $6, $7)",
+            entry.name, entry.source, entry.effective_on, entry.rule.text, entry.ladder.value, actor, at,
+            entry.declaration)
         await self._audit(at, actor, "scheduled", entry)
 
     async def withdraw(self, entry: RegimeEntry, *, actor: str, at: datetime) -> None:
@@ -427,9 +467,9 @@ class RegimeRepository:
             at, actor, action, entry.name, json.dumps(_entry_json(entry)))
 
 
-def _entry_json(entry: RegimeEntry) -> dict[str, str]:
+def _entry_json(entry: RegimeEntry) -> dict[str, str | bool]:
     return {"name": entry.name, "source": entry.source, "effective_on": entry.effective_on.isoformat(),
-            "rule": entry.rule.text, "ladder": entry.ladder.value}
+            "rule": entry.rule.text, "ladder": entry.ladder.value, "declaration": entry.declaration}
 
 
 class ReportsOutbox(Outbox):

@@ -206,7 +206,7 @@ REPORT = {"permit_id": "{permit}", "period_id": "{period}", "workforce": {"total
           "vaccinated": {"dose1": 190, "dose2": 180, "booster": 10}, "transport_modes": ["company_bus"],
           "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True, "ventilation": True,
                                  "disinfection": True, "handwash_stations": True, "pedulilindungi_scan": True},
-          "case_handling": ""}
+          "case_handling": "", "declared_true": True}
 # Confirmed in the future: the domain refuses it (422) at the caller's own plant, so probing adds no case; a
 # plant out of scope must be 404 before the case is even looked at.
 NEW_CASE = {"facility_id": "{facility}", "case_ref": "PROBE-1",

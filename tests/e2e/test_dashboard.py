@@ -48,7 +48,8 @@ def report(permit_id: str, period_id: str) -> dict[str, Any]:
             "vaccinated": {"dose1": 180, "dose2": 150, "booster": 40}, "transport_modes": ["company_bus"],
             "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",
                                                  "disinfection", "handwash_stations", "pedulilindungi_scan"),
-                                                True)}
+                                                True),
+            "declared_true": True}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

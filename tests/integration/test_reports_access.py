@@ -37,7 +37,7 @@ def report_body(permit_id: str, period_id: str) -> dict:
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
                                "ventilation": True, "disinfection": True, "handwash_stations": True,
                                "pedulilindungi_scan": True},
-        "case_handling": "",
+        "case_handling": "", "declared_true": True,
     }
 
 

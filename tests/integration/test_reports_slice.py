@@ -36,7 +36,7 @@ def report(permit_id: str, period_id: str, **changes) -> dict:
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
                                "ventilation": True, "disinfection": True, "handwash_stations": True,
                                "pedulilindungi_scan": True},
-        "case_handling": "",
+        "case_handling": "", "declared_true": True,
     }
     body.update(changes)
     return body

@@ -206,7 +206,7 @@ async def test_counters_agree_with_the_periods_after_submissions_lateness_overdu
     async def submit(plant: Schedule) -> None:
         async with database.reading() as work:
             period = (await work.periods.listing(plant.permit_id, 5))[0]  # the first
-        await sweepers[0].submit(ReportIn(plant.permit_id, period.period_id, FIGURES, "{}"), OPERATOR)
+        await sweepers[0].submit(ReportIn(plant.permit_id, period.period_id, FIGURES, "{}", declared=True), OPERATOR)
 
     deadline = START + REGIME.length
     for plant in plants[:4]:

@@ -259,7 +259,7 @@ class Load:
             "vaccinated": {"dose1": 280, "dose2": 250, "booster": 90}, "transport_modes": ["company bus"],
             "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",
                                                  "disinfection", "handwash_stations", "pedulilindungi_scan"), True),
-            "case_handling": marker})
+            "case_handling": marker, "declared_true": True})
         if isinstance(answer, Outcome):
             plant.reports.append(Report(marker, answer))
         elif answer.status_code == 201:

@@ -107,7 +107,8 @@ class Plant:
         }
 
     def report(self, permit_id: str, period_id: str, rng: random.Random) -> dict:
-        """A consistent weekly report (SE 5/2021 fields); no positive case, so incidents is not involved."""
+        """A consistent weekly report (SE 5/2021 fields, its data declared true); no positive case, so incidents is
+        not involved."""
         dose1 = rng.randint(self.workforce * 7 // 10, self.workforce)
         dose2 = rng.randint(dose1 * 8 // 10, dose1)
         return {
@@ -120,6 +121,8 @@ class Plant:
             "protocol_checklist": {name: True for name in (
                 "temperature_screening", "masks", "distancing", "ventilation", "disinfection",
                 "handwash_stations", "pedulilindungi_scan")},
+            # SE 5/2021: the company declares its data true. Sent whatever the regime, as under the one in force.
+            "declared_true": True,
         }
 
 
