@@ -217,6 +217,7 @@ async def test_an_operator_schedules_lists_and_withdraws_a_regime_through_the_cl
     scheduled = ok_json(await cli("regimes", "schedule", name, "--from", day, "--rule", "weekly:MON@12:00",
                                   "--ladder", "SE-5/2021", "--source", "SE Menperin (a test)", "--json"))
     assert (scheduled["name"], scheduled["effective_on"], scheduled["ladder"]) == (name, day, "SE-5/2021")
+    assert scheduled["declaration"] is True  # unless stated, as under the latest circular
     listed = ok_json(await cli("regimes", "list", "--json"))
     assert {"SE-8/2020", "SE-3/2021", "SE-5/2021", name} <= {r["name"] for r in listed["regimes"]}
     assert listed["changes"][0]["name"] == name and listed["changes"][0]["action"] == "scheduled"

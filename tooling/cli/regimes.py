@@ -24,9 +24,9 @@ def listing(token: TokenOption = None, as_json: JsonOption = False) -> None:
     def render(body: dict[str, Any]) -> None:
         fields("In force now" + (" (IOMKI_REPORT_REGIME replaces the timeline)" if body["configured"] else ""),
                body["in_force"])
-        table("Regimes", ["name", "from", "rule", "ladder", "shipped", "scheduled by", "source"],
-              [[r["name"], r["effective_on"], r["rule"], r["ladder"], "yes" if r["shipped"] else "",
-                r["scheduled_by"], r["source"]] for r in body["regimes"]])
+        table("Regimes", ["name", "from", "rule", "ladder", "declaration", "shipped", "scheduled by", "source"],
+              [[r["name"], r["effective_on"], r["rule"], r["ladder"], "required" if r["declaration"] else "",
+                "yes" if r["shipped"] else "", r["scheduled_by"], r["source"]] for r in body["regimes"]])
         table("Changes", ["at", "by", "action", "name"],
               [[c["at"], c["by"], c["action"], c["name"]] for c in body["changes"]])
 
@@ -41,15 +41,19 @@ def schedule(
     rule: Annotated[str, typer.Option(help="weekly:DAY@HH:MM or twice-weekly:DAY,DAY@HH:MM (local time)")],
     ladder: Annotated[str, typer.Option(help=f"The circular's sanction ladder: {', '.join(LADDERS)}")],
     source: Annotated[str, typer.Option(help="The circular that sets the regime")],
+    declaration: Annotated[bool, typer.Option(help="Its reports must carry the company's declaration that their "
+                                                   "data are true (as under SE 5/2021)")] = True,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a regime ahead of time (operators). It applies to periods opening from its date on."""
     day: date = effective_on.date()
-    body = {"name": name, "source": source, "effective_on": day.isoformat(), "rule": rule, "ladder": ladder}
+    body = {"name": name, "source": source, "effective_on": day.isoformat(), "rule": rule, "ladder": ladder,
+            "declaration": declaration}
     scheduled = Api("reports", token, as_json=as_json).post("/regimes", body)
     emit(scheduled, as_json, lambda r: typer.echo(
-        f"regime {r['name']} scheduled from {r['effective_on']}: {r['rule']}, ladder {r['ladder']}"))
+        f"regime {r['name']} scheduled from {r['effective_on']}: {r['rule']}, ladder {r['ladder']}"
+        + (", declaration required" if r["declaration"] else "")))
 
 
 @app.command()
