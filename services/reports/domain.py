@@ -681,11 +681,6 @@ class RegimeTimeline:
     def named(self, name: str) -> RegimeEntry | None:
         return next((entry for entry in self.entries if entry.name == name), None)
 
-    def declaration_for(self, regime_name: str) -> DeclarationOfTruth:
-        """The declaration rule of the regime a period opened under."""
-        entry = self.named(regime_name)
-        return DeclarationOfTruth.of_regime(entry.declaration if entry else None)
-
     def ladder_for(self, regime_name: str) -> SanctionLadder:
         """The ladder of the regime a period opened under. A name the timeline no longer holds (a period opened
         under IOMKI_REPORT_REGIME, say) is judged by SE 3/2021's ladder, the platform's default."""
