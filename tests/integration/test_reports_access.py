@@ -126,9 +126,20 @@ async def test_an_operator_schedules_and_withdraws_a_regime_ahead_of_time_and_ea
     body = regime_body(name)
     scheduled = await client.post("/regimes", json=body, headers=operator)
     assert scheduled.status_code == 201, scheduled.text
-    assert scheduled.json() == {key: body[key] for key in ("name", "source", "effective_on", "rule", "ladder")}
+    # Unless stated, a regime requires the declaration of truth, as the latest circular does.
+    assert scheduled.json() == {key: body[key] for key in ("name", "source", "effective_on", "rule", "ladder")} | {
+        "declaration": True}
+    undeclared = regime_body(f"T-{uuid.uuid4().hex[:12]}", declaration=False)
+    stated = await client.post("/regimes", json=undeclared, headers=operator)
+    assert stated.status_code == 201 and stated.json()["declaration"] is False, stated.text
+    assert (await client.post("/regimes", json=regime_body("y") | {"declaration": "no"},
+                              headers=operator)).status_code == 422
 
     timeline = (await client.get("/regimes", headers=bearer("agency"))).json()
+    declaration = {r["name"]: r["declaration"] for r in timeline["regimes"]}
+    assert (declaration["SE-8/2020"], declaration["SE-3/2021"], declaration["SE-5/2021"]) == (False, False, True)
+    assert (declaration[name], declaration[undeclared["name"]]) == (True, False)
+    assert (await client.delete(f"/regimes/{undeclared['name']}", headers=operator)).status_code == 200
     # IOMKI_REPORT_REGIME is set here: the one configured rule is in force, the stored entries listed under it.
     assert timeline["configured"] is True and set(timeline["in_force"].values()) == {"configured"}
     changes = [c for c in timeline["changes"] if c["name"] == name]

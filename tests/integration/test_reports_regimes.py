@@ -130,7 +130,7 @@ async def test_periods_stored_before_the_timeline_are_named_by_their_rule_or_the
     url = await provision(platform.admin_url, schema)
     migrations = (migrations_in("platform", PLATFORM_MIGRATIONS)
                   + migrations_in(schema, Path(__file__).parents[2] / "services" / "reports" / "migrations"))
-    before = [m for m in migrations if (m.component, m.version) != (schema, 10)]
+    before = [m for m in migrations if m.component != schema or m.version < 10]
     await migrate(url, schema, before)
     connection = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
@@ -158,5 +158,110 @@ async def test_periods_stored_before_the_timeline_are_named_by_their_rule_or_the
         named = {key: await connection.fetchval("SELECT regime_name FROM periods WHERE period_id = $1", period_id)
                  for key, period_id in ids.items()}
         assert named == stored
+    finally:
+        await connection.close()
+
+
+def report(permit_id: uuid.UUID, period_id: str, **changes) -> dict:
+    return {"permit_id": str(permit_id), "period_id": period_id,
+            "workforce": {"total": 400, "on_site_per_shift": [200, 150]}, "odp": 0, "pdp": 0, "confirmed_positive": 0,
+            "tests": {"pcr": 2, "antigen": 30}, "vaccinated": {"dose1": 380, "dose2": 300, "booster": 40},
+            "transport_modes": ["company_bus"],
+            "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",
+                                                 "disinfection", "handwash_stations", "pedulilindungi_scan"), True),
+            "case_handling": ""} | changes
+
+
+async def test_the_declaration_of_truth_is_required_from_se_5_2021_on_and_recorded_whenever_given(platform, reports):
+    client, clock = reports
+    company = bearer("company", nib=NIB, sub="siti.k3@logam-cikarang")
+
+    facilities: dict[uuid.UUID, uuid.UUID] = {}
+
+    async def issued_and_first_period(at: datetime) -> tuple[uuid.UUID, dict]:
+        clock.set(at)
+        permit_id = uuid.uuid4()
+        facilities[permit_id] = uuid.uuid4()
+        await publish(platform.bootstrap, Envelope.wrap(PermitIssued(
+            facility_id=facilities[permit_id], province_code="32", regency_code="32.16", permit_id=permit_id, nib=NIB,
+            permit_number="IOMKI-2021-000136", company_name="PT Logam Cikarang", sector_class=SectorClass.ESSENTIAL,
+            workforce_total=400, issued_at=at), service="permits"))
+
+        async def first():
+            answer = await client.get(f"/schedules/{permit_id}", headers=company)
+            return answer.json()["periods"][0] if answer.status_code == 200 else None
+        return permit_id, await eventually(first, timeout=30)
+
+    async def revoked(permit_id: uuid.UUID) -> None:
+        """Nothing left for a later sweep, once the clock moves on."""
+        await publish(platform.bootstrap, Envelope.wrap(PermitRevoked(
+            facility_id=facilities[permit_id], province_code="32", regency_code="32.16", permit_id=permit_id, nib=NIB,
+            permit_number="IOMKI-2021-000136", reason="end of the test", reapply_after=date(2021, 10, 1)),
+            service="permits"))
+
+        async def ended():
+            answer = await client.get(f"/schedules/{permit_id}", headers=company)
+            return answer.json()["ended"] or None
+        assert await eventually(ended, timeout=30)
+
+    # Thursday 12 August 2021, 10:00 WIB: SE 3/2021 asks for no declaration. A report without one is accepted, and
+    # a correction that declares is recorded as declared.
+    permit_id, period = await issued_and_first_period(datetime(2021, 8, 12, 3, tzinfo=UTC))
+    assert period["regime_name"] == "SE-3/2021"
+    assert (await client.post("/reports", headers=company, json=report(permit_id, period["period_id"]))).status_code \
+        == 201
+    clock.set(datetime(2021, 8, 12, 4, tzinfo=UTC))
+    declared = await client.post("/reports", headers=company,
+                                 json=report(permit_id, period["period_id"], declared_true=True))
+    assert declared.status_code == 201, declared.text
+    listed = (await client.get(f"/reports?permit_id={permit_id}", headers=company)).json()["reports"]
+    assert [(r["declared"], r["declaration"]) for r in listed] == [
+        (True, {"sub": "siti.k3@logam-cikarang", "at": "2021-08-12T04:00:00+00:00"}), (False, None)]
+    await revoked(permit_id)
+
+    # Friday 17 September 2021, 10:00 WIB: under SE 5/2021 the same report is refused until it is declared.
+    permit_id, period = await issued_and_first_period(datetime(2021, 9, 17, 3, tzinfo=UTC))
+    assert period["regime_name"] == "SE-5/2021"
+    refused = await client.post("/reports", headers=company, json=report(permit_id, period["period_id"]))
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "declared_true", refused.text
+    accepted = await client.post("/reports", headers=company,
+                                 json=report(permit_id, period["period_id"], declared_true=True))
+    assert accepted.status_code == 201, accepted.text
+    [listed_now] = (await client.get(f"/reports?permit_id={permit_id}", headers=company)).json()["reports"]
+    assert listed_now["declaration"] == {"sub": "siti.k3@logam-cikarang", "at": "2021-09-17T03:00:00+00:00"}
+    await revoked(permit_id)
+
+
+async def test_regimes_stored_before_the_declaration_state_it_as_their_circulars_do(platform):
+    schema = "reports_declaration_upgrade"
+    admin = await asyncpg.connect(platform.admin_url)
+    try:  # a schema of its own, from nothing each time
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await admin.close()
+    url = await provision(platform.admin_url, schema)
+    migrations = (migrations_in("platform", PLATFORM_MIGRATIONS)
+                  + migrations_in(schema, Path(__file__).parents[2] / "services" / "reports" / "migrations"))
+    await migrate(url, schema, [m for m in migrations if m.component != schema or m.version < 11])
+    connection = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        for name, effective_on, shipped in (("SE-8/2020", date(2020, 5, 19), True),
+                                            ("SE-3/2021", date(2021, 7, 30), True),
+                                            ("SE-5/2021", date(2021, 9, 10), True),
+                                            ("SE-2/2027", date(2027, 1, 4), False)):
+            await connection.execute(
+                "INSERT INTO regimes (name, source, effective_on, rule, ladder, shipped, scheduled_by, scheduled_at)"
+                " VALUES ($1, 's', $2, 'weekly:FRI@23:59', 'SE-5/2021', $3, 'ops', now())", name, effective_on, shipped)
+        report_id = uuid.uuid4()
+        await connection.execute(
+            "INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
+            " VALUES ($1, $2, $3, now(), false, 'budi', 'company', '{}')", report_id, uuid.uuid4(), uuid.uuid4())
+        await migrate(url, schema, migrations)
+        stated = dict(await connection.fetch("SELECT name, declaration FROM regimes"))
+        assert stated == {"SE-8/2020": False, "SE-3/2021": False, "SE-5/2021": True, "SE-2/2027": True}
+        # A report stored before the declaration existed was never declared.
+        assert tuple(await connection.fetchrow("SELECT declared_by, declared_at FROM reports")) == (None, None)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute("UPDATE reports SET declared_by = 'budi' WHERE report_id = $1", report_id)
     finally:
         await connection.close()

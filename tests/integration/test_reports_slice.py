@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from services.reports.app import ReportsSettings, create_app
+from services.reports.repository import ReportRepository
 from shared.contract import Envelope, PermitFrozen, PermitIssued, PermitRevoked, SectorClass, decode
 from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service
@@ -183,6 +184,59 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
     after = await eventually(ended)
     refused = await reports.post("/reports", headers=COMPANY, json=report(permit_id, after["periods"][-1]["period_id"]))
     assert refused.status_code == 409 and refused.json()["current_status"] == "REVOKED"
+
+
+async def test_a_company_declares_its_report_true_and_the_service_records_who_and_when(platform, reports):
+    # IOMKI_REPORT_REGIME's rule requires the declaration, as SE 5/2021 does.
+    plant = Plant()
+    await publish(platform.bootstrap, plant.issued())
+    budi = bearer("company", nib=NIB, sub="budi.hse@baja-nusantara")
+    schedule = await schedule_of(reports, plant, budi)
+    permit_id, period_id = str(plant.permit_id), schedule["periods"][0]["period_id"]
+
+    # Left out, false, or a declaration that is not a JSON true: refused, the field named, Bahasa Indonesia first.
+    undeclared = report(permit_id, period_id)
+    del undeclared["declared_true"]
+    for body in (undeclared, report(permit_id, period_id, declared_true=False)):
+        refused = await reports.post("/reports", headers=budi, json=body)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["field"] == "declared_true"
+        assert error["message"].startswith("Perusahaan wajib menyatakan") and " / The company must declare" in \
+            error["message"]
+        assert refused.json()["detail"] == error["message"]
+    for loose in ("true", 1):
+        refused = await reports.post("/reports", headers=budi, json=report(permit_id, period_id, declared_true=loose))
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "declared_true"
+
+    # Declared: who is the token's subject, whatever the body says; when is the service's clock.
+    before = datetime.now(UTC)
+    body = report(permit_id, period_id) | {"declared_by": "someone else", "declared_at": "2020-01-01T00:00:00Z"}
+    accepted = await reports.post("/reports", headers=budi, json=body)
+    assert accepted.status_code == 201, accepted.text
+    [listed] = (await reports.get(f"/reports?permit_id={permit_id}", headers=budi)).json()["reports"]
+    assert listed["declared"] is True and listed["declaration"]["sub"] == "budi.hse@baja-nusantara"
+    assert before <= datetime.fromisoformat(listed["declaration"]["at"]) <= datetime.now(UTC)
+    assert listed["declaration"]["at"] == listed["submitted_at"]
+
+    # The event says that it was declared, not who declared.
+    messages = await read_topic(platform.bootstrap, "iomki.reports",
+                                until=lambda ms: any(d.envelope.type == "iomki.ReportSubmitted.v1"
+                                                     for d in reports_events(ms, plant)))
+    [submitted] = [d for d in reports_events(messages, plant) if d.envelope.type == "iomki.ReportSubmitted.v1"]
+    assert submitted.event.declared is True
+    assert "budi.hse" not in next(m.value.decode() for m in messages
+                                  if decode(m.value).envelope.id == submitted.envelope.id)
+
+    # Kept for a later finding in the field to be checked against.
+    connection = await asyncpg.connect(platform.admin_url, server_settings={"search_path": "reports"})
+    try:
+        [declared] = await ReportRepository(connection).declared(plant.permit_id)
+    finally:
+        await connection.close()
+    assert (str(declared.report_id), declared.declared_by, declared.current) == (
+        accepted.json()["report_id"], "budi.hse@baja-nusantara", True)
+    assert declared.payload["odp"] == 3
 
 
 async def test_reports_sent_at_once_share_transactions_and_each_gets_its_own_answer(platform, reports):
