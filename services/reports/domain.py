@@ -387,8 +387,9 @@ class Submission:
 
 
 def submit(schedule: Schedule, period: Period, figures: ReportFigures, *, now: datetime, declared: bool = False,
-           declaration: DeclarationOfTruth = DeclarationOfTruth(required=False)) -> Submission:
-    """Accept a report (or a correction superseding the previous one, declared again) for an existing period."""
+           declaration: DeclarationOfTruth) -> Submission:
+    """Accept a report (or a correction superseding the previous one, declared again) for an existing period. The
+    declaration rule has no default: a caller that forgot it would accept undeclared reports."""
     if schedule.ended:
         raise ObligationEnded(schedule.permit_id)
     if period.status in (PeriodStatus.ENDED, PeriodStatus.EXCUSED):

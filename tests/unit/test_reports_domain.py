@@ -18,6 +18,8 @@ from shared.clock import FakeClock
 
 pytestmark = pytest.mark.unit
 
+NOT_REQUIRED = domain.DeclarationOfTruth(required=False)  # SE 8/2020 and SE 3/2021
+
 UTC = UTC
 FRIDAY = parse_regime("weekly:FRI@23:59")
 
@@ -156,7 +158,8 @@ def test_a_report_after_the_deadline_but_before_the_warning_is_late_and_not_warn
     plant, timing = schedule(), Timing()
     period = domain.open_period(plant, FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC), seq=1, timing=timing)
     overdue, _ = advance(advance(period, plant, timing)[0], plant, timing)
-    accepted = domain.submit(plant, overdue, figures(), now=period.deadline + timedelta(hours=1))
+    accepted = domain.submit(plant, overdue, figures(), declaration=NOT_REQUIRED,
+                             now=period.deadline + timedelta(hours=1))
     assert accepted.late and accepted.period.status is PeriodStatus.LATE and accepted.period.next_action is None
 
 
@@ -177,17 +180,18 @@ def test_a_revoked_permit_owes_nothing():
     stepped, step = advance(replace(period, next_action=NextAction.DEADLINE), revoked, timing)
     assert not (step.overdue or step.open_next) and stepped.next_action is None
     with pytest.raises(ObligationEnded):
-        domain.submit(revoked, period, figures(), now=datetime(2021, 9, 2, tzinfo=UTC))
+        domain.submit(revoked, period, figures(), declaration=NOT_REQUIRED, now=datetime(2021, 9, 2, tzinfo=UTC))
     with pytest.raises(PeriodClosed):
         domain.submit(plant, replace(period, status=PeriodStatus.ENDED), figures(),
-                      now=datetime(2021, 9, 2, tzinfo=UTC))
+                      declaration=NOT_REQUIRED, now=datetime(2021, 9, 2, tzinfo=UTC))
 
 
 def test_a_correction_after_the_deadline_keeps_the_period_on_time():
     plant, timing = schedule(), Timing()
     period = domain.open_period(plant, FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC), seq=1, timing=timing)
-    first = domain.submit(plant, period, figures(), now=period.deadline - timedelta(hours=1))
-    correction = domain.submit(plant, first.period, figures(odp=4), now=period.deadline + timedelta(hours=1))
+    first = domain.submit(plant, period, figures(), declaration=NOT_REQUIRED, now=period.deadline - timedelta(hours=1))
+    correction = domain.submit(plant, first.period, figures(odp=4), declaration=NOT_REQUIRED,
+                               now=period.deadline + timedelta(hours=1))
     assert not first.late and correction.late and correction.period.status is PeriodStatus.SUBMITTED
 
 
@@ -204,7 +208,7 @@ def test_contradictory_counts_name_their_field(changes, fields):
     with pytest.raises(InconsistentReport) as refused:
         domain.submit(schedule(), domain.open_period(schedule(), FRIDAY, starts_at=datetime(2021, 9, 1, tzinfo=UTC),
                                                      seq=1, timing=Timing()), figures(**changes),
-                      now=datetime(2021, 9, 2, tzinfo=UTC))
+                      declaration=NOT_REQUIRED, now=datetime(2021, 9, 2, tzinfo=UTC))
     assert [issue.field for issue in refused.value.issues] == fields
 
 
@@ -236,7 +240,8 @@ class Plant:
         period = domain.open_period(self.schedule, self.regime, starts_at=start, seq=seq, timing=self.timing)
         if reports:
             self.clock.set(period.deadline - timedelta(hours=2))
-            period = domain.submit(self.schedule, period, figures(), now=self.clock.now()).period
+            period = domain.submit(self.schedule, period, figures(), declaration=NOT_REQUIRED,
+                                   now=self.clock.now()).period
         warning_id = None
         while period.next_action is not None:
             self.clock.set(max(self.clock.now(), period.next_action_at))
