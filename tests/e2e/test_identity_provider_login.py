@@ -24,10 +24,10 @@ import pytest_asyncio
 
 from shared.settings import SERVICES
 from tests.support.issued_permits import APPLICATION
-from tests.support.oidc import claims, header, log_in
+from tests.support.oidc import claims, header, log_in, sample_password
 from tests.support.platform import ROOT
 from tests.support.processes import RunningServices, running_platform
-from tooling.embedded_keycloak import EmbeddedKeycloak, development_realm
+from tooling.embedded_keycloak import EmbeddedKeycloak
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +46,7 @@ class Scene:
         return f"{self.services.url(service)}{path}"
 
     async def token(self, username: str) -> str:
-        user = next(u for u in development_realm()["users"] if u["username"] == username)
-        tokens = await log_in(self.keycloak.issuer, username, user["credentials"][0]["value"])
+        tokens = await log_in(self.keycloak.issuer, username, sample_password(username))
         access: str = tokens["access_token"]
         return access
 
@@ -96,8 +95,7 @@ async def test_people_log_in_at_the_provider_and_each_sees_what_their_role_and_s
 
 
 async def test_a_token_the_provider_issued_for_something_else_or_a_forged_one_is_refused(scene: Scene):
-    user = next(u for u in development_realm()["users"] if u["username"] == "operator")
-    tokens = await log_in(scene.keycloak.issuer, "operator", user["credentials"][0]["value"])
+    tokens = await log_in(scene.keycloak.issuer, "operator", sample_password("operator"))
     jwk = next(key for key in (await scene.http.get(scene.keycloak.jwks_url)).json()["keys"]
                if key["kid"] == header(tokens["access_token"])["kid"])
     now = int(time.time())

@@ -14,19 +14,23 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.oidc import REDIRECT_URI, LoginRefused, authorize, claims, exchange, header, log_in, pkce_pair
-from tooling.embedded_keycloak import EmbeddedKeycloak, development_realm
+from tests.support.oidc import (
+    REDIRECT_URI,
+    LoginRefused,
+    authorize,
+    claims,
+    exchange,
+    header,
+    log_in,
+    pkce_pair,
+    sample_password,
+)
+from tooling.embedded_keycloak import EmbeddedKeycloak
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CLIENT = "iomki-console"
-
-
-def _password(username: str) -> str:
-    user = next(user for user in development_realm()["users"] if user["username"] == username)
-    password: str = user["credentials"][0]["value"]
-    return password
 
 
 # username, then the claims the platform reads (absent ones must be absent)
@@ -86,7 +90,7 @@ async def test_the_discovery_document_names_the_issuer_and_only_the_code_flow_wi
 async def test_each_sample_user_logs_in_and_carries_its_claims(
     keycloak: EmbeddedKeycloak, username: str, expected: dict[str, str],
 ):
-    tokens = await log_in(keycloak.issuer, username, _password(username))
+    tokens = await log_in(keycloak.issuer, username, sample_password(username))
     assert {"access_token", "id_token", "refresh_token", "expires_in"} <= tokens.keys()
     access = claims(tokens["access_token"])
     assert access["iss"] == keycloak.issuer
@@ -103,7 +107,7 @@ async def test_each_sample_user_logs_in_and_carries_its_claims(
 
 async def test_a_wrong_password_gets_no_code(keycloak: EmbeddedKeycloak):
     with pytest.raises(LoginRefused, match="no redirect") as refused:
-        await log_in(keycloak.issuer, "operator", "not-" + _password("operator"))
+        await log_in(keycloak.issuer, "operator", "not-" + sample_password("operator"))
     assert refused.value.response.status_code == 200  # the form again, with its error
     assert "location" not in refused.value.response.headers
 
@@ -124,11 +128,11 @@ async def test_a_redirect_uri_not_registered_is_refused(keycloak: EmbeddedKeyclo
     assert "location" not in response.headers  # never sent on to the unregistered address
     assert "Invalid parameter: redirect_uri" in response.text
     with pytest.raises(LoginRefused, match="refused"):
-        await log_in(keycloak.issuer, "operator", _password("operator"), redirect_uri=redirect_uri)
+        await log_in(keycloak.issuer, "operator", sample_password("operator"), redirect_uri=redirect_uri)
 
 
 async def test_any_loopback_port_and_path_is_a_registered_redirect(keycloak: EmbeddedKeycloak):
-    tokens = await log_in(keycloak.issuer, "agensi", _password("agensi"), redirect_uri="http://127.0.0.1:8001/a/b")
+    tokens = await log_in(keycloak.issuer, "agensi", sample_password("agensi"), redirect_uri="http://127.0.0.1:8001/a/b")
     assert claims(tokens["access_token"])["role"] == "agency"
 
 
@@ -138,7 +142,7 @@ async def test_pkce_is_required(keycloak: EmbeddedKeycloak):
     assert response.status_code == 302 and location.startswith(REDIRECT_URI)
     assert "error=invalid_request" in location and "code=" not in location
     with pytest.raises(LoginRefused, match="no login form|refused"):
-        await log_in(keycloak.issuer, "operator", _password("operator"), pkce=False)
+        await log_in(keycloak.issuer, "operator", sample_password("operator"), pkce=False)
 
 
 async def test_plain_pkce_is_refused(keycloak: EmbeddedKeycloak):
@@ -151,28 +155,29 @@ async def test_the_implicit_and_password_grants_are_refused(keycloak: EmbeddedKe
     assert "error=" in implicit.headers.get("location", "") and "access_token" not in implicit.headers["location"]
     async with httpx.AsyncClient(timeout=30.0) as client:
         password = await client.post(f"{keycloak.issuer}/protocol/openid-connect/token", data={
-            "grant_type": "password", "client_id": CLIENT, "username": "operator", "password": _password("operator"),
+            "grant_type": "password", "client_id": CLIENT, "username": "operator",
+            "password": sample_password("operator"),
         })
     assert password.status_code in (400, 401) and "access_token" not in password.json()
 
 
 async def test_a_code_is_exchanged_only_with_its_verifier(keycloak: EmbeddedKeycloak):
-    authorization = await authorize(keycloak.issuer, "operator", _password("operator"))
+    authorization = await authorize(keycloak.issuer, "operator", sample_password("operator"))
     with pytest.raises(LoginRefused, match="invalid_grant"):
         await exchange(authorization, verifier=pkce_pair()[0])
 
 
 async def test_a_rotated_key_signs_new_tokens_and_the_old_one_stays_published(keycloak: EmbeddedKeycloak):
-    before = await log_in(keycloak.issuer, "operator", _password("operator"))
+    before = await log_in(keycloak.issuer, "operator", sample_password("operator"))
     old_kid = header(before["access_token"])["kid"]
     new_kid = keycloak.rotate_signing_key()
     assert new_kid != old_kid
-    after = await log_in(keycloak.issuer, "operator", _password("operator"))
+    after = await log_in(keycloak.issuer, "operator", sample_password("operator"))
     assert header(after["access_token"])["kid"] == new_kid
     assert {old_kid, new_kid} <= _jwks_kids(keycloak)
 
     keycloak.remove_signing_key(old_kid)
     kids = _jwks_kids(keycloak)
     assert old_kid not in kids and new_kid in kids
-    again = await log_in(keycloak.issuer, "operator", _password("operator"))
+    again = await log_in(keycloak.issuer, "operator", sample_password("operator"))
     assert header(again["access_token"])["kid"] == new_kid

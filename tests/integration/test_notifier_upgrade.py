@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -19,22 +18,19 @@ from services.notifier.handlers import NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
 from services.notifier.sealing import SecretSeal
 from shared.clock import SystemClock
-from shared.runtime import PLATFORM_MIGRATIONS
-from shared.storage.db import create_pool, migrate, migrations_in, provision
+from shared.storage.db import create_pool, migrate
 from shared.storage.unit_of_work import Database
+from tests.support.platform import schema_before, service_migrations
 
 pytestmark = pytest.mark.integration
 
 SCHEMA = "notifier_upgrade"
-MIGRATIONS = Path(__file__).parents[2] / "services" / "notifier" / "migrations"
 CONTACT_SECRET = "satgas-bogor-contact-secret-2025"  # noqa: S105 -- free text, as secrets were before 0005
 SUBSCRIPTION_SECRET = "satgas-bogor-feed-secret-2025"  # noqa: S105
 
 
 async def test_secrets_in_the_clear_are_referenced_sealed_and_cleared_and_none_is_lost(platform):
-    url = await provision(platform.admin_url, SCHEMA)
-    before = [m for m in migrations_in(SCHEMA, MIGRATIONS) if m.version < 5]
-    await migrate(url, SCHEMA, migrations_in("platform", PLATFORM_MIGRATIONS) + before)
+    url = await schema_before(platform, SCHEMA, "notifier", 5)
     pool = await create_pool(url, SCHEMA)
     try:
         task_force, subscription = uuid.uuid4(), uuid.uuid4()
@@ -63,7 +59,7 @@ async def test_secrets_in_the_clear_are_referenced_sealed_and_cleared_and_none_i
                     " ($1, $2, $3, 'task_force', $4, 'regency', $5, $6, 's', '\\x7b7d', 'pending', 0, now(), now())",
                     deliveries[name], alert.alert_id, channel, task_force, target, secret)
 
-        await migrate(url, SCHEMA, migrations_in("platform", PLATFORM_MIGRATIONS) + migrations_in(SCHEMA, MIGRATIONS))
+        await migrate(url, SCHEMA, service_migrations(SCHEMA, "notifier"))
         async with pool.acquire() as connection:
             rows = {r["delivery_id"]: (r["subscription_id"], r["contact_position"]) for r in await connection.fetch(
                 "SELECT delivery_id, subscription_id, contact_position FROM deliveries")}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,10 +18,9 @@ import pytest_asyncio
 from services.reports.app import ReportsSettings, create_app
 from shared.clock import FakeClock
 from shared.contract import Envelope, PermitIssued, PermitRevoked, SectorClass, decode
-from shared.runtime import PLATFORM_MIGRATIONS
-from shared.storage.db import migrate, migrations_in, provision
+from shared.storage.db import migrate
 from tests.support.kafka import publish, read_topic
-from tests.support.platform import bearer, running_service
+from tests.support.platform import bearer, running_service, schema_before, service_migrations
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -122,16 +120,7 @@ async def test_periods_opened_under_se_8_2020_are_judged_by_its_ladder_and_later
 async def test_periods_stored_before_the_timeline_are_named_by_their_rule_or_the_regime_in_force_when_they_opened(
         platform):
     schema = "reports_regime_upgrade"
-    admin = await asyncpg.connect(platform.admin_url)
-    try:  # a schema of its own, from nothing each time
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await admin.close()
-    url = await provision(platform.admin_url, schema)
-    migrations = (migrations_in("platform", PLATFORM_MIGRATIONS)
-                  + migrations_in(schema, Path(__file__).parents[2] / "services" / "reports" / "migrations"))
-    before = [m for m in migrations if m.component != schema or m.version < 10]
-    await migrate(url, schema, before)
+    url = await schema_before(platform, schema, "reports", 10)
     connection = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         stored = {  # (the rule, the zone, when it opened): the name it should get
@@ -154,7 +143,7 @@ async def test_periods_stored_before_the_timeline_are_named_by_their_rule_or_the
                 "INSERT INTO periods (period_id, permit_id, seq, regime, starts_at, deadline, status, province_code,"
                 " regency_code) VALUES ($1, $2, 1, $3, $4, $4, 'open', '32', '32.16') RETURNING period_id",
                 uuid.uuid4(), permit_id, rule, opened)
-        await migrate(url, schema, migrations)
+        await migrate(url, schema, service_migrations(schema, "reports"))
         named = {key: await connection.fetchval("SELECT regime_name FROM periods WHERE period_id = $1", period_id)
                  for key, period_id in ids.items()}
         assert named == stored
@@ -234,15 +223,7 @@ async def test_the_declaration_of_truth_is_required_from_se_5_2021_on_and_record
 
 async def test_regimes_stored_before_the_declaration_state_it_as_their_circulars_do(platform):
     schema = "reports_declaration_upgrade"
-    admin = await asyncpg.connect(platform.admin_url)
-    try:  # a schema of its own, from nothing each time
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await admin.close()
-    url = await provision(platform.admin_url, schema)
-    migrations = (migrations_in("platform", PLATFORM_MIGRATIONS)
-                  + migrations_in(schema, Path(__file__).parents[2] / "services" / "reports" / "migrations"))
-    await migrate(url, schema, [m for m in migrations if m.component != schema or m.version < 11])
+    url = await schema_before(platform, schema, "reports", 11)
     connection = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         for name, effective_on, shipped in (("SE-8/2020", date(2020, 5, 19), True),
@@ -256,7 +237,7 @@ async def test_regimes_stored_before_the_declaration_state_it_as_their_circulars
         await connection.execute(
             "INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
             " VALUES ($1, $2, $3, now(), false, 'budi', 'company', '{}')", report_id, uuid.uuid4(), uuid.uuid4())
-        await migrate(url, schema, migrations)
+        await migrate(url, schema, service_migrations(schema, "reports"))
         stated = dict(await connection.fetch("SELECT name, declaration FROM regimes"))
         assert stated == {"SE-8/2020": False, "SE-3/2021": False, "SE-5/2021": True, "SE-2/2027": True}
         # A report stored before the declaration existed was never declared.

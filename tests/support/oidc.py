@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
+from tooling.embedded_keycloak import development_realm
+
 REDIRECT_URI = "http://127.0.0.1:49152/callback"  # nothing listens there: the code is read from the redirect
 
 
@@ -121,18 +123,17 @@ async def exchange(authorization: Authorization, *, verifier: str | None = None)
     return tokens
 
 
-async def log_in(
-    issuer: str,
-    username: str,
-    password: str,
-    *,
-    client_id: str = "iomki-console",
-    redirect_uri: str = REDIRECT_URI,
-    pkce: bool = True,
-) -> dict[str, Any]:
-    """The token response (access_token, id_token, refresh_token, expires_in, ...) of a real login."""
-    return await exchange(await authorize(issuer, username, password, client_id=client_id,
-                                          redirect_uri=redirect_uri, pkce=pkce))
+async def log_in(issuer: str, username: str, password: str, **options: Any) -> dict[str, Any]:
+    """The token response (access_token, id_token, refresh_token, expires_in, ...) of a real login; `options` as
+    `authorize` takes them."""
+    return await exchange(await authorize(issuer, username, password, **options))
+
+
+def sample_password(username: str) -> str:
+    """The password of one of the development realm's sample users."""
+    user = next(user for user in development_realm()["users"] if user["username"] == username)
+    password: str = user["credentials"][0]["value"]
+    return password
 
 
 def _code_from(response: httpx.Response, redirect_uri: str, state: str) -> str:

@@ -16,12 +16,22 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
 
 from shared.messaging.bus import ensure_topics
 from shared.settings import PlatformSettings
-from shared.storage.db import drop_database, ensure_database, with_database
+from shared.runtime import PLATFORM_MIGRATIONS
+from shared.storage.db import (
+    Migration,
+    drop_database,
+    ensure_database,
+    migrate,
+    migrations_in,
+    provision,
+    with_database,
+)
 from shared.storage.embedded import embedded_postgres_url, stop_embedded_postgres
 from shared.web.access import Role, mint
 from tooling.embedded_kafka import EmbeddedKafka
@@ -153,3 +163,23 @@ async def running_service(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+async def schema_before(platform: TestPlatform, schema: str, service: str, version: int) -> str:
+    """A service's schema of its own, from nothing, migrated up to (not including) `version`: the data an upgrade
+    test stores in an earlier shape. Returns the URL of the schema's role."""
+    admin = await asyncpg.connect(platform.admin_url)
+    try:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await admin.close()
+    url = await provision(platform.admin_url, schema)
+    await migrate(url, schema, [m for m in service_migrations(schema, service)
+                                if m.component != schema or m.version < version])
+    return url
+
+
+def service_migrations(schema: str, service: str) -> list[Migration]:
+    """Every migration a service's schema runs, the platform's first, as the service runs them at start."""
+    return migrations_in("platform", PLATFORM_MIGRATIONS) + migrations_in(schema, ROOT / "services" / service
+                                                                          / "migrations")
