@@ -202,14 +202,111 @@ class PermitRejected(PermitEvent):
     reason: Reason
 
 
+class SanctionAction(StrEnum):
+    """A sanction on a permit: recommended by the reports ladder, decided by the permits service."""
+
+    FREEZE = "freeze"
+    REVOKE = "revoke"
+
+
+class GroundCode(StrEnum):
+    """Why a permit is frozen or revoked: a closed list, so that the ministry can say why, ground by ground."""
+
+    MISSED_REPORTS = "missed_reports"  # the reporting regime's ladder (SE 8/2020, SE 3/2021, SE 5/2021)
+    FALSE_DECLARATION = "false_declaration"  # a finding contradicts a report declared true (SE 5/2021)
+    INSPECTION_FINDING = "inspection_finding"  # a health-protocol violation found on inspection (SE 4/2020)
+    CLOSURE_NOT_OBSERVED = "closure_not_observed"  # the plant operated during an ordered closure
+    COMPANY_REQUEST = "company_request"  # the company asked to stop (frozen) or to end its permit
+    OTHER = "other"  # anything else, stated in the ground's text
+
+
+FINDING_REF_MAX_LENGTH = 100  # an inspection's or a task force's own reference for a finding
+
+
+class GroundEvidence(BaseModel):
+    """What a ground rests on. The reports service and the inspection records keep the whole of it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    missed_periods: list[uuid.UUID] = Field(default_factory=list, max_length=EVIDENCE_MAX_ITEMS)
+    warnings: list[uuid.UUID] = Field(default_factory=list, max_length=EVIDENCE_MAX_ITEMS)
+    report_id: uuid.UUID | None = Field(None, description="The declared report a finding contradicts.")
+    closure_id: uuid.UUID | None = Field(None, description="The closure the plant did not observe.")
+    finding: Annotated[str, StringConstraints(max_length=FINDING_REF_MAX_LENGTH)] | None = Field(
+        None, description="The inspection's reference for the finding.")
+
+
+class SanctionGround(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    code: GroundCode
+    ladder: Label | None = Field(None, description="For missed reports: the regime whose ladder applied, "
+                                                   "e.g. SE-3/2021.")
+    rule: Label | None = Field(None, description="For missed reports: the ladder's named rule that fired.")
+    text: Reason | None = Field(None, description="The officer's words; required for `other`.")
+    evidence: GroundEvidence = Field(default_factory=GroundEvidence)
+
+
 class PermitFrozen(PermitEvent):
     permit_number: PermitNumber
     reason: Reason
     freeze_count: Count = Field(description="How many times this permit has been frozen, this one included.")
+    # Added in v1 with a default: events published before grounds existed carry none.
+    ground: SanctionGround | None = None
 
 
 class PermitReactivated(PermitEvent):
     permit_number: PermitNumber
+    reason: Reason
+    # Added in v1 with defaults: an officer's reactivation answers no request and excuses no period.
+    request_id: uuid.UUID | None = Field(None, description="The company's reactivation request it approves.")
+    excused_periods: list[uuid.UUID] = Field(
+        default_factory=list, max_length=EVIDENCE_MAX_ITEMS,
+        description="Missed periods filed late for the request: excused from the sanction ladder from now on.")
+
+
+class ReactivationRequested(PermitEvent):
+    """A frozen company asks to operate again; an operator reviews it."""
+
+    request_id: uuid.UUID
+    permit_number: PermitNumber
+    missed_periods: list[uuid.UUID] = Field(max_length=EVIDENCE_MAX_ITEMS,
+                                            description="The missed periods the freeze rests on, now filed late.")
+    requested_at: datetime
+
+
+class ReactivationRejected(PermitEvent):
+    request_id: uuid.UUID
+    permit_number: PermitNumber
+    reason: Reason
+
+
+class ObjectionOutcome(StrEnum):
+    UPHELD = "upheld"  # the sanction stands
+    OVERTURNED = "overturned"  # the sanction is reversed
+    PARTLY = "partly"  # a revocation becomes a freeze
+
+
+class ObjectionFiled(PermitEvent):
+    """A company objects to a freeze or a revocation within the working days the law gives it."""
+
+    objection_id: uuid.UUID
+    sanction: SanctionAction
+    sanctioned_at: datetime
+    filed_at: datetime
+
+
+class ObjectionDecided(PermitEvent):
+    objection_id: uuid.UUID
+    outcome: ObjectionOutcome
+    reason: Reason
+
+
+class SanctionReversed(PermitEvent):
+    """An objection overturned a sanction (wholly, or a revocation down to a freeze)."""
+
+    objection_id: uuid.UUID
+    permit_number: PermitNumber | None
+    reversed: SanctionAction
+    to_status: Literal["ISSUED", "FROZEN"]
     reason: Reason
 
 
@@ -217,6 +314,8 @@ class PermitRevoked(PermitEvent):
     permit_number: PermitNumber | None
     reason: Reason
     reapply_after: date
+    # Added in v1 with a default: events published before grounds existed carry none.
+    ground: SanctionGround | None = None
 
 
 # reports ----------------------------------------------------------------------------------------------
@@ -267,10 +366,6 @@ class WarningIssued(ReportEvent):
     consecutive: Count = Field(description="Warnings in a row, this one included.")
 
 
-class SanctionAction(StrEnum):
-    FREEZE = "freeze"
-    REVOKE = "revoke"
-
 
 class SanctionEvidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -282,6 +377,9 @@ class SanctionRecommended(ReportEvent):
     action: SanctionAction
     rule: Label = Field(description="The named policy rule that fired, e.g. ThreeWarningsInARow.")
     evidence: SanctionEvidence
+    # Added in v1 with a default: events published before it name no ladder.
+    ladder: Label | None = Field(None, description="The ladder the rule belongs to: the circular whose regime the "
+                                                   "periods opened under, e.g. SE-3/2021.")
 
 
 # incidents --------------------------------------------------------------------------------------------
@@ -419,6 +517,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name(): cls
     for cls in (
         PermitApplied, PermitIssued, PermitRejected, PermitFrozen, PermitReactivated, PermitRevoked,
+        ReactivationRequested, ReactivationRejected, ObjectionFiled, ObjectionDecided, SanctionReversed,
         ReportDue, ReportSubmitted, ReportOverdue, WarningIssued, SanctionRecommended,
         CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, FacilityClosureOrdered,
         FacilityReopened, CaseClosed,

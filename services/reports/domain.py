@@ -683,10 +683,13 @@ class RegimeTimeline:
         return next((entry for entry in self.entries if entry.name == name), None)
 
     def ladder_for(self, regime_name: str) -> SanctionLadder:
+        return LADDERS[self.ladder_name_for(regime_name)]
+
+    def ladder_name_for(self, regime_name: str) -> LadderName:
         """The ladder of the regime a period opened under. A name the timeline no longer holds (a period opened
         under IOMKI_REPORT_REGIME, say) is judged by SE 3/2021's ladder, the platform's default."""
         entry = self.named(regime_name)
-        return LADDERS[entry.ladder if entry else LadderName.SE_3_2021]
+        return entry.ladder if entry else LadderName.SE_3_2021
 
     def evidence(self, ladder: SanctionLadder, history: list[SettledPeriod]) -> list[SettledPeriod]:
         """The periods a ladder may count: those opened under regimes with the same rules. Never retroactive: misses

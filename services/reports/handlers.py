@@ -115,11 +115,12 @@ class ReportHandlers:
         now = self.clock.now()
         # A freeze is judged by the ladder of the regime in force for the plant now.
         timeline = await self.timeline(work)
-        ladder = domain.ladder_named(timeline.in_force(now, schedule.zone).ladder)
+        ladder_name = timeline.in_force(now, schedule.zone).ladder
+        ladder = domain.ladder_named(ladder_name)
         history = await self._history(work, schedule.permit_id, 1 << 30, now, ladder, timeline)
         sanction = ladder.after_frozen(schedule, history)
         if sanction is not None:
-            schedule, recommended = await self._recommend(work, schedule, sanction, envelope)
+            schedule, recommended = await self._recommend(work, schedule, sanction, ladder_name, envelope)
             await work.outbox.add(recommended)
         await work.schedules.save(schedule)
 
@@ -235,7 +236,8 @@ class ReportHandlers:
         schedule = await work.schedules.get(permit_id)
         if schedule is None:  # a period's schedule outlives it
             raise LookupError(f"period {period.period_id} has no schedule")
-        ladder = timeline.ladder_for(period.regime_name)
+        ladder_name = timeline.ladder_name_for(period.regime_name)
+        ladder = domain.ladder_named(ladder_name)
         history = await self._history(work, schedule.permit_id, period.seq, period.deadline, ladder, timeline)
         warning = Envelope.wrap(WarningIssued(
             **_about(schedule), warning_id=period.warning_id, period_id=period.period_id,
@@ -244,7 +246,7 @@ class ReportHandlers:
         sanction = ladder.after_missed(schedule, history)
         if sanction is None:
             return [warning]
-        schedule, recommended = await self._recommend(work, schedule, sanction, warning)
+        schedule, recommended = await self._recommend(work, schedule, sanction, ladder_name, warning)
         await work.schedules.save(schedule)
         return [warning, recommended]
 
@@ -254,13 +256,13 @@ class ReportHandlers:
                                              min_periods=ladder.min_periods)
         return timeline.evidence(ladder, settled)
 
-    async def _recommend(self, work: ReportsWork, schedule: Schedule, sanction: Sanction,
+    async def _recommend(self, work: ReportsWork, schedule: Schedule, sanction: Sanction, ladder: str,
                          cause: Envelope) -> tuple[Schedule, Envelope]:
         """Record the sanction; the schedule afterwards and the event for the caller to add to the outbox."""
         now = self.clock.now()
         sanction_id = uuid.uuid4()
         event = SanctionRecommended(
-            **_about(schedule), action=SanctionAction(sanction.action.value), rule=sanction.rule,
+            **_about(schedule), action=SanctionAction(sanction.action.value), rule=sanction.rule, ladder=ladder,
             # The latest of the evidence, within the event's bound whatever the window; the sanctions table keeps
             # all of it.
             evidence=SanctionEvidence(missed_periods=list(sanction.missed_periods[-EVIDENCE_MAX_ITEMS:]),

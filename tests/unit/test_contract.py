@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 import uuid
 from datetime import UTC, date, datetime
 
@@ -50,12 +51,17 @@ def _value_for(name: str, annotation: object) -> object:
         return "2026-11-20"
     if "bool" in text:
         return True
+    if "StringConstraints" in text and not name.endswith(("province_code", "regency_code")):
+        return "x"  # a bounded string ("StringConstraints" would pass for an int below)
     if "int" in text:
         return 3
     if "float" in text:
         return 1.5
     if "list[str]" in text:
         return ["24101"]
+    models = [arg for arg in typing.get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
+    if models:  # an optional model (`SanctionGround | None`): sampled as the model, so that it is covered too
+        annotation = models[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return {n: _value_for(n, f.annotation) for n, f in annotation.model_fields.items()}
     if isinstance(annotation, type) and hasattr(annotation, "__members__"):
