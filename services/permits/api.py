@@ -15,14 +15,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.permits.domain import (
-    NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES, Action, Application, IllegalTransition, InvalidApplication, Permit,
-    PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon,
+    NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES, Action, Application, IllegalTransition, InvalidApplication,
+    InvalidGround, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon,
 )
 from services.permits.handlers import PermitHandlers, PermitView
 from services.permits.repository import PermitSearch
 from shared import registry_tokens, regions
 from shared.contract import (
-    EmailAddress, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH, SectorClass,
+    FINDING_REF_MAX_LENGTH, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH,
+    EmailAddress, GroundCode, GroundEvidence, SanctionAction, SanctionGround, SectorClass,
 )
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
@@ -54,6 +55,9 @@ PROBLEMS: ProblemTable = {
         409, "Too soon to reapply", str(exc), revoked_permit_id=str(exc.revoked.permit_id),
         reapply_from=exc.reapply_from.isoformat()),
     IllegalTransition: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current.value),
+    InvalidGround: lambda exc: Problem(
+        422, "Invalid ground", "Dasar sanksi tidak lengkap atau tidak sesuai. The ground is incomplete or does not "
+                               "hold.", errors=[{"field": e.field, "message": e.message} for e in exc.errors]),
 }
 
 
@@ -125,6 +129,30 @@ class ReasonIn(BaseModel):
     reason: Text = Field(min_length=1, max_length=1000)
 
 
+class EvidenceIn(BaseModel):
+    report_id: uuid.UUID | None = Field(None, description="false_declaration: the declared report contradicted")
+    closure_id: uuid.UUID | None = Field(None, description="closure_not_observed: the closure the plant ignored")
+    finding: Text | None = Field(None, min_length=1, max_length=FINDING_REF_MAX_LENGTH,
+                                 description="false_declaration, inspection_finding: the finding's reference")
+
+
+class GroundIn(BaseModel):
+    code: GroundCode = Field(description="Why: one of the closed list (missed reports are the ladder's alone)")
+    evidence: EvidenceIn = EvidenceIn()
+
+
+class SanctionIn(BaseModel):
+    """A freeze or a revocation: its ground and the officer's words, which the letter quotes."""
+
+    ground: GroundIn
+    reason: Text = Field(min_length=1, max_length=1000)
+
+    def sanction_ground(self) -> SanctionGround:
+        e = self.ground.evidence
+        return SanctionGround(code=self.ground.code, text=self.reason, evidence=GroundEvidence(
+            report_id=e.report_id, closure_id=e.closure_id, finding=e.finding))
+
+
 # A scanned code that is not a permit number is answered like an unknown one (404), never looked up.
 RegistryNumber = Annotated[str, Path(description="A permit number, e.g. IOMKI-2026-000123",
                                      **_checked(pattern=PERMIT_NUMBER_PATTERN))]
@@ -180,7 +208,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
             for status, count in entry["by_status"].items():
                 by_status[status] += count
         return {"province": province, "regency": regency, "total": sum(by_status.values()),
-                "by_status": by_status, "by_province": provinces}
+                "by_status": by_status, "by_province": provinces,
+                "sanctions": _sanctions(await handlers.sanctions(province=province, regency=regency))}
 
     @routes.get("/permits/{permit_id}")
     async def read(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")]) -> dict:
@@ -193,7 +222,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
         return {"permit_id": str(permit_id), "transitions": [
             {"from_status": r["from_status"], "to_status": r["to_status"], "action": r["action"],
              "actor": r["actor"], "role": r["role"], "reason": r["reason"], "at": r["at"].isoformat(),
-             "causation_id": r["causation_id"]} for r in rows]}
+             "causation_id": r["causation_id"], "ground": r["ground"]} for r in rows]}
 
     @routes.post("/permits/{permit_id}/decision")
     async def decide(permit_id: uuid.UUID, body: DecisionIn, access: Annotated[Access, POLICY.guard("decide")]) -> dict:
@@ -202,8 +231,9 @@ def router(handlers: PermitHandlers) -> APIRouter:
                 "permit_number": permit.permit_number}
 
     @routes.post("/permits/{permit_id}/freeze")
-    async def freeze(permit_id: uuid.UUID, body: ReasonIn, access: Annotated[Access, POLICY.guard("freeze")]) -> dict:
-        return _summary(await _transition(permit_id, Action.FREEZE, body.reason, access))
+    async def freeze(permit_id: uuid.UUID, body: SanctionIn,
+                     access: Annotated[Access, POLICY.guard("freeze")]) -> dict:
+        return _summary(await _transition(permit_id, Action.FREEZE, body.reason, access, body.sanction_ground()))
 
     @routes.post("/permits/{permit_id}/reactivate")
     async def reactivate(permit_id: uuid.UUID, body: ReasonIn,
@@ -211,13 +241,15 @@ def router(handlers: PermitHandlers) -> APIRouter:
         return _summary(await _transition(permit_id, Action.REACTIVATE, body.reason, access))
 
     @routes.post("/permits/{permit_id}/revoke")
-    async def revoke(permit_id: uuid.UUID, body: ReasonIn, access: Annotated[Access, POLICY.guard("revoke")]) -> dict:
-        return _summary(await _transition(permit_id, Action.REVOKE, body.reason, access))
+    async def revoke(permit_id: uuid.UUID, body: SanctionIn,
+                     access: Annotated[Access, POLICY.guard("revoke")]) -> dict:
+        return _summary(await _transition(permit_id, Action.REVOKE, body.reason, access, body.sanction_ground()))
 
-    async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access) -> Permit:
+    async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access,
+                          ground: SanctionGround | None = None) -> Permit:
         # The request id is the causation of what this request changes (DESIGN §3: "event or request").
         request_id = structlog.contextvars.get_contextvars().get("request_id")
-        return await handlers.act(permit_id, action, reason, access, request_id)
+        return await handlers.act(permit_id, action, reason, access, request_id, ground)
 
     @public.get("/registry/keys")
     async def keys() -> dict:
@@ -294,6 +326,16 @@ def _detail(view: PermitView, *, with_contact: bool) -> dict:
     if with_contact:  # a task force sees the plant, not the company's contact people
         out["contact"] = {"email": a.get("contact_email"), "phone": a.get("contact_phone")}
     return out
+
+
+def _sanctions(rows: list[dict]) -> dict:
+    """Freezes and revocations by ground (the totals), and by province, month and ground (the rows)."""
+    by_ground = {action.value: dict.fromkeys((g.value for g in GroundCode), 0) for action in SanctionAction}
+    for row in rows:
+        by_ground[row["action"]][row["ground"]] += row["sanctions"]
+    return {"by_ground": by_ground, "counting_zone": "Asia/Jakarta",
+            "rows": [{"province_code": r["province_code"], "month": r["month"].isoformat()[:7], "action": r["action"],
+                      "ground": r["ground"], "sanctions": r["sanctions"]} for r in rows]}
 
 
 def _cursor(seq: int) -> str:

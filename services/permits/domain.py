@@ -9,11 +9,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from lokal import parse_npwp
 
 from shared import refusals, regions
-from shared.contract import KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN
+from shared.contract import (
+    KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, GroundCode, GroundEvidence, SanctionGround,
+)
 
 
 class PermitStatus(StrEnum):
@@ -40,6 +43,9 @@ TRANSITIONS: dict[Action, tuple[frozenset[PermitStatus], PermitStatus]] = {
     Action.REACTIVATE: (frozenset({PermitStatus.FROZEN}), PermitStatus.ISSUED),
     Action.REVOKE: (frozenset({PermitStatus.ISSUED, PermitStatus.FROZEN}), PermitStatus.REVOKED),
 }
+
+# The actions that sanction a permit: each names its ground (see "grounds" below).
+SANCTIONS = frozenset({Action.FREEZE, Action.REVOKE})
 
 # A plant holds at most one permit in these states ("one IOMKI per plant address", SE 7/2020).
 ACTIVE = frozenset({PermitStatus.SUBMITTED, PermitStatus.ISSUED, PermitStatus.FROZEN})
@@ -79,6 +85,7 @@ class Transition:
     reason: str
     at: datetime
     causation_id: str | None = None
+    ground: SanctionGround | None = None  # every freeze and revocation names one
 
 
 @dataclass(frozen=True)
@@ -107,10 +114,13 @@ class Permit:
         return permit, Transition(None, PermitStatus.SUBMITTED, "apply", actor, role, "application submitted", now)
 
     def act(self, action: Action, *, actor: str, role: str, reason: str, now: datetime,
-            permit_number: str | None = None, causation_id: str | None = None) -> tuple[Permit, Transition]:
+            permit_number: str | None = None, causation_id: str | None = None,
+            ground: SanctionGround | None = None) -> tuple[Permit, Transition]:
         allowed_from, target = TRANSITIONS[action]
         if self.status not in allowed_from:
             raise IllegalTransition(self.status, action)
+        if (action in SANCTIONS) != (ground is not None):
+            raise ValueError(f"{action.value}: a freeze or a revocation names a ground, nothing else does")
         changed = replace(self, status=target)
         if action is Action.ISSUE:
             if permit_number is None:
@@ -120,7 +130,8 @@ class Permit:
             changed = replace(changed, freeze_count=self.freeze_count + 1)
         elif action is Action.REVOKE:
             changed = replace(changed, revoked_at=now)
-        return changed, Transition(self.status, target, action.value, actor, role, reason, now, causation_id)
+        return changed, Transition(self.status, target, action.value, actor, role, reason, now, causation_id,
+                                   ground)
 
     def apply_sanction(self, recommendation: SanctionRecommendation, *, now: datetime,
                        causation_id: str) -> tuple[Permit, Transition]:
@@ -130,7 +141,8 @@ class Permit:
         and reports decides to recommend it.
         """
         return self.act(recommendation.action, actor=recommendation.source, role=SYSTEM_ROLE,
-                        reason=recommendation.reason, now=now, causation_id=causation_id)
+                        reason=recommendation.reason, now=now, causation_id=causation_id,
+                        ground=recommendation.ground)
 
     @property
     def is_active(self) -> bool:
@@ -161,17 +173,143 @@ class SanctionRecommendation:
 
     action: Action
     rule: str
-    missed_periods: int
-    warnings: int
+    ladder: str | None
+    evidence: GroundEvidence
     source: str = "reports"
-
-    @classmethod
-    def of(cls, action: str, rule: str, missed_periods: int, warnings: int) -> SanctionRecommendation:
-        return cls(Action(action), rule, missed_periods, warnings)
 
     @property
     def reason(self) -> str:
-        return f"{self.rule}: {self.missed_periods} missed period(s), {self.warnings} warning(s)"
+        return (f"{self.rule}: {len(self.evidence.missed_periods)} missed period(s), "
+                f"{len(self.evidence.warnings)} warning(s)")
+
+    @property
+    def ground(self) -> SanctionGround:
+        """Missed reports under the ladder that judged them, resting on the periods and warnings it counted."""
+        return SanctionGround(code=GroundCode.MISSED_REPORTS, ladder=self.ladder, rule=self.rule,
+                              evidence=self.evidence)
+
+
+# ------------------------------------------------------------------------------------------- grounds
+
+
+class InvalidGround(PermitsRefusal):
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class GroundFacts:
+    """What the permits service knows about the evidence an officer names, looked up before the rules run."""
+
+    report_declared: bool = False  # the report is this permit's and was declared true (SE 5/2021)
+    closure_of_plant: bool = False  # the closure was ordered for this permit's plant
+
+
+class GroundRule(Protocol):
+    @property
+    def code(self) -> GroundCode: ...  # read-only: the rules are frozen dataclasses
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]: ...
+
+
+@dataclass(frozen=True)
+class LadderOnly:
+    """Missed reports are judged by the reporting regime's ladder in the reports service (SE 8/2020, SE 3/2021,
+    SE 5/2021), which names the periods; an officer does not judge them by hand."""
+
+    code: GroundCode = GroundCode.MISSED_REPORTS
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
+        yield FieldError("ground.code", "missed reports are judged by the reporting ladder, not by an officer "
+                                        "(pelaporan yang terlewat dinilai oleh tangga sanksi)")
+
+
+@dataclass(frozen=True)
+class ContradictedDeclaration:
+    """SE 5/2021: a company declares each report true; a finding that contradicts a declared report grounds a
+    sanction. The ground names the report and the finding."""
+
+    code: GroundCode = GroundCode.FALSE_DECLARATION
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
+        if ground.evidence.report_id is None:
+            yield FieldError("ground.evidence.report_id", "name the declared report the finding contradicts")
+        elif not facts.report_declared:
+            yield FieldError("ground.evidence.report_id",
+                             "no report of this permit declared true has this id")
+        if not ground.evidence.finding:
+            yield FieldError("ground.evidence.finding", "name the finding that contradicts the report")
+
+
+@dataclass(frozen=True)
+class FindingNamed:
+    """A violation of the health protocol (SE Menperin 4/2020) found on inspection: the ground names the finding."""
+
+    code: GroundCode = GroundCode.INSPECTION_FINDING
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
+        if not ground.evidence.finding:
+            yield FieldError("ground.evidence.finding", "name the inspection's finding")
+
+
+@dataclass(frozen=True)
+class ClosureOfThePlant:
+    """Operating during an ordered closure: the ground names a closure ordered for this very plant."""
+
+    code: GroundCode = GroundCode.CLOSURE_NOT_OBSERVED
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
+        if ground.evidence.closure_id is None:
+            yield FieldError("ground.evidence.closure_id", "name the closure the plant did not observe")
+        elif not facts.closure_of_plant:
+            yield FieldError("ground.evidence.closure_id", "no closure of this plant has this id")
+
+
+@dataclass(frozen=True)
+class CompanysOwnRequest:
+    """The company asked for it (a plant that stops, a permit it gives up): its request is the ground."""
+
+    code: GroundCode = GroundCode.COMPANY_REQUEST
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
+        return ()
+
+
+OTHER_GROUND_MIN_TEXT = 20  # a sentence, not a word: the letter and the ministry's count must say why
+
+
+@dataclass(frozen=True)
+class OtherStated:
+    """Any other ground is stated in words, enough to be read in the letter and counted apart."""
+
+    code: GroundCode = GroundCode.OTHER
+
+    def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
+        if len((ground.text or "").strip()) < OTHER_GROUND_MIN_TEXT:
+            yield FieldError("reason", f"another ground is stated in at least {OTHER_GROUND_MIN_TEXT} characters")
+
+
+# Officers' grounds, one rule each; the closed list is GroundCode.
+GROUND_RULES: dict[GroundCode, GroundRule] = {rule.code: rule for rule in (
+    LadderOnly(), ContradictedDeclaration(), FindingNamed(), ClosureOfThePlant(), CompanysOwnRequest(), OtherStated(),
+)}
+
+
+def check_ground(ground: SanctionGround, facts: GroundFacts) -> None:
+    """An officer's ground must rest on what it names; refused with every field that does not."""
+    errors = list(GROUND_RULES[ground.code].errors(ground, facts))
+    if errors:
+        raise InvalidGround(errors)
+
+
+# The ministry counts sanctions by month of its own calendar, in Jakarta time.
+COUNTING_ZONE = ZoneInfo("Asia/Jakarta")
+
+
+def counting_month(at: datetime) -> date:
+    """The first day of the month, in Jakarta, in which a sanction counts."""
+    return at.astimezone(COUNTING_ZONE).date().replace(day=1)
 
 
 # ------------------------------------------------------------------------------------------- applications

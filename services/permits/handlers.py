@@ -9,16 +9,18 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    Action, Application, ApplicationRules, Closure, IllegalTransition, OnePermitPerPlant, OperatingStatus, Permit,
-    PermitNotFound, PermitStatus, RegistryStatus, SanctionRecommendation, Transition, permit_number, registry_status,
+    Action, Application, ApplicationRules, Closure, GroundFacts, IllegalTransition, OnePermitPerPlant,
+    OperatingStatus, Permit, PermitNotFound, PermitStatus, RegistryStatus, SanctionRecommendation, Transition,
+    check_ground, permit_number, registry_status,
 )
 from services.permits.repository import PermitSearch, PermitsWork
 from shared import registry_tokens
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
-    CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, FacilityReopened, PermitApplied, PermitFrozen,
-    PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, SanctionRecommended, SectorClass,
+    CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, FacilityReopened, GroundEvidence, PermitApplied,
+    PermitFrozen, PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, SanctionGround, SanctionRecommended,
+    SectorClass,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
@@ -82,8 +84,8 @@ class PermitHandlers:
         return permit
 
     async def act(self, permit_id: uuid.UUID, action: Action, reason: str, access: Access,
-                  request_id: str | None = None) -> Permit:
-        """An officer's decision: issue, reject, freeze, reactivate or revoke."""
+                  request_id: str | None = None, ground: SanctionGround | None = None) -> Permit:
+        """An officer's decision: issue, reject, freeze, reactivate or revoke (the last two with a ground)."""
         now = self.clock.now()
         async with self.database.transaction() as work:
             permit = await self._visible(work, permit_id, access, for_update=True)
@@ -91,14 +93,25 @@ class PermitHandlers:
             if action is Action.ISSUE and permit.status is PermitStatus.SUBMITTED:
                 # Drawn only once the transition is known to be legal, so a refused issue burns no number.
                 number = permit_number(now.year, await work.permits.next_number(now.year))
+            if ground is not None:
+                check_ground(ground, await self._ground_facts(work, permit, ground))
             changed, transition = permit.act(action, actor=access.actor, role=access.principal.role.value,
-                                             reason=reason, now=now, permit_number=number, causation_id=request_id)
+                                             reason=reason, now=now, permit_number=number, causation_id=request_id,
+                                             ground=ground)
             await work.permits.save(changed, transition)
             await work.outbox.add(Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
                                                 correlation_id=request_id))
         record("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
                permit_status=changed.status.value)
         return changed
+
+    @staticmethod
+    async def _ground_facts(work: PermitsWork, permit: Permit, ground: SanctionGround) -> GroundFacts:
+        evidence = ground.evidence
+        closure = evidence.closure_id
+        return GroundFacts(
+            closure_of_plant=closure is not None and await work.closures.of_facility(permit.facility_id, closure),
+        )
 
     # -- queries -------------------------------------------------------------------------------------
 
@@ -126,6 +139,11 @@ class PermitHandlers:
             entry["total"] += row["permits"]
         return list(provinces.values())
 
+    async def sanctions(self, *, province: str | None, regency: str | None) -> list[dict]:
+        """Freezes and revocations by province, month and ground (the ministry's "why", in numbers)."""
+        async with self.database.reading() as work:
+            return [dict(row) for row in await work.permits.sanction_counts(province=province, regency=regency)]
+
     async def history(self, permit_id: uuid.UUID, access: Access) -> list[dict]:
         async with self.database.reading() as work:
             await self._visible(work, permit_id, access)
@@ -151,8 +169,9 @@ class PermitHandlers:
         if permit is None:
             log.warning("sanction_for_unknown_permit", permit_id=str(event.permit_id))
             return
-        recommendation = SanctionRecommendation.of(event.action.value, event.rule,
-                                                   len(event.evidence.missed_periods), len(event.evidence.warnings))
+        recommendation = SanctionRecommendation(
+            Action(event.action.value), event.rule, event.ladder,
+            GroundEvidence(missed_periods=event.evidence.missed_periods, warnings=event.evidence.warnings))
         now = self.clock.now()
         try:
             changed, transition = permit.apply_sanction(recommendation, now=now, causation_id=str(envelope.id))
@@ -206,14 +225,14 @@ def _event_of(permit: Permit, transition: Transition) -> Event:
             return PermitRejected(**base, reason=reason)
         case Action.FREEZE:
             return PermitFrozen(**base, permit_number=_number(permit), reason=reason,
-                                freeze_count=permit.freeze_count)
+                                freeze_count=permit.freeze_count, ground=transition.ground)
         case Action.REACTIVATE:
             return PermitReactivated(**base, permit_number=_number(permit), reason=reason)
         case Action.REVOKE:
             if permit.reapply_after is None:  # revoking sets the revocation time it is counted from
                 raise ValueError(f"revoked permit {permit.permit_id} has no revocation time")
             return PermitRevoked(**base, permit_number=permit.permit_number, reason=reason,
-                                 reapply_after=permit.reapply_after)
+                                 reapply_after=permit.reapply_after, ground=transition.ground)
     raise ValueError(f"no event for {transition.action}")
 
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from services.permits.domain import Closure, OperatingStatus, Permit, PermitStatus, Transition
+from services.permits.domain import (
+    SANCTIONS, Action, Closure, OperatingStatus, Permit, PermitStatus, Transition, counting_month,
+)
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
@@ -67,7 +69,7 @@ class PermitRepository:
             " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb)",
             *_values(permit), json.dumps(application),
         )
-        await self._record(permit.permit_id, transition)
+        await self._record(permit, transition)
 
     async def save(self, permit: Permit, transition: Transition) -> None:
         """Every change of a permit comes with its history row, in the same transaction."""
@@ -77,7 +79,7 @@ class PermitRepository:
             permit.permit_id, permit.status.value, permit.permit_number, permit.freeze_count, permit.revoked_at,
             permit.issued_at,
         )
-        await self._record(permit.permit_id, transition)
+        await self._record(permit, transition)
 
     async def next_number(self, year: int) -> int:
         """Gap-free per year: the counter row is locked until the issuing transaction ends."""
@@ -127,21 +129,37 @@ class PermitRepository:
             province, regency,
         )
 
+    async def sanction_counts(self, *, province: str | None, regency: str | None) -> list[asyncpg.Record]:
+        """Freezes and revocations per (province, month, action, ground), from the counts kept as they happen."""
+        return await self._connection.fetch(
+            "SELECT province_code, month, action, ground, sum(sanctions)::int AS sanctions FROM sanction_counts"
+            " WHERE ($1::text IS NULL OR province_code = $1) AND ($2::text IS NULL OR regency_code = $2)"
+            " GROUP BY province_code, month, action, ground ORDER BY province_code, month, action, ground",
+            province, regency,
+        )
+
     async def history(self, permit_id: uuid.UUID) -> list[dict[str, Any]]:
         rows = await self._connection.fetch(
-            "SELECT from_status, to_status, action, actor, role, reason, at, causation_id"
+            "SELECT from_status, to_status, action, actor, role, reason, at, causation_id, ground"
             " FROM permit_history WHERE permit_id = $1 ORDER BY seq",
             permit_id,
         )
-        return [dict(row) for row in rows]
+        return [dict(row) | {"ground": json.loads(row["ground"]) if row["ground"] else None} for row in rows]
 
-    async def _record(self, permit_id: uuid.UUID, t: Transition) -> None:
+    async def _record(self, permit: Permit, t: Transition) -> None:
         await self._connection.execute(
             "INSERT INTO permit_history (permit_id, from_status, to_status, action, actor, role, reason, at,"
-            " causation_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-            permit_id, t.from_status.value if t.from_status else None, t.to_status.value, t.action, t.actor,
-            t.role, t.reason, t.at, t.causation_id,
+            " causation_id, ground) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::jsonb)",
+            permit.permit_id, t.from_status.value if t.from_status else None, t.to_status.value, t.action, t.actor,
+            t.role, t.reason, t.at, t.causation_id, t.ground.model_dump_json() if t.ground else None,
         )
+        if t.ground is not None and Action(t.action) in SANCTIONS:
+            await self._connection.execute(
+                "INSERT INTO sanction_counts (province_code, regency_code, month, action, ground, sanctions)"
+                " VALUES ($1,$2,$3,$4,$5,1) ON CONFLICT (province_code, regency_code, month, action, ground)"
+                " DO UPDATE SET sanctions = sanction_counts.sanctions + 1",
+                permit.province_code, permit.regency_code, counting_month(t.at), t.action, t.ground.code.value,
+            )
 
 
 class ClosureRepository:
@@ -165,6 +183,11 @@ class ClosureRepository:
             "UPDATE facility_closures SET reopened_at = $2 WHERE closure_id = $1 AND reopened_at IS NULL",
             closure_id, at)
         return status != "UPDATE 0"
+
+    async def of_facility(self, facility_id: uuid.UUID, closure_id: uuid.UUID) -> bool:
+        return await self._connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM facility_closures WHERE closure_id = $1 AND facility_id = $2)",
+            closure_id, facility_id)
 
     async def operating_status(self, facility_id: uuid.UUID) -> OperatingStatus:
         rows = await self._connection.fetch(

@@ -212,15 +212,16 @@ REPORT = {"permit_id": "{permit}", "period_id": "{period}", "workforce": {"total
 NEW_CASE = {"facility_id": "{facility}", "case_ref": "PROBE-1",
             "confirmed_on": (date.today() + timedelta(days=30)).isoformat(), "symptomatic": False, "close_contacts": 0}
 REASON = {"reason": "probing"}
+SANCTION = {"reason": "probing", "ground": {"code": "company_request"}}
 
 # Every route that names one plant's object (read from each service's api.py), and the list that takes a NIB.
 PROBES = [
     Probe("permits", "GET", "/permits/{permit}"),
     Probe("permits", "GET", "/permits/{permit}/history"),
     Probe("permits", "POST", "/permits/{permit}/decision", {"decision": "reject", "reason": "probing"}),
-    Probe("permits", "POST", "/permits/{permit}/freeze", REASON),
+    Probe("permits", "POST", "/permits/{permit}/freeze", SANCTION),
     Probe("permits", "POST", "/permits/{permit}/reactivate", REASON),
-    Probe("permits", "POST", "/permits/{permit}/revoke", REASON),
+    Probe("permits", "POST", "/permits/{permit}/revoke", SANCTION),
     Probe("permits", "GET", "/permits?nib={nib}"),
     Probe("reports", "GET", "/schedules/{permit}"),
     Probe("reports", "GET", "/reports?permit_id={permit}"),

@@ -71,8 +71,8 @@ async def test_an_operator_finds_issues_and_freezes_a_permit(cli, permit_id):
     issued = ok_json(await cli("permits", "issue", permit_id, "--reason", "documents complete", "--json"))
     assert issued["status"] == "ISSUED" and issued["permit_number"].startswith("IOMKI-")
 
-    frozen = ok_json(await cli("permits", "freeze", permit_id, "-r", "protocol breach found on inspection",
-                               "--json"))
+    frozen = ok_json(await cli("permits", "freeze", permit_id, "-g", "inspection_finding", "--finding",
+                               "BAP-32.16/2026/004", "-r", "protocol breach found on inspection", "--json"))
     assert frozen["status"] == "FROZEN" and frozen["freeze_count"] == 1
 
     shown = ok_json(await cli("permits", "show", permit_id, "--json"))
@@ -96,8 +96,8 @@ async def test_a_refused_request_is_rendered_as_its_problem_with_exit_code_1(cli
     missing = await cli("alerts", "ack", str(uuid.uuid4()))
     assert missing.exit_code == 1 and "Alert not found." in missing.stderr
 
-    company = await cli("permits", "freeze", permit_id, "-r", "x", "--token", bearer("company", nib=NIB)
-                        ["Authorization"].split()[1])
+    company_token = bearer("company", nib=NIB)["Authorization"].split()[1]
+    company = await cli("permits", "freeze", permit_id, "-g", "company_request", "-r", "x", "--token", company_token)
     assert company.exit_code == 1 and "(403)" in company.stderr
 
 

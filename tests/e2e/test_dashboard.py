@@ -27,7 +27,9 @@ OPERATOR = bearer("operator")
 
 # Three plants in Jawa Barat (one is closed by a cluster), one in Jawa Tengah.
 PLANTS = [("8120000500001", "32", "32.16", "issue"), ("8120000500002", "32", "32.04", "issue"),
-          ("8120000500003", "32", "32.04", None), ("8120000500004", "33", "33.74", "issue")]
+          ("8120000500003", "32", "32.04", None), ("8120000500004", "33", "33.74", "issue"),
+          ("8120000500005", "32", "32.04", "issue")]
+FROZEN_ON_INSPECTION = "8120000500005"
 
 
 def application(nib: str, province: str, regency: str) -> dict[str, Any]:
@@ -117,6 +119,10 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
                 decided = await http.post(f"{permits}/permits/{ids[nib]['permit_id']}/decision", headers=OPERATOR,
                                           json={"decision": decision, "reason": "documents complete"})
                 assert decided.status_code == 200, decided.text
+        frozen = await http.post(f"{permits}/permits/{ids[FROZEN_ON_INSPECTION]['permit_id']}/freeze",
+                                 headers=OPERATOR, json={"reason": "masker tidak dipakai di lini produksi", "ground": {
+                                     "code": "inspection_finding", "evidence": {"finding": "BAP-32.04/2026/001"}}})
+        assert frozen.status_code == 200, frozen.text
 
         # A cluster: two confirmed cases at the first plant close it and raise an alert.
         closed_nib = PLANTS[0][0]
@@ -161,10 +167,20 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
 
     # Permits by state and by province, as a person reads them off the page.
     assert page.within("total-") == {"total-SUBMITTED": "1 Submitted", "total-ISSUED": "3 Issued",
-                                     "total-FROZEN": "0 Frozen", "total-REVOKED": "0 Revoked",
+                                     "total-FROZEN": "1 Frozen", "total-REVOKED": "0 Revoked",
                                      "total-REJECTED": "0 Rejected"}
     assert page.within("province-") == {
-        "province-32": "Jawa Barat (32) 1 2 0 0 0 3", "province-33": "Jawa Tengah (33) 0 1 0 0 0 1"}
+        "province-32": "Jawa Barat (32) 1 2 1 0 0 4", "province-33": "Jawa Tengah (33) 0 1 0 0 0 1"}
+
+    # Sanctions by ground: the freeze counted under the inspection's finding, nothing else.
+    grounds = page.within("ground-")
+    assert grounds["ground-inspection_finding"] == "Inspection finding (temuan pemeriksaan) 1 0"
+    assert grounds["ground-inspection_finding-freeze"] == "1"
+    counts = {mark: text for mark, text in grounds.items() if mark.endswith(("-freeze", "-revoke"))}
+    every_ground = ("missed_reports", "false_declaration", "inspection_finding", "closure_not_observed",
+                    "company_request", "other")
+    assert counts == {f"ground-{g}-{a}": "0" for g in every_ground for a in ("freeze", "revoke")} | {
+        "ground-inspection_finding-freeze": "1"}
 
     # A compliance bar per province, as long as its reporting rate, with the rate in words beside it.
     west, central = page.attributes["compliance-bar-32"], page.attributes["compliance-bar-33"]

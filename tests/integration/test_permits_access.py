@@ -58,9 +58,12 @@ REQUESTS: dict[str, list[Request]] = {
     "read": [Request("GET", "/permits/{id}", None, ()), Request("GET", "/permits/{id}/history", None, ())],
     "summary": [Request("GET", "/permits/summary?province=32", None, ())],
     "decide": [Request("POST", "/permits/{id}/decision", {"decision": "reject", "reason": "incomplete"}, ())],
-    "freeze": [Request("POST", "/permits/{id}/freeze", {"reason": "3 warnings"}, ("issue",))],
+    "freeze": [Request("POST", "/permits/{id}/freeze",
+                       {"reason": "3 warnings", "ground": {"code": "company_request"}}, ("issue",))],
     "reactivate": [Request("POST", "/permits/{id}/reactivate", {"reason": "reports resumed"}, ("issue", "freeze"))],
-    "revoke": [Request("POST", "/permits/{id}/revoke", {"reason": "false data"}, ("issue",))],
+    "revoke": [Request("POST", "/permits/{id}/revoke",
+                       {"reason": "false data", "ground": {"code": "inspection_finding",
+                                                           "evidence": {"finding": "BAP-1"}}}, ("issue",))],
 }
 
 
@@ -83,7 +86,7 @@ async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> str:
     permit_id = applied.json()["permit_id"]
     for step in steps:
         path, body = {"issue": ("decision", {"decision": "issue", "reason": "ok"}),
-                      "freeze": ("freeze", {"reason": "setup"})}[step]
+                      "freeze": ("freeze", {"reason": "setup", "ground": {"code": "company_request"}})}[step]
         assert (await permits.post(f"/permits/{permit_id}/{path}", json=body, headers=OPERATOR)).status_code == 200
     return permit_id
 

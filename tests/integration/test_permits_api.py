@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.integration
 NIB = "8120000765432"
 OPERATOR = bearer("operator", sub="officer-ani")
 COMPANY = bearer("company", nib=NIB, sub="company-admin")
+FINDING = {"reason": "field data false", "ground": {"code": "inspection_finding",
+                                                    "evidence": {"finding": "BAP-32.16/2026/004"}}}
 
 
 def application(address: str, **changes: Any) -> dict[str, Any]:
@@ -70,8 +73,9 @@ async def producer(platform) -> AsyncIterator[AIOKafkaProducer]:
     await producer.stop()
 
 
-async def issued_permit(permits: httpx.AsyncClient, address: str | None = None) -> dict[str, Any]:
-    applied = await permits.post("/permits", json=application(address or a_plant()), headers=COMPANY)
+async def issued_permit(permits: httpx.AsyncClient, address: str | None = None,
+                        body: dict[str, Any] | None = None) -> dict[str, Any]:
+    applied = await permits.post("/permits", json=body or application(address or a_plant()), headers=COMPANY)
     assert applied.status_code == 201, applied.text
     issued = await permits.post(f"/permits/{applied.json()['permit_id']}/decision",
                                 json={"decision": "issue", "reason": "documents complete"}, headers=OPERATOR)
@@ -204,7 +208,7 @@ async def test_a_second_active_application_for_the_same_plant_names_the_existing
 async def test_a_revoked_plant_reapplies_after_fourteen_days_as_the_same_facility(permits, clock):
     address = a_plant()
     permit = await issued_permit(permits, address)
-    revoked = await permits.post(f"/permits/{permit['permit_id']}/revoke", json={"reason": "field data false"},
+    revoked = await permits.post(f"/permits/{permit['permit_id']}/revoke", json=FINDING,
                                  headers=OPERATOR)
     assert revoked.status_code == 200 and revoked.json()["status"] == "REVOKED"
     reapply_from = (clock.now() + timedelta(days=14)).date().isoformat()
@@ -237,7 +241,7 @@ async def test_another_company_at_the_same_address_neither_blocks_nor_inherits_t
     assert again.status_code == 409 and again.json()["existing_permit_id"] == theirs.json()["permit_id"]
     assert permit["permit_id"] not in again.text
 
-    revoked = await permits.post(f"/permits/{permit['permit_id']}/revoke", json={"reason": "field data false"},
+    revoked = await permits.post(f"/permits/{permit['permit_id']}/revoke", json=FINDING,
                                  headers=OPERATOR)
     assert revoked.status_code == 200
     await permits.post(f"/permits/{theirs.json()['permit_id']}/decision",
@@ -255,12 +259,13 @@ async def test_an_officer_freezes_reactivates_and_revokes_and_history_records_ea
     pid = permit["permit_id"]
     for action, status in (("freeze", "FROZEN"), ("reactivate", "ISSUED"), ("freeze", "FROZEN"),
                            ("revoke", "REVOKED")):
-        answer = await permits.post(f"/permits/{pid}/{action}", json={"reason": f"{action} per review"},
+        ground = {"ground": {"code": "company_request"}} if action != "reactivate" else {}
+        answer = await permits.post(f"/permits/{pid}/{action}", json={"reason": f"{action} per review"} | ground,
                                     headers=OPERATOR | {"x-request-id": f"req-{action}-{status}"})
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == status
 
-    illegal = await permits.post(f"/permits/{pid}/reactivate", json={"reason": "x"}, headers=OPERATOR)
+    illegal = await permits.post(f"/permits/{pid}/reactivate", json=FINDING, headers=OPERATOR)
     assert illegal.status_code == 409
     assert illegal.json()["current_status"] == "REVOKED" and "REVOKED" in illegal.json()["detail"]
 
@@ -268,7 +273,10 @@ async def test_an_officer_freezes_reactivates_and_revokes_and_history_records_ea
     assert [t["to_status"] for t in history] == ["SUBMITTED", "ISSUED", "FROZEN", "ISSUED", "FROZEN", "REVOKED"]
     assert history[-1] | {"at": None} == {
         "from_status": "FROZEN", "to_status": "REVOKED", "action": "revoke", "actor": "officer-ani",
-        "role": "operator", "reason": "revoke per review", "at": None, "causation_id": "req-revoke-REVOKED"}
+        "role": "operator", "reason": "revoke per review", "at": None, "causation_id": "req-revoke-REVOKED",
+        "ground": {"code": "company_request", "ladder": None, "rule": None, "text": "revoke per review",
+                   "evidence": {"missed_periods": [], "warnings": [], "report_id": None, "closure_id": None,
+                                "finding": None}}}
     assert history[0]["actor"] == "company-admin" and history[0]["role"] == "company"
 
     detail = (await permits.get(f"/permits/{pid}", headers=OPERATOR)).json()
@@ -277,7 +285,7 @@ async def test_an_officer_freezes_reactivates_and_revokes_and_history_records_ea
 
 
 async def test_an_unknown_permit_is_404(permits):
-    answer = await permits.post(f"/permits/{uuid.uuid4()}/freeze", json={"reason": "x"}, headers=OPERATOR)
+    answer = await permits.post(f"/permits/{uuid.uuid4()}/freeze", json=FINDING, headers=OPERATOR)
     assert answer.status_code == 404
 
 
@@ -346,6 +354,57 @@ async def test_the_summary_counts_permits_by_province_and_status_and_scopes_a_ta
     other = await permits.get("/permits/summary", params={"province": "33"},
                               headers=bearer("task_force", region="32"))
     assert other.status_code == 404
+
+
+async def test_sanctions_are_counted_by_ground_province_and_month_and_an_unfounded_ground_is_refused(permits):
+    async def sanctions(headers: dict[str, str], **params: str) -> dict[str, Any]:
+        answer = await permits.get("/permits/summary", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["sanctions"]
+
+    def counted(summary: dict[str, Any], province: str, action: str, ground: str) -> int:
+        return sum(r["sanctions"] for r in summary["rows"] if (r["province_code"], r["action"], r["ground"],
+                                                               r["month"]) == (province, action, ground, month))
+
+    month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Jakarta")).date().isoformat()[:7]
+    before = await sanctions(OPERATOR)
+    west = await issued_permit(permits)
+    central_java = application(a_plant(), facility={"name": "Pabrik Semarang", "address": a_plant(),
+                                                     "province_code": "33", "regency_code": "33.74"})
+    central = await issued_permit(permits, body=central_java)
+
+    elsewhere = {"code": "closure_not_observed", "evidence": {"closure_id": str(uuid.uuid4())}}
+    unfounded = await permits.post(f"/permits/{west['permit_id']}/freeze", headers=OPERATOR,
+                                   json={"reason": "tidak ada", "ground": elsewhere})
+    assert unfounded.status_code == 422
+    assert [e["field"] for e in unfounded.json()["errors"]] == ["ground.evidence.closure_id"]
+    by_hand = await permits.post(f"/permits/{west['permit_id']}/freeze", headers=OPERATOR, json={
+        "reason": "tiga laporan terlewat", "ground": {"code": "missed_reports"}})
+    assert by_hand.status_code == 422 and by_hand.json()["errors"][0]["field"] == "ground.code"
+    no_ground = await permits.post(f"/permits/{west['permit_id']}/freeze", headers=OPERATOR,
+                                   json={"reason": "no ground"})
+    assert no_ground.status_code == 422 and "ground" in no_ground.text
+    unknown = await permits.post(f"/permits/{west['permit_id']}/freeze", headers=OPERATOR,
+                                 json={"reason": "x", "ground": {"code": "rumour"}})
+    assert unknown.status_code == 422
+
+    assert (await permits.post(f"/permits/{west['permit_id']}/freeze", json=FINDING, headers=OPERATOR)).is_success
+    assert (await permits.post(f"/permits/{west['permit_id']}/revoke", json=FINDING, headers=OPERATOR)).is_success
+    other = {"reason": "pemalsuan dokumen izin yang ditemukan kemudian", "ground": {"code": "other"}}
+    assert (await permits.post(f"/permits/{central['permit_id']}/revoke", json=other, headers=OPERATOR)).is_success
+
+    after = await sanctions(bearer("agency"))
+    assert counted(after, "32", "freeze", "inspection_finding") - counted(before, "32", "freeze",
+                                                                          "inspection_finding") == 1
+    assert counted(after, "32", "revoke", "inspection_finding") - counted(before, "32", "revoke",
+                                                                          "inspection_finding") == 1
+    assert counted(after, "33", "revoke", "other") - counted(before, "33", "revoke", "other") == 1
+    assert after["by_ground"]["revoke"]["other"] - before["by_ground"]["revoke"]["other"] == 1
+    assert set(after["by_ground"]["freeze"]) == {"missed_reports", "false_declaration", "inspection_finding",
+                                                 "closure_not_observed", "company_request", "other"}
+    # A task force counts its own province's sanctions only.
+    west_java = await sanctions(bearer("task_force", region="32"))
+    assert {r["province_code"] for r in west_java["rows"]} == {"32"}
 
 
 # -- permit numbers -----------------------------------------------------------------------------------------
@@ -417,7 +476,7 @@ async def test_the_registry_answers_without_a_token_and_without_personal_data(pe
 def sanction(permit: dict[str, Any], action: SanctionAction) -> Envelope:
     return Envelope.wrap(SanctionRecommended(
         facility_id=permit["facility_id"], province_code="32", regency_code="32.04", permit_id=permit["permit_id"],
-        action=action, rule="ThreeWarningsInARow",
+        action=action, rule="ThreeWarningsInARow", ladder="SE-3/2021",
         evidence=SanctionEvidence(missed_periods=[uuid.uuid4() for _ in range(3)],
                                    warnings=[uuid.uuid4() for _ in range(3)]),
     ), service="reports")
@@ -429,6 +488,7 @@ async def test_a_recommended_freeze_arriving_twice_freezes_once_and_is_published
 
     # reports recommends a freeze; the broker delivers it twice.
     freeze = sanction(permit, SanctionAction.FREEZE)
+    freeze_event = SanctionRecommended.model_validate(freeze.data)
     await publish(producer, "iomki.reports", freeze)
     await publish(producer, "iomki.reports", freeze)
     # Then incidents closes the plant (same key, so it is handled after both copies above).
@@ -459,6 +519,11 @@ async def test_a_recommended_freeze_arriving_twice_freezes_once_and_is_published
     assert frozen[0].envelope.causationid == str(freeze.id)
     assert frozen[0].envelope.correlationid == freeze.correlationid
     assert frozen[0].event.freeze_count == 1 and "ThreeWarningsInARow" in frozen[0].event.reason
+    # Its ground: missed reports under the ladder that judged them, resting on the periods it named.
+    ground = frozen[0].event.ground
+    assert ground is not None and (ground.code, ground.ladder, ground.rule) == (
+        "missed_reports", "SE-3/2021", "ThreeWarningsInARow")
+    assert ground.evidence.missed_periods == freeze_event.evidence.missed_periods
 
     # A second freeze recommendation for a frozen permit is illegal: logged and ignored, not a failure.
     await publish(producer, "iomki.reports", sanction(permit, SanctionAction.FREEZE))

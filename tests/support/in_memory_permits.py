@@ -74,7 +74,8 @@ class InMemoryPermits:
         """The rows `PermitRepository.history` reads: statuses as the table stores them, text."""
         return [{"from_status": t.from_status.value if t.from_status else None, "to_status": t.to_status.value,
                  "action": t.action, "actor": t.actor, "role": t.role, "reason": t.reason, "at": t.at,
-                 "causation_id": t.causation_id} for t in self._state.history.get(permit_id, [])]
+                 "causation_id": t.causation_id, "ground": t.ground.model_dump(mode="json") if t.ground else None}
+                for t in self._state.history.get(permit_id, [])]
 
 
 class InMemoryClosures:
@@ -94,6 +95,10 @@ class InMemoryClosures:
             return False
         self._state.closures[closure_id] = (found[0], replace(found[1], reopened_at=at))
         return True
+
+    async def of_facility(self, facility_id: uuid.UUID, closure_id: uuid.UUID) -> bool:
+        found = self._state.closures.get(closure_id)
+        return found is not None and found[0] == facility_id
 
     async def operating_status(self, facility_id: uuid.UUID) -> OperatingStatus:
         still_open = [c for facility, c in self._state.closures.values() if facility == facility_id and c.open]

@@ -14,14 +14,19 @@ from hypothesis import strategies as st
 from services.permits.domain import (
     ACTIVE, TRANSITIONS, Action, Application, ApplicationRules, Closure, IllegalTransition, InvalidApplication,
     OnePermitPerPlant, OperatingStatus, Permit, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon,
-    RegistryStatus, SanctionRecommendation, normalise_address, permit_number, plant_key, registry_status,
+    SANCTIONS, RegistryStatus, SanctionRecommendation, normalise_address, permit_number, plant_key, registry_status,
 )
+from shared.contract import GroundCode, GroundEvidence, SanctionGround
 from tests.support.permit_factories import Regions, an_application
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2021, 7, 5, 8, 0, tzinfo=UTC)
 TERMINAL = {PermitStatus.REJECTED, PermitStatus.REVOKED}
+A_GROUND = SanctionGround(code=GroundCode.COMPANY_REQUEST, text="the company asked to stop")
+MISSED = [uuid.uuid4() for _ in range(3)]
+LADDER_FREEZE = SanctionRecommendation(Action.FREEZE, "ThreeWarningsInARow", "SE-3/2021",
+                                       GroundEvidence(missed_periods=MISSED, warnings=MISSED))
 
 
 def a_permit(**changes) -> Permit:
@@ -46,7 +51,8 @@ def test_any_sequence_of_actions_keeps_the_invariants(actions):
         allowed_from, target = TRANSITIONS[action]
         try:
             permit, transition = permit.act(action, actor="op", role="operator", reason="r", now=now,
-                                            permit_number=permit_number(2021, step + 1))
+                                            permit_number=permit_number(2021, step + 1),
+                                            ground=A_GROUND if action in SANCTIONS else None)
         except IllegalTransition as exc:
             # Refused exactly when the table says so, naming the current state, changing nothing.
             assert before.status not in allowed_from
@@ -56,6 +62,7 @@ def test_any_sequence_of_actions_keeps_the_invariants(actions):
         assert before.status in allowed_from and permit.status is target
         assert before.status not in TERMINAL  # nothing leaves a final state
         assert transition.from_status is before.status and transition.to_status is permit.status
+        assert (transition.ground is not None) == (action in SANCTIONS)
         history.append(transition)
         if action is Action.ISSUE:
             issued_number = permit.permit_number
@@ -73,18 +80,31 @@ def test_a_frozen_permit_recommended_for_freezing_again_is_refused_not_refrozen(
     # SE 3/2021: a second freeze means revocation; reports decides that and recommends revoke.
     frozen = a_permit(status=PermitStatus.FROZEN, permit_number="IOMKI-2021-000001", freeze_count=1)
     with pytest.raises(IllegalTransition) as refused:
-        frozen.apply_sanction(SanctionRecommendation.of("freeze", "ThreeWarningsInARow", 3, 3), now=T0,
+        frozen.apply_sanction(LADDER_FREEZE, now=T0,
                               causation_id="evt-1")
     assert refused.value.current is PermitStatus.FROZEN
 
 
 def test_a_sanction_is_recorded_as_the_reports_system_with_its_cause():
     issued = a_permit(status=PermitStatus.ISSUED, permit_number="IOMKI-2021-000001")
-    frozen, transition = issued.apply_sanction(SanctionRecommendation.of("freeze", "ThreeWarningsInARow", 3, 3),
+    frozen, transition = issued.apply_sanction(LADDER_FREEZE,
                                                now=T0, causation_id="evt-1")
     assert frozen.status is PermitStatus.FROZEN and frozen.freeze_count == 1
     assert (transition.actor, transition.role, transition.causation_id) == ("reports", "system", "evt-1")
     assert "ThreeWarningsInARow" in transition.reason
+    # Its ground: missed reports under the ladder that judged them, resting on the periods it counted.
+    assert transition.ground == SanctionGround(code=GroundCode.MISSED_REPORTS, ladder="SE-3/2021",
+                                               rule="ThreeWarningsInARow",
+                                               evidence=GroundEvidence(missed_periods=MISSED, warnings=MISSED))
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_sanction_names_a_ground_and_nothing_else_does(action):
+    permit = a_permit(status=next(iter(TRANSITIONS[action][0])))
+    kwargs = dict(actor="op", role="operator", reason="r", now=T0, permit_number="IOMKI-2021-000001")
+    with pytest.raises(ValueError, match="ground"):
+        permit.act(action, **kwargs, ground=None if action in SANCTIONS else A_GROUND)
+    permit.act(action, **kwargs, ground=A_GROUND if action in SANCTIONS else None)
 
 
 # -- one plant, one permit ----------------------------------------------------------------------------------

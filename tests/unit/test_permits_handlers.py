@@ -13,15 +13,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    Action, ApplicationRules, IllegalTransition, InvalidApplication, Permit, PermitNotFound, PermitStatus,
-    PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
+    SANCTIONS, Action, ApplicationRules, IllegalTransition, InvalidApplication, InvalidGround, Permit,
+    PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
 )
 from services.permits.handlers import PermitHandlers
 from shared import registry_tokens
 from shared.clock import FakeClock
 from shared.contract import (
     EVENT_TYPES, INTERNAL_CONTACTS, PERMITS, ClosureScope, Envelope, Event, FacilityClosureOrdered, FacilityReopened,
-    SanctionAction, SanctionEvidence, SanctionRecommended,
+    GroundCode, GroundEvidence, SanctionAction, SanctionEvidence, SanctionGround, SanctionRecommended,
 )
 from shared.web.access import Access, Principal, Role, Scope
 from tests.support.in_memory_permits import InMemoryPermitsDatabase, PermitsState
@@ -34,6 +34,8 @@ NIB = an_application().nib
 OPERATOR = Access(Principal("officer-ani", Role.OPERATOR), Scope.ALL, "decide")
 COMPANY = Access(Principal("k3-admin", Role.COMPANY, nib=NIB), Scope.OWN, "apply")
 ANOTHER_PLANT = "Jl. Raya Bekasi Km 28, Cikarang"
+FINDING = SanctionGround(code=GroundCode.INSPECTION_FINDING, text="masker tidak dipakai di lini 2",
+                         evidence=GroundEvidence(finding="BAP-32.16/2021/017"))
 
 
 @pytest.fixture
@@ -127,7 +129,8 @@ async def test_a_second_application_for_the_plant_is_refused_naming_the_permit_i
 
 async def test_a_revoked_plant_reapplies_after_fourteen_days_as_the_same_facility(handlers, database, clock):
     first = await an_issued_permit(handlers)
-    await handlers.act(first.permit_id, Action.REVOKE, "statement contradicted by inspection", OPERATOR)
+    await handlers.act(first.permit_id, Action.REVOKE, "statement contradicted by inspection", OPERATOR,
+                       ground=FINDING)
 
     clock.advance(timedelta(days=13))
     with pytest.raises(ReapplyTooSoon):
@@ -149,7 +152,8 @@ async def test_each_decision_is_announced_in_order_with_the_permit_as_it_now_is(
     permit = await handlers.apply(an_application(), COMPANY)
     for action in (Action.ISSUE, Action.FREEZE, Action.REACTIVATE, Action.REVOKE):
         clock.advance(timedelta(days=1))
-        await handlers.act(permit.permit_id, action, f"officer's {action.value}", OPERATOR)
+        await handlers.act(permit.permit_id, action, f"officer's {action.value}", OPERATOR,
+                           ground=FINDING if action in SANCTIONS else None)
 
     assert published(database) == ["PermitApplied", "CompanyContactsUpdated", "PermitIssued", "PermitFrozen",
                                    "PermitReactivated", "PermitRevoked"]
@@ -157,6 +161,8 @@ async def test_each_decision_is_announced_in_order_with_the_permit_as_it_now_is(
     assert issued.data["permit_number"] == "IOMKI-2021-000001"
     assert datetime.fromisoformat(issued.data["issued_at"]) == T0 + timedelta(days=1)
     assert frozen.data["freeze_count"] == 1 and frozen.data["reason"] == "officer's freeze"
+    assert frozen.data["ground"]["code"] == revoked.data["ground"]["code"] == "inspection_finding"
+    assert revoked.data["ground"]["evidence"]["finding"] == "BAP-32.16/2021/017"
     assert reactivated.data["permit_number"] == "IOMKI-2021-000001"
     assert date.fromisoformat(revoked.data["reapply_after"]) == (T0 + timedelta(days=4 + 14)).date()
     # Each decision is a request of its own: its own correlation, not the application's.
@@ -164,6 +170,47 @@ async def test_each_decision_is_announced_in_order_with_the_permit_as_it_now_is(
     assert len(correlations) == 4 and database.committed.outbox[0].correlationid not in correlations
     history = await handlers.history(permit.permit_id, OPERATOR)
     assert [h["to_status"] for h in history] == ["SUBMITTED", "ISSUED", "FROZEN", "ISSUED", "REVOKED"]
+    assert [h["ground"]["code"] if h["ground"] else None for h in history] == [
+        None, None, "inspection_finding", None, "inspection_finding"]
+
+
+async def test_a_ground_that_does_not_rest_on_its_evidence_is_refused_and_changes_nothing(handlers, database):
+    permit = await an_issued_permit(handlers)
+    other = await handlers.apply(an_application(address=ANOTHER_PLANT), COMPANY)
+    elsewhere = FacilityClosureOrdered(facility_id=other.facility_id, province_code="32", regency_code="32.16",
+                                       closure_id=uuid.uuid4(), scope=ClosureScope.PLANT, reason="klaster",
+                                       starts_at=T0, ends_at=T0 + timedelta(days=5))
+    await consumed(database, handlers.on_closure_ordered, elsewhere, service="incidents")
+    written = list(database.committed.outbox)
+    refused_grounds = {
+        "ground.code": SanctionGround(code=GroundCode.MISSED_REPORTS, text="tiga laporan terlewat berturut-turut"),
+        "ground.evidence.closure_id": SanctionGround(code=GroundCode.CLOSURE_NOT_OBSERVED,
+                                                     text="beroperasi saat ditutup",
+                                                     evidence=GroundEvidence(closure_id=elsewhere.closure_id)),
+        "ground.evidence.finding": SanctionGround(code=GroundCode.INSPECTION_FINDING, text="protokol dilanggar"),
+        "reason": SanctionGround(code=GroundCode.OTHER, text="lainnya"),
+    }
+    for field, ground in refused_grounds.items():
+        with pytest.raises(InvalidGround) as refused:
+            await handlers.act(permit.permit_id, Action.FREEZE, ground.text or "", OPERATOR, ground=ground)
+        assert [e.field for e in refused.value.errors] == [field]
+    assert database.committed.permits[permit.permit_id].status is PermitStatus.ISSUED
+    assert database.committed.outbox == written
+
+
+async def test_a_closure_of_the_plant_grounds_its_revocation_with_the_closure_as_evidence(handlers, database):
+    permit = await an_issued_permit(handlers)
+    closure = FacilityClosureOrdered(facility_id=permit.facility_id, province_code="32", regency_code="32.16",
+                                     closure_id=uuid.uuid4(), scope=ClosureScope.PLANT, reason="klaster",
+                                     starts_at=T0, ends_at=T0 + timedelta(days=5))
+    await consumed(database, handlers.on_closure_ordered, closure, service="incidents")
+    ground = SanctionGround(code=GroundCode.CLOSURE_NOT_OBSERVED, text="pabrik beroperasi selama penutupan",
+                            evidence=GroundEvidence(closure_id=closure.closure_id))
+    await handlers.act(permit.permit_id, Action.REVOKE, "pabrik beroperasi selama penutupan", OPERATOR,
+                       ground=ground)
+    revoked = database.committed.outbox[-1]
+    assert revoked.type == "iomki.PermitRevoked.v1"
+    assert SanctionGround.model_validate(revoked.data["ground"]) == ground
 
 
 async def test_permits_are_numbered_in_the_order_they_are_issued_and_the_request_correlates_the_event(

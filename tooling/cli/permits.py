@@ -14,6 +14,11 @@ app = typer.Typer(help="Permits: list, show, issue, reject, freeze, reactivate, 
 # Ids are parsed here: they become part of a URL path, which only a UUID may be.
 PermitId = Annotated[uuid.UUID, typer.Argument(help="The permit id (a UUID, as `permits list` shows)")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in the permit's history)")]
+GROUNDS = "false_declaration | inspection_finding | closure_not_observed | company_request | other"
+Ground = Annotated[str, typer.Option("--ground", "-g", help=f"The ground of the sanction: {GROUNDS}")]
+Finding = Annotated[str | None, typer.Option(help="The inspection's reference for the finding")]
+ReportId = Annotated[uuid.UUID | None, typer.Option(help="false_declaration: the declared report contradicted")]
+ClosureId = Annotated[uuid.UUID | None, typer.Option(help="closure_not_observed: the closure the plant ignored")]
 
 
 @app.command("list")
@@ -78,9 +83,10 @@ def reject(permit_id: PermitId, reason: Reason, token: TokenOption = None, as_js
 
 
 @app.command()
-def freeze(permit_id: PermitId, reason: Reason, token: TokenOption = None, as_json: JsonOption = False) -> None:
-    """Freeze (deactivate) an issued permit (operator)."""
-    _transition(permit_id, "freeze", reason, token, as_json)
+def freeze(permit_id: PermitId, ground: Ground, reason: Reason, finding: Finding = None, report: ReportId = None,
+           closure: ClosureId = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
+    """Freeze (deactivate) an issued permit on a ground (operator)."""
+    _sanction(permit_id, "freeze", _ground(ground, finding, report, closure), reason, token, as_json)
 
 
 @app.command()
@@ -90,9 +96,16 @@ def reactivate(permit_id: PermitId, reason: Reason, token: TokenOption = None, a
 
 
 @app.command()
-def revoke(permit_id: PermitId, reason: Reason, token: TokenOption = None, as_json: JsonOption = False) -> None:
-    """Revoke an issued or frozen permit (operator)."""
-    _transition(permit_id, "revoke", reason, token, as_json)
+def revoke(permit_id: PermitId, ground: Ground, reason: Reason, finding: Finding = None, report: ReportId = None,
+           closure: ClosureId = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
+    """Revoke an issued or frozen permit on a ground (operator)."""
+    _sanction(permit_id, "revoke", _ground(ground, finding, report, closure), reason, token, as_json)
+
+
+def _ground(code: str, finding: str | None, report: uuid.UUID | None, closure: uuid.UUID | None) -> dict[str, Any]:
+    evidence = {"finding": finding, "report_id": str(report) if report else None,
+                "closure_id": str(closure) if closure else None}
+    return {"code": code, "evidence": {key: value for key, value in evidence.items() if value is not None}}
 
 
 def _decide(permit_id: uuid.UUID, decision: str, reason: str, token: str | None, as_json: bool) -> None:
@@ -103,6 +116,12 @@ def _decide(permit_id: uuid.UUID, decision: str, reason: str, token: str | None,
 
 
 def _transition(permit_id: uuid.UUID, action: str, reason: str, token: str | None, as_json: bool) -> None:
-    result = Api("permits", token, as_json=as_json).post(f"/permits/{permit_id}/{action}", {"reason": reason})
+    _sanction(permit_id, action, None, reason, token, as_json)
+
+
+def _sanction(permit_id: uuid.UUID, action: str, ground: dict[str, Any] | None, reason: str, token: str | None,
+              as_json: bool) -> None:
+    body: dict[str, Any] = {"reason": reason} | ({"ground": ground} if ground else {})
+    result = Api("permits", token, as_json=as_json).post(f"/permits/{permit_id}/{action}", body)
     emit(result, as_json, lambda body: typer.echo(
         f"{body['permit_id']} ({body['permit_number']}): {body['status']}, frozen {body['freeze_count']}×"))

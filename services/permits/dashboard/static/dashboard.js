@@ -70,6 +70,35 @@
       : el("p", { class: "muted" }, "No permits yet."));
   }
 
+  // -- sanctions: freezes and revocations by ground, then by province, month and ground -----------------
+
+  const GROUNDS = {
+    missed_reports: "Missed reports (laporan terlewat)",
+    false_declaration: "False declaration (pernyataan tidak benar)",
+    inspection_finding: "Inspection finding (temuan pemeriksaan)",
+    closure_not_observed: "Closure not observed (penutupan dilanggar)",
+    company_request: "Company's request (permintaan perusahaan)",
+    other: "Other (lainnya)",
+  };
+
+  function drawSanctions(sanctions, names) {
+    const totals = Object.keys(GROUNDS).map((g) => el("tr", { "data-test": `ground-${g}` },
+      el("th", {}, GROUNDS[g]),
+      el("td", { class: "n", "data-test": `ground-${g}-freeze` }, sanctions.by_ground.freeze[g] ?? 0),
+      el("td", { class: "n", "data-test": `ground-${g}-revoke` }, sanctions.by_ground.revoke[g] ?? 0)));
+    const head = el("tr", {}, el("th", {}, "Ground"), el("th", { class: "n" }, "Frozen"),
+      el("th", { class: "n" }, "Revoked"));
+    const rows = sanctions.rows.slice(-60).reverse().map((r) => el("tr", {},
+      el("td", {}, `${names[r.province_code] || "?"} (${r.province_code})`), el("td", {}, r.month),
+      el("td", {}, r.action === "freeze" ? "Frozen" : "Revoked"), el("td", {}, GROUNDS[r.ground] || r.ground),
+      el("td", { class: "n" }, r.sanctions)));
+    show("sanction-grounds", el("table", {}, el("thead", {}, head), el("tbody", {}, totals)));
+    show("sanction-months", rows.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, ["Province", "Month", "Sanction", "Ground", "Count"].map(
+        (h) => el("th", {}, h)))), el("tbody", {}, rows))
+      : el("p", { class: "muted" }, "No freezes or revocations yet."));
+  }
+
   // -- compliance: one horizontal bar per province (reporting rate), on-time rate as a thinner bar inside --
 
   function drawCompliance(rows) {
@@ -153,6 +182,7 @@
       get(permits, "/permits/summary", token).then(async (summary) => {
         drawPermits(summary);
         summary.by_province.forEach((p) => { names[p.province_code] = p.province_name || p.province_code; });
+        drawSanctions(summary.sanctions, names);
         const rows = await Promise.all(summary.by_province.map(async (province) => ({
           province, compliance: await get(reports, `/compliance?province=${province.province_code}`, token) })));
         drawCompliance(rows);
