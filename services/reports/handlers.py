@@ -288,9 +288,13 @@ class ReportHandlers:
             return
         async with self.database.transaction() as work:
             await work.regimes.lock()
-            changed = await work.regimes.ship(self.config.shipped, at=self.clock.now())
+            changed, held = await work.regimes.ship(self.config.shipped, at=self.clock.now())
         if changed:
             log.info("regimes_shipped", names=changed)
+        for name, holder in held.items():
+            # An operator's entry is never overridden by a release; the service starts and says what it left out.
+            log.error("regime_not_shipped", name=name, held_by=holder,
+                      hint="an operator's entry holds its date: withdraw it (or ship another date) to ship this one")
 
     async def regimes(self) -> tuple[RegimeTimeline, list[dict[str, Any]], list[dict[str, Any]]]:
         """The timeline in force, the stored entries (with who scheduled them) and the latest changes."""

@@ -423,10 +423,17 @@ class RegimeRepository:
             "SELECT at, actor, action, name, entry FROM regime_changes ORDER BY change_id DESC LIMIT $1", limit)
         return [dict(row) | {"entry": json.loads(row["entry"])} for row in rows]
 
-    async def ship(self, entries: Sequence[RegimeEntry], *, at: datetime) -> list[str]:
-        """Upsert the shipped entries; the names of those inserted or changed, each change audited."""
-        changed = []
+    async def ship(self, entries: Sequence[RegimeEntry], *, at: datetime) -> tuple[list[str], dict[str, str]]:
+        """Upsert the shipped entries; the names of those inserted or changed, each change audited, and those left
+        out because an operator's entry holds their date (shipped name → the operator's entry's name)."""
+        changed, held = [], {}
         for entry in entries:
+            holder = await self._connection.fetchval(
+                "SELECT name FROM regimes WHERE effective_on = $1 AND name <> $2 AND NOT shipped",
+                entry.effective_on, entry.name)
+            if holder is not None:
+                held[entry.name] = holder
+                continue
             row = await self._connection.fetchrow(
                 "INSERT INTO regimes (name, source, effective_on, rule, ladder, declaration, shipped, scheduled_by,"
                 "  scheduled_at)"
@@ -442,7 +449,7 @@ class RegimeRepository:
             if row is not None:
                 await self._audit(at, "configuration", "shipped", entry)
                 changed.append(entry.name)
-        return changed
+        return changed, held
 
     async def schedule(self, entry: RegimeEntry, *, actor: str, at: datetime) -> None:
         await self._connection.execute(

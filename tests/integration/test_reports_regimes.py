@@ -16,9 +16,14 @@ import pytest
 import pytest_asyncio
 
 from services.reports.app import ReportsSettings, create_app
+from services.reports.domain import LadderName, RegimeEntry, parse_regime
+from services.reports.handlers import ReportHandlers, ReportsConfig
+from services.reports.repository import ReportsWork
 from shared.clock import FakeClock
 from shared.contract import Envelope, PermitIssued, PermitRevoked, SectorClass, decode
-from shared.storage.db import migrate
+from shared.storage.db import create_pool, migrate
+from shared.storage.unit_of_work import Database
+from shared.web.access import Access, Principal, Role, Scope
 from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service, schema_before, service_migrations
 from tests.support.waiting import eventually
@@ -246,3 +251,35 @@ async def test_regimes_stored_before_the_declaration_state_it_as_their_circulars
             await connection.execute("UPDATE reports SET declared_by = 'budi' WHERE report_id = $1", report_id)
     finally:
         await connection.close()
+
+
+async def test_a_shipped_regime_on_a_date_an_operator_holds_is_left_out_and_the_service_still_starts(platform):
+    """A release may ship a circular on the very date an operator scheduled one: the operator's entry stands (never
+    overridden), the service starts, and the shipped one goes in once the operator's is withdrawn."""
+    schema = "reports_shipping_held"
+    url = await schema_before(platform, schema, "reports", 10_000)
+    pool = await create_pool(url, schema, min_size=1, max_size=2)
+    ops = Access(Principal("officer-ani", Role.OPERATOR), Scope.ALL, "regimes")
+    shipped = RegimeEntry("SE-1/2027", "Surat Edaran 1/2027", date(2027, 1, 4), parse_regime("weekly:FRI@23:59"),
+                          LadderName.SE_5_2021)
+    try:
+        clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+        database = Database(pool, ReportsWork)
+        by_operator = ReportHandlers(database, clock, ReportsConfig())
+        await by_operator.schedule_regime(ops, name="SE-2/2027", source="Surat Edaran 2/2027",
+                                          effective_on=date(2027, 1, 4), rule="weekly:MON@12:00", ladder="SE-5/2021")
+        releasing = ReportHandlers(database, clock, ReportsConfig(shipped=(shipped,)))
+        await releasing.ship_regimes()  # does not raise: the service starts
+        _, stored, _ = await releasing.regimes()
+        assert {(e["name"], e["effective_on"]) for e in stored} >= {("SE-2/2027", date(2027, 1, 4))}
+        assert "SE-1/2027" not in {e["name"] for e in stored}
+
+        await by_operator.withdraw_regime(ops, "SE-2/2027")
+        await releasing.ship_regimes()
+        _, stored, changes = await releasing.regimes()
+        assert ("SE-1/2027", date(2027, 1, 4)) in {(e["name"], e["effective_on"]) for e in stored}
+        assert [(c["actor"], c["action"], c["name"]) for c in changes][:3] == [
+            ("configuration", "shipped", "SE-1/2027"), ("officer-ani", "withdrawn", "SE-2/2027"),
+            ("officer-ani", "scheduled", "SE-2/2027")]
+    finally:
+        await pool.close()
