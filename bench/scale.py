@@ -78,6 +78,13 @@ HISTORY = 8  # settled periods per live plant: twice weekly fills the 28-day win
 # Java holds most of Indonesia's manufacturing: the provinces and their weights in the load.
 PROVINCES = {"31": 10, "32": 30, "33": 20, "35": 25, "36": 15}
 STATUSES = {"ISSUED": 90, "FROZEN": 5, "REVOKED": 3, "SUBMITTED": 2}
+ISSUED_FROM = datetime(2020, 8, 1, tzinfo=UTC)
+REACTIVATED_SHARE = 0.05  # issued permits that were frozen and reactivated during the year
+# The grounds of the year's sanctions: most are the reporting ladder's.
+GROUNDS = {"missed_reports": 85, "inspection_finding": 6, "false_declaration": 3, "closure_not_observed": 2,
+           "company_request": 2, "other": 2}
+GROUNDS_JSON = {code: json.dumps({"code": code, "text": "bench", "evidence": {"missed_periods": [], "warnings": []}})
+                for code in GROUNDS}
 SECTORS = {"critical": 20, "essential": 30, "non_essential": 50}
 SETTLED = {"submitted": 88, "late": 5, "overdue": 7}  # how settled periods ended
 CLOSED_SHARE = 0.01  # plants closed by an incident order: their periods are excused
@@ -87,7 +94,8 @@ WARNING_DELAY = Timing().warning_delay
 
 _PERMIT_COLUMNS = ("permit_id", "facility_id", "nib", "company_name", "province_code", "regency_code",
                    "sector_class", "workforce_total", "status", "permit_number", "freeze_count", "revoked_at",
-                   "issued_at", "plant_key", "application")
+                   "issued_at", "plant_key", "application", "created_at")
+_HISTORY_COLUMNS = ("permit_id", "from_status", "to_status", "action", "actor", "role", "reason", "at", "ground")
 _SCHEDULE_COLUMNS = ("permit_id", "facility_id", "nib", "province_code", "regency_code", "zone", "issued_at",
                      "frozen", "freeze_count", "closed", "ended_at")
 _PERIOD_COLUMNS = ("period_id", "permit_id", "seq", "regime", "starts_at", "deadline", "status", "next_action",
@@ -104,6 +112,7 @@ _CLOSURE_COLUMNS = ("closure_id", "facility_id", "scope", "reason", "starts_at",
 @dataclass
 class Chunk:
     permits: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)  # each permit's transitions over its year
     schedules: list[tuple[Any, ...]] = field(default_factory=list)
     periods: list[tuple[Any, ...]] = field(default_factory=list)
     # The incidents service's copy: every issued plant, and the cases and closures of those that had cases.
@@ -113,7 +122,8 @@ class Chunk:
 
     @property
     def rows(self) -> int:
-        return sum(map(len, (self.permits, self.schedules, self.periods, self.plants, self.cases, self.closures)))
+        return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.plants, self.cases,
+                             self.closures)))
 
 
 @dataclass
@@ -171,8 +181,12 @@ class Plants:
         nib = f"{8120000000000 + i // 3}"  # a company runs about three plants
         company = f"PT Industri Bench {i // 3}"
         workforce = rnd.randint(10, 2000)
-        issued_at = None if status == "SUBMITTED" else datetime(2021, 5, 1, tzinfo=UTC) + timedelta(
-            minutes=rnd.randint(0, 60 * 24 * 60))
+        # A year of operation: permits issued from August 2020 to the end of June 2021; applications still
+        # awaiting a decision came in over the last ten days.
+        issued_at = None if status == "SUBMITTED" else ISSUED_FROM + timedelta(
+            minutes=rnd.randint(0, 60 * 24 * 333))
+        applied_at = (issued_at - timedelta(minutes=rnd.randint(60, 60 * 24 * 5)) if issued_at
+                      else DEADLINE - timedelta(minutes=rnd.randint(0, 60 * 24 * 10)))
         number = None
         if issued_at is not None:
             self._issued += 1
@@ -185,7 +199,8 @@ class Plants:
                                   "health_protocol_signed": True})
         chunk.permits.append((permit_id, facility_id, nib, company, province, regency, sector, workforce, status,
                               number, 1 if status == "FROZEN" else 0, revoked_at, issued_at,
-                              plant_key(nib, f"Jl. Kawasan Industri No. {i}", regency), application))
+                              plant_key(nib, f"Jl. Kawasan Industri No. {i}", regency), application, applied_at))
+        self._history_of(chunk, permit_id, status, applied_at, issued_at, revoked_at)
         if issued_at is None:
             return
         closed = rnd.random() < CLOSED_SHARE
@@ -209,6 +224,32 @@ class Plants:
         deadline = DEADLINE if due else NEXT_DEADLINE
         chunk.periods.append((self._uuid(), permit_id, HISTORY + 1, REGIME.text, starts_at, deadline, "open",
                               "deadline", deadline, None, None, province, regency, REGIME_NAME))
+
+    def _history_of(self, chunk: Chunk, permit_id: uuid.UUID, status: str, applied_at: datetime,
+                    issued_at: datetime | None, revoked_at: datetime | None) -> None:
+        """Applied, issued, and the year's sanctions: a frozen permit's freeze, a revoked one's freeze and
+        revocation, and an earlier freeze and reactivation at a share of the rest."""
+        rnd, rows = self._random, chunk.history
+        rows.append((permit_id, None, "SUBMITTED", "apply", "bench", "company", "application submitted", applied_at,
+                     None))
+        if issued_at is None:
+            return
+        rows.append((permit_id, "SUBMITTED", "ISSUED", "issue", "bench", "operator", "documents complete", issued_at,
+                     None))
+        end = revoked_at or DEADLINE - timedelta(days=1)
+
+        def sanction(action: str, before: str, after: str, at: datetime) -> None:
+            ground = rnd.choices(list(GROUNDS), weights=list(GROUNDS.values()))[0]
+            rows.append((permit_id, before, after, action, "bench", "operator", "bench", at, GROUNDS_JSON[ground]))
+
+        if status in ("FROZEN", "REVOKED") or rnd.random() < REACTIVATED_SHARE:
+            frozen_at = issued_at + (end - issued_at) * rnd.uniform(0.2, 0.9)
+            sanction("freeze", "ISSUED", "FROZEN", frozen_at)
+            if status == "ISSUED":
+                rows.append((permit_id, "FROZEN", "ISSUED", "reactivate", "bench", "operator", "bench",
+                             frozen_at + (end - frozen_at) / 2, None))
+        if revoked_at is not None:
+            sanction("revoke", "FROZEN", "REVOKED", revoked_at)
 
     def _incidents(self, chunk: Chunk, facility_id: uuid.UUID, permit_id: uuid.UUID, nib: str, province: str,
                    regency: str, workforce: int, monitored: bool, closed: bool) -> None:
@@ -369,12 +410,28 @@ async def load(plants: Plants, count: int, permits: asyncpg.Connection, reports:
             upcoming = asyncio.create_task(asyncio.to_thread(plants.chunk, sizes[index + 1]))
         plants.samples(chunk, samples)
         await asyncio.gather(
-            permits.copy_records_to_table("permits", records=chunk.permits, columns=_PERMIT_COLUMNS),
+            _copy_permits(permits, chunk),
             _copy_reports(reports, chunk),
             _copy_incidents(incidents, chunk),
         )
         rows += chunk.rows
     return rows
+
+
+async def _copy_permits(permits: asyncpg.Connection, chunk: Chunk) -> None:
+    await permits.copy_records_to_table("permits", records=chunk.permits, columns=_PERMIT_COLUMNS)
+    await permits.copy_records_to_table("permit_history", records=chunk.history, columns=_HISTORY_COLUMNS)
+
+
+async def count_sanctions(permits: asyncpg.Connection) -> int:
+    """The counters the permits service keeps as it records each sanction (`sanction_counts`), for the year loaded:
+    the same aggregate as migration 0005's, the rows added."""
+    return await permits.fetchval(
+        "WITH added AS (INSERT INTO sanction_counts (province_code, regency_code, month, action, ground, sanctions)"
+        " SELECT p.province_code, p.regency_code, date_trunc('month', h.at AT TIME ZONE 'Asia/Jakarta')::date,"
+        "  h.action, h.ground->>'code', count(*)"
+        " FROM permit_history h JOIN permits p USING (permit_id) WHERE h.action IN ('freeze', 'revoke')"
+        " GROUP BY 1, 2, 3, 4, 5 RETURNING 1) SELECT count(*) FROM added")
 
 
 async def _copy_reports(reports: asyncpg.Connection, chunk: Chunk) -> None:
@@ -391,7 +448,7 @@ async def _copy_incidents(incidents: asyncpg.Connection, chunk: Chunk) -> None:
 async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incidents: asyncpg.Connection) -> float:
     """What autovacuum would do after a load: statistics, and the visibility map index-only scans rely on."""
     started = time.perf_counter()
-    await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits"),
+    await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits, permit_history, sanction_counts"),
                          reports.execute("VACUUM (ANALYZE) schedules, periods, compliance_counts"),
                          incidents.execute("VACUUM (ANALYZE) plants, cases, closures"))
     return time.perf_counter() - started
@@ -504,6 +561,7 @@ async def load_section(bench: Bench) -> float:
     rows += await load(plants, PLANTS - small, *connections, bench.samples)
     spent += time.perf_counter() - started
     counters = await add_compliance_history(bench.reports)
+    sanction_counters = await count_sanctions(bench.permits)
     analyzed = await vacuum(*connections)
     counts = await bench.reports.fetchrow(
         "SELECT (SELECT count(*) FROM schedules) AS schedules, (SELECT count(*) FROM periods) AS periods")
@@ -516,6 +574,12 @@ async def load_section(bench: Bench) -> float:
               f" {sum(map(len, bench.samples.regencies.values()))} regencies", f"{spent:.1f} s")
     bench.row("  load rate (COPY, rows generated alongside)", f"{rows / spent:,.0f} rows/s")
     bench.row("  compliance counters of the year before the window", f"{counters:,} rows")
+    history = await bench.permits.fetchrow(
+        "SELECT count(*) AS transitions, count(*) FILTER (WHERE action IN ('freeze', 'revoke')) AS sanctions"
+        " FROM permit_history")
+    bench.row("  permit history of the year", f"{history['transitions']:,} transitions",
+              detail=f"{history['sanctions']:,} freezes and revocations, counted in {sanction_counters:,}"
+                     " sanction_counts rows (region, month, action, ground)")
     bench.row("  then VACUUM (ANALYZE), as autovacuum would", f"{analyzed:.1f} s")
     bench.schedules = counts["schedules"]
     return sweep_small
@@ -547,6 +611,20 @@ async def query_section(bench: Bench) -> None:
                                                             until=until) for r in regencies])
     _latencies(bench, f"compliance by province, {WINDOW.days}-day window", by_province)
     _latencies(bench, f"compliance by regency, {WINDOW.days}-day window", by_regency)
+
+    # The grounds summary (`GET /permits/summary`'s `sanctions`), as the ministry, a province and a regency ask it.
+    scopes = [(None, None)] * (QUERIES // 4) + [(p, None) for p in rnd.choices(list(PROVINCES), k=QUERIES // 4)] + [
+        (None, r) for r in regencies[: QUERIES // 2]]
+    spent_ms = await timed([lambda p=p, r=r: repository.sanction_counts(province=p, regency=r) for p, r in scopes])
+    _latencies(bench, "sanctions by ground, province and month (national, province, regency)", spent_ms)
+    recorder = Recording(bench.permits)
+    for province, regency in ((None, None), ("32", None), (None, samples.regencies["32"][0])):
+        await PermitRepository(recorder).sanction_counts(province=province, regency=regency)  # type: ignore[arg-type]
+    counters = await bench.permits.fetchval("SELECT count(*) FROM sanction_counts")
+    verdict, target, indexes = _plan_row(await plan_verdict(bench.permits, recorder.statements))
+    bench.row("plan: sanctions by ground (national, province, regency)", verdict, target,
+              f"{indexes}; sanction_counts: {counters:,} rows (regions × months × grounds), whatever the number of"
+              " plants: the national summary reads all of them")
 
     listings = incident_listings(samples, rnd)
     incidents = IncidentRepository(bench.incidents)

@@ -21,6 +21,9 @@ CREATE TABLE sanction_counts (
     sanctions     int NOT NULL CONSTRAINT sanction_counts_not_negative CHECK (sanctions >= 0),
     PRIMARY KEY (province_code, regency_code, month, action, ground)
 );
+-- A regency's task force reads its own rows.
+CREATE INDEX sanction_counts_regency ON sanction_counts (regency_code, month, action, ground)
+    INCLUDE (province_code, sanctions);
 
 INSERT INTO sanction_counts (province_code, regency_code, month, action, ground, sanctions)
 SELECT p.province_code, p.regency_code, date_trunc('month', h.at AT TIME ZONE 'Asia/Jakarta')::date, h.action,
