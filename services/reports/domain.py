@@ -11,6 +11,7 @@ import functools
 import itertools
 import re
 import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -425,10 +426,33 @@ class SettledPeriod:
     deadline: datetime
     warning_id: uuid.UUID | None
     regime_name: str = ""
+    excused: bool = False  # filed late and excused on reactivation (`ExcusedOnReactivation`)
 
     @property
     def warned(self) -> bool:
-        return self.warning_id is not None
+        """Missed and warned, as every rule of every ladder counts it: an excused period is neither."""
+        return self.warning_id is not None and not self.excused
+
+
+@dataclass(frozen=True)
+class ExcusedOnReactivation:
+    """SE 3/2021's way back from a freeze: the company files the reports it missed, late, and an operator approves its
+    request to be reactivated (PermitReactivated names the periods). From then on those periods are excused: no
+    rule of any ladder counts them as missed or warned again (`SettledPeriod.warned`), so they are neither evidence
+    of a later sanction nor part of a later row of warnings. The warning stays on record, and so does the report's
+    lateness (compliance counts it as reported late).
+
+    Only a period that was warned and has since been reported is excused: one the company has not filed (the reports
+    service is the judge of that) still counts."""
+
+    name: str = "ExcusedOnReactivation"
+
+    def excusable(self, period: Period) -> bool:
+        return period.warning_id is not None and period.reported
+
+    def excused(self, periods: Sequence[Period], named: Collection[uuid.UUID]) -> list[Period]:
+        """Of the plant's periods, those the reactivation names that may be excused."""
+        return [period for period in periods if period.period_id in named and self.excusable(period)]
 
 
 @dataclass(frozen=True)
