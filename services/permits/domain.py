@@ -312,6 +312,242 @@ def counting_month(at: datetime) -> date:
     return at.astimezone(COUNTING_ZONE).date().replace(day=1)
 
 
+# ------------------------------------------------------------------------------------------- reports filed
+
+
+@dataclass(frozen=True)
+class FiledReport:
+    """A report the reports service accepted for one of our permits (ReportSubmitted), as far as permits needs it:
+    which period it answers, whether it came late, whether the company declared it true (SE 5/2021)."""
+
+    report_id: uuid.UUID
+    permit_id: uuid.UUID
+    period_id: uuid.UUID
+    late: bool
+    declared: bool
+    at: datetime
+
+
+# ------------------------------------------------------------------------------------------- reactivation
+# SE 3/2021: a frozen permit operates again once the company has filed the reports it missed (late) and says how it
+# will keep to the duty; an operator reviews each request. Each condition is a named rule; a request is filed only
+# when every one is met, and refused naming each one that is not.
+
+# What a statement of corrective action must hold to say anything: letters and digits, not spaces or dots.
+CORRECTIVE_ACTION_MIN_CHARACTERS = 30
+CORRECTIVE_ACTION_MAX_LENGTH = 4000
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"  # in the operators' review queue
+    APPROVED = "approved"  # the permit was reactivated
+    REJECTED = "rejected"  # with the operator's reason; the permit stays frozen
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+def missed_periods_of(ground: SanctionGround | None) -> tuple[uuid.UUID, ...]:
+    """The reporting periods a freeze rests on: the evidence of a freeze on the ground of missed reports. A freeze on
+    any other ground (or one recorded before freezes named a ground) rests on none."""
+    if ground is None or ground.code is not GroundCode.MISSED_REPORTS:
+        return ()
+    return tuple(dict.fromkeys(ground.evidence.missed_periods))
+
+
+@dataclass(frozen=True)
+class ReactivationFacts:
+    """What the conditions read when a company asks: its permit, the periods the freeze rests on, which of those
+    have a report filed, its statement, and its request still awaiting a decision, if any."""
+
+    permit: Permit
+    missed_periods: tuple[uuid.UUID, ...]
+    filed_periods: frozenset[uuid.UUID]
+    corrective_action: str
+    open_request: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ConditionCheck:
+    """One condition as checked: met or not, and what it asks, in Bahasa Indonesia then English."""
+
+    condition: str
+    met: bool
+    message: str
+    missing_periods: tuple[uuid.UUID, ...] = ()  # MissedReportsFiled: the periods still without a report
+    open_request: uuid.UUID | None = None  # OneOpenRequestAtATime: the request awaiting a decision
+
+
+@dataclass(frozen=True)
+class PermitIsFrozen:
+    """Only a frozen permit is reactivated: an issued one operates already, a revoked one is ended (the company
+    applies again after 14 days)."""
+
+    name: str = "PermitIsFrozen"
+    about_the_request: bool = False
+    message: str = ("Izin tidak sedang dibekukan: hanya izin yang dibekukan yang dapat diaktifkan kembali / "
+                    "The permit is not frozen: only a frozen permit can be reactivated")
+
+    def check(self, facts: ReactivationFacts) -> ConditionCheck:
+        return ConditionCheck(self.name, facts.permit.status is PermitStatus.FROZEN, self.message)
+
+
+@dataclass(frozen=True)
+class MissedReportsFiled:
+    """Every missed period the freeze rests on has a report filed (late): the company makes good what it owed first.
+    A freeze that rests on no missed period (another ground) asks for none."""
+
+    name: str = "MissedReportsFiled"
+    about_the_request: bool = False
+
+    def check(self, facts: ReactivationFacts) -> ConditionCheck:
+        missing = tuple(p for p in facts.missed_periods if p not in facts.filed_periods)
+        message = (f"Laporan untuk {len(missing)} periode yang terlewat belum disampaikan; sampaikan laporan "
+                   f"tersebut (terlambat) terlebih dahulu / The reports of {len(missing)} missed period(s) have not "
+                   "been filed; file them (late) first") if missing else (
+                   "Laporan untuk setiap periode yang terlewat telah disampaikan / "
+                   "The report of every missed period has been filed")
+        return ConditionCheck(self.name, not missing, message, missing_periods=missing)
+
+
+@dataclass(frozen=True)
+class CorrectiveActionStated:
+    """The company states the corrective action it has taken: at least `min_characters` letters or digits, so that
+    a blank or a row of dots is not a statement."""
+
+    min_characters: int = CORRECTIVE_ACTION_MIN_CHARACTERS
+    name: str = "CorrectiveActionStated"
+    about_the_request: bool = True
+
+    def check(self, facts: ReactivationFacts) -> ConditionCheck:
+        written = sum(character.isalnum() for character in facts.corrective_action)
+        message = (f"Pernyataan tindakan perbaikan wajib diisi, sekurang-kurangnya {self.min_characters} huruf atau "
+                   f"angka / A statement of corrective action is required, at least {self.min_characters} letters "
+                   "or digits")
+        return ConditionCheck(self.name, written >= self.min_characters, message)
+
+
+@dataclass(frozen=True)
+class OneOpenRequestAtATime:
+    """A company's request awaits its decision before it may ask again: the operators review one request per permit
+    at a time."""
+
+    name: str = "OneOpenRequestAtATime"
+    about_the_request: bool = False
+    message: str = ("Permohonan pengaktifan kembali sebelumnya masih menunggu keputusan / "
+                    "An earlier reactivation request is still awaiting a decision")
+
+    def check(self, facts: ReactivationFacts) -> ConditionCheck:
+        return ConditionCheck(self.name, facts.open_request is None, self.message, open_request=facts.open_request)
+
+
+class ReactivationCondition(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def about_the_request(self) -> bool: ...  # about what the request says (422), not the permit's state (409)
+
+    def check(self, facts: ReactivationFacts) -> ConditionCheck: ...
+
+
+REACTIVATION_CONDITIONS: tuple[ReactivationCondition, ...] = (
+    PermitIsFrozen(), MissedReportsFiled(), CorrectiveActionStated(), OneOpenRequestAtATime(),
+)
+
+
+def reactivation_outlook(facts: ReactivationFacts,
+                         conditions: Sequence[ReactivationCondition] = REACTIVATION_CONDITIONS) -> list[ConditionCheck]:
+    """Where the permit stands before the company asks: the conditions about its state (the statement is judged
+    when it is made)."""
+    return [condition.check(facts) for condition in conditions if not condition.about_the_request]
+
+
+class ReactivationRefused(PermitsRefusal):
+    """A request that does not meet every condition: each one unmet, in the order the conditions are listed."""
+
+    def __init__(self, unmet: Sequence[ConditionCheck], *, about_the_request_only: bool) -> None:
+        super().__init__("; ".join(check.message for check in unmet))
+        self.unmet = list(unmet)
+        self.about_the_request_only = about_the_request_only
+
+
+class ReactivationRequestNotFound(PermitsRefusal, refusals.NotFound):
+    """No such reactivation request, or none the caller may see."""
+
+
+class RequestAlreadyDecided(PermitsRefusal):
+    def __init__(self, request: ReactivationRequest) -> None:
+        super().__init__(f"reactivation request {request.request_id} was already {request.status.value}")
+        self.request = request
+
+
+class RequestForAnotherFreeze(PermitsRefusal):
+    """The permit is no longer in the freeze the request answered (reactivated or revoked since): it can only be
+    rejected."""
+
+    def __init__(self, request: ReactivationRequest, permit: Permit) -> None:
+        super().__init__(f"reactivation request {request.request_id} answered freeze {request.freeze_count}; the "
+                         f"permit is {permit.status.value} after {permit.freeze_count} freeze(s)")
+        self.request = request
+        self.permit = permit
+
+
+@dataclass(frozen=True)
+class ReactivationRequest:
+    """A frozen company's request to operate again, from filing to the operator's decision."""
+
+    request_id: uuid.UUID
+    permit_id: uuid.UUID
+    status: RequestStatus
+    corrective_action: str
+    missed_periods: tuple[uuid.UUID, ...]  # the freeze's missed periods, filed late: excused once approved
+    freeze_count: int  # which freeze of the permit it answers
+    conditions: tuple[ConditionCheck, ...]  # as checked when it was filed
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None = None
+    decided_role: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+
+    @classmethod
+    def file(cls, facts: ReactivationFacts, *, actor: str, now: datetime,
+             conditions: Sequence[ReactivationCondition] = REACTIVATION_CONDITIONS) -> ReactivationRequest:
+        """The request, or `ReactivationRefused` naming every condition unmet."""
+        checks = [(condition, condition.check(facts)) for condition in conditions]
+        unmet = [(condition, check) for condition, check in checks if not check.met]
+        if unmet:
+            raise ReactivationRefused([check for _, check in unmet],
+                                      about_the_request_only=all(condition.about_the_request for condition, _ in unmet))
+        return cls(uuid.uuid4(), facts.permit.permit_id, RequestStatus.PENDING, facts.corrective_action.strip(),
+                   facts.missed_periods, facts.permit.freeze_count, tuple(check for _, check in checks), actor, now)
+
+    @property
+    def pending(self) -> bool:
+        return self.status is RequestStatus.PENDING
+
+    def decide(self, decision: Decision, permit: Permit, *, reason: str, actor: str, role: str, now: datetime,
+               causation_id: str | None = None) -> tuple[ReactivationRequest, tuple[Permit, Transition] | None]:
+        """The operator's decision, once. Approving reactivates the permit through its lifecycle (`TRANSITIONS`), so
+        only the freeze the request answers can be lifted by it; rejecting leaves the permit as it is."""
+        if not self.pending:
+            raise RequestAlreadyDecided(self)
+        decided = replace(self, decided_by=actor, decided_role=role, decided_at=now, decision_reason=reason)
+        if decision is Decision.REJECT:
+            return replace(decided, status=RequestStatus.REJECTED), None
+        if permit.permit_id != self.permit_id:
+            raise ValueError(f"request {self.request_id} is not about permit {permit.permit_id}")
+        if permit.status is PermitStatus.FROZEN and permit.freeze_count != self.freeze_count:
+            raise RequestForAnotherFreeze(self, permit)
+        change = permit.act(Action.REACTIVATE, actor=actor, role=role,
+                            reason=f"reactivation request {self.request_id} approved: {reason}", now=now,
+                            causation_id=causation_id)
+        return replace(decided, status=RequestStatus.APPROVED), change
+
+
 # ------------------------------------------------------------------------------------------- applications
 
 
