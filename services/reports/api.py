@@ -134,7 +134,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
     @routes.get("/schedules/{permit_id}")
     async def schedule(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")],
                        limit: Annotated[int, Query(ge=1, le=500)] = 52) -> dict:
-        found, periods = await handlers.schedule(permit_id, access, limit)
+        found, periods, excused = await handlers.schedule(permit_id, access, limit)
         return {
             "permit_id": str(found.permit_id), "facility_id": str(found.facility_id),
             # The latest period's deadline rule (`regime`, as before) and the name of the regime it opened under.
@@ -145,7 +145,11 @@ def router(handlers: ReportHandlers) -> APIRouter:
             "periods": [{"period_id": str(p.period_id), "seq": p.seq, "starts_at": p.starts_at.isoformat(),
                          "deadline": p.deadline.isoformat(), "status": p.status.value,
                          "regime_name": p.regime_name, "rule": p.regime,
-                         "warned": p.warning_id is not None} for p in periods],
+                         "warned": p.warning_id is not None,
+                         # Filed late and excused from the ladder when a reactivation request was approved.
+                         "excused_on_reactivation": p.period_id in excused,
+                         "excused_by_request": str(excused[p.period_id]) if excused.get(p.period_id) else None}
+                        for p in periods],
         }
 
     # The response is serialised here, once, from its model: FastAPI would validate a returned value against

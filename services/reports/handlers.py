@@ -125,9 +125,19 @@ class ReportHandlers:
         await work.schedules.save(schedule)
 
     async def on_permit_reactivated(self, work: ReportsWork, envelope: Envelope, event: PermitReactivated) -> None:
+        """Unfrozen; the periods the reactivation names, filed late, are excused from the ladder."""
         schedule = await work.schedules.get(event.permit_id, for_update=True)
-        if schedule is not None:
-            await work.schedules.save(replace(schedule, frozen=False))
+        if schedule is None:
+            return
+        await work.schedules.save(replace(schedule, frozen=False))
+        if not event.excused_periods:
+            return
+        periods = await work.periods.of_permit(schedule.permit_id, event.excused_periods)
+        excused = domain.ExcusedOnReactivation().excused(periods, set(event.excused_periods))
+        await work.periods.excuse([period.period_id for period in excused], request_id=event.request_id,
+                                  at=self.clock.now())
+        log.info("periods_excused", permit_id=str(schedule.permit_id), request_id=str(event.request_id),
+                 excused=len(excused), named=len(event.excused_periods))
 
     async def on_permit_revoked(self, work: ReportsWork, envelope: Envelope, event: PermitRevoked) -> None:
         schedule = await work.schedules.get(event.permit_id, for_update=True)
@@ -385,10 +395,14 @@ class ReportHandlers:
 
     # -- queries -----------------------------------------------------------------------------------
 
-    async def schedule(self, permit_id: uuid.UUID, access: Access, limit: int) -> tuple[Schedule, list[Period]]:
+    async def schedule(self, permit_id: uuid.UUID, access: Access,
+                       limit: int) -> tuple[Schedule, list[Period], dict[uuid.UUID, uuid.UUID | None]]:
+        """The schedule, its latest periods, and which of those were excused on reactivation (by which request)."""
         async with self.database.reading() as work:
             schedule = await self._visible(work, permit_id, access, "Schedule")
-            return schedule, await work.periods.listing(permit_id, limit)
+            periods = await work.periods.listing(permit_id, limit)
+            excused = await work.periods.excused(permit_id, [p.period_id for p in periods if p.warning_id])
+            return schedule, periods, excused
 
     async def reports(self, permit_id: uuid.UUID, access: Access, limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:

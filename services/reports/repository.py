@@ -194,12 +194,36 @@ class PeriodRepository:
         """Periods up to `through_seq` with a deadline after `since` (at least the last `min_periods`), oldest
         first, as the sanction ladder sees them."""
         rows = await self._connection.fetch(
-            "SELECT period_id, seq, deadline, warning_id, regime_name FROM periods WHERE permit_id = $1 AND seq <= $2"
-            " AND (deadline >= $3 OR seq > $2 - $4) ORDER BY seq DESC LIMIT $5",
+            "SELECT period_id, seq, deadline, warning_id, regime_name, excused_at IS NOT NULL AS excused FROM periods"
+            " WHERE permit_id = $1 AND seq <= $2 AND (deadline >= $3 OR seq > $2 - $4) ORDER BY seq DESC LIMIT $5",
             permit_id, through_seq, since, min_periods, cap,
         )
-        return [SettledPeriod(r["period_id"], r["seq"], r["deadline"], r["warning_id"], r["regime_name"])
+        return [SettledPeriod(r["period_id"], r["seq"], r["deadline"], r["warning_id"], r["regime_name"], r["excused"])
                 for r in reversed(rows)]
+
+    async def of_permit(self, permit_id: uuid.UUID, period_ids: Sequence[uuid.UUID]) -> list[Period]:
+        """The permit's periods among `period_ids` (an id of another permit's period is not among them)."""
+        rows = await self._connection.fetch(
+            f"SELECT {_PERIOD} FROM periods WHERE permit_id = $1 AND period_id = ANY($2::uuid[]) ORDER BY seq",
+            permit_id, list(period_ids))
+        return [_period(row) for row in rows]
+
+    async def excuse(self, period_ids: Sequence[uuid.UUID], *, request_id: uuid.UUID | None, at: datetime) -> None:
+        """Mark periods excused by a reactivation request; a period excused already keeps its first excuse."""
+        if not period_ids:
+            return
+        await self._connection.execute(
+            "UPDATE periods SET excused_by_request = $2, excused_at = $3"
+            " WHERE period_id = ANY($1::uuid[]) AND excused_at IS NULL",
+            list(period_ids), request_id, at)
+
+    async def excused(self, permit_id: uuid.UUID,
+                      period_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+        """Of the permit's `period_ids`, those excused, each with the request that excused it."""
+        rows = await self._connection.fetch(
+            "SELECT period_id, excused_by_request FROM periods WHERE permit_id = $1 AND period_id = ANY($2::uuid[])"
+            " AND excused_at IS NOT NULL", permit_id, list(period_ids))
+        return {row["period_id"]: row["excused_by_request"] for row in rows}
 
     async def end_obligation(self, permit_id: uuid.UUID, now: datetime) -> int:
         """Revocation: periods still open owe nothing; pending reminders and warnings are cancelled."""
