@@ -15,8 +15,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.permits.domain import (
-    NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES, Action, Application, IllegalTransition, InvalidApplication,
-    InvalidGround, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon,
+    CORRECTIVE_ACTION_MAX_LENGTH, CORRECTIVE_ACTION_MIN_CHARACTERS, NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES,
+    Action, Application, ConditionCheck, CorrectiveActionStated, Decision, IllegalTransition, InvalidApplication,
+    InvalidGround, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReactivationRefused,
+    ReactivationRequest, ReactivationRequestNotFound, ReapplyTooSoon, RequestAlreadyDecided, RequestForAnotherFreeze,
+    RequestStatus,
 )
 from services.permits.handlers import PermitHandlers, PermitView
 from services.permits.repository import PermitSearch
@@ -39,6 +42,9 @@ POLICY = Policy({
     "freeze": Rule({OP: Scope.ALL}, "freeze (deactivate) an issued permit"),
     "reactivate": Rule({OP: Scope.ALL}, "reactivate a frozen permit"),
     "revoke": Rule({OP: Scope.ALL}, "revoke an issued or frozen permit"),
+    "request_reactivation": Rule({C: Scope.OWN}, "ask for a frozen permit to be reactivated, on conditions"),
+    "reactivation_queue": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read the reactivation requests in review"),
+    "decide_reactivation": Rule({OP: Scope.ALL}, "approve or reject a reactivation request"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -58,6 +64,17 @@ PROBLEMS: ProblemTable = {
     InvalidGround: lambda exc: Problem(
         422, "Invalid ground", "Dasar sanksi tidak lengkap atau tidak sesuai. The ground is incomplete or does not "
                                "hold.", errors=[{"field": e.field, "message": e.message} for e in exc.errors]),
+
+    ReactivationRefused: lambda exc: Problem(
+        422 if exc.about_the_request_only else 409, "Reactivation conditions not met", str(exc),
+        unmet=[_condition(check) for check in exc.unmet],
+        errors=[{"field": "corrective_action", "message": check.message} for check in exc.unmet
+                if check.condition == CorrectiveActionStated.name]),
+    ReactivationRequestNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    RequestAlreadyDecided: lambda exc: Problem(409, "Request already decided", str(exc),
+                                               request_status=exc.request.status.value),
+    RequestForAnotherFreeze: lambda exc: Problem(409, "Request for another freeze", str(exc),
+                                                 current_status=exc.permit.status.value),
 }
 
 
@@ -151,6 +168,17 @@ class SanctionIn(BaseModel):
         e = self.ground.evidence
         return SanctionGround(code=self.ground.code, text=self.reason, evidence=GroundEvidence(
             report_id=e.report_id, closure_id=e.closure_id, finding=e.finding))
+
+class ReactivationRequestIn(BaseModel):
+    corrective_action: Text = Field(
+        max_length=CORRECTIVE_ACTION_MAX_LENGTH,
+        description="The company's statement of the corrective action it has taken (at least "
+                    f"{CORRECTIVE_ACTION_MIN_CHARACTERS} letters or digits), in Bahasa Indonesia.")
+
+
+class ReactivationDecisionIn(BaseModel):
+    decision: Decision
+    reason: Text = Field(min_length=1, max_length=1000, description="Shown to the company with the decision.")
 
 
 # A scanned code that is not a permit number is answered like an unknown one (404), never looked up.
@@ -251,6 +279,55 @@ def router(handlers: PermitHandlers) -> APIRouter:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         return await handlers.act(permit_id, action, reason, access, request_id, ground)
 
+    @routes.post("/permits/{permit_id}/reactivation-requests", status_code=201)
+    async def request_reactivation(permit_id: uuid.UUID, body: ReactivationRequestIn,
+                                   access: Annotated[Access, POLICY.guard("request_reactivation")]) -> dict:
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        return _reactivation(await handlers.request_reactivation(permit_id, body.corrective_action, access,
+                                                                 request_id))
+
+    @routes.get("/permits/{permit_id}/reactivation-requests")
+    async def reactivation_requests(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")],
+                                    limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+        """Where the company's requests stand, and the conditions a new one would meet now."""
+        standing = await handlers.reactivation_standing(permit_id, access, limit)
+        return {"permit_id": str(permit_id), "permit_status": standing.permit.status.value,
+                "conditions": [_condition(check) for check in standing.outlook],
+                "requests": [_reactivation(request) for request in standing.requests]}
+
+    @routes.get("/reactivation-requests")
+    async def reactivation_queue(
+        access: Annotated[Access, POLICY.guard("reactivation_queue")],
+        status: RequestStatus = RequestStatus.PENDING,
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+        regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
+        cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict:
+        """The review queue: requests in one status (pending unless asked), the oldest first; a task force sees its
+        own region's."""
+        if province and regency and not regency.startswith(province + "."):
+            raise Problem(422, "Invalid request", "The regency is not in the province.",
+                          errors=[{"field": "regency", "message": f"not in province {province}"}])
+        region = regency or province
+        if region:
+            access.require(region_code=region, what="Region")
+        found = await handlers.reactivation_queue(status, access, region=region, after=_position(cursor),
+                                                  limit=limit + 1)
+        page = found[:limit]
+        return {"items": [_reactivation(q.request) | {"province_code": q.permit.province_code,
+                                                      "regency_code": q.permit.regency_code,
+                                                      "permit": _summary(q.permit)} for q in page],
+                "next_cursor": _cursor(page[-1].seq) if len(found) > limit else None}
+
+    @routes.post("/reactivation-requests/{request_id}/decision")
+    async def decide_reactivation(request_id: uuid.UUID, body: ReactivationDecisionIn,
+                                  access: Annotated[Access, POLICY.guard("decide_reactivation")]) -> dict:
+        http_request_id = structlog.contextvars.get_contextvars().get("request_id")
+        decided, permit = await handlers.decide_reactivation(request_id, body.decision, body.reason, access,
+                                                             http_request_id)
+        return _reactivation(decided) | {"permit": _summary(permit)}
+
     @public.get("/registry/keys")
     async def keys() -> dict:
         return {"keys": [registry_tokens.public_jwk(handlers.signing_key.public_key())]}
@@ -336,6 +413,26 @@ def _sanctions(rows: list[dict]) -> dict:
     return {"by_ground": by_ground, "counting_zone": "Asia/Jakarta",
             "rows": [{"province_code": r["province_code"], "month": r["month"].isoformat()[:7], "action": r["action"],
                       "ground": r["ground"], "sanctions": r["sanctions"]} for r in rows]}
+
+def _condition(check: ConditionCheck) -> dict:
+    out: dict[str, Any] = {"condition": check.condition, "met": check.met, "message": check.message}
+    if check.missing_periods:
+        out["missing_periods"] = [str(period) for period in check.missing_periods]
+    if check.open_request:
+        out["open_request"] = str(check.open_request)
+    return out
+
+
+def _reactivation(r: ReactivationRequest) -> dict:
+    decision = None
+    if r.decided_at is not None:
+        decision = {"by": {"sub": r.decided_by, "role": r.decided_role}, "at": r.decided_at.isoformat(),
+                    "reason": r.decision_reason}
+    return {"request_id": str(r.request_id), "permit_id": str(r.permit_id), "status": r.status.value,
+            "corrective_action": r.corrective_action, "missed_periods": [str(p) for p in r.missed_periods],
+            "freeze_count": r.freeze_count, "conditions": [_condition(check) for check in r.conditions],
+            "requested_by": {"sub": r.requested_by}, "requested_at": r.requested_at.isoformat(),
+            "decision": decision}
 
 
 def _cursor(seq: int) -> str:

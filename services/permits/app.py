@@ -19,8 +19,10 @@ from services.permits.repository import PermitsWork
 from shared import registry_tokens
 from shared.clock import Clock, SystemClock
 from shared.contract import (
-    INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, SanctionRecommended,
+    INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, ReportSubmitted,
+    SanctionRecommended,
 )
+from shared.messaging.consumer import InBatches
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
 from shared.storage.secret_files import keep_secret_once
@@ -63,7 +65,10 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     )
     runtime.publishes(PERMITS)
     runtime.publishes(INTERNAL_CONTACTS)
-    runtime.consume(REPORTS, {SanctionRecommended: handlers.on_sanction_recommended})
+    # Every report of every plant: kept in a slim row each, a run at a time (the missed reports a frozen company
+    # files before it asks to be reactivated, the declared reports a finding may contradict).
+    runtime.consume(REPORTS, {SanctionRecommended: handlers.on_sanction_recommended,
+                              ReportSubmitted: InBatches(handlers.on_reports_submitted)})
     runtime.consume(INCIDENTS, {FacilityClosureOrdered: handlers.on_closure_ordered,
                                 FacilityReopened: handlers.on_reopened})
     return runtime.http_app(

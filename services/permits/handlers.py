@@ -9,18 +9,19 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    Action, Application, ApplicationRules, Closure, GroundFacts, IllegalTransition, OnePermitPerPlant,
-    OperatingStatus, Permit, PermitNotFound, PermitStatus, RegistryStatus, SanctionRecommendation, Transition,
-    check_ground, permit_number, registry_status,
+    Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport, GroundFacts,
+    IllegalTransition, OnePermitPerPlant, OperatingStatus, Permit, PermitNotFound, PermitStatus, ReactivationFacts,
+    ReactivationRequest, ReactivationRequestNotFound, RegistryStatus, RequestStatus, SanctionRecommendation,
+    Transition, check_ground, missed_periods_of, permit_number, reactivation_outlook, registry_status,
 )
-from services.permits.repository import PermitSearch, PermitsWork
+from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
 from shared import registry_tokens
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
-    CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, FacilityReopened, GroundEvidence, PermitApplied,
-    PermitFrozen, PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, SanctionGround, SanctionRecommended,
-    SectorClass,
+    CompanyContactsUpdated, Decoded, Envelope, Event, FacilityClosureOrdered, FacilityReopened, GroundEvidence,
+    PermitApplied, PermitFrozen, PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, ReactivationRejected,
+    ReactivationRequested, ReportSubmitted, SanctionGround, SanctionRecommended, SectorClass,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
@@ -43,6 +44,16 @@ class RegistryEntry:
     status: RegistryStatus
     regency_name: str | None
     token: str
+
+
+@dataclass(frozen=True)
+class ReactivationStanding:
+    """Where a permit stands with reactivation: the conditions a new request would meet now (its statement aside),
+    and every request made, the latest first."""
+
+    permit: Permit
+    outlook: list[ConditionCheck]
+    requests: list[ReactivationRequest]
 
 
 @dataclass
@@ -109,9 +120,60 @@ class PermitHandlers:
     async def _ground_facts(work: PermitsWork, permit: Permit, ground: SanctionGround) -> GroundFacts:
         evidence = ground.evidence
         closure = evidence.closure_id
+        report = evidence.report_id
         return GroundFacts(
+            report_declared=report is not None and await work.reports_filed.declared(permit.permit_id,
+                                                                                   report) is not None,
             closure_of_plant=closure is not None and await work.closures.of_facility(permit.facility_id, closure),
         )
+
+    async def request_reactivation(self, permit_id: uuid.UUID, corrective_action: str, access: Access,
+                                   request_id: str | None = None) -> ReactivationRequest:
+        """A frozen company asks to operate again: filed only when every condition is met, into the review queue."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            # The permit's row lock serialises a company's requests, so two at once cannot both be the open one.
+            permit = await self._visible(work, permit_id, access, for_update=True)
+            facts = await self._reactivation_facts(work, permit, corrective_action)
+            request = ReactivationRequest.file(facts, actor=access.actor, now=now)
+            await work.reactivations.add(request)
+            await work.outbox.add(Envelope.wrap(ReactivationRequested(
+                **_about(permit), request_id=request.request_id, permit_number=_number(permit),
+                missed_periods=list(request.missed_periods), requested_at=now,
+            ), service=SERVICE, time=now, correlation_id=request_id))
+        record("reactivation_requested", permit_id=str(permit_id), request_id=str(request.request_id),
+               actor=access.actor, missed_periods=len(request.missed_periods))
+        return request
+
+    async def decide_reactivation(self, request_id: uuid.UUID, decision: Decision, reason: str, access: Access,
+                                  http_request_id: str | None = None) -> tuple[ReactivationRequest, Permit]:
+        """An operator approves (the permit is reactivated, the periods filed late excused) or rejects, once."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            found = await work.reactivations.get(request_id)
+            if found is None:
+                raise ReactivationRequestNotFound("Reactivation request")
+            # Locked in the order a filing locks them: the permit, then its requests.
+            permit = await self._visible(work, found.permit_id, access, for_update=True)
+            request = await work.reactivations.get(request_id, for_update=True)
+            if request is None:  # requests are never deleted
+                raise ReactivationRequestNotFound("Reactivation request")
+            decided, change = request.decide(decision, permit, reason=reason, actor=access.actor,
+                                             role=access.principal.role.value, now=now, causation_id=http_request_id)
+            await work.reactivations.save(decided)
+            event: Event
+            if change is not None:
+                permit, transition = change
+                await work.permits.save(permit, transition)
+                event = PermitReactivated(**_about(permit), permit_number=_number(permit), reason=transition.reason,
+                                          request_id=decided.request_id, excused_periods=list(decided.missed_periods))
+            else:
+                event = ReactivationRejected(**_about(permit), request_id=decided.request_id,
+                                             permit_number=_number(permit), reason=reason)
+            await work.outbox.add(Envelope.wrap(event, service=SERVICE, time=now, correlation_id=http_request_id))
+        record("reactivation_decided", request_id=str(request_id), decision=decision.value, actor=access.actor,
+               permit_status=permit.status.value)
+        return decided, permit
 
     # -- queries -------------------------------------------------------------------------------------
 
@@ -162,6 +224,25 @@ class PermitHandlers:
         return RegistryEntry(permit, registry_status(permit, operating), region,
                              registry_tokens.sign(claims, self.signing_key))
 
+    async def reactivation_standing(self, permit_id: uuid.UUID, access: Access, limit: int) -> ReactivationStanding:
+        async with self.database.reading() as work:
+            permit = await self._visible(work, permit_id, access)
+            outlook = reactivation_outlook(await self._reactivation_facts(work, permit, ""))
+            return ReactivationStanding(permit, outlook, await work.reactivations.of_permit(permit_id, limit))
+
+    async def reactivation_queue(self, status: RequestStatus, access: Access, *, region: str | None, after: int,
+                                 limit: int) -> list[QueuedRequest]:
+        """Requests in one status, the oldest first, in `region` (checked in scope) or else the caller's own."""
+        async with self.database.reading() as work:
+            return await work.reactivations.queue(status=status, region=region or access.region_filter, after=after,
+                                                  limit=limit)
+
+    @staticmethod
+    async def _reactivation_facts(work: PermitsWork, permit: Permit, corrective_action: str) -> ReactivationFacts:
+        missed = missed_periods_of(await work.permits.latest_freeze_ground(permit.permit_id))
+        return ReactivationFacts(permit, missed, await work.reports_filed.periods_filed(permit.permit_id, missed),
+                                 corrective_action, await work.reactivations.open_request(permit.permit_id))
+
     # -- consumed events -----------------------------------------------------------------------------
 
     async def on_sanction_recommended(self, work: PermitsWork, envelope: Envelope, event: SanctionRecommended) -> None:
@@ -183,6 +264,13 @@ class PermitHandlers:
         await work.permits.save(changed, transition)
         await work.outbox.add(envelope.caused(_event_of(changed, transition), service=SERVICE, time=now))
         log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule)
+
+    async def on_reports_submitted(self, work: PermitsWork, run: list[Decoded]) -> None:
+        """A run of ReportSubmitted at once (`InBatches`): every report of every plant passes through here."""
+        submitted: list[tuple[Envelope, ReportSubmitted]] = [(d.envelope, d.event) for d in run]  # type: ignore[misc]
+        await work.reports_filed.record([
+            FiledReport(event.report_id, event.permit_id, event.period_id, event.late, event.declared, envelope.time)
+            for envelope, event in submitted])
 
     async def on_closure_ordered(self, work: PermitsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
         await work.closures.ordered(event.facility_id, Closure(event.closure_id, event.scope.value, event.reason,

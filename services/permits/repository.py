@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import asyncpg
 
 from services.permits.domain import (
-    SANCTIONS, Action, Closure, OperatingStatus, Permit, PermitStatus, Transition, counting_month,
+    SANCTIONS, Action, Closure, ConditionCheck, FiledReport, OperatingStatus, Permit, PermitStatus,
+    ReactivationRequest, RequestStatus, Transition, counting_month,
 )
+from shared.contract import SanctionGround
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
@@ -146,6 +149,14 @@ class PermitRepository:
         )
         return [dict(row) | {"ground": json.loads(row["ground"]) if row["ground"] else None} for row in rows]
 
+    async def latest_freeze_ground(self, permit_id: uuid.UUID) -> SanctionGround | None:
+        """The ground of the permit's latest freeze: None when it was never frozen, or when that freeze's history row
+        names no ground."""
+        ground = await self._connection.fetchval(
+            "SELECT ground FROM permit_history WHERE permit_id = $1 AND action = 'freeze' ORDER BY seq DESC LIMIT 1",
+            permit_id)
+        return SanctionGround.model_validate_json(ground) if ground else None
+
     async def _record(self, permit: Permit, t: Transition) -> None:
         await self._connection.execute(
             "INSERT INTO permit_history (permit_id, from_status, to_status, action, actor, role, reason, at,"
@@ -199,11 +210,116 @@ class ClosureRepository:
                                              r["reopened_at"]) for r in rows))
 
 
+class FiledReports:
+    """The reports filed for our permits, as ReportSubmitted announced them: one slim row per report."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def record(self, reports: Sequence[FiledReport]) -> None:
+        """A run of reports in one statement; a report announced again (redelivery, a replayed topic) is kept once."""
+        if not reports:
+            return
+        await self._connection.execute(
+            "INSERT INTO reports_filed (report_id, permit_id, period_id, late, declared, at)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::bool[], $6::timestamptz[])"
+            " ON CONFLICT (report_id) DO NOTHING",
+            [r.report_id for r in reports], [r.permit_id for r in reports], [r.period_id for r in reports],
+            [r.late for r in reports], [r.declared for r in reports], [r.at for r in reports],
+        )
+
+    async def periods_filed(self, permit_id: uuid.UUID, period_ids: Sequence[uuid.UUID]) -> frozenset[uuid.UUID]:
+        """Of `period_ids`, those with at least one report filed for the permit."""
+        if not period_ids:
+            return frozenset()
+        rows = await self._connection.fetch(
+            "SELECT DISTINCT period_id FROM reports_filed WHERE permit_id = $1 AND period_id = ANY($2::uuid[])",
+            permit_id, list(period_ids))
+        return frozenset(row["period_id"] for row in rows)
+
+    async def declared(self, permit_id: uuid.UUID, report_id: uuid.UUID) -> FiledReport | None:
+        """The report, if it was filed for this permit and declared true by the company: what a finding may
+        contradict (the ground of a false declaration)."""
+        row = await self._connection.fetchrow(
+            "SELECT report_id, permit_id, period_id, late, declared, at FROM reports_filed"
+            " WHERE report_id = $1 AND permit_id = $2 AND declared", report_id, permit_id)
+        return FiledReport(*row) if row else None
+
+
+_REQUEST = ("request_id, permit_id, status, corrective_action, missed_periods, freeze_count, conditions, requested_by,"
+            " requested_at, decided_by, decided_role, decided_at, decision_reason")
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A reactivation request in the operators' review queue, with the permit it is about."""
+
+    seq: int
+    request: ReactivationRequest
+    permit: Permit
+
+
+class ReactivationRequests:
+    """Companies' reactivation requests, one awaiting a decision per permit at most."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def add(self, request: ReactivationRequest) -> None:
+        await self._connection.execute(
+            f"INSERT INTO reactivation_requests ({_REQUEST})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)",
+            *_request_values(request))
+
+    async def save(self, request: ReactivationRequest) -> None:
+        """The decision on a request (who, when, why, and the outcome)."""
+        await self._connection.execute(
+            "UPDATE reactivation_requests SET status = $2, decided_by = $3, decided_role = $4, decided_at = $5,"
+            " decision_reason = $6 WHERE request_id = $1",
+            request.request_id, request.status.value, request.decided_by, request.decided_role, request.decided_at,
+            request.decision_reason)
+
+    async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> ReactivationRequest | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._connection.fetchrow(
+            f"SELECT {_REQUEST} FROM reactivation_requests WHERE request_id = $1{lock}", request_id)
+        return _request(row) if row else None
+
+    async def open_request(self, permit_id: uuid.UUID) -> uuid.UUID | None:
+        return await self._connection.fetchval(
+            "SELECT request_id FROM reactivation_requests WHERE permit_id = $1 AND status = 'pending'", permit_id)
+
+    async def of_permit(self, permit_id: uuid.UUID, limit: int) -> list[ReactivationRequest]:
+        """The permit's requests, the latest first."""
+        rows = await self._connection.fetch(
+            f"SELECT {_REQUEST} FROM reactivation_requests WHERE permit_id = $1 ORDER BY seq DESC LIMIT $2",
+            permit_id, limit)
+        return [_request(row) for row in rows]
+
+    async def queue(self, *, status: RequestStatus, region: str | None, after: int, limit: int) -> list[QueuedRequest]:
+        """Requests in one status, the oldest first (the review queue), after the keyset position; a task force's
+        region narrows it to the plants there."""
+        values: list[object] = [status.value, after, limit]
+        condition = ""
+        if region is not None:
+            values.append(region)
+            condition = f" AND p.{'regency_code' if '.' in region else 'province_code'} = $4"
+        rows = await self._connection.fetch(
+            f"SELECT r.seq, {', '.join(f'r.{c.strip()}' for c in _REQUEST.split(','))},"
+            f" {', '.join(f'p.{c.strip()}' for c in _COLUMNS.split(','))}"
+            " FROM reactivation_requests r JOIN permits p USING (permit_id)"
+            f" WHERE r.status = $1 AND r.seq > $2{condition} ORDER BY r.seq LIMIT $3", *values)
+        width = len(_REQUEST.split(","))
+        return [QueuedRequest(row[0], _request(row[1:width + 1]), _permit_in_order(row[width + 1:])) for row in rows]
+
+
 class PermitsWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.permits = PermitRepository(connection)
         self.closures = ClosureRepository(connection)
+        self.reports_filed = FiledReports(connection)
+        self.reactivations = ReactivationRequests(connection)
 
 
 def _values(p: Permit) -> tuple[Any, ...]:
@@ -216,3 +332,31 @@ def _permit(row: asyncpg.Record) -> Permit:
     return Permit(row["permit_id"], row["facility_id"], row["nib"], row["company_name"], row["province_code"],
                   row["regency_code"], row["sector_class"], row["workforce_total"], PermitStatus(row["status"]),
                   row["permit_number"], row["freeze_count"], row["revoked_at"], row["issued_at"], row["plant_key"])
+
+
+def _request_values(r: ReactivationRequest) -> tuple[Any, ...]:
+    conditions = [{"condition": c.condition, "met": c.met, "message": c.message,
+                   "missing_periods": [str(p) for p in c.missing_periods],
+                   "open_request": str(c.open_request) if c.open_request else None} for c in r.conditions]
+    return (r.request_id, r.permit_id, r.status.value, r.corrective_action, list(r.missed_periods), r.freeze_count,
+            json.dumps(conditions), r.requested_by, r.requested_at, r.decided_by, r.decided_role, r.decided_at,
+            r.decision_reason)
+
+
+def _request(row: asyncpg.Record | tuple[Any, ...]) -> ReactivationRequest:
+    (request_id, permit_id, status, corrective_action, missed_periods, freeze_count, conditions, requested_by,
+     requested_at, decided_by, decided_role, decided_at, decision_reason) = row
+    checks = tuple(ConditionCheck(c["condition"], c["met"], c["message"],
+                                  tuple(uuid.UUID(p) for p in c["missing_periods"]),
+                                  uuid.UUID(c["open_request"]) if c["open_request"] else None)
+                   for c in json.loads(conditions))
+    return ReactivationRequest(request_id, permit_id, RequestStatus(status), corrective_action, tuple(missed_periods),
+                               freeze_count, checks, requested_by, requested_at, decided_by, decided_role, decided_at,
+                               decision_reason)
+
+
+def _permit_in_order(values: tuple[Any, ...]) -> Permit:
+    """A permit from the columns of `_COLUMNS`, in their order (a part of a wider row)."""
+    permit_id, facility_id, nib, company, province, regency, sector, workforce, status, *rest = values
+    return Permit(permit_id, facility_id, nib, company, province, regency, sector, workforce, PermitStatus(status),
+                  *rest)

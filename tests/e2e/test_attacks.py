@@ -222,6 +222,8 @@ PROBES = [
     Probe("permits", "POST", "/permits/{permit}/freeze", SANCTION),
     Probe("permits", "POST", "/permits/{permit}/reactivate", REASON),
     Probe("permits", "POST", "/permits/{permit}/revoke", SANCTION),
+    Probe("permits", "GET", "/permits/{permit}/reactivation-requests"),
+    Probe("permits", "POST", "/permits/{permit}/reactivation-requests", {"corrective_action": "probing " * 10}),
     Probe("permits", "GET", "/permits?nib={nib}"),
     Probe("reports", "GET", "/schedules/{permit}"),
     Probe("reports", "GET", "/reports?permit_id={permit}"),
@@ -306,6 +308,7 @@ async def test_probing_changed_nothing_at_the_other_companys_plants(scene: Scene
 LISTS = {
     ("permits", "/permits"): ("province", "regency", "region", "region_code"),
     ("permits", "/permits/summary"): ("province", "region"),
+    ("permits", "/reactivation-requests"): ("province", "regency", "region"),
     ("reports", "/compliance"): ("province", "regency", "region"),
     ("incidents", "/incidents"): ("province", "region"),
     ("notifier", "/alerts"): ("province", "region", "region_code"),

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.integration
 
 OWNER_NIB, COMPETITOR_NIB = "8120000111222", "8120000333444"
 OPERATOR = bearer("operator")
+OWNER = bearer("company", nib=OWNER_NIB)
+CORRECTIVE_ACTION = "Petugas K3 pelaporan ditunjuk dan pengingat mingguan dipasang di ruang kendali."
 
 # For each role, a caller whose scope covers the plant (Kab. Bekasi, 32.16, owned by OWNER_NIB) and one whose
 # scope does not.
@@ -55,7 +57,8 @@ class Request:
 
 REQUESTS: dict[str, list[Request]] = {
     "apply": [Request("POST", "/permits", None, ())],
-    "read": [Request("GET", "/permits/{id}", None, ()), Request("GET", "/permits/{id}/history", None, ())],
+    "read": [Request("GET", "/permits/{id}", None, ()), Request("GET", "/permits/{id}/history", None, ()),
+             Request("GET", "/permits/{id}/reactivation-requests", None, ("issue", "freeze", "request"))],
     "summary": [Request("GET", "/permits/summary?province=32", None, ())],
     "decide": [Request("POST", "/permits/{id}/decision", {"decision": "reject", "reason": "incomplete"}, ())],
     "freeze": [Request("POST", "/permits/{id}/freeze",
@@ -64,6 +67,12 @@ REQUESTS: dict[str, list[Request]] = {
     "revoke": [Request("POST", "/permits/{id}/revoke",
                        {"reason": "false data", "ground": {"code": "inspection_finding",
                                                            "evidence": {"finding": "BAP-1"}}}, ("issue",))],
+    # A freeze on the company's own request rests on no missed period: the statement is the one condition left.
+    "request_reactivation": [Request("POST", "/permits/{id}/reactivation-requests",
+                                     {"corrective_action": CORRECTIVE_ACTION}, ("issue", "freeze"))],
+    "reactivation_queue": [Request("GET", "/reactivation-requests?province=32", None, ("issue", "freeze", "request"))],
+    "decide_reactivation": [Request("POST", "/reactivation-requests/{request}/decision",
+                                    {"decision": "reject", "reason": "belum cukup"}, ("issue", "freeze", "request"))],
 }
 
 
@@ -80,23 +89,30 @@ async def permits(platform) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> str:
+async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[str, str]:
+    """A fresh permit of the owner's, brought through `steps`: its id, and its reactivation request's if asked."""
     applied = await permits.post("/permits", json=application(OWNER_NIB), headers=OPERATOR)
     assert applied.status_code == 201, applied.text
-    permit_id = applied.json()["permit_id"]
+    ids = {"id": applied.json()["permit_id"]}
     for step in steps:
+        if step == "request":
+            asked = await permits.post(f"/permits/{ids['id']}/reactivation-requests",
+                                       json={"corrective_action": CORRECTIVE_ACTION}, headers=OWNER)
+            assert asked.status_code == 201, asked.text
+            ids["request"] = asked.json()["request_id"]
+            continue
         path, body = {"issue": ("decision", {"decision": "issue", "reason": "ok"}),
                       "freeze": ("freeze", {"reason": "setup", "ground": {"code": "company_request"}})}[step]
-        assert (await permits.post(f"/permits/{permit_id}/{path}", json=body, headers=OPERATOR)).status_code == 200
-    return permit_id
+        assert (await permits.post(f"/permits/{ids['id']}/{path}", json=body, headers=OPERATOR)).status_code == 200
+    return ids
 
 
 async def perform(permits: httpx.AsyncClient, request: Request, claims: dict[str, str], role: Role,
                   nib: str) -> httpx.Response:
     if request.path == "/permits":
         return await permits.post("/permits", json=application(nib), headers=bearer(role, **claims))
-    permit_id = await a_permit(permits, request.needs)
-    return await permits.request(request.method, request.path.format(id=permit_id), json=request.body,
+    ids = await a_permit(permits, request.needs)
+    return await permits.request(request.method, request.path.format(**ids), json=request.body,
                                  headers=bearer(role, **claims))
 
 
@@ -117,7 +133,7 @@ async def test_policy(permits, action, role, request_):
 
 
 async def test_a_company_reading_a_competitors_permit_gets_404(permits):
-    competitor = await a_permit(permits, ("issue",))
+    competitor = (await a_permit(permits, ("issue",)))["id"]
     answer = await permits.get(f"/permits/{competitor}", headers=bearer("company", nib=COMPETITOR_NIB))
     assert answer.status_code == 404
     unknown = await permits.get(f"/permits/{uuid.uuid4()}", headers=bearer("company", nib=COMPETITOR_NIB))
@@ -125,7 +141,7 @@ async def test_a_company_reading_a_competitors_permit_gets_404(permits):
 
 
 async def test_searches_return_only_what_is_in_the_callers_scope(permits):
-    permit_id = await a_permit(permits, ())
+    permit_id = (await a_permit(permits, ()))["id"]
     for claims, role, visible in ((IN_SCOPE[Role.TASK_FORCE], Role.TASK_FORCE, True),
                                   (OUT_OF_SCOPE[Role.TASK_FORCE], Role.TASK_FORCE, False),
                                   (IN_SCOPE[Role.COMPANY], Role.COMPANY, True),
@@ -142,7 +158,7 @@ async def test_searches_return_only_what_is_in_the_callers_scope(permits):
 
 
 async def test_the_registry_needs_no_token_and_guarded_routes_need_one(permits):
-    permit_id = await a_permit(permits, ("issue",))
+    permit_id = (await a_permit(permits, ("issue",)))["id"]
     number = (await permits.get(f"/permits/{permit_id}", headers=OPERATOR)).json()["permit_number"]
     assert (await permits.get(f"/registry/{number}")).status_code == 200
     assert (await permits.get(f"/registry/{number}", headers=bearer("agency"))).status_code == 200

@@ -12,14 +12,16 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from services.permits.domain import Closure, OperatingStatus, Permit, Transition
-from shared.contract import Envelope
+from services.permits.domain import (
+    Closure, FiledReport, OperatingStatus, Permit, ReactivationRequest, RequestStatus, Transition,
+)
+from shared.contract import Envelope, SanctionGround
 
 
 @dataclass
@@ -31,6 +33,8 @@ class PermitsState:
     history: dict[uuid.UUID, list[Transition]] = field(default_factory=dict)
     last_numbers: dict[int, int] = field(default_factory=dict)  # year → last permit number drawn
     closures: dict[uuid.UUID, tuple[uuid.UUID, Closure]] = field(default_factory=dict)  # id → (facility, closure)
+    reports_filed: dict[uuid.UUID, FiledReport] = field(default_factory=dict)  # by report id
+    reactivations: dict[uuid.UUID, ReactivationRequest] = field(default_factory=dict)  # in filing order, as seq
     outbox: list[Envelope] = field(default_factory=list)
 
 
@@ -70,12 +74,60 @@ class InMemoryPermits:
         self._state.last_numbers[year] = self._state.last_numbers.get(year, 0) + 1
         return self._state.last_numbers[year]
 
+    async def latest_freeze_ground(self, permit_id: uuid.UUID) -> SanctionGround | None:
+        freezes = [t for t in self._state.history.get(permit_id, []) if t.action == "freeze"]
+        return freezes[-1].ground if freezes else None
+
     async def history(self, permit_id: uuid.UUID) -> list[dict[str, Any]]:
         """The rows `PermitRepository.history` reads: statuses as the table stores them, text."""
         return [{"from_status": t.from_status.value if t.from_status else None, "to_status": t.to_status.value,
                  "action": t.action, "actor": t.actor, "role": t.role, "reason": t.reason, "at": t.at,
                  "causation_id": t.causation_id, "ground": t.ground.model_dump(mode="json") if t.ground else None}
                 for t in self._state.history.get(permit_id, [])]
+
+
+class InMemoryFiledReports:
+    """`FiledReports`: the reports filed for the permits, one per report id."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def record(self, reports: list[FiledReport]) -> None:
+        for report in reports:
+            self._state.reports_filed.setdefault(report.report_id, report)
+
+    async def periods_filed(self, permit_id: uuid.UUID, period_ids: Sequence[uuid.UUID]) -> frozenset[uuid.UUID]:
+        return frozenset(r.period_id for r in self._state.reports_filed.values()
+                         if r.permit_id == permit_id and r.period_id in period_ids)
+
+    async def declared(self, permit_id: uuid.UUID, report_id: uuid.UUID) -> FiledReport | None:
+        report = self._state.reports_filed.get(report_id)
+        return report if report is not None and report.permit_id == permit_id and report.declared else None
+
+
+class InMemoryReactivations:
+    """`ReactivationRequests` as the handlers use it (the review queue is SQL, tested against the database)."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def add(self, request: ReactivationRequest) -> None:
+        if await self.open_request(request.permit_id) is not None:  # the one-open index would refuse it
+            raise ValueError(f"permit {request.permit_id} already has a request awaiting a decision")
+        self._state.reactivations[request.request_id] = request
+
+    async def save(self, request: ReactivationRequest) -> None:
+        self._state.reactivations[request.request_id] = request
+
+    async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> ReactivationRequest | None:
+        return self._state.reactivations.get(request_id)
+
+    async def open_request(self, permit_id: uuid.UUID) -> uuid.UUID | None:
+        return next((r.request_id for r in self._state.reactivations.values()
+                     if r.permit_id == permit_id and r.status is RequestStatus.PENDING), None)
+
+    async def of_permit(self, permit_id: uuid.UUID, limit: int) -> list[ReactivationRequest]:
+        return [r for r in reversed(self._state.reactivations.values()) if r.permit_id == permit_id][:limit]
 
 
 class InMemoryClosures:
@@ -116,11 +168,13 @@ class CollectingOutbox:
 
 
 class InMemoryPermitsWork:
-    """What `PermitsWork` gives a handler: the two repositories and the outbox, in one transaction."""
+    """What `PermitsWork` gives a handler: its repositories and the outbox, in one transaction."""
 
     def __init__(self, state: PermitsState) -> None:
         self.permits = InMemoryPermits(state)
         self.closures = InMemoryClosures(state)
+        self.reports_filed = InMemoryFiledReports(state)
+        self.reactivations = InMemoryReactivations(state)
         self.outbox = CollectingOutbox(state)
 
 
