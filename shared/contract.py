@@ -266,15 +266,17 @@ class PermitReactivated(PermitEvent):
 class ReactivationRequested(PermitEvent):
     """A frozen company asks to operate again; an operator reviews it."""
 
-    request_id: uuid.UUID
+    request_id: uuid.UUID = Field(description="The request; its decision names it again.")
     permit_number: PermitNumber
     missed_periods: list[uuid.UUID] = Field(max_length=EVIDENCE_MAX_ITEMS,
                                             description="The missed periods the freeze rests on, now filed late.")
-    requested_at: datetime
+    requested_at: datetime = Field(description="When the company asked.")
 
 
 class ReactivationRejected(PermitEvent):
-    request_id: uuid.UUID
+    """An operator rejected a reactivation request: the permit stays frozen, and the company may ask again."""
+
+    request_id: uuid.UUID = Field(description="The request rejected (from ReactivationRequested).")
     permit_number: PermitNumber
     reason: Reason
 
