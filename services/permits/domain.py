@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -33,6 +33,10 @@ class Action(StrEnum):
     FREEZE = "freeze"
     REACTIVATE = "reactivate"
     REVOKE = "revoke"
+    # An objection decided for the company reverses the sanction: wholly (the permit as it was before it), or a
+    # revocation reduced to a freeze. Taken only by `Objection.decide`, which knows the sanction reversed.
+    REINSTATE = "reinstate"
+    REDUCE_TO_FREEZE = "reduce_to_freeze"
 
 
 # The whole lifecycle in one table: from which states each action may be taken, and where it leads.
@@ -42,10 +46,14 @@ TRANSITIONS: dict[Action, tuple[frozenset[PermitStatus], PermitStatus]] = {
     Action.FREEZE: (frozenset({PermitStatus.ISSUED}), PermitStatus.FROZEN),
     Action.REACTIVATE: (frozenset({PermitStatus.FROZEN}), PermitStatus.ISSUED),
     Action.REVOKE: (frozenset({PermitStatus.ISSUED, PermitStatus.FROZEN}), PermitStatus.REVOKED),
+    Action.REINSTATE: (frozenset({PermitStatus.FROZEN, PermitStatus.REVOKED}), PermitStatus.ISSUED),
+    Action.REDUCE_TO_FREEZE: (frozenset({PermitStatus.REVOKED}), PermitStatus.FROZEN),
 }
 
-# The actions that sanction a permit: each names its ground (see "grounds" below).
+# The actions that sanction a permit: each names its ground (see "grounds" below); a company may object to one
+# (see "objections"), and these actions reverse one.
 SANCTIONS = frozenset({Action.FREEZE, Action.REVOKE})
+REVERSALS = frozenset({Action.REINSTATE, Action.REDUCE_TO_FREEZE})
 
 # A plant holds at most one permit in these states ("one IOMKI per plant address", SE 7/2020).
 ACTIVE = frozenset({PermitStatus.SUBMITTED, PermitStatus.ISSUED, PermitStatus.FROZEN})
@@ -115,7 +123,7 @@ class Permit:
 
     def act(self, action: Action, *, actor: str, role: str, reason: str, now: datetime,
             permit_number: str | None = None, causation_id: str | None = None,
-            ground: SanctionGround | None = None) -> tuple[Permit, Transition]:
+            ground: SanctionGround | None = None, reversing: Sanction | None = None) -> tuple[Permit, Transition]:
         allowed_from, target = TRANSITIONS[action]
         if self.status not in allowed_from:
             raise IllegalTransition(self.status, action)
@@ -130,8 +138,22 @@ class Permit:
             changed = replace(changed, freeze_count=self.freeze_count + 1)
         elif action is Action.REVOKE:
             changed = replace(changed, revoked_at=now)
+        elif action in REVERSALS:
+            if reversing is None or reversing.to_status is not self.status:
+                raise ValueError(f"{action.value} reverses the sanction the permit is under")
+            changed = replace(changed, revoked_at=None, freeze_count=self._freezes_after(action, reversing))
         return changed, Transition(self.status, target, action.value, actor, role, reason, now, causation_id,
                                    ground)
+
+    def _freezes_after(self, action: Action, reversed_: Sanction) -> int:
+        """The freezes that stand once a sanction is reversed: a freeze overturned no longer counts towards the
+        next one (SE 3/2021's second freeze); a revocation reduced to a freeze counts as one, unless the permit
+        was already frozen when it was revoked (that freeze is the one that stands)."""
+        if reversed_.action is Action.FREEZE:
+            return max(self.freeze_count - 1, 0)
+        if action is Action.REDUCE_TO_FREEZE and reversed_.from_status is PermitStatus.ISSUED:
+            return self.freeze_count + 1
+        return self.freeze_count
 
     def apply_sanction(self, recommendation: SanctionRecommendation, *, now: datetime,
                        causation_id: str) -> tuple[Permit, Transition]:
@@ -763,3 +785,319 @@ def registry_status(permit: Permit, operating: OperatingStatus) -> RegistryStatu
     if operating.plant_closed:
         return RegistryStatus.CLOSED
     return RegistryStatus.VALID
+
+
+# ------------------------------------------------------------------------------------------- objections
+# UU 30/2014 on Government Administration, Pasal 75-77: a person harmed by a decision may object to the official
+# who made it, in writing, within 21 working days of the decision being announced (Pasal 77(1)); the official
+# decides it, and an objection found justified changes or annuls the decision. A freeze and a revocation are such
+# decisions.
+
+
+class HolidayCalendar(Protocol):
+    """Indonesia's national holidays and the government's collective leave days: the adapter reads a maintained
+    calendar (services/permits/calendar.py)."""
+
+    def is_holiday(self, day: date) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WorkingDays:
+    """Government working days: Monday to Friday (Perpres 21/2023, five working days a week) that are not holidays."""
+
+    calendar: HolidayCalendar
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and not self.calendar.is_holiday(day)
+
+    def nth_after(self, day: date, n: int) -> date:
+        """The `n`th working day after `day`; `day` itself is not counted."""
+        counted = 0
+        while counted < n:
+            day += timedelta(days=1)
+            counted += self.is_working_day(day)
+        return day
+
+
+OBJECTION_WORKING_DAYS = 21  # UU 30/2014 Pasal 77(1)
+
+
+class ObjectionOutcome(StrEnum):
+    UPHELD = "upheld"  # the sanction stands
+    OVERTURNED = "overturned"  # the sanction is reversed: the permit returns to where it was before it
+    PARTLY = "partly"  # a revocation is reduced to a freeze
+
+
+_SANCTION_WORDS = {Action.FREEZE: ("pembekuan", "freeze"), Action.REVOKE: ("pencabutan", "revocation")}
+
+
+@dataclass(frozen=True)
+class Sanction:
+    """A freeze or a revocation as the permit's history records it: what an objection is against."""
+
+    seq: int  # its row in the permit's history
+    action: Action
+    from_status: PermitStatus
+    at: datetime  # when it was decided, and so announced: the permits topic carries it at once
+
+    @property
+    def to_status(self) -> PermitStatus:
+        return TRANSITIONS[self.action][1]
+
+    @classmethod
+    def in_force(cls, permit: Permit, latest: tuple[int, Transition] | None) -> Sanction:
+        """The sanction a company may object to: its permit's latest transition, if that is a freeze or a
+        revocation. One reactivated, revoked further or already reversed no longer stands by itself."""
+        if latest is not None:
+            seq, transition = latest
+            if transition.action in {a.value for a in SANCTIONS} and transition.from_status is not None:
+                return cls(seq, Action(transition.action), transition.from_status, transition.at)
+        raise NothingToObject(permit.status)
+
+
+class NothingToObject(PermitsRefusal):
+    def __init__(self, status: PermitStatus) -> None:
+        super().__init__(f"Izin ini ({status.value}) tidak sedang dibekukan atau dicabut: tidak ada sanksi yang dapat "
+                         f"diajukan keberatan / This permit ({status.value}) is not under a freeze or a revocation: "
+                         "there is no sanction to object to")
+        self.status = status
+
+
+class ObjectionTooLate(PermitsRefusal):
+    def __init__(self, sanction: Sanction, last_day: date, working_days: int) -> None:
+        indonesian, english = _SANCTION_WORDS[sanction.action]
+        super().__init__(
+            f"Batas waktu keberatan atas {indonesian} ini berakhir pada {last_day.isoformat()} ({working_days} hari "
+            f"kerja sejak {indonesian} pada {sanction.at.date().isoformat()}, UU 30/2014 Pasal 77 ayat (1)) / "
+            f"The time to object to this {english} ended on {last_day.isoformat()} ({working_days} working days "
+            f"from the {english} on {sanction.at.date().isoformat()}, UU 30/2014 Article 77(1))")
+        self.sanction = sanction
+        self.last_day = last_day
+
+
+class AlreadyObjected(PermitsRefusal):
+    def __init__(self, existing: Objection) -> None:
+        indonesian, english = _SANCTION_WORDS[existing.sanction.action]
+        super().__init__(f"Keberatan atas {indonesian} ini sudah diajukan ({existing.objection_id}) / "
+                         f"An objection to this {english} was already filed ({existing.objection_id})")
+        self.existing = existing
+
+
+class TextMissing(PermitsRefusal):
+    """A text a rule requires is blank: `field` names it in the request."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ObjectionAlreadyDecided(PermitsRefusal):
+    def __init__(self, objection: Objection) -> None:
+        super().__init__(f"objection {objection.objection_id} was already decided: "
+                         f"{objection.outcome.value if objection.outcome else ''}")
+        self.objection = objection
+
+
+class OutcomeNotApplicable(PermitsRefusal):
+    def __init__(self, outcome: ObjectionOutcome, sanction: Sanction) -> None:
+        super().__init__(f"'{outcome.value}' applies only to a revocation (it reduces it to a freeze); "
+                         f"this objection is against a {_SANCTION_WORDS[sanction.action][1]}")
+        self.outcome = outcome
+
+
+class SanctionNoLongerStands(PermitsRefusal):
+    def __init__(self, sanction: Sanction, permit: Permit) -> None:
+        super().__init__(f"the {_SANCTION_WORDS[sanction.action][1]} objected to is no longer the permit's latest "
+                         f"decision (the permit is now {permit.status.value}): it can be upheld, not reversed")
+        self.current = permit.status
+
+
+class PlantPermittedMeanwhile(PermitsRefusal):
+    def __init__(self, other: Permit) -> None:
+        super().__init__(f"the plant meanwhile has another permit, {other.permit_id} ({other.status.value}): "
+                         "reversing the revocation would give it two (SE 7/2020: one IOMKI per plant)")
+        self.other = other
+
+
+@dataclass(frozen=True)
+class StatementGiven:
+    """The objection is the company's written statement of why the sanction is wrong (UU 30/2014 Pasal 77(2)):
+    one that says nothing is no objection."""
+
+    def check(self, statement: str) -> None:
+        if not _says_something(statement):
+            raise TextMissing("statement", "Pernyataan keberatan wajib diisi / The objection must state its grounds")
+
+
+@dataclass(frozen=True)
+class OneObjectionPerSanction:
+    """A sanction is objected to once; its decision is final here (what remains is an appeal to the official's
+    superior, UU 30/2014 Pasal 78, outside this platform)."""
+
+    def check(self, sanction: Sanction, earlier: Sequence[Objection]) -> None:
+        for objection in earlier:
+            if objection.sanction.seq == sanction.seq:
+                raise AlreadyObjected(objection)
+
+
+@dataclass(frozen=True)
+class ObjectionWindow:
+    """UU 30/2014 Pasal 77(1): within `working_days` working days of the sanction. The day it was announced is not
+    counted; the last day counts whole, to midnight in the plant's own time zone (WIB, WITA or WIT), where the
+    company reads the letter and counts its days."""
+
+    working_days: WorkingDays
+    days: int = OBJECTION_WORKING_DAYS
+
+    def last_day(self, sanction: Sanction, zone: tzinfo) -> date:
+        return self.working_days.nth_after(sanction.at.astimezone(zone).date(), self.days)
+
+    def is_open(self, sanction: Sanction, *, now: datetime, zone: tzinfo) -> bool:
+        return now.astimezone(zone).date() <= self.last_day(sanction, zone)
+
+    def check(self, sanction: Sanction, *, now: datetime, zone: tzinfo) -> date:
+        """The window's last day, or ObjectionTooLate naming it."""
+        last = self.last_day(sanction, zone)
+        if now.astimezone(zone).date() > last:
+            raise ObjectionTooLate(sanction, last, self.days)
+        return last
+
+
+@dataclass(frozen=True)
+class ObjectionStillPending:
+    def check(self, objection: Objection) -> None:
+        if not objection.pending:
+            raise ObjectionAlreadyDecided(objection)
+
+
+@dataclass(frozen=True)
+class ReasonGiven:
+    """A decision on an objection states its reasons, whatever the outcome (UU 30/2014 Pasal 55(1): every decision
+    gives the reasons it rests on)."""
+
+    def check(self, reason: str) -> None:
+        if not _says_something(reason):
+            raise TextMissing("reason", "a decision on an objection must state its reasons")
+
+
+@dataclass(frozen=True)
+class OutcomeFitsSanction:
+    """`partly` reduces a revocation to a freeze; a freeze has nothing lesser to become."""
+
+    def check(self, objection: Objection, outcome: ObjectionOutcome) -> None:
+        if outcome is ObjectionOutcome.PARTLY and objection.sanction.action is not Action.REVOKE:
+            raise OutcomeNotApplicable(outcome, objection.sanction)
+
+
+@dataclass(frozen=True)
+class SanctionStillStands:
+    """Only the sanction in force is reversed: one followed by another decision (a reactivation, a revocation) is
+    no longer what the permit's state rests on, and reversing it would undo that later decision too."""
+
+    def check(self, objection: Objection, permit: Permit, latest: tuple[int, Transition] | None) -> None:
+        if latest is None or latest[0] != objection.sanction.seq or permit.status is not objection.sanction.to_status:
+            raise SanctionNoLongerStands(objection.sanction, permit)
+
+
+@dataclass(frozen=True)
+class ReversalKeepsOnePermitPerPlant:
+    """SE 7/2020: one IOMKI per plant. A revoked plant may have applied again (SE 3/2021, after 14 days): its
+    revocation is then not reversed while that other permit is active."""
+
+    def check(self, permit: Permit, permits_of_plant: Sequence[Permit]) -> None:
+        for other in permits_of_plant:
+            if other.permit_id != permit.permit_id and other.is_active:
+                raise PlantPermittedMeanwhile(other)
+
+
+def _says_something(text: str) -> bool:
+    return any(character.isalnum() for character in text)
+
+
+def reversal_for(sanction: Sanction, outcome: ObjectionOutcome) -> Action | None:
+    """What a decision does to the permit: nothing when upheld; overturned, the permit returns to the status it had
+    before the sanction; partly, a revocation becomes a freeze."""
+    if outcome is ObjectionOutcome.UPHELD:
+        return None
+    if outcome is ObjectionOutcome.PARTLY or sanction.from_status is PermitStatus.FROZEN:
+        return Action.REDUCE_TO_FREEZE
+    return Action.REINSTATE
+
+
+@dataclass(frozen=True)
+class Objection:
+    """A company's objection to a freeze or a revocation, pending until an operator decides it."""
+
+    objection_id: uuid.UUID
+    permit_id: uuid.UUID
+    sanction: Sanction
+    statement: str
+    filed_by: str
+    filed_role: str
+    filed_at: datetime
+    last_day: date  # the window's last day, as it was when the objection was filed
+    outcome: ObjectionOutcome | None = None
+    reason: str | None = None
+    decided_by: str | None = None
+    decided_role: str | None = None
+    decided_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome is None
+
+    @classmethod
+    def file(cls, permit: Permit, latest: tuple[int, Transition] | None, earlier: Sequence[Objection],
+             statement: str, *, window: ObjectionWindow, actor: str, role: str, now: datetime) -> Objection:
+        sanction = Sanction.in_force(permit, latest)
+        StatementGiven().check(statement)
+        OneObjectionPerSanction().check(sanction, earlier)
+        last_day = window.check(sanction, now=now, zone=regions.local_zone(permit.province_code))
+        return cls(uuid.uuid4(), permit.permit_id, sanction, statement, actor, role, now, last_day)
+
+    def decide(self, outcome: ObjectionOutcome, reason: str, *, permit: Permit,
+               latest: tuple[int, Transition] | None, permits_of_plant: Sequence[Permit], actor: str, role: str,
+               now: datetime, causation_id: str | None = None) -> ObjectionDecision:
+        ObjectionStillPending().check(self)
+        ReasonGiven().check(reason)
+        OutcomeFitsSanction().check(self, outcome)
+        decided = replace(self, outcome=outcome, reason=reason, decided_by=actor, decided_role=role, decided_at=now)
+        action = reversal_for(self.sanction, outcome)
+        if action is None:
+            return ObjectionDecision(decided)
+        SanctionStillStands().check(self, permit, latest)
+        ReversalKeepsOnePermitPerPlant().check(permit, permits_of_plant)
+        changed, transition = permit.act(action, actor=actor, role=role, now=now, causation_id=causation_id,
+                                         reason=f"objection {self.objection_id} {outcome.value}: {reason}",
+                                         reversing=self.sanction)
+        return ObjectionDecision(decided, changed, transition)
+
+
+@dataclass(frozen=True)
+class OpenToObjection:
+    """The sanction in force that no objection is against yet, and the last day one may be filed."""
+
+    sanction: Sanction
+    last_day: date
+    open: bool  # still within the window now
+
+
+def open_to_objection(permit: Permit, latest: tuple[int, Transition] | None, earlier: Sequence[Objection], *,
+                      window: ObjectionWindow, now: datetime) -> OpenToObjection | None:
+    try:
+        sanction = Sanction.in_force(permit, latest)
+        OneObjectionPerSanction().check(sanction, earlier)
+    except (NothingToObject, AlreadyObjected):
+        return None
+    zone = regions.local_zone(permit.province_code)
+    return OpenToObjection(sanction, window.last_day(sanction, zone), window.is_open(sanction, now=now, zone=zone))
+
+
+@dataclass(frozen=True)
+class ObjectionDecision:
+    """A decided objection, and the permit as a reversal left it (with its history row), if it reversed anything."""
+
+    objection: Objection
+    permit: Permit | None = None
+    transition: Transition | None = None
