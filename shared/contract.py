@@ -310,6 +310,8 @@ class SanctionReversed(PermitEvent):
     reversed: SanctionAction
     to_status: Literal["ISSUED", "FROZEN"]
     reason: Reason
+    freeze_count: Count = Field(description="The permit's freezes that stand after the reversal: one overturned no "
+                                            "longer counts; a revocation reduced to a freeze counts as one.")
 
 
 class PermitRevoked(PermitEvent):

@@ -16,12 +16,13 @@ from pydantic import BaseModel, Field
 
 from services.permits.domain import (
     CORRECTIVE_ACTION_MAX_LENGTH, CORRECTIVE_ACTION_MIN_CHARACTERS, NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES,
-    Action, Application, ConditionCheck, CorrectiveActionStated, Decision, IllegalTransition, InvalidApplication,
-    InvalidGround, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReactivationRefused,
-    ReactivationRequest, ReactivationRequestNotFound, ReapplyTooSoon, RequestAlreadyDecided, RequestForAnotherFreeze,
-    RequestStatus,
+    Action, AlreadyObjected, Application, ConditionCheck, CorrectiveActionStated, Decision, IllegalTransition,
+    InvalidApplication, InvalidGround, NothingToObject, Objection, ObjectionAlreadyDecided, ObjectionOutcome,
+    ObjectionTooLate, OutcomeNotApplicable, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted,
+    PlantPermittedMeanwhile, ReactivationRefused, ReactivationRequest, ReactivationRequestNotFound, ReapplyTooSoon,
+    RequestAlreadyDecided, RequestForAnotherFreeze, RequestStatus, SanctionNoLongerStands, TextMissing,
 )
-from services.permits.handlers import PermitHandlers, PermitView
+from services.permits.handlers import ObjectionHandlers, PermitHandlers, PermitObjections, PermitView
 from services.permits.repository import PermitSearch
 from shared import registry_tokens, regions
 from shared.contract import (
@@ -45,6 +46,10 @@ POLICY = Policy({
     "request_reactivation": Rule({C: Scope.OWN}, "ask for a frozen permit to be reactivated, on conditions"),
     "reactivation_queue": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read the reactivation requests in review"),
     "decide_reactivation": Rule({OP: Scope.ALL}, "approve or reject a reactivation request"),
+    "object": Rule({C: Scope.OWN}, "object to the freeze or revocation of the company's own permit"),
+    "read_objections": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a permit's objections"),
+    "decide_objection": Rule({OP: Scope.ALL}, "decide an objection: uphold, overturn or partly (a revocation "
+                                              "becomes a freeze)"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -75,6 +80,24 @@ PROBLEMS: ProblemTable = {
                                                request_status=exc.request.status.value),
     RequestForAnotherFreeze: lambda exc: Problem(409, "Request for another freeze", str(exc),
                                                  current_status=exc.permit.status.value),
+    NothingToObject: lambda exc: Problem(409, "Nothing to object to", str(exc), current_status=exc.status.value),
+    ObjectionTooLate: lambda exc: Problem(409, "Objection too late", str(exc), last_day=exc.last_day.isoformat(),
+                                          sanction=exc.sanction.action.value,
+                                          sanctioned_at=exc.sanction.at.isoformat()),
+    AlreadyObjected: lambda exc: Problem(409, "Already objected", str(exc),
+                                         objection_id=str(exc.existing.objection_id)),
+    TextMissing: lambda exc: Problem(422, "Invalid request", exc.message,
+                                     errors=[{"field": exc.field, "message": exc.message}]),
+    ObjectionAlreadyDecided: lambda exc: Problem(
+        409, "Objection already decided", str(exc),
+        outcome=exc.objection.outcome.value if exc.objection.outcome else None),
+    OutcomeNotApplicable: lambda exc: Problem(422, "Invalid request", str(exc),
+                                              errors=[{"field": "outcome", "message": str(exc)}]),
+    SanctionNoLongerStands: lambda exc: Problem(409, "Sanction no longer stands", str(exc),
+                                                current_status=exc.current.value),
+    PlantPermittedMeanwhile: lambda exc: Problem(
+        409, "Plant has another permit", str(exc), other_permit_id=str(exc.other.permit_id),
+        other_status=exc.other.status.value),
 }
 
 
@@ -179,6 +202,22 @@ class ReactivationRequestIn(BaseModel):
 class ReactivationDecisionIn(BaseModel):
     decision: Decision
     reason: Text = Field(min_length=1, max_length=1000, description="Shown to the company with the decision.")
+
+
+# A company's statement of why a sanction is wrong: a letter's worth of text, and room to spare.
+STATEMENT_MAX_LENGTH = 8000
+
+
+class ObjectionIn(BaseModel):
+    statement: Text = Field(min_length=1, max_length=STATEMENT_MAX_LENGTH,
+                            description="Why the freeze or revocation is wrong (UU 30/2014 Pasal 77(2)), in the "
+                                        "company's words")
+
+
+class ObjectionDecisionIn(BaseModel):
+    outcome: ObjectionOutcome = Field(description="upheld: the sanction stands; overturned: it is reversed; "
+                                                  "partly: a revocation becomes a freeze")
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 # A scanned code that is not a permit number is answered like an unknown one (404), never looked up.
@@ -359,6 +398,55 @@ def router(handlers: PermitHandlers) -> APIRouter:
 
     routes.include_router(public)
     return routes
+
+
+def objections_router(objections: ObjectionHandlers) -> APIRouter:
+    """Objections to a freeze or a revocation (UU 30/2014 Pasal 77): the company files, an operator decides."""
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["objections"])
+
+    @routes.post("/permits/{permit_id}/objections", status_code=201)
+    async def object_to(permit_id: uuid.UUID, body: ObjectionIn,
+                        access: Annotated[Access, POLICY.guard("object")]) -> dict:
+        objection = await objections.file(permit_id, body.statement, access, _request_id())
+        return _objection(objection)
+
+    @routes.get("/permits/{permit_id}/objections")
+    async def of_permit(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_objections")]) -> dict:
+        return _permit_objections(await objections.of_permit(permit_id, access))
+
+    @routes.post("/objections/{objection_id}/decision")
+    async def decide(objection_id: uuid.UUID, body: ObjectionDecisionIn,
+                     access: Annotated[Access, POLICY.guard("decide_objection")]) -> dict:
+        objection, permit = await objections.decide(objection_id, body.outcome, body.reason, access, _request_id())
+        return _objection(objection) | {"permit": _summary(permit)}
+
+    return routes
+
+
+def _request_id() -> str | None:
+    # The request id is the causation of what this request changes (DESIGN §3: "event or request").
+    return structlog.contextvars.get_contextvars().get("request_id")
+
+
+def _objection(o: Objection) -> dict:
+    return {"objection_id": str(o.objection_id), "permit_id": str(o.permit_id),
+            "sanction": {"action": o.sanction.action.value, "at": o.sanction.at.isoformat(),
+                         "from_status": o.sanction.from_status.value},
+            "last_day": o.last_day.isoformat(), "statement": o.statement,
+            "filed_by": o.filed_by, "filed_role": o.filed_role, "filed_at": o.filed_at.isoformat(),
+            "status": "pending" if o.pending else "decided",
+            "decision": None if o.pending else {
+                "outcome": o.outcome.value if o.outcome else None, "reason": o.reason, "decided_by": o.decided_by,
+                "decided_role": o.decided_role, "decided_at": o.decided_at.isoformat() if o.decided_at else None}}
+
+
+def _permit_objections(view: PermitObjections) -> dict:
+    open_ = view.open
+    return {"permit_id": str(view.permit.permit_id), "status": view.permit.status.value,
+            "open_to_objection": None if open_ is None else {
+                "sanction": open_.sanction.action.value, "sanctioned_at": open_.sanction.at.isoformat(),
+                "last_day": open_.last_day.isoformat(), "open": open_.open},
+            "objections": [_objection(o) for o in view.objections]}
 
 
 def qr_png(token: str) -> bytes:

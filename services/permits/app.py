@@ -12,8 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.permits import api
 from services.permits import dashboard
-from services.permits.domain import ApplicationRules
-from services.permits.handlers import PermitHandlers
+from services.permits.calendar import IndonesianHolidays
+from services.permits.domain import OBJECTION_WORKING_DAYS, ApplicationRules, ObjectionWindow, WorkingDays
+from services.permits.handlers import ObjectionHandlers, PermitHandlers
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
 from shared import registry_tokens
@@ -35,6 +36,11 @@ class PermitsSettings(BaseSettings):
 
     registry_signing_key: str | None = Field(None, validation_alias="IOMKI_REGISTRY_SIGNING_KEY",
                                              description="Ed25519 private key: PEM, or base64 of the 32-byte seed")
+    # A year's working days at most: a window that long is a typing error, not a policy.
+    objection_working_days: int = Field(OBJECTION_WORKING_DAYS, ge=1, le=250,
+                                        validation_alias="IOMKI_OBJECTION_WORKING_DAYS",
+                                        description="Working days to object to a freeze or revocation "
+                                                    "(UU 30/2014 Pasal 77(1): 21)")
 
 
 def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519PrivateKey:
@@ -55,14 +61,19 @@ def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519Priva
     return registry_tokens.private_key_from_text(kept.decode())
 
 
-def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
+               permits_settings: PermitsSettings | None = None) -> FastAPI:
     settings = settings or PlatformSettings()
+    own = permits_settings or PermitsSettings()
+    clock = clock or SystemClock()
     runtime = ServiceRuntime(name="permits", settings=settings,
                              migrations=Path(__file__).parent / "migrations", unit_of_work=PermitsWork)
     handlers = PermitHandlers(
-        runtime.database, clock or SystemClock(), ApplicationRules(KemendagriRegions()),
-        registry_signing_key(PermitsSettings().registry_signing_key, settings.data_dir),
+        runtime.database, clock, ApplicationRules(KemendagriRegions()),
+        registry_signing_key(own.registry_signing_key, settings.data_dir),
     )
+    objections = ObjectionHandlers(runtime.database, clock, ObjectionWindow(WorkingDays(IndonesianHolidays()),
+                                                                            own.objection_working_days))
     runtime.publishes(PERMITS)
     runtime.publishes(INTERNAL_CONTACTS)
     # Every report of every plant: kept in a slim row each, a run at a time (the missed reports a frozen company
@@ -74,7 +85,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     return runtime.http_app(
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
-        routers=[api.router(handlers), dashboard.router()], problems=api.PROBLEMS,
+        routers=[api.router(handlers), api.objections_router(objections), dashboard.router()], problems=api.PROBLEMS,
     )
 
 

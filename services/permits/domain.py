@@ -1071,7 +1071,11 @@ class Objection:
         changed, transition = permit.act(action, actor=actor, role=role, now=now, causation_id=causation_id,
                                          reason=f"objection {self.objection_id} {outcome.value}: {reason}",
                                          reversing=self.sanction)
-        return ObjectionDecision(decided, changed, transition)
+        ground = latest[1].ground if latest is not None else None  # the sanction's own row: it still stands
+        recount = None if ground is None else Recount(
+            ground, self.sanction.at, self.sanction.action,
+            Action.FREEZE if changed.freeze_count > permit.freeze_count else None)
+        return ObjectionDecision(decided, changed, transition, recount)
 
 
 @dataclass(frozen=True)
@@ -1095,9 +1099,23 @@ def open_to_objection(permit: Permit, latest: tuple[int, Transition] | None, ear
 
 
 @dataclass(frozen=True)
+class Recount:
+    """What a reversal changes in the sanctions counted by ground, province and month: the reversed sanction no
+    longer counts, and a revocation reduced to a freeze that counts as one (as in `freeze_count`) counts as a freeze,
+    on the same ground and in the same month: the decision it amends is the same."""
+
+    ground: SanctionGround
+    at: datetime  # when the reversed sanction was decided
+    removed: Action
+    added: Action | None = None
+
+
+@dataclass(frozen=True)
 class ObjectionDecision:
-    """A decided objection, and the permit as a reversal left it (with its history row), if it reversed anything."""
+    """A decided objection, and the permit as a reversal left it (with its history row and what it changes in the
+    counts), if it reversed anything."""
 
     objection: Objection
     permit: Permit | None = None
     transition: Transition | None = None
+    recount: Recount | None = None

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
     Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport, GroundFacts,
-    IllegalTransition, OnePermitPerPlant, OperatingStatus, Permit, PermitNotFound, PermitStatus, ReactivationFacts,
-    ReactivationRequest, ReactivationRequestNotFound, RegistryStatus, RequestStatus, SanctionRecommendation,
-    Transition, check_ground, missed_periods_of, permit_number, reactivation_outlook, registry_status,
+    IllegalTransition, Objection, ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection,
+    OperatingStatus, Permit, PermitNotFound, PermitStatus, ReactivationFacts, ReactivationRequest,
+    ReactivationRequestNotFound, RegistryStatus, RequestStatus, SanctionRecommendation, Transition, check_ground,
+    missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status,
 )
 from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
 from shared import registry_tokens
@@ -20,9 +22,11 @@ from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
     CompanyContactsUpdated, Decoded, Envelope, Event, FacilityClosureOrdered, FacilityReopened, GroundEvidence,
-    PermitApplied, PermitFrozen, PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, ReactivationRejected,
-    ReactivationRequested, ReportSubmitted, SanctionGround, SanctionRecommended, SectorClass,
+    ObjectionDecided, ObjectionFiled, PermitApplied, PermitFrozen, PermitIssued, PermitReactivated, PermitRejected,
+    PermitRevoked, ReactivationRejected, ReactivationRequested, ReportSubmitted, SanctionAction, SanctionGround,
+    SanctionRecommended, SanctionReversed, SectorClass,
 )
+from shared.contract import ObjectionOutcome as Outcome
 from shared.observability import record
 from shared.storage.unit_of_work import Database
 
@@ -292,6 +296,91 @@ class PermitHandlers:
         if permit is None or not access.may_see(region_code=permit.regency_code, nib=permit.nib):
             raise PermitNotFound("Permit")
         return permit
+
+
+@dataclass(frozen=True)
+class PermitObjections:
+    permit: Permit
+    objections: list[Objection]
+    open: OpenToObjection | None  # the sanction in force that may still be objected to
+
+
+@dataclass
+class ObjectionHandlers:
+    """Objections to freezes and revocations (UU 30/2014 Pasal 77): filed by the company within the window, decided
+    by an operator with reasons; a decision for the company reverses the sanction as a transition of the permit."""
+
+    database: Database[PermitsWork]
+    clock: Clock
+    window: ObjectionWindow
+
+    async def file(self, permit_id: uuid.UUID, statement: str, access: Access,
+                   request_id: str | None = None) -> Objection:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            # Locked: two objections filed at once see each other (OneObjectionPerSanction).
+            permit = await PermitHandlers._visible(work, permit_id, access, for_update=True)
+            objection = Objection.file(permit, await work.permits.latest_transition(permit_id),
+                                       await work.objections.of_permit(permit_id), statement, window=self.window,
+                                       actor=access.actor, role=access.principal.role.value, now=now)
+            await work.objections.add(objection)
+            await work.outbox.add(Envelope.wrap(ObjectionFiled(
+                **_about(permit), objection_id=objection.objection_id,
+                sanction=SanctionAction(objection.sanction.action.value), sanctioned_at=objection.sanction.at,
+                filed_at=now,
+            ), service=SERVICE, time=now, correlation_id=request_id))
+        record("objection_filed", permit_id=str(permit_id), objection_id=str(objection.objection_id),
+               sanction=objection.sanction.action.value, last_day=objection.last_day.isoformat(), actor=access.actor)
+        return objection
+
+    async def decide(self, objection_id: uuid.UUID, outcome: ObjectionOutcome, reason: str, access: Access,
+                     request_id: str | None = None) -> tuple[Objection, Permit]:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            found = await work.objections.get(objection_id)
+            unlocked = await work.permits.get(found.permit_id) if found else None
+            if found is None or unlocked is None:
+                raise PermitNotFound("Objection")
+            # The plant first, as an application takes it, then the permit: a reversal and an application for the
+            # same plant are serialised, so the one-permit check below holds.
+            await work.permits.lock_plant(unlocked.plant_key)
+            permit = await PermitHandlers._visible(work, found.permit_id, access, for_update=True)
+            # Read again under the locks: a decision taken meanwhile is seen (ObjectionStillPending).
+            objection = await work.objections.get(objection_id, for_update=True) or found
+            decision = objection.decide(
+                outcome, reason, permit=permit, latest=await work.permits.latest_transition(permit.permit_id),
+                # Permits from before plant keys share the empty key, and the one-permit index leaves them out.
+                permits_of_plant=await work.permits.of_plant(permit.plant_key) if permit.plant_key else [],
+                actor=access.actor, role=access.principal.role.value, now=now, causation_id=request_id)
+            await work.objections.decided(decision.objection)
+            decided = Envelope.wrap(ObjectionDecided(
+                **_about(permit), objection_id=objection_id, outcome=Outcome(outcome.value), reason=reason,
+            ), service=SERVICE, time=now, correlation_id=request_id)
+            events = [decided]
+            if decision.permit is not None and decision.transition is not None:
+                permit = decision.permit
+                await work.permits.save(permit, decision.transition)
+                if decision.recount is not None:
+                    await work.permits.recount(permit, decision.recount)
+                events.append(decided.caused(SanctionReversed(
+                    **_about(permit), objection_id=objection_id, permit_number=permit.permit_number,
+                    reversed=SanctionAction(objection.sanction.action.value),
+                    to_status=cast(Literal["ISSUED", "FROZEN"], permit.status.value), reason=reason,
+                    freeze_count=permit.freeze_count,
+                ), service=SERVICE, time=now))
+            await work.outbox.add(*events)
+        record("objection_decided", permit_id=str(permit.permit_id), objection_id=str(objection_id),
+               outcome=outcome.value, permit_status=permit.status.value, actor=access.actor)
+        return decision.objection, permit
+
+    async def of_permit(self, permit_id: uuid.UUID, access: Access) -> PermitObjections:
+        now = self.clock.now()
+        async with self.database.reading() as work:
+            permit = await PermitHandlers._visible(work, permit_id, access)
+            objections = await work.objections.of_permit(permit_id)
+            latest = await work.permits.latest_transition(permit_id)
+        return PermitObjections(permit, objections, open_to_objection(permit, latest, objections,
+                                                                      window=self.window, now=now))
 
 
 def _about(permit: Permit) -> dict:

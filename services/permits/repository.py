@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 from services.permits.domain import (
-    SANCTIONS, Action, Closure, ConditionCheck, FiledReport, OperatingStatus, Permit, PermitStatus,
-    ReactivationRequest, RequestStatus, Transition, counting_month,
+    SANCTIONS, Action, Closure, ConditionCheck, FiledReport, Objection, ObjectionOutcome, OperatingStatus, Permit,
+    PermitStatus, ReactivationRequest, Recount, RequestStatus, Sanction, Transition, counting_month,
 )
 from shared.contract import SanctionGround
 from shared.storage.db import Connection
@@ -156,6 +156,36 @@ class PermitRepository:
             "SELECT ground FROM permit_history WHERE permit_id = $1 AND action = 'freeze' ORDER BY seq DESC LIMIT 1",
             permit_id)
         return SanctionGround.model_validate_json(ground) if ground else None
+
+    async def latest_transition(self, permit_id: uuid.UUID) -> tuple[int, Transition] | None:
+        """The permit's latest history row, with its position: what a sanction in force is read from."""
+        row = await self._connection.fetchrow(
+            "SELECT seq, from_status, to_status, action, actor, role, reason, at, causation_id, ground"
+            " FROM permit_history WHERE permit_id = $1 ORDER BY seq DESC LIMIT 1",
+            permit_id,
+        )
+        if row is None:
+            return None
+        return row["seq"], Transition(
+            PermitStatus(row["from_status"]) if row["from_status"] else None, PermitStatus(row["to_status"]),
+            row["action"], row["actor"], row["role"], row["reason"], row["at"], row["causation_id"],
+            SanctionGround.model_validate_json(row["ground"]) if row["ground"] else None)
+
+    async def recount(self, permit: Permit, recount: Recount) -> None:
+        """A reversed sanction counted no more (and, reduced to a freeze, counted as one), where it was counted."""
+        month = counting_month(recount.at)
+        await self._connection.execute(
+            "UPDATE sanction_counts SET sanctions = sanctions - 1 WHERE province_code = $1 AND regency_code = $2"
+            " AND month = $3 AND action = $4 AND ground = $5",
+            permit.province_code, permit.regency_code, month, recount.removed.value, recount.ground.code.value,
+        )
+        if recount.added is not None:
+            await self._connection.execute(
+                "INSERT INTO sanction_counts (province_code, regency_code, month, action, ground, sanctions)"
+                " VALUES ($1,$2,$3,$4,$5,1) ON CONFLICT (province_code, regency_code, month, action, ground)"
+                " DO UPDATE SET sanctions = sanction_counts.sanctions + 1",
+                permit.province_code, permit.regency_code, month, recount.added.value, recount.ground.code.value,
+            )
 
     async def _record(self, permit: Permit, t: Transition) -> None:
         await self._connection.execute(
@@ -313,6 +343,47 @@ class ReactivationRequests:
         return [QueuedRequest(row[0], _request(row[1:width + 1]), _permit_in_order(row[width + 1:])) for row in rows]
 
 
+_OBJECTION = ("objection_id, permit_id, sanction_seq, sanction, sanction_from, sanctioned_at, last_day, statement,"
+              " filed_by, filed_role, filed_at, outcome, reason, decided_by, decided_role, decided_at")
+
+
+class ObjectionRepository:
+    """Objections to freezes and revocations, and their decisions."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def add(self, o: Objection) -> None:
+        await self._connection.execute(
+            f"INSERT INTO objections ({_OBJECTION})"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+            *_objection_values(o),
+        )
+
+    async def get(self, objection_id: uuid.UUID, *, for_update: bool = False) -> Objection | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._connection.fetchrow(
+            f"SELECT {_OBJECTION} FROM objections WHERE objection_id = $1{lock}", objection_id)
+        return _objection(row) if row else None
+
+    async def of_permit(self, permit_id: uuid.UUID) -> list[Objection]:
+        """The permit's objections, in the order they were filed."""
+        rows = await self._connection.fetch(
+            f"SELECT {_OBJECTION} FROM objections WHERE permit_id = $1 ORDER BY seq", permit_id)
+        return [_objection(row) for row in rows]
+
+    async def decided(self, o: Objection) -> None:
+        """The decision, once: a decided objection is the record and is never written again."""
+        status = await self._connection.execute(
+            "UPDATE objections SET outcome = $2, reason = $3, decided_by = $4, decided_role = $5, decided_at = $6"
+            " WHERE objection_id = $1 AND outcome IS NULL",
+            o.objection_id, o.outcome.value if o.outcome else None, o.reason, o.decided_by, o.decided_role,
+            o.decided_at,
+        )
+        if status != "UPDATE 1":
+            raise LookupError(f"objection {o.objection_id} is not pending")
+
+
 class PermitsWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
@@ -320,6 +391,7 @@ class PermitsWork(UnitOfWork):
         self.closures = ClosureRepository(connection)
         self.reports_filed = FiledReports(connection)
         self.reactivations = ReactivationRequests(connection)
+        self.objections = ObjectionRepository(connection)
 
 
 def _values(p: Permit) -> tuple[Any, ...]:
@@ -360,3 +432,19 @@ def _permit_in_order(values: tuple[Any, ...]) -> Permit:
     permit_id, facility_id, nib, company, province, regency, sector, workforce, status, *rest = values
     return Permit(permit_id, facility_id, nib, company, province, regency, sector, workforce, PermitStatus(status),
                   *rest)
+
+
+def _objection_values(o: Objection) -> tuple[Any, ...]:
+    return (o.objection_id, o.permit_id, o.sanction.seq, o.sanction.action.value, o.sanction.from_status.value,
+            o.sanction.at, o.last_day, o.statement, o.filed_by, o.filed_role, o.filed_at,
+            o.outcome.value if o.outcome else None, o.reason, o.decided_by, o.decided_role, o.decided_at)
+
+
+def _objection(row: asyncpg.Record) -> Objection:
+    return Objection(
+        row["objection_id"], row["permit_id"],
+        Sanction(row["sanction_seq"], Action(row["sanction"]), PermitStatus(row["sanction_from"]),
+                 row["sanctioned_at"]),
+        row["statement"], row["filed_by"], row["filed_role"], row["filed_at"], row["last_day"],
+        ObjectionOutcome(row["outcome"]) if row["outcome"] else None, row["reason"], row["decided_by"],
+        row["decided_role"], row["decided_at"])

@@ -73,6 +73,11 @@ REQUESTS: dict[str, list[Request]] = {
     "reactivation_queue": [Request("GET", "/reactivation-requests?province=32", None, ("issue", "freeze", "request"))],
     "decide_reactivation": [Request("POST", "/reactivation-requests/{request}/decision",
                                     {"decision": "reject", "reason": "belum cukup"}, ("issue", "freeze", "request"))],
+    "object": [Request("POST", "/permits/{id}/objections", {"statement": "laporan sudah dikirim"},
+                       ("issue", "freeze"))],
+    "read_objections": [Request("GET", "/permits/{id}/objections", None, ())],
+    "decide_objection": [Request("POST", "/objections/{objection}/decision",
+                                 {"outcome": "upheld", "reason": "misses confirmed"}, ("issue", "freeze", "object"))],
 }
 
 
@@ -90,7 +95,8 @@ async def permits(platform) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[str, str]:
-    """A fresh permit of the owner's, brought through `steps`: its id, and its reactivation request's if asked."""
+    """A fresh permit of the owner's, brought through `steps`: its id, and its reactivation request's or objection's
+    if asked."""
     applied = await permits.post("/permits", json=application(OWNER_NIB), headers=OPERATOR)
     assert applied.status_code == 201, applied.text
     ids = {"id": applied.json()["permit_id"]}
@@ -100,6 +106,12 @@ async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[s
                                        json={"corrective_action": CORRECTIVE_ACTION}, headers=OWNER)
             assert asked.status_code == 201, asked.text
             ids["request"] = asked.json()["request_id"]
+            continue
+        if step == "object":  # the owner objects, within the window of a freeze just made
+            filed = await permits.post(f"/permits/{ids['id']}/objections", json={"statement": "setup"},
+                                       headers=bearer(Role.COMPANY, nib=OWNER_NIB))
+            assert filed.status_code == 201, filed.text
+            ids["objection"] = filed.json()["objection_id"]
             continue
         path, body = {"issue": ("decision", {"decision": "issue", "reason": "ok"}),
                       "freeze": ("freeze", {"reason": "setup", "ground": {"code": "company_request"}})}[step]

@@ -12,14 +12,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from services.permits.app import PermitsSettings
 from services.permits.calendar import IndonesianHolidays
 from services.permits.domain import (
     OBJECTION_WORKING_DAYS, REVERSALS, SANCTIONS, TRANSITIONS, Action, AlreadyObjected, IllegalTransition,
-    NothingToObject, Objection,
-    ObjectionAlreadyDecided, ObjectionOutcome, ObjectionTooLate, ObjectionWindow, OutcomeNotApplicable, Permit,
-    PermitStatus, PlantPermittedMeanwhile, Sanction, SanctionNoLongerStands, TextMissing, Transition, WorkingDays,
-    open_to_objection, reversal_for,
+    NothingToObject, Objection, ObjectionAlreadyDecided, ObjectionOutcome, ObjectionTooLate, ObjectionWindow,
+    OutcomeNotApplicable, Permit, PermitStatus, PlantPermittedMeanwhile, Recount, Sanction, SanctionNoLongerStands,
+    TextMissing, Transition, WorkingDays, open_to_objection, reversal_for,
 )
 from shared.contract import GroundCode, GroundEvidence, SanctionGround
 
@@ -251,7 +252,7 @@ def test_an_objection_to_an_earlier_sanction_does_not_block_one_to_the_next():
 
 def test_filing_is_judged_by_the_window_of_the_plants_zone():
     permit, latest = sanctioned(Action.FREEZE, at=local(date(2021, 7, 5), time(23, 30), WIB))
-    in_papua = replace(permit, province_code="94", regency_code="94.71")
+    in_papua = replace(permit, province_code="91", regency_code="91.71")
     on_the_fourth = local(date(2021, 8, 5), time(0, 30), WIB)  # 5 August, 02:30 in Papua
     with pytest.raises(ObjectionTooLate):
         filed(permit, latest, now=on_the_fourth)
@@ -337,6 +338,20 @@ def test_partly_for_a_revocation_of_a_frozen_permit_keeps_its_one_freeze():
     decision = decide(filed(permit, latest), ObjectionOutcome.PARTLY, permit, latest)
     assert decision.permit is not None and decision.permit.status is PermitStatus.FROZEN
     assert decision.permit.freeze_count == 1
+
+
+def test_a_reversal_recounts_the_sanction_by_its_ground_and_month():
+    for action, before, outcome, added in (
+            (Action.FREEZE, PermitStatus.ISSUED, ObjectionOutcome.OVERTURNED, None),
+            (Action.REVOKE, PermitStatus.ISSUED, ObjectionOutcome.OVERTURNED, None),
+            (Action.REVOKE, PermitStatus.ISSUED, ObjectionOutcome.PARTLY, Action.FREEZE),
+            (Action.REVOKE, PermitStatus.FROZEN, ObjectionOutcome.PARTLY, None),  # its freeze is counted already
+            (Action.REVOKE, PermitStatus.FROZEN, ObjectionOutcome.OVERTURNED, None)):
+        permit, latest = sanctioned(action, before=before)
+        decision = decide(filed(permit, latest), outcome, permit, latest)
+        assert decision.recount == Recount(A_GROUND, T0, action, added), (action, before, outcome)
+    permit, latest = sanctioned(Action.REVOKE)
+    assert decide(filed(permit, latest), ObjectionOutcome.UPHELD, permit, latest).recount is None
 
 
 def test_partly_does_not_apply_to_a_freeze():
@@ -469,3 +484,14 @@ def test_any_sequence_of_sanctions_objections_and_decisions_keeps_the_counts_tru
         assert permit.freeze_count >= 1
     for earlier, later in zip(history, history[1:], strict=False):
         assert later.from_status is earlier.to_status
+
+
+# -- the setting ---------------------------------------------------------------------------------------------
+
+
+def test_the_window_is_set_by_iomki_objection_working_days_within_bounds():
+    assert PermitsSettings().objection_working_days == OBJECTION_WORKING_DAYS
+    assert PermitsSettings(IOMKI_OBJECTION_WORKING_DAYS="5").objection_working_days == 5
+    for out_of_bounds in ("0", "251", "21.5"):
+        with pytest.raises(ValidationError):
+            PermitsSettings(IOMKI_OBJECTION_WORKING_DAYS=out_of_bounds)
