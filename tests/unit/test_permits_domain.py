@@ -43,7 +43,7 @@ def a_permit(**changes) -> Permit:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([a for a in Action if a not in REVERSALS]), max_size=20))
 def test_any_sequence_of_actions_keeps_the_invariants(actions):
-    """An officer's actions and the ladder's; reversals come only from objections (test_permits_objections.py)."""
+    """An officer's actions and the ladder's; reversals come only from objections (test_permits_objection_rules.py)."""
     permit = a_permit()
     history = []
     issued_number = None
