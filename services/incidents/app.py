@@ -14,7 +14,9 @@ from services.incidents.domain import ClusterPolicy, IncidentPolicy
 from services.incidents.handlers import IncidentHandlers
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock, SystemClock
-from shared.contract import INCIDENTS, PERMITS, REPORTS, PermitIssued, PermitRevoked, ReportSubmitted
+from shared.contract import (
+    INCIDENTS, PERMITS, REPORTS, PermitIssued, PermitRevoked, ReportSubmitted, SanctionReversed,
+)
 from shared.messaging.consumer import InBatches
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -63,7 +65,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     # Deviation from DESIGN §2 (documented in the README): incidents also consumes PermitIssued, to know each
     # plant's region and NIB for access scope and to refuse cases at plants it does not know.
     runtime.consume(PERMITS, {PermitIssued: InBatches(handlers.on_permits_issued),
-                              PermitRevoked: handlers.on_permit_revoked})
+                              PermitRevoked: handlers.on_permit_revoked,
+                              SanctionReversed: handlers.on_sanction_reversed})
     runtime.consume(REPORTS, {ReportSubmitted: handlers.on_report_submitted})
     runtime.publishes(INCIDENTS)
     runtime.every(TIMER_SWEEP_SECONDS, "timers", handlers.fire_due_timers)

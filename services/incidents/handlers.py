@@ -15,7 +15,9 @@ from services.incidents.domain import (
 )
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
-from shared.contract import Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted
+from shared.contract import (
+    Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted, SanctionAction, SanctionReversed,
+)
 from shared.observability import record
 from shared.storage.unit_of_work import Database
 from shared.web.access import Access
@@ -116,6 +118,11 @@ class IncidentHandlers:
     async def on_permit_revoked(self, work: IncidentsWork, envelope: Envelope, event: PermitRevoked) -> None:
         """Monitoring ends: no new cases. Running isolations, quarantines and closures still run their course."""
         await work.incidents.stop_monitoring(event.facility_id, self.clock.now())
+
+    async def on_sanction_reversed(self, work: IncidentsWork, envelope: Envelope, event: SanctionReversed) -> None:
+        """A revocation reversed on objection: the plant is monitored again, for cases from now on."""
+        if event.reversed is SanctionAction.REVOKE:
+            await work.incidents.resume_monitoring(event.facility_id, event.permit_id, self.clock.now())
 
     async def on_report_submitted(self, work: IncidentsWork, envelope: Envelope, event: ReportSubmitted) -> None:
         if event.confirmed_positive == 0:

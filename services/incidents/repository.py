@@ -78,6 +78,12 @@ class IncidentRepository:
         await self._connection.execute(
             "UPDATE plants SET monitored = false, updated_at = $2 WHERE facility_id = $1", facility_id, now)
 
+    async def resume_monitoring(self, facility_id: uuid.UUID, permit_id: uuid.UUID, now: datetime) -> None:
+        """The plant's permit is in force again: the one it holds now, whichever it held since."""
+        await self._connection.execute(
+            "UPDATE plants SET monitored = true, permit_id = $2, updated_at = $3 WHERE facility_id = $1",
+            facility_id, permit_id, now)
+
     # -- cases -------------------------------------------------------------------------------------
 
     async def case(self, case_id: uuid.UUID) -> Case | None:

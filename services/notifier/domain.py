@@ -193,6 +193,10 @@ ROUTES: dict[str, Route] = {
     # Sanctions are enforced on the ground by Satpol PP and police: the law-enforcement division acts.
     "PermitFrozen": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
     "PermitRevoked": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
+    # A sanction reversed on objection is enforced no more: those who enforced it and the company hear of it.
+    "SanctionReversed": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
+    # The decision on its objection is the company's to read, whatever it is (UU 30/2014 Pasal 77).
+    "ObjectionDecided": Route(Severity.LOW, company=True),
     "WarningIssued": Route(Severity.LOW, company=True),
     # Overdue reports are many and individually minor: the province's data division gets one count a day.
     "ReportOverdue": Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True),

@@ -17,7 +17,7 @@ from services.reports.repository import ReportsWork
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
-    PermitReactivated, PermitRevoked,
+    PermitReactivated, PermitRevoked, SanctionReversed,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -54,6 +54,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         PermitFrozen: handlers.on_permit_frozen,
         PermitReactivated: handlers.on_permit_reactivated,
         PermitRevoked: handlers.on_permit_revoked,
+        SanctionReversed: handlers.on_sanction_reversed,
     })
     runtime.consume(INCIDENTS, {
         FacilityClosureOrdered: handlers.on_closure_ordered,

@@ -580,6 +580,18 @@ def after_sanction(schedule: Schedule, sanction: Sanction) -> Schedule:
     return replace(schedule, ladder_reset_seq=max(schedule.ladder_reset_seq, sanction.through_seq))
 
 
+def after_reversal(schedule: Schedule, *, frozen: bool, freeze_count: int, through_seq: int) -> Schedule:
+    """An objection reversed a sanction (UU 30/2014 Pasal 77): the plant reports as its permit now stands, frozen or
+    not, with the freezes that still stand (one overturned no longer counts towards SE 3/2021's second freeze), and
+    the ladder free to recommend again. A reversed revocation resumes an ended schedule: the periods up to
+    `through_seq` stay as they ended, owing nothing, and do not count again as evidence; the caller opens the next
+    period from now, never for the time the revocation stood."""
+    resumed = replace(schedule, frozen=frozen, freeze_count=freeze_count, revoke_recommended=False)
+    if schedule.ended:
+        resumed = replace(resumed, ended_at=None, ladder_reset_seq=max(schedule.ladder_reset_seq, through_seq))
+    return resumed
+
+
 def consecutive_warnings(history: list[SettledPeriod]) -> int:
     """Warnings in a row up to the latest period, this one included (carried in WarningIssued)."""
     count = 0

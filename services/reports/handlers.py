@@ -21,7 +21,7 @@ from shared.web.access import Access
 from shared.contract import (
     EVIDENCE_MAX_ITEMS, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
     PermitReactivated, PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
-    SanctionRecommended, WarningIssued,
+    SanctionRecommended, SanctionReversed, WarningIssued,
 )
 from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
@@ -147,6 +147,22 @@ class ReportHandlers:
         await work.schedules.save(replace(schedule, ended_at=now))
         await work.periods.end_obligation(schedule.permit_id, now)
         log.info("schedule_ended", permit_id=str(schedule.permit_id))
+
+    async def on_sanction_reversed(self, work: ReportsWork, envelope: Envelope, event: SanctionReversed) -> None:
+        schedule = await work.schedules.get(event.permit_id, for_update=True)
+        if schedule is None:
+            log.warning("reversal_without_schedule", permit_id=str(event.permit_id))
+            return
+        last_seq = await work.periods.last_seq(schedule.permit_id)
+        resumed = domain.after_reversal(schedule, frozen=event.to_status == "FROZEN",
+                                        freeze_count=event.freeze_count, through_seq=last_seq)
+        if schedule.ended:
+            # As for a new permit: the next period starts when this service learns of it, never in the past.
+            period = domain.open_period(resumed, await self.timeline(work), starts_at=self.clock.now(),
+                                        seq=last_seq + 1, timing=self.config.timing)
+            await work.periods.add(period, resumed)
+            log.info("schedule_resumed", permit_id=str(schedule.permit_id), deadline=period.deadline.isoformat())
+        await work.schedules.save(resumed)
 
     async def on_closure_ordered(self, work: ReportsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
         if event.scope is not ClosureScope.PLANT:

@@ -95,6 +95,15 @@ def test_a_freeze_goes_to_law_enforcement_and_the_company():
     }
 
 
+def test_a_reversed_sanction_is_told_to_those_who_enforced_it_and_an_objections_decision_to_the_company():
+    reversed_ = recipients(route_for("SanctionReversed"), "SanctionReversed", Level.REGENCY, BEKASI, directory(),
+                           first_notice=True)
+    assert targets(reversed_) == {"http://satpolpp.example/hook", "k3@baja.example"}
+    decided = recipients(route_for("ObjectionDecided"), "ObjectionDecided", Level.REGENCY, BEKASI, directory(),
+                         first_notice=True)
+    assert targets(decided) == {"k3@baja.example"}
+
+
 def test_a_warning_goes_to_the_company_and_to_task_forces_subscribed_for_the_region():
     bekasi_hook = Subscription(uuid.uuid4(), REGENCY.task_force_id, Channel.WEBHOOK, "http://bekasi/hook",
                                frozenset({"WarningIssued"}))
