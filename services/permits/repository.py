@@ -150,10 +150,11 @@ class PermitRepository:
         return [dict(row) | {"ground": json.loads(row["ground"]) if row["ground"] else None} for row in rows]
 
     async def latest_freeze_ground(self, permit_id: uuid.UUID) -> SanctionGround | None:
-        """The ground of the permit's latest freeze: None when it was never frozen, or when that freeze's history row
-        names no ground."""
+        """The ground of the freeze in force: the latest sanction's (a freeze, or a revocation an objection reduced
+        to a freeze). None when there was none, or when its history row names no ground."""
         ground = await self._connection.fetchval(
-            "SELECT ground FROM permit_history WHERE permit_id = $1 AND action = 'freeze' ORDER BY seq DESC LIMIT 1",
+            "SELECT ground FROM permit_history WHERE permit_id = $1 AND action IN ('freeze', 'revoke')"
+            " ORDER BY seq DESC LIMIT 1",
             permit_id)
         return SanctionGround.model_validate_json(ground) if ground else None
 

@@ -14,8 +14,9 @@ import pytest
 import pytest_asyncio
 
 import services.permits
-from services.permits.domain import Action, Closure, Permit, PermitStatus, Transition, plant_key
+from services.permits.domain import Action, Closure, Permit, PermitStatus, Sanction, Transition, plant_key
 from services.permits.repository import PermitSearch, PermitsWork
+from shared.contract import GroundCode, GroundEvidence, SanctionGround
 from shared.runtime import PLATFORM_MIGRATIONS
 from shared.storage.db import create_pool, migrate, migrations_in, provision
 from shared.storage.unit_of_work import Database
@@ -128,3 +129,31 @@ async def test_a_repeated_closure_order_extends_it_and_reopening_ends_it(databas
         assert await work.closures.reopened(closure_id, T0.replace(day=12))
         assert not await work.closures.reopened(closure_id, T0.replace(day=13))
         assert (await work.closures.operating_status(facility)).label == "operating"
+
+
+async def test_the_freeze_in_force_after_a_revocation_reduced_to_a_freeze_rests_on_the_revocations_ground(database):
+    """Reactivation reads the ground of the freeze in force: after `reduce_to_freeze` that is the revocation's
+    (its missed periods are what the company must file), not the earlier freeze's."""
+    permit = a_permit()
+    await store(database, permit)
+    first, second = ([uuid.uuid4()] for _ in range(2))
+    steps = [(Action.ISSUE, None), (Action.FREEZE, missed_reports(first)), (Action.REVOKE, missed_reports(second)),
+             (Action.REDUCE_TO_FREEZE, None)]
+    revocation = Sanction(seq=4, action=Action.REVOKE, from_status=PermitStatus.FROZEN, at=T0)
+    for action, ground in steps:
+        permit, transition = permit.act(action, actor="op", role="operator", reason="r", now=T0, ground=ground,
+                                        permit_number=f"IOMKI-1991-{uuid.uuid4().int % 10**6:06d}",
+                                        reversing=revocation if action is Action.REDUCE_TO_FREEZE else None)
+        async with database.transaction() as work:
+            await work.permits.save(permit, transition)
+        if action is Action.FREEZE:
+            async with database.reading() as work:
+                assert await work.permits.latest_freeze_ground(permit.permit_id) == ground
+    assert permit.status is PermitStatus.FROZEN
+    async with database.reading() as work:
+        assert await work.permits.latest_freeze_ground(permit.permit_id) == missed_reports(second)
+
+
+def missed_reports(periods: list[uuid.UUID]) -> SanctionGround:
+    return SanctionGround(code=GroundCode.MISSED_REPORTS, ladder="SE-3/2021", rule="ThreeWarningsInARow",
+                          evidence=GroundEvidence(missed_periods=periods))

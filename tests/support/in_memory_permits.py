@@ -75,8 +75,8 @@ class InMemoryPermits:
         return self._state.last_numbers[year]
 
     async def latest_freeze_ground(self, permit_id: uuid.UUID) -> SanctionGround | None:
-        freezes = [t for t in self._state.history.get(permit_id, []) if t.action == "freeze"]
-        return freezes[-1].ground if freezes else None
+        sanctions = [t for t in self._state.history.get(permit_id, []) if t.action in ("freeze", "revoke")]
+        return sanctions[-1].ground if sanctions else None
 
     async def history(self, permit_id: uuid.UUID) -> list[dict[str, Any]]:
         """The rows `PermitRepository.history` reads: statuses as the table stores them, text."""
