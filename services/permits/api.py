@@ -22,7 +22,10 @@ from services.permits.domain import (
     PlantPermittedMeanwhile, ReactivationRefused, ReactivationRequest, ReactivationRequestNotFound, ReapplyTooSoon,
     RequestAlreadyDecided, RequestForAnotherFreeze, RequestStatus, SanctionNoLongerStands, TextMissing,
 )
-from services.permits.handlers import ObjectionHandlers, PermitHandlers, PermitObjections, PermitView
+from services.permits.domain import MINISTRY_ZONE, WorkKind
+from services.permits.handlers import (
+    ObjectionHandlers, PermitHandlers, PermitObjections, PermitView, WorklistHandlers,
+)
 from services.permits.repository import PermitSearch
 from shared import registry_tokens, regions
 from shared.contract import (
@@ -50,6 +53,8 @@ POLICY = Policy({
     "read_objections": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a permit's objections"),
     "decide_objection": Rule({OP: Scope.ALL}, "decide an objection: uphold, overturn or partly (a revocation "
                                               "becomes a freeze)"),
+    "worklists": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read what waits for a decision, with its service level "
+                                                          "(task forces: their region's, read-only)"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -541,3 +546,30 @@ def _position(cursor: str | None) -> int:
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise Problem(422, "Invalid request", "One or more fields are invalid.",
                       errors=[{"field": "cursor", "message": "not a cursor returned by this endpoint"}]) from None
+
+
+def worklists_router(worklists: WorklistHandlers) -> APIRouter:
+    """What waits for an operator: applications, reactivation requests and objections, overdue first."""
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["worklists"])
+
+    @routes.get("/worklists")
+    async def waiting(access: Annotated[Access, POLICY.guard("worklists")],
+                      kind: Annotated[list[WorkKind] | None, Query(max_length=len(WorkKind),
+                                                                   description="Only these lists")] = None,
+                      region: Annotated[str | None, Query(pattern=r"^[0-9]{2}(\.[0-9]{2})?$",
+                                                          description="A province (32) or regency (32.16)")] = None,
+                      limit: Annotated[int, Query(ge=1, le=200, description="Items per list")] = 50) -> dict:
+        """Each list oldest first, overdue first; a task force's are its region's (narrowed further if asked)."""
+        if region is not None:
+            access.require(region_code=region, what="Region")
+        now, lists = await worklists.worklists(region or access.region_filter, kind or list(WorkKind), limit)
+        return {"now": now.isoformat(), "zone": MINISTRY_ZONE.key, "worklists": [{
+            "kind": w.kind.value, "sla_working_days": w.working_days, "total": w.total, "overdue": w.overdue,
+            "items": [{"kind": q.item.kind.value, "item_id": str(q.item.item_id), "permit_id": str(q.item.permit_id),
+                       "permit_number": q.item.permit_number, "company_name": q.item.company_name,
+                       "province_code": q.item.province_code, "regency_code": q.item.regency_code,
+                       "received_at": q.item.received_at.isoformat(), "due_at": q.due_at.isoformat(),
+                       "overdue": q.overdue, "age_hours": round(q.age.total_seconds() / 3600, 1)}
+                      for q in w.items]} for w in lists]}
+
+    return routes

@@ -13,8 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.permits import api
 from services.permits import dashboard
 from services.permits.calendar import IndonesianHolidays
-from services.permits.domain import OBJECTION_WORKING_DAYS, ApplicationRules, ObjectionWindow, WorkingDays
-from services.permits.handlers import ObjectionHandlers, PermitHandlers
+from services.permits.domain import (
+    DEFAULT_SERVICE_LEVELS, OBJECTION_WORKING_DAYS, ApplicationRules, ObjectionWindow, ServiceLevels, WorkingDays,
+    WorkKind,
+)
+from services.permits.handlers import ObjectionHandlers, PermitHandlers, WorklistHandlers
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
 from shared import registry_tokens
@@ -41,6 +44,21 @@ class PermitsSettings(BaseSettings):
                                         validation_alias="IOMKI_OBJECTION_WORKING_DAYS",
                                         description="Working days to object to a freeze or revocation "
                                                     "(UU 30/2014 Pasal 77(1): 21)")
+    # Service levels of the operators' worklists, in the ministry's working days (GET /worklists).
+    sla_application_working_days: int = Field(
+        DEFAULT_SERVICE_LEVELS[WorkKind.APPLICATION], ge=1, le=250,
+        validation_alias="IOMKI_SLA_APPLICATION_WORKING_DAYS", description="An application is decided within")
+    sla_reactivation_working_days: int = Field(
+        DEFAULT_SERVICE_LEVELS[WorkKind.REACTIVATION_REQUEST], ge=1, le=250,
+        validation_alias="IOMKI_SLA_REACTIVATION_WORKING_DAYS", description="A reactivation request is decided within")
+    sla_objection_working_days: int = Field(
+        DEFAULT_SERVICE_LEVELS[WorkKind.OBJECTION], ge=1, le=250, validation_alias="IOMKI_SLA_OBJECTION_WORKING_DAYS",
+        description="An objection is decided within (UU 30/2014 Pasal 77(4): 10)")
+
+    def service_levels(self, days: WorkingDays) -> ServiceLevels:
+        return ServiceLevels({WorkKind.APPLICATION: self.sla_application_working_days,
+                              WorkKind.REACTIVATION_REQUEST: self.sla_reactivation_working_days,
+                              WorkKind.OBJECTION: self.sla_objection_working_days}, days)
 
 
 def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519PrivateKey:
@@ -72,8 +90,9 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         runtime.database, clock, ApplicationRules(KemendagriRegions()),
         registry_signing_key(own.registry_signing_key, settings.data_dir),
     )
-    objections = ObjectionHandlers(runtime.database, clock, ObjectionWindow(WorkingDays(IndonesianHolidays()),
-                                                                            own.objection_working_days))
+    working_days = WorkingDays(IndonesianHolidays())
+    objections = ObjectionHandlers(runtime.database, clock, ObjectionWindow(working_days, own.objection_working_days))
+    worklists = WorklistHandlers(runtime.database, clock, own.service_levels(working_days))
     runtime.publishes(PERMITS)
     runtime.publishes(INTERNAL_CONTACTS)
     # Every report of every plant: kept in a slim row each, a run at a time (the missed reports a frozen company
@@ -85,7 +104,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     return runtime.http_app(
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
-        routers=[api.router(handlers), api.objections_router(objections), dashboard.router()], problems=api.PROBLEMS,
+        routers=[api.router(handlers), api.objections_router(objections), api.worklists_router(worklists),
+                 dashboard.router()], problems=api.PROBLEMS,
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, cast
 
 import structlog
@@ -13,8 +15,9 @@ from services.permits.domain import (
     Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport, GroundFacts,
     IllegalTransition, Objection, ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection,
     OperatingStatus, Permit, PermitNotFound, PermitStatus, ReactivationFacts, ReactivationRequest,
-    ReactivationRequestNotFound, RegistryStatus, RequestStatus, SanctionRecommendation, Transition, check_ground,
-    missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status,
+    QueuedItem, ReactivationRequestNotFound, RegistryStatus, RequestStatus, SanctionRecommendation, ServiceLevels,
+    Transition, WorkKind, check_ground, missed_periods_of, open_to_objection, permit_number, reactivation_outlook,
+    registry_status,
 )
 from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
 from shared import registry_tokens
@@ -417,3 +420,35 @@ def _number(permit: Permit) -> str:
     if permit.permit_number is None:  # only issued permits are frozen or reactivated
         raise ValueError(f"permit {permit.permit_id} has no number")
     return permit.permit_number
+
+
+@dataclass(frozen=True)
+class Worklist:
+    kind: WorkKind
+    working_days: int
+    total: int
+    overdue: int
+    items: list[QueuedItem]
+
+
+@dataclass
+class WorklistHandlers:
+    """What waits for an operator's decision, held to its service level; a task force sees its region's."""
+
+    database: Database[PermitsWork]
+    clock: Clock
+    levels: ServiceLevels
+
+    async def worklists(self, region: str | None, kinds: Sequence[WorkKind],
+                        limit: int) -> tuple[datetime, list[Worklist]]:
+        """`region`: the caller's own (a task force's) or one it may see, already checked; None for all."""
+        now = self.clock.now()
+        found = []
+        async with self.database.reading() as work:
+            for kind in kinds:
+                total, overdue = await work.worklists.count(kind, region=region,
+                                                            overdue_before=self.levels.overdue_before(kind, now))
+                items = await work.worklists.waiting(kind, region=region, limit=limit)
+                found.append(Worklist(kind, self.levels.working_days[kind], total, overdue,
+                                      self.levels.queue(items, now)))
+        return now, found

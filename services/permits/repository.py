@@ -13,7 +13,8 @@ import asyncpg
 
 from services.permits.domain import (
     SANCTIONS, Action, Closure, ConditionCheck, FiledReport, Objection, ObjectionOutcome, OperatingStatus, Permit,
-    PermitStatus, ReactivationRequest, Recount, RequestStatus, Sanction, Transition, counting_month,
+    PermitStatus, ReactivationRequest, Recount, RequestStatus, Sanction, Transition, WorkItem, WorkKind,
+    counting_month,
 )
 from shared.contract import SanctionGround
 from shared.storage.db import Connection
@@ -68,9 +69,9 @@ class PermitRepository:
 
     async def add(self, permit: Permit, application: dict[str, Any], transition: Transition) -> None:
         await self._connection.execute(
-            f"INSERT INTO permits ({_COLUMNS}, application)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb)",
-            *_values(permit), json.dumps(application),
+            f"INSERT INTO permits ({_COLUMNS}, application, created_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16)",
+            *_values(permit), json.dumps(application), transition.at,  # received when the service's clock says
         )
         await self._record(permit, transition)
 
@@ -385,6 +386,58 @@ class ObjectionRepository:
             raise LookupError(f"objection {o.objection_id} is not pending")
 
 
+# What waits for a decision, per kind: the rows, their id, when each came in, which are pending, and their order
+# (arrival, then a unique tiebreak). The pending ones are few beside the permits, and each kind has a partial index
+# on its pending rows in that order.
+_WAITING: dict[WorkKind, tuple[str, str, str, str, str]] = {
+    WorkKind.APPLICATION: ("permits p", "p.permit_id", "p.created_at", "p.status = 'SUBMITTED'",
+                           "p.created_at, p.permit_id"),
+    WorkKind.REACTIVATION_REQUEST: ("reactivation_requests w JOIN permits p USING (permit_id)", "w.request_id",
+                                    "w.requested_at", "w.status = 'pending'", "w.requested_at, w.request_id"),
+    WorkKind.OBJECTION: ("objections w JOIN permits p USING (permit_id)", "w.objection_id", "w.filed_at",
+                         "w.outcome IS NULL", "w.filed_at, w.seq"),
+}
+
+
+class Worklists:
+    """Applications, reactivation requests and objections waiting for an operator, oldest first."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def waiting(self, kind: WorkKind, *, region: str | None, limit: int) -> list[WorkItem]:
+        source, item_id, received_at, pending, order = _WAITING[kind]
+        values: list[object] = [limit]
+        where = pending + self._in_region(region, values)
+        rows = await self._connection.fetch(
+            f"SELECT {item_id} AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
+            f" p.regency_code, {received_at} AS received_at FROM {source} WHERE {where} ORDER BY {order} LIMIT $1",
+            *values)
+        return [WorkItem(kind, r["item_id"], r["permit_id"], r["permit_number"], r["company_name"],
+                         r["province_code"], r["regency_code"], r["received_at"]) for r in rows]
+
+    async def count(self, kind: WorkKind, *, region: str | None, overdue_before: datetime) -> tuple[int, int]:
+        """How many wait, and how many of them came in before `overdue_before` (the overdue ones)."""
+        source, _, received_at, pending, _ = _WAITING[kind]
+        values: list[object] = [overdue_before]
+        where = pending + self._in_region(region, values)
+        row = await self._connection.fetchrow(
+            f"SELECT count(*) AS total, count(*) FILTER (WHERE {received_at} < $1) AS overdue FROM {source}"
+            f" WHERE {where}", *values)
+        if row is None:  # an aggregate without GROUP BY always answers one row
+            raise LookupError(f"no count of the {kind.value} worklist")
+        return row["total"], row["overdue"]
+
+    @staticmethod
+    def _in_region(region: str | None, values: list[object]) -> str:
+        """A task force's region (a province covers its regencies) as a condition, its value appended."""
+        if region is None:
+            return ""
+        values.append(region)
+        column = "p.regency_code" if "." in region else "p.province_code"
+        return f" AND {column} = ${len(values)}"
+
+
 class PermitsWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
@@ -393,6 +446,7 @@ class PermitsWork(UnitOfWork):
         self.reports_filed = FiledReports(connection)
         self.reactivations = ReactivationRequests(connection)
         self.objections = ObjectionRepository(connection)
+        self.worklists = Worklists(connection)
 
 
 def _values(p: Permit) -> tuple[Any, ...]:

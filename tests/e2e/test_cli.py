@@ -225,3 +225,47 @@ async def test_an_operator_schedules_lists_and_withdraws_a_regime_through_the_cl
     assert ok_json(await cli("regimes", "withdraw", name, "--json"))["withdrawn"] is True
     refused = await cli("regimes", "withdraw", "SE-8/2020")
     assert refused.exit_code == 1 and "Regime in effect" in refused.stderr + refused.stdout
+
+
+async def test_a_frozen_company_asks_and_objects_and_an_operator_works_through_the_worklists(cli, services):
+    """The casework through the CLI: the company (its own token) asks to be reactivated, the operator finds the
+    request in the worklists and approves it; frozen again, the company objects and the operator upholds."""
+    company = bearer("company", nib=NIB)["Authorization"].split()[1]
+    async with httpx.AsyncClient(timeout=10) as http:
+        body = APPLICATION | {"facility": APPLICATION["facility"] | {"address": "Jl. Raya Majalaya No. 99"}}
+        applied = await http.post(f"{services.url('permits')}/permits", json=body, headers=bearer("company", nib=NIB))
+    assert applied.status_code == 201, applied.text
+    permit_id = applied.json()["permit_id"]
+
+    waiting = ok_json(await cli("worklists", "--kind", "application", "--limit", "200", "--json"))
+    [applications] = waiting["worklists"]
+    assert applications["kind"] == "application" and applications["sla_working_days"] == 3
+    assert permit_id in [item["item_id"] for item in applications["items"]]
+    ok_json(await cli("permits", "issue", permit_id, "--json"))
+    ok_json(await cli("permits", "freeze", permit_id, "-g", "company_request", "-r", "perusahaan berhenti sementara",
+                      "--json"))
+
+    asked = ok_json(await cli("reactivations", "request", permit_id, "-c", "Produksi siap dimulai kembali dengan "
+                              "protokol kesehatan yang diperbarui.", "--token", company, "--json"))
+    assert asked["status"] == "pending"
+    queued = ok_json(await cli("worklists", "--kind", "reactivation_request", "--region", "32.04", "--json"))
+    assert asked["request_id"] in [item["item_id"] for item in queued["worklists"][0]["items"]]
+    human = await cli("worklists", "--kind", "reactivation_request")
+    assert human.exit_code == 0 and "reactivation_request" in human.stdout and "working days" in human.stdout
+    approved = ok_json(await cli("reactivations", "decide", asked["request_id"], "approve", "-r", "syarat terpenuhi",
+                                 "--json"))
+    assert approved["status"] == "approved" and approved["permit"]["status"] == "ISSUED"
+    shown = ok_json(await cli("reactivations", "show", permit_id, "--token", company, "--json"))
+    assert [r["status"] for r in shown["requests"]] == ["approved"]
+
+    ok_json(await cli("permits", "revoke", permit_id, "-g", "inspection_finding", "--finding", "BAP-32.04/2026/9",
+                      "-r", "protokol kesehatan tidak dijalankan", "--json"))
+    filed = ok_json(await cli("objections", "file", permit_id, "-s", "Temuan itu sudah kami perbaiki pada hari yang "
+                              "sama.", "--token", company, "--json"))
+    upheld = ok_json(await cli("objections", "decide", filed["objection_id"], "upheld", "-r", "temuan terbukti",
+                               "--json"))
+    assert upheld["permit"]["status"] == "REVOKED"
+    objections = ok_json(await cli("objections", "show", permit_id, "--json"))
+    assert [(o["status"], o["decision"]["outcome"]) for o in objections["objections"]] == [("decided", "upheld")]
+    human = await cli("objections", "show", permit_id)
+    assert human.exit_code == 0 and "upheld" in human.stdout

@@ -78,6 +78,7 @@ REQUESTS: dict[str, list[Request]] = {
     "read_objections": [Request("GET", "/permits/{id}/objections", None, ())],
     "decide_objection": [Request("POST", "/objections/{objection}/decision",
                                  {"outcome": "upheld", "reason": "misses confirmed"}, ("issue", "freeze", "object"))],
+    "worklists": [Request("GET", "/worklists?region=32&kind=application&limit=5", None, ())],
 }
 
 

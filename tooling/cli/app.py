@@ -19,7 +19,7 @@ from shared.contract import NIB_PATTERN
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.web.access import SUB_MAX_LENGTH, Role, mint
-from tooling.cli import alerts, cases, dlq, events, permits, regimes, reports
+from tooling.cli import alerts, casework, cases, dlq, events, permits, regimes, reports
 from tooling.cli.status import status
 from tooling.cli.verify import verify_token
 from tooling.demo.runner import demo
@@ -111,6 +111,9 @@ app.command("status")(status)
 app.command("verify")(verify_token)
 app.command("demo")(demo)
 app.add_typer(permits.app, name="permits")
+app.command("worklists")(casework.worklists)
+app.add_typer(casework.reactivations, name="reactivations")
+app.add_typer(casework.objections, name="objections")
 app.add_typer(reports.app, name="reports")
 app.add_typer(regimes.app, name="regimes")
 app.add_typer(cases.app, name="cases")
