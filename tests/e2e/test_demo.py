@@ -44,7 +44,17 @@ async def test_the_demo_plays_its_story_and_its_summary_is_what_the_apis_report(
         alerts = (await http.get(f"{services.url('notifier')}/alerts", params={"limit": 1000},
                                  headers=operator)).json()["alerts"]
     assert Counter(p["status"] for p in permits) == summary.permits_by_state() == Counter(
-        {"ISSUED": SCENARIO.plants - 2, "FROZEN": 1, "REVOKED": 1})
+        {"ISSUED": SCENARIO.plants - 1, "REVOKED": 1})
+    # The casework: the plant frozen by the ladder was reactivated on its request, approved by the officer; the
+    # revoked one objected, and its objection was upheld.
+    async with httpx.AsyncClient(base_url=services.url("permits"), timeout=10) as http:
+        [reactivated] = [p for p in permits if p["status"] == "ISSUED" and p["freeze_count"] == 1]
+        requests = (await http.get(f"/permits/{reactivated['permit_id']}/reactivation-requests",
+                                   headers=operator)).json()["requests"]
+        assert [(r["status"], r["decision"]["by"]["sub"]) for r in requests] == [("approved", "demo-ministry-officer")]
+        [revoked] = [p for p in permits if p["status"] == "REVOKED"]
+        objections = (await http.get(f"/permits/{revoked['permit_id']}/objections", headers=operator)).json()
+        assert [o["decision"]["outcome"] for o in objections["objections"]] == ["upheld"]
     # The plants keep filing each new period as it opens and the closed plant's periods keep being excused, so
     # periods falling due since the summary can only add reported or excused ones, never a missed one.
     for name in ("overdue", "warnings"):

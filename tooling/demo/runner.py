@@ -2,8 +2,9 @@
 
 Companies apply and the ministry issues; plants in eight provinces and three time zones report each period
 (a "week" of `--period-seconds`); some report late, a few miss and are warned, one is frozen by the sanction
-ladder and one revoked; a cluster closes one plant and its alert climbs the task-force hierarchy until the
-national task force acknowledges it. The closing summary is read from the services' APIs and checked
+ladder and one revoked; the frozen one is reactivated on its request, the revoked one's objection upheld; a
+cluster closes one plant and its alert climbs the task-force hierarchy until the national task force
+acknowledges it. The closing summary is read from the services' APIs and checked
 against what the scenario planned; the command exits 1 if they disagree.
 
 `play(urls, secret, scenario)` is the story on its own, against any running platform (the e2e test runs it
@@ -64,6 +65,11 @@ def demo_environment(period_seconds: float) -> dict[str, str]:
         "IOMKI_ESCALATION_AFTER": f"PT{period}S,PT{period}S",
         "IOMKI_DELIVERY_BACKOFF": "PT1S",
     }
+
+
+CORRECTIVE_ACTION = ("Petugas K3 khusus pelaporan IOMKI telah ditunjuk dan pengingat dipasang setiap pekan, agar "
+                     "laporan tidak terlewat lagi.")
+OBJECTION = "Laporan kami tertunda karena gangguan jaringan di kawasan industri; kami mohon pencabutan ditinjau ulang."
 
 
 # ------------------------------------------------------------------------------------------ the task forces' end
@@ -316,6 +322,51 @@ class Story:
                                          f"ladder{'' if plant is None else ' — ' + plant.role.value}")
             await asyncio.sleep(1.0)
 
+    # -- act 5: the casework: a reactivation on conditions, an objection ------------------------------------
+
+    async def casework(self, rng: random.Random) -> None:
+        """The frozen plant files its missed reports late and asks to be reactivated; the revoked one objects. The
+        ministry's officer finds both in the worklists and decides: the first is reactivated, the revocation
+        upheld."""
+        frozen = next(p for p in self.plants if p.role is Part.FREEZE)
+        permit_id, company = self.permit_ids[frozen.index], self.headers(Role.COMPANY, nib=frozen.nib)
+        standing = await self._get("permits", f"/permits/{permit_id}/reactivation-requests")
+        missed = next(c for c in standing["conditions"] if c["condition"] == "MissedReportsFiled")
+        for period_id in missed.get("missing_periods", []):
+            await self.call("POST", "reports", "/reports", company,
+                            frozen.report(permit_id, period_id, rng))
+        self.console.log(f"{frozen.company_name} files its {len(missed.get('missing_periods', []))} missed reports "
+                         "late and asks to be reactivated")
+
+        async def ask() -> httpx.Response:  # once permits has taken in the reports filed late
+            return await self.call("POST", "permits", f"/permits/{permit_id}/reactivation-requests", company,
+                                   {"corrective_action": CORRECTIVE_ACTION}, ok=(201, 409))
+        asked = await _until(ask, lambda response: response.status_code == 201, "the reactivation request")
+        request_id = asked.json()["request_id"]
+        await self.decide_from_worklist("reactivation_request", request_id, f"/reactivation-requests/{request_id}/"
+                                        "decision", {"decision": "approve", "reason": "laporan telah dilengkapi"})
+        self.console.log(f"[bold green]REACTIVATED[/] {frozen.company_name}: its three periods filed late are "
+                         "excused from the ladder")
+
+        revoked = next(p for p in self.plants if p.role is Part.REVOKE)
+        filed = await self.call("POST", "permits", f"/permits/{self.permit_ids[revoked.index]}/objections",
+                                self.headers(Role.COMPANY, nib=revoked.nib), {"statement": OBJECTION})
+        objection_id = filed.json()["objection_id"]
+        self.console.log(f"{revoked.company_name} objects to its revocation, "
+                         f"until {filed.json()['last_day']} (working days)")
+        await self.decide_from_worklist("objection", objection_id, f"/objections/{objection_id}/decision",
+                                        {"outcome": "upheld", "reason": "empat periode terlewat tanpa laporan"})
+        self.console.log(f"Objection of {revoked.company_name} [bold]upheld[/]: the revocation stands")
+
+    async def decide_from_worklist(self, kind: str, item_id: str, path: str, decision: dict[str, str]) -> None:
+        def listed(body: dict) -> bool:
+            return any(item["item_id"] == item_id for item in body["worklists"][0]["items"])
+        worklist = await _until(lambda: self._get("permits", f"/worklists?kind={kind}&limit=200"), listed,
+                                f"the {kind} in the worklists")
+        self.console.log(f"Worklist {kind}: {worklist['worklists'][0]['total']} waiting, decided within "
+                         f"{worklist['worklists'][0]['sla_working_days']} working days")
+        await self.call("POST", "permits", path, self.operator, decision)
+
     async def _get(self, service: str, path: str) -> dict:
         return (await self.call("GET", service, path, self.operator)).json()
 
@@ -363,6 +414,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
                 await asyncio.sleep(scenario.period_seconds / 2 + 2)
                 await _until(lambda: story._get("permits", f"/permits/{story.permit_ids[revoke.index]}"),
                              lambda body: body["status"] == "REVOKED", "the revocation")
+                await story.casework(random.Random(rng.random()))  # noqa: S311 -- as `rng`
                 done.set()
             await _together([last_sanctions(), *(story.epilogue(plant, random.Random(rng.random()), done)  # noqa: S311 -- as `rng`
                                                  for plant in plants if plant.index in story.deadlines)])
