@@ -46,8 +46,10 @@ from rich.table import Table
 from bench.platform import bench_database, database_server, run_as_deployed
 from bench.platform import console as bench_console
 from services.incidents.repository import IncidentRepository
-from services.permits.domain import plant_key
-from services.permits.repository import PermitRepository, PermitSearch
+from services.permits.calendar import IndonesianHolidays
+from services.permits.domain import DEFAULT_SERVICE_LEVELS, ServiceLevels, WorkingDays, WorkKind, plant_key
+from services.permits.handlers import WorklistHandlers
+from services.permits.repository import PermitRepository, PermitSearch, PermitsWork, Worklists
 from services.reports.domain import CONFIGURED_REGIME, Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
@@ -83,6 +85,9 @@ REACTIVATED_SHARE = 0.05  # issued permits that were frozen and reactivated duri
 # The grounds of the year's sanctions: most are the reporting ladder's.
 GROUNDS = {"missed_reports": 85, "inspection_finding": 6, "false_declaration": 3, "closure_not_observed": 2,
            "company_request": 2, "other": 2}
+REQUESTED_SHARE = 0.4  # frozen permits whose company asked to be reactivated
+OBJECTED_SHARE = 0.2  # sanctions objected to
+PENDING_DAYS = 10  # requests and objections of the last ten days still wait for a decision
 GROUNDS_JSON = {code: json.dumps({"code": code, "text": "bench", "evidence": {"missed_periods": [], "warnings": []}})
                 for code in GROUNDS}
 SECTORS = {"critical": 20, "essential": 30, "non_essential": 50}
@@ -423,6 +428,40 @@ async def _copy_permits(permits: asyncpg.Connection, chunk: Chunk) -> None:
     await permits.copy_records_to_table("permit_history", records=chunk.history, columns=_HISTORY_COLUMNS)
 
 
+async def add_casework(permits: asyncpg.Connection) -> tuple[int, int]:
+    """What a year of casework leaves: a reactivation request at a share of the frozen permits (the latest
+    `PENDING_DAYS` of them still pending, the others rejected), and an objection to a share of the year's sanctions
+    (pending within the last `PENDING_DAYS`, decided before). Rows made by SQL from the permits and the history
+    loaded, as a company's and an operator's requests would have left them; the rows added."""
+    recent = DEADLINE - timedelta(days=PENDING_DAYS)
+    requests = await permits.fetchval(
+        "WITH added AS (INSERT INTO reactivation_requests (request_id, permit_id, status, corrective_action,"
+        "  missed_periods, freeze_count, conditions, requested_by, requested_at, decided_by, decided_role, decided_at,"
+        "  decision_reason, province_code, regency_code)"
+        " SELECT gen_random_uuid(), permit_id, CASE WHEN at > $1 THEN 'pending' ELSE 'rejected' END, 'bench', '{}',"
+        "  1, '[]', 'bench', at, CASE WHEN at > $1 THEN NULL ELSE 'bench' END,"
+        "  CASE WHEN at > $1 THEN NULL ELSE 'operator' END, CASE WHEN at > $1 THEN NULL ELSE at + interval '1 day' END,"
+        "  CASE WHEN at > $1 THEN NULL ELSE 'bench' END, province_code, regency_code"
+        " FROM (SELECT permit_id, province_code, regency_code,"
+        "  $2::timestamptz - random() * $3::int * interval '1 day' AS at FROM permits"
+        "  WHERE status = 'FROZEN' AND random() < $4) asked RETURNING 1) SELECT count(*) FROM added",
+        recent, DEADLINE, PENDING_DAYS * 3, REQUESTED_SHARE)
+    objections = await permits.fetchval(
+        "WITH added AS (INSERT INTO objections (objection_id, permit_id, sanction_seq, sanction, sanction_from,"
+        "  sanctioned_at, last_day, statement, filed_by, filed_role, filed_at, outcome, reason, decided_by,"
+        "  decided_role, decided_at, province_code, regency_code)"
+        " SELECT gen_random_uuid(), permit_id, h.seq, action, from_status, at, (at + interval '30 days')::date,"
+        "  'bench', 'bench', 'company', at + interval '2 days', CASE WHEN at > $1 THEN NULL ELSE 'upheld' END,"
+        "  CASE WHEN at > $1 THEN NULL ELSE 'bench' END, CASE WHEN at > $1 THEN NULL ELSE 'bench' END,"
+        "  CASE WHEN at > $1 THEN NULL ELSE 'operator' END,"
+        "  CASE WHEN at > $1 THEN NULL ELSE at + interval '9 days' END, province_code, regency_code"
+        " FROM permit_history h JOIN permits USING (permit_id) WHERE action IN ('freeze', 'revoke') AND random() < $2"
+        " RETURNING 1)"
+        " SELECT count(*) FROM added",
+        recent, OBJECTED_SHARE)
+    return requests, objections
+
+
 async def count_sanctions(permits: asyncpg.Connection) -> int:
     """The counters the permits service keeps as it records each sanction (`sanction_counts`), for the year loaded:
     the same aggregate as migration 0005's, the rows added."""
@@ -448,7 +487,8 @@ async def _copy_incidents(incidents: asyncpg.Connection, chunk: Chunk) -> None:
 async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incidents: asyncpg.Connection) -> float:
     """What autovacuum would do after a load: statistics, and the visibility map index-only scans rely on."""
     started = time.perf_counter()
-    await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits, permit_history, sanction_counts"),
+    await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits, permit_history, sanction_counts,"
+                                         " reactivation_requests, objections"),
                          reports.execute("VACUUM (ANALYZE) schedules, periods, compliance_counts"),
                          incidents.execute("VACUUM (ANALYZE) plants, cases, closures"))
     return time.perf_counter() - started
@@ -513,6 +553,7 @@ class Bench:
     reports: asyncpg.Connection
     incidents: asyncpg.Connection
     handlers: ReportHandlers
+    permits_database: Database[PermitsWork]  # for the permits service's handlers, as it runs them
     clock: FakeClock
     console: Console
     table: Table
@@ -529,12 +570,13 @@ async def run(admin_url: str, console: Console) -> None:
     services = [await own_schema(admin_url, name) for name in ("permits", "reports", "incidents")]
     permits, reports, incidents = [await service.connect() for service in services]
     pool = await create_pool(services[1].url, "reports", min_size=1, max_size=2)
+    permits_pool = await create_pool(services[0].url, "permits", min_size=1, max_size=2)
     clock = FakeClock(DEADLINE - timedelta(hours=1))  # reminders sent, no deadline yet: nothing is due
     handlers = ReportHandlers(Database(pool, ReportsWork), clock, ReportsConfig(regime=REGIME, timing=Timing()))
     table = Table(title=f"iomki bench at {PLANTS:,} plants (same database, one run)")
     for column, justify in (("measure", "left"), ("figure", "right"), ("target", "right"), ("detail", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    bench = Bench(permits, reports, incidents, handlers, clock, console, table)
+    bench = Bench(permits, reports, incidents, handlers, Database(permits_pool, PermitsWork), clock, console, table)
     try:
         sweep_small = await load_section(bench)
         console.print("scale: permit search, compliance, incidents, plans…")
@@ -542,6 +584,7 @@ async def run(admin_url: str, console: Console) -> None:
         await sweep_section(bench, sweep_small)
     finally:
         await pool.close()
+        await permits_pool.close()
         for connection in (permits, reports, incidents):
             await connection.close()
     # Wide enough for the plan verdicts: the table is read from a log as often as from a terminal.
@@ -562,6 +605,7 @@ async def load_section(bench: Bench) -> float:
     spent += time.perf_counter() - started
     counters = await add_compliance_history(bench.reports)
     sanction_counters = await count_sanctions(bench.permits)
+    requests, objections = await add_casework(bench.permits)
     analyzed = await vacuum(*connections)
     counts = await bench.reports.fetchrow(
         "SELECT (SELECT count(*) FROM schedules) AS schedules, (SELECT count(*) FROM periods) AS periods")
@@ -577,6 +621,14 @@ async def load_section(bench: Bench) -> float:
     history = await bench.permits.fetchrow(
         "SELECT count(*) AS transitions, count(*) FILTER (WHERE action IN ('freeze', 'revoke')) AS sanctions"
         " FROM permit_history")
+    waiting = await bench.permits.fetchrow(
+        "SELECT (SELECT count(*) FROM permits WHERE status = 'SUBMITTED') AS applications,"
+        " (SELECT count(*) FROM reactivation_requests WHERE status = 'pending') AS requests,"
+        " (SELECT count(*) FROM objections WHERE outcome IS NULL) AS objections")
+    bench.row("  casework of the year", f"{requests + objections:,} rows",
+              detail=f"{requests:,} reactivation requests, {objections:,} objections; waiting for a decision:"
+                     f" {waiting['applications']:,} applications, {waiting['requests']:,} requests,"
+                     f" {waiting['objections']:,} objections")
     bench.row("  permit history of the year", f"{history['transitions']:,} transitions",
               detail=f"{history['sanctions']:,} freezes and revocations, counted in {sanction_counters:,}"
                      " sanction_counts rows (region, month, action, ground)")
@@ -625,6 +677,23 @@ async def query_section(bench: Bench) -> None:
     bench.row("plan: sanctions by ground (national, province, regency)", verdict, target,
               f"{indexes}; sanction_counts: {counters:,} rows (regions × months × grounds), whatever the number of"
               " plants: the national summary reads all of them")
+
+    # The worklists (`GET /worklists`: three lists, each counted and its oldest 50 read), as the ministry's
+    # operators, a province's and a regency's task forces ask them.
+    worklists = WorklistHandlers(bench.permits_database, bench.clock, ServiceLevels(
+        DEFAULT_SERVICE_LEVELS, WorkingDays(IndonesianHolidays())))
+    regions = [None] * (QUERIES // 4) + rnd.choices(list(PROVINCES), k=QUERIES // 4) + regencies[: QUERIES // 2]
+    spent_ms = await timed([lambda r=r: worklists.worklists(r, list(WorkKind), 50) for r in regions])
+    _latencies(bench, "worklists: applications, reactivation requests, objections (national, province, regency)",
+               spent_ms)
+    recorder = Recording(bench.permits)
+    cutoff = DEADLINE - timedelta(days=3)
+    for region in (None, "32", samples.regencies["32"][0]):
+        for kind in WorkKind:
+            await Worklists(recorder).count(kind, region=region, overdue_before=cutoff)  # type: ignore[arg-type]
+            await Worklists(recorder).waiting(kind, region=region, limit=50)  # type: ignore[arg-type]
+    bench.row("plan: worklists (3 kinds × national, province, regency)",
+              *_plan_row(await plan_verdict(bench.permits, recorder.statements)))
 
     listings = incident_listings(samples, rnd)
     incidents = IncidentRepository(bench.incidents)

@@ -299,8 +299,9 @@ class ReactivationRequests:
 
     async def add(self, request: ReactivationRequest) -> None:
         await self._connection.execute(
-            f"INSERT INTO reactivation_requests ({_REQUEST})"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)",
+            f"INSERT INTO reactivation_requests ({_REQUEST}, province_code, regency_code)"
+            " SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, p.province_code, p.regency_code"
+            " FROM permits p WHERE p.permit_id = $2",  # its permit's region, for a region's worklist
             *_request_values(request))
 
     async def save(self, request: ReactivationRequest) -> None:
@@ -357,8 +358,9 @@ class ObjectionRepository:
 
     async def add(self, o: Objection) -> None:
         await self._connection.execute(
-            f"INSERT INTO objections ({_OBJECTION})"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+            f"INSERT INTO objections ({_OBJECTION}, province_code, regency_code)"
+            " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, p.province_code, p.regency_code"
+            " FROM permits p WHERE p.permit_id = $2",  # its permit's region, for a region's worklist
             *_objection_values(o),
         )
 
@@ -386,16 +388,33 @@ class ObjectionRepository:
             raise LookupError(f"objection {o.objection_id} is not pending")
 
 
-# What waits for a decision, per kind: the rows, their id, when each came in, which are pending, and their order
-# (arrival, then a unique tiebreak). The pending ones are few beside the permits, and each kind has a partial index
-# on its pending rows in that order.
-_WAITING: dict[WorkKind, tuple[str, str, str, str, str]] = {
-    WorkKind.APPLICATION: ("permits p", "p.permit_id", "p.created_at", "p.status = 'SUBMITTED'",
-                           "p.created_at, p.permit_id"),
-    WorkKind.REACTIVATION_REQUEST: ("reactivation_requests w JOIN permits p USING (permit_id)", "w.request_id",
-                                    "w.requested_at", "w.status = 'pending'", "w.requested_at, w.request_id"),
-    WorkKind.OBJECTION: ("objections w JOIN permits p USING (permit_id)", "w.objection_id", "w.filed_at",
-                         "w.outcome IS NULL", "w.filed_at, w.seq"),
+@dataclass(frozen=True)
+class _Waiting:
+    """Where one kind of work waits: its table (and alias), its id, when each came in, which rows are pending, and
+    their order (arrival, then a unique tiebreak). Each has the permit's region on its own rows and partial indexes
+    on its pending rows in that order, by region too (migration 0009): the pending are few beside the permits."""
+
+    table: str
+    alias: str
+    item_id: str
+    received_at: str
+    pending: str
+    order: str
+
+    def source(self, *, with_permit: bool) -> str:
+        own = f"{self.table} {self.alias}"
+        if not with_permit or self.alias == "p":
+            return own
+        return f"{own} JOIN permits p USING (permit_id)"
+
+
+_WAITING: dict[WorkKind, _Waiting] = {
+    WorkKind.APPLICATION: _Waiting("permits", "p", "p.permit_id", "p.created_at", "p.status = 'SUBMITTED'",
+                                   "p.created_at, p.permit_id"),
+    WorkKind.REACTIVATION_REQUEST: _Waiting("reactivation_requests", "w", "w.request_id", "w.requested_at",
+                                            "w.status = 'pending'", "w.requested_at, w.request_id"),
+    WorkKind.OBJECTION: _Waiting("objections", "w", "w.objection_id", "w.filed_at", "w.outcome IS NULL",
+                                 "w.filed_at, w.seq"),
 }
 
 
@@ -406,36 +425,35 @@ class Worklists:
         self._connection = connection
 
     async def waiting(self, kind: WorkKind, *, region: str | None, limit: int) -> list[WorkItem]:
-        source, item_id, received_at, pending, order = _WAITING[kind]
+        w = _WAITING[kind]
         values: list[object] = [limit]
-        where = pending + self._in_region(region, values)
         rows = await self._connection.fetch(
-            f"SELECT {item_id} AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
-            f" p.regency_code, {received_at} AS received_at FROM {source} WHERE {where} ORDER BY {order} LIMIT $1",
-            *values)
+            f"SELECT {w.item_id} AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
+            f" p.regency_code, {w.received_at} AS received_at FROM {w.source(with_permit=True)}"
+            f" WHERE {w.pending}{self._in_region(region, values, w.alias)} ORDER BY {w.order} LIMIT $1", *values)
         return [WorkItem(kind, r["item_id"], r["permit_id"], r["permit_number"], r["company_name"],
                          r["province_code"], r["regency_code"], r["received_at"]) for r in rows]
 
     async def count(self, kind: WorkKind, *, region: str | None, overdue_before: datetime) -> tuple[int, int]:
         """How many wait, and how many of them came in before `overdue_before` (the overdue ones)."""
-        source, _, received_at, pending, _ = _WAITING[kind]
+        w = _WAITING[kind]
         values: list[object] = [overdue_before]
-        where = pending + self._in_region(region, values)
         row = await self._connection.fetchrow(
-            f"SELECT count(*) AS total, count(*) FILTER (WHERE {received_at} < $1) AS overdue FROM {source}"
-            f" WHERE {where}", *values)
+            f"SELECT count(*) AS total, count(*) FILTER (WHERE {w.received_at} < $1) AS overdue"
+            f" FROM {w.source(with_permit=False)} WHERE {w.pending}{self._in_region(region, values, w.alias)}",
+            *values)
         if row is None:  # an aggregate without GROUP BY always answers one row
             raise LookupError(f"no count of the {kind.value} worklist")
         return row["total"], row["overdue"]
 
     @staticmethod
-    def _in_region(region: str | None, values: list[object]) -> str:
-        """A task force's region (a province covers its regencies) as a condition, its value appended."""
+    def _in_region(region: str | None, values: list[object], alias: str) -> str:
+        """A region (a province covers its regencies) as a condition on the rows' own columns, its value appended."""
         if region is None:
             return ""
         values.append(region)
-        column = "p.regency_code" if "." in region else "p.province_code"
-        return f" AND {column} = ${len(values)}"
+        column = "regency_code" if "." in region else "province_code"
+        return f" AND {alias}.{column} = ${len(values)}"
 
 
 class PermitsWork(UnitOfWork):
