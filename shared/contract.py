@@ -65,6 +65,8 @@ KBLI_PATTERN = r"^[0-9]{5}$"
 # The sequence is the year's counter (an int4), printed with at least six digits.
 PERMIT_NUMBER_PATTERN = r"^IOMKI-[0-9]{4}-[0-9]{6,10}$"
 CASE_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
+# A warning's or a sanction's letter: its permit's number, the kind's abbreviation and its count per permit and kind.
+LETTER_NUMBER_PATTERN = r"^IOMKI-[0-9]{4}-[0-9]{6,10}/(?:SP|SPB|SPC)-[0-9]{1,10}$"
 
 ProvinceCode = Annotated[str, StringConstraints(pattern=regions.PROVINCE_PATTERN)]
 RegencyCode = Annotated[str, StringConstraints(pattern=regions.REGENCY_PATTERN)]
@@ -72,6 +74,7 @@ Nib = Annotated[str, StringConstraints(pattern=NIB_PATTERN)]
 Kbli = Annotated[str, StringConstraints(pattern=KBLI_PATTERN)]
 PermitNumber = Annotated[str, StringConstraints(pattern=PERMIT_NUMBER_PATTERN)]
 CaseRef = Annotated[str, StringConstraints(pattern=CASE_REF_PATTERN)]
+LetterNumber = Annotated[str, StringConstraints(pattern=LETTER_NUMBER_PATTERN)]
 
 NAME_MAX_LENGTH = 200  # a company's or a plant's name, as the permits API takes it
 REASON_MAX_LENGTH = 2000  # an officer's reason (the API takes 1000) or one the platform writes itself
@@ -517,6 +520,40 @@ class CompanyContactsUpdated(Event):
     phone: Annotated[str, StringConstraints(max_length=PHONE_MAX_LENGTH)] | None = None
 
 
+class LetterKind(StrEnum):
+    """What a letter to the company is: a warning (Surat Peringatan), a freeze or a revocation."""
+
+    WARNING = "warning"
+    FREEZE = "freeze"
+    REVOCATION = "revocation"
+
+
+# A letter's PDF, as its event carries it (base64): small enough that the event stays well within MAX_EVENT_BYTES
+# beside its envelope. The permits service bounds what a letter lists, so a letter is never near it.
+LETTER_PDF_MAX_BYTES = 45 * 1024
+LETTER_PDF_BASE64_MAX_LENGTH = 4 * -(-LETTER_PDF_MAX_BYTES // 3)
+BASE64_PATTERN = r"^[A-Za-z0-9+/]*={0,2}$"
+
+
+class CompanyLetterIssued(Event):
+    """Internal: the letter of a warning, a freeze or a revocation, for the company's e-mail. Never on a public
+    topic. It accompanies a public event (`cause_type`, `cause_event_id`), which travels on another topic: the
+    notifier pairs the two in whatever order they come."""
+
+    topic: ClassVar[Topic] = INTERNAL_CONTACTS
+    permit_id: uuid.UUID
+    nib: Nib
+    letter_id: uuid.UUID
+    letter_number: LetterNumber
+    kind: LetterKind
+    cause_type: Literal["WarningIssued", "PermitFrozen", "PermitRevoked"]
+    cause_event_id: uuid.UUID = Field(description="The id of the public event the letter is about.")
+    issued_at: datetime
+    pdf_base64: Annotated[str, StringConstraints(max_length=LETTER_PDF_BASE64_MAX_LENGTH,
+                                                 pattern=BASE64_PATTERN)] | None = Field(
+        None, description="The letter as a PDF; none when it could not be carried (it is downloaded instead).")
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name(): cls
     for cls in (
@@ -526,7 +563,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, FacilityClosureOrdered,
         FacilityReopened, CaseClosed,
         AlertRaised, AlertDelivered, AlertEscalated, AlertAcknowledged,
-        CompanyContactsUpdated,
+        CompanyContactsUpdated, CompanyLetterIssued,
     )
 }
 

@@ -32,7 +32,7 @@ def sample(event_type: type[Event]) -> Event:
 # Fields whose type is a constrained one (a pattern, or an optional or listed constrained string) take a value of
 # their kind; the rest are told apart by their annotation below.
 CONSTRAINED = {"nib": "8120000123456", "permit_number": "IOMKI-2026-000001", "kbli": ["24101"],
-               "email": "k3@pabrik.example", "phone": "+62211234567"}
+               "email": "k3@pabrik.example", "phone": "+62211234567", "letter_number": "IOMKI-2026-000001/SP-1"}
 
 
 def _value_for(name: str, annotation: object) -> object:
