@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import uuid
 from typing import Annotated, Any, Literal
 
-import segno
 import structlog
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
@@ -17,15 +15,17 @@ from pydantic import BaseModel, Field
 from services.permits.domain import (
     CORRECTIVE_ACTION_MAX_LENGTH, CORRECTIVE_ACTION_MIN_CHARACTERS, NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES,
     Action, AlreadyObjected, Application, ConditionCheck, CorrectiveActionStated, Decision, IllegalTransition,
-    InvalidApplication, InvalidGround, NothingToObject, Objection, ObjectionAlreadyDecided, ObjectionOutcome,
-    ObjectionTooLate, OutcomeNotApplicable, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted,
-    PlantPermittedMeanwhile, ReactivationRefused, ReactivationRequest, ReactivationRequestNotFound, ReapplyTooSoon,
-    RequestAlreadyDecided, RequestForAnotherFreeze, RequestStatus, SanctionNoLongerStands, TextMissing,
+    InvalidApplication, InvalidGround, Letter, LetterKind, LetterNotFound, NothingToObject, Objection,
+    ObjectionAlreadyDecided, ObjectionOutcome, ObjectionTooLate, OutcomeNotApplicable, Permit, PermitNotFound,
+    PermitStatus, PlantAlreadyPermitted, PlantPermittedMeanwhile, ReactivationRefused, ReactivationRequest,
+    ReactivationRequestNotFound, ReapplyTooSoon, RequestAlreadyDecided, RequestForAnotherFreeze, RequestStatus,
+    SanctionNoLongerStands, TextMissing, letter_reference,
 )
 from services.permits.domain import MINISTRY_ZONE, WorkKind
 from services.permits.handlers import (
     ObjectionHandlers, PermitHandlers, PermitObjections, PermitView, WorklistHandlers,
 )
+from services.permits.letters import qr_png
 from services.permits.repository import PermitSearch
 from shared import registry_tokens, regions
 from shared.contract import (
@@ -55,11 +55,13 @@ POLICY = Policy({
                                               "becomes a freeze)"),
     "worklists": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read what waits for a decision, with its service level "
                                                           "(task forces: their region's, read-only)"),
+    "letters": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "list and download warning and sanction letters"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
 PROBLEMS: ProblemTable = {
     PermitNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    LetterNotFound: lambda exc: Problem(404, "Not found", str(exc)),
     InvalidApplication: lambda exc: Problem(
         422, "Invalid application", "One or more fields are invalid.",
         errors=[{"field": e.field, "message": e.message} for e in exc.errors]),
@@ -230,6 +232,14 @@ RegistryNumber = Annotated[str, Path(description="A permit number, e.g. IOMKI-20
                                      **_checked(pattern=PERMIT_NUMBER_PATTERN))]
 
 
+# A letter by its id, or by its number: within its permit (`SP-2`) or whole (`IOMKI-2026-000123/SP-2`).
+LETTER_REFERENCE_PATTERN = (r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                            r"|(?:IOMKI-[0-9]{4}-[0-9]{6,10}/)?(?:SP|SPB|SPC)-[0-9]{1,10})$")
+LetterReference = Annotated[str, Path(max_length=64, pattern=LETTER_REFERENCE_PATTERN,
+                                      description="The letter's id, or its number (`SP-2`, or whole: "
+                                                  "`IOMKI-2026-000123/SP-2`)")]
+
+
 def router(handlers: PermitHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["permits"])
     public = APIRouter(tags=["registry"])
@@ -316,6 +326,20 @@ def router(handlers: PermitHandlers) -> APIRouter:
     async def revoke(permit_id: uuid.UUID, body: SanctionIn,
                      access: Annotated[Access, POLICY.guard("revoke")]) -> dict:
         return _summary(await _transition(permit_id, Action.REVOKE, body.reason, access, body.sanction_ground()))
+
+    @routes.get("/permits/{permit_id}/letters")
+    async def letters(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("letters")]) -> dict:
+        """The permit's warning and sanction letters, oldest first."""
+        return {"permit_id": str(permit_id),
+                "letters": [_letter(letter) for letter in await handlers.letters(permit_id, access)]}
+
+    @routes.get("/permits/{permit_id}/letters/{letter:path}", response_class=Response,
+                responses={200: {"content": {"application/pdf": {}}}})
+    async def letter(permit_id: uuid.UUID, letter: LetterReference,
+                     access: Annotated[Access, POLICY.guard("letters")]) -> Response:
+        found, pdf = await handlers.letter_pdf(permit_id, _letter_reference(letter), access)
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{found.filename}"'})
 
     async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access,
                           ground: SanctionGround | None = None) -> Permit:
@@ -454,11 +478,26 @@ def _permit_objections(view: PermitObjections) -> dict:
             "objections": [_objection(o) for o in view.objections]}
 
 
-def qr_png(token: str) -> bytes:
-    """The QR printed on the permit letter: the signed token, medium error correction for worn paper."""
-    buffer = io.BytesIO()
-    segno.make(token, error="m", micro=False).save(buffer, kind="png", scale=4, border=4)
-    return buffer.getvalue()
+def _letter_reference(text: str) -> uuid.UUID | tuple[str | None, LetterKind, int]:
+    """The path's letter: its id, or what its number names. One that matches the pattern but names no letter (a
+    sequence beyond any counter) is answered like an unknown one."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        pass
+    reference = letter_reference(text)
+    if reference is None:
+        raise LetterNotFound("Letter")
+    return reference
+
+
+def _letter(letter: Letter) -> dict:
+    return {"letter_id": str(letter.letter_id), "number": letter.number, "kind": letter.kind.value,
+            "issued_at": letter.issued_at.isoformat(), "ground": letter.ground.code.value,
+            "periods": [{"period_id": str(p.period_id), "deadline": p.deadline.isoformat() if p.deadline else None}
+                        for p in letter.periods],
+            "more_periods": letter.more_periods,
+            "download": f"/permits/{letter.permit_id}/letters/{letter.short_number}"}
 
 
 def _application(body: ApplicationIn) -> Application:

@@ -18,13 +18,14 @@ from services.permits.domain import (
     WorkKind,
 )
 from services.permits.handlers import ObjectionHandlers, PermitHandlers, WorklistHandlers
+from services.permits.letters import PdfLetters
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
 from shared import registry_tokens
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, ReportSubmitted,
-    SanctionRecommended,
+    SanctionRecommended, WarningIssued,
 )
 from shared.messaging.consumer import InBatches
 from shared.runtime import ServiceRuntime, serve
@@ -88,7 +89,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
                              migrations=Path(__file__).parent / "migrations", unit_of_work=PermitsWork)
     handlers = PermitHandlers(
         runtime.database, clock, ApplicationRules(KemendagriRegions()),
-        registry_signing_key(own.registry_signing_key, settings.data_dir),
+        registry_signing_key(own.registry_signing_key, settings.data_dir), PdfLetters(),
     )
     working_days = WorkingDays(IndonesianHolidays())
     objections = ObjectionHandlers(runtime.database, clock, ObjectionWindow(working_days, own.objection_working_days))
@@ -98,7 +99,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     # Every report of every plant: kept in a slim row each, a run at a time (the missed reports a frozen company
     # files before it asks to be reactivated, the declared reports a finding may contradict).
     runtime.consume(REPORTS, {SanctionRecommended: handlers.on_sanction_recommended,
-                              ReportSubmitted: InBatches(handlers.on_reports_submitted)})
+                              ReportSubmitted: InBatches(handlers.on_reports_submitted),
+                              WarningIssued: handlers.on_warning_issued})
     runtime.consume(INCIDENTS, {FacilityClosureOrdered: handlers.on_closure_ordered,
                                 FacilityReopened: handlers.on_reopened})
     return runtime.http_app(

@@ -15,7 +15,8 @@ from lokal import parse_npwp
 
 from shared import refusals, regions
 from shared.contract import (
-    KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, GroundCode, GroundEvidence, SanctionGround,
+    INT4_MAX, KBLI_PATTERN, LETTER_NUMBER_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, GroundCode, GroundEvidence,
+    LetterKind, SanctionGround,
 )
 
 
@@ -1188,3 +1189,268 @@ class ServiceLevels:
         queued = [QueuedItem(item, due := self.due(item.kind, item.received_at), due <= now, now - item.received_at)
                   for item in items]
         return sorted(queued, key=lambda q: (not q.overdue, q.due_at, q.item.received_at, str(q.item.item_id)))
+
+
+# ------------------------------------------------------------------------------------------- letters
+
+# Each warning and each sanction is a letter to the company, numbered per permit and kind: the permit's number, the
+# kind's abbreviation and its count, so IOMKI-2026-000123/SP-2 is that permit's second warning. "SP" is how
+# Indonesian administration abbreviates a Surat Peringatan (SP-1, SP-2, SP-3); a Surat Pembekuan (freeze) and a
+# Surat Pencabutan (revocation) take SPB and SPC after it.
+LETTER_ABBREVIATIONS: dict[LetterKind, str] = {
+    LetterKind.WARNING: "SP", LetterKind.FREEZE: "SPB", LetterKind.REVOCATION: "SPC"}
+LETTER_KIND_OF_ACTION: dict[Action, LetterKind] = {Action.FREEZE: LetterKind.FREEZE,
+                                                  Action.REVOKE: LetterKind.REVOCATION}
+LETTER_NUMBER = re.compile(LETTER_NUMBER_PATTERN)  # fullmatch it
+# A letter lists at most this many periods (the latest), and says how many more there were: a letter is read by
+# people, and its PDF must fit the event that carries it to the notifier (LETTER_PDF_MAX_BYTES).
+LETTER_PERIODS_SHOWN = 24
+
+
+def letter_number(permit_number: str, kind: LetterKind, sequence: int) -> str:
+    if sequence < 1:
+        raise ValueError(f"a letter's sequence starts at 1, not {sequence}")
+    return f"{permit_number}/{LETTER_ABBREVIATIONS[kind]}-{sequence}"
+
+
+def letter_reference(reference: str) -> tuple[str | None, LetterKind, int] | None:
+    """A letter as a caller names it within its permit: `SP-2`, or the whole number `IOMKI-2026-000123/SP-2`.
+    Returns (the permit number it names or None, kind, sequence), or None for anything else."""
+    permit, _, short = reference.rpartition("/")
+    if permit and not LETTER_NUMBER.fullmatch(reference):
+        return None
+    abbreviation, _, sequence = short.partition("-")
+    kinds = {a: k for k, a in LETTER_ABBREVIATIONS.items()}
+    if abbreviation not in kinds or not sequence.isascii() or not sequence.isdigit() or len(sequence) > 10:
+        return None
+    number = int(sequence)
+    if not 1 <= number <= INT4_MAX:
+        return None
+    return permit or None, kinds[abbreviation], number
+
+
+class LetterNotFound(PermitsRefusal, refusals.NotFound):
+    """No such letter of this permit."""
+
+
+class NoPermitNumber(ValueError):
+    """A letter names its permit by number: a permit never issued has none, and gets no letter."""
+
+
+@dataclass(frozen=True)
+class LetterGround:
+    """Why, as the letter states it: a code from the closed list, the ladder and its rule, the officer's words."""
+
+    code: GroundCode
+    ladder: str | None = None
+    rule: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def of(cls, ground: SanctionGround) -> LetterGround:
+        return cls(ground.code, ground.ladder, ground.rule, ground.text)
+
+
+@dataclass(frozen=True)
+class LetterPeriod:
+    """A reporting period the letter concerns, by its deadline (None: no warning recorded here gave it)."""
+
+    period_id: uuid.UUID
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The facts a letter states, kept so that its PDF can be printed again, the same, at any time."""
+
+    letter_id: uuid.UUID
+    permit_id: uuid.UUID
+    kind: LetterKind
+    sequence: int
+    number: str
+    permit_number: str
+    company_name: str
+    nib: str
+    regency_code: str
+    issued_at: datetime
+    ground: LetterGround
+    periods: tuple[LetterPeriod, ...]
+    cause_event_id: uuid.UUID  # the public event it accompanies: WarningIssued, PermitFrozen or PermitRevoked
+    warning_id: uuid.UUID | None = None
+    consecutive: int | None = None  # a warning's count of warnings in a row
+    more_periods: int = 0  # periods concerned beyond those listed
+
+    @classmethod
+    def issue(cls, permit: Permit, kind: LetterKind, *, last_sequence: int, ground: LetterGround,
+              periods: Sequence[LetterPeriod], cause_event_id: uuid.UUID, now: datetime,
+              warning_id: uuid.UUID | None = None, consecutive: int | None = None) -> Letter:
+        """The next letter of this kind for the permit: numbered after `last_sequence` (the last one drawn in
+        this transaction's lock of the permit, so numbers are gap-free), listing the latest periods."""
+        if permit.permit_number is None:
+            raise NoPermitNumber(f"permit {permit.permit_id} has no number, so no letter")
+        sequence = last_sequence + 1
+        shown = tuple(periods)[-LETTER_PERIODS_SHOWN:]
+        return cls(uuid.uuid4(), permit.permit_id, kind, sequence, letter_number(permit.permit_number, kind, sequence),
+                   permit.permit_number, permit.company_name, permit.nib, permit.regency_code, now, ground, shown,
+                   cause_event_id, warning_id, consecutive, len(periods) - len(shown))
+
+    @property
+    def short_number(self) -> str:
+        """The number within its permit: `SP-2`."""
+        return f"{LETTER_ABBREVIATIONS[self.kind]}-{self.sequence}"
+
+    @property
+    def filename(self) -> str:
+        """ASCII only, no separator: `IOMKI-2026-000123_SP-2.pdf`."""
+        return f"{self.permit_number}_{self.short_number}.pdf"
+
+
+def warning_ground() -> LetterGround:
+    """A warning is always for a missed report: the period's deadline passed without one."""
+    return LetterGround(GroundCode.MISSED_REPORTS)
+
+
+def sanction_periods(evidence_periods: Sequence[uuid.UUID],
+                     deadlines: dict[uuid.UUID, datetime]) -> tuple[LetterPeriod, ...]:
+    """The evidence's missed periods, in deadline order (those with none known last, as listed)."""
+    periods = [LetterPeriod(p, deadlines.get(p)) for p in dict.fromkeys(evidence_periods)]
+    known = sorted((p for p in periods if p.deadline is not None), key=lambda p: p.deadline or datetime.min)
+    return tuple(known + [p for p in periods if p.deadline is None])
+
+
+# What a letter says, in Bahasa Indonesia first and English second. The ground's label per code, the ladder's
+# rules by name (as the reports service names them), the circulars' words for months and days.
+GROUND_LABELS: dict[GroundCode, tuple[str, str]] = {
+    GroundCode.MISSED_REPORTS: ("Tidak menyampaikan laporan pelaksanaan IOMKI sesuai ketentuan",
+                                "Reports not submitted as required"),
+    GroundCode.FALSE_DECLARATION: ("Pernyataan kebenaran laporan terbukti tidak benar",
+                                   "A report declared true was found false"),
+    GroundCode.INSPECTION_FINDING: ("Pelanggaran protokol kesehatan berdasarkan hasil pemeriksaan",
+                                    "Health-protocol violation found on inspection"),
+    GroundCode.CLOSURE_NOT_OBSERVED: ("Tetap beroperasi selama penutupan sementara yang diperintahkan",
+                                      "Operated during an ordered closure"),
+    GroundCode.COMPANY_REQUEST: ("Atas permohonan perusahaan", "At the company's own request"),
+    GroundCode.OTHER: ("Alasan lain", "Other"),
+}
+RULE_LABELS: dict[str, tuple[str, str]] = {
+    "ThreeWarningsInARow": ("tiga peringatan berturut-turut", "three warnings in a row"),
+    "ThreeWarningsWithinAMonth": ("tiga peringatan dalam satu bulan", "three warnings within a month"),
+    "MissedWhileFrozen": ("tidak melapor selama IOMKI dibekukan", "a report missed while frozen"),
+    "SecondFreeze": ("dibekukan untuk kedua kalinya", "frozen a second time"),
+    "ThreeMissedPeriods": ("tiga periode pelaporan tidak dilaporkan", "three reporting periods missed"),
+}
+LETTER_TITLES: dict[LetterKind, tuple[str, str]] = {
+    LetterKind.WARNING: ("SURAT PERINGATAN", "Warning letter"),
+    LetterKind.FREEZE: ("SURAT PEMBEKUAN IOMKI", "Letter freezing the permit"),
+    LetterKind.REVOCATION: ("SURAT PENCABUTAN IOMKI", "Letter revoking the permit"),
+}
+MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+          "November", "Desember")
+DAYS = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
+ZONE_NAMES = {regions.WIB.key: "WIB", regions.WITA.key: "WITA", regions.WIT.key: "WIT"}
+
+
+def tanggal(day: date) -> str:
+    """A date as Indonesian letters write it: 5 Juli 2021."""
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def local_deadline(deadline: datetime, regency_code: str) -> str:
+    """A deadline where the plant is: Jumat, 9 Juli 2021 pukul 23.59 WIB."""
+    zone = regions.local_zone(regency_code)
+    local = deadline.astimezone(zone)
+    return f"{DAYS[local.weekday()]}, {tanggal(local.date())} pukul {local:%H.%M} {ZONE_NAMES[zone.key]}"
+
+
+@dataclass(frozen=True)
+class LetterDocument:
+    """A letter as it is printed, top to bottom: what the PDF adapter lays out, and nothing it has to decide."""
+
+    title: str
+    subtitle: str
+    number: str
+    date_line: str
+    addressee: tuple[str, ...]
+    paragraphs: tuple[str, ...]
+    ground: tuple[tuple[str, str], ...]  # (label, value) rows
+    periods_heading: str
+    periods: tuple[str, ...]
+    english: str
+    verification: str
+    filename: str
+
+
+def letter_document(letter: Letter, *, regency_name: str | None) -> LetterDocument:
+    title, english_title = LETTER_TITLES[letter.kind]
+    local_day = letter.issued_at.astimezone(regions.local_zone(letter.regency_code)).date()
+    plant = f"{regency_name} ({letter.regency_code})" if regency_name else letter.regency_code
+    label, english_label = GROUND_LABELS[letter.ground.code]
+    ground_rows = [("Dasar", label)]
+    if letter.ground.ladder:
+        ground_rows.append(("Ketentuan", f"SE {letter.ground.ladder.removeprefix('SE-')}"))
+    if letter.ground.rule:
+        ground_rows.append(("Aturan", RULE_LABELS.get(letter.ground.rule, (letter.ground.rule,))[0]))
+    if letter.ground.text:
+        ground_rows.append(("Keterangan petugas", letter.ground.text))
+    periods = [f"{i}. Batas waktu {local_deadline(p.deadline, letter.regency_code)}" if p.deadline else
+               f"{i}. Periode {p.period_id} (batas waktu tidak tercatat pada surat peringatan)"
+               for i, p in enumerate(letter.periods, start=1)]
+    if letter.more_periods:
+        periods.append(f"... dan {letter.more_periods} periode sebelumnya")
+    paragraphs, english = _letter_body(letter, english_title, english_label)
+    return LetterDocument(
+        title=title, subtitle="Izin Operasional dan Mobilitas Kegiatan Industri (IOMKI)",
+        number=f"Nomor: {letter.number}", date_line=f"Tanggal: {tanggal(local_day)}",
+        addressee=("Kepada Yth.", f"Pimpinan {letter.company_name}", f"NIB {letter.nib}",
+                   f"Nomor izin: {letter.permit_number}", f"Lokasi pabrik: {plant}"),
+        paragraphs=paragraphs, ground=tuple(ground_rows),
+        periods_heading="Periode pelaporan yang bersangkutan:" if periods else "", periods=tuple(periods),
+        english=english,
+        verification=(f"Keabsahan IOMKI {letter.permit_number} dapat diperiksa dengan memindai kode QR ini "
+                      "(token registri yang ditandatangani) atau di /registry/" + letter.permit_number + "."),
+        filename=letter.filename,
+    )
+
+
+def _letter_body(letter: Letter, english_title: str, english_label: str) -> tuple[tuple[str, ...], str]:
+    number = letter.permit_number
+    if letter.kind is LetterKind.WARNING:
+        deadline = letter.periods[-1].deadline if letter.periods else None
+        when = local_deadline(deadline, letter.regency_code) if deadline else "batas waktunya"
+        row = f" Ini adalah peringatan ke-{letter.consecutive} berturut-turut." if letter.consecutive else ""
+        return (
+            (f"Sampai dengan batas waktu {when}, laporan pelaksanaan IOMKI nomor {number} untuk periode tersebut "
+             f"belum diterima.{row}",
+             "Perusahaan wajib menyampaikan laporan berikutnya tepat waktu. Peringatan yang berulang dapat "
+             "mengakibatkan IOMKI dibekukan atau dicabut."),
+            f"{english_title} {letter.number}: the report for the period above was not received by its deadline"
+            + (f" (warning {letter.consecutive} in a row)" if letter.consecutive else "")
+            + ". Repeated warnings may lead to the permit being frozen or revoked.",
+        )
+    if letter.kind is LetterKind.FREEZE:
+        return (
+            (f"Dengan ini IOMKI nomor {number} dibekukan terhitung sejak tanggal surat ini, atas dasar yang tersebut "
+             "di bawah.",
+             "Selama dibekukan, perusahaan dapat mengajukan pengaktifan kembali setelah menyampaikan laporan yang "
+             "belum disampaikan dan pernyataan tindakan perbaikan, atau mengajukan keberatan sesuai ketentuan."),
+            f"{english_title} {letter.number}: permit {number} is frozen from the date of this letter "
+            f"({english_label}). The company may request reactivation once it has filed the missing reports and a "
+            "statement of corrective action, or object as the rules provide.",
+        )
+    reapply = tanggal((letter.issued_at + REAPPLY_AFTER_REVOCATION).astimezone(
+        regions.local_zone(letter.regency_code)).date())
+    return (
+        (f"Dengan ini IOMKI nomor {number} dicabut terhitung sejak tanggal surat ini, atas dasar yang tersebut di "
+         "bawah.",
+         f"Perusahaan dapat mengajukan permohonan IOMKI baru untuk pabrik ini paling cepat tanggal {reapply} "
+         "(SE Menteri Perindustrian 3/2021), atau mengajukan keberatan sesuai ketentuan."),
+        f"{english_title} {letter.number}: permit {number} is revoked from the date of this letter "
+        f"({english_label}). The company may apply again for this plant from {reapply}, or object as the rules "
+        "provide.",
+    )
+
+
+class LetterPrinter(Protocol):
+    """Prints a letter as a PDF, the QR carrying the registry token: the adapter is services/permits/letters.py."""
+
+    def render(self, document: LetterDocument, *, token: str, issued_at: datetime) -> bytes: ...

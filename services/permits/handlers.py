@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,21 +14,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
     Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport, GroundFacts,
-    IllegalTransition, Objection, ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection,
-    OperatingStatus, Permit, PermitNotFound, PermitStatus, ReactivationFacts, ReactivationRequest,
-    QueuedItem, ReactivationRequestNotFound, RegistryStatus, RequestStatus, SanctionRecommendation, ServiceLevels,
-    Transition, WorkKind, check_ground, missed_periods_of, open_to_objection, permit_number, reactivation_outlook,
-    registry_status,
+    IllegalTransition, Letter, LetterGround, LetterNotFound, LetterPeriod, LetterPrinter, Objection,
+    ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection, OperatingStatus, Permit, PermitNotFound,
+    PermitStatus, QueuedItem, ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus,
+    RequestStatus, SanctionRecommendation, ServiceLevels, Transition, WorkKind, check_ground, letter_document,
+    missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status, warning_ground,
 )
 from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
 from shared import registry_tokens
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
-    CompanyContactsUpdated, Decoded, Envelope, Event, FacilityClosureOrdered, FacilityReopened, GroundEvidence,
-    ObjectionDecided, ObjectionFiled, PermitApplied, PermitFrozen, PermitIssued, PermitReactivated, PermitRejected,
-    PermitRevoked, ReactivationRejected, ReactivationRequested, ReportSubmitted, SanctionAction, SanctionGround,
-    SanctionRecommended, SanctionReversed, SectorClass,
+    LETTER_PDF_MAX_BYTES, CompanyContactsUpdated, CompanyLetterIssued, Decoded, Envelope, Event, FacilityClosureOrdered,
+    FacilityReopened, GroundEvidence, LetterKind, ObjectionDecided, ObjectionFiled, PermitApplied, PermitFrozen,
+    PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, ReactivationRejected, ReactivationRequested,
+    ReportSubmitted, SanctionAction, SanctionGround, SanctionRecommended, SanctionReversed, SectorClass, WarningIssued,
 )
 from shared.contract import ObjectionOutcome as Outcome
 from shared.observability import record
@@ -69,6 +70,7 @@ class PermitHandlers:
     clock: Clock
     rules: ApplicationRules
     signing_key: Ed25519PrivateKey
+    printer: LetterPrinter
     one_permit_per_plant: OnePermitPerPlant = OnePermitPerPlant()
 
     # -- commands ------------------------------------------------------------------------------------
@@ -224,12 +226,62 @@ class PermitHandlers:
             if permit is None or permit.issued_at is None:
                 raise PermitNotFound("Permit", f"No issued permit {number}.")
             operating = await work.closures.operating_status(permit.facility_id)
-        claims = registry_tokens.claims_for(permit_number=number, company_name=permit.company_name,
+        region = self.rules.regions.name_of(permit.regency_code)
+        return RegistryEntry(permit, registry_status(permit, operating), region, self._token(permit))
+
+    def _token(self, permit: Permit) -> str:
+        """What the QR of the permit, and of each of its letters, carries (deterministic: the same every time)."""
+        if permit.permit_number is None or permit.issued_at is None:  # only issued permits are in the registry
+            raise ValueError(f"permit {permit.permit_id} was never issued")
+        claims = registry_tokens.claims_for(permit_number=permit.permit_number, company_name=permit.company_name,
                                             regency_code=permit.regency_code, sector_class=permit.sector_class,
                                             issued_at=permit.issued_at, public_key=self.signing_key.public_key())
-        region = self.rules.regions.name_of(permit.regency_code)
-        return RegistryEntry(permit, registry_status(permit, operating), region,
-                             registry_tokens.sign(claims, self.signing_key))
+        return registry_tokens.sign(claims, self.signing_key)
+
+    # -- letters -------------------------------------------------------------------------------------
+
+    async def letters(self, permit_id: uuid.UUID, access: Access) -> list[Letter]:
+        async with self.database.reading() as work:
+            await self._visible(work, permit_id, access)
+            return await work.letters.of_permit(permit_id)
+
+    async def letter_pdf(self, permit_id: uuid.UUID, reference: uuid.UUID | tuple[str | None, LetterKind, int],
+                         access: Access) -> tuple[Letter, bytes]:
+        """A letter by its id, or by its kind and sequence (and, if named, its permit's number), printed again."""
+        async with self.database.reading() as work:
+            permit = await self._visible(work, permit_id, access)
+            if isinstance(reference, uuid.UUID):
+                letter = await work.letters.by_id(permit_id, reference)
+            else:
+                named, kind, sequence = reference
+                letter = (await work.letters.by_sequence(permit_id, kind, sequence)
+                          if named in (None, permit.permit_number) else None)
+        if letter is None:
+            raise LetterNotFound("Letter")
+        return letter, self._print(permit, letter)
+
+    def _print(self, permit: Permit, letter: Letter) -> bytes:
+        document = letter_document(letter, regency_name=self.rules.regions.name_of(letter.regency_code))
+        return self.printer.render(document, token=self._token(permit), issued_at=letter.issued_at)
+
+    async def _issue_letter(self, work: PermitsWork, permit: Permit, kind: LetterKind, *, ground: LetterGround,
+                            periods: tuple[LetterPeriod, ...], cause: Envelope, now: datetime,
+                            warning_id: uuid.UUID | None = None, consecutive: int | None = None) -> Letter:
+        """Number and keep the letter, and send it to the notifier for the company's e-mail (if it gave one)."""
+        letter = Letter.issue(permit, kind, last_sequence=await work.letters.last_sequence(permit.permit_id, kind),
+                              ground=ground, periods=periods, cause_event_id=cause.id, now=now,
+                              warning_id=warning_id, consecutive=consecutive)
+        await work.letters.add(letter)
+        if (await work.permits.application(permit.permit_id)).get("contact_email"):
+            pdf = self._print(permit, letter)
+            if len(pdf) > LETTER_PDF_MAX_BYTES:  # never expected (the letter's lists are bounded): sent without it
+                log.error("letter_too_large_to_send", letter_number=letter.number, size=len(pdf))
+            await work.outbox.add(cause.caused(CompanyLetterIssued(
+                **_about(permit), letter_id=letter.letter_id, letter_number=letter.number, kind=kind,
+                cause_type=_CAUSE_TYPES[kind], cause_event_id=cause.id, issued_at=now,
+                pdf_base64=base64.b64encode(pdf).decode() if len(pdf) <= LETTER_PDF_MAX_BYTES else None,
+            ), service=SERVICE, time=now))
+        return letter
 
     async def reactivation_standing(self, permit_id: uuid.UUID, access: Access, limit: int) -> ReactivationStanding:
         async with self.database.reading() as work:
@@ -278,6 +330,21 @@ class PermitHandlers:
         await work.reports_filed.record([
             FiledReport(event.report_id, event.permit_id, event.period_id, event.late, event.declared, envelope.time)
             for envelope, event in submitted])
+
+    async def on_warning_issued(self, work: PermitsWork, envelope: Envelope, event: WarningIssued) -> None:
+        """Reports warned the company: record the warning (its period's deadline) and issue its letter."""
+        permit = await work.permits.get(event.permit_id, for_update=True)  # the lock that keeps numbers gap-free
+        if permit is None or permit.permit_number is None:
+            log.warning("warning_for_unknown_permit", permit_id=str(event.permit_id))
+            return
+        now = self.clock.now()
+        if not await work.letters.record_warning(permit.permit_id, event.warning_id, event.period_id, event.deadline,
+                                                 event.consecutive, now):
+            return  # the same warning in another event: its letter exists
+        letter = await self._issue_letter(work, permit, LetterKind.WARNING, ground=warning_ground(),
+                                          periods=(LetterPeriod(event.period_id, event.deadline),), cause=envelope,
+                                          now=now, warning_id=event.warning_id, consecutive=event.consecutive)
+        log.info("warning_letter_issued", permit_id=str(permit.permit_id), letter_number=letter.number)
 
     async def on_closure_ordered(self, work: PermitsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
         await work.closures.ordered(event.facility_id, Closure(event.closure_id, event.scope.value, event.reason,
@@ -384,6 +451,10 @@ class ObjectionHandlers:
             latest = await work.permits.latest_transition(permit_id)
         return PermitObjections(permit, objections, open_to_objection(permit, latest, objections,
                                                                       window=self.window, now=now))
+
+
+_CAUSE_TYPES: dict[LetterKind, Literal["WarningIssued", "PermitFrozen", "PermitRevoked"]] = {
+    LetterKind.WARNING: "WarningIssued", LetterKind.FREEZE: "PermitFrozen", LetterKind.REVOCATION: "PermitRevoked"}
 
 
 def _about(permit: Permit) -> dict:

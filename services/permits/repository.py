@@ -12,11 +12,11 @@ from typing import Any
 import asyncpg
 
 from services.permits.domain import (
-    SANCTIONS, Action, Closure, ConditionCheck, FiledReport, Objection, ObjectionOutcome, OperatingStatus, Permit,
-    PermitStatus, ReactivationRequest, Recount, RequestStatus, Sanction, Transition, WorkItem, WorkKind,
-    counting_month,
+    SANCTIONS, Action, Closure, ConditionCheck, FiledReport, Letter, LetterGround, LetterPeriod, Objection,
+    ObjectionOutcome, OperatingStatus, Permit, PermitStatus, ReactivationRequest, Recount, RequestStatus, Sanction,
+    Transition, WorkItem, WorkKind, counting_month,
 )
-from shared.contract import SanctionGround
+from shared.contract import GroundCode, LetterKind, SanctionGround
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
@@ -456,6 +456,71 @@ class Worklists:
         return f" AND {alias}.{column} = ${len(values)}"
 
 
+_LETTER = ("letter_id, permit_id, kind, sequence, number, permit_number, company_name, nib, regency_code, issued_at,"
+           " ground, periods, cause_event_id, warning_id, consecutive, more_periods")
+
+
+class LetterRepository:
+    """Warnings as recorded here, and the letters of warnings and sanctions. Callers hold the permit's row lock."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def record_warning(self, permit_id: uuid.UUID, warning_id: uuid.UUID, period_id: uuid.UUID,
+                             deadline: datetime, consecutive: int, now: datetime) -> bool:
+        """False when this warning was recorded before (it then has its letter already)."""
+        inserted = await self._connection.fetchval(
+            "INSERT INTO permit_warnings (warning_id, permit_id, period_id, deadline, consecutive, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (warning_id) DO NOTHING RETURNING true",
+            warning_id, permit_id, period_id, deadline, consecutive, now,
+        )
+        return bool(inserted)
+
+    async def deadlines(self, permit_id: uuid.UUID, period_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        """The deadline of each of these periods that a recorded warning gave."""
+        rows = await self._connection.fetch(
+            "SELECT DISTINCT period_id, deadline FROM permit_warnings WHERE permit_id = $1 AND period_id = ANY($2)",
+            permit_id, period_ids,
+        )
+        return {row["period_id"]: row["deadline"] for row in rows}
+
+    async def last_sequence(self, permit_id: uuid.UUID, kind: LetterKind) -> int:
+        return await self._connection.fetchval(
+            "SELECT coalesce(max(sequence), 0) FROM permit_letters WHERE permit_id = $1 AND kind = $2",
+            permit_id, kind.value,
+        )
+
+    async def add(self, letter: Letter) -> None:
+        g = letter.ground
+        await self._connection.execute(
+            f"INSERT INTO permit_letters ({_LETTER})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16)",
+            letter.letter_id, letter.permit_id, letter.kind.value, letter.sequence, letter.number,
+            letter.permit_number, letter.company_name, letter.nib, letter.regency_code, letter.issued_at,
+            json.dumps({"code": g.code.value, "ladder": g.ladder, "rule": g.rule, "text": g.text}),
+            json.dumps([{"period_id": str(p.period_id), "deadline": p.deadline.isoformat() if p.deadline else None}
+                        for p in letter.periods]),
+            letter.cause_event_id, letter.warning_id, letter.consecutive, letter.more_periods,
+        )
+
+    async def of_permit(self, permit_id: uuid.UUID) -> list[Letter]:
+        rows = await self._connection.fetch(
+            f"SELECT {_LETTER} FROM permit_letters WHERE permit_id = $1 ORDER BY seq",
+            permit_id)
+        return [_letter(row) for row in rows]
+
+    async def by_id(self, permit_id: uuid.UUID, letter_id: uuid.UUID) -> Letter | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_LETTER} FROM permit_letters WHERE permit_id = $1 AND letter_id = $2", permit_id, letter_id)
+        return _letter(row) if row else None
+
+    async def by_sequence(self, permit_id: uuid.UUID, kind: LetterKind, sequence: int) -> Letter | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_LETTER} FROM permit_letters WHERE permit_id = $1 AND kind = $2 AND sequence = $3",
+            permit_id, kind.value, sequence)
+        return _letter(row) if row else None
+
+
 class PermitsWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
@@ -465,6 +530,7 @@ class PermitsWork(UnitOfWork):
         self.reactivations = ReactivationRequests(connection)
         self.objections = ObjectionRepository(connection)
         self.worklists = Worklists(connection)
+        self.letters = LetterRepository(connection)
 
 
 def _values(p: Permit) -> tuple[Any, ...]:
@@ -521,3 +587,15 @@ def _objection(row: asyncpg.Record) -> Objection:
         row["statement"], row["filed_by"], row["filed_role"], row["filed_at"], row["last_day"],
         ObjectionOutcome(row["outcome"]) if row["outcome"] else None, row["reason"], row["decided_by"],
         row["decided_role"], row["decided_at"])
+
+
+def _letter(row: asyncpg.Record) -> Letter:
+    ground = json.loads(row["ground"])
+    return Letter(
+        row["letter_id"], row["permit_id"], LetterKind(row["kind"]), row["sequence"], row["number"],
+        row["permit_number"], row["company_name"], row["nib"], row["regency_code"], row["issued_at"],
+        LetterGround(GroundCode(ground["code"]), ground["ladder"], ground["rule"], ground["text"]),
+        tuple(LetterPeriod(uuid.UUID(p["period_id"]), datetime.fromisoformat(p["deadline"]) if p["deadline"] else None)
+              for p in json.loads(row["periods"])),
+        row["cause_event_id"], row["warning_id"], row["consecutive"], row["more_periods"],
+    )

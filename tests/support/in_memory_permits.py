@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from services.permits.domain import (
-    Closure, FiledReport, OperatingStatus, Permit, ReactivationRequest, RequestStatus, Transition,
+    Closure, FiledReport, Letter, OperatingStatus, Permit, ReactivationRequest, RequestStatus, Transition,
 )
-from shared.contract import Envelope, SanctionGround
+from shared.contract import Envelope, LetterKind, SanctionGround
 
 
 @dataclass
@@ -35,6 +35,9 @@ class PermitsState:
     closures: dict[uuid.UUID, tuple[uuid.UUID, Closure]] = field(default_factory=dict)  # id → (facility, closure)
     reports_filed: dict[uuid.UUID, FiledReport] = field(default_factory=dict)  # by report id
     reactivations: dict[uuid.UUID, ReactivationRequest] = field(default_factory=dict)  # in filing order, as seq
+    warnings: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = field(default_factory=dict)  # id → (permit,
+    # period, deadline)
+    letters: list[Letter] = field(default_factory=list)  # in the order issued
     outbox: list[Envelope] = field(default_factory=list)
 
 
@@ -157,6 +160,44 @@ class InMemoryClosures:
         return OperatingStatus(tuple(sorted(still_open, key=lambda c: c.starts_at)))
 
 
+class InMemoryLetters:
+    """`LetterRepository`: warnings as recorded, and letters."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def record_warning(self, permit_id: uuid.UUID, warning_id: uuid.UUID, period_id: uuid.UUID,
+                             deadline: datetime, consecutive: int, now: datetime) -> bool:
+        if warning_id in self._state.warnings:
+            return False
+        self._state.warnings[warning_id] = (permit_id, period_id, deadline)
+        return True
+
+    async def deadlines(self, permit_id: uuid.UUID, period_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        return {period: deadline for permit, period, deadline in self._state.warnings.values()
+                if permit == permit_id and period in period_ids}
+
+    async def last_sequence(self, permit_id: uuid.UUID, kind: LetterKind) -> int:
+        return max((le.sequence for le in self._state.letters if le.permit_id == permit_id and le.kind is kind),
+                   default=0)
+
+    async def add(self, letter: Letter) -> None:
+        if any(le.number == letter.number for le in self._state.letters):  # the table's unique number
+            raise KeyError(f"letter {letter.number} exists")
+        self._state.letters.append(letter)
+
+    async def of_permit(self, permit_id: uuid.UUID) -> list[Letter]:
+        return [le for le in self._state.letters if le.permit_id == permit_id]
+
+    async def by_id(self, permit_id: uuid.UUID, letter_id: uuid.UUID) -> Letter | None:
+        return next((le for le in self._state.letters if le.permit_id == permit_id and le.letter_id == letter_id),
+                    None)
+
+    async def by_sequence(self, permit_id: uuid.UUID, kind: LetterKind, sequence: int) -> Letter | None:
+        return next((le for le in self._state.letters
+                     if le.permit_id == permit_id and le.kind is kind and le.sequence == sequence), None)
+
+
 class CollectingOutbox:
     """Collects the envelopes a handler adds; they are published (committed) only if its transaction commits."""
 
@@ -175,6 +216,7 @@ class InMemoryPermitsWork:
         self.closures = InMemoryClosures(state)
         self.reports_filed = InMemoryFiledReports(state)
         self.reactivations = InMemoryReactivations(state)
+        self.letters = InMemoryLetters(state)
         self.outbox = CollectingOutbox(state)
 
 

@@ -5,6 +5,8 @@ broker: tests/integration/test_permits_api.py."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -13,15 +15,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    SANCTIONS, Action, ApplicationRules, IllegalTransition, InvalidApplication, InvalidGround, Permit,
+    SANCTIONS, Action, ApplicationRules, IllegalTransition, InvalidApplication, InvalidGround, LetterNotFound, Permit,
     PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
 )
 from services.permits.handlers import PermitHandlers
+from services.permits.letters import PdfLetters
 from shared import registry_tokens
 from shared.clock import FakeClock
 from shared.contract import (
     EVENT_TYPES, INTERNAL_CONTACTS, PERMITS, ClosureScope, Envelope, Event, FacilityClosureOrdered, FacilityReopened,
-    GroundCode, GroundEvidence, SanctionAction, SanctionEvidence, SanctionGround, SanctionRecommended,
+    GroundCode, GroundEvidence, LetterKind, SanctionAction, SanctionEvidence, SanctionGround, SanctionRecommended,
+    WarningIssued,
 )
 from shared.web.access import Access, Principal, Role, Scope
 from tests.support.in_memory_permits import InMemoryPermitsDatabase, PermitsState
@@ -50,7 +54,7 @@ def database() -> InMemoryPermitsDatabase:
 
 @pytest.fixture
 def handlers(database: InMemoryPermitsDatabase, clock: FakeClock) -> PermitHandlers:
-    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate())
+    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate(), PdfLetters())
 
 
 def published(database: InMemoryPermitsDatabase) -> list[str]:
@@ -361,3 +365,76 @@ async def test_the_registry_signs_an_issued_permit_and_knows_no_number_it_never_
     assert (claims.permit_number, claims.company_name) == (permit.permit_number, "PT Baja Nusantara")
     with pytest.raises(PermitNotFound):
         await handlers.registry_entry("IOMKI-2021-999999")
+
+
+# -- warnings and their letters --------------------------------------------------------------------------------
+
+
+def warned(permit: Permit, *, deadline: datetime, consecutive: int = 1) -> WarningIssued:
+    return WarningIssued(facility_id=permit.facility_id, province_code=permit.province_code,
+                         regency_code=permit.regency_code, permit_id=permit.permit_id, warning_id=uuid.uuid4(),
+                         period_id=uuid.uuid4(), deadline=deadline, consecutive=consecutive)
+
+
+async def test_each_warning_is_kept_with_its_letter_numbered_in_turn_and_sent_for_the_companys_email(
+        handlers, database, clock):
+    applied = await handlers.apply(an_application(contact_email="k3@baja.example"), COMPANY)
+    permit = await handlers.act(applied.permit_id, Action.ISSUE, "documents complete", OPERATOR)
+    before = len(database.committed.outbox)
+    clock.set(T0 + timedelta(days=5))
+    first = await consumed(database, handlers.on_warning_issued, warned(permit, deadline=T0 + timedelta(days=4)),
+                           service="reports")
+    second = await consumed(database, handlers.on_warning_issued,
+                            warned(permit, deadline=T0 + timedelta(days=8), consecutive=2), service="reports")
+
+    letters = await handlers.letters(permit.permit_id, COMPANY)
+    assert [le.number for le in letters] == [f"{permit.permit_number}/SP-1", f"{permit.permit_number}/SP-2"]
+    assert [le.cause_event_id for le in letters] == [first.id, second.id]
+    assert [le.periods[0].deadline for le in letters] == [T0 + timedelta(days=4), T0 + timedelta(days=8)]
+    sent = database.committed.outbox[before:]
+    assert [e.type for e in sent] == ["iomki.CompanyLetterIssued.v1"] * 2
+    assert EVENT_TYPES[sent[0].type].topic is INTERNAL_CONTACTS
+    assert [e.causationid for e in sent] == [str(first.id), str(second.id)]
+    assert sent[1].data["letter_number"] == f"{permit.permit_number}/SP-2"
+    assert (sent[1].data["cause_type"], sent[1].data["cause_event_id"]) == ("WarningIssued", str(second.id))
+    found, pdf = await handlers.letter_pdf(permit.permit_id, (None, LetterKind.WARNING, 2), COMPANY)
+    assert found == letters[1] and base64.b64decode(sent[1].data["pdf_base64"]) == pdf  # the same letter, again
+
+
+async def test_a_company_without_an_email_gets_its_letters_to_download_and_nothing_sent(handlers, database):
+    permit = await an_issued_permit(handlers)
+    before = len(database.committed.outbox)
+    await consumed(database, handlers.on_warning_issued, warned(permit, deadline=T0), service="reports")
+    assert len(await handlers.letters(permit.permit_id, OPERATOR)) == 1
+    assert database.committed.outbox[before:] == []
+
+
+async def test_a_warning_for_a_permit_this_service_does_not_know_or_never_issued_changes_nothing(handlers, database):
+    unknown = replace(await an_issued_permit(handlers), permit_id=uuid.uuid4())
+    submitted = await handlers.apply(an_application(address=ANOTHER_PLANT), COMPANY)
+    written = copy.deepcopy(database.committed)
+    for permit in (unknown, submitted):
+        await consumed(database, handlers.on_warning_issued, warned(permit, deadline=T0), service="reports")
+    assert database.committed.letters == written.letters and database.committed.outbox == written.outbox
+
+
+async def test_the_same_warning_in_a_second_event_gets_no_second_letter(handlers, database):
+    permit = await an_issued_permit(handlers)
+    warning = warned(permit, deadline=T0)
+    await consumed(database, handlers.on_warning_issued, warning, service="reports")
+    await consumed(database, handlers.on_warning_issued, warning, service="reports")  # another envelope
+    assert [le.short_number for le in await handlers.letters(permit.permit_id, OPERATOR)] == ["SP-1"]
+
+
+async def test_another_companys_letters_are_not_found(handlers, database):
+    permit = await an_issued_permit(handlers)
+    await consumed(database, handlers.on_warning_issued, warned(permit, deadline=T0), service="reports")
+    competitor = Access(Principal("k3-other", Role.COMPANY, nib="8120000999999"), Scope.OWN, "letters")
+    with pytest.raises(PermitNotFound):
+        await handlers.letters(permit.permit_id, competitor)
+    with pytest.raises(PermitNotFound):
+        await handlers.letter_pdf(permit.permit_id, (None, LetterKind.WARNING, 1), competitor)
+    with pytest.raises(LetterNotFound):
+        await handlers.letter_pdf(permit.permit_id, (None, LetterKind.WARNING, 2), OPERATOR)
+    with pytest.raises(LetterNotFound):  # a whole number of another permit
+        await handlers.letter_pdf(permit.permit_id, ("IOMKI-2021-999999", LetterKind.WARNING, 1), OPERATOR)
