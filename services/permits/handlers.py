@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, cast
 
@@ -13,13 +13,15 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport, GroundFacts,
-    IllegalTransition, Letter, LetterGround, LetterNotFound, LetterPeriod, LetterPrinter, Objection,
+    LETTER_KIND_OF_ACTION, Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport,
+    GroundFacts, IllegalTransition, Letter, LetterGround, LetterNotFound, LetterPeriod, LetterPrinter, Objection,
     ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection, OperatingStatus, Permit, PermitNotFound,
     PermitStatus, QueuedItem, ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus,
     RequestStatus, SanctionRecommendation, ServiceLevels, Transition, WorkKind, check_ground, letter_document,
-    missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status, warning_ground,
+    missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status, sanction_periods,
+    warning_ground,
 )
+from services.permits.letters import PdfLetters
 from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
 from shared import registry_tokens
 from shared.clock import Clock
@@ -70,7 +72,8 @@ class PermitHandlers:
     clock: Clock
     rules: ApplicationRules
     signing_key: Ed25519PrivateKey
-    printer: LetterPrinter
+    # The PDF adapter unless the composition root says otherwise: printing has no I/O, so every test can use it.
+    printer: LetterPrinter = field(default_factory=PdfLetters)
     one_permit_per_plant: OnePermitPerPlant = OnePermitPerPlant()
 
     # -- commands ------------------------------------------------------------------------------------
@@ -119,8 +122,10 @@ class PermitHandlers:
                                              reason=reason, now=now, permit_number=number, causation_id=request_id,
                                              ground=ground)
             await work.permits.save(changed, transition)
-            await work.outbox.add(Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
-                                                correlation_id=request_id))
+            public = Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
+                                   correlation_id=request_id)
+            await work.outbox.add(public)
+            await self._sanction_letter(work, changed, transition, public, now)
         record("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
                permit_status=changed.status.value)
         return changed
@@ -264,6 +269,18 @@ class PermitHandlers:
         document = letter_document(letter, regency_name=self.rules.regions.name_of(letter.regency_code))
         return self.printer.render(document, token=self._token(permit), issued_at=letter.issued_at)
 
+    async def _sanction_letter(self, work: PermitsWork, permit: Permit, transition: Transition, public: Envelope,
+                               now: datetime) -> None:
+        """A freeze's or revocation's letter, listing the missed periods of its ground by the deadlines that the
+        warnings recorded here gave them."""
+        kind = LETTER_KIND_OF_ACTION.get(Action(transition.action))
+        if kind is None or transition.ground is None:
+            return
+        missed = transition.ground.evidence.missed_periods
+        deadlines = await work.letters.deadlines(permit.permit_id, missed) if missed else {}
+        await self._issue_letter(work, permit, kind, ground=LetterGround.of(transition.ground),
+                                 periods=sanction_periods(missed, deadlines), cause=public, now=now)
+
     async def _issue_letter(self, work: PermitsWork, permit: Permit, kind: LetterKind, *, ground: LetterGround,
                             periods: tuple[LetterPeriod, ...], cause: Envelope, now: datetime,
                             warning_id: uuid.UUID | None = None, consecutive: int | None = None) -> Letter:
@@ -321,7 +338,9 @@ class PermitHandlers:
                         status=exc.current.value, rule=event.rule)
             return
         await work.permits.save(changed, transition)
-        await work.outbox.add(envelope.caused(_event_of(changed, transition), service=SERVICE, time=now))
+        public = envelope.caused(_event_of(changed, transition), service=SERVICE, time=now)
+        await work.outbox.add(public)
+        await self._sanction_letter(work, changed, transition, public, now)
         log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule)
 
     async def on_reports_submitted(self, work: PermitsWork, run: list[Decoded]) -> None:

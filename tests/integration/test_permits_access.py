@@ -79,6 +79,9 @@ REQUESTS: dict[str, list[Request]] = {
     "decide_objection": [Request("POST", "/objections/{objection}/decision",
                                  {"outcome": "upheld", "reason": "misses confirmed"}, ("issue", "freeze", "object"))],
     "worklists": [Request("GET", "/worklists?region=32&kind=application&limit=5", None, ())],
+    # A freeze is a letter (SPB-1): the company downloads its own, a task force those of its region.
+    "letters": [Request("GET", "/permits/{id}/letters", None, ("issue", "freeze")),
+                Request("GET", "/permits/{id}/letters/SPB-1", None, ("issue", "freeze"))],
 }
 
 

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    SANCTIONS, Action, ApplicationRules, IllegalTransition, InvalidApplication, InvalidGround, LetterNotFound, Permit,
-    PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
+    SANCTIONS, Action, ApplicationRules, IllegalTransition, InvalidApplication, InvalidGround, LetterGround,
+    LetterNotFound, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
 )
 from services.permits.handlers import PermitHandlers
 from services.permits.letters import PdfLetters
@@ -438,3 +438,50 @@ async def test_another_companys_letters_are_not_found(handlers, database):
         await handlers.letter_pdf(permit.permit_id, (None, LetterKind.WARNING, 2), OPERATOR)
     with pytest.raises(LetterNotFound):  # a whole number of another permit
         await handlers.letter_pdf(permit.permit_id, ("IOMKI-2021-999999", LetterKind.WARNING, 1), OPERATOR)
+
+
+async def test_a_recommended_freeze_has_its_letter_listing_the_warned_periods_by_their_deadlines(
+        handlers, database, clock):
+    applied = await handlers.apply(an_application(contact_email="k3@baja.example"), COMPANY)
+    permit = await handlers.act(applied.permit_id, Action.ISSUE, "documents complete", OPERATOR)
+    warnings = [warned(permit, deadline=T0 + timedelta(days=3 * i), consecutive=i + 1) for i in range(3)]
+    for warning in warnings:
+        await consumed(database, handlers.on_warning_issued, warning, service="reports")
+    freeze = recommended(permit, SanctionAction.FREEZE).model_copy(update={"evidence": SanctionEvidence(
+        missed_periods=[w.period_id for w in reversed(warnings)], warnings=[w.warning_id for w in warnings])})
+    clock.set(T0 + timedelta(days=7))
+    await consumed(database, handlers.on_sanction_recommended, freeze, service="reports")
+
+    frozen, letter_event = database.committed.outbox[-2:]
+    assert (frozen.type, letter_event.type) == ("iomki.PermitFrozen.v1", "iomki.CompanyLetterIssued.v1")
+    assert letter_event.causationid == str(frozen.id) and letter_event.data["cause_event_id"] == str(frozen.id)
+    assert letter_event.data["cause_type"] == "PermitFrozen" and letter_event.data["kind"] == "freeze"
+    letter = (await handlers.letters(permit.permit_id, COMPANY))[-1]
+    assert letter.number == f"{permit.permit_number}/SPB-1"
+    assert (letter.ground.code, letter.ground.ladder, letter.ground.rule) == (
+        GroundCode.MISSED_REPORTS, freeze.ladder, "ThreeWarningsInARow")
+    assert [p.deadline for p in letter.periods] == [w.deadline for w in warnings]  # oldest first
+
+
+async def test_an_officers_revocation_has_its_letter_quoting_the_ground(handlers, database, clock):
+    permit = await an_issued_permit(handlers)
+    await handlers.act(permit.permit_id, Action.FREEZE, FINDING.text or "", OPERATOR, ground=FINDING)
+    await handlers.act(permit.permit_id, Action.REACTIVATE, "corrected", OPERATOR)
+    await handlers.act(permit.permit_id, Action.FREEZE, FINDING.text or "", OPERATOR, ground=FINDING)
+    await handlers.act(permit.permit_id, Action.REVOKE, FINDING.text or "", OPERATOR, ground=FINDING)
+    letters = await handlers.letters(permit.permit_id, OPERATOR)
+    assert [le.short_number for le in letters] == ["SPB-1", "SPB-2", "SPC-1"]
+    assert all(le.ground == LetterGround.of(FINDING) and le.periods == () for le in letters)
+    assert letters[-1].cause_event_id == database.committed.outbox[-1].id  # the PermitRevoked (no e-mail given)
+    _, pdf = await handlers.letter_pdf(permit.permit_id, letters[-1].letter_id, OPERATOR)
+    assert pdf.startswith(b"%PDF")
+
+
+async def test_a_refused_sanction_issues_no_letter_and_burns_no_number(handlers, database):
+    permit = await an_issued_permit(handlers)
+    with pytest.raises(IllegalTransition):
+        await handlers.act(permit.permit_id, Action.REACTIVATE, "not frozen", OPERATOR)
+    await handlers.act(permit.permit_id, Action.REVOKE, FINDING.text or "", OPERATOR, ground=FINDING)
+    with pytest.raises(IllegalTransition):
+        await handlers.act(permit.permit_id, Action.FREEZE, FINDING.text or "", OPERATOR, ground=FINDING)
+    assert [le.short_number for le in await handlers.letters(permit.permit_id, OPERATOR)] == ["SPC-1"]
