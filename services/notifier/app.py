@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.notifier import api
 from services.notifier.channels import EmailChannel, GuardedTransport, SmtpServer, WebhookChannel
 from services.notifier.domain import (
-    LOOPBACK, ROUTES, Channel, EscalationChain, Grouping, OutboundPolicy, RetryPolicy,
+    LOOPBACK, ROUTES, Channel, EscalationChain, Grouping, LetterWait, OutboundPolicy, RetryPolicy,
 )
 from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
@@ -25,7 +25,7 @@ from services.notifier.sealing import SecretSeal
 from shared.clock import Clock, SystemClock
 from shared.messaging.consumer import InBatches
 from shared.contract import (
-    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, events_on,
+    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, CompanyLetterIssued, events_on,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -45,6 +45,8 @@ class NotifierSettings(BaseSettings):
     delivery_backoff: timedelta = Field(timedelta(seconds=5), validation_alias="IOMKI_DELIVERY_BACKOFF")
     delivery_max_attempts: int = Field(8, ge=1, le=50, validation_alias="IOMKI_DELIVERY_MAX_ATTEMPTS")
     tick: timedelta = Field(timedelta(seconds=1), validation_alias="IOMKI_NOTIFIER_TICK")
+    # How long a company's e-mail about a warning or sanction waits for its letter (`domain.LetterWait`).
+    letter_wait: timedelta = Field(timedelta(minutes=30), gt=timedelta(0), validation_alias="IOMKI_LETTER_WAIT")
     webhook_timeout: timedelta = Field(timedelta(seconds=10), validation_alias="IOMKI_WEBHOOK_TIMEOUT")
     # How long an attempt holds its delivery: a notifier that dies mid-attempt delays the notice this long.
     delivery_lease: timedelta = Field(timedelta(minutes=2), validation_alias="IOMKI_DELIVERY_LEASE")
@@ -126,6 +128,7 @@ class NotifierSettings(BaseSettings):
             retry=RetryPolicy(base=self.delivery_backoff, max_attempts=self.delivery_max_attempts),
             lease=max(self.delivery_lease, self.webhook_timeout * 3),
             secret_grace=self.webhook_secret_grace,
+            letter_wait=LetterWait(self.letter_wait),
         )
 
 
@@ -162,11 +165,13 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         runtime.consume(topic, {event_type: handlers.on_event if event_type.__name__ in ROUTES
                                 else InBatches(handlers.on_unrouted_events) for event_type in events_on(topic)})
     runtime.at_start(handlers.keep_secrets_sealed)  # migration 0005, and a new key put first
-    runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated})
+    runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated,
+                                        CompanyLetterIssued: handlers.on_letter})
     runtime.publishes(ALERTS)
     tick = own.tick.total_seconds()
     runtime.every(tick, "escalations", handlers.escalate_due)
     runtime.every(tick, "digests", handlers.close_digests)
+    runtime.every(tick, "letters", handlers.send_unlettered)
     runtime.every(tick, "deliveries", deliver, wake_on="notifier_deliveries")  # migration 0002
     return runtime.http_app(
         title="iomki notifier",

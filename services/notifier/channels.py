@@ -28,7 +28,9 @@ import aiosmtplib
 import httpcore
 import httpx
 
-from services.notifier.domain import FailureReason, InvalidWebhook, OutboundPolicy, signing_key, webhook_url
+from services.notifier.domain import (
+    Attachment, FailureReason, InvalidWebhook, OutboundPolicy, signing_key, webhook_url,
+)
 from shared.contract import single_email
 
 
@@ -145,7 +147,8 @@ class WebhookChannel:
         self._allow_http = allow_http
 
     async def send(self, *, delivery_id: uuid.UUID, target: str, secrets: tuple[str, ...], at: datetime,
-                   subject: str, body: bytes) -> None:
+                   subject: str, body: bytes, attachment: Attachment | None = None) -> None:
+        """A webhook is the signed JSON body alone: letters go to companies, which are told by e-mail only."""
         if not secrets:  # a notice nobody can verify is never sent
             raise ValueError(f"delivery {delivery_id} has no secret to sign with")
         try:  # again: a target stored before a rule, or before the platform left development
@@ -176,7 +179,7 @@ class EmailChannel:
         self._server = server
 
     async def send(self, *, delivery_id: uuid.UUID, target: str, secrets: tuple[str, ...], at: datetime,
-                   subject: str, body: bytes) -> None:
+                   subject: str, body: bytes, attachment: Attachment | None = None) -> None:
         try:  # again: a company's address arrives on an event, and may have been stored before a rule
             recipient = single_email(target)
         except ValueError as exc:
@@ -187,6 +190,10 @@ class EmailChannel:
         message["Subject"] = subject
         message["X-Iomki-Delivery"] = str(delivery_id)  # an e-mail's only id: a reader's dedup, support's reference
         message.set_content(body.decode())
+        if attachment is not None:
+            maintype, _, subtype = attachment.media_type.partition("/")
+            message.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
+                                   filename=attachment.filename)
         try:
             await aiosmtplib.send(message, hostname=self._server.host, port=self._server.port,
                                   start_tls=self._server.starttls, timeout=self._server.timeout)

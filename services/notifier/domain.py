@@ -281,12 +281,19 @@ def recipients(route: Route, event_type: str, level: Level, plant: Plant, direct
                 continue
             signed_with = SecretRef(subscription_id=sub.subscription_id) if sub.channel is Channel.WEBHOOK else None
             found.append(Recipient(sub.channel, sub.target, subscriber.level, subscriber.task_force_id, signed_with))
-        if route.company and directory.company is not None and directory.company.email:
-            found.append(Recipient(Channel.EMAIL, directory.company.email, None))
+        if (company := company_recipient(route, directory)) is not None:
+            found.append(company)
     unique: dict[tuple[Channel, str], Recipient] = {}
     for recipient in found:
         unique.setdefault((recipient.channel, recipient.target), recipient)
     return list(unique.values())
+
+
+def company_recipient(route: Route, directory: Directory) -> Recipient | None:
+    """The company, by e-mail, when the route tells it and it gave an address."""
+    if route.company and directory.company is not None and directory.company.email:
+        return Recipient(Channel.EMAIL, directory.company.email, None)
+    return None
 
 
 # ------------------------------------------------------------------------------------------ alerts
@@ -690,4 +697,120 @@ def render(alert: Alert, channel: Channel) -> tuple[str, bytes]:
     if alert.severity is Severity.HIGH:
         lines.append(f"Acknowledge: POST /alerts/{alert.alert_id}/ack (unacknowledged alerts escalate).")
     lines += ["", json.dumps(document, indent=2, sort_keys=True)]
+    return subject, "\n".join(lines).encode()
+
+
+# ------------------------------------------------------------------------------------------ company letters
+
+# A warning, a freeze and a revocation each have a letter (the permits service numbers and prints it), which the
+# company's e-mail about them carries. The public event (reports' or permits' topic) and the letter (the internal
+# topic) arrive in either order: the company's e-mail waits for both, and is planned by whichever comes second.
+LETTER_EVENTS = frozenset({"WarningIssued", "PermitFrozen", "PermitRevoked"})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    media_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class CompanyLetter:
+    number: str
+    kind: str  # warning | freeze | revocation
+    issued_at: datetime
+    pdf: bytes | None  # None: too large to carry, or already sent and dropped
+
+    @property
+    def filename(self) -> str:
+        """The letter's number as a file name: ASCII, no separator (the number's own pattern holds no other)."""
+        return self.number.replace("/", "_") + ".pdf"
+
+    @property
+    def permit_number(self) -> str:
+        return self.number.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class LetterWait:
+    """How long the company's e-mail about a warning or sanction waits for its letter. The letter follows within
+    seconds unless the permits service is down; past this the e-mail goes without it, and a letter that comes later
+    follows on its own, so that the company is never left untold nor without its letter."""
+
+    longest: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class LetterPairing:
+    """One public event's company e-mail and its letter, as far as each has arrived (None: not yet)."""
+
+    cause_event_id: uuid.UUID
+    facility_id: uuid.UUID
+    alert_id: uuid.UUID | None = None  # the public event's alert, once it has arrived
+    event_type: str | None = None
+    wait_until: datetime | None = None
+    letter: CompanyLetter | None = None
+    notice_planned: bool = False  # the company's e-mail about the event, with the letter or without it
+    letter_sent: bool = False  # the letter went in an e-mail
+
+
+class LetterStep(StrEnum):
+    WAIT = "wait"  # for the other half, or for the wait to run out
+    SEND_WITH_LETTER = "send_with_letter"
+    SEND_WITHOUT_LETTER = "send_without_letter"  # the wait ran out
+    SEND_LETTER_ALONE = "send_letter_alone"  # the letter came after its e-mail went without it
+    DONE = "done"
+
+
+def letter_step(pairing: LetterPairing, now: datetime) -> LetterStep:
+    """What is due for one public event's company e-mail: each half arrives once, each e-mail is planned once."""
+    if pairing.alert_id is None:
+        return LetterStep.WAIT  # the event the e-mail is about has not arrived
+    if pairing.letter_sent:  # an e-mail with the letter is a notice of the event too
+        return LetterStep.DONE
+    if not pairing.notice_planned:
+        if pairing.letter is not None:
+            return LetterStep.SEND_WITH_LETTER
+        if pairing.wait_until is not None and now >= pairing.wait_until:
+            return LetterStep.SEND_WITHOUT_LETTER
+        return LetterStep.WAIT
+    if pairing.letter is not None and not pairing.letter_sent:
+        return LetterStep.SEND_LETTER_ALONE
+    return LetterStep.DONE
+
+
+_LETTER_NAMES = {"warning": ("Surat Peringatan", "warning letter"),
+                 "freeze": ("Surat Pembekuan IOMKI", "letter freezing the permit"),
+                 "revocation": ("Surat Pencabutan IOMKI", "letter revoking the permit")}
+_EVENT_NAMES = {"WarningIssued": ("peringatan", "a warning", "warning"),
+                "PermitFrozen": ("pembekuan IOMKI", "the freeze of your permit", "freeze"),
+                "PermitRevoked": ("pencabutan IOMKI", "the revocation of your permit", "revocation")}
+
+
+def company_notice(step: LetterStep, event_type: str, company_name: str | None,
+                   letter: CompanyLetter | None) -> tuple[str, bytes]:
+    """The company's e-mail about a warning or a sanction, Bahasa Indonesia first and English second: with its
+    letter, without it (the wait ran out), or the letter following on its own."""
+    indonesian_event, english_event, kind = _EVENT_NAMES[event_type]
+    name, english_name = _LETTER_NAMES[kind]
+    if letter is None:
+        subject = f"[IOMKI] Pemberitahuan {indonesian_event} / Notice of {english_event}"
+        indonesian = (f"Kami memberitahukan {indonesian_event} atas IOMKI perusahaan. {name} menyusul dan dapat "
+                      "diunduh di portal IOMKI.")
+        english = f"We notify you of {english_event}. The {english_name} will follow; download it from the portal."
+    else:
+        subject = f"[IOMKI] {name} {letter.number} / {english_name.capitalize()} {letter.number}"
+        follows = step is LetterStep.SEND_LETTER_ALONE
+        indonesian = ((f"Menyusul pemberitahuan kami tentang {indonesian_event}, " if follows else
+                       f"Kami memberitahukan {indonesian_event} atas IOMKI {letter.permit_number}. ")
+                      + f"{name} nomor {letter.number} "
+                      + ("terlampir." if letter.pdf is not None else "dapat diunduh di portal IOMKI."))
+        english = ((f"Further to our notice of {english_event}, the " if follows else
+                    f"We notify you of {english_event} ({letter.permit_number}). The ")
+                   + f"{english_name} {letter.number} "
+                   + ("is attached." if letter.pdf is not None else "can be downloaded from the IOMKI portal."))
+    lines = [f"Yth. Pimpinan {company_name}," if company_name else "Yth. Pimpinan perusahaan,", "", indonesian,
+             "Surat IOMKI dapat diunduh kembali di portal IOMKI kapan saja.", "", "--", "", english,
+             "IOMKI letters can be downloaded again from the portal at any time."]
     return subject, "\n".join(lines).encode()

@@ -7,6 +7,7 @@ everywhere), so the notifier's own events about a plant keep their order in the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import traceback
 import uuid
@@ -20,17 +21,19 @@ import structlog
 
 from services.notifier.channels import SendFailed
 from services.notifier.domain import (
-    ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Channel, CompanyContact, Delivery, DeliveryStatus,
-    DivisionContact, Escalation, EscalationChain, FailureReason, Grouping, InvalidWebhook, Level, NotFound, Plant,
-    Recipient, RetryPolicy, SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, issue_webhook_secret,
-    level_of_region, recipients, render, signing_secrets, timer_failure, webhook_url,
+    LETTER_EVENTS, ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Attachment, Channel, CompanyContact,
+    CompanyLetter, Delivery, DeliveryStatus, Directory, DivisionContact, Escalation, EscalationChain, FailureReason,
+    Grouping, InvalidWebhook, Level, LetterPairing, LetterStep, LetterWait, NotFound, Plant, Recipient, RetryPolicy,
+    SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, company_notice, company_recipient,
+    issue_webhook_secret, letter_step, level_of_region, recipients, render, route_for, signing_secrets,
+    timer_failure, webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
 from services.notifier.sealing import SecretSeal, SecretUnreadable
 from shared.clock import Clock
 from shared.contract import (
-    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, Decoded, Envelope,
-    Event,
+    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, CompanyLetterIssued,
+    Decoded, Envelope, Event,
 )
 from shared.observability import record, retried
 from shared.regions import NATIONAL
@@ -43,7 +46,7 @@ log = structlog.get_logger(__name__)
 
 class Sender(Protocol):
     async def send(self, *, delivery_id: uuid.UUID, target: str, secrets: tuple[str, ...], at: datetime,
-                   subject: str, body: bytes) -> None: ...
+                   subject: str, body: bytes, attachment: Attachment | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class NotifierConfig:
     batch: int = 50
     allow_http_webhooks: bool = False  # development only: receivers on the developer's machine speak plain http
     secret_grace: timedelta = timedelta(hours=24)  # a rotated-out secret still signs this long (`signing_secrets`)
+    letter_wait: LetterWait = LetterWait()
 
 
 @dataclass
@@ -263,6 +267,8 @@ class NotifierHandlers:
         if existing is not None and existing.groups(now):
             await repo.save_alert(existing.repeated(now))
             log.info("alert_grouped", alert_id=str(existing.alert_id), count=existing.count + 1)
+            if event_type in LETTER_EVENTS:  # each warning or sanction has its own letter: the company gets each
+                await self._letter_event_arrived(work, existing, envelope.id, await repo.directory_for(plant), now)
             return
         if candidate.route.digest:
             await repo.add_alert(candidate)  # told when the digest day closes (`close_digests`)
@@ -273,10 +279,71 @@ class NotifierHandlers:
             return  # nobody routes or subscribes to this event type here: no alert at all
         alert = candidate.notified({r.level for r in told if r.level} | {candidate.level})
         await repo.add_alert(alert)
-        await self._plan(work, alert, told)
+        if event_type in LETTER_EVENTS:  # the company's e-mail goes with its letter: see `_letter_event_arrived`
+            await self._plan(work, alert, [r for r in told if r.task_force_id is not None])
+            await self._letter_event_arrived(work, alert, envelope.id, directory, now)
+        else:
+            await self._plan(work, alert, told)
         await work.outbox.add(envelope.caused(_raised(alert), service=SERVICE, time=now))
         log.info("alert_raised", alert_id=str(alert.alert_id), event_type=event_type,
                  severity=alert.severity.value, recipients=len(told))
+
+    # -- company letters (the public event and its letter, in either order) ------------------------
+
+    async def _letter_event_arrived(self, work: NotifierWork, alert: Alert, cause_event_id: uuid.UUID,
+                                    directory: Directory, now: datetime) -> None:
+        """The public half of a company e-mail about a warning or a sanction. Nothing waits for a letter when the
+        company gave no address (permits then sends none), unless one came already."""
+        if company_recipient(alert.route, directory) is None and await work.letters.pairing(cause_event_id) is None:
+            return
+        pairing = await work.letters.event_arrived(cause_event_id, alert.plant.facility_id, alert.alert_id,
+                                                   alert.event_type, now + self.config.letter_wait.longest, now)
+        await self._settle_letter(work, pairing, now)
+
+    async def on_letter(self, work: NotifierWork, envelope: Envelope, event: CompanyLetterIssued) -> None:
+        """The letter half, from the permits service on the internal topic."""
+        now = self.clock.now()
+        await work.notifier.lock_key(str(event.facility_id))  # the plant's lock, as the public half takes it
+        letter = CompanyLetter(event.letter_number, event.kind.value, event.issued_at,
+                               base64.b64decode(event.pdf_base64) if event.pdf_base64 is not None else None)
+        pairing = await work.letters.letter_arrived(event.cause_event_id, event.facility_id, letter, now)
+        await self._settle_letter(work, pairing, now)
+        log.info("company_letter_received", facility_id=str(event.facility_id), letter_number=event.letter_number)
+
+    async def send_unlettered(self) -> int:
+        """The company e-mails whose letter did not come in time go without it, one per transaction."""
+        async with self.database.reading() as work:
+            due = await work.letters.waited_out(self.clock.now(), self.config.batch)
+        sent = 0
+        for waited in due:
+            async with self.database.transaction() as work:
+                await work.notifier.lock_key(str(waited.facility_id))
+                pairing = await work.letters.pairing(waited.cause_event_id)  # another replica may have been first
+                if pairing is not None:
+                    sent += await self._settle_letter(work, pairing, self.clock.now())
+        return sent
+
+    async def _settle_letter(self, work: NotifierWork, pairing: LetterPairing, now: datetime) -> int:
+        """Plan what `letter_step` says is due, once: the pairing's row is locked, and records what was planned."""
+        step = letter_step(pairing, now)
+        if step in (LetterStep.WAIT, LetterStep.DONE) or pairing.alert_id is None or pairing.event_type is None:
+            return 0
+        alert = await work.notifier.get_alert(pairing.alert_id)
+        if alert is None:  # the pairing's foreign key keeps it
+            raise LookupError(f"alert {pairing.alert_id} of a company letter is gone")
+        directory = await work.notifier.directory_for(alert.plant)
+        company = company_recipient(route_for(pairing.event_type), directory)
+        letter = pairing.letter if step is not LetterStep.SEND_WITHOUT_LETTER else None
+        if company is not None:
+            subject, body = company_notice(step, pairing.event_type,
+                                           directory.company.company_name if directory.company else None, letter)
+            attachment = Attachment(letter.filename, letter.pdf) if letter and letter.pdf is not None else None
+            await work.notifier.add_deliveries([(Delivery.planned(alert.alert_id, company, now), subject, body,
+                                                 attachment)], now)
+        await work.letters.planned(pairing.cause_event_id, notice=True, letter=letter is not None, now=now)
+        log.info("company_letter_planned", alert_id=str(alert.alert_id), step=step.value,
+                 letter_number=letter.number if letter else None, sent=company is not None)
+        return 1
 
     # -- timers (driven by runtime.every; state in PostgreSQL, so they survive restarts) ----------
 
@@ -369,10 +436,10 @@ class NotifierHandlers:
 
     async def _plan(self, work: NotifierWork, alert: Alert, told: list[Recipient]) -> None:
         now = self.clock.now()
-        planned = []
+        planned: list[tuple[Delivery, str, bytes, Attachment | None]] = []
         for recipient in told:
             subject, body = render(alert, recipient.channel)
-            planned.append((Delivery.planned(alert.alert_id, recipient, now), subject, body))
+            planned.append((Delivery.planned(alert.alert_id, recipient, now), subject, body, None))
         await work.notifier.add_deliveries(planned, now)
 
 
@@ -406,7 +473,7 @@ class DeliveryWorker:
         try:
             await senders[delivery.recipient.channel].send(
                 delivery_id=delivery.delivery_id, target=delivery.recipient.target, secrets=self._secrets(job),
-                at=self.clock.now(), subject=job.subject, body=job.body)
+                at=self.clock.now(), subject=job.subject, body=job.body, attachment=job.attachment)
         except SendFailed as exc:
             error, permanent = exc.reason, exc.permanent
             # The task force reads `error`; the log gets the detail (never the target: see channels.py).

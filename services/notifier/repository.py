@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 
 from services.notifier.domain import (
-    Alert, AlertStatus, AlertTimer, Channel, CompanyContact, Delivery, DeliveryStatus, Directory, Division,
-    DivisionContact, Escalation, Level, Plant, Recipient, SecretRef, Subscription, TaskForce,
+    Alert, AlertStatus, AlertTimer, Attachment, Channel, CompanyContact, CompanyLetter, Delivery, DeliveryStatus,
+    Directory, Division, DivisionContact, Escalation, Level, LetterPairing, Plant, Recipient, SecretRef, Subscription,
+    TaskForce,
 )
 from services.notifier.sealing import SealedSecrets
 from shared import regions
@@ -39,6 +40,7 @@ class Job:
     plant: Plant
     alert_level: Level
     secrets: SealedSecrets | None  # a webhook's, read at lease time; None when its owner is gone
+    attachment: Attachment | None = None
 
 
 class NotifierRepository:
@@ -278,11 +280,13 @@ class NotifierRepository:
 
     # -- deliveries -------------------------------------------------------------------------------
 
-    async def add_deliveries(self, planned: list[tuple[Delivery, str, bytes]], now: datetime) -> None:
+    async def add_deliveries(self, planned: list[tuple[Delivery, str, bytes, Attachment | None]],
+                             now: datetime) -> None:
         await self._connection.executemany(
-            f"INSERT INTO deliveries ({_DELIVERY}, subject, body, created_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
-            [(*_delivery_values(d), subject, body, now) for d, subject, body in planned],
+            f"INSERT INTO deliveries ({_DELIVERY}, subject, body, created_at, attachment_name, attachment)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+            [(*_delivery_values(d), subject, body, now, attached.filename if attached else None,
+              attached.content if attached else None) for d, subject, body, attached in planned],
         )
 
     async def lease_due(self, now: datetime, lease: timedelta, limit: int) -> list[Job]:
@@ -296,7 +300,8 @@ class NotifierRepository:
             "   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
             " RETURNING d.delivery_id, d.alert_id, d.channel, d.recipient_kind, d.task_force_id, d.level, d.target,"
             " d.subscription_id, d.contact_position, d.status, d.attempts, d.next_attempt_at, d.last_error,"
-            " d.subject, d.body, a.facility_id, a.province_code, a.regency_code, a.level AS alert_level)"
+            " d.subject, d.body, d.attachment_name, d.attachment, a.facility_id, a.province_code, a.regency_code,"
+            " a.level AS alert_level)"
             " SELECT l.*, coalesce(s.secret_sealed, c.secret_sealed) AS secret_sealed,"
             " coalesce(s.previous_secret_sealed, c.previous_secret_sealed) AS previous_secret_sealed,"
             " coalesce(s.secret_rotated_at, c.secret_rotated_at) AS secret_rotated_at FROM leased l"
@@ -306,7 +311,8 @@ class NotifierRepository:
         )
         return [Job(_delivery(r), r["subject"], bytes(r["body"]),
                     Plant(r["facility_id"], r["province_code"], r["regency_code"]), Level(r["alert_level"]),
-                    _sealed(r) if r["secret_sealed"] is not None else None)
+                    _sealed(r) if r["secret_sealed"] is not None else None,
+                    Attachment(r["attachment_name"], bytes(r["attachment"])) if r["attachment"] is not None else None)
                 for r in rows]
 
     async def get_delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
@@ -330,9 +336,9 @@ class NotifierRepository:
     async def deliveries_of(self, alert_id: uuid.UUID) -> list[dict[str, Any]]:
         """Deliveries and their attempts, without addresses: a company's contact is not shown to anyone."""
         rows = await self._connection.fetch(
-            "SELECT delivery_id, channel, recipient_kind, task_force_id, level, subject, status, attempts,"
-            " next_attempt_at, last_error, created_at FROM deliveries WHERE alert_id = $1 ORDER BY created_at,"
-            " delivery_id", alert_id,
+            "SELECT delivery_id, channel, recipient_kind, task_force_id, level, subject, attachment_name AS attachment,"
+            " status, attempts, next_attempt_at, last_error, created_at FROM deliveries WHERE alert_id = $1"
+            " ORDER BY created_at, delivery_id", alert_id,
         )
         attempts = await self._connection.fetch(
             "SELECT delivery_id, attempt, at, succeeded, error FROM delivery_attempts"
@@ -346,10 +352,71 @@ class NotifierRepository:
         return [dict(r) | {"attempt_log": by_delivery.get(r["delivery_id"], [])} for r in rows]
 
 
+_PAIRING = ("cause_event_id, facility_id, alert_id, event_type, wait_until, letter_number, letter_kind,"
+            " letter_issued_at, pdf, notice_planned, letter_sent")
+
+
+class LetterRepository:
+    """Company e-mails about warnings and sanctions, paired with their letters (migration 0006). Callers hold the
+    plant's lock."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def event_arrived(self, cause_event_id: uuid.UUID, facility_id: uuid.UUID, alert_id: uuid.UUID,
+                            event_type: str, wait_until: datetime, now: datetime) -> LetterPairing:
+        row = await self._connection.fetchrow(
+            "INSERT INTO company_letters (cause_event_id, facility_id, alert_id, event_type, wait_until, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cause_event_id) DO UPDATE SET alert_id = $3,"
+            " event_type = $4, wait_until = $5, updated_at = $6 WHERE company_letters.alert_id IS NULL"
+            f" RETURNING {_PAIRING}", cause_event_id, facility_id, alert_id, event_type, wait_until, now,
+        )
+        return _pairing(row) if row else await self._get(cause_event_id)
+
+    async def letter_arrived(self, cause_event_id: uuid.UUID, facility_id: uuid.UUID, letter: CompanyLetter,
+                             now: datetime) -> LetterPairing:
+        row = await self._connection.fetchrow(
+            "INSERT INTO company_letters (cause_event_id, facility_id, letter_number, letter_kind, letter_issued_at,"
+            " pdf, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cause_event_id) DO UPDATE SET"
+            " letter_number = $3, letter_kind = $4, letter_issued_at = $5, pdf = $6, updated_at = $7"
+            f" WHERE company_letters.letter_number IS NULL RETURNING {_PAIRING}",
+            cause_event_id, facility_id, letter.number, letter.kind, letter.issued_at, letter.pdf, now,
+        )
+        return _pairing(row) if row else await self._get(cause_event_id)
+
+    async def pairing(self, cause_event_id: uuid.UUID) -> LetterPairing | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_PAIRING} FROM company_letters WHERE cause_event_id = $1 FOR UPDATE", cause_event_id)
+        return _pairing(row) if row else None
+
+    async def _get(self, cause_event_id: uuid.UUID) -> LetterPairing:
+        found = await self.pairing(cause_event_id)
+        if found is None:  # the statement before wrote or found it, in this transaction
+            raise LookupError(f"no letter pairing for {cause_event_id}")
+        return found
+
+    async def planned(self, cause_event_id: uuid.UUID, *, notice: bool, letter: bool, now: datetime) -> None:
+        """What was planned; a letter that went out is dropped (its delivery holds it)."""
+        await self._connection.execute(
+            "UPDATE company_letters SET notice_planned = notice_planned OR $2, letter_sent = letter_sent OR $3,"
+            " pdf = CASE WHEN $3 THEN NULL ELSE pdf END, updated_at = $4 WHERE cause_event_id = $1",
+            cause_event_id, notice, letter, now,
+        )
+
+    async def waited_out(self, now: datetime, limit: int) -> list[LetterPairing]:
+        """E-mails whose letter did not come in time. Each is then re-read under its plant's lock."""
+        rows = await self._connection.fetch(
+            f"SELECT {_PAIRING} FROM company_letters WHERE NOT notice_planned AND alert_id IS NOT NULL"
+            " AND wait_until <= $1 ORDER BY wait_until LIMIT $2", now, limit,
+        )
+        return [_pairing(r) for r in rows]
+
+
 class NotifierWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.notifier = NotifierRepository(connection)
+        self.letters = LetterRepository(connection)
 
 
 def _retry_columns(timer: AlertTimer) -> str:
@@ -421,3 +488,11 @@ def _owner_column(ref: SecretRef) -> str:
 
 def _owner_key(ref: SecretRef) -> uuid.UUID | int | None:
     return ref.subscription_id if ref.subscription_id is not None else ref.contact_position
+
+
+def _pairing(r: asyncpg.Record) -> LetterPairing:
+    letter = (CompanyLetter(r["letter_number"], r["letter_kind"], r["letter_issued_at"],
+                            bytes(r["pdf"]) if r["pdf"] is not None else None)
+              if r["letter_number"] is not None else None)
+    return LetterPairing(r["cause_event_id"], r["facility_id"], r["alert_id"], r["event_type"], r["wait_until"],
+                         letter, r["notice_planned"], r["letter_sent"])

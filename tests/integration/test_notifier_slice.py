@@ -1,6 +1,7 @@
 """The notifier against the real database and broker, a real HTTP receiver and a real SMTP server.
 
-Stories: a Bekasi task force subscribed to warnings gets a signed webhook and the company an e-mail; a
+Stories: a Bekasi task force subscribed to warnings gets a signed webhook and the company an e-mail with the
+warning's letter attached (the letter and the event arriving in either order, or the letter late); a
 flaky receiver is retried until it answers, a dead one is marked failed; a cluster nobody answers climbs
 from the regency to the province and to BNPB, and the province acknowledges it; a task force rotates its
 webhook secret and its receiver verifies with either secret until it has moved over.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from typing import Any
 import asyncpg
 import pytest
 from cryptography.fernet import Fernet
+from fpdf import FPDF
 import pytest_asyncio
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -38,9 +42,8 @@ from services.notifier.domain import (
 )
 from shared.clock import FakeClock
 from shared.contract import (
-    CONTENT_TYPE, ClusterDeclared, CompanyContactsUpdated, Envelope, Event, PermitFrozen, PermitReactivated, ReportDue,
-    WarningIssued,
-    decode,
+    CONTENT_TYPE, EVENT_TYPES, ClusterDeclared, CompanyContactsUpdated, CompanyLetterIssued, Envelope, Event,
+    GroundCode, LetterKind, PermitFrozen, PermitReactivated, ReportDue, SanctionGround, WarningIssued, decode,
 )
 from shared.storage.secret_files import keep_secret_once
 from tests.support.kafka import read_topic
@@ -125,6 +128,37 @@ class World:
                                           headers=[("content-type", CONTENT_TYPE.encode())])
         return envelope
 
+    async def publish_envelope(self, envelope: Envelope) -> Envelope:
+        """An envelope as it is (a redelivery publishes the same one again)."""
+        await self.producer.send_and_wait(EVENT_TYPES[envelope.type].topic.name, envelope.to_bytes(),
+                                          key=envelope.key, headers=[("content-type", CONTENT_TYPE.encode())])
+        return envelope
+
+    async def contacts(self, where: dict, *, company_name: str, email_address: str) -> None:
+        """The company's contact, as permits sends it at application, taken in by the notifier."""
+        await self.publish(CompanyContactsUpdated(**where, permit_id=uuid.uuid4(), nib="8120000123456",
+                                                  company_name=company_name, email=email_address))
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            await eventually(lambda: connection.fetchval(
+                "SELECT count(*) FROM notifier.company_contacts WHERE facility_id = $1", where["facility_id"]))
+        finally:
+            await connection.close()
+
+    async def pairing(self, cause: Envelope, holds: str) -> None:
+        """Wait until the notifier holds this half of a company letter's pairing (`alert_id` or `letter_number`)."""
+        connection = await asyncpg.connect(self.database_url)
+
+        async def held() -> bool:
+            row = await connection.fetchrow("SELECT alert_id, letter_number FROM notifier.company_letters"
+                                            " WHERE cause_event_id = $1", cause.id)
+            return row is not None and row[holds] is not None
+
+        try:
+            await eventually(held)
+        finally:
+            await connection.close()
+
     async def register(self, level: str, region: str, contacts: list[dict]) -> str:
         """The receiver takes each webhook contact's secret, issued in the answer."""
         response = await self.notifier.post("/task-forces", headers=OPERATOR, json={
@@ -174,7 +208,7 @@ async def world(platform):
     env = platform.env(IOMKI_ESCALATION_AFTER="PT1S,PT1S", IOMKI_NOTIFIER_TICK="PT0.2S",
                        IOMKI_DELIVERY_BACKOFF="PT0.2S", IOMKI_DELIVERY_MAX_ATTEMPTS="4",
                        IOMKI_SMTP_HOST="127.0.0.1", IOMKI_SMTP_PORT=str(smtp.port),
-                       IOMKI_SMTP_FROM="satgas-alerts@iomki.example")
+                       IOMKI_SMTP_FROM="satgas-alerts@iomki.example", IOMKI_LETTER_WAIT="PT10M")
     try:
         with patched_environ(env):
             app = create_app()
@@ -185,6 +219,33 @@ async def world(platform):
         smtp.stop()
         server.should_exit = True
         await serving
+
+
+def letter_pdf(number: str) -> bytes:
+    """A small real PDF naming the letter, as permits prints one (its printer is permits' own business)."""
+    pdf = FPDF()
+    pdf.set_creation_date(datetime(2026, 11, 21, tzinfo=UTC))  # the same bytes each time it is made
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(0, 10, f"SURAT PERINGATAN {number}")
+    return bytes(pdf.output())
+
+
+def letter_for(cause: Envelope, number: str, kind: LetterKind = LetterKind.WARNING) -> Envelope:
+    """The letter permits issues for `cause`, on the internal topic, caused by it."""
+    data = cause.data
+    cause_type = cause.type.split(".")[1]
+    event = CompanyLetterIssued(
+        facility_id=data["facility_id"], province_code=data["province_code"], regency_code=data["regency_code"],
+        permit_id=data["permit_id"], nib="8120000123456", letter_id=uuid.uuid4(), letter_number=number, kind=kind,
+        cause_type=cause_type, cause_event_id=cause.id, issued_at=datetime.now(UTC),
+        pdf_base64=base64.b64encode(letter_pdf(number)).decode())
+    return cause.caused(event, service="permits")
+
+
+def attachments(mail: str) -> list[tuple[str, bytes]]:
+    message = email.message_from_string(mail, policy=email.policy.default)
+    return [(part.get_filename(), part.get_content()) for part in message.iter_attachments()]  # type: ignore[attr-defined]
 
 
 def plant(province: str, regency: str) -> dict:
@@ -226,6 +287,8 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
         await connection.close()
 
     cause = await world.publish(warning(cibitung))
+    # Permits issues the warning's letter, on the internal topic: the company's e-mail goes with it.
+    await world.publish_envelope(letter_for(cause, "IOMKI-2026-000123/SP-1"))
     alert = await world.alert_for(cibitung["facility_id"], "WarningIssued")
     assert alert["severity"] == "low" and alert["regency_code"] == "32.16"
 
@@ -243,11 +306,17 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
     assert notice["details"]["facility_id"] == str(cibitung["facility_id"])
 
     mails = await eventually(lambda: asyncio.sleep(0, world.mailbox.to("k3@baja.example")))
-    assert "WarningIssued in 32.16" in mails[0]
+    message = email.message_from_string(mails[0], policy=email.policy.default)
+    assert message["Subject"] == ("[IOMKI] Surat Peringatan IOMKI-2026-000123/SP-1 / "
+                                  "Warning letter IOMKI-2026-000123/SP-1")
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("Yth. Pimpinan PT Baja Nusantara,")
+    assert text.index("terlampir") < text.index("is attached")  # Bahasa Indonesia first, English second
+    assert attachments(mails[0]) == [("IOMKI-2026-000123_SP-1.pdf", letter_pdf("IOMKI-2026-000123/SP-1"))]
 
     deliveries = await world.deliveries(alert["alert_id"], settled=2)
-    assert sorted((d["channel"], d["recipient_kind"], d["status"]) for d in deliveries) == [
-        ("email", "company", "delivered"), ("webhook", "task_force", "delivered")]
+    assert sorted((d["channel"], d["recipient_kind"], d["status"], d["attachment"]) for d in deliveries) == [
+        ("email", "company", "delivered", "IOMKI-2026-000123_SP-1.pdf"), ("webhook", "task_force", "delivered", None)]
     assert all("target" not in d and d["attempt_log"][0]["succeeded"] for d in deliveries)
     assert headers["webhook-id"] == next(d["delivery_id"] for d in deliveries if d["channel"] == "webhook")
     assert not any(str(cibitung["facility_id"]).encode() in body for _, body in world.receiver.on("karawang"))
@@ -259,6 +328,61 @@ async def test_a_warning_reaches_the_subscribed_task_force_signed_and_the_compan
     raised = [d for d in ours if d.envelope.type == "iomki.AlertRaised.v1"]
     assert len(raised) == 1 and raised[0].envelope.causationid == str(cause.id)
     assert all(b"@" not in m.value and b"bekasi" not in m.value for m in messages)
+
+
+async def test_a_freeze_letter_that_comes_first_waits_for_its_event_and_goes_once_in_one_email(world: World):
+    """The letter (internal topic) and the freeze (permits' topic) travel apart: here the letter is first, and each
+    is delivered twice. The company gets one e-mail, with the letter."""
+    cikande = plant("36", "36.04")
+    await world.contacts(cikande, company_name="PT Kimia Cikande", email_address="hse@kimia.example")
+    frozen = Envelope.wrap(PermitFrozen(
+        **cikande, permit_id=uuid.uuid4(), nib="8120000123456", permit_number="IOMKI-2026-000777",
+        reason="Perusahaan meminta", freeze_count=1, ground=SanctionGround(code=GroundCode.COMPANY_REQUEST)),
+        service="permits", time=datetime.now(UTC))
+    letter = letter_for(frozen, "IOMKI-2026-000777/SPB-1", LetterKind.FREEZE)
+    await world.publish_envelope(letter)
+    await world.publish_envelope(letter)
+    await world.pairing(frozen, "letter_number")
+    await world.publish_envelope(frozen)
+    await world.publish_envelope(frozen)
+
+    alert = await world.alert_for(cikande["facility_id"], "PermitFrozen")
+    deliveries = await world.deliveries(alert["alert_id"], settled=1)
+    assert [(d["recipient_kind"], d["status"], d["attachment"]) for d in deliveries] == [
+        ("company", "delivered", "IOMKI-2026-000777_SPB-1.pdf")]
+    mails = world.mailbox.to("hse@kimia.example")
+    assert len(mails) == 1 and "Surat Pembekuan IOMKI IOMKI-2026-000777/SPB-1" in mails[0]
+    assert attachments(mails[0]) == [("IOMKI-2026-000777_SPB-1.pdf", letter_pdf("IOMKI-2026-000777/SPB-1"))]
+
+
+async def test_an_email_whose_letter_does_not_come_in_time_goes_without_it_and_the_letter_follows(world: World):
+    """The bounded wait: the company is told of the warning even while the permits service is down, and gets the
+    letter in a second e-mail when it comes; never the notice twice, never the letter twice."""
+    serang = plant("36", "36.73")
+    await world.contacts(serang, company_name="PT Baja Serang", email_address="k3@bajaserang.example")
+    cause = await world.publish(warning(serang))
+    await world.pairing(cause, "alert_id")
+    connection = await asyncpg.connect(world.database_url)
+    try:  # the wait (IOMKI_LETTER_WAIT) runs out
+        await connection.execute("UPDATE notifier.company_letters SET wait_until = now() - interval '1 second'"
+                                 " WHERE cause_event_id = $1", cause.id)
+    finally:
+        await connection.close()
+    first = await eventually(lambda: asyncio.sleep(0, world.mailbox.to("k3@bajaserang.example")))
+    assert "[IOMKI] Pemberitahuan peringatan / Notice of a warning" in first[0] and attachments(first[0]) == []
+
+    letter = letter_for(cause, "IOMKI-2026-000888/SP-4")
+    await world.publish_envelope(letter)
+    await world.publish_envelope(letter)
+    mails = await eventually(lambda: asyncio.sleep(0, m if len(m := world.mailbox.to("k3@bajaserang.example")) > 1
+                                                   else None))
+    assert "Menyusul pemberitahuan kami tentang peringatan" in mails[1]
+    assert attachments(mails[1]) == [("IOMKI-2026-000888_SP-4.pdf", letter_pdf("IOMKI-2026-000888/SP-4"))]
+    alert = await world.alert_for(serang["facility_id"], "WarningIssued")
+    deliveries = await world.deliveries(alert["alert_id"], settled=2)
+    assert sorted((d["attachment"] or "") for d in deliveries) == ["", "IOMKI-2026-000888_SP-4.pdf"]
+    await asyncio.sleep(1)  # a few more ticks of the timer: nothing else goes out
+    assert len(world.mailbox.to("k3@bajaserang.example")) == 2
 
 
 async def test_an_event_no_route_names_alerts_only_the_task_forces_subscribed_to_it(world: World):
@@ -423,7 +547,8 @@ async def test_bad_contact_data_fails_its_own_delivery_and_never_stops_the_rest_
     finally:
         await connection.close()
 
-    await world.publish(warning(pabrik))
+    cause = await world.publish(warning(pabrik))
+    await world.publish_envelope(letter_for(cause, "IOMKI-2026-000555/SP-1"))
     alert = await world.alert_for(pabrik["facility_id"], "WarningIssued")
     deliveries = await world.deliveries(alert["alert_id"], settled=4)
     outcomes = sorted((d["channel"], d["status"], d["last_error"], d["attempts"]) for d in deliveries)
@@ -668,7 +793,7 @@ async def test_a_delivery_whose_subscription_is_gone_fails_at_once_as_recipient_
         SecretRef(subscription_id=uuid.uuid4())), datetime.now(UTC))
     async with world.app.state.runtime.database.transaction() as work:
         await work.notifier.add_alert(alert)
-        await work.notifier.add_deliveries([(orphan, "subject", b"{}")], datetime.now(UTC))
+        await work.notifier.add_deliveries([(orphan, "subject", b"{}", None)], datetime.now(UTC))
     [delivery] = await world.deliveries(str(alert.alert_id), settled=1)
     assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("failed", 1, "recipient removed")
     assert not world.receiver.on("majalengka")
