@@ -224,6 +224,7 @@ PROBES = [
     Probe("permits", "POST", "/permits/{permit}/revoke", SANCTION),
     Probe("permits", "GET", "/permits/{permit}/reactivation-requests"),
     Probe("permits", "POST", "/permits/{permit}/reactivation-requests", {"corrective_action": "probing " * 10}),
+    Probe("permits", "GET", "/permits/{permit}/letters"),  # a letter's download: test_permits_letters.py (none here)
     Probe("permits", "GET", "/permits?nib={nib}"),
     Probe("reports", "GET", "/schedules/{permit}"),
     Probe("reports", "GET", "/reports?permit_id={permit}"),
