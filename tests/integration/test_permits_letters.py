@@ -1,7 +1,7 @@
 """Warning and sanction letters over HTTP and the real broker: a plant is warned three times by the reports service
 and frozen; each letter is numbered, downloadable as a PDF by the company, the operators and the task force of its
-region and by nobody else, says what it must (read back with pypdf), carries the registry token the QR encodes,
-and travels to the notifier on the internal topic."""
+region and by nobody else, says what it must (read back with pypdf), carries the registry token its QR encodes
+(scanned with zxing-cpp) and travels to the notifier on the internal topic."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import httpx
 import pypdf
 import pytest
 import pytest_asyncio
+import zxingcpp
+from PIL import Image
 
 from services.permits.app import create_app
 from shared import registry_tokens
@@ -122,8 +124,12 @@ async def test_a_letter_is_the_same_pdf_by_id_by_number_and_whole_number_and_its
     assert by_id.content == by_number.content == whole.content  # printed again, the same bytes
 
     reader = pypdf.PdfReader(io.BytesIO(by_id.content))
-    assert sum(len(page.images) for page in reader.pages) == 1  # the QR
-    token = re.sub(r"\s+", "", text_of(by_id.content).split("Token:", 1)[1])
+    images = [image for page in reader.pages for image in page.images]
+    assert len(images) == 1  # the QR, which an officer's device scans
+    scanned = zxingcpp.read_barcodes(Image.open(io.BytesIO(images[0].data)))
+    assert [code.format for code in scanned] == [zxingcpp.BarcodeFormat.QRCode]
+    token = scanned[0].text
+    assert token == re.sub(r"\s+", "", text_of(by_id.content).split("Token:", 1)[1])  # printed beside it too
     keys = (await permits.get("/registry/keys")).json()["keys"]
     claims = registry_tokens.verify(token, registry_tokens.public_key_from_text(keys[0]["x"]))
     assert (claims.permit_number, claims.company_name) == (number, "PT Garmen Cikarang")

@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pypdf
 import pytest
+import zxingcpp
+from PIL import Image
 
 from services.permits.domain import (
     GROUND_LABELS, LETTER_ABBREVIATIONS, LETTER_PERIODS_SHOWN, RULE_LABELS, Letter, LetterGround, LetterPeriod,
@@ -229,7 +231,9 @@ def test_the_pdf_reads_back_with_the_number_permit_ground_period_date_and_the_qr
         assert expected in text, expected
     assert TOKEN in re.sub(r"\s+", "", text.split("Token:", 1)[1])
     reader = pypdf.PdfReader(io.BytesIO(pdf))
-    assert sum(len(page.images) for page in reader.pages) == 1  # the QR
+    images = [image for page in reader.pages for image in page.images]
+    assert len(images) == 1
+    assert [code.text for code in zxingcpp.read_barcodes(Image.open(io.BytesIO(images[0].data)))] == [TOKEN]
     assert reader.metadata.title == "IOMKI-2021-000123/SPB-1"
 
 
