@@ -35,6 +35,9 @@ from shared.storage.secret_files import keep_secret_once
 log = structlog.get_logger(__name__)
 
 
+LETTER_SEND_INTERVAL = 5.0  # seconds: what a lost wake-up may delay a letter by
+
+
 class PermitsSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -103,6 +106,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
                               WarningIssued: handlers.on_warning_issued})
     runtime.consume(INCIDENTS, {FacilityClosureOrdered: handlers.on_closure_ordered,
                                 FacilityReopened: handlers.on_reopened})
+    # Letters for companies' e-mails, printed after the transaction that issued them (migration 0006 wakes it).
+    runtime.every(LETTER_SEND_INTERVAL, "letters", handlers.send_letters, wake_on="permits_letters")
     return runtime.http_app(
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",

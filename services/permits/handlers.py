@@ -284,21 +284,42 @@ class PermitHandlers:
     async def _issue_letter(self, work: PermitsWork, permit: Permit, kind: LetterKind, *, ground: LetterGround,
                             periods: tuple[LetterPeriod, ...], cause: Envelope, now: datetime,
                             warning_id: uuid.UUID | None = None, consecutive: int | None = None) -> Letter:
-        """Number and keep the letter, and send it to the notifier for the company's e-mail (if it gave one)."""
+        """Number and keep the letter; `send_letters` prints it for the company's e-mail (if it gave one)."""
         letter = Letter.issue(permit, kind, last_sequence=await work.letters.last_sequence(permit.permit_id, kind),
                               ground=ground, periods=periods, cause_event_id=cause.id, now=now,
                               warning_id=warning_id, consecutive=consecutive)
-        await work.letters.add(letter)
-        if (await work.permits.application(permit.permit_id)).get("contact_email"):
-            pdf = self._print(permit, letter)
-            if len(pdf) > LETTER_PDF_MAX_BYTES:  # never expected (the letter's lists are bounded): sent without it
-                log.error("letter_too_large_to_send", letter_number=letter.number, size=len(pdf))
-            await work.outbox.add(cause.caused(CompanyLetterIssued(
-                **_about(permit), letter_id=letter.letter_id, letter_number=letter.number, kind=kind,
-                cause_type=_CAUSE_TYPES[kind], cause_event_id=cause.id, issued_at=now,
-                pdf_base64=base64.b64encode(pdf).decode() if len(pdf) <= LETTER_PDF_MAX_BYTES else None,
-            ), service=SERVICE, time=now))
+        to_send = bool((await work.permits.application(permit.permit_id)).get("contact_email"))
+        await work.letters.add(letter, to_send=to_send, correlation_id=cause.correlationid)
         return letter
+
+    async def send_letters(self) -> int:
+        """Print the letters issued for a company's e-mail and send each to the notifier (CompanyLetterIssued on
+        the internal topic), once. Printing takes far longer than recording, so it happens here, outside the
+        transaction that issued the letter, and each letter's event is added in a short transaction of its own."""
+        async with self.database.reading() as work:
+            due = await work.letters.unsent(LETTERS_PER_ROUND)
+            permits = {letter.permit_id: await work.permits.get(letter.permit_id) for letter, _ in due}
+        sent = 0
+        for letter, correlation_id in due:
+            permit = permits[letter.permit_id]
+            if permit is None:  # letters are of permits, which are never deleted
+                raise LookupError(f"letter {letter.number} names no permit")
+            pdf = self._print(permit, letter)
+            if len(pdf) > LETTER_PDF_MAX_BYTES:  # never expected (a letter's lists are bounded): sent without it
+                log.error("letter_too_large_to_send", letter_number=letter.number, size=len(pdf))
+            now = self.clock.now()
+            async with self.database.transaction() as work:
+                if not await work.letters.sent(letter.letter_id, now):
+                    continue
+                await work.outbox.add(Envelope.wrap(CompanyLetterIssued(
+                    **_about(permit), letter_id=letter.letter_id, letter_number=letter.number, kind=letter.kind,
+                    cause_type=_CAUSE_TYPES[letter.kind], cause_event_id=letter.cause_event_id,
+                    issued_at=letter.issued_at,
+                    pdf_base64=base64.b64encode(pdf).decode() if len(pdf) <= LETTER_PDF_MAX_BYTES else None,
+                ), service=SERVICE, time=now, correlation_id=correlation_id, causation_id=str(letter.cause_event_id)))
+            sent += 1
+            log.info("letter_sent", letter_number=letter.number, size=len(pdf))
+        return sent
 
     async def reactivation_standing(self, permit_id: uuid.UUID, access: Access, limit: int) -> ReactivationStanding:
         async with self.database.reading() as work:
@@ -471,6 +492,8 @@ class ObjectionHandlers:
         return PermitObjections(permit, objections, open_to_objection(permit, latest, objections,
                                                                       window=self.window, now=now))
 
+
+LETTERS_PER_ROUND = 20  # printed one after another between two looks at the table
 
 _CAUSE_TYPES: dict[LetterKind, Literal["WarningIssued", "PermitFrozen", "PermitRevoked"]] = {
     LetterKind.WARNING: "WarningIssued", LetterKind.FREEZE: "PermitFrozen", LetterKind.REVOCATION: "PermitRevoked"}

@@ -490,18 +490,32 @@ class LetterRepository:
             permit_id, kind.value,
         )
 
-    async def add(self, letter: Letter) -> None:
+    async def add(self, letter: Letter, *, to_send: bool, correlation_id: str) -> None:
+        """`to_send`: for the company's e-mail, by `unsent` and `sent` after this transaction."""
         g = letter.ground
         await self._connection.execute(
-            f"INSERT INTO permit_letters ({_LETTER})"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16)",
+            f"INSERT INTO permit_letters ({_LETTER}, to_send, correlation_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18)",
             letter.letter_id, letter.permit_id, letter.kind.value, letter.sequence, letter.number,
             letter.permit_number, letter.company_name, letter.nib, letter.regency_code, letter.issued_at,
             json.dumps({"code": g.code.value, "ladder": g.ladder, "rule": g.rule, "text": g.text}),
             json.dumps([{"period_id": str(p.period_id), "deadline": p.deadline.isoformat() if p.deadline else None}
                         for p in letter.periods]),
-            letter.cause_event_id, letter.warning_id, letter.consecutive, letter.more_periods,
+            letter.cause_event_id, letter.warning_id, letter.consecutive, letter.more_periods, to_send, correlation_id,
         )
+
+    async def unsent(self, limit: int) -> list[tuple[Letter, str]]:
+        """Letters to send, oldest first, each with the correlation id of the event it accompanies."""
+        rows = await self._connection.fetch(
+            f"SELECT {_LETTER}, correlation_id FROM permit_letters WHERE to_send AND sent_at IS NULL"
+            " ORDER BY seq LIMIT $1", limit)
+        return [(_letter(row), row["correlation_id"]) for row in rows]
+
+    async def sent(self, letter_id: uuid.UUID, now: datetime) -> bool:
+        """Claims the sending, once: False when another sender was first (it then added the event)."""
+        status = await self._connection.execute(
+            "UPDATE permit_letters SET sent_at = $2 WHERE letter_id = $1 AND sent_at IS NULL", letter_id, now)
+        return status == "UPDATE 1"
 
     async def of_permit(self, permit_id: uuid.UUID) -> list[Letter]:
         rows = await self._connection.fetch(

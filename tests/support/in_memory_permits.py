@@ -38,6 +38,8 @@ class PermitsState:
     warnings: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = field(default_factory=dict)  # id → (permit,
     # period, deadline)
     letters: list[Letter] = field(default_factory=list)  # in the order issued
+    letters_to_send: dict[uuid.UUID, str] = field(default_factory=dict)  # letter id → the correlation it carries
+    letters_sent: set[uuid.UUID] = field(default_factory=set)
     outbox: list[Envelope] = field(default_factory=list)
 
 
@@ -181,10 +183,22 @@ class InMemoryLetters:
         return max((le.sequence for le in self._state.letters if le.permit_id == permit_id and le.kind is kind),
                    default=0)
 
-    async def add(self, letter: Letter) -> None:
+    async def add(self, letter: Letter, *, to_send: bool, correlation_id: str) -> None:
         if any(le.number == letter.number for le in self._state.letters):  # the table's unique number
             raise KeyError(f"letter {letter.number} exists")
         self._state.letters.append(letter)
+        if to_send:
+            self._state.letters_to_send[letter.letter_id] = correlation_id
+
+    async def unsent(self, limit: int) -> list[tuple[Letter, str]]:
+        return [(le, self._state.letters_to_send[le.letter_id]) for le in self._state.letters
+                if le.letter_id in self._state.letters_to_send and le.letter_id not in self._state.letters_sent][:limit]
+
+    async def sent(self, letter_id: uuid.UUID, now: datetime) -> bool:
+        if letter_id in self._state.letters_sent:
+            return False
+        self._state.letters_sent.add(letter_id)
+        return True
 
     async def of_permit(self, permit_id: uuid.UUID) -> list[Letter]:
         return [le for le in self._state.letters if le.permit_id == permit_id]

@@ -391,10 +391,14 @@ async def test_each_warning_is_kept_with_its_letter_numbered_in_turn_and_sent_fo
     assert [le.number for le in letters] == [f"{permit.permit_number}/SP-1", f"{permit.permit_number}/SP-2"]
     assert [le.cause_event_id for le in letters] == [first.id, second.id]
     assert [le.periods[0].deadline for le in letters] == [T0 + timedelta(days=4), T0 + timedelta(days=8)]
+    # Printed and sent after the transactions that issued them, once however often the sender runs.
+    assert database.committed.outbox[before:] == []
+    assert (await handlers.send_letters(), await handlers.send_letters()) == (2, 0)
     sent = database.committed.outbox[before:]
     assert [e.type for e in sent] == ["iomki.CompanyLetterIssued.v1"] * 2
     assert EVENT_TYPES[sent[0].type].topic is INTERNAL_CONTACTS
     assert [e.causationid for e in sent] == [str(first.id), str(second.id)]
+    assert [e.correlationid for e in sent] == [first.correlationid, second.correlationid]
     assert sent[1].data["letter_number"] == f"{permit.permit_number}/SP-2"
     assert (sent[1].data["cause_type"], sent[1].data["cause_event_id"]) == ("WarningIssued", str(second.id))
     found, pdf = await handlers.letter_pdf(permit.permit_id, (None, LetterKind.WARNING, 2), COMPANY)
@@ -406,7 +410,7 @@ async def test_a_company_without_an_email_gets_its_letters_to_download_and_nothi
     before = len(database.committed.outbox)
     await consumed(database, handlers.on_warning_issued, warned(permit, deadline=T0), service="reports")
     assert len(await handlers.letters(permit.permit_id, OPERATOR)) == 1
-    assert database.committed.outbox[before:] == []
+    assert await handlers.send_letters() == 0 and database.committed.outbox[before:] == []
 
 
 async def test_a_warning_for_a_permit_this_service_does_not_know_or_never_issued_changes_nothing(handlers, database):
@@ -451,8 +455,10 @@ async def test_a_recommended_freeze_has_its_letter_listing_the_warned_periods_by
         missed_periods=[w.period_id for w in reversed(warnings)], warnings=[w.warning_id for w in warnings])})
     clock.set(T0 + timedelta(days=7))
     await consumed(database, handlers.on_sanction_recommended, freeze, service="reports")
+    frozen = database.committed.outbox[-1]
+    assert await handlers.send_letters() == 4  # three warnings' and the freeze's
 
-    frozen, letter_event = database.committed.outbox[-2:]
+    letter_event = database.committed.outbox[-1]
     assert (frozen.type, letter_event.type) == ("iomki.PermitFrozen.v1", "iomki.CompanyLetterIssued.v1")
     assert letter_event.causationid == str(frozen.id) and letter_event.data["cause_event_id"] == str(frozen.id)
     assert letter_event.data["cause_type"] == "PermitFrozen" and letter_event.data["kind"] == "freeze"

@@ -31,6 +31,21 @@ CREATE TABLE permit_letters (
     warning_id     uuid,
     consecutive    int,
     seq            bigint GENERATED ALWAYS AS IDENTITY,  -- the order they were issued in
+    -- For the company's e-mail (it gave an address): printed and sent to the notifier after the transaction that
+    -- issued it, so that printing never holds a consumer's batch or a permit's lock.
+    to_send        boolean NOT NULL,
+    correlation_id text NOT NULL,       -- of the event it accompanies, which the letter's event shares
+    sent_at        timestamptz,
     UNIQUE (permit_id, kind, sequence)
 );
 CREATE INDEX permit_letters_of_permit ON permit_letters (permit_id, seq);
+CREATE INDEX permit_letters_to_send ON permit_letters (seq) WHERE to_send AND sent_at IS NULL;
+
+-- An issued letter to send wakes the sender when its transaction commits, instead of waiting for its next tick.
+CREATE FUNCTION permit_letters_wake_sender() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '_letters', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER permit_letters_wake_sender AFTER INSERT ON permit_letters
+    FOR EACH STATEMENT EXECUTE FUNCTION permit_letters_wake_sender();
