@@ -388,34 +388,37 @@ class ObjectionRepository:
             raise LookupError(f"objection {o.objection_id} is not pending")
 
 
-@dataclass(frozen=True)
-class _Waiting:
-    """Where one kind of work waits: its table (and alias), its id, when each came in, which rows are pending, and
-    their order (arrival, then a unique tiebreak). Each has the permit's region on its own rows and partial indexes
-    on its pending rows in that order, by region too (migration 0009): the pending are few beside the permits."""
-
-    table: str
-    alias: str
-    item_id: str
-    received_at: str
-    pending: str
-    order: str
-
-    def source(self, *, with_permit: bool) -> str:
-        own = f"{self.table} {self.alias}"
-        if not with_permit or self.alias == "p":
-            return own
-        return f"{own} JOIN permits p USING (permit_id)"
-
-
-_WAITING: dict[WorkKind, _Waiting] = {
-    WorkKind.APPLICATION: _Waiting("permits", "p", "p.permit_id", "p.created_at", "p.status = 'SUBMITTED'",
-                                   "p.created_at, p.permit_id"),
-    WorkKind.REACTIVATION_REQUEST: _Waiting("reactivation_requests", "w", "w.request_id", "w.requested_at",
-                                            "w.status = 'pending'", "w.requested_at, w.request_id"),
-    WorkKind.OBJECTION: _Waiting("objections", "w", "w.objection_id", "w.filed_at", "w.outcome IS NULL",
-                                 "w.filed_at, w.seq"),
+# Each kind of work, written out: the page of its pending rows (oldest first) with the permit each concerns, and
+# their count. Requests and objections carry their permit's region on their own rows, and every kind has partial
+# indexes on its pending rows in arrival order, by region too (migration 0009): the pending are few beside the
+# permits. A region's condition goes on the rows' own columns (`_ALIAS`), before the order.
+_PAGE: dict[WorkKind, str] = {
+    WorkKind.APPLICATION:
+        "SELECT p.permit_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code, p.regency_code,"
+        " p.created_at AS received_at FROM permits p WHERE p.status = 'SUBMITTED'",
+    WorkKind.REACTIVATION_REQUEST:
+        "SELECT w.request_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
+        " p.regency_code, w.requested_at AS received_at FROM reactivation_requests w JOIN permits p USING (permit_id)"
+        " WHERE w.status = 'pending'",
+    WorkKind.OBJECTION:
+        "SELECT w.objection_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
+        " p.regency_code, w.filed_at AS received_at FROM objections w JOIN permits p USING (permit_id)"
+        " WHERE w.outcome IS NULL",
 }
+_PAGE_ORDER: dict[WorkKind, str] = {
+    WorkKind.APPLICATION: " ORDER BY p.created_at, p.permit_id LIMIT $1",
+    WorkKind.REACTIVATION_REQUEST: " ORDER BY w.requested_at, w.request_id LIMIT $1",
+    WorkKind.OBJECTION: " ORDER BY w.filed_at, w.seq LIMIT $1",
+}
+_COUNT: dict[WorkKind, str] = {
+    WorkKind.APPLICATION: "SELECT count(*) AS total, count(*) FILTER (WHERE p.created_at < $1) AS overdue"
+                          " FROM permits p WHERE p.status = 'SUBMITTED'",
+    WorkKind.REACTIVATION_REQUEST: "SELECT count(*) AS total, count(*) FILTER (WHERE w.requested_at < $1) AS overdue"
+                                   " FROM reactivation_requests w WHERE w.status = 'pending'",
+    WorkKind.OBJECTION: "SELECT count(*) AS total, count(*) FILTER (WHERE w.filed_at < $1) AS overdue"
+                        " FROM objections w WHERE w.outcome IS NULL",
+}
+_ALIAS: dict[WorkKind, str] = {WorkKind.APPLICATION: "p", WorkKind.REACTIVATION_REQUEST: "w", WorkKind.OBJECTION: "w"}
 
 
 class Worklists:
@@ -425,35 +428,28 @@ class Worklists:
         self._connection = connection
 
     async def waiting(self, kind: WorkKind, *, region: str | None, limit: int) -> list[WorkItem]:
-        w = _WAITING[kind]
         values: list[object] = [limit]
         rows = await self._connection.fetch(
-            f"SELECT {w.item_id} AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
-            f" p.regency_code, {w.received_at} AS received_at FROM {w.source(with_permit=True)}"
-            f" WHERE {w.pending}{self._in_region(region, values, w.alias)} ORDER BY {w.order} LIMIT $1", *values)
+            _PAGE[kind] + _in_region(region, values, _ALIAS[kind]) + _PAGE_ORDER[kind], *values)
         return [WorkItem(kind, r["item_id"], r["permit_id"], r["permit_number"], r["company_name"],
                          r["province_code"], r["regency_code"], r["received_at"]) for r in rows]
 
     async def count(self, kind: WorkKind, *, region: str | None, overdue_before: datetime) -> tuple[int, int]:
         """How many wait, and how many of them came in before `overdue_before` (the overdue ones)."""
-        w = _WAITING[kind]
         values: list[object] = [overdue_before]
-        row = await self._connection.fetchrow(
-            f"SELECT count(*) AS total, count(*) FILTER (WHERE {w.received_at} < $1) AS overdue"
-            f" FROM {w.source(with_permit=False)} WHERE {w.pending}{self._in_region(region, values, w.alias)}",
-            *values)
+        row = await self._connection.fetchrow(_COUNT[kind] + _in_region(region, values, _ALIAS[kind]), *values)
         if row is None:  # an aggregate without GROUP BY always answers one row
             raise LookupError(f"no count of the {kind.value} worklist")
         return row["total"], row["overdue"]
 
-    @staticmethod
-    def _in_region(region: str | None, values: list[object], alias: str) -> str:
-        """A region (a province covers its regencies) as a condition on the rows' own columns, its value appended."""
-        if region is None:
-            return ""
-        values.append(region)
-        column = "regency_code" if "." in region else "province_code"
-        return f" AND {alias}.{column} = ${len(values)}"
+
+def _in_region(region: str | None, values: list[object], alias: str) -> str:
+    """A region (a province covers its regencies) as a condition on the rows' own columns, its value appended."""
+    if region is None:
+        return ""
+    values.append(region)
+    column = "regency_code" if "." in region else "province_code"
+    return f" AND {alias}.{column} = ${len(values)}"
 
 
 _LETTER = ("letter_id, permit_id, kind, sequence, number, permit_number, company_name, nib, regency_code, issued_at,"

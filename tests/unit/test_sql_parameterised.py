@@ -239,7 +239,26 @@ class _Proof:
             return self._refute_comprehension(node, scope)
         if isinstance(node, _Item):
             return self._refute_item(node, scope)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            return self._refute_lookup(node, scope)
         return f"builds its query from {ast.unparse(node)!r}"
+
+    def _refute_lookup(self, node: ast.Subscript, scope: _Scope) -> str | None:
+        """`_PAGE[kind]`: a name only ever assigned a dict written in the code, every value of it SQL text (the key
+        only chooses among them)."""
+        name = node.value.id  # type: ignore[attr-defined]
+        home: _Scope | None = scope
+        while home is not None and name not in home.values:
+            if name in home.parameters:
+                return f"looks its query up in parameter {name!r}"
+            home = home.parent
+        if home is None or not all(isinstance(v, ast.Dict) for v in home.values[name]):
+            return f"builds its query from {ast.unparse(node)!r}"
+        for table in home.values[name]:
+            for value in table.values:  # type: ignore[union-attr]
+                if why := self._refute(value, home):
+                    return why
+        return None
 
     def _refute_item(self, item: _Item, scope: _Scope) -> str | None:
         items = self._items(item.source, scope)
@@ -454,6 +473,12 @@ class Repository:
     async def _rows(self, where, *args):
         columns = ", ".join("p." + c.strip() for c in _COLUMNS.split(","))
         return await self._connection.fetch(f"SELECT {columns} FROM permits p {where}", *args)
+
+    async def waiting(self, kind):
+        return await self._connection.fetch(_PAGE[kind] + _ORDER[kind], 50)
+
+_PAGE = {"application": "SELECT 1 FROM permits", "objection": "SELECT 1 FROM " + "objections"}
+_ORDER = {"application": f" ORDER BY {_COLUMNS} LIMIT $1", "objection": " LIMIT $1"}
 '''
 
 
@@ -473,6 +498,9 @@ def test_constant_sql_passes():
     ('async def f(c, name):\n    await c.prepare(f"SELECT 1 FROM {quote_identifier(name)}")', "IDENTIFIER_SITES"),
     ('async def f(c, ids):\n    await c.fetch("SELECT 1 WHERE id IN (" + ", ".join(ids) + ")")', "parameter 'ids'"),
     ('def clause(x):\n    return x\nasync def f(c, v):\n    await c.fetch("SELECT 1" + clause(v))', "calls clause()"),
+    ('async def f(c, v):\n    q = {"a": "SELECT 1", "b": v}\n    await c.fetch(q["a"])', "parameter 'v'"),
+    ('async def f(c, q):\n    await c.fetch(q["a"])', "parameter 'q'"),
+    ('Q = dict(a="SELECT 1")\nasync def f(c):\n    await c.fetch(Q["a"])', "Q[\'a\']"),
     ('async def f(c, v):\n    parts = ["1"]\n    parts.append(v)\n    await c.fetch(" ".join(parts))', "'v'"),
     ('async def f(c, cs):\n    await c.fetch("SELECT " + ", ".join("p." + x for x in cs))', "parameter 'cs'"),
     ('async def f(c, sort, v):\n    for column, value in [("nib", v), (sort, v)]:\n'
