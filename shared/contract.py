@@ -286,8 +286,8 @@ class ReactivationRejected(PermitEvent):
 
 class ObjectionOutcome(StrEnum):
     UPHELD = "upheld"  # the sanction stands
-    OVERTURNED = "overturned"  # the sanction is reversed
-    PARTLY = "partly"  # a revocation becomes a freeze
+    OVERTURNED = "overturned"  # the sanction is reversed: the permit returns to where it was before it
+    PARTLY = "partly"  # a revocation is reduced to a freeze
 
 
 class ObjectionFiled(PermitEvent):

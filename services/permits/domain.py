@@ -16,7 +16,7 @@ from lokal import parse_npwp
 from shared import refusals, regions
 from shared.contract import (
     INT4_MAX, KBLI_PATTERN, LETTER_NUMBER_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, GroundCode, GroundEvidence,
-    LetterKind, SanctionGround,
+    LetterKind, ObjectionOutcome, SanctionGround,
 )
 
 
@@ -821,12 +821,6 @@ class WorkingDays:
 
 
 OBJECTION_WORKING_DAYS = 21  # UU 30/2014 Pasal 77(1)
-
-
-class ObjectionOutcome(StrEnum):
-    UPHELD = "upheld"  # the sanction stands
-    OVERTURNED = "overturned"  # the sanction is reversed: the permit returns to where it was before it
-    PARTLY = "partly"  # a revocation is reduced to a freeze
 
 
 _SANCTION_WORDS = {Action.FREEZE: ("pembekuan", "freeze"), Action.REVOKE: ("pencabutan", "revocation")}

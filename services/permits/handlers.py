@@ -32,7 +32,6 @@ from shared.contract import (
     PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, ReactivationRejected, ReactivationRequested,
     ReportSubmitted, SanctionAction, SanctionGround, SanctionRecommended, SanctionReversed, SectorClass, WarningIssued,
 )
-from shared.contract import ObjectionOutcome as Outcome
 from shared.observability import record
 from shared.storage.unit_of_work import Database
 
@@ -464,7 +463,7 @@ class ObjectionHandlers:
                 actor=access.actor, role=access.principal.role.value, now=now, causation_id=request_id)
             await work.objections.decided(decision.objection)
             decided = Envelope.wrap(ObjectionDecided(
-                **_about(permit), objection_id=objection_id, outcome=Outcome(outcome.value), reason=reason,
+                **_about(permit), objection_id=objection_id, outcome=outcome, reason=reason,
             ), service=SERVICE, time=now, correlation_id=request_id)
             events = [decided]
             if decision.permit is not None and decision.transition is not None:
