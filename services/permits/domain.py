@@ -570,6 +570,22 @@ class ReactivationRequest:
                             causation_id=causation_id)
         return replace(decided, status=RequestStatus.APPROVED), change
 
+    def lapsed(self, transition: Transition) -> ReactivationRequest:
+        """`RequestLapsesWithTheFreeze`: the permit left the freeze another way (an officer reactivated or revoked
+        it, an objection reversed the freeze): the request has nothing left to decide and is closed as rejected,
+        by whoever moved the permit, saying why, so that it leaves the worklist."""
+        if not self.pending:
+            raise RequestAlreadyDecided(self)
+        return replace(self, status=RequestStatus.REJECTED, decided_by=transition.actor, decided_role=transition.role,
+                       decided_at=transition.at,
+                       decision_reason=f"Izin tidak lagi dibekukan ({transition.action}): permohonan tidak diperlukan "
+                                       f"lagi. The permit is no longer frozen ({transition.action}): the request "
+                                       "lapses.")
+
+
+def leaves_the_freeze(transition: Transition) -> bool:
+    return transition.from_status is PermitStatus.FROZEN and transition.to_status is not PermitStatus.FROZEN
+
 
 # ------------------------------------------------------------------------------------------- applications
 

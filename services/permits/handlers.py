@@ -17,9 +17,9 @@ from services.permits.domain import (
     GroundFacts, IllegalTransition, Letter, LetterGround, LetterNotFound, LetterPeriod, LetterPrinter, Objection,
     ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection, OperatingStatus, Permit, PermitNotFound,
     PermitStatus, QueuedItem, ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus,
-    RequestStatus, SanctionRecommendation, ServiceLevels, Transition, WorkKind, check_ground, letter_document,
-    missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status, sanction_periods,
-    warning_ground,
+    RequestStatus, SanctionRecommendation, ServiceLevels, Transition, WorkKind, check_ground, leaves_the_freeze,
+    letter_document, missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status,
+    sanction_periods, warning_ground,
 )
 from services.permits.letters import PdfLetters
 from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
@@ -124,6 +124,7 @@ class PermitHandlers:
             public = Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
                                    correlation_id=request_id)
             await work.outbox.add(public)
+            await lapse_open_request(work, changed, transition, public)
             await self._sanction_letter(work, changed, transition, public, now)
         record("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
                permit_status=changed.status.value)
@@ -360,6 +361,7 @@ class PermitHandlers:
         await work.permits.save(changed, transition)
         public = envelope.caused(_event_of(changed, transition), service=SERVICE, time=now)
         await work.outbox.add(public)
+        await lapse_open_request(work, changed, transition, public)
         await self._sanction_letter(work, changed, transition, public, now)
         log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule)
 
@@ -478,6 +480,8 @@ class ObjectionHandlers:
                     freeze_count=permit.freeze_count,
                 ), service=SERVICE, time=now))
             await work.outbox.add(*events)
+            if decision.permit is not None and decision.transition is not None:
+                await lapse_open_request(work, decision.permit, decision.transition, events[-1])
         record("objection_decided", permit_id=str(permit.permit_id), objection_id=str(objection_id),
                outcome=outcome.value, permit_status=permit.status.value, actor=access.actor)
         return decision.objection, permit
@@ -496,6 +500,24 @@ LETTERS_PER_ROUND = 20  # printed one after another between two looks at the tab
 
 _CAUSE_TYPES: dict[LetterKind, Literal["WarningIssued", "PermitFrozen", "PermitRevoked"]] = {
     LetterKind.WARNING: "WarningIssued", LetterKind.FREEZE: "PermitFrozen", LetterKind.REVOCATION: "PermitRevoked"}
+
+
+async def lapse_open_request(work: PermitsWork, permit: Permit, transition: Transition, cause: Envelope) -> None:
+    """A reactivation request still pending when the permit leaves its freeze another way lapses with it
+    (`ReactivationRequest.lapsed`), announced as rejected, caused by what moved the permit."""
+    if not leaves_the_freeze(transition):
+        return
+    open_id = await work.reactivations.open_request(permit.permit_id)
+    if open_id is None:
+        return
+    request = await work.reactivations.get(open_id, for_update=True)
+    if request is None:  # requests are never deleted
+        raise LookupError(f"reactivation request {open_id} vanished within its transaction")
+    lapsed = request.lapsed(transition)
+    await work.reactivations.save(lapsed)
+    await work.outbox.add(cause.caused(ReactivationRejected(
+        **_about(permit), request_id=lapsed.request_id, permit_number=_number(permit),
+        reason=lapsed.decision_reason or ""), service=SERVICE, time=transition.at))
 
 
 def _about(permit: Permit) -> dict:

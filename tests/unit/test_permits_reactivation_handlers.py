@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    Action, ApplicationRules, Decision, IllegalTransition, InvalidGround, Permit, PermitNotFound, PermitStatus,
+    Action, ApplicationRules, Decision, InvalidGround, Permit, PermitNotFound, PermitStatus,
     ReactivationRefused, ReactivationRequestNotFound, RequestAlreadyDecided, RequestStatus,
 )
 from services.permits.handlers import PermitHandlers
@@ -213,14 +213,24 @@ async def test_a_freeze_on_another_ground_owes_no_report(handlers, database):
     assert [(c.condition, c.met) for c in request.conditions][1] == ("MissedReportsFiled", True)
 
 
-async def test_approving_after_the_permit_left_the_freeze_is_refused_and_writes_nothing(handlers, database):
+@pytest.mark.parametrize("action", [Action.REACTIVATE, Action.REVOKE])
+async def test_a_pending_request_lapses_when_the_permit_leaves_the_freeze_another_way(handlers, database, action):
     permit, missed = await frozen_by_the_ladder(handlers, database)
     await files(handlers, database, *(submitted(permit, p) for p in missed))
     request = await handlers.request_reactivation(permit.permit_id, STATEMENT, COMPANY)
-    await handlers.act(permit.permit_id, Action.REACTIVATE, "diaktifkan langsung", OPERATOR)  # still possible
-    after = database.committed
+    ground = SanctionGround(code=GroundCode.COMPANY_REQUEST, text="izin dikembalikan") if action is Action.REVOKE \
+        else None
+    await handlers.act(permit.permit_id, action, "keputusan langsung", OPERATOR, ground=ground)  # still possible
 
-    with pytest.raises(IllegalTransition):
+    # Closed as rejected by the officer who moved the permit, saying why, caused by that decision's event.
+    moved, lapsed = database.committed.outbox[-2:]
+    assert lapsed.type == "iomki.ReactivationRejected.v1" and lapsed.causationid == str(moved.id)
+    assert lapsed.data["request_id"] == str(request.request_id) and "no longer frozen" in lapsed.data["reason"]
+    standing = await handlers.reactivation_standing(permit.permit_id, COMPANY, 10)
+    [closed] = standing.requests
+    assert (closed.status, closed.decided_by) == (RequestStatus.REJECTED, "officer-ani")
+    after = database.committed
+    with pytest.raises(RequestAlreadyDecided):
         await handlers.decide_reactivation(request.request_id, Decision.APPROVE, "ok", OPERATOR)
     assert database.committed == after
 
