@@ -83,3 +83,10 @@ def test_the_rule_sees_a_late_import_of_the_tooling(tmp_path: Path):
     module = tmp_path / "module.py"
     module.write_text("def f():\n    from tooling.cli import app\n    return app\n")
     assert "tooling.cli" in _imported(module)
+
+
+def test_test_modules_have_names_of_their_own():
+    """pytest imports test modules by their base name (rootdir-relative, no packages): two with one name in
+    different folders stop the whole run at collection, which a run of one folder does not show."""
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
