@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import Sequence
@@ -263,11 +264,14 @@ class PermitHandlers:
                           if named in (None, permit.permit_number) else None)
         if letter is None:
             raise LetterNotFound("Letter")
-        return letter, self._print(permit, letter)
+        return letter, await self._print(permit, letter)
 
-    def _print(self, permit: Permit, letter: Letter) -> bytes:
+    async def _print(self, permit: Permit, letter: Letter) -> bytes:
+        """Printed in a worker thread: printing is long CPU work (docs/performance.md), which the event loop serving
+        the service's requests should not wait out in one piece."""
         document = letter_document(letter, regency_name=self.rules.regions.name_of(letter.regency_code))
-        return self.printer.render(document, token=self._token(permit), issued_at=letter.issued_at)
+        return await asyncio.to_thread(self.printer.render, document, token=self._token(permit),
+                                       issued_at=letter.issued_at)
 
     async def _sanction_letter(self, work: PermitsWork, permit: Permit, transition: Transition, public: Envelope,
                                now: datetime) -> None:
@@ -304,7 +308,7 @@ class PermitHandlers:
             permit = permits[letter.permit_id]
             if permit is None:  # letters are of permits, which are never deleted
                 raise LookupError(f"letter {letter.number} names no permit")
-            pdf = self._print(permit, letter)
+            pdf = await self._print(permit, letter)
             if len(pdf) > LETTER_PDF_MAX_BYTES:  # never expected (a letter's lists are bounded): sent without it
                 log.error("letter_too_large_to_send", letter_number=letter.number, size=len(pdf))
             now = self.clock.now()
