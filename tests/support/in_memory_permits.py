@@ -18,10 +18,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from services.permits.domain import (
-    Closure, FiledReport, Letter, OperatingStatus, Permit, ReactivationRequest, RequestStatus, Transition,
+    ApplicationRules, Closure, FiledReport, Letter, OperatingStatus, Permit, ReactivationRequest, RequestStatus,
+    Transition,
 )
+from services.permits.handlers import PermitHandlers
+from services.permits.letters import PdfLetters
+from shared.clock import Clock
 from shared.contract import Envelope, LetterKind, SanctionGround
+from tests.support.permit_factories import Regions
 
 
 @dataclass
@@ -249,3 +256,14 @@ class InMemoryPermitsDatabase:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[InMemoryPermitsWork]:
         yield InMemoryPermitsWork(copy.deepcopy(self.committed))
+
+
+def permit_handlers(database: InMemoryPermitsDatabase, clock: Clock) -> PermitHandlers:
+    """The permits service's handlers over this unit of work, as its composition root builds them: the regions of
+    the test directory, a signing key of their own, the PDF printer."""
+    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate(), PdfLetters())
+
+
+def published(database: InMemoryPermitsDatabase) -> list[str]:
+    """The committed outbox, by event name."""
+    return [envelope.type.split(".")[1] for envelope in database.committed.outbox]

@@ -12,14 +12,12 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    SANCTIONS, Action, ApplicationRules, IllegalTransition, InvalidApplication, InvalidGround, LetterGround,
+    SANCTIONS, Action, IllegalTransition, InvalidApplication, InvalidGround, LetterGround,
     LetterNotFound, Permit, PermitNotFound, PermitStatus, PlantAlreadyPermitted, ReapplyTooSoon, RegistryStatus,
 )
 from services.permits.handlers import PermitHandlers
-from services.permits.letters import PdfLetters
 from shared import registry_tokens
 from shared.clock import FakeClock
 from shared.contract import (
@@ -28,8 +26,8 @@ from shared.contract import (
     WarningIssued,
 )
 from shared.web.access import Access, Principal, Role, Scope
-from tests.support.in_memory_permits import InMemoryPermitsDatabase, PermitsState
-from tests.support.permit_factories import Regions, an_application
+from tests.support.in_memory_permits import InMemoryPermitsDatabase, PermitsState, permit_handlers, published
+from tests.support.permit_factories import an_application
 
 pytestmark = pytest.mark.unit
 
@@ -54,12 +52,7 @@ def database() -> InMemoryPermitsDatabase:
 
 @pytest.fixture
 def handlers(database: InMemoryPermitsDatabase, clock: FakeClock) -> PermitHandlers:
-    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate(), PdfLetters())
-
-
-def published(database: InMemoryPermitsDatabase) -> list[str]:
-    """The committed outbox, by event name."""
-    return [envelope.type.split(".")[1] for envelope in database.committed.outbox]
+    return permit_handlers(database, clock)
 
 
 async def consumed(database: InMemoryPermitsDatabase, handler, event: Event, *, service: str) -> Envelope:

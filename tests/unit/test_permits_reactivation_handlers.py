@@ -9,10 +9,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    Action, ApplicationRules, Decision, InvalidGround, Permit, PermitNotFound, PermitStatus,
+    Action, Decision, InvalidGround, Permit, PermitNotFound, PermitStatus,
     ReactivationRefused, ReactivationRequestNotFound, RequestAlreadyDecided, RequestStatus,
 )
 from services.permits.handlers import PermitHandlers
@@ -22,8 +21,8 @@ from shared.contract import (
     SanctionRecommended,
 )
 from shared.web.access import Access, Principal, Role, Scope
-from tests.support.in_memory_permits import InMemoryPermitsDatabase
-from tests.support.permit_factories import Regions, an_application
+from tests.support.in_memory_permits import InMemoryPermitsDatabase, permit_handlers
+from tests.support.permit_factories import an_application
 
 pytestmark = pytest.mark.unit
 
@@ -48,11 +47,7 @@ def database() -> InMemoryPermitsDatabase:
 
 @pytest.fixture
 def handlers(database: InMemoryPermitsDatabase, clock: FakeClock) -> PermitHandlers:
-    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate())
-
-
-def published(database: InMemoryPermitsDatabase) -> list[str]:
-    return [envelope.type.split(".")[1] for envelope in database.committed.outbox]
+    return permit_handlers(database, clock)
 
 
 async def frozen_by_the_ladder(handlers: PermitHandlers, database: InMemoryPermitsDatabase,
