@@ -50,8 +50,11 @@ ALERTS = Topic("iomki.alerts", 6, public=True, owner="notifier")
 # Company contact details travel only here: never documented for agencies, readable by the notifier alone.
 INTERNAL_CONTACTS = Topic("iomki.internal.contacts", 6, public=False, owner="permits")
 DLQ = Topic("iomki.dlq", 1, public=False, owner="platform")
+# PPKM levels, as the agency that sets them publishes them (the Ministry of Home Affairs' instructions, region by
+# region, week by week). No service of ours writes here: an operator's level is recorded by the reports service.
+PPKM = Topic("iomki.ppkm", 6, public=True, owner="ppkm")
 
-TOPICS: tuple[Topic, ...] = (PERMITS, REPORTS, INCIDENTS, ALERTS, INTERNAL_CONTACTS, DLQ)
+TOPICS: tuple[Topic, ...] = (PERMITS, REPORTS, INCIDENTS, ALERTS, PPKM, INTERNAL_CONTACTS, DLQ)
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -153,21 +156,33 @@ EmailAddress = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_lengt
 # ---------------------------------------------------------------------------------------------- events
 
 
-class Event(BaseModel):
-    """Base of every event's data. `facility_id` is the message key; region codes let consumers route."""
+class BaseEvent(BaseModel):
+    """Base of every event's data: its topic, its major version, and its subject (also the message key)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     topic: ClassVar[Topic]
     major: ClassVar[int] = 1
 
+    @classmethod
+    def type_name(cls) -> str:
+        return f"iomki.{cls.__name__}.v{cls.major}"
+
+    @property
+    def subject(self) -> str:
+        raise NotImplementedError
+
+
+class Event(BaseEvent):
+    """An event about one plant. `facility_id` is the message key; region codes let consumers route."""
+
     facility_id: uuid.UUID
     province_code: ProvinceCode
     regency_code: RegencyCode
 
-    @classmethod
-    def type_name(cls) -> str:
-        return f"iomki.{cls.__name__}.v{cls.major}"
+    @property
+    def subject(self) -> str:
+        return str(self.facility_id)
 
 
 class SectorClass(StrEnum):
@@ -191,6 +206,9 @@ class PermitApplied(PermitEvent):
     kbli: list[Kbli] = Field(max_length=KBLI_MAX_ITEMS)
     sector_class: SectorClass
     workforce_total: Count
+    # Added in v1 with a default: events published before the KBLI table carry none.
+    export_oriented: bool = Field(False, description="The plant's activities are export-oriented, as the KBLI table "
+                                                     "or an operator's confirmation says.")
 
 
 class PermitIssued(PermitEvent):
@@ -199,6 +217,25 @@ class PermitIssued(PermitEvent):
     sector_class: SectorClass
     workforce_total: Count
     issued_at: datetime
+    # Added in v1 with a default: events published before the KBLI table carry none.
+    export_oriented: bool = Field(False, description="The plant's activities are export-oriented.")
+
+
+class ClassBasis(StrEnum):
+    KBLI_TABLE = "kbli_table"  # derived from the plant's KBLI codes through the ministry's sector lists
+    OPERATOR = "operator"  # an operator confirmed the company's own claim over the table's reading
+
+
+class SectorClassChanged(PermitEvent):
+    """A plant's sector class or export orientation changed: the KBLI table was revised, or an operator confirmed
+    a company's claim that the table reads its activities wrongly."""
+
+    permit_number: PermitNumber | None
+    sector_class: SectorClass
+    export_oriented: bool
+    basis: ClassBasis
+    table_version: Label = Field(description="The KBLI table's version the class was read from (or overridden).")
+    reason: Reason
 
 
 class PermitRejected(PermitEvent):
@@ -220,6 +257,7 @@ class GroundCode(StrEnum):
     INSPECTION_FINDING = "inspection_finding"  # a health-protocol violation found on inspection (SE 4/2020)
     CLOSURE_NOT_OBSERVED = "closure_not_observed"  # the plant operated during an ordered closure
     COMPANY_REQUEST = "company_request"  # the company asked to stop (frozen) or to end its permit
+    CAPACITY_BREACHES = "capacity_breaches"  # repeated breaches of the PPKM staffing cap (the capacity ladder)
     OTHER = "other"  # anything else, stated in the ground's text
 
 
@@ -232,6 +270,8 @@ class GroundEvidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     missed_periods: list[uuid.UUID] = Field(default_factory=list, max_length=EVIDENCE_MAX_ITEMS)
     warnings: list[uuid.UUID] = Field(default_factory=list, max_length=EVIDENCE_MAX_ITEMS)
+    breaches: list[uuid.UUID] = Field(default_factory=list, max_length=EVIDENCE_MAX_ITEMS,
+                                      description="The capacity breaches (CapacityBreachDetected) a ground rests on.")
     report_id: uuid.UUID | None = Field(None, description="The declared report a finding contradicts.")
     closure_id: uuid.UUID | None = Field(None, description="The closure the plant did not observe.")
     finding: Annotated[str, StringConstraints(max_length=FINDING_REF_MAX_LENGTH)] | None = Field(
@@ -366,18 +406,28 @@ class ReportOverdue(ReportEvent):
     deadline: datetime
 
 
+class WarningCause(StrEnum):
+    MISSED_REPORT = "missed_report"  # a period's report did not come by its deadline
+    CAPACITY_BREACH = "capacity_breach"  # a report counted more people on site than the PPKM cap allows
+
+
 class WarningIssued(ReportEvent):
     warning_id: uuid.UUID
     period_id: uuid.UUID
     deadline: datetime
-    consecutive: Count = Field(description="Warnings in a row, this one included.")
-
-
+    consecutive: Count = Field(description="Warnings of this cause in the ladder's reckoning, this one included: in a "
+                                           "row for missed reports, within the window for capacity breaches.")
+    # Added in v1 with defaults: events published before them warn of a missed report.
+    cause: WarningCause = WarningCause.MISSED_REPORT
+    breach_id: uuid.UUID | None = Field(None, description="For a capacity breach: the breach (CapacityBreachDetected), "
+                                                          "whose report is of `period_id`.")
 
 class SanctionEvidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     missed_periods: list[uuid.UUID] = Field(max_length=EVIDENCE_MAX_ITEMS)
     warnings: list[uuid.UUID] = Field(max_length=EVIDENCE_MAX_ITEMS)
+    # Added in v1 with a default: the missed-reports ladder names no breach.
+    breaches: list[uuid.UUID] = Field(default_factory=list, max_length=EVIDENCE_MAX_ITEMS)
 
 
 class SanctionRecommended(ReportEvent):
@@ -386,7 +436,93 @@ class SanctionRecommended(ReportEvent):
     evidence: SanctionEvidence
     # Added in v1 with a default: events published before it name no ladder.
     ladder: Label | None = Field(None, description="The ladder the rule belongs to: the circular whose regime the "
-                                                   "periods opened under, e.g. SE-3/2021.")
+                                                   "periods opened under, e.g. SE-3/2021, or PPKM for capacity.")
+    # Added in v1 with a default: events published before it recommend on missed reports.
+    ground: GroundCode = Field(GroundCode.MISSED_REPORTS, description="The ground the sanction would rest on: "
+                               "missed_reports or capacity_breaches.")
+
+
+class PpkmLevel(StrEnum):
+    """The community activity restriction (PPKM) stage of a region: the emergency stage of July 2021, then levels."""
+
+    EMERGENCY = "emergency"  # PPKM Darurat, stricter than level 4
+    LEVEL_4 = "4"
+    LEVEL_3 = "3"
+    LEVEL_2 = "2"
+    LEVEL_1 = "1"
+
+
+class CapacityMeasure(StrEnum):
+    SHIFT_ON_SITE = "shift_on_site"  # people on site in one production shift, against the shift's cap
+    SHIFT_COUNT = "shift_count"  # production shifts run, against the shifts allowed
+    OFFICE_ON_SITE = "office_on_site"  # office staff on site, against the offices' cap
+
+
+MAX_SHIFTS = 8  # production shifts a report may list (the reports API takes as many)
+
+
+class CapacityExcess(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    measure: CapacityMeasure
+    shift: Annotated[int, Field(ge=1, le=MAX_SHIFTS)] | None = Field(None, description="The shift, from 1, for "
+                                                                                       "shift_on_site.")
+    cap: Count = Field(description="People (or shifts) the rule allows.")
+    count: Count = Field(description="People (or shifts) the report counted.")
+
+
+class CapacityBreachDetected(ReportEvent):
+    """A report counted more people on site than the PPKM rule in force for the plant on that day allows."""
+
+    breach_id: uuid.UUID
+    report_id: uuid.UUID
+    period_id: uuid.UUID
+    day: date = Field(description="The day checked, in the plant's time zone: the day the report was made, or its "
+                                  "deadline for a late report.")
+    level: PpkmLevel = Field(description="The regency's PPKM level on that day.")
+    rule_set: Label = Field(description="The rule set in force, named by the instruction that set it.")
+    rule: Label = Field(description="The named rule that applied, e.g. L4-Export.")
+    sector_class: SectorClass
+    export_oriented: bool
+    excesses: list[CapacityExcess] = Field(min_length=1, max_length=MAX_SHIFTS + 2)
+
+
+# ppkm -------------------------------------------------------------------------------------------------
+
+INSTRUCTION_MAX_LENGTH = 200
+
+
+class PpkmLevelSet(BaseEvent):
+    """A PPKM level for one regency, or for every regency of a province, from a date, as an instruction sets it.
+    Keyed by the province, so that a province's levels are read in the order they were published."""
+
+    topic: ClassVar[Topic] = PPKM
+    province_code: ProvinceCode
+    regency_code: RegencyCode | None = Field(None, description="The regency; none sets every regency of the province.")
+    level: PpkmLevel = Field(description="The PPKM level: the emergency stage or levels 4 to 1.")
+    effective_from: date = Field(description="The first day the level is in force, in the region's time zone.")
+    effective_until: date | None = Field(None, description="The last day it is in force; none until another level.")
+    instruction: Annotated[str, StringConstraints(min_length=1, max_length=INSTRUCTION_MAX_LENGTH)] = Field(
+        description="The instruction that sets it, e.g. Inmendagri 22/2021.")
+
+    @property
+    def subject(self) -> str:
+        return self.province_code
+
+    @field_validator("regency_code")
+    @classmethod
+    def _in_province(cls, value: str | None, info: Any) -> str | None:
+        province = info.data.get("province_code")
+        if value is not None and province is not None and not value.startswith(f"{province}."):
+            raise ValueError(f"regency {value} is not in province {province}")
+        return value
+
+    @field_validator("effective_until")
+    @classmethod
+    def _after_start(cls, value: date | None, info: Any) -> date | None:
+        start = info.data.get("effective_from")
+        if value is not None and start is not None and value < start:
+            raise ValueError("effective_until is before effective_from")
+        return value
 
 
 # incidents --------------------------------------------------------------------------------------------
@@ -554,12 +690,14 @@ class CompanyLetterIssued(Event):
         None, description="The letter as a PDF; none when it could not be carried (it is downloaded instead).")
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
+EVENT_TYPES: dict[str, type[BaseEvent]] = {
     cls.type_name(): cls
     for cls in (
         PermitApplied, PermitIssued, PermitRejected, PermitFrozen, PermitReactivated, PermitRevoked,
         ReactivationRequested, ReactivationRejected, ObjectionFiled, ObjectionDecided, SanctionReversed,
-        ReportDue, ReportSubmitted, ReportOverdue, WarningIssued, SanctionRecommended,
+        SectorClassChanged,
+        ReportDue, ReportSubmitted, ReportOverdue, WarningIssued, SanctionRecommended, CapacityBreachDetected,
+        PpkmLevelSet,
         CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, FacilityClosureOrdered,
         FacilityReopened, CaseClosed,
         AlertRaised, AlertDelivered, AlertEscalated, AlertAcknowledged,
@@ -568,7 +706,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def events_on(topic: Topic) -> list[type[Event]]:
+def events_on(topic: Topic) -> list[type[BaseEvent]]:
     return [cls for cls in EVENT_TYPES.values() if cls.topic is topic]
 
 
@@ -601,7 +739,7 @@ class Envelope(BaseModel):
     @classmethod
     def wrap(
         cls,
-        event: Event,
+        event: BaseEvent,
         *,
         service: str,
         correlation_id: str | None = None,
@@ -616,7 +754,7 @@ class Envelope(BaseModel):
             source=cls.source_of(service),
             type=event.type_name(),
             time=time or datetime.now(UTC),
-            subject=str(event.facility_id),
+            subject=event.subject,
             data=event.model_dump(mode="json"),
             correlationid=correlation_id or str(own_id),
             causationid=causation_id or correlation_id or str(own_id),
@@ -626,7 +764,7 @@ class Envelope(BaseModel):
     def source_of(service: str) -> str:
         return f"/iomki/{service}"
 
-    def caused(self, event: Event, *, service: str, time: datetime | None = None) -> Envelope:
+    def caused(self, event: BaseEvent, *, service: str, time: datetime | None = None) -> Envelope:
         """An event caused by this one: same correlation, this one's id as causation."""
         return Envelope.wrap(
             event, service=service, correlation_id=self.correlationid, causation_id=str(self.id), time=time
@@ -692,10 +830,10 @@ class EventTooLarge(ContractViolation):
 @dataclass(frozen=True)
 class Decoded:
     envelope: Envelope
-    event: Event
+    event: BaseEvent
 
 
-def _typed_envelope(type_name: str, event_type: type[Event]) -> type[Envelope]:
+def _typed_envelope(type_name: str, event_type: type[BaseEvent]) -> type[Envelope]:
     """The envelope of one event type, its `data` that event: what lets a message be parsed in one pass."""
     kind: Any = Literal[type_name]  # a literal type made at run time, one per event type
     return create_model(f"{event_type.__name__}Envelope", __base__=Envelope, type=(kind, ...), data=(event_type, ...))
@@ -722,9 +860,10 @@ def decode(raw: bytes | None) -> Decoded:
     except ValidationError as exc:
         _explain_invalid(raw)
         raise ContractViolation(f"invalid event: {_brief(exc)}") from None  # should the two readings ever differ
-    event: Event = envelope.data  # type: ignore[assignment]
-    if str(event.facility_id) != envelope.subject:
-        raise ContractViolation("subject does not match data.facility_id")
+    event: BaseEvent = envelope.data  # type: ignore[assignment]
+    if event.subject != envelope.subject:
+        raise ContractViolation("subject does not match the event's data (its plant, or its province for a PPKM "
+                                "level)")
     return Decoded(envelope, event)
 
 

@@ -25,7 +25,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import ProcessCollector
 
 from shared.clock import wait_until_set
-from shared.contract import Event, Topic
+from shared.contract import BaseEvent, Topic
 from shared.messaging.bus import create_broker, declare_publishers, ensure_topics
 from shared.messaging.consumer import EventConsumer, Handler, InBatches
 from shared.messaging.relay import Relay
@@ -83,7 +83,7 @@ class ServiceRuntime(Generic[Work]):
 
     # -- what a service declares ------------------------------------------------------------------
 
-    def consume(self, topic: Topic, handlers: Mapping[type[Event], Handler | InBatches]) -> None:
+    def consume(self, topic: Topic, handlers: Mapping[type[BaseEvent], Handler | InBatches]) -> None:
         self.consumer.subscribe(topic, handlers)
 
     def publishes(self, topic: Topic) -> None:

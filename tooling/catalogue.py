@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import contract
-from shared.contract import TOPICS, Envelope, Event, Topic, events_on
+from shared.contract import TOPICS, BaseEvent, Envelope, Topic, events_on
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLE_NAMESPACE = uuid.UUID("5f0c1b8e-3b0a-4f5e-9d3c-1a2b3c4d5e6f")
@@ -38,7 +38,21 @@ TOPIC_SUMMARIES = {
                        "closures and reopenings.",
     "iomki.alerts": "Alerts to the regional task forces (gugus tugas): raised, delivered, escalated, "
                     "acknowledged.",
+    "iomki.ppkm": "PPKM levels (community activity restrictions) per regency and date, as the agency that sets "
+                  "them publishes them. iomki reads them to set each plant's on-site staffing cap.",
 }
+
+# Who writes a topic and what keys it, where that is not a service of ours keyed by the plant.
+TOPIC_KEYS = {"iomki.ppkm": "province_code"}
+TOPIC_PUBLISHERS = {"iomki.ppkm": "the agency that sets PPKM levels (source `/iomki/ppkm`)"}
+
+
+def _key(topic: Topic) -> str:
+    return TOPIC_KEYS.get(topic.name, "facility_id")
+
+
+def _publisher(topic: Topic) -> str:
+    return TOPIC_PUBLISHERS.get(topic.name, f"the {topic.owner} service")
 
 # Fields every event (or every event of a topic) carries; the models leave them undescribed.
 COMMON_FIELDS = {
@@ -74,7 +88,7 @@ ENVELOPE_ATTRIBUTES = {
     "source": "The publishing service, `/iomki/<service>`.",
     "type": "`iomki.<Name>.v<major>`: which event, and which major version of its data.",
     "time": "When it happened (RFC 3339, with offset).",
-    "subject": "The plant's `facility_id`, equal to the Kafka message key.",
+    "subject": "The plant's `facility_id` (a PPKM level's `province_code`), equal to the Kafka message key.",
     "datacontenttype": "Always `application/json`.",
     "data": "The event's fields, listed per event below.",
     "correlationid": "Id of the request that started the chain of events (extension attribute).",
@@ -137,7 +151,7 @@ def compatibility_rules() -> str:
 # ---------------------------------------------------------------------------------------------- schema
 
 
-def _event_doc(cls: type[Event]) -> EventDoc:
+def _event_doc(cls: type[BaseEvent]) -> EventDoc:
     schema = cls.model_json_schema()
     defs = schema.get("$defs", {})
     fields = list(_fields(schema, defs, prefix=""))
@@ -214,7 +228,7 @@ def _sample(name: str, node: dict[str, Any], defs: dict[str, Any], owner: str) -
     return {"integer": 1, "number": 1.0, "boolean": False}.get(kind, SAMPLE_STRINGS.get(name, name))
 
 
-def _example(cls: type[Event], schema: dict[str, Any], defs: dict[str, Any]) -> str:
+def _example(cls: type[BaseEvent], schema: dict[str, Any], defs: dict[str, Any]) -> str:
     data = {name: _sample(name, node, defs, cls.__name__) for name, node in schema["properties"].items()}
     event = cls.model_validate(data)  # the example must be a valid event of the contract
     envelope = Envelope.wrap(event, service=cls.topic.owner, event_id=uuid.uuid5(EXAMPLE_NAMESPACE, cls.__name__),
@@ -245,7 +259,8 @@ def render_markdown() -> str:
         "- Every message is a [CloudEvents 1.0](https://cloudevents.io) event in **structured mode**: the value "
         "is the whole event as JSON, with header `content-type: application/cloudevents+json`.",
         "- The **message key is the plant's `facility_id`** (also the envelope's `subject`), so all events about "
-        "one plant are in one partition, in order. There is no order between plants or between topics.",
+        "one plant are in one partition, in order; PPKM levels are keyed by their province. There is no order "
+        "between plants or between topics.",
         "- Delivery is **at least once**: an event may arrive twice; deduplicate on its `id`.",
         "- Read with your own consumer group; your principal may read only the topics below.",
         "",
@@ -261,12 +276,12 @@ def render_markdown() -> str:
             "changed event.", "", "## Topics", "",
             "| topic | partitions | key | published by | events |", "|---|---|---|---|---|"]
     for doc in topics:
-        out.append(f"| [`{doc.topic.name}`](#{_anchor(doc.topic.name)}) | {doc.topic.partitions} | `facility_id` | "
-                   f"{doc.topic.owner} | {len(doc.events)} |")
+        out.append(f"| [`{doc.topic.name}`](#{_anchor(doc.topic.name)}) | {doc.topic.partitions} | "
+                   f"`{_key(doc.topic)}` | {_publisher(doc.topic)} | {len(doc.events)} |")
     for doc in topics:
         out += ["", f"## {doc.topic.name}", "", doc.summary, "",
-                f"Key: `facility_id`. Partitions: {doc.topic.partitions}. Published by the {doc.topic.owner} "
-                "service.", "",
+                f"Key: `{_key(doc.topic)}`. Partitions: {doc.topic.partitions}. Published by "
+                f"{_publisher(doc.topic)}.", "",
                 *[f"- [`{event.type_name}`](#{_anchor(event.type_name)})" for event in doc.events]]
         for event in doc.events:
             out += ["", f"### {event.type_name}", ""]
@@ -342,8 +357,8 @@ def render_html() -> str:
     ]
     for doc in topics:
         parts.append(f'<section class="topic"><h2 id="{_anchor(doc.topic.name)}">{doc.topic.name}</h2>'
-                     f"<p>{_inline(doc.summary)}</p><p>Key: <code>facility_id</code> · partitions: "
-                     f"{doc.topic.partitions} · published by the {doc.topic.owner} service</p>")
+                     f"<p>{_inline(doc.summary)}</p><p>Key: <code>{_key(doc.topic)}</code> · partitions: "
+                     f"{doc.topic.partitions} · published by {_inline(_publisher(doc.topic))}</p>")
         for event in doc.events:
             rows = "".join(
                 f"<tr><td><code>{f.name}</code></td><td>{_inline(f.type)}</td>"

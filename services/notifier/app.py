@@ -25,7 +25,8 @@ from services.notifier.sealing import SecretSeal
 from shared.clock import Clock, SystemClock
 from shared.messaging.consumer import InBatches
 from shared.contract import (
-    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, CompanyLetterIssued, events_on,
+    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, CompanyLetterIssued, Event,
+    events_on,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -163,7 +164,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
 
     for topic in (PERMITS, REPORTS, INCIDENTS):
         runtime.consume(topic, {event_type: handlers.on_event if event_type.__name__ in ROUTES
-                                else InBatches(handlers.on_unrouted_events) for event_type in events_on(topic)})
+                                else InBatches(handlers.on_unrouted_events) for event_type in events_on(topic)
+                                if issubclass(event_type, Event)})
     runtime.at_start(handlers.keep_secrets_sealed)  # migration 0005, and a new key put first
     runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated,
                                         CompanyLetterIssued: handlers.on_letter})

@@ -250,7 +250,8 @@ class NotifierHandlers:
         subscribed = await work.notifier.subscribed_regions(type(run[0].event).__name__)
         for decoded in run:
             event = decoded.event
-            if subscribed & {NATIONAL, event.province_code, event.regency_code}:
+            # The plants' topics carry plants' events only.
+            if isinstance(event, Event) and subscribed & {NATIONAL, event.province_code, event.regency_code}:
                 await self.on_event(work, decoded.envelope, event)
 
     async def on_event(self, work: NotifierWork, envelope: Envelope, event: Event) -> None:

@@ -239,13 +239,16 @@ class GroundRule(Protocol):
 @dataclass(frozen=True)
 class LadderOnly:
     """Missed reports are judged by the reporting regime's ladder in the reports service (SE 8/2020, SE 3/2021,
-    SE 5/2021), which names the periods; an officer does not judge them by hand."""
+    SE 5/2021), which names the periods; repeated capacity breaches by the capacity ladder there, which names the
+    breaches. An officer does not judge either by hand."""
 
     code: GroundCode = GroundCode.MISSED_REPORTS
 
     def errors(self, ground: SanctionGround, facts: GroundFacts) -> Iterable[FieldError]:
-        yield FieldError("ground.code", "missed reports are judged by the reporting ladder, not by an officer "
-                                        "(pelaporan yang terlewat dinilai oleh tangga sanksi)")
+        what = ("missed reports", "pelaporan yang terlewat") if self.code is GroundCode.MISSED_REPORTS else (
+            "repeated capacity breaches", "pelanggaran batas kapasitas yang berulang")
+        yield FieldError("ground.code", f"{what[0]} are judged by the reports service's ladder, not by an officer "
+                                        f"({what[1]} dinilai oleh tangga sanksi)")
 
 
 @dataclass(frozen=True)
@@ -315,7 +318,8 @@ class OtherStated:
 
 # Officers' grounds, one rule each; the closed list is GroundCode.
 GROUND_RULES: dict[GroundCode, GroundRule] = {rule.code: rule for rule in (
-    LadderOnly(), ContradictedDeclaration(), FindingNamed(), ClosureOfThePlant(), CompanysOwnRequest(), OtherStated(),
+    LadderOnly(), LadderOnly(GroundCode.CAPACITY_BREACHES), ContradictedDeclaration(), FindingNamed(),
+    ClosureOfThePlant(), CompanysOwnRequest(), OtherStated(),
 )}
 
 
@@ -1340,6 +1344,8 @@ GROUND_LABELS: dict[GroundCode, tuple[str, str]] = {
     GroundCode.CLOSURE_NOT_OBSERVED: ("Tetap beroperasi selama penutupan sementara yang diperintahkan",
                                       "Operated during an ordered closure"),
     GroundCode.COMPANY_REQUEST: ("Atas permohonan perusahaan", "At the company's own request"),
+    GroundCode.CAPACITY_BREACHES: ("Berulang kali melampaui batas jumlah pekerja di lokasi pada masa PPKM",
+                                   "Repeatedly over the PPKM cap on staff on site"),
     GroundCode.OTHER: ("Alasan lain", "Other"),
 }
 RULE_LABELS: dict[str, tuple[str, str]] = {

@@ -25,7 +25,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from shared.contract import ContractViolation, Decoded, Envelope, Event, Topic, decode_record
+from shared.contract import BaseEvent, ContractViolation, Decoded, Envelope, Topic, decode_record
 from shared.observability import Metrics
 from shared.settings import PlatformSettings
 from shared.storage.db import DATABASE_UNREACHABLE
@@ -86,7 +86,7 @@ class EventConsumer:
         self._subscriber: Any = None
         self._offsets = _OffsetCommits()
 
-    def subscribe(self, topic: Topic, handlers: Mapping[type[Event], Handler | InBatches]) -> None:
+    def subscribe(self, topic: Topic, handlers: Mapping[type[BaseEvent], Handler | InBatches]) -> None:
         """Consume `topic` with these handlers; events of other types on it are acknowledged and skipped."""
         self._topics.append(topic.name)
         self._handlers.update({event_type.type_name(): handler for event_type, handler in handlers.items()})

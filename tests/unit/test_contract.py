@@ -12,8 +12,8 @@ from cloudevents.v1.kafka.conversion import KafkaMessage, from_structured
 from pydantic import BaseModel
 
 from shared.contract import (
-    CONTENT_TYPE, EVENT_TYPES, TOPICS, ContractViolation, Envelope, Event, PermitApplied, PermitIssued, ReportDue,
-    ReportOverdue, SectorClass, decode, envelope_format, events_on,
+    CONTENT_TYPE, EVENT_TYPES, TOPICS, BaseEvent, ContractViolation, Envelope, Event, PermitApplied, PermitIssued,
+    ReportDue, ReportOverdue, SectorClass, decode, envelope_format, events_on,
 )
 
 pytestmark = pytest.mark.unit
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 FACILITY = uuid.uuid4()
 
 
-def sample(event_type: type[Event]) -> Event:
+def sample(event_type: type[BaseEvent]) -> BaseEvent:
     """A valid instance of any event, built from its schema, so that every event type is covered."""
     values = {}
     for name, field in event_type.model_fields.items():
@@ -41,17 +41,21 @@ def _value_for(name: str, annotation: object) -> object:
         return str(FACILITY)
     if name in CONSTRAINED:
         return CONSTRAINED[name]
+    if name.endswith("province_code"):
+        return "32"
+    if name.endswith("regency_code"):
+        return "32.16"
     if "UUID" in text and "list" in text:
         return [str(uuid.uuid4())]
     if "UUID" in text:
         return str(uuid.uuid4())
     if annotation is datetime:
         return "2026-11-20T16:59:00+00:00"
-    if annotation is date:
+    if annotation is date or date in typing.get_args(annotation):
         return "2026-11-20"
     if "bool" in text:
         return True
-    if "StringConstraints" in text and not name.endswith(("province_code", "regency_code")):
+    if "StringConstraints" in text:
         return "x"  # a bounded string ("StringConstraints" would pass for an int below)
     if "int" in text:
         return 3
@@ -59,6 +63,8 @@ def _value_for(name: str, annotation: object) -> object:
         return 1.5
     if "list[str]" in text:
         return ["24101"]
+    if typing.get_origin(annotation) is list:  # a list of models (a breach's excesses): one of them
+        return [_value_for(name, typing.get_args(annotation)[0])]
     models = [arg for arg in typing.get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
     if models:  # an optional model (`SanctionGround | None`): sampled as the model, so that it is covered too
         annotation = models[0]
@@ -68,10 +74,6 @@ def _value_for(name: str, annotation: object) -> object:
         return next(iter(annotation.__members__.values())).value
     if "Literal" in text:
         return annotation.__args__[0]  # type: ignore[attr-defined]
-    if name.endswith("province_code"):
-        return "32"
-    if name.endswith("regency_code"):
-        return "32.16"
     return "x"
 
 
@@ -82,7 +84,8 @@ def test_every_event_round_trips_through_its_envelope(event_type):
     decoded = decode(envelope.to_bytes())
     assert decoded.event == event
     assert decoded.envelope.type == f"iomki.{event_type.__name__}.v1"
-    assert decoded.envelope.subject == str(FACILITY) and envelope.key == str(FACILITY).encode()
+    subject = str(FACILITY) if isinstance(event, Event) else "32"  # a PPKM level is keyed by its province
+    assert decoded.envelope.subject == subject and envelope.key == subject.encode()
     # Parsed in one pass, the envelope carries the event itself, and writes back the very bytes it came as.
     assert isinstance(decoded.envelope, Envelope) and decoded.envelope.data is decoded.event
     assert decoded.envelope.to_bytes() == envelope.to_bytes()
@@ -91,7 +94,8 @@ def test_every_event_round_trips_through_its_envelope(event_type):
 
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES.values()), ids=lambda t: t.__name__)
 def test_the_official_cloudevents_sdk_reads_every_event(event_type):
-    envelope = Envelope.wrap(sample(event_type), service="reports")
+    sampled = sample(event_type)
+    envelope = Envelope.wrap(sampled, service="reports")
     message = KafkaMessage(headers={"content-type": CONTENT_TYPE.encode()}, key=envelope.key,
                            value=envelope.to_bytes())
     event = from_structured(message)
@@ -99,10 +103,11 @@ def test_the_official_cloudevents_sdk_reads_every_event(event_type):
     assert event["type"] == event_type.type_name()
     assert event["id"] == str(envelope.id)
     assert event["source"] == "/iomki/reports"
-    assert event["subject"] == str(FACILITY)
+    # A plant's event is keyed by the plant; a PPKM level by its province.
+    assert event["subject"] == (str(FACILITY) if isinstance(sampled, Event) else "32")
     assert event["correlationid"] == envelope.correlationid
     assert event["causationid"] == envelope.causationid
-    assert event.data["facility_id"] == str(FACILITY)
+    assert event.data.get("facility_id") == (str(FACILITY) if isinstance(sampled, Event) else None)
 
 
 def test_a_caused_event_keeps_the_correlation_and_names_its_cause():
@@ -169,7 +174,7 @@ def test_time_must_carry_an_offset():
 
 def test_topics_have_owners_and_partitions_and_every_event_has_a_topic():
     names = {topic.name for topic in TOPICS}
-    assert {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts", "iomki.dlq",
+    assert {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts", "iomki.ppkm", "iomki.dlq",
             "iomki.internal.contacts"} == names
     for event_type in EVENT_TYPES.values():
         assert event_type.topic in TOPICS

@@ -257,7 +257,8 @@ def _grants(user: dict, operation: str, pattern: str = "literal", resource: str 
 def test_acls_give_each_principal_only_what_deploy_readme_lists():
     users = {u["metadata"]["name"]: u for u in _of_kind("KafkaUser")}
     owned = {name: {t.name for t in TOPICS if t.owner == name} for name in SERVICES}
-    consumed = {"permits": {"iomki.reports", "iomki.incidents"}, "reports": {"iomki.permits", "iomki.incidents"},
+    consumed = {"permits": {"iomki.reports", "iomki.incidents"},
+                "reports": {"iomki.permits", "iomki.incidents", "iomki.ppkm"},
                 "incidents": {"iomki.permits", "iomki.reports"},
                 "notifier": {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.internal.contacts"}}
     for name in SERVICES:
@@ -280,3 +281,6 @@ def test_acls_give_each_principal_only_what_deploy_readme_lists():
         assert _grants(agency, "Read") == {t.name for t in TOPICS if t.public}
         assert _grants(agency, "Read", "prefix") == set()
         assert _grants(agency, "Write") == _grants(agency, "Write", "prefix") == set()
+    publisher = users["ppkm-publisher"]  # the agency that sets PPKM levels writes its topic, and reads nothing
+    assert _grants(publisher, "Write") == {"iomki.ppkm"} and _grants(publisher, "Write", "prefix") == set()
+    assert _grants(publisher, "Read") == _grants(publisher, "Read", "prefix") == set()
