@@ -453,6 +453,7 @@ class PpkmLevel(StrEnum):
 
 
 class CapacityMeasure(StrEnum):
+    ON_SITE_TOTAL = "on_site_total"  # people on site across the production shifts, against the plant's cap
     SHIFT_ON_SITE = "shift_on_site"  # people on site in one production shift, against the shift's cap
     SHIFT_COUNT = "shift_count"  # production shifts run, against the shifts allowed
     OFFICE_ON_SITE = "office_on_site"  # office staff on site, against the offices' cap
@@ -483,7 +484,7 @@ class CapacityBreachDetected(ReportEvent):
     rule: Label = Field(description="The named rule that applied, e.g. L4-Export.")
     sector_class: SectorClass
     export_oriented: bool
-    excesses: list[CapacityExcess] = Field(min_length=1, max_length=MAX_SHIFTS + 2)
+    excesses: list[CapacityExcess] = Field(min_length=1, max_length=MAX_SHIFTS + 3)
 
 
 # ppkm -------------------------------------------------------------------------------------------------
