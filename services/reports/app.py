@@ -13,11 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.reports import api
 from services.reports.domain import Timing, parse_regime, timeline_from_toml
 from services.reports.handlers import ReportHandlers, ReportsConfig
+from services.reports.staffing import shipped_rule_sets
 from services.reports.repository import ReportsWork
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
-    PermitReactivated, PermitRevoked, SanctionReversed,
+    PermitReactivated, PermitRevoked, SanctionReversed, SectorClassChanged,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -36,11 +37,14 @@ class ReportsSettings(BaseSettings):
 
     def config(self) -> ReportsConfig:
         shipped = timeline_from_toml(tomllib.loads(REGIMES_FILE.read_text(encoding="utf-8")))
+        rule_sets = shipped_rule_sets(tomllib.loads(PPKM_RULES_FILE.read_text(encoding="utf-8")))
         return ReportsConfig(regime=parse_regime(self.regime) if self.regime else None,
-                             timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay), shipped=shipped)
+                             timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay), shipped=shipped,
+                             shipped_rule_sets=rule_sets)
 
 
 REGIMES_FILE = Path(__file__).parent / "regimes.toml"
+PPKM_RULES_FILE = Path(__file__).parent / "ppkm_rules.toml"
 
 
 def create_app(settings: PlatformSettings | None = None, clock: Clock | None = None,
@@ -55,6 +59,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         PermitReactivated: handlers.on_permit_reactivated,
         PermitRevoked: handlers.on_permit_revoked,
         SanctionReversed: handlers.on_sanction_reversed,
+        SectorClassChanged: handlers.on_sector_class_changed,
     })
     runtime.consume(INCIDENTS, {
         FacilityClosureOrdered: handlers.on_closure_ordered,
@@ -62,6 +67,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     })
     runtime.publishes(REPORTS)
     runtime.at_start(handlers.ship_regimes)
+    runtime.at_start(handlers.ship_rule_sets)
     runtime.every(own.sweep_interval, "deadline-sweep", handlers.sweep)
     return runtime.http_app(
         title="iomki reports",

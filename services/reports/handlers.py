@@ -16,12 +16,13 @@ from services.reports.domain import (
     ScheduleNotFound, Timing,
 )
 from services.reports.repository import DuePeriod, ReportsWork, StoredReport
+from services.reports.staffing import RuleBook, RuleSet
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
     EVIDENCE_MAX_ITEMS, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
     PermitReactivated, PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
-    SanctionRecommended, SanctionReversed, WarningIssued,
+    SanctionRecommended, SanctionReversed, SectorClassChanged, WarningIssued,
 )
 from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
@@ -45,6 +46,8 @@ class ReportsConfig:
     # A batch holds its plants' rows for its fraction of a second: a report for one of them waits that long.
     sweep_batch: int = 5000
     sweep_lanes: int = 2  # concurrent batch transactions while much is due (each holds a pool connection)
+    # The PPKM staffing rule sets shipped in ppkm_rules.toml, each with its rules as the file states them.
+    shipped_rule_sets: tuple[tuple[RuleSet, list[dict[str, Any]]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class ReportHandlers:
         )
         if not await work.schedules.add(schedule):
             return
+        await work.schedules.classify(event.permit_id, event.sector_class, event.export_oriented,
+                                      workforce_total=event.workforce_total)
         # The first period starts when this service learns of the permit, never in the past: replaying the
         # permits topic into a fresh service must not warn plants for periods nobody could have reported.
         first = domain.open_period(schedule, await self.timeline(work), starts_at=max(now, event.issued_at), seq=1,
@@ -163,6 +168,15 @@ class ReportHandlers:
             await work.periods.add(period, resumed)
             log.info("schedule_resumed", permit_id=str(schedule.permit_id), deadline=period.deadline.isoformat())
         await work.schedules.save(resumed)
+
+    async def on_sector_class_changed(self, work: ReportsWork, envelope: Envelope,
+                                      event: SectorClassChanged) -> None:
+        if not await work.schedules.classify(event.permit_id, event.sector_class, event.export_oriented):
+            log.info("sector_class_of_unknown_permit", permit_id=str(event.permit_id))
+
+    async def rule_book(self, work: ReportsWork) -> RuleBook:
+        """The PPKM staffing rule sets, shipped and published."""
+        return RuleBook(await work.ppkm.rule_sets())
 
     async def on_closure_ordered(self, work: ReportsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
         if event.scope is not ClosureScope.PLANT:
@@ -321,6 +335,16 @@ class ReportHandlers:
             # An operator's entry is never overridden by a release; the service starts and says what it left out.
             log.error("regime_not_shipped", name=name, held_by=holder,
                       hint="an operator's entry holds its date: withdraw it (or ship another date) to ship this one")
+
+    async def ship_rule_sets(self) -> None:
+        """At start: the shipped PPKM rule sets upserted, idempotently; an operator's set is never replaced."""
+        if not self.config.shipped_rule_sets:
+            return
+        async with self.database.transaction() as work:
+            await work.ppkm.lock_rule_sets()
+            changed = await work.ppkm.ship_rule_sets(self.config.shipped_rule_sets, at=self.clock.now())
+        if changed:
+            log.info("ppkm_rule_sets_shipped", names=changed)
 
     async def regimes(self) -> tuple[RegimeTimeline, list[dict[str, Any]], list[dict[str, Any]]]:
         """The timeline in force, the stored entries (with who scheduled them) and the latest changes."""

@@ -6,7 +6,7 @@ import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -17,7 +17,8 @@ from services.reports.domain import (
     LadderName, NextAction, Opening, Period, PeriodStatus, RegimeEntry, Sanction, Schedule, SettledPeriod, Situation,
     Step, parse_regime,
 )
-from shared.contract import CONTENT_TYPE, Envelope, ReportDue, ReportOverdue, envelope_format
+from services.reports.staffing import LevelEntry, LevelSource, RuleSet, rule_set_from_mapping
+from shared.contract import CONTENT_TYPE, Envelope, PpkmLevel, ReportDue, ReportOverdue, SectorClass, envelope_format
 from shared.storage.unit_of_work import Outbox, UnitOfWork
 
 _SCHEDULE = ("permit_id, facility_id, nib, province_code, regency_code, zone, issued_at, frozen, freeze_count,"
@@ -92,6 +93,16 @@ class ScheduleRepository:
             " revoke_recommended = $7 WHERE permit_id = $1",
             s.permit_id, s.frozen, s.freeze_count, s.closed, s.ended_at, s.ladder_reset_seq, s.revoke_recommended,
         )
+
+    async def classify(self, permit_id: uuid.UUID, sector_class: SectorClass, export_oriented: bool, *,
+                       workforce_total: int | None = None) -> bool:
+        """The plant's class as the permits service last said it (and its workforce at issue, when given); False
+        when the permit has no schedule here."""
+        status = await self._connection.execute(
+            "UPDATE schedules SET sector_class = $2, export_oriented = $3,"
+            " workforce_total = coalesce($4, workforce_total) WHERE permit_id = $1",
+            permit_id, sector_class.value, export_oriented, workforce_total)
+        return status.endswith(" 1")
 
     async def for_facility(self, facility_id: uuid.UUID) -> list[Schedule]:
         rows = await self._connection.fetch(
@@ -503,6 +514,66 @@ def _entry_json(entry: RegimeEntry) -> dict[str, str | bool]:
             "rule": entry.rule.text, "ladder": entry.ladder.value, "declaration": entry.declaration}
 
 
+class PpkmRepository:
+    """PPKM levels per region over time, and the staffing rule sets (migration 0013)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def level_entries(self, regions: Sequence[tuple[str, str, date]]) -> list[list[LevelEntry]]:
+        """For each (regency, province, day): the entry that took effect last on or before the day for the regency,
+        and the one for its province (none, one or both); `staffing.level_on` picks between them. Two index reads
+        each, in one statement."""
+        if not regions:
+            return []
+        rows = await self._connection.fetch(
+            "SELECT t.ord, l.region_code, l.level, l.effective_from, l.effective_until, l.instruction, l.source,"
+            "  l.recorded_at"
+            " FROM unnest($1::text[], $2::text[], $3::date[]) WITH ORDINALITY AS t(regency, province, day, ord)"
+            " CROSS JOIN LATERAL ("
+            "  (SELECT * FROM ppkm_levels WHERE region_code = t.regency AND effective_from <= t.day"
+            "   ORDER BY effective_from DESC, recorded_at DESC LIMIT 1)"
+            "  UNION ALL"
+            "  (SELECT * FROM ppkm_levels WHERE region_code = t.province AND effective_from <= t.day"
+            "   ORDER BY effective_from DESC, recorded_at DESC LIMIT 1)) AS l",
+            [r[0] for r in regions], [r[1] for r in regions], [r[2] for r in regions])
+        found: list[list[LevelEntry]] = [[] for _ in regions]
+        for row in rows:
+            found[row["ord"] - 1].append(LevelEntry(
+                row["region_code"], PpkmLevel(row["level"]), row["effective_from"], row["effective_until"],
+                row["instruction"], LevelSource(row["source"]), row["recorded_at"]))
+        return found
+
+    async def rule_sets(self) -> tuple[RuleSet, ...]:
+        rows = await self._connection.fetch("SELECT name, starts_on, source, rules FROM ppkm_rule_sets"
+                                            " ORDER BY starts_on")
+        return tuple(rule_set_from_mapping({"name": r["name"], "starts_on": r["starts_on"], "source": r["source"],
+                                            "rules": json.loads(r["rules"])}) for r in rows)
+
+    async def ship_rule_sets(self, sets: Sequence[tuple[RuleSet, list[dict[str, Any]]]], *,
+                             at: datetime) -> list[str]:
+        """Upsert the shipped rule sets (each with its rules as the file states them); the names of those inserted
+        or changed. An operator's set is never replaced by a shipped one."""
+        changed = []
+        for rule_set, rules in sets:
+            row = await self._connection.fetchrow(
+                "INSERT INTO ppkm_rule_sets (name, starts_on, source, rules, shipped, published_by, published_at)"
+                " VALUES ($1, $2, $3, $4::jsonb, true, 'configuration', $5)"
+                " ON CONFLICT (name) DO UPDATE SET starts_on = EXCLUDED.starts_on, source = EXCLUDED.source,"
+                "  rules = EXCLUDED.rules"
+                " WHERE ppkm_rule_sets.shipped AND (ppkm_rule_sets.starts_on, ppkm_rule_sets.source,"
+                "  ppkm_rule_sets.rules) IS DISTINCT FROM (EXCLUDED.starts_on, EXCLUDED.source, EXCLUDED.rules)"
+                " RETURNING name",
+                rule_set.name, rule_set.starts_on, rule_set.source, json.dumps(rules), at)
+            if row is not None:
+                changed.append(rule_set.name)
+        return changed
+
+    async def lock_rule_sets(self) -> None:
+        """One change to the rule sets at a time: a start day is each set's own."""
+        await self._connection.execute("LOCK TABLE ppkm_rule_sets IN SHARE ROW EXCLUSIVE MODE")
+
+
 class ReportsOutbox(Outbox):
     async def add_period_events(self, events: Sequence[tuple[DuePeriod, type[ReportDue | ReportOverdue]]], *,
                                 service: str, now: datetime) -> None:
@@ -558,6 +629,7 @@ class ReportsWork(UnitOfWork):
         self.sanctions = SanctionRepository(connection)
         self.compliance = ComplianceQueries(connection)
         self.regimes = RegimeRepository(connection)
+        self.ppkm = PpkmRepository(connection)
 
 
 def _schedule_values(s: Schedule) -> tuple[Any, ...]:

@@ -290,13 +290,14 @@ def _lift(raw: object, where: str, issues: list[RuleSetIssue]) -> Lift | None:
     return Lift(capacity, flags["active_permit"], flags["pedulilindungi"], dose1)
 
 
-def rule_book_from_toml(document: Mapping[str, Any]) -> tuple[RuleSet, ...]:
-    """The `[[rule_set]]` tables of the shipped file, each checked as an operator's would be."""
+def shipped_rule_sets(document: Mapping[str, Any]) -> tuple[tuple[RuleSet, list[dict[str, Any]]], ...]:
+    """The `[[rule_set]]` tables of the shipped file, each checked as an operator's would be, with its rules as the
+    file states them (what the database stores)."""
     tables = document.get("rule_set")
     if not isinstance(tables, list) or not tables:
         raise InvalidRuleSet([RuleSetIssue("rule_set", "the file names no [[rule_set]]")])
-    sets = tuple(rule_set_from_mapping(table) for table in tables)
-    if len({s.name for s in sets}) != len(sets) or len({s.starts_on for s in sets}) != len(sets):
+    sets = tuple((rule_set_from_mapping(table), table["rules"]) for table in tables)
+    if len({s.name for s, _ in sets}) != len(sets) or len({s.starts_on for s, _ in sets}) != len(sets):
         raise InvalidRuleSet([RuleSetIssue("rule_set", "each rule set has a name and a start day of its own")])
     return sets
 
