@@ -17,6 +17,7 @@ import random
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -24,7 +25,10 @@ from urllib.parse import urlsplit
 
 from shared import refusals, regions
 from shared.clock import Backoff
-from shared.contract import Severity, TaskForceLevel
+from shared.contract import (
+    CapacityBreachDetected, CapacityExcess, CapacityMeasure, ClassBasis, GroundCode, PpkmLevel, SanctionAction,
+    SanctionRecommended, SectorClass, SectorClassChanged, Severity, TaskForceLevel, WarningCause,
+)
 
 Level = TaskForceLevel
 
@@ -198,6 +202,10 @@ ROUTES: dict[str, Route] = {
     # The decision on its objection is the company's to read, whatever it is (UU 30/2014 Pasal 77).
     "ObjectionDecided": Route(Severity.LOW, company=True),
     "WarningIssued": Route(Severity.LOW, company=True),
+    # Satpol PP enforces PPKM caps on site; low like sanctions: the warning ladder, not escalation, answers repeats.
+    "CapacityBreachDetected": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT),
+    # The class sets the plant's PPKM cap: the company reads each change and why (its own e-mail, `company_message`).
+    "SectorClassChanged": Route(Severity.LOW, company=True),
     # Overdue reports are many and individually minor: the province's data division gets one count a day.
     "ReportOverdue": Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True),
 }
@@ -678,7 +686,8 @@ class OutboundPolicy:
 
 
 def render(alert: Alert, channel: Channel) -> tuple[str, bytes]:
-    """The subject and the exact body of a notice. Webhooks get JSON (signed byte for byte); email gets text."""
+    """The subject and the exact body of a notice. Webhooks get JSON (signed byte for byte); email gets text. An
+    event with a summary (`summary`) has it read first: in the e-mail's text, in the webhook's `summary`."""
     where = alert.plant.regency_code
     subject = (f"[iomki {alert.severity.value}] {alert.event_type} in {where}"
                + (f" (x{alert.count})" if alert.count > 1 else ""))
@@ -689,15 +698,157 @@ def render(alert: Alert, channel: Channel) -> tuple[str, bytes]:
         "province_code": alert.plant.province_code, "regency_code": alert.plant.regency_code,
         "first_seen_at": alert.first_seen_at.isoformat(), "details": alert.details,
     }
+    told = summary(alert.event_type, alert.details)
     if channel is Channel.WEBHOOK:
+        if told is not None:  # one text, Bahasa Indonesia first: a JSON object's keys have no order to keep
+            document["summary"] = "\n\n".join(told)
         return subject, json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    lines = [subject, "", f"Level: {alert.level.value}", f"Count: {alert.count}",
-             f"Facility: {alert.plant.facility_id}", f"Region: {where}",
-             f"First seen: {alert.first_seen_at.isoformat()}"]
+    lines = [subject, "", *([told[0], "", told[1], ""] if told is not None else ()),
+             f"Level: {alert.level.value}", f"Count: {alert.count}", f"Facility: {alert.plant.facility_id}",
+             f"Region: {where}", f"First seen: {alert.first_seen_at.isoformat()}"]
     if alert.severity is Severity.HIGH:
         lines.append(f"Acknowledge: POST /alerts/{alert.alert_id}/ack (unacknowledged alerts escalate).")
     lines += ["", json.dumps(document, indent=2, sort_keys=True)]
     return subject, "\n".join(lines).encode()
+
+
+# ------------------------------------------------------------------------------------------ summaries
+
+# What people read of an alert, for the events whose details do not speak for themselves: Bahasa Indonesia first,
+# English second. Each reads the event's details back through its contract model.
+
+_SECTOR_CLASSES = {SectorClass.CRITICAL: ("kritikal", "critical"), SectorClass.ESSENTIAL: ("esensial", "essential"),
+                   SectorClass.NON_ESSENTIAL: ("non-esensial", "non-essential")}
+_SANCTIONS = {SanctionAction.FREEZE: ("pembekuan", "freeze"), SanctionAction.REVOKE: ("pencabutan", "revocation")}
+
+
+def ppkm_level(level: PpkmLevel) -> tuple[str, str]:
+    if level is PpkmLevel.EMERGENCY:
+        return "PPKM Darurat", "the PPKM emergency stage"
+    return f"PPKM Level {level.value}", f"PPKM level {level.value}"
+
+
+def sector_class(value: SectorClass, export_oriented: bool) -> tuple[str, str]:
+    indonesian, english = _SECTOR_CLASSES[value]
+    if export_oriented:
+        return f"{indonesian}, berorientasi ekspor", f"{english}, export-oriented"
+    return f"{indonesian}, tidak berorientasi ekspor", f"{english}, not export-oriented"
+
+
+def capacity_excess(excess: CapacityExcess) -> tuple[str, str]:
+    """One excess as 'shift n: count vs cap'."""
+    if excess.measure is CapacityMeasure.SHIFT_COUNT:
+        return (f"jumlah shift: {excess.count}, batas {excess.cap}",
+                f"shifts run: {excess.count} vs cap {excess.cap}")
+    if excess.measure is CapacityMeasure.OFFICE_ON_SITE:
+        where = ("kantor", "offices")
+    else:
+        where = (f"shift {excess.shift}", f"shift {excess.shift}") if excess.shift else ("produksi", "production")
+    return (f"{where[0]}: {excess.count} orang di lokasi, batas {excess.cap}",
+            f"{where[1]}: {excess.count} on site vs cap {excess.cap}")
+
+
+def class_basis(event: SectorClassChanged, *, to_company: bool = False) -> tuple[str, str]:
+    if event.basis is ClassBasis.OPERATOR:
+        claim = ("klaim perusahaan Anda", "your claim") if to_company else ("klaim perusahaan", "the company's claim")
+        return (f"konfirmasi operator atas {claim[0]} (tabel KBLI versi {event.table_version})",
+                f"an operator's confirmation of {claim[1]} (KBLI table version {event.table_version})")
+    return (f"revisi tabel KBLI (versi {event.table_version})",
+            f"a revision of the KBLI table (version {event.table_version})")
+
+
+def _capacity_breach(details: dict) -> tuple[str, str]:
+    breach = CapacityBreachDetected.model_validate(details)
+    level = ppkm_level(breach.level)
+    kind = sector_class(breach.sector_class, breach.export_oriented)
+    excesses = [capacity_excess(excess) for excess in breach.excesses]
+    indonesian = (f"Pabrik {breach.facility_id} (izin {breach.permit_id}) di wilayah {breach.regency_code} "
+                  f"melampaui batas kapasitas PPKM pada {breach.day.isoformat()}: {level[0]}, aturan {breach.rule} "
+                  f"({breach.rule_set}), kelas {kind[0]}.")
+    english = (f"Plant {breach.facility_id} (permit {breach.permit_id}) in {breach.regency_code} exceeded the PPKM "
+               f"staffing cap on {breach.day.isoformat()}: {level[1]}, rule {breach.rule} ({breach.rule_set}), "
+               f"class {kind[1]}.")
+    return ("\n".join([indonesian, *(f"- {i}" for i, _ in excesses)]),
+            "\n".join([english, *(f"- {e}" for _, e in excesses)]))
+
+
+def _sanction_recommended(details: dict) -> tuple[str, str]:
+    recommended = SanctionRecommended.model_validate(details)
+    action = _SANCTIONS[recommended.action]
+    evidence = recommended.evidence
+    if recommended.ground is GroundCode.CAPACITY_BREACHES:
+        ground = (f"pelanggaran batas kapasitas PPKM berulang ({len(evidence.breaches)} pelanggaran)",
+                  f"repeated breaches of the PPKM staffing cap ({len(evidence.breaches)} breaches)")
+    elif recommended.ground is GroundCode.MISSED_REPORTS:
+        ground = (f"laporan yang tidak disampaikan ({len(evidence.missed_periods)} periode)",
+                  f"missed reports ({len(evidence.missed_periods)} periods)")
+    else:
+        ground = (recommended.ground.value, recommended.ground.value)
+    rule = recommended.rule + (f", {recommended.ladder}" if recommended.ladder else "")
+    return (f"Rekomendasi {action[0]} IOMKI untuk pabrik {recommended.facility_id} (izin {recommended.permit_id}) di "
+            f"wilayah {recommended.regency_code} atas dasar {ground[0]}: aturan {rule}.",
+            f"A {action[1]} of the permit is recommended for plant {recommended.facility_id} (permit "
+            f"{recommended.permit_id}) in {recommended.regency_code} on the ground of {ground[1]}: rule {rule}.")
+
+
+def _sector_class_changed(details: dict) -> tuple[str, str]:
+    changed = SectorClassChanged.model_validate(details)
+    kind, basis = sector_class(changed.sector_class, changed.export_oriented), class_basis(changed)
+    permit = changed.permit_number or f"NIB {changed.nib}"
+    return (f"Kelas sektor pabrik {changed.facility_id} ({permit}) di wilayah {changed.regency_code} kini {kind[0]}; "
+            f"dasar: {basis[0]}.",
+            f"The sector class of plant {changed.facility_id} ({permit}) in {changed.regency_code} is now {kind[1]}; "
+            f"basis: {basis[1]}.")
+
+
+_SUMMARIES: dict[str, Callable[[dict], tuple[str, str]]] = {
+    "CapacityBreachDetected": _capacity_breach,
+    "SanctionRecommended": _sanction_recommended,
+    "SectorClassChanged": _sector_class_changed,
+}
+
+
+def summary(event_type: str, details: dict) -> tuple[str, str] | None:
+    """What an alert of this event says to people (Bahasa Indonesia, English), or None when its details suffice."""
+    summarise = _SUMMARIES.get(event_type)
+    return summarise(details) if summarise is not None and details else None
+
+
+# ------------------------------------------------------------------------------------------ company messages
+
+def greeting(company_name: str | None) -> str:
+    return f"Yth. Pimpinan {company_name}," if company_name else "Yth. Pimpinan perusahaan,"
+
+
+def _sector_class_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
+    changed = SectorClassChanged.model_validate(details)
+    kind = sector_class(changed.sector_class, changed.export_oriented)
+    basis = class_basis(changed, to_company=True)
+    permit = changed.permit_number or f"NIB {changed.nib}"
+    reason = changed.reason.strip()
+    lines = [greeting(company_name), "",
+             f"Kelas sektor pabrik Anda ({permit}) kini: {kind[0]}.",
+             f"Dasar: {basis[0]}.",
+             *([f"Alasan: {reason}"] if reason else []),
+             "Kelas sektor menentukan berapa pekerja yang boleh bekerja di lokasi pada setiap level PPKM.",
+             "", "--", "",
+             f"The sector class of your plant ({permit}) is now: {kind[1]}.",
+             f"Basis: {basis[1]}.",
+             *([f"Reason: {reason}"] if reason else []),
+             "The sector class sets how many staff may work on site at each PPKM level."]
+    return "[IOMKI] Perubahan kelas sektor / Change of sector class", "\n".join(lines).encode()
+
+
+_COMPANY_MESSAGES: dict[str, Callable[[dict, str | None], tuple[str, bytes]]] = {
+    "SectorClassChanged": _sector_class_message,
+}
+# Events the company reads about in an e-mail written for it, one for each event even when its alert groups them.
+COMPANY_MESSAGES = frozenset(_COMPANY_MESSAGES)
+
+
+def company_message(event_type: str, details: dict, company_name: str | None) -> tuple[str, bytes]:
+    """The company's e-mail about one event of COMPANY_MESSAGES, Bahasa Indonesia first and English second."""
+    return _COMPANY_MESSAGES[event_type](details, company_name)
 
 
 # ------------------------------------------------------------------------------------------ company letters
@@ -753,6 +904,7 @@ class LetterPairing:
     letter: CompanyLetter | None = None
     notice_planned: bool = False  # the company's e-mail about the event, with the letter or without it
     letter_sent: bool = False  # the letter went in an e-mail
+    cause: str | None = None  # a warning's cause (WarningIssued.cause), which its e-mail names
 
 
 class LetterStep(StrEnum):
@@ -788,29 +940,54 @@ _EVENT_NAMES = {"WarningIssued": ("peringatan", "a warning", "warning"),
                 "PermitRevoked": ("pencabutan IOMKI", "the revocation of your permit", "revocation")}
 
 
+@dataclass(frozen=True)
+class WarningWording:
+    """How the company's e-mail names a warning of one cause, and why it was given; in both languages."""
+
+    event: tuple[str, str]
+    letter_tag: tuple[str, str]  # after the letter's number in the subject
+    why: tuple[str, str]
+
+
+# A missed report's warning is the plain warning (`_EVENT_NAMES`); a capacity breach's says what it is for.
+_WARNING_CAUSES = {WarningCause.CAPACITY_BREACH.value: WarningWording(
+    event=("peringatan melampaui batas kapasitas pekerja PPKM", "a warning for exceeding the PPKM staffing cap"),
+    letter_tag=("(batas kapasitas PPKM)", "(PPKM staffing cap)"),
+    why=("Laporan perusahaan mencatat jumlah pekerja di lokasi melebihi batas yang diizinkan aturan PPKM yang "
+         "berlaku bagi pabrik pada hari itu.",
+         "Your report counted more staff on site than the PPKM rule in force for the plant that day allows."),
+)}
+
+
 def company_notice(step: LetterStep, event_type: str, company_name: str | None,
-                   letter: CompanyLetter | None) -> tuple[str, bytes]:
+                   letter: CompanyLetter | None, cause: str | None = None) -> tuple[str, bytes]:
     """The company's e-mail about a warning or a sanction, Bahasa Indonesia first and English second: with its
-    letter, without it (the wait ran out), or the letter following on its own."""
+    letter, without it (the wait ran out), or the letter following on its own. `cause`: a warning's cause."""
     indonesian_event, english_event, kind = _EVENT_NAMES[event_type]
     name, english_name = _LETTER_NAMES[kind]
+    wording = _WARNING_CAUSES.get(cause or "") if event_type == "WarningIssued" else None
+    tag, why = ("", ""), ("", "")
+    if wording is not None:
+        (indonesian_event, english_event), why = wording.event, (f" {wording.why[0]}", f" {wording.why[1]}")
+        tag = (f" {wording.letter_tag[0]}", f" {wording.letter_tag[1]}")
     if letter is None:
         subject = f"[IOMKI] Pemberitahuan {indonesian_event} / Notice of {english_event}"
-        indonesian = (f"Kami memberitahukan {indonesian_event} atas IOMKI perusahaan. {name} menyusul dan dapat "
-                      "diunduh di portal IOMKI.")
-        english = f"We notify you of {english_event}. The {english_name} will follow; download it from the portal."
+        indonesian = (f"Kami memberitahukan {indonesian_event} atas IOMKI perusahaan.{why[0]} {name} menyusul dan "
+                      "dapat diunduh di portal IOMKI.")
+        english = (f"We notify you of {english_event}.{why[1]} The {english_name} will follow; download it from the "
+                   "portal.")
     else:
-        subject = f"[IOMKI] {name} {letter.number} / {english_name.capitalize()} {letter.number}"
+        subject = (f"[IOMKI] {name} {letter.number}{tag[0]} / {english_name.capitalize()} {letter.number}{tag[1]}")
         follows = step is LetterStep.SEND_LETTER_ALONE
         indonesian = ((f"Menyusul pemberitahuan kami tentang {indonesian_event}, " if follows else
-                       f"Kami memberitahukan {indonesian_event} atas IOMKI {letter.permit_number}. ")
+                       f"Kami memberitahukan {indonesian_event} atas IOMKI {letter.permit_number}.{why[0]} ")
                       + f"{name} nomor {letter.number} "
                       + ("terlampir." if letter.pdf is not None else "dapat diunduh di portal IOMKI."))
         english = ((f"Further to our notice of {english_event}, the " if follows else
-                    f"We notify you of {english_event} ({letter.permit_number}). The ")
+                    f"We notify you of {english_event} ({letter.permit_number}).{why[1]} The ")
                    + f"{english_name} {letter.number} "
                    + ("is attached." if letter.pdf is not None else "can be downloaded from the IOMKI portal."))
-    lines = [f"Yth. Pimpinan {company_name}," if company_name else "Yth. Pimpinan perusahaan,", "", indonesian,
+    lines = [greeting(company_name), "", indonesian,
              "Surat IOMKI dapat diunduh kembali di portal IOMKI kapan saja.", "", "--", "", english,
              "IOMKI letters can be downloaded again from the portal at any time."]
     return subject, "\n".join(lines).encode()

@@ -21,19 +21,19 @@ import structlog
 
 from services.notifier.channels import SendFailed
 from services.notifier.domain import (
-    LETTER_EVENTS, ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Attachment, Channel, CompanyContact,
-    CompanyLetter, Delivery, DeliveryStatus, Directory, DivisionContact, Escalation, EscalationChain, FailureReason,
-    Grouping, InvalidWebhook, Level, LetterPairing, LetterStep, LetterWait, NotFound, Plant, Recipient, RetryPolicy,
-    SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, company_notice, company_recipient,
-    issue_webhook_secret, letter_step, level_of_region, recipients, render, route_for, signing_secrets,
-    timer_failure, webhook_url,
+    COMPANY_MESSAGES, LETTER_EVENTS, ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Attachment, Channel,
+    CompanyContact, CompanyLetter, Delivery, DeliveryStatus, Directory, DivisionContact, Escalation, EscalationChain,
+    FailureReason, Grouping, InvalidWebhook, Level, LetterPairing, LetterStep, LetterWait, NotFound, Plant, Recipient,
+    RetryPolicy, SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, company_message, company_notice,
+    company_recipient, issue_webhook_secret, letter_step, level_of_region, recipients, render, route_for,
+    signing_secrets, timer_failure, webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
 from services.notifier.sealing import SecretSeal, SecretUnreadable
 from shared.clock import Clock
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, CompanyLetterIssued,
-    Decoded, Envelope, Event,
+    Decoded, Envelope, Event, WarningIssued,
 )
 from shared.observability import record, retried
 from shared.regions import NATIONAL
@@ -269,7 +269,10 @@ class NotifierHandlers:
             await repo.save_alert(existing.repeated(now))
             log.info("alert_grouped", alert_id=str(existing.alert_id), count=existing.count + 1)
             if event_type in LETTER_EVENTS:  # each warning or sanction has its own letter: the company gets each
-                await self._letter_event_arrived(work, existing, envelope.id, await repo.directory_for(plant), now)
+                await self._letter_event_arrived(work, existing, envelope.id, _warning_cause(event),
+                                                 await repo.directory_for(plant), now)
+            elif event_type in COMPANY_MESSAGES:  # and each change written for it
+                await self._tell_company(work, existing, event, await repo.directory_for(plant), now)
             return
         if candidate.route.digest:
             await repo.add_alert(candidate)  # told when the digest day closes (`close_digests`)
@@ -282,7 +285,10 @@ class NotifierHandlers:
         await repo.add_alert(alert)
         if event_type in LETTER_EVENTS:  # the company's e-mail goes with its letter: see `_letter_event_arrived`
             await self._plan(work, alert, [r for r in told if r.task_force_id is not None])
-            await self._letter_event_arrived(work, alert, envelope.id, directory, now)
+            await self._letter_event_arrived(work, alert, envelope.id, _warning_cause(event), directory, now)
+        elif event_type in COMPANY_MESSAGES:  # the company's e-mail is written for it: see `_tell_company`
+            await self._plan(work, alert, [r for r in told if r.task_force_id is not None])
+            await self._tell_company(work, alert, event, directory, now)
         else:
             await self._plan(work, alert, told)
         await work.outbox.add(envelope.caused(_raised(alert), service=SERVICE, time=now))
@@ -291,14 +297,26 @@ class NotifierHandlers:
 
     # -- company letters (the public event and its letter, in either order) ------------------------
 
+    async def _tell_company(self, work: NotifierWork, alert: Alert, event: Event, directory: Directory,
+                            now: datetime) -> None:
+        """The company's e-mail about this one event (COMPANY_MESSAGES), under its alert, when it gave an address."""
+        company = company_recipient(alert.route, directory)
+        if company is None:
+            return
+        subject, body = company_message(alert.event_type, event.model_dump(mode="json"),
+                                        directory.company.company_name if directory.company else None)
+        await work.notifier.add_deliveries([(Delivery.planned(alert.alert_id, company, now), subject, body, None)],
+                                           now)
+
     async def _letter_event_arrived(self, work: NotifierWork, alert: Alert, cause_event_id: uuid.UUID,
-                                    directory: Directory, now: datetime) -> None:
-        """The public half of a company e-mail about a warning or a sanction. Nothing waits for a letter when the
-        company gave no address (permits then sends none), unless one came already."""
+                                    cause: str | None, directory: Directory, now: datetime) -> None:
+        """The public half of a company e-mail about a warning or a sanction (`cause`: a warning's). Nothing waits
+        for a letter when the company gave no address (permits then sends none), unless one came already."""
         if company_recipient(alert.route, directory) is None and await work.letters.pairing(cause_event_id) is None:
             return
         pairing = await work.letters.event_arrived(cause_event_id, alert.plant.facility_id, alert.alert_id,
-                                                   alert.event_type, now + self.config.letter_wait.longest, now)
+                                                   alert.event_type, cause, now + self.config.letter_wait.longest,
+                                                   now)
         await self._settle_letter(work, pairing, now)
 
     async def on_letter(self, work: NotifierWork, envelope: Envelope, event: CompanyLetterIssued) -> None:
@@ -337,7 +355,8 @@ class NotifierHandlers:
         letter = pairing.letter if step is not LetterStep.SEND_WITHOUT_LETTER else None
         if company is not None:
             subject, body = company_notice(step, pairing.event_type,
-                                           directory.company.company_name if directory.company else None, letter)
+                                           directory.company.company_name if directory.company else None, letter,
+                                           pairing.cause)
             attachment = Attachment(letter.filename, letter.pdf) if letter and letter.pdf is not None else None
             await work.notifier.add_deliveries([(Delivery.planned(alert.alert_id, company, now), subject, body,
                                                  attachment)], now)
@@ -526,6 +545,10 @@ class DeliveryWorker:
         log.info("delivery_attempt", delivery_id=str(done.delivery_id), alert_id=str(done.alert_id),
                  channel=done.recipient.channel.value, recipient=done.recipient.kind, attempt=done.attempts,
                  status=done.status.value, error=error)
+
+
+def _warning_cause(event: Event) -> str | None:
+    return event.cause.value if isinstance(event, WarningIssued) else None
 
 
 def _base(alert: Alert) -> dict:

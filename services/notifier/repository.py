@@ -353,7 +353,7 @@ class NotifierRepository:
 
 
 _PAIRING = ("cause_event_id, facility_id, alert_id, event_type, wait_until, letter_number, letter_kind,"
-            " letter_issued_at, pdf, notice_planned, letter_sent")
+            " letter_issued_at, pdf, notice_planned, letter_sent, cause")
 
 
 class LetterRepository:
@@ -364,12 +364,14 @@ class LetterRepository:
         self._connection = connection
 
     async def event_arrived(self, cause_event_id: uuid.UUID, facility_id: uuid.UUID, alert_id: uuid.UUID,
-                            event_type: str, wait_until: datetime, now: datetime) -> LetterPairing:
+                            event_type: str, cause: str | None, wait_until: datetime,
+                            now: datetime) -> LetterPairing:
         row = await self._connection.fetchrow(
-            "INSERT INTO company_letters (cause_event_id, facility_id, alert_id, event_type, wait_until, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cause_event_id) DO UPDATE SET alert_id = $3,"
-            " event_type = $4, wait_until = $5, updated_at = $6 WHERE company_letters.alert_id IS NULL"
-            f" RETURNING {_PAIRING}", cause_event_id, facility_id, alert_id, event_type, wait_until, now,
+            "INSERT INTO company_letters (cause_event_id, facility_id, alert_id, event_type, cause, wait_until,"
+            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cause_event_id) DO UPDATE SET"
+            " alert_id = $3, event_type = $4, cause = $5, wait_until = $6, updated_at = $7"
+            f" WHERE company_letters.alert_id IS NULL RETURNING {_PAIRING}",
+            cause_event_id, facility_id, alert_id, event_type, cause, wait_until, now,
         )
         return _pairing(row) if row else await self._get(cause_event_id)
 
@@ -495,4 +497,4 @@ def _pairing(r: asyncpg.Record) -> LetterPairing:
                             bytes(r["pdf"]) if r["pdf"] is not None else None)
               if r["letter_number"] is not None else None)
     return LetterPairing(r["cause_event_id"], r["facility_id"], r["alert_id"], r["event_type"], r["wait_until"],
-                         letter, r["notice_planned"], r["letter_sent"])
+                         letter, r["notice_planned"], r["letter_sent"], r["cause"])
