@@ -742,6 +742,8 @@ def capacity_excess(excess: CapacityExcess) -> tuple[str, str]:
                 f"shifts run: {excess.count} vs cap {excess.cap}")
     if excess.measure is CapacityMeasure.OFFICE_ON_SITE:
         where = ("kantor", "offices")
+    elif excess.measure is CapacityMeasure.ON_SITE_TOTAL:
+        where = ("seluruh shift produksi", "all production shifts")
     else:
         where = (f"shift {excess.shift}", f"shift {excess.shift}") if excess.shift else ("produksi", "production")
     return (f"{where[0]}: {excess.count} orang di lokasi, batas {excess.cap}",

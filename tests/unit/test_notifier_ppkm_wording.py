@@ -182,6 +182,8 @@ def test_every_sector_class_is_named_with_its_export_orientation(value, export_o
      "shift 8: 1 orang di lokasi, batas 0", "shift 8: 1 on site vs cap 0"),
     (CapacityExcess(measure=CapacityMeasure.SHIFT_ON_SITE, cap=10, count=11),  # no shift named: the production floor
      "produksi: 11 orang di lokasi, batas 10", "production: 11 on site vs cap 10"),
+    (CapacityExcess(measure=CapacityMeasure.ON_SITE_TOTAL, cap=1200, count=1201),
+     "seluruh shift produksi: 1201 orang di lokasi, batas 1200", "all production shifts: 1201 on site vs cap 1200"),
     (CapacityExcess(measure=CapacityMeasure.SHIFT_COUNT, cap=1, count=2),
      "jumlah shift: 2, batas 1", "shifts run: 2 vs cap 1"),
     (CapacityExcess(measure=CapacityMeasure.OFFICE_ON_SITE, cap=10, count=25),
@@ -189,6 +191,11 @@ def test_every_sector_class_is_named_with_its_export_orientation(value, export_o
 ])
 def test_each_excess_reads_count_against_cap(excess, indonesian, english):
     assert capacity_excess(excess) == (indonesian, english)
+
+
+def test_every_measure_is_worded_apart():
+    worded = {capacity_excess(CapacityExcess(measure=measure, cap=1, count=2)) for measure in CapacityMeasure}
+    assert len(worded) == len(CapacityMeasure)
 
 
 def test_a_breach_names_the_plant_the_level_the_rule_and_every_excess_bahasa_first():
