@@ -8,6 +8,11 @@ first period. wrk (a C load generator, a sliver of the CPU it measures) then sen
 valid report with its company's token (`bench/reports.lua`): validation, access, the transaction with the
 report and its `ReportSubmitted` in the outbox, and the relay publishing it, all as in production.
 
+The plants come in two cohorts: one in a regency with no PPKM level in force (what POST /reports did before staffing
+caps: the level is looked up and none is found), and one in a regency at PPKM level 4, where every report is
+checked against its cap (within it: the reports are consistent with the shipped September 2021 rules' lift), in
+the same run, one after the other.
+
 The reference, in the same run on the same database: a bare FastAPI endpoint under the same uvicorn settings
 and workers that parses the same JSON bodies and stores each with one asyncpg INSERT.
 
@@ -28,7 +33,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,8 @@ WARMUP_PLANTS = 3_000  # the warm-up's own plants: the measured run sends first 
 CONNECTIONS = 32
 WARMUP_SECONDS = 3
 SECONDS = 15
+UNCHECKED_REGENCY = "32.16"  # no PPKM level in force
+CHECKED_REGENCY = "32.15"  # PPKM level 4 from the day before the run
 
 
 # -- the platform's services as processes on the bench's broker and database ---------------------------------
@@ -309,18 +316,27 @@ async def run(settings: PlatformSettings, console: Console) -> None:
     try:
         await reports.wait_ready()
         plants = new_plants(PLANTS + WARMUP_PLANTS)
+        checked_plants = new_plants(PLANTS + WARMUP_PLANTS)
         started = time.perf_counter()
         async with event_source(settings) as source:
-            await publish(source, [permit_issued(plant) for plant in plants])
-            await wait_until(lambda: _counted(admin, "SELECT count(*) FROM reports.periods", len(plants)),
+            await publish(source, [permit_issued(plant, regency_code=UNCHECKED_REGENCY) for plant in plants]
+                          + [permit_issued(plant, regency_code=CHECKED_REGENCY) for plant in checked_plants])
+            await wait_until(lambda: _counted(admin, "SELECT count(*) FROM reports.periods", 2 * len(plants)),
                              "the reports service to open every plant's first period")
         seeded = time.perf_counter() - started
-        rows = await admin.fetch(
-            "SELECT p.permit_id, p.period_id, s.nib FROM reports.periods p JOIN reports.schedules s USING (permit_id)"
-            " ORDER BY p.permit_id")
-        write_plants(work_dir / "warmup.txt", rows[:WARMUP_PLANTS], settings.jwt_secret or "")
-        write_plants(work_dir / "plants.txt", rows[WARMUP_PLANTS:], settings.jwt_secret or "")
-        ours = await measure(reports, work_dir / "warmup.txt", work_dir / "plants.txt")
+        await admin.execute(
+            "INSERT INTO reports.ppkm_levels (level_id, region_code, province_code, level, effective_from,"
+            " instruction, source, actor, recorded_at) VALUES ($1, $2, '32', '4', $3, 'bench', 'operator', 'bench',"
+            " now())", uuid.uuid4(), CHECKED_REGENCY, date.today() - timedelta(days=1))
+        for regency, name in ((UNCHECKED_REGENCY, "unchecked"), (CHECKED_REGENCY, "checked")):
+            rows = await admin.fetch(
+                "SELECT p.permit_id, p.period_id, s.nib FROM reports.periods p JOIN reports.schedules s"
+                " USING (permit_id) WHERE s.regency_code = $1 ORDER BY p.permit_id", regency)
+            write_plants(work_dir / f"{name}-warmup.txt", rows[:WARMUP_PLANTS], settings.jwt_secret or "")
+            write_plants(work_dir / f"{name}.txt", rows[WARMUP_PLANTS:], settings.jwt_secret or "")
+        ours = await measure(reports, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
+        checked = await measure(reports, work_dir / "checked-warmup.txt", work_dir / "checked.txt")
+        breaches = await admin.fetchval("SELECT count(*) FROM reports.capacity_breaches")
         stored = await admin.fetchval("SELECT count(*) FROM reports.reports")
     finally:
         reports.stop()
@@ -331,12 +347,13 @@ async def run(settings: PlatformSettings, console: Console) -> None:
     reference = start_uvicorn(settings, "reference", "bench.ingestion:reference_app", workers=WORKERS)
     try:
         await reference.wait_ready("/healthz")
-        bare = await measure(reference, work_dir / "warmup.txt", work_dir / "plants.txt")
+        bare = await measure(reference, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
     finally:
         reference.stop()
         await admin.close()
         shutil.rmtree(work_dir, ignore_errors=True)
-    print_ingestion(console, len(plants), seeded, ours, bare, stored)
+    print_ingestion(console, 2 * len(plants), seeded, ours, bare, stored)
+    print_check(console, ours, checked, breaches)
 
 
 async def _counted(admin: asyncpg.Connection, query: str, expected: int) -> bool:
@@ -364,6 +381,23 @@ def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, ba
                       f"{bare.ceiling:,.0f} requests/s", f"{ours.ceiling / bare.ceiling:.2f}")
     table.add_row("answers other than 201 / socket errors", f"{ours.failed:,}", f"{bare.failed:,}", "")
     table.add_row("reports stored (warm-up included)", f"{stored:,}", "", "")
+    console.print(table)
+
+
+def print_check(console: Console, unchecked: Load, checked: Load, breaches: int) -> None:
+    table = Table(title="POST /reports checked against the PPKM staffing cap (same service, same run)")
+    table.add_column("measure")
+    table.add_column("no level in force", justify="right")
+    table.add_column("PPKM level 4, checked", justify="right")
+    table.add_column("ratio / target", justify="right")
+    table.add_row("POST /reports", f"{unchecked.rate:,.0f} requests/s", f"{checked.rate:,.0f} requests/s",
+                  f"{checked.rate / unchecked.rate:.2f} (target ≥ 0.90: the check adds under 10 %)")
+    table.add_row("POST /reports, p50 / p99", f"{unchecked.p50_ms:.1f} / {unchecked.p99_ms:.1f} ms",
+                  f"{checked.p50_ms:.1f} / {checked.p99_ms:.1f} ms", "")
+    table.add_row("CPU of the service's processes per request", f"{unchecked.cpu_ms:.2f} ms",
+                  f"{checked.cpu_ms:.2f} ms", f"{checked.cpu_ms / unchecked.cpu_ms:.2f}")
+    table.add_row("answers other than 201 / socket errors", f"{unchecked.failed:,}", f"{checked.failed:,}", "")
+    table.add_row("capacity breaches found (the reports are within the lifted cap)", "", f"{breaches:,}", "0")
     console.print(table)
 
 
