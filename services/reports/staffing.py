@@ -18,10 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from shared.contract import MAX_SHIFTS, CapacityMeasure, PpkmLevel, SectorClass
+from services.reports.domain import EARLIEST_ZONE, ZONES, Refused
+from shared.contract import (
+    INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, CapacityMeasure, PpkmLevel, PpkmLevelSet, SectorClass,
+)
+from shared.regions import local_zone
 
 # ------------------------------------------------------------------------------------------------ levels
 
@@ -58,6 +62,95 @@ def level_on(entries: Iterable[LevelEntry], day: date) -> LevelEntry | None:
         return None
     latest = max(begun, key=lambda e: (e.effective_from, e.recorded_at))
     return latest if latest.in_force_on(day) else None
+
+
+def local_day(region_code: str, now: datetime) -> date:
+    """The day it is in a region's zone (a province or regency code): a level's days are the region's own."""
+    return now.astimezone(local_zone(region_code)).date()
+
+
+LEVEL_REASON_MAX = 1000  # an operator's reason, as the permits API takes an officer's
+
+
+class LevelRefused(Refused):
+    """An operator's level that a rule refuses; `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class RegionNames(Protocol):
+    def name_of(self, code: str) -> str | None: ...
+
+
+def operator_level(*, province_code: str, regency_code: str | None, level: PpkmLevel, effective_from: date,
+                   effective_until: date | None, instruction: str, reason: str, regions: RegionNames,
+                   now: datetime) -> LevelEntry:
+    """A level an operator records for a regency, or for every regency of a province (no regency): a region that
+    exists, a regency of that province, a last day not before the first, the instruction that sets it and the
+    operator's reason, each bounded. Any first day: an instruction is sometimes recorded after it took effect."""
+    if regions.name_of(province_code) is None or "." in province_code:
+        raise LevelRefused("province_code", "a Kemendagri province code, e.g. 32")
+    if regency_code is not None:
+        if not regency_code.startswith(f"{province_code}."):
+            raise LevelRefused("regency_code", f"not in province {province_code}")
+        if regions.name_of(regency_code) is None:
+            raise LevelRefused("regency_code", "a Kemendagri regency or city code, e.g. 32.16")
+    if effective_until is not None and effective_until < effective_from:
+        raise LevelRefused("effective_until", "on or after effective_from")
+    if not instruction.strip() or len(instruction) > INSTRUCTION_MAX_LENGTH:
+        raise LevelRefused("instruction", f"the instruction that sets the level, 1 to {INSTRUCTION_MAX_LENGTH} "
+                                          "characters, e.g. Inmendagri 22/2021")
+    if not reason.strip() or len(reason) > LEVEL_REASON_MAX:
+        raise LevelRefused("reason", f"why the level is recorded, 1 to {LEVEL_REASON_MAX} characters")
+    return LevelEntry(regency_code or province_code, level, effective_from, effective_until, instruction.strip(),
+                      LevelSource.OPERATOR, now)
+
+
+def agency_level(event: PpkmLevelSet, now: datetime) -> LevelEntry:
+    """A level as the agency that sets levels published it (the contract has checked its fields)."""
+    return LevelEntry(event.regency_code or event.province_code, event.level, event.effective_from,
+                      event.effective_until, event.instruction, LevelSource.AGENCY, now)
+
+
+@dataclass(frozen=True)
+class PendingLevel:
+    """A recorded level whose first day has not been applied to its region's allowances yet (`applied` false), or
+    whose last day is set and whose passing has not been (`applied` true)."""
+
+    level_id: uuid.UUID
+    region_code: str
+    effective_from: date
+    effective_until: date | None
+    applied: bool
+
+
+@dataclass(frozen=True)
+class LevelsDue:
+    regions: tuple[str, ...]  # to re-evaluate, none within another
+    applied: tuple[uuid.UUID, ...]  # levels whose first day has come in their region
+    lapsed: tuple[uuid.UUID, ...]  # levels whose last day has passed there
+
+
+def levels_due(pending: Iterable[PendingLevel], now: datetime) -> LevelsDue:
+    """Which regions' allowances change now: those where a level's first day has come, or where a level's last day
+    has passed, each by the region's own day. A province's re-evaluation covers its regencies."""
+    regions, applied, lapsed = set(), [], []
+    for level in pending:
+        today = local_day(level.region_code, now)
+        lapses = level.effective_until is not None and level.effective_until < today
+        if not level.applied and level.effective_from <= today:
+            applied.append(level.level_id)
+            regions.add(level.region_code)
+            if lapses:
+                lapsed.append(level.level_id)
+        elif level.applied and lapses:
+            lapsed.append(level.level_id)
+            regions.add(level.region_code)
+    covered = tuple(sorted(r for r in regions if r.split(".")[0] == r or r.split(".")[0] not in regions))
+    return LevelsDue(covered, tuple(applied), tuple(lapsed))
 
 
 def checked_day(submitted_at: datetime, deadline: datetime, zone: str) -> date:
@@ -164,7 +257,10 @@ class RuleSetIssue:
     message: str
 
 
-class InvalidRuleSet(ValueError):
+class InvalidRuleSet(Refused, ValueError):
+    """A rule set that cannot be read (the shipped file, or an operator's request): every issue, each naming its
+    field."""
+
     def __init__(self, issues: Sequence[RuleSetIssue]) -> None:
         super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues))
         self.issues = list(issues)
@@ -185,7 +281,9 @@ def rule_set_from_mapping(document: Mapping[str, Any]) -> RuleSet:
     if starts_on is None:
         issues.append(RuleSetIssue("starts_on", "a date (YYYY-MM-DD)"))
     source = document.get("source")
-    if not (isinstance(source, str) and source.strip() and len(source) <= RULE_SET_SOURCE_MAX):
+    # PostgreSQL text cannot hold U+0000: refused here, naming the field, rather than failing where it is stored.
+    if not (isinstance(source, str) and source.strip() and len(source) <= RULE_SET_SOURCE_MAX
+            and "\x00" not in source):
         issues.append(RuleSetIssue("source", f"the instruction that sets the rules, 1 to {RULE_SET_SOURCE_MAX} "
                                              "characters"))
     raw_rules = document.get("rules")
@@ -290,6 +388,64 @@ def _lift(raw: object, where: str, issues: list[RuleSetIssue]) -> Lift | None:
     return Lift(capacity, flags["active_permit"], flags["pedulilindungi"], dose1)
 
 
+class RuleSetTaken(Refused):
+    """Another rule set has that name or starts that day; `field` says which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def publishable(book: RuleBook, rule_set: RuleSet, *, now: datetime) -> RuleSet:
+    """An operator's rule set, to be published: it starts on a day not yet begun in any zone (a rule set never
+    changes days already judged), and its name and start day are its own."""
+    today = now.astimezone(ZoneInfo(EARLIEST_ZONE)).date()
+    if rule_set.starts_on <= today:
+        raise InvalidRuleSet([RuleSetIssue("starts_on", f"a day not yet begun in any zone (after {today.isoformat()}"
+                                                        "): a rule set never changes days already judged")])
+    if book.named(rule_set.name) is not None:
+        raise RuleSetTaken("name", f"a rule set named {rule_set.name} exists")
+    if any(s.starts_on == rule_set.starts_on for s in book.sets):
+        raise RuleSetTaken("starts_on", f"another rule set starts on {rule_set.starts_on.isoformat()}")
+    return rule_set
+
+
+def rule_set_mapping(rule_set: RuleSet) -> dict[str, Any]:
+    """A rule set as `rule_set_from_mapping` reads it, with nothing else: what is stored and shown."""
+    return {"name": rule_set.name, "starts_on": rule_set.starts_on, "source": rule_set.source,
+            "rules": [_rule_mapping(rule) for rule in rule_set.rules]}
+
+
+def _rule_mapping(rule: CapacityRule) -> dict[str, Any]:
+    mapping: dict[str, Any] = {"name": rule.name, "levels": [m.value for m in PpkmLevel if m in rule.levels],
+                               "classes": [m.value for m in SectorClass if m in rule.classes]}
+    if rule.export_oriented is not None:
+        mapping["export_oriented"] = rule.export_oriented
+    mapping |= _capacity_mapping(rule.capacity)
+    if rule.lift is not None:
+        lift = rule.lift
+        mapping["lift"] = _capacity_mapping(lift.capacity) | {
+            "active_permit": lift.active_permit, "pedulilindungi": lift.pedulilindungi,
+            "min_dose1_share": lift.min_dose1_share}
+    return mapping
+
+
+def _capacity_mapping(capacity: Capacity) -> dict[str, int]:
+    mapping = {"production_share": capacity.production_share, "office_share": capacity.office_share}
+    if capacity.shift_share is not None:
+        mapping["shift_share"] = capacity.shift_share
+    if capacity.max_shifts is not None:
+        mapping["max_shifts"] = capacity.max_shifts
+    return mapping
+
+
+def zones_begun(starts_on: date, done: Iterable[str], now: datetime) -> tuple[str, ...]:
+    """The zones where a rule set's first day has come and its plants were not re-evaluated for it yet."""
+    applied = set(done)
+    return tuple(zone for zone in ZONES if zone not in applied and now.astimezone(ZoneInfo(zone)).date() >= starts_on)
+
+
 def shipped_rule_sets(document: Mapping[str, Any]) -> tuple[tuple[RuleSet, list[dict[str, Any]]], ...]:
     """The `[[rule_set]]` tables of the shipped file, each checked as an operator's would be, with its rules as the
     file states them (what the database stores)."""
@@ -307,10 +463,11 @@ def shipped_rule_sets(document: Mapping[str, Any]) -> tuple[tuple[RuleSet, list[
 
 @dataclass(frozen=True)
 class PlantFacts:
-    """What the allowance of a plant rests on, besides its level: its class, its workforce, and the conditions that
-    may lift its cap as its latest report states them (None: not stated yet)."""
+    """What the allowance of a plant rests on, besides its level: its class (None: not known yet, for a plant issued
+    before classes were derived from KBLI codes, until the permits service announces it), its workforce, and the
+    conditions that may lift its cap as its latest report states them (None: not stated yet)."""
 
-    sector_class: SectorClass
+    sector_class: SectorClass | None
     export_oriented: bool
     workforce_total: int
     permit_active: bool
@@ -366,6 +523,9 @@ def dose1_share(dose1: int | None, workforce_total: int) -> float | None:
 
 NO_RESTRICTION = Capacity(production_share=100, max_shifts=None, office_share=100)
 NO_RESTRICTION_RULE = "NoRestriction"  # no PPKM level in force in the regency that day
+# A level is in force but the plant's sector class is not known yet: no rule can be chosen, so no cap is applied
+# (a cap the company cannot be told the reason for is not enforced), and the plant is counted apart.
+CLASS_UNKNOWN_RULE = "ClassUnknown"
 
 
 @dataclass(frozen=True)
@@ -377,7 +537,7 @@ class Allowance:
     level: PpkmLevel | None
     rule_set: str | None
     rule: str
-    sector_class: SectorClass
+    sector_class: SectorClass | None
     export_oriented: bool
     workforce_total: int
     capacity: Capacity
@@ -398,17 +558,84 @@ class Allowance:
 
 
 def allowance(day: date, level: PpkmLevel | None, rule_set: RuleSet | None, plant: PlantFacts) -> Allowance:
-    """A plant's allowance on a day. No level in force, or no rule set yet: no restriction. Otherwise the rule set's
-    rule for the level, class and orientation; its lift applies when every one of its conditions is met."""
+    """A plant's allowance on a day. No level in force, or no rule set yet: no restriction. A level but no class
+    known for the plant: `ClassUnknown`, no cap. Otherwise the rule set's rule for the level, class and orientation;
+    its lift applies when every one of its conditions is met."""
     if level is None or rule_set is None:
         return Allowance(day, level, rule_set.name if rule_set else None, NO_RESTRICTION_RULE, plant.sector_class,
                          plant.export_oriented, plant.workforce_total, NO_RESTRICTION, lifted=False)
+    if plant.sector_class is None:
+        return Allowance(day, level, rule_set.name, CLASS_UNKNOWN_RULE, None, plant.export_oriented,
+                         plant.workforce_total, NO_RESTRICTION, lifted=False)
     rule = rule_set.rule_for(level, plant.sector_class, plant.export_oriented)
     conditions = lift_conditions(rule.lift, plant) if rule.lift else ()
     lifted = rule.lift is not None and all(c.met for c in conditions)
     capacity = rule.lift.capacity if lifted and rule.lift else rule.capacity
     return Allowance(day, level, rule_set.name, rule.name, plant.sector_class, plant.export_oriented,
                      plant.workforce_total, capacity, lifted, conditions)
+
+
+_LEVEL_NAMES = {PpkmLevel.EMERGENCY: ("PPKM Darurat", "PPKM emergency stage")} | {
+    level: (f"PPKM Level {level.value}", f"PPKM level {level.value}") for level in PpkmLevel
+    if level is not PpkmLevel.EMERGENCY}
+_CLASS_NAMES = {SectorClass.CRITICAL: ("sektor kritikal", "a critical sector"),
+                SectorClass.ESSENTIAL: ("sektor esensial", "an essential sector"),
+                SectorClass.NON_ESSENTIAL: ("sektor non-esensial", "a non-essential sector")}
+_MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+           "November", "Desember")
+
+
+def allowance_summary(allowance: Allowance, *, region: str, instruction: str | None) -> tuple[str, str]:
+    """What the plant may run on the day and why, in one sentence each: Bahasa Indonesia, then English. `region` is
+    the regency as people name it (Kabupaten Bekasi); `instruction` the one that set the level."""
+    a = allowance
+    day_id = f"{a.day.day} {_MONTHS[a.day.month - 1]} {a.day.year}"
+    day_en = a.day.strftime("%d %B %Y").lstrip("0")
+    if a.level is None:
+        return (f"Tidak ada level PPKM yang berlaku di {region} pada {day_id}: tidak ada batas jumlah pekerja di "
+                "lokasi.", f"No PPKM level is in force in {region} on {day_en}: no cap on the staff on site.")
+    level_id, level_en = _LEVEL_NAMES[a.level]
+    where_id = f"{level_id} di {region}" + (f" ({instruction})" if instruction else "")
+    where_en = f"{level_en} in {region}" + (f" ({instruction})" if instruction else "")
+    if a.rule_set is None:
+        return (f"{where_id}: belum ada aturan kapasitas yang berlaku pada {day_id}, jadi tidak ada batas.",
+                f"{where_en}: no capacity rules are in force on {day_en}, so there is no cap.")
+    if a.sector_class is None:
+        return (f"{where_id}: kelas sektor pabrik belum diketahui, jadi belum ada batas yang diterapkan (kelas "
+                "ditetapkan dari kode KBLI-nya).",
+                f"{where_en}: the plant's sector class is not known yet, so no cap applies (the class is derived "
+                "from its KBLI codes).")
+    if a.export_oriented and a.sector_class is not SectorClass.CRITICAL:
+        who_id, who_en = "industri orientasi ekspor", "an export-oriented plant"
+    else:
+        who_id, who_en = (f"pabrik {_CLASS_NAMES[a.sector_class][0]}", f"a plant in {_CLASS_NAMES[a.sector_class][1]}")
+    may_id, may_en = _capacity_words(a)
+    why_id = f"aturan {a.rule} dari {a.rule_set}"
+    why_en = f"rule {a.rule} of {a.rule_set}"
+    if a.lifted:
+        why_id += ", syarat pelonggaran terpenuhi"
+        why_en += ", its lifting conditions met"
+    elif a.conditions:
+        why_id += ", belum dilonggarkan: " + "; ".join(c.said_id for c in a.conditions if not c.met)
+        why_en += ", not lifted: " + "; ".join(c.said_en for c in a.conditions if not c.met)
+    return f"{where_id}: {who_id} {may_id} ({why_id}).", f"{where_en}: {who_en} {may_en} ({why_en})."
+
+
+def _capacity_words(a: Allowance) -> tuple[str, str]:
+    c = a.capacity
+    if c.production_share == 0:
+        return ("tidak boleh bekerja di lokasi produksi (bekerja dari rumah)",
+                "may have no one on site in production (work from home)")
+    shifts_id = f"boleh {c.max_shifts} shift, " if c.max_shifts else "boleh "
+    shifts_en = f"may run {c.max_shifts} shift{'s' if c.max_shifts != 1 else ''}, " if c.max_shifts else "may have "
+    words_id = f"{shifts_id}paling banyak {c.production_share}% pekerja ({a.total_cap} orang) di lokasi"
+    words_en = f"{shifts_en}at most {c.production_share}% of its staff ({a.total_cap} people) on site"
+    if c.shift_share is not None:
+        words_id += f", {c.shift_share}% ({a.shift_cap} orang) per shift"
+        words_en += f", {c.shift_share}% ({a.shift_cap} people) in any one shift"
+    words_id += f", dan {c.office_share}% staf kantor"
+    words_en += f", and {c.office_share}% of its office staff"
+    return words_id, words_en
 
 
 # ------------------------------------------------------------------------------------------------ checking a report
