@@ -70,6 +70,10 @@ def local_day(region_code: str, now: datetime) -> date:
 
 
 LEVEL_REASON_MAX = 1000  # an operator's reason, as the permits API takes an officer's
+# How far from today an operator's level may start: instructions came week by week, and were sometimes recorded a
+# few days after they took effect; a level years away in either direction is a mistyped date.
+LEVEL_LATE_MAX = timedelta(days=31)
+LEVEL_AHEAD_MAX = timedelta(days=366)
 
 
 class LevelRefused(Refused):
@@ -89,8 +93,9 @@ def operator_level(*, province_code: str, regency_code: str | None, level: PpkmL
                    effective_until: date | None, instruction: str, reason: str, regions: RegionNames,
                    now: datetime) -> LevelEntry:
     """A level an operator records for a regency, or for every regency of a province (no regency): a region that
-    exists, a regency of that province, a last day not before the first, the instruction that sets it and the
-    operator's reason, each bounded. Any first day: an instruction is sometimes recorded after it took effect."""
+    exists, a regency of that province, a first day at most `LEVEL_LATE_MAX` before today there (an instruction is
+    sometimes recorded after it took effect) and at most `LEVEL_AHEAD_MAX` after, a last day not before the first,
+    the instruction that sets it and the operator's reason, each bounded."""
     if regions.name_of(province_code) is None or "." in province_code:
         raise LevelRefused("province_code", "a Kemendagri province code, e.g. 32")
     if regency_code is not None:
@@ -98,6 +103,11 @@ def operator_level(*, province_code: str, regency_code: str | None, level: PpkmL
             raise LevelRefused("regency_code", f"not in province {province_code}")
         if regions.name_of(regency_code) is None:
             raise LevelRefused("regency_code", "a Kemendagri regency or city code, e.g. 32.16")
+    today = local_day(province_code, now)
+    if not today - LEVEL_LATE_MAX <= effective_from <= today + LEVEL_AHEAD_MAX:
+        raise LevelRefused("effective_from", f"from {(today - LEVEL_LATE_MAX).isoformat()} to "
+                                             f"{(today + LEVEL_AHEAD_MAX).isoformat()}: at most {LEVEL_LATE_MAX.days} "
+                                             f"days ago, at most {LEVEL_AHEAD_MAX.days} days ahead")
     if effective_until is not None and effective_until < effective_from:
         raise LevelRefused("effective_until", "on or after effective_from")
     if not instruction.strip() or len(instruction) > INSTRUCTION_MAX_LENGTH:

@@ -36,6 +36,10 @@ class Names:
         return self.KNOWN.get(code)
 
 
+class Names91(Names):
+    KNOWN = Names.KNOWN | {"91": "Papua"}
+
+
 def level(**changes) -> LevelEntry:
     values = dict(province_code="32", regency_code="32.16", level=PpkmLevel.LEVEL_4, effective_from=date(2026, 12, 7),
                   effective_until=None, instruction="Inmendagri 22/2021", reason="the minister's instruction",
@@ -64,6 +68,8 @@ def test_an_operator_sets_a_level_for_a_regency_or_for_every_regency_of_a_provin
     ({"regency_code": "33.74"}, "regency_code"),
     ({"regency_code": "32.99"}, "regency_code"),
     ({"effective_until": date(2026, 12, 6)}, "effective_until"),
+    ({"effective_from": date(2026, 11, 5)}, "effective_from"),
+    ({"effective_from": date(2027, 12, 9)}, "effective_from"),
     ({"instruction": " "}, "instruction"),
     ({"instruction": "x" * 201}, "instruction"),
     ({"reason": ""}, "reason"),
@@ -79,8 +85,14 @@ def test_the_bounds_of_an_operators_level_are_inclusive():
     assert level(effective_until=date(2026, 12, 7)).effective_until == date(2026, 12, 7)
     assert len(level(instruction="x" * 200).instruction) == 200
     level(reason="x" * 1000)
-    # An instruction is sometimes recorded after it took effect.
-    assert level(effective_from=date(2021, 7, 26)).effective_from == date(2021, 7, 26)
+    # An instruction is sometimes recorded after it took effect; it is seldom known a year ahead.
+    assert level(effective_from=date(2026, 11, 6)).effective_from == date(2026, 11, 6)
+    assert level(effective_from=date(2027, 12, 8)).effective_from == date(2027, 12, 8)
+    # The days are the region's: 6 December 23:30 in Jakarta is already 7 December in Papua.
+    late = datetime(2026, 12, 6, 16, 30, tzinfo=UTC)
+    assert level(now=late, effective_from=date(2026, 11, 5)).effective_from == date(2026, 11, 5)
+    with pytest.raises(LevelRefused):
+        level(province_code="91", regency_code=None, regions=Names91(), now=late, effective_from=date(2026, 11, 5))
 
 
 def test_the_agencys_level_is_recorded_as_published():
