@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Path, Query, Response
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.reports.domain import (
     REGIME_NAME_PATTERN, REGIME_SOURCE_MAX, ZONES, InconsistentReport, LadderName, ObligationEnded, PeriodClosed,
     PeriodNotFound, RegimeEntry, RegimeExists, RegimeInEffect, RegimeNotFound, RegimeRefused, ReportFigures,
     ScheduleNotFound, UndeclaredReport,
 )
-from services.reports.handlers import ReportHandlers, ReportIn
+from services.reports.handlers import PlantAllowance, ReportHandlers, ReportIn
+from services.reports.staffing import (
+    LEVEL_REASON_MAX, MAX_RULES, RULE_NAME_PATTERN, RULE_SET_NAME_PATTERN, RULE_SET_SOURCE_MAX, InvalidRuleSet,
+    LevelEntry, LevelRefused, RuleSetTaken, rule_set_mapping,
+)
 from shared import regions
+from shared.contract import INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, PpkmLevel, SectorClass
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
@@ -29,6 +35,12 @@ POLICY = Policy({
     # The timeline is national: whoever may read compliance reads all of it.
     "regimes": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL}, "read the reporting regimes and their changes"),
     "change_regimes": Rule({OP: Scope.ALL}, "schedule or withdraw a reporting regime ahead of time"),
+    "ppkm_levels": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read PPKM levels, in force and recorded"),
+    "set_ppkm_level": Rule({OP: Scope.ALL}, "record a PPKM level for a province or a regency"),
+    # The staffing rules are national, like the reporting regimes.
+    "ppkm_rule_sets": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL}, "read the PPKM staffing rule sets"),
+    "publish_ppkm_rules": Rule({OP: Scope.ALL}, "publish a PPKM staffing rule set ahead of time"),
+    "allowance": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read what a plant may run under PPKM"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -51,6 +63,12 @@ PROBLEMS: ProblemTable = {
     RegimeInEffect: lambda exc: Problem(409, "Regime in effect",
                                         f"The regime {exc} has taken effect: the timeline is never changed after the "
                                         "fact."),
+    LevelRefused: lambda exc: Problem(422, "Invalid request", str(exc),
+                                      errors=[{"field": exc.field, "message": exc.message}]),
+    InvalidRuleSet: lambda exc: Problem(422, "Invalid request", "The rule set cannot be read.",
+                                        errors=[{"field": i.field, "message": i.message} for i in exc.issues]),
+    RuleSetTaken: lambda exc: Problem(409, "Rule set exists", str(exc),
+                                      errors=[{"field": exc.field, "message": exc.message}]),
 }
 
 Count = Field(ge=0, le=10_000_000)
@@ -120,6 +138,87 @@ def _entry(entry: RegimeEntry) -> dict[str, Any]:
     return {"name": entry.name, "source": entry.source,
             "effective_on": None if entry.effective_on == date.min else entry.effective_on.isoformat(),
             "rule": entry.rule.text, "ladder": entry.ladder.value, "declaration": entry.declaration}
+
+
+class LevelBody(BaseModel):
+    province_code: str = Field(pattern=regions.PROVINCE_PATTERN, description="Kemendagri province code, e.g. 32")
+    regency_code: Annotated[str, StringConstraints(pattern=regions.REGENCY_PATTERN)] | None = Field(
+        None, description="A regency of the province, e.g. 32.16; none sets every regency of the province")
+    level: PpkmLevel
+    effective_from: date = Field(description="The first day the level is in force, in the region's time zone")
+    effective_until: date | None = Field(None, description="The last day it is in force; none until another level")
+    instruction: Text = Field(min_length=1, max_length=INSTRUCTION_MAX_LENGTH,
+                              description="The instruction that sets it, e.g. Inmendagri 22/2021")
+    reason: Text = Field(min_length=1, max_length=LEVEL_REASON_MAX, description="Why it is recorded (audited)")
+
+
+def _level(entry: LevelEntry | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {"level": entry.level.value, "effective_from": entry.effective_from.isoformat(),
+            "effective_until": entry.effective_until.isoformat() if entry.effective_until else None,
+            "instruction": entry.instruction, "source": entry.source.value, "set_for": entry.region_code}
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SHARE = {"type": "integer", "minimum": 0, "maximum": 100}
+# What `rule_set_from_mapping` reads, for the document: it checks every field itself, naming each that is wrong, and
+# keeps nothing else (the request's size is bounded before it is read).
+RULE_SET_SCHEMA: dict[str, Any] = {
+    "required": ["name", "starts_on", "source", "rules"],
+    "properties": {
+        "name": {"type": "string", "pattern": RULE_SET_NAME_PATTERN, "maxLength": 64},
+        "starts_on": {"type": "string", "format": "date"},
+        "source": {"type": "string", "minLength": 1, "maxLength": RULE_SET_SOURCE_MAX},
+        "rules": {"type": "array", "minItems": 1, "maxItems": MAX_RULES, "items": {
+            "type": "object", "required": ["name", "levels", "classes", "production_share", "office_share"],
+            "properties": {
+                "name": {"type": "string", "pattern": RULE_NAME_PATTERN, "maxLength": 64},
+                "levels": {"type": "array", "minItems": 1, "maxItems": len(PpkmLevel),
+                           "items": {"enum": [m.value for m in PpkmLevel]}},
+                "classes": {"type": "array", "minItems": 1, "maxItems": len(SectorClass),
+                            "items": {"enum": [m.value for m in SectorClass]}},
+                "export_oriented": {"type": "boolean"}, "production_share": _SHARE, "shift_share": _SHARE,
+                "max_shifts": {"type": "integer", "minimum": 1, "maximum": MAX_SHIFTS}, "office_share": _SHARE,
+                "lift": {"type": "object", "properties": {
+                    "production_share": _SHARE, "shift_share": _SHARE, "office_share": _SHARE,
+                    "active_permit": {"type": "boolean"}, "pedulilindungi": {"type": "boolean"},
+                    "min_dose1_share": _SHARE}},
+            }}},
+    },
+}
+
+
+def _rule_set_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The request as `rule_set_from_mapping` reads it: JSON has no dates, so `starts_on` comes as text."""
+    start = document.get("starts_on")
+    if isinstance(start, str) and _DAY.fullmatch(start):
+        try:
+            return document | {"starts_on": date.fromisoformat(start)}
+        except ValueError:
+            pass  # not a day of the calendar: named as the field's issue
+    return document
+
+
+def _allowance(found: PlantAllowance) -> dict[str, Any]:
+    a, plant, entry = found.allowance, found.plant, found.level_entry
+    return {
+        "facility_id": str(plant.facility_id), "permit_id": str(plant.permit_id), "day": a.day.isoformat(),
+        "level": a.level.value if a.level else None,
+        "level_entry": None if entry is None else {
+            "instruction": entry.instruction, "effective_from": entry.effective_from.isoformat(),
+            "effective_until": entry.effective_until.isoformat() if entry.effective_until else None,
+            "source": entry.source.value},
+        "rule_set": a.rule_set, "rule": a.rule,
+        "sector_class": a.sector_class.value if a.sector_class else None, "export_oriented": a.export_oriented,
+        "workforce_total": a.workforce_total, "lifted": a.lifted,
+        "capacity": {"production_share": a.capacity.production_share, "shift_share": a.capacity.shift_share,
+                     "max_shifts": a.capacity.max_shifts, "office_share": a.capacity.office_share,
+                     "total_cap": a.total_cap, "shift_cap": a.shift_cap},
+        "conditions": [{"name": c.name.value, "met": c.met, "said_id": c.said_id, "said_en": c.said_en}
+                       for c in a.conditions],
+        "summary_id": found.summary_id, "summary_en": found.summary_en,
+    }
 
 
 class ReportAccepted(BaseModel):
@@ -239,5 +338,78 @@ def router(handlers: ReportHandlers) -> APIRouter:
     async def withdraw_regime(name: Annotated[str, Path(pattern=REGIME_NAME_PATTERN, max_length=40)],
                               access: Annotated[Access, POLICY.guard("change_regimes")]) -> dict:
         return _entry(await handlers.withdraw_regime(access, name)) | {"withdrawn": True}
+
+    @routes.get("/ppkm/levels")
+    async def ppkm_levels(access: Annotated[Access, POLICY.guard("ppkm_levels")],
+                          province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+                          regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
+                          limit: Annotated[int, Query(ge=1, le=1000, description="Levels recorded, newest "
+                                                                                 "first")] = 100) -> dict:
+        if province and regency and not regency.startswith(province + "."):
+            raise Problem(422, "Invalid request", "The regency is not in the province.",
+                          errors=[{"field": "regency", "message": f"not in province {province}"}])
+        if access.region_filter and not (province or regency):
+            own = access.region_filter
+            province, regency = (None, own) if "." in own else (own, None)
+        if province or regency:
+            access.require(region_code=regency or province, what="Region")
+        current, history = await handlers.levels(province=province, regency=regency, limit=limit)
+        return {
+            "province": province, "regency": regency,
+            # Today in each regency's zone: the entry in force there (its own or its province's), or none.
+            "current": [{"region_code": code, "level": None, "effective_from": None, "effective_until": None,
+                         "instruction": None, "source": None, "set_for": None} | (_level(entry) or {})
+                        for code, entry in current],
+            "history": [{"level_id": str(h["level_id"]), "region_code": h["region_code"], "level": h["level"],
+                         "effective_from": h["effective_from"].isoformat(),
+                         "effective_until": h["effective_until"].isoformat() if h["effective_until"] else None,
+                         "instruction": h["instruction"], "source": h["source"], "actor": h["actor"],
+                         "reason": h["reason"], "recorded_at": h["recorded_at"].isoformat()} for h in history],
+        }
+
+    @routes.post("/ppkm/levels", status_code=201)
+    async def set_ppkm_level(body: LevelBody, access: Annotated[Access, POLICY.guard("set_ppkm_level")]) -> dict:
+        level_id, entry = await handlers.set_level(
+            access, province_code=body.province_code, regency_code=body.regency_code, level=body.level,
+            effective_from=body.effective_from, effective_until=body.effective_until, instruction=body.instruction,
+            reason=body.reason)
+        return {"level_id": str(level_id), "region_code": entry.region_code, "province_code": body.province_code,
+                "regency_code": body.regency_code, "level": entry.level.value,
+                "effective_from": entry.effective_from.isoformat(),
+                "effective_until": entry.effective_until.isoformat() if entry.effective_until else None,
+                "instruction": entry.instruction, "source": entry.source.value, "actor": access.actor,
+                "reason": body.reason.strip(), "recorded_at": entry.recorded_at.isoformat()}
+
+    @routes.get("/ppkm/rule-sets")
+    async def ppkm_rule_sets(access: Annotated[Access, POLICY.guard("ppkm_rule_sets")]) -> dict:
+        listing, in_force = await handlers.rule_sets()
+        return {
+            "in_force": in_force,
+            "rule_sets": [{"name": r["name"], "starts_on": r["starts_on"].isoformat(), "source": r["source"],
+                           "in_force_in": [zone for zone, name in in_force.items() if name == r["name"]],
+                           "shipped": r["shipped"], "published_by": r["published_by"],
+                           "published_at": r["published_at"].isoformat(),
+                           "applied_at": r["applied_at"].isoformat() if r["applied_at"] else None,
+                           "rules": r["rules"]} for r in listing],
+        }
+
+    @routes.post("/ppkm/rule-sets", status_code=201)
+    async def publish_ppkm_rules(
+            access: Annotated[Access, POLICY.guard("publish_ppkm_rules")],
+            document: Annotated[dict[str, Any], Body(json_schema_extra=RULE_SET_SCHEMA, description=(
+                "A rule set: name, starts_on (a day not yet begun in any zone), source, and rules, each with name, "
+                "levels, classes, export_oriented (or absent for either), production_share, shift_share and "
+                "max_shifts (absent: no limit), office_share, and an optional lift (the same shares, "
+                "active_permit, pedulilindungi, min_dose1_share). README \"PPKM\" and "
+                "services/reports/ppkm_rules.toml show them."))]) -> dict:
+        published = await handlers.publish_rule_set(access, _rule_set_document(document))
+        mapping = rule_set_mapping(published)
+        return mapping | {"starts_on": published.starts_on.isoformat(), "published_by": access.actor}
+
+    @routes.get("/plants/{facility_id}/allowance")
+    async def allowance(facility_id: uuid.UUID, access: Annotated[Access, POLICY.guard("allowance")],
+                        on: Annotated[date | None, Query(description="The day (YYYY-MM-DD); today in the plant's "
+                                                                     "zone unless given")] = None) -> dict:
+        return _allowance(await handlers.plant_allowance(facility_id, access, on))
 
     return routes

@@ -13,12 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.reports import api
 from services.reports.domain import Timing, parse_regime, timeline_from_toml
 from services.reports.handlers import ReportHandlers, ReportsConfig
+from services.reports.repository import PPKM_LEVEL_CHANNEL, ReportsWork
 from services.reports.staffing import shipped_rule_sets
-from services.reports.repository import ReportsWork
 from shared.clock import Clock, SystemClock
 from shared.contract import (
-    INCIDENTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
-    PermitReactivated, PermitRevoked, SanctionReversed, SectorClassChanged,
+    INCIDENTS, PERMITS, PPKM, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
+    PermitReactivated, PermitRevoked, PpkmLevelSet, SanctionReversed, SectorClassChanged,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -34,13 +34,17 @@ class ReportsSettings(BaseSettings):
     warning_delay: timedelta = Field(timedelta(hours=9), validation_alias="IOMKI_WARNING_DELAY")
     due_lead: timedelta = Field(timedelta(hours=6), validation_alias="IOMKI_REPORT_DUE_LEAD")
     sweep_interval: float = Field(1.0, validation_alias="IOMKI_REPORT_SWEEP_SECONDS", gt=0)
+    # PPKM: how often the level sweep looks for levels and rule sets whose day has come (a level recorded for today
+    # wakes it at once), and how long a replica keeps the staffing rule sets in memory.
+    ppkm_sweep_interval: float = Field(5.0, validation_alias="IOMKI_PPKM_SWEEP_SECONDS", gt=0)
+    ppkm_rules_refresh: float = Field(5.0, validation_alias="IOMKI_PPKM_RULES_REFRESH_SECONDS", ge=0)
 
     def config(self) -> ReportsConfig:
         shipped = timeline_from_toml(tomllib.loads(REGIMES_FILE.read_text(encoding="utf-8")))
         rule_sets = shipped_rule_sets(tomllib.loads(PPKM_RULES_FILE.read_text(encoding="utf-8")))
         return ReportsConfig(regime=parse_regime(self.regime) if self.regime else None,
                              timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay), shipped=shipped,
-                             shipped_rule_sets=rule_sets)
+                             shipped_rule_sets=rule_sets, rules_refresh=self.ppkm_rules_refresh)
 
 
 REGIMES_FILE = Path(__file__).parent / "regimes.toml"
@@ -65,10 +69,13 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         FacilityClosureOrdered: handlers.on_closure_ordered,
         FacilityReopened: handlers.on_facility_reopened,
     })
+    # The agency's PPKM levels: its topic is created with every other at start (`ensure_topics`).
+    runtime.consume(PPKM, {PpkmLevelSet: handlers.on_ppkm_level_set})
     runtime.publishes(REPORTS)
     runtime.at_start(handlers.ship_regimes)
     runtime.at_start(handlers.ship_rule_sets)
     runtime.every(own.sweep_interval, "deadline-sweep", handlers.sweep)
+    runtime.every(own.ppkm_sweep_interval, "ppkm-sweep", handlers.sweep_ppkm, wake_on=PPKM_LEVEL_CHANNEL)
     return runtime.http_app(
         title="iomki reports",
         description="Reporting schedules by regulation, submissions, overdue periods, warnings and compliance.",

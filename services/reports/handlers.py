@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -15,14 +18,17 @@ from services.reports.domain import (
     Period, PeriodNotFound, Regime, RegimeEntry, RegimeTimeline, ReportFigures, Sanction, SanctionLadder, Schedule,
     ScheduleNotFound, Timing,
 )
-from services.reports.repository import DuePeriod, ReportsWork, StoredReport
-from services.reports.staffing import RuleBook, RuleSet
+from services.reports import staffing
+from services.reports.regions import KemendagriRegions
+from services.reports.repository import DuePeriod, PlantRow, ReportsWork, StoredReport
+from services.reports.staffing import Allowance, LevelEntry, RegionNames, RuleBook, RuleSet
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
     EVIDENCE_MAX_ITEMS, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
-    PermitReactivated, PermitRevoked, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
-    SanctionRecommended, SanctionReversed, SectorClassChanged, WarningIssued,
+    PermitReactivated, PermitRevoked, PpkmLevel, PpkmLevelSet, ReportDue, ReportOverdue, ReportSubmitted,
+    SanctionAction, SanctionEvidence, SanctionRecommended, SanctionReversed, SectorClass, SectorClassChanged,
+    WarningIssued,
 )
 from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
@@ -48,6 +54,22 @@ class ReportsConfig:
     sweep_lanes: int = 2  # concurrent batch transactions while much is due (each holds a pool connection)
     # The PPKM staffing rule sets shipped in ppkm_rules.toml, each with its rules as the file states them.
     shipped_rule_sets: tuple[tuple[RuleSet, list[dict[str, Any]]], ...] = ()
+    # Seconds a replica keeps the rule sets in memory before reading them again (IOMKI_PPKM_RULES_REFRESH_SECONDS).
+    rules_refresh: float = 5.0
+    # Plants per transaction when a region's allowances are re-evaluated: each chunk is read, evaluated and written
+    # in one statement, and holds its plants' allowance rows only for that long.
+    allowance_chunk: int = 5000
+
+
+@dataclass(frozen=True)
+class PlantAllowance:
+    """A plant's allowance on a day, with the level entry it rests on and what it says in words."""
+
+    plant: PlantRow
+    allowance: Allowance
+    level_entry: LevelEntry | None
+    summary_id: str
+    summary_en: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +104,9 @@ class ReportHandlers:
     database: Database[ReportsWork]
     clock: Clock
     config: ReportsConfig
+    regions: RegionNames = field(default_factory=KemendagriRegions)
     _submissions: GroupCommit[tuple[ReportIn, Access], Accepted] = field(init=False, repr=False)
+    _rule_book: tuple[float, RuleBook] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Under load a short wait lets the reports on their way join the next transaction (docs/performance.md).
@@ -108,6 +132,7 @@ class ReportHandlers:
         first = domain.open_period(schedule, await self.timeline(work), starts_at=max(now, event.issued_at), seq=1,
                                    timing=self.config.timing)
         await work.periods.add(first, schedule)
+        await self._reevaluate_plant(work, event.permit_id)
         log.info("schedule_opened", permit_id=str(schedule.permit_id), zone=schedule.zone,
                  first_deadline=first.deadline.isoformat(), regime=first.regime_name, rule=first.regime)
 
@@ -128,6 +153,7 @@ class ReportHandlers:
             schedule, recommended = await self._recommend(work, schedule, sanction, ladder_name, envelope)
             await work.outbox.add(recommended)
         await work.schedules.save(schedule)
+        await self._reevaluate_plant(work, schedule.permit_id)
 
     async def on_permit_reactivated(self, work: ReportsWork, envelope: Envelope, event: PermitReactivated) -> None:
         """Unfrozen; the periods the reactivation names, filed late, are excused from the ladder."""
@@ -135,6 +161,7 @@ class ReportHandlers:
         if schedule is None:
             return
         await work.schedules.save(replace(schedule, frozen=False))
+        await self._reevaluate_plant(work, schedule.permit_id)
         if not event.excused_periods:
             return
         periods = await work.periods.of_permit(schedule.permit_id, event.excused_periods)
@@ -151,6 +178,7 @@ class ReportHandlers:
         now = self.clock.now()
         await work.schedules.save(replace(schedule, ended_at=now))
         await work.periods.end_obligation(schedule.permit_id, now)
+        await self._reevaluate_plant(work, schedule.permit_id)
         log.info("schedule_ended", permit_id=str(schedule.permit_id))
 
     async def on_sanction_reversed(self, work: ReportsWork, envelope: Envelope, event: SanctionReversed) -> None:
@@ -168,15 +196,192 @@ class ReportHandlers:
             await work.periods.add(period, resumed)
             log.info("schedule_resumed", permit_id=str(schedule.permit_id), deadline=period.deadline.isoformat())
         await work.schedules.save(resumed)
+        await self._reevaluate_plant(work, schedule.permit_id)
 
     async def on_sector_class_changed(self, work: ReportsWork, envelope: Envelope,
                                       event: SectorClassChanged) -> None:
         if not await work.schedules.classify(event.permit_id, event.sector_class, event.export_oriented):
             log.info("sector_class_of_unknown_permit", permit_id=str(event.permit_id))
+            return
+        await self._reevaluate_plant(work, event.permit_id)
+
+    # -- PPKM levels, rule sets and allowances ------------------------------------------------------
+
+    async def on_ppkm_level_set(self, work: ReportsWork, envelope: Envelope, event: PpkmLevelSet) -> None:
+        """The agency's level, recorded once (its event id); the level sweep applies it on its first day."""
+        entry = staffing.agency_level(event, self.clock.now())
+        if await work.ppkm.record_level(entry, level_id=uuid.uuid4(), province_code=event.province_code,
+                                        actor=envelope.source, reason=None, event_id=envelope.id):
+            log.info("ppkm_level_recorded", region_code=entry.region_code, level=entry.level.value,
+                     effective_from=entry.effective_from.isoformat(), source=entry.source.value)
+
+    async def set_level(self, access: Access, *, province_code: str, regency_code: str | None, level: PpkmLevel,
+                        effective_from: date, effective_until: date | None, instruction: str,
+                        reason: str) -> tuple[uuid.UUID, LevelEntry]:
+        """An operator records a level (audited: the table is append-only, with who, when and why)."""
+        now = self.clock.now()
+        entry = staffing.operator_level(province_code=province_code, regency_code=regency_code, level=level,
+                                        effective_from=effective_from, effective_until=effective_until,
+                                        instruction=instruction, reason=reason, regions=self.regions, now=now)
+        level_id = uuid.uuid4()
+        async with self.database.transaction() as work:
+            await work.ppkm.record_level(entry, level_id=level_id, province_code=province_code, actor=access.actor,
+                                         reason=reason.strip(), event_id=None)
+        record("ppkm_level_set", level_id=str(level_id), region_code=entry.region_code, level=entry.level.value,
+               effective_from=entry.effective_from.isoformat(), actor=access.actor)
+        return level_id, entry
+
+    async def levels(self, *, province: str | None, regency: str | None,
+                     limit: int) -> tuple[list[tuple[str, LevelEntry | None]], list[dict[str, Any]]]:
+        """The level in force today in each regency in scope that has plants or levels of its own (today in its
+        zone), and the levels recorded there, newest first."""
+        now = self.clock.now()
+        async with self.database.reading() as work:
+            regencies = await work.ppkm.regencies(province=province, regency=regency)
+            days = [staffing.local_day(code, now) for code in regencies]
+            found = await work.ppkm.level_entries([(code, code.split(".")[0], day)
+                                                   for code, day in zip(regencies, days, strict=True)])
+            history = await work.ppkm.level_history(province=province, regency=regency, limit=limit)
+        current = [(code, staffing.level_on(entries, day))
+                   for code, day, entries in zip(regencies, days, found, strict=True)]
+        return current, history
 
     async def rule_book(self, work: ReportsWork) -> RuleBook:
-        """The PPKM staffing rule sets, shipped and published."""
-        return RuleBook(await work.ppkm.rule_sets())
+        """The PPKM staffing rule sets, shipped and published, kept in memory: read again at most every
+        `rules_refresh` seconds, and at once after this replica publishes one. A set is published only for a day
+        not yet begun anywhere, so a copy a few seconds old misses only one published in the last seconds before
+        its first day."""
+        cached, now = self._rule_book, time.monotonic()
+        if cached is not None and now - cached[0] < self.config.rules_refresh:
+            return cached[1]
+        book = RuleBook(await work.ppkm.rule_sets())
+        self._rule_book = (now, book)
+        return book
+
+    async def rule_sets(self) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
+        """Every rule set as stored, and the one in force today in each zone."""
+        now = self.clock.now()
+        async with self.database.reading() as work:
+            listing = await work.ppkm.rule_set_listing()
+            book = await self.rule_book(work)
+        in_force = {}
+        for zone in domain.ZONES:
+            found = book.in_force_on(now.astimezone(ZoneInfo(zone)).date())
+            in_force[zone] = found.name if found else None
+        return listing, in_force
+
+    async def publish_rule_set(self, access: Access, document: Mapping[str, Any]) -> RuleSet:
+        """An operator publishes a rule set for a day not yet begun anywhere; its name and start day its own."""
+        rule_set = staffing.rule_set_from_mapping(document)
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            await work.ppkm.lock_rule_sets()
+            staffing.publishable(RuleBook(await work.ppkm.rule_sets()), rule_set, now=now)
+            await work.ppkm.publish_rule_set(rule_set, staffing.rule_set_mapping(rule_set)["rules"],
+                                             actor=access.actor, at=now)
+        self._rule_book = None
+        record("ppkm_rule_set_published", name=rule_set.name, starts_on=rule_set.starts_on.isoformat(),
+               actor=access.actor)
+        return rule_set
+
+    async def plant_allowance(self, facility_id: uuid.UUID, access: Access, on: date | None) -> PlantAllowance:
+        """What a plant may run on a day (today in its zone unless asked), computed afresh: the level that day, the
+        rule set in force, its class, and the facts of its latest report."""
+        async with self.database.reading() as work:
+            plant = await work.allowances.plant_of_facility(facility_id)
+            if plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib):
+                raise ScheduleNotFound("Plant")
+            day = on or staffing.local_day(plant.province_code, self.clock.now())
+            entry = (await self._levels_on(work, plant.province_code, [plant.regency_code], day))[plant.regency_code]
+            book = await self.rule_book(work)
+        found = staffing.allowance(day, entry.level if entry else None, book.in_force_on(day), _facts(plant))
+        summary_id, summary_en = staffing.allowance_summary(
+            found, region=self.regions.name_of(plant.regency_code) or plant.regency_code,
+            instruction=entry.instruction if entry else None)
+        return PlantAllowance(plant, found, entry, summary_id, summary_en)
+
+    async def sweep_ppkm(self) -> int:
+        """The level sweep: re-evaluate the allowances of every region where a level's first day has come or its
+        last day has passed, and of every province with levels where a rule set's first day has come (zone by
+        zone); then mark them applied. One replica at a time; the plants evaluated."""
+        now = self.clock.now()
+        evaluated = 0
+        async with self.database.transaction() as held:
+            if not await held.ppkm.try_lock_sweep():
+                return 0
+            async with self.database.reading() as work:
+                due = staffing.levels_due(await work.ppkm.pending_levels(_latest_day(now)), now)
+                starting = await work.ppkm.rule_sets_to_apply()
+                with_levels = await work.ppkm.provinces_with_levels() if starting else []
+            done: set[str] = set()
+            for name, starts_on, zones_done in starting:
+                zones = staffing.zones_begun(starts_on, zones_done, now)
+                if not zones:
+                    continue
+                for province in with_levels:
+                    if domain.zone_of(province) in zones and province not in done:
+                        evaluated += await self.reevaluate(province)
+                        done.add(province)
+                async with self.database.transaction() as work:
+                    await work.ppkm.rule_set_applied(name, zones, every_zone=len(domain.ZONES), at=now)
+                log.info("ppkm_rule_set_applied", name=name, zones=list(zones))
+            for region in due.regions:
+                if region.split(".")[0] not in done:
+                    evaluated += await self.reevaluate(region)
+            if due.applied or due.lapsed:
+                async with self.database.transaction() as work:
+                    await work.ppkm.levels_applied(due.applied, due.lapsed, at=now)
+                log.info("ppkm_levels_applied", regions=list(due.regions), applied=len(due.applied),
+                         lapsed=len(due.lapsed), plants=evaluated)
+        return evaluated
+
+    async def reevaluate(self, region_code: str) -> int:
+        """Re-evaluate the allowances of a province's or a regency's plants as of today in its zone, set-wise: a
+        chunk of plants per transaction, read with their latest reports' facts, evaluated by `staffing.allowance`
+        and written in one statement. Plants whose permit has ended lose theirs. The plants evaluated."""
+        province, regency = region_code.split(".")[0], region_code if "." in region_code else None
+        now = self.clock.now()
+        day = staffing.local_day(province, now)
+        async with self.database.reading() as work:
+            book = await self.rule_book(work)
+            levels = await self._levels_on(work, province,
+                                           await work.ppkm.regencies(province=province, regency=regency), day)
+        rule_set = book.in_force_on(day)
+        after, through = (regency or "", uuid.UUID(int=0)), regency or f"{province}.99"
+        chunk = self.config.allowance_chunk
+        evaluated = 0
+        while True:
+            async with self.database.transaction() as work:
+                plants = await work.allowances.plants(province, after=after, through_regency=through, limit=chunk)
+                missing = sorted({p.regency_code for p in plants} - levels.keys())
+                if missing:  # a regency whose first plant came meanwhile
+                    levels |= await self._levels_on(work, province, missing, day)
+                live = [(p, _allowance_of(p, levels[p.regency_code], rule_set, day)) for p in plants if not p.ended]
+                evaluated += await work.allowances.save(live, ended=[p.permit_id for p in plants if p.ended], at=now)
+            if len(plants) < chunk:
+                return evaluated
+            after = (plants[-1].regency_code, plants[-1].permit_id)
+
+    async def _reevaluate_plant(self, work: ReportsWork, permit_id: uuid.UUID) -> None:
+        """One plant's allowance, as its state or class changed, in the transaction that changed it."""
+        plant = await work.allowances.plant(permit_id)
+        if plant is None:
+            return
+        now = self.clock.now()
+        if plant.ended:
+            await work.allowances.save([], ended=[permit_id], at=now)
+            return
+        day = staffing.local_day(plant.province_code, now)
+        entry = (await self._levels_on(work, plant.province_code, [plant.regency_code], day))[plant.regency_code]
+        rule_set = (await self.rule_book(work)).in_force_on(day)
+        await work.allowances.save([(plant, _allowance_of(plant, entry, rule_set, day))], ended=[], at=now)
+
+    @staticmethod
+    async def _levels_on(work: ReportsWork, province: str, regencies: Sequence[str],
+                         day: date) -> dict[str, LevelEntry | None]:
+        """The level entry in force on the day in each of a province's regencies (None: no restriction)."""
+        found = await work.ppkm.level_entries([(code, province, day) for code in regencies])
+        return {code: staffing.level_on(entries, day) for code, entries in zip(regencies, found, strict=True)}
 
     async def on_closure_ordered(self, work: ReportsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
         if event.scope is not ClosureScope.PLANT:
@@ -461,3 +666,19 @@ class ReportHandlers:
         if schedule is None or not access.may_see(region_code=schedule.regency_code, nib=schedule.nib):
             raise ScheduleNotFound(what)
         return schedule
+
+
+def _facts(plant: PlantRow) -> staffing.PlantFacts:
+    return staffing.PlantFacts(
+        sector_class=SectorClass(plant.sector_class) if plant.sector_class else None,
+        export_oriented=plant.export_oriented, workforce_total=plant.workforce_total or 0,
+        permit_active=not (plant.frozen or plant.ended), pedulilindungi=plant.pedulilindungi, dose1=plant.dose1)
+
+
+def _allowance_of(plant: PlantRow, entry: LevelEntry | None, rule_set: RuleSet | None, day: date) -> Allowance:
+    return staffing.allowance(day, entry.level if entry else None, rule_set, _facts(plant))
+
+
+def _latest_day(now: datetime) -> date:
+    """The latest day any zone has reached (the easternmost zone's)."""
+    return now.astimezone(ZoneInfo(domain.EARLIEST_ZONE)).date()

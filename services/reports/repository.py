@@ -17,7 +17,9 @@ from services.reports.domain import (
     LadderName, NextAction, Opening, Period, PeriodStatus, RegimeEntry, Sanction, Schedule, SettledPeriod, Situation,
     Step, parse_regime,
 )
-from services.reports.staffing import LevelEntry, LevelSource, RuleSet, rule_set_from_mapping
+from services.reports.staffing import (
+    Allowance, LevelEntry, LevelSource, PendingLevel, RuleSet, rule_set_from_mapping,
+)
 from shared.contract import CONTENT_TYPE, Envelope, PpkmLevel, ReportDue, ReportOverdue, SectorClass, envelope_format
 from shared.storage.unit_of_work import Outbox, UnitOfWork
 
@@ -573,6 +575,223 @@ class PpkmRepository:
         """One change to the rule sets at a time: a start day is each set's own."""
         await self._connection.execute("LOCK TABLE ppkm_rule_sets IN SHARE ROW EXCLUSIVE MODE")
 
+    async def publish_rule_set(self, rule_set: RuleSet, rules: list[dict[str, Any]], *, actor: str,
+                               at: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO ppkm_rule_sets (name, starts_on, source, rules, shipped, published_by, published_at)"
+            " VALUES ($1, $2, $3, $4::jsonb, false, $5, $6)",
+            rule_set.name, rule_set.starts_on, rule_set.source, json.dumps(rules), actor, at)
+
+    async def rule_set_listing(self) -> list[dict[str, Any]]:
+        """Every rule set as stored, with who published it and whether its plants were re-evaluated for it."""
+        rows = await self._connection.fetch(
+            "SELECT name, starts_on, source, rules, shipped, published_by, published_at, applied_at, applied_zones"
+            " FROM ppkm_rule_sets ORDER BY starts_on")
+        return [dict(row) | {"rules": json.loads(row["rules"])} for row in rows]
+
+    async def rule_sets_to_apply(self) -> list[tuple[str, date, list[str]]]:
+        """Rule sets whose first day has not yet been applied in every zone: (name, starts_on, zones done)."""
+        rows = await self._connection.fetch(
+            "SELECT name, starts_on, applied_zones FROM ppkm_rule_sets WHERE applied_at IS NULL ORDER BY starts_on")
+        return [(row["name"], row["starts_on"], list(row["applied_zones"])) for row in rows]
+
+    async def rule_set_applied(self, name: str, zones: Sequence[str], *, every_zone: int, at: datetime) -> None:
+        """Record the zones whose plants were re-evaluated for the rule set; once every zone has been, it is done."""
+        await self._connection.execute(
+            "UPDATE ppkm_rule_sets SET applied_zones = z.zones,"
+            "  applied_at = CASE WHEN cardinality(z.zones) >= $3 THEN $4::timestamptz END"
+            " FROM (SELECT array(SELECT DISTINCT unnest(applied_zones || $2::text[]) ORDER BY 1) AS zones"
+            "       FROM ppkm_rule_sets WHERE name = $1) AS z"
+            " WHERE name = $1",
+            name, list(zones), every_zone, at)
+
+    async def record_level(self, entry: LevelEntry, *, level_id: uuid.UUID, province_code: str, actor: str,
+                           reason: str | None, event_id: uuid.UUID | None) -> bool:
+        """Append a level (an agency's event once: `event_id`), and wake the service's level sweep when it commits;
+        False when that event was recorded already."""
+        status = await self._connection.execute(
+            "WITH added AS (INSERT INTO ppkm_levels (level_id, region_code, province_code, level, effective_from,"
+            "  effective_until, instruction, source, actor, reason, event_id, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (event_id) DO NOTHING"
+            " RETURNING level_id)"
+            " SELECT pg_notify($13, '') FROM added",
+            level_id, entry.region_code, province_code, entry.level.value, entry.effective_from,
+            entry.effective_until, entry.instruction, entry.source.value, actor, reason, event_id, entry.recorded_at,
+            PPKM_LEVEL_CHANNEL)
+        return status.endswith(" 1")
+
+    async def level_history(self, *, province: str | None, regency: str | None, limit: int) -> list[dict[str, Any]]:
+        """Levels recorded, newest first: a regency's own and its province's, a province's and its regencies', or
+        every one."""
+        columns = ("level_id, region_code, province_code, level, effective_from, effective_until, instruction,"
+                   " source, actor, reason, recorded_at")
+        if regency:
+            rows = await self._connection.fetch(
+                f"SELECT {columns} FROM ppkm_levels WHERE region_code = ANY($1::text[])"
+                " ORDER BY recorded_at DESC LIMIT $2", [regency, regency.split(".")[0]], limit)
+        elif province:
+            rows = await self._connection.fetch(
+                f"SELECT {columns} FROM ppkm_levels WHERE province_code = $1 ORDER BY recorded_at DESC LIMIT $2",
+                province, limit)
+        else:
+            rows = await self._connection.fetch(
+                f"SELECT {columns} FROM ppkm_levels ORDER BY recorded_at DESC LIMIT $1", limit)
+        return [dict(row) for row in rows]
+
+    async def regencies(self, *, province: str | None, regency: str | None) -> list[str]:
+        """The regencies with plants or with levels of their own, in a province (or nationwide, or the one regency
+        asked): read by skipping through the schedules' region index, one probe a regency."""
+        if regency:
+            return [regency]
+        if province:
+            rows = await self._connection.fetch(
+                "WITH RECURSIVE r AS ("
+                " (SELECT regency_code FROM schedules WHERE province_code = $1 ORDER BY regency_code LIMIT 1)"
+                " UNION ALL"
+                " SELECT n.regency_code FROM r CROSS JOIN LATERAL (SELECT regency_code FROM schedules"
+                "  WHERE province_code = $1 AND regency_code > r.regency_code ORDER BY regency_code LIMIT 1) AS n)"
+                " SELECT regency_code FROM r"
+                " UNION SELECT region_code FROM ppkm_levels WHERE province_code = $1 AND region_code <> province_code"
+                " ORDER BY 1",
+                province)
+        else:
+            rows = await self._connection.fetch(
+                "WITH RECURSIVE r AS ("
+                " (SELECT province_code, regency_code FROM schedules ORDER BY province_code, regency_code LIMIT 1)"
+                " UNION ALL"
+                " SELECT n.province_code, n.regency_code FROM r CROSS JOIN LATERAL"
+                "  (SELECT province_code, regency_code FROM schedules"
+                "   WHERE (province_code, regency_code) > (r.province_code, r.regency_code)"
+                "   ORDER BY province_code, regency_code LIMIT 1) AS n)"
+                " SELECT regency_code FROM r"
+                " UNION SELECT region_code FROM ppkm_levels WHERE region_code <> province_code"
+                " ORDER BY 1")
+        return [row[0] for row in rows]
+
+    async def provinces_with_plants(self) -> list[str]:
+        """Read by skipping through the schedules' region index, one probe a province."""
+        rows = await self._connection.fetch(
+            "WITH RECURSIVE p AS ("
+            " (SELECT province_code FROM schedules ORDER BY province_code LIMIT 1)"
+            " UNION ALL"
+            " SELECT n.province_code FROM p CROSS JOIN LATERAL (SELECT province_code FROM schedules"
+            "  WHERE province_code > p.province_code ORDER BY province_code LIMIT 1) AS n)"
+            " SELECT province_code FROM p")
+        return [row[0] for row in rows]
+
+    async def provinces_with_levels(self) -> list[str]:
+        rows = await self._connection.fetch("SELECT DISTINCT province_code FROM ppkm_levels ORDER BY 1")
+        return [row[0] for row in rows]
+
+    async def pending_levels(self, through: date) -> list[PendingLevel]:
+        """Levels not yet applied whose first day is `through` or earlier, and applied levels whose last day is
+        before `through` and whose passing was not applied yet (`through`: the latest day any zone has reached)."""
+        rows = await self._connection.fetch(
+            "SELECT level_id, region_code, effective_from, effective_until, applied_at IS NOT NULL AS applied"
+            " FROM ppkm_levels WHERE applied_at IS NULL AND effective_from <= $1"
+            " UNION ALL"
+            " SELECT level_id, region_code, effective_from, effective_until, true FROM ppkm_levels"
+            " WHERE effective_until IS NOT NULL AND lapse_applied_at IS NULL AND effective_until < $1"
+            "  AND applied_at IS NOT NULL",
+            through)
+        return [PendingLevel(*row) for row in rows]
+
+    async def levels_applied(self, applied: Sequence[uuid.UUID], lapsed: Sequence[uuid.UUID], *,
+                             at: datetime) -> None:
+        await self._connection.execute(
+            "UPDATE ppkm_levels SET applied_at = coalesce(applied_at, $3::timestamptz),"
+            "  lapse_applied_at = CASE WHEN level_id = ANY($2::uuid[]) THEN $3 ELSE lapse_applied_at END"
+            " WHERE level_id = ANY($1::uuid[]) OR level_id = ANY($2::uuid[])",
+            list(applied), list(lapsed), at)
+
+    async def try_lock_sweep(self) -> bool:
+        """Whether this transaction holds the level sweep: one replica applies levels at a time."""
+        return await self._connection.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('reports.ppkm-sweep'))")
+
+
+# The notification a recorded level sends: the level sweep applies one that takes effect today at once.
+PPKM_LEVEL_CHANNEL = "reports_ppkm_levels"
+
+
+class PlantRow(NamedTuple):
+    """A plant as its allowance is evaluated: where it is, its class, its state, and what its latest current report
+    says of its workforce, first doses and PeduliLindungi (None: no report yet, or not stated)."""
+
+    permit_id: uuid.UUID
+    facility_id: uuid.UUID
+    nib: str
+    province_code: str
+    regency_code: str
+    zone: str
+    sector_class: str | None
+    export_oriented: bool
+    frozen: bool
+    ended: bool
+    workforce_total: int | None
+    dose1: int | None
+    pedulilindungi: bool | None
+
+
+_PLANT = (
+    "SELECT s.permit_id, s.facility_id, s.nib, s.province_code, s.regency_code, s.zone, s.sector_class,"
+    " s.export_oriented, s.frozen, s.ended_at IS NOT NULL,"
+    " coalesce((r.payload->'workforce'->>'total')::int, s.workforce_total),"
+    " (r.payload->'vaccinated'->>'dose1')::int, (r.payload->'protocol_checklist'->>'pedulilindungi_scan')::boolean"
+    " FROM schedules s LEFT JOIN LATERAL (SELECT payload FROM reports WHERE permit_id = s.permit_id"
+    "  AND superseded_by IS NULL ORDER BY submitted_at DESC LIMIT 1) AS r ON true")
+
+
+class AllowanceRepository:
+    """Each plant's allowance as last evaluated (plant_allowances), and the plants it is evaluated from."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def plants(self, province: str, *, after: tuple[str, uuid.UUID], through_regency: str,
+                     limit: int) -> list[PlantRow]:
+        """A chunk of a province's plants in (regency, permit) order, from after `after` to the regency
+        `through_regency` inclusive."""
+        rows = await self._connection.fetch(
+            f"{_PLANT} WHERE s.province_code = $1 AND (s.regency_code, s.permit_id) > ($2, $3)"
+            " AND s.regency_code <= $4 ORDER BY s.regency_code, s.permit_id LIMIT $5",
+            province, after[0], after[1], through_regency, limit)
+        return [PlantRow(*row) for row in rows]
+
+    async def plant(self, permit_id: uuid.UUID) -> PlantRow | None:
+        row = await self._connection.fetchrow(f"{_PLANT} WHERE s.permit_id = $1", permit_id)
+        return PlantRow(*row) if row else None
+
+    async def plant_of_facility(self, facility_id: uuid.UUID) -> PlantRow | None:
+        """The facility's permit in force (the latest issued that has not ended), else its latest."""
+        row = await self._connection.fetchrow(
+            f"{_PLANT} WHERE s.permit_id = (SELECT permit_id FROM schedules WHERE facility_id = $1"
+            " ORDER BY ended_at IS NULL DESC, issued_at DESC LIMIT 1)", facility_id)
+        return PlantRow(*row) if row else None
+
+    async def save(self, evaluated: Sequence[tuple[PlantRow, Allowance]], *, ended: Sequence[uuid.UUID],
+                   at: datetime) -> int:
+        """Write a chunk's allowances in one statement, and forget those of plants whose permit has ended."""
+        rows = list(evaluated)
+        status = await self._connection.execute(
+            "WITH gone AS (DELETE FROM plant_allowances WHERE permit_id = ANY($14::uuid[]))"
+            " INSERT INTO plant_allowances (permit_id, province_code, regency_code, day, level, rule_set, rule,"
+            "  lifted, production_share, shift_share, max_shifts, office_share, workforce_total, evaluated_at)"
+            " SELECT u.*, $13::timestamptz FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[],"
+            "  $6::text[], $7::text[], $8::bool[], $9::int[], $10::int[], $11::int[], $12::int[], $15::int[]) AS u"
+            " ON CONFLICT (permit_id) DO UPDATE SET province_code = EXCLUDED.province_code,"
+            "  regency_code = EXCLUDED.regency_code, day = EXCLUDED.day, level = EXCLUDED.level,"
+            "  rule_set = EXCLUDED.rule_set, rule = EXCLUDED.rule, lifted = EXCLUDED.lifted,"
+            "  production_share = EXCLUDED.production_share, shift_share = EXCLUDED.shift_share,"
+            "  max_shifts = EXCLUDED.max_shifts, office_share = EXCLUDED.office_share,"
+            "  workforce_total = EXCLUDED.workforce_total, evaluated_at = EXCLUDED.evaluated_at",
+            [p.permit_id for p, _ in rows], [p.province_code for p, _ in rows], [p.regency_code for p, _ in rows],
+            [a.day for _, a in rows], [a.level.value if a.level else None for _, a in rows],
+            [a.rule_set for _, a in rows], [a.rule for _, a in rows], [a.lifted for _, a in rows],
+            [a.capacity.production_share for _, a in rows], [a.capacity.shift_share for _, a in rows],
+            [a.capacity.max_shifts for _, a in rows], [a.capacity.office_share for _, a in rows], at, list(ended),
+            [a.workforce_total for _, a in rows])
+        return int(status.split()[-1])
+
 
 class ReportsOutbox(Outbox):
     async def add_period_events(self, events: Sequence[tuple[DuePeriod, type[ReportDue | ReportOverdue]]], *,
@@ -630,6 +849,7 @@ class ReportsWork(UnitOfWork):
         self.compliance = ComplianceQueries(connection)
         self.regimes = RegimeRepository(connection)
         self.ppkm = PpkmRepository(connection)
+        self.allowances = AllowanceRepository(connection)
 
 
 def _schedule_values(s: Schedule) -> tuple[Any, ...]:
