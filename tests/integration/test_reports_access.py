@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import tomllib
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -12,7 +13,8 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
 from services.reports.api import POLICY
-from services.reports.app import ReportsSettings, create_app
+from services.reports.app import PPKM_RULES_FILE, ReportsSettings, create_app
+from services.reports.staffing import rule_set_mapping, shipped_rule_sets
 from shared.contract import Envelope, PermitIssued, SectorClass
 from shared.web.access import Role, Scope
 from tests.support.platform import bearer, running_service
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 NIB, OTHER_NIB = "8120000999999", "8120000888888"
 PROVINCE, REGENCY = "32", "32.16"
+FACILITY = uuid.uuid4()
 
 # A caller inside and one outside the plant's scope, for each role (operators and agencies see everything).
 IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": PROVINCE}, Role.COMPANY: {"nib": NIB},
@@ -44,8 +47,8 @@ def report_body(permit_id: str, period_id: str) -> dict:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def plant(platform):
     """The reports service with one issued plant in Kab. Bekasi; yields (client, permit_id, open period_id)."""
-    permit_id, facility_id = uuid.uuid4(), uuid.uuid4()
-    issued = PermitIssued(facility_id=facility_id, province_code=PROVINCE, regency_code=REGENCY, permit_id=permit_id,
+    permit_id = uuid.uuid4()
+    issued = PermitIssued(facility_id=FACILITY, province_code=PROVINCE, regency_code=REGENCY, permit_id=permit_id,
                           nib=NIB, permit_number="IOMKI-2026-000777", company_name="PT Tekstil Jaya",
                           sector_class=SectorClass.ESSENTIAL, workforce_total=300,
                           issued_at=datetime.now(UTC))
@@ -71,7 +74,24 @@ def request_for(action: str, permit_id: str, period_id: str) -> list[tuple[str, 
         # A regime of its own each time (a name and a date no other has), scheduled then withdrawn.
         "change_regimes": [("POST", "/regimes", regime_body(name := f"T-{uuid.uuid4().hex[:12]}")),
                            ("DELETE", f"/regimes/{name}", None)],
+        "ppkm_levels": [("GET", f"/ppkm/levels?province={PROVINCE}", None),
+                        ("GET", f"/ppkm/levels?regency={REGENCY}&limit=5", None)],
+        # A level a month ahead, for Papua Barat Daya, where no test has plants.
+        "set_ppkm_level": [("POST", "/ppkm/levels", {
+            "province_code": "96", "level": "3", "effective_from": (date.today() + timedelta(days=30)).isoformat(),
+            "instruction": "Inmendagri (a test)", "reason": "the access matrix"})],
+        "ppkm_rule_sets": [("GET", "/ppkm/rule-sets", None)],
+        # A rule set of its own each time (a name and a start day no other has), the shipped one's rules.
+        "publish_ppkm_rules": [("POST", "/ppkm/rule-sets", rule_set_body(f"T-{uuid.uuid4().hex[:12]}"))],
+        "allowance": [("GET", f"/plants/{FACILITY}/allowance", None),
+                      ("GET", f"/plants/{FACILITY}/allowance?on=2021-07-30", None)],
     }[action]
+
+
+def rule_set_body(name: str) -> dict:
+    later = date.today() + timedelta(days=400 + uuid.uuid4().int % 300_000)
+    shipped = rule_set_mapping(SHIPPED_RULES[-1][0])
+    return {"name": name, "starts_on": later.isoformat(), "source": "Inmendagri (a test)", "rules": shipped["rules"]}
 
 
 def regime_body(name: str, **changes) -> dict:
@@ -80,6 +100,7 @@ def regime_body(name: str, **changes) -> dict:
             "rule": "weekly:MON@12:00", "ladder": "SE-5/2021"} | changes
 
 
+SHIPPED_RULES = shipped_rule_sets(tomllib.loads(PPKM_RULES_FILE.read_text(encoding="utf-8")))
 CASES = [(action, role) for action in POLICY.rules for role in Role]
 
 
