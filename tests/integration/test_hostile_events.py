@@ -35,8 +35,8 @@ from services.notifier.app import create_app as notifier_app
 from services.permits.app import create_app as permits_app
 from services.reports.app import create_app as reports_app
 from shared.contract import (
-    DLQ, EVENT_TYPES, INCIDENTS, INTERNAL_CONTACTS, MAX_EVENT_BYTES, PERMITS, REPORTS, ClosureScope,
-    CompanyContactsUpdated, Envelope, Event, FacilityClosureOrdered, PermitIssued, ReportSubmitted,
+    DLQ, EVENT_TYPES, INCIDENTS, INTERNAL_CONTACTS, MAX_EVENT_BYTES, PERMITS, PPKM, REPORTS, BaseEvent, ClosureScope,
+    CompanyContactsUpdated, Envelope, FacilityClosureOrdered, PermitIssued, PpkmLevel, PpkmLevelSet, ReportSubmitted,
     SanctionAction, SanctionEvidence, SanctionRecommended, SectorClass,
 )
 from shared.storage.db import quote_identifier
@@ -53,6 +53,7 @@ CONSUMED_BY = {
     REPORTS.name: {"permits", "incidents", "notifier"},
     INCIDENTS.name: {"permits", "reports", "notifier"},
     INTERNAL_CONTACTS.name: {"notifier"},
+    PPKM.name: {"reports"},
 }
 # The consumers' bookkeeping, which a dead letter does change (the outbox and its relay's queue and record carry it
 # to the DLQ; the positions move past it).
@@ -65,8 +66,9 @@ EXAMPLES_PER_KIND = 10
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
-def sample_event(topic: str, facility_id: uuid.UUID) -> Event:
-    """A valid event of the topic, about the plant: the base of the hostile variants."""
+def sample_event(topic: str, facility_id: uuid.UUID) -> BaseEvent:
+    """A valid event of the topic, about the plant (a PPKM level: about its province): the base of the hostile
+    variants."""
     plant = {"facility_id": facility_id, "province_code": "32", "regency_code": "32.16"}
     permit_id = uuid.uuid5(facility_id, "permit")
     if topic == PERMITS.name:
@@ -79,6 +81,9 @@ def sample_event(topic: str, facility_id: uuid.UUID) -> Event:
                                workforce_total=420, on_site_total=200, odp=0, pdp=0, confirmed_positive=0,
                                tests_pcr=0, tests_antigen=12, vaccinated_dose1=400, vaccinated_dose2=380,
                                vaccinated_booster=50)
+    if topic == PPKM.name:
+        return PpkmLevelSet(province_code="32", regency_code="32.16", level=PpkmLevel.LEVEL_4,
+                            effective_from=NOW.date(), instruction="Inmendagri 22/2021")
     if topic == INCIDENTS.name:
         return FacilityClosureOrdered(**plant, closure_id=uuid.uuid4(), scope=ClosureScope.PLANT,
                                       reason="cluster of 2 cases", starts_at=NOW, ends_at=NOW + timedelta(days=3))
@@ -193,11 +198,16 @@ def unknown_version(draw: st.DrawFn) -> Hostile:
 
 @st.composite
 def subject_mismatch(draw: st.DrawFn) -> Hostile:
-    """Another plant's id as subject (and key): the event would be ordered with, and routed as, that plant's."""
+    """Another plant's id (or another province, for a PPKM level) as subject and key: the event would be ordered
+    with, and routed as, that plant's or province's."""
     topic, document, _ = draw(envelopes())
-    document["subject"] = str(draw(st.uuids().filter(lambda u: str(u) != document["data"]["facility_id"])))
+    if topic == PPKM.name:
+        others = st.from_regex(r"[0-9]{2}", fullmatch=True).filter(lambda code: code != document["subject"])
+    else:
+        others = st.uuids().map(str).filter(lambda u: u != document["data"]["facility_id"])
+    document["subject"] = draw(others)
     return Hostile("subject mismatch", topic, document["subject"].encode(), encoded(document), "invalid",
-                   ("subject does not match data.facility_id",))
+                   ("subject does not match the event's data",))
 
 
 ENVELOPE_REQUIRED = ("id", "source", "type", "time", "subject", "data", "correlationid", "causationid")
@@ -269,7 +279,19 @@ def explicit_cases() -> list[Hostile]:
     document = json.loads(envelope.to_bytes()) | {"padding": ""}
     room = PRODUCER_LIMIT - DefaultRecordBatchBuilder.estimate_size_in_bytes(envelope.key, encoded(document), [])
     document["padding"] = "x" * (room - 16)  # the length prefixes grow with the value
+    # A PPKM level for a regency outside its province, one the agency did not speak, and one off its topic.
+    level = sample_event(PPKM.name, facility_id)
+    outside = json.loads(Envelope.wrap(level, service="ppkm").to_bytes())
+    outside["data"]["regency_code"] = "33.74"
+    forged_level = Envelope.wrap(level, service="reports")
+    level_elsewhere = Envelope.wrap(level, service="ppkm")
     return [
+        Hostile("out-of-province level", PPKM.name, b"32", encoded(outside), "invalid",
+                ("invalid iomki.PpkmLevelSet.v1 data",)),
+        Hostile("forged level", PPKM.name, forged_level.key, forged_level.to_bytes(), "forged",
+                (f"{forged_level.type} comes from",)),
+        Hostile("a level on another topic", PERMITS.name, level_elsewhere.key, level_elsewhere.to_bytes(), "forged",
+                (f"{level_elsewhere.type} belongs on {PPKM.name}",)),
         Hostile("tombstone", INCIDENTS.name, envelope.key, None, "invalid", ("empty message value",)),
         Hostile(AT_THE_LIMIT, PERMITS.name, envelope.key, encoded(document), "oversized", ("message value of",)),
         Hostile("forged source", PERMITS.name, forged.key, forged.to_bytes(), "forged", (f"{forged.type} comes from",)),
@@ -416,7 +438,7 @@ def dead_letter_problem(letter: ConsumerRecord, message: Hostile) -> str | None:
     return None
 
 
-def sentinel_events() -> list[Event]:
+def sentinel_events() -> list[BaseEvent]:
     plant = uuid.uuid4()
     sanction = SanctionRecommended(
         facility_id=plant, province_code="32", regency_code="32.16", permit_id=uuid.uuid4(),
@@ -428,7 +450,7 @@ def sentinel_events() -> list[Event]:
 # What each service applies of the sentinel events (its handlers; the notifier routes every public event).
 HANDLED = {
     "permits": {SanctionRecommended, FacilityClosureOrdered},
-    "reports": {PermitIssued, FacilityClosureOrdered},
+    "reports": {PermitIssued, FacilityClosureOrdered, PpkmLevelSet},
     "incidents": {PermitIssued, ReportSubmitted},
     "notifier": {PermitIssued, ReportSubmitted, SanctionRecommended, FacilityClosureOrdered, CompanyContactsUpdated},
 }
