@@ -770,9 +770,10 @@ class AllowanceRepository:
 
     async def save(self, evaluated: Sequence[tuple[PlantRow, Allowance]], *, ended: Sequence[uuid.UUID],
                    at: datetime) -> int:
-        """Write a chunk's allowances in one statement, and forget those of plants whose permit has ended."""
+        """Write a chunk's allowances in one statement, and forget those of plants whose permit has ended. An
+        allowance evaluated later (one plant's, by a consumer, while its region's chunks were read) is kept."""
         rows = list(evaluated)
-        status = await self._connection.execute(
+        await self._connection.execute(
             "WITH gone AS (DELETE FROM plant_allowances WHERE permit_id = ANY($14::uuid[]))"
             " INSERT INTO plant_allowances (permit_id, province_code, regency_code, day, level, rule_set, rule,"
             "  lifted, production_share, shift_share, max_shifts, office_share, workforce_total, evaluated_at)"
@@ -783,14 +784,15 @@ class AllowanceRepository:
             "  rule_set = EXCLUDED.rule_set, rule = EXCLUDED.rule, lifted = EXCLUDED.lifted,"
             "  production_share = EXCLUDED.production_share, shift_share = EXCLUDED.shift_share,"
             "  max_shifts = EXCLUDED.max_shifts, office_share = EXCLUDED.office_share,"
-            "  workforce_total = EXCLUDED.workforce_total, evaluated_at = EXCLUDED.evaluated_at",
+            "  workforce_total = EXCLUDED.workforce_total, evaluated_at = EXCLUDED.evaluated_at"
+            " WHERE plant_allowances.evaluated_at <= EXCLUDED.evaluated_at",
             [p.permit_id for p, _ in rows], [p.province_code for p, _ in rows], [p.regency_code for p, _ in rows],
             [a.day for _, a in rows], [a.level.value if a.level else None for _, a in rows],
             [a.rule_set for _, a in rows], [a.rule for _, a in rows], [a.lifted for _, a in rows],
             [a.capacity.production_share for _, a in rows], [a.capacity.shift_share for _, a in rows],
             [a.capacity.max_shifts for _, a in rows], [a.capacity.office_share for _, a in rows], at, list(ended),
             [a.workforce_total for _, a in rows])
-        return int(status.split()[-1])
+        return len(rows)
 
 
 class ReportsOutbox(Outbox):
