@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,6 +27,7 @@ from shared.settings import SERVICES
 from tests.support.processes import RunningServices, cli_invoker, running_platform
 from tests.support.kafka import read_topic
 from tests.support.platform import bearer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -225,6 +230,60 @@ async def test_an_operator_schedules_lists_and_withdraws_a_regime_through_the_cl
     assert ok_json(await cli("regimes", "withdraw", name, "--json"))["withdrawn"] is True
     refused = await cli("regimes", "withdraw", "SE-8/2020")
     assert refused.exit_code == 1 and "Regime in effect" in refused.stderr + refused.stdout
+
+
+async def test_an_operator_sets_a_ppkm_level_and_publishes_rules_and_a_plant_is_told_what_it_may_run(
+        cli, services, tmp_path):
+    """Through the CLI: a level for Kabupaten Bandung from today, read back; a rule set published from a TOML file
+    for a later day, refused for today; the allowance of a plant issued there, in Bahasa Indonesia then English."""
+    application = APPLICATION | {"company": APPLICATION["company"] | {"nib": "8120000246811"}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        applied = await http.post(f"{services.url('permits')}/permits", json=application,
+                                  headers=bearer("company", nib="8120000246811"))
+    assert applied.status_code == 201, applied.text
+    ok_json(await cli("permits", "issue", applied.json()["permit_id"], "--reason", "documents complete", "--json"))
+    facility_id = applied.json()["facility_id"]
+
+    today = datetime.now(ZoneInfo("Asia/Jakarta")).date()
+    recorded = ok_json(await cli("ppkm", "set-level", "-p", "32", "-r", "32.04", "-l", "4", "--from",
+                                 today.isoformat(), "-i", "Inmendagri 22/2021", "--reason", "cases rising", "--json"))
+    assert (recorded["region_code"], recorded["level"], recorded["actor"]) == ("32.04", "4", "cli-operator")
+    refused = await cli("ppkm", "set-level", "-p", "32", "-r", "33.74", "-l", "4", "--from", today.isoformat(),
+                        "-i", "Inmendagri 22/2021", "--reason", "a mistake")
+    assert refused.exit_code == 1 and "regency_code" in refused.stderr
+    listed = ok_json(await cli("ppkm", "levels", "-p", "32", "--json"))
+    assert {c["region_code"]: c["level"] for c in listed["current"]}["32.04"] == "4"
+    assert listed["history"][0]["reason"] == "cases rising"
+    assert "Inmendagri 22/2021" in ok_text(await cli("ppkm", "levels", "-r", "32.04"))
+
+    # The shipped file's September set, renamed and moved to a later day, as an operator would copy it.
+    shipped = (Path(__file__).parents[2] / "services" / "reports" / "ppkm_rules.toml").read_text()
+    september = shipped[shipped.index('[[rule_set]]\nname = "PPKM September 2021"'):]
+    toml_file = tmp_path / "rules.toml"
+    toml_file.write_text(september.replace('"PPKM September 2021"', '"Inmendagri 1/2030"')
+                         .replace("starts_on = 2021-09-07", "starts_on = 2030-01-06"))
+    published = ok_json(await cli("ppkm", "publish-rules", str(toml_file), "--json"))
+    assert (published["name"], published["starts_on"], published["published_by"]) == (
+        "Inmendagri 1/2030", "2030-01-06", "cli-operator")
+    json_file = tmp_path / "rules.json"
+    json_file.write_text(json.dumps(tomllib.loads(september)["rule_set"][0] | {
+        "name": "Inmendagri 2/2030", "starts_on": today.isoformat()}))
+    too_late = await cli("ppkm", "publish-rules", str(json_file))
+    assert too_late.exit_code == 1 and "starts_on" in too_late.stderr
+    sets = ok_json(await cli("ppkm", "rule-sets", "--json"))
+    assert sets["in_force"]["Asia/Jakarta"] == "PPKM September 2021"
+    assert "Inmendagri 1/2030" in ok_text(await cli("ppkm", "rule-sets"))
+
+    async def told() -> Result | None:
+        result = await cli("plants", "allowance", facility_id, "--json")
+        return result if result.exit_code == 0 else None
+
+    allowance = json.loads((await eventually(told, timeout=30)).stdout)
+    assert (allowance["level"], allowance["rule_set"]) == ("4", "PPKM September 2021")
+    assert allowance["summary_id"].startswith("PPKM Level 4 di Kabupaten Bandung (Inmendagri 22/2021)")
+    before = ok_json(await cli("plants", "allowance", facility_id, "--on", "2021-07-01", "--json"))
+    assert (before["level"], before["rule"]) == (None, "NoRestriction")
+    assert "PPKM Level 4 di Kabupaten Bandung" in ok_text(await cli("plants", "allowance", facility_id))
 
 
 async def test_a_frozen_company_asks_and_objects_and_an_operator_works_through_the_worklists(cli, services):

@@ -19,7 +19,7 @@ from shared.contract import NIB_PATTERN
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.web.access import SUB_MAX_LENGTH, Role, mint
-from tooling.cli import alerts, casework, cases, dlq, events, permits, regimes, reports
+from tooling.cli import alerts, casework, cases, dlq, events, permits, ppkm, regimes, reports
 from tooling.cli.status import status
 from tooling.cli.verify import verify_token
 from tooling.demo.runner import demo
@@ -116,6 +116,8 @@ app.add_typer(casework.reactivations, name="reactivations")
 app.add_typer(casework.objections, name="objections")
 app.add_typer(reports.app, name="reports")
 app.add_typer(regimes.app, name="regimes")
+app.add_typer(ppkm.app, name="ppkm")
+app.add_typer(ppkm.plants, name="plants")
 app.add_typer(cases.app, name="cases")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(events.app, name="events")
