@@ -303,3 +303,25 @@ async def test_re_evaluation_counts_the_live_plants_of_the_region_chunk_by_chunk
                                " GROUP BY rule ORDER BY rule", PROVINCE)
     assert [(row["rule"], row["count"]) for row in counts] == [
         ("ClassUnknown", 1), ("L2-Critical", 1), ("L2-Other", 1), ("L4-Export", 2)]
+
+
+async def test_when_a_levels_last_day_has_passed_its_region_is_re_evaluated(banten):
+    """Monday 10 March: the agency sets Tangerang at level 1 for two days. After them, the latest instruction there
+    has run out: no restriction, until another level is set."""
+    short = PpkmLevelSet(province_code=PROVINCE, regency_code=TANGERANG, level=PpkmLevel.LEVEL_1,
+                         effective_from=date(2031, 3, 10), effective_until=date(2031, 3, 11),
+                         instruction="Inmendagri 15/2031")
+    await publish(banten.platform.bootstrap, Envelope.wrap(short, service="ppkm"))
+    stored = await until(lambda: banten.stored_allowance("Garmen Tangerang"), lambda row: row["level"] == "1",
+                         "Tangerang at level 1")
+    assert stored["rule"] == "L1-All"
+
+    banten.clock.set(wib_midnight(date(2031, 3, 12)) - timedelta(seconds=1))
+    assert (await banten.allowance("Garmen Tangerang"))["level"] == "1"
+    banten.clock.set(wib_midnight(date(2031, 3, 12)) + timedelta(seconds=1))
+    await until(lambda: banten.rows("SELECT 1 FROM reports.ppkm_levels WHERE instruction = $1"
+                                    " AND lapse_applied_at IS NOT NULL", "Inmendagri 15/2031"), bool,
+                "the passing of the level's last day applied")
+    stored = await banten.stored_allowance("Garmen Tangerang")
+    assert (stored["level"], stored["rule"], stored["production_share"]) == (None, "NoRestriction", 100)
+    assert (await banten.stored_allowance("Sepatu Serang"))["level"] == "2"  # Serang's own level holds
