@@ -20,7 +20,8 @@ from datetime import UTC, date, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model,
@@ -781,23 +782,40 @@ class Envelope(BaseModel):
 
 def envelope_format(event_type: type[Event]) -> str:
     """A root event's envelope as a PostgreSQL `format()` pattern: the text `Envelope.wrap(...).to_bytes()` writes,
-    for writers that build events by the thousand in one statement (the reports sweep), where building each in
-    Python would cost more than the rest of their work.
+    for writers that build events by the thousand in one statement (the reports sweep, a KBLI table revision), where
+    building each in Python would cost more than the rest of their work.
 
     Its arguments, in order: the event id (also the correlation and causation), the source, the type, the time,
     then the event's fields in the model's order (the first, `facility_id`, is the subject too). Ids and moments
-    are given as text (the moments as the contract writes them), which needs no escaping; every other field as
-    its JSON (`to_json`). tests/integration/test_reports_sweep.py holds the result to the wrapped event, byte for
-    byte."""
+    are given as text (the moments as the contract writes them), which needs no escaping; every other field (text,
+    a number, a boolean, an enumeration's value, or one of these that may be None) as its JSON (`to_json`), `null`
+    for None. tests/integration/test_reports_sweep.py and tests/integration/test_permits_sectors.py hold the result
+    to the wrapped event, byte for byte."""
     data = []
     for number, (name, field) in enumerate(event_type.model_fields.items(), start=5):
-        if field.annotation not in (uuid.UUID, datetime, str, int, bool):
+        if field.annotation in (uuid.UUID, datetime):
+            value = f'"%{number}$s"'
+        elif _json_scalar(field.annotation):
+            value = f"%{number}$s"
+        else:
             raise TypeError(f"{event_type.__name__}.{name} is not a field an envelope pattern can hold")
-        value = f'"%{number}$s"' if field.annotation in (uuid.UUID, datetime) else f"%{number}$s"
         data.append(f'"{name}":{value}')
     return ('{"specversion":"1.0","id":"%1$s","source":"%2$s","type":"%3$s","time":"%4$s","subject":"%5$s",'
             f'"datacontenttype":"application/json","data":{{{",".join(data)}}},'
             '"correlationid":"%1$s","causationid":"%1$s"}')
+
+
+def _json_scalar(annotation: Any) -> bool:
+    """Text, a number, a boolean or an enumeration's value (its JSON is what `to_json` writes of it), or one of these
+    that may be None (`null`)."""
+    if get_origin(annotation) is Annotated:
+        return _json_scalar(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        members = [member for member in get_args(annotation) if member is not type(None)]
+        return len(members) == 1 and len(get_args(annotation)) == 2 and _json_scalar(members[0])
+    if annotation in (str, int, bool):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, StrEnum)
 
 
 # The largest message that can be an event of this contract. The largest events (an application with its

@@ -70,13 +70,14 @@ class Outbox:
             *zip(*rows, strict=True),
         )
 
-    async def _insert_queued(self, insert: str, *arguments: Any) -> None:
+    async def _insert_queued(self, insert: str, *arguments: Any, timeout: float | None = None) -> None:
         """Run an INSERT into the outbox that also queues the positions it took for the relay (`outbox_pending`),
         in the same statement: every writer of the outbox goes through here. (A trigger would have to capture
-        the inserted rows whole, events and all: a tenth of the deadline sweep's time.)"""
+        the inserted rows whole, events and all: a tenth of the deadline sweep's time.) `timeout`: for a writer of
+        events by the hundred thousand, a longer bound than the pool's."""
         await self._connection.execute(
             f"WITH added AS ({insert} RETURNING position) INSERT INTO outbox_pending SELECT position FROM added",
-            *arguments,
+            *arguments, timeout=timeout,
         )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from shared.contract import (
     CONTENT_TYPE, EVENT_TYPES, TOPICS, BaseEvent, ContractViolation, Envelope, Event, PermitApplied, PermitIssued,
-    ReportDue, ReportOverdue, SectorClass, decode, envelope_format, events_on,
+    ReportDue, ReportOverdue, SectorClass, SectorClassChanged, decode, envelope_format, events_on,
 )
 
 pytestmark = pytest.mark.unit
@@ -199,3 +199,17 @@ def test_an_envelope_pattern_holds_only_fields_it_can_write_and_one_serves_both_
         envelope_format(PermitApplied)
     assert envelope_format(ReportDue) == envelope_format(ReportOverdue)
     assert envelope_format(ReportDue).count("%") == 13  # id ×3, source, type, time, facility ×2, five more fields
+
+
+def test_an_envelope_pattern_writes_enumerations_and_fields_that_may_be_none_as_their_json():
+    """SectorClassChanged: a permit number that may be None, a class and a basis from closed lists; each is given
+    as its JSON (`null` for None), unquoted by the pattern. An id or a moment that may be None is refused."""
+    pattern = envelope_format(SectorClassChanged)
+    assert '"permit_number":%10$s,"sector_class":%11$s,"export_oriented":%12$s,"basis":%13$s' in pattern
+    assert pattern.count("%") == 4 + 2 + 1 + len(SectorClassChanged.model_fields)  # id ×3, the subject twice
+
+    class Reopened(ReportDue):
+        reopened_at: datetime | None = None
+
+    with pytest.raises(TypeError, match="Reopened.reopened_at "):
+        envelope_format(Reopened)
