@@ -275,7 +275,8 @@ async def test_an_officer_freezes_reactivates_and_revokes_and_history_records_ea
         "from_status": "FROZEN", "to_status": "REVOKED", "action": "revoke", "actor": "officer-ani",
         "role": "operator", "reason": "revoke per review", "at": None, "causation_id": "req-revoke-REVOKED",
         "ground": {"code": "company_request", "ladder": None, "rule": None, "text": "revoke per review",
-                   "evidence": {"missed_periods": [], "warnings": [], "report_id": None, "closure_id": None,
+                   "evidence": {"missed_periods": [], "warnings": [], "breaches": [], "report_id": None,
+                                "closure_id": None,
                                 "finding": None}}}
     assert history[0]["actor"] == "company-admin" and history[0]["role"] == "company"
 
@@ -401,7 +402,8 @@ async def test_sanctions_are_counted_by_ground_province_and_month_and_an_unfound
     assert counted(after, "33", "revoke", "other") - counted(before, "33", "revoke", "other") == 1
     assert after["by_ground"]["revoke"]["other"] - before["by_ground"]["revoke"]["other"] == 1
     assert set(after["by_ground"]["freeze"]) == {"missed_reports", "false_declaration", "inspection_finding",
-                                                 "closure_not_observed", "company_request", "other"}
+                                                 "closure_not_observed", "company_request", "capacity_breaches",
+                                                 "other"}
     # A task force counts its own province's sanctions only.
     west_java = await sanctions(bearer("task_force", region="32"))
     assert {r["province_code"] for r in west_java["rows"]} == {"32"}
