@@ -21,12 +21,14 @@ from services.permits.domain import (
     ReactivationRequestNotFound, ReapplyTooSoon, RequestAlreadyDecided, RequestForAnotherFreeze, RequestStatus,
     SanctionNoLongerStands, TextMissing, letter_reference,
 )
-from services.permits.domain import MINISTRY_ZONE, WorkKind
+from services.permits.domain import (
+    MINISTRY_ZONE, ClassReview, ClassReviewNotFound, ReviewAlreadyDecided, ReviewDecision, ReviewStatus, WorkKind,
+)
 from services.permits.handlers import (
-    ObjectionHandlers, PermitHandlers, PermitObjections, PermitView, WorklistHandlers,
+    ObjectionHandlers, PermitHandlers, PermitObjections, PermitView, SectorHandlers, WorklistHandlers,
 )
 from services.permits.letters import qr_png
-from services.permits.repository import PermitSearch
+from services.permits.repository import ListedReview, PermitSearch, ReviewSearch
 from shared import registry_tokens, regions
 from shared.contract import (
     FINDING_REF_MAX_LENGTH, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH,
@@ -56,6 +58,12 @@ POLICY = Policy({
     "worklists": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read what waits for a decision, with its service level "
                                                           "(task forces: their region's, read-only)"),
     "letters": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "list and download warning and sanction letters"),
+    # The table is the ministry's lists, published: anyone with a token reads it.
+    "sector_table": Rule({OP: Scope.ALL, TF: Scope.ALL, C: Scope.ALL, A: Scope.ALL},
+                         "read the KBLI sector table plants' classes are read from"),
+    "class_reviews": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read companies' sector class claims in "
+                                                                           "review (a company: its own)"),
+    "decide_class_review": Rule({OP: Scope.ALL}, "accept or reject a company's sector class claim"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -105,6 +113,9 @@ PROBLEMS: ProblemTable = {
     PlantPermittedMeanwhile: lambda exc: Problem(
         409, "Plant has another permit", str(exc), other_permit_id=str(exc.other.permit_id),
         other_status=exc.other.status.value),
+    ClassReviewNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    ReviewAlreadyDecided: lambda exc: Problem(409, "Review already decided", str(exc),
+                                              review_status=exc.review.status.value),
 }
 
 
@@ -160,8 +171,13 @@ class ApplicationIn(BaseModel):
     facility: Facility
     kbli: list[Annotated[str, Field(max_length=CODE_MAX_LENGTH, **_checked(pattern=KBLI_PATTERN))]] = Field(
         max_length=KBLI_MAX_ITEMS, **_checked(minItems=1, uniqueItems=True))
-    sector_class: str = Field(max_length=CODE_MAX_LENGTH, description="critical | essential | non_essential",
-                              **_checked(enum=list(SECTOR_CLASSES)))
+    # The company's claim, if it reads its plant otherwise than the KBLI table does: an operator reviews it.
+    sector_class: str | None = Field(
+        None, max_length=CODE_MAX_LENGTH, **_checked(enum=list(SECTOR_CLASSES)),
+        description="critical | essential | non_essential: the class the company claims. Optional: the class is "
+                    "the KBLI table's reading of the first KBLI code; a claim that differs is reviewed by an operator.")
+    export_oriented: bool | None = Field(None, description="The company's claim that the plant is export-oriented "
+                                                           "(or not), reviewed like `sector_class`. Optional.")
     workforce: Workforce
     health_protocol_commitment: bool
     contact: Contact = Contact()
@@ -406,7 +422,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
         p = entry.permit
         return {"permit_number": p.permit_number, "status": entry.status.value, "company_name": p.company_name,
                 "plant_regency": {"code": p.regency_code, "name": entry.regency_name},
-                "sector_class": p.sector_class,
+                "sector_class": p.sector_class, "export_oriented": p.export_oriented,
                 # IOMKI is valid for the whole emergency (SE 7/2020): no end date unless revoked.
                 "validity": {"valid_from": p.issued_at.isoformat() if p.issued_at else None,
                              "valid_until": p.revoked_at.isoformat() if p.revoked_at else None,
@@ -505,7 +521,7 @@ def _application(body: ApplicationIn) -> Application:
         nib=body.company.nib, npwp=body.company.npwp, company_name=body.company.name,
         facility_name=body.facility.name, address=body.facility.address,
         province_code=body.facility.province_code, regency_code=body.facility.regency_code, kbli=body.kbli,
-        sector_class=body.sector_class, workforce_total=body.workforce.total,
+        sector_class=body.sector_class, export_oriented=body.export_oriented, workforce_total=body.workforce.total,
         on_site_per_shift=body.workforce.on_site_per_shift,
         health_protocol_commitment=body.health_protocol_commitment,
         contact_email=body.contact.email, contact_phone=body.contact.phone,
@@ -516,7 +532,7 @@ def _summary(p: Permit) -> dict:
     return {"permit_id": str(p.permit_id), "facility_id": str(p.facility_id), "status": p.status.value,
             "permit_number": p.permit_number, "nib": p.nib, "company_name": p.company_name,
             "province_code": p.province_code, "regency_code": p.regency_code, "sector_class": p.sector_class,
-            "freeze_count": p.freeze_count}
+            "export_oriented": p.export_oriented, "freeze_count": p.freeze_count}
 
 
 def _detail(view: PermitView, *, with_contact: bool) -> dict:
@@ -527,6 +543,9 @@ def _detail(view: PermitView, *, with_contact: bool) -> dict:
         "reapply_after": p.reapply_after.isoformat() if p.reapply_after else None,
         "facility": {"name": a["facility_name"], "address": a["address"]},
         "kbli": a["kbli"], "workforce": {"total": a["workforce_total"], "on_site_per_shift": a["on_site_per_shift"]},
+        "sector": {"class": p.sector_class, "export_oriented": p.export_oriented,
+                   "basis": p.class_basis.value if p.class_basis else "declared", "table_version": view.table_version,
+                   "open_review": _review(view.open_review) if view.open_review else None},
         "operating_status": view.operating.label,
         "closures": [{"closure_id": str(c.closure_id), "scope": c.scope, "reason": c.reason,
                       "starts_at": c.starts_at.isoformat(), "ends_at": c.ends_at.isoformat()}
@@ -612,3 +631,77 @@ def worklists_router(worklists: WorklistHandlers) -> APIRouter:
                       for q in w.items]} for w in lists]}
 
     return routes
+
+
+class ClassReviewDecisionIn(BaseModel):
+    decision: ReviewDecision = Field(description="accept: the plant's class becomes the company's claim; reject: the "
+                                                 "KBLI table's class stays")
+    reason: Text = Field(min_length=1, max_length=1000, description="Shown to the company with the decision.")
+
+
+def sectors_router(sectors: SectorHandlers) -> APIRouter:
+    """The KBLI sector table, and the companies' claims against its reading that operators review."""
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["sectors"])
+
+    @routes.get("/kbli-sectors")
+    async def table(access: Annotated[Access, POLICY.guard("sector_table")]) -> dict:
+        t = sectors.table
+        return {"version": t.version, "source": t.source, "row_count": len(t.rows),
+                "default": {"class": "non_essential", "export_oriented": False},
+                "rows": [{"prefix": r.prefix, "name": r.name, "class": r.classing.sector_class.value,
+                          "export_oriented": r.classing.export_oriented} for r in t.rows]}
+
+    @routes.get("/class-reviews")
+    async def reviews(
+        access: Annotated[Access, POLICY.guard("class_reviews")],
+        status: ReviewStatus = ReviewStatus.PENDING,
+        permit_id: Annotated[uuid.UUID | None, Query(description="One permit's reviews")] = None,
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+        regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
+        cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict:
+        """Claims in one status (pending unless asked), the oldest first: an operator's of every plant, a task
+        force's of its region, a company's of its own plants."""
+        if province and regency and not regency.startswith(province + "."):
+            raise Problem(422, "Invalid request", "The regency is not in the province.",
+                          errors=[{"field": "regency", "message": f"not in province {province}"}])
+        region = regency or province
+        if region:
+            access.require(region_code=region, what="Region")
+        found = await sectors.reviews(ReviewSearch(
+            status=status, permit_id=permit_id, region=region or access.region_filter, nib=access.nib_filter,
+            after=_position(cursor), limit=limit + 1), access)
+        page = found[:limit]
+        return {"items": [_listed_review(listed) for listed in page],
+                "next_cursor": _cursor(page[-1].seq) if len(found) > limit else None}
+
+    @routes.post("/class-reviews/{review_id}/decision")
+    async def decide(review_id: uuid.UUID, body: ClassReviewDecisionIn,
+                     access: Annotated[Access, POLICY.guard("decide_class_review")]) -> dict:
+        review, permit = await sectors.decide(review_id, body.decision, body.reason, access, _request_id())
+        return _review(review) | {"permit": _summary(permit) | {
+            "class_basis": permit.class_basis.value if permit.class_basis else "declared"}}
+
+    return routes
+
+
+def _classing(sector_class: str, export_oriented: bool) -> dict:
+    return {"class": sector_class, "export_oriented": export_oriented}
+
+
+def _review(r: ClassReview) -> dict:
+    decision = None
+    if r.decided_at is not None:
+        decision = {"by": {"sub": r.decided_by, "role": r.decided_role}, "at": r.decided_at.isoformat(),
+                    "reason": r.decision_reason}
+    return {"review_id": str(r.review_id), "permit_id": str(r.permit_id), "status": r.status.value,
+            "claimed": _classing(r.claimed.sector_class.value, r.claimed.export_oriented),
+            "derived": _classing(r.derived.sector_class.value, r.derived.export_oriented),
+            "table_version": r.table_version, "origin": r.origin.value,
+            "opened_by": {"sub": r.opened_by}, "opened_at": r.opened_at.isoformat(), "decision": decision}
+
+
+def _listed_review(listed: ListedReview) -> dict:
+    return _review(listed.review) | {"province_code": listed.permit.province_code,
+                                     "regency_code": listed.permit.regency_code, "permit": _summary(listed.permit)}

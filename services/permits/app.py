@@ -14,10 +14,10 @@ from services.permits import api
 from services.permits import dashboard
 from services.permits.calendar import IndonesianHolidays
 from services.permits.domain import (
-    DEFAULT_SERVICE_LEVELS, OBJECTION_WORKING_DAYS, ApplicationRules, ObjectionWindow, ServiceLevels, WorkingDays,
-    WorkKind,
+    DEFAULT_SERVICE_LEVELS, OBJECTION_WORKING_DAYS, ApplicationRules, KbliSectorTable, ObjectionWindow,
+    PrincipalActivity, ServiceLevels, WorkingDays, WorkKind,
 )
-from services.permits.handlers import ObjectionHandlers, PermitHandlers, WorklistHandlers
+from services.permits.handlers import ObjectionHandlers, PermitHandlers, SectorHandlers, WorklistHandlers
 from services.permits.letters import PdfLetters
 from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
@@ -36,6 +36,13 @@ log = structlog.get_logger(__name__)
 
 
 LETTER_SEND_INTERVAL = 5.0  # seconds: what a lost wake-up may delay a letter by
+# The KBLI sector table shipped with the service (kbli_sectors.toml names its sources).
+SECTOR_TABLE_FILE = Path(__file__).parent / "kbli_sectors.toml"
+
+
+def sector_table(path: Path = SECTOR_TABLE_FILE) -> KbliSectorTable:
+    """The KBLI sector table at `path` (the shipped one unless IOMKI_KBLI_SECTORS_FILE names another)."""
+    return KbliSectorTable.from_toml(path.read_text(encoding="utf-8"))
 
 
 class PermitsSettings(BaseSettings):
@@ -58,11 +65,18 @@ class PermitsSettings(BaseSettings):
     sla_objection_working_days: int = Field(
         DEFAULT_SERVICE_LEVELS[WorkKind.OBJECTION], ge=1, le=250, validation_alias="IOMKI_SLA_OBJECTION_WORKING_DAYS",
         description="An objection is decided within (UU 30/2014 Pasal 77(4): 10)")
+    sla_class_review_working_days: int = Field(
+        DEFAULT_SERVICE_LEVELS[WorkKind.CLASS_REVIEW], ge=1, le=250,
+        validation_alias="IOMKI_SLA_CLASS_REVIEW_WORKING_DAYS", description="A company's sector class claim is decided "
+                                                                            "within")
+    kbli_sectors_file: Path = Field(SECTOR_TABLE_FILE, validation_alias="IOMKI_KBLI_SECTORS_FILE",
+                                    description="The KBLI sector table (a revision of the shipped kbli_sectors.toml)")
 
     def service_levels(self, days: WorkingDays) -> ServiceLevels:
         return ServiceLevels({WorkKind.APPLICATION: self.sla_application_working_days,
                               WorkKind.REACTIVATION_REQUEST: self.sla_reactivation_working_days,
-                              WorkKind.OBJECTION: self.sla_objection_working_days}, days)
+                              WorkKind.OBJECTION: self.sla_objection_working_days,
+                              WorkKind.CLASS_REVIEW: self.sla_class_review_working_days}, days)
 
 
 def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519PrivateKey:
@@ -90,10 +104,14 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     clock = clock or SystemClock()
     runtime = ServiceRuntime(name="permits", settings=settings,
                              migrations=Path(__file__).parent / "migrations", unit_of_work=PermitsWork)
+    activity = PrincipalActivity(sector_table(own.kbli_sectors_file))
     handlers = PermitHandlers(
         runtime.database, clock, ApplicationRules(KemendagriRegions()),
-        registry_signing_key(own.registry_signing_key, settings.data_dir), PdfLetters(),
+        registry_signing_key(own.registry_signing_key, settings.data_dir), activity, PdfLetters(),
     )
+    sectors = SectorHandlers(runtime.database, clock, activity)
+    # Before any request or event: every plant's class is the table's reading (a revision re-derives them).
+    runtime.at_start(sectors.apply_table)
     working_days = WorkingDays(IndonesianHolidays())
     objections = ObjectionHandlers(runtime.database, clock, ObjectionWindow(working_days, own.objection_working_days))
     worklists = WorklistHandlers(runtime.database, clock, own.service_levels(working_days))
@@ -112,7 +130,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
         routers=[api.router(handlers), api.objections_router(objections), api.worklists_router(worklists),
-                 dashboard.router()], problems=api.PROBLEMS,
+                 api.sectors_router(sectors), dashboard.router()], problems=api.PROBLEMS,
     )
 
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
+import tomllib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from lokal import parse_npwp
 
 from shared import refusals, regions
 from shared.contract import (
-    INT4_MAX, KBLI_PATTERN, LETTER_NUMBER_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, GroundCode, GroundEvidence,
-    LetterKind, ObjectionOutcome, SanctionGround,
+    INT4_MAX, KBLI_PATTERN, LETTER_NUMBER_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, ClassBasis, GroundCode,
+    GroundEvidence, LetterKind, ObjectionOutcome, SanctionGround, SectorClass, WarningCause,
 )
 
 
@@ -113,14 +114,24 @@ class Permit:
     revoked_at: datetime | None = None
     issued_at: datetime | None = None
     plant_key: str = ""
+    # The class in force (`sector_class` above) is the KBLI table's reading, or the company's claim an operator
+    # accepted; None: a plant recorded before the table, its class self-declared until the service first derives it.
+    export_oriented: bool = False
+    class_basis: ClassBasis | None = ClassBasis.KBLI_TABLE
+    class_table_version: str | None = None  # for an operator's class: the table's version it was set over
 
     @classmethod
     def apply(cls, *, facility_id: uuid.UUID, nib: str, company_name: str, province_code: str,
               regency_code: str, sector_class: str, workforce_total: int, actor: str, role: str,
-              now: datetime, plant_key: str = "") -> tuple[Permit, Transition]:
+              now: datetime, plant_key: str = "", export_oriented: bool = False) -> tuple[Permit, Transition]:
         permit = cls(uuid.uuid4(), facility_id, nib, company_name, province_code, regency_code, sector_class,
-                     workforce_total, PermitStatus.SUBMITTED, plant_key=plant_key)
+                     workforce_total, PermitStatus.SUBMITTED, plant_key=plant_key, export_oriented=export_oriented)
         return permit, Transition(None, PermitStatus.SUBMITTED, "apply", actor, role, "application submitted", now)
+
+    @property
+    def announced(self) -> bool:
+        """Issued or frozen: the plant operates under its permit, and what changes its class is announced."""
+        return self.status in (PermitStatus.ISSUED, PermitStatus.FROZEN)
 
     def act(self, action: Action, *, actor: str, role: str, reason: str, now: datetime,
             permit_number: str | None = None, causation_id: str | None = None,
@@ -199,17 +210,29 @@ class SanctionRecommendation:
     ladder: str | None
     evidence: GroundEvidence
     source: str = "reports"
+    code: GroundCode = GroundCode.MISSED_REPORTS  # or CAPACITY_BREACHES: the two grounds a ladder judges
+
+    def __post_init__(self) -> None:
+        if self.code not in LADDER_GROUNDS:
+            raise ValueError(f"a ladder recommends on {' or '.join(LADDER_GROUNDS)}, not {self.code.value}")
 
     @property
     def reason(self) -> str:
+        if self.code is GroundCode.CAPACITY_BREACHES:
+            return (f"{self.rule}: {len(self.evidence.breaches)} capacity breach(es), "
+                    f"{len(self.evidence.warnings)} warning(s)")
         return (f"{self.rule}: {len(self.evidence.missed_periods)} missed period(s), "
                 f"{len(self.evidence.warnings)} warning(s)")
 
     @property
     def ground(self) -> SanctionGround:
-        """Missed reports under the ladder that judged them, resting on the periods and warnings it counted."""
-        return SanctionGround(code=GroundCode.MISSED_REPORTS, ladder=self.ladder, rule=self.rule,
-                              evidence=self.evidence)
+        """The ladder's ground (missed reports, or repeated capacity breaches) under the ladder that judged it,
+        resting on what it counted: the periods, or the breaches, and the warnings."""
+        return SanctionGround(code=self.code, ladder=self.ladder, rule=self.rule, evidence=self.evidence)
+
+
+# The grounds only the reports service's ladders judge (see `LadderOnly`).
+LADDER_GROUNDS = (GroundCode.MISSED_REPORTS, GroundCode.CAPACITY_BREACHES)
 
 
 # ------------------------------------------------------------------------------------------- grounds
@@ -591,6 +614,277 @@ def leaves_the_freeze(transition: Transition) -> bool:
     return transition.from_status is PermitStatus.FROZEN and transition.to_status is not PermitStatus.FROZEN
 
 
+# ------------------------------------------------------------------------------------------- sector classes
+# What a plant may run under PPKM depends on its sector: critical, essential (the export-oriented industries among
+# them) or neither (Inmendagri 15/2021 and 22/2021). The class is read from the plant's KBLI codes through a table
+# shipped as data (kbli_sectors.toml); a company that reads its plant otherwise claims its class, and an operator
+# accepts or rejects the claim.
+
+KBLI_PREFIX = re.compile(r"[0-9]{2,5}")  # fullmatch it
+SECTOR_TABLE_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,39}")  # fullmatch it
+SECTOR_TABLE_MAX_ROWS = 2000  # more than the 5-digit codes of KBLI 2020's manufacturing section
+SECTOR_TABLE_SOURCE_MAX_LENGTH = 1000
+SECTOR_ROW_NAME_MAX_LENGTH = 200
+
+
+class InvalidSectorTable(ValueError):
+    """A malformed KBLI sector table: every problem found, each naming where it is."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("KBLI sector table: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Classing:
+    """A plant's sector class and whether its activities are export-oriented."""
+
+    sector_class: SectorClass
+    export_oriented: bool
+
+
+NOT_LISTED = Classing(SectorClass.NON_ESSENTIAL, False)  # what the table says of a code no row matches
+
+
+@dataclass(frozen=True)
+class SectorRow:
+    """One row of the table: the KBLI 2020 codes under `prefix` (2 to 5 digits) are of this class."""
+
+    prefix: str
+    classing: Classing
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class SectorReading:
+    """What the table says of one code: its class, and the row that said it (None: no row matched)."""
+
+    classing: Classing
+    row: SectorRow | None = None
+
+
+@dataclass(frozen=True)
+class KbliSectorTable:
+    version: str
+    source: str
+    rows: tuple[SectorRow, ...]
+    _by_prefix: dict[str, SectorRow] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = [*_version_problems(self.version), *_source_problems(self.source)]
+        seen: set[str] = set()
+        for row in self.rows:
+            if not isinstance(row.prefix, str) or not KBLI_PREFIX.fullmatch(row.prefix):
+                problems.append(f"row {row.prefix!r}: a prefix is 2 to 5 ASCII digits of a KBLI 2020 code")
+            elif row.prefix in seen:
+                problems.append(f"row {row.prefix!r}: the prefix is listed twice")
+            seen.add(row.prefix)
+        if len(self.rows) > SECTOR_TABLE_MAX_ROWS:
+            problems.append(f"{len(self.rows)} rows: at most {SECTOR_TABLE_MAX_ROWS}")
+        if problems:
+            raise InvalidSectorTable(problems)
+        object.__setattr__(self, "_by_prefix", {row.prefix: row for row in self.rows})
+
+    @classmethod
+    def from_toml(cls, text: str) -> KbliSectorTable:
+        """The table as shipped (kbli_sectors.toml): `version`, `source` and `[[rows]]` of `prefix`, `class`
+        (critical | essential | non_essential), `export_oriented` (true | false) and an optional `name`. Refused
+        with every problem found."""
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidSectorTable([f"not TOML: {exc}"]) from None
+        return cls.from_document(document)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> KbliSectorTable:
+        problems: list[str] = [f"unknown key {key!r}" for key in document if key not in ("version", "source", "rows")]
+        version, source, rows = document.get("version"), document.get("source"), document.get("rows")
+        problems += _version_problems(version) + _source_problems(source)
+        if not isinstance(rows, list) or not rows:
+            problems.append("no [[rows]]")
+            rows = []
+        parsed: list[SectorRow] = []
+        seen: set[str] = set()
+        for index, row in enumerate(rows, start=1):
+            found = _row(index, row)
+            if isinstance(found, SectorRow):
+                parsed.append(found)
+            else:
+                problems += found
+            prefix = row.get("prefix") if isinstance(row, dict) else None
+            if isinstance(prefix, str) and prefix in seen:
+                problems.append(f"row {prefix!r}: the prefix is listed twice")
+            if isinstance(prefix, str):
+                seen.add(prefix)
+        if problems:
+            raise InvalidSectorTable(problems)
+        return cls(str(version), str(source), tuple(parsed))
+
+    def read(self, code: str) -> SectorReading:
+        """The longest prefix of `code` that a row names decides; a code no row matches is `NOT_LISTED`."""
+        for length in range(min(len(code), 5), 1, -1):
+            row = self._by_prefix.get(code[:length])
+            if row is not None:
+                return SectorReading(row.classing, row)
+        return SectorReading(NOT_LISTED)
+
+
+def _version_problems(version: object) -> list[str]:
+    if not isinstance(version, str) or not SECTOR_TABLE_VERSION.fullmatch(version):
+        return [f"version {version!r}: 1 to 40 ASCII letters, digits, dots, hyphens or underscores"]
+    return []
+
+
+def _source_problems(source: object) -> list[str]:
+    if not isinstance(source, str) or not source.strip() or len(source) > SECTOR_TABLE_SOURCE_MAX_LENGTH:
+        return [f"source: name the lists the table is read from, in at most {SECTOR_TABLE_SOURCE_MAX_LENGTH} "
+                "characters"]
+    return []
+
+
+_ROW_KEYS = ("prefix", "class", "export_oriented", "name")
+
+
+def _row(index: int, row: object) -> SectorRow | list[str]:
+    if not isinstance(row, dict):
+        return [f"row {index}: a table of {', '.join(_ROW_KEYS)}"]
+    where = f"row {row['prefix']!r}" if isinstance(row.get("prefix"), str) else f"row {index}"
+    problems = [f"{where}: unknown key {key!r}" for key in row if key not in _ROW_KEYS]
+    prefix, class_, export, name = row.get("prefix"), row.get("class"), row.get("export_oriented"), row.get("name", "")
+    if not isinstance(prefix, str) or not KBLI_PREFIX.fullmatch(prefix):
+        problems.append(f"{where}: prefix {prefix!r} is not 2 to 5 ASCII digits of a KBLI 2020 code")
+    if class_ not in SECTOR_CLASSES:
+        problems.append(f"{where}: class {class_!r} is not one of {', '.join(SECTOR_CLASSES)}")
+    if not isinstance(export, bool):
+        problems.append(f"{where}: export_oriented {export!r} is not true or false")
+    if not isinstance(name, str) or len(name) > SECTOR_ROW_NAME_MAX_LENGTH:
+        problems.append(f"{where}: name is text of at most {SECTOR_ROW_NAME_MAX_LENGTH} characters")
+    if problems:
+        return problems
+    return SectorRow(str(prefix), Classing(SectorClass(str(class_)), bool(export)), str(name))
+
+
+@dataclass(frozen=True)
+class PrincipalActivity:
+    """The plant's class and export orientation are the table's reading of its principal KBLI code: the first
+    listed, as OSS orders a business's activities (its main activity first). A plant with no code (one recorded
+    before codes were required) is read as a code no row matches."""
+
+    table: KbliSectorTable
+
+    def derive(self, kbli: Sequence[str]) -> SectorReading:
+        return self.table.read(kbli[0]) if kbli else SectorReading(NOT_LISTED)
+
+
+@dataclass(frozen=True)
+class ClassClaim:
+    """What a company says of its plant when it applies: its class, its export orientation, either or neither."""
+
+    sector_class: SectorClass | None = None
+    export_oriented: bool | None = None
+
+    def against(self, reading: Classing) -> Classing | None:
+        """`ClaimOverTheTable`: the class the company claims, the table's reading filling in what it does not say;
+        None when that is the table's reading (there is nothing to review, and the table's class applies)."""
+        claimed = Classing(self.sector_class if self.sector_class is not None else reading.sector_class,
+                           self.export_oriented if self.export_oriented is not None else reading.export_oriented)
+        return None if claimed == reading else claimed
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"  # in the operators' worklist; the table's class applies meanwhile
+    ACCEPTED = "accepted"  # the claimed class applies, set by the operator
+    REJECTED = "rejected"  # the table's class stays
+
+
+class ReviewDecision(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class ReviewOrigin(StrEnum):
+    APPLICATION = "application"  # the company claimed it when it applied
+    UPGRADE = "upgrade"  # the class it had declared before the table, where the table reads the plant otherwise
+
+
+class ClassReviewNotFound(PermitsRefusal, refusals.NotFound):
+    """No such class review, or none the caller may see."""
+
+
+class ReviewAlreadyDecided(PermitsRefusal):
+    def __init__(self, review: ClassReview) -> None:
+        super().__init__(f"class review {review.review_id} was already {review.status.value}")
+        self.review = review
+
+
+@dataclass(frozen=True)
+class ClassReview:
+    """A company's claim that the table reads its plant wrongly, pending until an operator decides it."""
+
+    review_id: uuid.UUID
+    permit_id: uuid.UUID
+    status: ReviewStatus
+    claimed: Classing
+    derived: Classing  # the table's reading when the claim was made
+    table_version: str
+    origin: ReviewOrigin
+    opened_by: str
+    opened_at: datetime
+    decided_by: str | None = None
+    decided_role: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+
+    @classmethod
+    def open(cls, permit: Permit, claimed: Classing, derived: Classing, *, table_version: str, actor: str,
+             now: datetime, origin: ReviewOrigin = ReviewOrigin.APPLICATION) -> ClassReview:
+        if claimed == derived:
+            raise ValueError("a claim that is the table's reading needs no review")
+        return cls(uuid.uuid4(), permit.permit_id, ReviewStatus.PENDING, claimed, derived, table_version, origin,
+                   actor, now)
+
+    @property
+    def pending(self) -> bool:
+        return self.status is ReviewStatus.PENDING
+
+    def decide(self, decision: ReviewDecision, permit: Permit, *, reason: str, actor: str, role: str, now: datetime,
+               table_version: str) -> tuple[ClassReview, Permit | None]:
+        """The operator's decision, once, with its reasons. Accepted, the plant's class becomes the claim, set by the
+        operator over the table in force (`table_version`): later revisions of the table leave it. Rejected, the
+        table's class stays."""
+        if not self.pending:
+            raise ReviewAlreadyDecided(self)
+        if not _says_something(reason):
+            raise TextMissing("reason", "a decision on a class review must state its reasons")
+        if permit.permit_id != self.permit_id:
+            raise ValueError(f"review {self.review_id} is not about permit {permit.permit_id}")
+        decided = replace(self, decided_by=actor, decided_role=role, decided_at=now, decision_reason=reason)
+        if decision is ReviewDecision.REJECT:
+            return replace(decided, status=ReviewStatus.REJECTED), None
+        changed = replace(permit, sector_class=self.claimed.sector_class.value,
+                          export_oriented=self.claimed.export_oriented, class_basis=ClassBasis.OPERATOR,
+                          class_table_version=table_version)
+        return replace(decided, status=ReviewStatus.ACCEPTED), changed
+
+
+def accepted_claim_reason(review: ClassReview, reason: str) -> str:
+    """Why an operator's decision changed a plant's class, as SectorClassChanged says it."""
+    return (f"Klaim kelas sektor perusahaan diterima operator (tinjauan {review.review_id}) / The company's sector "
+            f"class claim was accepted by an operator (review {review.review_id}): {reason}")
+
+
+def revision_reason(version: str) -> str:
+    """Why a table revision changed a plant's class, as SectorClassChanged says it."""
+    return f"Tabel sektor KBLI direvisi ke versi {version} / The KBLI sector table was revised to version {version}"
+
+
+def first_reading_reason(version: str) -> str:
+    """Why a plant recorded before the table has the table's class now, where it had declared another."""
+    return (f"Kelas sektor dibaca dari tabel KBLI versi {version}, menggantikan kelas yang dinyatakan sendiri / "
+            f"The sector class is read from KBLI table version {version}, in place of the self-declared class")
+
+
 # ------------------------------------------------------------------------------------------- applications
 
 
@@ -606,16 +900,23 @@ class Application:
     province_code: str
     regency_code: str
     kbli: list[str]
-    sector_class: str
+    sector_class: str | None  # with `export_oriented`, the company's claim (ClassClaim): optional
     workforce_total: int
     on_site_per_shift: list[int]
     health_protocol_commitment: bool
     contact_email: str | None
     contact_phone: str | None
+    export_oriented: bool | None = None
 
     @property
     def plant_key(self) -> str:
         return plant_key(self.nib, self.address, self.regency_code)
+
+    @property
+    def claim(self) -> ClassClaim:
+        """What the company says of its plant's class (checked by `ApplicationRules` first)."""
+        return ClassClaim(SectorClass(self.sector_class) if self.sector_class is not None else None,
+                          self.export_oriented)
 
 
 @dataclass(frozen=True)
@@ -672,7 +973,7 @@ class ApplicationRules:
                 yield FieldError(f"kbli.{index}", f"KBLI code {code!r} must be exactly 5 digits")
         if len(set(a.kbli)) != len(a.kbli):
             yield FieldError("kbli", "KBLI codes must not repeat")
-        if a.sector_class not in SECTOR_CLASSES:
+        if a.sector_class is not None and a.sector_class not in SECTOR_CLASSES:
             yield FieldError("sector_class", f"sector class must be one of {', '.join(SECTOR_CLASSES)}")
         yield from _workforce_errors(a.workforce_total, a.on_site_per_shift)
         if a.health_protocol_commitment is not True:
@@ -1145,13 +1446,14 @@ class WorkKind(StrEnum):
     APPLICATION = "application"
     REACTIVATION_REQUEST = "reactivation_request"
     OBJECTION = "objection"
+    CLASS_REVIEW = "class_review"
 
 
 # Working days each kind is held to. UU 30/2014 Pasal 77(4): the official decides an objection within 10 working
-# days. No circular sets one for an application or a reactivation request: three working days is the platform's
-# default, each configurable (IOMKI_SLA_*_WORKING_DAYS).
+# days. No circular sets one for an application, a reactivation request or a class review: three working days is the
+# platform's default, each configurable (IOMKI_SLA_*_WORKING_DAYS).
 DEFAULT_SERVICE_LEVELS: dict[WorkKind, int] = {
-    WorkKind.APPLICATION: 3, WorkKind.REACTIVATION_REQUEST: 3, WorkKind.OBJECTION: 10,
+    WorkKind.APPLICATION: 3, WorkKind.REACTIVATION_REQUEST: 3, WorkKind.OBJECTION: 10, WorkKind.CLASS_REVIEW: 3,
 }
 
 
@@ -1259,6 +1561,8 @@ class LetterGround:
     ladder: str | None = None
     rule: str | None = None
     text: str | None = None
+    cause: WarningCause | None = None  # a warning's: a missed report or a capacity breach
+    breach_id: uuid.UUID | None = None  # a capacity warning's breach (CapacityBreachDetected)
 
     @classmethod
     def of(cls, ground: SanctionGround) -> LetterGround:
@@ -1319,9 +1623,13 @@ class Letter:
         return f"{self.permit_number}_{self.short_number}.pdf"
 
 
-def warning_ground() -> LetterGround:
-    """A warning is always for a missed report: the period's deadline passed without one."""
-    return LetterGround(GroundCode.MISSED_REPORTS)
+def warning_ground(cause: WarningCause = WarningCause.MISSED_REPORT,
+                   breach_id: uuid.UUID | None = None) -> LetterGround:
+    """What a warning is for: a missed report (the period's deadline passed without one), or a capacity breach (the
+    period's report counted more people on site than the PPKM cap), on the ground its ladder sanctions it on."""
+    if cause is WarningCause.CAPACITY_BREACH:
+        return LetterGround(GroundCode.CAPACITY_BREACHES, cause=cause, breach_id=breach_id)
+    return LetterGround(GroundCode.MISSED_REPORTS, cause=cause)
 
 
 def sanction_periods(evidence_periods: Sequence[uuid.UUID],
@@ -1354,6 +1662,13 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "MissedWhileFrozen": ("tidak melapor selama IOMKI dibekukan", "a report missed while frozen"),
     "SecondFreeze": ("dibekukan untuk kedua kalinya", "frozen a second time"),
     "ThreeMissedPeriods": ("tiga periode pelaporan tidak dilaporkan", "three reporting periods missed"),
+    "RepeatedCapacityBreaches": ("jumlah pekerja di lokasi berulang kali melampaui batas PPKM",
+                                 "staff on site repeatedly over the PPKM cap"),
+}
+# A warning's own ground, by its cause: one breach is not yet the repeated breaches a sanction rests on.
+WARNING_CAUSE_LABELS: dict[WarningCause, tuple[str, str]] = {
+    WarningCause.MISSED_REPORT: GROUND_LABELS[GroundCode.MISSED_REPORTS],
+    WarningCause.CAPACITY_BREACH: ("Jumlah pekerja di lokasi melampaui batas PPKM", "Staff on site over the PPKM cap"),
 }
 LETTER_TITLES: dict[LetterKind, tuple[str, str]] = {
     LetterKind.WARNING: ("SURAT PERINGATAN", "Warning letter"),
@@ -1400,10 +1715,12 @@ def letter_document(letter: Letter, *, regency_name: str | None) -> LetterDocume
     title, english_title = LETTER_TITLES[letter.kind]
     local_day = letter.issued_at.astimezone(regions.local_zone(letter.regency_code)).date()
     plant = f"{regency_name} ({letter.regency_code})" if regency_name else letter.regency_code
-    label, english_label = GROUND_LABELS[letter.ground.code]
+    label, english_label = (WARNING_CAUSE_LABELS[letter.ground.cause] if letter.ground.cause is not None
+                            else GROUND_LABELS[letter.ground.code])
     ground_rows = [("Dasar", label)]
     if letter.ground.ladder:
-        ground_rows.append(("Ketentuan", f"SE {letter.ground.ladder.removeprefix('SE-')}"))
+        ladder = letter.ground.ladder
+        ground_rows.append(("Ketentuan", f"SE {ladder.removeprefix('SE-')}" if ladder.startswith("SE-") else ladder))
     if letter.ground.rule:
         ground_rows.append(("Aturan", RULE_LABELS.get(letter.ground.rule, (letter.ground.rule,))[0]))
     if letter.ground.text:
@@ -1430,6 +1747,8 @@ def letter_document(letter: Letter, *, regency_name: str | None) -> LetterDocume
 
 def _letter_body(letter: Letter, english_title: str, english_label: str) -> tuple[tuple[str, ...], str]:
     number = letter.permit_number
+    if letter.kind is LetterKind.WARNING and letter.ground.cause is WarningCause.CAPACITY_BREACH:
+        return _capacity_warning(letter, english_title)
     if letter.kind is LetterKind.WARNING:
         deadline = letter.periods[-1].deadline if letter.periods else None
         when = local_deadline(deadline, letter.regency_code) if deadline else "batas waktunya"
@@ -1463,6 +1782,25 @@ def _letter_body(letter: Letter, english_title: str, english_label: str) -> tupl
         f"{english_title} {letter.number}: permit {number} is revoked from the date of this letter "
         f"({english_label}). The company may apply again for this plant from {reapply}, or object as the rules "
         "provide.",
+    )
+
+
+def _capacity_warning(letter: Letter, english_title: str) -> tuple[tuple[str, ...], str]:
+    """A warning for a capacity breach: what the report of the period counted was over the PPKM cap."""
+    deadline = letter.periods[-1].deadline if letter.periods else None
+    when = f"dengan batas waktu {local_deadline(deadline, letter.regency_code)}" if deadline else "tersebut"
+    row = (f" Ini adalah peringatan ke-{letter.consecutive} atas pelampauan batas dalam kurun penilaian."
+           if letter.consecutive else "")
+    return (
+        (f"Jumlah pekerja di lokasi melampaui batas PPKM: laporan pelaksanaan IOMKI nomor {letter.permit_number} "
+         f"untuk periode pelaporan {when} mencatat lebih banyak pekerja di lokasi daripada yang diizinkan bagi "
+         f"pabrik ini pada level PPKM yang berlaku.{row}",
+         "Perusahaan wajib membatasi jumlah pekerja di lokasi sesuai ketentuan PPKM. Pelampauan yang berulang dapat "
+         "mengakibatkan IOMKI dibekukan atau dicabut."),
+        f"{english_title} {letter.number}: the staff on site were over the PPKM cap: the report for the period above "
+        "counted more people on site than the plant's PPKM level allows"
+        + (f" (warning {letter.consecutive} for a breach within the ladder's window)" if letter.consecutive else "")
+        + ". Repeated breaches may lead to the permit being frozen or revoked.",
     )
 
 

@@ -14,24 +14,29 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.permits.domain import (
-    LETTER_KIND_OF_ACTION, Action, Application, ApplicationRules, Closure, ConditionCheck, Decision, FiledReport,
-    GroundFacts, IllegalTransition, Letter, LetterGround, LetterNotFound, LetterPeriod, LetterPrinter, Objection,
-    ObjectionOutcome, ObjectionWindow, OnePermitPerPlant, OpenToObjection, OperatingStatus, Permit, PermitNotFound,
-    PermitStatus, QueuedItem, ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus,
-    RequestStatus, SanctionRecommendation, ServiceLevels, Transition, WorkKind, check_ground, leaves_the_freeze,
-    letter_document, missed_periods_of, open_to_objection, permit_number, reactivation_outlook, registry_status,
-    sanction_periods, warning_ground,
+    LETTER_KIND_OF_ACTION, Action, Application, ApplicationRules, ClassReview, ClassReviewNotFound, Closure,
+    ConditionCheck, Decision, FiledReport, GroundFacts, IllegalTransition, KbliSectorTable, Letter, LetterGround,
+    LetterNotFound, LetterPeriod, LetterPrinter, Objection, ObjectionOutcome, ObjectionWindow, OnePermitPerPlant,
+    OpenToObjection, OperatingStatus, Permit, PermitNotFound, PermitStatus, PrincipalActivity, QueuedItem,
+    ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus, RequestStatus, ReviewDecision,
+    SanctionRecommendation, ServiceLevels, Transition, WorkKind, accepted_claim_reason, check_ground,
+    leaves_the_freeze, letter_document, missed_periods_of, open_to_objection, permit_number, reactivation_outlook,
+    registry_status, sanction_periods, warning_ground,
 )
 from services.permits.letters import PdfLetters
-from services.permits.repository import PermitSearch, PermitsWork, QueuedRequest
+from services.permits.repository import (
+    ListedReview, PermitSearch, PermitsWork, QueuedRequest, ReviewSearch, TableApplied,
+)
 from shared import registry_tokens
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
     LETTER_PDF_MAX_BYTES, CompanyContactsUpdated, CompanyLetterIssued, Decoded, Envelope, Event, FacilityClosureOrdered,
+    GroundCode,
     FacilityReopened, GroundEvidence, LetterKind, ObjectionDecided, ObjectionFiled, PermitApplied, PermitFrozen,
     PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, ReactivationRejected, ReactivationRequested,
-    ReportSubmitted, SanctionAction, SanctionGround, SanctionRecommended, SanctionReversed, SectorClass, WarningIssued,
+    ClassBasis, ReportSubmitted, SanctionAction, SanctionGround, SanctionRecommended, SanctionReversed, SectorClass,
+    SectorClassChanged, WarningCause, WarningIssued,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
@@ -46,6 +51,8 @@ class PermitView:
     permit: Permit
     application: dict
     operating: OperatingStatus
+    table_version: str | None = None  # the table its class was read from (or set over), if any
+    open_review: ClassReview | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class PermitHandlers:
     clock: Clock
     rules: ApplicationRules
     signing_key: Ed25519PrivateKey
+    activity: PrincipalActivity  # the KBLI sector table, read through the plant's principal code
     # The PDF adapter unless the composition root says otherwise: printing has no I/O, so every test can use it.
     printer: LetterPrinter = field(default_factory=PdfLetters)
     one_permit_per_plant: OnePermitPerPlant = OnePermitPerPlant()
@@ -79,8 +87,12 @@ class PermitHandlers:
     # -- commands ------------------------------------------------------------------------------------
 
     async def apply(self, application: Application, access: Access) -> Permit:
+        """The application, its class the table's reading of its principal KBLI code; a company's claim of another
+        class waits for an operator's review meanwhile."""
         self.rules.check(application)
         now = self.clock.now()
+        derived = self.activity.derive(application.kbli).classing
+        claimed = application.claim.against(derived)
         async with self.database.transaction() as work:
             await work.permits.lock_plant(application.plant_key)
             earlier = await work.permits.of_plant(application.plant_key)
@@ -88,14 +100,18 @@ class PermitHandlers:
             permit, transition = Permit.apply(
                 facility_id=self.one_permit_per_plant.facility_of(earlier), nib=application.nib,
                 company_name=application.company_name, province_code=application.province_code,
-                regency_code=application.regency_code, sector_class=application.sector_class,
+                regency_code=application.regency_code, sector_class=derived.sector_class.value,
                 workforce_total=application.workforce_total, actor=access.actor,
                 role=access.principal.role.value, now=now, plant_key=application.plant_key,
+                export_oriented=derived.export_oriented,
             )
             await work.permits.add(permit, application.__dict__, transition)
+            if claimed is not None:
+                await work.class_reviews.add(ClassReview.open(permit, claimed, derived, actor=access.actor, now=now,
+                                                              table_version=self.activity.table.version))
             applied = Envelope.wrap(PermitApplied(
                 **_about(permit), company_name=permit.company_name, facility_name=application.facility_name,
-                kbli=application.kbli, sector_class=SectorClass(application.sector_class),
+                kbli=application.kbli, sector_class=derived.sector_class, export_oriented=derived.export_oriented,
                 workforce_total=application.workforce_total,
             ), service=SERVICE, time=now)
             contacts = applied.caused(CompanyContactsUpdated(
@@ -195,8 +211,12 @@ class PermitHandlers:
     async def get(self, permit_id: uuid.UUID, access: Access) -> PermitView:
         async with self.database.reading() as work:
             permit = await self._visible(work, permit_id, access)
+            # A class the table gives is the reading of the table this service applied at its start.
+            version = permit.class_table_version if permit.class_basis is ClassBasis.OPERATOR else (
+                self.activity.table.version if permit.class_basis is ClassBasis.KBLI_TABLE else None)
             return PermitView(permit, await work.permits.application(permit_id),
-                              await work.closures.operating_status(permit.facility_id))
+                              await work.closures.operating_status(permit.facility_id), version,
+                              await work.class_reviews.open_of(permit_id))
 
     async def search(self, search: PermitSearch) -> list[tuple[int, Permit]]:
         async with self.database.reading() as work:
@@ -280,10 +300,17 @@ class PermitHandlers:
         kind = LETTER_KIND_OF_ACTION.get(Action(transition.action))
         if kind is None or transition.ground is None:
             return
-        missed = transition.ground.evidence.missed_periods
-        deadlines = await work.letters.deadlines(permit.permit_id, missed) if missed else {}
-        await self._issue_letter(work, permit, kind, ground=LetterGround.of(transition.ground),
-                                 periods=sanction_periods(missed, deadlines), cause=public, now=now)
+        evidence = transition.ground.evidence
+        if transition.ground.code is GroundCode.CAPACITY_BREACHES:  # the periods of its breaches
+            breaches = evidence.breaches
+            periods = await work.letters.breach_periods(permit.permit_id, breaches) if breaches else {}
+            listed = tuple(sorted(periods.values(), key=lambda p: p.deadline or datetime.min))
+        else:
+            missed = evidence.missed_periods
+            deadlines = await work.letters.deadlines(permit.permit_id, missed) if missed else {}
+            listed = sanction_periods(missed, deadlines)
+        await self._issue_letter(work, permit, kind, ground=LetterGround.of(transition.ground), periods=listed,
+                                 cause=public, now=now)
 
     async def _issue_letter(self, work: PermitsWork, permit: Permit, kind: LetterKind, *, ground: LetterGround,
                             periods: tuple[LetterPeriod, ...], cause: Envelope, now: datetime,
@@ -353,7 +380,8 @@ class PermitHandlers:
             return
         recommendation = SanctionRecommendation(
             Action(event.action.value), event.rule, event.ladder,
-            GroundEvidence(missed_periods=event.evidence.missed_periods, warnings=event.evidence.warnings))
+            GroundEvidence(missed_periods=event.evidence.missed_periods, warnings=event.evidence.warnings,
+                           breaches=event.evidence.breaches), code=event.ground)
         now = self.clock.now()
         try:
             changed, transition = permit.apply_sanction(recommendation, now=now, causation_id=str(envelope.id))
@@ -367,7 +395,8 @@ class PermitHandlers:
         await work.outbox.add(public)
         await lapse_open_request(work, changed, transition, public)
         await self._sanction_letter(work, changed, transition, public, now)
-        log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule)
+        log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule,
+                 ground=event.ground.value)
 
     async def on_reports_submitted(self, work: PermitsWork, run: list[Decoded]) -> None:
         """A run of ReportSubmitted at once (`InBatches`): every report of every plant passes through here."""
@@ -383,13 +412,15 @@ class PermitHandlers:
             log.warning("warning_for_unknown_permit", permit_id=str(event.permit_id))
             return
         now = self.clock.now()
+        breach = event.breach_id if event.cause is WarningCause.CAPACITY_BREACH else None
         if not await work.letters.record_warning(permit.permit_id, event.warning_id, event.period_id, event.deadline,
-                                                 event.consecutive, now):
+                                                 event.consecutive, now, event.cause, breach):
             return  # the same warning in another event: its letter exists
-        letter = await self._issue_letter(work, permit, LetterKind.WARNING, ground=warning_ground(),
+        letter = await self._issue_letter(work, permit, LetterKind.WARNING, ground=warning_ground(event.cause, breach),
                                           periods=(LetterPeriod(event.period_id, event.deadline),), cause=envelope,
                                           now=now, warning_id=event.warning_id, consecutive=event.consecutive)
-        log.info("warning_letter_issued", permit_id=str(permit.permit_id), letter_number=letter.number)
+        log.info("warning_letter_issued", permit_id=str(permit.permit_id), letter_number=letter.number,
+                 cause=event.cause.value)
 
     async def on_closure_ordered(self, work: PermitsWork, envelope: Envelope, event: FacilityClosureOrdered) -> None:
         await work.closures.ordered(event.facility_id, Closure(event.closure_id, event.scope.value, event.reason,
@@ -537,7 +568,7 @@ def _event_of(permit: Permit, transition: Transition) -> Event:
             if permit.permit_number is None or permit.issued_at is None:  # issuing sets both
                 raise ValueError(f"issued permit {permit.permit_id} has no number or no issue time")
             return PermitIssued(**base, permit_number=permit.permit_number, company_name=permit.company_name,
-                                sector_class=SectorClass(permit.sector_class),
+                                sector_class=SectorClass(permit.sector_class), export_oriented=permit.export_oriented,
                                 workforce_total=permit.workforce_total, issued_at=permit.issued_at)
         case Action.REJECT:
             return PermitRejected(**base, reason=reason)
@@ -590,3 +621,67 @@ class WorklistHandlers:
                 found.append(Worklist(kind, self.levels.working_days[kind], total, overdue,
                                       self.levels.queue(items, now)))
         return now, found
+
+
+@dataclass
+class SectorHandlers:
+    """Sector classes: the KBLI table applied at start, and the companies' claims an operator reviews."""
+
+    database: Database[PermitsWork]
+    clock: Clock
+    activity: PrincipalActivity
+
+    @property
+    def table(self) -> KbliSectorTable:
+        return self.activity.table
+
+    async def apply_table(self) -> TableApplied:
+        """At start: every plant whose class the table gives is brought to this table's reading in one transaction,
+        set-based in SQL, when it is not the table applied here (and plants recorded before any table, always);
+        the permits that operate and whose class changed are announced in the same transaction."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            applied = await work.sector_tables.apply(self.table, service=SERVICE, now=now, actor=SERVICE)
+        if applied.revised or applied.changed:
+            log.info("kbli_table_applied", previous=applied.previous, version=applied.version,
+                     changed=applied.changed, reviews=applied.reviews, events=applied.events)
+        return applied
+
+    async def reviews(self, search: ReviewSearch, access: Access) -> list[ListedReview]:
+        """Reviews in one status, the oldest first: a permit's (if it may be seen), or the caller's own company's or
+        region's."""
+        async with self.database.reading() as work:
+            if search.permit_id is not None:
+                await PermitHandlers._visible(work, search.permit_id, access)
+            return await work.class_reviews.listed(search)
+
+    async def decide(self, review_id: uuid.UUID, decision: ReviewDecision, reason: str, access: Access,
+                     request_id: str | None = None) -> tuple[ClassReview, Permit]:
+        """An operator accepts the company's claim (the plant's class becomes it, announced if the permit operates) or
+        rejects it (the table's class stays), once, with reasons."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            found = await work.class_reviews.get(review_id)
+            if found is None:
+                raise ClassReviewNotFound("Class review")
+            # Locked in the order an application takes them: the permit, then its review.
+            permit = await PermitHandlers._visible(work, found.permit_id, access, for_update=True)
+            review = await work.class_reviews.get(review_id, for_update=True) or found
+            decided, changed = review.decide(decision, permit, reason=reason, actor=access.actor,
+                                             role=access.principal.role.value, now=now,
+                                             table_version=self.table.version)
+            await work.class_reviews.decided(decided)
+            if changed is not None:
+                permit = changed
+                await work.permits.save_class(permit)
+                if permit.announced:
+                    await work.outbox.add(Envelope.wrap(SectorClassChanged(
+                        **_about(permit), permit_number=permit.permit_number,
+                        sector_class=SectorClass(permit.sector_class), export_oriented=permit.export_oriented,
+                        basis=ClassBasis.OPERATOR, table_version=self.table.version,
+                        reason=accepted_claim_reason(decided, reason),
+                    ), service=SERVICE, time=now, correlation_id=request_id))
+        record("class_review_decided", review_id=str(review_id), permit_id=str(permit.permit_id),
+               decision=decision.value, actor=access.actor, sector_class=permit.sector_class,
+               export_oriented=permit.export_oriented)
+        return decided, permit

@@ -10,18 +10,24 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from services.permits.domain import (
-    SANCTIONS, Action, Closure, ConditionCheck, FiledReport, Letter, LetterGround, LetterPeriod, Objection,
-    ObjectionOutcome, OperatingStatus, Permit, PermitStatus, ReactivationRequest, Recount, RequestStatus, Sanction,
-    Transition, WorkItem, WorkKind, counting_month,
+    SANCTIONS, Action, ClassReview, Classing, Closure, ConditionCheck, FiledReport, KbliSectorTable, Letter,
+    LetterGround, LetterPeriod, Objection, ObjectionOutcome, OperatingStatus, Permit, PermitStatus,
+    ReactivationRequest, Recount, RequestStatus, ReviewOrigin, ReviewStatus, Sanction, Transition, WorkItem, WorkKind,
+    counting_month, first_reading_reason, revision_reason,
 )
-from shared.contract import GroundCode, LetterKind, SanctionGround
+from shared.contract import (
+    CONTENT_TYPE, ClassBasis, Envelope, GroundCode, LetterKind, SanctionGround, SectorClass, SectorClassChanged,
+    WarningCause, envelope_format,
+)
 from shared.storage.db import Connection
-from shared.storage.unit_of_work import UnitOfWork
+from shared.storage.unit_of_work import Outbox, UnitOfWork
 
 _COLUMNS = ("permit_id, facility_id, nib, company_name, province_code, regency_code, sector_class,"
-            " workforce_total, status, permit_number, freeze_count, revoked_at, issued_at, plant_key")
+            " workforce_total, status, permit_number, freeze_count, revoked_at, issued_at, plant_key,"
+            " export_oriented, class_basis, class_table_version")
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,18 @@ class PermitRepository:
     async def add(self, permit: Permit, application: dict[str, Any], transition: Transition) -> None:
         await self._connection.execute(
             f"INSERT INTO permits ({_COLUMNS}, application, created_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16)",
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18::jsonb,$19)",
             *_values(permit), json.dumps(application), transition.at,  # received when the service's clock says
         )
         await self._record(permit, transition)
+
+    async def save_class(self, permit: Permit) -> None:
+        """The plant's class, as an operator set it (its status and history are not touched)."""
+        await self._connection.execute(
+            "UPDATE permits SET sector_class = $2, export_oriented = $3, class_basis = $4, class_table_version = $5"
+            " WHERE permit_id = $1",
+            permit.permit_id, permit.sector_class, permit.export_oriented,
+            permit.class_basis.value if permit.class_basis else _DECLARED, permit.class_table_version)
 
     async def save(self, permit: Permit, transition: Transition) -> None:
         """Every change of a permit comes with its history row, in the same transaction."""
@@ -404,11 +418,16 @@ _PAGE: dict[WorkKind, str] = {
         "SELECT w.objection_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
         " p.regency_code, w.filed_at AS received_at FROM objections w JOIN permits p USING (permit_id)"
         " WHERE w.outcome IS NULL",
+    WorkKind.CLASS_REVIEW:
+        "SELECT w.review_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
+        " p.regency_code, w.opened_at AS received_at FROM class_reviews w JOIN permits p USING (permit_id)"
+        " WHERE w.status = 'pending'",
 }
 _PAGE_ORDER: dict[WorkKind, str] = {
     WorkKind.APPLICATION: " ORDER BY p.created_at, p.permit_id LIMIT $1",
     WorkKind.REACTIVATION_REQUEST: " ORDER BY w.requested_at, w.request_id LIMIT $1",
     WorkKind.OBJECTION: " ORDER BY w.filed_at, w.seq LIMIT $1",
+    WorkKind.CLASS_REVIEW: " ORDER BY w.opened_at, w.seq LIMIT $1",
 }
 _COUNT: dict[WorkKind, str] = {
     WorkKind.APPLICATION: "SELECT count(*) AS total, count(*) FILTER (WHERE p.created_at < $1) AS overdue"
@@ -417,12 +436,15 @@ _COUNT: dict[WorkKind, str] = {
                                    " FROM reactivation_requests w WHERE w.status = 'pending'",
     WorkKind.OBJECTION: "SELECT count(*) AS total, count(*) FILTER (WHERE w.filed_at < $1) AS overdue"
                         " FROM objections w WHERE w.outcome IS NULL",
+    WorkKind.CLASS_REVIEW: "SELECT count(*) AS total, count(*) FILTER (WHERE w.opened_at < $1) AS overdue"
+                           " FROM class_reviews w WHERE w.status = 'pending'",
 }
-_ALIAS: dict[WorkKind, str] = {WorkKind.APPLICATION: "p", WorkKind.REACTIVATION_REQUEST: "w", WorkKind.OBJECTION: "w"}
+_ALIAS: dict[WorkKind, str] = {WorkKind.APPLICATION: "p", WorkKind.REACTIVATION_REQUEST: "w", WorkKind.OBJECTION: "w",
+                               WorkKind.CLASS_REVIEW: "w"}
 
 
 class Worklists:
-    """Applications, reactivation requests and objections waiting for an operator, oldest first."""
+    """Applications, reactivation requests, objections and class reviews waiting for an operator, oldest first."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -451,6 +473,219 @@ def _in_region(region: str | None, values: list[object], alias: str) -> str:
     column = "regency_code" if "." in region else "province_code"
     return f" AND {alias}.{column} = ${len(values)}"
 
+_REVIEW = ("review_id, permit_id, status, claimed_class, claimed_export, derived_class, derived_export, table_version,"
+           " origin, opened_by, opened_at, decided_by, decided_role, decided_at, decision_reason")
+
+
+@dataclass(frozen=True)
+class ListedReview:
+    """A class review as listed, with the permit it is about."""
+
+    seq: int
+    review: ClassReview
+    permit: Permit
+
+
+@dataclass(frozen=True)
+class ReviewSearch:
+    """Filters of `GET /class-reviews`, the caller's scope, and the keyset position (the last `seq` seen)."""
+
+    status: ReviewStatus = ReviewStatus.PENDING
+    permit_id: uuid.UUID | None = None
+    region: str | None = None
+    nib: str | None = None
+    after: int = 0
+    limit: int = 50
+
+
+class ClassReviews:
+    """Companies' claims against the KBLI table's reading of their plants, one awaiting a decision per permit."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def add(self, review: ClassReview) -> None:
+        await self._connection.execute(
+            f"INSERT INTO class_reviews ({_REVIEW}, nib, province_code, regency_code)"
+            " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, p.nib, p.province_code,"
+            " p.regency_code FROM permits p WHERE p.permit_id = $2",  # its permit's company and region, to list by
+            *_review_values(review))
+
+    async def get(self, review_id: uuid.UUID, *, for_update: bool = False) -> ClassReview | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._connection.fetchrow(f"SELECT {_REVIEW} FROM class_reviews WHERE review_id = $1{lock}",
+                                              review_id)
+        return _review(row) if row else None
+
+    async def open_of(self, permit_id: uuid.UUID) -> ClassReview | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_REVIEW} FROM class_reviews WHERE permit_id = $1 AND status = 'pending'", permit_id)
+        return _review(row) if row else None
+
+    async def decided(self, review: ClassReview) -> None:
+        """The decision, once: a decided review is the record and is never written again."""
+        status = await self._connection.execute(
+            "UPDATE class_reviews SET status = $2, decided_by = $3, decided_role = $4, decided_at = $5,"
+            " decision_reason = $6 WHERE review_id = $1 AND status = 'pending'",
+            review.review_id, review.status.value, review.decided_by, review.decided_role, review.decided_at,
+            review.decision_reason)
+        if status != "UPDATE 1":
+            raise LookupError(f"class review {review.review_id} is not pending")
+
+    async def listed(self, q: ReviewSearch) -> list[ListedReview]:
+        """Reviews in one status, the oldest first, after the keyset position; narrowed to a permit, a region (a
+        province covers its regencies) or a company, as given."""
+        conditions = ["r.status = $1", "r.seq > $2"]
+        values: list[object] = [q.status.value, q.after]
+        for column, value in (("r.permit_id", q.permit_id), ("r.nib", q.nib)):
+            if value is not None:
+                values.append(value)
+                conditions.append(f"{column} = ${len(values)}")
+        if q.region is not None:
+            values.append(q.region)
+            conditions.append(f"r.{'regency_code' if '.' in q.region else 'province_code'} = ${len(values)}")
+        values.append(q.limit)
+        rows = await self._connection.fetch(
+            f"SELECT r.seq, {', '.join(f'r.{c.strip()}' for c in _REVIEW.split(','))},"
+            f" {', '.join(f'p.{c.strip()}' for c in _COLUMNS.split(','))}"
+            " FROM class_reviews r JOIN permits p USING (permit_id)"
+            f" WHERE {' AND '.join(conditions)} ORDER BY r.seq LIMIT ${len(values)}", *values)
+        width = len(_REVIEW.split(","))
+        return [ListedReview(row[0], _review(row[1:width + 1]), _permit_in_order(row[width + 1:])) for row in rows]
+
+
+@dataclass(frozen=True)
+class TableApplied:
+    """What applying a KBLI sector table did: the version before, the plants whose class it changed, the reviews it
+    opened for plants recorded before the table, and the SectorClassChanged events it wrote."""
+
+    previous: str | None
+    version: str
+    changed: int = 0
+    reviews: int = 0
+    events: int = 0
+
+    @property
+    def revised(self) -> bool:
+        return self.previous != self.version
+
+
+# A table revision touches every plant at once (a million of them): its statements get a longer bound than one
+# request's (COMMAND_TIMEOUT).
+REDERIVE_TIMEOUT = 600.0
+# SectorClassChanged as the contract's own pattern writes it, so the database builds the events of a revision.
+_CLASS_CHANGED_FORMAT = envelope_format(SectorClassChanged)
+
+
+class SectorTables:
+    """The KBLI sector table applied here: its rows (for deriving every plant at once, in SQL), its versions."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def applied(self) -> tuple[str, str, int] | None:
+        """The table in force here: (version, source, rows), None before the first."""
+        row = await self._connection.fetchrow(
+            "SELECT version, source, rows FROM kbli_table_revisions ORDER BY seq DESC LIMIT 1")
+        return (row["version"], row["source"], row["rows"]) if row else None
+
+    async def apply(self, table: KbliSectorTable, *, service: str, now: datetime, actor: str) -> TableApplied:
+        """Bring every plant whose class the table gives to `table`'s reading of its principal KBLI code, in SQL, in
+        this transaction: when the table is not the one applied here, every such plant; otherwise only plants
+        recorded before the table (none, once it has run). Plants recorded before the table whose declared class
+        the table reads otherwise get a review of that claim. Each issued or frozen permit whose class or export
+        orientation changed is announced (SectorClassChanged, basis kbli_table), its envelope built here."""
+        # One replica at a time: a second waits, then finds the version applied.
+        await self._connection.execute("LOCK TABLE kbli_table_revisions IN SHARE ROW EXCLUSIVE MODE")
+        applied = await self.applied()
+        previous = applied[0] if applied else None
+        revised = previous != table.version
+        if revised:
+            await self._connection.execute("DELETE FROM kbli_sectors")
+            await self._connection.execute(
+                "INSERT INTO kbli_sectors (prefix, sector_class, export_oriented, name)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[])",
+                [r.prefix for r in table.rows], [r.classing.sector_class.value for r in table.rows],
+                [r.classing.export_oriented for r in table.rows], [r.name for r in table.rows])
+        # The plants in scope, each with its reading: the codes are few beside the plants, so each distinct
+        # principal code is read once (the longest prefix that matches), then joined back by equality.
+        await self._connection.execute(
+            "CREATE TEMPORARY TABLE class_changes (permit_id uuid, facility_id uuid, nib text, province_code text,"
+            " regency_code text, permit_number text, status text, old_basis text, old_class text, old_export bool,"
+            " new_class text, new_export bool) ON COMMIT DROP")
+        await self._connection.execute(
+            "INSERT INTO class_changes"
+            " WITH readings AS ("
+            "  SELECT c.code, coalesce(m.sector_class, 'non_essential') AS sector_class,"
+            "   coalesce(m.export_oriented, false) AS export_oriented"
+            "  FROM (SELECT DISTINCT coalesce(application->'kbli'->>0, '') AS code FROM permits"
+            "   WHERE class_basis = 'declared' OR ($1 AND class_basis = 'kbli_table')) c"
+            "  LEFT JOIN LATERAL (SELECT s.sector_class, s.export_oriented FROM kbli_sectors s"
+            "   WHERE starts_with(c.code, s.prefix) ORDER BY length(s.prefix) DESC LIMIT 1) m ON true)"
+            " SELECT p.permit_id, p.facility_id, p.nib, p.province_code, p.regency_code, p.permit_number, p.status,"
+            "  p.class_basis, p.sector_class, p.export_oriented, r.sector_class, r.export_oriented"
+            " FROM permits p JOIN readings r ON r.code = coalesce(p.application->'kbli'->>0, '')"
+            " WHERE (p.class_basis = 'declared' OR ($1 AND p.class_basis = 'kbli_table'))"
+            "  AND (p.class_basis = 'declared' OR p.sector_class <> r.sector_class"
+            "   OR p.export_oriented <> r.export_oriented)",
+            revised, timeout=REDERIVE_TIMEOUT)
+        # Nothing a company said is lost: an active plant whose declared class the table reads otherwise has that
+        # class as its claim, in review.
+        reviews = await self._connection.fetchval(
+            "WITH opened AS (INSERT INTO class_reviews (review_id, permit_id, status, claimed_class, claimed_export,"
+            "  derived_class, derived_export, table_version, origin, opened_by, opened_at, nib, province_code,"
+            "  regency_code)"
+            " SELECT gen_random_uuid(), c.permit_id, 'pending', c.old_class, c.new_export, c.new_class, c.new_export,"
+            "  $1, 'upgrade', $2, $3, c.nib, c.province_code, c.regency_code FROM class_changes c"
+            " WHERE c.old_basis = 'declared' AND c.old_class <> c.new_class"
+            "  AND c.status IN ('SUBMITTED', 'ISSUED', 'FROZEN')"
+            "  AND NOT EXISTS (SELECT 1 FROM class_reviews o WHERE o.permit_id = c.permit_id AND o.status = 'pending')"
+            " RETURNING 1) SELECT count(*) FROM opened",
+            table.version, actor, now, timeout=REDERIVE_TIMEOUT)
+        changed = await self._connection.execute(
+            "UPDATE permits p SET sector_class = c.new_class, export_oriented = c.new_export,"
+            " class_basis = 'kbli_table' FROM class_changes c WHERE p.permit_id = c.permit_id",
+            timeout=REDERIVE_TIMEOUT)
+        events = await ClassChangeOutbox(self._connection).add_table_changes(
+            table.version, service=service, now=now)
+        if revised:
+            await self._connection.execute(
+                "INSERT INTO kbli_table_revisions (version, source, rows, applied_at, changed, reviews, events)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                table.version, table.source, len(table.rows), now, int(changed.split()[-1]), reviews, events)
+        return TableApplied(previous, table.version, int(changed.split()[-1]), reviews, events)
+
+
+class ClassChangeOutbox(Outbox):
+    async def add_table_changes(self, version: str, *, service: str, now: datetime) -> int:
+        """SectorClassChanged for each issued or frozen permit in `class_changes` whose class or export orientation
+        changed, written by one statement by the contract's own pattern (`envelope_format`), as `Outbox.add(
+        Envelope.wrap(...))` would; returns how many."""
+        await self._insert_queued(
+            "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
+            " SELECT e.event_id, $1::text, $2::text, convert_to(e.facility_id::text, 'UTF8'),"
+            "  convert_to(format($3::text, e.event_id, $4::text, $1::text, $5::text, e.facility_id,"
+            "   to_json(e.province_code), to_json(e.regency_code), e.permit_id, to_json(e.nib),"
+            "   coalesce(to_json(e.permit_number)::text, 'null'), to_json(e.new_class), to_json(e.new_export),"
+            "   to_json($6::text), to_json($7::text),"
+            "   to_json(CASE WHEN e.old_basis = 'declared' THEN $8::text ELSE $9::text END)), 'UTF8'),"
+            "  jsonb_build_object('content-type', $10::text, 'correlation_id', e.event_id)"
+            f" FROM (SELECT gen_random_uuid() AS event_id, c.* FROM class_changes c WHERE {_ANNOUNCED}) e",
+            SectorClassChanged.type_name(), SectorClassChanged.topic.name, _CLASS_CHANGED_FORMAT,
+            Envelope.source_of(service), _moment(now), ClassBasis.KBLI_TABLE.value, version,
+            first_reading_reason(version), revision_reason(version), CONTENT_TYPE, timeout=REDERIVE_TIMEOUT)
+        return await self._connection.fetchval(f"SELECT count(*) FROM class_changes c WHERE {_ANNOUNCED}")
+
+
+# A change of class announced: the permit operates (issued or frozen), and its class or export orientation moved.
+_ANNOUNCED = ("c.status IN ('ISSUED', 'FROZEN') AND (c.old_class <> c.new_class OR c.old_export <> c.new_export)")
+
+
+def _moment(moment: datetime) -> str:
+    """A moment as the event contract writes it."""
+    return to_json(moment).decode().strip('"')
+
+
 
 _LETTER = ("letter_id, permit_id, kind, sequence, number, permit_number, company_name, nib, regency_code, issued_at,"
            " ground, periods, cause_event_id, warning_id, consecutive, more_periods")
@@ -463,14 +698,24 @@ class LetterRepository:
         self._connection = connection
 
     async def record_warning(self, permit_id: uuid.UUID, warning_id: uuid.UUID, period_id: uuid.UUID,
-                             deadline: datetime, consecutive: int, now: datetime) -> bool:
+                             deadline: datetime, consecutive: int, now: datetime,
+                             cause: WarningCause = WarningCause.MISSED_REPORT,
+                             breach_id: uuid.UUID | None = None) -> bool:
         """False when this warning was recorded before (it then has its letter already)."""
         inserted = await self._connection.fetchval(
-            "INSERT INTO permit_warnings (warning_id, permit_id, period_id, deadline, consecutive, recorded_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (warning_id) DO NOTHING RETURNING true",
-            warning_id, permit_id, period_id, deadline, consecutive, now,
+            "INSERT INTO permit_warnings (warning_id, permit_id, period_id, deadline, consecutive, recorded_at, cause,"
+            " breach_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (warning_id) DO NOTHING RETURNING true",
+            warning_id, permit_id, period_id, deadline, consecutive, now, cause.value, breach_id,
         )
         return bool(inserted)
+
+    async def breach_periods(self, permit_id: uuid.UUID, breach_ids: list[uuid.UUID]) -> dict[uuid.UUID, LetterPeriod]:
+        """The period of each of these breaches that a recorded warning named, with its deadline."""
+        rows = await self._connection.fetch(
+            "SELECT breach_id, period_id, deadline FROM permit_warnings WHERE permit_id = $1 AND breach_id = ANY($2)",
+            permit_id, breach_ids,
+        )
+        return {row["breach_id"]: LetterPeriod(row["period_id"], row["deadline"]) for row in rows}
 
     async def deadlines(self, permit_id: uuid.UUID, period_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
         """The deadline of each of these periods that a recorded warning gave."""
@@ -494,7 +739,9 @@ class LetterRepository:
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18)",
             letter.letter_id, letter.permit_id, letter.kind.value, letter.sequence, letter.number,
             letter.permit_number, letter.company_name, letter.nib, letter.regency_code, letter.issued_at,
-            json.dumps({"code": g.code.value, "ladder": g.ladder, "rule": g.rule, "text": g.text}),
+            json.dumps({"code": g.code.value, "ladder": g.ladder, "rule": g.rule, "text": g.text,
+                        "cause": g.cause.value if g.cause else None,
+                        "breach_id": str(g.breach_id) if g.breach_id else None}),
             json.dumps([{"period_id": str(p.period_id), "deadline": p.deadline.isoformat() if p.deadline else None}
                         for p in letter.periods]),
             letter.cause_event_id, letter.warning_id, letter.consecutive, letter.more_periods, to_send, correlation_id,
@@ -541,18 +788,23 @@ class PermitsWork(UnitOfWork):
         self.objections = ObjectionRepository(connection)
         self.worklists = Worklists(connection)
         self.letters = LetterRepository(connection)
+        self.class_reviews = ClassReviews(connection)
+        self.sector_tables = SectorTables(connection)
+
+
+# A plant recorded before the KBLI table: its class as the company declared it, until the service first derives it.
+_DECLARED = "declared"
 
 
 def _values(p: Permit) -> tuple[Any, ...]:
     return (p.permit_id, p.facility_id, p.nib, p.company_name, p.province_code, p.regency_code, p.sector_class,
             p.workforce_total, p.status.value, p.permit_number, p.freeze_count, p.revoked_at, p.issued_at,
-            p.plant_key)
+            p.plant_key, p.export_oriented, p.class_basis.value if p.class_basis else _DECLARED,
+            p.class_table_version)
 
 
 def _permit(row: asyncpg.Record) -> Permit:
-    return Permit(row["permit_id"], row["facility_id"], row["nib"], row["company_name"], row["province_code"],
-                  row["regency_code"], row["sector_class"], row["workforce_total"], PermitStatus(row["status"]),
-                  row["permit_number"], row["freeze_count"], row["revoked_at"], row["issued_at"], row["plant_key"])
+    return _permit_in_order(tuple(row[c.strip()] for c in _COLUMNS.split(",")))
 
 
 def _request_values(r: ReactivationRequest) -> tuple[Any, ...]:
@@ -578,9 +830,25 @@ def _request(row: asyncpg.Record | tuple[Any, ...]) -> ReactivationRequest:
 
 def _permit_in_order(values: tuple[Any, ...]) -> Permit:
     """A permit from the columns of `_COLUMNS`, in their order (a part of a wider row)."""
-    permit_id, facility_id, nib, company, province, regency, sector, workforce, status, *rest = values
+    (permit_id, facility_id, nib, company, province, regency, sector, workforce, status, number, freezes, revoked_at,
+     issued_at, plant_key, export_oriented, basis, table_version) = values
     return Permit(permit_id, facility_id, nib, company, province, regency, sector, workforce, PermitStatus(status),
-                  *rest)
+                  number, freezes, revoked_at, issued_at, plant_key, export_oriented,
+                  None if basis == _DECLARED else ClassBasis(basis), table_version)
+
+
+def _review_values(r: ClassReview) -> tuple[Any, ...]:
+    return (r.review_id, r.permit_id, r.status.value, r.claimed.sector_class.value, r.claimed.export_oriented,
+            r.derived.sector_class.value, r.derived.export_oriented, r.table_version, r.origin.value, r.opened_by,
+            r.opened_at, r.decided_by, r.decided_role, r.decided_at, r.decision_reason)
+
+
+def _review(row: asyncpg.Record | tuple[Any, ...]) -> ClassReview:
+    (review_id, permit_id, status, claimed_class, claimed_export, derived_class, derived_export, table_version, origin,
+     opened_by, opened_at, decided_by, decided_role, decided_at, decision_reason) = row
+    return ClassReview(review_id, permit_id, ReviewStatus(status), Classing(SectorClass(claimed_class), claimed_export),
+                       Classing(SectorClass(derived_class), derived_export), table_version, ReviewOrigin(origin),
+                       opened_by, opened_at, decided_by, decided_role, decided_at, decision_reason)
 
 
 def _objection_values(o: Objection) -> tuple[Any, ...]:
@@ -604,7 +872,9 @@ def _letter(row: asyncpg.Record) -> Letter:
     return Letter(
         row["letter_id"], row["permit_id"], LetterKind(row["kind"]), row["sequence"], row["number"],
         row["permit_number"], row["company_name"], row["nib"], row["regency_code"], row["issued_at"],
-        LetterGround(GroundCode(ground["code"]), ground["ladder"], ground["rule"], ground["text"]),
+        LetterGround(GroundCode(ground["code"]), ground["ladder"], ground["rule"], ground["text"],
+                     WarningCause(ground["cause"]) if ground.get("cause") else None,
+                     uuid.UUID(ground["breach_id"]) if ground.get("breach_id") else None),
         tuple(LetterPeriod(uuid.UUID(p["period_id"]), datetime.fromisoformat(p["deadline"]) if p["deadline"] else None)
               for p in json.loads(row["periods"])),
         row["cause_event_id"], row["warning_id"], row["consecutive"], row["more_periods"],

@@ -39,7 +39,8 @@ def application(nib: str) -> dict[str, Any]:
         "company": {"nib": nib, "npwp": "0012345678901000", "name": "PT Kimia Bekasi"},
         "facility": {"name": "Pabrik Cikarang", "address": f"Jababeka Blok {uuid.uuid4().hex[:10]}",
                      "province_code": "32", "regency_code": "32.16"},
-        "kbli": ["20111"], "sector_class": "non_essential",
+        # The table reads basic chemicals as non-essential: the claim of a critical class is in review.
+        "kbli": ["20111"], "sector_class": "critical",
         "workforce": {"total": 90, "on_site_per_shift": [45, 45]},
         "health_protocol_commitment": True,
     }
@@ -82,6 +83,10 @@ REQUESTS: dict[str, list[Request]] = {
     # A freeze is a letter (SPB-1): the company downloads its own, a task force those of its region.
     "letters": [Request("GET", "/permits/{id}/letters", None, ("issue", "freeze")),
                 Request("GET", "/permits/{id}/letters/SPB-1", None, ("issue", "freeze"))],
+    "sector_table": [Request("GET", "/kbli-sectors", None, ())],
+    "class_reviews": [Request("GET", "/class-reviews?permit_id={id}", None, ())],
+    "decide_class_review": [Request("POST", "/class-reviews/{review}/decision",
+                                    {"decision": "reject", "reason": "KBLI utama kimia dasar"}, ("review",))],
 }
 
 
@@ -99,8 +104,8 @@ async def permits(platform) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[str, str]:
-    """A fresh permit of the owner's, brought through `steps`: its id, and its reactivation request's or objection's
-    if asked."""
+    """A fresh permit of the owner's, brought through `steps`: its id, and its reactivation request's, objection's or
+    class review's if asked."""
     applied = await permits.post("/permits", json=application(OWNER_NIB), headers=OPERATOR)
     assert applied.status_code == 201, applied.text
     ids = {"id": applied.json()["permit_id"]}
@@ -110,6 +115,10 @@ async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[s
                                        json={"corrective_action": CORRECTIVE_ACTION}, headers=OWNER)
             assert asked.status_code == 201, asked.text
             ids["request"] = asked.json()["request_id"]
+            continue
+        if step == "review":  # the claim every permit here makes, in review
+            shown = await permits.get(f"/permits/{ids['id']}", headers=OPERATOR)
+            ids["review"] = shown.json()["sector"]["open_review"]["review_id"]
             continue
         if step == "object":  # the owner objects, within the window of a freeze just made
             filed = await permits.post(f"/permits/{ids['id']}/objections", json={"statement": "setup"},

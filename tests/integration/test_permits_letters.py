@@ -23,7 +23,9 @@ from PIL import Image
 from services.permits.app import create_app
 from shared import registry_tokens
 from shared.clock import FakeClock
-from shared.contract import Envelope, WarningIssued, decode
+from shared.contract import (
+    Envelope, GroundCode, SanctionAction, SanctionEvidence, SanctionRecommended, WarningCause, WarningIssued, decode,
+)
 from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service
 from tests.support.waiting import until
@@ -184,3 +186,55 @@ async def test_another_company_or_region_does_not_find_the_letters_and_a_bad_ref
         assert answer.status_code == 422, (bad, answer.text)
         assert answer.json()["errors"][0]["field"] == "letter", answer.text
     assert (await permits.get(f"/permits/{pid}/letters", headers=bearer("agency"))).status_code == 403
+
+
+async def test_a_capacity_breach_warning_states_the_breach_and_repeated_breaches_freeze_on_the_capacity_ground(
+        permits, platform):
+    """The reports service warns twice of staff on site over the PPKM cap, then recommends a freeze on repeated
+    breaches: the warnings follow the missed-report warning in the SP sequence and say what was breached and when;
+    the freeze rests on the capacity ground, its breaches its evidence, and its letter lists their periods."""
+    permit = await issued_permit(permits)
+    pid, number = permit["permit_id"], permit["permit_number"]
+    about = dict(facility_id=permit["facility_id"], province_code="32", regency_code="32.16", permit_id=pid)
+    missed = Envelope.wrap(WarningIssued(**about, warning_id=uuid.uuid4(), period_id=uuid.uuid4(),
+                                         deadline=DEADLINES[0], consecutive=1), service="reports")
+    breaches = [Envelope.wrap(WarningIssued(
+        **about, warning_id=uuid.uuid4(), period_id=uuid.uuid4(), deadline=deadline, consecutive=n,
+        cause=WarningCause.CAPACITY_BREACH, breach_id=uuid.uuid4()), service="reports")
+        for n, deadline in enumerate(DEADLINES[1:], start=1)]
+    await publish(platform.bootstrap, missed, *breaches)
+    await until(lambda: letters_of(permits, pid), lambda found: len(found) == 3)
+
+    letters = await letters_of(permits, pid, COMPANY)
+    assert [(le["number"], le["ground"]) for le in letters] == [
+        (f"{number}/SP-1", "missed_reports"), (f"{number}/SP-2", "capacity_breaches"),
+        (f"{number}/SP-3", "capacity_breaches")]
+    text = text_of((await permits.get(f"/permits/{pid}/letters/SP-3", headers=COMPANY)).content)
+    for expected in ("SURAT PERINGATAN", f"Nomor: {number}/SP-3", "Jumlah pekerja di lokasi melampaui batas PPKM",
+                     "Jumat, 9 Juli 2021 pukul 23.59 WIB", "peringatan ke-2", "over the PPKM cap"):
+        assert expected in text, expected
+    assert "belum diterima" not in text and "Tidak menyampaikan laporan" not in text
+    assert text.index("melampaui batas PPKM") < text.index("over the PPKM cap")  # Bahasa Indonesia first
+
+    evidence = [b.data["breach_id"] for b in breaches]
+    await publish(platform.bootstrap, Envelope.wrap(SanctionRecommended(
+        **about, action=SanctionAction.FREEZE, rule="RepeatedCapacityBreaches", ladder="PPKM",
+        ground=GroundCode.CAPACITY_BREACHES, evidence=SanctionEvidence(
+            missed_periods=[], warnings=[b.data["warning_id"] for b in breaches], breaches=evidence)),
+        service="reports"))
+    await until(lambda: letters_of(permits, pid), lambda found: len(found) == 4)
+
+    history = (await permits.get(f"/permits/{pid}/history", headers=OPERATOR)).json()["transitions"]
+    ground = history[-1]["ground"]
+    assert (history[-1]["action"], history[-1]["actor"], ground["code"], ground["ladder"], ground["rule"]) == (
+        "freeze", "reports", "capacity_breaches", "PPKM", "RepeatedCapacityBreaches")
+    assert ground["evidence"]["breaches"] == evidence
+    letter = (await letters_of(permits, pid))[-1]
+    assert (letter["number"], letter["ground"]) == (f"{number}/SPB-1", "capacity_breaches")
+    assert [p["period_id"] for p in letter["periods"]] == [b.data["period_id"] for b in breaches]
+    text = text_of((await permits.get(f"/permits/{pid}/letters/SPB-1", headers=COMPANY)).content)
+    for expected in ("SURAT PEMBEKUAN IOMKI", "Berulang kali melampaui batas jumlah pekerja di lokasi pada masa PPKM",
+                     "jumlah pekerja di lokasi berulang kali melampaui batas PPKM",
+                     "Jumat, 2 Juli 2021 pukul 23.59 WIB", "Jumat, 9 Juli 2021 pukul 23.59 WIB"):
+        assert expected in text, expected
+    assert re.search(r"Ketentuan\s*PPKM", text)  # the capacity ladder, not a circular

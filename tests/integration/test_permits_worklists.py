@@ -1,6 +1,6 @@
-"""The operators' worklists over HTTP: an application, a reactivation request and an objection wait for a decision,
-each held to its service level in the ministry's working days; what is overdue comes first; a task force sees its
-own region's, and nobody else sees them at all."""
+"""The operators' worklists over HTTP: an application, a reactivation request, an objection and a company's sector
+class claim wait for a decision, each held to its service level in the ministry's working days; what is overdue comes
+first; a task force sees its own region's, and nobody else sees them at all."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ T0 = datetime(2021, 7, 5, 2, 0, tzinfo=UTC)
 CORRECTIVE_ACTION = "Petugas pelaporan baru ditunjuk dan pengingat mingguan dipasang untuk setiap Jumat sore."
 
 
-def application(province: str, regency: str) -> dict[str, Any]:
+def application(province: str, regency: str, sector_class: str = "essential") -> dict[str, Any]:
     return {
         "company": {"nib": NIB, "npwp": "01.234.567.8-901.000", "name": "PT Antrian Kerja"},
         "facility": {"name": "Pabrik", "address": f"Jl. Antrian {uuid.uuid4().hex[:8]}", "province_code": province,
                      "regency_code": regency},
-        "kbli": ["13112"], "sector_class": "essential", "workforce": {"total": 80, "on_site_per_shift": [40]},
+        "kbli": ["13112"], "sector_class": sector_class, "workforce": {"total": 80, "on_site_per_shift": [40]},
         "health_protocol_commitment": True,
     }
 
@@ -44,14 +44,15 @@ async def clock() -> FakeClock:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def permits(platform, clock) -> AsyncIterator[httpx.AsyncClient]:
-    # Applications held to two working days here, to show the setting is read.
-    settings = PermitsSettings(IOMKI_SLA_APPLICATION_WORKING_DAYS="2")
+    # Applications held to two working days here, class reviews to four, to show the settings are read.
+    settings = PermitsSettings(IOMKI_SLA_APPLICATION_WORKING_DAYS="2", IOMKI_SLA_CLASS_REVIEW_WORKING_DAYS="4")
     async with running_service(create_app(clock=clock, permits_settings=settings)) as client:
         yield client
 
 
-async def applied(permits: httpx.AsyncClient, province: str = "32", regency: str = "32.04") -> str:
-    answer = await permits.post("/permits", json=application(province, regency), headers=COMPANY)
+async def applied(permits: httpx.AsyncClient, province: str = "32", regency: str = "32.04",
+                  sector_class: str = "essential") -> str:
+    answer = await permits.post("/permits", json=application(province, regency, sector_class), headers=COMPANY)
     assert answer.status_code == 201, answer.text
     return answer.json()["permit_id"]
 
@@ -85,12 +86,19 @@ async def test_what_waits_is_listed_with_its_service_level_and_overdue_first(per
                                   json={"statement": "Kami tidak pernah meminta pembekuan ini."}, headers=COMPANY)
     assert objected.status_code == 201, objected.text
     request_id, objection_id = requested.json()["request_id"], objected.json()["objection_id"]
+    # A weaving mill that claims to be critical: the table reads it essential, and an operator reviews the claim.
+    claimed = await applied(permits, sector_class="critical")
+    review_id = (await permits.get(f"/permits/{claimed}", headers=OPERATOR)).json()["sector"]["open_review"][
+        "review_id"]
 
     # Wednesday: nothing is late yet.
     clock.set(T0 + timedelta(days=2))
     lists = await worklists(permits, OPERATOR, limit=200)
     assert {kind: w["sla_working_days"] for kind, w in lists.items()} == {
-        "application": 2, "reactivation_request": 3, "objection": 10}
+        "application": 2, "reactivation_request": 3, "objection": 10, "class_review": 4}
+    [review] = mine(lists["class_review"], review_id)
+    assert (review["permit_id"], review["received_at"], review["due_at"], review["overdue"]) == (
+        claimed, T0.isoformat(), "2021-07-10T00:00:00+07:00", False)  # Tuesday to Friday, due at Friday's end
     [waiting] = mine(lists["application"], application_id)
     assert waiting["permit_id"] == application_id and waiting["company_name"] == "PT Antrian Kerja"
     assert (waiting["received_at"], waiting["due_at"], waiting["overdue"]) == (
@@ -109,6 +117,11 @@ async def test_what_waits_is_listed_with_its_service_level_and_overdue_first(per
     assert lists["application"]["overdue"] >= 1 and lists["application"]["total"] >= 2
     assert [i["overdue"] for i in mine(lists["reactivation_request"], request_id)] == [True]  # due Thursday's end
     assert [i["overdue"] for i in mine(lists["objection"], objection_id)] == [False]  # ten working days
+    assert [i["overdue"] for i in mine(lists["class_review"], review_id)] == [False]  # due at Friday's end
+    clock.set(T0 + timedelta(days=5))  # Saturday
+    lists = await worklists(permits, OPERATOR, kind="class_review", limit=200)
+    assert [i["overdue"] for i in mine(lists["class_review"], review_id)] == [True]
+    assert lists["class_review"]["overdue"] >= 1
 
     # Decided, they leave their lists.
     decided = await permits.post(f"/reactivation-requests/{request_id}/decision",
@@ -129,6 +142,13 @@ async def test_a_task_force_sees_its_own_region_only_and_the_list_is_bounded(per
     java = await worklists(permits, bearer("task_force", region="33"), kind="application", limit=200)
     assert central in [item["item_id"] for item in java["application"]["items"]]
     assert {item["province_code"] for item in java["application"]["items"]} == {"33"}
+    # Class reviews too: a claim in Bekasi is Bekasi's task force's to see, not Central Java's.
+    claimed = await applied(permits, "32", "32.16", sector_class="non_essential")
+    own = await worklists(permits, bearer("task_force", region="32.16"), kind="class_review", limit=200)
+    assert claimed in [item["permit_id"] for item in own["class_review"]["items"]]
+    assert {item["regency_code"] for item in own["class_review"]["items"]} == {"32.16"}
+    elsewhere = await worklists(permits, bearer("task_force", region="33"), kind="class_review", limit=200)
+    assert claimed not in [item["permit_id"] for item in elsewhere["class_review"]["items"]]
 
     assert len((await worklists(permits, OPERATOR, kind="application", limit=1))["application"]["items"]) == 1
     # An operator narrows to a region; a task force may narrow its own, never look at another's.

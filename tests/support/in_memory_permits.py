@@ -20,14 +20,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.permits.app import sector_table
 from services.permits.domain import (
-    ApplicationRules, Closure, FiledReport, Letter, OperatingStatus, Permit, ReactivationRequest, RequestStatus,
-    Transition,
+    ApplicationRules, ClassReview, Closure, FiledReport, Letter, LetterPeriod, OperatingStatus, Permit,
+    PrincipalActivity, ReactivationRequest, RequestStatus, Transition,
 )
 from services.permits.handlers import PermitHandlers
 from services.permits.letters import PdfLetters
 from shared.clock import Clock
-from shared.contract import Envelope, LetterKind, SanctionGround
+from shared.contract import Envelope, LetterKind, SanctionGround, WarningCause
 from tests.support.permit_factories import Regions
 
 
@@ -44,9 +45,12 @@ class PermitsState:
     reactivations: dict[uuid.UUID, ReactivationRequest] = field(default_factory=dict)  # in filing order, as seq
     warnings: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = field(default_factory=dict)  # id → (permit,
     # period, deadline)
+    breaches: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = field(default_factory=dict)  # breach id →
+    # (permit, period, deadline), as capacity warnings named them
     letters: list[Letter] = field(default_factory=list)  # in the order issued
     letters_to_send: dict[uuid.UUID, str] = field(default_factory=dict)  # letter id → the correlation it carries
     letters_sent: set[uuid.UUID] = field(default_factory=set)
+    class_reviews: dict[uuid.UUID, ClassReview] = field(default_factory=dict)  # in the order opened
     outbox: list[Envelope] = field(default_factory=list)
 
 
@@ -75,6 +79,9 @@ class InMemoryPermits:
         self._state.permits[permit.permit_id] = permit
         self._state.applications[permit.permit_id] = json.loads(json.dumps(application))  # as the jsonb reads back
         self._state.history[permit.permit_id] = [transition]
+
+    async def save_class(self, permit: Permit) -> None:
+        self._state.permits[permit.permit_id] = permit
 
     async def save(self, permit: Permit, transition: Transition) -> None:
         if permit.permit_id not in self._state.permits:  # the history row's foreign key would refuse it
@@ -176,11 +183,19 @@ class InMemoryLetters:
         self._state = state
 
     async def record_warning(self, permit_id: uuid.UUID, warning_id: uuid.UUID, period_id: uuid.UUID,
-                             deadline: datetime, consecutive: int, now: datetime) -> bool:
+                             deadline: datetime, consecutive: int, now: datetime,
+                             cause: WarningCause = WarningCause.MISSED_REPORT,
+                             breach_id: uuid.UUID | None = None) -> bool:
         if warning_id in self._state.warnings:
             return False
         self._state.warnings[warning_id] = (permit_id, period_id, deadline)
+        if breach_id is not None:
+            self._state.breaches[breach_id] = (permit_id, period_id, deadline)
         return True
+
+    async def breach_periods(self, permit_id: uuid.UUID, breach_ids: list[uuid.UUID]) -> dict[uuid.UUID, LetterPeriod]:
+        return {breach: LetterPeriod(period, deadline) for breach, (permit, period, deadline)
+                in self._state.breaches.items() if permit == permit_id and breach in breach_ids}
 
     async def deadlines(self, permit_id: uuid.UUID, period_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
         return {period: deadline for permit, period, deadline in self._state.warnings.values()
@@ -219,6 +234,29 @@ class InMemoryLetters:
                      if le.permit_id == permit_id and le.kind is kind and le.sequence == sequence), None)
 
 
+class InMemoryClassReviews:
+    """`ClassReviews` as the handlers use it (listing is SQL, tested against the database)."""
+
+    def __init__(self, state: PermitsState) -> None:
+        self._state = state
+
+    async def add(self, review: ClassReview) -> None:
+        if await self.open_of(review.permit_id) is not None:  # the one-open index would refuse it
+            raise ValueError(f"permit {review.permit_id} already has a class review awaiting a decision")
+        self._state.class_reviews[review.review_id] = review
+
+    async def get(self, review_id: uuid.UUID, *, for_update: bool = False) -> ClassReview | None:
+        return self._state.class_reviews.get(review_id)
+
+    async def open_of(self, permit_id: uuid.UUID) -> ClassReview | None:
+        return next((r for r in self._state.class_reviews.values() if r.permit_id == permit_id and r.pending), None)
+
+    async def decided(self, review: ClassReview) -> None:
+        if not self._state.class_reviews[review.review_id].pending:
+            raise LookupError(f"class review {review.review_id} is not pending")
+        self._state.class_reviews[review.review_id] = review
+
+
 class CollectingOutbox:
     """Collects the envelopes a handler adds; they are published (committed) only if its transaction commits."""
 
@@ -238,6 +276,7 @@ class InMemoryPermitsWork:
         self.reports_filed = InMemoryFiledReports(state)
         self.reactivations = InMemoryReactivations(state)
         self.letters = InMemoryLetters(state)
+        self.class_reviews = InMemoryClassReviews(state)
         self.outbox = CollectingOutbox(state)
 
 
@@ -260,8 +299,9 @@ class InMemoryPermitsDatabase:
 
 def permit_handlers(database: InMemoryPermitsDatabase, clock: Clock) -> PermitHandlers:
     """The permits service's handlers over this unit of work, as its composition root builds them: the regions of
-    the test directory, a signing key of their own, the PDF printer."""
-    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate(), PdfLetters())
+    the test directory, a signing key of their own, the shipped KBLI sector table, the PDF printer."""
+    return PermitHandlers(database, clock, ApplicationRules(Regions()), Ed25519PrivateKey.generate(),
+                          PrincipalActivity(sector_table()), PdfLetters())
 
 
 def published(database: InMemoryPermitsDatabase) -> list[str]:

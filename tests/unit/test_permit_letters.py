@@ -184,7 +184,7 @@ def test_a_rule_the_letters_do_not_know_is_shown_by_its_name():
                                regency_name=None)
     assert ("Aturan", "SomeLaterRule") in document.ground
     assert set(RULE_LABELS) == {"ThreeWarningsInARow", "ThreeWarningsWithinAMonth", "MissedWhileFrozen",
-                                "SecondFreeze", "ThreeMissedPeriods"}
+                                "SecondFreeze", "ThreeMissedPeriods", "RepeatedCapacityBreaches"}
 
 
 def test_periods_are_in_deadline_order_once_each_and_those_without_a_known_deadline_last():
