@@ -328,3 +328,39 @@ async def test_a_frozen_company_asks_and_objects_and_an_operator_works_through_t
     assert [(o["status"], o["decision"]["outcome"]) for o in objections["objections"]] == [("decided", "upheld")]
     human = await cli("objections", "show", permit_id)
     assert human.exit_code == 0 and "upheld" in human.stdout
+
+
+async def test_an_operator_reads_the_sector_table_and_decides_a_companys_class_claim(cli, services):
+    """A weaving mill claims to be critical; the table reads weaving essential and export-oriented. The operator
+    reads the table, finds the claim among those pending and accepts it; the company sees its own claims only."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        body = APPLICATION | {"facility": APPLICATION["facility"] | {"address": "Jl. Raya Majalaya No. 77"},
+                              "sector_class": "critical"}
+        applied = await http.post(f"{services.url('permits')}/permits", json=body, headers=bearer("company", nib=NIB))
+    assert applied.status_code == 201, applied.text
+    permit_id = applied.json()["permit_id"]
+
+    shown = ok_json(await cli("sectors", "table", "--json"))
+    assert shown["version"] == "2021.1" and shown["row_count"] == len(shown["rows"]) and "22/2021" in shown["source"]
+    human = await cli("sectors", "table")
+    assert human.exit_code == 0 and "Industri tekstil" in human.stdout and "2021.1" in human.stdout
+
+    pending = ok_json(await cli("sectors", "reviews", "--permit", permit_id, "--json"))
+    [review] = pending["items"]
+    assert (review["claimed"]["class"], review["derived"]["class"], review["status"]) == (
+        "critical", "essential", "pending")
+    company = bearer("company", nib="8120000999999")["Authorization"].split()[1]
+    assert ok_json(await cli("sectors", "reviews", "--token", company, "--json"))["items"] == []
+    human = await cli("sectors", "reviews")
+    assert human.exit_code == 0 and review["review_id"] in human.stdout
+
+    accepted = ok_json(await cli("sectors", "decide", review["review_id"], "accept", "-r",
+                                 "produk utama kain kasa medis", "--json"))
+    assert (accepted["status"], accepted["permit"]["sector_class"], accepted["permit"]["class_basis"]) == (
+        "accepted", "critical", "operator")
+    again = await cli("sectors", "decide", review["review_id"], "reject", "-r", "salah")
+    assert again.exit_code == 1 and "Review already decided" in again.stderr and "(409)" in again.stderr
+    decided = ok_json(await cli("sectors", "reviews", "--status", "accepted", "--permit", permit_id, "--json"))
+    assert [r["decision"]["reason"] for r in decided["items"]] == ["produk utama kain kasa medis"]
+    listed = ok_json(await cli("worklists", "--kind", "class_review", "--json"))
+    assert review["review_id"] not in [i["item_id"] for i in listed["worklists"][0]["items"]]
