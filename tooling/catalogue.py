@@ -65,7 +65,9 @@ COMMON_FIELDS = {
     "company_name": "The company's registered name.",
     "facility_name": "The plant's name.",
     "kbli": "KBLI 2020 business classification codes of the plant's activities.",
-    "sector_class": "Critical, essential or non-essential sector, which sets the on-site workforce limits.",
+    "sector_class": "The plant's sector class in force (critical, essential or non-essential), which sets the on-site "
+                    "workforce limits: the KBLI table's reading of its principal KBLI code (the PPKM instructions' "
+                    "critical and essential sectors), or the company's claim an operator accepted.",
     "workforce_total": "Total workforce of the plant.",
     "permit_number": "The permit's public number, as printed on the permit and in the registry.",
     "issued_at": "When the permit was issued.",
