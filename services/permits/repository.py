@@ -607,28 +607,30 @@ class SectorTables:
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[])",
                 [r.prefix for r in table.rows], [r.classing.sector_class.value for r in table.rows],
                 [r.classing.export_oriented for r in table.rows], [r.name for r in table.rows])
-        # The plants in scope, each with its reading: the codes are few beside the plants, so each distinct
-        # principal code is read once (the longest prefix that matches), then joined back by equality.
+        # The plants in scope, each with its reading, in one pass: the longest prefix of the principal code that
+        # the table names (`KbliSectorTable.read`), found by equality on the code's first 5, 4, 3 and 2 digits.
         await self._connection.execute(
             "CREATE TEMPORARY TABLE class_changes (permit_id uuid, facility_id uuid, nib text, province_code text,"
             " regency_code text, permit_number text, status text, old_basis text, old_class text, old_export bool,"
             " new_class text, new_export bool) ON COMMIT DROP")
         await self._connection.execute(
-            "INSERT INTO class_changes"
-            " WITH readings AS ("
-            "  SELECT c.code, coalesce(m.sector_class, 'non_essential') AS sector_class,"
-            "   coalesce(m.export_oriented, false) AS export_oriented"
-            "  FROM (SELECT DISTINCT coalesce(application->'kbli'->>0, '') AS code FROM permits"
-            "   WHERE class_basis = 'declared' OR ($1 AND class_basis = 'kbli_table')) c"
-            "  LEFT JOIN LATERAL (SELECT s.sector_class, s.export_oriented FROM kbli_sectors s"
-            "   WHERE starts_with(c.code, s.prefix) ORDER BY length(s.prefix) DESC LIMIT 1) m ON true)"
+            "INSERT INTO class_changes SELECT * FROM ("
             " SELECT p.permit_id, p.facility_id, p.nib, p.province_code, p.regency_code, p.permit_number, p.status,"
-            "  p.class_basis, p.sector_class, p.export_oriented, r.sector_class, r.export_oriented"
-            " FROM permits p JOIN readings r ON r.code = coalesce(p.application->'kbli'->>0, '')"
-            " WHERE (p.class_basis = 'declared' OR ($1 AND p.class_basis = 'kbli_table'))"
-            "  AND (p.class_basis = 'declared' OR p.sector_class <> r.sector_class"
-            "   OR p.export_oriented <> r.export_oriented)",
+            "  p.class_basis AS old_basis, p.sector_class AS old_class, p.export_oriented AS old_export,"
+            "  coalesce(s5.sector_class, s4.sector_class, s3.sector_class, s2.sector_class, 'non_essential')"
+            "   AS new_class,"
+            "  coalesce(s5.export_oriented, s4.export_oriented, s3.export_oriented, s2.export_oriented, false)"
+            "   AS new_export"
+            " FROM (SELECT permit_id, facility_id, nib, province_code, regency_code, permit_number, status,"
+            "   class_basis, sector_class, export_oriented, coalesce(application->'kbli'->>0, '') AS code"
+            "  FROM permits WHERE class_basis = 'declared' OR ($1 AND class_basis = 'kbli_table')) p"
+            " LEFT JOIN kbli_sectors s5 ON s5.prefix = left(p.code, 5)"
+            " LEFT JOIN kbli_sectors s4 ON s4.prefix = left(p.code, 4)"
+            " LEFT JOIN kbli_sectors s3 ON s3.prefix = left(p.code, 3)"
+            " LEFT JOIN kbli_sectors s2 ON s2.prefix = left(p.code, 2)) d"
+            " WHERE d.old_basis = 'declared' OR d.old_class <> d.new_class OR d.old_export <> d.new_export",
             revised, timeout=REDERIVE_TIMEOUT)
+        await self._connection.execute("ANALYZE class_changes")  # what it holds decides how it is joined next
         # Nothing a company said is lost: an active plant whose declared class the table reads otherwise has that
         # class as its claim, in review.
         reviews = await self._connection.fetchval(
