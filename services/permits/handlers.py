@@ -623,6 +623,11 @@ class WorklistHandlers:
         return now, found
 
 
+# Plants recorded before the KBLI table, derived per transaction at the first start: each transaction takes seconds
+# at most, so a first start at a million plants that is stopped (a probe's deadline) resumes where it was.
+DECLARED_PER_TRANSACTION = 20_000
+
+
 @dataclass
 class SectorHandlers:
     """Sector classes: the KBLI table applied at start, and the companies' claims an operator reviews."""
@@ -636,12 +641,19 @@ class SectorHandlers:
         return self.activity.table
 
     async def apply_table(self) -> TableApplied:
-        """At start: every plant whose class the table gives is brought to this table's reading in one transaction,
-        set-based in SQL, when it is not the table applied here (and plants recorded before any table, always);
-        the permits that operate and whose class changed are announced in the same transaction."""
+        """At start: when this table is not the one applied here, every plant whose class the table gives is brought
+        to its reading in one transaction, set-based in SQL, the permits that operate and whose class changed
+        announced in the same transaction. Plants recorded before any table (their class declared) are derived in
+        transactions of `DECLARED_PER_TRANSACTION`: a start stopped midway keeps what it did, and the next goes on."""
         now = self.clock.now()
-        async with self.database.transaction() as work:
-            applied = await work.sector_tables.apply(self.table, service=SERVICE, now=now, actor=SERVICE)
+        applied: TableApplied | None = None
+        while True:
+            async with self.database.transaction() as work:
+                batch = await work.sector_tables.apply(self.table, service=SERVICE, now=now, actor=SERVICE,
+                                                       declared=DECLARED_PER_TRANSACTION)
+            applied = batch if applied is None else applied + batch
+            if batch.declared < DECLARED_PER_TRANSACTION:
+                break
         if applied.revised or applied.changed:
             log.info("kbli_table_applied", previous=applied.previous, version=applied.version,
                      changed=applied.changed, reviews=applied.reviews, events=applied.events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -556,18 +556,25 @@ class ClassReviews:
 
 @dataclass(frozen=True)
 class TableApplied:
-    """What applying a KBLI sector table did: the version before, the plants whose class it changed, the reviews it
-    opened for plants recorded before the table, and the SectorClassChanged events it wrote."""
+    """What applying a KBLI sector table did: the version before, the plants whose class or basis it changed, the
+    plants recorded before the table it derived, the reviews it opened for them, and the SectorClassChanged events it
+    wrote."""
 
     previous: str | None
     version: str
     changed: int = 0
     reviews: int = 0
     events: int = 0
+    declared: int = 0
 
     @property
     def revised(self) -> bool:
         return self.previous != self.version
+
+    def __add__(self, later: TableApplied) -> TableApplied:
+        """This and a later transaction's work, as one."""
+        return replace(self, changed=self.changed + later.changed, reviews=self.reviews + later.reviews,
+                       events=self.events + later.events, declared=self.declared + later.declared)
 
 
 # A table revision touches every plant at once (a million of them): its statements get a longer bound than one
@@ -589,12 +596,13 @@ class SectorTables:
             "SELECT version, source, rows FROM kbli_table_revisions ORDER BY seq DESC LIMIT 1")
         return (row["version"], row["source"], row["rows"]) if row else None
 
-    async def apply(self, table: KbliSectorTable, *, service: str, now: datetime, actor: str) -> TableApplied:
-        """Bring every plant whose class the table gives to `table`'s reading of its principal KBLI code, in SQL, in
-        this transaction: when the table is not the one applied here, every such plant; otherwise only plants
-        recorded before the table (none, once it has run). Plants recorded before the table whose declared class
-        the table reads otherwise get a review of that claim. Each issued or frozen permit whose class or export
-        orientation changed is announced (SectorClassChanged, basis kbli_table), its envelope built here."""
+    async def apply(self, table: KbliSectorTable, *, service: str, now: datetime, actor: str,
+                    declared: int) -> TableApplied:
+        """Bring plants to `table`'s reading of their principal KBLI code, in SQL, in this transaction: when the
+        table is not the one applied here, every plant whose class the table gives; and at most `declared` plants
+        recorded before the table (their class declared), the first by id, whose declared class becomes a claim in
+        review where the table reads them otherwise. Each issued or frozen permit whose class or export orientation
+        changed is announced (SectorClassChanged, basis kbli_table), its envelope built here."""
         # One replica at a time: a second waits, then finds the version applied.
         await self._connection.execute("LOCK TABLE kbli_table_revisions IN SHARE ROW EXCLUSIVE MODE")
         applied = await self.applied()
@@ -623,13 +631,18 @@ class SectorTables:
             "   AS new_export"
             " FROM (SELECT permit_id, facility_id, nib, province_code, regency_code, permit_number, status,"
             "   class_basis, sector_class, export_oriented, coalesce(application->'kbli'->>0, '') AS code"
-            "  FROM permits WHERE class_basis = 'declared' OR ($1 AND class_basis = 'kbli_table')) p"
+            "  FROM permits WHERE $1 AND class_basis = 'kbli_table'"
+            "  UNION ALL"
+            "  SELECT permit_id, facility_id, nib, province_code, regency_code, permit_number, status,"
+            "   class_basis, sector_class, export_oriented, coalesce(application->'kbli'->>0, '') AS code"
+            "  FROM permits WHERE permit_id IN (SELECT permit_id FROM permits WHERE class_basis = 'declared'"
+            "   ORDER BY permit_id LIMIT $2)) p"
             " LEFT JOIN kbli_sectors s5 ON s5.prefix = left(p.code, 5)"
             " LEFT JOIN kbli_sectors s4 ON s4.prefix = left(p.code, 4)"
             " LEFT JOIN kbli_sectors s3 ON s3.prefix = left(p.code, 3)"
             " LEFT JOIN kbli_sectors s2 ON s2.prefix = left(p.code, 2)) d"
             " WHERE d.old_basis = 'declared' OR d.old_class <> d.new_class OR d.old_export <> d.new_export",
-            revised, timeout=REDERIVE_TIMEOUT)
+            revised, declared, timeout=REDERIVE_TIMEOUT)
         await self._connection.execute("ANALYZE class_changes")  # what it holds decides how it is joined next
         # Nothing a company said is lost: an active plant whose declared class the table reads otherwise has that
         # class as its claim, in review.
@@ -650,12 +663,18 @@ class SectorTables:
             timeout=REDERIVE_TIMEOUT)
         events = await ClassChangeOutbox(self._connection).add_table_changes(
             table.version, service=service, now=now)
+        derived = await self._connection.fetchval("SELECT count(*) FROM class_changes WHERE old_basis = 'declared'")
+        done = TableApplied(previous, table.version, int(changed.split()[-1]), reviews, events, derived)
         if revised:
             await self._connection.execute(
                 "INSERT INTO kbli_table_revisions (version, source, rows, applied_at, changed, reviews, events)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                table.version, table.source, len(table.rows), now, int(changed.split()[-1]), reviews, events)
-        return TableApplied(previous, table.version, int(changed.split()[-1]), reviews, events)
+                table.version, table.source, len(table.rows), now, done.changed, done.reviews, done.events)
+        elif done.changed:  # plants recorded before the table, derived after its revision was recorded
+            await self._connection.execute(
+                "UPDATE kbli_table_revisions SET changed = changed + $1, reviews = reviews + $2, events = events + $3"
+                " WHERE seq = (SELECT max(seq) FROM kbli_table_revisions)", done.changed, done.reviews, done.events)
+        return done
 
 
 class ClassChangeOutbox(Outbox):

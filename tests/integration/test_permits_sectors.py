@@ -27,6 +27,7 @@ from services.permits.app import create_app, sector_table
 from services.permits.domain import (
     Classing, KbliSectorTable, PrincipalActivity, ReviewDecision, SectorRow, first_reading_reason, revision_reason,
 )
+from services.permits import handlers as handlers_module
 from services.permits.handlers import SectorHandlers
 from services.permits.repository import PermitsWork
 from shared.clock import FakeClock
@@ -231,8 +232,11 @@ async def class_changes(connection: asyncpg.Connection, after: int) -> list[asyn
         " WHERE o.position > $1 AND o.event_type = $2 ORDER BY o.position", after, SectorClassChanged.type_name())
 
 
-async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_announces_exactly_what_changed(upgraded):
+async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_announces_exactly_what_changed(
+        upgraded, monkeypatch):
     url, pool = upgraded
+    # Plants recorded before the table are derived a few per transaction (thousands in production).
+    monkeypatch.setattr(handlers_module, "DECLARED_PER_TRANSACTION", 2)
     async with pool.acquire() as connection:
         numbers = iter(f"IOMKI-2021-{n:06d}" for n in range(1, 100))
         plants = {name: await recorded_before_the_table(connection, status, kbli, declared,
@@ -249,11 +253,19 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
 
     clock = FakeClock(T0)
     database = Database(pool, PermitsWork)
+    # A first start stopped after its first transaction keeps what that one did; the next start goes on.
+    async with database.transaction() as work:
+        stopped = await work.sector_tables.apply(SHIPPED, service="permits", now=T0, actor="permits", declared=2)
+    assert (stopped.previous, stopped.declared) == (None, 2)
+    async with pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM permits WHERE class_basis = 'declared'") == 4
     sectors = SectorHandlers(database, clock, PrincipalActivity(SHIPPED))  # type: ignore[arg-type]
-    first = await sectors.apply_table()
+    rest = await sectors.apply_table()
+    first = stopped + rest
 
-    assert (first.previous, first.version, first.changed, first.reviews, first.events) == (
-        None, SHIPPED.version, 6, 3, 3)
+    assert (rest.previous, rest.declared) == (SHIPPED.version, 4)
+    assert (first.previous, first.version, first.changed, first.reviews, first.events, first.declared) == (
+        None, SHIPPED.version, 6, 3, 3, 6)
     async with pool.acquire() as connection:
         classes = {name: tuple((await connection.fetchrow(
             "SELECT sector_class, export_oriented, class_basis FROM permits WHERE permit_id = $1", pid)).values())
@@ -278,7 +290,8 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
         # Started again, or by a second replica: nothing left to do.
         last = await connection.fetchval("SELECT max(position) FROM outbox")
     again = await sectors.apply_table()
-    assert (again.previous, again.changed, again.reviews, again.events) == (SHIPPED.version, 0, 0, 0)
+    assert (again.previous, again.changed, again.reviews, again.events, again.declared) == (
+        SHIPPED.version, 0, 0, 0, 0)
 
     # An operator accepts the bakery's claim: essential by the operator now, which no revision touches.
     async with pool.acquire() as connection:
@@ -323,6 +336,10 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
         late = await recorded_before_the_table(connection, "ISSUED", ["31001"], "non_essential", "IOMKI-2021-000099")
     later = await sectors.apply_table()
     assert (later.previous, later.changed, later.reviews, later.events) == ("2021.2", 1, 1, 1)
+    async with pool.acquire() as connection:  # counted with the revision in force
+        assert tuple((await connection.fetchrow(
+            "SELECT version, changed, reviews, events FROM kbli_table_revisions ORDER BY seq DESC LIMIT 1")).values(
+        )) == ("2021.2", 4, 1, 2)
     async with pool.acquire() as connection:
         assert tuple((await connection.fetchrow(
             "SELECT sector_class, export_oriented, class_basis FROM permits WHERE permit_id = $1", late)).values()) == (
