@@ -880,7 +880,8 @@ def revision_reason(version: str) -> str:
 
 
 def first_reading_reason(version: str) -> str:
-    """Why a plant recorded before the table has the table's class now, where it had declared another."""
+    """Why a plant recorded before the table has the table's class now, in place of the one it declared (the same or
+    another)."""
     return (f"Kelas sektor dibaca dari tabel KBLI versi {version}, menggantikan kelas yang dinyatakan sendiri / "
             f"The sector class is read from KBLI table version {version}, in place of the self-declared class")
 

@@ -602,7 +602,8 @@ class SectorTables:
         table is not the one applied here, every plant whose class the table gives; and at most `declared` plants
         recorded before the table (their class declared), the first by id, whose declared class becomes a claim in
         review where the table reads them otherwise. Each issued or frozen permit whose class or export orientation
-        changed is announced (SectorClassChanged, basis kbli_table), its envelope built here."""
+        changed, or that the table read for the first time, is announced (SectorClassChanged, basis kbli_table), its
+        envelope built here."""
         # One replica at a time: a second waits, then finds the version applied.
         await self._connection.execute("LOCK TABLE kbli_table_revisions IN SHARE ROW EXCLUSIVE MODE")
         applied = await self.applied()
@@ -680,8 +681,8 @@ class SectorTables:
 class ClassChangeOutbox(Outbox):
     async def add_table_changes(self, version: str, *, service: str, now: datetime) -> int:
         """SectorClassChanged for each issued or frozen permit in `class_changes` whose class or export orientation
-        changed, written by one statement by the contract's own pattern (`envelope_format`), as `Outbox.add(
-        Envelope.wrap(...))` would; returns how many."""
+        changed or was read for the first time, written by one statement by the contract's own pattern
+        (`envelope_format`), as `Outbox.add(Envelope.wrap(...))` would; returns how many."""
         await self._insert_queued(
             "INSERT INTO outbox (event_id, event_type, topic, key, value, headers)"
             " SELECT e.event_id, $1::text, $2::text, convert_to(e.facility_id::text, 'UTF8'),"
@@ -698,8 +699,11 @@ class ClassChangeOutbox(Outbox):
         return await self._connection.fetchval(f"SELECT count(*) FROM class_changes c WHERE {_ANNOUNCED}")
 
 
-# A change of class announced: the permit operates (issued or frozen), and its class or export orientation moved.
-_ANNOUNCED = ("c.status IN ('ISSUED', 'FROZEN') AND (c.old_class <> c.new_class OR c.old_export <> c.new_export)")
+# A class announced: the permit operates (issued or frozen), and its class or export orientation moved, or the table
+# read it for the first time: services that met the plant before the table (the reports service's staffing caps)
+# kept no class for it.
+_ANNOUNCED = ("c.status IN ('ISSUED', 'FROZEN') AND (c.old_basis = 'declared' OR c.old_class <> c.new_class"
+              " OR c.old_export <> c.new_export)")
 
 
 def _moment(moment: datetime) -> str:

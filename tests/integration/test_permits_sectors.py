@@ -246,7 +246,8 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
                       ("bakery", "FROZEN", ["10710"], "essential"),  # the table reads it critical
                       ("smelter", "SUBMITTED", ["24101"], "critical"),  # an application: in review, not announced
                       ("ended", "REVOKED", ["24101"], "critical"),  # revoked: derived, no review, not announced
-                      ("steel", "ISSUED", ["24101", "10110"], "non_essential"),  # as declared: nothing to say
+                      # As declared: announced all the same, the table's first reading of an operating plant.
+                      ("steel", "ISSUED", ["24101", "10110"], "non_essential"),
                       ("nameless", "ISSUED", None, "critical"),  # no KBLI code recorded: not listed
                   )}
     await migrate(url, SCHEMA, service_migrations(SCHEMA, "permits"))
@@ -265,7 +266,7 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
 
     assert (rest.previous, rest.declared) == (SHIPPED.version, 4)
     assert (first.previous, first.version, first.changed, first.reviews, first.events, first.declared) == (
-        None, SHIPPED.version, 6, 3, 3, 6)
+        None, SHIPPED.version, 6, 3, 4, 6)
     async with pool.acquire() as connection:
         classes = {name: tuple((await connection.fetchrow(
             "SELECT sector_class, export_oriented, class_basis FROM permits WHERE permit_id = $1", pid)).values())
@@ -283,7 +284,7 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
             plants["nameless"]: ("critical", False, "non_essential", "upgrade", "pending", "2021.1", T0, "32", NIB)}
         events = await class_changes(connection, 0)
         assert sorted(uuid.UUID(json.loads(e["value"])["data"]["permit_id"]) for e in events) == sorted(
-            plants[name] for name in ("weaver", "bakery", "nameless"))
+            plants[name] for name in ("weaver", "bakery", "nameless", "steel"))
         for row in events:
             await exactly_the_wrapped_event(connection, row, first_reading_reason(SHIPPED.version))
 
@@ -327,7 +328,7 @@ async def test_plants_of_before_are_derived_their_claims_kept_and_a_revision_ann
             "ended": ("essential", True, "kbli_table"), "bakery": ("essential", False, "operator")}
         assert [tuple(r.values()) for r in await connection.fetch(
             "SELECT version, rows, applied_at, changed, reviews, events FROM kbli_table_revisions ORDER BY seq")] == [
-            ("2021.1", len(SHIPPED.rows), T0, 6, 3, 3), ("2021.2", len(revision.rows), T0 + timedelta(days=30), 3, 0,
+            ("2021.1", len(SHIPPED.rows), T0, 6, 3, 4), ("2021.2", len(revision.rows), T0 + timedelta(days=30), 3, 0,
                                                          1)]
         assert await connection.fetchval("SELECT count(*) FROM kbli_sectors") == len(revision.rows)
 
