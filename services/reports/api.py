@@ -15,13 +15,14 @@ from services.reports.domain import (
     PeriodNotFound, RegimeEntry, RegimeExists, RegimeInEffect, RegimeNotFound, RegimeRefused, ReportFigures,
     ScheduleNotFound, UndeclaredReport,
 )
-from services.reports.handlers import PlantAllowance, ReportHandlers, ReportIn
+from services.reports.capacity import RegionPpkm
+from services.reports.handlers import Accepted, PlantAllowance, ReportHandlers, ReportIn
 from services.reports.staffing import (
     LEVEL_REASON_MAX, MAX_RULES, RULE_NAME_PATTERN, RULE_SET_NAME_PATTERN, RULE_SET_SOURCE_MAX, InvalidRuleSet,
     LevelEntry, LevelRefused, RuleSetTaken, rule_set_mapping,
 )
 from shared import regions
-from shared.contract import INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, PpkmLevel, SectorClass
+from shared.contract import INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, CapacityMeasure, PpkmLevel, SectorClass
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
@@ -104,6 +105,13 @@ class ProtocolChecklist(BaseModel):
     pedulilindungi_scan: bool
 
 
+class Offices(BaseModel):
+    """The offices, as PPKM caps them apart from production: their staff and how many of them are on site."""
+
+    staff: int = Count
+    on_site: int = Field(ge=0, le=10_000_000, description="At most `staff`.")
+
+
 class ReportBody(BaseModel):
     permit_id: uuid.UUID
     period_id: uuid.UUID
@@ -116,6 +124,8 @@ class ReportBody(BaseModel):
     # Modes are named by the company ("company_bus", "motorcycle"); a name longer than this is not a mode.
     transport_modes: list[Annotated[Text, Field(max_length=100)]] = Field(max_length=10)
     protocol_checklist: ProtocolChecklist
+    offices: Offices | None = Field(None, description="The offices' staff and those on site: checked against the PPKM "
+                                                      "offices' cap when stated.")
     case_handling: Text = Field("", max_length=4000)
     # A JSON true only: a declaration is not "yes" or 1. Who declared and when are the token's subject and the
     # service's clock, never fields of the body.
@@ -138,6 +148,30 @@ def _entry(entry: RegimeEntry) -> dict[str, Any]:
     return {"name": entry.name, "source": entry.source,
             "effective_on": None if entry.effective_on == date.min else entry.effective_on.isoformat(),
             "rule": entry.rule.text, "ladder": entry.ladder.value, "declaration": entry.declaration}
+
+
+class ExcessOut(BaseModel):
+    measure: CapacityMeasure
+    shift: int | None = Field(description="The shift, from 1, for shift_on_site")
+    cap: int = Field(description="People (or shifts) the rule allows")
+    count: int = Field(description="People (or shifts) the report counted")
+
+
+class CapacityOut(BaseModel):
+    """The report against the PPKM staffing cap of its plant on its day (each report is checked, a correction
+    too; a breach found stays recorded)."""
+
+    checked: bool = Field(description="False when the plant's sector class is not known: no rule applies to it")
+    day: date = Field(description="The day checked, in the plant's time zone: today, or the deadline of a late "
+                                  "report's period")
+    level: PpkmLevel | None = Field(description="The regency's PPKM level that day; null: none in force")
+    rule_set: str | None = Field(max_length=200, description="The rule set in force that day")
+    rule: str | None = Field(max_length=200, description="The named rule applied, e.g. L4-Export; NoRestriction "
+                                                         "without a level")
+    lifted: bool = Field(description="The rule's cap lifted: the report meets the conditions that lift it")
+    within: bool | None = Field(description="Within the cap; null when not checked")
+    excesses: list[ExcessOut] = Field(max_length=MAX_SHIFTS + 3)
+    breach_id: uuid.UUID | None = Field(description="The breach recorded, when over the cap")
 
 
 class LevelBody(BaseModel):
@@ -225,6 +259,29 @@ class ReportAccepted(BaseModel):
     report_id: uuid.UUID
     late: bool
     supersedes: uuid.UUID | None = Field(description="The report of the same period this one corrects")
+    capacity: CapacityOut | None
+
+
+def _capacity(accepted: Accepted) -> CapacityOut | None:
+    check = accepted.capacity
+    if check is None:
+        return None
+    return CapacityOut(checked=check.checked, day=check.day, level=check.level, rule_set=check.rule_set,
+                       rule=check.rule, lifted=bool(check.allowance and check.allowance.lifted), within=check.within,
+                       excesses=[ExcessOut(measure=e.measure, shift=e.shift, cap=e.cap, count=e.count)
+                                 for e in check.excesses],
+                       breach_id=accepted.breach_id)
+
+
+def _ppkm(region: RegionPpkm, key: str | None) -> dict[str, Any]:
+    plants = region.plants
+    return ({key: region.code} if key else {}) | {
+        "level": region.level.value if region.level else None,
+        "plants": {"critical": plants.critical, "essential": plants.essential, "non_essential": plants.non_essential,
+                   "unknown": plants.unknown, "export_oriented": plants.export_oriented},
+        "breaches_this_week": region.breaches_this_week,
+        "dose1_share": region.dose1_share, "dose1_plants": region.reported_plants,
+    }
 
 
 def router(handlers: ReportHandlers) -> APIRouter:
@@ -260,11 +317,14 @@ def router(handlers: ReportHandlers) -> APIRouter:
             odp=body.odp, pdp=body.pdp, confirmed_positive=body.confirmed_positive, tests_pcr=body.tests.pcr,
             tests_antigen=body.tests.antigen, dose1=body.vaccinated.dose1, dose2=body.vaccinated.dose2,
             booster=body.vaccinated.booster, case_handling=body.case_handling,
+            office_staff=body.offices.staff if body.offices else None,
+            office_on_site=body.offices.on_site if body.offices else None,
         )
-        accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures,
-                                                  body.model_dump_json(), body.declared_true), access)
+        accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures, body.model_dump_json(),
+                                                  body.declared_true, body.protocol_checklist.pedulilindungi_scan),
+                                         access)
         accepted_json = ReportAccepted(report_id=accepted.report_id, late=accepted.late,
-                                       supersedes=accepted.supersedes).model_dump_json()
+                                       supersedes=accepted.supersedes, capacity=_capacity(accepted)).model_dump_json()
         return Response(accepted_json, status_code=201, media_type="application/json")
 
     @routes.get("/reports")
@@ -299,6 +359,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
             access.require(region_code=regency or province, what="Region")
         counts = await handlers.compliance(province=province, regency=regency, window=timedelta(days=days))
         due = counts["due"]
+        totals: RegionPpkm = counts["ppkm_totals"]
         return {
             "province": province, "regency": regency,
             "since": counts["since"].isoformat(), "until": counts["until"].isoformat(),
@@ -308,6 +369,13 @@ def router(handlers: ReportHandlers) -> APIRouter:
             "overdue": counts["overdue"], "warnings": counts["warnings"],
             "excused_closed": counts["excused"], "frozen_plants": counts["frozen"],
             "closed_plants": counts["closed"],
+            # Reports found over the PPKM staffing cap, by the day they were checked, over the same days.
+            "capacity_breaches": totals.breaches_in_window,
+            # PPKM by region: a regency's or a province's regencies, or the country's provinces (a province's level
+            # is the most restrictive of its regencies'); "this week" is Monday to Sunday in each region's zone.
+            "ppkm": {"regions": [_ppkm(r, "regency_code" if (province or regency) else "province_code")
+                                 for r in counts["ppkm"]],
+                     "totals": _ppkm(totals, None)},
         }
 
     @routes.get("/regimes")

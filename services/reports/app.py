@@ -14,7 +14,7 @@ from services.reports import api
 from services.reports.domain import Timing, parse_regime, timeline_from_toml
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import PPKM_LEVEL_CHANNEL, ReportsWork
-from services.reports.staffing import shipped_rule_sets
+from services.reports.staffing import RepeatedCapacityBreaches, shipped_rule_sets
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, PERMITS, PPKM, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
@@ -38,13 +38,18 @@ class ReportsSettings(BaseSettings):
     # wakes it at once), and how long a replica keeps the staffing rule sets in memory.
     ppkm_sweep_interval: float = Field(5.0, validation_alias="IOMKI_PPKM_SWEEP_SECONDS", gt=0)
     ppkm_rules_refresh: float = Field(5.0, validation_alias="IOMKI_PPKM_RULES_REFRESH_SECONDS", ge=0)
+    # The capacity ladder: this many breaches of the PPKM staffing cap within this many days recommend a freeze.
+    capacity_breaches: int = Field(3, validation_alias="IOMKI_CAPACITY_BREACHES", ge=1, le=100)
+    capacity_window_days: int = Field(30, validation_alias="IOMKI_CAPACITY_WINDOW_DAYS", ge=1, le=366)
 
     def config(self) -> ReportsConfig:
         shipped = timeline_from_toml(tomllib.loads(REGIMES_FILE.read_text(encoding="utf-8")))
         rule_sets = shipped_rule_sets(tomllib.loads(PPKM_RULES_FILE.read_text(encoding="utf-8")))
         return ReportsConfig(regime=parse_regime(self.regime) if self.regime else None,
                              timing=Timing(due_lead=self.due_lead, warning_delay=self.warning_delay), shipped=shipped,
-                             shipped_rule_sets=rule_sets, rules_refresh=self.ppkm_rules_refresh)
+                             shipped_rule_sets=rule_sets, rules_refresh=self.ppkm_rules_refresh,
+                             capacity_ladder=RepeatedCapacityBreaches(
+                                 count=self.capacity_breaches, window=timedelta(days=self.capacity_window_days)))
 
 
 REGIMES_FILE = Path(__file__).parent / "regimes.toml"

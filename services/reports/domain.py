@@ -315,6 +315,9 @@ class ReportFigures:
     dose2: int
     booster: int
     case_handling: str
+    # The offices, when the report states them: their staff and how many of them are on site (PPKM caps both).
+    office_staff: int | None = None
+    office_on_site: int | None = None
 
     @property
     def on_site_total(self) -> int:
@@ -337,6 +340,9 @@ def consistency_issues(f: ReportFigures) -> list[FieldIssue]:
         issues.append(FieldIssue("vaccinated.dose2", f"{f.dose2} exceeds dose 1 ({f.dose1})"))
     if f.booster > f.dose2:
         issues.append(FieldIssue("vaccinated.booster", f"{f.booster} exceeds dose 2 ({f.dose2})"))
+    if f.office_staff is not None and f.office_on_site is not None and f.office_on_site > f.office_staff:
+        issues.append(FieldIssue("offices.on_site", f"office staff on site ({f.office_on_site}) exceeds the office"
+                                                    f" staff ({f.office_staff})"))
     # SE 5/2021: a firm with a positive case must say how it handled it.
     if f.confirmed_positive > 0 and not f.case_handling.strip():
         issues.append(FieldIssue("case_handling", "required when confirmed_positive > 0"))

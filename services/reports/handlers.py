@@ -19,16 +19,23 @@ from services.reports.domain import (
     ScheduleNotFound, Timing,
 )
 from services.reports import staffing
+from services.reports.capacity import (
+    CapacityCheck, LatestReport, PlantsByClass, RegionPpkm, ReportedStaffing, by_province, check_report,
+    dose_changes, iso_week, replaces, summed,
+)
 from services.reports.regions import KemendagriRegions
-from services.reports.repository import DuePeriod, PlantRow, ReportsWork, StoredReport
-from services.reports.staffing import Allowance, LevelEntry, RegionNames, RuleBook, RuleSet
+from services.reports.repository import DuePeriod, PlantRow, RegionCounts, ReportsWork, StoredReport, Target
+from services.reports.staffing import (
+    CAPACITY_LADDER, Allowance, LevelEntry, RegionNames, RepeatedCapacityBreaches, RuleBook, RuleSet,
+    checked_day, level_on,
+)
 from shared.clock import Clock
 from shared.web.access import Access
 from shared.contract import (
-    EVIDENCE_MAX_ITEMS, ClosureScope, Envelope, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
-    PermitReactivated, PermitRevoked, PpkmLevel, PpkmLevelSet, ReportDue, ReportOverdue, ReportSubmitted,
-    SanctionAction, SanctionEvidence, SanctionRecommended, SanctionReversed, SectorClass, SectorClassChanged,
-    WarningIssued,
+    EVIDENCE_MAX_ITEMS, CapacityBreachDetected, CapacityExcess, ClosureScope, Envelope, FacilityClosureOrdered,
+    FacilityReopened, GroundCode, PermitFrozen, PermitIssued, PermitReactivated, PermitRevoked, PpkmLevel,
+    PpkmLevelSet, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
+    SanctionRecommended, SanctionReversed, SectorClass, SectorClassChanged, WarningCause, WarningIssued,
 )
 from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
@@ -54,6 +61,8 @@ class ReportsConfig:
     sweep_lanes: int = 2  # concurrent batch transactions while much is due (each holds a pool connection)
     # The PPKM staffing rule sets shipped in ppkm_rules.toml, each with its rules as the file states them.
     shipped_rule_sets: tuple[tuple[RuleSet, list[dict[str, Any]]], ...] = ()
+    # When repeated breaches of the staffing cap recommend a freeze (IOMKI_CAPACITY_BREACHES, _WINDOW_DAYS).
+    capacity_ladder: RepeatedCapacityBreaches = RepeatedCapacityBreaches()
     # Seconds a replica keeps the rule sets in memory before reading them again (IOMKI_PPKM_RULES_REFRESH_SECONDS).
     rules_refresh: float = 5.0
     # Plants per transaction when a region's allowances are re-evaluated: each chunk is read, evaluated and written
@@ -79,6 +88,7 @@ class ReportIn:
     figures: ReportFigures
     payload_json: str  # the report as submitted, stored as it came
     declared: bool = False  # the company declares the report's data true (SE 5/2021)
+    pedulilindungi: bool = False  # its protocol checklist says PeduliLindungi is scanned at the gate
 
 
 @dataclass(frozen=True)
@@ -86,12 +96,16 @@ class Accepted:
     report_id: uuid.UUID
     late: bool
     supersedes: uuid.UUID | None
+    capacity: CapacityCheck | None = None  # the report against the PPKM staffing cap
+    breach_id: uuid.UUID | None = None  # the breach recorded when it was over the cap
 
 
 class _Acceptance(NamedTuple):
     report: StoredReport
     corrects: bool  # the period's current report is superseded by this one
     event: Envelope
+    target: Target
+    staffing: ReportedStaffing
 
 
 def _about(schedule: Schedule) -> dict[str, Any]:
@@ -589,9 +603,11 @@ class ReportHandlers:
 
     async def _submit_together(self, batch: list[tuple[ReportIn, Access]]) -> list[Accepted | Exception]:
         """One transaction for a batch of reports, each for another plant: lock their schedules and periods, ask
-        the domain about each, then store the accepted ones with their events, in a statement or two."""
+        the domain about each, then store the accepted ones with their events, in a statement or two. Each report
+        is checked against the PPKM staffing cap of its plant on its day; a breach adds its own rows and events."""
         async with self.database.transaction() as work:
-            targets = await work.reports.targets([(report.permit_id, report.period_id) for report, _ in batch])
+            targets = await work.reports.targets([(report.permit_id, report.period_id) for report, _ in batch],
+                                                 levels_on=self.clock.now())
             now = self.clock.now()  # once the plants are locked: their reports are stored in the order of this moment
             decided: list[_Acceptance | Exception] = []
             for report, access in batch:
@@ -600,27 +616,46 @@ class ReportHandlers:
                 except domain.Refused as refused:
                     decided.append(refused)
             accepted = [decision for decision in decided if not isinstance(decision, Exception)]
+            checks = await self._capacity_checks(work, accepted, now)
             superseded = await work.reports.supersede(
                 {a.report.period.period_id: a.report.report_id for a in accepted if a.corrects}, now)
-            await work.reports.record([a.report for a in accepted], submitted_at=now)
+            latest = [(a, LatestReport(a.report.period.seq, a.staffing.dose1, a.staffing.workforce_total))
+                      for a in accepted]
+            replaced = [(a, report) for a, report in latest if replaces(a.target.latest, report)]
+            await work.reports.record(
+                [a.report for a in accepted], submitted_at=now,
+                latest=[(a.target.schedule.permit_id, report) for a, report in replaced],
+                dose_changes=dose_changes((a.target.schedule.regency_code, a.target.schedule.province_code,
+                                           a.target.latest, report) for a, report in replaced))
             await work.outbox.add(*(a.event for a in accepted))
-        return [decision if isinstance(decision, Exception) else
-                Accepted(decision.report.report_id, decision.report.late,
-                         superseded.get(decision.report.period.period_id))
-                for decision in decided]
+            breaches: dict[uuid.UUID, uuid.UUID] = {}
+            for acceptance, check in zip(accepted, checks, strict=True):
+                if check.breached:
+                    breach_id, events = await self._breach(work, acceptance, check, now)
+                    breaches[acceptance.report.report_id] = breach_id
+                    await work.outbox.add(*events)
+        results: list[Accepted | Exception] = []
+        checked = iter(checks)
+        for decision in decided:
+            if isinstance(decision, Exception):
+                results.append(decision)
+                continue
+            report_id = decision.report.report_id
+            results.append(Accepted(report_id, decision.report.late, superseded.get(decision.report.period.period_id),
+                                    next(checked), breaches.get(report_id)))
+        return results
 
     @staticmethod
-    def _accept(report: ReportIn, access: Access, target: tuple[Schedule, Period | None, bool | None] | None,
-                now: datetime) -> _Acceptance:
+    def _accept(report: ReportIn, access: Access, target: Target | None, now: datetime) -> _Acceptance:
         """The report accepted, or the rule that refuses it."""
-        if target is None or not access.may_see(region_code=target[0].regency_code, nib=target[0].nib):
+        if target is None or not access.may_see(region_code=target.schedule.regency_code, nib=target.schedule.nib):
             raise ScheduleNotFound("Permit")
-        schedule, period, declaration_stated = target
+        schedule, period = target.schedule, target.period
         if period is None:
             raise PeriodNotFound(report.period_id)
         # The rule of the regime the period opened under, as stored (IOMKI_REPORT_REGIME's is not: see `of_regime`).
         accepted = domain.submit(schedule, period, report.figures, now=now, declared=report.declared,
-                                 declaration=domain.DeclarationOfTruth.of_regime(declaration_stated))
+                                 declaration=domain.DeclarationOfTruth.of_regime(target.declaration))
         report_id = uuid.uuid4()
         f = report.figures
         event = Envelope.wrap(ReportSubmitted(
@@ -635,8 +670,92 @@ class ReportHandlers:
         stored = StoredReport(accepted.period, report_id, accepted.late, access.actor, access.principal.role.value,
                               report.payload_json, access.actor if accepted.declared else None,
                               now if accepted.declared else None)
+        staffing = ReportedStaffing(f.workforce_total, f.on_site_per_shift, f.dose1, report.pedulilindungi,
+                                    f.office_staff, f.office_on_site)
         # A period holds a current report exactly when it is reported: only then is there one to supersede.
-        return _Acceptance(stored, period.reported, event)
+        return _Acceptance(stored, period.reported, event, target, staffing)
+
+    async def _capacity_checks(self, work: ReportsWork, accepted: list[_Acceptance],
+                               now: datetime) -> list[CapacityCheck]:
+        """Each accepted report against the staffing cap of its plant on its checked day: the level in force there
+        that day, the rule set in force that day, the plant's class, and the conditions as the report states them
+        (the permit not frozen, PeduliLindungi in use, its first doses)."""
+        days = [checked_day(now, a.report.period.deadline, a.target.schedule.zone) for a in accepted]
+        entries = [list(a.target.levels) for a in accepted]
+        # `targets` read the levels for a moment before the plants were locked: a report whose day has turned since
+        # (midnight in its zone) has them read again.
+        turned = [i for i, (a, day) in enumerate(zip(accepted, days, strict=True)) if day != a.target.level_day]
+        if turned:
+            again = await work.ppkm.level_entries([(accepted[i].target.schedule.regency_code,
+                                                    accepted[i].target.schedule.province_code, days[i])
+                                                   for i in turned])
+            for i, found in zip(turned, again, strict=True):
+                entries[i] = found
+        levels = [level_on(found, day) for found, day in zip(entries, days, strict=True)]
+        # The rule book only when a level is in force for a plant that can be checked.
+        book = None
+        if any(level is not None and a.target.sector_class is not None for a, level in zip(accepted, levels,
+                                                                                            strict=True)):
+            book = await self.rule_book(work)
+        checks = []
+        for a, day, level in zip(accepted, days, levels, strict=True):
+            rule_set = book.in_force_on(day) if book is not None and level is not None else None
+            checks.append(check_report(day, level.level if level else None, rule_set, a.target.sector_class,
+                                       a.target.export_oriented, permit_active=not a.target.schedule.frozen,
+                                       report=a.staffing))
+        return checks
+
+    async def _breach(self, work: ReportsWork, acceptance: _Acceptance, check: CapacityCheck,
+                      now: datetime) -> tuple[uuid.UUID, list[Envelope]]:
+        """A report over the cap: the breach recorded, CapacityBreachDetected, a warning to the company, and, when
+        the capacity ladder fires on the plant's breaches since its last capacity sanction, a freeze recommended
+        with them as evidence. The breach and the events to publish, in order."""
+        schedule, period = acceptance.target.schedule, acceptance.report.period
+        allowance = check.allowance
+        if allowance is None or check.level is None or allowance.rule_set is None:
+            raise ValueError("a breach is found only under a level and a rule set")
+        breach_id, warning_id = uuid.uuid4(), uuid.uuid4()
+        excesses = [CapacityExcess(measure=e.measure, shift=e.shift, cap=e.cap, count=e.count)
+                    for e in check.excesses]
+        detected = acceptance.event.caused(CapacityBreachDetected(
+            **_about(schedule), breach_id=breach_id, report_id=acceptance.report.report_id,
+            period_id=period.period_id, day=check.day, level=check.level, rule_set=allowance.rule_set,
+            rule=allowance.rule, sector_class=allowance.sector_class, export_oriented=allowance.export_oriented,
+            excesses=excesses), service=SERVICE, time=now)
+        await work.capacity.record_breach(
+            breach_id=breach_id, warning_id=warning_id, permit_id=schedule.permit_id,
+            report_id=acceptance.report.report_id, period_id=period.period_id, province_code=schedule.province_code,
+            regency_code=schedule.regency_code, day=check.day, level=check.level, rule_set=allowance.rule_set,
+            rule=allowance.rule, excesses=[e.model_dump(mode="json") for e in excesses], at=now)
+        ladder = self.config.capacity_ladder
+        # Breaches older than a window before this one fall outside any window that holds it.
+        counted = await work.capacity.unsanctioned(schedule.permit_id, since=check.day - ladder.window
+                                                   + timedelta(days=1))
+        warning = detected.caused(WarningIssued(
+            **_about(schedule), warning_id=warning_id, period_id=period.period_id, deadline=period.deadline,
+            consecutive=len(ladder.within_window(list(counted))), cause=WarningCause.CAPACITY_BREACH,
+            breach_id=breach_id), service=SERVICE, time=now)
+        log.info("capacity_breach", permit_id=str(schedule.permit_id), breach_id=str(breach_id),
+                 level=check.level.value, rule=allowance.rule, day=check.day.isoformat())
+        recommendation = ladder.decide(list(counted), permit_issued=not (schedule.frozen or schedule.ended))
+        if recommendation is None:
+            return breach_id, [detected, warning]
+        sanction_id = uuid.uuid4()
+        breaches = list(recommendation.breaches[-EVIDENCE_MAX_ITEMS:])
+        by_id = {breach.breach_id: warned for breach, warned in counted.items()}
+        warnings = [by_id[b] for b in breaches]
+        recommended = warning.caused(SanctionRecommended(
+            **_about(schedule), action=SanctionAction.FREEZE, rule=recommendation.rule, ladder=CAPACITY_LADDER,
+            ground=GroundCode.CAPACITY_BREACHES,
+            evidence=SanctionEvidence(missed_periods=[], warnings=warnings, breaches=breaches)),
+            service=SERVICE, time=now)
+        await work.sanctions.add_capacity(sanction_id, schedule.permit_id, rule=recommendation.rule,
+                                          warnings=[by_id[b] for b in recommendation.breaches],
+                                          breaches=recommendation.breaches, at=now, causation_id=str(warning.id))
+        await work.capacity.sanctioned(recommendation.breaches, sanction_id)
+        log.info("sanction_recommended", permit_id=str(schedule.permit_id), action="freeze",
+                 rule=recommendation.rule, ladder=CAPACITY_LADDER)
+        return breach_id, [detected, warning, recommended]
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -655,10 +774,38 @@ class ReportHandlers:
             return await work.reports.listing(permit_id, limit)
 
     async def compliance(self, *, province: str | None, regency: str | None, window: timedelta) -> dict[str, Any]:
+        """The compliance counts of the scope, and PPKM in it (`ppkm`): each regency of a regency's or a province's
+        scope, or each province of the whole country, with their totals."""
         now = self.clock.now()
         async with self.database.reading() as work:
             counts = await work.compliance.rates(province=province, regency=regency, since=now - window, until=now)
-        return {"since": now - window, "until": now} | counts
+            regencies = await self._ppkm_regencies(work, province=province, regency=regency, now=now, window=window)
+        rows = regencies if (province or regency) else by_province(regencies)
+        return {"since": now - window, "until": now} | counts | {"ppkm": rows, "ppkm_totals": summed("", rows)}
+
+    @staticmethod
+    async def _ppkm_regencies(work: ReportsWork, *, province: str | None, regency: str | None, now: datetime,
+                              window: timedelta) -> list[RegionPpkm]:
+        """Each regency of the scope with its counts, its level today, its breaches this week and in the window,
+        "today" and "this week" in its own time zone."""
+        counted = {row.regency_code: row for row in await work.compliance.ppkm_counts(province=province,
+                                                                                        regency=regency)}
+        if regency and regency not in counted:  # asked for by name: shown, with nothing counted
+            counted[regency] = RegionCounts(regency, regency.split(".", 1)[0], PlantsByClass(), 0, 0, 0)
+        asked = []
+        for row in counted.values():
+            zone = ZoneInfo(domain.zone_of(row.province_code))
+            today = now.astimezone(zone).date()
+            asked.append((row.regency_code, row.province_code, today, iso_week(today)[0],
+                          (now - window).astimezone(zone).date() + timedelta(days=1)))
+        days = await work.compliance.ppkm_days(asked)
+        regions = []
+        for row, (_, _, today, _, _), day in zip(counted.values(), asked, days, strict=True):
+            level = level_on(day.levels, today)
+            regions.append(RegionPpkm(row.regency_code, level.level if level else None, row.plants,
+                                      day.breaches_this_week, day.breaches_in_window, row.reported, row.dose1,
+                                      row.workforce))
+        return regions
 
     @staticmethod
     async def _visible(work: ReportsWork, permit_id: uuid.UUID, access: Access, what: str) -> Schedule:

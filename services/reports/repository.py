@@ -17,8 +17,9 @@ from services.reports.domain import (
     LadderName, NextAction, Opening, Period, PeriodStatus, RegimeEntry, Sanction, Schedule, SettledPeriod, Situation,
     Step, parse_regime,
 )
+from services.reports.capacity import DoseChange, LatestReport, PlantsByClass
 from services.reports.staffing import (
-    Allowance, LevelEntry, LevelSource, PendingLevel, RuleSet, rule_set_from_mapping,
+    Allowance, LevelEntry, LevelSource, PendingLevel, RecordedBreach, RuleSet, rule_set_from_mapping,
 )
 from shared.contract import CONTENT_TYPE, Envelope, PpkmLevel, ReportDue, ReportOverdue, SectorClass, envelope_format
 from shared.storage.unit_of_work import Outbox, UnitOfWork
@@ -68,6 +69,47 @@ class DuePeriod(NamedTuple):
     regency_code: str
     zone: str
     situation: Situation
+
+
+class Target(NamedTuple):
+    """A report's plant and period as `ReportRepository.targets` reads them, locked, with what checking the report
+    needs."""
+
+    schedule: Schedule
+    period: Period | None
+    declaration: bool | None  # the stored regime's rule; None when the timeline holds no regime of that name
+    sector_class: SectorClass | None  # None: not classified yet
+    export_oriented: bool
+    level_day: date  # the day the level entries are for
+    levels: tuple[LevelEntry, ...]  # for the regency and for its province, none, one or both
+    latest: LatestReport | None  # the plant's latest report as the dose-1 share counts it
+
+
+_LEVEL_WIDTH = 7  # region_code, level, effective_from, effective_until, instruction, source, recorded_at
+
+
+def _target(row: asyncpg.Record) -> Target:
+    # The columns of `targets`: the schedule's, its class, the period's, the regime's declaration, the day, the two
+    # level entries, the latest report.
+    at = _SCHEDULE_WIDTH
+    sector_class, export_oriented = row[at], row[at + 1]
+    at += 2
+    period = _period(row[at:]) if row[at] is not None else None
+    at += _PERIOD_WIDTH
+    declaration, day = row[at], row[at + 1]
+    at += 2
+    levels = []
+    for _ in range(2):
+        region_code, level, effective_from, effective_until, instruction, source, recorded_at = row[
+            at:at + _LEVEL_WIDTH]
+        if region_code is not None:
+            levels.append(LevelEntry(region_code, _LEVEL[level], effective_from, effective_until, instruction,
+                                     _LEVEL_SOURCE[source], recorded_at))
+        at += _LEVEL_WIDTH
+    seq, dose1, workforce = row[at:at + 3]
+    return Target(_schedule(row[:_SCHEDULE_WIDTH]), period, declaration,
+                  None if sector_class is None else _SECTOR_CLASS[sector_class], export_oriented, day, tuple(levels),
+                  None if seq is None else LatestReport(seq, dose1, workforce))
 
 
 class ScheduleRepository:
@@ -262,27 +304,38 @@ class ReportRepository:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def targets(self, asked: Sequence[tuple[uuid.UUID, uuid.UUID]]
-                      ) -> dict[uuid.UUID, tuple[Schedule, Period | None, bool | None]]:
+    async def targets(self, asked: Sequence[tuple[uuid.UUID, uuid.UUID]], *,
+                      levels_on: datetime) -> dict[uuid.UUID, Target]:
         """For each (permit_id, period_id) asked, the schedule and that period of it, all locked in one round trip:
         the schedules first, as every writer of a plant locks it, and in permit order, so that two batches of
         reports cannot deadlock. A permit without a schedule is not in the answer; the period is None when the
-        schedule has no such period. Third, whether the stored regime the period opened under requires the
-        declaration of truth (None when the timeline holds no regime of that name)."""
+        schedule has no such period. With them, whether the stored regime the period opened under requires the
+        declaration of truth (None when the timeline holds no regime of that name), the plant's sector class, and
+        what checking its report needs: the day a report made at `levels_on` is checked on, the level entries for
+        that day (for the regency and for its province, as `PpkmRepository.level_entries` reads them) and the
+        plant's latest report as the dose-1 share counts it."""
         rows = await self._connection.fetch(
-            f"WITH s AS (SELECT {_SCHEDULE} FROM schedules WHERE permit_id = ANY($1::uuid[])"
-            "  ORDER BY permit_id FOR UPDATE)"
-            " SELECT s.*, p.*, r.declaration"
+            f"WITH s AS (SELECT {_SCHEDULE}, sector_class, export_oriented FROM schedules"
+            "  WHERE permit_id = ANY($1::uuid[]) ORDER BY permit_id FOR UPDATE)"
+            " SELECT s.*, p.*, r.declaration, d.day,"
+            "  lr.region_code, lr.level, lr.effective_from, lr.effective_until, lr.instruction, lr.source,"
+            "  lr.recorded_at,"
+            "  lp.region_code, lp.level, lp.effective_from, lp.effective_until, lp.instruction, lp.source,"
+            "  lp.recorded_at,"
+            "  v.period_seq, v.dose1, v.workforce"
             " FROM s JOIN unnest($1::uuid[], $2::uuid[]) AS u(permit_id, period_id) USING (permit_id)"
             " LEFT JOIN LATERAL"
             f" (SELECT {_PERIOD} FROM periods WHERE period_id = u.period_id AND permit_id = s.permit_id FOR UPDATE) p"
-            " ON true LEFT JOIN regimes r ON r.name = p.regime_name",
-            [permit_id for permit_id, _ in asked], [period_id for _, period_id in asked],
+            " ON true LEFT JOIN regimes r ON r.name = p.regime_name"
+            " CROSS JOIN LATERAL (SELECT (least($3::timestamptz, p.deadline) AT TIME ZONE s.zone)::date AS day) d"
+            " LEFT JOIN LATERAL (SELECT * FROM ppkm_levels WHERE region_code = s.regency_code"
+            "  AND effective_from <= d.day ORDER BY effective_from DESC, recorded_at DESC LIMIT 1) lr ON true"
+            " LEFT JOIN LATERAL (SELECT * FROM ppkm_levels WHERE region_code = s.province_code"
+            "  AND effective_from <= d.day ORDER BY effective_from DESC, recorded_at DESC LIMIT 1) lp ON true"
+            " LEFT JOIN latest_vaccination v ON v.permit_id = s.permit_id",
+            [permit_id for permit_id, _ in asked], [period_id for _, period_id in asked], levels_on,
         )
-        return {row[0]: (_schedule(row[:_SCHEDULE_WIDTH]),
-                         _period(row[_SCHEDULE_WIDTH:]) if row[_SCHEDULE_WIDTH] is not None else None,
-                         row[_SCHEDULE_WIDTH + _PERIOD_WIDTH])
-                for row in rows}
+        return {row[0]: _target(row) for row in rows}
 
     async def supersede(self, superseded_by: Mapping[uuid.UUID, uuid.UUID], at: datetime) -> dict[uuid.UUID, uuid.UUID]:
         """Mark each period's current report as superseded by the report given for it (history keeps it); the
@@ -297,9 +350,13 @@ class ReportRepository:
         )
         return {row[0]: row[1] for row in rows}
 
-    async def record(self, reports: Sequence[StoredReport], *, submitted_at: datetime) -> None:
+    async def record(self, reports: Sequence[StoredReport], *, submitted_at: datetime,
+                     latest: Sequence[tuple[uuid.UUID, LatestReport]] = (),
+                     dose_changes: Sequence[DoseChange] = ()) -> None:
         """Store reports and their periods as they now stand, in one statement. Each report must be its period's
-        only current one: `supersede` the previous ones first."""
+        only current one: `supersede` the previous ones first. In the same statement, the plants' latest reports
+        that these replace (`latest`) and their regencies' dose-1 sums (`dose_changes`, in regency order, added in
+        the connection's shard)."""
         if not reports:
             return
         periods = [stored.period for stored in reports]
@@ -308,7 +365,20 @@ class ReportRepository:
             "  next_action_at = u.next_action_at, warning_id = u.warning_id"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
             "  AS u(period_id, status, next_action, next_action_at, warning_id)"
-            " WHERE p.period_id = u.period_id)"
+            " WHERE p.period_id = u.period_id),"
+            " latest AS (INSERT INTO latest_vaccination (permit_id, period_seq, dose1, workforce)"
+            "  SELECT * FROM unnest($15::uuid[], $16::int[], $17::int[], $18::int[])"
+            "  ON CONFLICT (permit_id) DO UPDATE SET period_seq = EXCLUDED.period_seq, dose1 = EXCLUDED.dose1,"
+            "   workforce = EXCLUDED.workforce),"
+            " sums AS (INSERT INTO ppkm_region_counts AS c (regency_code, shard, province_code, critical, essential,"
+            "   non_essential, unknown, export_oriented, reported, dose1, workforce)"
+            "  SELECT u.regency_code, pg_backend_pid() % 16, u.province_code, 0, 0, 0, 0, 0, u.plants, u.dose1,"
+            "   u.workforce"
+            "  FROM unnest($19::text[], $20::text[], $21::bigint[], $22::bigint[], $23::bigint[]) WITH ORDINALITY"
+            "   AS u(regency_code, province_code, plants, dose1, workforce, position)"
+            "  ORDER BY u.position"
+            "  ON CONFLICT (regency_code, shard) DO UPDATE SET reported = c.reported + EXCLUDED.reported,"
+            "   dose1 = c.dose1 + EXCLUDED.dose1, workforce = c.workforce + EXCLUDED.workforce)"
             " INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload,"
             "  declared_by, declared_at)"
             " SELECT u.report_id, u.period_id, u.permit_id, $6, u.late, u.actor, u.role, u.payload::jsonb,"
@@ -322,6 +392,10 @@ class ReportRepository:
             [p.permit_id for p in periods], [stored.late for stored in reports], [stored.actor for stored in reports],
             [stored.role for stored in reports], [stored.payload_json for stored in reports],
             [stored.declared_by for stored in reports], [stored.declared_at for stored in reports],
+            [permit_id for permit_id, _ in latest], [report.period_seq for _, report in latest],
+            [report.dose1 for _, report in latest], [report.workforce for _, report in latest],
+            [c.regency_code for c in dose_changes], [c.province_code for c in dose_changes],
+            [c.plants for c in dose_changes], [c.dose1 for c in dose_changes], [c.workforce for c in dose_changes],
         )
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
@@ -388,6 +462,73 @@ class SanctionRepository:
         )
 
 
+    async def add_capacity(self, sanction_id: uuid.UUID, permit_id: uuid.UUID, *, rule: str,
+                           warnings: Sequence[uuid.UUID], breaches: Sequence[uuid.UUID], at: datetime,
+                           causation_id: str) -> None:
+        """A freeze the capacity ladder recommends, with the breaches and their warnings as its evidence."""
+        evidence = {"missed_periods": [], "warnings": [str(w) for w in warnings],
+                    "breaches": [str(b) for b in breaches]}
+        await self._connection.execute(
+            "INSERT INTO sanctions (sanction_id, permit_id, action, rule, evidence, at, causation_id)"
+            " VALUES ($1, $2, 'freeze', $3, $4::jsonb, $5, $6)",
+            sanction_id, permit_id, rule, json.dumps(evidence), at, causation_id,
+        )
+
+
+class CapacityRepository:
+    """The capacity breaches found in reports (migration 0013's `capacity_breaches`) and the capacity ladder's
+    reckoning of them."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def record_breach(self, *, breach_id: uuid.UUID, warning_id: uuid.UUID, permit_id: uuid.UUID,
+                            report_id: uuid.UUID, period_id: uuid.UUID, province_code: str, regency_code: str,
+                            day: date, level: PpkmLevel, rule_set: str, rule: str,
+                            excesses: Sequence[Mapping[str, Any]], at: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO capacity_breaches (breach_id, permit_id, report_id, period_id, province_code, regency_code,"
+            " day, level, rule_set, rule, excesses, warning_id, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)",
+            breach_id, permit_id, report_id, period_id, province_code, regency_code, day, level.value, rule_set,
+            rule, json.dumps(list(excesses)), warning_id, at)
+
+    async def unsanctioned(self, permit_id: uuid.UUID, *, since: date) -> dict[RecordedBreach, uuid.UUID]:
+        """The plant's breaches on or after `since` that no capacity sanction has counted yet, each with its
+        warning."""
+        rows = await self._connection.fetch(
+            "SELECT breach_id, day, warning_id FROM capacity_breaches"
+            " WHERE permit_id = $1 AND day >= $2 AND sanction_id IS NULL ORDER BY day, recorded_at",
+            permit_id, since)
+        return {RecordedBreach(row["breach_id"], row["day"]): row["warning_id"] for row in rows}
+
+    async def sanctioned(self, breach_ids: Sequence[uuid.UUID], sanction_id: uuid.UUID) -> None:
+        """The breaches a sanction counted: they do not count towards another."""
+        await self._connection.execute(
+            "UPDATE capacity_breaches SET sanction_id = $2 WHERE breach_id = ANY($1::uuid[])",
+            list(breach_ids), sanction_id)
+
+
+class RegionCounts(NamedTuple):
+    """A regency's live plants by class and the sums of its dose-1 share (migration 0015's counters)."""
+
+    regency_code: str
+    province_code: str
+    plants: PlantsByClass
+    reported: int
+    dose1: int
+    workforce: int
+
+
+class RegionDay(NamedTuple):
+    """What compliance asks about a regency today: its level entries, and its breaches this week and in the
+    window."""
+
+    levels: tuple[LevelEntry, ...]
+    breaches_this_week: int
+    breaches_in_window: int
+
+
 class ComplianceQueries:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
@@ -427,6 +568,53 @@ class ComplianceQueries:
         if row is None or plants is None:  # queries of aggregates answer one row each
             raise LookupError("compliance counts answered no row")
         return dict(row) | dict(plants)
+
+
+    async def ppkm_counts(self, *, province: str | None, regency: str | None) -> list[RegionCounts]:
+        """Per regency of the scope (a regency, a province's, or every one), its plants by class and its dose-1
+        sums, summed over the shards: a few rows a regency, whatever the number of plants."""
+        rows = await self._connection.fetch(
+            "SELECT regency_code, min(province_code), sum(critical)::bigint, sum(essential)::bigint,"
+            " sum(non_essential)::bigint, sum(unknown)::bigint, sum(export_oriented)::bigint, sum(reported)::bigint,"
+            " sum(dose1)::bigint, sum(workforce)::bigint"
+            f" FROM ppkm_region_counts WHERE true{_region_clause(province, regency)}"
+            " GROUP BY regency_code ORDER BY regency_code",
+            *([regency or province] if (regency or province) else []),
+        )
+        return [RegionCounts(row[0], row[1], PlantsByClass(*row[2:7]), *row[7:]) for row in rows]
+
+    async def ppkm_days(self, regions: Sequence[tuple[str, str, date, date, date]]) -> list[RegionDay]:
+        """For each (regency, province, today, this week's Monday, the window's first day), in one statement: the
+        level entries for today (for the regency and for its province, as `PpkmRepository.level_entries` reads
+        them), and the regency's breaches from Monday to Sunday and from the window's first day to today, counted on
+        the breaches' (regency_code, day) index."""
+        if not regions:
+            return []
+        rows = await self._connection.fetch(
+            "SELECT lr.region_code, lr.level, lr.effective_from, lr.effective_until, lr.instruction, lr.source,"
+            "  lr.recorded_at,"
+            "  lp.region_code, lp.level, lp.effective_from, lp.effective_until, lp.instruction, lp.source,"
+            "  lp.recorded_at,"
+            "  (SELECT count(*) FROM capacity_breaches b WHERE b.regency_code = t.regency"
+            "   AND b.day BETWEEN t.monday AND t.monday + 6),"
+            "  (SELECT count(*) FROM capacity_breaches b WHERE b.regency_code = t.regency"
+            "   AND b.day BETWEEN t.since AND t.today)"
+            " FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::date[]) WITH ORDINALITY"
+            "  AS t(regency, province, today, monday, since, position)"
+            " LEFT JOIN LATERAL (SELECT * FROM ppkm_levels WHERE region_code = t.regency"
+            "  AND effective_from <= t.today ORDER BY effective_from DESC, recorded_at DESC LIMIT 1) lr ON true"
+            " LEFT JOIN LATERAL (SELECT * FROM ppkm_levels WHERE region_code = t.province"
+            "  AND effective_from <= t.today ORDER BY effective_from DESC, recorded_at DESC LIMIT 1) lp ON true"
+            " ORDER BY t.position",
+            [r[0] for r in regions], [r[1] for r in regions], [r[2] for r in regions], [r[3] for r in regions],
+            [r[4] for r in regions])
+        found = []
+        for row in rows:
+            levels = tuple(LevelEntry(row[at], _LEVEL[row[at + 1]], row[at + 2], row[at + 3], row[at + 4],
+                                      _LEVEL_SOURCE[row[at + 5]], row[at + 6])
+                           for at in (0, _LEVEL_WIDTH) if row[at] is not None)
+            found.append(RegionDay(levels, row[2 * _LEVEL_WIDTH], row[2 * _LEVEL_WIDTH + 1]))
+        return found
 
 
 def _region_clause(province: str | None, regency: str | None) -> str:
@@ -852,6 +1040,7 @@ class ReportsWork(UnitOfWork):
         self.regimes = RegimeRepository(connection)
         self.ppkm = PpkmRepository(connection)
         self.allowances = AllowanceRepository(connection)
+        self.capacity = CapacityRepository(connection)
 
 
 def _schedule_values(s: Schedule) -> tuple[Any, ...]:
@@ -872,6 +1061,9 @@ def _period_values(p: Period) -> tuple[Any, ...]:
 # converts a million rows when a deadline falls for every plant).
 _STATUS = {status.value: status for status in PeriodStatus}
 _ACTION = {None: None} | {action.value: action for action in NextAction}
+_LEVEL = {level.value: level for level in PpkmLevel}
+_LEVEL_SOURCE = {source.value: source for source in LevelSource}
+_SECTOR_CLASS = {sector_class.value: sector_class for sector_class in SectorClass}
 
 
 def _period(row: asyncpg.Record | tuple[Any, ...]) -> Period:
