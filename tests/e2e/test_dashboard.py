@@ -6,12 +6,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -61,6 +63,18 @@ async def services() -> AsyncIterator[RunningServices]:
     async with running_platform("dash", {"IOMKI_REPORT_REGIME": "every:6s", "IOMKI_WARNING_DELAY": "PT1H",
                                          "IOMKI_REPORT_DUE_LEAD": "PT1S"}) as running:
         yield running
+
+
+async def record_level(services: RunningServices, regency: str, level: str, effective_from: date) -> None:
+    """A PPKM level as an operator's entry in the reports service's store."""
+    connection = await asyncpg.connect(services.platform.admin_url)
+    try:
+        await connection.execute(
+            "INSERT INTO reports.ppkm_levels (level_id, region_code, province_code, level, effective_from,"
+            " instruction, source, actor, recorded_at) VALUES ($1, $2, $3, $4, $5, 'Inmendagri 42/2021', 'operator',"
+            " 'test', now())", uuid.uuid4(), regency, regency.split(".")[0], level, effective_from)
+    finally:
+        await connection.close()
 
 
 class Visible(HTMLParser):
@@ -137,6 +151,8 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
         await until(lambda: http.get(f"{services.url('notifier')}/alerts", headers=OPERATOR),
                     lambda answer: any(a["facility_id"] == closed_plant and a["event_type"] == "ClusterDeclared"
                                        for a in answer.json()["alerts"]))
+        # Kota Bandung's regency 32.04 is at PPKM level 3 since yesterday, as an operator recorded it.
+        await record_level(services, "32.04", "3", date.today() - timedelta(days=1))
         # One plant in Jawa Barat reports; nobody in Jawa Tengah does. Deadlines pass in both provinces.
         reporter_nib = PLANTS[1][0]
         reporter = ids[reporter_nib]["permit_id"]
@@ -145,6 +161,8 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
         submitted = await http.post(f"{reports}/reports", headers=bearer("company", nib=reporter_nib),
                                     json=report(reporter, schedule.json()["periods"][-1]["period_id"]))
         assert submitted.status_code == 201, submitted.text
+        checked = submitted.json()["capacity"]
+        assert (checked["checked"], checked["level"]) == (True, "3")
         for province, reported in (("32", 1), ("33", 0)):
             await until(lambda p=province: http.get(f"{reports}/compliance", params={"province": p},
                                                     headers=OPERATOR),
@@ -178,7 +196,7 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
     assert grounds["ground-inspection_finding-freeze"] == "1"
     counts = {mark: text for mark, text in grounds.items() if mark.endswith(("-freeze", "-revoke"))}
     every_ground = ("missed_reports", "false_declaration", "inspection_finding", "closure_not_observed",
-                    "company_request", "other")
+                    "company_request", "capacity_breaches", "other")
     assert counts == {f"ground-{g}-{a}": "0" for g in every_ground for a in ("freeze", "revoke")} | {
         "ground-inspection_finding-freeze": "1"}
 
@@ -188,6 +206,20 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
     assert re.match(r"[1-9]\d* % reported \(1/\d+\)", page.within("compliance-label-")["compliance-label-32"])
     assert central["data-rate"] == "0" and central["width"] == "0"
     assert page.within("compliance-label-")["compliance-label-33"].startswith("0 % reported (0/")
+
+    # PPKM: Jawa Barat at the level of its most restrictive regency, Jawa Tengah at none; plants by class, the
+    # breaches of this week and the first doses of the one report (180 of 200), as the reports service counts them.
+    ppkm = page.within("ppkm-")
+    assert (ppkm["ppkm-32-level"], ppkm["ppkm-32.04-level"], ppkm["ppkm-33-level"]) == ("Level 3", "Level 3", "—")
+    assert (ppkm["ppkm-32.04-dose1"], ppkm["ppkm-32-dose1"], ppkm["ppkm-33-dose1"]) == ("90 %", "90 %", "—")
+    assert ppkm["ppkm-32.04-breaches"] == ppkm["ppkm-32-breaches"] == ("0" if checked["within"] else "1")
+    classes = ("critical", "essential", "non_essential", "unknown")
+    for code, plants in (("32", 3), ("32.04", 2), ("32.16", 1), ("33", 1), ("33.74", 1)):
+        assert sum(int(ppkm[f"ppkm-{code}-{c}"]) for c in classes) == plants, code
+    async with httpx.AsyncClient(timeout=10) as http:
+        counted = (await http.get(f"{reports}/compliance", params={"regency": "32.04"},
+                                  headers=OPERATOR)).json()["ppkm"]["totals"]["plants"]
+    assert {key: ppkm[f"ppkm-32.04-{key}"] for key in counted} == {key: str(n) for key, n in counted.items()}
 
     # The closed plant, closed by its cluster; and its open alert at the regency level.
     closure = " ".join(page.text[f"closure-{closed_plant}"].split())

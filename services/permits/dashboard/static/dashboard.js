@@ -78,6 +78,7 @@
     inspection_finding: "Inspection finding (temuan pemeriksaan)",
     closure_not_observed: "Closure not observed (penutupan dilanggar)",
     company_request: "Company's request (permintaan perusahaan)",
+    capacity_breaches: "Repeated capacity breaches (pelanggaran kapasitas berulang)",
     other: "Other (lainnya)",
   };
 
@@ -128,6 +129,42 @@
           text));
     });
     show("compliance-chart", chart);
+  }
+
+  // -- PPKM: each province's level, plants by sector class, breaches this week and first doses, then its regencies --
+
+  const CLASSES = [["critical", "Kritikal (critical)"], ["essential", "Esensial (essential)"],
+    ["non_essential", "Non-esensial (non-essential)"], ["unknown", "Belum diketahui (unknown)"],
+    ["export_oriented", "Orientasi ekspor (export-oriented)"]];
+
+  const levelText = (level) => (level === null || level === undefined ? "—"
+    : level === "emergency" ? "Darurat (emergency)" : `Level ${level}`);
+
+  function ppkmRow(code, label, ppkm, province) {
+    return el("tr", { "data-test": `ppkm-${code}`, class: province ? "province" : "regency" },
+      el(province ? "th" : "td", {}, label),
+      el("td", { "data-test": `ppkm-${code}-level` },
+        el("span", { class: `badge level-${ppkm.level ?? "none"}` }, levelText(ppkm.level))),
+      CLASSES.map(([key]) => el("td", { class: "n", "data-test": `ppkm-${code}-${key}` }, ppkm.plants[key])),
+      el("td", { class: "n", "data-test": `ppkm-${code}-breaches` }, ppkm.breaches_this_week),
+      el("td", { class: "n", "data-test": `ppkm-${code}-dose1`, title: `${ppkm.dose1_plants} laporan (reports)` },
+        ppkm.dose1_share === null ? "—" : percent(ppkm.dose1_share)));
+  }
+
+  function drawPpkm(rows) {
+    if (!rows.length) {
+      show("ppkm-table", el("p", { class: "muted" }, "Belum ada izin (no permits yet)."));
+      return;
+    }
+    const head = el("tr", {}, el("th", {}, "Wilayah (region)"), el("th", {}, "Level PPKM (level)"),
+      CLASSES.map(([, label]) => el("th", { class: "n" }, label)),
+      el("th", { class: "n" }, "Pelanggaran minggu ini (breaches this week)"),
+      el("th", { class: "n" }, "Vaksin dosis 1 (first dose)"));
+    const body = rows.flatMap(({ province, compliance }) => [
+      ppkmRow(province.province_code, `${province.province_name || "?"} (${province.province_code})`,
+        compliance.ppkm.totals, true),
+      ...compliance.ppkm.regions.map((r) => ppkmRow(r.regency_code, r.regency_code, r, false))]);
+    show("ppkm-table", el("table", {}, el("thead", {}, head), el("tbody", {}, body)));
   }
 
   // -- incidents: closed plants, with their closure and cluster ------------------------------------------
@@ -186,7 +223,11 @@
         const rows = await Promise.all(summary.by_province.map(async (province) => ({
           province, compliance: await get(reports, `/compliance?province=${province.province_code}`, token) })));
         drawCompliance(rows);
-      }).catch((error) => { failed("permit-provinces", error); failed("compliance-chart", error); throw error; }),
+        drawPpkm(rows);
+      }).catch((error) => {
+        failed("permit-provinces", error); failed("compliance-chart", error); failed("ppkm-table", error);
+        throw error;
+      }),
       get(incidents, "/incidents?limit=500", token).then(async (page) => {
         const closed = page.items.filter((plant) => CLOSED.includes(plant.status));
         return Promise.all(closed.map(async (plant) => ({ plant, status: plant.status === "plant_closed"
