@@ -515,7 +515,8 @@ async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incid
     started = time.perf_counter()
     await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits, permit_history, sanction_counts,"
                                          " reactivation_requests, objections"),
-                         reports.execute("VACUUM (ANALYZE) schedules, periods, reports, compliance_counts"),
+                         reports.execute("VACUUM (ANALYZE) schedules, periods, reports, compliance_counts,"
+                                         " ppkm_region_counts, ppkm_levels, capacity_breaches"),
                          incidents.execute("VACUUM (ANALYZE) plants, cases, closures"))
     return time.perf_counter() - started
 
@@ -542,6 +543,51 @@ async def add_compliance_history(reports: asyncpg.Connection) -> int:
         " RETURNING 1)"
         " SELECT count(*) FROM added",
         first, earlier)
+
+
+_PPKM_COUNTS = ("critical", "essential", "non_essential", "unknown", "export_oriented", "reported", "dose1",
+                "workforce")
+_PPKM_COLUMNS = ", ".join(_PPKM_COUNTS)
+
+
+async def add_ppkm_history(reports: asyncpg.Connection) -> tuple[int, int]:
+    """What a year of PPKM leaves for `GET /compliance` to read (issue #31): a level for every regency each week of
+    the year up to the day before the deadline's (the province's level of `ppkm_section` then takes effect), and
+    capacity breaches found in one live plant in fifty over the last two weeks, each in a report of the plant's first
+    period in the window; the levels and breaches added. The plants' counts by class are the counters the schedules'
+    COPY filled (migration 0015), in the one shard of the loading connection: spread here over the 16 shards a
+    service's connections fill. (The reports are loaded beside the service: their dose-1 sums stay empty.)"""
+    split = ", ".join(f"c.{column} / 16 + (s.shard < c.{column} % 16)::int" for column in _PPKM_COUNTS)
+    await reports.execute(
+        f"WITH counted AS (DELETE FROM ppkm_region_counts RETURNING regency_code, province_code, {_PPKM_COLUMNS})"
+        f" INSERT INTO ppkm_region_counts (regency_code, shard, province_code, {_PPKM_COLUMNS})"
+        f" SELECT c.regency_code, s.shard, c.province_code, {split}"
+        " FROM (SELECT regency_code, min(province_code) AS province_code,"
+        f"  {', '.join(f'sum({column})::bigint AS {column}' for column in _PPKM_COUNTS)}"
+        "  FROM counted GROUP BY regency_code) c CROSS JOIN generate_series(0, 15) AS s(shard)")
+    levels = await reports.fetchval(
+        "WITH added AS (INSERT INTO ppkm_levels (level_id, region_code, province_code, level, effective_from,"
+        "  instruction, source, actor, recorded_at)"
+        " SELECT gen_random_uuid(), r.regency_code, r.province_code, (ARRAY['1', '2', '3', '4'])[1 + (w + r.n) % 4],"
+        "  $1::date - 1 - 7 * w, 'bench', 'operator', 'bench', $2"
+        " FROM (SELECT regency_code, min(province_code) AS province_code, row_number() OVER () AS n"
+        "  FROM ppkm_region_counts GROUP BY regency_code) r CROSS JOIN generate_series(0, 52) AS w RETURNING 1)"
+        " SELECT count(*) FROM added",
+        DEADLINE.date(), DEADLINE - timedelta(days=2))
+    breaches = await reports.fetchval(
+        "WITH found AS (SELECT gen_random_uuid() AS report_id, p.period_id, s.permit_id, s.province_code,"
+        "  s.regency_code, $1::date - (abs(hashtext(s.permit_id::text)) % 14) AS day"
+        "  FROM schedules s JOIN periods p ON p.permit_id = s.permit_id AND p.seq = 1"
+        "  WHERE s.ended_at IS NULL AND abs(hashtext(s.permit_id::text)) % 50 = 0),"
+        " reported AS (INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
+        "  SELECT report_id, period_id, permit_id, day + time '10:00', false, 'bench', 'company', '{}' FROM found),"
+        " added AS (INSERT INTO capacity_breaches (breach_id, permit_id, report_id, period_id, province_code,"
+        "  regency_code, day, level, rule_set, rule, excesses, warning_id, recorded_at)"
+        "  SELECT gen_random_uuid(), permit_id, report_id, period_id, province_code, regency_code, day, '4',"
+        "   'PPKM September 2021', 'L4-Export', '[]', gen_random_uuid(), day + time '10:00' FROM found RETURNING 1)"
+        " SELECT count(*) FROM added",
+        DEADLINE.date())
+    return levels, breaches
 
 
 async def empty_sweeps(handlers: ReportHandlers) -> float:
@@ -634,6 +680,7 @@ async def load_section(bench: Bench) -> float:
     rows += await load(plants, PLANTS - small, *connections, bench.samples)
     spent += time.perf_counter() - started
     counters = await add_compliance_history(bench.reports)
+    levels, breaches = await add_ppkm_history(bench.reports)
     sanction_counters = await count_sanctions(bench.permits)
     requests, objections = await add_casework(bench.permits)
     analyzed = await vacuum(*connections)
@@ -648,6 +695,8 @@ async def load_section(bench: Bench) -> float:
               f" {sum(map(len, bench.samples.regencies.values()))} regencies", f"{spent:.1f} s")
     bench.row("  load rate (COPY, rows generated alongside)", f"{rows / spent:,.0f} rows/s")
     bench.row("  compliance counters of the year before the window", f"{counters:,} rows")
+    bench.row("  PPKM: levels of the year (every regency, weekly), capacity breaches of the last two weeks",
+              f"{levels + breaches:,} rows", detail=f"{levels:,} levels, {breaches:,} breaches")
     history = await bench.permits.fetchrow(
         "SELECT count(*) AS transitions, count(*) FILTER (WHERE action IN ('freeze', 'revoke')) AS sanctions"
         " FROM permit_history")
@@ -693,6 +742,14 @@ async def query_section(bench: Bench) -> None:
                                                             until=until) for r in regencies])
     _latencies(bench, f"compliance by province, {WINDOW.days}-day window", by_province)
     _latencies(bench, f"compliance by regency, {WINDOW.days}-day window", by_regency)
+    # GET /compliance as its handler answers it, the counts above with PPKM by region (levels today, plants by
+    # class, breaches this week and in the window, the dose-1 share).
+    scopes = [(None, None)] * (QUERIES // 4) + [(p, None) for p in rnd.choices(list(PROVINCES), k=QUERIES // 4)] + [
+        (None, r) for r in regencies[: QUERIES // 2]]
+    spent_ms = await timed([lambda p=p, r=r: bench.handlers.compliance(province=p, regency=r, window=WINDOW)
+                            for p, r in scopes])
+    _latencies(bench, f"compliance with PPKM by region (national, province, regency), {WINDOW.days}-day window",
+               spent_ms)
 
     # The grounds summary (`GET /permits/summary`'s `sanctions`), as the ministry, a province and a regency ask it.
     scopes = [(None, None)] * (QUERIES // 4) + [(p, None) for p in rnd.choices(list(PROVINCES), k=QUERIES // 4)] + [
@@ -743,6 +800,17 @@ async def query_section(bench: Bench) -> None:
     counters = await bench.reports.fetchval("SELECT count(*) FROM compliance_counts")
     bench.row("plan: compliance (province, regency)", verdict, target,
               f"{indexes}; compliance_counts: {counters:,} rows (a year of deadlines), whatever the number of plants")
+    recorder = Recording(bench.reports)
+    ppkm = ComplianceQueries(recorder)  # type: ignore[arg-type]
+    for province, regency in (("32", None), (None, samples.regencies["32"][0])):
+        await ppkm.ppkm_days([(row.regency_code, row.province_code, DEADLINE.date(), DEADLINE.date(),
+                               (DEADLINE - WINDOW).date())
+                              for row in await ppkm.ppkm_counts(province=province, regency=regency)])
+    verdict, indexes = await plan_verdict(bench.reports, recorder.statements)
+    counters = await bench.reports.fetchval("SELECT count(*) FROM ppkm_region_counts")
+    bench.row("plan: PPKM by region (province, regency)", verdict, "no seq scan but of the counters",
+              f"indexes: {indexes}; ppkm_region_counts: {counters:,} rows (regencies × shards), whatever the number"
+              " of plants: the planner may read them whole")
     recorder = Recording(bench.incidents)
     for listing in listings[:12]:  # every shape, first pages and keyset pages
         await IncidentRepository(recorder).incidents(**listing)  # type: ignore[arg-type]
