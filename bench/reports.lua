@@ -38,7 +38,8 @@ function request()
    local plant = plants[turn % #plants + 1]
    turn = turn + 1
    local total = math.random(40, 4000)
-   local dose1 = math.random(math.floor(total / 2), total)
+   -- At least half the staff with a first dose (rounded up: 20 of 41 is not half), as the September 2021 lift asks.
+   local dose1 = math.random(math.ceil(total / 2), total)
    local dose2 = math.random(math.floor(dose1 / 2), dose1)
    local body = string.format(template, plant[1], plant[2], total, math.floor(total / 3), math.floor(total / 4),
       math.random(0, 5), math.random(0, 3), math.random(0, 50), math.random(0, 200), dose1, dose2,
