@@ -709,8 +709,15 @@ class ReportHandlers:
                       now: datetime) -> tuple[uuid.UUID, list[Envelope]]:
         """A report over the cap: the breach recorded, CapacityBreachDetected, a warning to the company, and, when
         the capacity ladder fires on the plant's breaches since its last capacity sanction, a freeze recommended
-        with them as evidence. The breach and the events to publish, in order."""
+        with them as evidence. The breach and the events to publish, in order.
+
+        One breach a period: a correction over the cap of a period that already breached is the same breach, not a
+        second warning on the ladder (a company correcting its figures twice is not twice over the cap)."""
         schedule, period = acceptance.target.schedule, acceptance.report.period
+        if acceptance.corrects:
+            earlier = await work.capacity.of_period(schedule.permit_id, period.period_id)
+            if earlier is not None:
+                return earlier, []
         allowance = check.allowance
         if allowance is None or check.level is None or allowance.rule_set is None:
             raise ValueError("a breach is found only under a level and a rule set")

@@ -493,6 +493,12 @@ class CapacityRepository:
             breach_id, permit_id, report_id, period_id, province_code, regency_code, day, level.value, rule_set,
             rule, json.dumps(list(excesses)), warning_id, at)
 
+    async def of_period(self, permit_id: uuid.UUID, period_id: uuid.UUID) -> uuid.UUID | None:
+        """The breach a period's report already holds, if any."""
+        return await self._connection.fetchval(
+            "SELECT breach_id FROM capacity_breaches WHERE permit_id = $1 AND period_id = $2"
+            " ORDER BY recorded_at LIMIT 1", permit_id, period_id)
+
     async def unsanctioned(self, permit_id: uuid.UUID, *, since: date) -> dict[RecordedBreach, uuid.UUID]:
         """The plant's breaches on or after `since` that no capacity sanction has counted yet, each with its
         warning."""

@@ -242,6 +242,12 @@ async def test_the_september_conditions_lift_the_cap_to_two_shifts_at_half_each(
     [stored] = await reports.breaches(plant)
     assert str(stored["breach_id"]) == corrected["capacity"]["breach_id"]
 
+    # Corrected again, still over the cap: the period's one breach, no second warning on the ladder.
+    again = await reports.submit(plant, plant.report(period["period_id"], [500, 500], dose1=450,
+                                                     pedulilindungi=True, offices={"staff": 100, "on_site": 10}))
+    assert (again["capacity"]["within"], again["capacity"]["breach_id"]) == (False, corrected["capacity"]["breach_id"])
+    assert [row["breach_id"] for row in await reports.breaches(plant)] == [stored["breach_id"]]
+
 
 async def test_an_offices_count_over_its_staff_is_refused_naming_the_field(reports):
     await reports.level("18.05", "4", date(2021, 9, 1))
