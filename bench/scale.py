@@ -113,6 +113,7 @@ _SCHEDULE_COLUMNS = ("permit_id", "facility_id", "nib", "province_code", "regenc
                      "frozen", "freeze_count", "closed", "ended_at", "sector_class", "export_oriented",
                      "workforce_total")
 _REPORT_COLUMNS = ("report_id", "period_id", "permit_id", "submitted_at", "late", "actor", "role", "payload")
+_LATEST_COLUMNS = ("permit_id", "period_seq", "dose1", "workforce", "pedulilindungi")
 _PERIOD_COLUMNS = ("period_id", "permit_id", "seq", "regime", "starts_at", "deadline", "status", "next_action",
                    "next_action_at", "warning_id", "warned_at", "province_code", "regency_code", "regime_name")
 _PLANT_COLUMNS = ("facility_id", "permit_id", "nib", "province_code", "regency_code", "workforce_total", "monitored",
@@ -131,6 +132,7 @@ class Chunk:
     schedules: list[tuple[Any, ...]] = field(default_factory=list)
     periods: list[tuple[Any, ...]] = field(default_factory=list)
     reports: list[tuple[Any, ...]] = field(default_factory=list)  # each live plant's latest report
+    latest: list[tuple[Any, ...]] = field(default_factory=list)  # its figures, as the reports service keeps them
     # The incidents service's copy: every issued plant, and the cases and closures of those that had cases.
     plants: list[tuple[Any, ...]] = field(default_factory=list)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
@@ -138,8 +140,8 @@ class Chunk:
 
     @property
     def rows(self) -> int:
-        return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.reports, self.plants,
-                             self.cases, self.closures)))
+        return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.reports, self.latest,
+                             self.plants, self.cases, self.closures)))
 
 
 @dataclass
@@ -236,7 +238,9 @@ class Plants:
                                   deadline + WARNING_DELAY if warned else None, province, regency, REGIME_NAME))
             starts_at = deadline
         if settled in ("submitted", "late"):  # the latest period's report: what a plant's allowance is read from
-            chunk.reports.append(self._report(period_id, permit_id, deadline, settled == "late", workforce))
+            report, latest = self._report(period_id, permit_id, deadline, settled == "late", workforce)
+            chunk.reports.append(report)
+            chunk.latest.append(latest)
         # The open period, its reminder already sent. The first SWEEP_PERIODS live plants owe it at DEADLINE,
         # the others at the deadline after, so that the overdue sweep measures exactly SWEEP_PERIODS.
         due = self._due < SWEEP_PERIODS
@@ -246,14 +250,16 @@ class Plants:
                               "deadline", deadline, None, None, province, regency, REGIME_NAME))
 
     def _report(self, period_id: uuid.UUID, permit_id: uuid.UUID, deadline: datetime, late: bool,
-                workforce: int) -> tuple[Any, ...]:
-        """A report with the facts a plant's allowance reads (its workforce, first doses, PeduliLindungi)."""
+                workforce: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """A report with the facts a plant's allowance reads (its workforce, first doses, PeduliLindungi), and those
+        facts as the reports service keeps each plant's latest (latest_vaccination)."""
         rnd = self._random
+        dose1, pedulilindungi = rnd.randint(workforce // 3, workforce), rnd.random() < 0.9
         payload = json.dumps({"workforce": {"total": workforce, "on_site_per_shift": [workforce // 3, workforce // 4]},
-                              "vaccinated": {"dose1": rnd.randint(workforce // 3, workforce)},
-                              "protocol_checklist": {"pedulilindungi_scan": rnd.random() < 0.9}})
-        return (self._uuid(), period_id, permit_id, deadline + timedelta(hours=1 if late else -3), late, "bench",
-                "company", payload)
+                              "vaccinated": {"dose1": dose1},
+                              "protocol_checklist": {"pedulilindungi_scan": pedulilindungi}})
+        return ((self._uuid(), period_id, permit_id, deadline + timedelta(hours=1 if late else -3), late, "bench",
+                 "company", payload), (permit_id, HISTORY, dose1, workforce, pedulilindungi))
 
     def _history_of(self, chunk: Chunk, permit_id: uuid.UUID, status: str, applied_at: datetime,
                     issued_at: datetime | None, revoked_at: datetime | None) -> None:
@@ -499,6 +505,8 @@ async def count_sanctions(permits: asyncpg.Connection) -> int:
 
 
 async def _copy_reports(reports: asyncpg.Connection, chunk: Chunk) -> None:
+    # The latest figures first: the schedules' trigger counts them into their regencies' dose-1 sums.
+    await reports.copy_records_to_table("latest_vaccination", records=chunk.latest, columns=_LATEST_COLUMNS)
     await reports.copy_records_to_table("schedules", records=chunk.schedules, columns=_SCHEDULE_COLUMNS)
     await reports.copy_records_to_table("periods", records=chunk.periods, columns=_PERIOD_COLUMNS)
     await reports.copy_records_to_table("reports", records=chunk.reports, columns=_REPORT_COLUMNS)

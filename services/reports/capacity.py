@@ -81,11 +81,12 @@ def check_report(day: date, level: PpkmLevel | None, rule_set: RuleSet | None, s
 @dataclass(frozen=True)
 class LatestReport:
     """A plant's latest report as the dose-1 share counts it: the period it is for, its first doses, its
-    workforce."""
+    workforce; and its PeduliLindungi answer, which a plant's allowance reads with them."""
 
     period_seq: int
     dose1: int
     workforce: int
+    pedulilindungi: bool | None = None
 
 
 def replaces(current: LatestReport | None, candidate: LatestReport) -> bool:

@@ -619,7 +619,8 @@ class ReportHandlers:
             checks = await self._capacity_checks(work, accepted, now)
             superseded = await work.reports.supersede(
                 {a.report.period.period_id: a.report.report_id for a in accepted if a.corrects}, now)
-            latest = [(a, LatestReport(a.report.period.seq, a.staffing.dose1, a.staffing.workforce_total))
+            latest = [(a, LatestReport(a.report.period.seq, a.staffing.dose1, a.staffing.workforce_total,
+                                       a.staffing.pedulilindungi))
                       for a in accepted]
             replaced = [(a, report) for a, report in latest if replaces(a.target.latest, report)]
             await work.reports.record(

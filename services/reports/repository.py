@@ -366,10 +366,10 @@ class ReportRepository:
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])"
             "  AS u(period_id, status, next_action, next_action_at, warning_id)"
             " WHERE p.period_id = u.period_id),"
-            " latest AS (INSERT INTO latest_vaccination (permit_id, period_seq, dose1, workforce)"
-            "  SELECT * FROM unnest($15::uuid[], $16::int[], $17::int[], $18::int[])"
+            " latest AS (INSERT INTO latest_vaccination (permit_id, period_seq, dose1, workforce, pedulilindungi)"
+            "  SELECT * FROM unnest($15::uuid[], $16::int[], $17::int[], $18::int[], $24::bool[])"
             "  ON CONFLICT (permit_id) DO UPDATE SET period_seq = EXCLUDED.period_seq, dose1 = EXCLUDED.dose1,"
-            "   workforce = EXCLUDED.workforce),"
+            "   workforce = EXCLUDED.workforce, pedulilindungi = EXCLUDED.pedulilindungi),"
             " sums AS (INSERT INTO ppkm_region_counts AS c (regency_code, shard, province_code, critical, essential,"
             "   non_essential, unknown, export_oriented, reported, dose1, workforce)"
             "  SELECT u.regency_code, pg_backend_pid() % 16, u.province_code, 0, 0, 0, 0, 0, u.plants, u.dose1,"
@@ -396,6 +396,7 @@ class ReportRepository:
             [report.dose1 for _, report in latest], [report.workforce for _, report in latest],
             [c.regency_code for c in dose_changes], [c.province_code for c in dose_changes],
             [c.plants for c in dose_changes], [c.dose1 for c in dose_changes], [c.workforce for c in dose_changes],
+            [report.pedulilindungi for _, report in latest],
         )
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
@@ -929,10 +930,9 @@ class PlantRow(NamedTuple):
 _PLANT = (
     "SELECT s.permit_id, s.facility_id, s.nib, s.province_code, s.regency_code, s.zone, s.sector_class,"
     " s.export_oriented, s.frozen, s.ended_at IS NOT NULL,"
-    " coalesce((r.payload->'workforce'->>'total')::int, s.workforce_total),"
-    " (r.payload->'vaccinated'->>'dose1')::int, (r.payload->'protocol_checklist'->>'pedulilindungi_scan')::boolean"
-    " FROM schedules s LEFT JOIN LATERAL (SELECT payload FROM reports WHERE permit_id = s.permit_id"
-    "  AND superseded_by IS NULL ORDER BY submitted_at DESC LIMIT 1) AS r ON true")
+    " coalesce(v.workforce, s.workforce_total), v.dose1, v.pedulilindungi"
+    # The plant's latest report as the dose-1 share counts it (migration 0015): one definition of "latest".
+    " FROM schedules s LEFT JOIN latest_vaccination v ON v.permit_id = s.permit_id")
 
 
 class AllowanceRepository:

@@ -20,12 +20,14 @@ CREATE INDEX ppkm_region_counts_province ON ppkm_region_counts (province_code);
 
 -- Each plant's latest report as the dose-1 share counts it (the current report of its latest reported period,
 -- services/reports/capacity.py `replaces`), written with the report; the report adds the change to its regency's
--- sums in the same statement. Read under the plant's lock, which every writer of a plant takes first.
+-- sums in the same statement. Read under the plant's lock, which every writer of a plant takes first. Its
+-- PeduliLindungi answer too: a plant's allowance reads the same latest report for the conditions that lift its cap.
 CREATE TABLE latest_vaccination (
-    permit_id   uuid PRIMARY KEY,
-    period_seq  int NOT NULL,
-    dose1       int NOT NULL CHECK (dose1 >= 0),
-    workforce   int NOT NULL CHECK (workforce >= 0)
+    permit_id      uuid PRIMARY KEY,
+    period_seq     int NOT NULL,
+    dose1          int NOT NULL CHECK (dose1 >= 0),
+    workforce      int NOT NULL CHECK (workforce >= 0),
+    pedulilindungi boolean
 );
 
 -- A plant counts while its permit is live (its schedule not ended): issued, classified, revoked or reinstated, its
@@ -98,9 +100,9 @@ END $$;
 -- No schedule or report changes while the counts are first filled. The latest reports stored so far: the current
 -- report of each plant's latest reported period, as its payload states its figures.
 LOCK TABLE schedules, reports IN SHARE MODE;
-INSERT INTO latest_vaccination (permit_id, period_seq, dose1, workforce)
+INSERT INTO latest_vaccination (permit_id, period_seq, dose1, workforce, pedulilindungi)
 SELECT DISTINCT ON (r.permit_id) r.permit_id, p.seq, (r.payload #>> '{vaccinated,dose1}')::int,
-       (r.payload #>> '{workforce,total}')::int
+       (r.payload #>> '{workforce,total}')::int, (r.payload #>> '{protocol_checklist,pedulilindungi_scan}')::boolean
 FROM reports r JOIN periods p ON p.period_id = r.period_id
 WHERE r.superseded_by IS NULL AND r.payload #>> '{vaccinated,dose1}' IS NOT NULL
   AND r.payload #>> '{workforce,total}' IS NOT NULL
