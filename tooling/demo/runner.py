@@ -43,9 +43,9 @@ from shared.clock import wait_until_set
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.storage.embedded import stop_embedded_postgres
-from shared.regions import NATIONAL
+from shared.regions import NATIONAL, local_zone
 from shared.web.access import Role, mint
-from tooling.demo.scenario import PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
+from tooling.demo.scenario import PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
 from tooling.demo.scenario import Role as Part
 from tooling.demo.summary import Api, Summary, check, collect, render, render_checks
 from tooling.launcher import Platform, development_secret
@@ -151,6 +151,7 @@ class Story:
         for code, name, regencies, _ in REGIONS:
             regions.append(("province", code, f"Satgas COVID-19 Provinsi {name}"))
             regions += [("regency", regency, f"Satgas COVID-19 {regency}") for regency in regencies]
+        regions.append(("regency", PPKM_REGENCY, "Satgas COVID-19 Kabupaten Karawang"))
         for level, code, name in regions:
             hook = self.endpoint.url(code or "ID")
             contacts = [{"division": division, "webhook": hook}
@@ -202,14 +203,16 @@ class Story:
                 return
             period = await self.period(plant, seq, deadline)
             starts, deadline = _at(period["starts_at"]), _at(period["deadline"])
-            if week is Week.ON_TIME:
+            if week in (Week.ON_TIME, Week.OVER_CAP):
                 await _sleep_until(starts + timedelta(seconds=length * rng.uniform(0.05, 0.45)))
-                await self.report(plant, period, rng)
+                await self.report(plant, period, rng, week)
             elif week is Week.LATE:
                 await _sleep_until(deadline + timedelta(seconds=min(1.0, length / 8)))
                 await self.report(plant, period, rng)
             if plant.role is Part.CLUSTER and seq == 1:
                 await self.cluster(plant)
+            if plant.role is Part.CAPACITY:
+                await self.capacity(plant, seq, week)
             progress.advance(task)
         if deadline is None:  # a scenario has four weeks at least
             raise DemoFailure(f"plant {plant.index} had no week to play")
@@ -233,9 +236,39 @@ class Story:
             self.epilogue_periods.append((Week.CLOSED if closed else Week.ON_TIME, deadline))
             seq += 1
 
-    async def report(self, plant: Plant, period: dict, rng: random.Random) -> None:
-        body = plant.report(self.permit_ids[plant.index], period["period_id"], rng)
-        await self.call("POST", "reports", "/reports", self.headers(Role.COMPANY, nib=plant.nib), body)
+    async def report(self, plant: Plant, period: dict, rng: random.Random, week: Week = Week.ON_TIME) -> None:
+        body = plant.report(self.permit_ids[plant.index], period["period_id"], rng, week)
+        answer = await self.call("POST", "reports", "/reports", self.headers(Role.COMPANY, nib=plant.nib), body)
+        capacity = answer.json().get("capacity") or {}
+        if capacity.get("checked") and not capacity.get("within"):
+            excesses = ", ".join(f"{e['measure']} {e['count']} > {e['cap']}" for e in capacity["excesses"])
+            self.console.log(f"[bold red]Over the PPKM cap[/]: {plant.company_name} ({plant.regency_code}), level "
+                             f"{capacity['level']}, rule {capacity['rule']}: {excesses}")
+
+    # -- act 3b: PPKM: a regency from level 3 to level 4, and a plant over its new cap ------------------------
+
+    async def set_level(self, level: str, reason: str) -> None:
+        await self.call("POST", "reports", "/ppkm/levels", self.operator, {
+            "province_code": PPKM_REGENCY.split(".")[0], "regency_code": PPKM_REGENCY, "level": level,
+            "effective_from": datetime.now(UTC).astimezone(local_zone(PPKM_REGENCY)).date().isoformat(),
+            "instruction": "Inmendagri 22/2021", "reason": reason})
+        self.console.log(f"PPKM [bold]level {level}[/] for Kabupaten Karawang ({PPKM_REGENCY}) from today, recorded "
+                         "by the ministry's operator")
+
+    async def capacity(self, plant: Plant, seq: int, week: Week) -> None:
+        """After its first week the regency moves to level 4: the company reads what it may run now; the first week
+        over the cap raises an alert that the regency's task force acknowledges."""
+        facility = self.facility_ids[plant.index]
+        if seq == 1:
+            await self.set_level("4", "kasus meningkat; mengikuti Inmendagri untuk Kabupaten Karawang")
+            allowance = (await self.call("GET", "reports", f"/plants/{facility}/allowance",
+                                         self.headers(Role.COMPANY, nib=plant.nib))).json()
+            self.console.log(f"{plant.company_name} reads its allowance: {allowance['summary_id']}")
+        if week is Week.OVER_CAP and Week.OVER_CAP not in plant.plan[:seq - 1]:
+            alert = await self.alert(facility, "CapacityBreachDetected")
+            regency = self.headers(Role.TASK_FORCE, region=PPKM_REGENCY, sub=f"satgas-{PPKM_REGENCY}")
+            await self.call("POST", "notifier", f"/alerts/{alert['alert_id']}/ack", regency)
+            self.console.log(f"CapacityBreachDetected alert acknowledged by the regency task force {PPKM_REGENCY}")
 
     # -- act 4: a cluster, and its alert climbing the hierarchy ----------------------------------------
 
@@ -397,6 +430,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
         async def permit(plant: Plant) -> None:
             async with gate:
                 await story.permit(plant, progress, applying)
+        await story.set_level("3", "level awal Kabupaten Karawang menurut Inmendagri")
         await _together(permit(plant) for plant in plants)
         console.log(f"{len(plants)} permits issued; each plant's first reporting period opens now, in its own "
                     "time zone's schedule")

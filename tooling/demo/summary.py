@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.regions import local_zone
-from tooling.demo.scenario import PROVINCE_NAMES, REGIONS, Expected, Plant, Role
+from tooling.demo.scenario import PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Expected, Plant, Role
 
 _ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 STATES = ("SUBMITTED", "ISSUED", "FROZEN", "REVOKED", "REJECTED")
@@ -102,6 +102,11 @@ def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], fac
     cluster_alert = next((a for a in summary.alerts if a["facility_id"] == cluster_facility
                           and a["event_type"] == "ClusterDeclared"), {})
     late = (overall["reported"] or 0) - (overall["on_time"] or 0)
+    karawang: dict[str, Any] = next((r for r in summary.compliance[PPKM_REGENCY.split(".")[0]]["ppkm"]["regions"]
+                                     if r["regency_code"] == PPKM_REGENCY), {})
+    capacity_facility = facility_ids[by_role[Role.CAPACITY].index]
+    capacity_alert = next((a for a in summary.alerts if a["facility_id"] == capacity_facility
+                           and a["event_type"] == "CapacityBreachDetected"), {})
     delivered = sum(1 for ds in summary.deliveries.values() for d in ds if d["status"] == "delivered")
     return [
         Check("permits in the registry", expect.plants, len(summary.permits), len(summary.permits) == expect.plants),
@@ -133,6 +138,12 @@ def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], fac
               f"{cluster_alert.get('status')} at {cluster_alert.get('level')}",
               cluster_alert.get("status") == "acknowledged" and cluster_alert.get("level") == "national"),
         Check("webhook deliveries of acknowledged alerts", "> 0", delivered, delivered > 0),
+        Check(f"PPKM level of {PPKM_REGENCY} (Karawang, moved from 3)", "4", karawang.get("level"),
+              karawang.get("level") == "4"),
+        Check("capacity breaches (the garment plant over its level-4 cap, twice)", expect.breaches,
+              overall["capacity_breaches"], overall["capacity_breaches"] == expect.breaches),
+        Check("capacity breach alert acknowledged by Karawang's task force", "acknowledged",
+              capacity_alert.get("status"), capacity_alert.get("status") == "acknowledged"),
     ]
 
 
