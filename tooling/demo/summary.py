@@ -105,8 +105,9 @@ def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], fac
     karawang: dict[str, Any] = next((r for r in summary.compliance[PPKM_REGENCY.split(".")[0]]["ppkm"]["regions"]
                                      if r["regency_code"] == PPKM_REGENCY), {})
     capacity_facility = facility_ids[by_role[Role.CAPACITY].index]
-    capacity_alert = next((a for a in summary.alerts if a["facility_id"] == capacity_facility
-                           and a["event_type"] == "CapacityBreachDetected"), {})
+    # The first breach's alert, acknowledged; the second breach came after it and may have raised its own.
+    capacity_alerts = sorted(a["status"] for a in summary.alerts if a["facility_id"] == capacity_facility
+                             and a["event_type"] == "CapacityBreachDetected")
     delivered = sum(1 for ds in summary.deliveries.values() for d in ds if d["status"] == "delivered")
     return [
         Check("permits in the registry", expect.plants, len(summary.permits), len(summary.permits) == expect.plants),
@@ -142,8 +143,8 @@ def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], fac
               karawang.get("level") == "4"),
         Check("capacity breaches (the garment plant over its level-4 cap, twice)", expect.breaches,
               overall["capacity_breaches"], overall["capacity_breaches"] == expect.breaches),
-        Check("capacity breach alert acknowledged by Karawang's task force", "acknowledged",
-              capacity_alert.get("status"), capacity_alert.get("status") == "acknowledged"),
+        Check("capacity breach alerts, the first acknowledged by Karawang's task force", "acknowledged among them",
+              ", ".join(capacity_alerts), "acknowledged" in capacity_alerts),
     ]
 
 
