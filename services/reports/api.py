@@ -284,6 +284,20 @@ def _ppkm(region: RegionPpkm, key: str | None) -> dict[str, Any]:
     }
 
 
+def _scope(access: Access, province: str | None, regency: str | None) -> tuple[str | None, str | None]:
+    """The region a regional query asks about: as given (a regency within the province, if both are), else the
+    caller's own region; one the caller may not see is not found."""
+    if province and regency and not regency.startswith(province + "."):
+        raise Problem(422, "Invalid request", "The regency is not in the province.",
+                      errors=[{"field": "regency", "message": f"not in province {province}"}])
+    if access.region_filter and not (province or regency):
+        own = access.region_filter
+        province, regency = (None, own) if "." in own else (own, None)
+    if province or regency:  # none left only for callers who see the whole country
+        access.require(region_code=regency or province, what="Region")
+    return province, regency
+
+
 def router(handlers: ReportHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["reports"])
 
@@ -349,14 +363,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
                          regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
                          days: Annotated[int, Query(ge=1, le=366,
                                                     description="Deadlines within the last N days.")] = 28) -> dict:
-        if province and regency and not regency.startswith(province + "."):
-            raise Problem(422, "Invalid request", "The regency is not in the province.",
-                          errors=[{"field": "regency", "message": f"not in province {province}"}])
-        if access.region_filter and not (province or regency):
-            own = access.region_filter
-            province, regency = (None, own) if "." in own else (own, None)
-        if province or regency:  # none left only for callers who see the whole country
-            access.require(region_code=regency or province, what="Region")
+        province, regency = _scope(access, province, regency)
         counts = await handlers.compliance(province=province, regency=regency, window=timedelta(days=days))
         due = counts["due"]
         totals: RegionPpkm = counts["ppkm_totals"]
@@ -413,14 +420,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
                           regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
                           limit: Annotated[int, Query(ge=1, le=1000, description="Levels recorded, newest "
                                                                                  "first")] = 100) -> dict:
-        if province and regency and not regency.startswith(province + "."):
-            raise Problem(422, "Invalid request", "The regency is not in the province.",
-                          errors=[{"field": "regency", "message": f"not in province {province}"}])
-        if access.region_filter and not (province or regency):
-            own = access.region_filter
-            province, regency = (None, own) if "." in own else (own, None)
-        if province or regency:
-            access.require(region_code=regency or province, what="Region")
+        province, regency = _scope(access, province, regency)
         current, history = await handlers.levels(province=province, regency=regency, limit=limit)
         return {
             "province": province, "regency": regency,
