@@ -287,6 +287,13 @@ async def wrk(url: str, plants_file: Path, seconds: int) -> Load:
                 figures["p50_us"] / 1000, figures["p99_us"] / 1000)
 
 
+async def settled(admin: asyncpg.Connection) -> None:
+    """The reports tables vacuumed and analyzed before a measurement, as autovacuum would leave them: so that it
+    does not start in the middle of one run and not of another."""
+    await admin.execute("VACUUM (ANALYZE) reports.reports, reports.periods, reports.schedules,"
+                        " reports.latest_vaccination, reports.outbox")
+
+
 async def measure(service: ServiceProcess, warmup_file: Path, plants_file: Path) -> Load:
     await wrk(service.url, warmup_file, WARMUP_SECONDS)
     cpu, database_cpu = service.cpu_seconds(), database_cpu_seconds()
@@ -334,7 +341,9 @@ async def run(settings: PlatformSettings, console: Console) -> None:
                 " USING (permit_id) WHERE s.regency_code = $1 ORDER BY p.permit_id", regency)
             write_plants(work_dir / f"{name}-warmup.txt", rows[:WARMUP_PLANTS], settings.jwt_secret or "")
             write_plants(work_dir / f"{name}.txt", rows[WARMUP_PLANTS:], settings.jwt_secret or "")
+        await settled(admin)
         ours = await measure(reports, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
+        await settled(admin)
         checked = await measure(reports, work_dir / "checked-warmup.txt", work_dir / "checked.txt")
         breaches = await admin.fetchval("SELECT count(*) FROM reports.capacity_breaches")
         stored = await admin.fetchval("SELECT count(*) FROM reports.reports")

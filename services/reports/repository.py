@@ -332,7 +332,9 @@ class ReportRepository:
             "  AND effective_from <= d.day ORDER BY effective_from DESC, recorded_at DESC LIMIT 1) lr ON true"
             " LEFT JOIN LATERAL (SELECT * FROM ppkm_levels WHERE region_code = s.province_code"
             "  AND effective_from <= d.day ORDER BY effective_from DESC, recorded_at DESC LIMIT 1) lp ON true"
-            " LEFT JOIN latest_vaccination v ON v.permit_id = s.permit_id",
+            # By its key, plant by plant: a plan made while the table was small (a fresh database) read all of it.
+            " LEFT JOIN LATERAL (SELECT period_seq, dose1, workforce FROM latest_vaccination"
+            "  WHERE permit_id = s.permit_id) v ON true",
             [permit_id for permit_id, _ in asked], [period_id for _, period_id in asked], levels_on,
         )
         return {row[0]: _target(row) for row in rows}
