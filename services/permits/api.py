@@ -256,6 +256,18 @@ LetterReference = Annotated[str, Path(max_length=64, pattern=LETTER_REFERENCE_PA
                                                   "`IOMKI-2026-000123/SP-2`)")]
 
 
+def _asked_region(access: Access, province: str | None, regency: str | None) -> str | None:
+    """The region a queue is asked for (a regency within the province, if both are given), which the caller must
+    be able to see; none when neither is given."""
+    if province and regency and not regency.startswith(province + "."):
+        raise Problem(422, "Invalid request", "The regency is not in the province.",
+                      errors=[{"field": "regency", "message": f"not in province {province}"}])
+    region = regency or province
+    if region:
+        access.require(region_code=region, what="Region")
+    return region
+
+
 def router(handlers: PermitHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["permits"])
     public = APIRouter(tags=["registry"])
@@ -390,12 +402,7 @@ def router(handlers: PermitHandlers) -> APIRouter:
     ) -> dict:
         """The review queue: requests in one status (pending unless asked), the oldest first; a task force sees its
         own region's."""
-        if province and regency and not regency.startswith(province + "."):
-            raise Problem(422, "Invalid request", "The regency is not in the province.",
-                          errors=[{"field": "regency", "message": f"not in province {province}"}])
-        region = regency or province
-        if region:
-            access.require(region_code=region, what="Region")
+        region = _asked_region(access, province, regency)
         found = await handlers.reactivation_queue(status, access, region=region, after=_position(cursor),
                                                   limit=limit + 1)
         page = found[:limit]
@@ -663,12 +670,7 @@ def sectors_router(sectors: SectorHandlers) -> APIRouter:
     ) -> dict:
         """Claims in one status (pending unless asked), the oldest first: an operator's of every plant, a task
         force's of its region, a company's of its own plants."""
-        if province and regency and not regency.startswith(province + "."):
-            raise Problem(422, "Invalid request", "The regency is not in the province.",
-                          errors=[{"field": "regency", "message": f"not in province {province}"}])
-        region = regency or province
-        if region:
-            access.require(region_code=region, what="Region")
+        region = _asked_region(access, province, regency)
         found = await sectors.reviews(ReviewSearch(
             status=status, permit_id=permit_id, region=region or access.region_filter, nib=access.nib_filter,
             after=_position(cursor), limit=limit + 1), access)

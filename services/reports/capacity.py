@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from services.reports.staffing import Allowance, Excess, OnSite, PlantFacts, RuleSet, allowance, excesses
+from services.reports.staffing import (
+    Allowance, Excess, OnSite, PlantFacts, RuleSet, allowance, dose1_share, excesses,
+)
 from shared.contract import PpkmLevel, SectorClass
 
 # ------------------------------------------------------------------------------------------------ checking a report
@@ -172,7 +174,8 @@ class RegionPpkm:
     def dose1_share(self) -> float | None:
         """First doses over the workforce of the plants' latest reports, rounded as compliance rates are; None
         without a workforce reported."""
-        return round(min(self.dose1, self.workforce) / self.workforce, 4) if self.workforce > 0 else None
+        share = dose1_share(self.dose1, self.workforce)
+        return None if share is None else round(share, 4)
 
 
 def summed(code: str, regions: Sequence[RegionPpkm]) -> RegionPpkm:

@@ -865,17 +865,6 @@ class PpkmRepository:
                 " ORDER BY 1")
         return [row[0] for row in rows]
 
-    async def provinces_with_plants(self) -> list[str]:
-        """Read by skipping through the schedules' region index, one probe a province."""
-        rows = await self._connection.fetch(
-            "WITH RECURSIVE p AS ("
-            " (SELECT province_code FROM schedules ORDER BY province_code LIMIT 1)"
-            " UNION ALL"
-            " SELECT n.province_code FROM p CROSS JOIN LATERAL (SELECT province_code FROM schedules"
-            "  WHERE province_code > p.province_code ORDER BY province_code LIMIT 1) AS n)"
-            " SELECT province_code FROM p")
-        return [row[0] for row in rows]
-
     async def provinces_with_levels(self) -> list[str]:
         rows = await self._connection.fetch("SELECT DISTINCT province_code FROM ppkm_levels ORDER BY 1")
         return [row[0] for row in rows]
@@ -911,8 +900,8 @@ PPKM_LEVEL_CHANNEL = "reports_ppkm_levels"
 
 
 class PlantRow(NamedTuple):
-    """A plant as its allowance is evaluated: where it is, its class, its state, and what its latest current report
-    says of its workforce, first doses and PeduliLindungi (None: no report yet, or not stated)."""
+    """A plant as its allowance is evaluated: where it is, its class, its state, and what its latest report (as
+    latest_vaccination keeps it) says of its workforce, first doses and PeduliLindungi (None: no report yet)."""
 
     permit_id: uuid.UUID
     facility_id: uuid.UUID
