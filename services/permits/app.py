@@ -19,9 +19,9 @@ from services.permits.domain import (
 )
 from services.permits.handlers import ObjectionHandlers, PermitHandlers, SectorHandlers, WorklistHandlers
 from services.permits.letters import PdfLetters
-from services.permits.regions import KemendagriRegions
 from services.permits.repository import PermitsWork
 from shared import registry_tokens
+from shared.regions import KemendagriRegions
 from shared.clock import Clock, SystemClock
 from shared.contract import (
     INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, ReportSubmitted,

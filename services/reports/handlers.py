@@ -23,13 +23,13 @@ from services.reports.capacity import (
     CapacityCheck, LatestReport, PlantsByClass, RegionPpkm, ReportedStaffing, by_province, check_report,
     dose_changes, iso_week, replaces, summed,
 )
-from services.reports.regions import KemendagriRegions
 from services.reports.repository import DuePeriod, PlantRow, RegionCounts, ReportsWork, StoredReport, Target
 from services.reports.staffing import (
     CAPACITY_LADDER, Allowance, LevelEntry, RegionNames, RepeatedCapacityBreaches, RuleBook, RuleSet,
     checked_day, level_on,
 )
 from shared.clock import Clock
+from shared.regions import KemendagriRegions
 from shared.web.access import Access
 from shared.contract import (
     EVIDENCE_MAX_ITEMS, CapacityBreachDetected, CapacityExcess, ClosureScope, Envelope, FacilityClosureOrdered,
