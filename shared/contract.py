@@ -54,8 +54,12 @@ DLQ = Topic("iomki.dlq", 1, public=False, owner="platform")
 # PPKM levels, as the agency that sets them publishes them (the Ministry of Home Affairs' instructions, region by
 # region, week by week). No service of ours writes here: an operator's level is recorded by the reports service.
 PPKM = Topic("iomki.ppkm", 6, public=True, owner="ppkm")
+# Field supervision: complaints, inspections and the regional offices' sanction requests. Counts, codes and
+# references only: a complaint's words and its filer's contact, and inspectors' names and photos, stay in the
+# supervision service.
+SUPERVISION = Topic("iomki.supervision", 6, public=True, owner="supervision")
 
-TOPICS: tuple[Topic, ...] = (PERMITS, REPORTS, INCIDENTS, ALERTS, PPKM, INTERNAL_CONTACTS, DLQ)
+TOPICS: tuple[Topic, ...] = (PERMITS, REPORTS, INCIDENTS, ALERTS, PPKM, SUPERVISION, INTERNAL_CONTACTS, DLQ)
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -201,6 +205,14 @@ class PermitEvent(Event):
     nib: Nib
 
 
+class PermitKind(StrEnum):
+    """What a permit covers (SE Menperin 8/2020 names both holders): an industrial company's plant, or an
+    industrial-estate company's estate, whose common areas it reports on."""
+
+    PLANT = "plant"
+    ESTATE = "estate"
+
+
 class PermitApplied(PermitEvent):
     company_name: Name
     facility_name: Name
@@ -210,6 +222,10 @@ class PermitApplied(PermitEvent):
     # Added in v1 with a default: events published before the KBLI table carry none.
     export_oriented: bool = Field(False, description="The plant's activities are export-oriented, as the KBLI table "
                                                      "or an operator's confirmation says.")
+    # Added in v1 with defaults: events published before estates carry neither.
+    kind: PermitKind = Field(PermitKind.PLANT, description="A plant, or an industrial estate.")
+    estate_permit_number: PermitNumber | None = Field(
+        None, description="The estate the plant says it lies in (its permit number); the estate confirms it.")
 
 
 class PermitIssued(PermitEvent):
@@ -220,6 +236,34 @@ class PermitIssued(PermitEvent):
     issued_at: datetime
     # Added in v1 with a default: events published before the KBLI table carry none.
     export_oriented: bool = Field(False, description="The plant's activities are export-oriented.")
+    # Added in v1 with a default: events published before estates carry none.
+    kind: PermitKind = Field(PermitKind.PLANT, description="A plant, or an industrial estate.")
+
+
+class EstateTenancyConfirmed(PermitEvent):
+    """An industrial estate confirmed that the plant (this event's facility and permit) lies inside it. From now
+    on the estate's company reads the plant's permit, reports, compliance and incidents, and hears of its alerts."""
+
+    estate_facility_id: uuid.UUID
+    estate_permit_id: uuid.UUID
+    estate_permit_number: PermitNumber
+    estate_nib: Nib = Field(description="The estate company's NIB: the `nib` of its estate-role tokens.")
+    estate_name: Name
+    confirmed_at: datetime
+
+
+class TenancyEndCause(StrEnum):
+    RELEASED = "released"  # the estate says the plant is no longer inside it
+    ESTATE_REVOKED = "estate_revoked"  # the estate's own permit was revoked
+
+
+class EstateTenancyEnded(PermitEvent):
+    """The plant is no longer an estate's tenant: the estate's company stops reading it."""
+
+    estate_facility_id: uuid.UUID
+    estate_nib: Nib
+    cause: TenancyEndCause
+    reason: Reason
 
 
 class ClassBasis(StrEnum):
@@ -366,6 +410,21 @@ class PermitRevoked(PermitEvent):
     ground: SanctionGround | None = None
 
 
+class RequestDecision(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class SanctionRequestDecided(PermitEvent):
+    """An operator decided a regional office's sanction request (SanctionRequested): approved, the permit is frozen
+    or revoked on the request's ground (PermitFrozen or PermitRevoked follows); declined, nothing changes."""
+
+    request_id: uuid.UUID
+    action: SanctionAction
+    decision: RequestDecision
+    reason: Reason
+
+
 # reports ----------------------------------------------------------------------------------------------
 
 
@@ -379,8 +438,28 @@ class ReportDue(ReportEvent):
     deadline: datetime
 
 
+class ProtocolItem(StrEnum):
+    """What the health protocol asks of a plant (SE Menperin 4/2020, Kepmenkes 328/2020): the report's checklist
+    items, then what only an inspection sees."""
+
+    TEMPERATURE_SCREENING = "temperature_screening"
+    MASKS = "masks"
+    DISTANCING = "distancing"
+    VENTILATION = "ventilation"
+    DISINFECTION = "disinfection"
+    HANDWASH_STATIONS = "handwash_stations"
+    PEDULILINDUNGI_SCAN = "pedulilindungi_scan"
+    SICK_WORKERS_BARRED = "sick_workers_barred"  # a worker with symptoms is sent home at the gate
+    SHARED_SPACES_LIMITED = "shared_spaces_limited"  # canteens, toilets and prayer rooms kept uncrowded
+    COVID_TEAM = "covid_team"  # the workplace's COVID-19 team exists and keeps its records
+
+
+# The items a company answers yes or no in each report; an inspection checks these and the rest.
+REPORTED_PROTOCOL_ITEMS: tuple[ProtocolItem, ...] = tuple(ProtocolItem)[:7]
+
+
 class ReportSubmitted(ReportEvent):
-    """Counts only: a report's free text and checklist stay in the reports service."""
+    """Counts only: a report's free text stays in the reports service."""
 
     report_id: uuid.UUID
     period_id: uuid.UUID
@@ -400,6 +479,10 @@ class ReportSubmitted(ReportEvent):
     # Added in v1 with a default: events published before it carry no declaration.
     declared: bool = Field(False, description="The company declared the report's data true (SE 5/2021); who declared "
                                               "stays in the reports service.")
+    # Added in v1 with a default: events published before it name no lapse.
+    protocol_lapses: list[ProtocolItem] = Field(
+        default_factory=list, max_length=len(ProtocolItem),
+        description="The checklist items the company answered no; every other reported item it answered yes.")
 
 
 class ReportOverdue(ReportEvent):
@@ -644,6 +727,83 @@ class AlertAcknowledged(AlertEvent):
     response_seconds: float
 
 
+# supervision ------------------------------------------------------------------------------------------
+
+
+class SupervisionEvent(Event):
+    topic: ClassVar[Topic] = SUPERVISION
+    permit_id: uuid.UUID
+
+
+class ComplaintCategory(StrEnum):
+    PROTOCOL = "protocol"  # the health protocol is not followed (masks, distancing, screening)
+    CAPACITY = "capacity"  # more people at work than the PPKM rule allows
+    OPERATING_WHILE_STOPPED = "operating_while_stopped"  # working while frozen, revoked or closed
+    HIDDEN_CASES = "hidden_cases"  # positive workers kept at work or not reported
+    OTHER = "other"
+
+
+class ComplaintFiled(SupervisionEvent):
+    """A member of the public complained about the plant (filed with its permit number, or matched to it by the
+    region's office). The complaint's words and its filer's contact stay in the supervision service."""
+
+    complaint_id: uuid.UUID
+    category: ComplaintCategory
+    filed_at: datetime
+
+
+class FindingResult(StrEnum):
+    MET = "met"
+    VIOLATED = "violated"
+    NOT_CHECKED = "not_checked"
+
+
+class InspectionFinding(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    item: ProtocolItem
+    result: FindingResult
+
+
+class InspectionBody(StrEnum):
+    """Who took part in an inspection: the ministry, the region's industry or manpower office, the task force."""
+
+    MINISTRY = "ministry"
+    REGIONAL_OFFICE = "regional_office"
+    TASK_FORCE = "task_force"
+
+
+INSPECTION_REF_PATTERN = r"^INSP-[0-9]{4}-[0-9]{6,10}$"
+InspectionRef = Annotated[str, StringConstraints(pattern=INSPECTION_REF_PATTERN)]
+
+
+class InspectionRecorded(SupervisionEvent):
+    """An inspection's findings against the health protocol. The inspectors' names, notes and photos stay in the
+    supervision service."""
+
+    inspection_id: uuid.UUID
+    reference: InspectionRef = Field(description="The inspection's reference, which a ground's `finding` names.")
+    inspected_on: date
+    bodies: list[InspectionBody] = Field(min_length=1, max_length=len(InspectionBody))
+    findings: list[InspectionFinding] = Field(max_length=len(ProtocolItem))
+    violations: Count = Field(description="How many items were found violated.")
+    contradicted_report_id: uuid.UUID | None = Field(
+        None, description="The declared report whose yes a violation contradicts (SE 5/2021), if any.")
+
+
+class SanctionRequested(SupervisionEvent):
+    """A regional office asks the ministry to freeze or revoke the plant's permit, on a ground and its evidence.
+    The office never sanctions: the request waits in the ministry's review queue (SanctionRequestDecided)."""
+
+    request_id: uuid.UUID
+    action: SanctionAction
+    ground: SanctionGround
+    reason: Reason
+    office_region: Annotated[str, StringConstraints(pattern=regions.REGION_CODE_PATTERN)] = Field(
+        description="The region of the office that asks: a province or a regency code.")
+    inspection_id: uuid.UUID | None = Field(None, description="The inspection the request rests on, if any.")
+    requested_at: datetime
+
+
 # internal ---------------------------------------------------------------------------------------------
 
 
@@ -697,9 +857,10 @@ EVENT_TYPES: dict[str, type[BaseEvent]] = {
     for cls in (
         PermitApplied, PermitIssued, PermitRejected, PermitFrozen, PermitReactivated, PermitRevoked,
         ReactivationRequested, ReactivationRejected, ObjectionFiled, ObjectionDecided, SanctionReversed,
-        SectorClassChanged,
+        SectorClassChanged, EstateTenancyConfirmed, EstateTenancyEnded, SanctionRequestDecided,
         ReportDue, ReportSubmitted, ReportOverdue, WarningIssued, SanctionRecommended, CapacityBreachDetected,
         PpkmLevelSet,
+        ComplaintFiled, InspectionRecorded, SanctionRequested,
         CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, FacilityClosureOrdered,
         FacilityReopened, CaseClosed,
         AlertRaised, AlertDelivered, AlertEscalated, AlertAcknowledged,

@@ -17,6 +17,7 @@ NATIONAL = "ID"  # Kemendagri codes begin at provinces, so no code collides with
 # ASCII digits only, and the whole text: `\d` would also match other scripts' digits.
 PROVINCE_PATTERN = r"^[0-9]{2}$"
 REGENCY_PATTERN = r"^[0-9]{2}\.[0-9]{2}$"
+REGION_CODE_PATTERN = r"^[0-9]{2}(?:\.[0-9]{2})?$"  # a province or a regency
 _PROVINCE = re.compile(PROVINCE_PATTERN)
 _REGENCY = re.compile(REGENCY_PATTERN)
 

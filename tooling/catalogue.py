@@ -40,6 +40,9 @@ TOPIC_SUMMARIES = {
                     "acknowledged.",
     "iomki.ppkm": "PPKM levels (community activity restrictions) per regency and date, as the agency that sets "
                   "them publishes them. iomki reads them to set each plant's on-site staffing cap.",
+    "iomki.supervision": "Field supervision: complaints from the public about a plant, inspections and their "
+                         "findings against the health protocol, and regional offices' requests to the ministry to "
+                         "freeze or revoke a permit. Codes and counts only: no complainant, inspector or words.",
 }
 
 # Who writes a topic and what keys it, where that is not a service of ours keyed by the plant.
@@ -102,6 +105,8 @@ SAMPLE_STRINGS = {
     "province_code": "32", "regency_code": "32.16", "nib": "8120000123456",
     "company_name": "PT Baja Nusantara", "facility_name": "Pabrik Cibitung", "kbli": "24101",
     "permit_number": "IOMKI-2021-000123", "reason": "Three weekly reports missed in a row",
+    "estate_permit_number": "IOMKI-2021-000042", "estate_name": "PT Kawasan Industri Nusantara",
+    "estate_nib": "8120000654321", "reference": "INSP-2021-000007", "office_region": "32.16",
     "rule": "ThreeWarningsInARow", "alert_key": "cluster:32.16",
     "event_type": "iomki.ClusterDeclared.v1", "acknowledged_by_role": "task_force",
     # The platform's opaque reference of a case: its id, never the company's own reference.

@@ -42,12 +42,18 @@ class Role(StrEnum):
     TASK_FORCE = "task_force"
     COMPANY = "company"
     AGENCY = "agency"
+    # A province's or a regency's industry or manpower office: reads its region, inspects, and asks the ministry
+    # for sanctions, never imposes one.
+    REGIONAL_OFFICE = "regional_office"
+    # An industrial-estate company: a company for its own estate permit, and a reader of its tenants' plants.
+    ESTATE = "estate"
 
 
 class Scope(StrEnum):
     ALL = "all"  # every object
     REGION = "region"  # objects in the caller's region (a province covers its regencies)
     OWN = "own"  # objects of the caller's company (its NIB)
+    TENANTS = "tenants"  # the caller's own objects, and those of the plants its estates confirmed as tenants
 
 
 @dataclass(frozen=True)
@@ -70,15 +76,20 @@ class Access:
     scope: Scope
     action: str
 
-    def may_see(self, *, region_code: str | None = None, nib: str | None = None) -> bool:
+    def may_see(self, *, region_code: str | None = None, nib: str | None = None,
+                estate_nib: str | None = None) -> bool:
+        """`estate_nib`: the NIB of the estate that confirmed the object's plant as its tenant, if one did."""
         if self.scope is Scope.ALL:
             return True
         if self.scope is Scope.REGION:
             return region_code is not None and self.principal.covers(region_code)
+        if self.scope is Scope.TENANTS and estate_nib is not None and estate_nib == self.principal.nib:
+            return True
         return nib is not None and nib == self.principal.nib
 
-    def require(self, *, region_code: str | None = None, nib: str | None = None, what: str = "Resource") -> None:
-        if not self.may_see(region_code=region_code, nib=nib):
+    def require(self, *, region_code: str | None = None, nib: str | None = None, estate_nib: str | None = None,
+                what: str = "Resource") -> None:
+        if not self.may_see(region_code=region_code, nib=nib, estate_nib=estate_nib):
             raise Problem(404, "Not found", f"{what} not found.")
 
     @property
@@ -91,7 +102,14 @@ class Access:
 
     @property
     def nib_filter(self) -> str | None:
+        """The company a list is narrowed to (its own objects)."""
         return self.principal.nib if self.scope is Scope.OWN else None
+
+    @property
+    def tenants_filter(self) -> str | None:
+        """The estate company a list is narrowed to: its own objects and its confirmed tenants' (`nib = $x OR
+        estate_nib = $x`)."""
+        return self.principal.nib if self.scope is Scope.TENANTS else None
 
     @property
     def actor(self) -> str:
@@ -258,12 +276,12 @@ class TokenVerifier:
         region, nib = claims.get("region"), claims.get("nib")
         if not isinstance(region, str | None) or not isinstance(nib, str | None):
             raise _invalid("its region and NIB claims must be text")
-        if role is Role.TASK_FORCE and not region:
-            raise _unauthorized("A task-force token must carry its region.")
+        if role in (Role.TASK_FORCE, Role.REGIONAL_OFFICE) and not region:
+            raise _unauthorized(f"A token for role {role.value} must carry its region.")
         if region is not None and not regions.is_region(region):
             raise _invalid(f"its region must be a province or regency code, or {regions.NATIONAL} for the country")
-        if role is Role.COMPANY and not nib:
-            raise _unauthorized("A company token must carry its NIB.")
+        if role in (Role.COMPANY, Role.ESTATE) and not nib:
+            raise _unauthorized(f"A token for role {role.value} must carry its NIB.")
         if nib is not None and not _NIB.fullmatch(nib):
             raise _invalid("its NIB claim must be 13 digits")
         sub = str(claims["sub"])

@@ -32,7 +32,9 @@ def sample(event_type: type[BaseEvent]) -> BaseEvent:
 # Fields whose type is a constrained one (a pattern, or an optional or listed constrained string) take a value of
 # their kind; the rest are told apart by their annotation below.
 CONSTRAINED = {"nib": "8120000123456", "permit_number": "IOMKI-2026-000001", "kbli": ["24101"],
-               "email": "k3@pabrik.example", "phone": "+62211234567", "letter_number": "IOMKI-2026-000001/SP-1"}
+               "email": "k3@pabrik.example", "phone": "+62211234567", "letter_number": "IOMKI-2026-000001/SP-1",
+               "estate_nib": "8120000654321", "estate_permit_number": "IOMKI-2026-000002",
+               "reference": "INSP-2026-000001", "office_region": "32.16"}
 
 
 def _value_for(name: str, annotation: object) -> object:
@@ -57,6 +59,8 @@ def _value_for(name: str, annotation: object) -> object:
         return True
     if "StringConstraints" in text:
         return "x"  # a bounded string ("StringConstraints" would pass for an int below)
+    if isinstance(annotation, type) and hasattr(annotation, "__members__"):  # an enumeration ("ComplaintCategory")
+        return next(iter(annotation.__members__.values())).value
     if "int" in text:
         return 3
     if "float" in text:
@@ -70,8 +74,6 @@ def _value_for(name: str, annotation: object) -> object:
         annotation = models[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return {n: _value_for(n, f.annotation) for n, f in annotation.model_fields.items()}
-    if isinstance(annotation, type) and hasattr(annotation, "__members__"):
-        return next(iter(annotation.__members__.values())).value
     if "Literal" in text:
         return annotation.__args__[0]  # type: ignore[attr-defined]
     return "x"
@@ -174,8 +176,8 @@ def test_time_must_carry_an_offset():
 
 def test_topics_have_owners_and_partitions_and_every_event_has_a_topic():
     names = {topic.name for topic in TOPICS}
-    assert {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts", "iomki.ppkm", "iomki.dlq",
-            "iomki.internal.contacts"} == names
+    assert {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts", "iomki.ppkm", "iomki.supervision",
+            "iomki.dlq", "iomki.internal.contacts"} == names
     for event_type in EVENT_TYPES.values():
         assert event_type.topic in TOPICS
     assert sum(len(events_on(topic)) for topic in TOPICS) == len(EVENT_TYPES)
