@@ -257,10 +257,12 @@ def _grants(user: dict, operation: str, pattern: str = "literal", resource: str 
 def test_acls_give_each_principal_only_what_deploy_readme_lists():
     users = {u["metadata"]["name"]: u for u in _of_kind("KafkaUser")}
     owned = {name: {t.name for t in TOPICS if t.owner == name} for name in SERVICES}
-    consumed = {"permits": {"iomki.reports", "iomki.incidents"},
+    consumed = {"permits": {"iomki.reports", "iomki.incidents", "iomki.supervision"},
                 "reports": {"iomki.permits", "iomki.incidents", "iomki.ppkm"},
                 "incidents": {"iomki.permits", "iomki.reports"},
-                "notifier": {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.internal.contacts"}}
+                "notifier": {"iomki.permits", "iomki.reports", "iomki.incidents", "iomki.supervision",
+                             "iomki.internal.contacts"},
+                "supervision": {"iomki.permits", "iomki.reports", "iomki.incidents"}}
     for name in SERVICES:
         user = users[f"iomki-{name}"]
         assert _grants(user, "Write") == owned[name] | {"iomki.dlq"}

@@ -58,8 +58,8 @@ def test_each_sample_user_holds_the_claims_of_its_role_and_no_other():
     for user in REALM["users"]:
         attributes = _attributes(user)
         role = Role(attributes["role"])
-        expected = {"role"} | ({"region"} if role is Role.TASK_FORCE else set()) | (
-            {"nib"} if role is Role.COMPANY else set())
+        expected = {"role"} | ({"region"} if role in (Role.TASK_FORCE, Role.REGIONAL_OFFICE) else set()) | (
+            {"nib"} if role in (Role.COMPANY, Role.ESTATE) else set())
         assert attributes.keys() == expected, user["username"]
         if "region" in attributes:
             assert is_region(attributes["region"]), user["username"]
@@ -67,11 +67,15 @@ def test_each_sample_user_holds_the_claims_of_its_role_and_no_other():
             assert re.fullmatch(NIB_PATTERN, attributes["nib"]), user["username"]
 
 
-def test_task_forces_span_the_nation_a_province_and_a_regency_and_two_companies_differ():
-    regions = {_attributes(user).get("region") for user in REALM["users"]} - {None}
+def test_task_forces_span_the_nation_a_province_and_a_regency_and_companies_and_the_estate_differ():
+    regions = {_attributes(user).get("region") for user in REALM["users"]
+               if _attributes(user)["role"] == Role.TASK_FORCE} - {None}
     assert regions == {"ID", "32", "32.16"}
+    offices = {_attributes(user)["region"] for user in REALM["users"]
+               if _attributes(user)["role"] == Role.REGIONAL_OFFICE}
+    assert offices == {"32", "32.15"}  # a provincial and a regency office
     nibs = [_attributes(user)["nib"] for user in REALM["users"] if "nib" in _attributes(user)]
-    assert len(nibs) == len(set(nibs)) == 2
+    assert len(nibs) == len(set(nibs)) == 3
 
 
 def test_each_sample_user_can_log_in_at_once():

@@ -82,23 +82,23 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
 
 @app.command()
 def token(
-    role: Annotated[Role, typer.Option(help="operator | task_force | company | agency")],
-    region: Annotated[
-        str | None, typer.Option(help="A task force's province or regency code, or ID for national")] = None,
-    nib: Annotated[str | None, typer.Option(help="A company's 13-digit NIB")] = None,
+    role: Annotated[Role, typer.Option(help="operator | task_force | company | agency | regional_office | estate")],
+    region: Annotated[str | None, typer.Option(
+        help="A task force's or regional office's province or regency code, or ID for national")] = None,
+    nib: Annotated[str | None, typer.Option(help="A company's or an estate company's 13-digit NIB")] = None,
     sub: Annotated[str | None, typer.Option(help="Subject (who); generated when omitted")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds", min=1, max=12 * 3600)] = 3600,
 ) -> None:
     """Mint a bearer token for development and tests (production tokens come from the identity provider)."""
-    if role is Role.TASK_FORCE and not region:
-        raise typer.BadParameter("a task-force token needs --region (a province or regency code)",
+    if role in (Role.TASK_FORCE, Role.REGIONAL_OFFICE) and not region:
+        raise typer.BadParameter(f"a {role.value} token needs --region (a province or regency code)",
                                  param_hint="--region")
     if region is not None and not regions.is_region(region):
         raise typer.BadParameter(
             f"{region!r} is not a province code (32), a regency code (32.16) or {regions.NATIONAL}",
             param_hint="--region")
-    if role is Role.COMPANY and not nib:
-        raise typer.BadParameter("a company token needs --nib", param_hint="--nib")
+    if role in (Role.COMPANY, Role.ESTATE) and not nib:
+        raise typer.BadParameter(f"a {role.value} token needs --nib", param_hint="--nib")
     # What the services' verifier takes (shared/web/access.py): a token it would refuse is of no use.
     if nib is not None and not re.fullmatch(NIB_PATTERN, nib):
         raise typer.BadParameter(f"{nib!r} is not a 13-digit NIB", param_hint="--nib")
