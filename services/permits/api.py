@@ -24,46 +24,70 @@ from services.permits.domain import (
 from services.permits.domain import (
     MINISTRY_ZONE, ClassReview, ClassReviewNotFound, ReviewAlreadyDecided, ReviewDecision, ReviewStatus, WorkKind,
 )
+from services.permits.domain import (
+    EstateNotOperating, IllegalTenancyMove, PlantInAnotherEstate, SanctionRequest, SanctionRequestAlreadyDecided,
+    SanctionRequestNotFound, SanctionRequestStatus, Tenancy, TenancyDecision, TenancyNotFound, TenancyStatus,
+)
 from services.permits.handlers import (
-    ObjectionHandlers, PermitHandlers, PermitObjections, PermitView, SectorHandlers, WorklistHandlers,
+    EstateHandlers, ObjectionHandlers, PermitHandlers, PermitObjections, PermitView, SectorHandlers, WorklistHandlers,
 )
 from services.permits.letters import qr_png
-from services.permits.repository import ListedReview, PermitSearch, ReviewSearch
+from services.permits.repository import (
+    ListedReview, ListedSanctionRequest, ListedTenancy, PermitSearch, ReviewSearch, SanctionRequestSearch,
+)
 from shared import registry_tokens, regions
 from shared.contract import (
     FINDING_REF_MAX_LENGTH, KBLI_PATTERN, NAME_MAX_LENGTH, NIB_PATTERN, PERMIT_NUMBER_PATTERN, PHONE_MAX_LENGTH,
-    EmailAddress, GroundCode, GroundEvidence, SanctionAction, SanctionGround, SectorClass,
+    EmailAddress, GroundCode, GroundEvidence, PermitKind, RequestDecision, SanctionAction, SanctionGround, SectorClass,
 )
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+# A regional office reads its region and asks for sanctions (on the supervision topic); an estate is a company for its
+# own estate permit and reads its confirmed tenants' permits.
+RO, E = Role.REGIONAL_OFFICE, Role.ESTATE
 
 # Who may do what, in one screen (DESIGN §4). Agencies read only the public registry, which needs no token.
 POLICY = Policy({
-    "apply": Rule({OP: Scope.ALL, C: Scope.OWN}, "apply for a permit"),
-    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read or search permits and their history"),
-    "summary": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "count permits by province and status"),
+    "apply": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN}, "apply for a permit"),
+    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION, C: Scope.OWN, E: Scope.TENANTS},
+                 "read or search permits and their history (an estate: its own and its confirmed tenants')"),
+    "summary": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION, A: Scope.ALL},
+                    "count permits by province and status"),
     "decide": Rule({OP: Scope.ALL}, "issue or reject an application"),
     "freeze": Rule({OP: Scope.ALL}, "freeze (deactivate) an issued permit"),
     "reactivate": Rule({OP: Scope.ALL}, "reactivate a frozen permit"),
     "revoke": Rule({OP: Scope.ALL}, "revoke an issued or frozen permit"),
-    "request_reactivation": Rule({C: Scope.OWN}, "ask for a frozen permit to be reactivated, on conditions"),
-    "reactivation_queue": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read the reactivation requests in review"),
+    "request_reactivation": Rule({C: Scope.OWN, E: Scope.OWN},
+                                 "ask for a frozen permit to be reactivated, on conditions"),
+    "reactivation_queue": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION},
+                               "read the reactivation requests in review"),
     "decide_reactivation": Rule({OP: Scope.ALL}, "approve or reject a reactivation request"),
-    "object": Rule({C: Scope.OWN}, "object to the freeze or revocation of the company's own permit"),
-    "read_objections": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a permit's objections"),
+    "object": Rule({C: Scope.OWN, E: Scope.OWN}, "object to the freeze or revocation of the company's own permit"),
+    "read_objections": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, E: Scope.OWN},
+                            "read a permit's objections"),
     "decide_objection": Rule({OP: Scope.ALL}, "decide an objection: uphold, overturn or partly (a revocation "
                                               "becomes a freeze)"),
-    "worklists": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read what waits for a decision, with its service level "
-                                                          "(task forces: their region's, read-only)"),
-    "letters": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "list and download warning and sanction letters"),
+    "worklists": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION},
+                      "read what waits for a decision, with its service level (task forces and regional offices: "
+                      "their region's, read-only)"),
+    # A tenant's letters are the tenant's: its estate does not read them.
+    "letters": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, E: Scope.OWN},
+                    "list and download warning and sanction letters"),
     # The table is the ministry's lists, published: anyone with a token reads it.
-    "sector_table": Rule({OP: Scope.ALL, TF: Scope.ALL, C: Scope.ALL, A: Scope.ALL},
+    "sector_table": Rule({OP: Scope.ALL, TF: Scope.ALL, RO: Scope.ALL, C: Scope.ALL, E: Scope.ALL, A: Scope.ALL},
                          "read the KBLI sector table plants' classes are read from"),
-    "class_reviews": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read companies' sector class claims in "
-                                                                           "review (a company: its own)"),
+    "class_reviews": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION, C: Scope.OWN, E: Scope.OWN},
+                          "read companies' sector class claims in review (a company: its own)"),
     "decide_class_review": Rule({OP: Scope.ALL}, "accept or reject a company's sector class claim"),
+    "tenants": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION, E: Scope.OWN},
+                    "read an industrial estate's tenant plants, by the state of their claims"),
+    "decide_tenancy": Rule({OP: Scope.ALL, E: Scope.OWN}, "confirm, decline or release a plant as a tenant of the "
+                                                          "estate"),
+    "sanction_requests": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION},
+                              "read the regional offices' sanction requests"),
+    "decide_sanction_request": Rule({OP: Scope.ALL}, "approve or decline a regional office's sanction request"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -116,6 +140,16 @@ PROBLEMS: ProblemTable = {
     ClassReviewNotFound: lambda exc: Problem(404, "Not found", str(exc)),
     ReviewAlreadyDecided: lambda exc: Problem(409, "Review already decided", str(exc),
                                               review_status=exc.review.status.value),
+    TenancyNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    IllegalTenancyMove: lambda exc: Problem(409, "Illegal tenancy move", str(exc),
+                                            current_status=exc.tenancy.status.value),
+    EstateNotOperating: lambda exc: Problem(409, "Estate permit not in force", str(exc),
+                                            current_status=exc.estate.status.value),
+    PlantInAnotherEstate: lambda exc: Problem(409, "Plant in another estate", str(exc),
+                                              other_estate_permit_id=str(exc.other.estate_permit_id)),
+    SanctionRequestNotFound: lambda exc: Problem(404, "Not found", str(exc)),
+    SanctionRequestAlreadyDecided: lambda exc: Problem(409, "Request already decided", str(exc),
+                                                       request_status=exc.request.status.value),
 }
 
 
@@ -150,6 +184,9 @@ class Facility(BaseModel):
                                **_checked(pattern=regions.PROVINCE_PATTERN))
     regency_code: str = Field(max_length=CODE_MAX_LENGTH, description="Kemendagri regency/city code, e.g. 32.16",
                               **_checked(pattern=regions.REGENCY_PATTERN))
+    estate_permit_number: str | None = Field(
+        None, max_length=CODE_MAX_LENGTH, **_checked(pattern=PERMIT_NUMBER_PATTERN),
+        description="A plant inside an industrial estate: the estate's permit number (the estate confirms it)")
 
 
 class Workforce(BaseModel):
@@ -167,6 +204,8 @@ class Contact(BaseModel):
 
 
 class ApplicationIn(BaseModel):
+    kind: PermitKind = Field(PermitKind.PLANT, description="plant | estate: an industrial company's plant, or an "
+                                                           "industrial-estate company's estate (KBLI 68130)")
     company: Company
     facility: Facility
     kbli: list[Annotated[str, Field(max_length=CODE_MAX_LENGTH, **_checked(pattern=KBLI_PATTERN))]] = Field(
@@ -293,7 +332,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
         found = await handlers.search(PermitSearch(
             status=status.value if status else None, province=province, regency=regency, nib=nib,
             sector=sector.value if sector else None, region_scope=access.region_filter,
-            nib_scope=access.nib_filter, after=_position(cursor), limit=limit + 1,
+            nib_scope=access.nib_filter, tenants_scope=access.tenants_filter, after=_position(cursor),
+            limit=limit + 1,
         ))
         page = found[:limit]
         more = len(found) > limit
@@ -324,7 +364,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
     @routes.get("/permits/{permit_id}")
     async def read(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")]) -> dict:
         view = await handlers.get(permit_id, access)
-        return _detail(view, with_contact=access.scope is not Scope.REGION)
+        # A task force sees the plant, not the company's contact people; an estate its tenant's plant alone.
+        return _detail(view, with_contact=access.scope is Scope.ALL or view.permit.nib == access.principal.nib)
 
     @routes.get("/permits/{permit_id}/history")
     async def history(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")]) -> dict:
@@ -531,7 +572,8 @@ def _application(body: ApplicationIn) -> Application:
         sector_class=body.sector_class, export_oriented=body.export_oriented, workforce_total=body.workforce.total,
         on_site_per_shift=body.workforce.on_site_per_shift,
         health_protocol_commitment=body.health_protocol_commitment,
-        contact_email=body.contact.email, contact_phone=body.contact.phone,
+        contact_email=body.contact.email, contact_phone=body.contact.phone, kind=body.kind,
+        estate_permit_number=body.facility.estate_permit_number,
     )
 
 
@@ -539,7 +581,7 @@ def _summary(p: Permit) -> dict:
     return {"permit_id": str(p.permit_id), "facility_id": str(p.facility_id), "status": p.status.value,
             "permit_number": p.permit_number, "nib": p.nib, "company_name": p.company_name,
             "province_code": p.province_code, "regency_code": p.regency_code, "sector_class": p.sector_class,
-            "export_oriented": p.export_oriented, "freeze_count": p.freeze_count}
+            "export_oriented": p.export_oriented, "freeze_count": p.freeze_count, "kind": p.kind.value}
 
 
 def _detail(view: PermitView, *, with_contact: bool) -> dict:
@@ -558,7 +600,9 @@ def _detail(view: PermitView, *, with_contact: bool) -> dict:
                       "starts_at": c.starts_at.isoformat(), "ends_at": c.ends_at.isoformat()}
                      for c in view.operating.closures],
     }
-    if with_contact:  # a task force sees the plant, not the company's contact people
+    if p.estate_nib is not None:
+        out["estate_nib"] = p.estate_nib  # the estate that confirmed the plant as its tenant
+    if with_contact:
         out["contact"] = {"email": a.get("contact_email"), "phone": a.get("contact_phone")}
     return out
 
@@ -707,3 +751,122 @@ def _review(r: ClassReview) -> dict:
 def _listed_review(listed: ListedReview) -> dict:
     return _review(listed.review) | {"province_code": listed.permit.province_code,
                                      "regency_code": listed.permit.regency_code, "permit": _summary(listed.permit)}
+
+
+class TenancyDecisionIn(BaseModel):
+    decision: TenancyDecision = Field(description="confirm: the plant lies inside the estate; decline: it does not")
+    reason: Text = Field(min_length=1, max_length=1000)
+
+
+def estates_router(estates: EstateHandlers) -> APIRouter:
+    """Industrial estates' tenant plants: a plant names its estate when it applies; the estate answers."""
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["estates"])
+
+    @routes.get("/estates/{estate_permit_id}/tenants")
+    async def tenants(estate_permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("tenants")],
+                      status: TenancyStatus = TenancyStatus.CONFIRMED,
+                      cursor: Annotated[str | None, Query(max_length=64,
+                                                          description="`next_cursor` of the previous page")] = None,
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict:
+        """The estate's tenancies in one status (confirmed unless asked), in the order the plants claimed them."""
+        found = await estates.tenants(estate_permit_id, status, access, after=_position(cursor), limit=limit + 1)
+        page = found[:limit]
+        return {"estate_permit_id": str(estate_permit_id), "items": [_listed_tenancy(t) for t in page],
+                "next_cursor": _cursor(page[-1].seq) if len(found) > limit else None}
+
+    @routes.post("/estates/{estate_permit_id}/tenants/{tenant_permit_id}/decision")
+    async def decide(estate_permit_id: uuid.UUID, tenant_permit_id: uuid.UUID, body: TenancyDecisionIn,
+                     access: Annotated[Access, POLICY.guard("decide_tenancy")]) -> dict:
+        return _tenancy(await estates.decide(estate_permit_id, tenant_permit_id, body.decision, body.reason, access,
+                                             _request_id()))
+
+    @routes.post("/estates/{estate_permit_id}/tenants/{tenant_permit_id}/release")
+    async def release(estate_permit_id: uuid.UUID, tenant_permit_id: uuid.UUID, body: ReasonIn,
+                      access: Annotated[Access, POLICY.guard("decide_tenancy")]) -> dict:
+        return _tenancy(await estates.release(estate_permit_id, tenant_permit_id, body.reason, access, _request_id()))
+
+    return routes
+
+
+def _tenancy(t: Tenancy) -> dict:
+    """Each move with its who, when and why: the claim, the estate's answer, and the end."""
+    decision = ended = None
+    if t.decided_at is not None:
+        decision = {"by": {"sub": t.decided_by, "role": t.decided_role}, "at": t.decided_at.isoformat(),
+                    "reason": t.decision_reason}
+    if t.ended_at is not None:
+        ended = {"by": {"sub": t.ended_by, "role": t.ended_role}, "at": t.ended_at.isoformat(),
+                 "reason": t.end_reason, "cause": t.end_cause.value if t.end_cause else None}
+    return {"estate_permit_id": str(t.estate_permit_id), "tenant_permit_id": str(t.tenant_permit_id),
+            "tenant_facility_id": str(t.tenant_facility_id), "status": t.status.value,
+            "claimed": {"by": {"sub": t.claimed_by}, "at": t.claimed_at.isoformat()},
+            "decision": decision, "ended": ended}
+
+
+def _listed_tenancy(listed: ListedTenancy) -> dict:
+    return _tenancy(listed.tenancy) | {"tenant": _summary(listed.tenant)}
+
+
+class SanctionRequestDecisionIn(BaseModel):
+    decision: Literal["approve", "decline"] = Field(
+        description="approve: the permit is frozen or revoked on the request's ground; decline: nothing changes")
+    reason: Text = Field(min_length=1, max_length=1000, description="Sent to the regional office with the decision.")
+
+
+_REQUEST_DECISIONS = {"approve": RequestDecision.APPROVED, "decline": RequestDecision.DECLINED}
+
+
+def sanction_requests_router(handlers: PermitHandlers) -> APIRouter:
+    """The regional offices' sanction requests in the ministry's review queue (the office asks; an operator
+    decides)."""
+    routes = APIRouter(route_class=AuthenticatedFirst, tags=["sanction requests"])
+
+    @routes.get("/sanction-requests")
+    async def listed(
+        access: Annotated[Access, POLICY.guard("sanction_requests")],
+        status: SanctionRequestStatus | None = None,
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+        regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
+        cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict:
+        """Requests, the oldest first, in one status if asked; a task force's or an office's of its region."""
+        region = _asked_region(access, province, regency)
+        found = await handlers.sanction_requests(SanctionRequestSearch(
+            status=status, region=region or access.region_filter, after=_position(cursor), limit=limit + 1))
+        page = found[:limit]
+        return {"items": [_listed_sanction_request(listed) for listed in page],
+                "next_cursor": _cursor(page[-1].seq) if len(found) > limit else None}
+
+    @routes.get("/sanction-requests/{request_id}")
+    async def one(request_id: uuid.UUID, access: Annotated[Access, POLICY.guard("sanction_requests")]) -> dict:
+        request, permit = await handlers.sanction_request(request_id, access)
+        return _sanction_request(request) | {"permit": _summary(permit)}
+
+    @routes.post("/sanction-requests/{request_id}/decision")
+    async def decide(request_id: uuid.UUID, body: SanctionRequestDecisionIn,
+                     access: Annotated[Access, POLICY.guard("decide_sanction_request")]) -> dict:
+        request, permit = await handlers.decide_sanction_request(
+            request_id, _REQUEST_DECISIONS[body.decision], body.reason, access, _request_id())
+        return _sanction_request(request) | {"permit": _summary(permit)}
+
+    return routes
+
+
+def _sanction_request(r: SanctionRequest) -> dict:
+    decision = None
+    if r.decided_at is not None:
+        decision = {"by": {"sub": r.decided_by, "role": r.decided_role}, "at": r.decided_at.isoformat(),
+                    "reason": r.decision_reason}
+    return {"request_id": str(r.request_id), "permit_id": str(r.permit_id), "action": r.action.value,
+            "status": r.status.value, "ground": r.ground.model_dump(mode="json", exclude_none=True),
+            "reason": r.reason, "office_region": r.office_region,
+            "inspection_id": str(r.inspection_id) if r.inspection_id else None,
+            "requested_at": r.requested_at.isoformat(), "received_at": r.received_at.isoformat(),
+            "decision": decision}
+
+
+def _listed_sanction_request(listed: ListedSanctionRequest) -> dict:
+    return _sanction_request(listed.request) | {"province_code": listed.permit.province_code,
+                                                "regency_code": listed.permit.regency_code,
+                                                "permit": _summary(listed.permit)}

@@ -17,15 +17,17 @@ from services.permits.domain import (
     DEFAULT_SERVICE_LEVELS, OBJECTION_WORKING_DAYS, ApplicationRules, KbliSectorTable, ObjectionWindow,
     PrincipalActivity, ServiceLevels, WorkingDays, WorkKind,
 )
-from services.permits.handlers import ObjectionHandlers, PermitHandlers, SectorHandlers, WorklistHandlers
+from services.permits.handlers import (
+    EstateHandlers, ObjectionHandlers, PermitHandlers, SectorHandlers, WorklistHandlers,
+)
 from services.permits.letters import PdfLetters
 from services.permits.repository import PermitsWork
 from shared import registry_tokens
 from shared.regions import KemendagriRegions
 from shared.clock import Clock, SystemClock
 from shared.contract import (
-    INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, FacilityClosureOrdered, FacilityReopened, ReportSubmitted,
-    SanctionRecommended, WarningIssued,
+    INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, SUPERVISION, FacilityClosureOrdered, FacilityReopened,
+    ReportSubmitted, SanctionRecommended, SanctionRequested, WarningIssued,
 )
 from shared.messaging.consumer import InBatches
 from shared.runtime import ServiceRuntime, serve
@@ -69,6 +71,10 @@ class PermitsSettings(BaseSettings):
         DEFAULT_SERVICE_LEVELS[WorkKind.CLASS_REVIEW], ge=1, le=250,
         validation_alias="IOMKI_SLA_CLASS_REVIEW_WORKING_DAYS", description="A company's sector class claim is decided "
                                                                             "within")
+    sla_sanction_request_working_days: int = Field(
+        DEFAULT_SERVICE_LEVELS[WorkKind.SANCTION_REQUEST], ge=1, le=250,
+        validation_alias="IOMKI_SLA_SANCTION_REQUEST_WORKING_DAYS",
+        description="A regional office's sanction request is decided within")
     kbli_sectors_file: Path = Field(SECTOR_TABLE_FILE, validation_alias="IOMKI_KBLI_SECTORS_FILE",
                                     description="The KBLI sector table (a revision of the shipped kbli_sectors.toml)")
 
@@ -76,7 +82,8 @@ class PermitsSettings(BaseSettings):
         return ServiceLevels({WorkKind.APPLICATION: self.sla_application_working_days,
                               WorkKind.REACTIVATION_REQUEST: self.sla_reactivation_working_days,
                               WorkKind.OBJECTION: self.sla_objection_working_days,
-                              WorkKind.CLASS_REVIEW: self.sla_class_review_working_days}, days)
+                              WorkKind.CLASS_REVIEW: self.sla_class_review_working_days,
+                              WorkKind.SANCTION_REQUEST: self.sla_sanction_request_working_days}, days)
 
 
 def registry_signing_key(configured: str | None, data_dir: Path) -> Ed25519PrivateKey:
@@ -124,13 +131,16 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
                               WarningIssued: handlers.on_warning_issued})
     runtime.consume(INCIDENTS, {FacilityClosureOrdered: handlers.on_closure_ordered,
                                 FacilityReopened: handlers.on_reopened})
+    # The regional offices' sanction requests, into the operators' review queue (the supervision service's topic).
+    runtime.consume(SUPERVISION, {SanctionRequested: handlers.on_sanction_requested})
     # Letters for companies' e-mails, printed after the transaction that issued them (migration 0006 wakes it).
     runtime.every(LETTER_SEND_INTERVAL, "letters", handlers.send_letters, wake_on="permits_letters")
     return runtime.http_app(
         title="iomki permits",
         description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
         routers=[api.router(handlers), api.objections_router(objections), api.worklists_router(worklists),
-                 api.sectors_router(sectors), dashboard.router()], problems=api.PROBLEMS,
+                 api.sectors_router(sectors), api.estates_router(EstateHandlers(runtime.database, clock)),
+                 api.sanction_requests_router(handlers), dashboard.router()], problems=api.PROBLEMS,
     )
 
 

@@ -17,7 +17,8 @@ from lokal import parse_npwp
 from shared import refusals, regions
 from shared.contract import (
     INT4_MAX, KBLI_PATTERN, LETTER_NUMBER_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN, ClassBasis, GroundCode,
-    GroundEvidence, LetterKind, ObjectionOutcome, SanctionGround, SectorClass, WarningCause,
+    GroundEvidence, LetterKind, ObjectionOutcome, PermitKind, RequestDecision, SanctionAction, SanctionGround,
+    SectorClass, TenancyEndCause, WarningCause,
 )
 
 
@@ -119,13 +120,18 @@ class Permit:
     export_oriented: bool = False
     class_basis: ClassBasis | None = ClassBasis.KBLI_TABLE
     class_table_version: str | None = None  # for an operator's class: the table's version it was set over
+    kind: PermitKind = PermitKind.PLANT
+    # The NIB of the estate that confirmed this plant as its tenant, while it is one: that estate reads the permit.
+    estate_nib: str | None = None
 
     @classmethod
     def apply(cls, *, facility_id: uuid.UUID, nib: str, company_name: str, province_code: str,
               regency_code: str, sector_class: str, workforce_total: int, actor: str, role: str,
-              now: datetime, plant_key: str = "", export_oriented: bool = False) -> tuple[Permit, Transition]:
+              now: datetime, plant_key: str = "", export_oriented: bool = False,
+              kind: PermitKind = PermitKind.PLANT) -> tuple[Permit, Transition]:
         permit = cls(uuid.uuid4(), facility_id, nib, company_name, province_code, regency_code, sector_class,
-                     workforce_total, PermitStatus.SUBMITTED, plant_key=plant_key, export_oriented=export_oriented)
+                     workforce_total, PermitStatus.SUBMITTED, plant_key=plant_key, export_oriented=export_oriented,
+                     kind=kind)
         return permit, Transition(None, PermitStatus.SUBMITTED, "apply", actor, role, "application submitted", now)
 
     @property
@@ -351,6 +357,105 @@ def check_ground(ground: SanctionGround, facts: GroundFacts) -> None:
     errors = list(GROUND_RULES[ground.code].errors(ground, facts))
     if errors:
         raise InvalidGround(errors)
+
+
+# ------------------------------------------------------------------------------------------- sanction requests
+
+
+class SanctionRequestStatus(StrEnum):
+    PENDING = "pending"  # in the operators' worklist
+    APPROVED = "approved"  # the permit was frozen or revoked on the request's ground
+    DECLINED = "declined"  # by an operator, or at intake (its ground does not hold, or the permit cannot take it)
+
+
+class SanctionRequestNotFound(PermitsRefusal, refusals.NotFound):
+    """No such sanction request, or none the caller may see."""
+
+
+class SanctionRequestAlreadyDecided(PermitsRefusal):
+    def __init__(self, request: SanctionRequest) -> None:
+        super().__init__(f"sanction request {request.request_id} was already {request.status.value}")
+        self.request = request
+
+
+INTAKE_ACTOR = "permits"  # who declines a request at intake, in its record
+
+
+@dataclass(frozen=True)
+class SanctionRequest:
+    """A regional office's request that the ministry freeze or revoke a permit (the office never sanctions), from
+    its arrival to an operator's decision."""
+
+    request_id: uuid.UUID
+    permit_id: uuid.UUID
+    action: Action
+    ground: SanctionGround
+    reason: str
+    office_region: str
+    inspection_id: uuid.UUID | None
+    requested_at: datetime
+    received_at: datetime
+    status: SanctionRequestStatus = SanctionRequestStatus.PENDING
+    decided_by: str | None = None
+    decided_role: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+
+    @classmethod
+    def receive(cls, *, request_id: uuid.UUID, permit: Permit, action: SanctionAction, ground: SanctionGround,
+                reason: str, office_region: str, inspection_id: uuid.UUID | None, requested_at: datetime,
+                facts: GroundFacts, now: datetime) -> SanctionRequest:
+        """The request as it arrives: pending, or declined at once when its ground does not rest on its evidence
+        (`GROUND_RULES`, as for an officer's own sanction) or the permit cannot take the action (`TRANSITIONS`)."""
+        # The letter and the history quote the office's words where the ground itself states none.
+        stated = ground if ground.text else ground.model_copy(update={"text": reason})
+        request = cls(request_id, permit.permit_id, Action(action.value), stated, reason, office_region,
+                      inspection_id, requested_at, now)
+        refusal = request.refusal(permit, facts)
+        if refusal is None:
+            return request
+        return replace(request, status=SanctionRequestStatus.DECLINED, decided_by=INTAKE_ACTOR,
+                       decided_role=SYSTEM_ROLE, decided_at=now, decision_reason=refusal)
+
+    def refusal(self, permit: Permit, facts: GroundFacts) -> str | None:
+        """Why the request cannot be granted as it stands (naming the field, or the permit's state), or None."""
+        errors = list(GROUND_RULES[self.ground.code].errors(self.ground, facts))
+        if errors:
+            named = "; ".join(f"{e.field}: {e.message}" for e in errors)
+            return f"Dasar sanksi tidak terpenuhi / The ground does not hold: {named}"
+        if permit.status not in TRANSITIONS[self.action][0]:
+            return (f"Izin berstatus {permit.status.value} / The permit is {permit.status.value}: "
+                    f"cannot {self.action.value} it")
+        return None
+
+    @property
+    def pending(self) -> bool:
+        return self.status is SanctionRequestStatus.PENDING
+
+    @property
+    def decision(self) -> RequestDecision | None:
+        return {SanctionRequestStatus.APPROVED: RequestDecision.APPROVED,
+                SanctionRequestStatus.DECLINED: RequestDecision.DECLINED}.get(self.status)
+
+    def decide(self, decision: RequestDecision, permit: Permit, *, reason: str, actor: str, role: str, now: datetime,
+               causation_id: str | None = None) -> tuple[SanctionRequest, tuple[Permit, Transition] | None]:
+        """An operator's decision, once. Approved, the permit is frozen or revoked through its lifecycle on the
+        request's ground (an illegal move is refused: `IllegalTransition`), the history naming the request and its
+        office; declined, nothing changes."""
+        if not self.pending:
+            raise SanctionRequestAlreadyDecided(self)
+        if not _says_something(reason):
+            raise TextMissing("reason", "a decision on a sanction request must state its reasons")
+        if permit.permit_id != self.permit_id:
+            raise ValueError(f"request {self.request_id} is not about permit {permit.permit_id}")
+        decided = replace(self, decided_by=actor, decided_role=role, decided_at=now, decision_reason=reason)
+        if decision is RequestDecision.DECLINED:
+            return replace(decided, status=SanctionRequestStatus.DECLINED), None
+        change = permit.act(self.action, actor=actor, role=role, reason=(
+            f"Permohonan sanksi {self.request_id} dari dinas wilayah {self.office_region} disetujui / Sanction "
+            f"request {self.request_id} of the regional office of {self.office_region} approved: {reason}"),
+            now=now, causation_id=causation_id, ground=self.ground)
+        return replace(decided, status=SanctionRequestStatus.APPROVED), change
 
 
 # The ministry works on Jakarta's calendar: it counts sanctions by its months and holds its worklists to its days.
@@ -908,6 +1013,8 @@ class Application:
     contact_email: str | None
     contact_phone: str | None
     export_oriented: bool | None = None
+    kind: PermitKind = PermitKind.PLANT
+    estate_permit_number: str | None = None  # a plant's claim to lie in that estate, which the estate confirms
 
     @property
     def plant_key(self) -> str:
@@ -982,6 +1089,7 @@ class ApplicationRules:
                              "the signed health-protocol commitment (SE Menperin 4/2020) is required")
         if not normalise_address(a.address):
             yield FieldError("facility.address", "the plant address must contain letters or digits")
+        yield from _estate_errors(a)
 
     def _region_errors(self, province: str, regency: str) -> Iterable[FieldError]:
         province_known = regions.is_province(province) and self.regions.name_of(province) is not None
@@ -993,6 +1101,35 @@ class ApplicationRules:
         elif province_known and not regency.startswith(province + "."):
             yield FieldError("facility.regency_code",
                              f"regency {regency} is not in province {province}")
+
+
+# KBLI 2020 68130 "Kawasan Industri": the activity of an industrial-estate company (PP 142/2015 names the holder of
+# an industrial estate's business licence). It lies outside manufacturing (divisions 10-33), which the KBLI sector
+# table covers, so an estate reads as the table's default, non_essential and not export-oriented [inference: no
+# PPKM instruction names estate management; each tenant plant holds its own class].
+ESTATE_KBLI = "68130"
+
+
+def _estate_errors(a: Application) -> Iterable[FieldError]:
+    if a.kind is PermitKind.ESTATE:
+        if a.kbli and a.kbli[0] != ESTATE_KBLI:
+            yield FieldError("kbli.0", f"an industrial estate's principal KBLI code is {ESTATE_KBLI} (Kawasan "
+                                       "Industri)")
+        if a.estate_permit_number is not None:
+            yield FieldError("facility.estate_permit_number", "an industrial estate does not lie in another estate")
+    elif a.estate_permit_number is not None and not PERMIT_NUMBER.fullmatch(a.estate_permit_number):
+        yield FieldError("facility.estate_permit_number", "an estate's permit number reads IOMKI-<year>-<6 digits>")
+
+
+def estate_claim_errors(a: Application, estate: Permit | None) -> Iterable[FieldError]:
+    """A plant's claim to lie in an estate names an issued estate permit in the plant's own regency."""
+    field_ = "facility.estate_permit_number"
+    if estate is None or estate.kind is not PermitKind.ESTATE:
+        yield FieldError(field_, f"no industrial estate has permit {a.estate_permit_number}")
+    elif estate.status is not PermitStatus.ISSUED:
+        yield FieldError(field_, f"the estate's permit {a.estate_permit_number} is {estate.status.value}, not ISSUED")
+    elif estate.regency_code != a.regency_code:
+        yield FieldError(field_, f"the estate lies in regency {estate.regency_code}, the plant in {a.regency_code}")
 
 
 def _workforce_errors(total: int, shifts: list[int]) -> Iterable[FieldError]:
@@ -1055,6 +1192,104 @@ class OnePermitPerPlant:
     def facility_of(permits_of_plant: Sequence[Permit]) -> uuid.UUID:
         """A plant keeps its facility id across permits, so reports and incidents keep following it."""
         return permits_of_plant[0].facility_id if permits_of_plant else uuid.uuid4()
+
+
+# ------------------------------------------------------------------------------------------- estate tenancies
+
+
+class TenancyStatus(StrEnum):
+    PENDING = "pending"  # the plant named the estate when it applied; the estate has not answered
+    CONFIRMED = "confirmed"  # the estate says the plant lies inside it, and reads the plant's permit
+    DECLINED = "declined"  # the estate says it does not
+    RELEASED = "released"  # it did, and no longer does (the estate released it, or the estate's permit was revoked)
+
+
+class TenancyDecision(StrEnum):
+    CONFIRM = "confirm"
+    DECLINE = "decline"
+
+
+class TenancyNotFound(PermitsRefusal, refusals.NotFound):
+    """No such tenancy, or none the caller may see."""
+
+
+class IllegalTenancyMove(PermitsRefusal):
+    def __init__(self, tenancy: Tenancy, move: str) -> None:
+        super().__init__(f"cannot {move} a tenancy that is {tenancy.status.value}")
+        self.tenancy = tenancy
+
+
+class EstateNotOperating(PermitsRefusal):
+    def __init__(self, estate: Permit) -> None:
+        super().__init__(f"the estate's permit is {estate.status.value}: it confirms no tenant")
+        self.estate = estate
+
+
+class PlantInAnotherEstate(PermitsRefusal):
+    def __init__(self, other: Tenancy) -> None:
+        super().__init__(f"the plant is already a confirmed tenant of estate permit {other.estate_permit_id}")
+        self.other = other
+
+
+# While an estate's permit stands (issued or frozen) it answers its tenants' claims.
+ESTATE_ANSWERS = frozenset({PermitStatus.ISSUED, PermitStatus.FROZEN})
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """A plant's claim to lie in an industrial estate, from its application to the estate's answer and its end."""
+
+    estate_permit_id: uuid.UUID
+    tenant_permit_id: uuid.UUID
+    tenant_facility_id: uuid.UUID
+    status: TenancyStatus
+    claimed_by: str
+    claimed_at: datetime
+    decided_by: str | None = None
+    decided_role: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    ended_by: str | None = None
+    ended_role: str | None = None
+    ended_at: datetime | None = None
+    end_cause: TenancyEndCause | None = None
+    end_reason: str | None = None
+
+    @classmethod
+    def claim(cls, estate: Permit, tenant: Permit, *, actor: str, now: datetime) -> Tenancy:
+        return cls(estate.permit_id, tenant.permit_id, tenant.facility_id, TenancyStatus.PENDING, actor, now)
+
+    def decide(self, decision: TenancyDecision, estate: Permit, *, other: Tenancy | None, reason: str, actor: str,
+               role: str, now: datetime) -> Tenancy:
+        """The estate's answer, once. It confirms only while its own permit stands, and a plant lies in one estate
+        at a time (`other`: the plant's confirmed tenancy elsewhere, if any)."""
+        if self.status is not TenancyStatus.PENDING:
+            raise IllegalTenancyMove(self, decision.value)
+        if not _says_something(reason):
+            raise TextMissing("reason", "a decision on a tenancy must state its reasons")
+        decided = replace(self, decided_by=actor, decided_role=role, decided_at=now, decision_reason=reason)
+        if decision is TenancyDecision.DECLINE:
+            return replace(decided, status=TenancyStatus.DECLINED)
+        if estate.status not in ESTATE_ANSWERS:
+            raise EstateNotOperating(estate)
+        if other is not None and other.tenant_permit_id != self.tenant_permit_id:
+            raise PlantInAnotherEstate(other)
+        return replace(decided, status=TenancyStatus.CONFIRMED)
+
+    def end(self, cause: TenancyEndCause, *, reason: str, actor: str, role: str, now: datetime) -> Tenancy:
+        """A confirmed tenancy ends: the estate releases the plant, or the estate's own permit is revoked."""
+        if self.status is not TenancyStatus.CONFIRMED:
+            raise IllegalTenancyMove(self, "release")
+        if not _says_something(reason):
+            raise TextMissing("reason", "a release must state its reasons")
+        return replace(self, status=TenancyStatus.RELEASED, ended_by=actor, ended_role=role, ended_at=now,
+                       end_cause=cause, end_reason=reason)
+
+
+def estate_revoked_reason(estate: Permit) -> str:
+    """Why each tenancy of an estate ends with the estate's revocation, as EstateTenancyEnded says it."""
+    return (f"Izin kawasan industri {estate.permit_number} dicabut / The industrial estate's permit "
+            f"{estate.permit_number} was revoked")
 
 
 # ------------------------------------------------------------------------------------------- operating status
@@ -1448,13 +1683,16 @@ class WorkKind(StrEnum):
     REACTIVATION_REQUEST = "reactivation_request"
     OBJECTION = "objection"
     CLASS_REVIEW = "class_review"
+    SANCTION_REQUEST = "sanction_request"  # a regional office's request for a freeze or a revocation
 
 
 # Working days each kind is held to. UU 30/2014 Pasal 77(4): the official decides an objection within 10 working
 # days. No circular sets one for an application, a reactivation request or a class review: three working days is the
-# platform's default, each configurable (IOMKI_SLA_*_WORKING_DAYS).
+# platform's default, each configurable (IOMKI_SLA_*_WORKING_DAYS). A regional office's sanction request: five
+# working days [inference: a working week to weigh an inspection's evidence; no circular sets it].
 DEFAULT_SERVICE_LEVELS: dict[WorkKind, int] = {
     WorkKind.APPLICATION: 3, WorkKind.REACTIVATION_REQUEST: 3, WorkKind.OBJECTION: 10, WorkKind.CLASS_REVIEW: 3,
+    WorkKind.SANCTION_REQUEST: 5,
 }
 
 

@@ -23,9 +23,14 @@ from services.permits.domain import (
     leaves_the_freeze, letter_document, missed_periods_of, open_to_objection, permit_number, reactivation_outlook,
     registry_status, sanction_periods, warning_ground,
 )
+from services.permits.domain import (
+    EstateNotOperating, InvalidApplication, SanctionRequest, SanctionRequestNotFound, Tenancy, TenancyDecision,
+    TenancyNotFound, TenancyStatus, estate_claim_errors, estate_revoked_reason,
+)
 from services.permits.letters import PdfLetters
 from services.permits.repository import (
-    ListedReview, PermitSearch, PermitsWork, QueuedRequest, ReviewSearch, TableApplied,
+    ListedReview, ListedSanctionRequest, ListedTenancy, PermitSearch, PermitsWork, QueuedRequest, ReviewSearch,
+    SanctionRequestSearch, TableApplied,
 )
 from shared import registry_tokens
 from shared.clock import Clock
@@ -37,6 +42,10 @@ from shared.contract import (
     PermitIssued, PermitReactivated, PermitRejected, PermitRevoked, ReactivationRejected, ReactivationRequested,
     ClassBasis, ReportSubmitted, SanctionAction, SanctionGround, SanctionRecommended, SanctionReversed, SectorClass,
     SectorClassChanged, WarningCause, WarningIssued,
+)
+from shared.contract import (
+    EstateTenancyConfirmed, EstateTenancyEnded, PermitKind, RequestDecision, SanctionRequestDecided, SanctionRequested,
+    TenancyEndCause,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
@@ -94,6 +103,12 @@ class PermitHandlers:
         derived = self.activity.derive(application.kbli).classing
         claimed = application.claim.against(derived)
         async with self.database.transaction() as work:
+            estate = None
+            if application.estate_permit_number is not None:
+                estate = await work.permits.by_number(application.estate_permit_number)
+                errors = list(estate_claim_errors(application, estate))
+                if errors:
+                    raise InvalidApplication(errors)
             await work.permits.lock_plant(application.plant_key)
             earlier = await work.permits.of_plant(application.plant_key)
             self.one_permit_per_plant.check(earlier, now=now)
@@ -103,16 +118,19 @@ class PermitHandlers:
                 regency_code=application.regency_code, sector_class=derived.sector_class.value,
                 workforce_total=application.workforce_total, actor=access.actor,
                 role=access.principal.role.value, now=now, plant_key=application.plant_key,
-                export_oriented=derived.export_oriented,
+                export_oriented=derived.export_oriented, kind=application.kind,
             )
             await work.permits.add(permit, application.__dict__, transition)
+            if estate is not None:  # pending until the estate answers
+                await work.tenancies.add(Tenancy.claim(estate, permit, actor=access.actor, now=now))
             if claimed is not None:
                 await work.class_reviews.add(ClassReview.open(permit, claimed, derived, actor=access.actor, now=now,
                                                               table_version=self.activity.table.version))
             applied = Envelope.wrap(PermitApplied(
                 **_about(permit), company_name=permit.company_name, facility_name=application.facility_name,
                 kbli=application.kbli, sector_class=derived.sector_class, export_oriented=derived.export_oriented,
-                workforce_total=application.workforce_total,
+                workforce_total=application.workforce_total, kind=permit.kind,
+                estate_permit_number=application.estate_permit_number,
             ), service=SERVICE, time=now)
             contacts = applied.caused(CompanyContactsUpdated(
                 **_about(permit), company_name=permit.company_name,
@@ -138,14 +156,20 @@ class PermitHandlers:
                                              reason=reason, now=now, permit_number=number, causation_id=request_id,
                                              ground=ground)
             await work.permits.save(changed, transition)
-            public = Envelope.wrap(_event_of(changed, transition), service=SERVICE, time=now,
-                                   correlation_id=request_id)
-            await work.outbox.add(public)
-            await lapse_open_request(work, changed, transition, public)
-            await self._sanction_letter(work, changed, transition, public, now)
+            await self._announce(work, changed, transition, Envelope.wrap(
+                _event_of(changed, transition), service=SERVICE, time=now, correlation_id=request_id), now)
         record("permit_transition", permit_id=str(permit_id), action=action.value, actor=access.actor,
                permit_status=changed.status.value)
         return changed
+
+    async def _announce(self, work: PermitsWork, permit: Permit, transition: Transition, public: Envelope,
+                        now: datetime) -> None:
+        """A transition's public event, and what follows from it in the same transaction: a reactivation request
+        lapses, an estate's tenancies end, a sanction's letter is issued."""
+        await work.outbox.add(public)
+        await lapse_open_request(work, permit, transition, public)
+        await end_tenancies(work, permit, transition, public)
+        await self._sanction_letter(work, permit, transition, public, now)
 
     @staticmethod
     async def _ground_facts(work: PermitsWork, permit: Permit, ground: SanctionGround) -> GroundFacts:
@@ -371,6 +395,56 @@ class PermitHandlers:
         return ReactivationFacts(permit, missed, await work.reports_filed.periods_filed(permit.permit_id, missed),
                                  corrective_action, await work.reactivations.open_request(permit.permit_id))
 
+    # -- sanction requests ---------------------------------------------------------------------------
+
+    async def sanction_requests(self, search: SanctionRequestSearch) -> list[ListedSanctionRequest]:
+        async with self.database.reading() as work:
+            return await work.sanction_requests.listed(search)
+
+    async def sanction_request(self, request_id: uuid.UUID, access: Access) -> tuple[SanctionRequest, Permit]:
+        async with self.database.reading() as work:
+            return await self._request_of(work, request_id, access)
+
+    async def _request_of(self, work: PermitsWork, request_id: uuid.UUID, access: Access, *,
+                          for_update: bool = False) -> tuple[SanctionRequest, Permit]:
+        """The request and its permit, which the caller must be able to see (else it is not found); locked in the
+        order a transition takes them: the permit, then the request."""
+        found = await work.sanction_requests.get(request_id)
+        if found is None:
+            raise SanctionRequestNotFound("Sanction request")
+        try:
+            permit = await self._visible(work, found.permit_id, access, for_update=for_update)
+        except PermitNotFound:
+            raise SanctionRequestNotFound("Sanction request") from None
+        request = await work.sanction_requests.get(request_id, for_update=True) if for_update else found
+        return request or found, permit
+
+    async def decide_sanction_request(self, request_id: uuid.UUID, decision: RequestDecision, reason: str,
+                                      access: Access, http_request_id: str | None = None
+                                      ) -> tuple[SanctionRequest, Permit]:
+        """An operator approves (the permit is frozen or revoked on the request's ground, as by the operator's own
+        sanction: history, counts, letter, event) or declines, once; either is announced to the office."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            request, permit = await self._request_of(work, request_id, access, for_update=True)
+            if decision is RequestDecision.APPROVED and request.pending:
+                check_ground(request.ground, await self._ground_facts(work, permit, request.ground))
+            decided, change = request.decide(decision, permit, reason=reason, actor=access.actor,
+                                             role=access.principal.role.value, now=now, causation_id=http_request_id)
+            await work.sanction_requests.decided(decided)
+            announced = Envelope.wrap(SanctionRequestDecided(
+                **_about(permit), request_id=request_id, action=SanctionAction(decided.action.value),
+                decision=decision, reason=reason), service=SERVICE, time=now, correlation_id=http_request_id)
+            await work.outbox.add(announced)
+            if change is not None:
+                permit, transition = change
+                await work.permits.save(permit, transition)
+                await self._announce(work, permit, transition,
+                                     announced.caused(_event_of(permit, transition), service=SERVICE, time=now), now)
+        record("sanction_request_decided", request_id=str(request_id), decision=decision.value, actor=access.actor,
+               permit_status=permit.status.value)
+        return decided, permit
+
     # -- consumed events -----------------------------------------------------------------------------
 
     async def on_sanction_recommended(self, work: PermitsWork, envelope: Envelope, event: SanctionRecommended) -> None:
@@ -391,12 +465,32 @@ class PermitHandlers:
                         status=exc.current.value, rule=event.rule)
             return
         await work.permits.save(changed, transition)
-        public = envelope.caused(_event_of(changed, transition), service=SERVICE, time=now)
-        await work.outbox.add(public)
-        await lapse_open_request(work, changed, transition, public)
-        await self._sanction_letter(work, changed, transition, public, now)
+        await self._announce(work, changed, transition,
+                             envelope.caused(_event_of(changed, transition), service=SERVICE, time=now), now)
         log.info("sanction_applied", permit_id=str(permit.permit_id), action=event.action.value, rule=event.rule,
                  ground=event.ground.value)
+
+    async def on_sanction_requested(self, work: PermitsWork, envelope: Envelope, event: SanctionRequested) -> None:
+        """A regional office's request: into the operators' worklist, or declined at once when its ground does not
+        rest on its evidence or the permit cannot take the action (announced to the office)."""
+        permit = await work.permits.get(event.permit_id, for_update=True)
+        if permit is None:
+            log.warning("sanction_request_for_unknown_permit", permit_id=str(event.permit_id),
+                        request_id=str(event.request_id))
+            return
+        now = self.clock.now()
+        request = SanctionRequest.receive(
+            request_id=event.request_id, permit=permit, action=event.action, ground=event.ground,
+            reason=event.reason, office_region=event.office_region, inspection_id=event.inspection_id,
+            requested_at=event.requested_at, facts=await self._ground_facts(work, permit, event.ground), now=now)
+        if not await work.sanction_requests.add(request):
+            return  # received before (a redelivery): answered then
+        if request.decision is RequestDecision.DECLINED:
+            await work.outbox.add(envelope.caused(SanctionRequestDecided(
+                **_about(permit), request_id=request.request_id, action=event.action,
+                decision=RequestDecision.DECLINED, reason=request.decision_reason or ""), service=SERVICE, time=now))
+        log.info("sanction_request_received", permit_id=str(permit.permit_id), request_id=str(request.request_id),
+                 action=event.action.value, ground=event.ground.code.value, status=request.status.value)
 
     async def on_reports_submitted(self, work: PermitsWork, run: list[Decoded]) -> None:
         """A run of ReportSubmitted at once (`InBatches`): every report of every plant passes through here."""
@@ -439,7 +533,8 @@ class PermitHandlers:
     @staticmethod
     async def _visible(work: PermitsWork, permit_id: uuid.UUID, access: Access, *, for_update: bool = False) -> Permit:
         permit = await work.permits.get(permit_id, for_update=for_update)
-        if permit is None or not access.may_see(region_code=permit.regency_code, nib=permit.nib):
+        if permit is None or not access.may_see(region_code=permit.regency_code, nib=permit.nib,
+                                                estate_nib=permit.estate_nib):
             raise PermitNotFound("Permit")
         return permit
 
@@ -555,6 +650,25 @@ async def lapse_open_request(work: PermitsWork, permit: Permit, transition: Tran
         reason=lapsed.decision_reason or ""), service=SERVICE, time=transition.at))
 
 
+async def end_tenancies(work: PermitsWork, estate: Permit, transition: Transition, cause: Envelope) -> None:
+    """An estate whose permit is revoked no longer has tenants: each confirmed tenancy ends (`estate_revoked`),
+    announced, caused by the revocation; the estate stops reading its plants."""
+    if estate.kind is not PermitKind.ESTATE or transition.to_status is not PermitStatus.REVOKED:
+        return
+    reason = estate_revoked_reason(estate)
+    for tenancy in await work.tenancies.of_estate(estate.permit_id, TenancyStatus.CONFIRMED, for_update=True):
+        ended = tenancy.end(TenancyEndCause.ESTATE_REVOKED, reason=reason, actor=transition.actor,
+                            role=transition.role, now=transition.at)
+        await work.tenancies.save(ended)
+        await work.permits.set_estate(tenancy.tenant_permit_id, None)
+        tenant = await work.permits.get(tenancy.tenant_permit_id)
+        if tenant is None:  # tenancies are of permits, which are never deleted
+            raise LookupError(f"tenancy names no permit {tenancy.tenant_permit_id}")
+        await work.outbox.add(cause.caused(EstateTenancyEnded(
+            **_about(tenant), estate_facility_id=estate.facility_id, estate_nib=estate.nib,
+            cause=TenancyEndCause.ESTATE_REVOKED, reason=reason), service=SERVICE, time=transition.at))
+
+
 def _about(permit: Permit) -> dict:
     return dict(facility_id=permit.facility_id, province_code=permit.province_code,
                 regency_code=permit.regency_code, permit_id=permit.permit_id, nib=permit.nib)
@@ -569,7 +683,8 @@ def _event_of(permit: Permit, transition: Transition) -> Event:
                 raise ValueError(f"issued permit {permit.permit_id} has no number or no issue time")
             return PermitIssued(**base, permit_number=permit.permit_number, company_name=permit.company_name,
                                 sector_class=SectorClass(permit.sector_class), export_oriented=permit.export_oriented,
-                                workforce_total=permit.workforce_total, issued_at=permit.issued_at)
+                                workforce_total=permit.workforce_total, issued_at=permit.issued_at,
+                                kind=permit.kind)
         case Action.REJECT:
             return PermitRejected(**base, reason=reason)
         case Action.FREEZE:
@@ -697,3 +812,76 @@ class SectorHandlers:
                decision=decision.value, actor=access.actor, sector_class=permit.sector_class,
                export_oriented=permit.export_oriented)
         return decided, permit
+
+
+@dataclass
+class EstateHandlers:
+    """Industrial estates and their tenant plants: the estate confirms or declines a plant's claim to lie inside it,
+    and releases it; a confirmed tenant's permit is read by the estate's company."""
+
+    database: Database[PermitsWork]
+    clock: Clock
+
+    @staticmethod
+    async def _estate(work: PermitsWork, estate_permit_id: uuid.UUID, access: Access, *,
+                      for_update: bool = False) -> Permit:
+        estate = await PermitHandlers._visible(work, estate_permit_id, access, for_update=for_update)
+        if estate.kind is not PermitKind.ESTATE:
+            raise PermitNotFound("Estate")
+        return estate
+
+    async def tenants(self, estate_permit_id: uuid.UUID, status: TenancyStatus, access: Access, *, after: int,
+                      limit: int) -> list[ListedTenancy]:
+        async with self.database.reading() as work:
+            await self._estate(work, estate_permit_id, access)
+            return await work.tenancies.listed(estate_permit_id, status, after=after, limit=limit)
+
+    async def _tenancy(self, work: PermitsWork, estate_permit_id: uuid.UUID, tenant_permit_id: uuid.UUID,
+                       access: Access) -> tuple[Permit, Tenancy, Permit]:
+        """Locked in one order: the estate's permit, the tenancy, the tenant's permit."""
+        estate = await self._estate(work, estate_permit_id, access, for_update=True)
+        tenancy = await work.tenancies.get(estate_permit_id, tenant_permit_id, for_update=True)
+        tenant = await work.permits.get(tenant_permit_id, for_update=True)
+        if tenancy is None or tenant is None:
+            raise TenancyNotFound("Tenancy")
+        return estate, tenancy, tenant
+
+    async def decide(self, estate_permit_id: uuid.UUID, tenant_permit_id: uuid.UUID, decision: TenancyDecision,
+                     reason: str, access: Access, request_id: str | None = None) -> Tenancy:
+        """The estate's answer, once: confirmed, the estate reads the plant's permit from now on (announced)."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            estate, tenancy, tenant = await self._tenancy(work, estate_permit_id, tenant_permit_id, access)
+            other = await work.tenancies.confirmed_of_plant(tenant.facility_id)
+            decided = tenancy.decide(decision, estate, other=other, reason=reason, actor=access.actor,
+                                     role=access.principal.role.value, now=now)
+            await work.tenancies.save(decided)
+            if decided.status is TenancyStatus.CONFIRMED:
+                if estate.permit_number is None:  # an estate answers only while its permit stands
+                    raise EstateNotOperating(estate)
+                await work.permits.set_estate(tenant.permit_id, estate.nib)
+                await work.outbox.add(Envelope.wrap(EstateTenancyConfirmed(
+                    **_about(tenant), estate_facility_id=estate.facility_id, estate_permit_id=estate.permit_id,
+                    estate_permit_number=estate.permit_number, estate_nib=estate.nib,
+                    estate_name=(await work.permits.application(estate.permit_id))["facility_name"],
+                    confirmed_at=now), service=SERVICE, time=now, correlation_id=request_id))
+        record("tenancy_decided", estate_permit_id=str(estate_permit_id), tenant_permit_id=str(tenant_permit_id),
+               decision=decision.value, actor=access.actor)
+        return decided
+
+    async def release(self, estate_permit_id: uuid.UUID, tenant_permit_id: uuid.UUID, reason: str, access: Access,
+                      request_id: str | None = None) -> Tenancy:
+        """The estate says the plant no longer lies inside it: the estate stops reading it (announced)."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            estate, tenancy, tenant = await self._tenancy(work, estate_permit_id, tenant_permit_id, access)
+            ended = tenancy.end(TenancyEndCause.RELEASED, reason=reason, actor=access.actor,
+                                role=access.principal.role.value, now=now)
+            await work.tenancies.save(ended)
+            await work.permits.set_estate(tenant.permit_id, None)
+            await work.outbox.add(Envelope.wrap(EstateTenancyEnded(
+                **_about(tenant), estate_facility_id=estate.facility_id, estate_nib=estate.nib,
+                cause=TenancyEndCause.RELEASED, reason=reason), service=SERVICE, time=now, correlation_id=request_id))
+        record("tenancy_released", estate_permit_id=str(estate_permit_id), tenant_permit_id=str(tenant_permit_id),
+               actor=access.actor)
+        return ended

@@ -15,19 +15,20 @@ from pydantic_core import to_json
 from services.permits.domain import (
     SANCTIONS, Action, ClassReview, Classing, Closure, ConditionCheck, FiledReport, KbliSectorTable, Letter,
     LetterGround, LetterPeriod, Objection, ObjectionOutcome, OperatingStatus, Permit, PermitStatus,
-    ReactivationRequest, Recount, RequestStatus, ReviewOrigin, ReviewStatus, Sanction, Transition, WorkItem, WorkKind,
+    ReactivationRequest, Recount, RequestStatus, ReviewOrigin, ReviewStatus, Sanction, SanctionRequest,
+    SanctionRequestStatus, Tenancy, TenancyStatus, Transition, WorkItem, WorkKind,
     counting_month, first_reading_reason, revision_reason,
 )
 from shared.contract import (
-    CONTENT_TYPE, ClassBasis, Envelope, GroundCode, LetterKind, SanctionGround, SectorClass, SectorClassChanged,
-    WarningCause, envelope_format,
+    CONTENT_TYPE, ClassBasis, Envelope, GroundCode, LetterKind, PermitKind, SanctionGround, SectorClass,
+    SectorClassChanged, TenancyEndCause, WarningCause, envelope_format,
 )
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import Outbox, UnitOfWork
 
 _COLUMNS = ("permit_id, facility_id, nib, company_name, province_code, regency_code, sector_class,"
             " workforce_total, status, permit_number, freeze_count, revoked_at, issued_at, plant_key,"
-            " export_oriented, class_basis, class_table_version")
+            " export_oriented, class_basis, class_table_version, kind, estate_nib")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class PermitSearch:
     sector: str | None = None
     region_scope: str | None = None
     nib_scope: str | None = None
+    tenants_scope: str | None = None  # an estate company's NIB: its own permits and its confirmed tenants'
     after: int = 0
     limit: int = 50
 
@@ -76,10 +78,15 @@ class PermitRepository:
     async def add(self, permit: Permit, application: dict[str, Any], transition: Transition) -> None:
         await self._connection.execute(
             f"INSERT INTO permits ({_COLUMNS}, application, created_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18::jsonb,$19)",
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20::jsonb,$21)",
             *_values(permit), json.dumps(application), transition.at,  # received when the service's clock says
         )
         await self._record(permit, transition)
+
+    async def set_estate(self, permit_id: uuid.UUID, estate_nib: str | None) -> None:
+        """The estate that reads the plant's permit, as its tenant (None: none does)."""
+        await self._connection.execute("UPDATE permits SET estate_nib = $2 WHERE permit_id = $1", permit_id,
+                                       estate_nib)
 
     async def save_class(self, permit: Permit) -> None:
         """The plant's class, as an operator set it (its status and history are not touched)."""
@@ -130,6 +137,9 @@ class PermitRepository:
             values.append(q.region_scope)
             column = "province_code" if "." not in q.region_scope else "regency_code"
             conditions.append(f"{column} = ${len(values)}")
+        if q.tenants_scope is not None:  # each side on its own index (nib, seq) and (estate_nib, seq)
+            values.append(q.tenants_scope)
+            conditions.append(f"(nib = ${len(values)} OR estate_nib = ${len(values)})")
         values.append(q.limit)
         rows = await self._connection.fetch(
             f"SELECT seq, {_COLUMNS} FROM permits WHERE {' AND '.join(conditions)} ORDER BY seq LIMIT ${len(values)}",
@@ -422,12 +432,17 @@ _PAGE: dict[WorkKind, str] = {
         "SELECT w.review_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
         " p.regency_code, w.opened_at AS received_at FROM class_reviews w JOIN permits p USING (permit_id)"
         " WHERE w.status = 'pending'",
+    WorkKind.SANCTION_REQUEST:
+        "SELECT w.request_id AS item_id, p.permit_id, p.permit_number, p.company_name, p.province_code,"
+        " p.regency_code, w.received_at FROM sanction_requests w JOIN permits p USING (permit_id)"
+        " WHERE w.status = 'pending'",
 }
 _PAGE_ORDER: dict[WorkKind, str] = {
     WorkKind.APPLICATION: " ORDER BY p.created_at, p.permit_id LIMIT $1",
     WorkKind.REACTIVATION_REQUEST: " ORDER BY w.requested_at, w.request_id LIMIT $1",
     WorkKind.OBJECTION: " ORDER BY w.filed_at, w.seq LIMIT $1",
     WorkKind.CLASS_REVIEW: " ORDER BY w.opened_at, w.seq LIMIT $1",
+    WorkKind.SANCTION_REQUEST: " ORDER BY w.received_at, w.seq LIMIT $1",
 }
 _COUNT: dict[WorkKind, str] = {
     WorkKind.APPLICATION: "SELECT count(*) AS total, count(*) FILTER (WHERE p.created_at < $1) AS overdue"
@@ -438,13 +453,16 @@ _COUNT: dict[WorkKind, str] = {
                         " FROM objections w WHERE w.outcome IS NULL",
     WorkKind.CLASS_REVIEW: "SELECT count(*) AS total, count(*) FILTER (WHERE w.opened_at < $1) AS overdue"
                            " FROM class_reviews w WHERE w.status = 'pending'",
+    WorkKind.SANCTION_REQUEST: "SELECT count(*) AS total, count(*) FILTER (WHERE w.received_at < $1) AS overdue"
+                               " FROM sanction_requests w WHERE w.status = 'pending'",
 }
 _ALIAS: dict[WorkKind, str] = {WorkKind.APPLICATION: "p", WorkKind.REACTIVATION_REQUEST: "w", WorkKind.OBJECTION: "w",
-                               WorkKind.CLASS_REVIEW: "w"}
+                               WorkKind.CLASS_REVIEW: "w", WorkKind.SANCTION_REQUEST: "w"}
 
 
 class Worklists:
-    """Applications, reactivation requests, objections and class reviews waiting for an operator, oldest first."""
+    """Applications, reactivation requests, objections, class reviews and sanction requests waiting for an operator,
+    oldest first."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -803,6 +821,177 @@ class LetterRepository:
         return _letter(row) if row else None
 
 
+_TENANCY = ("estate_permit_id, tenant_permit_id, tenant_facility_id, status, claimed_by, claimed_at, decided_by,"
+            " decided_role, decided_at, decision_reason, ended_by, ended_role, ended_at, end_cause, end_reason")
+
+
+@dataclass(frozen=True)
+class ListedTenancy:
+    """A tenancy as an estate's list shows it, with the tenant's permit."""
+
+    seq: int
+    tenancy: Tenancy
+    tenant: Permit
+
+
+class Tenancies:
+    """Plants' claims to lie in industrial estates, and the estates' answers."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def add(self, t: Tenancy) -> None:
+        await self._connection.execute(
+            f"INSERT INTO estate_tenancies ({_TENANCY}, province_code, regency_code)"
+            " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15, p.province_code, p.regency_code"
+            " FROM permits p WHERE p.permit_id = $2",  # the tenant's region, to list by
+            *_tenancy_values(t))
+
+    async def get(self, estate_permit_id: uuid.UUID, tenant_permit_id: uuid.UUID, *,
+                  for_update: bool = False) -> Tenancy | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._connection.fetchrow(
+            f"SELECT {_TENANCY} FROM estate_tenancies WHERE tenant_permit_id = $2 AND estate_permit_id = $1{lock}",
+            estate_permit_id, tenant_permit_id)
+        return _tenancy(row) if row else None
+
+    async def confirmed_of_plant(self, facility_id: uuid.UUID) -> Tenancy | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_TENANCY} FROM estate_tenancies WHERE tenant_facility_id = $1 AND status = 'confirmed'",
+            facility_id)
+        return _tenancy(row) if row else None
+
+    async def of_estate(self, estate_permit_id: uuid.UUID, status: TenancyStatus, *,
+                        for_update: bool = False) -> list[Tenancy]:
+        lock = " FOR UPDATE" if for_update else ""
+        rows = await self._connection.fetch(
+            f"SELECT {_TENANCY} FROM estate_tenancies WHERE estate_permit_id = $1 AND status = $2 ORDER BY seq{lock}",
+            estate_permit_id, status.value)
+        return [_tenancy(row) for row in rows]
+
+    async def listed(self, estate_permit_id: uuid.UUID, status: TenancyStatus, *, after: int,
+                     limit: int) -> list[ListedTenancy]:
+        """An estate's tenancies in one status, in the order they were claimed, after the keyset position."""
+        rows = await self._connection.fetch(
+            f"SELECT t.seq, {', '.join(f't.{c.strip()}' for c in _TENANCY.split(','))},"
+            f" {', '.join(f'p.{c.strip()}' for c in _COLUMNS.split(','))}"
+            " FROM estate_tenancies t JOIN permits p ON p.permit_id = t.tenant_permit_id"
+            " WHERE t.estate_permit_id = $1 AND t.status = $2 AND t.seq > $3 ORDER BY t.seq LIMIT $4",
+            estate_permit_id, status.value, after, limit)
+        width = len(_TENANCY.split(","))
+        return [ListedTenancy(row[0], _tenancy(row[1:width + 1]), _permit_in_order(row[width + 1:])) for row in rows]
+
+    async def save(self, t: Tenancy) -> None:
+        await self._connection.execute(
+            "UPDATE estate_tenancies SET status = $3, decided_by = $4, decided_role = $5, decided_at = $6,"
+            " decision_reason = $7, ended_by = $8, ended_role = $9, ended_at = $10, end_cause = $11, end_reason = $12"
+            " WHERE estate_permit_id = $1 AND tenant_permit_id = $2",
+            t.estate_permit_id, t.tenant_permit_id, t.status.value, t.decided_by, t.decided_role, t.decided_at,
+            t.decision_reason, t.ended_by, t.ended_role, t.ended_at, t.end_cause.value if t.end_cause else None,
+            t.end_reason)
+
+
+def _tenancy_values(t: Tenancy) -> tuple[Any, ...]:
+    return (t.estate_permit_id, t.tenant_permit_id, t.tenant_facility_id, t.status.value, t.claimed_by, t.claimed_at,
+            t.decided_by, t.decided_role, t.decided_at, t.decision_reason, t.ended_by, t.ended_role, t.ended_at,
+            t.end_cause.value if t.end_cause else None, t.end_reason)
+
+
+def _tenancy(row: asyncpg.Record | tuple[Any, ...]) -> Tenancy:
+    (estate, tenant, facility, status, claimed_by, claimed_at, decided_by, decided_role, decided_at, decision_reason,
+     ended_by, ended_role, ended_at, end_cause, end_reason) = row
+    return Tenancy(estate, tenant, facility, TenancyStatus(status), claimed_by, claimed_at, decided_by, decided_role,
+                   decided_at, decision_reason, ended_by, ended_role, ended_at,
+                   TenancyEndCause(end_cause) if end_cause else None, end_reason)
+
+
+_SANCTION_REQUEST = ("request_id, permit_id, action, ground, reason, office_region, inspection_id, requested_at,"
+                     " received_at, status, decided_by, decided_role, decided_at, decision_reason")
+
+
+@dataclass(frozen=True)
+class ListedSanctionRequest:
+    seq: int
+    request: SanctionRequest
+    permit: Permit
+
+
+@dataclass(frozen=True)
+class SanctionRequestSearch:
+    """Filters of `GET /sanction-requests`, the caller's region, and the keyset position (the last `seq` seen)."""
+
+    status: SanctionRequestStatus | None = None
+    region: str | None = None
+    after: int = 0
+    limit: int = 50
+
+
+class SanctionRequests:
+    """Regional offices' sanction requests, and the operators' decisions."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def add(self, r: SanctionRequest) -> bool:
+        """Kept once: False when the request was already received (a redelivery)."""
+        status = await self._connection.execute(
+            f"INSERT INTO sanction_requests ({_SANCTION_REQUEST}, province_code, regency_code)"
+            " SELECT $1,$2,$3,$4::jsonb,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14, p.province_code, p.regency_code"
+            " FROM permits p WHERE p.permit_id = $2 ON CONFLICT (request_id) DO NOTHING",
+            *_sanction_request_values(r))
+        return status == "INSERT 0 1"
+
+    async def get(self, request_id: uuid.UUID, *, for_update: bool = False) -> SanctionRequest | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._connection.fetchrow(
+            f"SELECT {_SANCTION_REQUEST} FROM sanction_requests WHERE request_id = $1{lock}", request_id)
+        return _sanction_request(row) if row else None
+
+    async def decided(self, r: SanctionRequest) -> None:
+        """The decision, once: a decided request is the record and is never written again."""
+        status = await self._connection.execute(
+            "UPDATE sanction_requests SET status = $2, decided_by = $3, decided_role = $4, decided_at = $5,"
+            " decision_reason = $6 WHERE request_id = $1 AND status = 'pending'",
+            r.request_id, r.status.value, r.decided_by, r.decided_role, r.decided_at, r.decision_reason)
+        if status != "UPDATE 1":
+            raise LookupError(f"sanction request {r.request_id} is not pending")
+
+    async def listed(self, q: SanctionRequestSearch) -> list[ListedSanctionRequest]:
+        """Requests, the oldest first, after the keyset position; in one status and a region (a province covers its
+        regencies), as given."""
+        conditions = ["r.seq > $1"]
+        values: list[object] = [q.after]
+        if q.status is not None:
+            values.append(q.status.value)
+            conditions.append(f"r.status = ${len(values)}")
+        if q.region is not None:
+            values.append(q.region)
+            conditions.append(f"r.{'regency_code' if '.' in q.region else 'province_code'} = ${len(values)}")
+        values.append(q.limit)
+        rows = await self._connection.fetch(
+            f"SELECT r.seq, {', '.join(f'r.{c.strip()}' for c in _SANCTION_REQUEST.split(','))},"
+            f" {', '.join(f'p.{c.strip()}' for c in _COLUMNS.split(','))}"
+            " FROM sanction_requests r JOIN permits p USING (permit_id)"
+            f" WHERE {' AND '.join(conditions)} ORDER BY r.seq LIMIT ${len(values)}", *values)
+        width = len(_SANCTION_REQUEST.split(","))
+        return [ListedSanctionRequest(row[0], _sanction_request(row[1:width + 1]), _permit_in_order(row[width + 1:]))
+                for row in rows]
+
+
+def _sanction_request_values(r: SanctionRequest) -> tuple[Any, ...]:
+    return (r.request_id, r.permit_id, r.action.value, r.ground.model_dump_json(), r.reason, r.office_region,
+            r.inspection_id, r.requested_at, r.received_at, r.status.value, r.decided_by, r.decided_role, r.decided_at,
+            r.decision_reason)
+
+
+def _sanction_request(row: asyncpg.Record | tuple[Any, ...]) -> SanctionRequest:
+    (request_id, permit_id, action, ground, reason, office_region, inspection_id, requested_at, received_at, status,
+     decided_by, decided_role, decided_at, decision_reason) = row
+    return SanctionRequest(request_id, permit_id, Action(action), SanctionGround.model_validate_json(ground), reason,
+                           office_region, inspection_id, requested_at, received_at, SanctionRequestStatus(status),
+                           decided_by, decided_role, decided_at, decision_reason)
+
+
 class PermitsWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
@@ -815,6 +1004,8 @@ class PermitsWork(UnitOfWork):
         self.letters = LetterRepository(connection)
         self.class_reviews = ClassReviews(connection)
         self.sector_tables = SectorTables(connection)
+        self.tenancies = Tenancies(connection)
+        self.sanction_requests = SanctionRequests(connection)
 
 
 # A plant recorded before the KBLI table: its class as the company declared it, until the service first derives it.
@@ -825,7 +1016,7 @@ def _values(p: Permit) -> tuple[Any, ...]:
     return (p.permit_id, p.facility_id, p.nib, p.company_name, p.province_code, p.regency_code, p.sector_class,
             p.workforce_total, p.status.value, p.permit_number, p.freeze_count, p.revoked_at, p.issued_at,
             p.plant_key, p.export_oriented, p.class_basis.value if p.class_basis else _DECLARED,
-            p.class_table_version)
+            p.class_table_version, p.kind.value, p.estate_nib)
 
 
 def _permit(row: asyncpg.Record) -> Permit:
@@ -856,10 +1047,10 @@ def _request(row: asyncpg.Record | tuple[Any, ...]) -> ReactivationRequest:
 def _permit_in_order(values: tuple[Any, ...]) -> Permit:
     """A permit from the columns of `_COLUMNS`, in their order (a part of a wider row)."""
     (permit_id, facility_id, nib, company, province, regency, sector, workforce, status, number, freezes, revoked_at,
-     issued_at, plant_key, export_oriented, basis, table_version) = values
+     issued_at, plant_key, export_oriented, basis, table_version, kind, estate_nib) = values
     return Permit(permit_id, facility_id, nib, company, province, regency, sector, workforce, PermitStatus(status),
                   number, freezes, revoked_at, issued_at, plant_key, export_oriented,
-                  None if basis == _DECLARED else ClassBasis(basis), table_version)
+                  None if basis == _DECLARED else ClassBasis(basis), table_version, PermitKind(kind), estate_nib)
 
 
 def _review_values(r: ClassReview) -> tuple[Any, ...]:
