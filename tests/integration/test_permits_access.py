@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,21 +18,25 @@ import pytest_asyncio
 
 from services.permits.api import POLICY
 from services.permits.app import create_app
+from shared.contract import Envelope, GroundCode, GroundEvidence, SanctionAction, SanctionGround, SanctionRequested
 from shared.web.access import Role, Scope
+from tests.support.kafka import publish
 from tests.support.platform import bearer, running_service
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.integration
 
-OWNER_NIB, COMPETITOR_NIB = "8120000111222", "8120000333444"
+OWNER_NIB, COMPETITOR_NIB, TENANT_NIB = "8120000111222", "8120000333444", "8120000555666"
 OPERATOR = bearer("operator")
 OWNER = bearer("company", nib=OWNER_NIB)
 CORRECTIVE_ACTION = "Petugas K3 pelaporan ditunjuk dan pengingat mingguan dipasang di ruang kendali."
 
-# For each role, a caller whose scope covers the plant (Kab. Bekasi, 32.16, owned by OWNER_NIB) and one whose
-# scope does not.
+# For each role, a caller whose scope covers the plant or estate (Kab. Bekasi, 32.16, owned by OWNER_NIB) and one
+# whose scope does not.
 IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": OWNER_NIB},
-            Role.AGENCY: {}}
-OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "33"}, Role.COMPANY: {"nib": COMPETITOR_NIB}}
+            Role.AGENCY: {}, Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": OWNER_NIB}}
+OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "33"}, Role.COMPANY: {"nib": COMPETITOR_NIB},
+                Role.REGIONAL_OFFICE: {"region": "33"}, Role.ESTATE: {"nib": COMPETITOR_NIB}}
 
 
 def application(nib: str) -> dict[str, Any]:
@@ -44,6 +49,11 @@ def application(nib: str) -> dict[str, Any]:
         "workforce": {"total": 90, "on_site_per_shift": [45, 45]},
         "health_protocol_commitment": True,
     }
+
+
+def estate_application(nib: str) -> dict[str, Any]:
+    return application(nib) | {"kind": "estate", "kbli": ["68130"], "sector_class": None,
+                               "company": {"nib": nib, "npwp": "0012345678901000", "name": "PT Kawasan Bekasi"}}
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,16 @@ REQUESTS: dict[str, list[Request]] = {
     "class_reviews": [Request("GET", "/class-reviews?permit_id={id}", None, ())],
     "decide_class_review": [Request("POST", "/class-reviews/{review}/decision",
                                     {"decision": "reject", "reason": "KBLI utama kimia dasar"}, ("review",))],
+    # The permit is the owner's estate, a plant of another company naming it.
+    "tenants": [Request("GET", "/estates/{id}/tenants?status=pending", None, ("estate", "issue", "tenant"))],
+    "decide_tenancy": [Request("POST", "/estates/{id}/tenants/{tenant}/decision",
+                               {"decision": "decline", "reason": "bukan penyewa"}, ("estate", "issue", "tenant")),
+                       Request("POST", "/estates/{id}/tenants/{tenant}/release", {"reason": "pindah"},
+                               ("estate", "issue", "tenant", "confirm"))],
+    "sanction_requests": [Request("GET", "/sanction-requests?regency=32.16", None, ()),
+                          Request("GET", "/sanction-requests/{sanction}", None, ("issue", "sanction"))],
+    "decide_sanction_request": [Request("POST", "/sanction-requests/{sanction}/decision",
+                                        {"decision": "decline", "reason": "bukti kurang"}, ("issue", "sanction"))],
 }
 
 
@@ -103,13 +123,32 @@ async def permits(platform) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[str, str]:
-    """A fresh permit of the owner's, brought through `steps`: its id, and its reactivation request's, objection's or
-    class review's if asked."""
-    applied = await permits.post("/permits", json=application(OWNER_NIB), headers=OPERATOR)
+async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...], bootstrap: str = "") -> dict[str, str]:
+    """A fresh permit of the owner's (an estate's, if the first step says so), brought through `steps`: its id, and
+    its reactivation request's, objection's, class review's, tenant's or sanction request's if asked."""
+    first = estate_application(OWNER_NIB) if steps[:1] == ("estate",) else application(OWNER_NIB)
+    applied = await permits.post("/permits", json=first, headers=OPERATOR)
     assert applied.status_code == 201, applied.text
     ids = {"id": applied.json()["permit_id"]}
     for step in steps:
+        if step == "estate":
+            continue
+        if step == "tenant":  # another company's plant names the estate
+            number = (await permits.get(f"/permits/{ids['id']}", headers=OPERATOR)).json()["permit_number"]
+            plant = application(TENANT_NIB)
+            plant["facility"]["estate_permit_number"] = number
+            tenant = await permits.post("/permits", json=plant, headers=OPERATOR)
+            assert tenant.status_code == 201, tenant.text
+            ids["tenant"] = tenant.json()["permit_id"]
+            continue
+        if step == "confirm":
+            confirmed = await permits.post(f"/estates/{ids['id']}/tenants/{ids['tenant']}/decision",
+                                           json={"decision": "confirm", "reason": "Blok A"}, headers=OPERATOR)
+            assert confirmed.status_code == 200, confirmed.text
+            continue
+        if step == "sanction":  # the regency's office asks for a freeze, on an inspection's finding
+            ids["sanction"] = await a_sanction_request(permits, bootstrap, ids["id"])
+            continue
         if step == "request":
             asked = await permits.post(f"/permits/{ids['id']}/reactivation-requests",
                                        json={"corrective_action": CORRECTIVE_ACTION}, headers=OWNER)
@@ -132,20 +171,33 @@ async def a_permit(permits: httpx.AsyncClient, steps: tuple[str, ...]) -> dict[s
     return ids
 
 
+async def a_sanction_request(permits: httpx.AsyncClient, bootstrap: str, permit_id: str) -> str:
+    """A regional office's request on the supervision topic, once the permits service has it."""
+    permit = (await permits.get(f"/permits/{permit_id}", headers=OPERATOR)).json()
+    request_id = uuid.uuid4()
+    await publish(bootstrap, Envelope.wrap(SanctionRequested(
+        facility_id=permit["facility_id"], province_code="32", regency_code="32.16", permit_id=permit_id,
+        request_id=request_id, action=SanctionAction.FREEZE, reason="Masker tidak dipakai",
+        ground=SanctionGround(code=GroundCode.INSPECTION_FINDING, evidence=GroundEvidence(finding="INSP-2021-000001")),
+        office_region="32.16", requested_at=datetime.now(UTC)), service="supervision"))
+    await poll(permits, f"/sanction-requests/{request_id}", OPERATOR, lambda body: body["status"] == "pending")
+    return str(request_id)
+
+
 async def perform(permits: httpx.AsyncClient, request: Request, claims: dict[str, str], role: Role,
-                  nib: str) -> httpx.Response:
+                  nib: str, bootstrap: str) -> httpx.Response:
     if request.path == "/permits":
         return await permits.post("/permits", json=application(nib), headers=bearer(role, **claims))
-    ids = await a_permit(permits, request.needs)
+    ids = await a_permit(permits, request.needs, bootstrap)
     return await permits.request(request.method, request.path.format(**ids), json=request.body,
                                  headers=bearer(role, **claims))
 
 
 @pytest.mark.parametrize(("action", "role", "request_"), CASES,
                          ids=[f"{a}-{r.value}-{q.method}{q.path}" for a, r, q in CASES])
-async def test_policy(permits, action, role, request_):
+async def test_policy(permits, platform, action, role, request_):
     scope = POLICY.rules[action].allow.get(role)
-    answer = await perform(permits, request_, IN_SCOPE[role], role, OWNER_NIB)
+    answer = await perform(permits, request_, IN_SCOPE[role], role, OWNER_NIB, platform.bootstrap)
     if scope is None:
         assert answer.status_code == 403, answer.text
         assert answer.json()["rule"] == action
@@ -153,7 +205,7 @@ async def test_policy(permits, action, role, request_):
     assert 200 <= answer.status_code < 300, answer.text
     if scope is not Scope.ALL:
         # Out of scope: another region's task force, or a competitor applying in or reading another's name.
-        outsider = await perform(permits, request_, OUT_OF_SCOPE[role], role, OWNER_NIB)
+        outsider = await perform(permits, request_, OUT_OF_SCOPE[role], role, OWNER_NIB, platform.bootstrap)
         assert outsider.status_code == 404, outsider.text
 
 
