@@ -45,7 +45,8 @@ async def clock() -> FakeClock:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def permits(platform, clock) -> AsyncIterator[httpx.AsyncClient]:
     # Applications held to two working days here, class reviews to four, to show the settings are read.
-    settings = PermitsSettings(IOMKI_SLA_APPLICATION_WORKING_DAYS="2", IOMKI_SLA_CLASS_REVIEW_WORKING_DAYS="4")
+    settings = PermitsSettings(IOMKI_SLA_APPLICATION_WORKING_DAYS="2", IOMKI_SLA_CLASS_REVIEW_WORKING_DAYS="4",
+                               IOMKI_SLA_SANCTION_REQUEST_WORKING_DAYS="6")
     async with running_service(create_app(clock=clock, permits_settings=settings)) as client:
         yield client
 
@@ -95,7 +96,7 @@ async def test_what_waits_is_listed_with_its_service_level_and_overdue_first(per
     clock.set(T0 + timedelta(days=2))
     lists = await worklists(permits, OPERATOR, limit=200)
     assert {kind: w["sla_working_days"] for kind, w in lists.items()} == {
-        "application": 2, "reactivation_request": 3, "objection": 10, "class_review": 4}
+        "application": 2, "reactivation_request": 3, "objection": 10, "class_review": 4, "sanction_request": 6}
     [review] = mine(lists["class_review"], review_id)
     assert (review["permit_id"], review["received_at"], review["due_at"], review["overdue"]) == (
         claimed, T0.isoformat(), "2021-07-10T00:00:00+07:00", False)  # Tuesday to Friday, due at Friday's end
