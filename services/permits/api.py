@@ -468,7 +468,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
     async def verify_online(permit_number: RegistryNumber) -> dict:
         entry = await _registry_entry(permit_number)
         p = entry.permit
-        return {"permit_number": p.permit_number, "status": entry.status.value, "company_name": p.company_name,
+        return {"permit_number": p.permit_number, "status": entry.status.value, "kind": p.kind.value,
+                "company_name": p.company_name,
                 "plant_regency": {"code": p.regency_code, "name": entry.regency_name},
                 "sector_class": p.sector_class, "export_oriented": p.export_oriented,
                 # IOMKI is valid for the whole emergency (SE 7/2020): no end date unless revoked.

@@ -76,6 +76,9 @@ async def test_an_estate_confirms_reads_and_releases_its_tenant(permits, platfor
     estate = await issued(permits, an_estate_application(), ESTATE)
     assert (estate["kind"], estate["sector"]["class"]) == ("estate", "non_essential")
     number = estate["permit_number"]
+    assert (await permits.get(f"/registry/{number}")).json()["kind"] == "estate"
+    issued_event, = await published(platform, estate["facility_id"], "PermitIssued")
+    assert issued_event.event.kind.value == "estate"  # type: ignore[attr-defined]
 
     # The claim names an issued estate in the plant's regency.
     for body, says in ((an_application(PLANT_NIB, estate_number="IOMKI-1999-000001"), "no industrial estate"),
