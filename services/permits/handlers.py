@@ -24,7 +24,7 @@ from services.permits.domain import (
     registry_status, sanction_periods, warning_ground,
 )
 from services.permits.domain import (
-    EstateNotOperating, InvalidApplication, SanctionRequest, SanctionRequestNotFound, Tenancy, TenancyDecision,
+    InvalidApplication, SanctionRequest, SanctionRequestNotFound, Tenancy, TenancyDecision,
     TenancyNotFound, TenancyStatus, estate_claim_errors, estate_revoked_reason,
 )
 from services.permits.letters import PdfLetters
@@ -857,8 +857,8 @@ class EstateHandlers:
                                      role=access.principal.role.value, now=now)
             await work.tenancies.save(decided)
             if decided.status is TenancyStatus.CONFIRMED:
-                if estate.permit_number is None:  # an estate answers only while its permit stands
-                    raise EstateNotOperating(estate)
+                if estate.permit_number is None:  # confirmed only while the estate's permit stands: issued, numbered
+                    raise ValueError(f"estate permit {estate.permit_id} confirmed a tenant without a number")
                 await work.permits.set_estate(tenant.permit_id, estate.nib)
                 await work.outbox.add(Envelope.wrap(EstateTenancyConfirmed(
                     **_about(tenant), estate_facility_id=estate.facility_id, estate_permit_id=estate.permit_id,
