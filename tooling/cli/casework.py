@@ -13,7 +13,7 @@ import typer
 
 from tooling.cli.support import Api, JsonOption, TokenOption, emit, fields, table
 
-KINDS = ("application", "reactivation_request", "objection", "class_review")
+KINDS = ("application", "reactivation_request", "objection", "class_review", "sanction_request")
 PermitId = Annotated[uuid.UUID, typer.Argument(help="The permit id (a UUID, as `permits list` shows)")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: shown to the company with the decision")]
 
