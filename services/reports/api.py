@@ -22,26 +22,37 @@ from services.reports.staffing import (
     LevelEntry, LevelRefused, RuleSetTaken, rule_set_mapping,
 )
 from shared import regions
-from shared.contract import INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, CapacityMeasure, PpkmLevel, SectorClass
+from shared.contract import (
+    INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, REPORTED_PROTOCOL_ITEMS, CapacityMeasure, PpkmLevel, ProtocolItem, SectorClass,
+)
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+RO, E = Role.REGIONAL_OFFICE, Role.ESTATE
 
-# Who may do what, in one screen (DESIGN §4).
+# Who may do what, in one screen (DESIGN §4). A regional office reads its region as a task force does and writes
+# nothing; an estate reports for its own estate as a company does, and reads its confirmed tenants as well.
 POLICY = Policy({
-    "submit": Rule({OP: Scope.ALL, C: Scope.OWN}, "submit a periodic report"),
-    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a schedule and its reports"),
-    "compliance": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read compliance aggregates"),
-    # The timeline is national: whoever may read compliance reads all of it.
-    "regimes": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL}, "read the reporting regimes and their changes"),
+    "submit": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN}, "submit a periodic report"),
+    "read": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS},
+                 "read a schedule and its reports"),
+    # An estate's compliance is its tenants', plant by plant.
+    "compliance": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL, RO: Scope.REGION, E: Scope.TENANTS},
+                       "read compliance aggregates"),
+    # The timeline is national: whoever may read compliance by region reads all of it.
+    "regimes": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL, RO: Scope.ALL},
+                    "read the reporting regimes and their changes"),
     "change_regimes": Rule({OP: Scope.ALL}, "schedule or withdraw a reporting regime ahead of time"),
-    "ppkm_levels": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL}, "read PPKM levels, in force and recorded"),
+    "ppkm_levels": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL, RO: Scope.REGION},
+                        "read PPKM levels, in force and recorded"),
     "set_ppkm_level": Rule({OP: Scope.ALL}, "record a PPKM level for a province or a regency"),
     # The staffing rules are national, like the reporting regimes.
-    "ppkm_rule_sets": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL}, "read the PPKM staffing rule sets"),
+    "ppkm_rule_sets": Rule({OP: Scope.ALL, TF: Scope.ALL, A: Scope.ALL, RO: Scope.ALL},
+                           "read the PPKM staffing rule sets"),
     "publish_ppkm_rules": Rule({OP: Scope.ALL}, "publish a PPKM staffing rule set ahead of time"),
-    "allowance": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read what a plant may run under PPKM"),
+    "allowance": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS},
+                      "read what a plant may run under PPKM"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -103,6 +114,10 @@ class ProtocolChecklist(BaseModel):
     disinfection: bool
     handwash_stations: bool
     pedulilindungi_scan: bool
+
+    def lapses(self) -> tuple[ProtocolItem, ...]:
+        """The items answered no, named as the event contract names them (its field names are the items')."""
+        return tuple(item for item in REPORTED_PROTOCOL_ITEMS if not getattr(self, item.value))
 
 
 class Offices(BaseModel):
@@ -298,6 +313,37 @@ def _scope(access: Access, province: str | None, regency: str | None) -> tuple[s
     return province, regency
 
 
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+async def _estate_compliance(handlers: ReportHandlers, estate_nib: str, province: str | None, regency: str | None,
+                             days: int) -> dict[str, Any]:
+    """An estate's compliance: its confirmed tenants' (in the region asked, if one is), summed and one by one."""
+    since, until, tenants = await handlers.estate_compliance(estate_nib, province=province, regency=regency,
+                                                             window=timedelta(days=days))
+    due, reported, on_time = (sum(t.due for t in tenants), sum(t.reported for t in tenants),
+                              sum(t.on_time for t in tenants))
+    return {
+        "estate_nib": estate_nib, "province": province, "regency": regency,
+        "since": since.isoformat(), "until": until.isoformat(), "tenants_count": len(tenants),
+        "periods_due": due, "reported": reported, "on_time": on_time,
+        "reporting_rate": _rate(reported, due), "on_time_rate": _rate(on_time, due),
+        "late": sum(t.late for t in tenants), "overdue": sum(t.overdue for t in tenants),
+        "warnings": sum(t.warnings for t in tenants), "excused_closed": sum(t.excused for t in tenants),
+        "frozen_plants": sum(t.frozen and not t.ended for t in tenants),
+        "closed_plants": sum(t.closed and not t.ended for t in tenants),
+        "capacity_breaches": sum(t.capacity_breaches for t in tenants),
+        "tenants": [{"permit_id": str(t.permit_id), "facility_id": str(t.facility_id),
+                     "permit_number": t.permit_number, "company": {"nib": t.nib, "name": t.company_name},
+                     "province_code": t.province_code, "regency_code": t.regency_code,
+                     "frozen": t.frozen, "closed": t.closed, "ended": t.ended,
+                     "periods_due": t.due, "submitted": t.on_time, "late": t.late, "overdue": t.overdue,
+                     "excused_closed": t.excused, "reporting_rate": _rate(t.reported, t.due),
+                     "warnings": t.warnings, "capacity_breaches": t.capacity_breaches} for t in tenants],
+    }
+
+
 def router(handlers: ReportHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["reports"])
 
@@ -335,7 +381,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
             office_on_site=body.offices.on_site if body.offices else None,
         )
         accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures, body.model_dump_json(),
-                                                  body.declared_true, body.protocol_checklist.pedulilindungi_scan),
+                                                  body.declared_true, body.protocol_checklist.pedulilindungi_scan,
+                                                  body.protocol_checklist.lapses()),
                                          access)
         accepted_json = ReportAccepted(report_id=accepted.report_id, late=accepted.late,
                                        supersedes=accepted.supersedes, capacity=_capacity(accepted)).model_dump_json()
@@ -363,6 +410,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
                          regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
                          days: Annotated[int, Query(ge=1, le=366,
                                                     description="Deadlines within the last N days.")] = 28) -> dict:
+        if access.tenants_filter is not None:
+            return await _estate_compliance(handlers, access.tenants_filter, province, regency, days)
         province, regency = _scope(access, province, regency)
         counts = await handlers.compliance(province=province, regency=regency, window=timedelta(days=days))
         due = counts["due"]

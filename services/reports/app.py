@@ -17,8 +17,9 @@ from services.reports.repository import PPKM_LEVEL_CHANNEL, ReportsWork
 from services.reports.staffing import RepeatedCapacityBreaches, shipped_rule_sets
 from shared.clock import Clock, SystemClock
 from shared.contract import (
-    INCIDENTS, PERMITS, PPKM, REPORTS, FacilityClosureOrdered, FacilityReopened, PermitFrozen, PermitIssued,
-    PermitReactivated, PermitRevoked, PpkmLevelSet, SanctionReversed, SectorClassChanged,
+    INCIDENTS, PERMITS, PPKM, REPORTS, EstateTenancyConfirmed, EstateTenancyEnded, FacilityClosureOrdered,
+    FacilityReopened, PermitFrozen, PermitIssued, PermitReactivated, PermitRevoked, PpkmLevelSet, SanctionReversed,
+    SectorClassChanged,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -69,6 +70,8 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
         PermitRevoked: handlers.on_permit_revoked,
         SanctionReversed: handlers.on_sanction_reversed,
         SectorClassChanged: handlers.on_sector_class_changed,
+        EstateTenancyConfirmed: handlers.on_tenancy_confirmed,
+        EstateTenancyEnded: handlers.on_tenancy_ended,
     })
     runtime.consume(INCIDENTS, {
         FacilityClosureOrdered: handlers.on_closure_ordered,

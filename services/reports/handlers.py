@@ -23,19 +23,22 @@ from services.reports.capacity import (
     CapacityCheck, LatestReport, PlantsByClass, RegionPpkm, ReportedStaffing, by_province, check_report,
     dose_changes, iso_week, replaces, summed,
 )
-from services.reports.repository import DuePeriod, PlantRow, RegionCounts, ReportsWork, StoredReport, Target
+from services.reports.repository import (
+    DuePeriod, PlantRow, RegionCounts, ReportsWork, StoredReport, Target, TenantRow,
+)
 from services.reports.staffing import (
     CAPACITY_LADDER, Allowance, LevelEntry, RegionNames, RepeatedCapacityBreaches, RuleBook, RuleSet,
     checked_day, level_on,
 )
 from shared.clock import Clock
 from shared.regions import KemendagriRegions
-from shared.web.access import Access
+from shared.web.access import Access, Scope
 from shared.contract import (
-    EVIDENCE_MAX_ITEMS, CapacityBreachDetected, CapacityExcess, ClosureScope, Envelope, FacilityClosureOrdered,
-    FacilityReopened, GroundCode, PermitFrozen, PermitIssued, PermitReactivated, PermitRevoked, PpkmLevel,
-    PpkmLevelSet, ReportDue, ReportOverdue, ReportSubmitted, SanctionAction, SanctionEvidence,
-    SanctionRecommended, SanctionReversed, SectorClass, SectorClassChanged, WarningCause, WarningIssued,
+    EVIDENCE_MAX_ITEMS, CapacityBreachDetected, CapacityExcess, ClosureScope, Envelope, EstateTenancyConfirmed,
+    EstateTenancyEnded, FacilityClosureOrdered, FacilityReopened, GroundCode, PermitFrozen, PermitIssued,
+    PermitReactivated, PermitRevoked, PpkmLevel, PpkmLevelSet, ProtocolItem, ReportDue, ReportOverdue,
+    ReportSubmitted, SanctionAction, SanctionEvidence, SanctionRecommended, SanctionReversed, SectorClass,
+    SectorClassChanged, WarningCause, WarningIssued,
 )
 from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
@@ -89,6 +92,7 @@ class ReportIn:
     payload_json: str  # the report as submitted, stored as it came
     declared: bool = False  # the company declares the report's data true (SE 5/2021)
     pedulilindungi: bool = False  # its protocol checklist says PeduliLindungi is scanned at the gate
+    lapses: tuple[ProtocolItem, ...] = ()  # the checklist items the company answered no
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class ReportHandlers:
             return
         await work.schedules.classify(event.permit_id, event.sector_class, event.export_oriented,
                                       workforce_total=event.workforce_total)
+        await work.schedules.name(event.permit_id, event.permit_number, event.company_name)
         # The first period starts when this service learns of the permit, never in the past: replaying the
         # permits topic into a fresh service must not warn plants for periods nobody could have reported.
         first = domain.open_period(schedule, await self.timeline(work), starts_at=max(now, event.issued_at), seq=1,
@@ -218,6 +223,20 @@ class ReportHandlers:
             log.info("sector_class_of_unknown_permit", permit_id=str(event.permit_id))
             return
         await self._reevaluate_plant(work, event.permit_id)
+
+    async def on_tenancy_confirmed(self, work: ReportsWork, envelope: Envelope,
+                                   event: EstateTenancyConfirmed) -> None:
+        """The estate's company reads the plant from now on; the plant's permit may not be known here yet."""
+        await work.tenancies.confirm(event.facility_id, estate_facility_id=event.estate_facility_id,
+                                     estate_nib=event.estate_nib, confirmed_at=event.confirmed_at,
+                                     at=self.clock.now())
+        log.info("estate_tenancy_confirmed", facility_id=str(event.facility_id),
+                 estate_facility_id=str(event.estate_facility_id))
+
+    async def on_tenancy_ended(self, work: ReportsWork, envelope: Envelope, event: EstateTenancyEnded) -> None:
+        ended = await work.tenancies.end(event.facility_id, estate_facility_id=event.estate_facility_id)
+        log.info("estate_tenancy_ended", facility_id=str(event.facility_id),
+                 estate_facility_id=str(event.estate_facility_id), cause=event.cause.value, known=ended)
 
     # -- PPKM levels, rule sets and allowances ------------------------------------------------------
 
@@ -303,7 +322,8 @@ class ReportHandlers:
         rule set in force, its class, and the facts of its latest report."""
         async with self.database.reading() as work:
             plant = await work.allowances.plant_of_facility(facility_id)
-            if plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib):
+            if plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib,
+                                                   estate_nib=await _estate_of(work, facility_id, access)):
                 raise ScheduleNotFound("Plant")
             day = on or staffing.local_day(plant.province_code, self.clock.now())
             entry = (await self._levels_on(work, plant.province_code, [plant.regency_code], day))[plant.regency_code]
@@ -665,7 +685,7 @@ class ReportHandlers:
             workforce_total=f.workforce_total, on_site_total=f.on_site_total, odp=f.odp, pdp=f.pdp,
             confirmed_positive=f.confirmed_positive, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
             vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
-            declared=accepted.declared,
+            declared=accepted.declared, protocol_lapses=list(report.lapses),
         ), service=SERVICE, time=now)
         # Who declared is the caller, when is now: never what the report says of itself.
         stored = StoredReport(accepted.period, report_id, accepted.late, access.actor, access.principal.role.value,
@@ -791,6 +811,19 @@ class ReportHandlers:
         rows = regencies if (province or regency) else by_province(regencies)
         return {"since": now - window, "until": now} | counts | {"ppkm": rows, "ppkm_totals": summed("", rows)}
 
+    async def estate_compliance(self, estate_nib: str, *, province: str | None, regency: str | None,
+                                window: timedelta) -> tuple[datetime, datetime, list[TenantRow]]:
+        """The estate's confirmed tenants with their counts over the window (in a region, when one is asked)."""
+        now = self.clock.now()
+        since = now - window
+        async with self.database.reading() as work:
+            tenants = await work.tenancies.compliance(estate_nib, since=since, until=now,
+                                                      since_day=_latest_day(since) + timedelta(days=1))
+        region = regency or province
+        if region:
+            tenants = [t for t in tenants if t.regency_code == region or t.province_code == region]
+        return since, now, tenants
+
     @staticmethod
     async def _ppkm_regencies(work: ReportsWork, *, province: str | None, regency: str | None, now: datetime,
                               window: timedelta) -> list[RegionPpkm]:
@@ -818,9 +851,16 @@ class ReportHandlers:
     @staticmethod
     async def _visible(work: ReportsWork, permit_id: uuid.UUID, access: Access, what: str) -> Schedule:
         schedule = await work.schedules.get(permit_id)
-        if schedule is None or not access.may_see(region_code=schedule.regency_code, nib=schedule.nib):
+        if schedule is None or not access.may_see(
+                region_code=schedule.regency_code, nib=schedule.nib,
+                estate_nib=await _estate_of(work, schedule.facility_id, access)):
             raise ScheduleNotFound(what)
         return schedule
+
+
+async def _estate_of(work: ReportsWork, facility_id: uuid.UUID, access: Access) -> str | None:
+    """The plant's estate company, asked only for a caller whose scope reaches tenants."""
+    return await work.tenancies.estate_of(facility_id) if access.scope is Scope.TENANTS else None
 
 
 def _facts(plant: PlantRow) -> staffing.PlantFacts:

@@ -148,6 +148,12 @@ class ScheduleRepository:
             permit_id, sector_class.value, export_oriented, workforce_total)
         return status.endswith(" 1")
 
+    async def name(self, permit_id: uuid.UUID, permit_number: str, company_name: str) -> None:
+        """What the permit is called and whose it is, as its issue said (an estate's compliance names its tenants)."""
+        await self._connection.execute(
+            "UPDATE schedules SET permit_number = $2, company_name = $3 WHERE permit_id = $1",
+            permit_id, permit_number, company_name)
+
     async def for_facility(self, facility_id: uuid.UUID) -> list[Schedule]:
         rows = await self._connection.fetch(
             f"SELECT {_SCHEDULE} FROM schedules WHERE facility_id = $1 ORDER BY permit_id FOR UPDATE", facility_id
@@ -634,6 +640,80 @@ def _region_clause(province: str | None, regency: str | None) -> str:
     return ""
 
 
+class TenantRow(NamedTuple):
+    """One tenant of an estate as its compliance shows it: the plant, and its periods whose deadline fell in the
+    window, counted by status, its warnings and its breaches of the PPKM staffing cap in the window."""
+
+    permit_id: uuid.UUID
+    facility_id: uuid.UUID
+    nib: str
+    permit_number: str | None
+    company_name: str | None
+    province_code: str
+    regency_code: str
+    frozen: bool
+    closed: bool
+    ended: bool
+    due: int
+    reported: int
+    on_time: int
+    late: int
+    overdue: int
+    excused: int
+    warnings: int
+    capacity_breaches: int
+
+
+class TenancyRepository:
+    """Each plant's estate, as the permits service confirmed it (migration 0016)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def confirm(self, facility_id: uuid.UUID, *, estate_facility_id: uuid.UUID, estate_nib: str,
+                      confirmed_at: datetime, at: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO estate_tenancies (facility_id, estate_facility_id, estate_nib, confirmed_at, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (facility_id) DO UPDATE SET"
+            " estate_facility_id = $2, estate_nib = $3, confirmed_at = $4, recorded_at = $5",
+            facility_id, estate_facility_id, estate_nib, confirmed_at, at)
+
+    async def end(self, facility_id: uuid.UUID, *, estate_facility_id: uuid.UUID) -> bool:
+        """The tenancy in that estate ended; one in another estate, confirmed since, stays."""
+        status = await self._connection.execute(
+            "DELETE FROM estate_tenancies WHERE facility_id = $1 AND estate_facility_id = $2",
+            facility_id, estate_facility_id)
+        return status.endswith(" 1")
+
+    async def estate_of(self, facility_id: uuid.UUID) -> str | None:
+        """The NIB of the estate company that confirmed the plant as its tenant, if one did."""
+        return await self._connection.fetchval(
+            "SELECT estate_nib FROM estate_tenancies WHERE facility_id = $1", facility_id)
+
+    async def compliance(self, estate_nib: str, *, since: datetime, until: datetime,
+                         since_day: date) -> list[TenantRow]:
+        """The estate's tenants with their counts over deadlines in (since, until] and breaches from `since_day`,
+        in one statement: each tenant's periods by (permit_id, seq) and breaches by (permit_id, day)."""
+        rows = await self._connection.fetch(
+            "SELECT s.permit_id, s.facility_id, s.nib, s.permit_number, s.company_name, s.province_code,"
+            " s.regency_code, s.frozen, s.closed, s.ended_at IS NOT NULL, coalesce(p.due, 0), coalesce(p.reported, 0),"
+            " coalesce(p.on_time, 0), coalesce(p.late, 0), coalesce(p.overdue, 0), coalesce(p.excused, 0),"
+            " coalesce(p.warnings, 0),"
+            " (SELECT count(*) FROM capacity_breaches b WHERE b.permit_id = s.permit_id AND b.day >= $4)"
+            " FROM estate_tenancies t JOIN schedules s ON s.facility_id = t.facility_id"
+            " LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE status IN ('submitted', 'late', 'overdue')) AS due,"
+            "  count(*) FILTER (WHERE status IN ('submitted', 'late')) AS reported,"
+            "  count(*) FILTER (WHERE status = 'submitted') AS on_time,"
+            "  count(*) FILTER (WHERE status = 'late') AS late,"
+            "  count(*) FILTER (WHERE status = 'overdue') AS overdue,"
+            "  count(*) FILTER (WHERE status = 'excused') AS excused,"
+            "  count(warning_id) AS warnings"
+            "  FROM periods WHERE permit_id = s.permit_id AND deadline > $2 AND deadline <= $3) p ON true"
+            " WHERE t.estate_nib = $1 ORDER BY s.regency_code, s.facility_id, s.permit_id",
+            estate_nib, since, until, since_day)
+        return [TenantRow(*row) for row in rows]
+
+
 class RegimeRepository:
     """The regime timeline and the audit of every change to it."""
 
@@ -1038,6 +1118,7 @@ class ReportsWork(UnitOfWork):
         self.ppkm = PpkmRepository(connection)
         self.allowances = AllowanceRepository(connection)
         self.capacity = CapacityRepository(connection)
+        self.tenancies = TenancyRepository(connection)
 
 
 def _schedule_values(s: Schedule) -> tuple[Any, ...]:

@@ -15,20 +15,23 @@ from aiokafka import AIOKafkaProducer
 from services.reports.api import POLICY
 from services.reports.app import PPKM_RULES_FILE, ReportsSettings, create_app
 from services.reports.staffing import rule_set_mapping, shipped_rule_sets
-from shared.contract import Envelope, PermitIssued, SectorClass
+from shared.contract import EstateTenancyConfirmed, Envelope, PermitIssued, PermitKind, SectorClass
 from shared.web.access import Role, Scope
 from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 
-NIB, OTHER_NIB = "8120000999999", "8120000888888"
+NIB, OTHER_NIB, ESTATE_NIB = "8120000999999", "8120000888888", "8120000777777"
 PROVINCE, REGENCY = "32", "32.16"
-FACILITY = uuid.uuid4()
+FACILITY, ESTATE_FACILITY = uuid.uuid4(), uuid.uuid4()
 
-# A caller inside and one outside the plant's scope, for each role (operators and agencies see everything).
+# A caller inside and one outside the plant's scope, for each role (operators and agencies see everything). The
+# estate is the one that confirmed the plant as its tenant; for what it may do to its own objects only (OWN), the
+# object is its own estate's permit.
 IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": PROVINCE}, Role.COMPANY: {"nib": NIB},
-            Role.AGENCY: {}}
-OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "51"}, Role.COMPANY: {"nib": OTHER_NIB}}
+            Role.AGENCY: {}, Role.REGIONAL_OFFICE: {"region": PROVINCE}, Role.ESTATE: {"nib": ESTATE_NIB}}
+OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "51"}, Role.COMPANY: {"nib": OTHER_NIB},
+                Role.REGIONAL_OFFICE: {"region": "33"}, Role.ESTATE: {"nib": OTHER_NIB}}
 
 
 def report_body(permit_id: str, period_id: str) -> dict:
@@ -46,23 +49,38 @@ def report_body(permit_id: str, period_id: str) -> dict:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def plant(platform):
-    """The reports service with one issued plant in Kab. Bekasi; yields (client, permit_id, open period_id)."""
-    permit_id = uuid.uuid4()
+    """The reports service with one issued plant in Kab. Bekasi, the tenant of an estate there; yields (client,
+    (the plant's permit_id, its open period_id), (the estate's permit_id, its open period_id))."""
+    permit_id, estate_permit_id = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
     issued = PermitIssued(facility_id=FACILITY, province_code=PROVINCE, regency_code=REGENCY, permit_id=permit_id,
                           nib=NIB, permit_number="IOMKI-2026-000777", company_name="PT Tekstil Jaya",
-                          sector_class=SectorClass.ESSENTIAL, workforce_total=300,
-                          issued_at=datetime.now(UTC))
+                          sector_class=SectorClass.ESSENTIAL, workforce_total=300, issued_at=now)
+    estate = PermitIssued(facility_id=ESTATE_FACILITY, province_code=PROVINCE, regency_code=REGENCY,
+                          permit_id=estate_permit_id, nib=ESTATE_NIB, permit_number="IOMKI-2026-000778",
+                          company_name="PT Kawasan Industri Jababeka", sector_class=SectorClass.ESSENTIAL,
+                          workforce_total=40, issued_at=now, kind=PermitKind.ESTATE)
+    tenancy = EstateTenancyConfirmed(facility_id=FACILITY, province_code=PROVINCE, regency_code=REGENCY,
+                                     permit_id=permit_id, nib=NIB, estate_facility_id=ESTATE_FACILITY,
+                                     estate_permit_id=estate_permit_id, estate_permit_number="IOMKI-2026-000778",
+                                     estate_nib=ESTATE_NIB, estate_name="Kawasan Industri Jababeka",
+                                     confirmed_at=now)
     settings = ReportsSettings(IOMKI_REPORT_REGIME="weekly:FRI@23:59")
     async with running_service(create_app(reports_settings=settings)) as client:
         producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap)
         await producer.start()
-        envelope = Envelope.wrap(issued, service="permits")
-        await producer.send_and_wait("iomki.permits", envelope.to_bytes(), key=envelope.key)
+        for event in (issued, estate, tenancy):
+            envelope = Envelope.wrap(event, service="permits")
+            await producer.send_and_wait("iomki.permits", envelope.to_bytes(), key=envelope.key)
         await producer.stop()
+        estate_caller = bearer("estate", nib=ESTATE_NIB)
         async with asyncio.timeout(30):
-            while (found := await client.get(f"/schedules/{permit_id}", headers=bearer("operator"))).status_code != 200:
+            while (found := await client.get(f"/schedules/{permit_id}", headers=estate_caller)).status_code != 200:
                 await asyncio.sleep(0.2)
-        yield client, str(permit_id), found.json()["periods"][-1]["period_id"]
+            while (own := await client.get(f"/schedules/{estate_permit_id}", headers=estate_caller)).status_code != 200:
+                await asyncio.sleep(0.2)
+        yield (client, (str(permit_id), found.json()["periods"][-1]["period_id"]),
+               (str(estate_permit_id), own.json()["periods"][-1]["period_id"]))
 
 
 def request_for(action: str, permit_id: str, period_id: str) -> list[tuple[str, str, dict | None]]:
@@ -111,24 +129,30 @@ def test_every_action_has_a_request():
 
 @pytest.mark.parametrize("action, role", CASES, ids=[f"{a}-{r.value}" for a, r in CASES])
 async def test_policy_matrix(plant, action, role):
-    client, permit_id, period_id = plant
+    client, tenant, estate = plant
     scope = POLICY.rules[action].allow.get(role)
-    for method, path, body in request_for(action, permit_id, period_id):
+    target = estate if role is Role.ESTATE and scope is Scope.OWN else tenant
+    for method, path, body in request_for(action, *target):
         inside = await client.request(method, path, json=body, headers=bearer(role, **IN_SCOPE[role]))
         if scope is None:
             assert inside.status_code == 403, (method, path, inside.text)
             assert inside.json()["rule"] == action
             continue
         assert 200 <= inside.status_code < 300, (method, path, inside.text)
-        if scope is not Scope.ALL:
-            outside = await client.request(method, path, json=body, headers=bearer(role, **OUT_OF_SCOPE[role]))
+        if scope is Scope.ALL:
+            continue
+        outside = await client.request(method, path, json=body, headers=bearer(role, **OUT_OF_SCOPE[role]))
+        if action == "compliance" and scope is Scope.TENANTS:  # an estate's compliance lists its own tenants
+            assert outside.status_code == 200 and outside.json()["tenants"] == [], outside.text
+            assert [t["facility_id"] for t in inside.json()["tenants"]] == [str(FACILITY)], inside.text
+        else:
             assert outside.status_code == 404, (method, path, outside.text)
 
 
 async def test_without_a_token_every_action_is_401(plant):
-    client, permit_id, period_id = plant
+    client, tenant, _ = plant
     for action in POLICY.rules:
-        for method, path, body in request_for(action, permit_id, period_id):
+        for method, path, body in request_for(action, *tenant):
             assert (await client.request(method, path, json=body)).status_code == 401
 
 
