@@ -15,7 +15,7 @@ from services.incidents.domain import (
 )
 from services.incidents.handlers import IncidentHandlers
 from shared import regions
-from shared.contract import CASE_REF_PATTERN, CaseSource
+from shared.contract import CASE_REF_PATTERN, NIB_PATTERN, CaseSource
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable
 
@@ -24,17 +24,22 @@ from shared.web.http import Problem, ProblemTable
 EARLIEST_CASE_DATE = date(2020, 1, 1)
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
+RO, E = Role.REGIONAL_OFFICE, Role.ESTATE
 
 # Who may do what, in one screen (DESIGN §4). A company reports and reads its own plants' cases; the
-# regency (or province) task force reads its region and clears closures there; agencies see aggregates.
+# regency (or province) task force reads its region and clears closures there; agencies see aggregates. A regional
+# office reads its region; an estate reports and closes cases of its own estate's common areas as a company does,
+# and reads its confirmed tenants' cases, clusters and closures as well.
 POLICY = Policy({
-    "report_case": Rule({OP: Scope.ALL, C: Scope.OWN}, "report a confirmed case at a plant"),
-    "read_case": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read one case"),
-    "close_case": Rule({OP: Scope.ALL, C: Scope.OWN}, "close a case whose isolation is over"),
-    "read_status": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "read a plant's incident status"),
+    "report_case": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN}, "report a confirmed case at a plant"),
+    "read_case": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS},
+                      "read one case"),
+    "close_case": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN}, "close a case whose isolation is over"),
+    "read_status": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS},
+                        "read a plant's incident status"),
     "clear_closure": Rule({OP: Scope.ALL, TF: Scope.REGION}, "clear a plant closure for reopening"),
-    "list_incidents": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL},
-                           "list plants with incidents (counts only)"),
+    "list_incidents": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL, RO: Scope.REGION,
+                            E: Scope.TENANTS}, "list plants with incidents (counts, clusters, closures)"),
 })
 
 # What each refusal of the domain answers, in one table (see `ProblemTable`).
@@ -142,15 +147,24 @@ def router(handlers: IncidentHandlers) -> APIRouter:
         access: Annotated[Access, POLICY.guard("list_incidents")],
         province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
         status: FacilityStatus | None = None,
+        estate: Annotated[str | None, Query(pattern=NIB_PATTERN, description=(
+            "An estate company's NIB: only the plants it confirmed as its tenants, to see clusters and closures "
+            "across the estate"))] = None,
         after: Annotated[uuid.UUID | None, Query(description="Cursor: the `next` of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict:
-        rows = await handlers.incidents(province=province, status=status.value if status else None, after=after,
-                                        limit=limit, access=access)
+        rows = await handlers.incidents(province=province, status=status.value if status else None, estate=estate,
+                                        after=after, limit=limit, access=access)
         items = [{"facility_id": str(r["facility_id"]), "province_code": r["province_code"],
                   "regency_code": r["regency_code"], "status": r["status"], "monitored": r["monitored"],
                   "active_isolations": r["active_isolations"], "active_quarantines": r["active_quarantines"],
-                  "cases_total": r["cases_total"]} for r in rows]
+                  "cases_total": r["cases_total"], "clusters_total": r["clusters_total"],
+                  "last_cluster_at": r["last_cluster_at"].isoformat() if r["last_cluster_at"] else None,
+                  "plant_closure": None if r["closure_id"] is None else {
+                      "closure_id": str(r["closure_id"]), "starts_at": r["closure_starts_at"].isoformat(),
+                      "ends_at": r["closure_ends_at"].isoformat(),
+                      "cluster_id": str(r["closure_cluster_id"]) if r["closure_cluster_id"] else None}}
+                 for r in rows]
         return {"items": items, "next": items[-1]["facility_id"] if len(items) == limit else None}
 
     return routes

@@ -15,7 +15,8 @@ from services.incidents.handlers import IncidentHandlers
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock, SystemClock
 from shared.contract import (
-    INCIDENTS, PERMITS, REPORTS, PermitIssued, PermitRevoked, ReportSubmitted, SanctionReversed,
+    INCIDENTS, PERMITS, REPORTS, EstateTenancyConfirmed, EstateTenancyEnded, PermitIssued, PermitRevoked,
+    ReportSubmitted, SanctionReversed,
 )
 from shared.messaging.consumer import InBatches
 from shared.runtime import ServiceRuntime, serve
@@ -66,7 +67,9 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     # plant's region and NIB for access scope and to refuse cases at plants it does not know.
     runtime.consume(PERMITS, {PermitIssued: InBatches(handlers.on_permits_issued),
                               PermitRevoked: handlers.on_permit_revoked,
-                              SanctionReversed: handlers.on_sanction_reversed})
+                              SanctionReversed: handlers.on_sanction_reversed,
+                              EstateTenancyConfirmed: handlers.on_tenancy_confirmed,
+                              EstateTenancyEnded: handlers.on_tenancy_ended})
     runtime.consume(REPORTS, {ReportSubmitted: handlers.on_report_submitted})
     runtime.publishes(INCIDENTS)
     runtime.every(TIMER_SWEEP_SECONDS, "timers", handlers.fire_due_timers)

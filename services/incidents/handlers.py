@@ -16,11 +16,12 @@ from services.incidents.domain import (
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
 from shared.contract import (
-    Decoded, Envelope, PermitIssued, PermitRevoked, ReportSubmitted, SanctionAction, SanctionReversed,
+    Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, PermitIssued, PermitRevoked, ReportSubmitted,
+    SanctionAction, SanctionReversed,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
-from shared.web.access import Access
+from shared.web.access import Access, Scope
 
 SERVICE = "incidents"
 log = structlog.get_logger(__name__)
@@ -61,7 +62,9 @@ class IncidentHandlers:
         async with self.database.reading() as work:
             case = await work.incidents.case(case_id)
             plant = await work.incidents.plant(case.facility_id) if case else None
-            if case is None or plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib):
+            if case is None or plant is None or not access.may_see(
+                    region_code=plant.regency_code, nib=plant.nib,
+                    estate_nib=await _estate_of(work, plant.facility_id, access)):
                 raise NotFound("Case")
         return case, plant
 
@@ -92,17 +95,19 @@ class IncidentHandlers:
     async def facility_status(self, facility_id: uuid.UUID, access: Access) -> dict[str, Any]:
         async with self.database.reading() as work:
             summary = await work.incidents.plant_summary(facility_id)
-            if summary is None or not access.may_see(region_code=summary["regency_code"], nib=summary["nib"]):
+            if summary is None or not access.may_see(region_code=summary["regency_code"], nib=summary["nib"],
+                                                     estate_nib=await _estate_of(work, facility_id, access)):
                 raise NotFound("Facility")
             closure = (await work.incidents.closure(summary["plant_closure_id"])
                        if summary["plant_closure_id"] else None)
         return summary | {"plant_closure": closure}
 
-    async def incidents(self, *, province: str | None, status: str | None, after: uuid.UUID | None, limit: int,
-                        access: Access) -> list[dict[str, Any]]:
+    async def incidents(self, *, province: str | None, status: str | None, estate: str | None,
+                        after: uuid.UUID | None, limit: int, access: Access) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
             return await work.incidents.incidents(province=province, status=status, region=access.region_filter,
-                                                  nib=access.nib_filter, after=after, limit=limit)
+                                                  nib=access.nib_filter, tenants_of=access.tenants_filter,
+                                                  estate=estate, after=after, limit=limit)
 
     # -- consumed events ---------------------------------------------------------------------------
 
@@ -123,6 +128,18 @@ class IncidentHandlers:
         """A revocation reversed on objection: the plant is monitored again, for cases from now on."""
         if event.reversed is SanctionAction.REVOKE:
             await work.incidents.resume_monitoring(event.facility_id, event.permit_id, self.clock.now())
+
+    async def on_tenancy_confirmed(self, work: IncidentsWork, envelope: Envelope,
+                                   event: EstateTenancyConfirmed) -> None:
+        """The estate's company reads the plant's cases from now on; the plant may not be known here yet."""
+        await work.incidents.confirm_tenancy(event.facility_id, estate_facility_id=event.estate_facility_id,
+                                             estate_nib=event.estate_nib, confirmed_at=event.confirmed_at,
+                                             now=self.clock.now())
+
+    async def on_tenancy_ended(self, work: IncidentsWork, envelope: Envelope, event: EstateTenancyEnded) -> None:
+        ended = await work.incidents.end_tenancy(event.facility_id, estate_facility_id=event.estate_facility_id)
+        log.info("estate_tenancy_ended", facility_id=str(event.facility_id),
+                 estate_facility_id=str(event.estate_facility_id), cause=event.cause.value, known=ended)
 
     async def on_report_submitted(self, work: IncidentsWork, envelope: Envelope, event: ReportSubmitted) -> None:
         if event.confirmed_positive == 0:
@@ -213,7 +230,8 @@ class IncidentHandlers:
     async def _plant_in_scope(self, work: IncidentsWork, facility_id: uuid.UUID, access: Access,
                               what: str = "Facility") -> Plant:
         plant = await work.incidents.plant(facility_id, for_update=True)
-        if plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib):
+        if plant is None or not access.may_see(region_code=plant.regency_code, nib=plant.nib,
+                                               estate_nib=await _estate_of(work, facility_id, access)):
             raise NotFound(what)
         return plant
 
@@ -240,3 +258,8 @@ class IncidentHandlers:
             envelopes = [cause.caused(outcome.events[0], service=SERVICE, time=now)]
         envelopes += [cause.caused(event, service=SERVICE, time=now) for event in outcome.events[1:]]
         await work.outbox.add(*envelopes)
+
+
+async def _estate_of(work: IncidentsWork, facility_id: uuid.UUID, access: Access) -> str | None:
+    """The plant's estate company, asked only for a caller whose scope reaches tenants."""
+    return await work.incidents.estate_of(facility_id) if access.scope is Scope.TENANTS else None

@@ -222,28 +222,63 @@ class IncidentRepository:
     # -- lists -------------------------------------------------------------------------------------
 
     async def incidents(self, *, province: str | None, status: str | None, region: str | None, nib: str | None,
-                        after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
-        """Plants that have had cases, one keyset page in facility order after `after`.
+                        tenants_of: str | None, estate: str | None, after: uuid.UUID | None,
+                        limit: int) -> list[dict[str, Any]]:
+        """Plants that have had cases, one keyset page in facility order after `after`, each with its clusters and
+        its plant closure in force.
 
         Only the filters given enter the statement, so that each shape is planned on its own partial index
         (migration 0003); `... $1 IS NULL OR ...` would be planned once for all shapes. A region is a
-        province (it covers its regencies) or a regency.
+        province (it covers its regencies) or a regency. `tenants_of` is an estate company: its own plants and
+        its confirmed tenants; `estate` only its tenants (both a few hundred at most, by migration 0005's index).
         """
         region_column = "regency_code" if region and "." in region else "province_code"
-        filters = [("province_code", "=", province), ("status", "=", status), ("nib", "=", nib),
-                   (region_column, "=", region), ("facility_id", ">", after)]
-        where = ["cases_total > 0"]
+        filters = [("p.province_code = {}", province), ("p.status = {}", status), ("p.nib = {}", nib),
+                   (f"p.{region_column} = {{}}", region),
+                   ("(p.nib = {0} OR p.facility_id IN (SELECT facility_id FROM estate_tenancies"
+                    " WHERE estate_nib = {0}))", tenants_of),
+                   ("p.facility_id IN (SELECT facility_id FROM estate_tenancies WHERE estate_nib = {})", estate),
+                   ("p.facility_id > {}", after)]
+        where = ["p.cases_total > 0"]
         args: list[object] = []  # the statement's parameters, of several types
-        for column, operator, value in filters:
+        for condition, value in filters:
             if value is not None:
                 args.append(value)
-                where.append(f"{column} {operator} ${len(args)}")
+                where.append(condition.format(f"${len(args)}"))
         args.append(limit)
         rows = await self._connection.fetch(
-            "SELECT facility_id, province_code, regency_code, status, active_isolations, active_quarantines,"
-            f" cases_total, monitored FROM plants WHERE {' AND '.join(where)} ORDER BY facility_id LIMIT ${len(args)}",
+            "SELECT p.facility_id, p.province_code, p.regency_code, p.status, p.active_isolations,"
+            " p.active_quarantines, p.cases_total, p.monitored,"
+            " (SELECT count(*) FROM clusters k WHERE k.facility_id = p.facility_id) AS clusters_total,"
+            " (SELECT max(k.declared_at) FROM clusters k WHERE k.facility_id = p.facility_id) AS last_cluster_at,"
+            " c.closure_id, c.starts_at AS closure_starts_at, c.ends_at AS closure_ends_at,"
+            " c.cluster_id AS closure_cluster_id"
+            " FROM plants p LEFT JOIN closures c ON c.closure_id = p.plant_closure_id"
+            f" WHERE {' AND '.join(where)} ORDER BY p.facility_id LIMIT ${len(args)}",
             *args)
         return [dict(row) for row in rows]
+
+    # -- estates -----------------------------------------------------------------------------------
+
+    async def confirm_tenancy(self, facility_id: uuid.UUID, *, estate_facility_id: uuid.UUID, estate_nib: str,
+                              confirmed_at: datetime, now: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO estate_tenancies (facility_id, estate_facility_id, estate_nib, confirmed_at, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (facility_id) DO UPDATE SET"
+            " estate_facility_id = $2, estate_nib = $3, confirmed_at = $4, recorded_at = $5",
+            facility_id, estate_facility_id, estate_nib, confirmed_at, now)
+
+    async def end_tenancy(self, facility_id: uuid.UUID, *, estate_facility_id: uuid.UUID) -> bool:
+        """The tenancy in that estate ended; one in another estate, confirmed since, stays."""
+        status = await self._connection.execute(
+            "DELETE FROM estate_tenancies WHERE facility_id = $1 AND estate_facility_id = $2",
+            facility_id, estate_facility_id)
+        return status.endswith(" 1")
+
+    async def estate_of(self, facility_id: uuid.UUID) -> str | None:
+        """The NIB of the estate company that confirmed the plant as its tenant, if one did."""
+        return await self._connection.fetchval(
+            "SELECT estate_nib FROM estate_tenancies WHERE facility_id = $1", facility_id)
 
 
 class IncidentsWork(UnitOfWork):

@@ -2,7 +2,9 @@
 
 A role the rule does not name gets 403; a role it names gets a success on a plant in its scope and 404 on a
 plant outside it (existence is not leaked). Plants: one in Kab. Bekasi (32.16, the company's), one in
-Surabaya (35.78, another company's); the task force is West Java's (32).
+Surabaya (35.78, another company's), and an industrial estate in Kab. Bekasi that confirmed the company's plant
+as its tenant; the task force and the regional office are West Java's (32). The estate acts on its own estate
+where it has the company's scope (OWN), and reads its tenant where it has TENANTS.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from tests.support.platform import bearer, running_service
 
 pytestmark = pytest.mark.integration
 
-NIB_IN, NIB_OUT = "8120000111111", "8120000222222"
-CLAIMS = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": NIB_IN}, Role.AGENCY: {}}
+NIB_IN, NIB_OUT, NIB_ESTATE = "8120000111111", "8120000222222", "8120000333333"
+CLAIMS = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": NIB_IN}, Role.AGENCY: {},
+          Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": NIB_ESTATE}}
 OPERATOR = bearer("operator")
 WIB = timezone(timedelta(hours=7))
 
@@ -30,7 +33,7 @@ WIB = timezone(timedelta(hours=7))
 class Scene:
     def __init__(self, client, app, clock: FakeClock) -> None:
         self.client, self.app, self.clock = client, app, clock
-        self.plants = {"in": uuid.uuid4(), "out": uuid.uuid4()}
+        self.plants = {"in": uuid.uuid4(), "out": uuid.uuid4(), "estate": uuid.uuid4()}
 
     def today(self, days_ago: int = 0) -> str:
         return (self.clock.now().astimezone(WIB).date() - timedelta(days=days_ago)).isoformat()
@@ -64,10 +67,14 @@ async def scene(platform):
         scene = Scene(client, app, clock)
         # The plants as PermitIssued leaves them (consumption over the broker is the slice test's subject).
         async with app.state.runtime.database.transaction() as work:
-            for where, nib, regency in (("in", NIB_IN, "32.16"), ("out", NIB_OUT, "35.78")):
+            for where, nib, regency in (("in", NIB_IN, "32.16"), ("out", NIB_OUT, "35.78"),
+                                        ("estate", NIB_ESTATE, "32.16")):
                 await work.incidents.learn_plant(facility_id=scene.plants[where], permit_id=uuid.uuid4(), nib=nib,
                                                  province_code=regency[:2], regency_code=regency,
                                                  workforce_total=500, now=clock.now())
+            # The estate confirmed the company's plant as its tenant, as EstateTenancyConfirmed leaves it.
+            await work.incidents.confirm_tenancy(scene.plants["in"], estate_facility_id=scene.plants["estate"],
+                                                 estate_nib=NIB_ESTATE, confirmed_at=clock.now(), now=clock.now())
         yield scene
 
 
@@ -111,9 +118,14 @@ def test_every_action_of_the_policy_has_a_request():
 MATRIX = [(action, role) for action in POLICY.rules for role in Role]
 
 
+def inside(action: str, role: Role) -> str:
+    """The plant in the caller's scope: an estate's own for what it does as a company, else the tenant."""
+    return "estate" if role is Role.ESTATE and POLICY.rules[action].allow.get(role) is Scope.OWN else "in"
+
+
 @pytest.mark.parametrize(("action", "role"), MATRIX, ids=[f"{a}-{r.value}" for a, r in MATRIX])
 async def test_a_role_outside_the_rule_is_forbidden_and_one_inside_succeeds(scene, action, role):
-    response = await REQUESTS[action](scene, bearer(role, **CLAIMS[role]), "in")
+    response = await REQUESTS[action](scene, bearer(role, **CLAIMS[role]), inside(action, role))
     if role in POLICY.rules[action].allow:
         assert 200 <= response.status_code < 300, response.text
     else:
