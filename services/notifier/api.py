@@ -19,14 +19,15 @@ from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS, EmailAddress, single
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
-OP, TF = Role.OPERATOR, Role.TASK_FORCE
+OP, TF, RO = Role.OPERATOR, Role.TASK_FORCE, Role.REGIONAL_OFFICE
 
-# Who may do what, in one screen (DESIGN §4). Companies and agencies get nothing here: company notices go
-# out by e-mail, and agencies watch iomki.alerts.
+# Who may do what, in one screen (DESIGN §4). Companies, estates and agencies get nothing here: company and estate
+# notices go out by e-mail, and agencies watch iomki.alerts. A regional office reads its region's alerts and task
+# forces; acknowledging is the task force's, whose acknowledgement stops the escalation.
 POLICY = Policy({
     "manage_directory": Rule({OP: Scope.ALL}, "register task forces and their subscriptions, rotate their secrets"),
-    "read_directory": Rule({OP: Scope.ALL, TF: Scope.REGION}, "list the task forces of a region"),
-    "read_alerts": Rule({OP: Scope.ALL, TF: Scope.REGION}, "read alerts and their deliveries"),
+    "read_directory": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION}, "list the task forces of a region"),
+    "read_alerts": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION}, "read alerts and their deliveries"),
     "acknowledge": Rule({OP: Scope.ALL, TF: Scope.REGION}, "acknowledge an alert, which stops its escalation"),
 })
 

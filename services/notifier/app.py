@@ -23,10 +23,10 @@ from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierH
 from services.notifier.repository import NotifierWork
 from services.notifier.sealing import SecretSeal
 from shared.clock import Clock, SystemClock
-from shared.messaging.consumer import InBatches
+from shared.messaging.consumer import Handler, InBatches
 from shared.contract import (
-    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, CompanyContactsUpdated, CompanyLetterIssued, Event,
-    events_on,
+    ALERTS, INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, SUPERVISION, BaseEvent, CompanyContactsUpdated,
+    CompanyLetterIssued, EstateTenancyConfirmed, EstateTenancyEnded, Event, InspectionRecorded, events_on,
 )
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
@@ -162,10 +162,16 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
             webhook = WebhookChannel(client, allow_http=config.allow_http_webhooks)
             await worker.deliver_due({Channel.WEBHOOK: webhook, Channel.EMAIL: email})
 
-    for topic in (PERMITS, REPORTS, INCIDENTS):
-        runtime.consume(topic, {event_type: handlers.on_event if event_type.__name__ in ROUTES
-                                else InBatches(handlers.on_unrouted_events) for event_type in events_on(topic)
-                                if issubclass(event_type, Event)})
+    # Some event types are taken in by a handler of their own: the estates' tenancies, which alert nobody, and the
+    # inspections, which alert only when they found the protocol violated.
+    own_handlers: dict[type[BaseEvent], Handler] = {
+        EstateTenancyConfirmed: handlers.on_tenancy_confirmed, EstateTenancyEnded: handlers.on_tenancy_ended,
+        InspectionRecorded: handlers.on_inspection_recorded}
+    # The supervision topic is created with every other at start (`ensure_topics`), like the PPKM topic reports reads.
+    for topic in (PERMITS, REPORTS, INCIDENTS, SUPERVISION):
+        runtime.consume(topic, {event_type: own_handlers.get(event_type) or (
+            handlers.on_event if event_type.__name__ in ROUTES else InBatches(handlers.on_unrouted_events))
+            for event_type in events_on(topic) if issubclass(event_type, Event)})
     runtime.at_start(handlers.keep_secrets_sealed)  # migration 0005, and a new key put first
     runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated,
                                         CompanyLetterIssued: handlers.on_letter})

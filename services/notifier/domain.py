@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 from shared import refusals, regions
 from shared.clock import Backoff
 from shared.contract import (
-    CapacityBreachDetected, CapacityExcess, CapacityMeasure, ClassBasis, GroundCode, PpkmLevel, SanctionAction,
-    SanctionRecommended, SectorClass, SectorClassChanged, Severity, TaskForceLevel, WarningCause,
+    CapacityBreachDetected, CapacityExcess, CapacityMeasure, ClassBasis, ComplaintCategory, ComplaintFiled,
+    FindingResult, GroundCode, InspectionRecorded, PpkmLevel, ProtocolItem, SanctionAction, SanctionRecommended,
+    SanctionRequested, SectorClass, SectorClassChanged, Severity, TaskForceLevel, WarningCause,
 )
 
 Level = TaskForceLevel
@@ -170,11 +171,13 @@ class CompanyContact:
 
 @dataclass(frozen=True)
 class Directory:
-    """The part of the directory that can matter for one plant: task forces covering it, their subscriptions."""
+    """The part of the directory that can matter for one plant: task forces covering it, their subscriptions, its
+    company, and the company of the industrial estate that confirmed the plant as its tenant (if one did)."""
 
     task_forces: tuple[TaskForce, ...]
     subscriptions: tuple[Subscription, ...] = ()
     company: CompanyContact | None = None
+    estate: CompanyContact | None = None
 
 
 # ------------------------------------------------------------------------------------------ routing
@@ -183,9 +186,10 @@ class Directory:
 @dataclass(frozen=True)
 class Route:
     severity: Severity
-    division: Division | None = None  # the regency task force's division that must act, if any
+    division: Division | None = None  # the division that must act, at the first level's task force, if any
     company: bool = False  # the company is told too (its own notice)
     digest: bool = False  # counted into a daily digest per province instead of alerting at once
+    level: Level = Level.REGENCY  # whose task force hears first (a digest's is the province's)
 
 
 # The routing tree (issue 7). Event types absent here raise nothing unless a task force subscribed to them.
@@ -207,7 +211,15 @@ ROUTES: dict[str, Route] = {
     # The class sets the plant's PPKM cap: the company reads each change and why (its own e-mail, `company_message`).
     "SectorClassChanged": Route(Severity.LOW, company=True),
     # Overdue reports are many and individually minor: the province's data division gets one count a day.
-    "ReportOverdue": Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True),
+    "ReportOverdue": Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True, level=Level.PROVINCE),
+    # Field supervision: a complaint, or an inspection that found the protocol violated, is Satpol PP's to check on
+    # site, grouped per plant as capacity breaches are (an inspection that found nothing violated raises nothing).
+    "ComplaintFiled": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT),
+    "InspectionRecorded": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT),
+    # A regional office's sanction request waits for the ministry: nothing for the regency to do yet. The province's
+    # law-enforcement division, which coordinates its regencies' Satpol PP when a freeze or revocation follows, is
+    # told for its information; low, so it never escalates.
+    "SanctionRequested": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, level=Level.PROVINCE),
 }
 
 DEFAULT_ROUTE = Route(Severity.LOW)
@@ -301,6 +313,14 @@ def company_recipient(route: Route, directory: Directory) -> Recipient | None:
     """The company, by e-mail, when the route tells it and it gave an address."""
     if route.company and directory.company is not None and directory.company.email:
         return Recipient(Channel.EMAIL, directory.company.email, None)
+    return None
+
+
+def estate_recipient(directory: Directory) -> Recipient | None:
+    """The estate company whose tenant the plant is, by e-mail, when it gave an address: it hears of every alert
+    about its tenants (SE Menperin 8/2020 makes the estate answer for supervising them)."""
+    if directory.estate is not None and directory.estate.email:
+        return Recipient(Channel.EMAIL, directory.estate.email, None)
     return None
 
 
@@ -405,8 +425,7 @@ class Alert:
         return cls(
             alert_id=uuid.uuid4(), alert_key=alert_key(event_type, plant, now), event_type=event_type,
             severity=route.severity, plant=plant,
-            # A digest belongs to the province; everything else starts with the regency task force.
-            level=Level.PROVINCE if route.digest else Level.REGENCY,
+            level=route.level,
             status=AlertStatus.OPEN, count=1, first_seen_at=now, last_seen_at=now,
             group_until=digest_closes_at(now) if route.digest else now + grouping.window,
             escalate_at=now + step if escalates and step is not None else None,
@@ -803,10 +822,66 @@ def _sector_class_changed(details: dict) -> tuple[str, str]:
             f"basis: {basis[1]}.")
 
 
+_COMPLAINTS = {
+    ComplaintCategory.PROTOCOL: ("protokol kesehatan tidak dijalankan", "the health protocol is not followed"),
+    ComplaintCategory.CAPACITY: ("pekerja di lokasi melebihi batas PPKM", "more staff on site than PPKM allows"),
+    ComplaintCategory.OPERATING_WHILE_STOPPED: ("beroperasi saat izin dibekukan, dicabut atau ditutup",
+                                                "operating while frozen, revoked or closed"),
+    ComplaintCategory.HIDDEN_CASES: ("kasus positif disembunyikan atau tidak dilaporkan",
+                                     "positive cases hidden or not reported"),
+    ComplaintCategory.OTHER: ("lainnya", "other"),
+}
+
+
+def _complaint_filed(details: dict) -> tuple[str, str]:
+    complaint = ComplaintFiled.model_validate(details)
+    what = _COMPLAINTS[complaint.category]
+    filed = complaint.filed_at.isoformat()
+    return (f"Pengaduan masyarakat tentang pabrik {complaint.facility_id} (izin {complaint.permit_id}) di wilayah "
+            f"{complaint.regency_code}, {filed}: {what[0]}. Mohon diperiksa di lokasi.",
+            f"A public complaint about plant {complaint.facility_id} (permit {complaint.permit_id}) in "
+            f"{complaint.regency_code}, {filed}: {what[1]}. Please check on site.")
+
+
+def _items(items: list[ProtocolItem]) -> str:
+    return ", ".join(item.value for item in items) or "-"
+
+
+def _inspection_recorded(details: dict) -> tuple[str, str]:
+    inspection = InspectionRecorded.model_validate(details)
+    violated = [f.item for f in inspection.findings if f.result is FindingResult.VIOLATED]
+    day = inspection.inspected_on.isoformat()
+    contradicted = inspection.contradicted_report_id
+    return ("\n".join([f"Inspeksi {inspection.reference} di pabrik {inspection.facility_id} (izin "
+                       f"{inspection.permit_id}) di wilayah {inspection.regency_code} pada {day} menemukan "
+                       f"{inspection.violations} pelanggaran protokol kesehatan: {_items(violated)}.",
+                       *([f"Pelanggaran ini bertentangan dengan laporan {contradicted} yang dinyatakan benar."]
+                         if contradicted else [])]),
+            "\n".join([f"Inspection {inspection.reference} of plant {inspection.facility_id} (permit "
+                       f"{inspection.permit_id}) in {inspection.regency_code} on {day} found "
+                       f"{inspection.violations} violations of the health protocol: {_items(violated)}.",
+                       *([f"They contradict report {contradicted}, declared true."] if contradicted else [])]))
+
+
+def _sanction_requested(details: dict) -> tuple[str, str]:
+    requested = SanctionRequested.model_validate(details)
+    action = _SANCTIONS[requested.action]
+    ground = requested.ground.code.value
+    return (f"Kantor wilayah {requested.office_region} meminta Kementerian Perindustrian melakukan {action[0]} IOMKI "
+            f"pabrik {requested.facility_id} (izin {requested.permit_id}) di wilayah {requested.regency_code} atas "
+            f"dasar {ground}. Untuk informasi: permintaan ini menunggu keputusan kementerian.",
+            f"The regional office of {requested.office_region} asks the Ministry of Industry for a {action[1]} of the "
+            f"permit of plant {requested.facility_id} (permit {requested.permit_id}) in {requested.regency_code} on "
+            f"the ground {ground}. For information: the request awaits the ministry's decision.")
+
+
 _SUMMARIES: dict[str, Callable[[dict], tuple[str, str]]] = {
     "CapacityBreachDetected": _capacity_breach,
     "SanctionRecommended": _sanction_recommended,
     "SectorClassChanged": _sector_class_changed,
+    "ComplaintFiled": _complaint_filed,
+    "InspectionRecorded": _inspection_recorded,
+    "SanctionRequested": _sanction_requested,
 }
 
 
@@ -851,6 +926,30 @@ COMPANY_MESSAGES = frozenset(_COMPANY_MESSAGES)
 def company_message(event_type: str, details: dict, company_name: str | None) -> tuple[str, bytes]:
     """The company's e-mail about one event of COMPANY_MESSAGES, Bahasa Indonesia first and English second."""
     return _COMPANY_MESSAGES[event_type](details, company_name)
+
+
+_SEVERITIES = {Severity.HIGH: ("tinggi", "high"), Severity.LOW: ("rendah", "low")}
+
+
+def estate_notice(alert: Alert, estate_name: str | None) -> tuple[str, bytes]:
+    """The estate company's e-mail about an alert raised about one of its tenants, Bahasa Indonesia first and
+    English second: what happened where, as the task force reads it, and that the task force acts on it."""
+    plant, severity = alert.plant, _SEVERITIES[alert.severity]
+    told = summary(alert.event_type, alert.details)
+    lines = [greeting(estate_name), "",
+             f"Satgas COVID-19 menerima peringatan ({alert.event_type}, tingkat {severity[0]}) tentang pabrik "
+             f"penyewa di kawasan industri Anda: {plant.facility_id}, wilayah {plant.regency_code}.",
+             *([told[0]] if told else []),
+             "Satgas menindaklanjutinya; mohon kawasan mendukung pengawasan protokol kesehatan penyewa.",
+             "", "--", "",
+             f"The COVID-19 task force received an alert ({alert.event_type}, {severity[1]} severity) about a tenant "
+             f"plant of your industrial estate: {plant.facility_id}, region {plant.regency_code}.",
+             *([told[1]] if told else []),
+             "The task force acts on it; please support the supervision of your tenant's health protocol.",
+             "", f"Alert: {alert.alert_id}"]
+    subject = (f"[IOMKI] Peringatan tentang penyewa kawasan ({alert.event_type}) / "
+               f"Alert about an estate tenant ({alert.event_type})")
+    return subject, "\n".join(lines).encode()
 
 
 # ------------------------------------------------------------------------------------------ company letters

@@ -25,15 +25,15 @@ from services.notifier.domain import (
     CompanyContact, CompanyLetter, Delivery, DeliveryStatus, Directory, DivisionContact, Escalation, EscalationChain,
     FailureReason, Grouping, InvalidWebhook, Level, LetterPairing, LetterStep, LetterWait, NotFound, Plant, Recipient,
     RetryPolicy, SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, company_message, company_notice,
-    company_recipient, issue_webhook_secret, letter_step, level_of_region, recipients, render, route_for,
-    signing_secrets, timer_failure, webhook_url,
+    company_recipient, estate_notice, estate_recipient, issue_webhook_secret, letter_step, level_of_region,
+    recipients, render, route_for, signing_secrets, timer_failure, webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
 from services.notifier.sealing import SecretSeal, SecretUnreadable
 from shared.clock import Clock
 from shared.contract import (
     AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, CompanyLetterIssued,
-    Decoded, Envelope, Event, WarningIssued,
+    Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, Event, InspectionRecorded, WarningIssued,
 )
 from shared.observability import record, retried
 from shared.regions import NATIONAL
@@ -242,6 +242,29 @@ class NotifierHandlers:
         # Which plant's contacts changed, never what they are.
         log.info("company_contacts_updated", facility_id=str(event.facility_id))
 
+    async def on_tenancy_confirmed(self, work: NotifierWork, envelope: Envelope,
+                                   event: EstateTenancyConfirmed) -> None:
+        """From now on the estate company hears of every alert about the plant."""
+        await work.notifier.lock_key(str(event.facility_id))  # the plant's lock, as alerts about it take it
+        await work.notifier.confirm_tenancy(event.facility_id, estate_facility_id=event.estate_facility_id,
+                                            estate_nib=event.estate_nib, estate_name=event.estate_name,
+                                            confirmed_at=event.confirmed_at, now=self.clock.now())
+        log.info("estate_tenancy_confirmed", facility_id=str(event.facility_id),
+                 estate_facility_id=str(event.estate_facility_id))
+
+    async def on_tenancy_ended(self, work: NotifierWork, envelope: Envelope, event: EstateTenancyEnded) -> None:
+        await work.notifier.lock_key(str(event.facility_id))
+        ended = await work.notifier.end_tenancy(event.facility_id, estate_facility_id=event.estate_facility_id)
+        log.info("estate_tenancy_ended", facility_id=str(event.facility_id),
+                 estate_facility_id=str(event.estate_facility_id), cause=event.cause.value, known=ended)
+
+    async def on_inspection_recorded(self, work: NotifierWork, envelope: Envelope,
+                                     event: InspectionRecorded) -> None:
+        """An inspection that found the protocol violated alerts as a complaint does; one that found nothing
+        violated alerts nobody."""
+        if event.violations > 0:
+            await self.on_event(work, envelope, event)
+
     async def on_unrouted_events(self, work: NotifierWork, run: list[Decoded]) -> None:
         """A run of events of one type that no route names (reports submitted, permits applied, …): most of
         the traffic, and most of it alerts nobody. One query finds the regions subscribed to the type; only
@@ -291,6 +314,7 @@ class NotifierHandlers:
             await self._tell_company(work, alert, event, directory, now)
         else:
             await self._plan(work, alert, told)
+        await self._tell_estate(work, alert, directory, now)
         await work.outbox.add(envelope.caused(_raised(alert), service=SERVICE, time=now))
         log.info("alert_raised", alert_id=str(alert.alert_id), event_type=event_type,
                  severity=alert.severity.value, recipients=len(told))
@@ -307,6 +331,15 @@ class NotifierHandlers:
                                         directory.company.company_name if directory.company else None)
         await work.notifier.add_deliveries([(Delivery.planned(alert.alert_id, company, now), subject, body, None)],
                                            now)
+
+    async def _tell_estate(self, work: NotifierWork, alert: Alert, directory: Directory, now: datetime) -> None:
+        """The estate company's e-mail about an alert raised about its tenant: once, when the alert is raised (the
+        events grouped into it later tell the task force's count, not the estate again)."""
+        estate = estate_recipient(directory)
+        if estate is None:
+            return
+        subject, body = estate_notice(alert, directory.estate.company_name if directory.estate else None)
+        await work.notifier.add_deliveries([(Delivery.planned(alert.alert_id, estate, now), subject, body, None)], now)
 
     async def _letter_event_arrived(self, work: NotifierWork, alert: Alert, cause_event_id: uuid.UUID,
                                     cause: str | None, directory: Directory, now: datetime) -> None:

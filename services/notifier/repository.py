@@ -163,7 +163,30 @@ class NotifierRepository:
             "SELECT facility_id, nib, company_name, email FROM company_contacts WHERE facility_id = $1",
             plant.facility_id,
         )
-        return Directory(tuple(task_forces), subscriptions, CompanyContact(**dict(company)) if company else None)
+        # The estate's contact is its own facility's; its name as the tenancy gave it until the contact comes.
+        estate = await self._connection.fetchrow(
+            "SELECT t.estate_facility_id AS facility_id, t.estate_nib AS nib,"
+            " coalesce(c.company_name, t.estate_name) AS company_name, c.email"
+            " FROM estate_tenancies t LEFT JOIN company_contacts c ON c.facility_id = t.estate_facility_id"
+            " WHERE t.facility_id = $1", plant.facility_id,
+        )
+        return Directory(tuple(task_forces), subscriptions, CompanyContact(**dict(company)) if company else None,
+                         CompanyContact(**dict(estate)) if estate else None)
+
+    async def confirm_tenancy(self, facility_id: uuid.UUID, *, estate_facility_id: uuid.UUID, estate_nib: str,
+                              estate_name: str, confirmed_at: datetime, now: datetime) -> None:
+        await self._connection.execute(
+            "INSERT INTO estate_tenancies (facility_id, estate_facility_id, estate_nib, estate_name, confirmed_at,"
+            " recorded_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (facility_id) DO UPDATE SET"
+            " estate_facility_id = $2, estate_nib = $3, estate_name = $4, confirmed_at = $5, recorded_at = $6",
+            facility_id, estate_facility_id, estate_nib, estate_name, confirmed_at, now)
+
+    async def end_tenancy(self, facility_id: uuid.UUID, *, estate_facility_id: uuid.UUID) -> bool:
+        """The tenancy in that estate ended; one in another estate, confirmed since, stays."""
+        status = await self._connection.execute(
+            "DELETE FROM estate_tenancies WHERE facility_id = $1 AND estate_facility_id = $2",
+            facility_id, estate_facility_id)
+        return status.endswith(" 1")
 
     async def _task_forces(self, where: str, *args: Any) -> list[TaskForce]:
         rows = await self._connection.fetch(

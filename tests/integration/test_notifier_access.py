@@ -23,13 +23,17 @@ from tests.support.platform import bearer, patched_environ, running_service
 
 pytestmark = pytest.mark.integration
 
-# One caller per role; the task force and the company are real members of their scope.
+# One caller per role; the task force, the regional office, the company and the estate are real members of their
+# scope.
 CALLERS = {
     Role.OPERATOR: {},
     Role.TASK_FORCE: {"region": "32.16", "sub": "satgas-bekasi"},
     Role.COMPANY: {"nib": "8120000123456"},
     Role.AGENCY: {},
+    Role.REGIONAL_OFFICE: {"region": "32", "sub": "disperindag-jabar"},
+    Role.ESTATE: {"nib": "8120000654321"},
 }
+REGIONAL = ("task_force", "regional_office")
 
 
 @dataclass
@@ -138,13 +142,13 @@ async def test_each_role_gets_what_the_policy_says(service: Service, action, cal
         assert response.json()["rule"] == action
 
 
-@pytest.mark.parametrize(("call", "region"), [(call, region) for calls in ROUTES.values()
-                                              for call, about_alert in calls if about_alert
-                                              for region in ("32.17", "33")],
-                         ids=lambda value: getattr(value, "__name__", value))
-async def test_a_task_force_outside_the_plants_region_gets_not_found(service: Service, call, region):
+@pytest.mark.parametrize(("call", "region", "role"), [
+    (call, region, role) for action, calls in ROUTES.items() for call, about_alert in calls if about_alert
+    for region in ("32.17", "33") for role in REGIONAL if Role(role) in POLICY.rules[action].allow],
+    ids=lambda value: getattr(value, "__name__", value))
+async def test_a_task_force_or_office_outside_the_plants_region_gets_not_found(service: Service, call, region, role):
     alert_id = await service.alert_in("32.16")
-    response = await call(service, bearer("task_force", region=region), alert_id)
+    response = await call(service, bearer(role, region=region), alert_id)
     assert response.status_code == 404, response.text
 
 
@@ -157,18 +161,19 @@ async def test_a_regency_task_force_cannot_acknowledge_another_regencys_alert(se
     assert still.json()["status"] == "open" and still.json()["escalate_at"] is not None
 
 
-async def test_lists_show_a_task_force_only_its_region(service: Service):
+@pytest.mark.parametrize("role", REGIONAL)
+async def test_lists_show_a_task_force_or_office_only_its_region(service: Service, role):
     bekasi, karawang = await service.alert_in("32.16"), await service.alert_in("32.15")
     bandung_province = await service.alert_in("33.01")
 
     async def seen(**claims: str) -> set[str]:
-        response = await service.client.get("/alerts", headers=bearer("task_force", **claims))
+        response = await service.client.get("/alerts", headers=bearer(role, **claims))
         return {a["alert_id"] for a in response.json()["alerts"]}
 
     regency, province = await seen(region="32.16"), await seen(region="32")
     assert bekasi in regency and karawang not in regency
     assert {bekasi, karawang} <= province and bandung_province not in province
-    forces = (await service.client.get("/task-forces", headers=bearer("task_force", region="32.17"))).json()
+    forces = (await service.client.get("/task-forces", headers=bearer(role, region="32.17"))).json()
     assert forces["task_forces"] == []
 
 
