@@ -144,8 +144,8 @@ class ReportHandlers:
         if not await work.schedules.add(schedule):
             return
         await work.schedules.classify(event.permit_id, event.sector_class, event.export_oriented,
-                                      workforce_total=event.workforce_total)
-        await work.schedules.name(event.permit_id, event.permit_number, event.company_name)
+                                      workforce_total=event.workforce_total, permit_number=event.permit_number,
+                                      company_name=event.company_name)
         # The first period starts when this service learns of the permit, never in the past: replaying the
         # permits topic into a fresh service must not warn plants for periods nobody could have reported.
         first = domain.open_period(schedule, await self.timeline(work), starts_at=max(now, event.issued_at), seq=1,

@@ -139,20 +139,17 @@ class ScheduleRepository:
         )
 
     async def classify(self, permit_id: uuid.UUID, sector_class: SectorClass, export_oriented: bool, *,
-                       workforce_total: int | None = None) -> bool:
-        """The plant's class as the permits service last said it (and its workforce at issue, when given); False
-        when the permit has no schedule here."""
+                       workforce_total: int | None = None, permit_number: str | None = None,
+                       company_name: str | None = None) -> bool:
+        """The plant's class as the permits service last said it (and, at issue, its workforce, what the permit is
+        called and whose it is: an estate's compliance names its tenants by them); False when the permit has no
+        schedule here."""
         status = await self._connection.execute(
             "UPDATE schedules SET sector_class = $2, export_oriented = $3,"
-            " workforce_total = coalesce($4, workforce_total) WHERE permit_id = $1",
-            permit_id, sector_class.value, export_oriented, workforce_total)
+            " workforce_total = coalesce($4, workforce_total), permit_number = coalesce($5, permit_number),"
+            " company_name = coalesce($6, company_name) WHERE permit_id = $1",
+            permit_id, sector_class.value, export_oriented, workforce_total, permit_number, company_name)
         return status.endswith(" 1")
-
-    async def name(self, permit_id: uuid.UUID, permit_number: str, company_name: str) -> None:
-        """What the permit is called and whose it is, as its issue said (an estate's compliance names its tenants)."""
-        await self._connection.execute(
-            "UPDATE schedules SET permit_number = $2, company_name = $3 WHERE permit_id = $1",
-            permit_id, permit_number, company_name)
 
     async def for_facility(self, facility_id: uuid.UUID) -> list[Schedule]:
         rows = await self._connection.fetch(
