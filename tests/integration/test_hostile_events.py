@@ -35,9 +35,10 @@ from services.notifier.app import create_app as notifier_app
 from services.permits.app import create_app as permits_app
 from services.reports.app import create_app as reports_app
 from shared.contract import (
-    DLQ, EVENT_TYPES, INCIDENTS, INTERNAL_CONTACTS, MAX_EVENT_BYTES, PERMITS, PPKM, REPORTS, BaseEvent, ClosureScope,
-    CompanyContactsUpdated, Envelope, FacilityClosureOrdered, PermitIssued, PpkmLevel, PpkmLevelSet, ReportSubmitted,
-    SanctionAction, SanctionEvidence, SanctionRecommended, SectorClass,
+    DLQ, EVENT_TYPES, INCIDENTS, INTERNAL_CONTACTS, MAX_EVENT_BYTES, PERMITS, PPKM, REPORTS, SUPERVISION, BaseEvent,
+    ClosureScope, CompanyContactsUpdated, ComplaintCategory, ComplaintFiled, Envelope, FacilityClosureOrdered,
+    PermitIssued, PpkmLevel, PpkmLevelSet, ReportSubmitted, SanctionAction, SanctionEvidence, SanctionRecommended,
+    SectorClass,
 )
 from shared.storage.db import quote_identifier
 from tests.support.kafka import read_topic
@@ -54,6 +55,7 @@ CONSUMED_BY = {
     INCIDENTS.name: {"permits", "reports", "notifier"},
     INTERNAL_CONTACTS.name: {"notifier"},
     PPKM.name: {"reports"},
+    SUPERVISION.name: {"notifier"},
 }
 # The consumers' bookkeeping, which a dead letter does change (the outbox and its relay's queue and record carry it
 # to the DLQ; the positions move past it).
@@ -84,6 +86,9 @@ def sample_event(topic: str, facility_id: uuid.UUID) -> BaseEvent:
     if topic == PPKM.name:
         return PpkmLevelSet(province_code="32", regency_code="32.16", level=PpkmLevel.LEVEL_4,
                             effective_from=NOW.date(), instruction="Inmendagri 22/2021")
+    if topic == SUPERVISION.name:
+        return ComplaintFiled(**plant, permit_id=permit_id, complaint_id=uuid.uuid4(),
+                              category=ComplaintCategory.PROTOCOL, filed_at=NOW)
     if topic == INCIDENTS.name:
         return FacilityClosureOrdered(**plant, closure_id=uuid.uuid4(), scope=ClosureScope.PLANT,
                                       reason="cluster of 2 cases", starts_at=NOW, ends_at=NOW + timedelta(days=3))
@@ -452,5 +457,6 @@ HANDLED = {
     "permits": {SanctionRecommended, FacilityClosureOrdered},
     "reports": {PermitIssued, FacilityClosureOrdered, PpkmLevelSet},
     "incidents": {PermitIssued, ReportSubmitted},
-    "notifier": {PermitIssued, ReportSubmitted, SanctionRecommended, FacilityClosureOrdered, CompanyContactsUpdated},
+    "notifier": {PermitIssued, ReportSubmitted, SanctionRecommended, FacilityClosureOrdered, CompanyContactsUpdated,
+                 ComplaintFiled},
 }
