@@ -103,7 +103,9 @@ class ServiceRuntime(Generic[Work]):
     # -- the HTTP application ---------------------------------------------------------------------
 
     def http_app(self, *, title: str, description: str, routers: list[APIRouter],
-                 problems: ProblemTable | None = None) -> FastAPI:
+                 problems: ProblemTable | None = None, uploads: Mapping[str, int] | None = None) -> FastAPI:
+        """`uploads`: paths (regular expressions) whose bodies may be larger than IOMKI_MAX_REQUEST_BYTES, and by
+        how much (see `BoundedBodies`)."""
         # Requests are measured and logged by the platform's own middleware (Prometheus, structlog). FastAPI's
         # OpenTelemetry instrumentation, on by default, looks up the global providers on every request even when
         # none is configured.
@@ -112,7 +114,8 @@ class ServiceRuntime(Generic[Work]):
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         install_problem_handlers(app, problems)
-        app.add_middleware(BoundedBodies, limit=self.settings.max_request_bytes)  # inside the request log
+        app.add_middleware(BoundedBodies, limit=self.settings.max_request_bytes,  # inside the request log
+                           uploads=uploads)
         app.add_middleware(PublicRateLimit, per_minute=self.settings.public_rate_per_minute,
                            address_header=self.settings.client_address_header)  # logged and measured too
         install_request_logging(app, self.metrics)

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES: tuple[str, ...] = ("permits", "reports", "incidents", "notifier")
-DEFAULT_PORTS: dict[str, int] = {"permits": 8001, "reports": 8002, "incidents": 8003, "notifier": 8004}
+SERVICES: tuple[str, ...] = ("permits", "reports", "incidents", "notifier", "supervision")
+DEFAULT_PORTS: dict[str, int] = {"permits": 8001, "reports": 8002, "incidents": 8003, "notifier": 8004,
+                                 "supervision": 8005}
 EMBEDDED_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 
 
@@ -128,7 +129,7 @@ def provider_url(url: str) -> str:
 
 
 def port_of(service: str) -> int:
-    """A service's HTTP port: IOMKI_<SERVICE>_PORT or the design's default (8001–8004)."""
+    """A service's HTTP port: IOMKI_<SERVICE>_PORT or the design's default (8001–8005)."""
 
     class _Port(BaseSettings):
         model_config = SettingsConfigDict(extra="ignore")

@@ -149,19 +149,24 @@ def install_problem_handlers(app: FastAPI, table: ProblemTable | None = None) ->
 
 class BoundedBodies:
     """Requests whose body is over `limit` bytes get 413 before it is read whole: at once when their Content-Length
-    says so, else as soon as the chunks received pass it (FastAPI answers the HTTPException raised while it reads)."""
+    says so, else as soon as the chunks received pass it (FastAPI answers the HTTPException raised while it reads).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    `uploads`: paths (regular expressions matched whole) that take larger bodies, with their own limit: a service's
+    file uploads, which its route bounds again."""
+
+    def __init__(self, app: ASGIApp, limit: int, uploads: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.uploads = [(re.compile(path), larger) for path, larger in (uploads or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next((larger for path, larger in self.uploads if path.fullmatch(scope["path"])), self.limit)
         declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await problem_response(413, "Payload too large", self._detail)(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await problem_response(413, "Payload too large", self._detail(limit))(scope, receive, send)
             return
         received = 0
 
@@ -169,15 +174,15 @@ class BoundedBodies:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
-                raise StarletteHTTPException(413, self._detail)
+            if received > limit:
+                raise StarletteHTTPException(413, self._detail(limit))
             return message
 
         await self.app(scope, counted, send)
 
-    @property
-    def _detail(self) -> str:
-        return f"A request's body may take at most {self.limit:,} bytes."
+    @staticmethod
+    def _detail(limit: int) -> str:
+        return f"A request's body may take at most {limit:,} bytes."
 
 
 def install_request_logging(app: FastAPI, metrics: Metrics) -> None:

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.web.http import problem_response
 
 # The paths that answer without a token, by prefix. A token sent to one of them changes nothing: it is not read.
-PUBLIC_PATHS = ("/registry/", "/healthz", "/readyz", "/metrics", "/asyncapi", "/docs", "/redoc", "/openapi.json",
-                "/dashboard")
+PUBLIC_PATHS = ("/registry/", "/public/", "/healthz", "/readyz", "/metrics", "/asyncapi", "/docs", "/redoc",
+                "/openapi.json", "/dashboard")
 # The addresses remembered at most; the longest unseen is forgotten first (and starts again with a full bucket).
 MAX_CLIENTS = 100_000
 
@@ -33,12 +33,13 @@ class _Bucket:
 
 
 class ClientRates:
-    """Token buckets by client address: `per_minute` requests at once, refilled at `per_minute` a minute."""
+    """Token buckets by client address: `count` requests at once, refilled at `count` per `period` seconds (a
+    minute unless said otherwise)."""
 
-    def __init__(self, per_minute: int, *, max_clients: int = MAX_CLIENTS,
+    def __init__(self, count: int, *, period: float = 60.0, max_clients: int = MAX_CLIENTS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = float(per_minute)
-        self.per_second = per_minute / 60
+        self.capacity = float(count)
+        self.per_second = count / period
         self.max_clients = max_clients
         self._clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
@@ -86,7 +87,7 @@ class PublicRateLimit:
         if scope["type"] != "http" or not scope["path"].startswith(PUBLIC_PATHS):
             await self.app(scope, receive, send)
             return
-        wait = self.rates.wait(client_key(self._address(scope)))
+        wait = self.rates.wait(client_key(client_address(scope, self.address_header)))
         if wait:
             response = problem_response(429, "Too many requests",
                                         "This address sent more requests than the service answers without a token;"
@@ -96,12 +97,15 @@ class PublicRateLimit:
             return
         await self.app(scope, receive, send)
 
-    def _address(self, scope: Scope) -> str:
-        if self.address_header is not None:
-            given = [value for name, value in scope["headers"] if name == self.address_header]
-            if given:
-                last = given[-1].decode("latin-1").split(",")[-1].strip()
-                if last:
-                    return last[:64]
-        client = scope.get("client")
-        return client[0] if client else "unknown"
+
+def client_address(scope: Scope, address_header: bytes | None) -> str:
+    """The connection's peer, or, when `address_header` names one (lower case), the last address in that header: the
+    one the trusted proxy added."""
+    if address_header is not None:
+        given = [value for name, value in scope["headers"] if name == address_header]
+        if given:
+            last = given[-1].decode("latin-1").split(",")[-1].strip()
+            if last:
+                return last[:64]
+    client = scope.get("client")
+    return client[0] if client else "unknown"
