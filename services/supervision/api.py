@@ -229,14 +229,18 @@ def _after(cursor: str | None) -> tuple[float, uuid.UUID] | None:
                       errors=[{"field": "after", "message": "not a cursor this list gave"}]) from None
 
 
-def _region(access: Access, province: str | None, regency: str | None) -> None:
-    """A region asked about must be one the caller sees (else not found); a list is narrowed to the caller's own
-    region besides (`Access.region_filter`)."""
+def _region(access: Access, province: str | None, regency: str | None) -> tuple[str | None, str | None]:
+    """The region a list is about: as asked (a regency within the province, if both are), else the caller's own
+    region; one the caller may not see is not found."""
     if province and regency and not regency.startswith(province + "."):
         raise Problem(422, "Invalid request", "The regency is not in the province.",
                       errors=[{"field": "regency", "message": f"not in province {province}"}])
-    if province or regency:
+    if access.region_filter and not (province or regency):
+        own = access.region_filter
+        province, regency = (None, own) if "." in own else (own, None)
+    if province or regency:  # none left only for callers who see the whole country
         access.require(region_code=regency or province, what="Region")
+    return province, regency
 
 
 # -- the complaint limit ---------------------------------------------------------------------------------------
@@ -270,9 +274,8 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                        regency: RegencyQuery = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                        after: Annotated[str | None, Query(max_length=200, description="The `next` of the previous "
                                                                                       "page")] = None) -> dict:
-        _region(access, province, regency)
-        rows = await handlers.worklist(province=province, regency=regency, after=_after(after), limit=limit,
-                                       access=access)
+        province, regency = _region(access, province, regency)
+        rows = await handlers.worklist(province=province, regency=regency, after=_after(after), limit=limit)
         today = handlers.today()
         return {"items": [_worklist_row(row, today) for row in rows],
                 "next": _cursor(rows[-1]) if len(rows) == limit else None}
@@ -308,9 +311,9 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                                province: ProvinceQuery = None, regency: RegencyQuery = None,
                                status: Literal["planned", "recorded"] | None = None, limit: Limit = 50,
                                after: Cursor = None) -> dict:
-        _region(access, province, regency)
+        province, regency = _region(access, province, regency)
         rows = await handlers.inspections(province=province, regency=regency, status=status, after=after,
-                                          limit=limit, access=access)
+                                          limit=limit)
         items = [_inspection(row, whole=False) for row in rows]
         return {"items": items, "next": items[-1]["inspection_id"] if len(items) == limit else None}
 
@@ -367,10 +370,9 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
     async def list_complaints(access: Annotated[Access, POLICY.guard("read_complaints")],
                               province: ProvinceQuery = None, regency: RegencyQuery = None,
                               status: ComplaintStatus | None = None, limit: Limit = 50, after: Cursor = None) -> dict:
-        _region(access, province, regency)
+        province, regency = _region(access, province, regency)
         rows = await handlers.complaints(province=province, regency=regency,
-                                         status=status.value if status else None, after=after, limit=limit,
-                                         access=access)
+                                         status=status.value if status else None, after=after, limit=limit)
         items = [_complaint(row, access) for row in rows]
         return {"items": items, "next": items[-1]["complaint_id"] if len(items) == limit else None}
 
@@ -409,9 +411,9 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                             province: ProvinceQuery = None, regency: RegencyQuery = None,
                             status: Literal["pending", "approved", "declined"] | None = None, limit: Limit = 50,
                             after: Cursor = None) -> dict:
-        _region(access, province, regency)
+        province, regency = _region(access, province, regency)
         rows = await handlers.sanction_requests(province=province, regency=regency, status=status, after=after,
-                                                limit=limit, access=access)
+                                                limit=limit)
         items = [_request(row) for row in rows]
         return {"items": items, "next": items[-1]["request_id"] if len(items) == limit else None}
 

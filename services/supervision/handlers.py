@@ -61,10 +61,9 @@ class SupervisionHandlers:
     # -- worklist -------------------------------------------------------------------------------------
 
     async def worklist(self, *, province: str | None, regency: str | None, after: tuple[float, uuid.UUID] | None,
-                       limit: int, access: Access) -> list[dict[str, Any]]:
+                       limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
-            rows = await work.supervision.worklist(province=province, regency=regency, region=access.region_filter,
-                                                   after=after, limit=limit)
+            rows = await work.supervision.worklist(province=province, regency=regency, after=after, limit=limit)
         today = self.today()
         for row in rows:
             row["score"] = self.score.score_of_rank(row["rank_key"], today)
@@ -138,10 +137,10 @@ class SupervisionHandlers:
             return await self._inspection_in_scope(work, inspection_id, access)
 
     async def inspections(self, *, province: str | None, regency: str | None, status: str | None,
-                          after: uuid.UUID | None, limit: int, access: Access) -> list[dict[str, Any]]:
+                          after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
-            return await work.supervision.inspections(province=province, regency=regency, region=access.region_filter,
-                                                      status=status, after=after, limit=limit)
+            return await work.supervision.inspections(province=province, regency=regency, status=status, after=after,
+                                                      limit=limit)
 
     async def add_photo(self, inspection_id: uuid.UUID, photo: CleanPhoto, access: Access) -> uuid.UUID:
         now = self.clock.now()
@@ -204,10 +203,10 @@ class SupervisionHandlers:
             return await self._complaint_in_scope(work, complaint_id, access)
 
     async def complaints(self, *, province: str | None, regency: str | None, status: str | None,
-                         after: uuid.UUID | None, limit: int, access: Access) -> list[dict[str, Any]]:
+                         after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
-            return await work.supervision.complaints(province=province, regency=regency, region=access.region_filter,
-                                                     status=status, after=after, limit=limit)
+            return await work.supervision.complaints(province=province, regency=regency, status=status, after=after,
+                                                     limit=limit)
 
     async def match_complaint(self, complaint_id: uuid.UUID, permit_number: str, access: Access) -> dict[str, Any]:
         now = self.clock.now()
@@ -290,10 +289,10 @@ class SupervisionHandlers:
         return found
 
     async def sanction_requests(self, *, province: str | None, regency: str | None, status: str | None,
-                                after: uuid.UUID | None, limit: int, access: Access) -> list[dict[str, Any]]:
+                                after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
-            return await work.supervision.requests(province=province, regency=regency, region=access.region_filter,
-                                                   status=status, after=after, limit=limit)
+            return await work.supervision.requests(province=province, regency=regency, status=status, after=after,
+                                                   limit=limit)
 
     # -- consumed events -------------------------------------------------------------------------------
 

@@ -43,12 +43,9 @@ class PlantFacts:
     issued_on: date
 
 
-def _region_filters(region: str | None, province: str | None, regency: str | None,
-                    table: str = "") -> list[tuple[str, str, object]]:
-    """The region a list is narrowed to, as (column, operator, value): a region is a province or a regency."""
-    region_column = "regency_code" if region and "." in region else "province_code"
-    return [(f"{table}province_code", "=", province), (f"{table}regency_code", "=", regency),
-            (f"{table}{region_column}", "=", region)]
+def _region_filters(province: str | None, regency: str | None, table: str = "") -> list[tuple[str, str, object]]:
+    """A list's region, as (column, operator, value): a province or a regency (the API narrows it to the caller's)."""
+    return [(f"{table}province_code", "=", province), (f"{table}regency_code", "=", regency)]
 
 
 def _where(filters: Iterable[tuple[str, str, object]], args: list[object]) -> list[str]:
@@ -149,11 +146,11 @@ class SupervisionRepository:
             [risk.last_inspected_on for risk in risks],
             [self._score.rank_key(risk.counts, risk.since) for risk in risks], listed, open_complaints)
 
-    async def worklist(self, *, province: str | None, regency: str | None, region: str | None,
+    async def worklist(self, *, province: str | None, regency: str | None,
                        after: tuple[float, uuid.UUID] | None, limit: int) -> list[dict[str, Any]]:
         """Listed plants by rank, highest first, one keyset page after `after` (rank_key, facility_id)."""
         args: list[object] = []
-        where = ["r.listed", *_where(_region_filters(region, province, regency, "r."), args)]
+        where = ["r.listed", *_where(_region_filters(province, regency, "r."), args)]
         if after is not None:
             args += [after[0], after[1]]
             where.append(f"(r.rank_key, r.facility_id) < (${len(args) - 1}, ${len(args)})")
@@ -222,10 +219,10 @@ class SupervisionRepository:
             " WHERE inspection_id = $1",
             inspection_id, inspected_on, json.dumps(findings), violations, notes, contradicted_report_id, by, role, now)
 
-    async def inspections(self, *, province: str | None, regency: str | None, region: str | None,
+    async def inspections(self, *, province: str | None, regency: str | None,
                           status: str | None, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         args: list[object] = []
-        where = _where([*_region_filters(region, province, regency), ("status", "=", status),
+        where = _where([*_region_filters(province, regency), ("status", "=", status),
                         ("inspection_id", ">", after)], args) or ["true"]
         args.append(limit)
         rows = await self._connection.fetch(
@@ -294,10 +291,10 @@ class SupervisionRepository:
             "UPDATE complaints SET status = 'inspected', updated_at = $2 WHERE complaint_id = ANY($1::uuid[])",
             complaint_ids, now)
 
-    async def complaints(self, *, province: str | None, regency: str | None, region: str | None, status: str | None,
+    async def complaints(self, *, province: str | None, regency: str | None, status: str | None,
                          after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         args: list[object] = []
-        where = _where([*_region_filters(region, province, regency), ("status", "=", status),
+        where = _where([*_region_filters(province, regency), ("status", "=", status),
                         ("complaint_id", ">", after)], args) or ["true"]
         args.append(limit)
         rows = await self._connection.fetch(
@@ -331,10 +328,10 @@ class SupervisionRepository:
             "UPDATE sanction_requests SET status = $2, decision_reason = $3, decided_at = $4"
             " WHERE request_id = $1 AND status = 'pending'", request_id, status, reason, now)
 
-    async def requests(self, *, province: str | None, regency: str | None, region: str | None, status: str | None,
+    async def requests(self, *, province: str | None, regency: str | None, status: str | None,
                        after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         args: list[object] = []
-        where = _where([*_region_filters(region, province, regency), ("status", "=", status),
+        where = _where([*_region_filters(province, regency), ("status", "=", status),
                         ("request_id", ">", after)], args) or ["true"]
         args.append(limit)
         rows = await self._connection.fetch(
