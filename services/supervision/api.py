@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
@@ -334,7 +335,7 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
             if len(data) > PHOTO_MAX_BYTES:
                 raise Problem(413, "Payload too large", f"A photo may take at most {PHOTO_MAX_BYTES:,} bytes.")
         try:
-            photo = clean_photo(bytes(data), content_type)
+            photo = await asyncio.to_thread(clean_photo, bytes(data), content_type)  # decoding takes the CPU a while
         except InvalidPhoto as exc:
             raise Problem(422, "Invalid request", str(exc), errors=[{"field": "body", "message": str(exc)}]) from None
         photo_id = await handlers.add_photo(inspection_id, photo, access)

@@ -76,14 +76,15 @@ class SupervisionHandlers:
         now = self.clock.now()
         async with self.database.transaction() as work:
             plant = await self._plant_in_scope(work, permit_id, access)
-            check_planned_on(planned_on, local_day(now, plant["regency_code"]))
+            today = local_day(now, plant["regency_code"])
+            check_planned_on(planned_on, today)
             complaints = await work.supervision.complaints_of(complaint_ids) if complaint_ids else []
             if len(complaints) != len(set(complaint_ids)) or any(
                     c["facility_id"] != plant["facility_id"]
                     or not ComplaintLifecycle.may_link(ComplaintStatus(c["status"])) for c in complaints):
                 raise Invalid("complaint_ids", "each must be an open complaint about this plant")
-            sequence = await work.supervision.next_inspection_number(now.year)
-            row = {"inspection_id": uuid.uuid4(), "reference": inspection_reference(now.year, sequence),
+            sequence = await work.supervision.next_inspection_number(today.year)
+            row = {"inspection_id": uuid.uuid4(), "reference": inspection_reference(today.year, sequence),
                    "facility_id": plant["facility_id"], "permit_id": plant["permit_id"],
                    "province_code": plant["province_code"], "regency_code": plant["regency_code"],
                    "planned_on": planned_on, "team": [{"name": m.name, "body": m.body.value} for m in team],

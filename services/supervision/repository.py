@@ -137,7 +137,8 @@ class SupervisionRepository:
             " rank_key, listed, open_complaints)"
             f" SELECT r.*, coalesce(${after + 3}::boolean, false), ${after + 4} FROM unnest($1::uuid[], $2::text[],"
             f" $3::text[], {casts}, ${after}::date[], ${after + 1}::date[], ${after + 2}::float8[]) AS r"
-            f" ON CONFLICT (facility_id) DO UPDATE SET {updates}, since_on = EXCLUDED.since_on,"
+            f" ON CONFLICT (facility_id) DO UPDATE SET {updates}, province_code = EXCLUDED.province_code,"
+            " regency_code = EXCLUDED.regency_code, since_on = EXCLUDED.since_on,"
             " last_inspected_on = EXCLUDED.last_inspected_on, rank_key = EXCLUDED.rank_key,"
             f" listed = coalesce(${after + 3}::boolean, plant_risk.listed),"
             f" open_complaints = plant_risk.open_complaints + ${after + 4}",

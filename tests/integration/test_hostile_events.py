@@ -1,4 +1,4 @@
-"""Hostile messages on the topics the services consume, over the real broker, against the four services.
+"""Hostile messages on the topics the services consume, over the real broker, against the five services.
 
 Hypothesis generates each kind of hostile message (malformed JSON, truncated envelopes, oversized values,
 wrongly-typed fields, unknown spec/type/major versions, a subject that is not the data's plant, missing
@@ -34,6 +34,7 @@ from services.incidents.app import create_app as incidents_app
 from services.notifier.app import create_app as notifier_app
 from services.permits.app import create_app as permits_app
 from services.reports.app import create_app as reports_app
+from services.supervision.app import create_app as supervision_app
 from shared.contract import (
     DLQ, EVENT_TYPES, INCIDENTS, INTERNAL_CONTACTS, MAX_EVENT_BYTES, PERMITS, PPKM, REPORTS, SUPERVISION, BaseEvent,
     ClosureScope, CompanyContactsUpdated, ComplaintCategory, ComplaintFiled, Envelope, FacilityClosureOrdered,
@@ -47,15 +48,16 @@ from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
-APPS = {"permits": permits_app, "reports": reports_app, "incidents": incidents_app, "notifier": notifier_app}
+APPS = {"permits": permits_app, "reports": reports_app, "incidents": incidents_app, "notifier": notifier_app,
+        "supervision": supervision_app}
 # Who consumes what (README); a dead letter from any other group would mean a service reads a topic it should not.
 CONSUMED_BY = {
-    PERMITS.name: {"reports", "incidents", "notifier"},
-    REPORTS.name: {"permits", "incidents", "notifier"},
-    INCIDENTS.name: {"permits", "reports", "notifier"},
+    PERMITS.name: {"reports", "incidents", "notifier", "supervision"},
+    REPORTS.name: {"permits", "incidents", "notifier", "supervision"},
+    INCIDENTS.name: {"permits", "reports", "notifier", "supervision"},
     INTERNAL_CONTACTS.name: {"notifier"},
     PPKM.name: {"reports"},
-    SUPERVISION.name: {"notifier"},
+    SUPERVISION.name: {"permits", "notifier"},
 }
 # The consumers' bookkeeping, which a dead letter does change (the outbox and its relay's queue and record carry it
 # to the DLQ; the positions move past it).
@@ -343,7 +345,7 @@ class Services:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def services() -> AsyncIterator[Services]:
-    """The four services in-process on a database and broker of their own: nothing else writes their tables."""
+    """The five services in-process on a database and broker of their own: nothing else writes their tables."""
     platform = await start_platform("hostile", own_broker=True)
     try:
         with patched_environ(platform.env()):
@@ -382,7 +384,8 @@ async def test_hostile_messages_are_dead_lettered_change_nothing_and_the_consume
     messages = [m for strategy in KINDS.values() for m in generated(strategy, EXAMPLES_PER_KIND)] + explicit_cases()
     assert {m.kind for m in messages} >= {"truncated", "oversized", "binary garbage", "subject mismatch", AT_THE_LIMIT}
     before = await services.snapshot()
-    assert {"permits.permits", "reports.schedules", "incidents.plants", "notifier.alerts"} <= before.keys()
+    assert {"permits.permits", "reports.schedules", "incidents.plants", "notifier.alerts",
+            "supervision.plant_risk"} <= before.keys()
 
     landed = await produce(services.platform.bootstrap, [(m.topic, m.key, m.value) for m in messages])
     expected = {(*where, f"iomki-{group}"): message
@@ -457,6 +460,7 @@ HANDLED = {
     "permits": {SanctionRecommended, FacilityClosureOrdered},
     "reports": {PermitIssued, FacilityClosureOrdered, PpkmLevelSet},
     "incidents": {PermitIssued, ReportSubmitted},
+    "supervision": {PermitIssued, ReportSubmitted},
     "notifier": {PermitIssued, ReportSubmitted, SanctionRecommended, FacilityClosureOrdered, CompanyContactsUpdated,
                  ComplaintFiled},
 }
