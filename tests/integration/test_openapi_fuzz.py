@@ -32,6 +32,7 @@ from services.incidents.app import create_app as incidents_app
 from services.notifier.app import create_app as notifier_app
 from services.permits.app import create_app as permits_app
 from services.reports.app import create_app as reports_app
+from services.supervision.app import create_app as supervision_app
 from shared.web.http import PROBLEM
 from tests.support.platform import bearer, running_service
 from tooling.ports import free_port
@@ -44,9 +45,10 @@ pytestmark = [
 
 SERVICES: dict[str, Callable[[], FastAPI]] = {
     "permits": permits_app, "reports": reports_app, "incidents": incidents_app, "notifier": notifier_app,
+    "supervision": supervision_app,
 }
-# Reachable without a token: the public registry (DESIGN §4) and the operations endpoints.
-PUBLIC = ("/registry/", "/healthz", "/readyz", "/metrics", "/asyncapi")
+# Reachable without a token: the public registry (DESIGN §4), the public's complaints and the operations endpoints.
+PUBLIC = ("/registry/", "/public/", "/healthz", "/readyz", "/metrics", "/asyncapi")
 COMPANY_NIB = "8120000123456"
 
 

@@ -1,4 +1,4 @@
-"""The four services as real OS processes on free ports, over a test platform's database and broker."""
+"""Every service as a real OS process on a free port, over a test platform's database and broker."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class RunningServices:
 async def running_platform(
     label: str, overrides: dict[str, str] | None = None, *, own_database: bool = False, brokers: int = 1
 ) -> AsyncIterator[RunningServices]:
-    """A database and broker of their own, and the four services on them as processes, until the block ends.
+    """A database and broker of their own, and every service on them as processes, until the block ends.
     With `own_database` the PostgreSQL server is the platform's own too, so the test may restart it; with
     `brokers` of 3 the broker is a KRaft cluster, and every topic has three replicas, two of them in sync."""
     platform = await start_platform(label, own_broker=True, own_database=own_database, brokers=brokers)
