@@ -157,6 +157,7 @@ def _iso(value: Any) -> str | None:
 
 
 def _inspection(row: dict[str, Any], *, whole: bool = True) -> dict[str, Any]:
+    """`whole`: one inspection, with its team, findings, notes, complaints and photos; a list shows less."""
     answer = {
         "inspection_id": str(row["inspection_id"]), "reference": row["reference"],
         "facility_id": str(row["facility_id"]), "permit_id": str(row["permit_id"]),
@@ -277,7 +278,7 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                                                                                       "page")] = None) -> dict:
         province, regency = _region(access, province, regency)
         rows = await handlers.worklist(province=province, regency=regency, after=_after(after), limit=limit)
-        today = handlers.today()
+        today = handlers.worklist_day()
         return {"items": [_worklist_row(row, today) for row in rows],
                 "next": _cursor(rows[-1]) if len(rows) == limit else None}
 

@@ -54,9 +54,10 @@ class SupervisionHandlers:
     clock: Clock
     score: RiskScore
 
-    def today(self, region_code: str = "31") -> date:
-        """Today where the plant is; without one, in western Indonesian time (the worklist's scores)."""
-        return local_day(self.clock.now(), region_code)
+    def worklist_day(self) -> date:
+        """The day a worklist's scores are for: one day for every plant listed (western Indonesian time), so that
+        the order of the scores is the order of the ranks."""
+        return self.clock.now().astimezone(regions.WIB).date()
 
     # -- worklist -------------------------------------------------------------------------------------
 
@@ -64,7 +65,7 @@ class SupervisionHandlers:
                        limit: int) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
             rows = await work.supervision.worklist(province=province, regency=regency, after=after, limit=limit)
-        today = self.today()
+        today = self.worklist_day()
         for row in rows:
             row["score"] = self.score.score_of_rank(row["rank_key"], today)
         return rows

@@ -227,8 +227,8 @@ class SupervisionRepository:
                         ("inspection_id", ">", after)], args) or ["true"]
         args.append(limit)
         rows = await self._connection.fetch(
-            f"SELECT {_INSPECTION}, '{{}}'::uuid[] AS complaint_ids, '{{}}'::uuid[] AS photo_ids FROM inspections i"
-            f" WHERE {' AND '.join(where)} ORDER BY inspection_id LIMIT ${len(args)}", *args)
+            f"SELECT {_INSPECTION} FROM inspections WHERE {' AND '.join(where)} ORDER BY inspection_id"
+            f" LIMIT ${len(args)}", *args)
         return [_inspection(row) for row in rows]
 
     async def photo_count(self, inspection_id: uuid.UUID) -> int:

@@ -27,7 +27,8 @@ CLAIMS = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"
           Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": NIB}}
 OPERATOR = bearer("operator")
 REGENCY = {"in": "32.16", "out": "35.78"}
-LISTS = {"read_worklist": "/worklist", "read_complaints": "/complaints", "read_sanction_requests": "/sanction-requests"}
+LISTS = {"read_worklist": "/worklist", "read_inspections": "/inspections", "read_complaints": "/complaints",
+         "read_sanction_requests": "/sanction-requests"}
 
 
 class Scene:

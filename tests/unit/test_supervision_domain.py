@@ -112,8 +112,8 @@ def test_a_plant_long_uninspected_overtakes_one_with_a_complaint_as_days_pass():
 # -- the contradiction rule -----------------------------------------------------------------------------------------
 
 
-def _report(starts_on: date, lapses: set[ProtocolItem] = frozenset()) -> DeclaredReport:  # type: ignore[assignment]
-    return DeclaredReport(uuid.uuid4(), starts_on, frozenset(lapses))
+def _report(starts_on: date, lapses: frozenset[ProtocolItem] = frozenset()) -> DeclaredReport:
+    return DeclaredReport(uuid.uuid4(), starts_on, lapses)
 
 
 def test_a_violation_of_an_item_the_declared_report_answered_yes_contradicts_it():
@@ -123,7 +123,7 @@ def test_a_violation_of_an_item_the_declared_report_answered_yes_contradicts_it(
 
 
 def test_a_violation_the_report_admitted_contradicts_nothing():
-    report = _report(DAY, {ProtocolItem.MASKS})
+    report = _report(DAY, frozenset({ProtocolItem.MASKS}))
     findings = complete_findings({ProtocolItem.MASKS: FindingResult.VIOLATED})
     assert FindingContradictsDeclaration.contradicted(findings, report, DAY) is None
 
