@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from shared.settings import PlatformSettings
 from shared.web.http import install_problem_handlers
-from shared.web.rate_limit import ClientRates, PublicRateLimit, client_key
+from shared.web.rate_limit import PUBLIC_PATHS, ClientRates, PublicRateLimit, client_key
 
 
 class Ticking:
@@ -107,3 +107,16 @@ def test_the_default_rate_leaves_scrapers_and_tests_alone(monkeypatch: pytest.Mo
     monkeypatch.setenv("IOMKI_CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
     settings = PlatformSettings()
     assert (settings.public_rate_per_minute, settings.client_address_header) == (60, "X-Forwarded-For")
+
+
+def test_a_rate_may_be_counted_per_hour():
+    clock = Ticking()
+    rates = ClientRates(10, period=3600.0, clock=clock)
+    assert [rates.wait("a") for _ in range(10)] == [0.0] * 10
+    assert rates.wait("a") == pytest.approx(360.0)  # one more after a tenth of the hour
+    clock.now += 360.0
+    assert rates.wait("a") == 0.0 and rates.wait("a") > 0
+
+
+def test_the_public_complaint_paths_are_public():
+    assert "/public/complaints".startswith(PUBLIC_PATHS)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope, TokenVerifier, mint
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.unit
 SECRET = "unit-test-secret-" + "b" * 32
 POLICY = Policy({"submit": Rule({Role.OPERATOR: Scope.ALL})}, verifier=TokenVerifier.development(SECRET))
 LIMIT = 4096
+UPLOAD_LIMIT = 4 * LIMIT
 
 
 class Report(BaseModel):
@@ -27,7 +28,7 @@ class Report(BaseModel):
 def _app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    app.add_middleware(BoundedBodies, limit=LIMIT)
+    app.add_middleware(BoundedBodies, limit=LIMIT, uploads={r"/uploads/[^/]+": UPLOAD_LIMIT})
     routes = APIRouter(route_class=AuthenticatedFirst)
 
     @routes.post("/reports")
@@ -37,6 +38,10 @@ def _app() -> FastAPI:
     @routes.post("/open")
     async def unguarded(body: Report) -> dict[str, int]:
         return {"length": len(body.note)}
+
+    @routes.post("/uploads/{name}")
+    async def upload(name: str, request: Request) -> dict[str, int]:
+        return {"length": len(await request.body())}
 
     app.include_router(routes)
     return app
@@ -86,3 +91,11 @@ async def test_a_body_sent_in_chunks_is_refused_once_it_passes_the_limit():
     assert response.status_code == 413 and response.json()["title"] == "Payload too large"
     small = await _post("/open", b'{"note": "' + b"x" * (LIMIT - 20) + b'"}')
     assert small.status_code == 200 and small.json() == {"length": LIMIT - 20}
+
+
+async def test_an_upload_path_takes_its_own_larger_limit_and_no_more():
+    assert (await _post("/uploads/photo", b"x" * (2 * LIMIT))).json() == {"length": 2 * LIMIT}
+    assert (await _post("/uploads/photo", b"x" * (UPLOAD_LIMIT + 1))).status_code == 413
+    # Only the paths named: a longer one, or another, keeps the service's limit.
+    assert (await _post("/uploads/photo/more", b"x" * (2 * LIMIT))).status_code == 413
+    assert (await _post("/open", b"x" * (2 * LIMIT))).status_code == 413
