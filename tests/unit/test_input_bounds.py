@@ -24,6 +24,7 @@ from services.permits.app import create_app as permits_app
 from services.permits.domain import PERMIT_NUMBER, ApplicationRules, InvalidApplication
 from services.reports.app import create_app as reports_app
 from services.reports.domain import InvalidRegime, parse_regime
+from services.supervision.app import create_app as supervision_app
 from shared.contract import (
     KBLI_MAX_ITEMS, ContractViolation, Envelope, PermitApplied, SanctionEvidence, SectorClass, decode,
 )
@@ -256,7 +257,7 @@ def test_no_string_or_list_in_any_request_body_is_unbounded(openapi):
     """The rule itself, over every request model of every service: a string has a length or a pattern (or is an
     enumeration or a format), a list a number of items."""
     unbounded = []
-    for create_app in (permits_app, reports_app, incidents_app, notifier_app):
+    for create_app in (permits_app, reports_app, incidents_app, notifier_app, supervision_app):
         for name, schema in openapi(create_app)["components"]["schemas"].items():
             for field, node in schema.get("properties", {}).items():
                 for option in node.get("anyOf", [node]):
