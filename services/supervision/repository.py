@@ -121,7 +121,8 @@ class SupervisionRepository:
 
     async def save_risk(self, risk: PlantRisk, province_code: str, regency_code: str, *,
                         open_complaints: int = 0) -> None:
-        """A plant's counts and rank; a plant first heard of here is not listed until its permit is known."""
+        """A plant's counts and rank, and its open complaints changed by `open_complaints`; a plant first heard of
+        here is not listed until its permit is known."""
         await self._save_risks([risk], [(province_code, regency_code)], listed=None, open_complaints=open_complaints)
 
     async def _save_risks(self, risks: list[PlantRisk], regions: list[tuple[str, str]], *, listed: bool | None,
@@ -135,13 +136,14 @@ class SupervisionRepository:
         await self._connection.execute(
             f"INSERT INTO plant_risk (facility_id, province_code, regency_code, {columns}, since_on, last_inspected_on,"
             " rank_key, listed, open_complaints)"
-            f" SELECT r.*, coalesce(${after + 3}::boolean, false), ${after + 4} FROM unnest($1::uuid[], $2::text[],"
+            f" SELECT r.*, coalesce(${after + 3}::boolean, false), greatest(0, ${after + 4}::int)"
+            f" FROM unnest($1::uuid[], $2::text[],"
             f" $3::text[], {casts}, ${after}::date[], ${after + 1}::date[], ${after + 2}::float8[]) AS r"
             f" ON CONFLICT (facility_id) DO UPDATE SET {updates}, province_code = EXCLUDED.province_code,"
             " regency_code = EXCLUDED.regency_code, since_on = EXCLUDED.since_on,"
             " last_inspected_on = EXCLUDED.last_inspected_on, rank_key = EXCLUDED.rank_key,"
             f" listed = coalesce(${after + 3}::boolean, plant_risk.listed),"
-            f" open_complaints = plant_risk.open_complaints + ${after + 4}",
+            f" open_complaints = greatest(0, plant_risk.open_complaints + ${after + 4})",
             [risk.facility_id for risk in risks], [province for province, _ in regions],
             [regency for _, regency in regions], *counts, [risk.since for risk in risks],
             [risk.last_inspected_on for risk in risks],

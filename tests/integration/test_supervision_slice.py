@@ -21,7 +21,7 @@ from shared.contract import (
     CapacityBreachDetected, CapacityExcess, CapacityMeasure, Envelope, PermitIssued, PpkmLevel, ReportOverdue,
     ReportSubmitted, RequestDecision, SanctionAction, SanctionRequestDecided, SectorClass, decode,
 )
-from tests.support.images import jpeg_with_gps, pixel_bomb
+from tests.support.images import jpeg_with_gps, pixel_bomb, png
 from tests.support.kafka import publish, read_topic
 from tests.support.platform import bearer, running_service
 from tests.support.waiting import eventually
@@ -275,6 +275,42 @@ async def test_photos_are_images_stripped_of_their_metadata(platform, supervisio
     outside = await supervision.get(f"{photos}/{sent.json()['photo_id']}",
                                     headers=bearer("task_force", region="35"))
     assert outside.status_code == 404
+    for _ in range(9):  # ten in all
+        assert (await supervision.post(photos, headers=OPERATOR | {"Content-Type": "image/png"},
+                                       content=png())).status_code == 201
+    eleventh = await supervision.post(photos, headers=OPERATOR | {"Content-Type": "image/png"}, content=png())
+    assert eleventh.status_code == 409 and "10 photos" in eleventh.json()["detail"]
+
+
+async def test_an_inspection_links_only_complaints_about_its_plant(platform, supervision):
+    plant, other = Plant(fresh_regency()), Plant(fresh_regency())
+    await publish(platform.bootstrap, plant.issued(), other.issued())
+    await row_of(supervision, plant)
+    await row_of(supervision, other)
+    for target in (plant, other):
+        filed = await supervision.post("/public/complaints", json={
+            "permit_number": target.permit_number, "category": "protocol",
+            "text": "Tidak ada tempat cuci tangan di pintu masuk."})
+        assert filed.status_code == 201
+    listed = {c["regency_code"]: c["complaint_id"]
+              for c in (await supervision.get("/complaints", headers=OPERATOR, params={"province": "32",
+                                                                                    "limit": 200})).json()["items"]}
+
+    async def plan(complaint_ids: list[str]):
+        return await supervision.post("/inspections", headers=OPERATOR, json={
+            "permit_id": str(plant.permit_id), "planned_on": _today(plant.regency).isoformat(),
+            "team": [{"name": "Tim Dinas", "body": "regional_office"}], "complaint_ids": complaint_ids})
+
+    refused = await plan([listed[other.regency]])
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "complaint_ids"
+    planned = await plan([listed[plant.regency]])
+    assert planned.status_code == 201
+    inspection_id = planned.json()["inspection_id"]
+    await supervision.post(f"/inspections/{inspection_id}/record", headers=OPERATOR,
+                           json={"inspected_on": _today(plant.regency).isoformat()})
+    linked = await supervision.get(f"/complaints/{listed[plant.regency]}", headers=OPERATOR)
+    assert linked.json()["status"] == "inspected"
+    assert (await row_of(supervision, plant))["open_complaints"] == 0
 
 
 async def test_filing_complaints_is_limited_per_address(platform, supervision):
