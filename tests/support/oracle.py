@@ -22,25 +22,28 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from shared.contract import INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS
+from shared.contract import INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, SUPERVISION
 from shared.storage.db import quote_identifier
 
-SERVICES = ("permits", "reports", "incidents", "notifier")
+SERVICES = ("permits", "reports", "incidents", "notifier", "supervision")
 
 # Which producer's events each service consumes, by type (None: every event on the producer's topics).
 CONSUMED: dict[str, dict[str, frozenset[str] | None]] = {
-    "notifier": {"permits": None, "reports": None, "incidents": None},
+    "notifier": {"permits": None, "reports": None, "incidents": None, "supervision": None},
     "incidents": {"permits": frozenset({"PermitIssued"}), "reports": frozenset({"ReportSubmitted"})},
     "reports": {"permits": frozenset({"PermitIssued"}), "incidents": frozenset({"FacilityClosureOrdered"})},
-    "permits": {"incidents": frozenset({"FacilityClosureOrdered"})},
+    "permits": {"incidents": frozenset({"FacilityClosureOrdered"}), "supervision": frozenset({"SanctionRequested"})},
+    "supervision": {"permits": frozenset({"PermitIssued"}), "reports": frozenset({"ReportSubmitted"}),
+                    "incidents": frozenset({"CaseDetected", "ClusterDeclared"})},
 }
 
 # The topics each consumer group reads (services/*/app.py), whose committed offsets must reach the end.
 GROUP_TOPICS: dict[str, tuple[str, ...]] = {
-    "iomki-permits": (REPORTS.name, INCIDENTS.name),
+    "iomki-permits": (REPORTS.name, INCIDENTS.name, SUPERVISION.name),
     "iomki-reports": (PERMITS.name, INCIDENTS.name),
     "iomki-incidents": (PERMITS.name, REPORTS.name),
-    "iomki-notifier": (PERMITS.name, REPORTS.name, INCIDENTS.name, INTERNAL_CONTACTS.name),
+    "iomki-notifier": (PERMITS.name, REPORTS.name, INCIDENTS.name, SUPERVISION.name, INTERNAL_CONTACTS.name),
+    "iomki-supervision": (PERMITS.name, REPORTS.name, INCIDENTS.name),
 }
 
 # Alerts the load causes: high-severity ones climb regency → province → national until acknowledged (the load
