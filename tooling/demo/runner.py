@@ -4,8 +4,10 @@ Companies apply and the ministry issues; plants in eight provinces and three tim
 (a "week" of `--period-seconds`); some report late, a few miss and are warned, one is frozen by the sanction
 ladder and one revoked; the frozen one is reactivated on its request, the revoked one's objection upheld; a
 cluster closes one plant and its alert climbs the task-force hierarchy until the national task force
-acknowledges it. The closing summary is read from the services' APIs and checked
-against what the scenario planned; the command exits 1 if they disagree.
+acknowledges it. An industrial estate in Kabupaten Bekasi confirms the plants inside it and reads their compliance
+and closures; a neighbour complains about one of them, its region's industry office inspects it, finds the protocol
+broken and asks the ministry to freeze it, and an operator approves. The closing summary is read from the
+services' APIs and checked against what the scenario planned; the command exits 1 if they disagree.
 
 `play(urls, secret, scenario)` is the story on its own, against any running platform (the e2e test runs it
 against the test platform); `demo()` brings the platform up for it, like `iomki up`, and stops it after.
@@ -45,9 +47,11 @@ from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.storage.embedded import stop_embedded_postgres
 from shared.regions import NATIONAL, local_zone
 from shared.web.access import Role, mint
-from tooling.demo.scenario import PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected
+from tooling.demo.scenario import (
+    ESTATE_REGENCY, PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected,
+)
 from tooling.demo.scenario import Role as Part
-from tooling.demo.summary import Api, Summary, check, collect, render, render_checks
+from tooling.demo.summary import Api, FieldStory, Summary, check, collect, render, render_checks
 from tooling.launcher import Platform, development_secret
 from tooling.ports import free_port
 
@@ -127,6 +131,8 @@ class Story:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     deadlines: dict[int, datetime] = field(default_factory=dict)  # each plant's last deadline of its plan
     epilogue_periods: list[tuple[Week, datetime]] = field(default_factory=list)
+    field_story: FieldStory = field(default_factory=FieldStory)
+    estate_number: str | None = None  # the estate's permit number, which its tenants name when they apply
 
     def headers(self, role: Role, *, region: str | None = None, nib: str | None = None,
                 sub: str | None = None) -> dict[str, str]:
@@ -168,14 +174,38 @@ class Story:
     # -- act 2: applications and permits ----------------------------------------------------------------
 
     async def permit(self, plant: Plant, progress: Progress, task: Any) -> None:
-        applied = await self.call("POST", "permits", "/permits", self.headers(Role.COMPANY, nib=plant.nib),
-                                  plant.application())
+        role = Role.ESTATE if plant.role is Part.ESTATE else Role.COMPANY
+        applied = await self.call("POST", "permits", "/permits", self.headers(role, nib=plant.nib),
+                                  plant.application(self.estate_number if plant.tenant else None))
         permit_id = applied.json()["permit_id"]
         self.facility_ids[plant.index] = applied.json()["facility_id"]
-        await self.call("POST", "permits", f"/permits/{permit_id}/decision", self.operator,
-                        {"decision": "issue", "reason": "documents complete; health protocol commitment signed"})
+        issued = await self.call("POST", "permits", f"/permits/{permit_id}/decision", self.operator, {
+            "decision": "issue", "reason": "documents complete; health protocol commitment signed"})
         self.permit_ids[plant.index] = permit_id
+        if plant.role is Part.ESTATE:
+            self.estate_number = issued.json()["permit_number"]
         progress.advance(task)
+
+    # -- act 2b: the industrial estate confirms the plants that named it ---------------------------------------
+
+    @property
+    def estate(self) -> Plant:
+        return next(p for p in self.plants if p.role is Part.ESTATE)
+
+    def estate_headers(self) -> dict[str, str]:
+        return self.headers(Role.ESTATE, nib=self.estate.nib, sub="demo-estate-manager")
+
+    async def confirm_tenants(self) -> None:
+        estate_id = self.permit_ids[self.estate.index]
+        pending = (await self.call("GET", "permits", f"/estates/{estate_id}/tenants?status=pending&limit=200",
+                                   self.estate_headers())).json()["items"]
+        for tenancy in pending:
+            await self.call("POST", "permits", f"/estates/{estate_id}/tenants/{tenancy['tenant_permit_id']}/decision",
+                            self.estate_headers(), {"decision": "confirm", "reason": "pabrik berada di dalam kawasan"})
+        self.field_story.tenants = len(pending)
+        self.console.log(f"{self.estate.facility_name} ({self.estate_number}) confirms its {len(pending)} tenant "
+                         f"plants in {ESTATE_REGENCY}: it reads their compliance and closures, and hears of their "
+                         "alerts")
 
     # -- act 3: the weeks ------------------------------------------------------------------------------
 
@@ -332,6 +362,67 @@ class Story:
                          f"{(_at(acked.json()['acknowledged_at']) - _at(acked.json()['first_seen_at'])).seconds} s "
                          "after it was raised")
 
+    # -- act 4b: a complaint, an inspection, and a freeze the region's office asks for ---------------------------
+
+    async def field_supervision(self) -> None:
+        """A neighbour complains about a plant of the estate (no login); the regency's industry office finds it in its
+        worklist, inspects it with the task force, finds masks not worn and crowding at the gate, and asks the
+        ministry to freeze the permit; an operator approves from the worklist. The complainant follows the
+        complaint by its reference."""
+        plant = next(p for p in self.plants if p.role is Part.COMPLAINED)
+        permit_id = self.permit_ids[plant.index]
+        await _until(lambda: self._get("reports", f"/reports?permit_id={permit_id}"), lambda body: body["reports"],
+                     "the complained plant's first report")
+        permit = await self._get("permits", f"/permits/{permit_id}")
+        filed = await self.call("POST", "supervision", "/public/complaints", {}, {
+            "permit_number": permit["permit_number"], "category": "protocol",
+            "text": "Setiap pagi pekerja berdesakan di gerbang tanpa masker; tidak ada pemeriksaan suhu."})
+        reference = self.field_story.reference = filed.json()["reference"]
+        self.console.log(f"A neighbour complains about {plant.company_name} ({permit['permit_number']}), no login; "
+                         f"reference {reference}")
+        office = self.headers(Role.REGIONAL_OFFICE, region=ESTATE_REGENCY, sub="demo-disperinaker-bekasi")
+
+        async def worklist() -> dict:
+            return (await self.call("GET", "supervision", f"/worklist?regency={ESTATE_REGENCY}&limit=200",
+                                    office)).json()
+        ranked = await _until(worklist, lambda body: any(r["permit_id"] == permit_id and r["parts"]["complaints"]
+                                                         for r in body["items"]), "the complaint in the worklist")
+        rank = next(i for i, r in enumerate(ranked["items"], 1) if r["permit_id"] == permit_id)
+        self.console.log(f"The regency's industry office ({ESTATE_REGENCY}) works its risk-ranked worklist: "
+                         f"{plant.company_name} is number {rank} of {len(ranked['items'])}")
+        complaints = (await self.call("GET", "supervision", f"/complaints?regency={ESTATE_REGENCY}", office)).json()
+        complaint_ids = [c["complaint_id"] for c in complaints["items"] if c.get("permit_id") == permit_id]
+        today = datetime.now(UTC).astimezone(local_zone(ESTATE_REGENCY)).date().isoformat()
+        planned = (await self.call("POST", "supervision", "/inspections", office, {
+            "permit_id": permit_id, "planned_on": today, "purpose": "menindaklanjuti pengaduan masyarakat",
+            "complaint_ids": complaint_ids,
+            "team": [{"name": "Dinas Perindustrian dan Tenaga Kerja Kab. Bekasi", "body": "regional_office"},
+                     {"name": "Satgas COVID-19 Kab. Bekasi", "body": "task_force"}]})).json()
+        findings = {"masks": "violated", "distancing": "violated", "temperature_screening": "violated",
+                    "handwash_stations": "met", "ventilation": "met", "covid_team": "met"}
+        notes = "Antrean di gerbang pagi tanpa masker dan tanpa pemeriksaan suhu."
+        recorded = (await self.call("POST", "supervision", f"/inspections/{planned['inspection_id']}/record", office,
+                                    {"inspected_on": today, "findings": findings, "notes": notes})).json()
+        contradicted = recorded.get("contradicted_report_id")
+        self.console.log(f"Inspection {planned['reference']}: 3 protocol items violated"
+                         + (f", contradicting declared report {contradicted}" if contradicted else ""))
+        request = (await self.call("POST", "supervision", "/sanction-requests", office, {
+            "permit_id": permit_id, "action": "freeze", "inspection_id": planned["inspection_id"],
+            "ground": {"code": "inspection_finding", "evidence": {}},
+            "reason": "protokol kesehatan dilanggar di gerbang pabrik (hasil pemeriksaan)"})).json()
+        self.field_story.request_id = request["request_id"]
+        self.console.log(f"The office asks the ministry to freeze {permit['permit_number']} (it never sanctions "
+                         "itself)")
+        await self.decide_from_worklist("sanction_request", request["request_id"],
+                                        f"/sanction-requests/{request['request_id']}/decision",
+                                        {"decision": "approve", "reason": "temuan pemeriksaan terbukti"})
+        await _until(lambda: self._get("permits", f"/permits/{permit_id}"), lambda b: b["status"] == "FROZEN",
+                     "the requested freeze")
+        status = await _until(lambda: self._public("supervision", f"/public/complaints/{reference}"),
+                              lambda b: b["status"] == "inspected", "the complaint's status")
+        self.console.log(f"[bold yellow]FROZEN[/] {permit['permit_number']} on the office's request, approved by the "
+                         f"ministry; the complainant's reference {reference} reads: {status['status']}")
+
     async def alert(self, facility_id: str, event_type: str) -> dict:
         def found(body: dict) -> dict | None:
             return next((a for a in body["alerts"] if a["facility_id"] == facility_id
@@ -349,6 +440,8 @@ class Story:
                     if (permit["permit_id"], status) not in seen:
                         seen.add((permit["permit_id"], status))
                         plant = names.get(permit["permit_id"])
+                        if plant is not None and plant.role is Part.COMPLAINED:
+                            continue  # frozen on its office's request, as the field act tells
                         colour = "red" if status == "REVOKED" else "yellow"
                         self.console.log(f"[bold {colour}]{status}[/] {permit['permit_number']} "
                                          f"{permit['company_name']} ({permit['regency_code']}) by the sanction "
@@ -403,6 +496,9 @@ class Story:
     async def _get(self, service: str, path: str) -> dict:
         return (await self.call("GET", service, path, self.operator)).json()
 
+    async def _public(self, service: str, path: str) -> dict:
+        return (await self.call("GET", service, path, {})).json()
+
 
 async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: Console | None = None) -> Summary:
     """Play the scenario against running services (`urls` by service name); the summary read back from their
@@ -431,15 +527,18 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
             async with gate:
                 await story.permit(plant, progress, applying)
         await story.set_level("3", "level awal Kabupaten Karawang menurut Inmendagri")
-        await _together(permit(plant) for plant in plants)
+        await story.permit(story.estate, progress, applying)  # first: its tenants name it when they apply
+        await _together(permit(plant) for plant in plants if plant.role is not Part.ESTATE)
+        await story.confirm_tenants()
         console.log(f"{len(plants)} permits issued; each plant's first reporting period opens now, in its own "
                     "time zone's schedule")
         weeks = progress.add_task(f"Plant-weeks played ({scenario.weeks} weeks)", total=len(plants) * scenario.weeks)
         stop = asyncio.Event()
         narrator = asyncio.create_task(story.sanctions(stop))
         try:
-            await _together([story.alerts(), *(story.live(plant, random.Random(rng.random()), progress, weeks)  # noqa: S311 -- as `rng`
-                                               for plant in plants)])
+            await _together([story.alerts(), story.field_supervision(),
+                             *(story.live(plant, random.Random(rng.random()), progress, weeks)  # noqa: S311 -- as `rng`
+                               for plant in plants)])
             done = asyncio.Event()
             revoke = next(p for p in plants if p.role is Part.REVOKE)
 
@@ -463,12 +562,14 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
             await _sleep_until(max(passed) + timedelta(seconds=3))
         catching_up_until = time.monotonic() + 30
         while True:
-            summary = await collect(Api(http, urls, story.operator), plants, story.permit_ids, endpoint.received)
+            summary = await collect(Api(http, urls, story.operator), plants, story.permit_ids, endpoint.received,
+                                    story.field_story, story.estate_headers())
             until = _at(summary.compliance["ALL"]["until"])
             fell_due = Counter(week for week, deadline in story.epilogue_periods if deadline <= until)
             due_by_now = replace(expect, reports=expect.reports + fell_due[Week.ON_TIME],
                                  excused=expect.excused + fell_due[Week.CLOSED])
-            summary.checks = check(summary, plants, story.permit_ids, story.facility_ids, due_by_now)
+            summary.checks = check(summary, plants, story.permit_ids, story.facility_ids, due_by_now,
+                                   story.field_story)
             if all(c.ok for c in summary.checks) or time.monotonic() > catching_up_until:
                 break
             await asyncio.sleep(1)
@@ -560,7 +661,7 @@ def demo(
             asyncio.run(platform.prepare())
         for service in SERVICES:
             platform.start_service(service)
-        with console.status("Starting the four services…"):
+        with console.status(f"Starting the {len(SERVICES)} services…"):
             ready = asyncio.run(platform.wait_ready())
         if not all(ready.values()):
             console.print(f"[red]not ready[/]: {[s for s, up in ready.items() if not up]}; "

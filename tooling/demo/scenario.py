@@ -29,6 +29,10 @@ CLUSTER_REGENCY = "32.16"  # Kabupaten Bekasi: the industrial belt east of Jakar
 # there, so that no other plant's reports meet a cap the story does not count on.
 PPKM_REGENCY = "32.15"
 CAPACITY_KBLI = ("14111", "Garmen")  # apparel: an essential, export-oriented industry in the KBLI table
+# An industrial estate in Kabupaten Bekasi: every other plant of the cast in that regency lies inside it (its tenants,
+# confirmed by the estate), the cluster plant among them.
+ESTATE_REGENCY = CLUSTER_REGENCY
+ESTATE_KBLI = ("68130", "Kawasan Industri")
 _PREFIXES = ("PT", "PT", "PT", "CV")
 _WORDS = ("Sinar", "Mitra", "Karya", "Cahaya", "Sumber", "Putra", "Jaya", "Abadi", "Makmur", "Sentosa",
           "Nusantara", "Bahari", "Indah", "Prima", "Mandiri", "Lestari", "Agung", "Surya", "Tunas", "Bumi")
@@ -54,6 +58,11 @@ class Role(StrEnum):
     # cap at PPKM level 3, over it twice once the regency moves to level 4 (a breach, a warning, an alert each),
     # then back within it.
     CAPACITY = "capacity"
+    ESTATE = "estate"  # the industrial estate's own permit: its management reports on the common areas every week
+    # A tenant of the estate that a neighbour complains about: its region's industry office inspects it, finds masks
+    # not worn where its declared report said they were, and asks the ministry to freeze it; an operator approves.
+    # It keeps reporting while frozen (a miss then would revoke it).
+    COMPLAINED = "complained"
 
 
 class Week(StrEnum):
@@ -76,8 +85,8 @@ class Scenario:
     seed: int = 2021
 
     def __post_init__(self) -> None:
-        if self.plants < len(REGIONS) + 7:
-            raise ValueError(f"the story needs at least {len(REGIONS) + 7} plants")
+        if self.plants < len(REGIONS) + 9:
+            raise ValueError(f"the story needs at least {len(REGIONS) + 9} plants")
         if self.weeks < 4:
             raise ValueError("a revocation takes four missed weeks: at least 4 weeks")
         if self.period_seconds < 6:
@@ -100,11 +109,18 @@ class Plant:
     shifts: tuple[int, ...]
     plan: tuple[Week, ...]
 
-    def application(self) -> dict:
+    @property
+    def tenant(self) -> bool:
+        """Inside the estate: every plant of the estate's regency but the estate itself."""
+        return self.regency_code == ESTATE_REGENCY and self.role is not Role.ESTATE
+
+    def application(self, estate_permit_number: str | None = None) -> dict:
+        facility = {"name": self.facility_name, "address": self.address, "province_code": self.province_code,
+                    "regency_code": self.regency_code}
         return {
+            "kind": "estate" if self.role is Role.ESTATE else "plant",
             "company": {"nib": self.nib, "npwp": self.npwp, "name": self.company_name},
-            "facility": {"name": self.facility_name, "address": self.address,
-                         "province_code": self.province_code, "regency_code": self.regency_code},
+            "facility": facility | ({"estate_permit_number": estate_permit_number} if estate_permit_number else {}),
             # No class claimed: the permits service reads it from the KBLI code.
             "kbli": [self.kbli],
             "workforce": {"total": self.workforce, "on_site_per_shift": list(self.shifts)},
@@ -158,15 +174,17 @@ def cast(scenario: Scenario) -> list[Plant]:
     plants = []
     for index, (role, province) in enumerate(zip(roles, provinces, strict=True)):
         _, _, regencies, _ = next(r for r in REGIONS if r[0] == province)
-        regency = {Role.CLUSTER: CLUSTER_REGENCY, Role.CAPACITY: PPKM_REGENCY}.get(role) or rng.choice(regencies)
+        regency = {Role.CLUSTER: CLUSTER_REGENCY, Role.CAPACITY: PPKM_REGENCY, Role.ESTATE: ESTATE_REGENCY,
+                   Role.COMPLAINED: ESTATE_REGENCY}.get(role) or rng.choice(regencies)
         province = regency.split(".")[0]
-        kbli, product = CAPACITY_KBLI if role is Role.CAPACITY else rng.choice(_PRODUCTS)
+        kbli, product = {Role.CAPACITY: CAPACITY_KBLI, Role.ESTATE: ESTATE_KBLI}.get(role) or rng.choice(_PRODUCTS)
         name = f"{rng.choice(_PREFIXES)} {rng.choice(_WORDS)} {rng.choice(_WORDS)} {product}"
-        workforce = 800 if role is Role.CAPACITY else rng.choice((60, 120, 250, 400, 800, 1500))
+        workforce = {Role.CAPACITY: 800, Role.ESTATE: 60}.get(role) or rng.choice((60, 120, 250, 400, 800, 1500))
         shifts = (workforce * 4 // 10, workforce * 3 // 10) if workforce >= 250 else (workforce // 2,)
         plants.append(Plant(
             index=index, role=role, nib=f"91{index + 1:011d}", npwp=_npwp(rng), company_name=name,
-            facility_name=f"Pabrik {product} {index + 1}",
+            facility_name=f"Kawasan Industri {rng.choice(_WORDS)}" if role is Role.ESTATE
+            else f"Pabrik {product} {index + 1}",
             address=f"{rng.choice(_STREETS)} No. {index + 1}, Blok {chr(65 + index % 20)}",
             province_code=province, regency_code=regency, kbli=kbli, workforce=workforce, shifts=shifts,
             plan=_plan(role, scenario, rng),
@@ -182,7 +200,8 @@ def expected(plants: list[Plant]) -> Expected:
 
 
 def _roles(count: int) -> list[Role]:
-    special = [Role.CLUSTER, Role.FREEZE, Role.REVOKE, Role.SINGLE_CASE, Role.MISS_TWICE, Role.CAPACITY]
+    special = [Role.CLUSTER, Role.FREEZE, Role.REVOKE, Role.SINGLE_CASE, Role.MISS_TWICE, Role.CAPACITY, Role.ESTATE,
+               Role.COMPLAINED]
     special += [Role.MISS_ONCE] * max(2, count // 40)
     return special + [Role.REGULAR] * (count - len(special))
 
@@ -204,6 +223,8 @@ def _plan(role: Role, scenario: Scenario, rng: random.Random) -> tuple[Week, ...
         return (Week.MISS,) * 4 + (Week.OVER,) * (weeks - 4)
     if role is Role.CAPACITY:  # level 3 in week 1, level 4 from week 2
         return (Week.ON_TIME, Week.OVER_CAP, Week.OVER_CAP) + (Week.ON_TIME,) * (weeks - 3)
+    if role in (Role.ESTATE, Role.COMPLAINED):  # never late: a frozen plant's late report would not be one
+        return (Week.ON_TIME,) * weeks
     plan = [Week.LATE if rng.random() < scenario.late_share else Week.ON_TIME for _ in range(weeks)]
     if role is Role.MISS_ONCE:
         plan[rng.randrange(1, weeks)] = Week.MISS

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.regions import local_zone
-from tooling.demo.scenario import PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Expected, Plant, Role
+from tooling.demo.scenario import ESTATE_REGENCY, PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Expected, Plant, Role
 
 _ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 STATES = ("SUBMITTED", "ISSUED", "FROZEN", "REVOKED", "REJECTED")
@@ -27,6 +27,15 @@ class Check:
 
 
 @dataclass
+class FieldStory:
+    """What the field-supervision act left to follow: the estate's tenants, the complaint, the office's request."""
+
+    tenants: int = 0
+    reference: str | None = None  # the complaint's, as the complainant holds it
+    request_id: str | None = None
+
+
+@dataclass
 class Summary:
     permits: list[dict]
     compliance: dict[str, dict]  # by province code, and "ALL"
@@ -36,6 +45,10 @@ class Summary:
     deliveries: dict[str, list[dict]]  # by alert id, for acknowledged alerts
     cluster_permit: dict
     webhooks_received: int
+    estate_compliance: dict  # as the estate reads it: its tenants'
+    estate_incidents: list[dict]  # as the estate reads them: its tenants'
+    complaint: dict  # as the complainant reads it, by its reference
+    sanction_request: dict
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -58,13 +71,16 @@ class Api:
     def __init__(self, http: Any, urls: dict[str, str], operator: dict[str, str]) -> None:
         self.http, self.urls, self.operator = http, urls, operator
 
-    async def get(self, service: str, path: str, **params: Any) -> Any:
-        response = await self.http.get(f"{self.urls[service]}{path}", headers=self.operator, params=params)
+    async def get(self, service: str, path: str, headers: dict[str, str] | None = None, **params: Any) -> Any:
+        """As the operator, unless `headers` name another caller (`{}`: the public, without a token)."""
+        response = await self.http.get(f"{self.urls[service]}{path}",
+                                       headers=self.operator if headers is None else headers, params=params)
         response.raise_for_status()
         return response.json()
 
 
-async def collect(api: Api, plants: list[Plant], permit_ids: dict[int, str], webhooks_received: int) -> Summary:
+async def collect(api: Api, plants: list[Plant], permit_ids: dict[int, str], webhooks_received: int,
+                  field_story: FieldStory, estate: dict[str, str]) -> Summary:
     permits: list[dict] = []
     cursor = None
     while True:
@@ -84,14 +100,21 @@ async def collect(api: Api, plants: list[Plant], permit_ids: dict[int, str], web
                 "notifier", f"/alerts/{alert['alert_id']}/deliveries"))["deliveries"]
     cluster = next(p for p in plants if p.role is Role.CLUSTER)
     cluster_permit = await api.get("permits", f"/permits/{permit_ids[cluster.index]}")
-    return Summary(permits, compliance, incidents, alerts, escalations, deliveries, cluster_permit, webhooks_received)
+    estate_compliance = await api.get("reports", "/compliance", headers=estate)
+    estate_incidents = (await api.get("incidents", "/incidents", headers=estate, limit=500))["items"]
+    complaint = await api.get("supervision", f"/public/complaints/{field_story.reference}", headers={})
+    sanction_request = await api.get("permits", f"/sanction-requests/{field_story.request_id}")
+    return Summary(permits, compliance, incidents, alerts, escalations, deliveries, cluster_permit, webhooks_received,
+                   estate_compliance, estate_incidents, complaint, sanction_request)
 
 
 FILED_LATE = 3  # the frozen plant's missed periods, filed for its reactivation
+# All a complainant may read of their complaint: never the plant, the words or who handles it.
+PUBLIC_COMPLAINT_FIELDS = {"reference", "status", "filed_at", "updated_at"}
 
 
 def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], facility_ids: dict[int, str],
-          expect: Expected) -> list[Check]:
+          expect: Expected, field_story: FieldStory) -> list[Check]:
     """The scenario's expectations against what the services said."""
     by_role = {plant.role: plant for plant in plants}
     states = summary.permits_by_state()
@@ -109,16 +132,31 @@ def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], fac
     capacity_alerts = sorted(a["status"] for a in summary.alerts if a["facility_id"] == capacity_facility
                              and a["event_type"] == "CapacityBreachDetected")
     delivered = sum(1 for ds in summary.deliveries.values() for d in ds if d["status"] == "delivered")
+    tenants = sum(1 for plant in plants if plant.tenant)
+    complained = permit_ids[by_role[Role.COMPLAINED].index]
+    estate_rows = summary.estate_compliance.get("tenants") or []
+    estate_closure = next((i for i in summary.estate_incidents if i["facility_id"] == cluster_facility), {})
     return [
         Check("permits in the registry", expect.plants, len(summary.permits), len(summary.permits) == expect.plants),
         Check("REVOKED permits (exactly the plant that missed while frozen)", 1, states["REVOKED"],
               states["REVOKED"] == 1 and status_of.get(permit_ids[by_role[Role.REVOKE].index]) == "REVOKED"),
-        Check("FROZEN permits (none: the plant frozen for three misses was reactivated)", 0, states["FROZEN"],
-              states["FROZEN"] == 0),
+        Check("FROZEN permits (only the complained plant, on its office's request: the ladder's was reactivated)", 1,
+              states["FROZEN"], states["FROZEN"] == 1 and status_of.get(complained) == "FROZEN"),
+        Check("the office's sanction request, decided by an operator", "approved", summary.sanction_request["status"],
+              summary.sanction_request["status"] == "approved"
+              and summary.sanction_request["decision"]["by"]["role"] == "operator"),
+        Check("the complaint, as its reference shows it to the complainant", "inspected", summary.complaint["status"],
+              summary.complaint["status"] == "inspected" and set(summary.complaint) <= PUBLIC_COMPLAINT_FIELDS),
         Check("reactivated on conditions (its missed reports filed late)", "ISSUED",
               status_of.get(permit_ids[by_role[Role.FREEZE].index]),
               status_of.get(permit_ids[by_role[Role.FREEZE].index]) == "ISSUED"),
-        Check("ISSUED permits", expect.plants - 1, states["ISSUED"], states["ISSUED"] == expect.plants - 1),
+        Check("ISSUED permits", expect.plants - 2, states["ISSUED"], states["ISSUED"] == expect.plants - 2),
+        Check(f"the estate's confirmed tenants ({ESTATE_REGENCY})", tenants, field_story.tenants,
+              field_story.tenants == tenants),
+        Check("the estate reads its tenants' compliance, plant by plant", tenants, len(estate_rows),
+              len(estate_rows) == tenants),
+        Check("the estate sees the cluster's closure across its estate", "plant_closed",
+              estate_closure.get("status"), estate_closure.get("status") == "plant_closed"),
         # The frozen plant's three missed periods, filed late for its reactivation, are reported (late), no longer
         # overdue; their warnings stay.
         Check("reports received", expect.reports + FILED_LATE, overall["reported"],
