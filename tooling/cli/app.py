@@ -19,7 +19,9 @@ from shared.contract import NIB_PATTERN
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
 from shared.web.access import SUB_MAX_LENGTH, Role, mint
-from tooling.cli import alerts, casework, cases, dlq, estates, events, permits, ppkm, regimes, reports, sectors
+from tooling.cli import (
+    alerts, casework, cases, dlq, estates, events, permits, ppkm, regimes, reports, sectors, supervision,
+)
 from tooling.cli.status import status
 from tooling.cli.verify import verify_token
 from tooling.demo.runner import demo
@@ -116,6 +118,10 @@ app.add_typer(casework.reactivations, name="reactivations")
 app.add_typer(casework.objections, name="objections")
 app.add_typer(sectors.app, name="sectors")
 app.add_typer(estates.app, name="estates")
+app.command("worklist")(supervision.worklist)
+app.add_typer(supervision.complaints, name="complaints")
+app.add_typer(supervision.inspections, name="inspections")
+app.add_typer(supervision.sanction_requests, name="sanction-requests")
 app.add_typer(reports.app, name="reports")
 app.add_typer(regimes.app, name="regimes")
 app.add_typer(ppkm.app, name="ppkm")

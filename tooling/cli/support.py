@@ -76,10 +76,15 @@ class Api:
     def post(self, path: str, body: Any = None) -> Any:
         return self.call("POST", path, body=body)
 
-    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def post_bytes(self, path: str, content: bytes, content_type: str) -> Any:
+        """A raw body (a photo, a document) rather than JSON."""
+        return self.call("POST", path, content=content, headers={"Content-Type": content_type})
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+             content: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
         try:
             with httpx.Client(base_url=self.base, headers=self._headers, timeout=15) as client:
-                response = client.request(method, path, params=params, json=body)
+                response = client.request(method, path, params=params, json=body, content=content, headers=headers)
         except httpx.ConnectError:
             fail(f"cannot reach {shown(self.service)} at {shown(self.base)}: is the platform running?"
                  f" try [bold]make run[/bold] (or set IOMKI_{self.service.upper()}_URL)", as_json=self.as_json,
