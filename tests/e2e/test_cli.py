@@ -1,4 +1,4 @@
-"""The operator CLI against the four services running as processes, on the real database and broker.
+"""The operator CLI against the services running as processes, on the real database and broker.
 
 Each command runs through typer's CliRunner in a worker thread (commands start their own event loop), with the
 environment an operator would set: the services' URLs, the platform's broker and its development secret.
@@ -19,15 +19,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
+from PIL import Image
 from aiokafka import AIOKafkaProducer
 from click.testing import Result
 
+from shared import regions
 from shared.contract import CONTENT_TYPE, Envelope, PermitApplied, SectorClass
 from shared.settings import SERVICES
 from tests.support.processes import RunningServices, cli_invoker, running_platform
 from tests.support.kafka import read_topic
 from tests.support.platform import bearer
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, until
 
 pytestmark = pytest.mark.e2e
 
@@ -364,3 +366,82 @@ async def test_an_operator_reads_the_sector_table_and_decides_a_companys_class_c
     assert [r["decision"]["reason"] for r in decided["items"]] == ["produk utama kain kasa medis"]
     listed = ok_json(await cli("worklists", "--kind", "class_review", "--json"))
     assert review["review_id"] not in [i["item_id"] for i in listed["worklists"][0]["items"]]
+
+
+async def test_a_complaint_leads_a_regional_office_to_an_inspection_and_a_freeze_the_ministry_approves(
+        cli, services, tmp_path):
+    """Field supervision through the CLI: a neighbour files a complaint about an issued plant without a token and
+    follows it; the regency's office finds the plant in its worklist, inspects it (a photo, masks violated) and asks
+    for a freeze; an operator finds the request in the worklists and approves; the permit is frozen."""
+    regency, nib = "32.17", "8120000246813"
+    body = APPLICATION | {"company": APPLICATION["company"] | {"nib": nib, "name": "PT Garmen Padalarang"},
+                          "facility": APPLICATION["facility"] | {"address": "Jl. Raya Padalarang No. 5",
+                                                                 "regency_code": regency}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        applied = await http.post(f"{services.url('permits')}/permits", json=body, headers=bearer("company", nib=nib))
+    assert applied.status_code == 201, applied.text
+    permit_id = applied.json()["permit_id"]
+    number = ok_json(await cli("permits", "issue", permit_id, "--json"))["permit_number"]
+    office = bearer("regional_office", region=regency)["Authorization"].split()[1]
+
+    async def ranked() -> dict[str, Any]:
+        return ok_json(await cli("worklist", "--regency", regency, "--limit", "200", "--token", office, "--json"))
+
+    def row(page: dict[str, Any]) -> dict[str, Any] | None:
+        return next((r for r in page["items"] if r["permit_id"] == permit_id), None)
+
+    await until(ranked, row, "the issued plant in the office's worklist")
+    filed = ok_json(await cli("complaints", "file", "--permit-number", number, "--category", "protocol", "--text",
+                              "Pekerja berdesakan di gerbang setiap pagi tanpa masker.", "--json"))
+    assert filed["reference"].startswith("ADU-") and filed["status"] == "received"
+    followed = ok_json(await cli("complaints", "follow", filed["reference"], "--json"))
+    assert (followed["reference"], followed["status"]) == (filed["reference"], "received")
+    assert filed["reference"] in ok_text(await cli("complaints", "follow", filed["reference"]))
+    worklist = await until(ranked, lambda page: (row(page) or {}).get("open_complaints"), "the complaint ranked")
+    assert row(worklist)["parts"]["complaints"] == 1
+    human = ok_text(await cli("worklist", "--regency", regency, "--token", office))
+    assert number in human and "PT Garmen Padalarang" in human and "complaints=1" in human
+
+    complaints = ok_json(await cli("complaints", "list", "--token", office, "--json"))
+    [complaint] = [c for c in complaints["items"] if c["permit_id"] == permit_id]
+    today = datetime.now(regions.local_zone(regency)).date().isoformat()
+    planned = ok_json(await cli("inspections", "plan", permit_id, "--on", today, "--member",
+                                "Disperindag Kab. Bandung Barat:regional_office", "--member",
+                                "Satgas COVID-19 Kab. Bandung Barat:task_force", "--purpose",
+                                "menindaklanjuti pengaduan masyarakat", "--complaint", complaint["complaint_id"],
+                                "--token", office, "--json"))
+    inspection_id = planned["inspection_id"]
+    photo = tmp_path / "gerbang.png"
+    Image.new("RGB", (32, 24), "gray").save(photo)
+    uploaded = ok_json(await cli("inspections", "photo", inspection_id, str(photo), "--token", office, "--json"))
+    assert (uploaded["content_type"], uploaded["width"], uploaded["height"]) == ("image/png", 32, 24)
+    recorded = await cli("inspections", "record", inspection_id, "--on", today, "--finding", "masks=violated",
+                         "--finding", "handwash_stations=met", "--notes", "Antrean pagi tanpa masker.",
+                         "--token", office)
+    assert f"{planned['reference']}): recorded, 1 violated" in ok_text(recorded)
+    shown = ok_json(await cli("inspections", "show", inspection_id, "--token", office, "--json"))
+    assert shown["findings"]["masks"] == "violated" and shown["photo_ids"] == [uploaded["photo_id"]]
+    assert shown["complaint_ids"] == [complaint["complaint_id"]]
+
+    asked = ok_json(await cli("sanction-requests", "request", permit_id, "--action", "freeze", "-g",
+                              "inspection_finding", "--inspection", inspection_id, "-r",
+                              "protokol kesehatan dilanggar di gerbang pabrik", "--token", office, "--json"))
+    assert asked["status"] == "pending" and asked["office_region"] == regency
+
+    async def queued() -> dict[str, Any]:
+        return ok_json(await cli("worklists", "--kind", "sanction_request", "--limit", "200", "--json"))
+
+    await until(queued, lambda lists: asked["request_id"] in [i["item_id"] for i in lists["worklists"][0]["items"]],
+                "the office's request in the operator's worklist")
+    pending = ok_json(await cli("sanction-requests", "list", "--status", "pending", "--regency", regency, "--json"))
+    [listed] = pending["items"]
+    assert (listed["request_id"], listed["ground"]["evidence"]["finding"]) == (asked["request_id"],
+                                                                               planned["reference"])
+    decided = ok_text(await cli("sanction-requests", "decide", asked["request_id"], "approve", "-r",
+                                "temuan pemeriksaan terbukti"))
+    assert decided.strip() == f"{asked['request_id']}: approved, permit FROZEN"
+    request = ok_json(await cli("sanction-requests", "show", asked["request_id"], "--json"))
+    assert request["decision"]["reason"] == "temuan pemeriksaan terbukti"
+    assert ok_json(await cli("permits", "show", permit_id, "--json"))["status"] == "FROZEN"
+    refused = await cli("sanction-requests", "decide", asked["request_id"], "decline", "-r", "salah")
+    assert refused.exit_code == 1 and "(409)" in refused.stderr

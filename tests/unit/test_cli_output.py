@@ -72,3 +72,77 @@ def test_iomki_permits_list_shows_hostile_company_names_as_text(monkeypatch):
     for n, name in enumerate(HOSTILE_NAMES):
         rows = [line for line in shown.output.splitlines() if f"p-{n}" in line]
         assert len(rows) == 1 and SHOWN[name] in rows[0]
+
+
+def test_iomki_worklist_ranks_plants_with_the_parts_of_their_scores(monkeypatch):
+    page: dict[str, Any] = {"items": [
+        {"facility_id": f"f-{n}", "permit_id": f"p-{n}", "permit_number": f"IOMKI-{n}", "company_name": name,
+         "regency_code": "32.16", "status": "ISSUED", "score": 9.5 - n,
+         "parts": {"complaints": 1, "cases": 0, "days_since_inspection": 15}, "last_inspected_on": None,
+         "open_complaints": 1} for n, name in enumerate(HOSTILE_NAMES)], "next": "abc"}
+    monkeypatch.setattr(support.Api, "call", lambda self, method, path, **kwargs: page)
+    monkeypatch.setenv("COLUMNS", "300")
+
+    first = CliRunner().invoke(cli, ["worklist", "--token", "t"])
+    after = CliRunner().invoke(cli, ["worklist", "--after", "abc", "--token", "t"])
+
+    assert first.exit_code == 0, first.output
+    for n, name in enumerate(HOSTILE_NAMES):
+        [row] = [line for line in first.output.splitlines() if f"IOMKI-{n}" in line]
+        assert row.split()[1] == str(n + 1) and SHOWN[name] in row and "never" in row
+        assert "complaints=1, days_since_inspection=15" in row and "cases=" not in row
+    assert "more: --after abc" in first.output
+    assert [line.split()[1] for line in after.output.splitlines() if "IOMKI-" in line] == ["+1", "+2", "+3"]
+
+
+def test_iomki_inspections_photo_uploads_the_files_bytes_as_its_type(monkeypatch, tmp_path):
+    sent: list[dict[str, Any]] = []
+
+    def call(self, method, path, **kwargs):
+        sent.append({"method": method, "path": path} | kwargs)
+        return {"photo_id": "ph-1", "content_type": "image/jpeg", "width": 4, "height": 3}
+
+    monkeypatch.setattr(support.Api, "call", call)
+    (tmp_path / "gate.JPG").write_bytes(b"\xff\xd8 jpeg")
+    (tmp_path / "gate.gif").write_bytes(b"GIF89a")
+    inspection = "0c9b4b6e-9f2b-4d3c-8a57-2f0e4f1d2a11"
+
+    uploaded = CliRunner().invoke(cli, ["inspections", "photo", inspection, str(tmp_path / "gate.JPG"), "--token", "t"])
+    refused = CliRunner().invoke(cli, ["inspections", "photo", inspection, str(tmp_path / "gate.gif"), "--token", "t"])
+
+    assert uploaded.exit_code == 0, uploaded.output
+    assert "ph-1: image/jpeg 4×3" in uploaded.output
+    assert sent == [{"method": "POST", "path": f"/inspections/{inspection}/photos", "content": b"\xff\xd8 jpeg",
+                     "headers": {"Content-Type": "image/jpeg"}}]
+    assert refused.exit_code == 2 and ".png" in refused.output
+
+
+@pytest.mark.parametrize(("option", "value"), [("--member", "Satgas"), ("--member", "Satgas:police"),
+                                               ("--member", ":task_force")])
+def test_iomki_inspections_plan_refuses_a_member_it_cannot_read_before_calling(monkeypatch, option, value):
+    monkeypatch.setattr(support.Api, "call", lambda *args, **kwargs: pytest.fail("called the service"))
+    refused = CliRunner().invoke(cli, ["inspections", "plan", "0c9b4b6e-9f2b-4d3c-8a57-2f0e4f1d2a11", "--on",
+                                       "2026-12-07", option, value, "--token", "t"])
+    assert refused.exit_code == 2 and "Name:body" in refused.output
+
+
+@pytest.mark.parametrize("value", ["masks", "masks=broken", "gloves=met"])
+def test_iomki_inspections_record_refuses_a_finding_it_cannot_read_before_calling(monkeypatch, value):
+    monkeypatch.setattr(support.Api, "call", lambda *args, **kwargs: pytest.fail("called the service"))
+    refused = CliRunner().invoke(cli, ["inspections", "record", "0c9b4b6e-9f2b-4d3c-8a57-2f0e4f1d2a11", "--on",
+                                       "2026-12-07", "--finding", value, "--token", "t"])
+    assert refused.exit_code == 2 and "item=result" in refused.output
+
+
+def test_iomki_inspections_record_says_when_a_finding_contradicts_a_declared_report(monkeypatch):
+    contradiction = "Temuan ini bertentangan dengan laporan … A finding contradicts the report …"
+    answer = {"inspection_id": "i-1", "reference": "INSP-2026-000001", "status": "recorded", "violations": 1,
+              "contradicted_report_id": "r-9", "contradiction": contradiction}
+    monkeypatch.setattr(support.Api, "call", lambda self, method, path, **kwargs: answer)
+
+    shown = CliRunner().invoke(cli, ["inspections", "record", "0c9b4b6e-9f2b-4d3c-8a57-2f0e4f1d2a11", "--on",
+                                     "2026-12-07", "--finding", "masks=violated", "--token", "t"])
+
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines() == ["i-1 (INSP-2026-000001): recorded, 1 violated",
+                                         f"{contradiction} (report r-9)"]
