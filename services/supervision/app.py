@@ -66,7 +66,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
                               SanctionReversed: handlers.on_sanction_reversed,
                               SanctionRequestDecided: handlers.on_request_decided})
     runtime.consume(REPORTS, {ReportOverdue: handlers.on_report_overdue,
-                              ReportSubmitted: handlers.on_report_submitted,
+                              ReportSubmitted: InBatches(handlers.on_reports_submitted),
                               CapacityBreachDetected: handlers.on_capacity_breach})
     runtime.consume(INCIDENTS, {CaseDetected: handlers.on_case_detected,
                                 ClusterDeclared: handlers.on_cluster_declared})

@@ -167,11 +167,19 @@ class SupervisionRepository:
 
     # -- declared reports ----------------------------------------------------------------------------
 
-    async def remember_declared(self, facility_id: uuid.UUID, report: DeclaredReport) -> None:
+    async def remember_declared(self, reports: list[tuple[uuid.UUID, DeclaredReport]]) -> None:
+        """Declared reports of their plants, in one statement (the items answered no as a comma-separated text
+        each, since an array of arrays would be flattened by unnest)."""
+        if not reports:
+            return
         await self._connection.execute(
             "INSERT INTO declared_reports (report_id, facility_id, period_starts_on, protocol_lapses)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (report_id) DO NOTHING",
-            report.report_id, facility_id, report.period_starts_on, sorted(report.protocol_lapses))
+            " SELECT r.report_id, r.facility_id, r.period_starts_on, string_to_array(r.lapses, ',')"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::text[])"
+            " AS r (report_id, facility_id, period_starts_on, lapses) ON CONFLICT (report_id) DO NOTHING",
+            [report.report_id for _, report in reports], [facility for facility, _ in reports],
+            [report.period_starts_on for _, report in reports],
+            [",".join(sorted(report.protocol_lapses)) for _, report in reports])
 
     async def latest_declared(self, facility_id: uuid.UUID, on_or_before: date) -> DeclaredReport | None:
         row = await self._connection.fetchrow(
