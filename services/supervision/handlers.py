@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from shared.contract import (
     PermitRevoked, ProtocolItem, ReportOverdue, ReportSubmitted, SanctionAction, SanctionGround, SanctionRequestDecided,
     SanctionRequested, SanctionReversed,
 )
+from shared.messaging.group_commit import GroupCommit
 from shared.observability import record
 from shared.storage.unit_of_work import Database
 from shared.web.access import Access
@@ -53,6 +54,13 @@ class SupervisionHandlers:
     database: Database[SupervisionWork]
     clock: Clock
     score: RiskScore
+    _complaints: GroupCommit[NewComplaint, tuple[str, ComplaintStatus]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The public's complaints come in bursts: those arriving together share a transaction and its commit, as
+        # reports do; two about one plant never share one (its risk row is taken in turn).
+        self._complaints = GroupCommit(self._file_together, key=lambda new: new.permit_number or object(),
+                                       linger=0.002, busy_batch=4)
 
     def worklist_day(self) -> date:
         """The day a worklist's scores are for: one day for every plant listed (western Indonesian time), so that
@@ -171,27 +179,38 @@ class SupervisionHandlers:
     # -- complaints ------------------------------------------------------------------------------------
 
     async def file_complaint(self, new: NewComplaint) -> tuple[str, ComplaintStatus]:
-        """One transaction: the complaint, and when its permit number names a plant, the plant's risk and
-        ComplaintFiled. An unknown number is kept unmatched like an address, so that filing says nothing of whether
-        a number exists."""
+        """The complaint, and when its permit number names a plant, the plant's risk and ComplaintFiled, in one
+        transaction (shared with the complaints filed at the same moment). An unknown number is kept unmatched like
+        an address, so that filing says nothing of whether a number exists."""
+        return await self._complaints.submit(new)
+
+    async def _file_together(self, batch: list[NewComplaint]) -> list[tuple[str, ComplaintStatus] | Exception]:
         now = self.clock.now()
+        filed = []
+        async with self.database.transaction() as work:
+            for new in batch:
+                filed.append(await self._file(work, new, now))
+        for complaint_id, (_, status) in filed:
+            record("complaint_filed", complaint_id=str(complaint_id), status=status.value)
+        return [answer for _, answer in filed]
+
+    async def _file(self, work: SupervisionWork, new: NewComplaint,
+                    now: datetime) -> tuple[uuid.UUID, tuple[str, ComplaintStatus]]:
         reference = new_complaint_reference()
         complaint_id = uuid.uuid4()
-        async with self.database.transaction() as work:
-            plant = await work.supervision.plant_by_number(new.permit_number) if new.permit_number else None
-            status = ComplaintStatus.RECEIVED if plant else ComplaintStatus.UNMATCHED
-            regency = plant["regency_code"] if plant else new.regency_code
-            await work.supervision.add_complaint({
-                "complaint_id": complaint_id, "reference": reference, "status": status.value,
-                "category": new.category.value, "text": new.text, "permit_number_given": new.permit_number,
-                "address": new.address, "province_code": regency.split(".")[0] if regency else None,
-                "regency_code": regency, "facility_id": plant and plant["facility_id"],
-                "permit_id": plant and plant["permit_id"], "contact_email": new.email, "contact_phone": new.phone,
-                "filed_at": now})
-            if plant:
-                await self._complaint_about(work, plant, complaint_id, new.category, now, now)
-        record("complaint_filed", complaint_id=str(complaint_id), status=status.value)
-        return reference, status
+        plant = await work.supervision.plant_by_number(new.permit_number) if new.permit_number else None
+        status = ComplaintStatus.RECEIVED if plant else ComplaintStatus.UNMATCHED
+        regency = plant["regency_code"] if plant else new.regency_code
+        await work.supervision.add_complaint({
+            "complaint_id": complaint_id, "reference": reference, "status": status.value,
+            "category": new.category.value, "text": new.text, "permit_number_given": new.permit_number,
+            "address": new.address, "province_code": regency.split(".")[0] if regency else None,
+            "regency_code": regency, "facility_id": plant and plant["facility_id"],
+            "permit_id": plant and plant["permit_id"], "contact_email": new.email, "contact_phone": new.phone,
+            "filed_at": now})
+        if plant:
+            await self._complaint_about(work, plant, complaint_id, new.category, now, now)
+        return complaint_id, (reference, status)
 
     async def complaint_status(self, reference: str) -> dict[str, Any]:
         async with self.database.reading() as work:
