@@ -13,6 +13,14 @@ caps: the level is looked up and none is found), and one in a regency at PPKM le
 checked against its cap (within it: the reports are consistent with the shipped September 2021 rules' lift), in
 the same run, one after the other.
 
+Then the public's complaints: the supervision service joins (it learns every plant from the permits topic and
+follows the reports' events, as deployed), and POST /reports runs twice more on fresh plants of a third regency,
+quiet, then while a burst of 10,000 complaints about the plants arrives (`bench/complaints.lua`: as many people,
+each from their own address, at a pace spreading them over the run). The supervision service runs at a lower CPU
+priority (`nice`), as its Deployment runs on a CPU limit of its own (`deploy/k8s/supervision.yaml`): on two shared
+cores that is what stands for the separate nodes of a deployment, where a flood of complaints cannot take the reports
+service's CPU at all. Complaints it cannot take at once wait in its queue; none is refused.
+
 The reference, in the same run on the same database: a bare FastAPI endpoint under the same uvicorn settings
 and workers that parses the same JSON bodies and stores each with one asyncpg INSERT.
 
@@ -55,6 +63,7 @@ from tooling.ports import free_port
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".data" / "bench-logs"
 WRK_SCRIPT = Path(__file__).parent / "reports.lua"
+COMPLAINTS_SCRIPT = Path(__file__).parent / "complaints.lua"
 WORKERS = 2
 PLANTS = int(os.environ.get("IOMKI_BENCH_INGESTION_PLANTS", "30000"))
 WARMUP_PLANTS = 3_000  # the warm-up's own plants: the measured run sends first reports, not corrections
@@ -63,6 +72,11 @@ WARMUP_SECONDS = 3
 SECONDS = 15
 UNCHECKED_REGENCY = "32.16"  # no PPKM level in force
 CHECKED_REGENCY = "32.15"  # PPKM level 4 from the day before the run
+BURST_REGENCY = "32.04"  # no PPKM level in force: its plants report quiet, then during the complaints' burst
+BURST_PLANTS = max(PLANTS // 2, 1)  # each of the two runs' fresh plants
+BURST_COMPLAINTS = 10_000
+COMPLAINT_CONNECTIONS = 8
+SUPERVISION_NICE = 10  # the supervision service's lower CPU priority on the bench's shared cores
 
 
 # -- the platform's services as processes on the bench's broker and database ---------------------------------
@@ -138,9 +152,10 @@ def database_cpu_seconds() -> float:
     return cpu_seconds_of(pids)
 
 
-def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, workers: int = 1,
+def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, workers: int = 1, nice: int = 0,
                   **environment: str) -> ServiceProcess:
-    """`factory` (module:function making the app) under uvicorn as deployed: no access log, warnings only."""
+    """`factory` (module:function making the app) under uvicorn as deployed: no access log, warnings only; at a
+    lower CPU priority when `nice` is given."""
     LOGS.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = LOGS / f"{name}.log"
@@ -148,8 +163,9 @@ def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, worker
     with open(log, "wb") as output:
         # This interpreter, running uvicorn on one of the bench's own app factories.
         process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+            [*(["nice", "-n", str(nice)] if nice else []), sys.executable, "-m", "uvicorn", factory, "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+             "--no-access-log"],
             env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
         )
     return ServiceProcess(name, process, port, log)
@@ -287,6 +303,37 @@ async def wrk(url: str, plants_file: Path, seconds: int) -> Load:
                 figures["p50_us"] / 1000, figures["p99_us"] / 1000)
 
 
+@dataclass(frozen=True)
+class Burst:
+    sent: int
+    accepted: int
+    limited: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    stored: int = 0  # complaints in the supervision service's table afterwards
+    cpu_ms: float = 0.0  # the supervision service's CPU time per complaint (its consumers' share included)
+
+
+async def complaint_burst(url: str, permits_file: Path, total: int, pace_seconds: float) -> Burst:
+    """`total` complaints from as many addresses over about `pace_seconds`, each connection pausing between its
+    own; stopped once every one is answered."""
+    pause_ms = max(int(COMPLAINT_CONNECTIONS * pace_seconds * 1000 / total), 0)
+    process = await asyncio.create_subprocess_exec(
+        wrk_binary(), "-t1", f"-c{COMPLAINT_CONNECTIONS}", f"-d{int(pace_seconds * 4)}s", "--timeout", "30s", "-s",
+        str(COMPLAINTS_SCRIPT),
+        url + "/public/complaints", "--", str(permits_file), "1", str(total), str(pause_ms),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    lines = output.decode().strip().splitlines()
+    if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        raise RuntimeError(f"wrk failed: {output.decode()[-2000:]}")
+    figures = json.loads(lines[-1])
+    return Burst(figures["requests"], figures["accepted"], figures["limited"], figures["duration_us"] / 1e6,
+                 figures["p50_us"] / 1000, figures["p99_us"] / 1000)
+
+
 async def settled(admin: asyncpg.Connection) -> None:
     """The reports tables vacuumed and analyzed before a measurement, as autovacuum would leave them: so that it
     does not start in the middle of one run and not of another."""
@@ -294,13 +341,20 @@ async def settled(admin: asyncpg.Connection) -> None:
                         " reports.latest_vaccination, reports.outbox")
 
 
-async def measure(service: ServiceProcess, warmup_file: Path, plants_file: Path) -> Load:
+async def measure(service: ServiceProcess, warmup_file: Path, plants_file: Path,
+                  alongside: Callable[[], Awaitable[Any]] | None = None) -> tuple[Load, Any]:
+    """POST /reports for `SECONDS` after a warm-up, with `alongside` (another load) running from the same moment;
+    its result is returned with the figures."""
     await wrk(service.url, warmup_file, WARMUP_SECONDS)
     cpu, database_cpu = service.cpu_seconds(), database_cpu_seconds()
+    other = asyncio.create_task(alongside()) if alongside is not None else None
     load = await wrk(service.url, plants_file, SECONDS)
+    if other is not None:
+        await other
     per_request = 1000 / max(load.requests, 1)
     return replace(load, cpu_ms=(service.cpu_seconds() - cpu) * per_request,
-                   database_cpu_ms=(database_cpu_seconds() - database_cpu) * per_request)
+                   database_cpu_ms=(database_cpu_seconds() - database_cpu) * per_request), (
+        other.result() if other is not None else None)
 
 
 def write_plants(path: Path, rows: list[asyncpg.Record], secret: str) -> None:
@@ -324,13 +378,18 @@ async def run(settings: PlatformSettings, console: Console) -> None:
         await reports.wait_ready()
         plants = new_plants(PLANTS + WARMUP_PLANTS)
         checked_plants = new_plants(PLANTS + WARMUP_PLANTS)
+        burst_plants = new_plants(2 * BURST_PLANTS + WARMUP_PLANTS)
         started = time.perf_counter()
         async with event_source(settings) as source:
             await publish(source, [permit_issued(plant, regency_code=UNCHECKED_REGENCY) for plant in plants]
                           + [permit_issued(plant, regency_code=CHECKED_REGENCY) for plant in checked_plants])
             await wait_until(lambda: _counted(admin, "SELECT count(*) FROM reports.periods", 2 * len(plants)),
                              "the reports service to open every plant's first period")
-        seeded = time.perf_counter() - started
+            seeded = time.perf_counter() - started
+            await publish(source, [permit_issued(plant, regency_code=BURST_REGENCY) for plant in burst_plants])
+            await wait_until(lambda: _counted(admin, "SELECT count(*) FROM reports.periods",
+                                              2 * len(plants) + len(burst_plants)),
+                             "the reports service to open the burst regency's first periods")
         await admin.execute(
             "INSERT INTO reports.ppkm_levels (level_id, region_code, province_code, level, effective_from,"
             " instruction, source, actor, recorded_at) VALUES ($1, $2, '32', '4', $3, 'bench', 'operator', 'bench',"
@@ -342,10 +401,11 @@ async def run(settings: PlatformSettings, console: Console) -> None:
             write_plants(work_dir / f"{name}-warmup.txt", rows[:WARMUP_PLANTS], settings.jwt_secret or "")
             write_plants(work_dir / f"{name}.txt", rows[WARMUP_PLANTS:], settings.jwt_secret or "")
         await settled(admin)
-        ours = await measure(reports, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
+        ours, _ = await measure(reports, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
         await settled(admin)
-        checked = await measure(reports, work_dir / "checked-warmup.txt", work_dir / "checked.txt")
+        checked, _ = await measure(reports, work_dir / "checked-warmup.txt", work_dir / "checked.txt")
         breaches = await admin.fetchval("SELECT count(*) FROM reports.capacity_breaches")
+        quiet, loud, burst = await complaints_section(settings, admin, reports, work_dir)
         stored = await admin.fetchval("SELECT count(*) FROM reports.reports")
     finally:
         reports.stop()
@@ -356,13 +416,52 @@ async def run(settings: PlatformSettings, console: Console) -> None:
     reference = start_uvicorn(settings, "reference", "bench.ingestion:reference_app", workers=WORKERS)
     try:
         await reference.wait_ready("/healthz")
-        bare = await measure(reference, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
+        bare, _ = await measure(reference, work_dir / "unchecked-warmup.txt", work_dir / "unchecked.txt")
     finally:
         reference.stop()
         await admin.close()
         shutil.rmtree(work_dir, ignore_errors=True)
     print_ingestion(console, 2 * len(plants), seeded, ours, bare, stored)
     print_check(console, ours, checked, breaches)
+    print_burst(console, quiet, loud, burst)
+
+
+async def complaints_section(settings: PlatformSettings, admin: asyncpg.Connection, reports: ServiceProcess,
+                             work_dir: Path) -> tuple[Load, Load, Burst]:
+    """The supervision service up and caught up with the pipeline; then POST /reports quiet, and during the burst."""
+    supervision = start_uvicorn(settings, "supervision", "services.supervision.app:create_app", nice=SUPERVISION_NICE,
+                                IOMKI_CLIENT_ADDRESS_HEADER="X-Forwarded-For")
+    try:
+        await supervision.wait_ready()
+        issued = await admin.fetchval("SELECT count(*) FROM reports.schedules")
+        await wait_until(lambda: _counted(admin, "SELECT count(*) FROM supervision.plants", issued),
+                         "the supervision service to learn every plant")
+        declared = await admin.fetchval("SELECT count(*) FROM reports.reports")
+        await wait_until(lambda: _counted(admin, "SELECT count(*) FROM supervision.declared_reports", declared),
+                         "the supervision service to follow the reports already made")
+        rows = await admin.fetch(
+            "SELECT p.permit_id, p.period_id, s.nib, s.permit_number FROM reports.periods p JOIN reports.schedules s"
+            " USING (permit_id) WHERE s.regency_code = $1 ORDER BY p.permit_id", BURST_REGENCY)
+        secret = settings.jwt_secret or ""
+        write_plants(work_dir / "burst-warmup.txt", rows[:WARMUP_PLANTS], secret)
+        write_plants(work_dir / "quiet.txt", rows[WARMUP_PLANTS:WARMUP_PLANTS + BURST_PLANTS], secret)
+        write_plants(work_dir / "burst.txt", rows[WARMUP_PLANTS + BURST_PLANTS:], secret)
+        (work_dir / "complained.txt").write_text("".join(f"{row['permit_number']}\n" for row in rows[:2_000]))
+        await settled(admin)
+        quiet, _ = await measure(reports, work_dir / "burst-warmup.txt", work_dir / "quiet.txt")
+        await settled(admin)
+        cpu = supervision.cpu_seconds()
+        loud, burst = await measure(reports, work_dir / "burst-warmup.txt", work_dir / "burst.txt", lambda: (
+            complaint_burst(supervision.url, work_dir / "complained.txt", BURST_COMPLAINTS, SECONDS)))
+        # wrk stops a connection once its share is answered: a few more may have been sent and stored meanwhile.
+        stored, first, last = await admin.fetchrow(
+            "SELECT count(*), min(filed_at), max(filed_at) FROM supervision.complaints")
+        if stored < burst.accepted:
+            raise RuntimeError(f"{burst.accepted:,} complaints answered 201 but {stored:,} are stored")
+        return quiet, loud, replace(burst, stored=stored, seconds=(last - first).total_seconds(),
+                                    cpu_ms=(supervision.cpu_seconds() - cpu) * 1000 / max(stored, 1))
+    finally:
+        supervision.stop()
 
 
 async def _counted(admin: asyncpg.Connection, query: str, expected: int) -> bool:
@@ -390,6 +489,27 @@ def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, ba
                       f"{bare.ceiling:,.0f} requests/s", f"{ours.ceiling / bare.ceiling:.2f}")
     table.add_row("answers other than 201 / socket errors", f"{ours.failed:,}", f"{bare.failed:,}", "")
     table.add_row("reports stored (warm-up included)", f"{stored:,}", "", "")
+    console.print(table)
+
+
+def print_burst(console: Console, quiet: Load, loud: Load, burst: Burst) -> None:
+    table = Table(title=f"POST /reports while {BURST_COMPLAINTS:,} public complaints arrive (same service, same run)")
+    table.add_column("measure")
+    table.add_column("quiet", justify="right")
+    table.add_column("during the burst", justify="right")
+    table.add_column("ratio / target", justify="right")
+    table.add_row("POST /reports", f"{quiet.rate:,.0f} requests/s", f"{loud.rate:,.0f} requests/s",
+                  f"{loud.rate / quiet.rate:.2f} (target ≥ 0.90)")
+    table.add_row("POST /reports, p50 / p99", f"{quiet.p50_ms:.1f} / {quiet.p99_ms:.1f} ms",
+                  f"{loud.p50_ms:.1f} / {loud.p99_ms:.1f} ms", "")
+    table.add_row("answers other than 201 / socket errors", f"{quiet.failed:,}", f"{loud.failed:,}", "")
+    table.add_row(f"complaints ({COMPLAINT_CONNECTIONS} connections, one address each, paced over {SECONDS} s):"
+                  " sent, and the first to the last filed", "", f"{burst.sent:,} in {burst.seconds:.1f} s", "")
+    table.add_row("  answered 201 / refused for their rate (429) / stored", "",
+                  f"{burst.accepted:,} / {burst.limited:,} / {burst.stored:,}", f"{BURST_COMPLAINTS:,} / 0 / all")
+    table.add_row("  POST /public/complaints, p50 / p99", "", f"{burst.p50_ms:.1f} / {burst.p99_ms:.1f} ms", "")
+    table.add_row(f"  CPU of the supervision service (nice {SUPERVISION_NICE}) per complaint", "",
+                  f"{burst.cpu_ms:.2f} ms", "")
     console.print(table)
 
 

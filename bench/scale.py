@@ -15,6 +15,8 @@ EXPLAIN them.
 3. Compliance by province and by regency over the API's default window, on the counters a year of deadlines
    leaves: p50/p99.
 4. Incidents by region (`GET /incidents` as agencies, task forces, operators and companies ask it): p50/p99.
+   The supervision service's risk-ranked inspection worklist (`GET /worklist`) of a regency, a province and the
+   country, first pages and keyset pages, on a risk row per issued plant: p50/p99.
 5. PPKM: the largest province moving to level 4, every one of its plants' allowances re-evaluated (the reports
    service's own `reevaluate`, from each plant's class and latest report): seconds for the province.
 6. Deadline sweep: one sweep with nothing due at 10,000 and at 1,000,000 schedules (constant, not
@@ -27,6 +29,7 @@ EXPLAIN them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -59,6 +62,9 @@ from services.reports.domain import CONFIGURED_REGIME, Timing, parse_regime, zon
 from services.reports.handlers import ReportHandlers, ReportsConfig
 from services.reports.repository import ComplianceQueries, PeriodRepository, ReportsWork
 from services.reports.staffing import shipped_rule_sets
+from services.supervision.domain import RISK_INPUTS, RiskCounts, RiskScore
+from services.supervision.handlers import SupervisionHandlers
+from services.supervision.repository import SupervisionRepository, SupervisionWork
 from shared.clock import FakeClock
 from shared.contract import ReportOverdue
 from shared.observability import configure_logging
@@ -105,6 +111,11 @@ CASES_SHARE = 0.03  # further plants with cases (isolations, quarantines, a room
 INCIDENT_QUERIES = 200
 WARNING_DELAY = Timing().warning_delay
 
+RISK = RiskScore()  # the shipped weights
+_SUPERVISED_COLUMNS = ("facility_id", "permit_id", "permit_number", "nib", "company_name", "province_code",
+                       "regency_code", "status", "issued_on", "updated_at")
+_RISK_COLUMNS = ("facility_id", "province_code", "regency_code", "listed", *RISK_INPUTS, "open_complaints",
+                 "since_on", "last_inspected_on", "rank_key")
 _PERMIT_COLUMNS = ("permit_id", "facility_id", "nib", "company_name", "province_code", "regency_code",
                    "sector_class", "workforce_total", "status", "permit_number", "freeze_count", "revoked_at",
                    "issued_at", "plant_key", "application", "created_at")
@@ -137,11 +148,14 @@ class Chunk:
     plants: list[tuple[Any, ...]] = field(default_factory=list)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
     closures: list[tuple[Any, ...]] = field(default_factory=list)
+    # The supervision service's copy: every issued plant, and its risk since its last inspection.
+    supervised: list[tuple[Any, ...]] = field(default_factory=list)
+    risks: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.reports, self.latest,
-                             self.plants, self.cases, self.closures)))
+                             self.plants, self.cases, self.closures, self.supervised, self.risks)))
 
 
 @dataclass
@@ -223,6 +237,8 @@ class Plants:
             return
         closed = rnd.random() < CLOSED_SHARE
         self._incidents(chunk, facility_id, permit_id, nib, province, regency, workforce, revoked_at is None, closed)
+        self._risk(chunk, facility_id, permit_id, number or "", nib, company, province, regency, status,
+                   issued_at.date(), closed)
         chunk.schedules.append((permit_id, facility_id, nib, province, regency, zone_of(province), issued_at,
                                 status == "FROZEN", 1 if status == "FROZEN" else 0, closed, revoked_at, sector,
                                 rnd.random() < EXPORT_SHARE, workforce))
@@ -308,6 +324,25 @@ class Plants:
         if closure_id is not None:
             chunk.closures.append((closure_id, facility_id, "plant", "cluster", DEADLINE - timedelta(days=2),
                                    DEADLINE + timedelta(days=3), "active"))
+
+    def _risk(self, chunk: Chunk, facility_id: uuid.UUID, permit_id: uuid.UUID, number: str, nib: str, company: str,
+              province: str, regency: str, status: str, issued_on: Any, closed: bool) -> None:
+        """The plant as the supervision service knows it, and what raised its risk since it was last inspected (a
+        third of the plants inspected during the year): most have nothing, some a late or missed report or a "no" on
+        the checklist, a few a complaint or a breach; closed plants had their cluster's cases."""
+        rnd = self._random
+        inspected = issued_on + timedelta(days=rnd.randint(0, 300)) if rnd.random() < 0.33 else None
+        inspected = inspected if inspected is not None and inspected < DEADLINE.date() else None
+        counts = RiskCounts(missed_reports=rnd.choices((0, 1, 2, 3), (80, 12, 5, 3))[0],
+                            late_reports=rnd.choices((0, 1, 2), (85, 10, 5))[0],
+                            protocol_lapses=rnd.choices((0, 1, 3), (90, 7, 3))[0],
+                            capacity_breaches=int(rnd.random() < 0.01), cases=rnd.randint(2, 6) if closed else 0,
+                            clusters=int(closed), complaints=int(rnd.random() < 0.02))
+        since = inspected or issued_on
+        chunk.supervised.append((facility_id, permit_id, number, nib, company, province, regency, status.lower(),
+                                 issued_on, DEADLINE))
+        chunk.risks.append((facility_id, province, regency, status != "REVOKED", *counts.as_dict().values(),
+                            counts.complaints, since, inspected, RISK.rank_key(counts, since)))
 
     def samples(self, chunk: Chunk, out: Samples) -> None:
         out.regencies = self._regencies
@@ -432,9 +467,9 @@ async def own_schema(admin_url: str, name: str) -> Service:
 
 
 async def load(plants: Plants, count: int, permits: asyncpg.Connection, reports: asyncpg.Connection,
-               incidents: asyncpg.Connection, samples: Samples) -> int:
-    """COPY `count` plants in chunks: the permits, reports and incidents copies of a chunk run side by side
-    while the next chunk is generated."""
+               incidents: asyncpg.Connection, supervision: asyncpg.Connection, samples: Samples) -> int:
+    """COPY `count` plants in chunks: the permits, reports, incidents and supervision copies of a chunk run side by
+    side while the next chunk is generated."""
     sizes = [min(CHUNK, count - offset) for offset in range(0, count, CHUNK)]
     if not sizes:
         return 0
@@ -449,6 +484,7 @@ async def load(plants: Plants, count: int, permits: asyncpg.Connection, reports:
             _copy_permits(permits, chunk),
             _copy_reports(reports, chunk),
             _copy_incidents(incidents, chunk),
+            _copy_supervision(supervision, chunk),
         )
         rows += chunk.rows
     return rows
@@ -518,14 +554,21 @@ async def _copy_incidents(incidents: asyncpg.Connection, chunk: Chunk) -> None:
     await incidents.copy_records_to_table("closures", records=chunk.closures, columns=_CLOSURE_COLUMNS)
 
 
-async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incidents: asyncpg.Connection) -> float:
+async def _copy_supervision(supervision: asyncpg.Connection, chunk: Chunk) -> None:
+    await supervision.copy_records_to_table("plants", records=chunk.supervised, columns=_SUPERVISED_COLUMNS)
+    await supervision.copy_records_to_table("plant_risk", records=chunk.risks, columns=_RISK_COLUMNS)
+
+
+async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incidents: asyncpg.Connection,
+                 supervision: asyncpg.Connection) -> float:
     """What autovacuum would do after a load: statistics, and the visibility map index-only scans rely on."""
     started = time.perf_counter()
     await asyncio.gather(permits.execute("VACUUM (ANALYZE) permits, permit_history, sanction_counts,"
                                          " reactivation_requests, objections"),
                          reports.execute("VACUUM (ANALYZE) schedules, periods, reports, compliance_counts,"
                                          " ppkm_region_counts, ppkm_levels, capacity_breaches"),
-                         incidents.execute("VACUUM (ANALYZE) plants, cases, closures"))
+                         incidents.execute("VACUUM (ANALYZE) plants, cases, closures"),
+                         supervision.execute("VACUUM (ANALYZE) plants, plant_risk"))
     return time.perf_counter() - started
 
 
@@ -614,7 +657,8 @@ def incident_listings(samples: Samples, rnd: random.Random) -> list[dict[str, An
         regency = rnd.choice(samples.regencies[province])
         after = rnd.choice(samples.facilities_with_cases) if i % 4 == 3 else None
         shape = i % 6
-        listings.append(dict(province=None, status=None, region=None, nib=None, after=after, limit=101) | [
+        listings.append(dict(province=None, status=None, region=None, nib=None, tenants_of=None, estate=None,
+                             after=after, limit=101) | [
             dict(province=province),  # an agency, by province
             dict(region=province),  # a province's task force
             dict(region=regency),  # a regency's task force
@@ -632,8 +676,10 @@ class Bench:
     permits: asyncpg.Connection
     reports: asyncpg.Connection
     incidents: asyncpg.Connection
+    supervision: asyncpg.Connection
     handlers: ReportHandlers
     permits_database: Database[PermitsWork]  # for the permits service's handlers, as it runs them
+    supervision_handlers: SupervisionHandlers
     clock: FakeClock
     console: Console
     table: Table
@@ -646,11 +692,12 @@ class Bench:
 
 async def run(admin_url: str, console: Console) -> None:
     configure_logging("bench", "json", level=logging.WARNING)  # a line per sweep would bury the table
-    console.print(f"scale: COPY {PLANTS:,} plants into the permits, reports and incidents tables…")
-    services = [await own_schema(admin_url, name) for name in ("permits", "reports", "incidents")]
-    permits, reports, incidents = [await service.connect() for service in services]
+    console.print(f"scale: COPY {PLANTS:,} plants into the permits, reports, incidents and supervision tables…")
+    services = [await own_schema(admin_url, name) for name in ("permits", "reports", "incidents", "supervision")]
+    permits, reports, incidents, supervision = [await service.connect() for service in services]
     pool = await create_pool(services[1].url, "reports", min_size=1, max_size=2)
     permits_pool = await create_pool(services[0].url, "permits", min_size=1, max_size=2)
+    supervision_pool = await create_pool(services[3].url, "supervision", min_size=1, max_size=2)
     clock = FakeClock(DEADLINE - timedelta(hours=1))  # reminders sent, no deadline yet: nothing is due
     rule_sets = shipped_rule_sets(tomllib.loads(PPKM_RULES_FILE.read_text(encoding="utf-8")))
     handlers = ReportHandlers(Database(pool, ReportsWork), clock, ReportsConfig(regime=REGIME, timing=Timing(),
@@ -658,7 +705,10 @@ async def run(admin_url: str, console: Console) -> None:
     table = Table(title=f"iomki bench at {PLANTS:,} plants (same database, one run)")
     for column, justify in (("measure", "left"), ("figure", "right"), ("target", "right"), ("detail", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    bench = Bench(permits, reports, incidents, handlers, Database(permits_pool, PermitsWork), clock, console, table)
+    supervision_handlers = SupervisionHandlers(
+        Database(supervision_pool, functools.partial(SupervisionWork, score=RISK)), clock, RISK)
+    bench = Bench(permits, reports, incidents, supervision, handlers, Database(permits_pool, PermitsWork),
+                  supervision_handlers, clock, console, table)
     try:
         sweep_small = await load_section(bench)
         console.print("scale: permit search, compliance, incidents, plans…")
@@ -669,7 +719,8 @@ async def run(admin_url: str, console: Console) -> None:
     finally:
         await pool.close()
         await permits_pool.close()
-        for connection in (permits, reports, incidents):
+        await supervision_pool.close()
+        for connection in (permits, reports, incidents, supervision):
             await connection.close()
     # Wide enough for the plan verdicts: the table is read from a log as often as from a terminal.
     Console(width=max(console.width, 150)).print(table)
@@ -677,7 +728,7 @@ async def run(admin_url: str, console: Console) -> None:
 
 async def load_section(bench: Bench) -> float:
     """Load in two steps; the nothing-due sweep is timed after the first (p50 ms, returned)."""
-    plants, connections = Plants(), (bench.permits, bench.reports, bench.incidents)
+    plants, connections = Plants(), (bench.permits, bench.reports, bench.incidents, bench.supervision)
     small = min(SMALL, PLANTS)
     started = time.perf_counter()
     rows = await load(plants, small, *connections, bench.samples)
@@ -796,6 +847,8 @@ async def query_section(bench: Bench) -> None:
     _latencies(bench, "incidents by region (6 shapes: province, task forces' regions, status, company)",
                spent_ms)
 
+    await worklist_queries(bench, regencies, rnd)
+
     recorder = Recording(bench.permits)
     for search in searches[:8]:
         await PermitRepository(recorder).search(search)  # type: ignore[arg-type]
@@ -824,6 +877,33 @@ async def query_section(bench: Bench) -> None:
         await IncidentRepository(recorder).incidents(**listing)  # type: ignore[arg-type]
     bench.row("plan: incidents by region (6 shapes)",
               *_plan_row(await plan_verdict(bench.incidents, recorder.statements)))
+
+
+async def worklist_queries(bench: Bench, regencies: list[str], rnd: random.Random) -> None:
+    """`GET /worklist` as the supervision service answers it (its handler: the ranked page and today's scores), for
+    a regency's office, a province's and the ministry's, a first page and the page after it."""
+    handlers = bench.supervision_handlers
+    regions = [(None, r) for r in regencies[: QUERIES // 2]] + [
+        (p, None) for p in rnd.choices(list(PROVINCES), k=QUERIES // 4)] + [(None, None)] * (QUERIES // 4)
+    firsts = [await handlers.worklist(province=p, regency=r, after=None, limit=50) for p, r in regions[:10]]
+    pages = [(p, r, (page[-1]["rank_key"], page[-1]["facility_id"]))
+             for (p, r), page in zip(regions, firsts, strict=False) if page]
+    spent_ms = await timed([lambda p=p, r=r: handlers.worklist(province=p, regency=r, after=None, limit=50)
+                            for p, r in regions]
+                           + [lambda p=p, r=r, a=a: handlers.worklist(province=p, regency=r, after=a, limit=50)
+                              for p, r, a in pages * (QUERIES // 10)])
+    p50, p99 = p50_p99(spent_ms)
+    listed = await bench.supervision.fetchval("SELECT count(*) FROM plant_risk WHERE listed")
+    bench.row(f"inspection worklist by risk (regency, province, national; first and next pages of 50),"
+              f" {len(spent_ms)} queries p50", f"{p50:.1f} ms")
+    bench.row("inspection worklist by risk p99", f"{p99:.1f} ms", "< 200 ms",
+              f"{listed:,} plants ranked, the rank kept by each event (never recomputed per request)")
+    recorder = Recording(bench.supervision)
+    for p, r, a in [(None, regencies[0], None), ("32", None, None), (None, None, None), *pages[:3]]:
+        await SupervisionRepository(recorder, RISK).worklist(province=p, regency=r, after=a,  # type: ignore[arg-type]
+                                                            limit=50)
+    bench.row("plan: inspection worklist (regency, province, national, keyset pages)",
+              *_plan_row(await plan_verdict(bench.supervision, recorder.statements)))
 
 
 async def ppkm_section(bench: Bench) -> None:
