@@ -1,9 +1,9 @@
 """`make soak`: a steady mixed load on the running platform for a long while, and what it did to the processes.
 
-Against the platform at `IOMKI_<SERVICE>_URL` when all four are given (authenticated with `IOMKI_TOKEN`, or an
+Against the platform at `IOMKI_<SERVICE>_URL` when all five are given (authenticated with `IOMKI_TOKEN`, or an
 operator token minted with the platform's development secret); otherwise it brings up a platform of its own,
 like `iomki up` (embedded PostgreSQL under `.data/soak`, fresh each run, or a fresh database on
-`DATABASE_URL`'s server; an Apache Kafka node; the four services as processes), on free ports so that a
+`DATABASE_URL`'s server; an Apache Kafka node; the five services as processes), on free ports so that a
 running `make run` is left alone, and stops all of it at the end, on failure and on Ctrl-C too.
 
 A few dozen plants are issued first and seen by the other services; then, at `IOMKI_SOAK_RATE` actions per
@@ -84,7 +84,7 @@ async def target() -> AsyncIterator[Target]:
         yield Target({s: url.rstrip("/") for s, url in given.items()}, token, settings.database_url, broker_pid)
         return
     if any(given.values()):
-        raise SystemExit("give all four IOMKI_<SERVICE>_URL to soak a running platform, or none to start one")
+        raise SystemExit("give every IOMKI_<SERVICE>_URL to soak a running platform, or none to start one")
     async with own_platform() as started:
         yield started
 

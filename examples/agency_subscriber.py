@@ -34,7 +34,8 @@ from cloudevents.v1.http import CloudEvent
 from cloudevents.v1.kafka import KafkaMessage, from_binary, from_structured
 from confluent_kafka import Consumer, Message
 
-PUBLIC_TOPICS: tuple[str, ...] = ("iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts")
+PUBLIC_TOPICS: tuple[str, ...] = ("iomki.permits", "iomki.reports", "iomki.incidents", "iomki.alerts", "iomki.ppkm",
+                                 "iomki.supervision")
 STRUCTURED = "application/cloudevents"
 
 log = logging.getLogger("agency_subscriber")
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
     parser.add_argument("--group", default="agency-example", help="this agency's consumer group")
     parser.add_argument("--topic", action="append", dest="topics", choices=PUBLIC_TOPICS,
-                        help="a public topic to read (repeatable; default: all four)")
+                        help="a public topic to read (repeatable; default: all of them)")
     parser.add_argument("--max", type=int, default=None, dest="max_events", help="stop after this many events")
     parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--sasl-username", help="SASL/SCRAM-SHA-512 over TLS with this principal")

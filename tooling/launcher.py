@@ -1,8 +1,8 @@
 """`iomki up`: the whole platform on one machine, as separate processes, stopped cleanly on Ctrl-C.
 
 Starts what is not configured (the embedded PostgreSQL unless `DATABASE_URL`, an Apache Kafka node unless
-`KAFKA_BOOTSTRAP`), creates the topics, applies every service's migrations, then runs the four services as
-four OS processes and restarts any that dies. On SIGINT/SIGTERM it stops the services, then the broker and
+`KAFKA_BOOTSTRAP`), creates the topics, applies every service's migrations, then runs the five services as
+five OS processes and restarts any that dies. On SIGINT/SIGTERM it stops the services, then the broker and
 the database it started itself.
 """
 

@@ -1,4 +1,4 @@
-"""The operators' dashboard as a person sees it: the four services as processes, the page in headless Chromium."""
+"""The operators' dashboard as a person sees it: the five services as processes, the page in headless Chromium."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Live slices across the four services, as four processes over the real broker and database."""
+"""Live slices across the services, as processes over the real broker and database."""
 
 from __future__ import annotations
 

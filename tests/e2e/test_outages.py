@@ -1,4 +1,4 @@
-"""The broker or the database goes away under the four running services, and comes back.
+"""The broker or the database goes away under the five running services, and comes back.
 
 While a dependency is down every API answers at once: 503 with a problem body, never a hang, never a 500, and
 readiness names what is missing. What was accepted is kept (with the broker down, writes still commit and

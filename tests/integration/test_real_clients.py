@@ -54,7 +54,7 @@ class IssuedPermit:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def cluster() -> AsyncIterator[RunningServices]:
-    """The four services as processes on three Kafka nodes (topics replicated three times, two in sync)."""
+    """The five services as processes on three Kafka nodes (topics replicated three times, two in sync)."""
     async with running_platform("clients", brokers=3) as running:
         yield running
 

@@ -313,3 +313,33 @@ async def test_every_kind_of_token_is_in_the_corpus_both_ways():
     assert {kind for kind, verdict in verdicts.items() if verdict == "accepted"} == {
         "minted", "with iat, nbf and jti", "fractional exp", "a key id", "no typ", "other claims",
         "audiences, ours among them"}
+
+
+@pytest.mark.parametrize("role, claim", [(Role.REGIONAL_OFFICE, "region"), (Role.TASK_FORCE, "region"),
+                                         (Role.ESTATE, "NIB"), (Role.COMPANY, "NIB")])
+async def test_a_scoped_role_without_the_claim_it_is_scoped_by_is_401(role, claim):
+    with pytest.raises(Problem) as refused:
+        await TokenVerifier.development(SECRET).verify(mint(SECRET, role=role))
+    assert refused.value.status == 401 and f"must carry its {claim}" in refused.value.detail
+
+
+async def test_a_regional_office_and_an_estate_are_read_from_their_tokens():
+    verifier = TokenVerifier.development(SECRET)
+    office = await verifier.verify(mint(SECRET, role=Role.REGIONAL_OFFICE, sub="disperinaker", region="32.15"))
+    estate = await verifier.verify(mint(SECRET, role=Role.ESTATE, sub="kawasan", nib="8120000700001"))
+    assert office == Principal(sub="disperinaker", role=Role.REGIONAL_OFFICE, region="32.15")
+    assert estate == Principal(sub="kawasan", role=Role.ESTATE, nib="8120000700001")
+
+
+def test_an_estate_sees_its_own_objects_and_its_tenants_and_nothing_else():
+    estate = Principal(sub="kawasan", role=Role.ESTATE, nib="8120000700001")
+    tenants = Access(estate, Scope.TENANTS, "read")
+    assert tenants.may_see(nib="8120000700001")  # its own estate permit
+    assert tenants.may_see(nib="8120000111111", estate_nib="8120000700001")  # a tenant it confirmed
+    assert not tenants.may_see(nib="8120000111111", estate_nib="8120000222222")  # another estate's tenant
+    assert not tenants.may_see(nib="8120000111111")  # a plant in no estate
+    assert not tenants.may_see(region_code="32.15")  # a region is not its scope
+    assert tenants.tenants_filter == "8120000700001" and tenants.nib_filter is None
+    own = Access(estate, Scope.OWN, "submit")  # where it acts, only as the company it is
+    assert own.may_see(nib="8120000700001") and not own.may_see(nib="8120000111111", estate_nib="8120000700001")
+    assert own.tenants_filter is None and own.nib_filter == "8120000700001"

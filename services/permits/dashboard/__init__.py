@@ -1,4 +1,4 @@
-"""The operators' dashboard: one static page the permits service serves, which reads the four services' APIs.
+"""The operators' dashboard: one static page the permits service serves, which reads the five services' APIs.
 
 The page holds no data of its own: from the browser it calls each service's read endpoints with the operator's
 bearer token (taken from the URL fragment `#token=…`, which never reaches a server log, and kept in
