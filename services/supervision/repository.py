@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,7 +14,13 @@ from shared.contract import ProtocolItem
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
-_RISK = f"facility_id, {', '.join(RISK_INPUTS)}, since_on, last_inspected_on"
+# RiskCounts' fields (RISK_INPUTS), spelled here as the columns they are.
+RISK_COLUMNS = ("missed_reports", "late_reports", "protocol_lapses", "capacity_breaches", "cases", "clusters",
+                "complaints")
+_COUNTS = ", ".join(RISK_COLUMNS)
+_R_COUNTS = ", ".join(f"r.{column}" for column in RISK_COLUMNS)
+_UPDATED_COUNTS = ", ".join(f"{column} = EXCLUDED.{column}" for column in RISK_COLUMNS)
+_RISK = f"facility_id, {_COUNTS}, since_on, last_inspected_on"
 _INSPECTION = ("inspection_id, reference, facility_id, permit_id, province_code, regency_code, status, planned_on,"
                " team, purpose, planned_by, planned_role, planned_at, inspected_on, findings, violations, notes,"
                " contradicted_report_id, recorded_by, recorded_role, recorded_at")
@@ -41,21 +46,6 @@ class PlantFacts:
     province_code: str
     regency_code: str
     issued_on: date
-
-
-def _region_filters(province: str | None, regency: str | None, table: str = "") -> list[tuple[str, str, object]]:
-    """A list's region, as (column, operator, value): a province or a regency (the API narrows it to the caller's)."""
-    return [(f"{table}province_code", "=", province), (f"{table}regency_code", "=", regency)]
-
-
-def _where(filters: Iterable[tuple[str, str, object]], args: list[object]) -> list[str]:
-    """Only the filters given enter the statement, so that each shape is planned on its own index."""
-    where = []
-    for column, operator, value in filters:
-        if value is not None:
-            args.append(value)
-            where.append(f"{column} {operator} ${len(args)}")
-    return where
 
 
 class SupervisionRepository:
@@ -127,23 +117,18 @@ class SupervisionRepository:
 
     async def _save_risks(self, risks: list[PlantRisk], regions: list[tuple[str, str]], *, listed: bool | None,
                           open_complaints: int = 0) -> None:
-        counts = [[getattr(risk.counts, name) for risk in risks] for name in RISK_INPUTS]
-        inputs = len(RISK_INPUTS)
-        columns = ", ".join(RISK_INPUTS)
-        casts = ", ".join(f"${n}::int[]" for n in range(4, 4 + inputs))
-        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in RISK_INPUTS)
-        after = 4 + inputs
+        counts = [[getattr(risk.counts, name) for risk in risks] for name in RISK_COLUMNS]
         await self._connection.execute(
-            f"INSERT INTO plant_risk (facility_id, province_code, regency_code, {columns}, since_on, last_inspected_on,"
-            " rank_key, listed, open_complaints)"
-            f" SELECT r.*, coalesce(${after + 3}::boolean, false), greatest(0, ${after + 4}::int)"
-            f" FROM unnest($1::uuid[], $2::text[],"
-            f" $3::text[], {casts}, ${after}::date[], ${after + 1}::date[], ${after + 2}::float8[]) AS r"
-            f" ON CONFLICT (facility_id) DO UPDATE SET {updates}, province_code = EXCLUDED.province_code,"
+            f"INSERT INTO plant_risk (facility_id, province_code, regency_code, {_COUNTS}, since_on,"
+            " last_inspected_on, rank_key, listed, open_complaints)"
+            " SELECT r.*, coalesce($14::boolean, false), greatest(0, $15::int)"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[],"
+            " $9::int[], $10::int[], $11::date[], $12::date[], $13::float8[]) AS r"
+            f" ON CONFLICT (facility_id) DO UPDATE SET {_UPDATED_COUNTS}, province_code = EXCLUDED.province_code,"
             " regency_code = EXCLUDED.regency_code, since_on = EXCLUDED.since_on,"
             " last_inspected_on = EXCLUDED.last_inspected_on, rank_key = EXCLUDED.rank_key,"
-            f" listed = coalesce(${after + 3}::boolean, plant_risk.listed),"
-            f" open_complaints = greatest(0, plant_risk.open_complaints + ${after + 4})",
+            " listed = coalesce($14::boolean, plant_risk.listed),"
+            " open_complaints = greatest(0, plant_risk.open_complaints + $15)",
             [risk.facility_id for risk in risks], [province for province, _ in regions],
             [regency for _, regency in regions], *counts, [risk.since for risk in risks],
             [risk.last_inspected_on for risk in risks],
@@ -151,17 +136,25 @@ class SupervisionRepository:
 
     async def worklist(self, *, province: str | None, regency: str | None,
                        after: tuple[float, uuid.UUID] | None, limit: int) -> list[dict[str, Any]]:
-        """Listed plants by rank, highest first, one keyset page after `after` (rank_key, facility_id)."""
+        """Listed plants by rank, highest first, one keyset page after `after` (rank_key, facility_id).
+
+        Only the filters given become conditions, so that each shape reads its own partial index backwards."""
+        conditions = ["r.listed"]
         args: list[object] = []
-        where = ["r.listed", *_where(_region_filters(province, regency, "r."), args)]
+        for column, value in (("r.province_code", province), ("r.regency_code", regency)):
+            if value is not None:
+                args.append(value)
+                conditions.append(f"{column} = ${len(args)}")
         if after is not None:
-            args += [after[0], after[1]]
-            where.append(f"(r.rank_key, r.facility_id) < (${len(args) - 1}, ${len(args)})")
+            args.append(after[0])
+            rank = f"${len(args)}"
+            args.append(after[1])
+            conditions.append(f"(r.rank_key, r.facility_id) < ({rank}, ${len(args)})")
         args.append(limit)
         rows = await self._connection.fetch(
-            f"SELECT r.facility_id, {', '.join('r.' + name for name in RISK_INPUTS)}, r.since_on, r.last_inspected_on,"
+            f"SELECT r.facility_id, {_R_COUNTS}, r.since_on, r.last_inspected_on,"
             " r.open_complaints, r.rank_key, r.regency_code, p.permit_id, p.permit_number, p.company_name, p.status"
-            f" FROM plant_risk r JOIN plants p USING (facility_id) WHERE {' AND '.join(where)}"
+            f" FROM plant_risk r JOIN plants p USING (facility_id) WHERE {' AND '.join(conditions)}"
             f" ORDER BY r.rank_key DESC, r.facility_id DESC LIMIT ${len(args)}", *args)
         return [dict(row) for row in rows]
 
@@ -233,8 +226,12 @@ class SupervisionRepository:
     async def inspections(self, *, province: str | None, regency: str | None,
                           status: str | None, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         args: list[object] = []
-        where = _where([*_region_filters(province, regency), ("status", "=", status),
-                        ("inspection_id", ">", after)], args) or ["true"]
+        where = ["true"]
+        for column, operator, value in (("province_code", "=", province), ("regency_code", "=", regency),
+                                        ("status", "=", status), ("inspection_id", ">", after)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} {operator} ${len(args)}")
         args.append(limit)
         rows = await self._connection.fetch(
             f"SELECT {_INSPECTION} FROM inspections WHERE {' AND '.join(where)} ORDER BY inspection_id"
@@ -305,8 +302,12 @@ class SupervisionRepository:
     async def complaints(self, *, province: str | None, regency: str | None, status: str | None,
                          after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         args: list[object] = []
-        where = _where([*_region_filters(province, regency), ("status", "=", status),
-                        ("complaint_id", ">", after)], args) or ["true"]
+        where = ["true"]
+        for column, operator, value in (("province_code", "=", province), ("regency_code", "=", regency),
+                                        ("status", "=", status), ("complaint_id", ">", after)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} {operator} ${len(args)}")
         args.append(limit)
         rows = await self._connection.fetch(
             f"SELECT {_COMPLAINT} FROM complaints WHERE {' AND '.join(where)} ORDER BY complaint_id"
@@ -342,8 +343,12 @@ class SupervisionRepository:
     async def requests(self, *, province: str | None, regency: str | None, status: str | None,
                        after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         args: list[object] = []
-        where = _where([*_region_filters(province, regency), ("status", "=", status),
-                        ("request_id", ">", after)], args) or ["true"]
+        where = ["true"]
+        for column, operator, value in (("province_code", "=", province), ("regency_code", "=", regency),
+                                        ("status", "=", status), ("request_id", ">", after)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} {operator} ${len(args)}")
         args.append(limit)
         rows = await self._connection.fetch(
             f"SELECT {_REQUEST} FROM sanction_requests WHERE {' AND '.join(where)} ORDER BY request_id"

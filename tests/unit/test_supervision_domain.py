@@ -267,3 +267,10 @@ def test_what_the_office_gave_stands_and_a_finding_ground_takes_no_report():
     assert (ground.evidence.finding, ground.evidence.report_id) == ("BAP-7", given)
     finding = request_ground(SanctionGround(code=GroundCode.INSPECTION_FINDING), inspection)
     assert finding.evidence.report_id is None and finding.evidence.finding == "INSP-2026-000001"
+
+
+def test_the_risk_tables_columns_are_the_risk_inputs_in_their_order():
+    # The repository spells the columns out (its SQL is text written in the code); the domain names the inputs.
+    from services.supervision.repository import RISK_COLUMNS
+
+    assert RISK_COLUMNS == RISK_INPUTS
