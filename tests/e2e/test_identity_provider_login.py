@@ -33,7 +33,8 @@ pytestmark = pytest.mark.e2e
 
 KEYS_LIFESPAN = 10  # seconds (IOMKI_OIDC_KEYS_LIFESPAN): a removed key is refused this long after removal
 FETCH_COOLDOWN = 10  # seconds between two fetches of the provider's keys (shared.web.access.ProviderKeys)
-READS = {"permits": "/permits", "reports": "/compliance", "incidents": "/incidents", "notifier": "/alerts"}
+READS = {"permits": "/permits", "reports": "/compliance", "incidents": "/incidents", "notifier": "/alerts",
+         "supervision": "/worklist"}
 
 
 @dataclass

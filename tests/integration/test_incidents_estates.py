@@ -2,7 +2,7 @@
 status, clusters and closures of the plants it confirmed as tenants and of no other plant, reports cases in its own
 estate's common areas, and stops reading a tenant when the tenancy ends.
 
-Kota Cilegon (36.72) is this module's own.
+Kota Gorontalo (75.71) is this module's own.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.support.waiting import poll, until
 
 pytestmark = pytest.mark.integration
 
-PROVINCE, REGENCY = "36", "36.72"
+PROVINCE, REGENCY = "75", "75.71"  # Gorontalo: a province no other test puts plants in
 ESTATE_NIB, TENANT_NIB, NEIGHBOUR_NIB = "8120003672001", "8120003672002", "8120003672003"
 ESTATE = bearer("estate", nib=ESTATE_NIB)
 OPERATOR = bearer("operator")
@@ -33,7 +33,7 @@ WIB = timezone(timedelta(hours=7))
 def issued(facility_id: uuid.UUID, nib: str, kind: PermitKind = PermitKind.PLANT) -> Envelope:
     return Envelope.wrap(PermitIssued(
         facility_id=facility_id, province_code=PROVINCE, regency_code=REGENCY, permit_id=uuid.uuid4(), nib=nib,
-        permit_number=f"IOMKI-2026-{uuid.uuid4().int % 10**6:06d}", company_name="PT Cilegon",
+        permit_number=f"IOMKI-2026-{uuid.uuid4().int % 10**6:06d}", company_name="PT Gorontalo",
         sector_class=SectorClass.CRITICAL, workforce_total=800, issued_at=datetime.now(UTC), kind=kind),
         service="permits")
 

@@ -97,8 +97,8 @@ async def test_a_claim_is_reviewed_and_accepted_the_plants_class_is_the_claim_an
         "application", SHIPPED.version)
 
     # The company, the operators and Jawa Barat's task force find it; a competitor and Jawa Tengah's do not.
-    for headers in (COMPANY, OPERATOR, bearer("task_force", region="32.16")):
-        listed = await permits.get("/class-reviews", params={"limit": 200}, headers=headers)
+    for headers in (COMPANY, OPERATOR, bearer("task_force", region="32.16")):  # other tests' claims wait too
+        listed = await permits.get("/class-reviews", params={"permit_id": pid}, headers=headers)
         assert review["review_id"] in [r["review_id"] for r in listed.json()["items"]], headers
     for headers in (bearer("company", nib=COMPETITOR), bearer("task_force", region="33")):
         listed = await permits.get("/class-reviews", params={"limit": 200}, headers=headers)

@@ -129,8 +129,8 @@ async def test_events_tail_shows_the_permit_issued(cli, permit):
 
 
 async def test_status_reads_every_group_caught_up_and_the_dead_letters(cli, cluster, permit):
-    # Something not an event on iomki.reports: the three groups reading it (permits, incidents, notifier)
-    # dead-letter it and move on, so every service's group has committed offsets.
+    # Something not an event on iomki.reports: the four groups reading it (permits, incidents, notifier,
+    # supervision) dead-letter it and move on, so every service's group has committed offsets.
     producer = AIOKafkaProducer(bootstrap_servers=cluster.platform.bootstrap, acks="all")
     await producer.start()
     try:
@@ -139,10 +139,10 @@ async def test_status_reads_every_group_caught_up_and_the_dead_letters(cli, clus
         await producer.stop()
 
     async with asyncio.timeout(60):
-        while len(letters := json.loads(ok(await cli("dlq", "list", "--json")))) < 3:
+        while len(letters := json.loads(ok(await cli("dlq", "list", "--json")))) < 4:
             await asyncio.sleep(0.5)
     assert sorted(letter["consumer_group"] for letter in letters) == ["iomki-incidents", "iomki-notifier",
-                                                                     "iomki-permits"]
+                                                                     "iomki-permits", "iomki-supervision"]
 
     async with asyncio.timeout(60):
         while True:
@@ -155,7 +155,7 @@ async def test_status_reads_every_group_caught_up_and_the_dead_letters(cli, clus
         (service, True, True) for service in SERVICES]
     assert groups["iomki-reports"]["topics"]["iomki.permits"]["end"] == permit.on_topic
     assert groups["iomki-permits"]["topics"]["iomki.reports"]["end"] >= 1
-    assert report["dlq_messages"] == 3 and "lag_note" not in report
+    assert report["dlq_messages"] == 4 and "lag_note" not in report
 
     human = await cli("status")
     assert "Consumer lag on" in ok(human) and "iomki-reports" in human.stdout
