@@ -295,18 +295,6 @@ LetterReference = Annotated[str, Path(max_length=64, pattern=LETTER_REFERENCE_PA
                                                   "`IOMKI-2026-000123/SP-2`)")]
 
 
-def _asked_region(access: Access, province: str | None, regency: str | None) -> str | None:
-    """The region a queue is asked for (a regency within the province, if both are given), which the caller must
-    be able to see; none when neither is given."""
-    if province and regency and not regency.startswith(province + "."):
-        raise Problem(422, "Invalid request", "The regency is not in the province.",
-                      errors=[{"field": "regency", "message": f"not in province {province}"}])
-    region = regency or province
-    if region:
-        access.require(region_code=region, what="Region")
-    return region
-
-
 def router(handlers: PermitHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["permits"])
     public = APIRouter(tags=["registry"])
@@ -443,8 +431,8 @@ def router(handlers: PermitHandlers) -> APIRouter:
     ) -> dict:
         """The review queue: requests in one status (pending unless asked), the oldest first; a task force sees its
         own region's."""
-        region = _asked_region(access, province, regency)
-        found = await handlers.reactivation_queue(status, access, region=region, after=_position(cursor),
+        province, regency = access.asked_region(province, regency)
+        found = await handlers.reactivation_queue(status, region=regency or province, after=_position(cursor),
                                                   limit=limit + 1)
         page = found[:limit]
         return {"items": [_reactivation(q.request) | {"province_code": q.permit.province_code,
@@ -715,9 +703,9 @@ def sectors_router(sectors: SectorHandlers) -> APIRouter:
     ) -> dict:
         """Claims in one status (pending unless asked), the oldest first: an operator's of every plant, a task
         force's of its region, a company's of its own plants."""
-        region = _asked_region(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         found = await sectors.reviews(ReviewSearch(
-            status=status, permit_id=permit_id, region=region or access.region_filter, nib=access.nib_filter,
+            status=status, permit_id=permit_id, region=regency or province, nib=access.nib_filter,
             after=_position(cursor), limit=limit + 1), access)
         page = found[:limit]
         return {"items": [_listed_review(listed) for listed in page],
@@ -832,9 +820,9 @@ def sanction_requests_router(handlers: PermitHandlers) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict:
         """Requests, the oldest first, in one status if asked; a task force's or an office's of its region."""
-        region = _asked_region(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         found = await handlers.sanction_requests(SanctionRequestSearch(
-            status=status, region=region or access.region_filter, after=_position(cursor), limit=limit + 1))
+            status=status, region=regency or province, after=_position(cursor), limit=limit + 1))
         page = found[:limit]
         return {"items": [_listed_sanction_request(listed) for listed in page],
                 "next_cursor": _cursor(page[-1].seq) if len(found) > limit else None}

@@ -382,12 +382,11 @@ class PermitHandlers:
             outlook = reactivation_outlook(await self._reactivation_facts(work, permit, ""))
             return ReactivationStanding(permit, outlook, await work.reactivations.of_permit(permit_id, limit))
 
-    async def reactivation_queue(self, status: RequestStatus, access: Access, *, region: str | None, after: int,
+    async def reactivation_queue(self, status: RequestStatus, *, region: str | None, after: int,
                                  limit: int) -> list[QueuedRequest]:
-        """Requests in one status, the oldest first, in `region` (checked in scope) or else the caller's own."""
+        """Requests in one status, the oldest first, in `region` (the one asked, else the caller's own)."""
         async with self.database.reading() as work:
-            return await work.reactivations.queue(status=status, region=region or access.region_filter, after=after,
-                                                  limit=limit)
+            return await work.reactivations.queue(status=status, region=region, after=after, limit=limit)
 
     @staticmethod
     async def _reactivation_facts(work: PermitsWork, permit: Permit, corrective_action: str) -> ReactivationFacts:

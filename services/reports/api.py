@@ -299,18 +299,6 @@ def _ppkm(region: RegionPpkm, key: str | None) -> dict[str, Any]:
     }
 
 
-def _scope(access: Access, province: str | None, regency: str | None) -> tuple[str | None, str | None]:
-    """The region a regional query asks about: as given (a regency within the province, if both are), else the
-    caller's own region; one the caller may not see is not found."""
-    if province and regency and not regency.startswith(province + "."):
-        raise Problem(422, "Invalid request", "The regency is not in the province.",
-                      errors=[{"field": "regency", "message": f"not in province {province}"}])
-    if access.region_filter and not (province or regency):
-        own = access.region_filter
-        province, regency = (None, own) if "." in own else (own, None)
-    if province or regency:  # none left only for callers who see the whole country
-        access.require(region_code=regency or province, what="Region")
-    return province, regency
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -412,7 +400,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
                                                     description="Deadlines within the last N days.")] = 28) -> dict:
         if access.tenants_filter is not None:
             return await _estate_compliance(handlers, access.tenants_filter, province, regency, days)
-        province, regency = _scope(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         counts = await handlers.compliance(province=province, regency=regency, window=timedelta(days=days))
         due = counts["due"]
         totals: RegionPpkm = counts["ppkm_totals"]
@@ -469,7 +457,7 @@ def router(handlers: ReportHandlers) -> APIRouter:
                           regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
                           limit: Annotated[int, Query(ge=1, le=1000, description="Levels recorded, newest "
                                                                                  "first")] = 100) -> dict:
-        province, regency = _scope(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         current, history = await handlers.levels(province=province, regency=regency, limit=limit)
         return {
             "province": province, "regency": regency,

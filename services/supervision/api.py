@@ -231,18 +231,6 @@ def _after(cursor: str | None) -> tuple[float, uuid.UUID] | None:
                       errors=[{"field": "after", "message": "not a cursor this list gave"}]) from None
 
 
-def _region(access: Access, province: str | None, regency: str | None) -> tuple[str | None, str | None]:
-    """The region a list is about: as asked (a regency within the province, if both are), else the caller's own
-    region; one the caller may not see is not found."""
-    if province and regency and not regency.startswith(province + "."):
-        raise Problem(422, "Invalid request", "The regency is not in the province.",
-                      errors=[{"field": "regency", "message": f"not in province {province}"}])
-    if access.region_filter and not (province or regency):
-        own = access.region_filter
-        province, regency = (None, own) if "." in own else (own, None)
-    if province or regency:  # none left only for callers who see the whole country
-        access.require(region_code=regency or province, what="Region")
-    return province, regency
 
 
 # -- the complaint limit ---------------------------------------------------------------------------------------
@@ -276,7 +264,7 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                        regency: RegencyQuery = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                        after: Annotated[str | None, Query(max_length=200, description="The `next` of the previous "
                                                                                       "page")] = None) -> dict:
-        province, regency = _region(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         rows = await handlers.worklist(province=province, regency=regency, after=_after(after), limit=limit)
         today = handlers.worklist_day()
         return {"items": [_worklist_row(row, today) for row in rows],
@@ -313,7 +301,7 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                                province: ProvinceQuery = None, regency: RegencyQuery = None,
                                status: Literal["planned", "recorded"] | None = None, limit: Limit = 50,
                                after: Cursor = None) -> dict:
-        province, regency = _region(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         rows = await handlers.inspections(province=province, regency=regency, status=status, after=after,
                                           limit=limit)
         items = [_inspection(row, whole=False) for row in rows]
@@ -372,7 +360,7 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
     async def list_complaints(access: Annotated[Access, POLICY.guard("read_complaints")],
                               province: ProvinceQuery = None, regency: RegencyQuery = None,
                               status: ComplaintStatus | None = None, limit: Limit = 50, after: Cursor = None) -> dict:
-        province, regency = _region(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         rows = await handlers.complaints(province=province, regency=regency,
                                          status=status.value if status else None, after=after, limit=limit)
         items = [_complaint(row, access) for row in rows]
@@ -413,7 +401,7 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
                             province: ProvinceQuery = None, regency: RegencyQuery = None,
                             status: Literal["pending", "approved", "declined"] | None = None, limit: Limit = 50,
                             after: Cursor = None) -> dict:
-        province, regency = _region(access, province, regency)
+        province, regency = access.asked_region(province, regency)
         rows = await handlers.sanction_requests(province=province, regency=regency, status=status, after=after,
                                                 limit=limit)
         items = [_request(row) for row in rows]

@@ -380,23 +380,20 @@ class SupervisionHandlers:
                                          open_complaints=open_complaints)
 
     async def _plant_in_scope(self, work: SupervisionWork, permit_id: uuid.UUID, access: Access) -> dict[str, Any]:
-        plant = await work.supervision.plant_by_permit(permit_id)
-        if plant is None or not access.may_see(region_code=plant["regency_code"]):
-            raise NotFound("Permit")
-        return plant
+        return _in_scope(await work.supervision.plant_by_permit(permit_id), access, "Permit")
 
     async def _inspection_in_scope(self, work: SupervisionWork, inspection_id: uuid.UUID, access: Access, *,
                                    for_update: bool = False) -> dict[str, Any]:
-        inspection = await work.supervision.inspection(inspection_id, for_update=for_update)
-        if inspection is None or not access.may_see(region_code=inspection["regency_code"]):
-            raise NotFound("Inspection")
-        return inspection
+        return _in_scope(await work.supervision.inspection(inspection_id, for_update=for_update), access, "Inspection")
 
     async def _complaint_in_scope(self, work: SupervisionWork, complaint_id: uuid.UUID, access: Access, *,
                                   for_update: bool = False) -> dict[str, Any]:
-        complaint = await work.supervision.complaint(complaint_id, for_update=for_update)
         # A complaint no region locates is the ministry's (operators') alone.
-        if complaint is None or not access.may_see(region_code=complaint["regency_code"]):
-            raise NotFound("Complaint")
-        return complaint
+        return _in_scope(await work.supervision.complaint(complaint_id, for_update=for_update), access, "Complaint")
 
+
+def _in_scope(found: dict[str, Any] | None, access: Access, what: str) -> dict[str, Any]:
+    """A row the caller may see (by its regency), or not found: existence outside one's region is not told."""
+    if found is None or not access.may_see(region_code=found["regency_code"]):
+        raise NotFound(what)
+    return found

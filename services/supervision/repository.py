@@ -225,17 +225,7 @@ class SupervisionRepository:
 
     async def inspections(self, *, province: str | None, regency: str | None,
                           status: str | None, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
-        args: list[object] = []
-        where = ["true"]
-        for column, operator, value in (("province_code", "=", province), ("regency_code", "=", regency),
-                                        ("status", "=", status), ("inspection_id", ">", after)):
-            if value is not None:
-                args.append(value)
-                where.append(f"{column} {operator} ${len(args)}")
-        args.append(limit)
-        rows = await self._connection.fetch(
-            f"SELECT {_INSPECTION} FROM inspections WHERE {' AND '.join(where)} ORDER BY inspection_id"
-            f" LIMIT ${len(args)}", *args)
+        rows = await self._page(_INSPECTION, "inspections", "inspection_id", (province, regency, status, after), limit)
         return [_inspection(row) for row in rows]
 
     async def photo_count(self, inspection_id: uuid.UUID) -> int:
@@ -301,17 +291,7 @@ class SupervisionRepository:
 
     async def complaints(self, *, province: str | None, regency: str | None, status: str | None,
                          after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
-        args: list[object] = []
-        where = ["true"]
-        for column, operator, value in (("province_code", "=", province), ("regency_code", "=", regency),
-                                        ("status", "=", status), ("complaint_id", ">", after)):
-            if value is not None:
-                args.append(value)
-                where.append(f"{column} {operator} ${len(args)}")
-        args.append(limit)
-        rows = await self._connection.fetch(
-            f"SELECT {_COMPLAINT} FROM complaints WHERE {' AND '.join(where)} ORDER BY complaint_id"
-            f" LIMIT ${len(args)}", *args)
+        rows = await self._page(_COMPLAINT, "complaints", "complaint_id", (province, regency, status, after), limit)
         return [dict(row) for row in rows]
 
     async def change_open_complaints(self, facility_id: uuid.UUID, delta: int) -> None:
@@ -342,18 +322,24 @@ class SupervisionRepository:
 
     async def requests(self, *, province: str | None, regency: str | None, status: str | None,
                        after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
+        rows = await self._page(_REQUEST, "sanction_requests", "request_id", (province, regency, status, after), limit)
+        return [_request(row) for row in rows]
+
+    async def _page(self, columns: str, table: str, key: str, filters: tuple[object, object, object, object],
+                    limit: int) -> list[Any]:
+        """One keyset page of a list by `key`, in a province, a regency and a status, as given (`filters`: those
+        and the last key of the page before). Only the filters given become conditions."""
+        province, regency, status, after = filters
         args: list[object] = []
         where = ["true"]
         for column, operator, value in (("province_code", "=", province), ("regency_code", "=", regency),
-                                        ("status", "=", status), ("request_id", ">", after)):
+                                        ("status", "=", status), (key, ">", after)):
             if value is not None:
                 args.append(value)
                 where.append(f"{column} {operator} ${len(args)}")
         args.append(limit)
-        rows = await self._connection.fetch(
-            f"SELECT {_REQUEST} FROM sanction_requests WHERE {' AND '.join(where)} ORDER BY request_id"
-            f" LIMIT ${len(args)}", *args)
-        return [_request(row) for row in rows]
+        return await self._connection.fetch(
+            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {key} LIMIT ${len(args)}", *args)
 
 
 class SupervisionWork(UnitOfWork):

@@ -115,6 +115,19 @@ class Access:
     def actor(self) -> str:
         return self.principal.sub
 
+    def asked_region(self, province: str | None, regency: str | None) -> tuple[str | None, str | None]:
+        """The region a regional list or aggregate is about: as asked (a regency within the province, if both are),
+        else the caller's own region; one the caller may not see is not found."""
+        if province and regency and not regency.startswith(province + "."):
+            raise Problem(422, "Invalid request", "The regency is not in the province.",
+                          errors=[{"field": "regency", "message": f"not in province {province}"}])
+        if self.region_filter and not (province or regency):
+            own = self.region_filter
+            province, regency = (None, own) if "." in own else (own, None)
+        if province or regency:  # none left only for callers who see the whole country
+            self.require(region_code=regency or province, what="Region")
+        return province, regency
+
 
 @dataclass(frozen=True)
 class Rule:
