@@ -468,12 +468,19 @@ async def _counted(admin: asyncpg.Connection, query: str, expected: int) -> bool
     return await admin.fetchval(query) >= expected
 
 
-def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, bare: Load, stored: int) -> None:
-    table = Table(title=f"report ingestion over HTTP ({WORKERS} uvicorn workers, {CONNECTIONS} connections, wrk)")
+def _comparison(title: str, first: str, second: str) -> Table:
+    """A table of measures, each in two runs side by side, with their ratio or target."""
+    table = Table(title=title)
     table.add_column("measure")
-    table.add_column("figure", justify="right")
-    table.add_column("reference", justify="right")
+    table.add_column(first, justify="right")
+    table.add_column(second, justify="right")
     table.add_column("ratio / target", justify="right")
+    return table
+
+
+def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, bare: Load, stored: int) -> None:
+    table = _comparison(f"report ingestion over HTTP ({WORKERS} uvicorn workers, {CONNECTIONS} connections, wrk)",
+                        "figure", "reference")
     table.add_row("PermitIssued → schedule and first period (seeding)", f"{plants / seeded:,.0f} plants/s", "", "")
     table.add_row("POST /reports (validation, access, transaction, outbox)", f"{ours.rate:,.0f} requests/s",
                   f"{bare.rate:,.0f} requests/s", f"{ours.rate / bare.rate:.2f} (target ≥ 2,000/s)")
@@ -493,11 +500,8 @@ def print_ingestion(console: Console, plants: int, seeded: float, ours: Load, ba
 
 
 def print_burst(console: Console, quiet: Load, loud: Load, burst: Burst) -> None:
-    table = Table(title=f"POST /reports while {BURST_COMPLAINTS:,} public complaints arrive (same service, same run)")
-    table.add_column("measure")
-    table.add_column("quiet", justify="right")
-    table.add_column("during the burst", justify="right")
-    table.add_column("ratio / target", justify="right")
+    table = _comparison(f"POST /reports while {BURST_COMPLAINTS:,} public complaints arrive (same service, same run)",
+                        "quiet", "during the burst")
     table.add_row("POST /reports", f"{quiet.rate:,.0f} requests/s", f"{loud.rate:,.0f} requests/s",
                   f"{loud.rate / quiet.rate:.2f} (target ≥ 0.90)")
     table.add_row("POST /reports, p50 / p99", f"{quiet.p50_ms:.1f} / {quiet.p99_ms:.1f} ms",
@@ -514,11 +518,8 @@ def print_burst(console: Console, quiet: Load, loud: Load, burst: Burst) -> None
 
 
 def print_check(console: Console, unchecked: Load, checked: Load, breaches: int) -> None:
-    table = Table(title="POST /reports checked against the PPKM staffing cap (same service, same run)")
-    table.add_column("measure")
-    table.add_column("no level in force", justify="right")
-    table.add_column("PPKM level 4, checked", justify="right")
-    table.add_column("ratio / target", justify="right")
+    table = _comparison("POST /reports checked against the PPKM staffing cap (same service, same run)",
+                        "no level in force", "PPKM level 4, checked")
     table.add_row("POST /reports", f"{unchecked.rate:,.0f} requests/s", f"{checked.rate:,.0f} requests/s",
                   f"{checked.rate / unchecked.rate:.2f} (target ≥ 0.90: the check adds under 10 %)")
     table.add_row("POST /reports, p50 / p99", f"{unchecked.p50_ms:.1f} / {unchecked.p99_ms:.1f} ms",
