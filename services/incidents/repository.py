@@ -253,7 +253,9 @@ class IncidentRepository:
             " (SELECT max(k.declared_at) FROM clusters k WHERE k.facility_id = p.facility_id) AS last_cluster_at,"
             " c.closure_id, c.starts_at AS closure_starts_at, c.ends_at AS closure_ends_at,"
             " c.cluster_id AS closure_cluster_id"
-            " FROM plants p LEFT JOIN closures c ON c.closure_id = p.plant_closure_id"
+            # The page's own closures, each by its key (LIMIT keeps the planner from joining the whole table).
+            " FROM plants p LEFT JOIN LATERAL (SELECT c.closure_id, c.starts_at, c.ends_at, c.cluster_id"
+            " FROM closures c WHERE c.closure_id = p.plant_closure_id LIMIT 1) c ON true"
             f" WHERE {' AND '.join(where)} ORDER BY p.facility_id LIMIT ${len(args)}",
             *args)
         return [dict(row) for row in rows]
