@@ -17,9 +17,10 @@ Then the public's complaints: the supervision service joins (it learns every pla
 follows the reports' events, as deployed), and POST /reports runs twice more on fresh plants of a third regency,
 quiet, then while a burst of 10,000 complaints about the plants arrives (`bench/complaints.lua`: as many people,
 each from their own address, at a pace spreading them over the run). The supervision service runs at a lower CPU
-priority (`nice`), as its Deployment runs on a CPU limit of its own (`deploy/k8s/supervision.yaml`): on two shared
-cores that is what stands for the separate nodes of a deployment, where a flood of complaints cannot take the reports
-service's CPU at all. Complaints it cannot take at once wait in its queue; none is refused.
+priority (`nice`), and so do its database sessions during the burst, as its Deployment runs on a CPU limit of its
+own (`deploy/k8s/supervision.yaml`) with a database server of its own: on two shared cores that is what stands for
+the separate nodes of a deployment, where a flood of complaints cannot take the reports service's CPU at all.
+Complaints it cannot take at once wait in its queue; none is refused.
 
 The reference, in the same run on the same database: a bare FastAPI endpoint under the same uvicorn settings
 and workers that parses the same JSON bodies and stores each with one asyncpg INSERT.
@@ -30,6 +31,7 @@ and workers that parses the same JSON bodies and stores each with one asyncpg IN
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -56,6 +58,7 @@ from bench.workers import MIGRATIONS
 from shared.contract import Envelope, PermitIssued, SectorClass
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
+from shared.storage.db import role_of
 from shared.storage.unit_of_work import UnitOfWork
 from shared.web.access import Role, mint
 from tooling.ports import free_port
@@ -139,17 +142,22 @@ def cpu_seconds_of(pids: list[str]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def database_cpu_seconds() -> float:
-    """CPU time used so far by the PostgreSQL server processes on this machine (0 when the database runs
-    elsewhere). The service and its database share the machine's cores: together they bound its rate."""
+def command_cpu_seconds(command: str) -> float:
+    """CPU time used so far by this machine's processes of that command name (the broker: `java`)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == command:
                 pids.append(entry.name)
         except OSError:
             continue
     return cpu_seconds_of(pids)
+
+
+def database_cpu_seconds() -> float:
+    """CPU time used so far by the PostgreSQL server processes on this machine (0 when the database runs
+    elsewhere). The service and its database share the machine's cores: together they bound its rate."""
+    return command_cpu_seconds("postgres")
 
 
 def start_uvicorn(settings: PlatformSettings, name: str, factory: str, *, workers: int = 1, nice: int = 0,
@@ -313,6 +321,8 @@ class Burst:
     p99_ms: float
     stored: int = 0  # complaints in the supervision service's table afterwards
     cpu_ms: float = 0.0  # the supervision service's CPU time per complaint (its consumers' share included)
+    # CPU seconds of the supervision service and of the broker over the quiet run and over the burst's run.
+    others: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
 
 
 async def complaint_burst(url: str, permits_file: Path, total: int, pace_seconds: float) -> Burst:
@@ -448,20 +458,51 @@ async def complaints_section(settings: PlatformSettings, admin: asyncpg.Connecti
         write_plants(work_dir / "burst.txt", rows[WARMUP_PLANTS + BURST_PLANTS:], secret)
         (work_dir / "complained.txt").write_text("".join(f"{row['permit_number']}\n" for row in rows[:2_000]))
         await settled(admin)
+        before = cpu_of_others(supervision)
         quiet, _ = await measure(reports, work_dir / "burst-warmup.txt", work_dir / "quiet.txt")
+        quiet_others = cpu_of_others(supervision, since=before)
         await settled(admin)
         cpu = supervision.cpu_seconds()
-        loud, burst = await measure(reports, work_dir / "burst-warmup.txt", work_dir / "burst.txt", lambda: (
-            complaint_burst(supervision.url, work_dir / "complained.txt", BURST_COMPLAINTS, SECONDS)))
+        before = cpu_of_others(supervision)
+
+        async def burst_at_its_priority() -> Burst:
+            lowering = asyncio.create_task(keep_sessions_lowered(admin, role_of("supervision")))
+            try:
+                return await complaint_burst(supervision.url, work_dir / "complained.txt", BURST_COMPLAINTS, SECONDS)
+            finally:
+                lowering.cancel()
+        loud, burst = await measure(reports, work_dir / "burst-warmup.txt", work_dir / "burst.txt",
+                                    burst_at_its_priority)
+        loud_others = cpu_of_others(supervision, since=before)
         # wrk stops a connection once its share is answered: a few more may have been sent and stored meanwhile.
         stored, first, last = await admin.fetchrow(
             "SELECT count(*), min(filed_at), max(filed_at) FROM supervision.complaints")
         if stored < burst.accepted:
             raise RuntimeError(f"{burst.accepted:,} complaints answered 201 but {stored:,} are stored")
         return quiet, loud, replace(burst, stored=stored, seconds=(last - first).total_seconds(),
-                                    cpu_ms=(supervision.cpu_seconds() - cpu) * 1000 / max(stored, 1))
+                                    cpu_ms=(supervision.cpu_seconds() - cpu) * 1000 / max(stored, 1),
+                                    others=(quiet_others, loud_others))
     finally:
         supervision.stop()
+
+
+def cpu_of_others(supervision: ServiceProcess, since: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+    """CPU seconds so far (or since `since`) of the supervision service and of the broker (Java)."""
+    return supervision.cpu_seconds() - since[0], command_cpu_seconds("java") - since[1]
+
+
+async def keep_sessions_lowered(admin: asyncpg.Connection, role: str) -> None:
+    """The database sessions of `role` at the same lower CPU priority as its service: each PostgreSQL backend is a
+    session of its own (its own autogroup, which `nice` does not reach), and here it stands for that service's own
+    database server. Checked every second, for the sessions its pool opens meanwhile."""
+    lowered: set[int] = set()
+    while True:
+        for row in await admin.fetch("SELECT pid FROM pg_stat_activity WHERE usename = $1", role):
+            if row["pid"] not in lowered:
+                with contextlib.suppress(OSError):  # gone meanwhile, or not ours to lower: it runs as it is
+                    Path(f"/proc/{row['pid']}/autogroup").write_text(str(SUPERVISION_NICE))
+                    lowered.add(row["pid"])
+        await asyncio.sleep(1)
 
 
 async def _counted(admin: asyncpg.Connection, query: str, expected: int) -> bool:
@@ -514,6 +555,13 @@ def print_burst(console: Console, quiet: Load, loud: Load, burst: Burst) -> None
     table.add_row("  POST /public/complaints, p50 / p99", "", f"{burst.p50_ms:.1f} / {burst.p99_ms:.1f} ms", "")
     table.add_row(f"  CPU of the supervision service (nice {SUPERVISION_NICE}) per complaint", "",
                   f"{burst.cpu_ms:.2f} ms", "")
+    (quiet_supervision, quiet_broker), (loud_supervision, loud_broker) = burst.others
+    table.add_row("CPU over the run, warm-up included: the supervision service / the broker",
+                  f"{quiet_supervision:.1f} / {quiet_broker:.1f} s", f"{loud_supervision:.1f} / {loud_broker:.1f} s",
+                  "")
+    table.add_row("CPU per report: the reports service / PostgreSQL (all of it, complaints' too)",
+                  f"{quiet.cpu_ms:.2f} / {quiet.database_cpu_ms:.2f} ms",
+                  f"{loud.cpu_ms:.2f} / {loud.database_cpu_ms:.2f} ms", "")
     console.print(table)
 
 
