@@ -67,10 +67,11 @@ def up() -> None:
 
 def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
     console.print()
+    width = max(map(len, SERVICES))
     for service in SERVICES:
         state = "[green]ready[/green]" if ready.get(service) else "[red]not ready[/red]"
         base = local_url(service)
-        console.print(f"  {service:<10} {base}   docs {base}/docs   {state}")
+        console.print(f"  {service:<{width}} {base}   docs {base}/docs   {state}")
     token = mint(development_secret(settings), role=Role.OPERATOR, sub="dev-operator", ttl_seconds=12 * 3600)
     console.print()
     console.print("Development operator token (12 h):")
@@ -78,7 +79,8 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
     console.print("Operators' dashboard (the token rides in the fragment, which is never sent to a server):")
     typer.echo(f"{local_url('permits')}/dashboard#token={token}")
     console.print("Mint others with: [bold]iomki token --role task_force --region 32.16[/bold]"
-                  " | --role company --nib 8120000123456 | --role agency")
+                  " | --role company --nib 8120000123456 | --role agency | --role regional_office --region 32.16"
+                  " | --role estate --nib 8120000700001")
     console.print("Ctrl-C stops everything.")
 
 
