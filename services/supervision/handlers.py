@@ -185,32 +185,33 @@ class SupervisionHandlers:
         return await self._complaints.submit(new)
 
     async def _file_together(self, batch: list[NewComplaint]) -> list[tuple[str, ComplaintStatus] | Exception]:
+        """A batch of complaints in a few statements, whatever its size: the plants their numbers name, the
+        complaints, and the named plants' risk and ComplaintFiled (one complaint a plant a batch, by its key)."""
         now = self.clock.now()
-        filed = []
+        answers: list[tuple[str, ComplaintStatus] | Exception] = []
+        rows, about = [], []
         async with self.database.transaction() as work:
+            plants = await work.supervision.plants_by_number([new.permit_number for new in batch if new.permit_number])
             for new in batch:
-                filed.append(await self._file(work, new, now))
-        for complaint_id, (_, status) in filed:
-            record("complaint_filed", complaint_id=str(complaint_id), status=status.value)
-        return [answer for _, answer in filed]
-
-    async def _file(self, work: SupervisionWork, new: NewComplaint,
-                    now: datetime) -> tuple[uuid.UUID, tuple[str, ComplaintStatus]]:
-        reference = new_complaint_reference()
-        complaint_id = uuid.uuid4()
-        plant = await work.supervision.plant_by_number(new.permit_number) if new.permit_number else None
-        status = ComplaintStatus.RECEIVED if plant else ComplaintStatus.UNMATCHED
-        regency = plant["regency_code"] if plant else new.regency_code
-        await work.supervision.add_complaint({
-            "complaint_id": complaint_id, "reference": reference, "status": status.value,
-            "category": new.category.value, "text": new.text, "permit_number_given": new.permit_number,
-            "address": new.address, "province_code": regency.split(".")[0] if regency else None,
-            "regency_code": regency, "facility_id": plant and plant["facility_id"],
-            "permit_id": plant and plant["permit_id"], "contact_email": new.email, "contact_phone": new.phone,
-            "filed_at": now})
-        if plant:
-            await self._complaint_about(work, plant, complaint_id, new.category, now, now)
-        return complaint_id, (reference, status)
+                reference, complaint_id = new_complaint_reference(), uuid.uuid4()
+                plant = plants.get(new.permit_number) if new.permit_number else None
+                status = ComplaintStatus.RECEIVED if plant else ComplaintStatus.UNMATCHED
+                regency = plant["regency_code"] if plant else new.regency_code
+                rows.append({
+                    "complaint_id": complaint_id, "reference": reference, "status": status.value,
+                    "category": new.category.value, "text": new.text, "permit_number_given": new.permit_number,
+                    "address": new.address, "province_code": regency.split(".")[0] if regency else None,
+                    "regency_code": regency, "facility_id": plant and plant["facility_id"],
+                    "permit_id": plant and plant["permit_id"], "contact_email": new.email,
+                    "contact_phone": new.phone, "filed_at": now})
+                if plant:
+                    about.append(self._filed(plant, complaint_id, new.category, now))
+                answers.append((reference, status))
+            await work.supervision.add_complaints(rows)
+            await self._complaints_about(work, about, now)
+        for row in rows:
+            record("complaint_filed", complaint_id=str(row["complaint_id"]), status=row["status"])
+        return answers
 
     async def complaint_status(self, reference: str) -> dict[str, Any]:
         async with self.database.reading() as work:
@@ -239,8 +240,9 @@ class SupervisionHandlers:
                 raise Invalid("permit_number", "no plant in your region holds this permit number")
             await work.supervision.update_complaint(complaint_id, status=ComplaintStatus.RECEIVED.value, now=now,
                                                     by=access.actor, plant=plant)
-            await self._complaint_about(work, plant, complaint_id, ComplaintCategory(complaint["category"]),
-                                        complaint["filed_at"], now)
+            await self._complaints_about(work, [self._filed(plant, complaint_id,
+                                                            ComplaintCategory(complaint["category"]),
+                                                            complaint["filed_at"])], now)
             found = await work.supervision.complaint(complaint_id)
         record("complaint_matched", complaint_id=str(complaint_id))
         return found  # type: ignore[return-value]  # updated just above, in this transaction
@@ -260,13 +262,24 @@ class SupervisionHandlers:
         record("complaint_moved", complaint_id=str(complaint_id), status=to.value)
         return found  # type: ignore[return-value]  # updated just above, in this transaction
 
-    async def _complaint_about(self, work: SupervisionWork, plant: dict[str, Any], complaint_id: uuid.UUID,
-                               category: ComplaintCategory, filed_at: datetime, now: datetime) -> None:
-        event = ComplaintFiled(facility_id=plant["facility_id"], province_code=plant["province_code"],
-                               regency_code=plant["regency_code"], permit_id=plant["permit_id"],
-                               complaint_id=complaint_id, category=category, filed_at=filed_at)
-        await self._raise_risk(work, event, now, open_complaints=1, complaints=1)
-        await work.outbox.add(Envelope.wrap(event, service=SERVICE, time=now))
+    @staticmethod
+    def _filed(plant: dict[str, Any], complaint_id: uuid.UUID, category: ComplaintCategory,
+               filed_at: datetime) -> ComplaintFiled:
+        return ComplaintFiled(facility_id=plant["facility_id"], province_code=plant["province_code"],
+                              regency_code=plant["regency_code"], permit_id=plant["permit_id"],
+                              complaint_id=complaint_id, category=category, filed_at=filed_at)
+
+    async def _complaints_about(self, work: SupervisionWork, filed: list[ComplaintFiled], now: datetime) -> None:
+        """Complaints matched to plants, one a plant: each plant's risk raised and its open complaints counted, and
+        each ComplaintFiled in the outbox, in three statements."""
+        if not filed:
+            return
+        known = {risk.facility_id: risk for risk in await work.supervision.risks([e.facility_id for e in filed])}
+        await work.supervision.save_risks(
+            [(known.get(e.facility_id) or PlantRisk(e.facility_id, RiskCounts(), local_day(now, e.regency_code)))
+             .raised(complaints=1) for e in filed],
+            [(e.province_code, e.regency_code) for e in filed], open_complaints=1)
+        await work.outbox.add(*(Envelope.wrap(e, service=SERVICE, time=now) for e in filed))
 
     # -- sanction requests -----------------------------------------------------------------------------
 
@@ -370,14 +383,12 @@ class SupervisionHandlers:
 
     # -- shared steps ----------------------------------------------------------------------------------
 
-    async def _raise_risk(self, work: SupervisionWork, event: Event, at: datetime, *, open_complaints: int = 0,
-                          **deltas: int) -> None:
+    async def _raise_risk(self, work: SupervisionWork, event: Event, at: datetime, **deltas: int) -> None:
         """One plant's counts raised and its rank recomputed, in the caller's transaction. A plant first heard of
         here (its PermitIssued still on its way) counts its days from the event's, until the permit's is known."""
         risk = await work.supervision.risk(event.facility_id) or PlantRisk(
             event.facility_id, RiskCounts(), local_day(at, event.regency_code))
-        await work.supervision.save_risk(risk.raised(**deltas), event.province_code, event.regency_code,
-                                         open_complaints=open_complaints)
+        await work.supervision.save_risk(risk.raised(**deltas), event.province_code, event.regency_code)
 
     async def _plant_in_scope(self, work: SupervisionWork, permit_id: uuid.UUID, access: Access) -> dict[str, Any]:
         return _in_scope(await work.supervision.plant_by_permit(permit_id), access, "Permit")

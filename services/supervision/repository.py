@@ -85,6 +85,12 @@ class SupervisionRepository:
         row = await self._connection.fetchrow("SELECT * FROM plants WHERE permit_id = $1", permit_id)
         return dict(row) if row else None
 
+    async def plants_by_number(self, permit_numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """The plants holding these numbers now, by number (a revoked permit's names none)."""
+        rows = await self._connection.fetch(
+            "SELECT * FROM plants WHERE permit_number = ANY($1::text[]) AND status <> 'revoked'", permit_numbers)
+        return {row["permit_number"]: dict(row) for row in rows}
+
     async def plant_by_number(self, permit_number: str) -> dict[str, Any] | None:
         """The plant holding this number now (a revoked permit's number names no plant to complain about)."""
         row = await self._connection.fetchrow(
@@ -102,6 +108,15 @@ class SupervisionRepository:
         """The plant's risk, locked until the transaction ends: every change to one plant's counts is serialised."""
         risks = await self._risks([facility_id])
         return risks[0] if risks else None
+
+    async def risks(self, ids: list[uuid.UUID]) -> list[PlantRisk]:
+        """The plants' risks, locked until the transaction ends (in one order, so that two batches never deadlock)."""
+        return await self._risks(ids)
+
+    async def save_risks(self, risks: list[PlantRisk], regions: list[tuple[str, str]], *,
+                         open_complaints: int = 0) -> None:
+        """Plants' counts and ranks, each plant's open complaints changed by `open_complaints`."""
+        await self._save_risks(risks, regions, listed=None, open_complaints=open_complaints)
 
     async def _risks(self, ids: list[uuid.UUID]) -> list[PlantRisk]:
         rows = await self._connection.fetch(
@@ -247,14 +262,15 @@ class SupervisionRepository:
 
     # -- complaints ----------------------------------------------------------------------------------
 
-    async def add_complaint(self, row: dict[str, Any]) -> None:
-        await self._connection.execute(
+    async def add_complaints(self, rows: list[dict[str, Any]]) -> None:
+        await self._connection.executemany(
             "INSERT INTO complaints (complaint_id, reference_hash, status, category, text, permit_number_given,"
             " address, province_code, regency_code, facility_id, permit_id, contact_email, contact_phone, filed_at,"
             " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
-            row["complaint_id"], reference_hash(row["reference"]), row["status"], row["category"], row["text"],
-            row["permit_number_given"], row["address"], row["province_code"], row["regency_code"],
-            row["facility_id"], row["permit_id"], row["contact_email"], row["contact_phone"], row["filed_at"])
+            [(row["complaint_id"], reference_hash(row["reference"]), row["status"], row["category"], row["text"],
+              row["permit_number_given"], row["address"], row["province_code"], row["regency_code"],
+              row["facility_id"], row["permit_id"], row["contact_email"], row["contact_phone"], row["filed_at"])
+             for row in rows])
 
     async def complaint_by_reference(self, reference: str) -> dict[str, Any] | None:
         row = await self._connection.fetchrow(

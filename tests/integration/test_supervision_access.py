@@ -56,13 +56,13 @@ class Scene:
         complaint_id = uuid.uuid4()
         async with self.app.state.runtime.database.transaction() as work:
             plant = await work.supervision.plant_by_permit(self.permits[where])
-            await work.supervision.add_complaint({
+            await work.supervision.add_complaints([{
                 "complaint_id": complaint_id, "reference": f"ADU-{uuid.uuid4().hex[:16].upper()}",
                 "status": "received", "category": "protocol", "text": "Tidak ada pemeriksaan suhu di gerbang.",
                 "permit_number_given": plant["permit_number"], "address": None,
                 "province_code": plant["province_code"], "regency_code": plant["regency_code"],
                 "facility_id": plant["facility_id"], "permit_id": plant["permit_id"], "contact_email": None,
-                "contact_phone": None, "filed_at": datetime.now(UTC)})
+                "contact_phone": None, "filed_at": datetime.now(UTC)}])
         return complaint_id
 
     async def sanction_request(self, where: str) -> str:
