@@ -8,6 +8,7 @@ ComplaintFiled, InspectionRecorded and SanctionRequested reach iomki.supervision
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -323,3 +324,35 @@ async def test_filing_complaints_is_limited_per_address(platform, supervision):
     assert [a.status_code for a in answers] == [201] * 10 + [429]
     assert int(answers[-1].headers["retry-after"]) > 0
     assert "Terlalu banyak pengaduan" in answers[-1].json()["detail"]
+
+
+async def test_complaints_filed_at_the_same_moment_are_each_counted_once_against_their_plant(platform, supervision):
+    """A burst from many people at once: the complaints share transactions, two about one plant never the same one,
+    and each plant counts every complaint about it, each with its own ComplaintFiled."""
+    regency = fresh_regency()
+    plants = [Plant(regency), Plant(regency), Plant(regency)]
+    await publish(platform.bootstrap, *(plant.issued() for plant in plants))
+    for plant in plants:
+        await row_of(supervision, plant)
+    app = supervision._transport.app
+
+    async def complain(number: int, plant: Plant) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(f"203.0.113.{number + 1}", 4000))  # a person each
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as person:
+            return await person.post("/public/complaints", json={
+                "permit_number": plant.permit_number, "category": "protocol",
+                "text": f"Antrean di gerbang tanpa masker, laporan warga ke-{number}."})
+
+    answers = await asyncio.gather(*(complain(number, plants[number % 3]) for number in range(12)))
+    assert [a.status_code for a in answers] == [201] * 12, [a.text for a in answers]
+    assert len({a.json()["reference"] for a in answers}) == 12
+    for plant in plants:
+        row = await row_of(supervision, plant, lambda r: r["parts"]["complaints"] == 4)
+        assert (row["parts"]["complaints"], row["open_complaints"]) == (4, 4)
+        filed = await eventually(lambda plant=plant: _filed_four(platform, plant))
+        assert len({event.complaint_id for event in filed}) == 4
+
+
+async def _filed_four(platform, plant: Plant) -> list | None:
+    filed = await ours(platform, plant, "iomki.ComplaintFiled.v1")
+    return filed if len(filed) == 4 else None
