@@ -296,17 +296,21 @@ def wrk_binary() -> str:
     return found
 
 
-async def wrk(url: str, plants_file: Path, seconds: int) -> Load:
+async def run_wrk(*arguments: str) -> dict[str, Any]:
+    """wrk with one thread and `arguments`; the figures its script prints as its last line (JSON)."""
     process = await asyncio.create_subprocess_exec(
-        wrk_binary(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT),
-        url + "/reports", "--", str(plants_file), "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
+        wrk_binary(), "-t1", *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await process.communicate()
     lines = output.decode().strip().splitlines()
     if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
         raise RuntimeError(f"wrk failed: {output.decode()[-2000:]}")
-    figures = json.loads(lines[-1])
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
+
+
+async def wrk(url: str, plants_file: Path, seconds: int) -> Load:
+    figures = await run_wrk(f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT),
+                            url + "/reports", "--", str(plants_file), "1")
     return Load(figures["requests"], figures["duration_us"] / 1e6, figures["non_2xx"] + figures["socket_errors"],
                 figures["p50_us"] / 1000, figures["p99_us"] / 1000)
 
@@ -329,17 +333,9 @@ async def complaint_burst(url: str, permits_file: Path, total: int, pace_seconds
     """`total` complaints from as many addresses over about `pace_seconds`, each connection pausing between its
     own; stopped once every one is answered."""
     pause_ms = max(int(COMPLAINT_CONNECTIONS * pace_seconds * 1000 / total), 0)
-    process = await asyncio.create_subprocess_exec(
-        wrk_binary(), "-t1", f"-c{COMPLAINT_CONNECTIONS}", f"-d{int(pace_seconds * 4)}s", "--timeout", "30s", "-s",
-        str(COMPLAINTS_SCRIPT),
-        url + "/public/complaints", "--", str(permits_file), "1", str(total), str(pause_ms),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    lines = output.decode().strip().splitlines()
-    if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
-        raise RuntimeError(f"wrk failed: {output.decode()[-2000:]}")
-    figures = json.loads(lines[-1])
+    figures = await run_wrk(f"-c{COMPLAINT_CONNECTIONS}", f"-d{int(pace_seconds * 4)}s", "--timeout", "30s", "-s",
+                            str(COMPLAINTS_SCRIPT), url + "/public/complaints", "--", str(permits_file), "1",
+                            str(total), str(pause_ms))
     return Burst(figures["requests"], figures["accepted"], figures["limited"], figures["duration_us"] / 1e6,
                  figures["p50_us"] / 1000, figures["p99_us"] / 1000)
 
