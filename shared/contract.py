@@ -479,6 +479,12 @@ class ReportSubmitted(ReportEvent):
     # Added in v1 with a default: events published before it carry no declaration.
     declared: bool = Field(False, description="The company declared the report's data true (SE 5/2021); who declared "
                                               "stays in the reports service.")
+    # Added in v1 with defaults: events published before them carry only `confirmed_positive`.
+    new_positives: Count | None = Field(
+        None, description="Workers newly confirmed positive since the plant's previous report (the same number as "
+                          "`confirmed_positive`, which it names).")
+    isolating_workers: Count | None = Field(
+        None, description="Workers isolating on the report's date, whenever they were confirmed.")
     # Added in v1 with a default: events published before it name no lapse.
     protocol_lapses: list[ProtocolItem] = Field(
         default_factory=list, max_length=len(ProtocolItem),
@@ -648,17 +654,80 @@ class ContactsQuarantined(IncidentEvent):
     ends_on: date
 
 
+class ClosureScope(StrEnum):
+    PLANT = "plant"
+    ROOM = "room"
+
+
+class CaseLinkKind(StrEnum):
+    """Why two cases are one chain of transmission, as a health office traces it."""
+
+    SAME_LINE = "same_line"  # the same production line or room
+    SAME_SHIFT = "same_shift"
+    NAMED_CONTACT = "named_contact"  # one was recorded as the other's close contact before testing positive
+
+
 class ClusterDeclared(IncidentEvent):
     cluster_id: uuid.UUID
     case_count: Count
     window_days: Count
     first_confirmed_on: date
     last_confirmed_on: date
+    # Added in v1 with a default: clusters declared before it were counted without links.
+    rule: Reason | None = Field(None, description="The rule that declared it, in words, e.g. more than 2 linked "
+                                                  "confirmed cases within 14 days.")
 
 
-class ClosureScope(StrEnum):
-    PLANT = "plant"
-    ROOM = "room"
+class PossibleClusterRaised(IncidentEvent):
+    """Confirmed cases at one plant, not linked to each other, above the configured count within the window: the
+    task force (with the health office) judges whether they are one cluster. Nothing closes on it."""
+
+    case_count: Count
+    window_days: Count
+    first_confirmed_on: date
+    last_confirmed_on: date
+
+
+class ClosureRecommended(IncidentEvent):
+    """A cluster's closure, recommended to the regency task force, which orders, changes or declines it."""
+
+    recommendation_id: uuid.UUID
+    cluster_id: uuid.UUID
+    scope: ClosureScope
+    days: Annotated[int, Field(ge=1, le=60)]
+    rule: Reason = Field(description="The rule that recommends it, in words.")
+    case_count: Count = Field(description="The evidence: the cluster's linked confirmed cases …")
+    first_confirmed_on: date = Field(description="… and the first and last of their confirmation dates.")
+    last_confirmed_on: date
+    answer_by: datetime = Field(description="Unanswered by then, it escalates (ClosureRecommendationOverdue).")
+
+
+class RecommendationDecision(StrEnum):
+    ORDERED = "ordered"  # as recommended, or with the scope or length changed
+    DECLINED = "declined"
+
+
+class ClosureRecommendationDecided(IncidentEvent):
+    recommendation_id: uuid.UUID
+    cluster_id: uuid.UUID
+    decision: RecommendationDecision
+    closure_id: uuid.UUID | None = Field(None, description="The closure ordered, when it was.")
+    reason: Reason | None = Field(None, description="Why it was declined or changed.")
+    decided_by_role: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+
+
+class ClosureRecommendationOverdue(IncidentEvent):
+    recommendation_id: uuid.UUID
+    cluster_id: uuid.UUID
+    answer_by: datetime
+
+
+class ClosureAuthority(StrEnum):
+    """Who ordered a closure."""
+
+    RULE = "rule"  # a room's disinfection after a case, or a cluster where the province closes automatically
+    TASK_FORCE = "task_force"  # the regency task force, on a recommendation
+    COMPANY = "company"  # the company itself
 
 
 class FacilityClosureOrdered(IncidentEvent):
@@ -668,6 +737,11 @@ class FacilityClosureOrdered(IncidentEvent):
     starts_at: datetime
     ends_at: datetime = Field(description="Earliest reopening; later orders for the same closure extend it.")
     cluster_id: uuid.UUID | None = None
+    # Added in v1 with defaults: closures ordered before them were ordered by rule.
+    ordered_by: ClosureAuthority = ClosureAuthority.RULE
+    ordered_by_actor: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        None, description="The account that ordered it, when a person did.")
+    recommendation_id: uuid.UUID | None = Field(None, description="The recommendation it answers, if any.")
 
 
 class FacilityReopened(IncidentEvent):
@@ -861,7 +935,8 @@ EVENT_TYPES: dict[str, type[BaseEvent]] = {
         ReportDue, ReportSubmitted, ReportOverdue, WarningIssued, SanctionRecommended, CapacityBreachDetected,
         PpkmLevelSet,
         ComplaintFiled, InspectionRecorded, SanctionRequested,
-        CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, FacilityClosureOrdered,
+        CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, PossibleClusterRaised,
+        ClosureRecommended, ClosureRecommendationDecided, ClosureRecommendationOverdue, FacilityClosureOrdered,
         FacilityReopened, CaseClosed,
         AlertRaised, AlertDelivered, AlertEscalated, AlertAcknowledged,
         CompanyContactsUpdated, CompanyLetterIssued,
