@@ -62,6 +62,7 @@ class ServiceRuntime(Generic[Work]):
         settings: PlatformSettings,
         migrations: Path,
         unit_of_work: Callable[[Any], Work],
+        relay_linger: float = 0.0,
     ) -> None:
         configure_logging(name, settings.log_format)
         self.name = name
@@ -76,6 +77,7 @@ class ServiceRuntime(Generic[Work]):
         self.token_verifier = TokenVerifier.from_settings(settings)
         self.broker_connected = asyncio.Event()
         self.relay: Relay | None = None
+        self._relay_linger = relay_linger  # see `Relay`
         self._migrations = migrations
         self._periodic: list[Periodic] = []
         self._at_start: list[Callable[[], Awaitable[Any]]] = []
@@ -160,7 +162,8 @@ class ServiceRuntime(Generic[Work]):
         self._database_url = database_url
         for run in self._at_start:
             await run()
-        self.relay = Relay(schema=self.name, database_url=database_url, settings=self.settings, metrics=self.metrics)
+        self.relay = Relay(schema=self.name, database_url=database_url, settings=self.settings, metrics=self.metrics,
+                           linger=self._relay_linger)
         self._tasks = [asyncio.create_task(self._connect_broker(self.relay), name=f"{self.name}-broker")]
         # Periodic work (deadlines, timers) needs only the database: what it emits waits in the outbox.
         for periodic in self._periodic:

@@ -25,6 +25,10 @@ from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
 
 _DEFAULT = RiskWeights()
+# Seconds the relay gathers events after a round: a burst of the public's complaints then reaches the broker, which
+# the reports and every other service share, in a few produce requests a second rather than one per commit. None
+# of this service's events is waited for within that.
+RELAY_LINGER = 0.05
 
 
 class SupervisionSettings(BaseSettings):
@@ -57,7 +61,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     score = supervision.score()
     runtime = ServiceRuntime(name="supervision", settings=settings or PlatformSettings(),
                              migrations=Path(__file__).parent / "migrations",
-                             unit_of_work=functools.partial(SupervisionWork, score=score))
+                             unit_of_work=functools.partial(SupervisionWork, score=score), relay_linger=RELAY_LINGER)
     handlers = SupervisionHandlers(runtime.database, clock or SystemClock(), score)
     runtime.consume(PERMITS, {PermitIssued: InBatches(handlers.on_permits_issued),
                               PermitFrozen: handlers.on_permit_frozen,

@@ -104,12 +104,17 @@ class Relay:
         settings: PlatformSettings,
         metrics: Metrics,
         batch_size: int = 500,
+        linger: float = 0.0,
     ) -> None:
+        """`linger`: seconds the relay waits after a round that published something, so that the events
+        committed meanwhile share the next round's produce request: for a service whose events can wait that
+        long, a burst then costs the broker (shared with every service) a request per round, not per commit."""
         self._schema = schema
         self._database_url = database_url
         self._settings = settings
         self._metrics = metrics
         self._batch_size = batch_size
+        self._linger = linger
         self._poll_interval = settings.relay_poll_interval.total_seconds()
         self._retention = settings.outbox_retention
         self._wake = asyncio.Event()
@@ -158,14 +163,17 @@ class Relay:
         while True:
             self._wake.clear()
             now = time.monotonic()
-            while await self._publish_batch(connection, producer) == self._batch_size:
-                pass
+            published = await self._publish_batch(connection, producer)
+            while published == self._batch_size:
+                published = await self._publish_batch(connection, producer)
             if now >= next_prune:
                 await self._prune(connection)
                 next_prune = now + 60.0
             if now >= next_gauge:  # a gauge: once a second is enough, not once per wake-up
                 await self._report_backlog(connection)
                 next_gauge = now + 1.0
+            if published and self._linger:
+                await asyncio.sleep(self._linger)
             await wait_until_set(self._wake, self._poll_interval)
 
     async def _publish_batch(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
