@@ -341,10 +341,11 @@ async def complaint_burst(url: str, permits_file: Path, total: int, pace_seconds
 
 
 async def settled(admin: asyncpg.Connection) -> None:
-    """The reports tables vacuumed and analyzed before a measurement, as autovacuum would leave them: so that it
-    does not start in the middle of one run and not of another."""
+    """The reports tables vacuumed and analyzed before a measurement, as autovacuum would leave them, and a
+    checkpoint taken: so that neither starts in the middle of one run and not of another."""
     await admin.execute("VACUUM (ANALYZE) reports.reports, reports.periods, reports.schedules,"
                         " reports.latest_vaccination, reports.outbox")
+    await admin.execute("CHECKPOINT")
 
 
 async def measure(service: ServiceProcess, warmup_file: Path, plants_file: Path,
