@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI
-from pydantic import Field, PositiveInt
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PositiveInt, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.incidents import api
-from services.incidents.domain import ClusterPolicy, IncidentPolicy
+from services.incidents.domain import MAX_CLOSURE_DAYS, ClusterRule, IncidentPolicy
 from services.incidents.handlers import IncidentHandlers
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock, SystemClock
@@ -19,10 +20,11 @@ from shared.contract import (
     ReportSubmitted, SanctionReversed,
 )
 from shared.messaging.consumer import InBatches
+from shared.regions import is_province
 from shared.runtime import ServiceRuntime, serve
 from shared.settings import PlatformSettings, port_of
 
-# How often due timers (isolation ends, quarantine ends, room reopenings) are looked for.
+# How often due timers (isolation ends, quarantine ends, room reopenings, recommendations' answers) are looked for.
 TIMER_SWEEP_SECONDS = 1.0
 
 
@@ -30,8 +32,9 @@ _NATIONAL = IncidentPolicy()
 
 
 class IncidentsSettings(BaseSettings):
-    """Overrides of the regulation's periods where a region rules otherwise (DKI's 3×24 h room closure:
-    `IOMKI_ROOM_CLOSURE_HOURS=72`); unset, each is the national rule in `IncidentPolicy`."""
+    """Overrides of the regulation's periods; unset, each is the national rule in `IncidentPolicy`. Where a
+    province rules otherwise, per province: room closure hours as `31=72,81=72` (DKI's and Maluku's 3×24 h, the
+    default), the provinces that close a cluster's plant automatically as `31,81` (none by default)."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -42,18 +45,54 @@ class IncidentsSettings(BaseSettings):
                                                         validation_alias="IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS")
     room_closure_hours: PositiveInt = Field(_NATIONAL.room_closure // timedelta(hours=1),
                                             validation_alias="IOMKI_ROOM_CLOSURE_HOURS")
-    plant_closure_days: PositiveInt = Field(_NATIONAL.plant_closure.days, validation_alias="IOMKI_PLANT_CLOSURE_DAYS")
-    cluster_threshold: PositiveInt = Field(_NATIONAL.cluster.threshold, validation_alias="IOMKI_CLUSTER_THRESHOLD")
+    room_closure_hours_by_province: Annotated[dict[str, PositiveInt], NoDecode] = Field(
+        {code: hours // timedelta(hours=1) for code, hours in _NATIONAL.room_closure_by_province.items()},
+        validation_alias="IOMKI_ROOM_CLOSURE_HOURS_BY_PROVINCE")
+    plant_closure_days: PositiveInt = Field(_NATIONAL.plant_closure.days, le=MAX_CLOSURE_DAYS,
+                                            validation_alias="IOMKI_PLANT_CLOSURE_DAYS")
+    cluster_more_than: PositiveInt = Field(_NATIONAL.cluster.more_than, validation_alias="IOMKI_CLUSTER_MORE_THAN")
     cluster_window_days: PositiveInt = Field(_NATIONAL.cluster.window_days,
                                              validation_alias="IOMKI_CLUSTER_WINDOW_DAYS")
+    possible_cluster_more_than: PositiveInt = Field(_NATIONAL.cluster.possible_more_than,
+                                                    validation_alias="IOMKI_POSSIBLE_CLUSTER_MORE_THAN")
+    recommendation_answer_hours: PositiveInt = Field(_NATIONAL.recommendation_answer // timedelta(hours=1),
+                                                     validation_alias="IOMKI_RECOMMENDATION_ANSWER_HOURS")
+    automatic_closure_provinces: Annotated[frozenset[str], NoDecode] = Field(
+        _NATIONAL.automatic_closure_provinces, validation_alias="IOMKI_AUTOMATIC_CLOSURE_PROVINCES")
+
+    @field_validator("room_closure_hours_by_province", mode="before")
+    @classmethod
+    def _hours_by_province(cls, value: object) -> object:
+        """`31=72,81=72`: a province code and its hours, comma-separated; empty for none."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not separator or not is_province(code.strip()) for code, separator, _ in pairs):
+            raise ValueError("expected province=hours, comma-separated, e.g. 31=72,81=72")
+        return {code.strip(): hours.strip() for code, _, hours in pairs}
+
+    @field_validator("automatic_closure_provinces", mode="before")
+    @classmethod
+    def _provinces(cls, value: object) -> object:
+        """`31,81`: province codes, comma-separated; empty for none."""
+        if not isinstance(value, str):
+            return value
+        codes = frozenset(code.strip() for code in value.split(",") if code.strip())
+        if not all(is_province(code) for code in codes):
+            raise ValueError("expected two-digit province codes, comma-separated, e.g. 31,81")
+        return codes
 
     def policy(self) -> IncidentPolicy:
         return IncidentPolicy(
             isolation_days=self.isolation_days, symptom_free_days=self.symptom_free_days,
             quarantine_days=self.quarantine_days, quarantine_with_exit_test_days=self.quarantine_with_exit_test_days,
             room_closure=timedelta(hours=self.room_closure_hours),
+            room_closure_by_province={code: timedelta(hours=hours)
+                                      for code, hours in self.room_closure_hours_by_province.items()},
             plant_closure=timedelta(days=self.plant_closure_days),
-            cluster=ClusterPolicy(self.cluster_threshold, self.cluster_window_days),
+            cluster=ClusterRule(self.cluster_more_than, self.cluster_window_days, self.possible_cluster_more_than),
+            recommendation_answer=timedelta(hours=self.recommendation_answer_hours),
+            automatic_closure_provinces=self.automatic_closure_provinces,
         )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -22,8 +22,10 @@ from enum import StrEnum
 from shared import refusals
 from shared.clock import Backoff
 from shared.contract import (
-    CASE_REF_PATTERN, CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined, Event,
-    FacilityClosureOrdered, FacilityReopened, IsolationStarted,
+    CASE_REF_PATTERN, CaseClosed, CaseDetected, CaseLinkKind, CaseSource, ClosureAuthority,
+    ClosureRecommendationDecided, ClosureRecommendationOverdue, ClosureRecommended, ClosureScope, ClusterDeclared,
+    ContactsQuarantined, Event, FacilityClosureOrdered, FacilityReopened, IsolationStarted, PossibleClusterRaised,
+    RecommendationDecision,
 )
 from shared.regions import local_zone
 
@@ -31,34 +33,83 @@ from shared.regions import local_zone
 
 
 @dataclass(frozen=True)
-class ClusterPolicy:
-    """A cluster: `threshold` confirmed cases at one plant whose confirmation dates lie within `window_days`.
+class ClusterRule:
+    """A cluster: more than `more_than` confirmed cases at one plant, linked to each other (`CaseLink`), whose
+    confirmation dates lie within `window_days`. A possible cluster: more than `possible_more_than` confirmed cases
+    within the window that are not one linked cluster, for the task force to judge.
 
-    Default 2 cases in 14 days (DESIGN §1; local health offices used "more than two linked positives", no
-    formal definition was found, hence configurable). "Within 14 days": the first and last confirmation
-    are at most 13 days apart (day 0 and day 13 cluster, day 0 and day 14 do not).
+    Default more than 2 linked cases in 14 days: local health offices used "more than two linked positives"; no
+    formal definition was found, hence configurable. "Linked": connected through links among the cases of the
+    window (A–B and B–C link A to C). "Within 14 days": the first and last confirmation are at most 13 days apart
+    (day 0 and day 13 cluster, day 0 and day 14 do not).
     """
 
-    threshold: int = 2
+    more_than: int = 2
     window_days: int = 14
+    possible_more_than: int = 2
 
     def __post_init__(self) -> None:
-        if self.threshold < 2 or self.window_days < 1:
-            raise ValueError("a cluster needs at least 2 cases and a window of at least 1 day")
+        if self.more_than < 1 or self.possible_more_than < 1 or self.window_days < 1:
+            raise ValueError("a cluster needs more than one case and a window of at least 1 day")
 
-    def find(self, new_case: tuple[uuid.UUID, date], others: list[tuple[uuid.UUID, date]]) -> ClusterFinding | None:
-        """The largest window holding the new case and at least `threshold` cases, or None."""
-        _, day = new_case
-        span = timedelta(days=self.window_days - 1)
-        candidates = sorted([new_case, *(o for o in others if abs(o[1] - day) <= span)], key=lambda c: c[1])
+    @property
+    def words(self) -> str:
+        return f"more than {self.more_than} linked confirmed cases within {self.window_days} days"
+
+    @property
+    def span(self) -> timedelta:
+        return timedelta(days=self.window_days - 1)
+
+    def find(self, cases: Iterable[tuple[uuid.UUID, date]], links: Iterable[tuple[uuid.UUID, uuid.UUID]],
+             around: Collection[uuid.UUID]) -> ClusterFinding | None:
+        """The largest group of cases linked within one window that holds a case of `around` and is large enough.
+
+        `cases` are the plant's unclustered cases (id, confirmation date); links to any other case are ignored.
+        """
+        pairs = list(links)
         best: list[tuple[uuid.UUID, date]] = []
-        for first in (c[1] for c in candidates if day - span <= c[1] <= day):
-            inside = [c for c in candidates if first <= c[1] <= first + span]
-            if len(inside) > len(best):
+        for inside in self._windows(cases):
+            for group in _linked_groups(inside, pairs):
+                if len(group) > len(best) and any(case_id in around for case_id, _ in group):
+                    best = group
+        return ClusterFinding.of(best) if len(best) > self.more_than else None
+
+    def possible(self, cases: Iterable[tuple[uuid.UUID, date]], around: Collection[uuid.UUID],
+                 raised: Collection[uuid.UUID]) -> ClusterFinding | None:
+        """The largest window of unclustered cases holding a case of `around`, above the possible-cluster count,
+        with a case not yet raised in an earlier possible cluster (`raised`): a group is raised once, and again
+        only when a new case joins it."""
+        best: list[tuple[uuid.UUID, date]] = []
+        for inside in self._windows(cases):
+            if len(inside) > len(best) and any(c in around for c, _ in inside) and any(
+                    c not in raised for c, _ in inside):
                 best = inside
-        if len(best) < self.threshold:
-            return None
-        return ClusterFinding(case_ids=[c[0] for c in best], first=best[0][1], last=best[-1][1])
+        return ClusterFinding.of(best) if len(best) > self.possible_more_than else None
+
+    def _windows(self, cases: Iterable[tuple[uuid.UUID, date]]) -> Iterator[list[tuple[uuid.UUID, date]]]:
+        """Every window that starts on a case's date, with the cases inside it, in date order."""
+        ordered = sorted(cases, key=lambda c: (c[1], str(c[0])))
+        for first in sorted({day for _, day in ordered}):
+            yield [c for c in ordered if first <= c[1] <= first + self.span]
+
+
+def _linked_groups(cases: list[tuple[uuid.UUID, date]],
+                   links: list[tuple[uuid.UUID, uuid.UUID]]) -> list[list[tuple[uuid.UUID, date]]]:
+    """The connected groups of `cases` through the links between two of them (in date order within a group)."""
+    parent = {case_id: case_id for case_id, _ in cases}
+
+    def root(case_id: uuid.UUID) -> uuid.UUID:
+        while parent[case_id] != case_id:
+            case_id = parent[case_id]
+        return case_id
+
+    for a, b in links:
+        if a in parent and b in parent:
+            parent[root(a)] = root(b)
+    groups: dict[uuid.UUID, list[tuple[uuid.UUID, date]]] = {}
+    for case in cases:
+        groups.setdefault(root(case[0]), []).append(case)
+    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -66,6 +117,18 @@ class ClusterFinding:
     case_ids: list[uuid.UUID]
     first: date
     last: date
+
+    @classmethod
+    def of(cls, cases: list[tuple[uuid.UUID, date]]) -> ClusterFinding:
+        return cls([c[0] for c in cases], min(c[1] for c in cases), max(c[1] for c in cases))
+
+
+# The longest closure a task force may order on a recommendation (the contract's bound).
+MAX_CLOSURE_DAYS = 60
+
+# Kepmenkes 328/2020: a room or line closes at least 24 h for disinfection; DKI Jakarta (31) and Maluku (81)
+# require a 3×24 h workplace stop.
+ROOM_CLOSURE_BY_PROVINCE = {"31": timedelta(hours=72), "81": timedelta(hours=72)}
 
 
 @dataclass(frozen=True)
@@ -78,11 +141,16 @@ class IncidentPolicy:
     quarantine_days: int = 14
     # … or 5 days with a negative exit test (entry test day 1, exit test day 5).
     quarantine_with_exit_test_days: int = 5
-    # Kepmenkes 328/2020: close the room or line ≥ 24 h for disinfection (DKI and Maluku: 3×24 h).
+    # Kepmenkes 328/2020: close the room or line ≥ 24 h for disinfection, longer where a province rules so.
     room_closure: timedelta = timedelta(hours=24)
-    # Menko Perekonomian, 16 Aug 2021: an industrial site with a cluster closes for 5 days.
+    room_closure_by_province: Mapping[str, timedelta] = field(default_factory=lambda: dict(ROOM_CLOSURE_BY_PROVINCE))
+    # Menko Perekonomian, 16 Aug 2021: an industrial site with a cluster closes for 5 days (the recommended length).
     plant_closure: timedelta = timedelta(days=5)
-    cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
+    cluster: ClusterRule = field(default_factory=ClusterRule)
+    # No regulation sets how fast the task force answers a recommendation: a day, as for an alert, by inference.
+    recommendation_answer: timedelta = timedelta(hours=24)
+    # Provinces that close a cluster's plant at once, by rule, instead of asking their task force (none by default).
+    automatic_closure_provinces: frozenset[str] = frozenset()
 
     def isolation_ends_on(self, starts_on: date, symptomatic: bool, symptoms_resolved_on: date | None = None) -> date:
         """The first day out of isolation. Symptoms still present on day 10 push the end past their last day."""
@@ -95,6 +163,12 @@ class IncidentPolicy:
     def quarantine_ends_on(self, starts_on: date, exit_test_negative: bool) -> date:
         days = self.quarantine_with_exit_test_days if exit_test_negative else self.quarantine_days
         return starts_on + timedelta(days=days)
+
+    def room_closure_in(self, province_code: str) -> timedelta:
+        return self.room_closure_by_province.get(province_code, self.room_closure)
+
+    def closes_automatically(self, province_code: str) -> bool:
+        return province_code in self.automatic_closure_provinces
 
 
 # ---------------------------------------------------------------------------------------------- time zones
@@ -149,6 +223,25 @@ class ClosureNotOver(IncidentError):
 class IllegalClosureAction(IncidentError):
     def __init__(self, current: str, reason: str) -> None:
         super().__init__(reason)
+        self.current = current
+
+
+class InvalidLink(InvalidCase):
+    """A link the rules refuse: to itself, to a case at another plant (or none), to a report's placeholder."""
+
+
+class DuplicateLink(IncidentError):
+    def __init__(self, case_id: uuid.UUID, linked_case_id: uuid.UUID) -> None:
+        super().__init__(f"cases {case_id} and {linked_case_id} are already linked")
+
+
+class InvalidDecision(InvalidCase):
+    """A closure decision missing what it must say (a reason for a change or a refusal)."""
+
+
+class RecommendationDecided(IncidentError):
+    def __init__(self, current: str) -> None:
+        super().__init__(f"the recommendation was already decided ({current})")
         self.current = current
 
 
@@ -218,10 +311,17 @@ class ClosureStatus(StrEnum):
     REOPENED = "reopened"
 
 
+class RecommendationStatus(StrEnum):
+    PENDING = "pending"
+    ORDERED = "ordered"
+    DECLINED = "declined"
+
+
 class TimerKind(StrEnum):
     ISOLATION_END = "isolation_end"
     QUARANTINE_END = "quarantine_end"
     ROOM_CLOSURE_END = "room_closure_end"
+    RECOMMENDATION_ANSWER = "recommendation_answer"  # a closure recommendation's answer is due
 
 
 @dataclass(frozen=True)
@@ -231,7 +331,7 @@ class Timer:
     timer_id: uuid.UUID
     kind: TimerKind
     facility_id: uuid.UUID
-    subject_id: uuid.UUID  # the case (isolation, quarantine) or the closure (room closure)
+    subject_id: uuid.UUID  # the case (isolation, quarantine), the closure (room closure) or the recommendation
     due_at: datetime
     attempts: int = 0  # failed attempts to fire it so far
 
@@ -310,6 +410,9 @@ class Closure:
     cluster_id: uuid.UUID | None = None
     reopened_at: datetime | None = None
     cleared_by: Actor | None = None
+    ordered_by: ClosureAuthority = ClosureAuthority.RULE
+    ordered_by_actor: str | None = None  # the account, when a person ordered it
+    recommendation_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +423,56 @@ class Cluster:
     first_confirmed_on: date
     last_confirmed_on: date
     declared_at: datetime
+    rule: str | None = None  # the rule that declared it, in words
+
+
+@dataclass(frozen=True)
+class CaseLink:
+    """Two cases of one plant that are one chain of transmission, as the company or the task force traced it."""
+
+    case_id: uuid.UUID
+    linked_case_id: uuid.UUID
+    facility_id: uuid.UUID
+    kind: CaseLinkKind
+    linked_by: Actor
+    linked_at: datetime
+
+
+@dataclass(frozen=True)
+class PossibleCluster:
+    """Unlinked cases above the possible-cluster count, raised to the task force once (`ClusterRule.possible`)."""
+
+    possible_cluster_id: uuid.UUID
+    facility_id: uuid.UUID
+    case_ids: list[uuid.UUID]
+    first_confirmed_on: date
+    last_confirmed_on: date
+    raised_at: datetime
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A cluster's closure recommended to the regency task force, with its evidence, until a person decides it."""
+
+    recommendation_id: uuid.UUID
+    facility_id: uuid.UUID
+    cluster_id: uuid.UUID
+    scope: ClosureScope
+    days: int
+    rule: str
+    case_count: int
+    first_confirmed_on: date
+    last_confirmed_on: date
+    recommended_at: datetime
+    answer_by: datetime
+    status: RecommendationStatus = RecommendationStatus.PENDING
+    overdue_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: Actor | None = None
+    closure_id: uuid.UUID | None = None
+    ordered_scope: ClosureScope | None = None
+    ordered_days: int | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +502,9 @@ class Outcome:
     cases: list[Case] = field(default_factory=list)
     closures: list[Closure] = field(default_factory=list)
     clusters: list[Cluster] = field(default_factory=list)
+    links: list[CaseLink] = field(default_factory=list)
+    possible_clusters: list[PossibleCluster] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     cancelled_isolations: list[uuid.UUID] = field(default_factory=list)
@@ -408,12 +564,13 @@ class Plant:
             raise InvalidCase("close_contacts", f"exceeds the plant's workforce ({self.workforce_total})")
 
     def detect_case(self, new: NewCase, *, unclustered: list[tuple[uuid.UUID, date]], now: datetime,
-                    policy: IncidentPolicy, recorded_by: Actor) -> Outcome:
-        """A confirmed case: isolate it, quarantine its contacts, close its room, and look for a cluster.
+                    policy: IncidentPolicy, recorded_by: Actor, raised: Collection[uuid.UUID] = frozenset()) -> Outcome:
+        """A confirmed case: isolate it, quarantine its contacts, close its room, and look for a possible cluster.
 
         `unclustered` are the plant's earlier cases not yet part of a cluster (their id and confirmation
-        date): a case belongs to at most one cluster, so a plant that reopened is not closed again by one
-        new case alone.
+        date): a case belongs to at most one cluster. A new case has no links yet, so it declares no cluster
+        (`link_cases` does); with the unclustered cases of its window it may raise a possible cluster, once
+        for the same cases (`raised`: those already raised in one).
         """
         self.validate(new, now)
         starts_on = new.tested_on or new.confirmed_on  # isolation counts from the swab when it is known
@@ -429,7 +586,8 @@ class Plant:
             report_id=new.report_id, report_period=new.report_period,
         )
         room = Closure(uuid.uuid4(), self.facility_id, ClosureScope.ROOM,
-                       f"disinfection after case {case.public_ref}", now, now + policy.room_closure)
+                       f"disinfection after case {case.public_ref}", now,
+                       now + policy.room_closure_in(self.province_code))
         plant = replace(self, active_isolations=self.active_isolations + 1,
                         active_quarantines=self.active_quarantines + (1 if quarantine_ends_on else 0),
                         active_room_closures=self.active_room_closures + 1)
@@ -446,32 +604,33 @@ class Plant:
             case = replace(case, cluster_id=self.plant_closure.cluster_id)
             self._extend_closure(outcome, self.plant_closure, now, policy)
         else:
-            finding = policy.cluster.find((case.case_id, case.confirmed_on), unclustered)
-            if finding is not None:
-                case = self._declare_cluster(outcome, case, finding, now, policy)
+            self._raise_possible_cluster(outcome, case, unclustered, raised, now, policy)
         outcome.cases.insert(0, case)
         return outcome
 
     def enter_case(self, new: NewCase, *, placeholders: Iterable[Case], unclustered: list[tuple[uuid.UUID, date]],
-                   now: datetime, policy: IncidentPolicy, by: Actor) -> Outcome:
+                   now: datetime, policy: IncidentPolicy, by: Actor,
+                   raised: Collection[uuid.UUID] = frozenset()) -> Outcome:
         """A case a company or health office enters: it claims a report's placeholder that counted it already
         (`PlaceholderClaim`), or else it is a new case."""
         self.validate(new, now)
         placeholder = PlaceholderClaim.pick(new, placeholders)
         if placeholder is None:
-            return self.detect_case(new, unclustered=unclustered, now=now, policy=policy, recorded_by=by)
-        return self.claim(placeholder, new, unclustered=unclustered, now=now, policy=policy, by=by)
+            return self.detect_case(new, unclustered=unclustered, now=now, policy=policy, recorded_by=by,
+                                    raised=raised)
+        return self.claim(placeholder, new, unclustered=unclustered, now=now, policy=policy, by=by, raised=raised)
 
     def claim(self, placeholder: Case, new: NewCase, *, unclustered: list[tuple[uuid.UUID, date]], now: datetime,
-              policy: IncidentPolicy, by: Actor) -> Outcome:
+              policy: IncidentPolicy, by: Actor, raised: Collection[uuid.UUID] = frozenset()) -> Outcome:
         """The real case takes over a placeholder: same case, now with the company's reference and dates.
 
         No second `CaseDetected`: the case was detected (and alerted on) when the report counted it, and it is
         the same person. Its isolation is re-timed from the real dates (`IsolationStarted` again, same
         `case_id`, as a correction; the old timer is cancelled) unless it is already closed — a closed
         isolation is a fact and stays as it ran. Its contacts are new knowledge: `ContactsQuarantined` as for
-        any case. The room was closed when the report came in, so no second room closure. Cluster detection
-        sees the same case id at its real date, never a second case; a case already in a cluster stays there.
+        any case. The room was closed when the report came in, so no second room closure. Possible-cluster
+        detection sees the same case id at its real date, never a second case; a case already in a cluster stays
+        there.
         """
         starts_on = new.tested_on or new.confirmed_on
         case = replace(placeholder, case_ref=new.case_ref, confirmed_on=new.confirmed_on,
@@ -489,10 +648,7 @@ class Plant:
             self._isolate(outcome, case)
         self._quarantine_contacts(outcome, case)
         if case.cluster_id is None and self.plant_closure is None:
-            others = [c for c in unclustered if c[0] != case.case_id]
-            finding = policy.cluster.find((case.case_id, case.confirmed_on), others)
-            if finding is not None:
-                case = self._declare_cluster(outcome, case, finding, now, policy)
+            self._raise_possible_cluster(outcome, case, unclustered, raised, now, policy)
         outcome.cases.insert(0, case)
         return outcome
 
@@ -511,22 +667,149 @@ class Plant:
         outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, case.case_id,
                                           start_of_day(case.quarantine_ends_on, self.zone)))
 
-    def _declare_cluster(self, outcome: Outcome, case: Case, finding: ClusterFinding, now: datetime,
-                         policy: IncidentPolicy) -> Case:
-        cluster = Cluster(uuid.uuid4(), self.facility_id, finding.case_ids, finding.first, finding.last, now)
-        closure = Closure(uuid.uuid4(), self.facility_id, ClosureScope.PLANT,
-                          f"cluster of {len(finding.case_ids)} cases within {policy.cluster.window_days} days",
-                          now, now + policy.plant_closure, cluster_id=cluster.cluster_id)
-        outcome.plant = replace(outcome.plant, plant_closure=closure)
+    def _raise_possible_cluster(self, outcome: Outcome, case: Case, unclustered: list[tuple[uuid.UUID, date]],
+                                raised: Collection[uuid.UUID], now: datetime, policy: IncidentPolicy) -> None:
+        cases = [c for c in unclustered if c[0] != case.case_id] + [(case.case_id, case.confirmed_on)]
+        finding = policy.cluster.possible(cases, around={case.case_id}, raised=raised)
+        if finding is None:
+            return
+        outcome.possible_clusters.append(PossibleCluster(uuid.uuid4(), self.facility_id, finding.case_ids,
+                                                         finding.first, finding.last, now))
+        outcome.events.append(PossibleClusterRaised(**self._where(), case_count=len(finding.case_ids),
+                                                    window_days=policy.cluster.window_days,
+                                                    first_confirmed_on=finding.first, last_confirmed_on=finding.last))
+
+    # -- cases are linked --------------------------------------------------------------------------
+
+    def link_cases(self, case: Case, other: Case, kind: CaseLinkKind, *, links: Collection[tuple[uuid.UUID, uuid.UUID]],
+                   unclustered: list[tuple[uuid.UUID, date]], now: datetime, policy: IncidentPolicy,
+                   by: Actor) -> Outcome:
+        """Two cases of this plant are one chain of transmission. The link may complete a cluster: with the
+        plant's other links (`links`), its unclustered cases linked to each other within the window are then more
+        than the rule's count (`ClusterRule.find`). During a plant closure, its cases already belong to it."""
+        if other.case_id == case.case_id:
+            raise InvalidLink("linked_case_id", "Kasus tidak dapat ditautkan ke dirinya sendiri / "
+                                                "A case cannot be linked to itself")
+        if other.facility_id != self.facility_id:
+            raise InvalidLink("linked_case_id", "Tidak ada kasus itu di pabrik ini / No such case at this plant")
+        for linked, field_name in ((case, "case_id"), (other, "linked_case_id")):
+            if linked.is_placeholder:
+                raise InvalidLink(field_name, "Positif dari laporan ditautkan setelah perusahaan mencatat kasusnya "
+                                              "(POST /cases) / A report's positive is linked once the company has "
+                                              "entered its case (POST /cases)")
+        pair = {case.case_id, other.case_id}
+        if any({a, b} == pair for a, b in links):
+            raise DuplicateLink(case.case_id, other.case_id)
+        link = CaseLink(case.case_id, other.case_id, self.facility_id, kind, by, now)
+        outcome = Outcome(self, links=[link])
+        if self.plant_closure is None:
+            finding = policy.cluster.find(unclustered, [*links, (case.case_id, other.case_id)], around=pair)
+            if finding is not None:
+                self._declare_cluster(outcome, finding, now, policy)
+        return outcome
+
+    # -- a cluster: recommended, then ordered or declined ------------------------------------------
+
+    def _declare_cluster(self, outcome: Outcome, finding: ClusterFinding, now: datetime,
+                         policy: IncidentPolicy) -> None:
+        """A cluster is declared and its plant's closure recommended to the task force, or, in a province that
+        closes automatically, ordered at once by rule (the recommendation recorded as so ordered)."""
+        rule = policy.cluster.words
+        cluster = Cluster(uuid.uuid4(), self.facility_id, finding.case_ids, finding.first, finding.last, now, rule)
+        recommendation = Recommendation(
+            uuid.uuid4(), self.facility_id, cluster.cluster_id, ClosureScope.PLANT, policy.plant_closure.days, rule,
+            len(finding.case_ids), finding.first, finding.last, now, now + policy.recommendation_answer)
         outcome.clusters.append(cluster)
-        outcome.closures.append(closure)
         outcome.events += [
             ClusterDeclared(**self._where(), cluster_id=cluster.cluster_id, case_count=len(finding.case_ids),
                             window_days=policy.cluster.window_days, first_confirmed_on=finding.first,
-                            last_confirmed_on=finding.last),
-            self._closure_ordered(closure),
+                            last_confirmed_on=finding.last, rule=rule),
+            ClosureRecommended(**self._where(), recommendation_id=recommendation.recommendation_id,
+                               cluster_id=cluster.cluster_id, scope=recommendation.scope, days=recommendation.days,
+                               rule=rule, case_count=recommendation.case_count, first_confirmed_on=finding.first,
+                               last_confirmed_on=finding.last, answer_by=recommendation.answer_by),
         ]
-        return replace(case, cluster_id=cluster.cluster_id)
+        if policy.closes_automatically(self.province_code):
+            self._order(outcome, recommendation, recommendation.scope, recommendation.days, None, now, SYSTEM,
+                        ClosureAuthority.RULE)
+            return
+        outcome.recommendations.append(recommendation)
+        outcome.timers.append(self._timer(TimerKind.RECOMMENDATION_ANSWER, recommendation.recommendation_id,
+                                          recommendation.answer_by))
+
+    def order_closure(self, recommendation: Recommendation, *, scope: ClosureScope | None, days: int | None,
+                      reason: str | None, now: datetime, by: Actor) -> Outcome:
+        """The task force orders the recommended closure, as recommended or with its scope or length changed
+        (then saying why)."""
+        self._undecided(recommendation)
+        scope = scope or recommendation.scope
+        days = days or recommendation.days
+        if not 1 <= days <= MAX_CLOSURE_DAYS:
+            raise InvalidDecision("days", f"1–{MAX_CLOSURE_DAYS} hari / days")
+        if (scope, days) != (recommendation.scope, recommendation.days) and not (reason or "").strip():
+            raise InvalidDecision("reason", "Sebutkan alasan mengubah cakupan atau lama penutupan / "
+                                            "Give the reason for changing the scope or length of the closure")
+        outcome = Outcome(self)
+        self._order(outcome, recommendation, scope, days, reason, now, by, ClosureAuthority.TASK_FORCE)
+        return outcome
+
+    def decline_closure(self, recommendation: Recommendation, *, reason: str, now: datetime, by: Actor) -> Outcome:
+        self._undecided(recommendation)
+        if not reason.strip():
+            raise InvalidDecision("reason", "Sebutkan alasan menolak penutupan / Give the reason for declining")
+        declined = replace(recommendation, status=RecommendationStatus.DECLINED, decided_at=now, decided_by=by,
+                           reason=reason)
+        return Outcome(self, recommendations=[declined], events=[ClosureRecommendationDecided(
+            **self._where(), recommendation_id=declined.recommendation_id, cluster_id=declined.cluster_id,
+            decision=RecommendationDecision.DECLINED, reason=reason, decided_by_role=by.role)])
+
+    def recommendation_overdue(self, recommendation: Recommendation, now: datetime) -> Outcome:
+        """Its answer time has passed: a recommendation still undecided escalates, once."""
+        if recommendation.status is not RecommendationStatus.PENDING or recommendation.overdue_at is not None:
+            return Outcome(self)
+        overdue = replace(recommendation, overdue_at=now)
+        return Outcome(self, recommendations=[overdue], events=[ClosureRecommendationOverdue(
+            **self._where(), recommendation_id=overdue.recommendation_id, cluster_id=overdue.cluster_id,
+            answer_by=overdue.answer_by)])
+
+    @staticmethod
+    def _undecided(recommendation: Recommendation) -> None:
+        if recommendation.status is not RecommendationStatus.PENDING:
+            raise RecommendationDecided(recommendation.status.value)
+
+    def _order(self, outcome: Outcome, recommendation: Recommendation, scope: ClosureScope, days: int,
+               reason: str | None, now: datetime, by: Actor, authority: ClosureAuthority) -> None:
+        """The closure a decision orders: the plant's (an active one is extended, never shortened) or a room's,
+        which reopens by itself as a disinfection closure does."""
+        plant = outcome.plant
+        actor = by.sub if authority is ClosureAuthority.TASK_FORCE else None
+        ends_at = now + timedelta(days=days)
+        if scope is ClosureScope.PLANT and plant.plant_closure is not None:
+            closure = replace(plant.plant_closure, ends_at=max(plant.plant_closure.ends_at, ends_at),
+                              ordered_by=authority, ordered_by_actor=actor,
+                              recommendation_id=recommendation.recommendation_id)
+            outcome.plant = replace(plant, plant_closure=closure)
+        else:
+            closure = Closure(uuid.uuid4(), self.facility_id, scope,
+                              f"{recommendation.rule}: cluster {recommendation.cluster_id}, "
+                              f"{recommendation.case_count} cases", now, ends_at,
+                              cluster_id=recommendation.cluster_id, ordered_by=authority, ordered_by_actor=actor,
+                              recommendation_id=recommendation.recommendation_id)
+            if scope is ClosureScope.PLANT:
+                outcome.plant = replace(plant, plant_closure=closure)
+            else:
+                outcome.plant = replace(plant, active_room_closures=plant.active_room_closures + 1)
+                outcome.timers.append(self._timer(TimerKind.ROOM_CLOSURE_END, closure.closure_id, ends_at))
+        decided = replace(recommendation, status=RecommendationStatus.ORDERED, decided_at=now, decided_by=by,
+                          closure_id=closure.closure_id, ordered_scope=scope, ordered_days=days, reason=reason)
+        outcome.closures.append(closure)
+        outcome.recommendations.append(decided)
+        outcome.events += [
+            self._closure_ordered(closure),
+            ClosureRecommendationDecided(**self._where(), recommendation_id=decided.recommendation_id,
+                                         cluster_id=decided.cluster_id, decision=RecommendationDecision.ORDERED,
+                                         closure_id=closure.closure_id, reason=reason, decided_by_role=by.role),
+        ]
 
     def _extend_closure(self, outcome: Outcome, current: Closure, now: datetime, policy: IncidentPolicy) -> None:
         """A case during the plant closure `current` extends it to a full closure period from now; never shortens it."""
@@ -604,7 +887,9 @@ class Plant:
     def _closure_ordered(self, closure: Closure) -> FacilityClosureOrdered:
         return FacilityClosureOrdered(**self._where(), closure_id=closure.closure_id, scope=closure.scope,
                                       reason=closure.reason, starts_at=closure.starts_at, ends_at=closure.ends_at,
-                                      cluster_id=closure.cluster_id)
+                                      cluster_id=closure.cluster_id, ordered_by=closure.ordered_by,
+                                      ordered_by_actor=closure.ordered_by_actor,
+                                      recommendation_id=closure.recommendation_id)
 
     def _timer(self, kind: TimerKind, subject_id: uuid.UUID, due_at: datetime) -> Timer:
         return Timer(uuid.uuid4(), kind, self.facility_id, subject_id, due_at)

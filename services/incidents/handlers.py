@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import structlog
 
 from services.incidents.domain import (
-    Actor, Case, Closure, DuplicateCaseRef, IncidentPolicy, NewCase, NotFound, Outcome, Plant, ReportedPositives,
-    Timer, TimerKind, TimerRetry,
+    Actor, Case, CaseLink, Closure, DuplicateCaseRef, IncidentPolicy, InvalidLink, NewCase, NotFound, Outcome, Plant,
+    Recommendation, ReportedPositives, Timer, TimerKind, TimerRetry,
 )
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
 from shared.contract import (
-    Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, PermitIssued, PermitRevoked, ReportSubmitted,
-    SanctionAction, SanctionReversed,
+    CaseLinkKind, ClosureScope, Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, PermitIssued,
+    PermitRevoked, ReportSubmitted, SanctionAction, SanctionReversed,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
@@ -50,6 +50,7 @@ class IncidentHandlers:
             placeholders = await work.incidents.unclaimed_placeholders(facility_id)
             outcome = plant.enter_case(new, placeholders=placeholders,
                                        unclustered=await self._unclustered(work, plant, new.confirmed_on),
+                                       raised=await self._raised(work, plant, new.confirmed_on),
                                        now=now, policy=self.policy, by=_actor(access))
             await self._commit(work, outcome, now)
         case = outcome.cases[0]
@@ -58,7 +59,8 @@ class IncidentHandlers:
                      report_id=str(case.report_id), actor=access.actor, role=access.principal.role.value)
         return case
 
-    async def case(self, case_id: uuid.UUID, access: Access) -> tuple[Case, Plant]:
+    async def case(self, case_id: uuid.UUID, access: Access) -> tuple[Case, list[CaseLink]]:
+        """A case with its links."""
         async with self.database.reading() as work:
             case = await work.incidents.case(case_id)
             plant = await work.incidents.plant(case.facility_id) if case else None
@@ -66,7 +68,69 @@ class IncidentHandlers:
                     region_code=plant.regency_code, nib=plant.nib,
                     estate_nib=await _estate_of(work, plant.facility_id, access)):
                 raise NotFound("Case")
-        return case, plant
+            return case, await work.incidents.links_of(case_id)
+
+    async def link_cases(self, case_id: uuid.UUID, linked_case_id: uuid.UUID, kind: CaseLinkKind,
+                         access: Access) -> tuple[Case, list[CaseLink]]:
+        """Link two cases of one plant; the link may complete a cluster. The case answered carries its links."""
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case = await work.incidents.case(case_id)
+            if case is None:
+                raise NotFound("Case")
+            plant = await self._plant_in_scope(work, case.facility_id, access, what="Case")
+            other = await work.incidents.case(linked_case_id)
+            if other is None:  # one at another plant is refused by the domain with the same words
+                raise InvalidLink("linked_case_id", "Tidak ada kasus itu di pabrik ini / No such case at this plant")
+            span = self.policy.cluster.span
+            first, last = sorted((case.confirmed_on, other.confirmed_on))
+            outcome = plant.link_cases(
+                case, other, kind, links=await work.incidents.plant_links(plant.facility_id),
+                unclustered=await work.incidents.unclustered(plant.facility_id, first - span, last + span),
+                now=now, policy=self.policy, by=_actor(access))
+            await self._commit(work, outcome, now)
+            linked = await work.incidents.case(case_id)
+            links = await work.incidents.links_of(case_id)
+        if outcome.clusters:
+            record("cluster_declared", facility_id=str(plant.facility_id),
+                   cluster_id=str(outcome.clusters[0].cluster_id), actor=access.actor, role=access.principal.role.value)
+        return linked or case, links
+
+    async def recommendation(self, recommendation_id: uuid.UUID, access: Access) -> Recommendation:
+        async with self.database.reading() as work:
+            recommendation = await work.incidents.recommendation(recommendation_id)
+            plant = await work.incidents.plant(recommendation.facility_id) if recommendation else None
+            if recommendation is None or plant is None or not access.may_see(region_code=plant.regency_code):
+                raise NotFound("Recommendation")
+        return recommendation
+
+    async def recommendations(self, *, status: str | None, after: uuid.UUID | None, limit: int,
+                              access: Access) -> list[tuple[Recommendation, str, str]]:
+        async with self.database.reading() as work:
+            return await work.incidents.recommendations(region=access.region_filter, status=status, after=after,
+                                                        limit=limit)
+
+    async def order_closure(self, recommendation_id: uuid.UUID, *, scope: ClosureScope | None, days: int | None,
+                            reason: str | None, access: Access) -> Recommendation:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            plant, recommendation = await self._recommendation_in_scope(work, recommendation_id, access)
+            outcome = plant.order_closure(recommendation, scope=scope, days=days, reason=reason, now=now,
+                                          by=_actor(access))
+            await self._commit(work, outcome, now)
+        record("closure_ordered", recommendation_id=str(recommendation_id), actor=access.actor,
+               role=access.principal.role.value)
+        return outcome.recommendations[0]
+
+    async def decline_closure(self, recommendation_id: uuid.UUID, reason: str, access: Access) -> Recommendation:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            plant, recommendation = await self._recommendation_in_scope(work, recommendation_id, access)
+            outcome = plant.decline_closure(recommendation, reason=reason, now=now, by=_actor(access))
+            await self._commit(work, outcome, now)
+        record("closure_declined", recommendation_id=str(recommendation_id), actor=access.actor,
+               role=access.principal.role.value)
+        return outcome.recommendations[0]
 
     async def close_case(self, case_id: uuid.UUID, symptoms_resolved_on: date | None, access: Access) -> Case:
         now = self.clock.now()
@@ -207,6 +271,11 @@ class IncidentHandlers:
             outcome = plant.end_isolation(case, timer.due_at)
         elif timer.kind is TimerKind.QUARANTINE_END:
             outcome = plant.end_quarantine()
+        elif timer.kind is TimerKind.RECOMMENDATION_ANSWER:
+            recommendation = await work.incidents.recommendation(timer.subject_id)
+            if recommendation is None:
+                raise LookupError(f"timer {timer.timer_id}: no recommendation {timer.subject_id}")
+            outcome = plant.recommendation_overdue(recommendation, now)
         else:
             closure = await work.incidents.closure(timer.subject_id)
             if closure is None:
@@ -235,13 +304,31 @@ class IncidentHandlers:
             raise NotFound(what)
         return plant
 
+    async def _recommendation_in_scope(self, work: IncidentsWork, recommendation_id: uuid.UUID,
+                                       access: Access) -> tuple[Plant, Recommendation]:
+        """The plant locked first (as every write about it), then the recommendation read as it is under the lock."""
+        found = await work.incidents.recommendation(recommendation_id)
+        if found is None:
+            raise NotFound("Recommendation")
+        plant = await self._plant_in_scope(work, found.facility_id, access, what="Recommendation")
+        recommendation = await work.incidents.recommendation(recommendation_id)
+        if recommendation is None:
+            raise NotFound("Recommendation")
+        return plant, recommendation
+
     async def _unclustered(self, work: IncidentsWork, plant: Plant, on: date) -> list[tuple[uuid.UUID, date]]:
         """The plant's unclustered cases that a cluster window holding `on` can reach."""
-        span = timedelta(days=self.policy.cluster.window_days - 1)
+        span = self.policy.cluster.span
         return await work.incidents.unclustered(plant.facility_id, on - span, on + span)
+
+    async def _raised(self, work: IncidentsWork, plant: Plant, on: date) -> set[uuid.UUID]:
+        """The cases already raised in a possible cluster that a window holding `on` can reach."""
+        span = self.policy.cluster.span
+        return await work.incidents.raised_cases(plant.facility_id, on - span, on + span)
 
     async def _detect(self, work: IncidentsWork, plant: Plant, new: NewCase, actor: Actor) -> Outcome:
         return plant.detect_case(new, unclustered=await self._unclustered(work, plant, new.confirmed_on),
+                                 raised=await self._raised(work, plant, new.confirmed_on),
                                  now=self.clock.now(), policy=self.policy, recorded_by=actor)
 
     async def _commit(self, work: IncidentsWork, outcome: Outcome, now: datetime,

@@ -9,16 +9,25 @@ from typing import Any
 import asyncpg
 
 from services.incidents.domain import (
-    Actor, Case, CaseStatus, Closure, ClosureStatus, Outcome, Plant, Timer, TimerKind,
+    Actor, Case, CaseLink, CaseStatus, Closure, ClosureStatus, Outcome, Plant, Recommendation, RecommendationStatus,
+    Timer, TimerKind,
 )
-from shared.contract import CaseSource, ClosureScope
+from shared.contract import CaseLinkKind, CaseSource, ClosureAuthority, ClosureScope
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
 _PLANT = ("p.facility_id, p.permit_id, p.nib, p.province_code, p.regency_code, p.workforce_total, p.monitored,"
           " p.active_isolations, p.active_quarantines, p.active_room_closures, p.cases_total, p.status")
 _CLOSURE = ("closure_id, facility_id, scope, reason, starts_at, ends_at, status, cluster_id, reopened_at,"
-            " cleared_by, cleared_role")
+            " cleared_by, cleared_role, ordered_by, ordered_by_actor, recommendation_id")
+_RECOMMENDATION = ("recommendation_id, facility_id, cluster_id, scope, days, rule, case_count, first_confirmed_on,"
+                   " last_confirmed_on, recommended_at, answer_by, status, overdue_at, decided_at, decided_by,"
+                   " decided_role, closure_id, ordered_scope, ordered_days, reason")
+# The same columns, of the recommendations joined with their plants.
+_RECOMMENDATION_R = ("r.recommendation_id, r.facility_id, r.cluster_id, r.scope, r.days, r.rule, r.case_count,"
+                     " r.first_confirmed_on, r.last_confirmed_on, r.recommended_at, r.answer_by, r.status,"
+                     " r.overdue_at, r.decided_at, r.decided_by, r.decided_role, r.closure_id, r.ordered_scope,"
+                     " r.ordered_days, r.reason")
 _CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source, tested_on,"
          " contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on, status,"
          " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id,"
@@ -112,6 +121,56 @@ class IncidentRepository:
             " AND confirmed_on BETWEEN $2 AND $3", facility_id, first, last)
         return [(row["case_id"], row["confirmed_on"]) for row in rows]
 
+    # -- links and possible clusters ---------------------------------------------------------------
+
+    async def links_of(self, case_id: uuid.UUID) -> list[CaseLink]:
+        """The case's links, either way round, oldest first."""
+        rows = await self._connection.fetch(
+            "SELECT case_id, linked_case_id, facility_id, kind, linked_by, linked_role, linked_at FROM case_links"
+            " WHERE case_id = $1 UNION ALL SELECT case_id, linked_case_id, facility_id, kind, linked_by,"
+            " linked_role, linked_at FROM case_links WHERE linked_case_id = $1 ORDER BY linked_at", case_id)
+        return [CaseLink(row["case_id"], row["linked_case_id"], row["facility_id"], CaseLinkKind(row["kind"]),
+                         Actor(row["linked_by"], row["linked_role"]), row["linked_at"]) for row in rows]
+
+    async def plant_links(self, facility_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        rows = await self._connection.fetch(
+            "SELECT case_id, linked_case_id FROM case_links WHERE facility_id = $1", facility_id)
+        return [(row["case_id"], row["linked_case_id"]) for row in rows]
+
+    async def raised_cases(self, facility_id: uuid.UUID, first: date, last: date) -> set[uuid.UUID]:
+        """The cases of possible clusters already raised at the plant that overlap those dates."""
+        rows = await self._connection.fetch(
+            "SELECT DISTINCT unnest(case_ids) AS case_id FROM possible_clusters WHERE facility_id = $1"
+            " AND last_confirmed_on >= $2 AND first_confirmed_on <= $3", facility_id, first, last)
+        return {row["case_id"] for row in rows}
+
+    # -- closure recommendations ---------------------------------------------------------------------
+
+    async def recommendation(self, recommendation_id: uuid.UUID) -> Recommendation | None:
+        row = await self._connection.fetchrow(
+            f"SELECT {_RECOMMENDATION} FROM closure_recommendations WHERE recommendation_id = $1", recommendation_id)
+        return _recommendation(row) if row else None
+
+    async def recommendations(self, *, region: str | None, status: str | None, after: uuid.UUID | None,
+                              limit: int) -> list[tuple[Recommendation, str, str]]:
+        """One keyset page in id order, each with its plant's province and regency; only the filters given enter
+        the statement, as for `incidents`."""
+        region_column = "regency_code" if region and "." in region else "province_code"
+        filters = [(f"p.{region_column} = {{}}", region), ("r.status = {}", status),
+                   ("r.recommendation_id > {}", after)]
+        where = ["true"]
+        args: list[object] = []
+        for condition, value in filters:
+            if value is not None:
+                args.append(value)
+                where.append(condition.format(f"${len(args)}"))
+        args.append(limit)
+        rows = await self._connection.fetch(
+            f"SELECT {_RECOMMENDATION_R}, p.province_code, p.regency_code FROM closure_recommendations r"
+            f" JOIN plants p USING (facility_id) WHERE {' AND '.join(where)}"
+            f" ORDER BY r.recommendation_id LIMIT ${len(args)}", *args)
+        return [(_recommendation(row), row["province_code"], row["regency_code"]) for row in rows]
+
     # -- closures ----------------------------------------------------------------------------------
 
     async def closure(self, closure_id: uuid.UUID) -> Closure | None:
@@ -131,17 +190,30 @@ class IncidentRepository:
         for cluster in outcome.clusters:
             await self._connection.execute(
                 "INSERT INTO clusters (cluster_id, facility_id, case_count, first_confirmed_on, last_confirmed_on,"
-                " declared_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                " declared_at, rule) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 cluster.cluster_id, cluster.facility_id, len(cluster.case_ids), cluster.first_confirmed_on,
-                cluster.last_confirmed_on, cluster.declared_at)
+                cluster.last_confirmed_on, cluster.declared_at, cluster.rule)
         for case in outcome.cases:
             await self._save_case(case, now)
         for cluster in outcome.clusters:
             await self._connection.execute(
                 "UPDATE cases SET cluster_id = $1 WHERE case_id = ANY($2::uuid[])", cluster.cluster_id,
                 cluster.case_ids)
+        for link in outcome.links:
+            await self._connection.execute(
+                "INSERT INTO case_links (case_id, linked_case_id, facility_id, kind, linked_by, linked_role,"
+                " linked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", link.case_id, link.linked_case_id,
+                link.facility_id, link.kind.value, link.linked_by.sub, link.linked_by.role, link.linked_at)
+        for possible in outcome.possible_clusters:
+            await self._connection.execute(
+                "INSERT INTO possible_clusters (possible_cluster_id, facility_id, case_ids, first_confirmed_on,"
+                " last_confirmed_on, raised_at) VALUES ($1, $2, $3, $4, $5, $6)", possible.possible_cluster_id,
+                possible.facility_id, possible.case_ids, possible.first_confirmed_on, possible.last_confirmed_on,
+                possible.raised_at)
         for closure in outcome.closures:
             await self._save_closure(closure)
+        for recommendation in outcome.recommendations:
+            await self._save_recommendation(recommendation)
         if outcome.cancelled_isolations:
             # SKIP LOCKED: a sweeper holding one of these timers waits for the plant lock held here; waiting
             # for it in turn would deadlock. It fires after this commits and finds the case re-timed
@@ -188,13 +260,28 @@ class IncidentRepository:
 
     async def _save_closure(self, c: Closure) -> None:
         await self._connection.execute(
-            f"INSERT INTO closures ({_CLOSURE}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            f"INSERT INTO closures ({_CLOSURE}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
             " ON CONFLICT (closure_id) DO UPDATE SET ends_at = EXCLUDED.ends_at, status = EXCLUDED.status,"
             " reopened_at = EXCLUDED.reopened_at, cleared_by = EXCLUDED.cleared_by,"
-            " cleared_role = EXCLUDED.cleared_role",
+            " cleared_role = EXCLUDED.cleared_role, ordered_by = EXCLUDED.ordered_by,"
+            " ordered_by_actor = EXCLUDED.ordered_by_actor, recommendation_id = EXCLUDED.recommendation_id",
             c.closure_id, c.facility_id, c.scope.value, c.reason, c.starts_at, c.ends_at, c.status.value,
             c.cluster_id, c.reopened_at, c.cleared_by.sub if c.cleared_by else None,
-            c.cleared_by.role if c.cleared_by else None)
+            c.cleared_by.role if c.cleared_by else None, c.ordered_by.value, c.ordered_by_actor,
+            c.recommendation_id)
+
+    async def _save_recommendation(self, r: Recommendation) -> None:
+        await self._connection.execute(
+            f"INSERT INTO closure_recommendations ({_RECOMMENDATION})"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)"
+            " ON CONFLICT (recommendation_id) DO UPDATE SET status = EXCLUDED.status,"
+            " overdue_at = EXCLUDED.overdue_at, decided_at = EXCLUDED.decided_at, decided_by = EXCLUDED.decided_by,"
+            " decided_role = EXCLUDED.decided_role, closure_id = EXCLUDED.closure_id,"
+            " ordered_scope = EXCLUDED.ordered_scope, ordered_days = EXCLUDED.ordered_days, reason = EXCLUDED.reason",
+            r.recommendation_id, r.facility_id, r.cluster_id, r.scope.value, r.days, r.rule, r.case_count,
+            r.first_confirmed_on, r.last_confirmed_on, r.recommended_at, r.answer_by, r.status.value, r.overdue_at,
+            r.decided_at, r.decided_by.sub if r.decided_by else None, r.decided_by.role if r.decided_by else None,
+            r.closure_id, r.ordered_scope.value if r.ordered_scope else None, r.ordered_days, r.reason)
 
     # -- durable timers ----------------------------------------------------------------------------
 
@@ -305,4 +392,15 @@ def _closure(row: asyncpg.Record) -> Closure:
     cleared_by = Actor(row["cleared_by"], row["cleared_role"]) if row["cleared_by"] else None
     return Closure(row["closure_id"], row["facility_id"], ClosureScope(row["scope"]), row["reason"],
                    row["starts_at"], row["ends_at"], ClosureStatus(row["status"]), row["cluster_id"],
-                   row["reopened_at"], cleared_by)
+                   row["reopened_at"], cleared_by, ClosureAuthority(row["ordered_by"]), row["ordered_by_actor"],
+                   row["recommendation_id"])
+
+
+def _recommendation(row: asyncpg.Record) -> Recommendation:
+    decided_by = Actor(row["decided_by"], row["decided_role"]) if row["decided_by"] else None
+    return Recommendation(
+        row["recommendation_id"], row["facility_id"], row["cluster_id"], ClosureScope(row["scope"]), row["days"],
+        row["rule"], row["case_count"], row["first_confirmed_on"], row["last_confirmed_on"], row["recommended_at"],
+        row["answer_by"], RecommendationStatus(row["status"]), row["overdue_at"], row["decided_at"], decided_by,
+        row["closure_id"], ClosureScope(row["ordered_scope"]) if row["ordered_scope"] else None,
+        row["ordered_days"], row["reason"])

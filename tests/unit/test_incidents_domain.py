@@ -1,4 +1,6 @@
-"""Plants through case sequences, with a fake clock: isolation, quarantine, room and plant closures, clusters."""
+"""Plants through case sequences, with a fake clock: isolation, quarantine, room and plant closures, clusters.
+
+The rules of linked clusters and closure recommendations in detail: test_incidents_clusters.py."""
 
 from __future__ import annotations
 
@@ -11,14 +13,14 @@ from pydantic import ValidationError
 
 from services.incidents.app import IncidentsSettings
 from services.incidents.domain import (
-    Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterPolicy, FacilityStatus, IllegalClosureAction,
+    Actor, CaseReference, CaseStatus, ClosureNotOver, ClusterRule, FacilityStatus, IllegalClosureAction,
     IncidentPolicy, InvalidCase, IsolationNotOver, NewCase, Outcome, PersonalReference, PlaceholderClaim, Plant,
     PlantNotMonitored, ReportedPositives, TimerKind, TimerRetry, start_of_day,
 )
 from shared.clock import FakeClock
 from shared.contract import (
-    CaseClosed, CaseDetected, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined,
-    FacilityClosureOrdered, FacilityReopened, IsolationStarted,
+    CaseClosed, CaseDetected, CaseLinkKind, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined,
+    FacilityClosureOrdered, FacilityReopened, IsolationStarted, PossibleClusterRaised,
 )
 from shared.regions import WIB, WIT, local_zone
 
@@ -54,6 +56,8 @@ class Walk:
         self.timers: list = []
         self.cancelled: list = []
         self.events: list = []
+        self.links: list = []
+        self.raised: set = set()
 
     def apply(self, outcome: Outcome) -> Outcome:
         self.plant = outcome.plant
@@ -66,18 +70,37 @@ class Walk:
             self.closures[closure.closure_id] = closure
         self.timers += outcome.timers
         self.events += outcome.events
+        self.links += [(link.case_id, link.linked_case_id) for link in outcome.links]
+        for possible in outcome.possible_clusters:
+            self.raised |= set(possible.case_ids)
         return outcome
 
     def case(self, new: NewCase) -> Outcome:
         outcome = self.plant.detect_case(new, unclustered=self.unclustered(), now=self.clock.now(),
-                                         policy=self.policy, recorded_by=COMPANY)
+                                         policy=self.policy, recorded_by=COMPANY, raised=self.raised)
         return self.tag_and_apply(outcome)
+
+    def link(self, *cases) -> Outcome:
+        """Link the cases in a chain (each to the next), as the company traced them on one line."""
+        outcome = Outcome(self.plant)
+        for a, b in zip(cases, cases[1:], strict=False):
+            outcome = self.tag_and_apply(self.plant.link_cases(
+                self.cases[a.case_id], self.cases[b.case_id], CaseLinkKind.SAME_LINE, links=self.links,
+                unclustered=self.unclustered(), now=self.clock.now(), policy=self.policy, by=COMPANY))
+        return outcome
+
+    def cluster_closed(self, *refs: str, on: date = date(2026, 11, 20)) -> Outcome:
+        """Cases linked into a cluster, whose recommended plant closure the task force orders."""
+        cases = [self.case(a_case(ref, on=on)).cases[0] for ref in refs]
+        recommendation = self.link(*cases).recommendations[0]
+        return self.apply(self.plant.order_closure(recommendation, scope=None, days=None, reason=None,
+                                                   now=self.clock.now(), by=TASK_FORCE))
 
     def enter(self, new: NewCase, by: Actor = COMPANY) -> Outcome:
         """A case entered by POST /cases: it may claim a report's placeholder."""
         placeholders = [c for c in self.cases.values() if c.is_placeholder]
         outcome = self.plant.enter_case(new, placeholders=placeholders, unclustered=self.unclustered(),
-                                        now=self.clock.now(), policy=self.policy, by=by)
+                                        now=self.clock.now(), policy=self.policy, by=by, raised=self.raised)
         return self.tag_and_apply(outcome)
 
     def report(self, positives: int, period: tuple[date, date], on: date) -> list[Outcome]:
@@ -108,6 +131,8 @@ class Walk:
                 outcome = self.plant.end_isolation(self.cases[timer.subject_id], timer.due_at)
             elif timer.kind is TimerKind.QUARANTINE_END:
                 outcome = self.plant.end_quarantine()
+            elif timer.kind is TimerKind.RECOMMENDATION_ANSWER:
+                continue  # test_incidents_clusters.py
             else:
                 outcome = self.plant.end_room_closure(self.closures[timer.subject_id], self.clock.now())
             fired += self.apply(outcome).events
@@ -196,42 +221,58 @@ def test_dki_can_require_three_times_24_hours():
 # -- clusters ---------------------------------------------------------------------------------------------
 
 
-def test_two_cases_thirteen_days_apart_are_a_cluster_and_close_the_plant_for_five_days():
+def test_three_linked_cases_thirteen_days_apart_are_a_cluster_the_task_force_closes_for_five_days():
     walk = Walk(a_plant())
-    walk.case(a_case("C-1", on=date(2026, 11, 7)))
-    outcome = walk.case(a_case("C-2", on=date(2026, 11, 20)))
+    first = walk.case(a_case("C-1", on=date(2026, 11, 7))).cases[0]
+    second = walk.case(a_case("C-2", on=date(2026, 11, 20))).cases[0]
+    assert walk.link(first, second).events == []  # two linked cases are not a cluster
+    third = walk.case(a_case("C-3", on=date(2026, 11, 20))).cases[0]
+    outcome = walk.link(second, third)
     cluster = [e for e in outcome.events if isinstance(e, ClusterDeclared)]
-    assert len(cluster) == 1 and cluster[0].case_count == 2
+    assert len(cluster) == 1 and cluster[0].case_count == 3
     assert (cluster[0].first_confirmed_on, cluster[0].last_confirmed_on) == (date(2026, 11, 7), date(2026, 11, 20))
-    plant_closure = [e for e in outcome.events
+    assert walk.plant.plant_closure is None  # recommended, not yet ordered
+    walk.apply(walk.plant.order_closure(outcome.recommendations[0], scope=None, days=None, reason=None,
+                                        now=walk.clock.now(), by=TASK_FORCE))
+    plant_closure = [e for e in walk.events
                      if isinstance(e, FacilityClosureOrdered) and e.scope is ClosureScope.PLANT]
     assert plant_closure[0].cluster_id == cluster[0].cluster_id
     assert plant_closure[0].ends_at - plant_closure[0].starts_at == timedelta(days=5)
     assert walk.plant.status is FacilityStatus.PLANT_CLOSED
 
 
-def test_two_cases_fourteen_days_apart_are_not_a_cluster():
+def test_linked_cases_fourteen_days_apart_are_not_a_cluster():
     walk = Walk(a_plant())
-    walk.case(a_case("C-1", on=date(2026, 11, 6)))
-    walk.case(a_case("C-2", on=date(2026, 11, 20)))
+    cases = [walk.case(a_case(ref, on=on)).cases[0]
+             for ref, on in (("C-1", date(2026, 11, 6)), ("C-2", date(2026, 11, 13)), ("C-3", date(2026, 11, 20)))]
+    walk.link(*cases)
     assert walk.of(ClusterDeclared) == []
     assert walk.plant.plant_closure is None
 
 
+def test_unlinked_cases_are_a_possible_cluster_for_the_task_force_not_a_closure():
+    walk = Walk(a_plant())
+    for ref in ("C-1", "C-2", "C-3"):
+        walk.case(a_case(ref))
+    assert walk.of(ClusterDeclared) == [] and walk.plant.plant_closure is None
+    assert [p.case_count for p in walk.of(PossibleClusterRaised)] == [3]
+
+
 def test_a_late_entered_case_between_two_others_is_found_by_the_window():
-    policy = IncidentPolicy(cluster=ClusterPolicy(threshold=3, window_days=14))
+    policy = IncidentPolicy(cluster=ClusterRule(more_than=2, window_days=14))
     walk = Walk(a_plant(), policy)
-    walk.case(a_case("C-1", on=date(2026, 11, 1)))
-    walk.case(a_case("C-2", on=date(2026, 11, 14)))
+    first = walk.case(a_case("C-1", on=date(2026, 11, 1))).cases[0]
+    second = walk.case(a_case("C-2", on=date(2026, 11, 14))).cases[0]
+    walk.link(first, second)
     assert walk.of(ClusterDeclared) == []
-    walk.case(a_case("C-3", on=date(2026, 11, 10)))
+    late = walk.case(a_case("C-3", on=date(2026, 11, 10))).cases[0]
+    walk.link(second, late)
     assert [c.case_count for c in walk.of(ClusterDeclared)] == [3]
 
 
 def test_more_cases_during_a_closure_extend_it_but_never_shorten_it():
     walk = Walk(a_plant())
-    walk.case(a_case("C-1"))
-    walk.case(a_case("C-2"))
+    walk.cluster_closed("C-1", "C-2", "C-0")
     closure = walk.plant.plant_closure
     walk.clock.advance(timedelta(days=2))
     outcome = walk.case(a_case("C-3", on=date(2026, 11, 22)))
@@ -250,14 +291,17 @@ def test_more_cases_during_a_closure_extend_it_but_never_shorten_it():
 
 def test_a_reopened_plant_needs_a_new_cluster_to_close_again():
     walk = Walk(a_plant())
-    walk.case(a_case("C-1"))
-    walk.case(a_case("C-2"))
+    walk.cluster_closed("C-1", "C-2", "C-0")
     closure = walk.plant.plant_closure
     walk.advance(timedelta(days=5))
     walk.apply(walk.plant.clear_closure(closure, now=walk.clock.now(), by=TASK_FORCE))
-    walk.case(a_case("C-3", on=date(2026, 11, 25)))
-    assert len(walk.of(ClusterDeclared)) == 1
-    walk.case(a_case("C-4", on=date(2026, 11, 25)))
+    c3 = walk.case(a_case("C-3", on=date(2026, 11, 25))).cases[0]
+    c4 = walk.case(a_case("C-4", on=date(2026, 11, 25))).cases[0]
+    clustered = next(c for c in walk.cases.values() if c.cluster_id == closure.cluster_id)
+    walk.link(clustered, c3, c4)
+    assert len(walk.of(ClusterDeclared)) == 1  # a case of the cleared cluster counts no more
+    c5 = walk.case(a_case("C-5", on=date(2026, 11, 25))).cases[0]
+    walk.link(c4, c5)
     assert len(walk.of(ClusterDeclared)) == 2
 
 
@@ -266,8 +310,7 @@ def test_a_reopened_plant_needs_a_new_cluster_to_close_again():
 
 def test_clearing_before_the_period_ends_is_refused_with_the_earliest_moment():
     walk = Walk(a_plant())
-    walk.case(a_case("C-1"))
-    walk.case(a_case("C-2"))
+    walk.cluster_closed("C-1", "C-2", "C-3")
     closure = walk.plant.plant_closure
     walk.advance(timedelta(days=5) - timedelta(seconds=1))
     with pytest.raises(ClosureNotOver) as refused:
@@ -401,11 +444,11 @@ def test_report_periods_are_read_in_the_plants_local_time():
 
 
 def test_policy_overrides_from_the_environment_are_checked():
-    policy = IncidentsSettings.model_validate({"IOMKI_CLUSTER_THRESHOLD": "3", "IOMKI_PLANT_CLOSURE_DAYS": "7",
+    policy = IncidentsSettings.model_validate({"IOMKI_CLUSTER_MORE_THAN": "3", "IOMKI_PLANT_CLOSURE_DAYS": "7",
                                                "IOMKI_ROOM_CLOSURE_HOURS": "72"}).policy()
-    assert policy.cluster == ClusterPolicy(3, 14) and policy.plant_closure == timedelta(days=7)
+    assert policy.cluster == ClusterRule(3, 14) and policy.plant_closure == timedelta(days=7)
     assert policy.room_closure == timedelta(hours=72)
-    assert replace(policy, cluster=ClusterPolicy(), plant_closure=timedelta(days=5),
+    assert replace(policy, cluster=ClusterRule(), plant_closure=timedelta(days=5),
                    room_closure=timedelta(hours=24)) == IncidentPolicy()  # everything else is the national rule
     for variable, wrong in [("IOMKI_QUARANTINE_DAYS", "fourteen"), ("IOMKI_ISOLATION_DAYS", "0"),
                             ("IOMKI_CLUSTER_WINDOW_DAYS", "-3")]:
@@ -473,26 +516,27 @@ def test_only_a_case_confirmed_inside_the_report_period_claims_its_placeholder(c
     assert len(walk.of(CaseDetected)) == (1 if claims else 2)
 
 
-def test_two_reported_positives_and_three_entered_cases_are_three_cases_and_one_cluster():
+def test_three_reported_positives_are_a_possible_cluster_claimed_once_and_a_cluster_once_linked():
     walk = Walk(a_plant())
-    walk.report(2, WEEK, on=date(2026, 11, 20))
-    assert len(walk.of(ClusterDeclared)) == 1  # the report's two positives are a cluster already
-    closure = walk.plant.plant_closure
+    walk.report(3, WEEK, on=date(2026, 11, 20))
+    assert walk.of(ClusterDeclared) == []  # not linked: the task force judges them
+    assert [p.case_count for p in walk.of(PossibleClusterRaised)] == [3]
 
     walk.clock.advance(timedelta(hours=2))
-    first = walk.enter(a_case("C-1", on=date(2026, 11, 15)))
-    second = walk.enter(a_case("C-2", on=date(2026, 11, 18)))
-    third = walk.enter(a_case("C-3", on=date(2026, 11, 19)))
-    assert first.cases[0].claimed_by == COMPANY and second.cases[0].claimed_by == COMPANY
-    assert first.cases[0].case_id != second.cases[0].case_id
-    assert third.cases[0].claimed_by is None and third.cases[0].source is CaseSource.DIRECT
-    assert len(walk.cases) == 3
-    assert [e.source for e in walk.of(CaseDetected)] == [CaseSource.REPORT, CaseSource.REPORT, CaseSource.DIRECT]
-    # Claims neither declare another cluster nor extend the closure; the third, a new case, extends it.
-    assert len(walk.of(ClusterDeclared)) == 1
-    assert not [e for e in first.events + second.events if isinstance(e, FacilityClosureOrdered)]
-    assert walk.plant.plant_closure.closure_id == closure.closure_id
-    assert third.cases[0].cluster_id == closure.cluster_id
+    claims = [walk.enter(a_case(ref, on=date(2026, 11, day))) for ref, day in (("C-1", 15), ("C-2", 18), ("C-3", 19))]
+    fourth = walk.enter(a_case("C-4", on=date(2026, 11, 19)))
+    assert all(claim.cases[0].claimed_by == COMPANY for claim in claims)
+    assert len({claim.cases[0].case_id for claim in claims}) == 3
+    assert fourth.cases[0].claimed_by is None and fourth.cases[0].source is CaseSource.DIRECT
+    assert len(walk.cases) == 4
+    assert [e.source for e in walk.of(CaseDetected)] == [CaseSource.REPORT] * 3 + [CaseSource.DIRECT]
+    # Claims raise nothing again (the same cases); the fourth, a new case, grows the possible cluster.
+    assert [p.case_count for p in walk.of(PossibleClusterRaised)] == [3, 4]
+    assert not [e for claim in claims for e in claim.events if isinstance(e, FacilityClosureOrdered)]
+
+    outcome = walk.link(*(claim.cases[0] for claim in claims))
+    assert [c.case_count for c in walk.of(ClusterDeclared)] == [3]
+    assert set(outcome.clusters[0].case_ids) == {claim.cases[0].case_id for claim in claims}
 
 
 def test_a_placeholder_already_claimed_is_not_claimed_again():
@@ -506,7 +550,7 @@ def test_a_placeholder_already_claimed_is_not_claimed_again():
 
 
 def test_of_several_placeholders_the_earliest_is_claimed():
-    walk = Walk(a_plant(), IncidentPolicy(cluster=ClusterPolicy(threshold=5)))
+    walk = Walk(a_plant())
     earlier = walk.report(1, (date(2026, 11, 7), date(2026, 11, 20)), on=date(2026, 11, 13))[0].cases[0]
     walk.report(2, WEEK, on=date(2026, 11, 20))
     assert walk.enter(a_case("C-1", on=date(2026, 11, 15))).cases[0].case_id == earlier.case_id
@@ -514,17 +558,16 @@ def test_of_several_placeholders_the_earliest_is_claimed():
 
 def test_a_claim_moves_an_unclustered_placeholder_to_its_real_date_without_counting_it_twice():
     walk = Walk(a_plant())
-    earlier = walk.case(a_case("C-0", on=date(2026, 11, 1))).cases[0]
-    # The report's positive is dated the day of the report, 15 days after C-0: no cluster yet.
+    earlier = [walk.case(a_case(ref, on=date(2026, 11, day))).cases[0] for ref, day in (("C-0", 1), ("C-00", 2))]
+    # The report's positive is dated the day of the report, 14 days after C-00: no possible cluster yet.
     walk.clock.advance(timedelta(days=1))
     placeholder = walk.report(1, (date(2026, 11, 10), date(2026, 11, 16)), on=date(2026, 11, 16))[0].cases[0]
-    assert walk.of(ClusterDeclared) == []
-    # The real case was confirmed on 10 Nov, ten days after C-0: two cases, one cluster.
+    assert walk.of(PossibleClusterRaised) == []
+    # The real case was confirmed on 10 Nov, within 14 days of C-0: three cases, one possible cluster.
     outcome = walk.enter(a_case("C-1", on=date(2026, 11, 10)))
-    clusters = [e for e in outcome.events if isinstance(e, ClusterDeclared)]
-    assert [c.case_count for c in clusters] == [2]
-    assert outcome.clusters[0].case_ids == [earlier.case_id, placeholder.case_id]
-    assert len(walk.cases) == 2 and outcome.cases[0].cluster_id == outcome.clusters[0].cluster_id
+    assert outcome.possible_clusters[0].case_ids == [earlier[0].case_id, earlier[1].case_id, placeholder.case_id]
+    assert [p.case_count for p in walk.of(PossibleClusterRaised)] == [3]
+    assert len(walk.cases) == 3 and outcome.cases[0].case_id == placeholder.case_id
 
 
 def test_a_closed_placeholder_is_claimed_without_reopening_its_isolation():
