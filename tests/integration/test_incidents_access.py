@@ -45,15 +45,43 @@ class Scene:
         assert response.status_code == 201, response.text
         return response.json()["case_id"]
 
-    async def plant_closure_over(self, where: str) -> str:
-        """A plant closure at the plant whose period has passed (two cases make a cluster)."""
+    async def link(self, case_id: str, other: str, headers=OPERATOR):
+        return await self.client.post(f"/cases/{case_id}/links", headers=headers,
+                                      json={"linked_case_id": other, "kind": "same_line"})
+
+    async def plant_closure(self, where: str) -> dict | None:
         status = await self.client.get(f"/facilities/{self.plants[where]}/status", headers=OPERATOR)
-        closure = status.json()["plant_closure"]
+        return status.json()["plant_closure"]
+
+    async def pending_recommendation(self, where: str) -> str:
+        """A cluster's closure recommendation at the plant, undecided: three cases linked (a plant closure in force
+        is cleared first, since its cases belong to its cluster)."""
+        closure = await self.plant_closure(where)
+        if closure is not None:
+            self.clock.set(max(self.clock.now(), datetime.fromisoformat(closure["ends_at"]) + timedelta(seconds=1)))
+            cleared = await self.client.post(f"/closures/{closure['closure_id']}/clear", headers=OPERATOR)
+            assert cleared.status_code == 200, cleared.text
+        a, b, c = [await self.case(where) for _ in range(3)]
+        assert (await self.link(a, b)).status_code == 201
+        linked = await self.link(b, c)
+        assert linked.status_code == 201, linked.text
+        cluster_id, after = linked.json()["cluster_id"], None
+        while True:  # the shared database holds other modules' recommendations too
+            page = (await self.client.get("/closure-recommendations", headers=OPERATOR, params={
+                "status": "pending", "limit": 500} | ({"after": after} if after else {}))).json()
+            found = [r["recommendation_id"] for r in page["items"] if r["cluster_id"] == cluster_id]
+            if found or page["next"] is None:
+                return found[0]
+            after = page["next"]
+
+    async def plant_closure_over(self, where: str) -> str:
+        """A plant closure at the plant whose period has passed (three linked cases, their closure ordered)."""
+        closure = await self.plant_closure(where)
         if closure is None:
-            await self.case(where)
-            await self.case(where)
-            closure = (await self.client.get(f"/facilities/{self.plants[where]}/status",
-                                             headers=OPERATOR)).json()["plant_closure"]
+            recommendation = await self.pending_recommendation(where)
+            ordered = await self.client.post(f"/closure-recommendations/{recommendation}/order", headers=OPERATOR)
+            assert ordered.status_code == 200, ordered.text
+            closure = await self.plant_closure(where)
         ends_at = datetime.fromisoformat(closure["ends_at"])
         self.clock.set(max(self.clock.now(), ends_at + timedelta(seconds=1)))
         return closure["closure_id"]
@@ -107,8 +135,24 @@ async def list_incidents(scene: Scene, headers, where):
     return await scene.client.get("/incidents", headers=headers, params={"limit": 500})
 
 
+async def link_cases(scene: Scene, headers, where):
+    return await scene.link(await scene.case(where), await scene.case(where), headers)
+
+
+async def read_recommendations(scene: Scene, headers, where):
+    return await scene.client.get(f"/closure-recommendations/{await scene.pending_recommendation(where)}",
+                                  headers=headers)
+
+
+async def decide_closure(scene: Scene, headers, where):
+    return await scene.client.post(f"/closure-recommendations/{await scene.pending_recommendation(where)}/decline",
+                                   headers=headers, json={"reason": "Penularan di luar pabrik / outside the plant"})
+
+
 REQUESTS = {"report_case": report_case, "read_case": read_case, "close_case": close_case,
-            "read_status": read_status, "clear_closure": clear_closure, "list_incidents": list_incidents}
+            "read_status": read_status, "clear_closure": clear_closure, "list_incidents": list_incidents,
+            "link_cases": link_cases, "read_recommendations": read_recommendations,
+            "decide_closure": decide_closure}
 
 
 def test_every_action_of_the_policy_has_a_request():

@@ -68,9 +68,18 @@ async def test_an_estate_reads_its_tenants_clusters_and_closures_and_no_other_pl
     for facility_id in (tenant, neighbour, estate):
         await poll(service, f"/facilities/{facility_id}/status", OPERATOR, lambda body: body["monitored"])
 
-    # Two cases at the tenant make a cluster and close the plant; one at the neighbour.
-    cases = [await case_at(service, tenant, OPERATOR) for _ in range(2)]
+    # Three linked cases at the tenant make a cluster whose closure is ordered; one case at the neighbour.
+    cases = [await case_at(service, tenant, OPERATOR) for _ in range(3)]
     assert all(answer.status_code == 201 for answer in cases)
+    for case, other in zip(cases, cases[1:], strict=False):
+        linked = await service.post(f"/cases/{case.json()['case_id']}/links", headers=OPERATOR,
+                                    json={"linked_case_id": other.json()["case_id"], "kind": "same_shift"})
+        assert linked.status_code == 201, linked.text
+    pending = (await service.get("/closure-recommendations", headers=bearer("task_force", region=PROVINCE),
+                                 params={"status": "pending"})).json()["items"]
+    [recommendation] = [r for r in pending if r["facility_id"] == str(tenant)]
+    assert (await service.post(f"/closure-recommendations/{recommendation['recommendation_id']}/order",
+                               headers=OPERATOR)).status_code == 200
     assert (await case_at(service, neighbour, OPERATOR)).status_code == 201
     # The estate reports a case in its own common areas, as a company does; never at its tenant's plant.
     assert (await case_at(service, estate, ESTATE)).status_code == 201

@@ -1,8 +1,9 @@
-"""A plant in Kab. Bekasi gets its permit, two workers test positive, and the plant closes as a cluster.
+"""A plant in Kab. Bekasi gets its permit, three workers on one line test positive, and the plant closes as a cluster.
 
-Over the real database and broker: PermitIssued arrives on iomki.permits, the company reports two cases,
-ClusterDeclared and the plant's FacilityClosureOrdered reach iomki.incidents, the task force cannot reopen
-early, and a weekly report's positives are reconciled with the cases already known, whichever comes first.
+Over the real database and broker: PermitIssued arrives on iomki.permits, the company reports three cases and links
+them, ClusterDeclared reaches iomki.incidents with the closure recommended to the task force, which orders it (the
+plant's FacilityClosureOrdered), the task force cannot reopen early, and a weekly report's positives are reconciled
+with the cases already known, whichever comes first. The recommendations in detail: test_incidents_recommendations.py.
 """
 
 from __future__ import annotations
@@ -58,37 +59,54 @@ async def known_plant(client, facility_id: uuid.UUID) -> dict:
     return await eventually(probe)
 
 
-async def test_two_cases_at_a_plant_declare_a_cluster_and_close_it(platform, incidents):
+async def test_three_linked_cases_at_a_plant_declare_a_cluster_whose_closure_the_task_force_orders(
+        platform, incidents):
     facility_id = uuid.uuid4()
     await publish(platform.bootstrap, permit_issued(facility_id))
     assert (await known_plant(incidents, facility_id))["status"] == "open"
 
     today = datetime.now(timezone(timedelta(hours=7))).date()
-    for ref, symptomatic in (("C-2026-001", True), ("C-2026-002", False)):
+    case_ids = []
+    for ref, symptomatic in (("C-2026-001", True), ("C-2026-002", False), ("C-2026-003", False)):
         created = await incidents.post("/cases", headers=COMPANY, json={
             "facility_id": str(facility_id), "case_ref": ref, "confirmed_on": today.isoformat(),
             "symptomatic": symptomatic, "close_contacts": 12})
         assert created.status_code == 201, created.text
-    assert created.json()["cluster_id"] is not None
+        case_ids.append(created.json()["case_id"])
+    assert created.json()["cluster_id"] is None  # not linked: a possible cluster, no closure
+    for case_id, other in zip(case_ids, case_ids[1:], strict=False):
+        linked = await incidents.post(f"/cases/{case_id}/links", headers=COMPANY,
+                                      json={"linked_case_id": other, "kind": "same_line"})
+        assert linked.status_code == 201, linked.text
+    assert linked.json()["cluster_id"] is not None
+    assert (await known_plant(incidents, facility_id))["status"] == "room_closed"  # until the task force orders
+    pending = (await incidents.get("/closure-recommendations", headers=SATGAS_JABAR,
+                                   params={"status": "pending", "limit": 500})).json()["items"]
+    [recommendation] = [r for r in pending if r["cluster_id"] == linked.json()["cluster_id"]]
+    ordered = await incidents.post(f"/closure-recommendations/{recommendation['recommendation_id']}/order",
+                                   headers=SATGAS_JABAR)
+    assert ordered.status_code == 200, ordered.text
 
     def cluster_and_closure(messages) -> bool:
-        types = {decode(m.value).envelope.type for m in messages if m.key == str(facility_id).encode()}
-        return {"iomki.ClusterDeclared.v1", "iomki.FacilityClosureOrdered.v1"} <= types
+        ours = [decode(m.value) for m in messages if m.key == str(facility_id).encode()]
+        return {"iomki.ClusterDeclared.v1", "iomki.ClosureRecommendationDecided.v1"} <= {
+            d.envelope.type for d in ours}
 
     messages = await read_topic(platform.bootstrap, "iomki.incidents", until=cluster_and_closure)
     ours = [decode(m.value) for m in messages if m.key == str(facility_id).encode()]
     cluster = [d.event for d in ours if d.envelope.type == "iomki.ClusterDeclared.v1"]
     plant_closures = [d.event for d in ours
                       if d.envelope.type == "iomki.FacilityClosureOrdered.v1" and d.event.scope == "plant"]
-    assert len(cluster) == 1 and cluster[0].case_count == 2
+    assert len(cluster) == 1 and cluster[0].case_count == 3
     assert [c.cluster_id for c in plant_closures] == [cluster[0].cluster_id]
     assert plant_closures[0].ends_at - plant_closures[0].starts_at == timedelta(days=5)
-    assert sum(d.envelope.type == "iomki.CaseDetected.v1" for d in ours) == 2
-    assert sum(d.envelope.type == "iomki.ContactsQuarantined.v1" for d in ours) == 2
+    assert plant_closures[0].ordered_by == "task_force"
+    assert sum(d.envelope.type == "iomki.CaseDetected.v1" for d in ours) == 3
+    assert sum(d.envelope.type == "iomki.ContactsQuarantined.v1" for d in ours) == 3
 
     status = (await incidents.get(f"/facilities/{facility_id}/status", headers=SATGAS_JABAR)).json()
     assert status["status"] == "plant_closed"
-    assert (status["active_isolations"], status["active_quarantines"]) == (2, 2)
+    assert (status["active_isolations"], status["active_quarantines"]) == (3, 3)
     closure_id = status["plant_closure"]["closure_id"]
 
     # The task force tries to reopen at once: refused, naming the earliest moment.
@@ -221,7 +239,7 @@ async def test_cases_entered_after_the_report_claim_its_positives_instead_of_add
     now = datetime.now(UTC)
     today = now.astimezone(timezone(timedelta(hours=7))).date()
 
-    # The weekly report comes first: 2 positives nobody entered yet, a cluster on their own.
+    # The weekly report comes first: 2 positives nobody entered yet.
     await publish(platform.bootstrap,
                   report(facility_id, positives=2, starts_at=now - timedelta(days=3), deadline=now + timedelta(days=4)))
 
@@ -249,7 +267,8 @@ async def test_cases_entered_after_the_report_claim_its_positives_instead_of_add
         ours(ms).count("iomki.IsolationStarted.v1") >= 4 and "iomki.ContactsQuarantined.v1" in ours(ms)))
     types = ours(messages)
     assert types.count("iomki.CaseDetected.v1") == 2
-    assert types.count("iomki.ClusterDeclared.v1") == 1
+    # Counted once: two cases, not four, so no possible cluster (and without links, no cluster).
+    assert types.count("iomki.PossibleClusterRaised.v1") == types.count("iomki.ClusterDeclared.v1") == 0
 
     connection = await asyncpg.connect(platform.admin_url)
     try:
