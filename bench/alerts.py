@@ -3,8 +3,9 @@
 The incidents and notifier services run as processes on the bench's broker and database, and the regency task
 force's health division has a webhook on loopback (the end-to-end tests' receiver). Background load flows
 meanwhile: `ReportSubmitted` events at `BACKGROUND_RATE`/s through an outbox, the relay and the broker, which
-both services consume. Then, one plant after another, a company reports two confirmed cases (POST /cases):
-the second makes a cluster, which incidents declares; the notifier raises the alert and delivers it.
+both services consume. Then, one plant after another, a company reports three confirmed cases (POST /cases) and
+links them (POST /cases/{id}/links): the last link makes a cluster, which incidents declares; the notifier raises
+the alert and delivers it.
 
 Measured per cluster, on one clock (the machine's): the `ClusterDeclared` outbox row's `created_at` (written in
 the transaction that declares the cluster) to the moment the receiver took the webhook, split at the record's
@@ -141,13 +142,20 @@ def report_submitted(plant: Plant) -> Envelope:
 
 async def declare_cluster(http: httpx.AsyncClient, incidents: ServiceProcess, settings: PlatformSettings,
                           facility_id: uuid.UUID, nib: str) -> None:
-    """Two confirmed cases at one plant on one day: the second makes a cluster (2 cases within 14 days)."""
+    """Three confirmed cases at one plant on one day, linked in a chain: the second link makes a cluster (more than
+    2 linked cases within 14 days)."""
     company = {"Authorization": f"Bearer {mint(settings.jwt_secret, role=Role.COMPANY, nib=nib)}"}
-    for reference in ("C-BENCH-1", "C-BENCH-2"):
+    case_ids = []
+    for reference in ("C-BENCH-1", "C-BENCH-2", "C-BENCH-3"):
         answer = await http.post(f"{incidents.url}/cases", headers=company, json={
             "facility_id": str(facility_id), "case_ref": reference, "confirmed_on": date.today().isoformat(),
             "symptomatic": True, "close_contacts": 8})
         answer.raise_for_status()
+        case_ids.append(answer.json()["case_id"])
+    for case_id, other in zip(case_ids, case_ids[1:], strict=False):
+        linked = await http.post(f"{incidents.url}/cases/{case_id}/links", headers=company,
+                                 json={"linked_case_id": other, "kind": "same_line"})
+        linked.raise_for_status()
 
 
 def delivered_clusters(receiver: WebhookReceiver) -> dict[uuid.UUID, float]:

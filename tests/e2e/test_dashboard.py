@@ -138,16 +138,28 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
                                      "code": "inspection_finding", "evidence": {"finding": "BAP-32.04/2026/001"}}})
         assert frozen.status_code == 200, frozen.text
 
-        # A cluster: two confirmed cases at the first plant close it and raise an alert.
+        # A cluster: three linked confirmed cases at the first plant raise an alert; the task force closes it.
         closed_nib = PLANTS[0][0]
         closed_plant = ids[closed_nib]["facility_id"]
-        for reference in ("C-DASH-1", "C-DASH-2"):
+        case_ids = []
+        for reference in ("C-DASH-1", "C-DASH-2", "C-DASH-3"):
             case = await until(lambda ref=reference: http.post(f"{incidents}/cases", headers=bearer(
                 "company", nib=closed_nib), json={"facility_id": closed_plant, "case_ref": ref,
                                                    "confirmed_on": date.today().isoformat(), "symptomatic": True,
                                                    "close_contacts": 4}),
                                lambda answer: answer.status_code != 404)
             assert case.status_code == 201, case.text
+            case_ids.append(case.json()["case_id"])
+        for case_id, other in zip(case_ids, case_ids[1:], strict=False):
+            linked = await http.post(f"{incidents}/cases/{case_id}/links", headers=OPERATOR,
+                                     json={"linked_case_id": other, "kind": "same_shift"})
+            assert linked.status_code == 201, linked.text
+        pending = await http.get(f"{incidents}/closure-recommendations", headers=OPERATOR,
+                                 params={"status": "pending", "limit": 500})
+        [recommendation] = [r for r in pending.json()["items"] if r["facility_id"] == closed_plant]
+        ordered = await http.post(f"{incidents}/closure-recommendations/{recommendation['recommendation_id']}/order",
+                                  headers=OPERATOR)
+        assert ordered.status_code == 200, ordered.text
         await until(lambda: http.get(f"{services.url('notifier')}/alerts", headers=OPERATOR),
                     lambda answer: any(a["facility_id"] == closed_plant and a["event_type"] == "ClusterDeclared"
                                        for a in answer.json()["alerts"]))

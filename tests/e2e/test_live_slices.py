@@ -80,9 +80,9 @@ async def test_an_unreported_period_reaches_the_regency_task_force_as_a_signed_w
 
 
 async def test_a_cluster_closes_the_plant_in_permits_and_alerts_the_regency_task_force(services):
-    """Two confirmed cases at one plant within 14 days: incidents declares a cluster and orders the plant
-    closed; permits shows the plant closed (not frozen); the notifier raises a high-severity alert for the
-    regency task force, who acknowledges it."""
+    """Three confirmed cases at one plant, linked on one line: incidents declares a cluster and recommends the
+    plant's closure; the regency task force orders it; permits shows the plant closed (not frozen); the notifier
+    raises a high-severity alert for the regency task force, who acknowledges it."""
     application = {**APPLICATION, "company": {**APPLICATION["company"], "nib": "8120000777777"},
                    "facility": {**APPLICATION["facility"], "address": "Jl. Sentra Industri No. 12, Cikarang",
                                 "name": "Pabrik Cikarang"}}
@@ -90,19 +90,31 @@ async def test_a_cluster_closes_the_plant_in_permits_and_alerts_the_regency_task
         permit_id, facility_id = await issued_permit(http, services, application)
         company = bearer("company", nib="8120000777777")
         today = date.today().isoformat()
-        for reference in ("C-2026-101", "C-2026-102"):
+        case_ids = []
+        for reference in ("C-2026-101", "C-2026-102", "C-2026-103"):
             async with asyncio.timeout(60):  # incidents learns of the plant from PermitIssued
                 while (case := await http.post(f"{services.url('incidents')}/cases", headers=company, json={
                         "facility_id": facility_id, "case_ref": reference, "confirmed_on": today,
                         "symptomatic": True, "close_contacts": 12})).status_code == 404:
                     await asyncio.sleep(0.3)
             assert case.status_code == 201, case.text
+            case_ids.append(case.json()["case_id"])
+        for case_id, other in zip(case_ids, case_ids[1:], strict=False):
+            linked = await http.post(f"{services.url('incidents')}/cases/{case_id}/links", headers=company,
+                                     json={"linked_case_id": other, "kind": "same_line"})
+            assert linked.status_code == 201, linked.text
+        bekasi = bearer("task_force", region="32.16")
+        pending = await http.get(f"{services.url('incidents')}/closure-recommendations", headers=bekasi,
+                                 params={"status": "pending", "limit": 500})
+        [recommendation] = [r for r in pending.json()["items"] if r["facility_id"] == facility_id]
+        ordered = await http.post(f"{services.url('incidents')}/closure-recommendations/"
+                                  f"{recommendation['recommendation_id']}/order", headers=bekasi)
+        assert ordered.status_code == 200, ordered.text
 
         permit = await poll(http, f"{services.url('permits')}/permits/{permit_id}", bearer("operator"),
                             lambda body: body["operating_status"] == "closed")
         assert permit["status"] == "ISSUED" and permit["freeze_count"] == 0
 
-        bekasi = bearer("task_force", region="32.16")
         alerts = await poll(http, f"{services.url('notifier')}/alerts", bekasi,
                             lambda body: any(a["facility_id"] == facility_id and a["event_type"] == "ClusterDeclared"
                                              for a in body["alerts"]))
