@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from services.reports.domain import (
     REGIME_NAME_PATTERN, REGIME_SOURCE_MAX, ZONES, InconsistentReport, LadderName, ObligationEnded, PeriodClosed,
     PeriodNotFound, RegimeEntry, RegimeExists, RegimeInEffect, RegimeNotFound, RegimeRefused, ReportFigures,
-    ScheduleNotFound, UndeclaredReport,
+    ScheduleNotFound, UndeclaredReport, new_positives,
 )
 from services.reports.capacity import RegionPpkm
 from services.reports.handlers import Accepted, PlantAllowance, ReportHandlers, ReportIn
@@ -133,7 +133,14 @@ class ReportBody(BaseModel):
     workforce: Workforce
     odp: int = Count
     pdp: int = Count
-    confirmed_positive: int = Count
+    new_positives: int | None = Field(None, ge=0, le=10_000_000, description=(
+        "Pekerja baru terkonfirmasi positif sejak laporan sebelumnya / Workers newly confirmed positive since the "
+        "plant's previous report. Required, or as `confirmed_positive`."))
+    confirmed_positive: int | None = Field(None, ge=0, le=10_000_000, description=(
+        "The older name of `new_positives`, still accepted; sent with it, it must be the same number."))
+    isolating_workers: int | None = Field(None, ge=0, le=10_000_000, description=(
+        "Pekerja yang sedang isolasi pada tanggal laporan / Workers isolating on the report's date, whenever they "
+        "were confirmed (at most the workforce less those on site)."))
     tests: Tests
     vaccinated: Vaccinated
     # Modes are named by the company ("company_bus", "motorcycle"); a name longer than this is not a mode.
@@ -360,13 +367,17 @@ def router(handlers: ReportHandlers) -> APIRouter:
     # the response model and serialise it again, on the platform's busiest route. The model still documents it.
     @routes.post("/reports", status_code=201, response_model=ReportAccepted)
     async def submit(body: ReportBody, access: Annotated[Access, POLICY.guard("submit")]) -> Response:
+        positives = new_positives(body.new_positives, body.confirmed_positive)
+        # Stored under both names, so that every reader of the report finds the count by either.
+        body = body.model_copy(update={"new_positives": positives, "confirmed_positive": positives})
         figures = ReportFigures(
             workforce_total=body.workforce.total, on_site_per_shift=tuple(body.workforce.on_site_per_shift),
-            odp=body.odp, pdp=body.pdp, confirmed_positive=body.confirmed_positive, tests_pcr=body.tests.pcr,
+            odp=body.odp, pdp=body.pdp, new_positives=positives, tests_pcr=body.tests.pcr,
             tests_antigen=body.tests.antigen, dose1=body.vaccinated.dose1, dose2=body.vaccinated.dose2,
             booster=body.vaccinated.booster, case_handling=body.case_handling,
             office_staff=body.offices.staff if body.offices else None,
             office_on_site=body.offices.on_site if body.offices else None,
+            isolating_workers=body.isolating_workers,
         )
         accepted = await handlers.submit(ReportIn(body.permit_id, body.period_id, figures, body.model_dump_json(),
                                                   body.declared_true, body.protocol_checklist.pedulilindungi_scan,
@@ -389,6 +400,8 @@ def router(handlers: ReportHandlers) -> APIRouter:
              # Who declared the report's data true and when, as the service recorded it; null: not declared.
              "declared": r["declared_at"] is not None,
              "declaration": {"sub": r["declared_by"], "at": r["declared_at"].isoformat()} if r["declared_at"] else None,
+             # Named for every report, those sent before the names too (isolating_workers null: not stated).
+             "new_positives": r["new_positives"], "isolating_workers": r["isolating_workers"],
              "report": r["payload"]}
             for r in found]}
 

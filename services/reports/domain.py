@@ -308,7 +308,7 @@ class ReportFigures:
     on_site_per_shift: tuple[int, ...]
     odp: int
     pdp: int
-    confirmed_positive: int
+    new_positives: int  # newly confirmed positive since the plant's previous report (v1 `confirmed_positive`)
     tests_pcr: int
     tests_antigen: int
     dose1: int
@@ -318,6 +318,8 @@ class ReportFigures:
     # The offices, when the report states them: their staff and how many of them are on site (PPKM caps both).
     office_staff: int | None = None
     office_on_site: int | None = None
+    # Workers isolating on the report's date, whenever confirmed; None when the report does not say.
+    isolating_workers: int | None = None
 
     @property
     def on_site_total(self) -> int:
@@ -331,10 +333,18 @@ def consistency_issues(f: ReportFigures) -> list[FieldIssue]:
         issues.append(FieldIssue(
             "workforce.on_site_per_shift",
             f"on site across shifts ({f.on_site_total}) exceeds the workforce ({f.workforce_total})"))
-    for name, value in (("odp", f.odp), ("pdp", f.pdp), ("confirmed_positive", f.confirmed_positive),
-                        ("vaccinated.dose1", f.dose1)):
+    for name, value in (("odp", f.odp), ("pdp", f.pdp), ("new_positives", f.new_positives),
+                        ("isolating_workers", f.isolating_workers or 0), ("vaccinated.dose1", f.dose1)):
         if value > f.workforce_total:
             issues.append(FieldIssue(name, f"{value} exceeds the workforce ({f.workforce_total})"))
+    # A worker in isolation is not on site: those on site and those isolating are different people.
+    isolating = f.isolating_workers or 0
+    if isolating <= f.workforce_total and f.on_site_total <= f.workforce_total < f.on_site_total + isolating:
+        issues.append(FieldIssue(
+            "isolating_workers",
+            f"pekerja isolasi ({isolating}) ditambah yang di lokasi ({f.on_site_total}) melebihi jumlah pekerja "
+            f"({f.workforce_total}) / isolating workers ({isolating}) plus those on site ({f.on_site_total}) exceed "
+            f"the workforce ({f.workforce_total})"))
     # A second dose follows a first, a booster follows a second.
     if f.dose2 > f.dose1:
         issues.append(FieldIssue("vaccinated.dose2", f"{f.dose2} exceeds dose 1 ({f.dose1})"))
@@ -344,9 +354,25 @@ def consistency_issues(f: ReportFigures) -> list[FieldIssue]:
         issues.append(FieldIssue("offices.on_site", f"office staff on site ({f.office_on_site}) exceeds the office"
                                                     f" staff ({f.office_staff})"))
     # SE 5/2021: a firm with a positive case must say how it handled it.
-    if f.confirmed_positive > 0 and not f.case_handling.strip():
-        issues.append(FieldIssue("case_handling", "required when confirmed_positive > 0"))
+    if (f.new_positives > 0 or isolating > 0) and not f.case_handling.strip():
+        issues.append(FieldIssue("case_handling", "required when new_positives or isolating_workers > 0"))
     return issues
+
+
+def new_positives(named: int | None, alias: int | None) -> int:
+    """The report's new positives, stated as `new_positives` or by its v1 name `confirmed_positive` (still accepted
+    from clients written before the name): one of them, or both when they agree."""
+    if named is None:
+        if alias is None:
+            raise InconsistentReport([FieldIssue(
+                "new_positives", "wajib diisi: pekerja baru terkonfirmasi positif sejak laporan sebelumnya / "
+                                 "required: workers newly confirmed positive since the previous report")])
+        return alias
+    if alias is not None and alias != named:
+        raise InconsistentReport([FieldIssue(
+            "confirmed_positive", f"nama lama new_positives, berbeda ({alias} ≠ {named}): kirim satu saja / "
+                                  f"the older name of new_positives, differing ({alias} ≠ {named}): send one")])
+    return named
 
 
 # SE 5/2021, the latest circular, requires the declaration: so does a regime that does not state otherwise.

@@ -683,14 +683,15 @@ class ReportHandlers:
             **_about(schedule), report_id=report_id, period_id=period.period_id,
             period_starts_at=period.starts_at, deadline=period.deadline, late=accepted.late,
             workforce_total=f.workforce_total, on_site_total=f.on_site_total, odp=f.odp, pdp=f.pdp,
-            confirmed_positive=f.confirmed_positive, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
+            confirmed_positive=f.new_positives, tests_pcr=f.tests_pcr, tests_antigen=f.tests_antigen,
             vaccinated_dose1=f.dose1, vaccinated_dose2=f.dose2, vaccinated_booster=f.booster,
-            declared=accepted.declared, protocol_lapses=list(report.lapses),
+            declared=accepted.declared, new_positives=f.new_positives, isolating_workers=f.isolating_workers,
+            protocol_lapses=list(report.lapses),
         ), service=SERVICE, time=now)
         # Who declared is the caller, when is now: never what the report says of itself.
         stored = StoredReport(accepted.period, report_id, accepted.late, access.actor, access.principal.role.value,
-                              report.payload_json, access.actor if accepted.declared else None,
-                              now if accepted.declared else None)
+                              report.payload_json, f.new_positives, f.isolating_workers,
+                              access.actor if accepted.declared else None, now if accepted.declared else None)
         staffing = ReportedStaffing(f.workforce_total, f.on_site_per_shift, f.dose1, report.pedulilindungi,
                                     f.office_staff, f.office_on_site)
         # A period holds a current report exactly when it is reported: only then is there one to supersede.

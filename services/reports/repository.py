@@ -42,6 +42,8 @@ class StoredReport(NamedTuple):
     actor: str
     role: str
     payload_json: str  # the report as submitted
+    new_positives: int
+    isolating_workers: int | None  # None: the report did not say
     declared_by: str | None = None  # who declared its data true (the caller's token subject), when they did
     declared_at: datetime | None = None
 
@@ -385,12 +387,13 @@ class ReportRepository:
             "  ON CONFLICT (regency_code, shard) DO UPDATE SET reported = c.reported + EXCLUDED.reported,"
             "   dose1 = c.dose1 + EXCLUDED.dose1, workforce = c.workforce + EXCLUDED.workforce)"
             " INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload,"
-            "  declared_by, declared_at)"
+            "  declared_by, declared_at, new_positives, isolating_workers)"
             " SELECT u.report_id, u.period_id, u.permit_id, $6, u.late, u.actor, u.role, u.payload::jsonb,"
-            "  u.declared_by, u.declared_at"
+            "  u.declared_by, u.declared_at, u.new_positives, u.isolating_workers"
             " FROM unnest($7::uuid[], $1::uuid[], $8::uuid[], $9::bool[], $10::text[], $11::text[], $12::text[],"
-            "  $13::text[], $14::timestamptz[])"
-            "  AS u(report_id, period_id, permit_id, late, actor, role, payload, declared_by, declared_at)",
+            "  $13::text[], $14::timestamptz[], $25::int[], $26::int[])"
+            "  AS u(report_id, period_id, permit_id, late, actor, role, payload, declared_by, declared_at,"
+            "  new_positives, isolating_workers)",
             [p.period_id for p in periods], [p.status.value for p in periods],
             [p.next_action.value if p.next_action else None for p in periods], [p.next_action_at for p in periods],
             [p.warning_id for p in periods], submitted_at, [stored.report_id for stored in reports],
@@ -402,12 +405,13 @@ class ReportRepository:
             [c.regency_code for c in dose_changes], [c.province_code for c in dose_changes],
             [c.plants for c in dose_changes], [c.dose1 for c in dose_changes], [c.workforce for c in dose_changes],
             [report.pedulilindungi for _, report in latest],
+            [stored.new_positives for stored in reports], [stored.isolating_workers for stored in reports],
         )
 
     async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
         rows = await self._connection.fetch(
             "SELECT r.report_id, r.period_id, r.submitted_at, r.late, r.actor, r.role, r.payload, r.superseded_by,"
-            " r.superseded_at, r.declared_by, r.declared_at, p.deadline"
+            " r.superseded_at, r.declared_by, r.declared_at, r.new_positives, r.isolating_workers, p.deadline"
             " FROM reports r JOIN periods p ON p.period_id = r.period_id"
             " WHERE r.permit_id = $1 ORDER BY r.submitted_at DESC LIMIT $2",
             permit_id, limit,

@@ -197,12 +197,18 @@ def test_a_correction_after_the_deadline_keeps_the_period_on_time():
 
 @pytest.mark.parametrize("changes, fields", [
     ({"on_site_per_shift": (500, 500, 300)}, ["workforce.on_site_per_shift"]),
-    ({"confirmed_positive": 1300, "case_handling": "isolated"}, ["confirmed_positive"]),
+    ({"new_positives": 1300, "case_handling": "isolated"}, ["new_positives"]),
+    ({"isolating_workers": 1300, "case_handling": "isolated"}, ["isolating_workers"]),
+    # 1060 on site: 141 isolating workers would be people on site and isolating at once.
+    ({"isolating_workers": 141, "case_handling": "isolated"}, ["isolating_workers"]),
+    ({"on_site_per_shift": (1300,), "isolating_workers": 10, "case_handling": "isolated"},
+     ["workforce.on_site_per_shift"]),
     ({"odp": 1201, "pdp": 1201}, ["odp", "pdp"]),
     ({"dose1": 1201, "dose2": 1201, "booster": 0}, ["vaccinated.dose1"]),
     ({"dose2": 1101}, ["vaccinated.dose2"]),
     ({"booster": 951}, ["vaccinated.booster"]),
-    ({"confirmed_positive": 2}, ["case_handling"]),
+    ({"new_positives": 2}, ["case_handling"]),
+    ({"isolating_workers": 2}, ["case_handling"]),
 ])
 def test_contradictory_counts_name_their_field(changes, fields):
     with pytest.raises(InconsistentReport) as refused:
@@ -213,8 +219,23 @@ def test_contradictory_counts_name_their_field(changes, fields):
 
 
 def test_consistent_counts_at_the_limits_pass():
-    assert domain.consistency_issues(figures(on_site_per_shift=(1200,), confirmed_positive=1200, dose1=1200,
+    assert domain.consistency_issues(figures(isolating_workers=140, case_handling="isolated")) == []
+    assert domain.consistency_issues(figures(isolating_workers=None, case_handling="")) == []
+    assert domain.consistency_issues(figures(on_site_per_shift=(1200,), new_positives=1200, dose1=1200,
                                              dose2=1200, booster=1200, case_handling="isolated, traced")) == []
+
+
+@pytest.mark.parametrize(("named", "alias", "count"), [(2, None, 2), (None, 2, 2), (2, 2, 2), (0, None, 0)])
+def test_new_positives_come_by_their_name_or_their_older_one(named, alias, count):
+    assert domain.new_positives(named, alias) == count
+
+
+@pytest.mark.parametrize(("named", "alias", "field"), [(None, None, "new_positives"), (2, 3, "confirmed_positive"),
+                                                       (0, 1, "confirmed_positive")])
+def test_new_positives_missing_or_contradicted_by_their_older_name_are_refused(named, alias, field):
+    with pytest.raises(InconsistentReport) as refused:
+        domain.new_positives(named, alias)
+    assert [issue.field for issue in refused.value.issues] == [field]
 
 
 # -- the sanction ladder, walked with a fake clock -------------------------------------------------
