@@ -135,8 +135,9 @@ def report_submitted(plant: Plant) -> Envelope:
     return Envelope.wrap(ReportSubmitted(
         facility_id=plant.facility_id, province_code="32", regency_code=REGENCY, permit_id=plant.permit_id,
         report_id=uuid.uuid4(), period_id=uuid.uuid4(), period_starts_at=now, deadline=now, late=False,
-        workforce_total=400, on_site_total=300, odp=1, pdp=0, confirmed_positive=0, tests_pcr=10,
-        tests_antigen=40, vaccinated_dose1=380, vaccinated_dose2=350, vaccinated_booster=120,
+        workforce_total=400, on_site_total=300, odp=1, pdp=0, confirmed_positive=0, new_positives=0,
+        isolating_workers=0, tests_pcr=10, tests_antigen=40, vaccinated_dose1=380, vaccinated_dose2=350,
+        vaccinated_booster=120,
     ), service="reports")
 
 

@@ -39,7 +39,7 @@ APPS = ("reports", "bare")
 def report_body() -> bytes:
     return json.dumps({
         "permit_id": str(uuid.uuid4()), "period_id": str(uuid.uuid4()),
-        "workforce": {"total": 400, "on_site_per_shift": [133, 100]}, "odp": 1, "pdp": 0, "confirmed_positive": 0,
+        "workforce": {"total": 400, "on_site_per_shift": [133, 100]}, "odp": 1, "pdp": 0, "new_positives": 0,
         "tests": {"pcr": 10, "antigen": 20}, "vaccinated": {"dose1": 300, "dose2": 200, "booster": 10},
         "transport_modes": ["company bus", "motorcycle"],
         "protocol_checklist": dict.fromkeys(["temperature_screening", "masks", "distancing", "ventilation",

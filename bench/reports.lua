@@ -28,7 +28,7 @@ function init(args)
 end
 
 local template = '{"permit_id":"%s","period_id":"%s","workforce":{"total":%d,"on_site_per_shift":[%d,%d]},'
-   .. '"odp":%d,"pdp":%d,"confirmed_positive":0,"tests":{"pcr":%d,"antigen":%d},'
+   .. '"odp":%d,"pdp":%d,"new_positives":0,"isolating_workers":0,"tests":{"pcr":%d,"antigen":%d},'
    .. '"vaccinated":{"dose1":%d,"dose2":%d,"booster":%d},"transport_modes":["company bus","motorcycle"],'
    .. '"protocol_checklist":{"temperature_screening":true,"masks":true,"distancing":true,"ventilation":true,'
    .. '"disinfection":true,"handwash_stations":true,"pedulilindungi_scan":true},"case_handling":"",'

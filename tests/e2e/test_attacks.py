@@ -202,7 +202,7 @@ class Probe:
 
 
 REPORT = {"permit_id": "{permit}", "period_id": "{period}", "workforce": {"total": 200, "on_site_per_shift": [90, 90]},
-          "odp": 0, "pdp": 0, "confirmed_positive": 0, "tests": {"pcr": 0, "antigen": 4},
+          "odp": 0, "pdp": 0, "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 0, "antigen": 4},
           "vaccinated": {"dose1": 190, "dose2": 180, "booster": 10}, "transport_modes": ["company_bus"],
           "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True, "ventilation": True,
                                  "disinfection": True, "handwash_stations": True, "pedulilindungi_scan": True},

@@ -48,7 +48,7 @@ def application(nib: str, province: str, regency: str) -> dict[str, Any]:
 def report(permit_id: str, period_id: str) -> dict[str, Any]:
     return {"permit_id": permit_id, "period_id": period_id,
             "workforce": {"total": 200, "on_site_per_shift": [100, 100]},
-            "odp": 0, "pdp": 0, "confirmed_positive": 0, "tests": {"pcr": 4, "antigen": 20},
+            "odp": 0, "pdp": 0, "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 4, "antigen": 20},
             "vaccinated": {"dose1": 180, "dose2": 150, "booster": 40}, "transport_modes": ["company_bus"],
             "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",
                                                  "disinfection", "handwash_stations", "pedulilindungi_scan"),

@@ -70,7 +70,7 @@ def report(permit_id: str, period_id: str) -> dict[str, Any]:
     return {
         "permit_id": permit_id, "period_id": period_id,
         "workforce": {"total": 600, "on_site_per_shift": [280, 290]},
-        "odp": 1, "pdp": 0, "confirmed_positive": 0, "tests": {"pcr": 4, "antigen": 30},
+        "odp": 1, "pdp": 0, "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 4, "antigen": 30},
         "vaccinated": {"dose1": 550, "dose2": 500, "booster": 120},
         "transport_modes": ["company_bus"],
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,

@@ -37,7 +37,7 @@ OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "51"}, Role.COMPANY: {"nib": OTHER_N
 def report_body(permit_id: str, period_id: str) -> dict:
     return {
         "permit_id": permit_id, "period_id": period_id,
-        "workforce": {"total": 300, "on_site_per_shift": [100, 100]}, "odp": 0, "pdp": 0, "confirmed_positive": 0,
+        "workforce": {"total": 300, "on_site_per_shift": [100, 100]}, "odp": 0, "pdp": 0, "new_positives": 0,
         "tests": {"pcr": 0, "antigen": 10}, "vaccinated": {"dose1": 280, "dose2": 250, "booster": 20},
         "transport_modes": ["company_bus"],
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,

@@ -52,7 +52,7 @@ class Plant:
         body: dict[str, Any] = {
             "permit_id": str(self.permit_id), "period_id": period_id,
             "workforce": {"total": self.workforce, "on_site_per_shift": per_shift},
-            "odp": 0, "pdp": 0, "confirmed_positive": 0, "tests": {"pcr": 2, "antigen": 10},
+            "odp": 0, "pdp": 0, "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 2, "antigen": 10},
             "vaccinated": {"dose1": dose1, "dose2": dose1 // 2, "booster": 0}, "transport_modes": ["company_bus"],
             "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
                                    "ventilation": True, "disinfection": True, "handwash_stations": True,

@@ -37,7 +37,7 @@ def checklist(**no: bool) -> dict:
 def report_body(permit_id: str, period_id: str, answers: dict) -> dict:
     return {
         "permit_id": permit_id, "period_id": period_id,
-        "workforce": {"total": 200, "on_site_per_shift": [80]}, "odp": 0, "pdp": 0, "confirmed_positive": 0,
+        "workforce": {"total": 200, "on_site_per_shift": [80]}, "odp": 0, "pdp": 0, "new_positives": 0,
         "tests": {"pcr": 0, "antigen": 5}, "vaccinated": {"dose1": 180, "dose2": 150, "booster": 0},
         "transport_modes": [], "protocol_checklist": answers, "case_handling": "", "declared_true": True,
     }

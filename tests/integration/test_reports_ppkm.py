@@ -41,7 +41,7 @@ def wib_midnight(day: date) -> datetime:
 def report_body(permit_id: str, period_id: str, *, dose1: int, pedulilindungi: bool) -> dict:
     return {
         "permit_id": permit_id, "period_id": period_id,
-        "workforce": {"total": 1200, "on_site_per_shift": [500, 500]}, "odp": 0, "pdp": 0, "confirmed_positive": 0,
+        "workforce": {"total": 1200, "on_site_per_shift": [500, 500]}, "odp": 0, "pdp": 0, "new_positives": 0,
         "tests": {"pcr": 0, "antigen": 10}, "vaccinated": {"dose1": dose1, "dose2": 300, "booster": 0},
         "transport_modes": ["company_bus"],
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,

@@ -158,7 +158,7 @@ async def test_periods_stored_before_the_timeline_are_named_by_their_rule_or_the
 
 def report(permit_id: uuid.UUID, period_id: str, **changes) -> dict:
     return {"permit_id": str(permit_id), "period_id": period_id,
-            "workforce": {"total": 400, "on_site_per_shift": [200, 150]}, "odp": 0, "pdp": 0, "confirmed_positive": 0,
+            "workforce": {"total": 400, "on_site_per_shift": [200, 150]}, "odp": 0, "pdp": 0, "new_positives": 0,
             "tests": {"pcr": 2, "antigen": 30}, "vaccinated": {"dose1": 380, "dose2": 300, "booster": 40},
             "transport_modes": ["company_bus"],
             "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",

@@ -61,7 +61,7 @@ def report(permit_id: uuid.UUID, period_id: str) -> dict[str, Any]:
     return {
         "permit_id": str(permit_id), "period_id": period_id,
         "workforce": {"total": 1200, "on_site_per_shift": [380, 390, 290]},
-        "odp": 0, "pdp": 0, "confirmed_positive": 0, "tests": {"pcr": 12, "antigen": 40},
+        "odp": 0, "pdp": 0, "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 12, "antigen": 40},
         "vaccinated": {"dose1": 1100, "dose2": 950, "booster": 300}, "transport_modes": ["company_bus"],
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
                                "ventilation": True, "disinfection": True, "handwash_stations": True,

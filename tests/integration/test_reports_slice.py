@@ -31,7 +31,7 @@ def report(permit_id: str, period_id: str, **changes) -> dict:
     body = {
         "permit_id": permit_id, "period_id": period_id,
         "workforce": {"total": 1200, "on_site_per_shift": [380, 390, 290]},
-        "odp": 3, "pdp": 1, "confirmed_positive": 0, "tests": {"pcr": 12, "antigen": 40},
+        "odp": 3, "pdp": 1, "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 12, "antigen": 40},
         "vaccinated": {"dose1": 1100, "dose2": 950, "booster": 300},
         "transport_modes": ["company_bus", "private_vehicle"],
         "protocol_checklist": {"temperature_screening": True, "masks": True, "distancing": True,
@@ -133,7 +133,7 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
     # Counts that contradict each other are refused field by field.
     bad = await reports.post("/reports", headers=COMPANY, json=report(
         permit_id, period_id, workforce={"total": 100, "on_site_per_shift": [80, 80]},
-        vaccinated={"dose1": 50, "dose2": 60, "booster": 0}, confirmed_positive=2))
+        vaccinated={"dose1": 50, "dose2": 60, "booster": 0}, new_positives=2))
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"workforce.on_site_per_shift", "vaccinated.dose2",
                                                           "case_handling"}
@@ -249,7 +249,7 @@ async def test_reports_sent_at_once_share_transactions_and_each_gets_its_own_ans
     first, refused, contradicted = plants[0], plants[1], plants[2]
     bodies = [report(str(plant.permit_id), period) for plant, period in zip(plants, periods, strict=True)]
     bodies[1] = report(str(refused.permit_id), str(uuid.uuid4()))  # no such period
-    bodies[2] = report(str(contradicted.permit_id), periods[2], odp=1, confirmed_positive=3)  # no case handling
+    bodies[2] = report(str(contradicted.permit_id), periods[2], odp=1, new_positives=3)  # no case handling
     bodies.append(report(str(first.permit_id), periods[0], odp=9))  # the first plant's period, twice at once
 
     answers = await asyncio.gather(*(reports.post("/reports", headers=COMPANY, json=body) for body in bodies))

@@ -255,7 +255,7 @@ class Load:
         answer = await self.send("report", "POST", f"{self.services.url('reports')}/reports", headers=company, json={
             "permit_id": plant.permit_id, "period_id": period["period_id"],
             "workforce": {"total": 300, "on_site_per_shift": [150, 140]}, "odp": 1, "pdp": 0,
-            "confirmed_positive": 0, "tests": {"pcr": 4, "antigen": 20},
+            "new_positives": 0, "isolating_workers": 0, "tests": {"pcr": 4, "antigen": 20},
             "vaccinated": {"dose1": 280, "dose2": 250, "booster": 90}, "transport_modes": ["company bus"],
             "protocol_checklist": dict.fromkeys(("temperature_screening", "masks", "distancing", "ventilation",
                                                  "disinfection", "handwash_stations", "pedulilindungi_scan"), True),

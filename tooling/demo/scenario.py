@@ -142,7 +142,7 @@ class Plant:
         return {
             "permit_id": permit_id, "period_id": period_id,
             "workforce": {"total": self.workforce, "on_site_per_shift": shifts},
-            "odp": rng.randint(0, 3), "pdp": rng.randint(0, 1), "confirmed_positive": 0,
+            "odp": rng.randint(0, 3), "pdp": rng.randint(0, 1), "new_positives": 0, "isolating_workers": 0,
             "tests": {"pcr": rng.randint(0, 20), "antigen": rng.randint(10, self.workforce // 2)},
             "vaccinated": {"dose1": dose1, "dose2": dose2, "booster": rng.randint(0, dose2 // 3)},
             "transport_modes": sorted(rng.sample(_TRANSPORT, 2)),
