@@ -163,6 +163,17 @@ def _case(case: Case, links: list[CaseLink] | None = None) -> dict[str, Any]:
     }
 
 
+def _placeholders(count: int, first: list[Case]) -> dict[str, Any]:
+    """Cases a report counted that the company has yet to enter (POST /cases with a confirmation date inside
+    `confirmed_between` claims one), the first of them in the order they are claimed."""
+    return {"count": count, "items": [
+        {"case_id": str(case.case_id), "case_ref": case.case_ref, "report_id": str(case.report_id),
+         "status": case.status.value,
+         "confirmed_between": {"first": case.report_period[0].isoformat(), "last": case.report_period[1].isoformat()}
+         if case.report_period else None}
+        for case in first]}
+
+
 def router(handlers: IncidentHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["incidents"])
 
@@ -212,6 +223,7 @@ def router(handlers: IncidentHandlers) -> APIRouter:
                 "closure_id": str(closure.closure_id), "starts_at": closure.starts_at.isoformat(),
                 "ends_at": closure.ends_at.isoformat(),
                 "cluster_id": str(closure.cluster_id) if closure.cluster_id else None},
+            "placeholders_to_complete": _placeholders(*summary["placeholders_to_complete"]),
         }
 
     @routes.get("/incidents")

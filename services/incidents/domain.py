@@ -900,18 +900,54 @@ class Plant:
 
 @dataclass(frozen=True)
 class ReportedPositives:
-    """A report's confirmed positives against what is already known for that plant in that period.
+    """A report's positives against what is already known for that plant: each worker counted once.
 
-    Only the excess becomes new cases, so a case entered by POST /cases and counted again in the report
-    is not counted twice; a report that says fewer than we know removes nothing (cases are facts).
+    A report names two counts: the workers newly confirmed positive since the plant's previous report, and the
+    workers isolating on the report's day, whenever they were confirmed. The same worker isolating on two reports
+    running is one case, not two. So:
+
+    - new positives not matched by the cases already confirmed in the report's period (entered by POST /cases or
+      counted by an earlier report of that period) become placeholders for the period (`new_cases`);
+    - isolating workers beyond the cases known to isolate on the report's day (entered or placeholders) and beyond
+      those new placeholders were confirmed before the period, unknown to us: placeholders too (`earlier_cases`).
+      A worker of the isolating count who is a known isolating case adds nothing;
+    - a report that says fewer than we know removes nothing (cases are facts).
+
+    Every placeholder is dated the report's day, the one day the report shows its worker positive: an earlier
+    one keeps isolating as long as a new one, and counts among the period's known cases when a correction
+    restates the period's counts.
+
+    A v1 report names neither count: its `confirmed_positive` is the new positives, its isolation unstated.
     """
 
-    confirmed_positive: int
-    known_in_period: int
+    new_positives: int
+    isolating_workers: int | None  # None: the report does not say
+    known_in_period: int = 0
+    known_isolating: int = 0
+
+    @classmethod
+    def stated_by(cls, *, confirmed_positive: int, new_positives: int | None,
+                  isolating_workers: int | None) -> ReportedPositives:
+        """As a `ReportSubmitted` states them, v1 (only `confirmed_positive`) or later."""
+        return cls(confirmed_positive if new_positives is None else new_positives, isolating_workers)
+
+    @property
+    def stated(self) -> bool:
+        """The report counts someone: there is something to reconcile."""
+        return bool(self.new_positives or self.isolating_workers)
+
+    def against(self, *, known_in_period: int, known_isolating: int) -> ReportedPositives:
+        return replace(self, known_in_period=known_in_period, known_isolating=known_isolating)
 
     @property
     def new_cases(self) -> int:
-        return max(0, self.confirmed_positive - self.known_in_period)
+        return max(0, self.new_positives - self.known_in_period)
+
+    @property
+    def earlier_cases(self) -> int:
+        if self.isolating_workers is None:
+            return 0
+        return max(0, self.isolating_workers - self.known_isolating - self.new_cases)
 
     @staticmethod
     def period_days(plant: Plant, starts_at: datetime, deadline: datetime) -> tuple[date, date]:
@@ -924,23 +960,35 @@ class ReportedPositives:
         return min(submitted_at, deadline).astimezone(plant.zone).date()
 
     @staticmethod
-    def cases(report_id: uuid.UUID, count: int, on: date, already: int,
-              period: tuple[date, date]) -> list[NewCase]:
-        """Placeholder cases for reported positives; the report carries no symptoms or contact counts."""
-        return [NewCase(case_ref=f"R-{report_id.hex[:12]}-{already + n + 1}", confirmed_on=on, symptomatic=False,
-                        close_contacts=0, source=CaseSource.REPORT, report_id=report_id, report_period=period)
-                for n in range(count)]
+    def earlier_days(on: date, period: tuple[date, date], policy: IncidentPolicy) -> tuple[date, date]:
+        """The days a worker isolating on day `on` but not newly positive in the period was confirmed on: before
+        the period, within the isolation of a symptomatic case whose symptoms end by day 10 (Kepmenkes 4641/2021)."""
+        before = period[0] - timedelta(days=1)
+        longest = policy.isolation_ends_on(on, symptomatic=True) - on
+        return min(on - longest, before), before
+
+    def placeholders(self, report_id: uuid.UUID, on: date, period: tuple[date, date],
+                     policy: IncidentPolicy) -> list[NewCase]:
+        """Placeholder cases, all dated `on` (the report carries no symptoms, contacts or dates of its own), each
+        keeping the days its real case may be confirmed on, which an entered case claims it by
+        (`PlaceholderClaim`): the period for a new positive, the days before it for an earlier one."""
+        days = [period] * self.new_cases + [self.earlier_days(on, period, policy)] * self.earlier_cases
+        return [NewCase(case_ref=f"R-{report_id.hex[:12]}-{self.known_in_period + n}", confirmed_on=on,
+                        symptomatic=False, close_contacts=0, source=CaseSource.REPORT, report_id=report_id,
+                        report_period=confirmable)
+                for n, confirmable in enumerate(days, start=1)]
 
 
 class PlaceholderClaim:
     """A company enters a case a report already counted: the case claims the report's placeholder.
 
     The mirror of `ReportedPositives`, which counts the cases confirmed inside a report's period: a case
-    entered directly and confirmed on day D claims a placeholder whose report period (the plant's local
-    dates, first and last day both included) contains D. So "reported first, entered later" counts once,
+    entered directly and confirmed on day D claims a placeholder whose kept days (`report_period`, the plant's
+    local dates, first and last day both included) contain D: the report's period for a new positive, the days
+    before it for an isolating worker confirmed earlier. So "reported first, entered later" counts once,
     as "entered first, reported later" already does. A placeholder is claimed at most once. Among several
     that fit, the earliest dated (then the lowest reference) is claimed, so the same entries always claim
-    the same placeholders.
+    the same placeholders. Those not claimed yet are the company's to complete (GET /facilities/{id}/status).
     """
 
     @staticmethod

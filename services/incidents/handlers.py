@@ -24,6 +24,8 @@ from shared.storage.unit_of_work import Database
 from shared.web.access import Access, Scope
 
 SERVICE = "incidents"
+# A plant's placeholders listed in its status; more are counted, and listed again as these are completed.
+PLACEHOLDERS_SHOWN = 100
 log = structlog.get_logger(__name__)
 
 
@@ -164,7 +166,8 @@ class IncidentHandlers:
                 raise NotFound("Facility")
             closure = (await work.incidents.closure(summary["plant_closure_id"])
                        if summary["plant_closure_id"] else None)
-        return summary | {"plant_closure": closure}
+            to_complete = await work.incidents.placeholders_to_complete(facility_id, PLACEHOLDERS_SHOWN)
+        return summary | {"plant_closure": closure, "placeholders_to_complete": to_complete}
 
     async def incidents(self, *, province: str | None, status: str | None, estate: str | None,
                         after: uuid.UUID | None, limit: int, access: Access) -> list[dict[str, Any]]:
@@ -206,7 +209,10 @@ class IncidentHandlers:
                  estate_facility_id=str(event.estate_facility_id), cause=event.cause.value, known=ended)
 
     async def on_report_submitted(self, work: IncidentsWork, envelope: Envelope, event: ReportSubmitted) -> None:
-        if event.confirmed_positive == 0:
+        reported = ReportedPositives.stated_by(confirmed_positive=event.confirmed_positive,
+                                               new_positives=event.new_positives,
+                                               isolating_workers=event.isolating_workers)
+        if not reported.stated:
             return
         now = self.clock.now()
         # A report can overtake the PermitIssued of its plant (another topic): learn the plant from it.
@@ -219,16 +225,18 @@ class IncidentHandlers:
         if not plant.monitored:
             log.info("report_positives_ignored", facility_id=str(plant.facility_id), reason="not monitored")
             return
-        first, last = ReportedPositives.period_days(plant, event.period_starts_at, event.deadline)
-        known = await work.incidents.cases_between(plant.facility_id, first, last)
-        reported = ReportedPositives(event.confirmed_positive, known)
+        period = ReportedPositives.period_days(plant, event.period_starts_at, event.deadline)
         on = ReportedPositives.confirmed_on(plant, envelope.time, event.deadline)
-        for new in ReportedPositives.cases(event.report_id, reported.new_cases, on, known, (first, last)):
+        reported = reported.against(known_in_period=await work.incidents.cases_between(plant.facility_id, *period),
+                                    known_isolating=await work.incidents.isolating_on(plant.facility_id, on))
+        for new in reported.placeholders(event.report_id, on, period, self.policy):
             outcome = await self._detect(work, plant, new, Actor(f"report:{event.report_id}", "company"))
             await self._commit(work, outcome, now, cause=envelope)
             plant = outcome.plant
-        log.info("report_positives_reconciled", facility_id=str(plant.facility_id), reported=event.confirmed_positive,
-                 known=known, new_cases=reported.new_cases)
+        log.info("report_positives_reconciled", facility_id=str(plant.facility_id),
+                 new_positives=reported.new_positives, isolating_workers=reported.isolating_workers,
+                 known_in_period=reported.known_in_period, known_isolating=reported.known_isolating,
+                 new_cases=reported.new_cases, earlier_cases=reported.earlier_cases)
 
     # -- durable timers ----------------------------------------------------------------------------
 

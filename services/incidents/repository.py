@@ -108,6 +108,22 @@ class IncidentRepository:
             "SELECT count(*) FROM cases WHERE facility_id = $1 AND confirmed_on BETWEEN $2 AND $3",
             facility_id, first, last)
 
+    async def isolating_on(self, facility_id: uuid.UUID, day: date) -> int:
+        """The plant's cases isolating on that day, entered or placeholders: begun, and not yet ended (as closed,
+        or as planned while still isolating)."""
+        return await self._connection.fetchval(
+            "SELECT count(*) FROM cases WHERE facility_id = $1 AND isolation_starts_on <= $2"
+            " AND coalesce(closed_on, isolation_ends_on) > $2", facility_id, day)
+
+    async def placeholders_to_complete(self, facility_id: uuid.UUID, limit: int) -> tuple[int, list[Case]]:
+        """The plant's placeholders no entered case has claimed yet, how many and the first `limit` of them in the
+        order they would be claimed (`PlaceholderClaim`)."""
+        rows = await self._connection.fetch(
+            f"SELECT {_CASE}, count(*) OVER () AS total FROM cases WHERE facility_id = $1 AND source = $2"
+            " AND claimed_by IS NULL ORDER BY confirmed_on, case_ref LIMIT $3",
+            facility_id, CaseSource.REPORT.value, limit)
+        return (rows[0]["total"] if rows else 0), [_case(row) for row in rows]
+
     async def unclaimed_placeholders(self, facility_id: uuid.UUID) -> list[Case]:
         """Cases known only from a report's count that no entered case has claimed yet (`Case.is_placeholder`)."""
         rows = await self._connection.fetch(

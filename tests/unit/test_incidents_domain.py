@@ -106,9 +106,8 @@ class Walk:
     def report(self, positives: int, period: tuple[date, date], on: date) -> list[Outcome]:
         """A report's positives beyond the cases known in its period become placeholders."""
         known = sum(period[0] <= c.confirmed_on <= period[1] for c in self.cases.values())
-        report_id = uuid.uuid4()
-        return [self.case(new) for new in ReportedPositives.cases(
-            report_id, ReportedPositives(positives, known).new_cases, on, known, period)]
+        reported = ReportedPositives(positives, None, known_in_period=known)
+        return [self.case(new) for new in reported.placeholders(uuid.uuid4(), on, period, self.policy)]
 
     def unclustered(self) -> list:
         return [(c.case_id, c.confirmed_on) for c in self.cases.values() if c.cluster_id is None]
@@ -427,9 +426,9 @@ def test_a_plant_whose_permit_was_revoked_takes_no_new_cases():
 
 
 def test_a_report_adds_only_the_positives_not_already_known():
-    assert ReportedPositives(confirmed_positive=3, known_in_period=2).new_cases == 1
-    assert ReportedPositives(confirmed_positive=2, known_in_period=2).new_cases == 0
-    assert ReportedPositives(confirmed_positive=1, known_in_period=2).new_cases == 0
+    assert ReportedPositives(3, None, known_in_period=2).new_cases == 1
+    assert ReportedPositives(2, None, known_in_period=2).new_cases == 0
+    assert ReportedPositives(1, None, known_in_period=2).new_cases == 0
 
 
 def test_report_periods_are_read_in_the_plants_local_time():
