@@ -20,7 +20,8 @@ from services.reports.app import create_app as create_reports
 from shared.contract import Envelope, PermitIssued, ReportSubmitted, SectorClass, decode
 from shared.regions import WITA
 from tests.support.kafka import publish
-from tests.support.platform import bearer, running_service
+from shared.storage.db import migrate
+from tests.support.platform import bearer, running_service, schema_before, service_migrations
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -223,3 +224,22 @@ async def test_weekly_reports_over_real_dates_count_each_isolating_worker_once(p
     finally:
         await admin.close()
     assert (await status_of(incidents, facility_id))["cases_total"] == 7
+
+
+async def test_reports_stored_before_the_names_state_their_new_positives_and_no_isolation(platform):
+    schema = "reports_positives_upgrade"
+    url = await schema_before(platform, schema, "reports", 17)
+    connection = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        stored = {uuid.uuid4(): '{"confirmed_positive": 3}', uuid.uuid4(): '{"confirmed_positive": 0}'}
+        for report_id, payload in stored.items():
+            await connection.execute(
+                "INSERT INTO reports (report_id, period_id, permit_id, submitted_at, late, actor, role, payload)"
+                " VALUES ($1, $2, $3, now(), false, 'budi', 'company', $4::jsonb)",
+                report_id, uuid.uuid4(), uuid.uuid4(), payload)
+        await migrate(url, schema, service_migrations(schema, "reports"))
+        rows = await connection.fetch("SELECT report_id, new_positives, isolating_workers FROM reports")
+    finally:
+        await connection.close()
+    assert {(row["report_id"], row["new_positives"], row["isolating_workers"]) for row in rows} == {
+        (report_id, count, None) for report_id, count in zip(stored, (3, 0), strict=True)}
