@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.notifier import api
 from services.notifier.channels import EmailChannel, GuardedTransport, SmtpServer, WebhookChannel
 from services.notifier.domain import (
-    LOOPBACK, ROUTES, Channel, EscalationChain, Grouping, LetterWait, OutboundPolicy, RetryPolicy,
+    LOOPBACK, ROUTED, Channel, EscalationChain, Grouping, LetterWait, OutboundPolicy, RetryPolicy,
 )
 from services.notifier.handlers import DeliveryWorker, NotifierConfig, NotifierHandlers
 from services.notifier.repository import NotifierWork
@@ -170,7 +170,7 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     # The supervision topic is created with every other at start (`ensure_topics`), like the PPKM topic reports reads.
     for topic in (PERMITS, REPORTS, INCIDENTS, SUPERVISION):
         runtime.consume(topic, {event_type: own_handlers.get(event_type) or (
-            handlers.on_event if event_type.__name__ in ROUTES else InBatches(handlers.on_unrouted_events))
+            handlers.on_event if event_type.__name__ in ROUTED else InBatches(handlers.on_unrouted_events))
             for event_type in events_on(topic) if issubclass(event_type, Event)})
     runtime.at_start(handlers.keep_secrets_sealed)  # migration 0005, and a new key put first
     runtime.consume(INTERNAL_CONTACTS, {CompanyContactsUpdated: handlers.on_contacts_updated,

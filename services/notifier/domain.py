@@ -1,9 +1,9 @@
 """Notifier: who must hear about what, how alerts group, retry and escalate (DESIGN §1, §4). Pure: no I/O.
 
-The routing table (`ROUTES`) is data, read like an alert manager's routing tree: an event type leads to a
-severity, the task-force division that must act, whether the company is told, and whether it is alerted at
-once or counted into a daily digest. Task forces add to it with subscriptions (an event type for their
-region, on their own channel). A high-severity alert climbs the task-force hierarchy until someone
+The routing table (`RULES`) is data, read like an alert manager's routing tree: an event type, and where it matters
+what the event says, leads to a severity, the task-force division that must act, whether the company is told, and
+whether it is alerted at once or counted into a daily digest. Task forces add to it with subscriptions (an event
+type for their region, on their own channel). A high-severity alert climbs the task-force hierarchy until someone
 acknowledges it (`EscalationChain`).
 """
 
@@ -26,9 +26,11 @@ from urllib.parse import urlsplit
 from shared import refusals, regions
 from shared.clock import Backoff
 from shared.contract import (
-    CapacityBreachDetected, CapacityExcess, CapacityMeasure, ClassBasis, ComplaintCategory, ComplaintFiled,
-    FindingResult, GroundCode, InspectionRecorded, PpkmLevel, ProtocolItem, SanctionAction, SanctionRecommended,
-    SanctionRequested, SectorClass, SectorClassChanged, Severity, TaskForceLevel, WarningCause,
+    CapacityBreachDetected, CapacityExcess, CapacityMeasure, CaseDetected, ClassBasis, ClosureAuthority,
+    ClosureRecommendationDecided, ClosureRecommendationOverdue, ClosureRecommended, ClosureScope, ClusterDeclared,
+    ComplaintCategory, ComplaintFiled, FacilityClosureOrdered, FacilityReopened, FindingResult, GroundCode,
+    InspectionRecorded, PossibleClusterRaised, PpkmLevel, ProtocolItem, RecommendationDecision, SanctionAction,
+    SanctionRecommended, SanctionRequested, SectorClass, SectorClassChanged, Severity, TaskForceLevel, WarningCause,
 )
 
 Level = TaskForceLevel
@@ -192,44 +194,100 @@ class Route:
     level: Level = Level.REGENCY  # whose task force hears first (a digest's is the province's)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One named routing rule: the events of `event_type` whose details hold every (field, value) of `when` take
+    `route`. The first rule of a type that matches wins, so a type's rule without `when` comes last; an event a
+    rule picks by its content groups into alerts of that rule alone (`alert_key`)."""
+
+    name: str
+    event_type: str
+    route: Route
+    when: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, details: dict) -> bool:
+        return all(details.get(name) == value for name, value in self.when)
+
+
 # The routing tree (issue 7). Event types absent here raise nothing unless a task force subscribed to them.
-ROUTES: dict[str, Route] = {
-    # Kepmenkes 328/2020: cases and clusters are reported to the regency health office and task force at once.
-    "ClusterDeclared": Route(Severity.HIGH, division=Division.HEALTH),
-    "FacilityClosureOrdered": Route(Severity.HIGH, division=Division.HEALTH),
-    "CaseDetected": Route(Severity.HIGH, division=Division.HEALTH),
+RULES: tuple[Rule, ...] = (
+    # Kepmenkes 328/2020: a confirmed case is reported to the regency health office and task force at once; the
+    # workplace isolates, traces and disinfects on its own, so one case informs and does not escalate.
+    Rule("case", "CaseDetected", Route(Severity.LOW, division=Division.HEALTH, company=True)),
+    # Unlinked cases above the count: the task force judges with the health office whether they are one cluster.
+    Rule("possible-cluster", "PossibleClusterRaised", Route(Severity.LOW, division=Division.HEALTH)),
+    # Kepmenkes 328/2020: a cluster is reported to the health office at once; it may close the plant, so it climbs.
+    Rule("cluster", "ClusterDeclared", Route(Severity.HIGH, division=Division.HEALTH, company=True)),
+    # The regency task force orders closures: a recommendation waits for its decision and climbs until answered.
+    Rule("closure-recommended", "ClosureRecommended", Route(Severity.HIGH, division=Division.HEALTH)),
+    # A recommendation left unanswered past its time goes to the province's task force, which acts above the
+    # regency's; it climbs on to the national one.
+    Rule("recommendation-overdue", "ClosureRecommendationOverdue",
+         Route(Severity.HIGH, division=Division.HEALTH, level=Level.PROVINCE)),
+    # The decision is the task force's own: its health division reads it. The company hears of what it orders
+    # through FacilityClosureOrdered, and was never told of a recommendation it might hear was declined.
+    Rule("recommendation-decided", "ClosureRecommendationDecided", Route(Severity.LOW, division=Division.HEALTH)),
+    # Kepmenkes 328/2020: a room closes for its disinfection after a case; routine, the company's to carry out.
+    Rule("room-closure", "FacilityClosureOrdered", Route(Severity.LOW, division=Division.HEALTH, company=True),
+         when=(("scope", ClosureScope.ROOM.value),)),
+    # A whole plant closed stops its work: it climbs until acknowledged, and the company must stop and hear why.
+    Rule("plant-closure", "FacilityClosureOrdered", Route(Severity.HIGH, division=Division.HEALTH, company=True)),
+    # A closure ended (a room's when its disinfection is over, a plant's when the task force cleared it): the health
+    # division and the company hear that what it closed may work again.
+    Rule("reopening", "FacilityReopened", Route(Severity.LOW, division=Division.HEALTH, company=True)),
     # Sanctions are enforced on the ground by Satpol PP and police: the law-enforcement division acts.
-    "PermitFrozen": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
-    "PermitRevoked": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
+    Rule("freeze", "PermitFrozen", Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True)),
+    Rule("revocation", "PermitRevoked", Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True)),
     # A sanction reversed on objection is enforced no more: those who enforced it and the company hear of it.
-    "SanctionReversed": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True),
+    Rule("sanction-reversed", "SanctionReversed",
+         Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, company=True)),
     # The decision on its objection is the company's to read, whatever it is (UU 30/2014 Pasal 77).
-    "ObjectionDecided": Route(Severity.LOW, company=True),
-    "WarningIssued": Route(Severity.LOW, company=True),
+    Rule("objection-decided", "ObjectionDecided", Route(Severity.LOW, company=True)),
+    Rule("warning", "WarningIssued", Route(Severity.LOW, company=True)),
     # Satpol PP enforces PPKM caps on site; low like sanctions: the warning ladder, not escalation, answers repeats.
-    "CapacityBreachDetected": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT),
+    Rule("capacity-breach", "CapacityBreachDetected", Route(Severity.LOW, division=Division.LAW_ENFORCEMENT)),
     # The class sets the plant's PPKM cap: the company reads each change and why (its own e-mail, `company_message`).
-    "SectorClassChanged": Route(Severity.LOW, company=True),
+    Rule("sector-class", "SectorClassChanged", Route(Severity.LOW, company=True)),
     # Overdue reports are many and individually minor: the province's data division gets one count a day.
-    "ReportOverdue": Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True, level=Level.PROVINCE),
+    Rule("report-overdue", "ReportOverdue",
+         Route(Severity.LOW, division=Division.DATA_INFORMATION, digest=True, level=Level.PROVINCE)),
     # Field supervision: a complaint, or an inspection that found the protocol violated, is Satpol PP's to check on
     # site, grouped per plant as capacity breaches are (an inspection that found nothing violated raises nothing).
-    "ComplaintFiled": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT),
-    "InspectionRecorded": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT),
+    Rule("complaint", "ComplaintFiled", Route(Severity.LOW, division=Division.LAW_ENFORCEMENT)),
+    Rule("inspection", "InspectionRecorded", Route(Severity.LOW, division=Division.LAW_ENFORCEMENT)),
     # A regional office's sanction request waits for the ministry: nothing for the regency to do yet. The province's
     # law-enforcement division, which coordinates its regencies' Satpol PP when a freeze or revocation follows, is
     # told for its information; low, so it never escalates.
-    "SanctionRequested": Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, level=Level.PROVINCE),
-}
+    Rule("sanction-requested", "SanctionRequested",
+         Route(Severity.LOW, division=Division.LAW_ENFORCEMENT, level=Level.PROVINCE)),
+)
+
+_RULES_OF: dict[str, tuple[Rule, ...]] = {
+    event_type: tuple(rule for rule in RULES if rule.event_type == event_type)
+    for event_type in dict.fromkeys(rule.event_type for rule in RULES)}
+
+# The event types some rule routes: the others alert only the task forces that subscribed to them.
+ROUTED = frozenset(_RULES_OF)
 
 DEFAULT_ROUTE = Route(Severity.LOW)
+
+# A recommendation is answered by its decision, made in the incidents service: the alerts asking for it stop climbing
+# there, acknowledged in the name of the role that decided.
+ANSWERED_BY_DECISION = ("ClosureRecommended", "ClosureRecommendationOverdue")
 
 # The digest day follows WIB (UTC+7), the ministry's working time; a plant's own zone does not matter here.
 DIGEST_ZONE = timezone(timedelta(hours=7))
 
 
-def route_for(event_type: str) -> Route:
-    return ROUTES.get(event_type, DEFAULT_ROUTE)
+def rule_for(event_type: str, details: dict | None = None) -> Rule | None:
+    """The rule routing this event (its details as the event carries them), or None when no rule names its type.
+    Without details, the type's rule without `when`."""
+    return next((rule for rule in _RULES_OF.get(event_type, ()) if rule.matches(details or {})), None)
+
+
+def route_for(event_type: str, details: dict | None = None) -> Route:
+    rule = rule_for(event_type, details)
+    return rule.route if rule is not None else DEFAULT_ROUTE
 
 
 @dataclass(frozen=True)
@@ -239,10 +297,14 @@ class Plant:
     regency_code: str
 
 
-def alert_key(event_type: str, plant: Plant, now: datetime) -> str:
-    """What makes two events 'the same alert': one plant and event type, or one province-day for a digest."""
-    if route_for(event_type).digest:
+def alert_key(event_type: str, plant: Plant, now: datetime, details: dict | None = None) -> str:
+    """What makes two events 'the same alert': one plant and event type (and rule, when a rule picks the event by
+    its content: a room's closure never hides a plant's in its low alert), or one province-day for a digest."""
+    rule = rule_for(event_type, details)
+    if rule is not None and rule.route.digest:
         return f"{event_type}:{plant.province_code}:{now.astimezone(DIGEST_ZONE).date().isoformat()}"
+    if rule is not None and rule.when:
+        return f"{event_type}:{rule.name}:{plant.facility_id}"
     return f"{event_type}:{plant.facility_id}"
 
 
@@ -416,14 +478,14 @@ class Alert:
     @classmethod
     def raise_for(cls, event_type: str, plant: Plant, details: dict, *, now: datetime, chain: EscalationChain,
                   grouping: Grouping) -> Alert:
-        route = route_for(event_type)
+        route = route_for(event_type, details)
         escalates = route.severity is Severity.HIGH
-        step = chain.after(Level.REGENCY)
+        step = chain.after(route.level)
         if route.digest:
             # A digest counts a whole province: it is filed under the province, not the plant that opened it.
             plant = replace(plant, regency_code=plant.province_code)
         return cls(
-            alert_id=uuid.uuid4(), alert_key=alert_key(event_type, plant, now), event_type=event_type,
+            alert_id=uuid.uuid4(), alert_key=alert_key(event_type, plant, now, details), event_type=event_type,
             severity=route.severity, plant=plant,
             level=route.level,
             status=AlertStatus.OPEN, count=1, first_seen_at=now, last_seen_at=now,
@@ -434,7 +496,7 @@ class Alert:
 
     @property
     def route(self) -> Route:
-        return route_for(self.event_type)
+        return route_for(self.event_type, self.details)
 
     def groups(self, now: datetime) -> bool:
         """Does an event seen at `now` with this alert's key belong to this alert?"""
@@ -778,6 +840,15 @@ def class_basis(event: SectorClassChanged, *, to_company: bool = False) -> tuple
             f"a revision of the KBLI table (version {event.table_version})")
 
 
+_ZONE_NAMES = {regions.WIB.key: "WIB", regions.WITA.key: "WITA", regions.WIT.key: "WIT"}
+
+
+def local_time(at: datetime, regency_code: str) -> str:
+    """A moment as the plant's clock shows it: 2026-11-20 10.00 WITA."""
+    zone = regions.local_zone(regency_code)
+    return f"{at.astimezone(zone):%Y-%m-%d %H.%M} {_ZONE_NAMES[zone.key]}"
+
+
 def _capacity_breach(details: dict) -> tuple[str, str]:
     breach = CapacityBreachDetected.model_validate(details)
     level = ppkm_level(breach.level)
@@ -875,6 +946,59 @@ def _sanction_requested(details: dict) -> tuple[str, str]:
             f"the ground {ground}. For information: the request awaits the ministry's decision.")
 
 
+_SCOPES = {ClosureScope.PLANT: ("pabrik", "plant"), ClosureScope.ROOM: ("ruangan", "room")}
+
+
+def _possible_cluster(details: dict) -> tuple[str, str]:
+    raised = PossibleClusterRaised.model_validate(details)
+    first, last = raised.first_confirmed_on.isoformat(), raised.last_confirmed_on.isoformat()
+    return (f"{raised.case_count} kasus konfirmasi yang tidak saling terkait di pabrik {raised.facility_id} di "
+            f"wilayah {raised.regency_code} dalam {raised.window_days} hari ({first} sampai {last}). Mohon dinilai "
+            "bersama dinas kesehatan apakah kasus-kasus ini satu klaster.",
+            f"{raised.case_count} confirmed cases, not linked to each other, at plant {raised.facility_id} in "
+            f"{raised.regency_code} within {raised.window_days} days ({first} to {last}). Please judge with the "
+            "health office whether they are one cluster.")
+
+
+def _closure_recommended(details: dict) -> tuple[str, str]:
+    recommended = ClosureRecommended.model_validate(details)
+    scope = _SCOPES[recommended.scope]
+    first, last = recommended.first_confirmed_on.isoformat(), recommended.last_confirmed_on.isoformat()
+    answer_by = local_time(recommended.answer_by, recommended.regency_code)
+    return (f"Rekomendasi penutupan {scope[0]} selama {recommended.days} hari untuk pabrik {recommended.facility_id} "
+            f"di wilayah {recommended.regency_code}: klaster {recommended.cluster_id}, {recommended.case_count} kasus "
+            f"konfirmasi terkait dari {first} sampai {last}; aturan: {recommended.rule}. Mohon diputuskan "
+            f"(diperintahkan, diubah atau ditolak) sebelum {answer_by}.",
+            f"A {scope[1]} closure of {recommended.days} days is recommended for plant {recommended.facility_id} in "
+            f"{recommended.regency_code}: cluster {recommended.cluster_id}, {recommended.case_count} linked confirmed "
+            f"cases from {first} to {last}; rule: {recommended.rule}. Please decide (order, change or decline) by "
+            f"{answer_by}.")
+
+
+def _recommendation_overdue(details: dict) -> tuple[str, str]:
+    overdue = ClosureRecommendationOverdue.model_validate(details)
+    answer_by = local_time(overdue.answer_by, overdue.regency_code)
+    return (f"Rekomendasi penutupan {overdue.recommendation_id} untuk pabrik {overdue.facility_id} di wilayah "
+            f"{overdue.regency_code} (klaster {overdue.cluster_id}) belum diputuskan Satgas kabupaten/kota hingga "
+            f"batas waktunya, {answer_by}.",
+            f"The closure recommendation {overdue.recommendation_id} for plant {overdue.facility_id} in "
+            f"{overdue.regency_code} (cluster {overdue.cluster_id}) was not decided by the regency task force by its "
+            f"time, {answer_by}.")
+
+
+def _recommendation_decided(details: dict) -> tuple[str, str]:
+    decided = ClosureRecommendationDecided.model_validate(details)
+    ordered = decided.decision is RecommendationDecision.ORDERED
+    what = ("diperintahkan", "ordered") if ordered else ("ditolak", "declined")
+    reason = decided.reason.strip() if decided.reason else ""
+    return (f"Rekomendasi penutupan {decided.recommendation_id} untuk pabrik {decided.facility_id} di wilayah "
+            f"{decided.regency_code} {what[0]} ({decided.decided_by_role})."
+            + (f" Alasan: {reason}" if reason else ""),
+            f"The closure recommendation {decided.recommendation_id} for plant {decided.facility_id} in "
+            f"{decided.regency_code} was {what[1]} ({decided.decided_by_role})."
+            + (f" Reason: {reason}" if reason else ""))
+
+
 _SUMMARIES: dict[str, Callable[[dict], tuple[str, str]]] = {
     "CapacityBreachDetected": _capacity_breach,
     "SanctionRecommended": _sanction_recommended,
@@ -882,6 +1006,10 @@ _SUMMARIES: dict[str, Callable[[dict], tuple[str, str]]] = {
     "ComplaintFiled": _complaint_filed,
     "InspectionRecorded": _inspection_recorded,
     "SanctionRequested": _sanction_requested,
+    "PossibleClusterRaised": _possible_cluster,
+    "ClosureRecommended": _closure_recommended,
+    "ClosureRecommendationOverdue": _recommendation_overdue,
+    "ClosureRecommendationDecided": _recommendation_decided,
 }
 
 
@@ -897,27 +1025,126 @@ def greeting(company_name: str | None) -> str:
     return f"Yth. Pimpinan {company_name}," if company_name else "Yth. Pimpinan perusahaan,"
 
 
+def _company_body(company_name: str | None, indonesian: list[str], english: list[str]) -> bytes:
+    """A company's e-mail: the greeting, the Bahasa Indonesia text, then the English one."""
+    return "\n".join([greeting(company_name), "", *indonesian, "", "--", "", *english]).encode()
+
+
 def _sector_class_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
     changed = SectorClassChanged.model_validate(details)
     kind = sector_class(changed.sector_class, changed.export_oriented)
     basis = class_basis(changed, to_company=True)
     permit = changed.permit_number or f"NIB {changed.nib}"
     reason = changed.reason.strip()
-    lines = [greeting(company_name), "",
-             f"Kelas sektor pabrik Anda ({permit}) kini: {kind[0]}.",
-             f"Dasar: {basis[0]}.",
-             *([f"Alasan: {reason}"] if reason else []),
-             "Kelas sektor menentukan berapa pekerja yang boleh bekerja di lokasi pada setiap level PPKM.",
-             "", "--", "",
-             f"The sector class of your plant ({permit}) is now: {kind[1]}.",
-             f"Basis: {basis[1]}.",
-             *([f"Reason: {reason}"] if reason else []),
-             "The sector class sets how many staff may work on site at each PPKM level."]
-    return "[IOMKI] Perubahan kelas sektor / Change of sector class", "\n".join(lines).encode()
+    return "[IOMKI] Perubahan kelas sektor / Change of sector class", _company_body(
+        company_name,
+        [f"Kelas sektor pabrik Anda ({permit}) kini: {kind[0]}.",
+         f"Dasar: {basis[0]}.",
+         *([f"Alasan: {reason}"] if reason else []),
+         "Kelas sektor menentukan berapa pekerja yang boleh bekerja di lokasi pada setiap level PPKM."],
+        [f"The sector class of your plant ({permit}) is now: {kind[1]}.",
+         f"Basis: {basis[1]}.",
+         *([f"Reason: {reason}"] if reason else []),
+         "The sector class sets how many staff may work on site at each PPKM level."])
+
+
+def _which_plant(facility_id: uuid.UUID, regency_code: str) -> tuple[str, str]:
+    """How a company's e-mail names its plant, after "pabrik Anda" / "your plant"."""
+    return f"({facility_id}, wilayah {regency_code})", f"({facility_id}, region {regency_code})"
+
+
+def _case_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
+    case = CaseDetected.model_validate(details)
+    plant = _which_plant(case.facility_id, case.regency_code)
+    symptoms = ("bergejala", "with symptoms") if case.symptomatic else ("tanpa gejala", "without symptoms")
+    day = case.confirmed_on.isoformat()
+    return "[IOMKI] Kasus COVID-19 di pabrik Anda / A COVID-19 case at your plant", _company_body(
+        company_name,
+        [f"Satgas COVID-19 kabupaten/kota menerima laporan kasus konfirmasi COVID-19 di pabrik Anda {plant[0]}: "
+         f"kasus {case.case_ref}, terkonfirmasi {day}, {symptoms[0]}, {case.close_contacts} kontak erat.",
+         "Sesuai Kepmenkes 328/2020, mohon pastikan pekerja diisolasi, kontak eratnya dikarantina, dan ruang "
+         "kerjanya didisinfeksi."],
+        [f"The regency COVID-19 task force received the report of a confirmed COVID-19 case at your plant "
+         f"{plant[1]}: case {case.case_ref}, confirmed on {day}, {symptoms[1]}, {case.close_contacts} close "
+         "contacts.",
+         "As Kepmenkes 328/2020 requires, please see that the worker is isolated, their close contacts "
+         "quarantined and their workplace disinfected."])
+
+
+def _cluster_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
+    cluster = ClusterDeclared.model_validate(details)
+    plant = _which_plant(cluster.facility_id, cluster.regency_code)
+    first, last = cluster.first_confirmed_on.isoformat(), cluster.last_confirmed_on.isoformat()
+    rule = cluster.rule.strip() if cluster.rule else ""
+    return "[IOMKI] Klaster COVID-19 di pabrik Anda / A COVID-19 cluster at your plant", _company_body(
+        company_name,
+        [f"Satgas COVID-19 menetapkan klaster COVID-19 di pabrik Anda {plant[0]}: {cluster.case_count} kasus "
+         f"konfirmasi yang saling terkait dalam {cluster.window_days} hari, dari {first} sampai {last}.",
+         *([f"Aturan: {rule}"] if rule else []),
+         "Satgas kabupaten/kota menindaklanjutinya bersama dinas kesehatan; penutupan, bila diperintahkan, "
+         "diberitahukan tersendiri."],
+        [f"The COVID-19 task force declared a COVID-19 cluster at your plant {plant[1]}: {cluster.case_count} "
+         f"linked confirmed cases within {cluster.window_days} days, from {first} to {last}.",
+         *([f"Rule: {rule}"] if rule else []),
+         "The regency task force acts on it with the health office; a closure, if one is ordered, is notified "
+         "separately."])
+
+
+_AUTHORITIES = {
+    ClosureAuthority.RULE: ("aturan penutupan, secara otomatis", "the closure rule, automatically"),
+    ClosureAuthority.TASK_FORCE: ("Satgas COVID-19 kabupaten/kota", "the regency COVID-19 task force"),
+    ClosureAuthority.COMPANY: ("perusahaan Anda sendiri", "your company itself"),
+}
+
+
+def _closure_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
+    closure = FacilityClosureOrdered.model_validate(details)
+    plant = _which_plant(closure.facility_id, closure.regency_code)
+    starts, ends = (local_time(at, closure.regency_code) for at in (closure.starts_at, closure.ends_at))
+    by = _AUTHORITIES[closure.ordered_by]
+    reason = closure.reason.strip()
+    if closure.scope is ClosureScope.ROOM:
+        subject = "[IOMKI] Ruangan ditutup untuk disinfeksi / A room closed for disinfection"
+        what = (f"Sebuah ruangan atau lini kerja di pabrik Anda {plant[0]} ditutup untuk disinfeksi dari {starts} "
+                f"sampai {ends}.",
+                f"A room or line at your plant {plant[1]} is closed for disinfection from {starts} to {ends}.")
+        then = ("Sesuai Kepmenkes 328/2020, ruangan itu tidak digunakan sebelum dan sesudah disinfeksi; bagian lain "
+                "pabrik tetap boleh beroperasi.",
+                "As Kepmenkes 328/2020 requires, the room is not used before and after its disinfection; the rest of "
+                "the plant may keep working.")
+    else:
+        subject = "[IOMKI] Penutupan pabrik Anda / Closure of your plant"
+        what = (f"Pabrik Anda {plant[0]} ditutup sejak {starts}, dan paling cepat dibuka kembali {ends}.",
+                f"Your plant {plant[1]} is closed from {starts}, and reopens at the earliest at {ends}.")
+        then = ("Selama penutupan pabrik tidak boleh beroperasi; pabrik dibuka kembali setelah Satgas COVID-19 "
+                "kabupaten/kota menyatakannya boleh beroperasi.",
+                "While closed the plant may not work; it reopens once the regency COVID-19 task force clears it.")
+    return subject, _company_body(
+        company_name,
+        [what[0], *([f"Alasan: {reason}"] if reason else []), f"Diperintahkan oleh: {by[0]}.", then[0]],
+        [what[1], *([f"Reason: {reason}"] if reason else []), f"Ordered by: {by[1]}.", then[1]])
+
+
+def _reopening_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
+    # The event does not say what its closure closed (a room, or the plant): the notice names the closure.
+    reopened = FacilityReopened.model_validate(details)
+    plant = _which_plant(reopened.facility_id, reopened.regency_code)
+    at = local_time(reopened.reopened_at, reopened.regency_code)
+    return "[IOMKI] Penutupan berakhir / Closure ended", _company_body(
+        company_name,
+        [f"Penutupan {reopened.closure_id} di pabrik Anda {plant[0]} berakhir pada {at}: yang ditutup boleh "
+         "digunakan kembali.",
+         "Mohon tetap menjalankan protokol kesehatan."],
+        [f"Closure {reopened.closure_id} at your plant {plant[1]} ended at {at}: what it closed may be used again.",
+         "Please keep to the health protocol."])
 
 
 _COMPANY_MESSAGES: dict[str, Callable[[dict, str | None], tuple[str, bytes]]] = {
     "SectorClassChanged": _sector_class_message,
+    "CaseDetected": _case_message,
+    "ClusterDeclared": _cluster_message,
+    "FacilityClosureOrdered": _closure_message,
+    "FacilityReopened": _reopening_message,
 }
 # Events the company reads about in an e-mail written for it, one for each event even when its alert groups them.
 COMPANY_MESSAGES = frozenset(_COMPANY_MESSAGES)

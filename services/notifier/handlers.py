@@ -21,19 +21,21 @@ import structlog
 
 from services.notifier.channels import SendFailed
 from services.notifier.domain import (
-    COMPANY_MESSAGES, LETTER_EVENTS, ROUTES, Acknowledgement, Alert, AlertStatus, AlertTimer, Attachment, Channel,
-    CompanyContact, CompanyLetter, Delivery, DeliveryStatus, Directory, DivisionContact, Escalation, EscalationChain,
-    FailureReason, Grouping, InvalidWebhook, Level, LetterPairing, LetterStep, LetterWait, NotFound, Plant, Recipient,
-    RetryPolicy, SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets, company_message, company_notice,
-    company_recipient, estate_notice, estate_recipient, issue_webhook_secret, letter_step, level_of_region,
-    recipients, render, route_for, signing_secrets, timer_failure, webhook_url,
+    ANSWERED_BY_DECISION, COMPANY_MESSAGES, LETTER_EVENTS, ROUTED, Acknowledgement, Alert, AlertStatus, AlertTimer,
+    Attachment, Channel, CompanyContact, CompanyLetter, Delivery, DeliveryStatus, Directory, DivisionContact,
+    Escalation, EscalationChain, FailureReason, Grouping, InvalidWebhook, Level, LetterPairing, LetterStep, LetterWait,
+    NotFound, Plant, Recipient, RetryPolicy, SecretRef, Subscription, TaskForce, TimerBackoff, WebhookSecrets,
+    alert_key, company_message, company_notice, company_recipient, estate_notice, estate_recipient,
+    issue_webhook_secret, letter_step, level_of_region, recipients, render, route_for, signing_secrets, timer_failure,
+    webhook_url,
 )
 from services.notifier.repository import Job, NotifierWork
 from services.notifier.sealing import SecretSeal, SecretUnreadable
 from shared.clock import Clock
 from shared.contract import (
-    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, CompanyContactsUpdated, CompanyLetterIssued,
-    Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, Event, InspectionRecorded, WarningIssued,
+    AlertAcknowledged, AlertDelivered, AlertEscalated, AlertRaised, ClosureRecommendationDecided,
+    CompanyContactsUpdated, CompanyLetterIssued, Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, Event,
+    InspectionRecorded, WarningIssued,
 )
 from shared.observability import record, retried
 from shared.regions import NATIONAL
@@ -286,6 +288,8 @@ class NotifierHandlers:
         candidate = Alert.raise_for(event_type, plant, event.model_dump(mode="json"), now=now,
                                     chain=self.config.chain, grouping=self.config.grouping)
         await repo.lock_key(str(plant.facility_id))
+        if isinstance(event, ClosureRecommendationDecided):
+            await self._recommendation_answered(work, envelope, event, plant, now)
         await repo.lock_key(candidate.alert_key)
         existing = await repo.open_alert(candidate.alert_key)
         if existing is not None and existing.groups(now):
@@ -302,7 +306,7 @@ class NotifierHandlers:
             return
         directory = await repo.directory_for(plant)
         told = recipients(candidate.route, event_type, candidate.level, plant, directory, first_notice=True)
-        if event_type not in ROUTES and not told:
+        if event_type not in ROUTED and not told:
             return  # nobody routes or subscribes to this event type here: no alert at all
         alert = candidate.notified({r.level for r in told if r.level} | {candidate.level})
         await repo.add_alert(alert)
@@ -318,6 +322,21 @@ class NotifierHandlers:
         await work.outbox.add(envelope.caused(_raised(alert), service=SERVICE, time=now))
         log.info("alert_raised", alert_id=str(alert.alert_id), event_type=event_type,
                  severity=alert.severity.value, recipients=len(told))
+
+    async def _recommendation_answered(self, work: NotifierWork, envelope: Envelope,
+                                       event: ClosureRecommendationDecided, plant: Plant, now: datetime) -> None:
+        """The decision acknowledges the plant's open alerts that asked for it (`ANSWERED_BY_DECISION`)."""
+        for asked in ANSWERED_BY_DECISION:
+            key = alert_key(asked, plant, now)
+            await work.notifier.lock_key(key)
+            alert = await work.notifier.open_alert(key)
+            if alert is None:
+                continue
+            answered, ack = alert.acknowledge(by=f"decision:{event.recommendation_id}", role=event.decided_by_role,
+                                              as_level=None, now=now)
+            await work.notifier.save_alert(answered)
+            await work.outbox.add(envelope.caused(_acknowledged(answered, ack), service=SERVICE, time=now))
+            log.info("alert_answered", alert_id=str(alert.alert_id), recommendation_id=str(event.recommendation_id))
 
     # -- company letters (the public event and its letter, in either order) ------------------------
 

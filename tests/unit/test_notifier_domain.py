@@ -81,8 +81,9 @@ def test_a_cluster_goes_to_the_health_division_of_the_regency_task_force_first(c
     route = route_for("ClusterDeclared")
     assert route.severity is Severity.HIGH
     found = recipients(route, "ClusterDeclared", Level.REGENCY, BEKASI, directory(), first_notice=True)
-    # Not Karawang's task force, not the company, not the law-enforcement webhook, not the province yet.
-    assert targets(found) == {"kesehatan@bekasi.example"}
+    # And the company, of its own plant; not Karawang's task force, not the law-enforcement webhook, not the
+    # province yet.
+    assert targets(found) == {"kesehatan@bekasi.example", "k3@baja.example"}
 
 
 def test_a_freeze_goes_to_law_enforcement_and_the_company():

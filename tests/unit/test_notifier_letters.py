@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notifier.domain import (
-    LETTER_EVENTS, ROUTES, CompanyContact, CompanyLetter, Directory, LetterPairing, LetterStep, LetterWait,
-    company_notice, company_recipient, letter_step,
+    LETTER_EVENTS, CompanyContact, CompanyLetter, Directory, LetterPairing, LetterStep, LetterWait, company_notice,
+    company_recipient, letter_step, route_for,
 )
 
 pytestmark = pytest.mark.unit
@@ -30,7 +30,7 @@ def arrived(*, event: bool, letter: bool, **changes) -> LetterPairing:
 
 
 def test_the_letter_events_tell_the_company():
-    assert all(ROUTES[event_type].company for event_type in LETTER_EVENTS)
+    assert all(route_for(event_type).company for event_type in LETTER_EVENTS)
     assert LETTER_EVENTS == {"WarningIssued", "PermitFrozen", "PermitRevoked"}
 
 
@@ -78,10 +78,10 @@ def test_every_state_leads_to_exactly_one_notice_and_at_most_one_letter(event, l
 def test_the_company_is_a_recipient_only_with_an_address_and_a_route_that_tells_it():
     with_address = Directory((), (), CompanyContact(uuid.uuid4(), "8120000123456", "PT A", "k3@a.example"))
     without = Directory((), (), CompanyContact(uuid.uuid4(), "8120000123456", "PT A", None))
-    recipient = company_recipient(ROUTES["WarningIssued"], with_address)
+    recipient = company_recipient(route_for("WarningIssued"), with_address)
     assert recipient is not None and recipient.target == "k3@a.example" and recipient.kind == "company"
-    assert company_recipient(ROUTES["WarningIssued"], without) is None
-    assert company_recipient(ROUTES["ClusterDeclared"], with_address) is None
+    assert company_recipient(route_for("WarningIssued"), without) is None
+    assert company_recipient(route_for("PossibleClusterRaised"), with_address) is None
 
 
 def test_the_email_with_the_letter_names_it_in_bahasa_indonesia_then_english():

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.notifier.domain import (
-    COMPANY_MESSAGES, LETTER_EVENTS, ROUTES, Alert, Channel, CompanyContact, CompanyLetter, Directory, Division,
+    COMPANY_MESSAGES, LETTER_EVENTS, ROUTED, RULES, Alert, Channel, CompanyContact, CompanyLetter, Directory, Division,
     DivisionContact, EscalationChain, Grouping, Level, LetterStep, Plant, Subscription, TaskForce, alert_key,
     capacity_excess, company_message, company_notice, company_recipient, ppkm_level, recipients, render, route_for,
     sector_class, summary,
@@ -87,8 +87,8 @@ def in_order(text: str, first: str, then: str) -> bool:
 
 def test_every_routed_event_is_one_the_contract_names():
     names = {event_type.__name__ for event_type in EVENT_TYPES.values()}
-    assert set(ROUTES) <= names
-    assert {"CapacityBreachDetected", "SectorClassChanged"} <= set(ROUTES)
+    assert ROUTED <= names
+    assert {"CapacityBreachDetected", "SectorClassChanged"} <= ROUTED
 
 
 def test_a_capacity_breach_goes_to_the_law_enforcement_division_of_the_plants_regency_only():
@@ -139,14 +139,15 @@ def test_a_class_change_is_the_companys_alone_unless_a_task_force_subscribed():
 
 
 def test_company_messages_are_routed_to_the_company_and_apart_from_the_lettered_events():
-    assert COMPANY_MESSAGES == {"SectorClassChanged"}
-    assert all(ROUTES[event_type].company for event_type in COMPANY_MESSAGES)
+    assert COMPANY_MESSAGES == {"SectorClassChanged", "CaseDetected", "ClusterDeclared", "FacilityClosureOrdered",
+                                "FacilityReopened"}
+    assert all(rule.route.company for rule in RULES if rule.event_type in COMPANY_MESSAGES)
     assert not COMPANY_MESSAGES & LETTER_EVENTS
-    assert company_recipient(ROUTES["SectorClassChanged"], directory()) is not None
+    assert company_recipient(route_for("SectorClassChanged"), directory()) is not None
 
 
 def test_a_sanction_recommendation_alerts_only_those_subscribed_whatever_its_ground():
-    assert "SanctionRecommended" not in ROUTES
+    assert "SanctionRecommended" not in ROUTED
     feed = Subscription(uuid.uuid4(), BEKASI.task_force_id, Channel.EMAIL, "sanksi@bekasi.example",
                         frozenset({"SanctionRecommended"}))
     found = recipients(route_for("SanctionRecommended"), "SanctionRecommended", Level.REGENCY, CIKARANG,
