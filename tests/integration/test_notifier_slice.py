@@ -33,8 +33,9 @@ from services.notifier.domain import (
 )
 from shared.clock import FakeClock
 from shared.contract import (
-    ClusterDeclared, CompanyContactsUpdated, Envelope, GroundCode, LetterKind, PermitFrozen, PermitReactivated,
-    ReportDue, SanctionGround, WarningIssued, decode,
+    ClosureAuthority, ClosureRecommendationDecided, ClosureRecommended, ClosureScope, ClusterDeclared,
+    CompanyContactsUpdated, Envelope, FacilityClosureOrdered, GroundCode, LetterKind, PermitFrozen, PermitReactivated,
+    RecommendationDecision, ReportDue, SanctionGround, WarningIssued, decode,
 )
 from shared.storage.secret_files import keep_secret_once
 from tests.support.kafka import read_topic
@@ -302,6 +303,78 @@ async def test_a_cluster_nobody_answers_climbs_to_bnpb_and_the_province_acknowle
     assert types.count("iomki.AlertRaised.v1") == 1
     assert types.count("iomki.AlertEscalated.v1") == 2  # never twice for the same step
     assert types.count("iomki.AlertAcknowledged.v1") == 1
+
+
+async def test_a_rooms_closure_informs_a_plants_climbs_and_the_company_reads_of_both(world: World):
+    """A case closes a room of a Polewali Mandar plant for its disinfection: low, the regency's health division and
+    the company hear of it, and it stays there. The task force then closes the whole plant: an alert of its own (not
+    counted into the room's), high, climbing to the province while nobody answers; the company reads of it too."""
+    await world.register("regency", "76.02", [{"division": "health", "email": "kes@polman.example"}])
+    await world.register("province", "76", [{"division": "health", "email": "kes@sulbar.example"}])
+    where = plant("76", "76.02")
+    await world.contacts(where, company_name="PT Kakao Polewali", email_address="k3@kakao.example")
+    now = datetime.now(UTC)
+    await world.publish(FacilityClosureOrdered(**where, closure_id=uuid.uuid4(), scope=ClosureScope.ROOM,
+                                               reason="Disinfeksi setelah kasus c-0007", starts_at=now,
+                                               ends_at=now + timedelta(hours=24)))
+    room = await world.alert_for(where["facility_id"], "FacilityClosureOrdered")
+    assert (room["severity"], room["level"]) == ("low", "regency")
+    await world.publish(FacilityClosureOrdered(**where, closure_id=uuid.uuid4(), scope=ClosureScope.PLANT,
+                                               reason="Klaster 3 kasus terkait", starts_at=now,
+                                               ends_at=now + timedelta(days=5), ordered_by=ClosureAuthority.TASK_FORCE,
+                                               ordered_by_actor="satgas-polman"))
+
+    async def climbed() -> dict | None:
+        alerts = (await world.notifier.get("/alerts", headers=OPERATOR)).json()["alerts"]
+        closed = next((a for a in alerts if a["facility_id"] == str(where["facility_id"])
+                       and a["alert_id"] != room["alert_id"]), None)
+        return closed if closed is not None and closed["level"] != "regency" else None
+    closed = await eventually(climbed)
+    assert (closed["event_type"], closed["severity"]) == ("FacilityClosureOrdered", "high")
+    after = (await world.notifier.get(f"/alerts/{room['alert_id']}", headers=OPERATOR)).json()
+    assert (after["count"], after["level"], after["escalations"]) == (1, "regency", [])
+
+    def subjects(address: str) -> list[str]:
+        # A long subject is folded onto the next line: read back without the fold's space.
+        return sorted(email.message_from_string(m, policy=email.policy.default)["Subject"].strip()
+                      for m in world.mailbox.to(address))
+    await eventually(lambda: asyncio.sleep(0, len(world.mailbox.to("k3@kakao.example")) == 2))
+    assert subjects("k3@kakao.example") == ["[IOMKI] Penutupan pabrik Anda / Closure of your plant",
+                                            "[IOMKI] Ruangan ditutup untuk disinfeksi / A room closed for disinfection"]
+    await eventually(lambda: asyncio.sleep(0, world.mailbox.to("kes@sulbar.example")))
+    await eventually(lambda: asyncio.sleep(0, len(world.mailbox.to("kes@polman.example")) == 2))
+    assert subjects("kes@polman.example") == ["[iomki high] FacilityClosureOrdered in 76.02",
+                                              "[iomki low] FacilityClosureOrdered in 76.02"]
+    # The province hears of the plant's closure only.
+    assert subjects("kes@sulbar.example") == ["[iomki high] FacilityClosureOrdered in 76.02"]
+
+
+async def test_a_closure_recommendation_climbs_until_the_task_force_decides_it(world: World):
+    """The decision, made in the incidents service, answers the recommendation's alert: it stops climbing,
+    acknowledged in the name of the role that decided; the decision itself is the task force's information."""
+    await world.register("regency", "76.04", [{"division": "health", "email": "kes@mamasa.example"}])
+    where = plant("76", "76.04")
+    recommendation_id, cluster_id = uuid.uuid4(), uuid.uuid4()
+    await world.publish(ClosureRecommended(
+        **where, recommendation_id=recommendation_id, cluster_id=cluster_id, scope=ClosureScope.PLANT, days=5,
+        rule="a cluster closes the plant for 5 days", case_count=3, first_confirmed_on=date(2026, 11, 16),
+        last_confirmed_on=date(2026, 11, 20), answer_by=datetime.now(UTC) + timedelta(hours=24)))
+    recommended = await world.alert_for(where["facility_id"], "ClosureRecommended")
+    assert (recommended["severity"], recommended["status"]) == ("high", "open")
+    await world.publish(ClosureRecommendationDecided(
+        **where, recommendation_id=recommendation_id, cluster_id=cluster_id, decision=RecommendationDecision.DECLINED,
+        reason="Kasus tertular di luar pabrik.", decided_by_role="task_force"))
+    decided = await world.alert_for(where["facility_id"], "ClosureRecommendationDecided")
+    assert decided["severity"] == "low"
+
+    answered = (await world.notifier.get(f"/alerts/{recommended['alert_id']}", headers=OPERATOR)).json()
+    assert (answered["status"], answered["acknowledged_by"], answered["acknowledged_role"]) == (
+        "acknowledged", f"decision:{recommendation_id}", "task_force")
+    def texts() -> list[str]:
+        return [email.message_from_string(m, policy=email.policy.default).get_body(("plain",))  # type: ignore[union-attr]
+                .get_content() for m in world.mailbox.to("kes@mamasa.example")]
+    told = await eventually(lambda: asyncio.sleep(0, [t for t in texts() if decided["alert_id"] in t]))
+    assert "ditolak (task_force). Alasan: Kasus tertular di luar pabrik." in told[0]
 
 
 async def test_a_subscription_target_is_matched_whole_and_its_event_types_are_bounded(world: World):
