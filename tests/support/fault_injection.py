@@ -29,7 +29,7 @@ import httpx
 
 from shared.regions import NATIONAL
 from tests.support.oracle import (
-    ESCALATING, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
+    SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
     fingerprint, pending, read_state, receipts_of, resent_after_crash,
 )
 from tests.support.platform import TestPlatform, bearer
@@ -77,7 +77,9 @@ def plan_plants(rng: random.Random, count: int) -> list[Plant]:
                 "kbli": ["20111"], "sector_class": rng.choice(["critical", "essential", "non_essential"]),
                 "workforce": {"total": 300, "on_site_per_shift": [150, 150]},
                 "health_protocol_commitment": True,
-                "contact": {"email": f"k3-{index}@uji.example", "phone": "+62218900000"},
+                # No e-mail: the notifier would tell the company of its cases and closures, and the platform
+                # under faults has no mail server; the task forces' webhooks are what the oracle follows.
+                "contact": {"phone": "+62218900000"},
             },
             planned_decision="reject" if rng.random() < 0.1 else "issue",
             planned_cases=rng.choice((0, 0, 0, 1, 2, 2, 3)),
@@ -180,7 +182,7 @@ class Load:
         while self._going():
             await asyncio.sleep(rng.uniform(1.0, 2.5))
             listed = await self.read(f"{self.services.url('notifier')}/alerts?status=open&limit=1000", self.operator)
-            high = [a for a in (listed or {}).get("alerts", []) if a["event_type"] in ESCALATING]
+            high = [a for a in (listed or {}).get("alerts", []) if a["severity"] == "high"]
             climbing = [a for a in high if a["escalate_at"] is not None]  # those at the top stay open, and pile up
             if high and rng.random() < 0.5:
                 await self.acknowledge(rng.choice(climbing if climbing and rng.random() < 0.7 else high), rng)
