@@ -55,8 +55,9 @@ class IncidentsSettings(BaseSettings):
                                              validation_alias="IOMKI_CLUSTER_WINDOW_DAYS")
     possible_cluster_more_than: PositiveInt = Field(_NATIONAL.cluster.possible_more_than,
                                                     validation_alias="IOMKI_POSSIBLE_CLUSTER_MORE_THAN")
-    recommendation_answer_hours: PositiveInt = Field(_NATIONAL.recommendation_answer // timedelta(hours=1),
-                                                     validation_alias="IOMKI_RECOMMENDATION_ANSWER_HOURS")
+    # A duration (ISO 8601, e.g. PT24H), as the platform's other timings are.
+    recommendation_answer: timedelta = Field(_NATIONAL.recommendation_answer, gt=timedelta(0),
+                                             validation_alias="IOMKI_RECOMMENDATION_ANSWER_WITHIN")
     automatic_closure_provinces: Annotated[frozenset[str], NoDecode] = Field(
         _NATIONAL.automatic_closure_provinces, validation_alias="IOMKI_AUTOMATIC_CLOSURE_PROVINCES")
 
@@ -91,7 +92,7 @@ class IncidentsSettings(BaseSettings):
                                       for code, hours in self.room_closure_hours_by_province.items()},
             plant_closure=timedelta(days=self.plant_closure_days),
             cluster=ClusterRule(self.cluster_more_than, self.cluster_window_days, self.possible_cluster_more_than),
-            recommendation_answer=timedelta(hours=self.recommendation_answer_hours),
+            recommendation_answer=self.recommendation_answer,
             automatic_closure_provinces=self.automatic_closure_provinces,
         )
 

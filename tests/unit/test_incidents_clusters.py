@@ -378,7 +378,7 @@ def test_room_closure_hours_and_automatic_provinces_are_configured_per_province(
     settings = IncidentsSettings.model_validate({
         "IOMKI_ROOM_CLOSURE_HOURS_BY_PROVINCE": "31=96, 73=48", "IOMKI_AUTOMATIC_CLOSURE_PROVINCES": "81,31",
         "IOMKI_CLUSTER_MORE_THAN": "3", "IOMKI_POSSIBLE_CLUSTER_MORE_THAN": "5",
-        "IOMKI_RECOMMENDATION_ANSWER_HOURS": "12"})
+        "IOMKI_RECOMMENDATION_ANSWER_WITHIN": "PT12H"})
     policy = settings.policy()
     assert [policy.room_closure_in(code) for code in ("31", "73", "81", "32")] == [
         timedelta(hours=96), timedelta(hours=48), timedelta(hours=24), timedelta(hours=24)]
