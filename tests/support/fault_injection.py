@@ -29,8 +29,8 @@ import httpx
 
 from shared.regions import NATIONAL
 from tests.support.oracle import (
-    SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State, compare,
-    fingerprint, pending, read_state, receipts_of, resent_after_crash,
+    CLUSTER_LINKS, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State,
+    compare, fingerprint, pending, read_state, receipts_of, resent_after_crash,
 )
 from tests.support.platform import TestPlatform, bearer
 from tests.support.processes import ARTIFACTS, RunningServices, running_platform
@@ -51,7 +51,8 @@ def overrides() -> dict[str, str]:
     # whose attempt died with a killed notifier goes out again when its lease runs out: 30 s, not 2 min.
     deadline_day = WEEKDAYS[(date.today().weekday() + 3) % 7]
     return {"IOMKI_REPORT_REGIME": f"weekly:{deadline_day}@12:00", "IOMKI_ESCALATION_AFTER": "PT4S,PT4S",
-            "IOMKI_WEBHOOK_TIMEOUT": "PT5S", "IOMKI_DELIVERY_LEASE": "PT30S"}
+            "IOMKI_WEBHOOK_TIMEOUT": "PT5S", "IOMKI_DELIVERY_LEASE": "PT30S",
+            "IOMKI_RECOMMENDATION_ANSWER_WITHIN": "PT4S"}
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -81,8 +82,9 @@ def plan_plants(rng: random.Random, count: int) -> list[Plant]:
                 # under faults has no mail server; the task forces' webhooks are what the oracle follows.
                 "contact": {"phone": "+62218900000"},
             },
-            planned_decision="reject" if rng.random() < 0.1 else "issue",
-            planned_cases=rng.choice((0, 0, 0, 1, 2, 2, 3)),
+            planned_decision="reject" if rng.random() < 0.1 and index != 1 else "issue",
+            # The second plant has three cases, which the load links into a cluster: every run has one.
+            planned_cases=3 if index == 1 else rng.choice((0, 0, 0, 1, 2, 2, 3)),
         ))
     return plants
 
@@ -173,6 +175,10 @@ class Load:
         while self._going():
             if due := [p for p in self.oracle.issued if len(p.cases) < p.planned_cases]:
                 await self.report_case(rng.choice(due), rng)
+            # Three cases known by their ids are linked in a chain, which makes them a cluster.
+            if linkable := [p for p in self.oracle.issued if len(p.case_ids) == 3 and None not in p.case_ids
+                            and p.links < CLUSTER_LINKS]:
+                await self.link_cases(rng.choice(linkable))
             await asyncio.sleep(rng.uniform(0.5, 1.5))
 
     async def _acknowledger(self) -> None:
@@ -287,8 +293,26 @@ class Load:
             if answer.status_code == 201 or (
                     answer.status_code == 409 and uncertain and "already recorded" in answer.json()["detail"]):
                 plant.cases.append(reference)
+                plant.case_ids.append(answer.json()["case_id"] if answer.status_code == 201 else None)
                 return
             raise AssertionError(f"case at plant {plant.index}: {answer.status_code} {answer.text}")
+
+    async def link_cases(self, plant: Plant) -> None:
+        """The plant's next link, case to case (the same line), until it is accepted or shown to have landed."""
+        first, second = plant.case_ids[plant.links], plant.case_ids[plant.links + 1]
+        uncertain = False
+        while True:
+            answer = await self.send("link", "POST", f"{self.services.url('incidents')}/cases/{first}/links",
+                                     json={"linked_case_id": second, "kind": "same_line"},
+                                     headers=bearer("company", nib=plant.nib))
+            if isinstance(answer, Outcome):
+                uncertain |= answer is Outcome.UNKNOWN
+                await asyncio.sleep(0.5)
+                continue
+            if answer.status_code == 201 or (answer.status_code == 409 and uncertain):
+                plant.links += 1
+                return
+            raise AssertionError(f"link at plant {plant.index}: {answer.status_code} {answer.text}")
 
     async def acknowledge(self, alert: dict, rng: random.Random) -> None:
         """By the operator, or by the task force of the level the alert has reached."""
@@ -480,7 +504,8 @@ def summary(label: str, seed: int, faults: list[Fault], oracle: Oracle, state: S
         f"{sum(r.outcome is Outcome.ACCEPTED for r in reports)} reports "
         f"({sum(r.outcome is Outcome.REFUSED for r in reports)} refused, {len(unknown)} unknown of which "
         f"{sum(r.marker in state.report_markers for r in unknown)} landed), "
-        f"{sum(len(p.cases) for p in oracle.plants)} cases, {len(oracle.acknowledgements)} acknowledgements ("
+        f"{sum(len(p.cases) for p in oracle.plants)} cases ({sum(p.clustered for p in oracle.plants)} plants with "
+        f"three linked), {len(oracle.acknowledgements)} acknowledgements ("
         + ", ".join(f"{n} at {level}" for level, n in Counter(a.level for a in oracle.acknowledgements).items()) + ")")
     acknowledged = sum(a["status"] == "acknowledged" for a in state.alerts)
     lines.append(f"platform: {sum(len(e) for e in state.outbox.values())} events, {len(state.alerts)} alerts "
