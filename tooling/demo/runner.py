@@ -3,11 +3,12 @@
 Companies apply and the ministry issues; plants in eight provinces and three time zones report each period
 (a "week" of `--period-seconds`); some report late, a few miss and are warned, one is frozen by the sanction
 ladder and one revoked; the frozen one is reactivated on its request, the revoked one's objection upheld; a
-cluster closes one plant and its alert climbs the task-force hierarchy until the national task force
-acknowledges it. An industrial estate in Kabupaten Bekasi confirms the plants inside it and reads their compliance
-and closures; a neighbour complains about one of them, its region's industry office inspects it, finds the protocol
-broken and asks the ministry to freeze it, and an operator approves. The closing summary is read from the
-services' APIs and checked against what the scenario planned; the command exits 1 if they disagree.
+cluster of linked cases closes one plant on the task force's order and its alert climbs the task-force hierarchy
+until the national task force acknowledges it. An industrial estate in Kabupaten Bekasi confirms the plants inside
+it and reads their compliance and closures; a neighbour complains about one of them, its region's industry office
+inspects it, finds the protocol broken and asks the ministry to freeze it, and an operator approves. The closing
+summary is read from the services' APIs and checked against what the scenario planned; the command exits 1 if they
+disagree.
 
 `play(urls, secret, scenario)` is the story on its own, against any running platform (the e2e test runs it
 against the test platform); `demo()` brings the platform up for it, like `iomki up`, and stops it after.
@@ -16,6 +17,7 @@ against the test platform); `demo()` brings the platform up for it, like `iomki 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -302,24 +304,40 @@ class Story:
 
     # -- act 4: a cluster, and its alert climbing the hierarchy ----------------------------------------
 
-    async def case(self, plant: Plant, reference: str) -> None:
+    async def case(self, plant: Plant, reference: str) -> str:
+        """The case's id, once incidents took it."""
         body = {"facility_id": self.facility_ids[plant.index], "case_ref": reference,
                 "confirmed_on": date.today().isoformat(), "symptomatic": True, "close_contacts": 9}
         headers = self.headers(Role.COMPANY, nib=plant.nib)
         for _ in range(100):  # incidents learns of the plant from PermitIssued
             response = await self.call("POST", "incidents", "/cases", headers, body, ok=(201, 404))
             if response.status_code == 201:
-                return
+                return str(response.json()["case_id"])
             await asyncio.sleep(0.3)
         raise DemoFailure(f"incidents never learned of plant {plant.index}")
 
     async def cluster(self, plant: Plant) -> None:
-        """Two confirmed cases within 14 days: a cluster; the plant is closed. Its reporting stops once the
-        reports service knows it is closed, so that its periods are excused, not missed."""
-        for number in (1, 2):
-            await self.case(plant, f"KLB-{plant.index:04d}-{number:02d}")
-        self.console.log(f"[bold red]Two confirmed cases[/] at {plant.company_name}, {plant.regency_code}: "
-                         "a cluster")
+        """Three confirmed cases on one production line within 14 days: the company links them, they are a cluster,
+        and the plant's closure is recommended to the regency task force, which orders it. Its reporting stops once
+        the reports service knows it is closed, so that its periods are excused, not missed."""
+        cases = [await self.case(plant, f"KLB-{plant.index:04d}-{number:02d}") for number in (1, 2, 3)]
+        company = self.headers(Role.COMPANY, nib=plant.nib)
+        for first, second in itertools.pairwise(cases):
+            await self.call("POST", "incidents", f"/cases/{first}/links", company,
+                            {"linked_case_id": second, "kind": "same_line"})
+        self.console.log(f"[bold red]Three confirmed cases on one line[/] at {plant.company_name}, "
+                         f"{plant.regency_code}, linked by the company: a cluster")
+        facility = self.facility_ids[plant.index]
+        regency = self.headers(Role.TASK_FORCE, region=plant.regency_code, sub=f"satgas-{plant.regency_code}")
+        listed = await _until(
+            lambda: self.call("GET", "incidents", "/closure-recommendations?status=pending&limit=100", regency),
+            lambda response: any(r["facility_id"] == facility for r in response.json()["items"]),
+            "the cluster's closure recommendation")
+        recommendation = next(r for r in listed.json()["items"] if r["facility_id"] == facility)
+        await self.call("POST", "incidents", f"/closure-recommendations/{recommendation['recommendation_id']}/order",
+                        regency, {})
+        self.console.log(f"The regency task force {plant.regency_code} orders the recommended closure: "
+                         f"{recommendation['scope']}, {recommendation['days']} days ({recommendation['rule']})")
         path = f"/schedules/{self.permit_ids[plant.index]}?limit=1"
         await _until(lambda: self._get("reports", path), lambda body: body["closed"], "the closure reaching reports")
         detail = await self._get("permits", f"/permits/{self.permit_ids[plant.index]}")

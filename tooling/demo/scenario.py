@@ -48,7 +48,7 @@ class Role(StrEnum):
     """What part a plant plays in the story."""
 
     REGULAR = "regular"  # reports every week, sometimes late
-    CLUSTER = "cluster"  # two confirmed cases: a cluster closes it; it stops reporting
+    CLUSTER = "cluster"  # three linked confirmed cases: a cluster, closed on the task force's order; it stops reporting
     SINGLE_CASE = "single_case"  # one confirmed case, acknowledged at once by its regency
     FREEZE = "freeze"  # misses three weeks in a row: frozen, then reports again
     REVOKE = "revoke"  # misses three weeks (frozen), then a fourth while frozen: revoked
