@@ -77,10 +77,7 @@ class IncidentHandlers:
         """Link two cases of one plant; the link may complete a cluster. The case answered carries its links."""
         now = self.clock.now()
         async with self.database.transaction() as work:
-            case = await work.incidents.case(case_id)
-            if case is None:
-                raise NotFound("Case")
-            plant = await self._plant_in_scope(work, case.facility_id, access, what="Case")
+            case, plant = await self._case_in_scope(work, case_id, access)
             other = await work.incidents.case(linked_case_id)
             if other is None:  # one at another plant is refused by the domain with the same words
                 raise InvalidLink("linked_case_id", "Tidak ada kasus itu di pabrik ini / No such case at this plant")
@@ -137,10 +134,7 @@ class IncidentHandlers:
     async def close_case(self, case_id: uuid.UUID, symptoms_resolved_on: date | None, access: Access) -> Case:
         now = self.clock.now()
         async with self.database.transaction() as work:
-            case = await work.incidents.case(case_id)
-            if case is None:
-                raise NotFound("Case")
-            plant = await self._plant_in_scope(work, case.facility_id, access, what="Case")
+            case, plant = await self._case_in_scope(work, case_id, access)
             outcome = plant.close_case(case, now=now, symptoms_resolved_on=symptoms_resolved_on,
                                        by=_actor(access), policy=self.policy)
             await self._commit(work, outcome, now)
@@ -323,6 +317,13 @@ class IncidentHandlers:
         if recommendation is None:
             raise NotFound("Recommendation")
         return plant, recommendation
+
+    async def _case_in_scope(self, work: IncidentsWork, case_id: uuid.UUID, access: Access) -> tuple[Case, Plant]:
+        """The case and its plant (locked), for a caller who may act on it."""
+        case = await work.incidents.case(case_id)
+        if case is None:
+            raise NotFound("Case")
+        return case, await self._plant_in_scope(work, case.facility_id, access, what="Case")
 
     async def _unclustered(self, work: IncidentsWork, plant: Plant, on: date) -> list[tuple[uuid.UUID, date]]:
         """The plant's unclustered cases that a cluster window holding `on` can reach."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -175,11 +176,7 @@ class IncidentRepository:
         filters = [(f"p.{region_column} = {{}}", region), ("r.status = {}", status),
                    ("r.recommendation_id > {}", after)]
         where = ["true"]
-        args: list[object] = []
-        for condition, value in filters:
-            if value is not None:
-                args.append(value)
-                where.append(condition.format(f"${len(args)}"))
+        args = _given(filters, where)
         args.append(limit)
         rows = await self._connection.fetch(
             f"SELECT {_RECOMMENDATION_R}, p.province_code, p.regency_code FROM closure_recommendations r"
@@ -343,11 +340,7 @@ class IncidentRepository:
                    ("p.facility_id IN (SELECT facility_id FROM estate_tenancies WHERE estate_nib = {})", estate),
                    ("p.facility_id > {}", after)]
         where = ["p.cases_total > 0"]
-        args: list[object] = []  # the statement's parameters, of several types
-        for condition, value in filters:
-            if value is not None:
-                args.append(value)
-                where.append(condition.format(f"${len(args)}"))
+        args = _given(filters, where)
         args.append(limit)
         rows = await self._connection.fetch(
             "SELECT p.facility_id, p.province_code, p.regency_code, p.status, p.active_isolations,"
@@ -420,3 +413,14 @@ def _recommendation(row: asyncpg.Record) -> Recommendation:
         row["answer_by"], RecommendationStatus(row["status"]), row["overdue_at"], row["decided_at"], decided_by,
         row["closure_id"], ClosureScope(row["ordered_scope"]) if row["ordered_scope"] else None,
         row["ordered_days"], row["reason"])
+
+
+def _given(filters: Sequence[tuple[str, object]], where: list[str]) -> list[object]:
+    """The statement's parameters (of several types), one per filter whose value is given, in order; each such
+    filter's condition joins `where` with its parameter's number."""
+    args: list[object] = []
+    for condition, value in filters:
+        if value is not None:
+            args.append(value)
+            where.append(condition.format(f"${len(args)}"))
+    return args
