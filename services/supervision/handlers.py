@@ -59,7 +59,8 @@ class SupervisionHandlers:
     def __post_init__(self) -> None:
         # The public's complaints come in bursts: those arriving together share a transaction and its commit, as
         # reports do; two about one plant never share one (its risk row is taken in turn). Under a burst a batch
-        # waits 10 ms for those still on their way: a filer does not notice, and each commit carries more.
+        # waits a moment (`linger`) for those still on their way: a filer does not notice, and each commit carries
+        # more.
         self._complaints = GroupCommit(self._file_together, key=lambda new: new.permit_number or object(),
                                        linger=0.01, busy_batch=4)
 

@@ -72,7 +72,7 @@ class SupervisionRepository:
             ids, [f.permit_id for f in latest], [f.permit_number for f in latest], [f.nib for f in latest],
             [f.company_name for f in latest], [f.province_code for f in latest], [f.regency_code for f in latest],
             [f.issued_on for f in latest], now)
-        known = {risk.facility_id: risk for risk in await self._risks(ids)}
+        known = {risk.facility_id: risk for risk in await self.risks(ids)}
         risks = [(known.get(f.facility_id) or PlantRisk(f.facility_id, RiskCounts(), f.issued_on)).issued(f.issued_on)
                  for f in latest]
         await self._save_risks(risks, [(f.province_code, f.regency_code) for f in latest], listed=True)
@@ -93,9 +93,7 @@ class SupervisionRepository:
 
     async def plant_by_number(self, permit_number: str) -> dict[str, Any] | None:
         """The plant holding this number now (a revoked permit's number names no plant to complain about)."""
-        row = await self._connection.fetchrow(
-            "SELECT * FROM plants WHERE permit_number = $1 AND status <> 'revoked'", permit_number)
-        return dict(row) if row else None
+        return (await self.plants_by_number([permit_number])).get(permit_number)
 
     async def set_status(self, facility_id: uuid.UUID, status: str, now: datetime) -> None:
         """The permit frozen, reactivated, revoked or restored: a revoked plant leaves the worklist."""
@@ -106,19 +104,16 @@ class SupervisionRepository:
 
     async def risk(self, facility_id: uuid.UUID) -> PlantRisk | None:
         """The plant's risk, locked until the transaction ends: every change to one plant's counts is serialised."""
-        risks = await self._risks([facility_id])
+        risks = await self.risks([facility_id])
         return risks[0] if risks else None
-
-    async def risks(self, ids: list[uuid.UUID]) -> list[PlantRisk]:
-        """The plants' risks, locked until the transaction ends (in one order, so that two batches never deadlock)."""
-        return await self._risks(ids)
 
     async def save_risks(self, risks: list[PlantRisk], regions: list[tuple[str, str]], *,
                          open_complaints: int = 0) -> None:
         """Plants' counts and ranks, each plant's open complaints changed by `open_complaints`."""
         await self._save_risks(risks, regions, listed=None, open_complaints=open_complaints)
 
-    async def _risks(self, ids: list[uuid.UUID]) -> list[PlantRisk]:
+    async def risks(self, ids: list[uuid.UUID]) -> list[PlantRisk]:
+        """The plants' risks, locked until the transaction ends (in one order, so that two batches never deadlock)."""
         rows = await self._connection.fetch(
             f"SELECT {_RISK} FROM plant_risk WHERE facility_id = ANY($1::uuid[]) ORDER BY facility_id FOR UPDATE", ids)
         return [PlantRisk(row["facility_id"], RiskCounts(*(row[name] for name in RISK_INPUTS)), row["since_on"],
@@ -128,7 +123,7 @@ class SupervisionRepository:
                         open_complaints: int = 0) -> None:
         """A plant's counts and rank, and its open complaints changed by `open_complaints`; a plant first heard of
         here is not listed until its permit is known."""
-        await self._save_risks([risk], [(province_code, regency_code)], listed=None, open_complaints=open_complaints)
+        await self.save_risks([risk], [(province_code, regency_code)], open_complaints=open_complaints)
 
     async def _save_risks(self, risks: list[PlantRisk], regions: list[tuple[str, str]], *, listed: bool | None,
                           open_complaints: int = 0) -> None:
