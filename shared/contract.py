@@ -648,6 +648,10 @@ class IsolationStarted(IncidentEvent):
 
 
 class ContactsQuarantined(IncidentEvent):
+    """Close contacts added to a case's line list. Each quarantines from its own last exposure (Kepmenkes
+    4641/2021): `starts_on` is the earliest of their exposures, `ends_on` the latest of their quarantine ends as
+    known now (a negative exit test on day 5 shortens one's quarantine later)."""
+
     case_id: uuid.UUID
     contacts: Count
     starts_on: date
@@ -752,6 +756,45 @@ class FacilityReopened(IncidentEvent):
 class CaseClosed(IncidentEvent):
     case_id: uuid.UUID
     closed_on: date
+
+
+class CaseVerdict(StrEnum):
+    """What the regency health office found when it checked a case a company entered."""
+
+    CONFIRMED = "confirmed"  # as entered
+    CORRECTED = "corrected"  # its dates or symptoms were wrong, and are corrected
+
+
+class CaseCorrectable(StrEnum):
+    """The facts of a case the health office may correct."""
+
+    CONFIRMED_ON = "confirmed_on"
+    TESTED_ON = "tested_on"
+    SYMPTOMATIC = "symptomatic"
+    SYMPTOM_ONSET_ON = "symptom_onset_on"
+
+
+class CaseVerified(IncidentEvent):
+    """The health office confirmed or corrected a case. A correction that moves the isolation is followed by an
+    `IsolationStarted` for the same case (the corrected period)."""
+
+    case_id: uuid.UUID
+    verdict: CaseVerdict
+    corrected: list[CaseCorrectable] = Field(default_factory=list, max_length=len(CaseCorrectable),
+                                             description="The facts corrected; empty when confirmed as entered.")
+    reason: Reason | None = Field(None, description="Why it was corrected.")
+    verified_by_role: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+
+
+class ContactFollowUpClosed(IncidentEvent):
+    """The health office closed the follow-up of a case's close contacts: every one has left quarantine, released
+    or found positive. No contact is added to the case after it."""
+
+    case_id: uuid.UUID
+    contacts: Count
+    released: Count = Field(description="Contacts who left quarantine negative or at its end.")
+    tested_positive: Count = Field(description="Contacts who tested positive: cases of their own.")
+    closed_by_role: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
 
 
 # alerts -----------------------------------------------------------------------------------------------
@@ -937,7 +980,7 @@ EVENT_TYPES: dict[str, type[BaseEvent]] = {
         ComplaintFiled, InspectionRecorded, SanctionRequested,
         CaseDetected, IsolationStarted, ContactsQuarantined, ClusterDeclared, PossibleClusterRaised,
         ClosureRecommended, ClosureRecommendationDecided, ClosureRecommendationOverdue, FacilityClosureOrdered,
-        FacilityReopened, CaseClosed,
+        FacilityReopened, CaseClosed, CaseVerified, ContactFollowUpClosed,
         AlertRaised, AlertDelivered, AlertEscalated, AlertAcknowledged,
         CompanyContactsUpdated, CompanyLetterIssued,
     )

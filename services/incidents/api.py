@@ -7,16 +7,18 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.incidents.domain import (
-    MAX_CLOSURE_DAYS, Case, CaseLink, ClosureNotOver, DuplicateCaseRef, DuplicateLink, FacilityStatus,
-    IllegalClosureAction, InvalidCase, InvalidDecision, InvalidLink, IsolationNotOver, NewCase, NotFound,
-    PlantNotMonitored, Recommendation, RecommendationDecided, RecommendationStatus,
+    MAX_CLOSURE_DAYS, MAX_CONTACTS_PER_CASE, Case, CaseCorrection, CaseLink, ClosureNotOver, Contact,
+    ContactNotInQuarantine, ContactsStillQuarantined, ContactTest, DuplicateCaseRef, DuplicateLink, FacilityStatus,
+    FollowUpClosed, IllegalClosureAction, InvalidCase, InvalidDecision, InvalidLink, IsolationNotOver, NewCase,
+    NewContact, NotFound, PlantNotMonitored, Recommendation, RecommendationDecided, RecommendationStatus, TestKind,
+    TestResult,
 )
 from services.incidents.handlers import IncidentHandlers
 from shared import regions
-from shared.contract import CASE_REF_PATTERN, NIB_PATTERN, CaseLinkKind, CaseSource, ClosureScope
+from shared.contract import CASE_REF_PATTERN, NIB_PATTERN, CaseLinkKind, CaseSource, CaseVerdict, ClosureScope
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
@@ -25,27 +27,42 @@ from shared.web.http import Problem, ProblemTable, Text
 EARLIEST_CASE_DATE = date(2020, 1, 1)
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
-RO, E = Role.REGIONAL_OFFICE, Role.ESTATE
+RO, E, HO = Role.REGIONAL_OFFICE, Role.ESTATE, Role.HEALTH_OFFICE
 
 # Who may do what, in one screen (DESIGN §4). A company reports and reads its own plants' cases; the
 # regency (or province) task force reads its region and clears closures there; agencies see aggregates. A regional
 # office reads its region; an estate reports and closes cases of its own estate's common areas as a company does,
 # and reads its confirmed tenants' cases, clusters and closures as well. Cases are linked by the plant's company or
-# the task force; a cluster's recommended closure is decided by the regency (or province) task force.
+# the task force; a cluster's recommended closure is decided by the regency (or province) task force. The region's
+# health office enters, reads and links cases there, confirms or corrects them, follows their contacts and closes
+# that follow-up. A case's contacts are listed by whoever enters cases there, and read by those and the task force;
+# never by an estate for its tenants, nor by an industry office.
 POLICY = Policy({
-    "report_case": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN}, "report a confirmed case at a plant"),
-    "read_case": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS},
-                      "read one case"),
-    "close_case": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN}, "close a case whose isolation is over"),
-    "read_status": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS},
-                        "read a plant's incident status"),
+    "report_case": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN, HO: Scope.REGION},
+                        "report a confirmed case at a plant"),
+    "read_case": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS,
+                       HO: Scope.REGION}, "read one case"),
+    "close_case": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN, HO: Scope.REGION},
+                       "close a case whose isolation is over"),
+    "read_status": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS,
+                         HO: Scope.REGION}, "read a plant's incident status"),
     "clear_closure": Rule({OP: Scope.ALL, TF: Scope.REGION}, "clear a plant closure for reopening"),
     "list_incidents": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL, RO: Scope.REGION,
-                            E: Scope.TENANTS}, "list plants with incidents (counts, clusters, closures)"),
-    "link_cases": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN}, "link two cases of one plant"),
-    "read_recommendations": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION},
+                            E: Scope.TENANTS, HO: Scope.REGION},
+                           "list plants with incidents (counts, clusters, closures)"),
+    "link_cases": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, HO: Scope.REGION},
+                       "link two cases of one plant"),
+    "read_recommendations": Rule({OP: Scope.ALL, TF: Scope.REGION, RO: Scope.REGION, HO: Scope.REGION},
                                  "read closure recommendations"),
     "decide_closure": Rule({OP: Scope.ALL, TF: Scope.REGION}, "order or decline a recommended closure"),
+    "read_contacts": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, E: Scope.OWN, HO: Scope.REGION},
+                          "read a case's close contacts (line list)"),
+    "trace_contacts": Rule({OP: Scope.ALL, C: Scope.OWN, E: Scope.OWN, HO: Scope.REGION},
+                           "list close contacts, record their tests, correct their exposure"),
+    "verify_case": Rule({OP: Scope.ALL, HO: Scope.REGION}, "confirm or correct a case"),
+    "close_follow_up": Rule({OP: Scope.ALL, HO: Scope.REGION}, "close the follow-up of a case's contacts"),
+    "read_tracing": Rule({OP: Scope.ALL, TF: Scope.REGION, A: Scope.ALL, RO: Scope.REGION, HO: Scope.REGION},
+                         "read the tracing ratio (contacts per case) of a region"),
 })
 
 
@@ -68,10 +85,40 @@ PROBLEMS: ProblemTable = {
     DuplicateCaseRef: lambda exc: Problem(409, "Conflict", str(exc)),
     DuplicateLink: lambda exc: Problem(409, "Conflict", str(exc)),
     RecommendationDecided: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current),
+    ContactNotInQuarantine: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current),
+    FollowUpClosed: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current),
+    ContactsStillQuarantined: lambda exc: Problem(409, "Contacts still in quarantine", str(exc),
+                                                  quarantining=exc.quarantining,
+                                                  last_quarantine_ends_on=exc.last_ends_on.isoformat()),
 }
 
 # An officer's reason, as the other services take it.
 REASON_MAX_LENGTH = 1000
+
+
+class TestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tested_on: date = Field(ge=EARLIEST_CASE_DATE)
+    result: TestResult
+
+    def test(self) -> ContactTest:
+        return ContactTest(self.tested_on, self.result)
+
+
+class ContactIn(BaseModel):
+    """One close contact: dates and results only, never a name; the platform issues its id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    last_exposure_on: date = Field(ge=EARLIEST_CASE_DATE, description="Quarantine counts from it")
+    entry_test: TestIn | None = Field(None, description="Day 1 of quarantine; a positive one is a case of its own")
+
+    def contact(self) -> NewContact:
+        return NewContact(self.last_exposure_on, self.entry_test.test() if self.entry_test else None)
+
+
+Contacts = Annotated[list[ContactIn], Field(max_length=MAX_CONTACTS_PER_CASE)]
 
 
 class CaseIn(BaseModel):
@@ -86,12 +133,66 @@ class CaseIn(BaseModel):
                           json_schema_extra={"pattern": CASE_REF_PATTERN})
     confirmed_on: date = Field(ge=EARLIEST_CASE_DATE)
     symptomatic: bool
-    # No more than any plant's workforce (the permits service takes at most ten million).
-    close_contacts: int = Field(ge=0, le=10_000_000)
+    symptom_onset_on: date | None = Field(None, ge=EARLIEST_CASE_DATE, description=(
+        "First day of symptoms: required for a symptomatic case, whose isolation counts from it"))
     tested_on: date | None = Field(None, ge=EARLIEST_CASE_DATE,
-                                   description="Swab date; isolation counts from it when given")
-    contacts_exit_test_negative: bool = Field(
-        False, description="Contacts tested out negative on day 5 (quarantine 5 days instead of 14)")
+                                   description="Swab date; an asymptomatic case's isolation counts from it when given")
+    contacts: Contacts | None = Field(None, description="The close contacts' line list, as traced so far")
+    close_contacts: int | None = Field(None, ge=0, le=MAX_CONTACTS_PER_CASE, description=(
+        "How many close contacts, when they are not listed: each is listed exposed on the case's first day of "
+        "isolation until corrected (PATCH /contacts/{id}). With `contacts`, their number."))
+    from_contact_id: uuid.UUID | None = Field(None, description=(
+        "The close contact (of another case at this plant) who became this case: it leaves quarantine and the "
+        "two cases are linked (named_contact)"))
+
+    @model_validator(mode="after")
+    def _one_count(self) -> CaseIn:
+        if self.contacts is not None and self.close_contacts is not None and self.close_contacts != len(self.contacts):
+            raise ValueError(f"close_contacts ({self.close_contacts}) differs from the contacts listed "
+                             f"({len(self.contacts)})")
+        return self
+
+    def new_case(self) -> NewCase:
+        return NewCase(case_ref=self.case_ref, confirmed_on=self.confirmed_on, symptomatic=self.symptomatic,
+                       close_contacts=self.close_contacts or 0, source=CaseSource.DIRECT, tested_on=self.tested_on,
+                       symptom_onset_on=self.symptom_onset_on, from_contact_id=self.from_contact_id,
+                       contacts=None if self.contacts is None else tuple(c.contact() for c in self.contacts))
+
+
+class ContactsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contacts: Contacts = Field(min_length=1)
+
+
+class TestRecordIn(TestIn):
+    kind: TestKind
+
+
+class ExposureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    last_exposure_on: date = Field(ge=EARLIEST_CASE_DATE)
+
+
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    confirmed_on: date | None = Field(None, ge=EARLIEST_CASE_DATE)
+    tested_on: date | None = Field(None, ge=EARLIEST_CASE_DATE)
+    symptomatic: bool | None = None
+    symptom_onset_on: date | None = Field(None, ge=EARLIEST_CASE_DATE)
+
+
+class VerificationIn(BaseModel):
+    """Confirmed as entered, or corrected (the facts that differ, and why)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: CaseVerdict
+    corrections: CorrectionIn = Field(default_factory=CorrectionIn)
+    reason: Text | None = Field(None, min_length=1, max_length=REASON_MAX_LENGTH,
+                                description="Required for a correction")
 
 
 class CloseIn(BaseModel):
@@ -146,15 +247,45 @@ def _recommendation(r: Recommendation) -> dict[str, Any]:
     }
 
 
+def _day(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _contact(contact: Contact) -> dict[str, Any]:
+    return {
+        "contact_id": str(contact.contact_id), "case_id": str(contact.case_id), "number": contact.number,
+        "last_exposure_on": contact.last_exposure_on.isoformat(), "exposure_assumed": contact.exposure_assumed,
+        "entry_test": {"tested_on": contact.entry_test.tested_on.isoformat(),
+                       "result": contact.entry_test.result.value} if contact.entry_test else None,
+        "exit_test": {"tested_on": contact.exit_test.tested_on.isoformat(),
+                      "result": contact.exit_test.result.value} if contact.exit_test else None,
+        "quarantine": {"starts_on": contact.last_exposure_on.isoformat(),
+                       "ends_on": contact.quarantine_ends_on.isoformat()},
+        "status": contact.status.value, "left_on": _day(contact.left_on),
+        "became_case_id": str(contact.became_case_id) if contact.became_case_id else None,
+    }
+
+
+def _ratio(cases: int, contacts: int, target: int) -> dict[str, Any]:
+    """The tracing ratio: contacts traced per case (Kepmenkes 4641/2021 aims at 15 or more)."""
+    per_case = round(contacts / cases, 2) if cases else None
+    return {"cases": cases, "contacts": contacts, "contacts_per_case": per_case, "target": target,
+            "meets_target": per_case is not None and per_case >= target}
+
+
 def _case(case: Case, links: list[CaseLink] | None = None) -> dict[str, Any]:
     return {
         "case_id": str(case.case_id), "facility_id": str(case.facility_id), "case_ref": case.case_ref,
         "confirmed_on": case.confirmed_on.isoformat(), "symptomatic": case.symptomatic,
+        "symptom_onset_on": _day(case.symptom_onset_on),
         "close_contacts": case.close_contacts, "source": case.source.value,
-        "tested_on": case.tested_on.isoformat() if case.tested_on else None,
+        "tested_on": _day(case.tested_on),
         "isolation": {"starts_on": case.isolation_starts_on.isoformat(),
                       "ends_on": case.isolation_ends_on.isoformat()},
-        "quarantine_ends_on": case.quarantine_ends_on.isoformat() if case.quarantine_ends_on else None,
+        "verification": {"status": case.verification.value,
+                         "verified_at": case.verified_at.isoformat() if case.verified_at else None,
+                         "verified_by_role": case.verified_by.role if case.verified_by else None},
+        "contact_follow_up_closed_at": case.follow_up_closed_at.isoformat() if case.follow_up_closed_at else None,
         "status": case.status.value, "cluster_id": str(case.cluster_id) if case.cluster_id else None,
         "closed_on": case.closed_on.isoformat() if case.closed_on else None,
         # Set when this entry claimed a case a report had already counted (source stays "report").
@@ -179,10 +310,7 @@ def router(handlers: IncidentHandlers) -> APIRouter:
 
     @routes.post("/cases", status_code=201)
     async def report_case(body: CaseIn, access: Annotated[Access, POLICY.guard("report_case")]) -> dict:
-        new = NewCase(case_ref=body.case_ref, confirmed_on=body.confirmed_on, symptomatic=body.symptomatic,
-                      close_contacts=body.close_contacts, source=CaseSource.DIRECT, tested_on=body.tested_on,
-                      contacts_exit_test_negative=body.contacts_exit_test_negative)
-        case = await handlers.report_case(body.facility_id, new, access)
+        case = await handlers.report_case(body.facility_id, body.new_case(), access)
         return _case(case)
 
     @routes.get("/cases/{case_id}")
@@ -204,6 +332,75 @@ def router(handlers: IncidentHandlers) -> APIRouter:
         case = await handlers.close_case(case_id, body.symptoms_resolved_on, access)
         return _case(case)
 
+    @routes.get("/cases/{case_id}/contacts")
+    async def read_contacts(
+        case_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_contacts")],
+        after: Annotated[int, Query(ge=0, le=MAX_CONTACTS_PER_CASE, description="Cursor: the `next` of the previous "
+                                                                              "page (a contact's number)")] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict:
+        """The case's line list in number order, with its tally and its tracing against the target."""
+        case, tally, contacts = await handlers.contacts(case_id, after=after, limit=limit, access=access)
+        last = tally["last_quarantine_ends_on"]
+        return {"case_id": str(case_id), "total": case.close_contacts, "quarantining": tally["quarantining"],
+                "released": tally["released"], "tested_positive": tally["tested_positive"],
+                "exposure_assumed": tally["exposure_assumed"], "last_quarantine_ends_on": _day(last),
+                "follow_up_closed_at": case.follow_up_closed_at.isoformat() if case.follow_up_closed_at else None,
+                "items": [_contact(c) for c in contacts],
+                "next": contacts[-1].number if len(contacts) == limit else None}
+
+    @routes.post("/cases/{case_id}/contacts", status_code=201)
+    async def add_contacts(case_id: uuid.UUID, body: ContactsIn,
+                           access: Annotated[Access, POLICY.guard("trace_contacts")]) -> dict:
+        """More close contacts, as tracing finds them; each quarantines from its own last exposure."""
+        added = await handlers.add_contacts(case_id, [c.contact() for c in body.contacts], access)
+        return {"items": [_contact(c) for c in added]}
+
+    @routes.get("/contacts/{contact_id}")
+    async def read_contact(contact_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_contacts")]) -> dict:
+        return _contact(await handlers.contact(contact_id, access))
+
+    @routes.patch("/contacts/{contact_id}")
+    async def correct_exposure(contact_id: uuid.UUID, body: ExposureIn,
+                               access: Annotated[Access, POLICY.guard("trace_contacts")]) -> dict:
+        """The contact's last exposure as traced: its quarantine counts from it (while it is in quarantine)."""
+        return _contact(await handlers.correct_exposure(contact_id, body.last_exposure_on, access))
+
+    @routes.post("/contacts/{contact_id}/tests")
+    async def record_test(contact_id: uuid.UUID, body: TestRecordIn,
+                          access: Annotated[Access, POLICY.guard("trace_contacts")]) -> dict:
+        """An entry (day 1) or exit (day 5 or later) test. Positive: out of quarantine, a case to enter (POST /cases
+        with `from_contact_id`). A negative exit test releases the contact on its day."""
+        return _contact(await handlers.record_test(contact_id, body.kind, body.test(), access))
+
+    @routes.post("/cases/{case_id}/contacts/close")
+    async def close_follow_up(case_id: uuid.UUID, access: Annotated[Access, POLICY.guard("close_follow_up")]) -> dict:
+        """The health office closes the follow-up of the case's contacts, once none is in quarantine (else 409)."""
+        return _case(await handlers.close_follow_up(case_id, access))
+
+    @routes.post("/cases/{case_id}/verification")
+    async def verify_case(case_id: uuid.UUID, body: VerificationIn,
+                          access: Annotated[Access, POLICY.guard("verify_case")]) -> dict:
+        """The health office confirms the case as entered, or corrects its dates or symptoms (with a reason); an
+        isolating case's isolation follows the corrected facts."""
+        c = body.corrections
+        correction = CaseCorrection(c.confirmed_on, c.tested_on, c.symptomatic, c.symptom_onset_on)
+        return _case(await handlers.verify_case(case_id, body.verdict, correction, body.reason, access))
+
+    @routes.get("/tracing")
+    async def tracing(
+        access: Annotated[Access, POLICY.guard("read_tracing")],
+        province: Annotated[str | None, Query(pattern=regions.PROVINCE_PATTERN)] = None,
+        regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
+    ) -> dict:
+        """Contacts traced per case in a region (the caller's own by default; the country for those who see it),
+        and how many of its plants with cases trace fewer than the target."""
+        totals = await handlers.tracing(province=province, regency=regency, access=access)
+        province, regency = access.asked_region(province, regency)
+        return {"province_code": province, "regency_code": regency, "plants_with_cases": totals["plants"],
+                "plants_below_target": totals["plants_below_target"]} | _ratio(
+            totals["cases"], totals["contacts"], handlers.policy.contacts_per_case_target)
+
     @routes.post("/closures/{closure_id}/clear")
     async def clear_closure(closure_id: uuid.UUID, access: Annotated[Access, POLICY.guard("clear_closure")]) -> dict:
         closure = await handlers.clear_closure(closure_id, access)
@@ -224,6 +421,8 @@ def router(handlers: IncidentHandlers) -> APIRouter:
                 "ends_at": closure.ends_at.isoformat(),
                 "cluster_id": str(closure.cluster_id) if closure.cluster_id else None},
             "placeholders_to_complete": _placeholders(*summary["placeholders_to_complete"]),
+            "tracing": _ratio(summary["cases_total"], summary["contacts_total"],
+                              handlers.policy.contacts_per_case_target),
         }
 
     @routes.get("/incidents")

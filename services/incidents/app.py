@@ -43,6 +43,9 @@ class IncidentsSettings(BaseSettings):
     quarantine_days: PositiveInt = Field(_NATIONAL.quarantine_days, validation_alias="IOMKI_QUARANTINE_DAYS")
     quarantine_with_exit_test_days: PositiveInt = Field(_NATIONAL.quarantine_with_exit_test_days,
                                                         validation_alias="IOMKI_QUARANTINE_WITH_EXIT_TEST_DAYS")
+    trace_back_days: PositiveInt = Field(_NATIONAL.trace_back_days, validation_alias="IOMKI_TRACE_BACK_DAYS")
+    contacts_per_case_target: PositiveInt = Field(_NATIONAL.contacts_per_case_target,
+                                                  validation_alias="IOMKI_CONTACTS_PER_CASE_TARGET")
     room_closure_hours: PositiveInt = Field(_NATIONAL.room_closure // timedelta(hours=1),
                                             validation_alias="IOMKI_ROOM_CLOSURE_HOURS")
     room_closure_hours_by_province: Annotated[dict[str, PositiveInt], NoDecode] = Field(
@@ -87,6 +90,7 @@ class IncidentsSettings(BaseSettings):
         return IncidentPolicy(
             isolation_days=self.isolation_days, symptom_free_days=self.symptom_free_days,
             quarantine_days=self.quarantine_days, quarantine_with_exit_test_days=self.quarantine_with_exit_test_days,
+            trace_back_days=self.trace_back_days, contacts_per_case_target=self.contacts_per_case_target,
             room_closure=timedelta(hours=self.room_closure_hours),
             room_closure_by_province={code: timedelta(hours=hours)
                                       for code, hours in self.room_closure_hours_by_province.items()},

@@ -22,10 +22,10 @@ from enum import StrEnum
 from shared import refusals
 from shared.clock import Backoff
 from shared.contract import (
-    CASE_REF_PATTERN, CaseClosed, CaseDetected, CaseLinkKind, CaseSource, ClosureAuthority,
-    ClosureRecommendationDecided, ClosureRecommendationOverdue, ClosureRecommended, ClosureScope, ClusterDeclared,
-    ContactsQuarantined, Event, FacilityClosureOrdered, FacilityReopened, IsolationStarted, PossibleClusterRaised,
-    RecommendationDecision,
+    CASE_REF_PATTERN, CaseClosed, CaseCorrectable, CaseDetected, CaseLinkKind, CaseSource, CaseVerdict, CaseVerified,
+    ClosureAuthority, ClosureRecommendationDecided, ClosureRecommendationOverdue, ClosureRecommended, ClosureScope,
+    ClusterDeclared, ContactFollowUpClosed, ContactsQuarantined, Event, FacilityClosureOrdered, FacilityReopened,
+    IsolationStarted, PossibleClusterRaised, RecommendationDecision,
 )
 from shared.regions import local_zone
 
@@ -125,6 +125,9 @@ class ClusterFinding:
 
 # The longest closure a task force may order on a recommendation (the contract's bound).
 MAX_CLOSURE_DAYS = 60
+# The most close contacts one case lists: far above the 15 a tracer aims for; more is a mass-testing event, which the
+# health office runs outside a case's line list.
+MAX_CONTACTS_PER_CASE = 1000
 
 # Kepmenkes 328/2020: a room or line closes at least 24 h for disinfection; DKI Jakarta (31) and Maluku (81)
 # require a 3×24 h workplace stop.
@@ -137,10 +140,14 @@ class IncidentPolicy:
     isolation_days: int = 10
     # Kepmenkes 4641/2021: a symptomatic case isolates 10 days plus at least 3 symptom-free days.
     symptom_free_days: int = 3
-    # Kepmenkes 4641/2021: close contacts quarantine 14 days when not tested out …
+    # Kepmenkes 4641/2021: a close contact quarantines 14 days from the last exposure when not tested out …
     quarantine_days: int = 14
-    # … or 5 days with a negative exit test (entry test day 1, exit test day 5).
+    # … or until a negative exit test taken on day 5 or later (entry test day 1, exit test day 5).
     quarantine_with_exit_test_days: int = 5
+    # Kepmenkes 328/2020: contacts are traced 14 days back from the case's onset (or swab, without symptoms).
+    trace_back_days: int = 14
+    # Kepmenkes 4641/2021: at least 15 close contacts traced per confirmed case.
+    contacts_per_case_target: int = 15
     # Kepmenkes 328/2020: close the room or line ≥ 24 h for disinfection, longer where a province rules so.
     room_closure: timedelta = timedelta(hours=24)
     room_closure_by_province: Mapping[str, timedelta] = field(default_factory=lambda: dict(ROOM_CLOSURE_BY_PROVINCE))
@@ -160,9 +167,17 @@ class IncidentPolicy:
         symptom_free_from = max(minimum, symptoms_resolved_on or minimum)
         return symptom_free_from + timedelta(days=self.symptom_free_days)
 
-    def quarantine_ends_on(self, starts_on: date, exit_test_negative: bool) -> date:
-        days = self.quarantine_with_exit_test_days if exit_test_negative else self.quarantine_days
-        return starts_on + timedelta(days=days)
+    def quarantine_ends_on(self, last_exposure_on: date, exit_test: ContactTest | None = None) -> date:
+        """A contact's first day out of quarantine: 14 days after the last exposure, or the day of a negative exit
+        test taken on day 5 or later, whichever comes first."""
+        full = last_exposure_on + timedelta(days=self.quarantine_days)
+        if exit_test is None or exit_test.result is not TestResult.NEGATIVE:
+            return full
+        return min(full, max(self.exit_test_from(last_exposure_on), exit_test.tested_on))
+
+    def exit_test_from(self, last_exposure_on: date) -> date:
+        """The first day an exit test counts: day 5 after the last exposure."""
+        return last_exposure_on + timedelta(days=self.quarantine_with_exit_test_days)
 
     def room_closure_in(self, province_code: str) -> timedelta:
         return self.room_closure_by_province.get(province_code, self.room_closure)
@@ -239,6 +254,27 @@ class InvalidDecision(InvalidCase):
     """A closure decision missing what it must say (a reason for a change or a refusal)."""
 
 
+class ContactNotInQuarantine(IncidentError):
+    """A contact who left quarantine (released or tested positive) takes no more tests or corrections."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(f"the contact is no longer in quarantine ({current})")
+        self.current = current
+
+
+class FollowUpClosed(IncidentError):
+    def __init__(self) -> None:
+        super().__init__("the follow-up of this case's contacts was closed by the health office")
+        self.current = "closed"
+
+
+class ContactsStillQuarantined(IncidentError):
+    def __init__(self, quarantining: int, last_ends_on: date) -> None:
+        super().__init__(f"{quarantining} contacts are still in quarantine, the last until {last_ends_on.isoformat()}")
+        self.quarantining = quarantining
+        self.last_ends_on = last_ends_on
+
+
 class RecommendationDecided(IncidentError):
     def __init__(self, current: str) -> None:
         super().__init__(f"the recommendation was already decided ({current})")
@@ -311,6 +347,30 @@ class ClosureStatus(StrEnum):
     REOPENED = "reopened"
 
 
+class ContactStatus(StrEnum):
+    QUARANTINING = "quarantining"
+    RELEASED = "released"  # negative exit test, or the full quarantine served
+    TESTED_POSITIVE = "tested_positive"  # an entry or exit test came back positive: a case of its own
+
+
+class TestResult(StrEnum):
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+
+
+class TestKind(StrEnum):
+    ENTRY = "entry"  # day 1 of quarantine
+    EXIT = "exit"  # day 5 or later
+
+
+class Verification(StrEnum):
+    """A case as the health office has (not yet) checked it."""
+
+    UNVERIFIED = "unverified"
+    CONFIRMED = "confirmed"
+    CORRECTED = "corrected"
+
+
 class RecommendationStatus(StrEnum):
     PENDING = "pending"
     ORDERED = "ordered"
@@ -331,7 +391,7 @@ class Timer:
     timer_id: uuid.UUID
     kind: TimerKind
     facility_id: uuid.UUID
-    subject_id: uuid.UUID  # the case (isolation, quarantine), the closure (room closure) or the recommendation
+    subject_id: uuid.UUID  # the case (isolation), the contact (quarantine), the closure or the recommendation
     due_at: datetime
     attempts: int = 0  # failed attempts to fire it so far
 
@@ -367,13 +427,11 @@ class Case:
     case_ref: str
     confirmed_on: date
     symptomatic: bool
-    close_contacts: int
+    close_contacts: int  # contacts on its line list (`Contact`)
     source: CaseSource
     tested_on: date | None
-    contacts_exit_test_negative: bool
     isolation_starts_on: date
     isolation_ends_on: date
-    quarantine_ends_on: date | None
     status: CaseStatus
     recorded_by: Actor
     cluster_id: uuid.UUID | None = None
@@ -385,6 +443,12 @@ class Case:
     # Who entered the real case that claimed this placeholder (PlaceholderClaim), and when.
     claimed_by: Actor | None = None
     claimed_at: datetime | None = None
+    symptom_onset_on: date | None = None
+    verification: Verification = Verification.UNVERIFIED
+    verified_by: Actor | None = None
+    verified_at: datetime | None = None
+    follow_up_closed_by: Actor | None = None
+    follow_up_closed_at: datetime | None = None
 
     @property
     def public_ref(self) -> str:
@@ -396,6 +460,50 @@ class Case:
     def is_placeholder(self) -> bool:
         """A case known only from a report's positive count, not yet matched by a case a company entered."""
         return self.source is CaseSource.REPORT and self.claimed_by is None
+
+
+@dataclass(frozen=True)
+class ContactTest:
+    tested_on: date
+    result: TestResult
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One close contact of a case, on its line list: a platform-issued id and a number within the case, never a
+    name. Quarantined from its own last exposure, until its own end (`IncidentPolicy.quarantine_ends_on`)."""
+
+    contact_id: uuid.UUID
+    case_id: uuid.UUID
+    facility_id: uuid.UUID
+    number: int  # 1, 2, … within its case
+    last_exposure_on: date
+    exposure_assumed: bool  # entered as a count: exposure taken as the case's isolation start until corrected
+    quarantine_ends_on: date  # the first day out
+    status: ContactStatus
+    recorded_by: Actor
+    recorded_at: datetime
+    entry_test: ContactTest | None = None
+    exit_test: ContactTest | None = None
+    left_on: date | None = None  # the day it left quarantine (released or tested positive)
+    became_case_id: uuid.UUID | None = None  # the case it became, once entered
+
+
+@dataclass(frozen=True)
+class NewContact:
+    last_exposure_on: date
+    entry_test: ContactTest | None = None
+    exposure_assumed: bool = False
+
+
+@dataclass(frozen=True)
+class CaseCorrection:
+    """The facts of a case the health office corrects; None: as entered."""
+
+    confirmed_on: date | None = None
+    tested_on: date | None = None
+    symptomatic: bool | None = None
+    symptom_onset_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -482,20 +590,37 @@ class NewCase:
     case_ref: str
     confirmed_on: date
     symptomatic: bool
-    close_contacts: int
+    close_contacts: int  # how many, when `contacts` does not list them
     source: CaseSource
     tested_on: date | None = None
-    contacts_exit_test_negative: bool = False
     report_id: uuid.UUID | None = None
     report_period: tuple[date, date] | None = None
+    symptom_onset_on: date | None = None
+    contacts: tuple[NewContact, ...] | None = None  # the line list, when the company has it
+    from_contact_id: uuid.UUID | None = None  # the close contact of another case this case was
+
+    @property
+    def isolation_starts_on(self) -> date:
+        """Kepmenkes 4641/2021: a symptomatic case isolates from symptom onset; one without symptoms from the swab
+        (the confirmation day when the swab's day is not known)."""
+        if self.symptomatic and self.symptom_onset_on is not None:
+            return self.symptom_onset_on
+        return self.tested_on or self.confirmed_on
+
+    def contact_list(self) -> tuple[NewContact, ...]:
+        """The contacts as listed, or as many as counted, each exposed (until corrected) the day the case began to
+        isolate: the last day it could have been among them."""
+        if self.contacts is not None:
+            return self.contacts
+        return (NewContact(self.isolation_starts_on, exposure_assumed=True),) * self.close_contacts
 
 
 @dataclass
 class Outcome:
     """What a decision changed: rows to save, events to publish (in order), timers to set.
 
-    `cancelled_isolations` are cases whose pending isolation-end timer is cancelled before `timers` are set
-    (a claim re-times a placeholder's isolation from the real dates).
+    `cancelled_timers` (kind, subject) are pending timers cancelled before `timers` are set: a claim or a
+    correction re-times a case's isolation, a test or a corrected exposure a contact's quarantine.
     """
 
     plant: Plant
@@ -507,7 +632,8 @@ class Outcome:
     recommendations: list[Recommendation] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
-    cancelled_isolations: list[uuid.UUID] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
+    cancelled_timers: list[tuple[TimerKind, uuid.UUID]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -548,20 +674,74 @@ class Plant:
 
     # -- a case is confirmed -----------------------------------------------------------------------
 
-    def validate(self, new: NewCase, now: datetime) -> None:
+    def validate(self, new: NewCase, now: datetime, policy: IncidentPolicy) -> None:
         """What a company tells us directly is checked; a report's positives were checked by reports."""
         if not self.monitored:
             raise PlantNotMonitored(self.facility_id)
         if new.source is CaseSource.REPORT:
             return
         CaseReference.check(new.case_ref)
-        today = self.today(now)
-        if new.confirmed_on > today:
-            raise InvalidCase("confirmed_on", f"is after today ({today.isoformat()}) at the plant")
-        if new.tested_on is not None and new.tested_on > new.confirmed_on:
-            raise InvalidCase("tested_on", "a case is confirmed on or after its test date")
-        if self.workforce_total is not None and new.close_contacts > self.workforce_total:
+        self._check_facts(new.confirmed_on, new.tested_on, new.symptomatic, new.symptom_onset_on, now, policy)
+        contacts = new.contact_list()
+        if len(contacts) > MAX_CONTACTS_PER_CASE:
+            raise InvalidCase("close_contacts", f"at most {MAX_CONTACTS_PER_CASE} per case")
+        if self.workforce_total is not None and len(contacts) > self.workforce_total:
             raise InvalidCase("close_contacts", f"exceeds the plant's workforce ({self.workforce_total})")
+        if new.contacts is not None:
+            for n, contact in enumerate(new.contacts):
+                self._check_contact(contact, new.isolation_starts_on,
+                                    policy.isolation_ends_on(new.isolation_starts_on, new.symptomatic), now, policy,
+                                    where=f"contacts[{n}].")
+
+    def _check_facts(self, confirmed_on: date, tested_on: date | None, symptomatic: bool,
+                     symptom_onset_on: date | None, now: datetime, policy: IncidentPolicy) -> None:
+        today = self.today(now)
+        if confirmed_on > today:
+            raise InvalidCase("confirmed_on", f"is after today ({today.isoformat()}) at the plant")
+        if tested_on is not None and tested_on > confirmed_on:
+            raise InvalidCase("tested_on", "a case is confirmed on or after its test date")
+        if not symptomatic:
+            if symptom_onset_on is not None:
+                raise InvalidCase("symptom_onset_on", "Hanya untuk kasus bergejala / Only for a symptomatic case")
+            return
+        if symptom_onset_on is None:
+            raise InvalidCase("symptom_onset_on", "Wajib untuk kasus bergejala: isolasi dihitung sejak gejala "
+                                                  "pertama / Required for a symptomatic case: isolation counts "
+                                                  "from symptom onset (Kepmenkes 4641/2021)")
+        earliest = confirmed_on - timedelta(days=policy.trace_back_days)
+        if not earliest <= symptom_onset_on <= today:
+            raise InvalidCase("symptom_onset_on", f"must lie between {earliest.isoformat()} ({policy.trace_back_days}"
+                                                  f" days before confirmation) and today ({today.isoformat()})")
+
+    def _check_contact(self, contact: NewContact, reference_on: date, isolation_ends_on: date, now: datetime,
+                       policy: IncidentPolicy, where: str = "") -> None:
+        """A contact's last exposure lies within the trace-back before the case's onset (or swab) and before its
+        isolation ended; its entry test on or after that exposure; nothing after today."""
+        today = self.today(now)
+        earliest = reference_on - timedelta(days=policy.trace_back_days)
+        latest = min(today, isolation_ends_on - timedelta(days=1))
+        if not earliest <= contact.last_exposure_on <= latest:
+            raise InvalidCase(f"{where}last_exposure_on",
+                              f"Paparan terakhir antara {earliest.isoformat()} dan {latest.isoformat()} / The last "
+                              f"exposure lies between {earliest.isoformat()} ({policy.trace_back_days} days before "
+                              f"the case's onset or swab) and {latest.isoformat()} (today, within its isolation)")
+        if contact.entry_test is not None:
+            self._check_test(contact.entry_test, TestKind.ENTRY, contact.last_exposure_on, today, policy,
+                             f"{where}entry_test.tested_on")
+
+    @staticmethod
+    def _check_test(test: ContactTest, kind: TestKind, last_exposure_on: date, today: date, policy: IncidentPolicy,
+                    field_name: str) -> None:
+        earliest = policy.exit_test_from(last_exposure_on) if kind is TestKind.EXIT else last_exposure_on
+        if test.tested_on > today:
+            raise InvalidCase(field_name, f"is after today ({today.isoformat()}) at the plant")
+        if test.tested_on < earliest:
+            raise InvalidCase(field_name, (
+                f"Tes keluar diambil hari ke-{policy.quarantine_with_exit_test_days} karantina atau sesudahnya, mulai "
+                f"{earliest.isoformat()} / The exit test is taken on day {policy.quarantine_with_exit_test_days} of "
+                f"quarantine or later, from {earliest.isoformat()}") if kind is TestKind.EXIT else (
+                f"Tes masuk diambil sesudah paparan terakhir ({earliest.isoformat()}) / The entry test is taken on or "
+                f"after the last exposure ({earliest.isoformat()})"))
 
     def detect_case(self, new: NewCase, *, unclustered: list[tuple[uuid.UUID, date]], now: datetime,
                     policy: IncidentPolicy, recorded_by: Actor, raised: Collection[uuid.UUID] = frozenset()) -> Outcome:
@@ -572,31 +752,28 @@ class Plant:
         (`link_cases` does); with the unclustered cases of its window it may raise a possible cluster, once
         for the same cases (`raised`: those already raised in one).
         """
-        self.validate(new, now)
-        starts_on = new.tested_on or new.confirmed_on  # isolation counts from the swab when it is known
-        quarantine_ends_on = (policy.quarantine_ends_on(new.confirmed_on, new.contacts_exit_test_negative)
-                              if new.close_contacts else None)
+        self.validate(new, now, policy)
+        starts_on = new.isolation_starts_on
         case = Case(
             case_id=uuid.uuid4(), facility_id=self.facility_id, case_ref=new.case_ref,
-            confirmed_on=new.confirmed_on, symptomatic=new.symptomatic, close_contacts=new.close_contacts,
-            source=new.source, tested_on=new.tested_on, contacts_exit_test_negative=new.contacts_exit_test_negative,
-            isolation_starts_on=starts_on,
+            confirmed_on=new.confirmed_on, symptomatic=new.symptomatic, close_contacts=0,
+            source=new.source, tested_on=new.tested_on, isolation_starts_on=starts_on,
             isolation_ends_on=policy.isolation_ends_on(starts_on, new.symptomatic),
-            quarantine_ends_on=quarantine_ends_on, status=CaseStatus.ISOLATING, recorded_by=recorded_by,
-            report_id=new.report_id, report_period=new.report_period,
+            status=CaseStatus.ISOLATING, recorded_by=recorded_by,
+            report_id=new.report_id, report_period=new.report_period, symptom_onset_on=new.symptom_onset_on,
         )
         room = Closure(uuid.uuid4(), self.facility_id, ClosureScope.ROOM,
                        f"disinfection after case {case.public_ref}", now,
                        now + policy.room_closure_in(self.province_code))
         plant = replace(self, active_isolations=self.active_isolations + 1,
-                        active_quarantines=self.active_quarantines + (1 if quarantine_ends_on else 0),
                         active_room_closures=self.active_room_closures + 1)
         outcome = Outcome(plant, closures=[room])
+        contacts = new.contact_list()
         outcome.events.append(CaseDetected(**self._where(), case_id=case.case_id, case_ref=case.public_ref,
                                            confirmed_on=case.confirmed_on, symptomatic=case.symptomatic,
-                                           close_contacts=case.close_contacts, source=case.source))
+                                           close_contacts=len(contacts), source=case.source))
         self._isolate(outcome, case)
-        self._quarantine_contacts(outcome, case)
+        case = self._quarantine_contacts(outcome, case, contacts, now, policy, recorded_by)
         outcome.events.append(self._closure_ordered(room))
         outcome.timers.append(self._timer(TimerKind.ROOM_CLOSURE_END, room.closure_id, room.ends_at))
 
@@ -613,7 +790,7 @@ class Plant:
                    raised: Collection[uuid.UUID] = frozenset()) -> Outcome:
         """A case a company or health office enters: it claims a report's placeholder that counted it already
         (`PlaceholderClaim`), or else it is a new case."""
-        self.validate(new, now)
+        self.validate(new, now, policy)
         placeholder = PlaceholderClaim.pick(new, placeholders)
         if placeholder is None:
             return self.detect_case(new, unclustered=unclustered, now=now, policy=policy, recorded_by=by,
@@ -632,25 +809,33 @@ class Plant:
         detection sees the same case id at its real date, never a second case; a case already in a cluster stays
         there.
         """
-        starts_on = new.tested_on or new.confirmed_on
         case = replace(placeholder, case_ref=new.case_ref, confirmed_on=new.confirmed_on,
-                       symptomatic=new.symptomatic, close_contacts=new.close_contacts, tested_on=new.tested_on,
-                       contacts_exit_test_negative=new.contacts_exit_test_negative,
-                       quarantine_ends_on=(policy.quarantine_ends_on(new.confirmed_on, new.contacts_exit_test_negative)
-                                           if new.close_contacts else None),
+                       symptomatic=new.symptomatic, tested_on=new.tested_on, symptom_onset_on=new.symptom_onset_on,
                        claimed_by=by, claimed_at=now)
-        outcome = Outcome(replace(self, active_quarantines=self.active_quarantines
-                                  + (1 if case.quarantine_ends_on else 0)))
+        outcome = Outcome(self)
         if case.status is CaseStatus.ISOLATING:
-            case = replace(case, isolation_starts_on=starts_on,
-                           isolation_ends_on=policy.isolation_ends_on(starts_on, new.symptomatic))
-            outcome.cancelled_isolations.append(case.case_id)
-            self._isolate(outcome, case)
-        self._quarantine_contacts(outcome, case)
+            case = self._retime_isolation(outcome, case, policy)
+        case = self._quarantine_contacts(outcome, case, new.contact_list(), now, policy, by)
         if case.cluster_id is None and self.plant_closure is None:
             self._raise_possible_cluster(outcome, case, unclustered, raised, now, policy)
         outcome.cases.insert(0, case)
         return outcome
+
+    def _retime_isolation(self, outcome: Outcome, case: Case, policy: IncidentPolicy) -> Case:
+        """An isolating case's isolation from its facts as now known; a moved period is announced again
+        (`IsolationStarted`, same case) and its timer set anew."""
+        starts_on, ends_on = self._isolation_of(case, policy)
+        retimed = replace(case, isolation_starts_on=starts_on, isolation_ends_on=ends_on)
+        outcome.cancelled_timers.append((TimerKind.ISOLATION_END, case.case_id))
+        self._isolate(outcome, retimed)
+        return retimed
+
+    @staticmethod
+    def _isolation_of(case: Case, policy: IncidentPolicy) -> tuple[date, date]:
+        """Its isolation from its facts (`NewCase.isolation_starts_on`): from onset, else the swab."""
+        starts_on = (case.symptom_onset_on if case.symptomatic and case.symptom_onset_on
+                     else case.tested_on or case.confirmed_on)
+        return starts_on, policy.isolation_ends_on(starts_on, case.symptomatic)
 
     def _isolate(self, outcome: Outcome, case: Case) -> None:
         outcome.events.append(IsolationStarted(**self._where(), case_id=case.case_id,
@@ -658,14 +843,189 @@ class Plant:
         outcome.timers.append(self._timer(TimerKind.ISOLATION_END, case.case_id,
                                           start_of_day(case.isolation_ends_on, self.zone)))
 
-    def _quarantine_contacts(self, outcome: Outcome, case: Case) -> None:
-        if case.quarantine_ends_on is None:
-            return
-        outcome.events.append(ContactsQuarantined(**self._where(), case_id=case.case_id,
-                                                  contacts=case.close_contacts, starts_on=case.confirmed_on,
-                                                  ends_on=case.quarantine_ends_on))
-        outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, case.case_id,
-                                          start_of_day(case.quarantine_ends_on, self.zone)))
+    # -- close contacts ----------------------------------------------------------------------------
+
+    def _quarantine_contacts(self, outcome: Outcome, case: Case, contacts: Iterable[NewContact], now: datetime,
+                             policy: IncidentPolicy, by: Actor) -> Case:
+        """Contacts join the case's line list, numbered after those it has. Each quarantines from its own last
+        exposure, with a timer for its own end; one whose entry test was positive is a case of its own and does not
+        quarantine; one whose quarantine already ended is listed as released. The case counts them."""
+        today = self.today(now)
+        added: list[Contact] = []
+        for new in contacts:
+            ends_on = policy.quarantine_ends_on(new.last_exposure_on)
+            contact = Contact(uuid.uuid4(), case.case_id, self.facility_id, case.close_contacts + len(added) + 1,
+                              new.last_exposure_on, new.exposure_assumed, ends_on, ContactStatus.QUARANTINING, by,
+                              now, entry_test=new.entry_test)
+            if new.entry_test is not None and new.entry_test.result is TestResult.POSITIVE:
+                contact = replace(contact, status=ContactStatus.TESTED_POSITIVE, left_on=new.entry_test.tested_on)
+            elif ends_on <= today:
+                contact = replace(contact, status=ContactStatus.RELEASED, left_on=ends_on)
+            added.append(contact)
+        quarantining = [c for c in added if c.status is ContactStatus.QUARANTINING]
+        outcome.contacts += added
+        outcome.plant = replace(outcome.plant, active_quarantines=outcome.plant.active_quarantines + len(quarantining))
+        for contact in quarantining:
+            outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, contact.contact_id,
+                                              start_of_day(contact.quarantine_ends_on, self.zone)))
+        if quarantining:
+            outcome.events.append(ContactsQuarantined(
+                **self._where(), case_id=case.case_id, contacts=len(quarantining),
+                starts_on=min(c.last_exposure_on for c in quarantining),
+                ends_on=max(c.quarantine_ends_on for c in quarantining)))
+        return replace(case, close_contacts=case.close_contacts + len(added))
+
+    def add_contacts(self, case: Case, contacts: list[NewContact], *, now: datetime, policy: IncidentPolicy,
+                     by: Actor) -> Outcome:
+        """More close contacts of a case, as tracing finds them, until the health office closes the follow-up."""
+        self._may_trace(case)
+        if case.close_contacts + len(contacts) > MAX_CONTACTS_PER_CASE:
+            raise InvalidCase("contacts", f"a case lists at most {MAX_CONTACTS_PER_CASE} contacts; it has "
+                                          f"{case.close_contacts}")
+        for n, contact in enumerate(contacts):
+            self._check_contact(contact, case.isolation_starts_on, case.isolation_ends_on, now, policy,
+                                where=f"contacts[{n}].")
+        outcome = Outcome(self)
+        outcome.cases.append(self._quarantine_contacts(outcome, case, contacts, now, policy, by))
+        return outcome
+
+    @staticmethod
+    def _may_trace(case: Case) -> None:
+        if case.is_placeholder:
+            raise InvalidCase("case_id", "Positif dari laporan dilacak setelah perusahaan mencatat kasusnya "
+                                         "(POST /cases) / A report's positive is traced once the company has entered "
+                                         "its case (POST /cases)")
+        if case.follow_up_closed_at is not None:
+            raise FollowUpClosed()
+
+    def record_test(self, case: Case, contact: Contact, kind: TestKind, test: ContactTest, *, now: datetime,
+                    policy: IncidentPolicy) -> Outcome:
+        """A contact's entry or exit test. Positive: a case of its own, out of quarantine. A negative exit test on
+        day 5 or later releases it that day."""
+        self._may_trace(case)
+        self._quarantining(contact)
+        recorded = contact.entry_test if kind is TestKind.ENTRY else contact.exit_test
+        if recorded is not None:
+            raise InvalidCase("kind", f"Tes {kind.value} sudah dicatat / The {kind.value} test is already recorded")
+        self._check_test(test, kind, contact.last_exposure_on, self.today(now), policy, "tested_on")
+        if kind is TestKind.EXIT and contact.entry_test is not None and test.tested_on < contact.entry_test.tested_on:
+            raise InvalidCase("tested_on", "the exit test is taken on or after the entry test")
+        if kind is TestKind.ENTRY and contact.exit_test is not None:
+            raise InvalidCase("kind", "the exit test is recorded: an entry test comes before it")
+        tested = (replace(contact, entry_test=test) if kind is TestKind.ENTRY else replace(contact, exit_test=test))
+        if test.result is TestResult.POSITIVE:
+            return self._leave_quarantine(tested, ContactStatus.TESTED_POSITIVE, test.tested_on)
+        if kind is TestKind.EXIT:
+            released_on = policy.quarantine_ends_on(contact.last_exposure_on, test)
+            return self._leave_quarantine(replace(tested, quarantine_ends_on=released_on), ContactStatus.RELEASED,
+                                          released_on)
+        return Outcome(self, contacts=[tested])
+
+    def correct_exposure(self, case: Case, contact: Contact, last_exposure_on: date, *, now: datetime,
+                         policy: IncidentPolicy) -> Outcome:
+        """The contact's last exposure as traced (an assumed one corrected): its quarantine counts from it."""
+        self._may_trace(case)
+        self._quarantining(contact)
+        corrected = NewContact(last_exposure_on, contact.entry_test)
+        self._check_contact(corrected, case.isolation_starts_on, case.isolation_ends_on, now, policy)
+        ends_on = policy.quarantine_ends_on(last_exposure_on)
+        moved = replace(contact, last_exposure_on=last_exposure_on, exposure_assumed=False, quarantine_ends_on=ends_on)
+        if ends_on <= self.today(now):
+            return self._leave_quarantine(moved, ContactStatus.RELEASED, ends_on)
+        outcome = Outcome(self, contacts=[moved])
+        outcome.cancelled_timers.append((TimerKind.QUARANTINE_END, contact.contact_id))
+        outcome.timers.append(self._timer(TimerKind.QUARANTINE_END, contact.contact_id,
+                                          start_of_day(ends_on, self.zone)))
+        return outcome
+
+    def contact_became_case(self, contact: Contact, case: Case, *, now: datetime) -> Outcome:
+        """A contact entered as a case of its own (`NewCase.from_contact_id`): out of quarantine if still in it,
+        and the two cases are then linked (`CaseLinkKind.NAMED_CONTACT`)."""
+        if contact.facility_id != self.facility_id:
+            raise InvalidCase("from_contact_id", "Tidak ada kontak itu di pabrik ini / No such contact at this plant")
+        if contact.became_case_id is not None:
+            raise InvalidCase("from_contact_id", f"the contact already became case {contact.became_case_id}")
+        became = replace(contact, became_case_id=case.case_id)
+        if contact.status is ContactStatus.QUARANTINING:
+            return self._leave_quarantine(became, ContactStatus.TESTED_POSITIVE,
+                                          min(case.confirmed_on, self.today(now)))
+        if contact.status is ContactStatus.RELEASED:
+            became = replace(became, status=ContactStatus.TESTED_POSITIVE)
+        return Outcome(self, contacts=[became])
+
+    @staticmethod
+    def _quarantining(contact: Contact) -> None:
+        if contact.status is not ContactStatus.QUARANTINING:
+            raise ContactNotInQuarantine(contact.status.value)
+
+    def _leave_quarantine(self, contact: Contact, status: ContactStatus, on: date) -> Outcome:
+        left = replace(contact, status=status, left_on=on)
+        outcome = Outcome(replace(self, active_quarantines=max(0, self.active_quarantines - 1)), contacts=[left])
+        outcome.cancelled_timers.append((TimerKind.QUARANTINE_END, contact.contact_id))
+        return outcome
+
+    def end_quarantine(self, contact: Contact | None, due_at: datetime) -> Outcome:
+        """A contact's quarantine end is due: released, unless a test or a correction moved it since (the timer
+        no longer matches its end) or it already left. A timer of a case's whole quarantine, from before contacts
+        had their own (`contact` None), only counts down."""
+        if contact is None:
+            return Outcome(replace(self, active_quarantines=max(0, self.active_quarantines - 1)))
+        if (contact.status is not ContactStatus.QUARANTINING
+                or due_at != start_of_day(contact.quarantine_ends_on, self.zone)):
+            return Outcome(self)
+        return self._leave_quarantine(contact, ContactStatus.RELEASED, contact.quarantine_ends_on)
+
+    def close_follow_up(self, case: Case, contacts: Collection[Contact], *, now: datetime, by: Actor) -> Outcome:
+        """The health office closes the follow-up of a case's contacts, once none is in quarantine any more."""
+        self._may_trace(case)
+        quarantining = [c for c in contacts if c.status is ContactStatus.QUARANTINING]
+        if quarantining:
+            raise ContactsStillQuarantined(len(quarantining), max(c.quarantine_ends_on for c in quarantining))
+        closed = replace(case, follow_up_closed_at=now, follow_up_closed_by=by)
+        positive = sum(c.status is ContactStatus.TESTED_POSITIVE for c in contacts)
+        return Outcome(self, cases=[closed], events=[ContactFollowUpClosed(
+            **self._where(), case_id=case.case_id, contacts=len(contacts), released=len(contacts) - positive,
+            tested_positive=positive, closed_by_role=by.role)])
+
+    # -- the health office checks a case -----------------------------------------------------------
+
+    def verify_case(self, case: Case, verdict: CaseVerdict, correction: CaseCorrection, reason: str | None, *,
+                    now: datetime, policy: IncidentPolicy, by: Actor) -> Outcome:
+        """Confirm a case as entered, or correct its dates or symptoms (saying why). An isolating case's isolation
+        is re-timed from the corrected facts; a closed one's stays as it ran. A correction does not move the case
+        between clusters: a health office that finds a cluster wrong says so to the task force."""
+        if case.is_placeholder:
+            raise InvalidCase("case_id", "Positif dari laporan diverifikasi setelah perusahaan mencatat kasusnya / "
+                                         "A report's positive is verified once the company has entered its case")
+        if verdict is CaseVerdict.CONFIRMED:
+            if correction != CaseCorrection():
+                raise InvalidDecision("corrections", "a confirmation corrects nothing: use the verdict corrected")
+            verified = replace(case, verification=Verification.CONFIRMED, verified_by=by, verified_at=now)
+            return Outcome(self, cases=[verified], events=[CaseVerified(
+                **self._where(), case_id=case.case_id, verdict=verdict, verified_by_role=by.role)])
+        if not (reason or "").strip():
+            raise InvalidDecision("reason", "Sebutkan alasan koreksi / Give the reason for the correction")
+        symptomatic = case.symptomatic if correction.symptomatic is None else correction.symptomatic
+        onset = (None if not symptomatic
+                 else correction.symptom_onset_on if correction.symptom_onset_on is not None else case.symptom_onset_on)
+        corrected = replace(case, confirmed_on=correction.confirmed_on or case.confirmed_on,
+                            tested_on=correction.tested_on or case.tested_on, symptomatic=symptomatic,
+                            symptom_onset_on=onset, verification=Verification.CORRECTED, verified_by=by,
+                            verified_at=now)
+        changed = [CaseCorrectable(name) for name in vars(correction)
+                   if getattr(corrected, name) != getattr(case, name)]
+        if not changed:
+            raise InvalidDecision("corrections", "Tidak ada yang berubah / Nothing differs from the case as entered")
+        self._check_facts(corrected.confirmed_on, corrected.tested_on, corrected.symptomatic,
+                          corrected.symptom_onset_on, now, policy)
+        outcome = Outcome(self)
+        outcome.events.append(CaseVerified(**self._where(), case_id=case.case_id, verdict=verdict, corrected=changed,
+                                           reason=reason, verified_by_role=by.role))
+        if (corrected.status is CaseStatus.ISOLATING
+                and self._isolation_of(corrected, policy) != (case.isolation_starts_on, case.isolation_ends_on)):
+            corrected = self._retime_isolation(outcome, corrected, policy)
+        outcome.cases.append(corrected)
+        return outcome
 
     def _raise_possible_cluster(self, outcome: Outcome, case: Case, unclustered: list[tuple[uuid.UUID, date]],
                                 raised: Collection[uuid.UUID], now: datetime, policy: IncidentPolicy) -> None:
@@ -833,9 +1193,6 @@ class Plant:
         if case.status is CaseStatus.CLOSED or due_at != start_of_day(case.isolation_ends_on, self.zone):
             return Outcome(self)
         return self._close(case, case.isolation_ends_on, SYSTEM)
-
-    def end_quarantine(self) -> Outcome:
-        return Outcome(replace(self, active_quarantines=max(0, self.active_quarantines - 1)))
 
     def end_room_closure(self, closure: Closure, now: datetime) -> Outcome:
         if closure.status is not ClosureStatus.ACTIVE:

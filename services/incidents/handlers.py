@@ -10,14 +10,15 @@ from typing import Any
 import structlog
 
 from services.incidents.domain import (
-    Actor, Case, CaseLink, Closure, DuplicateCaseRef, IncidentPolicy, InvalidLink, NewCase, NotFound, Outcome, Plant,
-    Recommendation, ReportedPositives, Timer, TimerKind, TimerRetry,
+    Actor, Case, CaseCorrection, CaseLink, Closure, Contact, ContactTest, DuplicateCaseRef, IncidentPolicy,
+    InvalidCase, InvalidLink, NewCase, NewContact, NotFound, Outcome, Plant, Recommendation, ReportedPositives,
+    TestKind, Timer, TimerKind, TimerRetry,
 )
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
 from shared.contract import (
-    CaseLinkKind, ClosureScope, Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded, PermitIssued,
-    PermitRevoked, ReportSubmitted, SanctionAction, SanctionReversed,
+    CaseLinkKind, CaseVerdict, ClosureScope, Decoded, Envelope, EstateTenancyConfirmed, EstateTenancyEnded,
+    PermitIssued, PermitRevoked, ReportSubmitted, SanctionAction, SanctionReversed,
 )
 from shared.observability import record
 from shared.storage.unit_of_work import Database
@@ -46,30 +47,55 @@ class IncidentHandlers:
         now = self.clock.now()
         async with self.database.transaction() as work:
             plant = await self._plant_in_scope(work, facility_id, access)
-            plant.validate(new, now)
+            plant.validate(new, now, self.policy)
             if await work.incidents.case_ref_taken(facility_id, new.case_ref):
                 raise DuplicateCaseRef(new.case_ref)
+            contact = await self._contact_of(work, plant, new.from_contact_id)
             placeholders = await work.incidents.unclaimed_placeholders(facility_id)
             outcome = plant.enter_case(new, placeholders=placeholders,
                                        unclustered=await self._unclustered(work, plant, new.confirmed_on),
                                        raised=await self._raised(work, plant, new.confirmed_on),
                                        now=now, policy=self.policy, by=_actor(access))
             await self._commit(work, outcome, now)
-        case = outcome.cases[0]
+            case = outcome.cases[0]
+            if contact is not None:
+                await self._contact_became_case(work, outcome.plant, contact, case, now, _actor(access))
+                case = await work.incidents.case(case.case_id) or case
         if case.claimed_by is not None:
             log.info("placeholder_claimed", facility_id=str(facility_id), case_id=str(case.case_id),
                      report_id=str(case.report_id), actor=access.actor, role=access.principal.role.value)
         return case
 
+    async def _contact_of(self, work: IncidentsWork, plant: Plant, contact_id: uuid.UUID | None) -> Contact | None:
+        """The close contact a new case was, at the same plant (else refused with the same words as none)."""
+        if contact_id is None:
+            return None
+        contact = await work.incidents.contact(contact_id)
+        if contact is None or contact.facility_id != plant.facility_id:
+            raise InvalidCase("from_contact_id", "Tidak ada kontak itu di pabrik ini / No such contact at this plant")
+        return contact
+
+    async def _contact_became_case(self, work: IncidentsWork, plant: Plant, contact: Contact, case: Case,
+                                   now: datetime, by: Actor) -> None:
+        """The contact leaves quarantine as a case, and its case and the new one are linked as a named contact (which
+        may complete a cluster)."""
+        outcome = plant.contact_became_case(contact, case, now=now)
+        await self._commit(work, outcome, now)
+        source = await work.incidents.case(contact.case_id)
+        if source is None:
+            raise LookupError(f"contact {contact.contact_id}: no case {contact.case_id}")
+        span = self.policy.cluster.span
+        first, last = sorted((case.confirmed_on, source.confirmed_on))
+        linked = outcome.plant.link_cases(
+            case, source, CaseLinkKind.NAMED_CONTACT, links=await work.incidents.plant_links(plant.facility_id),
+            unclustered=await work.incidents.unclustered(plant.facility_id, first - span, last + span),
+            now=now, policy=self.policy, by=by)
+        await self._commit(work, linked, now)
+
     async def case(self, case_id: uuid.UUID, access: Access) -> tuple[Case, list[CaseLink]]:
         """A case with its links."""
         async with self.database.reading() as work:
-            case = await work.incidents.case(case_id)
-            plant = await work.incidents.plant(case.facility_id) if case else None
-            if case is None or plant is None or not access.may_see(
-                    region_code=plant.regency_code, nib=plant.nib,
-                    estate_nib=await _estate_of(work, plant.facility_id, access)):
-                raise NotFound("Case")
+            case, _ = await self._readable_case(work, case_id, access)
             return case, await work.incidents.links_of(case_id)
 
     async def link_cases(self, case_id: uuid.UUID, linked_case_id: uuid.UUID, kind: CaseLinkKind,
@@ -151,6 +177,76 @@ class IncidentHandlers:
             await self._commit(work, outcome, now)
         record("closure_cleared", closure_id=str(closure_id), actor=access.actor, role=access.principal.role.value)
         return outcome.closures[0]
+
+    # -- close contacts and the health office ------------------------------------------------------
+
+    async def contacts(self, case_id: uuid.UUID, *, after: int, limit: int,
+                       access: Access) -> tuple[Case, dict[str, Any], list[Contact]]:
+        """A case, its contacts' tally, and one page of its line list."""
+        async with self.database.reading() as work:
+            case, _ = await self._readable_case(work, case_id, access)
+            return (case, await work.incidents.contact_tally(case_id),
+                    await work.incidents.contacts_of(case_id, after=after, limit=limit))
+
+    async def contact(self, contact_id: uuid.UUID, access: Access) -> Contact:
+        async with self.database.reading() as work:
+            contact = await work.incidents.contact(contact_id)
+            if contact is None:
+                raise NotFound("Contact")
+            await self._readable_case(work, contact.case_id, access, what="Contact")
+        return contact
+
+    async def add_contacts(self, case_id: uuid.UUID, contacts: list[NewContact], access: Access) -> list[Contact]:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case, plant = await self._case_in_scope(work, case_id, access)
+            outcome = plant.add_contacts(case, contacts, now=now, policy=self.policy, by=_actor(access))
+            await self._commit(work, outcome, now)
+        return outcome.contacts
+
+    async def record_test(self, contact_id: uuid.UUID, kind: TestKind, test: ContactTest, access: Access) -> Contact:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case, plant, contact = await self._contact_in_scope(work, contact_id, access)
+            outcome = plant.record_test(case, contact, kind, test, now=now, policy=self.policy)
+            await self._commit(work, outcome, now)
+        return outcome.contacts[0]
+
+    async def correct_exposure(self, contact_id: uuid.UUID, last_exposure_on: date, access: Access) -> Contact:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case, plant, contact = await self._contact_in_scope(work, contact_id, access)
+            outcome = plant.correct_exposure(case, contact, last_exposure_on, now=now, policy=self.policy)
+            await self._commit(work, outcome, now)
+        return outcome.contacts[0]
+
+    async def close_follow_up(self, case_id: uuid.UUID, access: Access) -> Case:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case, plant = await self._case_in_scope(work, case_id, access)
+            outcome = plant.close_follow_up(case, await work.incidents.contacts_of(case_id), now=now,
+                                            by=_actor(access))
+            await self._commit(work, outcome, now)
+        record("contact_follow_up_closed", case_id=str(case_id), actor=access.actor, role=access.principal.role.value)
+        return outcome.cases[0]
+
+    async def verify_case(self, case_id: uuid.UUID, verdict: CaseVerdict, correction: CaseCorrection,
+                          reason: str | None, access: Access) -> Case:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            case, plant = await self._case_in_scope(work, case_id, access)
+            outcome = plant.verify_case(case, verdict, correction, reason, now=now, policy=self.policy,
+                                        by=_actor(access))
+            await self._commit(work, outcome, now)
+        record("case_verified", case_id=str(case_id), verdict=verdict.value, actor=access.actor,
+               role=access.principal.role.value)
+        return outcome.cases[0]
+
+    async def tracing(self, *, province: str | None, regency: str | None, access: Access) -> dict[str, Any]:
+        province, regency = access.asked_region(province, regency)
+        async with self.database.reading() as work:
+            return await work.incidents.tracing(province=province, regency=regency,
+                                                target=self.policy.contacts_per_case_target)
 
     async def facility_status(self, facility_id: uuid.UUID, access: Access) -> dict[str, Any]:
         async with self.database.reading() as work:
@@ -272,7 +368,8 @@ class IncidentHandlers:
                 raise LookupError(f"timer {timer.timer_id}: no case {timer.subject_id}")
             outcome = plant.end_isolation(case, timer.due_at)
         elif timer.kind is TimerKind.QUARANTINE_END:
-            outcome = plant.end_quarantine()
+            # None: a case's whole quarantine, from before contacts had their own (migration 0007 replaced those).
+            outcome = plant.end_quarantine(await work.incidents.contact(timer.subject_id), timer.due_at)
         elif timer.kind is TimerKind.RECOMMENDATION_ANSWER:
             recommendation = await work.incidents.recommendation(timer.subject_id)
             if recommendation is None:
@@ -318,12 +415,39 @@ class IncidentHandlers:
             raise NotFound("Recommendation")
         return plant, recommendation
 
-    async def _case_in_scope(self, work: IncidentsWork, case_id: uuid.UUID, access: Access) -> tuple[Case, Plant]:
-        """The case and its plant (locked), for a caller who may act on it."""
+    async def _readable_case(self, work: IncidentsWork, case_id: uuid.UUID, access: Access,
+                             what: str = "Case") -> tuple[Case, Plant]:
         case = await work.incidents.case(case_id)
+        plant = await work.incidents.plant(case.facility_id) if case else None
+        if case is None or plant is None or not access.may_see(
+                region_code=plant.regency_code, nib=plant.nib,
+                estate_nib=await _estate_of(work, plant.facility_id, access)):
+            raise NotFound(what)
+        return case, plant
+
+    async def _contact_in_scope(self, work: IncidentsWork, contact_id: uuid.UUID,
+                                access: Access) -> tuple[Case, Plant, Contact]:
+        """The contact's case and plant (locked), then the contact as it is under the lock."""
+        found = await work.incidents.contact(contact_id)
+        if found is None:
+            raise NotFound("Contact")
+        case, plant = await self._case_in_scope(work, found.case_id, access, what="Contact")
+        contact = await work.incidents.contact(contact_id)
+        if contact is None:
+            raise NotFound("Contact")
+        return case, plant, contact
+
+    async def _case_in_scope(self, work: IncidentsWork, case_id: uuid.UUID, access: Access,
+                             what: str = "Case") -> tuple[Case, Plant]:
+        """The case and its plant (locked), for a caller who may act on it."""
+        found = await work.incidents.case(case_id)
+        if found is None:
+            raise NotFound(what)
+        plant = await self._plant_in_scope(work, found.facility_id, access, what=what)
+        case = await work.incidents.case(case_id)  # as it is under the plant's lock
         if case is None:
-            raise NotFound("Case")
-        return case, await self._plant_in_scope(work, case.facility_id, access, what="Case")
+            raise NotFound(what)
+        return case, plant
 
     async def _unclustered(self, work: IncidentsWork, plant: Plant, on: date) -> list[tuple[uuid.UUID, date]]:
         """The plant's unclustered cases that a cluster window holding `on` can reach."""

@@ -10,15 +10,16 @@ from typing import Any
 import asyncpg
 
 from services.incidents.domain import (
-    Actor, Case, CaseLink, CaseStatus, Closure, ClosureStatus, Outcome, Plant, Recommendation, RecommendationStatus,
-    Timer, TimerKind,
+    Actor, Case, CaseLink, CaseStatus, Closure, ClosureStatus, Contact, ContactStatus, ContactTest, Outcome, Plant,
+    Recommendation, RecommendationStatus, TestResult, Timer, TimerKind, Verification,
 )
 from shared.contract import CaseLinkKind, CaseSource, ClosureAuthority, ClosureScope
 from shared.storage.db import Connection
 from shared.storage.unit_of_work import UnitOfWork
 
 _PLANT = ("p.facility_id, p.permit_id, p.nib, p.province_code, p.regency_code, p.workforce_total, p.monitored,"
-          " p.active_isolations, p.active_quarantines, p.active_room_closures, p.cases_total, p.status")
+          " p.active_isolations, p.active_quarantines, p.active_room_closures, p.cases_total, p.contacts_total,"
+          " p.status")
 _CLOSURE = ("closure_id, facility_id, scope, reason, starts_at, ends_at, status, cluster_id, reopened_at,"
             " cleared_by, cleared_role, ordered_by, ordered_by_actor, recommendation_id")
 _RECOMMENDATION = ("recommendation_id, facility_id, cluster_id, scope, days, rule, case_count, first_confirmed_on,"
@@ -30,9 +31,13 @@ _RECOMMENDATION_R = ("r.recommendation_id, r.facility_id, r.cluster_id, r.scope,
                      " r.overdue_at, r.decided_at, r.decided_by, r.decided_role, r.closure_id, r.ordered_scope,"
                      " r.ordered_days, r.reason")
 _CASE = ("case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source, tested_on,"
-         " contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on, status,"
-         " recorded_by, recorded_role, cluster_id, closed_on, closed_by, closed_role, report_id,"
-         " report_period_first, report_period_last, claimed_by, claimed_role, claimed_at")
+         " isolation_starts_on, isolation_ends_on, status, recorded_by, recorded_role, cluster_id, closed_on,"
+         " closed_by, closed_role, report_id, report_period_first, report_period_last, claimed_by, claimed_role,"
+         " claimed_at, symptom_onset_on, verification, verified_by, verified_role, verified_at, follow_up_closed_by,"
+         " follow_up_closed_role, follow_up_closed_at")
+_CONTACT = ("contact_id, case_id, facility_id, number, last_exposure_on, exposure_assumed, quarantine_ends_on, status,"
+            " entry_test_on, entry_test_result, exit_test_on, exit_test_result, left_on, became_case_id, recorded_by,"
+            " recorded_role, recorded_at")
 
 
 class IncidentRepository:
@@ -138,6 +143,45 @@ class IncidentRepository:
             " AND confirmed_on BETWEEN $2 AND $3", facility_id, first, last)
         return [(row["case_id"], row["confirmed_on"]) for row in rows]
 
+    # -- close contacts ----------------------------------------------------------------------------
+
+    async def contact(self, contact_id: uuid.UUID) -> Contact | None:
+        row = await self._connection.fetchrow(f"SELECT {_CONTACT} FROM contacts WHERE contact_id = $1", contact_id)
+        return _contact(row) if row else None
+
+    async def contacts_of(self, case_id: uuid.UUID, *, after: int = 0, limit: int | None = None) -> list[Contact]:
+        """A case's line list in number order, from after the number `after`; all of it without a limit (at most
+        `MAX_CONTACTS_PER_CASE`)."""
+        rows = await self._connection.fetch(
+            f"SELECT {_CONTACT} FROM contacts WHERE case_id = $1 AND number > $2 ORDER BY number LIMIT $3",
+            case_id, after, limit)
+        return [_contact(row) for row in rows]
+
+    async def contact_tally(self, case_id: uuid.UUID) -> dict[str, Any]:
+        """A case's contacts by status, and the last quarantine end of those still in it."""
+        row = await self._connection.fetchrow(
+            "SELECT count(*) FILTER (WHERE status = $2) AS quarantining,"
+            " count(*) FILTER (WHERE status = $3) AS released, count(*) FILTER (WHERE status = $4) AS tested_positive,"
+            " count(*) FILTER (WHERE exposure_assumed) AS exposure_assumed,"
+            " max(quarantine_ends_on) FILTER (WHERE status = $2) AS last_quarantine_ends_on"
+            " FROM contacts WHERE case_id = $1", case_id, ContactStatus.QUARANTINING.value,
+            ContactStatus.RELEASED.value, ContactStatus.TESTED_POSITIVE.value)
+        return dict(row or {})  # an aggregate: always one row
+
+    async def tracing(self, *, province: str | None, regency: str | None, target: int) -> dict[str, Any]:
+        """Cases and contacts traced in a region (the whole country without one), from the plants' totals, and how
+        many of its plants with cases trace fewer contacts per case than `target`."""
+        filters = [("province_code = {}", province), ("regency_code = {}", regency)]
+        where = ["cases_total > 0"]
+        args = _given(filters, where)
+        args.append(target)
+        row = await self._connection.fetchrow(
+            "SELECT count(*) AS plants, coalesce(sum(cases_total), 0) AS cases,"
+            " coalesce(sum(contacts_total), 0) AS contacts,"
+            f" count(*) FILTER (WHERE contacts_total < ${len(args)} * cases_total) AS plants_below_target"
+            f" FROM plants WHERE {' AND '.join(where)}", *args)
+        return dict(row or {})  # an aggregate: always one row
+
     # -- links and possible clusters ---------------------------------------------------------------
 
     async def links_of(self, case_id: uuid.UUID) -> list[CaseLink]:
@@ -227,15 +271,18 @@ class IncidentRepository:
             await self._save_closure(closure)
         for recommendation in outcome.recommendations:
             await self._save_recommendation(recommendation)
-        if outcome.cancelled_isolations:
+        for contact in outcome.contacts:
+            await self._save_contact(contact)
+        if outcome.cancelled_timers:
             # SKIP LOCKED: a sweeper holding one of these timers waits for the plant lock held here; waiting
-            # for it in turn would deadlock. It fires after this commits and finds the case re-timed
-            # (`Plant.end_isolation` ignores a timer that no longer matches the case's isolation end).
+            # for it in turn would deadlock. It fires after this commits and finds its subject re-timed
+            # (`Plant.end_isolation` and `end_quarantine` ignore a timer that no longer matches the end).
             await self._connection.execute(
-                "UPDATE timers SET cancelled_at = $2 WHERE timer_id IN (SELECT timer_id FROM timers"
-                " WHERE subject_id = ANY($1::uuid[]) AND kind = $3 AND fired_at IS NULL AND cancelled_at IS NULL"
-                " FOR UPDATE SKIP LOCKED)",
-                outcome.cancelled_isolations, now, TimerKind.ISOLATION_END.value)
+                "UPDATE timers SET cancelled_at = $3 WHERE timer_id IN (SELECT t.timer_id FROM timers t"
+                " JOIN unnest($1::text[], $2::uuid[]) AS c(kind, subject_id) USING (kind, subject_id)"
+                " WHERE t.fired_at IS NULL AND t.cancelled_at IS NULL FOR UPDATE OF t SKIP LOCKED)",
+                [kind.value for kind, _ in outcome.cancelled_timers],
+                [subject for _, subject in outcome.cancelled_timers], now)
         if outcome.timers:
             await self._connection.executemany(
                 "INSERT INTO timers (timer_id, kind, facility_id, subject_id, due_at) VALUES ($1, $2, $3, $4, $5)",
@@ -244,32 +291,52 @@ class IncidentRepository:
         await self._connection.execute(
             "UPDATE plants SET active_isolations = $2, active_quarantines = $3, active_room_closures = $4,"
             " plant_closure_id = $5, status = $6, updated_at = $7,"
-            " cases_total = (SELECT count(*) FROM cases WHERE facility_id = $1) WHERE facility_id = $1",
+            " cases_total = (SELECT count(*) FROM cases WHERE facility_id = $1),"
+            " contacts_total = (SELECT count(*) FROM contacts WHERE facility_id = $1) WHERE facility_id = $1",
             plant.facility_id, plant.active_isolations, plant.active_quarantines, plant.active_room_closures,
             plant.plant_closure.closure_id if plant.plant_closure else None, plant.status.value, now)
 
     async def _save_case(self, c: Case, now: datetime) -> None:
         await self._connection.execute(
             "INSERT INTO cases (case_id, facility_id, case_ref, confirmed_on, symptomatic, close_contacts, source,"
-            " tested_on, contacts_exit_test_negative, isolation_starts_on, isolation_ends_on, quarantine_ends_on,"
-            " status, cluster_id, report_id, recorded_by, recorded_role, recorded_at, closed_on, closed_by,"
-            " closed_role, report_period_first, report_period_last, claimed_by, claimed_role, claimed_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)"
+            " tested_on, isolation_starts_on, isolation_ends_on, status, cluster_id, report_id, recorded_by,"
+            " recorded_role, recorded_at, closed_on, closed_by, closed_role, report_period_first, report_period_last,"
+            " claimed_by, claimed_role, claimed_at, symptom_onset_on, verification, verified_by, verified_role,"
+            " verified_at, follow_up_closed_by, follow_up_closed_role, follow_up_closed_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,"
+            "$27,$28,$29,$30,$31,$32)"
             " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, cluster_id = EXCLUDED.cluster_id,"
             " closed_on = EXCLUDED.closed_on, closed_by = EXCLUDED.closed_by, closed_role = EXCLUDED.closed_role,"
-            # What a claim replaces with the real case's data (recorded_by/at stay: who reported it first).
+            # What a claim or a correction replaces (recorded_by/at stay: who reported it first).
             " case_ref = EXCLUDED.case_ref, confirmed_on = EXCLUDED.confirmed_on, symptomatic = EXCLUDED.symptomatic,"
             " close_contacts = EXCLUDED.close_contacts, tested_on = EXCLUDED.tested_on,"
-            " contacts_exit_test_negative = EXCLUDED.contacts_exit_test_negative,"
             " isolation_starts_on = EXCLUDED.isolation_starts_on, isolation_ends_on = EXCLUDED.isolation_ends_on,"
-            " quarantine_ends_on = EXCLUDED.quarantine_ends_on, claimed_by = EXCLUDED.claimed_by,"
-            " claimed_role = EXCLUDED.claimed_role, claimed_at = EXCLUDED.claimed_at",
+            " claimed_by = EXCLUDED.claimed_by, claimed_role = EXCLUDED.claimed_role, claimed_at = EXCLUDED.claimed_at,"
+            " symptom_onset_on = EXCLUDED.symptom_onset_on, verification = EXCLUDED.verification,"
+            " verified_by = EXCLUDED.verified_by, verified_role = EXCLUDED.verified_role,"
+            " verified_at = EXCLUDED.verified_at, follow_up_closed_by = EXCLUDED.follow_up_closed_by,"
+            " follow_up_closed_role = EXCLUDED.follow_up_closed_role,"
+            " follow_up_closed_at = EXCLUDED.follow_up_closed_at",
             c.case_id, c.facility_id, c.case_ref, c.confirmed_on, c.symptomatic, c.close_contacts, c.source.value,
-            c.tested_on, c.contacts_exit_test_negative, c.isolation_starts_on, c.isolation_ends_on,
-            c.quarantine_ends_on, c.status.value, c.cluster_id, c.report_id, c.recorded_by.sub, c.recorded_by.role,
-            now, c.closed_on, c.closed_by.sub if c.closed_by else None, c.closed_by.role if c.closed_by else None,
+            c.tested_on, c.isolation_starts_on, c.isolation_ends_on, c.status.value, c.cluster_id, c.report_id,
+            c.recorded_by.sub, c.recorded_by.role, now, c.closed_on, *_actor_columns(c.closed_by),
             c.report_period[0] if c.report_period else None, c.report_period[1] if c.report_period else None,
-            c.claimed_by.sub if c.claimed_by else None, c.claimed_by.role if c.claimed_by else None, c.claimed_at)
+            *_actor_columns(c.claimed_by), c.claimed_at, c.symptom_onset_on, c.verification.value,
+            *_actor_columns(c.verified_by), c.verified_at, *_actor_columns(c.follow_up_closed_by),
+            c.follow_up_closed_at)
+
+    async def _save_contact(self, c: Contact) -> None:
+        await self._connection.execute(
+            f"INSERT INTO contacts ({_CONTACT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
+            " ON CONFLICT (contact_id) DO UPDATE SET last_exposure_on = EXCLUDED.last_exposure_on,"
+            " exposure_assumed = EXCLUDED.exposure_assumed, quarantine_ends_on = EXCLUDED.quarantine_ends_on,"
+            " status = EXCLUDED.status, entry_test_on = EXCLUDED.entry_test_on,"
+            " entry_test_result = EXCLUDED.entry_test_result, exit_test_on = EXCLUDED.exit_test_on,"
+            " exit_test_result = EXCLUDED.exit_test_result, left_on = EXCLUDED.left_on,"
+            " became_case_id = EXCLUDED.became_case_id",
+            c.contact_id, c.case_id, c.facility_id, c.number, c.last_exposure_on, c.exposure_assumed,
+            c.quarantine_ends_on, c.status.value, *_test_columns(c.entry_test), *_test_columns(c.exit_test), c.left_on,
+            c.became_case_id, c.recorded_by.sub, c.recorded_by.role, c.recorded_at)
 
     async def _save_closure(self, c: Closure) -> None:
         await self._connection.execute(
@@ -385,16 +452,36 @@ class IncidentsWork(UnitOfWork):
         self.incidents = IncidentRepository(connection)
 
 
+def _actor(row: asyncpg.Record, sub: str, role: str) -> Actor | None:
+    return Actor(row[sub], row[role]) if row[sub] else None
+
+
+def _actor_columns(actor: Actor | None) -> tuple[str | None, str | None]:
+    return (actor.sub, actor.role) if actor else (None, None)
+
+
+def _test_columns(test: ContactTest | None) -> tuple[Any, str | None]:
+    return (test.tested_on, test.result.value) if test else (None, None)
+
+
 def _case(row: asyncpg.Record) -> Case:
-    closed_by = Actor(row["closed_by"], row["closed_role"]) if row["closed_by"] else None
-    claimed_by = Actor(row["claimed_by"], row["claimed_role"]) if row["claimed_by"] else None
     period = (row["report_period_first"], row["report_period_last"]) if row["report_period_first"] else None
     return Case(row["case_id"], row["facility_id"], row["case_ref"], row["confirmed_on"], row["symptomatic"],
-                row["close_contacts"], CaseSource(row["source"]), row["tested_on"],
-                row["contacts_exit_test_negative"], row["isolation_starts_on"], row["isolation_ends_on"],
-                row["quarantine_ends_on"], CaseStatus(row["status"]), Actor(row["recorded_by"], row["recorded_role"]),
-                row["cluster_id"], row["closed_on"], closed_by, row["report_id"], period, claimed_by,
-                row["claimed_at"])
+                row["close_contacts"], CaseSource(row["source"]), row["tested_on"], row["isolation_starts_on"],
+                row["isolation_ends_on"], CaseStatus(row["status"]), Actor(row["recorded_by"], row["recorded_role"]),
+                row["cluster_id"], row["closed_on"], _actor(row, "closed_by", "closed_role"), row["report_id"], period,
+                _actor(row, "claimed_by", "claimed_role"), row["claimed_at"], row["symptom_onset_on"],
+                Verification(row["verification"]), _actor(row, "verified_by", "verified_role"), row["verified_at"],
+                _actor(row, "follow_up_closed_by", "follow_up_closed_role"), row["follow_up_closed_at"])
+
+
+def _contact(row: asyncpg.Record) -> Contact:
+    entry = ContactTest(row["entry_test_on"], TestResult(row["entry_test_result"])) if row["entry_test_on"] else None
+    exit_ = ContactTest(row["exit_test_on"], TestResult(row["exit_test_result"])) if row["exit_test_on"] else None
+    return Contact(row["contact_id"], row["case_id"], row["facility_id"], row["number"], row["last_exposure_on"],
+                   row["exposure_assumed"], row["quarantine_ends_on"], ContactStatus(row["status"]),
+                   Actor(row["recorded_by"], row["recorded_role"]), row["recorded_at"], entry, exit_, row["left_on"],
+                   row["became_case_id"])
 
 
 def _closure(row: asyncpg.Record) -> Closure:

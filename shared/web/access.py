@@ -47,6 +47,15 @@ class Role(StrEnum):
     REGIONAL_OFFICE = "regional_office"
     # An industrial-estate company: a company for its own estate permit, and a reader of its tenants' plants.
     ESTATE = "estate"
+    # A regency's (or province's) health office (Dinas Kesehatan): confirms or corrects the cases companies enter
+    # in its region and follows their close contacts. A role of its own, not a task force's: the task force decides
+    # closures, the health office answers for the medical facts.
+    HEALTH_OFFICE = "health_office"
+
+
+# Roles whose token names the region they act in, and roles whose token names their company (NIB).
+REGIONAL_ROLES = frozenset({Role.TASK_FORCE, Role.REGIONAL_OFFICE, Role.HEALTH_OFFICE})
+COMPANY_ROLES = frozenset({Role.COMPANY, Role.ESTATE})
 
 
 class Scope(StrEnum):
@@ -289,11 +298,11 @@ class TokenVerifier:
         region, nib = claims.get("region"), claims.get("nib")
         if not isinstance(region, str | None) or not isinstance(nib, str | None):
             raise _invalid("its region and NIB claims must be text")
-        if role in (Role.TASK_FORCE, Role.REGIONAL_OFFICE) and not region:
+        if role in REGIONAL_ROLES and not region:
             raise _unauthorized(f"A token for role {role.value} must carry its region.")
         if region is not None and not regions.is_region(region):
             raise _invalid(f"its region must be a province or regency code, or {regions.NATIONAL} for the country")
-        if role in (Role.COMPANY, Role.ESTATE) and not nib:
+        if role in COMPANY_ROLES and not nib:
             raise _unauthorized(f"A token for role {role.value} must carry its NIB.")
         if nib is not None and not _NIB.fullmatch(nib):
             raise _invalid("its NIB claim must be 13 digits")

@@ -18,7 +18,7 @@ from shared import regions
 from shared.contract import NIB_PATTERN
 from shared.observability import configure_logging
 from shared.settings import SERVICES, PlatformSettings, local_url
-from shared.web.access import SUB_MAX_LENGTH, Role, mint
+from shared.web.access import COMPANY_ROLES, REGIONAL_ROLES, SUB_MAX_LENGTH, Role, mint
 from tooling.cli import (
     alerts, casework, cases, dlq, estates, events, permits, ppkm, regimes, reports, sectors, supervision,
 )
@@ -86,22 +86,22 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
 
 @app.command()
 def token(
-    role: Annotated[Role, typer.Option(help="operator | task_force | company | agency | regional_office | estate")],
+    role: Annotated[Role, typer.Option(help=" | ".join(role.value for role in Role))],
     region: Annotated[str | None, typer.Option(
-        help="A task force's or regional office's province or regency code, or ID for national")] = None,
+        help="A task force's or an office's province or regency code, or ID for national")] = None,
     nib: Annotated[str | None, typer.Option(help="A company's or an estate company's 13-digit NIB")] = None,
     sub: Annotated[str | None, typer.Option(help="Subject (who); generated when omitted")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds", min=1, max=12 * 3600)] = 3600,
 ) -> None:
     """Mint a bearer token for development and tests (production tokens come from the identity provider)."""
-    if role in (Role.TASK_FORCE, Role.REGIONAL_OFFICE) and not region:
+    if role in REGIONAL_ROLES and not region:
         raise typer.BadParameter(f"a {role.value} token needs --region (a province or regency code)",
                                  param_hint="--region")
     if region is not None and not regions.is_region(region):
         raise typer.BadParameter(
             f"{region!r} is not a province code (32), a regency code (32.16) or {regions.NATIONAL}",
             param_hint="--region")
-    if role in (Role.COMPANY, Role.ESTATE) and not nib:
+    if role in COMPANY_ROLES and not nib:
         raise typer.BadParameter(f"a {role.value} token needs --nib", param_hint="--nib")
     # What the services' verifier takes (shared/web/access.py): a token it would refuse is of no use.
     if nib is not None and not re.fullmatch(NIB_PATTERN, nib):
