@@ -13,8 +13,8 @@ from services.incidents.domain import (
     MAX_CLOSURE_DAYS, MAX_CONTACTS_PER_CASE, Case, CaseCorrection, CaseLink, ClosureNotOver, Contact,
     ContactNotInQuarantine, ContactsStillQuarantined, ContactTest, DuplicateCaseRef, DuplicateLink, FacilityStatus,
     FollowUpClosed, IllegalClosureAction, InvalidCase, InvalidDecision, InvalidLink, IsolationNotOver, NewCase,
-    NewContact, NotFound, PlantNotMonitored, Recommendation, RecommendationDecided, RecommendationStatus, TestKind,
-    TestResult,
+    NewContact, NotFound, PlantNotMonitored, Recommendation, RecommendationDecided, RecommendationStatus,
+    ContactTestKind, ContactTestResult,
 )
 from services.incidents.handlers import IncidentHandlers
 from shared import regions
@@ -100,7 +100,7 @@ class TestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tested_on: date = Field(ge=EARLIEST_CASE_DATE)
-    result: TestResult
+    result: ContactTestResult
 
     def test(self) -> ContactTest:
         return ContactTest(self.tested_on, self.result)
@@ -166,7 +166,7 @@ class ContactsIn(BaseModel):
 
 
 class TestRecordIn(TestIn):
-    kind: TestKind
+    kind: ContactTestKind
 
 
 class ExposureIn(BaseModel):

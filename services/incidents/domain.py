@@ -171,7 +171,7 @@ class IncidentPolicy:
         """A contact's first day out of quarantine: 14 days after the last exposure, or the day of a negative exit
         test taken on day 5 or later, whichever comes first."""
         full = last_exposure_on + timedelta(days=self.quarantine_days)
-        if exit_test is None or exit_test.result is not TestResult.NEGATIVE:
+        if exit_test is None or exit_test.result is not ContactTestResult.NEGATIVE:
             return full
         return min(full, max(self.exit_test_from(last_exposure_on), exit_test.tested_on))
 
@@ -353,12 +353,12 @@ class ContactStatus(StrEnum):
     TESTED_POSITIVE = "tested_positive"  # an entry or exit test came back positive: a case of its own
 
 
-class TestResult(StrEnum):
+class ContactTestResult(StrEnum):
     NEGATIVE = "negative"
     POSITIVE = "positive"
 
 
-class TestKind(StrEnum):
+class ContactTestKind(StrEnum):
     ENTRY = "entry"  # day 1 of quarantine
     EXIT = "exit"  # day 5 or later
 
@@ -465,7 +465,7 @@ class Case:
 @dataclass(frozen=True)
 class ContactTest:
     tested_on: date
-    result: TestResult
+    result: ContactTestResult
 
 
 @dataclass(frozen=True)
@@ -726,20 +726,21 @@ class Plant:
                               f"exposure lies between {earliest.isoformat()} ({policy.trace_back_days} days before "
                               f"the case's onset or swab) and {latest.isoformat()} (today, within its isolation)")
         if contact.entry_test is not None:
-            self._check_test(contact.entry_test, TestKind.ENTRY, contact.last_exposure_on, today, policy,
+            self._check_test(contact.entry_test, ContactTestKind.ENTRY, contact.last_exposure_on, today, policy,
                              f"{where}entry_test.tested_on")
 
     @staticmethod
-    def _check_test(test: ContactTest, kind: TestKind, last_exposure_on: date, today: date, policy: IncidentPolicy,
+    def _check_test(test: ContactTest, kind: ContactTestKind, last_exposure_on: date, today: date,
+                    policy: IncidentPolicy,
                     field_name: str) -> None:
-        earliest = policy.exit_test_from(last_exposure_on) if kind is TestKind.EXIT else last_exposure_on
+        earliest = policy.exit_test_from(last_exposure_on) if kind is ContactTestKind.EXIT else last_exposure_on
         if test.tested_on > today:
             raise InvalidCase(field_name, f"is after today ({today.isoformat()}) at the plant")
         if test.tested_on < earliest:
             raise InvalidCase(field_name, (
                 f"Tes keluar diambil hari ke-{policy.quarantine_with_exit_test_days} karantina atau sesudahnya, mulai "
                 f"{earliest.isoformat()} / The exit test is taken on day {policy.quarantine_with_exit_test_days} of "
-                f"quarantine or later, from {earliest.isoformat()}") if kind is TestKind.EXIT else (
+                f"quarantine or later, from {earliest.isoformat()}") if kind is ContactTestKind.EXIT else (
                 f"Tes masuk diambil sesudah paparan terakhir ({earliest.isoformat()}) / The entry test is taken on or "
                 f"after the last exposure ({earliest.isoformat()})"))
 
@@ -857,7 +858,7 @@ class Plant:
             contact = Contact(uuid.uuid4(), case.case_id, self.facility_id, case.close_contacts + len(added) + 1,
                               new.last_exposure_on, new.exposure_assumed, ends_on, ContactStatus.QUARANTINING, by,
                               now, entry_test=new.entry_test)
-            if new.entry_test is not None and new.entry_test.result is TestResult.POSITIVE:
+            if new.entry_test is not None and new.entry_test.result is ContactTestResult.POSITIVE:
                 contact = replace(contact, status=ContactStatus.TESTED_POSITIVE, left_on=new.entry_test.tested_on)
             elif ends_on <= today:
                 contact = replace(contact, status=ContactStatus.RELEASED, left_on=ends_on)
@@ -898,24 +899,26 @@ class Plant:
         if case.follow_up_closed_at is not None:
             raise FollowUpClosed()
 
-    def record_test(self, case: Case, contact: Contact, kind: TestKind, test: ContactTest, *, now: datetime,
+    def record_test(self, case: Case, contact: Contact, kind: ContactTestKind, test: ContactTest, *, now: datetime,
                     policy: IncidentPolicy) -> Outcome:
         """A contact's entry or exit test. Positive: a case of its own, out of quarantine. A negative exit test on
         day 5 or later releases it that day."""
         self._may_trace(case)
         self._quarantining(contact)
-        recorded = contact.entry_test if kind is TestKind.ENTRY else contact.exit_test
+        recorded = contact.entry_test if kind is ContactTestKind.ENTRY else contact.exit_test
         if recorded is not None:
             raise InvalidCase("kind", f"Tes {kind.value} sudah dicatat / The {kind.value} test is already recorded")
         self._check_test(test, kind, contact.last_exposure_on, self.today(now), policy, "tested_on")
-        if kind is TestKind.EXIT and contact.entry_test is not None and test.tested_on < contact.entry_test.tested_on:
+        entry = contact.entry_test
+        if kind is ContactTestKind.EXIT and entry is not None and test.tested_on < entry.tested_on:
             raise InvalidCase("tested_on", "the exit test is taken on or after the entry test")
-        if kind is TestKind.ENTRY and contact.exit_test is not None:
+        if kind is ContactTestKind.ENTRY and contact.exit_test is not None:
             raise InvalidCase("kind", "the exit test is recorded: an entry test comes before it")
-        tested = (replace(contact, entry_test=test) if kind is TestKind.ENTRY else replace(contact, exit_test=test))
-        if test.result is TestResult.POSITIVE:
+        tested = (replace(contact, entry_test=test) if kind is ContactTestKind.ENTRY
+                  else replace(contact, exit_test=test))
+        if test.result is ContactTestResult.POSITIVE:
             return self._leave_quarantine(tested, ContactStatus.TESTED_POSITIVE, test.tested_on)
-        if kind is TestKind.EXIT:
+        if kind is ContactTestKind.EXIT:
             released_on = policy.quarantine_ends_on(contact.last_exposure_on, test)
             return self._leave_quarantine(replace(tested, quarantine_ends_on=released_on), ContactStatus.RELEASED,
                                           released_on)

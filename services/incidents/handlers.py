@@ -12,7 +12,7 @@ import structlog
 from services.incidents.domain import (
     Actor, Case, CaseCorrection, CaseLink, Closure, Contact, ContactTest, DuplicateCaseRef, IncidentPolicy,
     InvalidCase, InvalidLink, NewCase, NewContact, NotFound, Outcome, Plant, Recommendation, ReportedPositives,
-    TestKind, Timer, TimerKind, TimerRetry,
+    ContactTestKind, Timer, TimerKind, TimerRetry,
 )
 from services.incidents.repository import IncidentsWork
 from shared.clock import Clock
@@ -204,7 +204,8 @@ class IncidentHandlers:
             await self._commit(work, outcome, now)
         return outcome.contacts
 
-    async def record_test(self, contact_id: uuid.UUID, kind: TestKind, test: ContactTest, access: Access) -> Contact:
+    async def record_test(self, contact_id: uuid.UUID, kind: ContactTestKind, test: ContactTest,
+                          access: Access) -> Contact:
         now = self.clock.now()
         async with self.database.transaction() as work:
             case, plant, contact = await self._contact_in_scope(work, contact_id, access)

@@ -11,7 +11,7 @@ import asyncpg
 
 from services.incidents.domain import (
     Actor, Case, CaseLink, CaseStatus, Closure, ClosureStatus, Contact, ContactStatus, ContactTest, Outcome, Plant,
-    Recommendation, RecommendationStatus, TestResult, Timer, TimerKind, Verification,
+    Recommendation, RecommendationStatus, ContactTestResult, Timer, TimerKind, Verification,
 )
 from shared.contract import CaseLinkKind, CaseSource, ClosureAuthority, ClosureScope
 from shared.storage.db import Connection
@@ -476,12 +476,14 @@ def _case(row: asyncpg.Record) -> Case:
 
 
 def _contact(row: asyncpg.Record) -> Contact:
-    entry = ContactTest(row["entry_test_on"], TestResult(row["entry_test_result"])) if row["entry_test_on"] else None
-    exit_ = ContactTest(row["exit_test_on"], TestResult(row["exit_test_result"])) if row["exit_test_on"] else None
     return Contact(row["contact_id"], row["case_id"], row["facility_id"], row["number"], row["last_exposure_on"],
                    row["exposure_assumed"], row["quarantine_ends_on"], ContactStatus(row["status"]),
-                   Actor(row["recorded_by"], row["recorded_role"]), row["recorded_at"], entry, exit_, row["left_on"],
-                   row["became_case_id"])
+                   Actor(row["recorded_by"], row["recorded_role"]), row["recorded_at"], _test(row, "entry_test"),
+                   _test(row, "exit_test"), row["left_on"], row["became_case_id"])
+
+
+def _test(row: asyncpg.Record, kind: str) -> ContactTest | None:
+    return ContactTest(row[f"{kind}_on"], ContactTestResult(row[f"{kind}_result"])) if row[f"{kind}_on"] else None
 
 
 def _closure(row: asyncpg.Record) -> Closure:

@@ -40,6 +40,9 @@ def a_plant(**changes) -> Plant:
 
 def a_case(ref: str = "C-2026-001", on: date = date(2026, 11, 20), *, symptomatic: bool = False,
            contacts: int = 0, **more) -> NewCase:
+    """A case as a company enters it; a symptomatic one fell ill the day it was confirmed unless told otherwise."""
+    if symptomatic:
+        more.setdefault("symptom_onset_on", on)
     return NewCase(case_ref=ref, confirmed_on=on, symptomatic=symptomatic, close_contacts=contacts,
                    source=CaseSource.DIRECT, **more)
 
@@ -53,6 +56,7 @@ class Walk:
         self.clock = FakeClock(MONDAY_MORNING)
         self.cases: dict[uuid.UUID, object] = {}
         self.closures: dict[uuid.UUID, object] = {}
+        self.contacts: dict[uuid.UUID, object] = {}
         self.timers: list = []
         self.cancelled: list = []
         self.events: list = []
@@ -61,9 +65,10 @@ class Walk:
 
     def apply(self, outcome: Outcome) -> Outcome:
         self.plant = outcome.plant
-        self.cancelled += [t for t in self.timers
-                           if t.kind is TimerKind.ISOLATION_END and t.subject_id in outcome.cancelled_isolations]
+        self.cancelled += [t for t in self.timers if (t.kind, t.subject_id) in outcome.cancelled_timers]
         self.timers = [t for t in self.timers if t not in self.cancelled]
+        for contact in outcome.contacts:
+            self.contacts[contact.contact_id] = contact
         for case in outcome.cases:
             self.cases[case.case_id] = case
         for closure in outcome.closures:
@@ -129,7 +134,7 @@ class Walk:
             if timer.kind is TimerKind.ISOLATION_END:
                 outcome = self.plant.end_isolation(self.cases[timer.subject_id], timer.due_at)
             elif timer.kind is TimerKind.QUARANTINE_END:
-                outcome = self.plant.end_quarantine()
+                outcome = self.plant.end_quarantine(self.contacts.get(timer.subject_id), timer.due_at)
             elif timer.kind is TimerKind.RECOMMENDATION_ANSWER:
                 continue  # test_incidents_clusters.py
             else:
@@ -163,8 +168,16 @@ def test_an_asymptomatic_case_isolates_ten_days_and_closes_on_the_tenth_day():
 
 def test_a_symptomatic_case_isolates_ten_days_plus_three_symptom_free_days():
     walk = Walk(a_plant())
-    walk.case(a_case(on=date(2026, 11, 20), symptomatic=True))
+    walk.case(a_case(on=date(2026, 11, 20), symptomatic=True, symptom_onset_on=date(2026, 11, 20)))
     assert walk.of(IsolationStarted)[0].ends_on == date(2026, 12, 3)
+
+
+def test_a_symptomatic_case_isolates_from_symptom_onset_not_from_the_swab():
+    walk = Walk(a_plant())
+    walk.case(a_case(on=date(2026, 11, 20), symptomatic=True, tested_on=date(2026, 11, 19),
+                     symptom_onset_on=date(2026, 11, 17)))
+    isolation = walk.of(IsolationStarted)[0]
+    assert (isolation.starts_on, isolation.ends_on) == (date(2026, 11, 17), date(2026, 11, 30))
 
 
 def test_isolation_counts_from_the_swab_date_when_given():
@@ -180,15 +193,16 @@ def test_symptoms_lasting_past_day_ten_push_the_end_three_days_past_them():
         == date(2026, 11, 14)
 
 
-def test_contacts_quarantine_fourteen_days_or_five_with_a_negative_exit_test():
+def test_counted_contacts_quarantine_fourteen_days_from_the_cases_first_day_of_isolation():
     walk = Walk(a_plant())
     walk.case(a_case("C-1", contacts=15))
-    walk.case(a_case("C-2", contacts=3, contacts_exit_test_negative=True))
-    assert [(q.contacts, q.ends_on) for q in walk.of(ContactsQuarantined)] == [
-        (15, date(2026, 12, 4)), (3, date(2026, 11, 25))]
-    assert walk.plant.active_quarantines == 2
-    walk.advance(timedelta(days=5))
-    assert walk.plant.active_quarantines == 1
+    walk.case(a_case("C-2", contacts=3, tested_on=date(2026, 11, 18)))
+    assert [(q.contacts, q.starts_on, q.ends_on) for q in walk.of(ContactsQuarantined)] == [
+        (15, date(2026, 11, 20), date(2026, 12, 4)), (3, date(2026, 11, 18), date(2026, 12, 2))]
+    assert walk.plant.active_quarantines == 18  # one per contact
+    assert all(c.exposure_assumed for c in walk.contacts.values())
+    walk.advance(timedelta(days=12))  # 2 Dec, 09:00 WIB: C-2's contacts are out
+    assert walk.plant.active_quarantines == 15
 
 
 def test_no_contacts_means_no_quarantine():
@@ -410,16 +424,16 @@ def test_a_case_confirmed_tomorrow_or_after_its_test_or_beyond_the_workforce_is_
     plant = a_plant()
     now = MONDAY_MORNING
     with pytest.raises(InvalidCase, match="confirmed_on"):
-        plant.validate(a_case(on=date(2026, 11, 21)), now)
+        plant.validate(a_case(on=date(2026, 11, 21)), now, POLICY)
     with pytest.raises(InvalidCase, match="tested_on"):
-        plant.validate(a_case(on=date(2026, 11, 18), tested_on=date(2026, 11, 19)), now)
+        plant.validate(a_case(on=date(2026, 11, 18), tested_on=date(2026, 11, 19)), now, POLICY)
     with pytest.raises(InvalidCase, match="close_contacts"):
-        plant.validate(a_case(contacts=1201), now)
+        plant.validate(a_case(contacts=1201), now, POLICY)
 
 
 def test_a_plant_whose_permit_was_revoked_takes_no_new_cases():
     with pytest.raises(PlantNotMonitored):
-        a_plant(monitored=False).validate(a_case(), MONDAY_MORNING)
+        a_plant(monitored=False).validate(a_case(), MONDAY_MORNING, POLICY)
 
 
 # -- reports ----------------------------------------------------------------------------------------------
@@ -473,7 +487,7 @@ def test_an_entered_case_claims_the_placeholder_of_the_report_that_counted_it():
 
     walk.clock.advance(timedelta(hours=3))
     outcome = walk.enter(a_case("LINE2-A", on=date(2026, 11, 17), symptomatic=True, contacts=6,
-                                tested_on=date(2026, 11, 16)))
+                                tested_on=date(2026, 11, 16), symptom_onset_on=date(2026, 11, 16)))
     claimed = outcome.cases[0]
     # The same case, now the company's: its reference, dates and contacts; who claimed it and when.
     assert claimed.case_id == placeholder.case_id and len(walk.cases) == 1
@@ -487,9 +501,9 @@ def test_an_entered_case_claims_the_placeholder_of_the_report_that_counted_it():
     assert [type(e) for e in outcome.events] == [IsolationStarted, ContactsQuarantined]
     isolation = outcome.events[0]
     assert (isolation.case_id, isolation.starts_on, isolation.ends_on) == (
-        claimed.case_id, date(2026, 11, 16), date(2026, 11, 29))  # swab day + 10 + 3 symptom-free days
-    assert outcome.events[1].ends_on == date(2026, 12, 1)
-    assert (walk.plant.active_isolations, walk.plant.active_quarantines) == (1, 1)
+        claimed.case_id, date(2026, 11, 16), date(2026, 11, 29))  # onset + 10 + 3 symptom-free days
+    assert outcome.events[1].ends_on == date(2026, 11, 30)  # counted contacts: exposed until the onset
+    assert (walk.plant.active_isolations, walk.plant.active_quarantines) == (1, 6)
 
     # The placeholder's timer (30 Nov) is cancelled; only the real one (29 Nov) fires, once.
     assert [t.due_at for t in walk.cancelled] == [start_of_day(date(2026, 11, 30), WIB)]
@@ -573,7 +587,7 @@ def test_a_closed_placeholder_is_claimed_without_reopening_its_isolation():
     walk = Walk(a_plant())
     walk.report(1, WEEK, on=date(2026, 11, 20))
     walk.advance(timedelta(days=11))  # isolation of the placeholder ended on 30 Nov
-    outcome = walk.enter(a_case("C-1", on=date(2026, 11, 18), contacts=4, contacts_exit_test_negative=True))
+    outcome = walk.enter(a_case("C-1", on=date(2026, 11, 18), contacts=4))
     case = outcome.cases[0]
     assert case.status is CaseStatus.CLOSED and case.claimed_by == COMPANY
     assert case.isolation_ends_on == date(2026, 11, 30)  # as it ran

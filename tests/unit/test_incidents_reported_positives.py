@@ -53,7 +53,7 @@ class Ledger:
     def enter(self, ref: str, confirmed_on: date, *, on: date, symptomatic: bool = False) -> Case:
         """A case the company enters by POST /cases on day `on`: it claims a placeholder that counted it, if any."""
         new = NewCase(case_ref=ref, confirmed_on=confirmed_on, symptomatic=symptomatic, close_contacts=0,
-                      source=CaseSource.DIRECT)
+                      source=CaseSource.DIRECT, symptom_onset_on=confirmed_on if symptomatic else None)
         outcome = self.plant.enter_case(new, placeholders=self.to_complete(), unclustered=self.unclustered(),
                                         now=self.noon(on), policy=POLICY, by=COMPANY)
         return self.apply(outcome)
