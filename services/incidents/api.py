@@ -46,7 +46,9 @@ POLICY = Policy({
                        "close a case whose isolation is over"),
     "read_status": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, RO: Scope.REGION, E: Scope.TENANTS,
                          HO: Scope.REGION}, "read a plant's incident status"),
-    "clear_closure": Rule({OP: Scope.ALL, TF: Scope.REGION}, "clear a plant closure for reopening"),
+    "clear_closure": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, E: Scope.OWN},
+                          "clear a plant closure for reopening (a company: one it ordered itself)"),
+    "close_own_plant": Rule({C: Scope.OWN, E: Scope.OWN}, "close one's own plant or a room of it"),
     "list_incidents": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, A: Scope.ALL, RO: Scope.REGION,
                             E: Scope.TENANTS, HO: Scope.REGION},
                            "list plants with incidents (counts, clusters, closures)"),
@@ -217,6 +219,14 @@ class OrderIn(BaseModel):
     days: int | None = Field(None, ge=1, le=MAX_CLOSURE_DAYS)
     reason: Text | None = Field(None, min_length=1, max_length=REASON_MAX_LENGTH,
                                 description="Required when the scope or the length differs from the recommendation")
+
+
+class OwnClosureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: ClosureScope
+    days: int = Field(ge=1, le=MAX_CLOSURE_DAYS)
+    reason: Text = Field(min_length=1, max_length=REASON_MAX_LENGTH)
 
 
 class DeclineIn(BaseModel):
@@ -400,6 +410,18 @@ def router(handlers: IncidentHandlers) -> APIRouter:
         return {"province_code": province, "regency_code": regency, "plants_with_cases": totals["plants"],
                 "plants_below_target": totals["plants_below_target"]} | _ratio(
             totals["cases"], totals["contacts"], handlers.policy.contacts_per_case_target)
+
+    @routes.post("/facilities/{facility_id}/closures", status_code=201)
+    async def close_own_plant(facility_id: uuid.UUID, body: OwnClosureIn,
+                              access: Annotated[Access, POLICY.guard("close_own_plant")]) -> dict:
+        """The company closes its own plant or a room of it (`FacilityClosureOrdered`, ordered by the company). A
+        room reopens by itself at the end; the plant, when the company (or the task force) clears it after its
+        period. A plant already closed by the task force or by rule: 409."""
+        closure = await handlers.close_voluntarily(facility_id, body.scope, body.days, body.reason, access)
+        return {"closure_id": str(closure.closure_id), "facility_id": str(closure.facility_id),
+                "scope": closure.scope.value, "starts_at": closure.starts_at.isoformat(),
+                "ends_at": closure.ends_at.isoformat(), "ordered_by": closure.ordered_by.value,
+                "status": closure.status.value}
 
     @routes.post("/closures/{closure_id}/clear")
     async def clear_closure(closure_id: uuid.UUID, access: Annotated[Access, POLICY.guard("clear_closure")]) -> dict:

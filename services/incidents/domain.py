@@ -415,6 +415,8 @@ class Actor:
 
 
 SYSTEM = Actor("incidents", "system")
+# The roles that act for a company (its own plants): they clear only the closures the company ordered.
+COMPANY_ACTORS = frozenset({"company", "estate"})
 
 
 # ---------------------------------------------------------------------------------------------- entities
@@ -1144,35 +1146,59 @@ class Plant:
                reason: str | None, now: datetime, by: Actor, authority: ClosureAuthority) -> None:
         """The closure a decision orders: the plant's (an active one is extended, never shortened) or a room's,
         which reopens by itself as a disinfection closure does."""
-        plant = outcome.plant
         actor = by.sub if authority is ClosureAuthority.TASK_FORCE else None
-        ends_at = now + timedelta(days=days)
-        if scope is ClosureScope.PLANT and plant.plant_closure is not None:
-            closure = replace(plant.plant_closure, ends_at=max(plant.plant_closure.ends_at, ends_at),
-                              ordered_by=authority, ordered_by_actor=actor,
-                              recommendation_id=recommendation.recommendation_id)
-            outcome.plant = replace(plant, plant_closure=closure)
-        else:
-            closure = Closure(uuid.uuid4(), self.facility_id, scope,
-                              f"{recommendation.rule}: cluster {recommendation.cluster_id}, "
-                              f"{recommendation.case_count} cases", now, ends_at,
-                              cluster_id=recommendation.cluster_id, ordered_by=authority, ordered_by_actor=actor,
-                              recommendation_id=recommendation.recommendation_id)
-            if scope is ClosureScope.PLANT:
-                outcome.plant = replace(plant, plant_closure=closure)
-            else:
-                outcome.plant = replace(plant, active_room_closures=plant.active_room_closures + 1)
-                outcome.timers.append(self._timer(TimerKind.ROOM_CLOSURE_END, closure.closure_id, ends_at))
+        closure = self._put_in_force(outcome, Closure(
+            uuid.uuid4(), self.facility_id, scope,
+            f"{recommendation.rule}: cluster {recommendation.cluster_id}, {recommendation.case_count} cases", now,
+            now + timedelta(days=days), cluster_id=recommendation.cluster_id, ordered_by=authority,
+            ordered_by_actor=actor, recommendation_id=recommendation.recommendation_id))
         decided = replace(recommendation, status=RecommendationStatus.ORDERED, decided_at=now, decided_by=by,
                           closure_id=closure.closure_id, ordered_scope=scope, ordered_days=days, reason=reason)
-        outcome.closures.append(closure)
         outcome.recommendations.append(decided)
-        outcome.events += [
-            self._closure_ordered(closure),
-            ClosureRecommendationDecided(**self._where(), recommendation_id=decided.recommendation_id,
-                                         cluster_id=decided.cluster_id, decision=RecommendationDecision.ORDERED,
-                                         closure_id=closure.closure_id, reason=reason, decided_by_role=by.role),
-        ]
+        outcome.events.append(ClosureRecommendationDecided(
+            **self._where(), recommendation_id=decided.recommendation_id, cluster_id=decided.cluster_id,
+            decision=RecommendationDecision.ORDERED, closure_id=closure.closure_id, reason=reason,
+            decided_by_role=by.role))
+
+    def _put_in_force(self, outcome: Outcome, ordered: Closure) -> Closure:
+        """A closure ordered: a plant's extends the one in force (never shortening it), or else starts; a room's
+        starts, with the timer that reopens it."""
+        plant = outcome.plant
+        current = plant.plant_closure
+        if ordered.scope is ClosureScope.PLANT and current is not None:
+            closure = replace(current, ends_at=max(current.ends_at, ordered.ends_at), ordered_by=ordered.ordered_by,
+                              ordered_by_actor=ordered.ordered_by_actor, recommendation_id=ordered.recommendation_id)
+            outcome.plant = replace(plant, plant_closure=closure)
+        elif ordered.scope is ClosureScope.PLANT:
+            closure = ordered
+            outcome.plant = replace(plant, plant_closure=closure)
+        else:
+            closure = ordered
+            outcome.plant = replace(plant, active_room_closures=plant.active_room_closures + 1)
+            outcome.timers.append(self._timer(TimerKind.ROOM_CLOSURE_END, closure.closure_id, closure.ends_at))
+        outcome.closures.append(closure)
+        outcome.events.append(self._closure_ordered(closure))
+        return closure
+
+    def close_voluntarily(self, scope: ClosureScope, days: int, reason: str, *, now: datetime,
+                          by: Actor) -> Outcome:
+        """The company closes its own plant or a room of it, as the rules allow it to (ordered by the company). A
+        plant already closed by someone else stays theirs to clear: the company cannot take it over (409)."""
+        if not self.monitored:
+            raise PlantNotMonitored(self.facility_id)
+        if not 1 <= days <= MAX_CLOSURE_DAYS:
+            raise InvalidDecision("days", f"1–{MAX_CLOSURE_DAYS} hari / days")
+        if not reason.strip():
+            raise InvalidDecision("reason", "Sebutkan alasan penutupan / Give the reason for the closure")
+        current = self.plant_closure
+        if scope is ClosureScope.PLANT and current is not None:
+            raise IllegalClosureAction(current.status.value, f"the plant is already closed until "
+                                                             f"{current.ends_at.isoformat()}")
+        outcome = Outcome(self)
+        self._put_in_force(outcome, Closure(uuid.uuid4(), self.facility_id, scope, reason, now,
+                                            now + timedelta(days=days), ordered_by=ClosureAuthority.COMPANY,
+                                            ordered_by_actor=by.sub))
+        return outcome
 
     def _extend_closure(self, outcome: Outcome, current: Closure, now: datetime, policy: IncidentPolicy) -> None:
         """A case during the plant closure `current` extends it to a full closure period from now; never shortens it."""
@@ -1231,12 +1257,15 @@ class Plant:
                        events=[CaseClosed(**self._where(), case_id=case.case_id, closed_on=today)])
 
     def clear_closure(self, closure: Closure, *, now: datetime, by: Actor) -> Outcome:
-        """Reopen after a plant closure: only when its period has passed and the task force clears it."""
+        """Reopen after a plant closure: only when its period has passed and the task force clears it (a company, only
+        a closure it ordered itself)."""
         if closure.scope is ClosureScope.ROOM:
             raise IllegalClosureAction(closure.status.value,
                                        "a room closure ends by itself once disinfection time has passed")
         if closure.status is not ClosureStatus.ACTIVE:
             raise IllegalClosureAction(closure.status.value, "the closure was already cleared")
+        if by.role in COMPANY_ACTORS and closure.ordered_by is not ClosureAuthority.COMPANY:
+            raise IllegalClosureAction(closure.status.value, "a company clears only a closure it ordered itself")
         if now < closure.ends_at:
             raise ClosureNotOver(closure.ends_at)
         reopened = replace(closure, status=ClosureStatus.REOPENED, reopened_at=now, cleared_by=by)

@@ -249,6 +249,17 @@ class IncidentHandlers:
             return await work.incidents.tracing(province=province, regency=regency,
                                                 target=self.policy.contacts_per_case_target)
 
+    async def close_voluntarily(self, facility_id: uuid.UUID, scope: ClosureScope, days: int, reason: str,
+                                access: Access) -> Closure:
+        now = self.clock.now()
+        async with self.database.transaction() as work:
+            plant = await self._plant_in_scope(work, facility_id, access)
+            outcome = plant.close_voluntarily(scope, days, reason, now=now, by=_actor(access))
+            await self._commit(work, outcome, now)
+        record("closure_ordered_by_company", facility_id=str(facility_id), scope=scope.value, actor=access.actor,
+               role=access.principal.role.value)
+        return outcome.closures[0]
+
     async def facility_status(self, facility_id: uuid.UUID, access: Access) -> dict[str, Any]:
         async with self.database.reading() as work:
             summary = await work.incidents.plant_summary(facility_id)

@@ -19,7 +19,8 @@ from services.incidents.domain import (
 )
 from shared.clock import FakeClock
 from shared.contract import (
-    CaseClosed, CaseDetected, CaseLinkKind, CaseSource, ClosureScope, ClusterDeclared, ContactsQuarantined,
+    CaseClosed, CaseDetected, CaseLinkKind, CaseSource, ClosureAuthority, ClosureScope, ClusterDeclared,
+    ContactsQuarantined,
     FacilityClosureOrdered, FacilityReopened, IsolationStarted, PossibleClusterRaised,
 )
 from shared.regions import WIB, WIT, local_zone
@@ -614,3 +615,51 @@ def test_a_failing_timer_is_tried_again_later_each_time_up_to_an_hour():
     now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     delays = [retry.next_attempt(attempts, now) - now for attempts in (1, 2, 3, 4, 9, 10, 1000)]
     assert delays == [timedelta(seconds=s) for s in (10, 20, 40, 80, 2560, 3600, 3600)]
+
+
+# -- a company closes its own plant -----------------------------------------------------------------------
+
+
+def test_a_company_closes_its_own_plant_and_clears_it_after_the_period():
+    walk = Walk(a_plant())
+    outcome = walk.apply(walk.plant.close_voluntarily(ClosureScope.PLANT, 3, "disinfection of every line",
+                                                      now=walk.clock.now(), by=COMPANY))
+    [ordered] = outcome.events
+    assert (ordered.scope, ordered.ordered_by, ordered.ordered_by_actor) == (
+        ClosureScope.PLANT, ClosureAuthority.COMPANY, COMPANY.sub)
+    assert ordered.ends_at == walk.clock.now() + timedelta(days=3)
+    assert walk.plant.status is FacilityStatus.PLANT_CLOSED and outcome.timers == []
+    closure = outcome.closures[0]
+    with pytest.raises(ClosureNotOver):
+        walk.plant.clear_closure(closure, now=walk.clock.now(), by=COMPANY)
+    walk.clock.advance(timedelta(days=3))
+    cleared = walk.apply(walk.plant.clear_closure(closure, now=walk.clock.now(), by=COMPANY))
+    assert [type(e) for e in cleared.events] == [FacilityReopened] and walk.plant.status is FacilityStatus.OPEN
+
+
+def test_a_companys_room_closure_reopens_by_itself():
+    walk = Walk(a_plant())
+    walk.apply(walk.plant.close_voluntarily(ClosureScope.ROOM, 1, "canteen", now=walk.clock.now(), by=COMPANY))
+    assert walk.plant.status is FacilityStatus.ROOM_CLOSED
+    assert [type(e) for e in walk.advance(timedelta(days=1))] == [FacilityReopened]
+    assert walk.plant.status is FacilityStatus.OPEN
+
+
+def test_a_company_neither_takes_over_nor_clears_a_closure_the_task_force_ordered():
+    walk = Walk(a_plant())
+    closed = walk.cluster_closed("C-1", "C-2", "C-3")
+    closure = closed.closures[0]
+    with pytest.raises(IllegalClosureAction):
+        walk.plant.close_voluntarily(ClosureScope.PLANT, 10, "longer", now=walk.clock.now(), by=COMPANY)
+    walk.clock.advance(timedelta(days=6))
+    with pytest.raises(IllegalClosureAction, match="ordered itself"):
+        walk.plant.clear_closure(closure, now=walk.clock.now(), by=COMPANY)
+    assert walk.plant.clear_closure(closure, now=walk.clock.now(), by=TASK_FORCE).events
+
+
+@pytest.mark.parametrize(("days", "reason", "field"), [(0, "x", "days"), (61, "x", "days"), (3, " ", "reason")])
+def test_a_companys_closure_has_a_length_and_a_reason(days, reason, field):
+    with pytest.raises(InvalidCase, match=field):
+        a_plant().close_voluntarily(ClosureScope.PLANT, days, reason, now=MONDAY_MORNING, by=COMPANY)
+    with pytest.raises(PlantNotMonitored):
+        a_plant(monitored=False).close_voluntarily(ClosureScope.ROOM, 1, "x", now=MONDAY_MORNING, by=COMPANY)
