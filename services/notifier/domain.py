@@ -1119,6 +1119,10 @@ def _closure_message(details: dict, company_name: str | None) -> tuple[str, byte
         then = ("Selama penutupan pabrik tidak boleh beroperasi; pabrik dibuka kembali setelah Satgas COVID-19 "
                 "kabupaten/kota menyatakannya boleh beroperasi.",
                 "While closed the plant may not work; it reopens once the regency COVID-19 task force clears it.")
+        if closure.ordered_by is ClosureAuthority.COMPANY:  # the company ordered it, and clears it itself
+            then = ("Selama penutupan pabrik tidak beroperasi; perusahaan Anda membukanya kembali setelah masa "
+                    "penutupan berakhir.",
+                    "While closed the plant does not work; your company reopens it once the closure period is over.")
     return subject, _company_body(
         company_name,
         [what[0], *([f"Alasan: {reason}"] if reason else []), f"Diperintahkan oleh: {by[0]}.", then[0]],

@@ -283,6 +283,13 @@ def test_a_closure_notice_says_who_ordered_it(authority, indonesian, english):
     assert f"Diperintahkan oleh: {indonesian}." in bahasa and f"Ordered by: {english}." in other
 
 
+def test_a_closure_the_company_ordered_tells_it_that_it_reopens_the_plant_itself():
+    _, indonesian, english = read(PLANT_CLOSURE.model_copy(update={"ordered_by": ClosureAuthority.COMPANY}))
+    assert "perusahaan Anda membukanya kembali setelah masa penutupan berakhir" in indonesian
+    assert "your company reopens it once the closure period is over" in english
+    assert "Satgas" not in indonesian.split("Alasan")[0] and "task force" not in english
+
+
 def test_a_rooms_closure_notice_says_the_rest_of_the_plant_may_keep_working():
     subject, indonesian, english = read(ROOM_CLOSURE)
     assert subject == "[IOMKI] Ruangan ditutup untuk disinfeksi / A room closed for disinfection"
