@@ -406,8 +406,8 @@ def router(handlers: IncidentHandlers) -> APIRouter:
         """Contacts traced per case in a region (the caller's own by default; the country for those who see it),
         and how many of its plants with cases trace fewer than the target."""
         totals = await handlers.tracing(province=province, regency=regency, access=access)
-        province, regency = access.asked_region(province, regency)
-        return {"province_code": province, "regency_code": regency, "plants_with_cases": totals["plants"],
+        return {"province_code": totals["province_code"], "regency_code": totals["regency_code"],
+                "plants_with_cases": totals["plants"],
                 "plants_below_target": totals["plants_below_target"]} | _ratio(
             totals["cases"], totals["contacts"], handlers.policy.contacts_per_case_target)
 

@@ -244,10 +244,12 @@ class IncidentHandlers:
         return outcome.cases[0]
 
     async def tracing(self, *, province: str | None, regency: str | None, access: Access) -> dict[str, Any]:
+        """The region's totals, and the region they are of (the caller's own when none is asked)."""
         province, regency = access.asked_region(province, regency)
         async with self.database.reading() as work:
-            return await work.incidents.tracing(province=province, regency=regency,
-                                                target=self.policy.contacts_per_case_target)
+            totals = await work.incidents.tracing(province=province, regency=regency,
+                                                  target=self.policy.contacts_per_case_target)
+        return totals | {"province_code": province, "regency_code": regency}
 
     async def close_voluntarily(self, facility_id: uuid.UUID, scope: ClosureScope, days: int, reason: str,
                                 access: Access) -> Closure:
