@@ -39,8 +39,9 @@ class Scene:
         return (self.clock.now().astimezone(WIB).date() - timedelta(days=days_ago)).isoformat()
 
     async def case(self, where: str, days_ago: int = 0) -> str:
+        # Digits in the reference: one of letters only ("A-fadebcab") reads as a person's name and is refused.
         response = await self.client.post("/cases", headers=OPERATOR, json={
-            "facility_id": str(self.plants[where]), "case_ref": f"A-{uuid.uuid4().hex[:8]}",
+            "facility_id": str(self.plants[where]), "case_ref": f"A-{uuid.uuid4().int % 10**8:08d}",
             "confirmed_on": self.today(days_ago), "symptomatic": False, "close_contacts": 0})
         assert response.status_code == 201, response.text
         return response.json()["case_id"]
@@ -109,7 +110,7 @@ async def scene(platform):
 # One request per action, against the plant `where`; each returns the response.
 async def report_case(scene: Scene, headers, where):
     return await scene.client.post("/cases", headers=headers, json={
-        "facility_id": str(scene.plants[where]), "case_ref": f"R-{uuid.uuid4().hex[:8]}",
+        "facility_id": str(scene.plants[where]), "case_ref": f"R-{uuid.uuid4().int % 10**8:08d}",
         "confirmed_on": scene.today(), "symptomatic": True, "close_contacts": 2})
 
 

@@ -46,7 +46,7 @@ async def service(platform):
 
 async def case_at(client, facility_id: uuid.UUID, headers: dict[str, str]):
     return await client.post("/cases", headers=headers, json={
-        "facility_id": str(facility_id), "case_ref": f"E-{uuid.uuid4().hex[:8]}",
+        "facility_id": str(facility_id), "case_ref": f"E-{uuid.uuid4().int % 10**8:08d}",
         "confirmed_on": datetime.now(WIB).date().isoformat(), "symptomatic": False, "close_contacts": 1})
 
 

@@ -53,8 +53,8 @@ class Scene:
         ids = []
         for _ in range(count):
             created = await self.client.post("/cases", headers=COMPANY, json={
-                "facility_id": str(facility_id), "case_ref": f"PR-{uuid.uuid4().hex[:8]}", "confirmed_on": today,
-                "symptomatic": False, "close_contacts": 0})
+                "facility_id": str(facility_id), "case_ref": f"PR-{uuid.uuid4().int % 10**8:08d}",
+                "confirmed_on": today, "symptomatic": False, "close_contacts": 0})
             assert created.status_code == 201, created.text
             assert created.json()["cluster_id"] is None
             ids.append(created.json()["case_id"])
