@@ -68,9 +68,10 @@ async def test_three_linked_cases_at_a_plant_declare_a_cluster_whose_closure_the
     today = datetime.now(timezone(timedelta(hours=7))).date()
     case_ids = []
     for ref, symptomatic in (("C-2026-001", True), ("C-2026-002", False), ("C-2026-003", False)):
+        onset = {"symptom_onset_on": (today - timedelta(days=2)).isoformat()} if symptomatic else {}
         created = await incidents.post("/cases", headers=COMPANY, json={
             "facility_id": str(facility_id), "case_ref": ref, "confirmed_on": today.isoformat(),
-            "symptomatic": symptomatic, "close_contacts": 12})
+            "symptomatic": symptomatic, "close_contacts": 12} | onset)
         assert created.status_code == 201, created.text
         case_ids.append(created.json()["case_id"])
     assert created.json()["cluster_id"] is None  # not linked: a possible cluster, no closure
@@ -106,7 +107,8 @@ async def test_three_linked_cases_at_a_plant_declare_a_cluster_whose_closure_the
 
     status = (await incidents.get(f"/facilities/{facility_id}/status", headers=SATGAS_JABAR)).json()
     assert status["status"] == "plant_closed"
-    assert (status["active_isolations"], status["active_quarantines"]) == (3, 3)
+    # Each case's twelve close contacts quarantine one by one.
+    assert (status["active_isolations"], status["active_quarantines"]) == (3, 36)
     closure_id = status["plant_closure"]["closure_id"]
 
     # The task force tries to reopen at once: refused, naming the earliest moment.
@@ -145,7 +147,7 @@ async def test_the_company_s_reference_stays_with_the_company_and_never_reaches_
     reference = f"K3-{facility_id.hex[:8]}"
     created = await incidents.post("/cases", headers=COMPANY, json={
         "facility_id": str(facility_id), "case_ref": reference, "confirmed_on": today,
-        "symptomatic": True, "close_contacts": 3})
+        "symptomatic": True, "symptom_onset_on": today, "close_contacts": 3})
     assert created.status_code == 201, created.text
     case_id = created.json()["case_id"]
 
@@ -258,11 +260,12 @@ async def test_cases_entered_after_the_report_claim_its_positives_instead_of_add
         assert entered.json()["source"] == "report" and entered.json()["claimed_at"] is not None
 
     status = (await incidents.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
-    assert (status["cases_total"], status["active_isolations"], status["active_quarantines"]) == (2, 2, 1)
+    # The first claim's nine close contacts quarantine one by one.
+    assert (status["cases_total"], status["active_isolations"], status["active_quarantines"]) == (2, 2, 9)
 
     def ours(messages) -> list[str]:
         return [decode(m.value).envelope.type for m in messages if m.key == str(facility_id).encode()]
-    # Two isolations from the report, two corrected by the claims, and the claim's contact quarantine.
+    # Two isolations from the report, two corrected by the claims, and the claim's contacts' quarantine.
     messages = await read_topic(platform.bootstrap, "iomki.incidents", until=lambda ms: (
         ours(ms).count("iomki.IsolationStarted.v1") >= 4 and "iomki.ContactsQuarantined.v1" in ours(ms)))
     types = ours(messages)

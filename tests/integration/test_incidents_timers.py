@@ -1,14 +1,15 @@
-"""Durable timers: a case's isolation, its contacts' quarantine and its room closure end after a restart.
+"""Durable timers: a case's isolation, each of its contacts' quarantine and its room closure end after a restart.
 
 The service that set the timers stops; another instance starts eleven days later (a fake clock) and fires
-each timer once: the case closes, the room reopens, the quarantine ends, and nothing fires twice.
+each timer once: the case closes, the room reopens, each contact's quarantine ends, and nothing fires twice. A
+contact released by a negative exit test on day 5 has no timer left to fire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -36,16 +37,23 @@ async def test_timers_fire_once_after_a_restart(platform):
         async with app.state.runtime.database.transaction() as work:
             await work.incidents.learn_plant(facility_id=facility_id, permit_id=uuid.uuid4(), nib=NIB,
                                              province_code="32", regency_code="32.75", workforce_total=300, now=start)
+        # Three contacts last exposed four days ago (out on day 10), one five days ago, tested out today (day 5).
         created = await first.post("/cases", headers=bearer("company", nib=NIB), json={
             "facility_id": str(facility_id), "case_ref": "TX-01", "confirmed_on": today.isoformat(),
-            "symptomatic": False, "close_contacts": 4, "contacts_exit_test_negative": True})
+            "symptomatic": False, "contacts": [exposed(today, 4)] * 3 + [exposed(today, 5)]})
         assert created.status_code == 201, created.text
         case_id = created.json()["case_id"]
+        contacts = (await first.get(f"/cases/{case_id}/contacts", headers=OPERATOR)).json()["items"]
+        tested_out = await first.post(f"/contacts/{contacts[3]['contact_id']}/tests", headers=OPERATOR, json={
+            "kind": "exit", "tested_on": today.isoformat(), "result": "negative"})
+        assert tested_out.status_code == 200, tested_out.text
+        assert (tested_out.json()["status"], tested_out.json()["left_on"]) == ("released", today.isoformat())
         status = (await first.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
         assert (status["status"], status["active_isolations"], status["active_quarantines"],
-                status["active_room_closures"]) == ("room_closed", 1, 1, 1)
+                status["active_room_closures"]) == ("room_closed", 1, 3, 1)
 
-    # Eleven days later, a new instance: the room reopened on day 1, quarantine ended day 5, isolation day 10.
+    # Eleven days later, a new instance: the room reopened on day 1, the three quarantines ended day 10, isolation
+    # day 10.
     async with running_service(create_app(clock=FakeClock(start + timedelta(days=11)))) as second:
         async def all_over():
             status = (await second.get(f"/facilities/{facility_id}/status", headers=OPERATOR)).json()
@@ -54,6 +62,10 @@ async def test_timers_fire_once_after_a_restart(platform):
         assert (status["active_isolations"], status["active_quarantines"], status["active_room_closures"]) == (0, 0, 0)
         case = (await second.get(f"/cases/{case_id}", headers=OPERATOR)).json()
         assert (case["status"], case["closed_on"]) == ("closed", case["isolation"]["ends_on"])
+        listed = (await second.get(f"/cases/{case_id}/contacts", headers=OPERATOR)).json()
+        assert [(c["status"], c["left_on"]) for c in listed["items"]] == [
+            ("released", (today + timedelta(days=10)).isoformat())] * 3 + [("released", today.isoformat())]
+        assert (listed["quarantining"], listed["released"]) == (0, 4)
         await asyncio.sleep(2.5)  # two more sweeps: nothing may fire again
 
         def ours(messages):
@@ -66,12 +78,17 @@ async def test_timers_fire_once_after_a_restart(platform):
 
     connection = await asyncpg.connect(platform.admin_url)
     try:
-        timers = await connection.fetch("SELECT kind, fired_at FROM incidents.timers WHERE facility_id = $1",
-                                        facility_id)
+        timers = await connection.fetch(
+            "SELECT kind, subject_id, fired_at, cancelled_at FROM incidents.timers WHERE facility_id = $1",
+            facility_id)
     finally:
         await connection.close()
-    assert sorted(t["kind"] for t in timers) == ["isolation_end", "quarantine_end", "room_closure_end"]
-    assert all(t["fired_at"] is not None for t in timers)
+    fired = sorted(t["kind"] for t in timers if t["fired_at"] is not None)
+    assert fired == ["isolation_end"] + ["quarantine_end"] * 3 + ["room_closure_end"]
+    # The contact tested out: its timer was cancelled, never fired.
+    [cancelled] = [t for t in timers if t["fired_at"] is None]
+    assert (cancelled["kind"], str(cancelled["subject_id"])) == ("quarantine_end", contacts[3]["contact_id"])
+    assert cancelled["cancelled_at"] is not None
 
 
 async def test_a_timer_that_keeps_failing_backs_off_and_the_timers_behind_it_fire(platform):
@@ -96,7 +113,7 @@ async def test_a_timer_that_keeps_failing_backs_off_and_the_timers_behind_it_fir
                                                  now=start)
             created = await service.post("/cases", headers=bearer("company", nib=NIB), json={
                 "facility_id": str(facility_id), "case_ref": "TX-02", "confirmed_on": today.isoformat(),
-                "symptomatic": False, "close_contacts": 4, "contacts_exit_test_negative": True})
+                "symptomatic": False, "contacts": [exposed(today, 4)] * 4})
             assert created.status_code == 201, created.text
             await connection.execute(
                 "INSERT INTO incidents.timers (timer_id, kind, facility_id, subject_id, due_at)"
@@ -127,6 +144,11 @@ async def test_a_timer_that_keeps_failing_backs_off_and_the_timers_behind_it_fir
             assert second["fired_at"] is None
     finally:
         await connection.close()
+
+
+def exposed(today: date, days_ago: int) -> dict:
+    """A close contact last exposed `days_ago` days before today: out of quarantine 14 days after it."""
+    return {"last_exposure_on": (today - timedelta(days=days_ago)).isoformat()}
 
 
 async def _after_attempts(read, attempts):
