@@ -3,8 +3,8 @@
 A role the rule does not name gets 403; a role it names gets a success on a plant in its scope and 404 on a
 plant outside it (existence is not leaked). Plants: one in Kab. Bekasi (32.16, the company's), one in
 Surabaya (35.78, another company's), and an industrial estate in Kab. Bekasi that confirmed the company's plant
-as its tenant; the task force and the regional office are West Java's (32). The estate acts on its own estate
-where it has the company's scope (OWN), and reads its tenant where it has TENANTS.
+as its tenant; the task force and the regional office are West Java's (32), the health office Kab. Bekasi's. The
+estate acts on its own estate where it has the company's scope (OWN), and reads its tenant where it has TENANTS.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 NIB_IN, NIB_OUT, NIB_ESTATE = "8120000111111", "8120000222222", "8120000333333"
 CLAIMS = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": NIB_IN}, Role.AGENCY: {},
-          Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": NIB_ESTATE}}
+          Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": NIB_ESTATE},
+          Role.HEALTH_OFFICE: {"region": "32.16"}}
+REGENCY = {"in": "32.16", "out": "35.78", "estate": "32.16"}
 OPERATOR = bearer("operator")
 WIB = timezone(timedelta(hours=7))
 
@@ -38,13 +40,19 @@ class Scene:
     def today(self, days_ago: int = 0) -> str:
         return (self.clock.now().astimezone(WIB).date() - timedelta(days=days_ago)).isoformat()
 
-    async def case(self, where: str, days_ago: int = 0) -> str:
+    async def case(self, where: str, days_ago: int = 0, contacts: int = 0) -> str:
         # Digits in the reference: one of letters only ("A-fadebcab") reads as a person's name and is refused.
         response = await self.client.post("/cases", headers=OPERATOR, json={
             "facility_id": str(self.plants[where]), "case_ref": f"A-{uuid.uuid4().int % 10**8:08d}",
-            "confirmed_on": self.today(days_ago), "symptomatic": False, "close_contacts": 0})
+            "confirmed_on": self.today(days_ago), "symptomatic": False, "close_contacts": contacts})
         assert response.status_code == 201, response.text
         return response.json()["case_id"]
+
+    async def contact(self, case_id: str) -> str:
+        """The first close contact on the case's line list."""
+        listed = await self.client.get(f"/cases/{case_id}/contacts", headers=OPERATOR)
+        assert listed.status_code == 200, listed.text
+        return listed.json()["items"][0]["contact_id"]
 
     async def link(self, case_id: str, other: str, headers=OPERATOR):
         return await self.client.post(f"/cases/{case_id}/links", headers=headers,
@@ -111,7 +119,7 @@ async def scene(platform):
 async def report_case(scene: Scene, headers, where):
     return await scene.client.post("/cases", headers=headers, json={
         "facility_id": str(scene.plants[where]), "case_ref": f"R-{uuid.uuid4().int % 10**8:08d}",
-        "confirmed_on": scene.today(), "symptomatic": True, "close_contacts": 2})
+        "confirmed_on": scene.today(), "symptomatic": True, "symptom_onset_on": scene.today(1), "close_contacts": 2})
 
 
 async def read_case(scene: Scene, headers, where):
@@ -150,10 +158,52 @@ async def decide_closure(scene: Scene, headers, where):
                                    headers=headers, json={"reason": "Penularan di luar pabrik / outside the plant"})
 
 
+def same_answer(*responses):
+    """Routes guarded by one action answer alike, all a success or all the same refusal: the last response."""
+    answers = {"success" if 200 <= r.status_code < 300 else r.status_code for r in responses}
+    assert len(answers) == 1, [(r.request.url.path, r.status_code) for r in responses]
+    return responses[-1]
+
+
+async def read_contacts(scene: Scene, headers, where):
+    case_id = await scene.case(where, contacts=2)
+    return same_answer(await scene.client.get(f"/cases/{case_id}/contacts", headers=headers),
+                       await scene.client.get(f"/contacts/{await scene.contact(case_id)}", headers=headers))
+
+
+async def trace_contacts(scene: Scene, headers, where):
+    # Each request stands alone: the exposure corrected to yesterday or not, today's entry test is after it.
+    case_id = await scene.case(where, contacts=1)
+    contact_id = await scene.contact(case_id)
+    return same_answer(
+        await scene.client.post(f"/cases/{case_id}/contacts", headers=headers,
+                                json={"contacts": [{"last_exposure_on": scene.today(1)}]}),
+        await scene.client.patch(f"/contacts/{contact_id}", headers=headers,
+                                 json={"last_exposure_on": scene.today(1)}),
+        await scene.client.post(f"/contacts/{contact_id}/tests", headers=headers,
+                                json={"kind": "entry", "tested_on": scene.today(), "result": "negative"}))
+
+
+async def verify_case(scene: Scene, headers, where):
+    return await scene.client.post(f"/cases/{await scene.case(where)}/verification", headers=headers,
+                                   json={"verdict": "confirmed"})
+
+
+async def close_follow_up(scene: Scene, headers, where):
+    # A case without contacts: none is in quarantine, so its follow-up may close.
+    return await scene.client.post(f"/cases/{await scene.case(where)}/contacts/close", headers=headers)
+
+
+async def read_tracing(scene: Scene, headers, where):
+    await scene.case(where, contacts=3)  # the region has traced contacts
+    return await scene.client.get("/tracing", headers=headers, params={"regency": REGENCY[where]})
+
+
 REQUESTS = {"report_case": report_case, "read_case": read_case, "close_case": close_case,
             "read_status": read_status, "clear_closure": clear_closure, "list_incidents": list_incidents,
             "link_cases": link_cases, "read_recommendations": read_recommendations,
-            "decide_closure": decide_closure}
+            "decide_closure": decide_closure, "read_contacts": read_contacts, "trace_contacts": trace_contacts,
+            "verify_case": verify_case, "close_follow_up": close_follow_up, "read_tracing": read_tracing}
 
 
 def test_every_action_of_the_policy_has_a_request():

@@ -32,6 +32,7 @@ CALLERS = {
     Role.AGENCY: {},
     Role.REGIONAL_OFFICE: {"region": "32", "sub": "disperindag-jabar"},
     Role.ESTATE: {"nib": "8120000654321"},
+    Role.HEALTH_OFFICE: {"region": "32.16", "sub": "dinkes-bekasi"},
 }
 REGIONAL = ("task_force", "regional_office")
 

@@ -34,9 +34,11 @@ CORRECTIVE_ACTION = "Petugas K3 pelaporan ditunjuk dan pengingat mingguan dipasa
 # For each role, a caller whose scope covers the plant or estate (Kab. Bekasi, 32.16, owned by OWNER_NIB) and one
 # whose scope does not.
 IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": OWNER_NIB},
-            Role.AGENCY: {}, Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": OWNER_NIB}}
+            Role.AGENCY: {}, Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": OWNER_NIB},
+            Role.HEALTH_OFFICE: {"region": "32.16"}}
 OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "33"}, Role.COMPANY: {"nib": COMPETITOR_NIB},
-                Role.REGIONAL_OFFICE: {"region": "33"}, Role.ESTATE: {"nib": COMPETITOR_NIB}}
+                Role.REGIONAL_OFFICE: {"region": "33"}, Role.ESTATE: {"nib": COMPETITOR_NIB},
+                Role.HEALTH_OFFICE: {"region": "33.74"}}
 
 
 def application(nib: str) -> dict[str, Any]:

@@ -29,9 +29,11 @@ FACILITY, ESTATE_FACILITY = uuid.uuid4(), uuid.uuid4()
 # estate is the one that confirmed the plant as its tenant; for what it may do to its own objects only (OWN), the
 # object is its own estate's permit.
 IN_SCOPE = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": PROVINCE}, Role.COMPANY: {"nib": NIB},
-            Role.AGENCY: {}, Role.REGIONAL_OFFICE: {"region": PROVINCE}, Role.ESTATE: {"nib": ESTATE_NIB}}
+            Role.AGENCY: {}, Role.REGIONAL_OFFICE: {"region": PROVINCE}, Role.ESTATE: {"nib": ESTATE_NIB},
+            Role.HEALTH_OFFICE: {"region": REGENCY}}
 OUT_OF_SCOPE = {Role.TASK_FORCE: {"region": "51"}, Role.COMPANY: {"nib": OTHER_NIB},
-                Role.REGIONAL_OFFICE: {"region": "33"}, Role.ESTATE: {"nib": OTHER_NIB}}
+                Role.REGIONAL_OFFICE: {"region": "33"}, Role.ESTATE: {"nib": OTHER_NIB},
+                Role.HEALTH_OFFICE: {"region": "33.74"}}
 
 
 def report_body(permit_id: str, period_id: str) -> dict:

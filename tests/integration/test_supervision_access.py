@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 NIB = "8120000333333"
 CLAIMS = {Role.OPERATOR: {}, Role.TASK_FORCE: {"region": "32"}, Role.COMPANY: {"nib": NIB}, Role.AGENCY: {},
-          Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": NIB}}
+          Role.REGIONAL_OFFICE: {"region": "32"}, Role.ESTATE: {"nib": NIB}, Role.HEALTH_OFFICE: {"region": "32.16"}}
 OPERATOR = bearer("operator")
 REGENCY = {"in": "32.16", "out": "35.78"}
 LISTS = {"read_worklist": "/worklist", "read_inspections": "/inspections", "read_complaints": "/complaints",
