@@ -42,6 +42,7 @@ SAMPLE_USERS: list[tuple[str, dict[str, str]]] = [
     ("perusahaan", {"role": "company", "nib": "8120000123456"}),
     ("perusahaan-lain", {"role": "company", "nib": "8120000654321"}),
     ("agensi", {"role": "agency"}),
+    ("dinkes-bekasi", {"role": "health_office", "region": "32.16"}),
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from shared.contract import NIB_PATTERN
 from shared.regions import is_region
-from shared.web.access import Role
+from shared.web.access import COMPANY_ROLES, REGIONAL_ROLES, Role
 from tooling import embedded_keycloak
 from tooling.embedded_keycloak import EmbeddedKeycloak, development_realm, distribution, keycloak_version
 
@@ -58,8 +58,8 @@ def test_each_sample_user_holds_the_claims_of_its_role_and_no_other():
     for user in REALM["users"]:
         attributes = _attributes(user)
         role = Role(attributes["role"])
-        expected = {"role"} | ({"region"} if role in (Role.TASK_FORCE, Role.REGIONAL_OFFICE) else set()) | (
-            {"nib"} if role in (Role.COMPANY, Role.ESTATE) else set())
+        expected = {"role"} | ({"region"} if role in REGIONAL_ROLES else set()) | (
+            {"nib"} if role in COMPANY_ROLES else set())
         assert attributes.keys() == expected, user["username"]
         if "region" in attributes:
             assert is_region(attributes["region"]), user["username"]
@@ -74,6 +74,9 @@ def test_task_forces_span_the_nation_a_province_and_a_regency_and_companies_and_
     offices = {_attributes(user)["region"] for user in REALM["users"]
                if _attributes(user)["role"] == Role.REGIONAL_OFFICE}
     assert offices == {"32", "32.15"}  # a provincial and a regency office
+    health = {_attributes(user)["region"] for user in REALM["users"]
+              if _attributes(user)["role"] == Role.HEALTH_OFFICE}
+    assert health == {"32.16"}  # Kabupaten Bekasi's, beside satgas-bekasi
     nibs = [_attributes(user)["nib"] for user in REALM["users"] if "nib" in _attributes(user)]
     assert len(nibs) == len(set(nibs)) == 3
 
