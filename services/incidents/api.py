@@ -441,7 +441,8 @@ def router(handlers: IncidentHandlers) -> APIRouter:
             "plant_closure": None if closure is None else {
                 "closure_id": str(closure.closure_id), "starts_at": closure.starts_at.isoformat(),
                 "ends_at": closure.ends_at.isoformat(),
-                "cluster_id": str(closure.cluster_id) if closure.cluster_id else None},
+                "cluster_id": str(closure.cluster_id) if closure.cluster_id else None,
+                "ordered_by": closure.ordered_by.value},
             "placeholders_to_complete": _placeholders(*summary["placeholders_to_complete"]),
             "tracing": _ratio(summary["cases_total"], summary["contacts_total"],
                               handlers.policy.contacts_per_case_target),

@@ -96,8 +96,8 @@ async def build_plant(http: httpx.AsyncClient, services: RunningServices, nib: s
     assert issued.status_code == 200, issued.text
     schedule = await eventually(http, "GET", f"{services.url('reports')}/schedules/{permit_id}", operator)
     case = await eventually(http, "POST", f"{services.url('incidents')}/cases", company, json_body={
-        "facility_id": facility_id, "case_ref": f"C-{uuid.uuid4().hex[:6]}", "confirmed_on": date.today().isoformat(),
-        "symptomatic": False, "close_contacts": 1})
+        "facility_id": facility_id, "case_ref": f"C-{uuid.uuid4().int % 10**6:06d}",
+        "confirmed_on": date.today().isoformat(), "symptomatic": False, "close_contacts": 1})
     alerts = await eventually(http, "GET", f"{services.url('notifier')}/alerts", operator,
                               until=lambda r: any(a["facility_id"] == facility_id for a in r.json()["alerts"]))
     alert_id = next(a["alert_id"] for a in alerts.json()["alerts"] if a["facility_id"] == facility_id)
