@@ -751,6 +751,8 @@ class FacilityClosureOrdered(IncidentEvent):
 class FacilityReopened(IncidentEvent):
     closure_id: uuid.UUID
     reopened_at: datetime
+    # Added in v1 with a default: reopenings announced before it did not say what their closure closed.
+    scope: ClosureScope | None = Field(None, description="What the closure closed: a room (or line), or the plant.")
 
 
 class CaseClosed(IncidentEvent):

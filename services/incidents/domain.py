@@ -1229,7 +1229,8 @@ class Plant:
         reopened = replace(closure, status=ClosureStatus.REOPENED, reopened_at=now, cleared_by=SYSTEM)
         outcome = Outcome(replace(self, active_room_closures=max(0, self.active_room_closures - 1)),
                           closures=[reopened])
-        outcome.events.append(FacilityReopened(**self._where(), closure_id=closure.closure_id, reopened_at=now))
+        outcome.events.append(FacilityReopened(**self._where(), closure_id=closure.closure_id, reopened_at=now,
+                                               scope=closure.scope))
         return outcome
 
     # -- people act --------------------------------------------------------------------------------
@@ -1271,7 +1272,8 @@ class Plant:
         reopened = replace(closure, status=ClosureStatus.REOPENED, reopened_at=now, cleared_by=by)
         plant = replace(self, plant_closure=None)
         return Outcome(plant, closures=[reopened],
-                       events=[FacilityReopened(**self._where(), closure_id=closure.closure_id, reopened_at=now)])
+                       events=[FacilityReopened(**self._where(), closure_id=closure.closure_id, reopened_at=now,
+                                                scope=closure.scope)])
 
     def _closure_ordered(self, closure: Closure) -> FacilityClosureOrdered:
         return FacilityClosureOrdered(**self._where(), closure_id=closure.closure_id, scope=closure.scope,

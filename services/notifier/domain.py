@@ -1129,17 +1129,27 @@ def _closure_message(details: dict, company_name: str | None) -> tuple[str, byte
         [what[1], *([f"Reason: {reason}"] if reason else []), f"Ordered by: {by[1]}.", then[1]])
 
 
+# A reopening in words by what its closure closed: its name, and what may be used again. An event from before
+# reopenings said their scope names only the closure.
+_REOPENED: dict[ClosureScope | None, tuple[tuple[str, str], tuple[str, str]]] = {
+    ClosureScope.PLANT: (("Penutupan pabrik", "pabrik Anda boleh beroperasi kembali"),
+                         ("The plant closure", "your plant may work again")),
+    ClosureScope.ROOM: (("Penutupan ruangan", "ruangan atau lini itu boleh digunakan kembali"),
+                        ("The room closure", "the room or line may be used again")),
+    None: (("Penutupan", "yang ditutup boleh digunakan kembali"), ("Closure", "what it closed may be used again")),
+}
+
+
 def _reopening_message(details: dict, company_name: str | None) -> tuple[str, bytes]:
-    # The event does not say what its closure closed (a room, or the plant): the notice names the closure.
     reopened = FacilityReopened.model_validate(details)
     plant = _which_plant(reopened.facility_id, reopened.regency_code)
     at = local_time(reopened.reopened_at, reopened.regency_code)
+    indonesian, english = _REOPENED[reopened.scope]
     return "[IOMKI] Penutupan berakhir / Closure ended", _company_body(
         company_name,
-        [f"Penutupan {reopened.closure_id} di pabrik Anda {plant[0]} berakhir pada {at}: yang ditutup boleh "
-         "digunakan kembali.",
+        [f"{indonesian[0]} {reopened.closure_id} di pabrik Anda {plant[0]} berakhir pada {at}: {indonesian[1]}.",
          "Mohon tetap menjalankan protokol kesehatan."],
-        [f"Closure {reopened.closure_id} at your plant {plant[1]} ended at {at}: what it closed may be used again.",
+        [f"{english[0]} {reopened.closure_id} at your plant {plant[1]} ended at {at}: {english[1]}.",
          "Please keep to the health protocol."])
 
 

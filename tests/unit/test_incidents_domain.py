@@ -634,14 +634,15 @@ def test_a_company_closes_its_own_plant_and_clears_it_after_the_period():
         walk.plant.clear_closure(closure, now=walk.clock.now(), by=COMPANY)
     walk.clock.advance(timedelta(days=3))
     cleared = walk.apply(walk.plant.clear_closure(closure, now=walk.clock.now(), by=COMPANY))
-    assert [type(e) for e in cleared.events] == [FacilityReopened] and walk.plant.status is FacilityStatus.OPEN
+    assert [(type(e), e.scope) for e in cleared.events] == [(FacilityReopened, ClosureScope.PLANT)]
+    assert walk.plant.status is FacilityStatus.OPEN
 
 
 def test_a_companys_room_closure_reopens_by_itself():
     walk = Walk(a_plant())
     walk.apply(walk.plant.close_voluntarily(ClosureScope.ROOM, 1, "canteen", now=walk.clock.now(), by=COMPANY))
     assert walk.plant.status is FacilityStatus.ROOM_CLOSED
-    assert [type(e) for e in walk.advance(timedelta(days=1))] == [FacilityReopened]
+    assert [(type(e), e.scope) for e in walk.advance(timedelta(days=1))] == [(FacilityReopened, ClosureScope.ROOM)]
     assert walk.plant.status is FacilityStatus.OPEN
 
 

@@ -311,3 +311,13 @@ def test_a_reopening_notice_names_the_closure_and_the_time_it_ended():
                                                 ("94.71", "2021-08-16 11.00 WIT")])
 def test_a_moment_is_shown_on_the_plants_own_clock(regency, shown):
     assert local_time(NOW, regency) == shown
+
+
+@pytest.mark.parametrize(("scope", "indonesian", "english"), [
+    (ClosureScope.PLANT, "Penutupan pabrik {} di pabrik Anda", "The plant closure {} at your plant"),
+    (ClosureScope.ROOM, "Penutupan ruangan {} di pabrik Anda", "The room closure {} at your plant"),
+])
+def test_a_reopening_notice_says_what_was_closed_when_the_event_does(scope, indonesian, english):
+    _, bahasa, other = read(REOPENED.model_copy(update={"scope": scope}))
+    assert indonesian.format(CLOSURE_ID) in bahasa and english.format(CLOSURE_ID) in other
+    assert ("boleh beroperasi kembali" in bahasa) is (scope is ClosureScope.PLANT)
