@@ -146,3 +146,94 @@ def test_iomki_inspections_record_says_when_a_finding_contradicts_a_declared_rep
     assert shown.exit_code == 0, shown.output
     assert shown.output.splitlines() == ["i-1 (INSP-2026-000001): recorded, 1 violated",
                                          f"{contradiction} (report r-9)"]
+
+
+CASE_ARGS = ["cases", "report", "--facility-id", "0c9b4b6e-9f2b-4d3c-8a57-2f0e4f1d2a11", "--case-ref", "C-1",
+             "--confirmed-on", "2026-12-07", "--token", "t"]
+
+
+@pytest.mark.parametrize(("symptoms", "hint"), [(["--symptomatic"], "required for a symptomatic case"),
+                                                (["--asymptomatic", "--symptom-onset", "2026-12-05"],
+                                                 "only for a symptomatic case")])
+def test_iomki_cases_report_says_what_symptom_onset_is_for_before_calling(monkeypatch, symptoms, hint):
+    monkeypatch.setattr(support.Api, "call", lambda *args, **kwargs: pytest.fail("called the service"))
+    monkeypatch.setenv("COLUMNS", "300")
+    refused = CliRunner().invoke(cli, [*CASE_ARGS, *symptoms])
+    assert refused.exit_code == 2 and "--symptom-onset" in refused.output and hint in refused.output
+
+
+def test_iomki_cases_report_sends_the_symptom_onset_and_each_contacts_last_exposure(monkeypatch):
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(support.Api, "call", lambda self, method, path, **kwargs: sent.append(
+        {"method": method, "path": path} | kwargs) or {"case_id": "c-1"})
+
+    entered = CliRunner().invoke(cli, [*CASE_ARGS, "--symptomatic", "--symptom-onset", "2026-12-05",
+                                       "--exposed-on", "2026-12-04", "--exposed-on", "2026-12-05"])
+
+    assert entered.exit_code == 0, entered.output
+    [call] = sent
+    assert (call["method"], call["path"]) == ("POST", "/cases")
+    assert call["body"] | {"facility_id": None} == {
+        "facility_id": None, "case_ref": "C-1", "confirmed_on": "2026-12-07", "symptomatic": True,
+        "symptom_onset_on": "2026-12-05", "tested_on": None, "close_contacts": None, "from_contact_id": None,
+        "contacts": [{"last_exposure_on": "2026-12-04"}, {"last_exposure_on": "2026-12-05"}]}
+
+
+CONTACT = {"contact_id": "k-1", "number": 3, "status": "released", "left_on": "2026-12-09",
+           "quarantine": {"starts_on": "2026-12-04", "ends_on": "2026-12-09"}}
+SUBJECT = "0c9b4b6e-9f2b-4d3c-8a57-2f0e4f1d2a11"
+
+
+@pytest.mark.parametrize(("args", "method", "path", "body", "shown"), [
+    (["contacts", "test", SUBJECT, "--kind", "exit", "--on", "2026-12-09", "--result", "negative"], "POST",
+     f"/contacts/{SUBJECT}/tests", {"kind": "exit", "tested_on": "2026-12-09", "result": "negative"},
+     "k-1 #3: released on 2026-12-09"),
+    (["contacts", "exposure", SUBJECT, "--on", "2026-12-04"], "PATCH", f"/contacts/{SUBJECT}",
+     {"last_exposure_on": "2026-12-04"}, "k-1 #3: released on 2026-12-09"),
+    (["cases", "verify", SUBJECT, "corrected", "--symptom-onset", "2026-12-03", "-r", "onset per the swab form"],
+     "POST", f"/cases/{SUBJECT}/verification",
+     {"verdict": "corrected", "corrections": {"symptom_onset_on": "2026-12-03"}, "reason": "onset per the swab form"},
+     None),
+    (["cases", "verify", SUBJECT, "confirmed"], "POST", f"/cases/{SUBJECT}/verification",
+     {"verdict": "confirmed", "corrections": {}, "reason": None}, None),
+])
+def test_iomki_contacts_and_verification_send_what_the_service_takes(monkeypatch, args, method, path, body, shown):
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(support.Api, "call", lambda self, method, path, **kwargs: sent.append(
+        {"method": method, "path": path} | kwargs) or CONTACT | {"case_id": "c-1"})
+
+    done = CliRunner().invoke(cli, [*args, "--token", "t"])
+
+    assert done.exit_code == 0, done.output
+    assert sent == [{"method": method, "path": path, "body": body}]
+    if shown:
+        assert done.output.splitlines() == [shown]
+
+
+def test_iomki_cases_contacts_shows_the_line_list_and_its_tally(monkeypatch):
+    page = {"case_id": "c-1", "total": 2, "quarantining": 1, "released": 1, "tested_positive": 0,
+            "exposure_assumed": 1, "last_quarantine_ends_on": "2026-12-19", "follow_up_closed_at": None, "next": 2,
+            "items": [CONTACT | {"last_exposure_on": "2026-12-04", "exposure_assumed": False,
+                                 "entry_test": {"tested_on": "2026-12-05", "result": "negative"},
+                                 "exit_test": {"tested_on": "2026-12-09", "result": "negative"}},
+                      CONTACT | {"contact_id": "k-2", "number": 4, "status": "quarantining", "left_on": None,
+                                 "last_exposure_on": "2026-12-05", "exposure_assumed": True, "entry_test": None,
+                                 "exit_test": None, "quarantine": {"starts_on": "2026-12-05",
+                                                                   "ends_on": "2026-12-19"}}]}
+    asked: list[dict[str, Any]] = []
+    monkeypatch.setattr(support.Api, "call", lambda self, method, path, **kwargs: asked.append(
+        {"path": path} | kwargs) or page)
+    monkeypatch.setenv("COLUMNS", "300")
+
+    shown = CliRunner().invoke(cli, ["cases", "contacts", SUBJECT, "--after", "2", "--token", "t"])
+
+    assert shown.exit_code == 0, shown.output
+    assert asked == [{"path": f"/cases/{SUBJECT}/contacts", "params": {"after": 2, "limit": 100}}]
+    rows = {cells[0]: cells[1:] for line in shown.output.splitlines()
+            if len(cells := [cell.strip() for cell in line.strip("│ ").split("│")]) == 7}
+    assert rows["k-1"] == ["3", "2026-12-04", "negative 2026-12-05", "negative 2026-12-09", "2026-12-09", "released"]
+    assert rows["k-2"] == ["4", "2026-12-05 (assumed)", "", "", "2026-12-19", "quarantining"]
+    tally = dict(line.split() for line in shown.output.splitlines()[1:8])
+    assert tally == {"total": "2", "quarantining": "1", "released": "1", "tested_positive": "0",
+                     "exposure_assumed": "1", "last_quarantine_ends_on": "2026-12-19", "follow_up_closed_at": "—"}
+    assert "more: --after 2" in shown.output

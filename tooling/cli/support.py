@@ -76,6 +76,9 @@ class Api:
     def post(self, path: str, body: Any = None) -> Any:
         return self.call("POST", path, body=body)
 
+    def patch(self, path: str, body: Any) -> Any:
+        return self.call("PATCH", path, body=body)
+
     def post_bytes(self, path: str, content: bytes, content_type: str) -> Any:
         """A raw body (a photo, a document) rather than JSON."""
         return self.call("POST", path, content=content, headers={"Content-Type": content_type})
