@@ -25,7 +25,7 @@ import os
 import statistics
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -150,7 +150,8 @@ async def declare_cluster(http: httpx.AsyncClient, incidents: ServiceProcess, se
     for reference in ("C-BENCH-1", "C-BENCH-2", "C-BENCH-3"):
         answer = await http.post(f"{incidents.url}/cases", headers=company, json={
             "facility_id": str(facility_id), "case_ref": reference, "confirmed_on": date.today().isoformat(),
-            "symptomatic": True, "close_contacts": 8})
+            "symptomatic": True, "symptom_onset_on": (date.today() - timedelta(days=1)).isoformat(),
+            "close_contacts": 8})
         answer.raise_for_status()
         case_ids.append(answer.json()["case_id"])
     for case_id, other in zip(case_ids, case_ids[1:], strict=False):

@@ -129,10 +129,12 @@ _PERIOD_COLUMNS = ("period_id", "permit_id", "seq", "regime", "starts_at", "dead
                    "next_action_at", "warning_id", "warned_at", "province_code", "regency_code", "regime_name")
 _PLANT_COLUMNS = ("facility_id", "permit_id", "nib", "province_code", "regency_code", "workforce_total", "monitored",
                   "active_isolations", "active_quarantines", "active_room_closures", "plant_closure_id", "status",
-                  "cases_total", "updated_at")
-_CASE_COLUMNS = ("case_id", "facility_id", "case_ref", "confirmed_on", "symptomatic", "close_contacts", "source",
-                 "contacts_exit_test_negative", "isolation_starts_on", "isolation_ends_on", "quarantine_ends_on",
-                 "status", "recorded_by", "recorded_role", "recorded_at")
+                  "cases_total", "contacts_total", "updated_at")
+_CASE_COLUMNS = ("case_id", "facility_id", "case_ref", "confirmed_on", "symptomatic", "symptom_onset_on",
+                 "close_contacts", "source", "isolation_starts_on", "isolation_ends_on", "status", "recorded_by",
+                 "recorded_role", "recorded_at")
+_CONTACT_COLUMNS = ("contact_id", "case_id", "facility_id", "number", "last_exposure_on", "exposure_assumed",
+                    "quarantine_ends_on", "status", "left_on", "recorded_by", "recorded_role", "recorded_at")
 _CLOSURE_COLUMNS = ("closure_id", "facility_id", "scope", "reason", "starts_at", "ends_at", "status")
 
 
@@ -147,6 +149,7 @@ class Chunk:
     # The incidents service's copy: every issued plant, and the cases and closures of those that had cases.
     plants: list[tuple[Any, ...]] = field(default_factory=list)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
+    contacts: list[tuple[Any, ...]] = field(default_factory=list)  # the cases' close contacts, one row each
     closures: list[tuple[Any, ...]] = field(default_factory=list)
     # The supervision service's copy: every issued plant, and its risk since its last inspection.
     supervised: list[tuple[Any, ...]] = field(default_factory=list)
@@ -155,7 +158,8 @@ class Chunk:
     @property
     def rows(self) -> int:
         return sum(map(len, (self.permits, self.history, self.schedules, self.periods, self.reports, self.latest,
-                             self.plants, self.cases, self.closures, self.supervised, self.risks)))
+                             self.plants, self.cases, self.contacts, self.closures, self.supervised,
+                             self.risks)))
 
 
 @dataclass
@@ -313,14 +317,29 @@ class Plants:
         isolating = rnd.randint(0, cases)
         status = ("plant_closed" if closed else "room_closed" if rooms else "monitoring" if isolating
                   else "open")
-        chunk.plants.append((facility_id, permit_id, nib, province, regency, workforce, monitored, isolating,
-                             isolating * rnd.randint(0, 5), rooms, closure_id, status, cases, DEADLINE))
+        today, quarantining, traced = DEADLINE.date(), 0, 0
         for number in range(cases):
-            confirmed = DEADLINE.date() - timedelta(days=rnd.randint(0, 20))
-            ends = confirmed + timedelta(days=10)
-            chunk.cases.append((self._uuid(), facility_id, f"C-{number + 1}", confirmed, rnd.random() < 0.6,
-                                rnd.randint(0, 8), "direct", False, confirmed, ends, confirmed + timedelta(days=14),
-                                "isolating" if number < isolating else "closed", "bench", "company", DEADLINE))
+            case_id, confirmed = self._uuid(), today - timedelta(days=rnd.randint(0, 20))
+            symptomatic = rnd.random() < 0.6
+            # A symptomatic case isolates from its onset, 10 days and 3 symptom-free; one without symptoms 10 days.
+            onset = confirmed - timedelta(days=rnd.randint(0, 3)) if symptomatic else None
+            starts = onset or confirmed
+            ends = starts + timedelta(days=13 if symptomatic else 10)
+            contacts = rnd.randint(0, 8)
+            chunk.cases.append((case_id, facility_id, f"C-{number + 1}", confirmed, symptomatic, onset, contacts,
+                                "direct", starts, ends, "isolating" if number < isolating else "closed", "bench",
+                                "company", DEADLINE))
+            # Entered as a count: each contact exposed (assumed) on the case's first day of isolation, 14 days'
+            # quarantine from it; those whose end has come are released.
+            released_on = starts + timedelta(days=14)
+            left = released_on <= today
+            chunk.contacts += [(self._uuid(), case_id, facility_id, n, starts, True, released_on,
+                                "released" if left else "quarantining", released_on if left else None, "bench",
+                                "company", DEADLINE) for n in range(1, contacts + 1)]
+            quarantining += 0 if left else contacts
+            traced += contacts
+        chunk.plants.append((facility_id, permit_id, nib, province, regency, workforce, monitored, isolating,
+                             quarantining, rooms, closure_id, status, cases, traced, DEADLINE))
         if closure_id is not None:
             chunk.closures.append((closure_id, facility_id, "plant", "cluster", DEADLINE - timedelta(days=2),
                                    DEADLINE + timedelta(days=3), "active"))
@@ -551,6 +570,7 @@ async def _copy_reports(reports: asyncpg.Connection, chunk: Chunk) -> None:
 async def _copy_incidents(incidents: asyncpg.Connection, chunk: Chunk) -> None:
     await incidents.copy_records_to_table("plants", records=chunk.plants, columns=_PLANT_COLUMNS)
     await incidents.copy_records_to_table("cases", records=chunk.cases, columns=_CASE_COLUMNS)
+    await incidents.copy_records_to_table("contacts", records=chunk.contacts, columns=_CONTACT_COLUMNS)
     await incidents.copy_records_to_table("closures", records=chunk.closures, columns=_CLOSURE_COLUMNS)
 
 
@@ -567,7 +587,7 @@ async def vacuum(permits: asyncpg.Connection, reports: asyncpg.Connection, incid
                                          " reactivation_requests, objections"),
                          reports.execute("VACUUM (ANALYZE) schedules, periods, reports, compliance_counts,"
                                          " ppkm_region_counts, ppkm_levels, capacity_breaches"),
-                         incidents.execute("VACUUM (ANALYZE) plants, cases, closures"),
+                         incidents.execute("VACUUM (ANALYZE) plants, cases, contacts, closures"),
                          supervision.execute("VACUUM (ANALYZE) plants, plant_risk"))
     return time.perf_counter() - started
 

@@ -28,7 +28,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -287,9 +287,12 @@ class Load:
                         issued.plant.report(issued.permit_id, period_id, self.rng))
 
     async def case(self, facility_id: str) -> None:
+        today, symptomatic = date.today(), self.rng.random() < 0.5
+        # A symptomatic case isolates from its symptom onset, which the service requires.
+        onset = today - timedelta(days=self.rng.randint(0, 3)) if symptomatic else None
         await self.call("case", "POST", "incidents", "/cases", {
-            "facility_id": facility_id, "case_ref": f"SOAK-{next(self._cases)}",
-            "confirmed_on": date.today().isoformat(), "symptomatic": self.rng.random() < 0.5,
+            "facility_id": facility_id, "case_ref": f"SOAK-{next(self._cases)}", "confirmed_on": today.isoformat(),
+            "symptomatic": symptomatic, "symptom_onset_on": onset.isoformat() if onset else None,
             "close_contacts": self.rng.randint(0, 12)})
 
     async def read(self) -> None:

@@ -146,6 +146,7 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
             case = await until(lambda ref=reference: http.post(f"{incidents}/cases", headers=bearer(
                 "company", nib=closed_nib), json={"facility_id": closed_plant, "case_ref": ref,
                                                    "confirmed_on": date.today().isoformat(), "symptomatic": True,
+                                                   "symptom_onset_on": date.today().isoformat(),
                                                    "close_contacts": 4}),
                                lambda answer: answer.status_code != 404)
             assert case.status_code == 201, case.text

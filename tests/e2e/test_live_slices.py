@@ -95,7 +95,7 @@ async def test_a_cluster_closes_the_plant_in_permits_and_alerts_the_regency_task
             async with asyncio.timeout(60):  # incidents learns of the plant from PermitIssued
                 while (case := await http.post(f"{services.url('incidents')}/cases", headers=company, json={
                         "facility_id": facility_id, "case_ref": reference, "confirmed_on": today,
-                        "symptomatic": True, "close_contacts": 12})).status_code == 404:
+                        "symptomatic": True, "symptom_onset_on": today, "close_contacts": 12})).status_code == 404:
                     await asyncio.sleep(0.3)
             assert case.status_code == 201, case.text
             case_ids.append(case.json()["case_id"])

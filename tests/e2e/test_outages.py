@@ -126,7 +126,7 @@ async def test_with_the_database_down_every_api_answers_503_at_once_and_recovers
         # Accepted just before the outage: its events may still be in the outbox when the server stops.
         before_id, before_facility = await issued_permit(http, services, application("8120000100002", "Purwakarta"))
         case = {"facility_id": before_facility, "case_ref": "C-OUTAGE-1", "confirmed_on": date.today().isoformat(),
-                "symptomatic": True, "close_contacts": 3}
+                "symptomatic": True, "symptom_onset_on": date.today().isoformat(), "close_contacts": 3}
         calls = {
             "permits": [("GET", "/permits", None), ("GET", f"/permits/{before_id}", None),
                         ("POST", "/permits", application("8120000100003", "Subang"))],
