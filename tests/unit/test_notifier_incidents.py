@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from pydantic import TypeAdapter
@@ -15,11 +17,13 @@ from services.notifier.domain import (
     Channel, EscalationChain, Grouping, Level, Plant, TaskForce, alert_key, company_message, local_time, recipients,
     render, route_for, rule_for, summary,
 )
+from services.notifier.handlers import NotifierConfig, NotifierHandlers
+from shared.clock import FakeClock
 from shared.contract import (
-    EVENT_TYPES, INCIDENTS, CaseClosed, CaseDetected, CaseSource, ClosureAuthority, ClosureRecommendationDecided,
-    ClosureRecommendationOverdue, ClosureRecommended, ClosureScope, ClusterDeclared, ContactsQuarantined,
-    FacilityClosureOrdered, FacilityReopened, IsolationStarted, PossibleClusterRaised, RecommendationDecision,
-    Severity,
+    EVENT_TYPES, INCIDENTS, CaseClosed, CaseCorrectable, CaseDetected, CaseSource, CaseVerdict, CaseVerified,
+    ClosureAuthority, ClosureRecommendationDecided, ClosureRecommendationOverdue, ClosureRecommended, ClosureScope,
+    ClusterDeclared, ContactFollowUpClosed, ContactsQuarantined, Envelope, FacilityClosureOrdered, FacilityReopened,
+    IsolationStarted, PossibleClusterRaised, RecommendationDecision, Severity, decode_record, events_on,
 )
 
 pytestmark = pytest.mark.unit
@@ -65,6 +69,11 @@ ROOM_CLOSURE = FacilityClosureOrdered(
     **WHERE, closure_id=uuid.uuid4(), scope=ClosureScope.ROOM, reason="Disinfeksi setelah kasus c-0042",
     starts_at=NOW, ends_at=NOW + timedelta(hours=24))
 REOPENED = FacilityReopened(**WHERE, closure_id=CLOSURE_ID, reopened_at=NOW + timedelta(days=5, hours=1))
+VERIFIED = CaseVerified(**WHERE, case_id=CASE.case_id, verdict=CaseVerdict.CORRECTED,
+                        corrected=[CaseCorrectable.SYMPTOM_ONSET_ON], reason="Gejala pertama 13 Agustus menurut "
+                        "formulir penyelidikan epidemiologi", verified_by_role="health_office")
+FOLLOW_UP_CLOSED = ContactFollowUpClosed(**WHERE, case_id=CASE.case_id, contacts=17, released=16, tested_positive=1,
+                                         closed_by_role="health_office")
 
 
 def details(event) -> dict:
@@ -106,12 +115,46 @@ def test_each_incident_is_routed_by_its_own_rule(event, name, severity, level, h
     assert told(alert) == hears
 
 
-def test_every_incident_event_is_routed_but_the_case_handling_the_company_does_itself():
+# Isolation, quarantine and a case's end are the workplace's own follow-up of a case already told; the health
+# office's checking of a case and its closing of the contacts' follow-up are its own work, which it needs no alert of.
+UNROUTED = (IsolationStarted, ContactsQuarantined, CaseClosed, CaseVerified, ContactFollowUpClosed)
+
+
+def test_every_incident_event_is_routed_but_the_case_handling_the_workplace_and_health_office_do_themselves():
     incidents = {cls.__name__ for cls in EVENT_TYPES.values() if cls.topic is INCIDENTS}
-    # Isolation, quarantine and a case's end are the workplace's own follow-up of a case already told.
-    unrouted = {IsolationStarted.__name__, ContactsQuarantined.__name__, CaseClosed.__name__}
+    unrouted = {event_type.__name__ for event_type in UNROUTED}
     assert incidents - ROUTED == unrouted
     assert all(route_for(event_type) == DEFAULT_ROUTE and rule_for(event_type) is None for event_type in unrouted)
+
+
+class NoSubscriptions:
+    """The notifier's tables with no task force subscribed to anything: asked which regions subscribed, the empty
+    set; asked anything else (an open alert, a directory, a new alert), the test fails."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def subscribed_regions(self, event_type: str) -> set[str]:
+        self.asked.append(event_type)
+        return set()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"an event no rule names reached notifier.{name}")
+
+
+@pytest.mark.parametrize("event", [VERIFIED, FOLLOW_UP_CLOSED], ids=lambda event: type(event).__name__)
+async def test_an_incidents_event_no_rule_names_is_taken_in_and_alerts_nobody_unless_subscribed(event):
+    # As the notifier's consumer reads it off the incidents topic: a valid event (no contract violation to
+    # dead-letter), of a type the consumer takes in (`events_on`), handed to the handler of unrouted events.
+    envelope = Envelope.wrap(event, service="incidents")
+    decoded = decode_record(INCIDENTS.name, envelope.key, envelope.to_bytes())
+    assert type(event) in events_on(INCIDENTS) and type(event).__name__ not in ROUTED
+    tables = NoSubscriptions()
+    handlers = NotifierHandlers(cast(Any, None), FakeClock(NOW), NotifierConfig(), cast(Any, None))
+
+    await handlers.on_unrouted_events(cast(Any, SimpleNamespace(notifier=tables)), [decoded])
+
+    assert decoded.event == event and tables.asked == [type(event).__name__]
 
 
 def test_the_rules_are_named_once_and_every_type_ends_on_a_rule_for_any_content():
