@@ -109,6 +109,7 @@ SAMPLE_STRINGS = {
     "estate_nib": "8120000654321", "reference": "INSP-2021-000007", "office_region": "32.16",
     "rule": "ThreeWarningsInARow", "alert_key": "cluster:32.16",
     "event_type": "iomki.ClusterDeclared.v1", "acknowledged_by_role": "task_force",
+    "verified_by_role": "health_office", "closed_by_role": "health_office",
     # The platform's opaque reference of a case: its id, never the company's own reference.
     "case_ref": str(uuid.uuid5(EXAMPLE_NAMESPACE, "CaseDetected.case_id")),
 }
