@@ -3,11 +3,11 @@ plants and faults from a seed, concurrent drivers over HTTP recording in the ora
 one fault at a time struck by the test's own `Strike`, then a wait for the platform to settle and a comparison
 with the oracle, summarised under ARTIFACTS.
 
-Requests whose answer is lost with a cut connection: applications, decisions, cases and acknowledgements are
-retried as they are idempotent by nature (one permit per plant, one decision per application, one case per
-reference, one acknowledgement per alert: the retry's 409 names what the lost attempt did); reports are not (a
-second one supersedes the first), so they are "maybe" and the oracle takes whichever outcome the reports
-service shows, then expects the same downstream.
+Requests whose answer is lost with a cut connection: applications, decisions, cases, contacts' exit tests and
+acknowledgements are retried as they are idempotent by nature (one permit per plant, one decision per application,
+one case per reference, one exit test per contact, one acknowledgement per alert: the retry's 409 names what the
+lost attempt did); reports are not (a second one supersedes the first), so they are "maybe" and the oracle takes
+whichever outcome the reports service shows, then expects the same downstream.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import asyncpg
 import httpx
 
 from shared.regions import NATIONAL
 from tests.support.oracle import (
-    CLUSTER_LINKS, SERVICES, SUBSCRIBED, Acknowledgement, Check, Oracle, Outcome, Plant, Receipt, Report, State,
-    compare, fingerprint, pending, read_state, receipts_of, resent_after_crash,
+    CLUSTER_LINKS, EXIT_TEST_FROM_DAY, SERVICES, SUBSCRIBED, Acknowledgement, Check, Contact, Oracle, Outcome, Plant,
+    Receipt, Report, State, compare, fingerprint, pending, read_state, receipts_of, resent_after_crash,
 )
 from tests.support.platform import TestPlatform, bearer
 from tests.support.processes import ARTIFACTS, RunningServices, running_platform
@@ -42,6 +42,11 @@ STABLE_SECONDS = 3
 LOAD_BETWEEN_FAULTS = 2  # the load meets the recovered platform before the next fault
 LOAD_AFTER_FAULTS = 3  # the load goes on a little after the last fault, so that it meets the recovery
 REGENCIES = ("32.16", "32.75")  # Kabupaten and Kota Bekasi, in Jawa Barat (32)
+# Days between a listed contact's last exposure and the day its case is entered. A quarantine lasts 14 days, longer
+# than a run, so the load's contacts meet their ends through the dates it gives: 15 and 14 days ago, the end has
+# come (released as the case is entered); 13, it comes at the plant's next midnight (a run across it sees the timer
+# fire); 6 and 5, an exit test counts today; 2 and 0, in quarantine for the whole run.
+EXPOSED_DAYS_AGO = (15, 14, 13, 6, 5, 2, 0)
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
@@ -87,6 +92,23 @@ def plan_plants(rng: random.Random, count: int) -> list[Plant]:
             planned_cases=3 if index == 1 else rng.choice((0, 0, 0, 1, 2, 2, 3)),
         ))
     return plants
+
+
+def plan_contacts(rng: random.Random, today: date, isolation_starts_on: date) -> list[Contact]:
+    """A case's close contacts: half the time counted (each exposed, as the platform then assumes, on the case's
+    first day of isolation), else listed, each with its own last exposure (`EXPOSED_DAYS_AGO`), some with an entry
+    test taken that day, and most of those exposed 5 or 6 days ago with an exit test to take today."""
+    if rng.random() < 0.5:
+        return [Contact(number, isolation_starts_on, assumed=True) for number in range(1, rng.randint(0, 20) + 1)]
+    contacts = []
+    for number in range(1, rng.randint(1, 8) + 1):
+        days_ago = rng.choice(EXPOSED_DAYS_AGO)
+        entry = rng.choice(("negative", "positive")) if rng.random() < 0.2 else None
+        exit_test = (rng.choice(("negative", "negative", "positive"))
+                     if days_ago in (EXIT_TEST_FROM_DAY, EXIT_TEST_FROM_DAY + 1) and entry != "positive"
+                     and rng.random() < 0.7 else None)
+        contacts.append(Contact(number, today - timedelta(days=days_ago), entry_test=entry, planned_exit=exit_test))
+    return contacts
 
 
 @dataclass
@@ -179,6 +201,11 @@ class Load:
             if linkable := [p for p in self.oracle.issued if len(p.case_ids) == 3 and None not in p.case_ids
                             and p.links < CLUSTER_LINKS]:
                 await self.link_cases(rng.choice(linkable))
+            # Contacts of cases known by their ids take the exit test planned for them.
+            if testable := [(p, ref, contact) for p in self.oracle.issued for ref, listed in p.contacts.items()
+                            if p.case_ids[p.cases.index(ref)] is not None
+                            for contact in listed if contact.planned_exit and contact.exit_test is None]:
+                await self.test_contact(*rng.choice(testable))
             await asyncio.sleep(rng.uniform(0.5, 1.5))
 
     async def _acknowledger(self) -> None:
@@ -276,10 +303,23 @@ class Load:
             raise AssertionError(f"report of plant {plant.index}: {answer.status_code} {answer.text}")
 
     async def report_case(self, plant: Plant, rng: random.Random) -> None:
+        """A case confirmed yesterday, with its close contacts counted or listed (`plan_contacts`)."""
         reference = f"C-{plant.index}-{len(plant.cases) + 1}"
-        yesterday = datetime.now(ZoneInfo("Asia/Jakarta")).date() - timedelta(days=1)
-        body = {"facility_id": plant.facility_id, "case_ref": reference, "confirmed_on": yesterday.isoformat(),
-                "symptomatic": rng.random() < 0.5, "close_contacts": rng.randint(0, 20)}
+        today = datetime.now(plant.zone).date()
+        confirmed_on, symptomatic = today - timedelta(days=1), rng.random() < 0.5
+        # A symptomatic case isolates from its symptom onset; one without symptoms (no swab date given) from its
+        # confirmation.
+        isolation_starts_on = confirmed_on - timedelta(days=rng.randint(0, 2)) if symptomatic else confirmed_on
+        contacts = plan_contacts(rng, today, isolation_starts_on)
+        body: dict[str, Any] = {
+            "facility_id": plant.facility_id, "case_ref": reference, "confirmed_on": confirmed_on.isoformat(),
+            "symptomatic": symptomatic, "symptom_onset_on": isolation_starts_on.isoformat() if symptomatic else None}
+        if contacts and not contacts[0].assumed:
+            body["contacts"] = [{"last_exposure_on": c.last_exposure_on.isoformat()} | (
+                {"entry_test": {"tested_on": c.last_exposure_on.isoformat(), "result": c.entry_test}}
+                if c.entry_test else {}) for c in contacts]
+        else:
+            body["close_contacts"] = len(contacts)
         uncertain = False
         while True:
             answer = await self.send("case", "POST", f"{self.services.url('incidents')}/cases", json=body,
@@ -294,8 +334,39 @@ class Load:
                     answer.status_code == 409 and uncertain and "already recorded" in answer.json()["detail"]):
                 plant.cases.append(reference)
                 plant.case_ids.append(answer.json()["case_id"] if answer.status_code == 201 else None)
+                plant.contacts[reference] = contacts
                 return
             raise AssertionError(f"case at plant {plant.index}: {answer.status_code} {answer.text}")
+
+    async def test_contact(self, plant: Plant, reference: str, contact: Contact) -> None:
+        """The contact's exit test, taken today: its contact id read from the case's line list first."""
+        incidents, company = self.services.url("incidents"), bearer("company", nib=plant.nib)
+        if contact.contact_id is None:
+            case_id = plant.case_ids[plant.cases.index(reference)]
+            listed = await self.read(f"{incidents}/cases/{case_id}/contacts?limit=500", company)
+            if listed is None:
+                return
+            ids = {item["number"]: item["contact_id"] for item in listed["items"]}
+            for listed_contact in plant.contacts[reference]:
+                listed_contact.contact_id = ids[listed_contact.number]
+        tested_on, result = datetime.now(plant.zone).date(), contact.planned_exit
+        assert result is not None, "only a contact with a planned exit test is tested"
+        left_as = {"negative": "released", "positive": "tested_positive"}[result]
+        uncertain = False
+        while True:
+            answer = await self.send("test", "POST", f"{incidents}/contacts/{contact.contact_id}/tests",
+                                     json={"kind": "exit", "tested_on": tested_on.isoformat(), "result": result},
+                                     headers=company)
+            if isinstance(answer, Outcome):
+                uncertain |= answer is Outcome.UNKNOWN
+                await asyncio.sleep(0.5)
+                continue
+            if answer.status_code == 200 or (
+                    answer.status_code == 409 and uncertain and answer.json().get("current_status") == left_as):
+                contact.exit_test = (tested_on, result)
+                return
+            raise AssertionError(f"exit test of contact {contact.number} of case {reference} at plant {plant.index}: "
+                                 f"{answer.status_code} {answer.text}")
 
     async def link_cases(self, plant: Plant) -> None:
         """The plant's next link, case to case (the same line), until it is accepted or shown to have landed."""
@@ -494,18 +565,21 @@ def summary(label: str, seed: int, faults: list[Fault], oracle: Oracle, state: S
     lines = [f"fault injection ({label}), seed {seed}: load {loaded:.0f}s, settled at +{settled:.0f}s", "injected:"]
     lines += [str(fault) for fault in faults]
     lines.append("requests (answers):")
-    for request in ("apply", "decide", "report", "case", "ack", "read"):
+    for request in ("apply", "decide", "report", "case", "link", "test", "ack", "read"):
         answers = {answer: n for (kind, answer), n in sorted(oracle.requests.items()) if kind == request}
         lines.append(f"  {request:<7} " + ", ".join(f"{answer} ×{n}" for answer, n in answers.items()))
     reports = [r for p in oracle.plants for r in p.reports]
     unknown = [r for r in reports if r.outcome is Outcome.UNKNOWN]
+    contacts = [c for p in oracle.plants for listed in p.contacts.values() for c in listed]
     lines.append(
         f"accepted: {len(oracle.applied)} applications, {len(oracle.issued)} issued, "
         f"{sum(r.outcome is Outcome.ACCEPTED for r in reports)} reports "
         f"({sum(r.outcome is Outcome.REFUSED for r in reports)} refused, {len(unknown)} unknown of which "
         f"{sum(r.marker in state.report_markers for r in unknown)} landed), "
         f"{sum(len(p.cases) for p in oracle.plants)} cases ({sum(p.clustered for p in oracle.plants)} plants with "
-        f"three linked), {len(oracle.acknowledgements)} acknowledgements ("
+        f"three linked) with {len(contacts)} close contacts ({sum(not c.assumed for c in contacts)} listed, "
+        f"{sum(c.exit_test is not None for c in contacts)} exit tests), {len(oracle.acknowledgements)} "
+        "acknowledgements ("
         + ", ".join(f"{n} at {level}" for level, n in Counter(a.level for a in oracle.acknowledgements).items()) + ")")
     acknowledged = sum(a["status"] == "acknowledged" for a in state.alerts)
     lines.append(f"platform: {sum(len(e) for e in state.outbox.values())} events, {len(state.alerts)} alerts "

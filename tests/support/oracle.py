@@ -15,7 +15,10 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from shared.contract import INCIDENTS, INTERNAL_CONTACTS, PERMITS, REPORTS, SUPERVISION
+from shared.regions import local_zone
 from shared.storage.db import quote_identifier
 
 SERVICES = ("permits", "reports", "incidents", "notifier", "supervision")
@@ -55,6 +59,10 @@ LEVELS = ("regency", "province", "national")
 # Alerts raised above the regency: an unanswered closure recommendation goes to the province first.
 FIRST_LEVEL = {"ClosureRecommendationOverdue": "province"}
 CLUSTER_LINKS = 2
+# Kepmenkes 4641/2021: a close contact quarantines 14 days from the last exposure, or until a negative exit test
+# taken on day 5 or later.
+QUARANTINE_DAYS = 14
+EXIT_TEST_FROM_DAY = 5
 
 
 class Outcome(StrEnum):
@@ -68,6 +76,44 @@ class Report:
     marker: str  # carried in case_handling, so that a report whose answer was lost can be found
     outcome: Outcome
     report_id: str | None = None
+
+
+@dataclass
+class Contact:
+    """One close contact of an accepted case, as the load listed it (or counted it: then exposed, as the platform
+    assumes, on the case's first day of isolation), and the exit test the platform accepted for it."""
+
+    number: int  # within its case: 1, 2, …
+    last_exposure_on: date
+    assumed: bool = False  # entered as a count, not listed
+    entry_test: str | None = None  # its result, taken on the day of the exposure
+    planned_exit: str | None = None  # the exit test's result the load records, once the case's id is known
+    exit_test: tuple[date, str] | None = None  # (tested_on, result), once accepted
+    contact_id: str | None = None
+
+    @property
+    def full_end(self) -> date:
+        """The first day out of quarantine without an exit test."""
+        return self.last_exposure_on + timedelta(days=QUARANTINE_DAYS)
+
+    def expected(self, at: datetime, zone: ZoneInfo) -> tuple[str, date | None, date]:
+        """(status, left_on, quarantine_ends_on) at the moment `at`: out when a test says so, or released at its end
+        once that day has begun where the plant is; in quarantine until then."""
+        if self.entry_test == "positive":
+            return "tested_positive", self.last_exposure_on, self.full_end
+        if self.exit_test is not None:
+            tested_on, result = self.exit_test
+            if result == "positive":
+                return "tested_positive", tested_on, self.full_end
+            return "released", tested_on, tested_on  # taken on day 5 or later: released that day
+        if start_of_day(self.full_end, zone) <= at:
+            return "released", self.full_end, self.full_end
+        return "quarantining", None, self.full_end
+
+
+def start_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """When a plant's day begins: a quarantine's timer is due at the local midnight starting its last day out."""
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
 @dataclass
@@ -86,6 +132,11 @@ class Plant:
     case_ids: list[str | None] = field(default_factory=list)  # their ids, None where the answer was lost
     links: int = 0  # links accepted between its cases, each to the next: case 1–2, then 2–3
     reports: list[Report] = field(default_factory=list)
+    contacts: dict[str, list[Contact]] = field(default_factory=dict)  # by accepted case reference
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return local_zone(self.application["facility"]["regency_code"])
 
     @property
     def issued(self) -> bool:
@@ -186,6 +237,9 @@ class State:
     incident_closures: dict[str, Counter[str]]
     report_closures: Counter[str]
     contacts: list[str]
+    close_contacts: list[asyncpg.Record]  # incidents' line lists, with their case's reference
+    quarantine_timers: list[asyncpg.Record]
+    read_at: datetime  # the snapshot's moment, on the database's clock
     alerts: list[asyncpg.Record]
     escalations: dict[str, list[str]]
     deliveries: list[asyncpg.Record]
@@ -197,6 +251,12 @@ class State:
     @property
     def report_markers(self) -> set[str]:
         return {r["marker"] for r in self.reports}
+
+    def overdue_quarantines(self) -> list[asyncpg.Record]:
+        """Contacts still in quarantine though the day their quarantine ends has begun at their plant: their timer
+        is due, and has not fired yet."""
+        return [c for c in self.close_contacts if c["status"] == "quarantining"
+                and start_of_day(c["quarantine_ends_on"], local_zone(c["regency_code"])) <= self.read_at]
 
 
 async def read_state(connection: asyncpg.Connection, bootstrap: str | None = None) -> State:
@@ -238,8 +298,11 @@ async def _read_tables(connection: asyncpg.Connection) -> State:
             reports=await connection.fetch(
                 "SELECT report_id::text, permit_id::text, payload->>'case_handling' AS marker,"
                 " superseded_by IS NULL AS current FROM reports.reports ORDER BY submitted_at"),
-            plants=await connection.fetch("SELECT facility_id::text, permit_id::text, monitored FROM incidents.plants"),
-            cases=await connection.fetch("SELECT facility_id::text, case_ref, source FROM incidents.cases"),
+            plants=await connection.fetch(
+                "SELECT facility_id::text, permit_id::text, monitored, active_quarantines, contacts_total"
+                " FROM incidents.plants"),
+            cases=await connection.fetch(
+                "SELECT facility_id::text, case_ref, source, close_contacts FROM incidents.cases"),
             clusters=Counter(r["facility_id"] for r in await connection.fetch(
                 "SELECT facility_id::text FROM incidents.clusters")),
             incident_closures=_by_facility(await connection.fetch(
@@ -248,6 +311,16 @@ async def _read_tables(connection: asyncpg.Connection) -> State:
                 "SELECT facility_id::text FROM reports.closures")),
             contacts=[r["facility_id"] for r in await connection.fetch(
                 "SELECT facility_id::text FROM notifier.company_contacts")],
+            close_contacts=await connection.fetch(
+                "SELECT k.facility_id::text, p.regency_code, c.case_ref, k.number, k.contact_id::text,"
+                " k.last_exposure_on, k.exposure_assumed, k.quarantine_ends_on, k.status, k.left_on,"
+                " k.entry_test_result, k.exit_test_on, k.exit_test_result"
+                " FROM incidents.contacts k JOIN incidents.cases c USING (case_id)"
+                " JOIN incidents.plants p ON p.facility_id = k.facility_id"),
+            quarantine_timers=await connection.fetch(
+                "SELECT subject_id::text, due_at, fired_at IS NOT NULL AS fired, cancelled_at IS NOT NULL AS cancelled"
+                " FROM incidents.timers WHERE kind = 'quarantine_end'"),
+            read_at=await connection.fetchval("SELECT now()"),
             alerts=await connection.fetch(
                 "SELECT alert_id::text, alert_key, event_type, facility_id::text, severity, count, level, status,"
                 " escalate_at IS NULL AS at_top, first_seen_at, acknowledged_role"
@@ -353,6 +426,8 @@ def pending(oracle: Oracle, state: State, receipts: list[Receipt]) -> list[str]:
     have = {(alert_kind(a), a["facility_id"]): a for a in state.alerts}
     if absent := [key for key in expected if key not in have]:
         waiting.append(f"notifier: {len(absent)} alerts not raised yet")
+    if overdue := state.overdue_quarantines():
+        waiting.append(f"incidents: {len(overdue)} contacts' quarantine over, not yet released")
     if climbing := [a for a in state.alerts if a["status"] == "open" and not a["at_top"]]:
         waiting.append(f"notifier: {len(climbing)} alerts still escalating")
     if undelivered := [d for d in state.deliveries if d["status"] == "pending"]:
@@ -371,7 +446,9 @@ def pending(oracle: Oracle, state: State, receipts: list[Receipt]) -> list[str]:
 def fingerprint(state: State, receipts: list[Receipt]) -> tuple:
     """Changes whenever anything the checks read changes: equal twice apart means the state is stable."""
     return (tuple(len(e) for e in state.outbox.values()), tuple(len(i) for i in state.inbox.values()),
-            len(state.permits), len(state.reports), len(state.cases), sum(a["count"] for a in state.alerts),
+            len(state.permits), len(state.reports), len(state.cases),
+            tuple(sorted(Counter(c["status"] for c in state.close_contacts).items())),
+            sum(t["fired"] + t["cancelled"] for t in state.quarantine_timers), sum(a["count"] for a in state.alerts),
             len(state.alerts), sum(a["status"] == "acknowledged" for a in state.alerts), len(state.deliveries),
             len(receipts), sum(sum(behind.values()) for behind in (state.lag or {}).values()))
 
@@ -418,6 +495,7 @@ def compare(oracle: Oracle, state: State, receipts: list[Receipt], notifier_kill
         _incident_plants(oracle, state),
         _cases(oracle, state),
         _closures(oracle, state),
+        _quarantines(oracle, state),
         _contacts(oracle, state),
         _alerts(oracle, state),
         _acknowledgements(oracle, state),
@@ -548,6 +626,59 @@ def _closures(oracle: Oracle, state: State) -> Check:
     facilities = {p.facility_id for p in with_cases}
     for service, closures in (("incidents", state.incident_closures), ("permits", state.permit_closures)):
         check.expect(set(closures) <= facilities, f"{service} closed a plant without cases")
+    return check
+
+
+def _quarantines(oracle: Oracle, state: State) -> Check:
+    """Each contact against what its own exposure and tests make of it at the moment the state was read: a
+    contact's quarantine is over when its end's day has begun at the plant (its timer is due then), or on the day
+    of a negative exit test; nothing else releases it, and nothing releases it twice: the plant's count of
+    contacts in quarantine is its rows', and each contact has one timer at most, pending while it is in quarantine,
+    spent (fired or cancelled) once it is out."""
+    expected = {(p.facility_id, ref): (p, listed) for p in oracle.issued for ref, listed in p.contacts.items()}
+    check = Check("incidents: close contacts listed once each, in quarantine until their own end (released at it "
+                  "once it has passed, never before) or a negative exit test, one timer each, counted by the plant",
+                  sum(len(listed) for _, listed in expected.values()))
+    rows: dict[tuple[str, str], list[asyncpg.Record]] = defaultdict(list)
+    for row in state.close_contacts:
+        rows[(row["facility_id"], row["case_ref"])].append(row)
+    timers: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for timer in state.quarantine_timers:
+        timers[timer["subject_id"]].append(timer)
+    counted = {(c["facility_id"], c["case_ref"]): c["close_contacts"] for c in state.cases}
+    for key, (plant, listed) in expected.items():
+        found = sorted(rows.pop(key, []), key=lambda row: row["number"])
+        where = f"plant {plant.index} case {key[1]}"
+        numbers = [row["number"] for row in found]
+        check.expect(numbers == [c.number for c in listed] and counted.get(key) == len(listed),
+                     f"{where}: contacts {numbers} (the case counts {counted.get(key)}), expected 1 to {len(listed)}")
+        for contact, row in zip(listed, found, strict=False):
+            status, left_on, ends_on = contact.expected(state.read_at, plant.zone)
+            held = (row["status"], row["left_on"], row["quarantine_ends_on"], row["last_exposure_on"],
+                    row["exposure_assumed"], row["entry_test_result"],
+                    (row["exit_test_on"], row["exit_test_result"]) if row["exit_test_on"] else None)
+            wanted = (status, left_on, ends_on, contact.last_exposure_on, contact.assumed, contact.entry_test,
+                      contact.exit_test)
+            check.expect(held == wanted, f"{where} contact {contact.number}: {held}, expected {wanted}")
+            own = timers.pop(row["contact_id"], [])
+            pending_timers = [t for t in own if not (t["fired"] or t["cancelled"])]
+            due = [t["due_at"] for t in pending_timers]
+            if status == "quarantining":
+                check.expect(len(own) == 1 and due == [start_of_day(ends_on, plant.zone)],
+                             f"{where} contact {contact.number}: in quarantine until {ends_on}, timers "
+                             f"{[dict(t) for t in own]}")
+            else:
+                check.expect(len(own) <= 1 and not pending_timers and not (own and contact.entry_test == "positive"),
+                             f"{where} contact {contact.number}: {status}, timers {[dict(t) for t in own]}")
+    check.expect(not rows, f"contacts of cases nobody entered: {sorted(rows)}")
+    check.expect(not timers, f"{len(timers)} quarantine timers of no contact listed")
+    quarantining = Counter(row["facility_id"] for row in state.close_contacts if row["status"] == "quarantining")
+    traced = Counter(row["facility_id"] for row in state.close_contacts)
+    for known in state.plants:
+        facility, counts = known["facility_id"], (known["active_quarantines"], known["contacts_total"])
+        check.expect(counts == (quarantining[facility], traced[facility]),
+                     f"plant {facility} counts {counts[0]} in quarantine of {counts[1]} contacts, its line lists "
+                     f"{quarantining[facility]} of {traced[facility]}")
     return check
 
 
