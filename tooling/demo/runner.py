@@ -4,11 +4,13 @@ Companies apply and the ministry issues; plants in eight provinces and three tim
 (a "week" of `--period-seconds`); some report late, a few miss and are warned, one is frozen by the sanction
 ladder and one revoked; the frozen one is reactivated on its request, the revoked one's objection upheld; a
 cluster of linked cases closes one plant on the task force's order and its alert climbs the task-force hierarchy
-until the national task force acknowledges it. An industrial estate in Kabupaten Bekasi confirms the plants inside
-it and reads their compliance and closures; a neighbour complains about one of them, its region's industry office
-inspects it, finds the protocol broken and asks the ministry to freeze it, and an operator approves. The closing
-summary is read from the services' APIs and checked against what the scenario planned; the command exits 1 if they
-disagree.
+until the national task force acknowledges it; the regency's health office confirms one of the cluster's cases and
+corrects another's symptom onset, and a single case elsewhere is entered with the line list of its close contacts,
+one of whom a negative exit test releases on day 5 of quarantine. An industrial estate in Kabupaten Bekasi
+confirms the plants inside it and reads their compliance and closures; a neighbour complains about one of them, its
+region's industry office inspects it, finds the protocol broken and asks the ministry to freeze it, and an operator
+approves. The closing summary is read from the services' APIs and checked against what the scenario planned; the
+command exits 1 if they disagree.
 
 `play(urls, secret, scenario)` is the story on its own, against any running platform (the e2e test runs it
 against the test platform); `demo()` brings the platform up for it, like `iomki up`, and stops it after.
@@ -50,10 +52,11 @@ from shared.storage.embedded import stop_embedded_postgres
 from shared.regions import NATIONAL, local_zone
 from shared.web.access import Role, mint
 from tooling.demo.scenario import (
-    ESTATE_REGENCY, PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected,
+    CLUSTER_CASES, CLUSTER_REGENCY, COUNTED_CONTACTS, ESTATE_REGENCY, LINE_LIST_EXPOSED_DAYS_AGO, PPKM_REGENCY,
+    PROVINCE_NAMES, REGIONS, Plant, Scenario, Week, cast, expected,
 )
 from tooling.demo.scenario import Role as Part
-from tooling.demo.summary import Api, FieldStory, Summary, check, collect, render, render_checks
+from tooling.demo.summary import Api, FieldStory, HealthStory, Summary, check, collect, render, render_checks
 from tooling.launcher import Platform, development_secret
 from tooling.ports import free_port
 
@@ -76,6 +79,8 @@ def demo_environment(period_seconds: float) -> dict[str, str]:
 CORRECTIVE_ACTION = ("Petugas K3 khusus pelaporan IOMKI telah ditunjuk dan pengingat dipasang setiap pekan, agar "
                      "laporan tidak terlewat lagi.")
 OBJECTION = "Laporan kami tertunda karena gangguan jaringan di kawasan industri; kami mohon pencabutan ditinjau ulang."
+ONSET_CORRECTION = ("Penyelidikan epidemiologi Dinas Kesehatan: gejala pertama muncul sehari lebih awal dari yang "
+                    "dicatat perusahaan.")
 
 
 # ------------------------------------------------------------------------------------------ the task forces' end
@@ -134,6 +139,7 @@ class Story:
     deadlines: dict[int, datetime] = field(default_factory=dict)  # each plant's last deadline of its plan
     epilogue_periods: list[tuple[Week, datetime]] = field(default_factory=list)
     field_story: FieldStory = field(default_factory=FieldStory)
+    health_story: HealthStory = field(default_factory=HealthStory)
     estate_number: str | None = None  # the estate's permit number, which its tenants name when they apply
 
     def headers(self, role: Role, *, region: str | None = None, nib: str | None = None,
@@ -282,7 +288,7 @@ class Story:
     async def set_level(self, level: str, reason: str) -> None:
         await self.call("POST", "reports", "/ppkm/levels", self.operator, {
             "province_code": PPKM_REGENCY.split(".")[0], "regency_code": PPKM_REGENCY, "level": level,
-            "effective_from": datetime.now(UTC).astimezone(local_zone(PPKM_REGENCY)).date().isoformat(),
+            "effective_from": _local_today(PPKM_REGENCY).isoformat(),
             "instruction": "Inmendagri 22/2021", "reason": reason})
         self.console.log(f"PPKM [bold]level {level}[/] for Kabupaten Karawang ({PPKM_REGENCY}) from today, recorded "
                          "by the ministry's operator")
@@ -304,10 +310,13 @@ class Story:
 
     # -- act 4: a cluster, and its alert climbing the hierarchy ----------------------------------------
 
-    async def case(self, plant: Plant, reference: str) -> str:
-        """The case's id, once incidents took it."""
+    async def case(self, plant: Plant, reference: str, **facts: Any) -> str:
+        """The case's id, once incidents took it: confirmed today, with symptoms since two days before, its close
+        contacts counted, unless `facts` say otherwise."""
+        today = date.today()
         body = {"facility_id": self.facility_ids[plant.index], "case_ref": reference,
-                "confirmed_on": date.today().isoformat(), "symptomatic": True, "close_contacts": 9}
+                "confirmed_on": today.isoformat(), "symptomatic": True,
+                "symptom_onset_on": (today - timedelta(days=2)).isoformat(), "close_contacts": COUNTED_CONTACTS} | facts
         headers = self.headers(Role.COMPANY, nib=plant.nib)
         for _ in range(100):  # incidents learns of the plant from PermitIssued
             response = await self.call("POST", "incidents", "/cases", headers, body, ok=(201, 404))
@@ -320,7 +329,9 @@ class Story:
         """Three confirmed cases on one production line within 14 days: the company links them, they are a cluster,
         and the plant's closure is recommended to the regency task force, which orders it. Its reporting stops once
         the reports service knows it is closed, so that its periods are excused, not missed."""
-        cases = [await self.case(plant, f"KLB-{plant.index:04d}-{number:02d}") for number in (1, 2, 3)]
+        cases = [await self.case(plant, f"KLB-{plant.index:04d}-{number:02d}")
+                 for number in range(1, CLUSTER_CASES + 1)]
+        self.health_story.cluster_case_ids = cases
         company = self.headers(Role.COMPANY, nib=plant.nib)
         for first, second in itertools.pairwise(cases):
             await self.call("POST", "incidents", f"/cases/{first}/links", company,
@@ -351,8 +362,7 @@ class Story:
         await self.closed.wait()
         for plant in self.plants:
             if plant.role is Part.SINGLE_CASE:
-                await self.case(plant, f"KSS-{plant.index:04d}-01")
-                self.console.log(f"One confirmed case at {plant.company_name}, {plant.regency_code}")
+                await self.traced_case(plant)
         watched = [p for p in self.plants if p.role in (Part.CLUSTER, Part.SINGLE_CASE)]
         for plant in watched:
             facility = self.facility_ids[plant.index]
@@ -379,6 +389,46 @@ class Story:
         self.console.log(f"[green]Acknowledged[/] by the national task force "
                          f"{(_at(acked.json()['acknowledged_at']) - _at(acked.json()['first_seen_at'])).seconds} s "
                          "after it was raised")
+
+    async def traced_case(self, plant: Plant) -> None:
+        """One confirmed case, entered with the line list of its close contacts, each quarantined from their own last
+        exposure; the first takes its exit test on day 5 of its quarantine, negative, and is released that day."""
+        today = _local_today(plant.regency_code)
+        exposures = [today - timedelta(days=days) for days in LINE_LIST_EXPOSED_DAYS_AGO]
+        case_id = await self.case(plant, f"KSS-{plant.index:04d}-01", confirmed_on=today.isoformat(),
+                                  symptom_onset_on=min(exposures).isoformat(), close_contacts=None,
+                                  contacts=[{"last_exposure_on": day.isoformat()} for day in exposures])
+        company = self.headers(Role.COMPANY, nib=plant.nib)
+        listed = (await self.call("GET", "incidents", f"/cases/{case_id}/contacts", company)).json()
+        first = listed["items"][0]
+        released = (await self.call("POST", "incidents", f"/contacts/{first['contact_id']}/tests", company, {
+            "kind": "exit", "tested_on": _local_today(plant.regency_code).isoformat(), "result": "negative"})).json()
+        story = self.health_story
+        story.traced_case_id, story.released_contact_id = case_id, released["contact_id"]
+        story.exit_tested_on = released["exit_test"]["tested_on"]
+        self.console.log(f"One confirmed case at {plant.company_name}, {plant.regency_code}, its {listed['total']} "
+                         f"close contacts listed; contact #{released['number']} tests negative on day 5 of its "
+                         f"quarantine: {released['status']}, the others stay until {listed['last_quarantine_ends_on']}")
+
+    async def health_office(self) -> None:
+        """The regency's health office checks the cluster's cases as the company entered them: it confirms the first,
+        and corrects the second's symptom onset a day earlier, from which its isolation then counts; and it reads how
+        many contacts its region traces per case."""
+        await self.closed.wait()
+        office = self.headers(Role.HEALTH_OFFICE, region=CLUSTER_REGENCY, sub="demo-dinkes-bekasi")
+        confirmed, corrected = self.health_story.cluster_case_ids[:2]
+        await self.call("POST", "incidents", f"/cases/{confirmed}/verification", office, {"verdict": "confirmed"})
+        entered = (await self.call("GET", "incidents", f"/cases/{corrected}", office)).json()
+        onset = date.fromisoformat(entered["symptom_onset_on"]) - timedelta(days=1)
+        answer = (await self.call("POST", "incidents", f"/cases/{corrected}/verification", office, {
+            "verdict": "corrected", "corrections": {"symptom_onset_on": onset.isoformat()},
+            "reason": ONSET_CORRECTION})).json()
+        self.health_story.corrected_onset = onset.isoformat()
+        tracing = (await self.call("GET", "incidents", "/tracing", office)).json()
+        self.console.log(f"The health office of {CLUSTER_REGENCY} confirms one cluster case and corrects another's "
+                         f"symptom onset to {onset.isoformat()}: isolation {answer['isolation']['starts_on']} – "
+                         f"{answer['isolation']['ends_on']}; its region traces {tracing['contacts_per_case']} contacts "
+                         f"per case (target {tracing['target']})")
 
     # -- act 4b: a complaint, an inspection, and a freeze the region's office asks for ---------------------------
 
@@ -410,7 +460,7 @@ class Story:
                          f"{plant.company_name} is number {rank} of {len(ranked['items'])}")
         complaints = (await self.call("GET", "supervision", f"/complaints?regency={ESTATE_REGENCY}", office)).json()
         complaint_ids = [c["complaint_id"] for c in complaints["items"] if c.get("permit_id") == permit_id]
-        today = datetime.now(UTC).astimezone(local_zone(ESTATE_REGENCY)).date().isoformat()
+        today = _local_today(ESTATE_REGENCY).isoformat()
         planned = (await self.call("POST", "supervision", "/inspections", office, {
             "permit_id": permit_id, "planned_on": today, "purpose": "menindaklanjuti pengaduan masyarakat",
             "complaint_ids": complaint_ids,
@@ -554,7 +604,7 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
         stop = asyncio.Event()
         narrator = asyncio.create_task(story.sanctions(stop))
         try:
-            await _together([story.alerts(), story.field_supervision(),
+            await _together([story.alerts(), story.field_supervision(), story.health_office(),
                              *(story.live(plant, random.Random(rng.random()), progress, weeks)  # noqa: S311 -- as `rng`
                                for plant in plants)])
             done = asyncio.Event()
@@ -581,13 +631,13 @@ async def play(urls: dict[str, str], secret: str, scenario: Scenario, console: C
         catching_up_until = time.monotonic() + 30
         while True:
             summary = await collect(Api(http, urls, story.operator), plants, story.permit_ids, endpoint.received,
-                                    story.field_story, story.estate_headers())
+                                    story.field_story, story.estate_headers(), story.health_story)
             until = _at(summary.compliance["ALL"]["until"])
             fell_due = Counter(week for week, deadline in story.epilogue_periods if deadline <= until)
             due_by_now = replace(expect, reports=expect.reports + fell_due[Week.ON_TIME],
                                  excused=expect.excused + fell_due[Week.CLOSED])
             summary.checks = check(summary, plants, story.permit_ids, story.facility_ids, due_by_now,
-                                   story.field_story)
+                                   story.field_story, story.health_story)
             if all(c.ok for c in summary.checks) or time.monotonic() > catching_up_until:
                 break
             await asyncio.sleep(1)
@@ -604,6 +654,11 @@ async def _together(coroutines: Any) -> None:
                 group.create_task(coroutine)
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
+
+
+def _local_today(region_code: str) -> date:
+    """Today where the region is: the day its plants' dates are checked against."""
+    return datetime.now(UTC).astimezone(local_zone(region_code)).date()
 
 
 async def _sleep_until(moment: datetime) -> None:

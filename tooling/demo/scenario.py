@@ -25,6 +25,11 @@ REGIONS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
 )
 PROVINCE_NAMES = {code: name for code, name, _, _ in REGIONS}
 CLUSTER_REGENCY = "32.16"  # Kabupaten Bekasi: the industrial belt east of Jakarta
+CLUSTER_CASES = 3  # confirmed cases on one line, linked by the company: a cluster
+COUNTED_CONTACTS = 9  # close contacts each cluster case is entered with, as a count
+# The single case's line list: each contact's last exposure, in days before the case is entered. The first takes its
+# exit test that day, day 5 of its quarantine, and is released by its negative result; the others stay in quarantine.
+LINE_LIST_EXPOSED_DAYS_AGO = (5, 5, 3, 1)
 # Kabupaten Karawang, further east: its PPKM level moves from 3 to 4 during the story. Only the capacity plant is
 # there, so that no other plant's reports meet a cap the story does not count on.
 PPKM_REGENCY = "32.15"
@@ -49,7 +54,9 @@ class Role(StrEnum):
 
     REGULAR = "regular"  # reports every week, sometimes late
     CLUSTER = "cluster"  # three linked confirmed cases: a cluster, closed on the task force's order; it stops reporting
-    SINGLE_CASE = "single_case"  # one confirmed case, acknowledged at once by its regency
+    # One confirmed case, acknowledged at once by its regency; entered with the line list of its close contacts, one
+    # of whom a negative exit test releases on day 5.
+    SINGLE_CASE = "single_case"
     FREEZE = "freeze"  # misses three weeks in a row: frozen, then reports again
     REVOKE = "revoke"  # misses three weeks (frozen), then a fourth while frozen: revoked
     MISS_ONCE = "miss_once"

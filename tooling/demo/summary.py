@@ -12,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.regions import local_zone
-from tooling.demo.scenario import ESTATE_REGENCY, PPKM_REGENCY, PROVINCE_NAMES, REGIONS, Expected, Plant, Role
+from tooling.demo.scenario import (
+    CLUSTER_CASES, CLUSTER_REGENCY, COUNTED_CONTACTS, ESTATE_REGENCY, LINE_LIST_EXPOSED_DAYS_AGO, PPKM_REGENCY,
+    PROVINCE_NAMES, REGIONS, Expected, Plant, Role,
+)
 
 _ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 STATES = ("SUBMITTED", "ISSUED", "FROZEN", "REVOKED", "REJECTED")
@@ -36,6 +39,18 @@ class FieldStory:
 
 
 @dataclass
+class HealthStory:
+    """What the health office and the traced case left to follow: the cluster's cases (the first confirmed, the
+    second's onset corrected), and the single case whose first listed contact an exit test released."""
+
+    cluster_case_ids: list[str] = field(default_factory=list)
+    corrected_onset: str | None = None  # the symptom onset the office found
+    traced_case_id: str | None = None
+    released_contact_id: str | None = None
+    exit_tested_on: str | None = None
+
+
+@dataclass
 class Summary:
     permits: list[dict]
     compliance: dict[str, dict]  # by province code, and "ALL"
@@ -49,6 +64,10 @@ class Summary:
     estate_incidents: list[dict]  # as the estate reads them: its tenants'
     complaint: dict  # as the complainant reads it, by its reference
     sanction_request: dict
+    verified_cases: list[dict]  # the cluster's cases the health office confirmed and corrected, read back
+    traced_case: dict  # the single case, entered with its line list
+    line_list: dict  # its contacts (GET /cases/{id}/contacts)
+    tracing: dict  # contacts traced per case in the cluster's regency
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -80,7 +99,7 @@ class Api:
 
 
 async def collect(api: Api, plants: list[Plant], permit_ids: dict[int, str], webhooks_received: int,
-                  field_story: FieldStory, estate: dict[str, str]) -> Summary:
+                  field_story: FieldStory, estate: dict[str, str], health_story: HealthStory) -> Summary:
     permits: list[dict] = []
     cursor = None
     while True:
@@ -104,8 +123,13 @@ async def collect(api: Api, plants: list[Plant], permit_ids: dict[int, str], web
     estate_incidents = (await api.get("incidents", "/incidents", headers=estate, limit=500))["items"]
     complaint = await api.get("supervision", f"/public/complaints/{field_story.reference}", headers={})
     sanction_request = await api.get("permits", f"/sanction-requests/{field_story.request_id}")
+    verified_cases = [await api.get("incidents", f"/cases/{case_id}") for case_id in health_story.cluster_case_ids[:2]]
+    traced_case = await api.get("incidents", f"/cases/{health_story.traced_case_id}")
+    line_list = await api.get("incidents", f"/cases/{health_story.traced_case_id}/contacts")
+    tracing = await api.get("incidents", "/tracing", regency=CLUSTER_REGENCY)
     return Summary(permits, compliance, incidents, alerts, escalations, deliveries, cluster_permit, webhooks_received,
-                   estate_compliance, estate_incidents, complaint, sanction_request)
+                   estate_compliance, estate_incidents, complaint, sanction_request, verified_cases, traced_case,
+                   line_list, tracing)
 
 
 FILED_LATE = 3  # the frozen plant's missed periods, filed for its reactivation
@@ -114,7 +138,7 @@ PUBLIC_COMPLAINT_FIELDS = {"reference", "status", "filed_at", "updated_at"}
 
 
 def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], facility_ids: dict[int, str],
-          expect: Expected, field_story: FieldStory) -> list[Check]:
+          expect: Expected, field_story: FieldStory, health_story: HealthStory) -> list[Check]:
     """The scenario's expectations against what the services said."""
     by_role = {plant.role: plant for plant in plants}
     states = summary.permits_by_state()
@@ -183,6 +207,42 @@ def check(summary: Summary, plants: list[Plant], permit_ids: dict[int, str], fac
               overall["capacity_breaches"], overall["capacity_breaches"] == expect.breaches),
         Check("capacity breach alerts, the first acknowledged by Karawang's task force", "acknowledged among them",
               ", ".join(capacity_alerts), "acknowledged" in capacity_alerts),
+        *_health_checks(summary, health_story),
+    ]
+
+
+def _health_checks(summary: Summary, story: HealthStory) -> list[Check]:
+    """The health office's verdicts, the traced case's line list and the regency's tracing, as incidents reads them
+    back: each settled by the calls that made it, so what they read does not change while the summary is read."""
+    confirmed, corrected = summary.verified_cases
+    by_office = confirmed["verification"]
+    onset = story.corrected_onset
+    listed, contacts = summary.line_list, len(LINE_LIST_EXPOSED_DAYS_AGO)
+    first = listed["items"][0] if listed["items"] else {}
+    tracing = summary.tracing
+    return [
+        Check(f"a cluster case confirmed by the health office of {CLUSTER_REGENCY}", "confirmed by health_office",
+              f"{by_office['status']} by {by_office['verified_by_role']}",
+              by_office["status"] == "confirmed" and by_office["verified_by_role"] == "health_office"),
+        Check("another's symptom onset corrected by it, its isolation counted from that day",
+              f"corrected: onset and isolation from {onset}",
+              f"{corrected['verification']['status']}: onset {corrected['symptom_onset_on']}, isolation from "
+              f"{corrected['isolation']['starts_on']}",
+              corrected["verification"]["status"] == "corrected"
+              and corrected["symptom_onset_on"] == corrected["isolation"]["starts_on"] == onset),
+        Check("the single case's line list: a negative exit test on day 5 releases its first contact",
+              f"{contacts} listed: #1 released on {story.exit_tested_on}, {contacts - 1} in quarantine",
+              f"{listed['total']} listed: #{first.get('number')} {first.get('status')} on {first.get('left_on')}, "
+              f"{listed['quarantining']} in quarantine",
+              (listed["total"], listed["released"], listed["quarantining"], listed["tested_positive"]) == (
+                  contacts, 1, contacts - 1, 0) and first.get("contact_id") == story.released_contact_id
+              and first.get("left_on") == story.exit_tested_on),
+        Check(f"close contacts traced per case in {CLUSTER_REGENCY} (the cluster's, counted)",
+              f"{CLUSTER_CASES} cases, {COUNTED_CONTACTS} per case: below the target",
+              f"{tracing['cases']} cases, {tracing['contacts_per_case']} per case: "
+              + ("meets" if tracing["meets_target"] else "below") + f" the target of {tracing['target']}",
+              tracing["cases"] == CLUSTER_CASES and tracing["contacts_per_case"] == COUNTED_CONTACTS
+              and not tracing["meets_target"] and tracing["plants_below_target"] == 1),
     ]
 
 
@@ -216,6 +276,19 @@ def render(summary: Summary, console: Console) -> None:
         grid.add_row(item["facility_id"][:8], item["regency_code"], item["status"], str(item["cases_total"]),
                      str(item["active_isolations"]), str(item["active_quarantines"]))
     console.print(grid)
+
+    grid = _table("The health office and contact tracing (incidents: GET /cases/{id}, /cases/{id}/contacts)",
+                  ["Case", "Verification", "Symptom onset", "Isolation", "Contacts", "Released", "In quarantine"])
+    listed = summary.line_list
+    for case in [*summary.verified_cases, summary.traced_case]:
+        tally = [str(listed["released"]), str(listed["quarantining"])] if case is summary.traced_case else ["", ""]
+        grid.add_row(case["case_ref"], case["verification"]["status"], case["symptom_onset_on"] or "—",
+                     f"{case['isolation']['starts_on']} – {case['isolation']['ends_on']}", str(case["close_contacts"]),
+                     *tally)
+    console.print(grid)
+    tracing = summary.tracing
+    console.print(f"Contacts traced per case in {tracing['regency_code']} (GET /tracing): "
+                  f"{tracing['contacts_per_case']} over {tracing['cases']} cases, target {tracing['target']}")
 
     grid = _table("Alerts (notifier: GET /alerts)", ["Event", "Severity", "Alerts", "Events", "Open",
                                                      "Acknowledged", "Highest level"])
