@@ -346,8 +346,7 @@ class IncidentRepository:
             " cleared_role = EXCLUDED.cleared_role, ordered_by = EXCLUDED.ordered_by,"
             " ordered_by_actor = EXCLUDED.ordered_by_actor, recommendation_id = EXCLUDED.recommendation_id",
             c.closure_id, c.facility_id, c.scope.value, c.reason, c.starts_at, c.ends_at, c.status.value,
-            c.cluster_id, c.reopened_at, c.cleared_by.sub if c.cleared_by else None,
-            c.cleared_by.role if c.cleared_by else None, c.ordered_by.value, c.ordered_by_actor,
+            c.cluster_id, c.reopened_at, *_actor_columns(c.cleared_by), c.ordered_by.value, c.ordered_by_actor,
             c.recommendation_id)
 
     async def _save_recommendation(self, r: Recommendation) -> None:
@@ -360,7 +359,7 @@ class IncidentRepository:
             " ordered_scope = EXCLUDED.ordered_scope, ordered_days = EXCLUDED.ordered_days, reason = EXCLUDED.reason",
             r.recommendation_id, r.facility_id, r.cluster_id, r.scope.value, r.days, r.rule, r.case_count,
             r.first_confirmed_on, r.last_confirmed_on, r.recommended_at, r.answer_by, r.status.value, r.overdue_at,
-            r.decided_at, r.decided_by.sub if r.decided_by else None, r.decided_by.role if r.decided_by else None,
+            r.decided_at, *_actor_columns(r.decided_by),
             r.closure_id, r.ordered_scope.value if r.ordered_scope else None, r.ordered_days, r.reason)
 
     # -- durable timers ----------------------------------------------------------------------------
@@ -487,21 +486,19 @@ def _test(row: asyncpg.Record, kind: str) -> ContactTest | None:
 
 
 def _closure(row: asyncpg.Record) -> Closure:
-    cleared_by = Actor(row["cleared_by"], row["cleared_role"]) if row["cleared_by"] else None
     return Closure(row["closure_id"], row["facility_id"], ClosureScope(row["scope"]), row["reason"],
                    row["starts_at"], row["ends_at"], ClosureStatus(row["status"]), row["cluster_id"],
-                   row["reopened_at"], cleared_by, ClosureAuthority(row["ordered_by"]), row["ordered_by_actor"],
-                   row["recommendation_id"])
+                   row["reopened_at"], _actor(row, "cleared_by", "cleared_role"), ClosureAuthority(row["ordered_by"]),
+                   row["ordered_by_actor"], row["recommendation_id"])
 
 
 def _recommendation(row: asyncpg.Record) -> Recommendation:
-    decided_by = Actor(row["decided_by"], row["decided_role"]) if row["decided_by"] else None
     return Recommendation(
         row["recommendation_id"], row["facility_id"], row["cluster_id"], ClosureScope(row["scope"]), row["days"],
         row["rule"], row["case_count"], row["first_confirmed_on"], row["last_confirmed_on"], row["recommended_at"],
-        row["answer_by"], RecommendationStatus(row["status"]), row["overdue_at"], row["decided_at"], decided_by,
-        row["closure_id"], ClosureScope(row["ordered_scope"]) if row["ordered_scope"] else None,
-        row["ordered_days"], row["reason"])
+        row["answer_by"], RecommendationStatus(row["status"]), row["overdue_at"], row["decided_at"],
+        _actor(row, "decided_by", "decided_role"), row["closure_id"],
+        ClosureScope(row["ordered_scope"]) if row["ordered_scope"] else None, row["ordered_days"], row["reason"])
 
 
 def _given(filters: Sequence[tuple[str, object]], where: list[str]) -> list[object]:

@@ -239,43 +239,41 @@ class Load:
             return Outcome.UNKNOWN
         return response
 
+    async def answered(self, request: str, method: str, url: str, **kwargs) -> tuple[httpx.Response, bool]:
+        """Tried until the platform answers for itself; and whether an attempt before may have landed (its answer
+        was lost), so that a conflict can be told apart from a repeat of what landed."""
+        uncertain = False
+        while isinstance(answer := await self.send(request, method, url, **kwargs), Outcome):
+            uncertain |= answer is Outcome.UNKNOWN
+            await asyncio.sleep(0.5)
+        return answer, uncertain
+
     async def apply(self, plant: Plant) -> None:
         permits, company = self.services.url("permits"), bearer("company", nib=plant.nib)
-        uncertain = False
-        while True:
-            answer = await self.send("apply", "POST", f"{permits}/permits", json=plant.application, headers=company)
-            if isinstance(answer, Outcome):
-                uncertain |= answer is Outcome.UNKNOWN
+        answer, uncertain = await self.answered("apply", "POST", f"{permits}/permits", json=plant.application,
+                                                headers=company)
+        if answer.status_code == 201:
+            plant.permit_id, plant.facility_id = answer.json()["permit_id"], answer.json()["facility_id"]
+            return
+        if answer.status_code == 409 and uncertain and "existing_permit_id" in answer.json():
+            self.oracle.count("apply", "landed before its answer was lost")
+            plant.permit_id = answer.json()["existing_permit_id"]
+            while (permit := await self.read(f"{permits}/permits/{plant.permit_id}", company)) is None:
                 await asyncio.sleep(0.5)
-                continue
-            if answer.status_code == 201:
-                plant.permit_id, plant.facility_id = answer.json()["permit_id"], answer.json()["facility_id"]
-                return
-            if answer.status_code == 409 and uncertain and "existing_permit_id" in answer.json():
-                self.oracle.count("apply", "landed before its answer was lost")
-                plant.permit_id = answer.json()["existing_permit_id"]
-                while (permit := await self.read(f"{permits}/permits/{plant.permit_id}", company)) is None:
-                    await asyncio.sleep(0.5)
-                plant.facility_id = permit["facility_id"]
-                return
-            raise AssertionError(f"apply for plant {plant.index}: {answer.status_code} {answer.text}")
+            plant.facility_id = permit["facility_id"]
+            return
+        raise AssertionError(f"apply for plant {plant.index}: {answer.status_code} {answer.text}")
 
     async def decide(self, plant: Plant) -> None:
         url = f"{self.services.url('permits')}/permits/{plant.permit_id}/decision"
         outcome = {"issue": "ISSUED", "reject": "REJECTED"}[plant.planned_decision]
-        uncertain = False
-        while True:
-            answer = await self.send("decide", "POST", url, headers=self.operator,
-                                     json={"decision": plant.planned_decision, "reason": "documents checked"})
-            if isinstance(answer, Outcome):
-                uncertain |= answer is Outcome.UNKNOWN
-                await asyncio.sleep(0.5)
-                continue
-            if answer.status_code == 200 or (
-                    answer.status_code == 409 and uncertain and answer.json().get("current_status") == outcome):
-                plant.decision = plant.planned_decision
-                return
-            raise AssertionError(f"decision on plant {plant.index}: {answer.status_code} {answer.text}")
+        decision = {"decision": plant.planned_decision, "reason": "documents checked"}
+        answer, uncertain = await self.answered("decide", "POST", url, headers=self.operator, json=decision)
+        if answer.status_code == 200 or (
+                answer.status_code == 409 and uncertain and answer.json().get("current_status") == outcome):
+            plant.decision = plant.planned_decision
+            return
+        raise AssertionError(f"decision on plant {plant.index}: {answer.status_code} {answer.text}")
 
     async def report(self, plant: Plant) -> None:
         company = bearer("company", nib=plant.nib)
@@ -320,23 +318,17 @@ class Load:
                 if c.entry_test else {}) for c in contacts]
         else:
             body["close_contacts"] = len(contacts)
-        uncertain = False
-        while True:
-            answer = await self.send("case", "POST", f"{self.services.url('incidents')}/cases", json=body,
-                                     headers=bearer("company", nib=plant.nib))
-            if isinstance(answer, Outcome):
-                uncertain |= answer is Outcome.UNKNOWN
-                await asyncio.sleep(0.5)
-                continue
-            if answer.status_code == 404:
-                return  # incidents has not learned of the plant yet (nor could a lost attempt have landed)
-            if answer.status_code == 201 or (
-                    answer.status_code == 409 and uncertain and "already recorded" in answer.json()["detail"]):
-                plant.cases.append(reference)
-                plant.case_ids.append(answer.json()["case_id"] if answer.status_code == 201 else None)
-                plant.contacts[reference] = contacts
-                return
-            raise AssertionError(f"case at plant {plant.index}: {answer.status_code} {answer.text}")
+        answer, uncertain = await self.answered("case", "POST", f"{self.services.url('incidents')}/cases", json=body,
+                                                headers=bearer("company", nib=plant.nib))
+        if answer.status_code == 404:
+            return  # incidents has not learned of the plant yet (nor could a lost attempt have landed)
+        if answer.status_code == 201 or (
+                answer.status_code == 409 and uncertain and "already recorded" in answer.json()["detail"]):
+            plant.cases.append(reference)
+            plant.case_ids.append(answer.json()["case_id"] if answer.status_code == 201 else None)
+            plant.contacts[reference] = contacts
+            return
+        raise AssertionError(f"case at plant {plant.index}: {answer.status_code} {answer.text}")
 
     async def test_contact(self, plant: Plant, reference: str, contact: Contact) -> None:
         """The contact's exit test, taken today: its contact id read from the case's line list first."""
@@ -352,38 +344,26 @@ class Load:
         tested_on, result = datetime.now(plant.zone).date(), contact.planned_exit
         assert result is not None, "only a contact with a planned exit test is tested"
         left_as = {"negative": "released", "positive": "tested_positive"}[result]
-        uncertain = False
-        while True:
-            answer = await self.send("test", "POST", f"{incidents}/contacts/{contact.contact_id}/tests",
-                                     json={"kind": "exit", "tested_on": tested_on.isoformat(), "result": result},
-                                     headers=company)
-            if isinstance(answer, Outcome):
-                uncertain |= answer is Outcome.UNKNOWN
-                await asyncio.sleep(0.5)
-                continue
-            if answer.status_code == 200 or (
-                    answer.status_code == 409 and uncertain and answer.json().get("current_status") == left_as):
-                contact.exit_test = (tested_on, result)
-                return
-            raise AssertionError(f"exit test of contact {contact.number} of case {reference} at plant {plant.index}: "
-                                 f"{answer.status_code} {answer.text}")
+        test = {"kind": "exit", "tested_on": tested_on.isoformat(), "result": result}
+        answer, uncertain = await self.answered("test", "POST", f"{incidents}/contacts/{contact.contact_id}/tests",
+                                                json=test, headers=company)
+        if answer.status_code == 200 or (
+                answer.status_code == 409 and uncertain and answer.json().get("current_status") == left_as):
+            contact.exit_test = (tested_on, result)
+            return
+        raise AssertionError(f"exit test of contact {contact.number} of case {reference} at plant {plant.index}: "
+                             f"{answer.status_code} {answer.text}")
 
     async def link_cases(self, plant: Plant) -> None:
         """The plant's next link, case to case (the same line), until it is accepted or shown to have landed."""
         first, second = plant.case_ids[plant.links], plant.case_ids[plant.links + 1]
-        uncertain = False
-        while True:
-            answer = await self.send("link", "POST", f"{self.services.url('incidents')}/cases/{first}/links",
-                                     json={"linked_case_id": second, "kind": "same_line"},
-                                     headers=bearer("company", nib=plant.nib))
-            if isinstance(answer, Outcome):
-                uncertain |= answer is Outcome.UNKNOWN
-                await asyncio.sleep(0.5)
-                continue
-            if answer.status_code == 201 or (answer.status_code == 409 and uncertain):
-                plant.links += 1
-                return
-            raise AssertionError(f"link at plant {plant.index}: {answer.status_code} {answer.text}")
+        answer, uncertain = await self.answered("link", "POST", f"{self.services.url('incidents')}/cases/{first}/links",
+                                                json={"linked_case_id": second, "kind": "same_line"},
+                                                headers=bearer("company", nib=plant.nib))
+        if answer.status_code == 201 or (answer.status_code == 409 and uncertain):
+            plant.links += 1
+            return
+        raise AssertionError(f"link at plant {plant.index}: {answer.status_code} {answer.text}")
 
     async def acknowledge(self, alert: dict, rng: random.Random) -> None:
         """By the operator, or by the task force of the level the alert has reached."""
@@ -395,22 +375,15 @@ class Load:
                       "national": NATIONAL}[level]
             role, headers = "task_force", bearer("task_force", region=region, sub=f"satgas-{level}-{region}")
         url = f"{self.services.url('notifier')}/alerts/{alert['alert_id']}/ack"
-        uncertain = False
-        while True:
-            answer = await self.send("ack", "POST", url, headers=headers)
-            if isinstance(answer, Outcome):
-                uncertain |= answer is Outcome.UNKNOWN
-                await asyncio.sleep(0.5)
-                continue
-            if answer.status_code == 200:
-                level = answer.json()["level"]  # it may have climbed since it was listed
-            elif answer.status_code == 409 and uncertain and answer.json().get("current_status") == "acknowledged":
-                self.oracle.count("ack", "landed before its answer was lost")
-            else:
-                raise AssertionError(f"acknowledging alert {alert['alert_id']} as {role}: "
-                                     f"{answer.status_code} {answer.text}")
-            self.oracle.acknowledgements.append(Acknowledgement(alert["alert_id"], alert["event_type"], level, role))
-            return
+        answer, uncertain = await self.answered("ack", "POST", url, headers=headers)
+        if answer.status_code == 200:
+            level = answer.json()["level"]  # it may have climbed since it was listed
+        elif answer.status_code == 409 and uncertain and answer.json().get("current_status") == "acknowledged":
+            self.oracle.count("ack", "landed before its answer was lost")
+        else:
+            raise AssertionError(f"acknowledging alert {alert['alert_id']} as {role}: "
+                                 f"{answer.status_code} {answer.text}")
+        self.oracle.acknowledgements.append(Acknowledgement(alert["alert_id"], alert["event_type"], level, role))
 
     async def read(self, url: str, headers: dict[str, str]) -> dict | None:
         answer = await self.send("read", "GET", url, headers=headers)
