@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 import typing
 import uuid
 from datetime import UTC, date, datetime
@@ -57,10 +58,12 @@ def _value_for(name: str, annotation: object) -> object:
         return "2026-11-20"
     if "bool" in text:
         return True
+    optional = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    enumerations = [kind for kind in (annotation, *optional) if isinstance(kind, type) and hasattr(kind, "__members__")]
+    if enumerations:  # an enumeration ("ComplaintCategory"), or an optional one
+        return next(iter(enumerations[0].__members__.values())).value
     if "StringConstraints" in text:
         return "x"  # a bounded string ("StringConstraints" would pass for an int below)
-    if isinstance(annotation, type) and hasattr(annotation, "__members__"):  # an enumeration ("ComplaintCategory")
-        return next(iter(annotation.__members__.values())).value
     if "int" in text:
         return 3
     if "float" in text:
