@@ -240,6 +240,11 @@ async def test_the_dashboard_shows_permits_compliance_closures_and_alerts(servic
     alert = " ".join(page.text[f"alert-{closed_plant}-ClusterDeclared"].split())
     assert alert.startswith("regency high ClusterDeclared"), alert
 
+    # Close contacts traced per case by province: the cluster's three cases with four contacts each, below 15.
+    assert page.within("tracing-") == {
+        "tracing-32": "Jawa Barat (32) 3 12 4.0 < 15 1", "tracing-32-ratio": "4.0 < 15",
+        "tracing-33": "Jawa Tengah (33) 0 0 — 0", "tracing-33-ratio": "—"}
+
 
 async def test_the_services_let_only_the_dashboards_origin_read_them_from_a_browser(services):
     dashboard_origin = services.url("permits")

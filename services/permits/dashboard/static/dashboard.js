@@ -190,6 +190,27 @@
     show("closures", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
   }
 
+  // -- incidents: close contacts traced per case, by province ---------------------------------------------
+
+  function drawTracing(rows) {
+    if (!rows.length) {
+      show("tracing-table", el("p", { class: "muted" }, "Belum ada izin (no permits yet)."));
+      return;
+    }
+    const head = el("tr", {}, ["Provinsi (province)", "Kasus (cases)", "Kontak erat (contacts)",
+      "Kontak per kasus (per case)", "Pabrik di bawah target (plants below target)"]
+      .map((h, i) => el("th", i ? { class: "n" } : {}, h)));
+    const body = rows.map(({ province, tracing: t }) => el("tr", { "data-test": `tracing-${province.province_code}` },
+      el("th", {}, `${province.province_name || "?"} (${province.province_code})`),
+      el("td", { class: "n" }, t.cases), el("td", { class: "n" }, t.contacts),
+      el("td", { class: "n", "data-test": `tracing-${province.province_code}-ratio`,
+        title: `target ${t.target}` },
+      t.contacts_per_case === null ? "—" : el("span", { class: `badge ${t.meets_target ? "met" : "below"}` },
+        `${t.contacts_per_case.toFixed(1)} ${t.meets_target ? "≥" : "<"} ${t.target}`)),
+      el("td", { class: "n" }, t.plants_below_target)));
+    show("tracing-table", el("table", {}, el("thead", {}, head), el("tbody", {}, body)));
+  }
+
   // -- notifier: open alerts and how far they have escalated ---------------------------------------------
 
   function drawAlerts(alerts, names) {
@@ -215,8 +236,9 @@
   async function refresh(config, token) {
     const { permits, reports, incidents, notifier } = config.services;
     const names = {};
+    const permitSummary = get(permits, "/permits/summary", token);
     const work = [
-      get(permits, "/permits/summary", token).then(async (summary) => {
+      permitSummary.then(async (summary) => {
         drawPermits(summary);
         summary.by_province.forEach((p) => { names[p.province_code] = p.province_name || p.province_code; });
         drawSanctions(summary.sanctions, names);
@@ -228,6 +250,9 @@
         failed("permit-provinces", error); failed("compliance-chart", error); failed("ppkm-table", error);
         throw error;
       }),
+      permitSummary.then((summary) => Promise.all(summary.by_province.map(async (province) => ({
+        province, tracing: await get(incidents, `/tracing?province=${province.province_code}`, token) }))))
+        .then(drawTracing).catch((error) => { failed("tracing-table", error); throw error; }),
       get(incidents, "/incidents?limit=500", token).then(async (page) => {
         const closed = page.items.filter((plant) => CLOSED.includes(plant.status));
         return Promise.all(closed.map(async (plant) => ({ plant, status: plant.status === "plant_closed"
@@ -237,7 +262,7 @@
         .catch((error) => { failed("alert-list", error); throw error; }),
     ];
     const settled = await Promise.allSettled(work);
-    const [, closures, alerts] = settled;
+    const [, , closures, alerts] = settled;
     // Region names come from the permits summary, so the other panels are drawn once it has answered.
     if (closures.status === "fulfilled") drawClosures(closures.value, names);
     if (alerts.status === "fulfilled") drawAlerts(alerts.value.alerts, names);
