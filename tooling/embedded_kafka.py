@@ -49,7 +49,8 @@ def _tool(name: str) -> str:
 def broker_classpath(cache_dir: Path) -> str:
     """The broker's jars, fetched by Maven on first use; later calls read the classpath kept in `cache_dir`."""
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
-    kept = cache_dir / f"kafka-classpath-{digest}.txt"
+    # Absolute: Maven reads a relative output file against the pom's folder, not this process's.
+    kept = cache_dir.resolve() / f"kafka-classpath-{digest}.txt"
     cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / ".kafka-classpath.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # processes starting together fetch once

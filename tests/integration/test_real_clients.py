@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -164,3 +166,12 @@ async def test_status_reads_every_group_caught_up_and_the_dead_letters(cli, clus
 def ok(result: Result) -> str:
     assert result.exit_code == 0, f"exit {result.exit_code}: {result.stdout}\n{result.stderr}\n{result.exception!r}"
     return result.stdout
+
+
+async def test_the_brokers_classpath_is_fetched_into_a_folder_named_relative_to_the_process(tmp_path, monkeypatch):
+    """`make run` names its data folder relatively (`.data`); Maven would write it beside the pom instead."""
+    monkeypatch.chdir(tmp_path)
+    classpath = await asyncio.to_thread(broker_classpath, Path("relative-cache"))
+    kept = list((tmp_path / "relative-cache").glob("kafka-classpath-*.txt"))
+    assert len(kept) == 1 and kept[0].read_text() == classpath
+    assert all(Path(jar).is_absolute() and Path(jar).exists() for jar in classpath.split(os.pathsep))
