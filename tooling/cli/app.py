@@ -80,7 +80,7 @@ def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
     typer.echo(f"{local_url('permits')}/dashboard#token={token}")
     console.print("Mint others with: [bold]iomki token --role task_force --region 32.16[/bold]"
                   " | --role company --nib 8120000123456 | --role agency | --role regional_office --region 32.16"
-                  " | --role estate --nib 8120000700001")
+                  " | --role estate --nib 8120000700001 | --role health_office --region 32.16")
     console.print("Ctrl-C stops everything.")
 
 
