@@ -866,6 +866,15 @@ async def query_section(bench: Bench) -> None:
     spent_ms = await timed([lambda q=q: incidents.incidents(**q) for q in listings])
     _latencies(bench, "incidents by region (6 shapes: province, task forces' regions, status, company)",
                spent_ms)
+    # `GET /tracing`: contacts traced per case, as agencies (the country), provinces and regencies ask it.
+    tracing_regions = [(None, None)] * (QUERIES // 4) + [
+        (p, None) for p in rnd.choices(list(PROVINCES), k=QUERIES // 4)] + [
+        (None, r) for r in regencies[: QUERIES // 2]]
+    spent_ms = await timed([lambda p=p, r=r: incidents.tracing(province=p, regency=r, target=15)
+                            for p, r in tracing_regions])
+    national = await incidents.tracing(province=None, regency=None, target=15)
+    _latencies(bench, "tracing ratio (national, province, regency)", spent_ms,
+               f"{national['plants']:,} plants with cases, {national['contacts']:,} contacts listed")
 
     await worklist_queries(bench, regencies, rnd)
 
