@@ -186,6 +186,15 @@ class IncidentPolicy:
         return province_code in self.automatic_closure_provinces
 
 
+def isolation_counted_from(symptomatic: bool, symptom_onset_on: date | None, tested_on: date | None,
+                           confirmed_on: date) -> date:
+    """Kepmenkes 4641/2021: a symptomatic case isolates from symptom onset; one without symptoms from the swab (the
+    confirmation day when the swab's day is not known)."""
+    if symptomatic and symptom_onset_on is not None:
+        return symptom_onset_on
+    return tested_on or confirmed_on
+
+
 # ---------------------------------------------------------------------------------------------- time zones
 
 
@@ -603,11 +612,8 @@ class NewCase:
 
     @property
     def isolation_starts_on(self) -> date:
-        """Kepmenkes 4641/2021: a symptomatic case isolates from symptom onset; one without symptoms from the swab
-        (the confirmation day when the swab's day is not known)."""
-        if self.symptomatic and self.symptom_onset_on is not None:
-            return self.symptom_onset_on
-        return self.tested_on or self.confirmed_on
+        """The first day of its isolation (`isolation_counted_from`)."""
+        return isolation_counted_from(self.symptomatic, self.symptom_onset_on, self.tested_on, self.confirmed_on)
 
     def contact_list(self) -> tuple[NewContact, ...]:
         """The contacts as listed, or as many as counted, each exposed (until corrected) the day the case began to
@@ -835,9 +841,8 @@ class Plant:
 
     @staticmethod
     def _isolation_of(case: Case, policy: IncidentPolicy) -> tuple[date, date]:
-        """Its isolation from its facts (`NewCase.isolation_starts_on`): from onset, else the swab."""
-        starts_on = (case.symptom_onset_on if case.symptomatic and case.symptom_onset_on
-                     else case.tested_on or case.confirmed_on)
+        """Its isolation from its facts (`isolation_counted_from`)."""
+        starts_on = isolation_counted_from(case.symptomatic, case.symptom_onset_on, case.tested_on, case.confirmed_on)
         return starts_on, policy.isolation_ends_on(starts_on, case.symptomatic)
 
     def _isolate(self, outcome: Outcome, case: Case) -> None:
