@@ -39,7 +39,8 @@ class PlatformSettings(BaseSettings):
     kafka_min_insync_replicas: int = Field(1, validation_alias="KAFKA_MIN_INSYNC_REPLICAS", ge=1, le=32)
 
     # Development signs tokens with a shared secret; production verifies the identity provider's (OpenID Connect):
-    # its issuer and the platform's audience are required then, its keys come from its JWKS.
+    # its issuer and the platform's audience are required then, its keys come from its JWKS. `make run` sets both:
+    # the console's people sign in at the development provider, and the CLI's tokens keep working.
     jwt_secret: str | None = Field(None, validation_alias="IOMKI_JWT_SECRET")
     oidc_issuer: str | None = Field(None, validation_alias="IOMKI_OIDC_ISSUER", max_length=2000)
     oidc_audience: str | None = Field(None, validation_alias="IOMKI_OIDC_AUDIENCE", max_length=255)
@@ -95,17 +96,16 @@ class PlatformSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _one_way_to_verify(self) -> PlatformSettings:
-        if self.jwt_secret is not None and self.oidc_issuer is not None:
-            raise ValueError("set IOMKI_JWT_SECRET (development) or IOMKI_OIDC_ISSUER (production), not both")
+    def _provider_names_its_audience(self) -> PlatformSettings:
         if self.oidc_issuer is not None and not self.oidc_audience:
             raise ValueError("IOMKI_OIDC_ISSUER needs IOMKI_OIDC_AUDIENCE: the audience this platform's tokens name")
         return self
 
     @property
     def development_tokens(self) -> bool:
-        """Tokens signed with the shared development secret, not by an identity provider."""
-        return self.jwt_secret is not None and self.oidc_issuer is None
+        """Tokens signed with the shared development secret are accepted (alone, or beside the identity provider's
+        under `make run`): a development platform. Production sets only the provider."""
+        return self.jwt_secret is not None
 
     @property
     def token_max_lifetime(self) -> timedelta:

@@ -252,9 +252,12 @@ DEVELOPMENT_AUDIENCE = "iomki"
 class TokenVerifier:
     """Services only ever verify: with the development secret, or with the identity provider's published keys."""
 
-    def __init__(self, keys: SigningKeys, rules: TokenRules) -> None:
+    def __init__(self, keys: SigningKeys, rules: TokenRules, *others: tuple[SigningKeys, TokenRules]) -> None:
         self.keys = keys
         self.rules = rules
+        # Each issuer with its own keys and rules, chosen by the token's `iss`: `make run` trusts the development
+        # secret beside its identity provider, and a token naming one issuer is never checked with the other's keys.
+        self._issuers = {rules.issuer: (keys, rules)} | {other.issuer: (k, other) for k, other in others}
 
     @classmethod
     def development(cls, secret: str, *, leeway: float = 30.0, max_lifetime: float = 12 * 3600.0) -> TokenVerifier:
@@ -263,20 +266,23 @@ class TokenVerifier:
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> TokenVerifier:
         leeway, lifetime = settings.jwt_leeway.total_seconds(), settings.token_max_lifetime.total_seconds()
+        development = cls.development(settings.jwt_secret, leeway=leeway, max_lifetime=lifetime) \
+            if settings.jwt_secret else None
         if settings.oidc_issuer is not None and settings.oidc_audience:  # the settings refuse one without the other
             keys = ProviderKeys(settings.oidc_issuer, settings.oidc_jwks_url,
                                 lifespan=settings.oidc_keys_lifespan.total_seconds())
-            return cls(keys, TokenRules(settings.oidc_issuer, settings.oidc_audience, leeway, lifetime))
-        if not settings.jwt_secret:
+            also = [(development.keys, development.rules)] if development else []
+            return cls(keys, TokenRules(settings.oidc_issuer, settings.oidc_audience, leeway, lifetime), *also)
+        if development is None:
             raise ValueError("set IOMKI_OIDC_ISSUER and IOMKI_OIDC_AUDIENCE (production: the identity provider) or"
                              " IOMKI_JWT_SECRET (development)")
-        return cls.development(settings.jwt_secret, leeway=leeway, max_lifetime=lifetime)
+        return development
 
     async def verify(self, token: str) -> Principal:
         try:
             principal, expires_at = self._verified(token)
         except KeyNotAtHand:
-            await self.keys.refresh()
+            await self._issued_by(token)[0].refresh()
             try:
                 principal, expires_at = self._verified(token)
             except KeyNotAtHand:
@@ -315,9 +321,9 @@ class TokenVerifier:
         """The claims of a compact JWS signed with one of the verifier's keys, as PyJWT decodes and checks them."""
         if "=" in token:  # a compact JWS's segments are base64url without padding (RFC 7515 §2)
             raise _invalid("its segments are padded")
-        rules = self.rules
         try:
-            key, algorithm = self.keys.key_for(jwt.get_unverified_header(token))
+            keys, rules = self._issued_by(token)
+            key, algorithm = keys.key_for(jwt.get_unverified_header(token))
             claims = jwt.decode(token, key, algorithms=[algorithm], issuer=rules.issuer, audience=rules.audience,
                                 leeway=rules.leeway, options={"require": REQUIRED_CLAIMS})
         except jwt.ExpiredSignatureError:
@@ -328,6 +334,20 @@ class TokenVerifier:
         if claims["exp"] - claims["iat"] > rules.max_lifetime:
             raise _invalid(f"it lives longer than the {rules.max_lifetime:.0f} seconds a token may")
         return claims
+
+
+    def _issued_by(self, token: str) -> tuple[SigningKeys, TokenRules]:
+        """The keys and rules of the issuer the token names; the signature is checked with those keys only."""
+        if len(self._issuers) == 1:
+            return self.keys, self.rules
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.InvalidTokenError as exc:
+            raise _invalid(str(exc).rstrip(".") or type(exc).__name__) from None
+        found = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        if found is None:
+            raise _invalid("it names an issuer the platform does not trust")
+        return found
 
 
 # OpenID Connect Core §2: a subject is at most 255 ASCII characters.

@@ -154,3 +154,27 @@ def hs256_by_hand(header: dict, claims: dict, secret: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
     signing_input = f"{segment(json.dumps(header).encode())}.{segment(json.dumps(claims).encode())}"
     return f"{signing_input}.{segment(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+
+
+async def test_beside_the_development_secret_each_issuer_is_checked_with_its_own_keys_only(provider, monkeypatch):
+    """`make run` trusts both: the console's people sign in at the provider, the CLI's tokens are the secret's. A
+    token naming the provider but signed with the secret, or naming the development issuer but signed by the
+    provider, is refused; so is one naming neither."""
+    secret = "a-development-secret-of-some-length-0123456789"
+    development = TokenVerifier.development(secret)
+    keys = ProviderKeys(ISSUER, "https://sso.example.go.id/jwks", lifespan=LIFESPAN, cooldown=COOLDOWN,
+                        monotonic=lambda: provider.now)
+    monkeypatch.setattr(keys, "_fetch", provider.jwks)
+    both = TokenVerifier(keys, RULES, (development.keys, development.rules))
+    now = int(time.time())
+    minted = {"sub": "cli", "role": "operator", "iss": development.rules.issuer, "aud": development.rules.audience,
+              "iat": now, "exp": now + 300}
+    assert (await both.verify(jwt.encode(minted, secret))).sub == "cli"
+    assert (await both.verify(provider.token("k1"))).sub == "operator-1"
+    as_provider = jwt.encode(minted | {"iss": ISSUER, "aud": "iomki"}, secret)
+    by_provider = jwt.encode(minted, provider.private["k1"], algorithm="EdDSA", headers={"kid": "k1"})
+    nobody = jwt.encode(minted | {"iss": "https://elsewhere.example"}, secret)
+    for forged, reason in [(as_provider, "does not publish"), (by_provider, "alg"), (nobody, "does not trust")]:
+        with pytest.raises(Problem) as refused:
+            await both.verify(forged)
+        assert refused.value.status == 401 and reason in refused.value.detail, refused.value.detail
