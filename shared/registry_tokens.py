@@ -66,6 +66,18 @@ def verify(token: str, public_key: Ed25519PublicKey) -> RegistryClaims:
     return claims
 
 
+def named_key_id(token: str) -> str | None:
+    """The key id a token's payload names, read before its signature is checked, only to choose the key."""
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        return None
+    try:
+        kid = json.loads(_unb64(parts[1])).get("kid")
+    except (ValueError, AttributeError, binascii.Error):
+        return None
+    return kid if isinstance(kid, str) else None
+
+
 def claims_for(*, permit_number: str, company_name: str, regency_code: str, sector_class: str,
                issued_at: datetime, public_key: Ed25519PublicKey) -> RegistryClaims:
     return RegistryClaims(permit_number, company_name, regency_code, sector_class,

@@ -12,8 +12,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("permits", "reports", "incidents", "notifier", "supervision")
+# The console is no service of the domain (it owns no data and meets the services through their HTTP APIs), but it
+# is started and found beside them.
 DEFAULT_PORTS: dict[str, int] = {"permits": 8001, "reports": 8002, "incidents": 8003, "notifier": 8004,
-                                 "supervision": 8005}
+                                 "supervision": 8005, "console": 8006}
 EMBEDDED_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 
 

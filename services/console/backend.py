@@ -1,0 +1,100 @@
+"""The services as the console reaches them: their public HTTP APIs, with the signed-in person's access token.
+
+A refusal comes back as `Refused`, with the service's own message and, for a 422, each field's message under the
+field's dotted name (`company.nib`), so that a page shows it beside that field. An access token about to expire is
+refreshed at the provider first; one the provider will not refresh ends the session (`SignedOut`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from services.console.oidc import Provider, SignInFailed
+from services.console.sessions import Session
+from shared.settings import service_url
+
+REFRESH_BEFORE_SECONDS = 30.0
+DOMAIN_SERVICES = ("permits", "reports", "incidents", "notifier", "supervision")
+
+
+@dataclass
+class Refused(Exception):
+    status: int
+    message: str
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+
+class SignedOut(Exception):
+    """The session's tokens can no longer be refreshed: the person signs in again."""
+
+
+class ServiceDown(Exception):
+    def __init__(self, service: str) -> None:
+        super().__init__(service)
+        self.service = service
+
+
+class Backend:
+    def __init__(self, http: httpx.AsyncClient, provider: Provider | None) -> None:
+        self._http = http
+        self._provider = provider
+        self._urls = {service: service_url(service) for service in DOMAIN_SERVICES}
+
+    async def call(self, session: Session | None, service: str, method: str, path: str, *,
+                   params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """The service's JSON answer to a 2xx, `Refused` otherwise."""
+        response = await self.raw(session, service, method, path, params=params, json=json)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def raw(self, session: Session | None, service: str, method: str, path: str, *,
+                  params: dict[str, Any] | None = None, json: Any = None) -> httpx.Response:
+        headers = {"Accept": "application/json"}
+        if session is not None:
+            headers["Authorization"] = f"Bearer {await self._access_token(session)}"
+        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        try:
+            response = await self._http.request(method, f"{self._urls[service]}{path}", params=clean, json=json,
+                                                headers=headers)
+        except httpx.HTTPError:
+            raise ServiceDown(service) from None
+        if response.status_code >= 500:
+            raise ServiceDown(service)
+        if response.status_code == 401 and session is not None:
+            raise SignedOut
+        if response.status_code >= 400:
+            raise refusal(response)
+        return response
+
+    async def _access_token(self, session: Session) -> str:
+        if session.tokens.expires_at - REFRESH_BEFORE_SECONDS > time.time():
+            return session.tokens.access_token
+        if self._provider is None:
+            raise SignedOut
+        try:
+            session.tokens = await self._provider.refresh(session.tokens)
+        except SignInFailed:
+            raise SignedOut from None
+        return session.tokens.access_token
+
+
+def refusal(response: httpx.Response) -> Refused:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("detail") or body.get("title") or response.reason_phrase)[:500]
+    errors: dict[str, str] = {}
+    for error in body.get("errors") or []:
+        if isinstance(error, dict) and error.get("field"):
+            errors.setdefault(str(error["field"])[:200], str(error.get("message", ""))[:300])
+    return Refused(response.status_code, message, errors)

@@ -1,0 +1,127 @@
+"""What every page of the console stands on: the templates in the reader's language, the session, CSRF, roles.
+
+Pages are rendered on the server and work without scripts; the few scripts there are (the QR scanner, the report
+draft) come from the console itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.console.backend import Backend, Refused
+from services.console.i18n import LOCALE_COOKIE, Formats, chosen_locale, translations
+from services.console.oidc import Provider
+from services.console.sessions import SESSION_COOKIE, Session, Sessions
+from services.console.settings import ConsoleSettings
+from services.console.vocabulary import N_, PERMIT_STATUS_NAMES, REGISTRY_STATUS_NAMES, ROLE_NAMES
+from shared.web.access import Role, TokenVerifier
+
+TEMPLATES = Path(__file__).parent / "templates"
+# A path of the console's own to go back to after signing in or choosing a language: never another origin.
+_OWN_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&+-]{0,500}$")
+
+
+def own_path(candidate: str | None, fallback: str = "/") -> str:
+    return candidate if candidate and _OWN_PATH.fullmatch(candidate) else fallback
+
+
+@dataclass
+class Console:
+    """The console's parts, one a process: held by the app, reached by every page."""
+
+    settings: ConsoleSettings
+    sessions: Sessions
+    backend: Backend
+    provider: Provider | None  # None: no identity provider configured, the public pages only
+    verifier: TokenVerifier | None
+    environments: dict[str, jinja2.Environment]
+
+    @classmethod
+    def environments_for(cls, folder: Path = TEMPLATES) -> dict[str, jinja2.Environment]:
+        found = {}
+        for locale, catalogue in translations().items():
+            environment = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
+                                             extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
+            environment.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+            environment.globals |= {
+                # A message chosen in code, translated and then escaped like any text (`_` would mark it safe).
+                "say": lambda message, g=catalogue.gettext: g(message),
+                "role_name": lambda role, g=catalogue.gettext: g(ROLE_NAMES.get(role, str(role))),
+                "status_name": lambda status, g=catalogue.gettext: g(REGISTRY_STATUS_NAMES.get(status, status)),
+                "permit_status_name": lambda status, g=catalogue.gettext: g(PERMIT_STATUS_NAMES.get(status,
+                                                                                                    status)),
+            }
+            found[locale] = environment
+        return found
+
+
+def console_of(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def locale_of(request: Request) -> str:
+    return chosen_locale(request.cookies.get(LOCALE_COOKIE), request.headers.get("accept-language"))
+
+
+def session_of(request: Request) -> Session | None:
+    return console_of(request).sessions.find(request.cookies.get(SESSION_COOKIE))
+
+
+def gettext_for(request: Request) -> Callable[[str], str]:
+    """The reader's catalogue, for messages made in code (a refusal's heading, a flash)."""
+    environment = console_of(request).environments[locale_of(request)]
+    translate: Callable[[str], str] = environment.globals["gettext"]  # type: ignore[assignment]
+    return translate
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    console = console_of(request)
+    locale = locale_of(request)
+    session = context.pop("session", None) or session_of(request)
+    page = console.environments[locale].get_template(template).render(
+        request=request, locale=locale, fmt=Formats(locale), session=session,
+        roles=Role, path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        **context)
+    return HTMLResponse(page, status_code=status)
+
+
+class NotSignedIn(Exception):
+    """The page needs a session: the person is sent to sign in, and back here afterwards."""
+
+
+class WrongRole(Exception):
+    """Signed in, but this page is for other roles."""
+
+
+def signed_in(request: Request, roles: Iterable[Role] | None = None) -> Session:
+    session = session_of(request)
+    if session is None:
+        raise NotSignedIn
+    if roles is not None and session.principal.role not in set(roles):
+        raise WrongRole
+    return session
+
+
+async def checked_form(request: Request, session: Session) -> dict[str, str]:
+    """The posted form, once its CSRF token matches the session's (a form posted from elsewhere does not)."""
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if not session.csrf_matches(fields.pop("csrf", None)):
+        raise Refused(403, N_("The form has expired or did not come from this console. Please try again."))
+    return fields
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+PageHandler = Callable[..., Awaitable[Response]]
