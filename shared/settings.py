@@ -13,9 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("permits", "reports", "incidents", "notifier", "supervision")
 # The console is no service of the domain (it owns no data and meets the services through their HTTP APIs), but it
-# is started and found beside them.
+# is started and found beside them; so is the development identity provider `make run` starts.
 DEFAULT_PORTS: dict[str, int] = {"permits": 8001, "reports": 8002, "incidents": 8003, "notifier": 8004,
-                                 "supervision": 8005, "console": 8006}
+                                 "supervision": 8005, "console": 8006, "keycloak": 8007}
 EMBEDDED_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 
 

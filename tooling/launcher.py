@@ -1,9 +1,12 @@
 """`iomki up`: the whole platform on one machine, as separate processes, stopped cleanly on Ctrl-C.
 
 Starts what is not configured (the embedded PostgreSQL unless `DATABASE_URL`, an Apache Kafka node unless
-`KAFKA_BOOTSTRAP`), creates the topics, applies every service's migrations, then runs the five services as
-five OS processes and restarts any that dies. On SIGINT/SIGTERM it stops the services, then the broker and
-the database it started itself.
+`KAFKA_BOOTSTRAP`, the development Keycloak unless `IOMKI_OIDC_ISSUER`), creates the topics, applies every
+service's migrations, then runs the five services and the console as OS processes and restarts any that dies. On
+SIGINT/SIGTERM it stops them, then the identity provider, the broker and the database it started itself.
+
+The services trust the development Keycloak's tokens (people signed in at the console) beside the development
+secret's (the CLI's and the printed operator token).
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ import structlog
 
 from shared.messaging.bus import ensure_topics
 from shared.runtime import PLATFORM_MIGRATIONS
-from shared.settings import SERVICES, PlatformSettings, local_url
+from shared.settings import SERVICES, PlatformSettings, local_url, port_of
 from shared.storage.db import describe, migrate, migrations_in, provision
 from shared.storage.embedded import admin_database_url, stop_embedded_postgres
 from shared.storage.secret_files import keep_secret_once
 from tooling.embedded_kafka import EMBEDDED_CONTROLLER_PORT, EmbeddedKafka
+from tooling.embedded_keycloak import EmbeddedKeycloak
 
 log = structlog.get_logger(__name__)
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+PROCESSES = (*SERVICES, "console")  # what `iomki up` runs and restarts
 
 
 def development_secret(settings: PlatformSettings) -> str:
@@ -46,6 +51,7 @@ class Platform:
     settings: PlatformSettings
     environment: dict[str, str] = field(default_factory=dict)
     broker: EmbeddedKafka | None = None
+    identity_provider: EmbeddedKeycloak | None = None
     started_database: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -55,17 +61,25 @@ class Platform:
         self.started_database = not settings.database_url
         admin_url = await admin_database_url(settings)
         bootstrap = settings.kafka_bootstrap
+        starting = []
         if not bootstrap:
             host, port = settings.bootstrap.rsplit(":", 1)
             self.broker = EmbeddedKafka(settings.data_dir / "kafka", host=host,
                                         ports=[(int(port), EMBEDDED_CONTROLLER_PORT)], cache_dir=settings.data_dir)
-            await asyncio.to_thread(self.broker.start)
-            bootstrap = self.broker.bootstrap
+            starting.append(asyncio.to_thread(self.broker.start))
+        if settings.oidc_issuer is None:
+            self.identity_provider = EmbeddedKeycloak(settings.data_dir / "keycloak", port=port_of("keycloak"),
+                                                      cache_dir=settings.data_dir)
+            starting.append(asyncio.to_thread(self.identity_provider.start))
+        await asyncio.gather(*starting)  # the broker and the provider start side by side
+        bootstrap = self.broker.bootstrap if self.broker else bootstrap
         self.environment = {
             "DATABASE_URL": admin_url,
-            "KAFKA_BOOTSTRAP": bootstrap,
+            "KAFKA_BOOTSTRAP": bootstrap or "",
             "IOMKI_JWT_SECRET": development_secret(settings),
         }
+        if self.identity_provider is not None:
+            self.environment |= {"IOMKI_OIDC_ISSUER": self.identity_provider.issuer, "IOMKI_OIDC_AUDIENCE": "iomki"}
         resolved = PlatformSettings(**{**settings.model_dump(), "database_url": admin_url,
                                        "kafka_bootstrap": bootstrap})
         await ensure_topics(resolved)
@@ -84,8 +98,8 @@ class Platform:
         ready: dict[str, bool] = {}
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
-            for service in SERVICES:
-                url = f"{local_url(service)}/readyz"
+            for service in PROCESSES:
+                url = f"{local_url(service)}/{'healthz' if service == 'console' else 'readyz'}"
                 ready[service] = False
                 while time.monotonic() < deadline:
                     try:
@@ -118,6 +132,8 @@ class Platform:
                 log.warning("service_killed", service=service)
                 process.kill()
                 process.wait(5)
+        if self.identity_provider is not None:
+            self.identity_provider.stop()
         if self.broker is not None:
             self.broker.stop()
         if self.started_database:

@@ -17,7 +17,7 @@ from rich.console import Console
 from shared import regions
 from shared.contract import NIB_PATTERN
 from shared.observability import configure_logging
-from shared.settings import SERVICES, PlatformSettings, local_url
+from shared.settings import PlatformSettings, local_url
 from shared.web.access import COMPANY_ROLES, REGIONAL_ROLES, SUB_MAX_LENGTH, Role, mint
 from tooling.cli import (
     alerts, casework, cases, dlq, estates, events, permits, ppkm, regimes, reports, sectors, supervision,
@@ -25,7 +25,7 @@ from tooling.cli import (
 from tooling.cli.status import status
 from tooling.cli.verify import verify_token
 from tooling.demo.runner import demo
-from tooling.launcher import Platform, development_secret
+from tooling.launcher import PROCESSES, Platform, development_secret
 
 app = typer.Typer(help="iomki: industrial operating permits for a health emergency.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -46,10 +46,10 @@ def up() -> None:
     try:
         console.print("[bold]iomki[/bold]: preparing database, broker, topics and migrations…")
         asyncio.run(platform.prepare())
-        for service in SERVICES:
+        for service in PROCESSES:
             platform.start_service(service)
         ready = asyncio.run(platform.wait_ready())
-        _print_welcome(settings, ready)
+        _print_welcome(settings, platform, ready)
         while True:
             for service, process in list(platform.processes.items()):
                 if process.poll() is not None:
@@ -65,13 +65,17 @@ def up() -> None:
         console.print("iomki: stopped.")
 
 
-def _print_welcome(settings: PlatformSettings, ready: dict[str, bool]) -> None:
+def _print_welcome(settings: PlatformSettings, platform: Platform, ready: dict[str, bool]) -> None:
     console.print()
-    width = max(map(len, SERVICES))
-    for service in SERVICES:
+    width = max(map(len, PROCESSES))
+    for service in PROCESSES:
         state = "[green]ready[/green]" if ready.get(service) else "[red]not ready[/red]"
         base = local_url(service)
-        console.print(f"  {service:<{width}} {base}   docs {base}/docs   {state}")
+        docs = "" if service == "console" else f"   docs {base}/docs"
+        console.print(f"  {service:<{width}} {base}{docs}   {state}")
+    if platform.identity_provider is not None:
+        console.print(f"  {'keycloak':<{width}} {platform.identity_provider.issuer}   (development identity"
+                      " provider: sample users and passwords in deploy/keycloak/README.md)")
     token = mint(development_secret(settings), role=Role.OPERATOR, sub="dev-operator", ttl_seconds=12 * 3600)
     console.print()
     console.print("Development operator token (12 h):")
