@@ -99,7 +99,7 @@ class Platform:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
             for service in PROCESSES:
-                url = f"{local_url(service)}/{'healthz' if service == 'console' else 'readyz'}"
+                url = f"{local_url(service)}/readyz"
                 ready[service] = False
                 while time.monotonic() < deadline:
                     try:

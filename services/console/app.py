@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.console import public, signin
 from services.console.backend import Backend, Refused, ServiceDown, SignedOut
-from services.console.oidc import Provider
+from services.console.oidc import Provider, SignInFailed
 from services.console.sessions import SESSION_COOKIE, Sessions
 from services.console.settings import ConsoleSettings
 from services.console.vocabulary import N_
@@ -58,6 +58,17 @@ def create_app(settings: PlatformSettings | None = None, own: ConsoleSettings | 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Ready when people can sign in: the identity provider's discovery document is at hand."""
+        if provider is not None:
+            try:
+                await provider.document()
+            except (httpx.HTTPError, SignInFailed, ValueError):
+                return Response('{"status": "identity provider unreachable"}', status_code=503,
+                                media_type="application/json")
+        return Response('{"status": "ready"}', media_type="application/json")
 
     for pages in (signin.router(), public.router()):
         app.include_router(pages)

@@ -55,15 +55,10 @@ def translations(folder: Path = CATALOGUES) -> dict[str, gettext.NullTranslation
     return found
 
 
-def chosen_locale(cookie: str | None, accept_language: str | None) -> str:
-    """The person's choice (its cookie), else English only when the browser asks for it before Indonesian."""
-    if cookie in LOCALES:
-        return cookie
-    for part in (accept_language or "")[:200].split(","):
-        tag = part.split(";")[0].strip().lower()[:2]
-        if tag in LOCALES:
-            return tag
-    return DEFAULT_LOCALE
+def chosen_locale(cookie: str | None) -> str:
+    """Bahasa Indonesia unless the person chose English (the cookie the language link sets): whatever the browser's
+    own language, the platform speaks the regulation's language first."""
+    return cookie if cookie in LOCALES else DEFAULT_LOCALE
 
 
 def zone_of(region_code: str | None) -> ZoneInfo:

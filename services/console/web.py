@@ -69,7 +69,7 @@ def console_of(request: Request) -> Console:
 
 
 def locale_of(request: Request) -> str:
-    return chosen_locale(request.cookies.get(LOCALE_COOKIE), request.headers.get("accept-language"))
+    return chosen_locale(request.cookies.get(LOCALE_COOKIE))
 
 
 def session_of(request: Request) -> Session | None:
