@@ -37,3 +37,9 @@ PERMIT_STATUS_NAMES = {
     "FROZEN": N_("frozen"),
     "REVOKED": N_("revoked"),
 }
+# The PPKM sectors of the plant's activities (Inmendagri): what may operate, and how many on site.
+SECTOR_CLASS_NAMES = {
+    "critical": N_("critical sector"),
+    "essential": N_("essential sector"),
+    "non_essential": N_("non-essential sector"),
+}

@@ -21,7 +21,13 @@ from services.console.i18n import LOCALE_COOKIE, Formats, chosen_locale, transla
 from services.console.oidc import Provider
 from services.console.sessions import SESSION_COOKIE, Session, Sessions
 from services.console.settings import ConsoleSettings
-from services.console.vocabulary import N_, PERMIT_STATUS_NAMES, REGISTRY_STATUS_NAMES, ROLE_NAMES
+from services.console.vocabulary import (
+    N_,
+    PERMIT_STATUS_NAMES,
+    REGISTRY_STATUS_NAMES,
+    ROLE_NAMES,
+    SECTOR_CLASS_NAMES,
+)
 from shared.web.access import Role, TokenVerifier
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -56,6 +62,7 @@ class Console:
                 "say": lambda message, g=catalogue.gettext: g(message),
                 "role_name": lambda role, g=catalogue.gettext: g(ROLE_NAMES.get(role, str(role))),
                 "status_name": lambda status, g=catalogue.gettext: g(REGISTRY_STATUS_NAMES.get(status, status)),
+                "sector_name": lambda sector, g=catalogue.gettext: g(SECTOR_CLASS_NAMES.get(sector, sector)),
                 "permit_status_name": lambda status, g=catalogue.gettext: g(PERMIT_STATUS_NAMES.get(status,
                                                                                                     status)),
             }
