@@ -64,6 +64,16 @@ def test_a_service_imports_no_other_service(service):
     assert {path: names for path, names in offending.items() if names} == {}
 
 
+def test_the_console_meets_the_services_only_through_their_http_apis():
+    """A backend-for-frontend: it imports `shared` and itself, never a service's code, the tooling or the tests."""
+    offending = {str(path.relative_to(ROOT)): sorted(name for name in _imported(path)
+                                                    if name.split(".")[0] in {"tooling", "bench", "tests"}
+                                                    or (name.startswith("services.")
+                                                        and not name.startswith("services.console")))
+                 for path in _modules_under("services/console")}
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
 def test_a_test_module_takes_shared_helpers_from_tests_support_never_from_another_test_module():
     """What two test modules share lives in tests/support/, where a reader looks for it; a story stays free to
     change without breaking another, and importing one never runs another's module code."""
