@@ -1,0 +1,218 @@
+"""The task force's pages: its region's open alerts to acknowledge, the closures recommended to it to order or
+decline, and the plants closed there to clear for reopening; with the region's reporting compliance on top.
+
+Made for a phone in the field first: one column of cards, each with its own small form. The task force's region is
+the token's: every list the services give it is already scoped to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from services.console.backend import Refused
+from services.console.sessions import Session
+from services.console.vocabulary import N_
+from services.console.web import checked_form, console_of, redirect, render, signed_in
+from shared.web.access import Role
+
+ROLES = (Role.TASK_FORCE,)
+ALERTS_PAGE = 50  # alerts shown at first; "Show more" asks the notifier for as many more
+ALERTS_MAX = 1000  # the notifier's own limit
+PAGE = 25  # recommendations and closures a page (the incidents service's keyset cursor for the rest)
+REASON_MAX_LENGTH = 1000  # the incidents service's limit on an officer's reason
+MAX_CLOSURE_DAYS = 90  # an upper bound for the form; the incidents service decides the real one
+
+SEVERITY_NAMES = {"high": N_("high"), "low": N_("low")}
+LEVEL_NAMES = {"regency": N_("regency task force"), "province": N_("province task force"),
+               "national": N_("national task force")}
+SCOPE_NAMES = {"plant": N_("the whole plant"), "room": N_("a room or line")}
+RECOMMENDATION_STATUS_NAMES = {"pending": N_("awaiting your decision"), "ordered": N_("closure ordered"),
+                               "declined": N_("declined")}
+# What happened, by the event that raised the alert; an event not named here is shown by its name.
+EVENT_NAMES = {
+    "CaseDetected": N_("A confirmed case was reported"),
+    "ClusterDeclared": N_("A cluster was declared"),
+    "PossibleClusterRaised": N_("A possible cluster was raised"),
+    "ClosureRecommended": N_("A closure was recommended"),
+    "ClosureRecommendationOverdue": N_("A closure recommendation is overdue"),
+    "ClosureRecommendationDecided": N_("A closure recommendation was decided"),
+    "FacilityClosureOrdered": N_("A closure was ordered"),
+    "FacilityReopened": N_("The plant reopened"),
+    "ReportOverdue": N_("A report is overdue"),
+    "WarningIssued": N_("A warning was issued"),
+    "SanctionRecommended": N_("A sanction was recommended"),
+    "CapacityBreachDetected": N_("Staffing over the PPKM limit"),
+    "PermitFrozen": N_("The permit was frozen"),
+    "PermitRevoked": N_("The permit was revoked"),
+}
+# The confirmation shown after a redirect, chosen by a fixed key (never text from the address).
+NOTICES = {
+    "acknowledged": N_("The alert was acknowledged: its escalation has stopped."),
+    "already": N_("This alert had already been acknowledged."),
+    "ordered": N_("The closure was ordered. The company is notified."),
+    "declined": N_("The recommendation was declined."),
+    "cleared": N_("The closure was cleared: the plant may reopen."),
+}
+
+Cursor = Annotated[uuid.UUID | None, Query()]
+Notice = Annotated[str, Query(max_length=20)]
+
+
+def _notice(key: str) -> str | None:
+    return NOTICES.get(key)
+
+
+def next_limit(shown: int, limit: int) -> int | None:
+    """How many alerts "Show more" asks for: another page, up to the notifier's limit; None when all are shown (a
+    page came back short) or the limit is reached."""
+    if shown < limit or limit >= ALERTS_MAX:
+        return None
+    return min(limit + ALERTS_PAGE, ALERTS_MAX)
+
+
+def clearable(closure: dict[str, Any], now: datetime) -> bool:
+    """Whether the task force may clear the closure now: once its period is over (the service refuses before)."""
+    try:
+        ends = datetime.fromisoformat(str(closure.get("ends_at")))
+    except ValueError:
+        return True  # the service decides
+    return ends.tzinfo is None or ends <= now
+
+
+async def _plants(request: Request, session: Session) -> dict[str, dict[str, Any]]:
+    """The region's plants by facility id (their company and permit), to name them; none when the permits
+    service will not say."""
+    try:
+        found = await console_of(request).backend.call(session, "permits", "GET", "/permits",
+                                                       params={"limit": 200})
+    except Refused:
+        return {}
+    return {str(item.get("facility_id")): item for item in found.get("items", []) if isinstance(item, dict)}
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/alerts")
+    async def alerts(request: Request, limit: Annotated[int, Query(ge=1, le=ALERTS_MAX)] = ALERTS_PAGE,
+                     notice: Notice = "") -> Response:
+        session = signed_in(request, ROLES)
+        backend = console_of(request).backend
+        found = await backend.call(session, "notifier", "GET", "/alerts", params={"status": "open", "limit": limit})
+        items = found.get("alerts", [])
+        try:
+            compliance = await backend.call(session, "reports", "GET", "/compliance")
+        except Refused:
+            compliance = None
+        return render(request, "tf_alerts.html", alerts=items, compliance=compliance,
+                      plants=await _plants(request, session) if items else {},
+                      more=next_limit(len(items), limit), notice=_notice(notice),
+                      severity_names=SEVERITY_NAMES, level_names=LEVEL_NAMES, event_names=EVENT_NAMES)
+
+    @routes.post("/alerts/{alert_id}/ack")
+    async def acknowledge(request: Request, alert_id: uuid.UUID) -> Response:
+        session = signed_in(request, ROLES)
+        await checked_form(request, session)
+        try:
+            await console_of(request).backend.call(session, "notifier", "POST", f"/alerts/{alert_id}/ack")
+        except Refused as refused:
+            if refused.status != 409:
+                raise
+            return redirect("/alerts?notice=already")
+        return redirect("/alerts?notice=acknowledged")
+
+    @routes.get("/recommendations")
+    async def recommendations(request: Request, next: Cursor = None,  # noqa: A002 -- the API's cursor name
+                              status: Annotated[str, Query(pattern="^(pending|ordered|declined|)$")] = "pending",
+                              notice: Notice = "") -> Response:
+        session = signed_in(request, ROLES)
+        return await _recommendations_page(request, session, status, next, notice=_notice(notice))
+
+    @routes.post("/recommendations/{recommendation_id}/{decision}")
+    async def decide(request: Request, recommendation_id: uuid.UUID, decision: str) -> Response:
+        session = signed_in(request, ROLES)
+        if decision not in ("order", "decline"):
+            return render(request, "message.html", status=404, heading=N_("Not found"),
+                          message=N_("This page does not exist."))
+        fields = await checked_form(request, session)
+        typed = {key: fields.get(key, "").strip()[:REASON_MAX_LENGTH] for key in ("reason", "scope", "days")}
+        body: dict[str, Any] = {"reason": typed["reason"] or None}
+        if decision == "order":
+            body |= {"scope": typed["scope"] or None}
+            if typed["days"]:
+                if not typed["days"].isdigit():
+                    return await _recommendations_page(
+                        request, session, "pending", None, http_status=422, failed=recommendation_id, decision=decision,
+                        typed=typed, errors={"days": N_("Enter a whole number of days.")})
+                body["days"] = int(typed["days"][:4])
+        elif not body["reason"]:
+            return await _recommendations_page(
+                request, session, "pending", None, http_status=422, failed=recommendation_id, decision=decision,
+                typed=typed, errors={"reason": N_("Say why the closure is declined.")})
+        try:
+            await console_of(request).backend.call(
+                session, "incidents", "POST", f"/closure-recommendations/{recommendation_id}/{decision}", json=body)
+        except Refused as refused:
+            if refused.status not in (409, 422):
+                raise
+            return await _recommendations_page(
+                request, session, "pending", None, http_status=refused.status, failed=recommendation_id,
+                decision=decision, typed=typed, errors=refused.errors,
+                problem=None if refused.errors else refused.message)
+        return redirect("/recommendations?notice=" + ("ordered" if decision == "order" else "declined"))
+
+    @routes.get("/closures")
+    async def closures(request: Request, next: Cursor = None,  # noqa: A002 -- the API's cursor name
+                       notice: Notice = "") -> Response:
+        session = signed_in(request, ROLES)
+        return await _closures_page(request, session, next, notice=_notice(notice))
+
+    @routes.post("/closures/{closure_id}/clear")
+    async def clear(request: Request, closure_id: uuid.UUID) -> Response:
+        session = signed_in(request, ROLES)
+        await checked_form(request, session)
+        try:
+            await console_of(request).backend.call(session, "incidents", "POST", f"/closures/{closure_id}/clear")
+        except Refused as refused:
+            if refused.status != 409:
+                raise
+            return await _closures_page(request, session, None, status=409, failed=closure_id,
+                                        problem=refused.message)
+        return redirect("/closures?notice=cleared")
+
+    return routes
+
+
+async def _recommendations_page(request: Request, session: Session, status: str, after: uuid.UUID | None, *,
+                                http_status: int = 200, notice: str | None = None, **form: Any) -> Response:
+    backend = console_of(request).backend
+    found = await backend.call(session, "incidents", "GET", "/closure-recommendations",
+                               params={"status": status or None, "after": str(after) if after else None,
+                                       "limit": PAGE})
+    items = found.get("items", [])
+    return render(request, "tf_recommendations.html", status=http_status, items=items,
+                  shown_status=status, next=found.get("next"), notice=notice,
+                  plants=await _plants(request, session) if items else {},
+                  failed=str(form.get("failed") or ""), decision=form.get("decision", ""),
+                  typed=form.get("typed", {}), errors=form.get("errors", {}), problem=form.get("problem"),
+                  scope_names=SCOPE_NAMES, status_names=RECOMMENDATION_STATUS_NAMES,
+                  reason_max=REASON_MAX_LENGTH, days_max=MAX_CLOSURE_DAYS)
+
+
+async def _closures_page(request: Request, session: Session, after: uuid.UUID | None, *, status: int = 200,
+                         notice: str | None = None, failed: uuid.UUID | None = None,
+                         problem: str | None = None) -> Response:
+    found = await console_of(request).backend.call(
+        session, "incidents", "GET", "/incidents",
+        params={"status": "plant_closed", "after": str(after) if after else None, "limit": PAGE})
+    now = datetime.now(UTC)
+    items = [item | {"clearable": clearable(item["plant_closure"], now)}
+             for item in found.get("items", []) if item.get("plant_closure")]
+    return render(request, "tf_closures.html", status=status, items=items, next=found.get("next"), notice=notice,
+                  plants=await _plants(request, session) if items else {}, failed=str(failed or ""),
+                  problem=problem)
