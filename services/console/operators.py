@@ -1,0 +1,281 @@
+"""The ministry operator's pages: what waits for a decision, the search across plants, a permit's whole file, and
+the decisions on it (issue or reject an application, freeze an issued permit on a stated ground).
+
+Every figure comes from the services' public APIs with the operator's own token; a section of the file whose
+service refuses or cannot be reached says so, and the rest of the file is still shown.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from services.console.backend import Refused, ServiceDown
+from services.console.sessions import Session
+from services.console.vocabulary import N_
+from services.console.web import checked_form, console_of, redirect, render, signed_in
+from shared.contract import NIB_PATTERN, PERMIT_NUMBER_PATTERN
+from shared.web.access import Role
+
+OPERATOR = (Role.OPERATOR,)
+
+# The worklists' queues as the page names them, and the API's kinds.
+QUEUES = {"applications": "application", "reactivation": "reactivation_request", "objections": "objection"}
+QUEUE_NAMES = {
+    "application": N_("Applications"),
+    "reactivation_request": N_("Reactivation requests"),
+    "objection": N_("Objections"),
+    "class_review": N_("Sector class reviews"),
+    "sanction_request": N_("Sanction requests"),
+}
+PAGE = 50
+MOST = 200  # the worklists API gives at most this many items a list (it has no cursor: a list grows by its limit)
+
+SECTORS = {"critical": N_("critical"), "essential": N_("essential"), "non_essential": N_("non-essential")}
+STATUSES = ("SUBMITTED", "ISSUED", "REJECTED", "FROZEN", "REVOKED")
+# An officer's grounds for a freeze; missed reports and capacity breaches are the reports service's ladder's alone.
+GROUNDS = {
+    "inspection_finding": N_("Health-protocol violation found on inspection"),
+    "false_declaration": N_("A finding contradicts a report declared true"),
+    "closure_not_observed": N_("The plant operated during an ordered closure"),
+    "company_request": N_("The company's own request"),
+    "other": N_("Another ground, stated in the reason"),
+}
+GROUND_NAMES = GROUNDS | {"missed_reports": N_("Missed reports"),
+                          "capacity_breaches": N_("Repeated breaches of the staffing cap")}
+PERIOD_STATUSES = {
+    "open": N_("open"), "submitted": N_("reported on time"), "late": N_("reported late"),
+    "overdue": N_("overdue, not reported"), "excused": N_("excused"), "ended": N_("ended"),
+}
+NOTICES = {
+    "issued": N_("The permit has been issued."),
+    "rejected": N_("The application has been rejected."),
+    "frozen": N_("The permit has been frozen."),
+}
+
+_NIB = re.compile(NIB_PATTERN)
+_NUMBER = re.compile(PERMIT_NUMBER_PATTERN)
+_PROVINCE = re.compile(r"^[0-9]{2}$")
+_REGENCY = re.compile(r"^[0-9]{2}\.[0-9]{2}$")
+_CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,64}$")
+# Company names and permit numbers are matched by the console over the service's pages (GET /permits has no such
+# filter): this many pages of the service at most for one page of results, the cursor going on from there.
+SCAN_PAGES = 5
+SCAN_LIMIT = 200
+
+FIELD_MAX = 1000
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/worklists")
+    async def worklists(request: Request,
+                        queue: Annotated[str, Query(max_length=20)] = "",
+                        region: Annotated[str, Query(max_length=5)] = "",
+                        limit: Annotated[int, Query(ge=1, le=MOST)] = PAGE) -> Response:
+        session = signed_in(request, OPERATOR)
+        kinds = [QUEUES[queue]] if queue in QUEUES else list(QUEUES.values())
+        region = region.strip()
+        problem = None
+        if region and not (_PROVINCE.fullmatch(region) or _REGENCY.fullmatch(region)):
+            problem, region = N_("A region is a province code (33) or a regency code (33.74)."), region
+        answer = None if problem else await console_of(request).backend.call(
+            session, "permits", "GET", "/worklists", params={"kind": kinds, "region": region or None, "limit": limit})
+        return render(request, "op_worklists.html", answer=answer, queue=queue if queue in QUEUES else "",
+                      region=region, limit=limit, more=min(limit + PAGE, MOST), most=MOST, problem=problem,
+                      queues=QUEUES, queue_names=QUEUE_NAMES)
+
+    @routes.get("/search")
+    async def search(request: Request,
+                     number: Annotated[str, Query(max_length=40)] = "",
+                     nib: Annotated[str, Query(max_length=20)] = "",
+                     company: Annotated[str, Query(max_length=200)] = "",
+                     region: Annotated[str, Query(max_length=10)] = "",
+                     status: Annotated[str, Query(max_length=12)] = "",
+                     sector: Annotated[str, Query(max_length=16)] = "",
+                     next: Annotated[str, Query(max_length=64)] = "") -> Response:  # noqa: A002 -- the cursor's name
+        session = signed_in(request, OPERATOR)
+        values = {"number": number.strip().upper(), "nib": nib.strip(), "company": company.strip(),
+                  "region": region.strip(), "status": status, "sector": sector}
+        errors: dict[str, str] = {}
+        if values["number"] and not _NUMBER.fullmatch(values["number"]):
+            errors["number"] = N_("A permit number looks like IOMKI-2021-000123.")
+        if values["nib"] and not _NIB.fullmatch(values["nib"]):
+            errors["nib"] = N_("A NIB is 13 digits.")
+        if values["region"] and not (_PROVINCE.fullmatch(values["region"]) or _REGENCY.fullmatch(values["region"])):
+            errors["region"] = N_("A region is a province code (33) or a regency code (33.74).")
+        if status and status not in STATUSES:
+            errors["status"] = N_("Choose a status from the list.")
+        if sector and sector not in SECTORS:
+            errors["sector"] = N_("Choose a sector class from the list.")
+        if next and not _CURSOR.fullmatch(next):
+            next = ""
+        asked = any(values.values())
+        results: list[dict[str, Any]] | None = None
+        cursor = None
+        problem = None
+        if asked and not errors:
+            try:
+                results, cursor = await _search(request, session, values, next or None)
+            except Refused as refused:
+                if not refused.errors:
+                    raise
+                errors = {_search_field(key): message for key, message in refused.errors.items()}
+                problem = refused.message
+        return render(request, "op_search.html", status=422 if errors else 200, values=values, errors=errors,
+                      problem=problem, results=results, cursor=cursor, statuses=STATUSES, sectors=SECTORS,
+                      continued=bool(next))
+
+    @routes.get("/permits/{permit_id}")
+    async def permit_file(request: Request, permit_id: uuid.UUID,
+                          done: Annotated[str, Query(max_length=20)] = "") -> Response:
+        session = signed_in(request, OPERATOR)
+        return await _file(request, session, permit_id, notice=NOTICES.get(done))
+
+    @routes.post("/permits/{permit_id}/decision")
+    async def decide(request: Request, permit_id: uuid.UUID) -> Response:
+        session = signed_in(request, OPERATOR)
+        fields = await checked_form(request, session)
+        decision = fields.get("decision", "")
+        reason = fields.get("reason", "").strip()[:FIELD_MAX * 2]
+        form = {"decision": decision, "reason": fields.get("reason", "")[:FIELD_MAX * 2]}
+        try:
+            answer = await console_of(request).backend.call(
+                session, "permits", "POST", f"/permits/{permit_id}/decision",
+                json={"decision": decision, "reason": reason})
+        except Refused as refused:
+            return await _file(request, session, permit_id, status=refused.status if refused.status < 500 else 422,
+                               decision_form=form, decision_refused=refused)
+        return redirect(f"/permits/{permit_id}?done={'issued' if answer.get('status') == 'ISSUED' else 'rejected'}")
+
+    @routes.post("/permits/{permit_id}/freeze")
+    async def freeze(request: Request, permit_id: uuid.UUID) -> Response:
+        session = signed_in(request, OPERATOR)
+        fields = await checked_form(request, session)
+        form = {key: fields.get(key, "")[:FIELD_MAX * 2] for key in (
+            "ground.code", "ground.evidence.report_id", "ground.evidence.closure_id", "ground.evidence.finding",
+            "reason")}
+        evidence = {name: form[f"ground.evidence.{name}"].strip() or None
+                    for name in ("report_id", "closure_id", "finding")}
+        body = {"ground": {"code": form["ground.code"], "evidence": evidence}, "reason": form["reason"].strip()}
+        try:
+            await console_of(request).backend.call(session, "permits", "POST", f"/permits/{permit_id}/freeze",
+                                                   json=body)
+        except Refused as refused:
+            return await _file(request, session, permit_id, status=refused.status if refused.status < 500 else 422,
+                               freeze_form=form, freeze_refused=refused)
+        return redirect(f"/permits/{permit_id}?done=frozen")
+
+    return routes
+
+
+def _search_field(key: str) -> str:
+    """The form's field a refusal of GET /permits names (`query.nib` → nib)."""
+    name = key.split(".")[-1]
+    return {"province": "region", "regency": "region"}.get(name, name)
+
+
+async def _search(request: Request, session: Session, values: dict[str, str],
+                  after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of matching permits and the cursor of the next; names and numbers matched over the service's pages."""
+    backend = console_of(request).backend
+    region = values["region"]
+    params: dict[str, Any] = {
+        "status": values["status"] or None, "nib": values["nib"] or None, "sector": values["sector"] or None,
+        "province": region if _PROVINCE.fullmatch(region) else None,
+        "regency": region if _REGENCY.fullmatch(region) else None,
+    }
+    company, number = values["company"].casefold(), values["number"]
+    if not company and not number:
+        answer = await backend.call(session, "permits", "GET", "/permits", params=params | {
+            "cursor": after, "limit": PAGE})
+        return list(answer.get("items", [])), answer.get("next_cursor")
+    if number and not params["regency"]:
+        # The registry names the plant's regency: the service's pages are then that regency's alone.
+        try:
+            entry = await backend.call(None, "permits", "GET", f"/registry/{number}")
+        except Refused as refused:
+            if refused.status == 404:
+                return [], None
+            raise
+        found_regency = str((entry.get("plant_regency") or {}).get("code") or "")
+        if params["province"] and not found_regency.startswith(params["province"] + "."):
+            return [], None
+        if _REGENCY.fullmatch(found_regency):
+            params["regency"], params["province"] = found_regency, None
+    found: list[dict[str, Any]] = []
+    cursor = after
+    for _ in range(SCAN_PAGES):
+        answer = await backend.call(session, "permits", "GET", "/permits", params=params | {
+            "cursor": cursor, "limit": SCAN_LIMIT})
+        for item in answer.get("items", []):
+            if number and item.get("permit_number") != number:
+                continue
+            if company and company not in str(item.get("company_name", "")).casefold():
+                continue
+            found.append(item)
+        cursor = answer.get("next_cursor")
+        if cursor is None or len(found) >= PAGE or (number and found):
+            break
+    return found, None if number and found else cursor
+
+
+async def _section(request: Request, session: Session, service: str, path: str,
+                   params: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+    """A section of the file: its answer, or why it is missing (refused, or its service down)."""
+    try:
+        return await console_of(request).backend.call(session, service, "GET", path, params=params), None
+    except ServiceDown:
+        return None, N_("This part of the file cannot be reached at the moment.")
+    except Refused as refused:
+        if refused.status == 404:
+            return None, N_("Nothing is recorded here for this permit.")
+        return None, N_("The service refused to show this part of the file.")
+
+
+async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, status: int = 200,
+                notice: str | None = None, decision_form: dict[str, str] | None = None,
+                decision_refused: Refused | None = None, freeze_form: dict[str, str] | None = None,
+                freeze_refused: Refused | None = None) -> Response:
+    try:
+        permit = await console_of(request).backend.call(session, "permits", "GET", f"/permits/{permit_id}")
+    except Refused as refused:
+        if refused.status == 404:
+            return render(request, "message.html", status=404, heading=N_("Not found"),
+                          message=N_("No permit has this id."))
+        raise
+    pid = str(permit_id)
+    sections = {
+        "history": await _section(request, session, "permits", f"/permits/{pid}/history"),
+        "letters": await _section(request, session, "permits", f"/permits/{pid}/letters"),
+        "objections": await _section(request, session, "permits", f"/permits/{pid}/objections"),
+        "reactivation": await _section(request, session, "permits", f"/permits/{pid}/reactivation-requests"),
+        "reports": await _section(request, session, "reports", "/reports", {"permit_id": pid, "limit": 20}),
+        "schedule": await _section(request, session, "reports", f"/schedules/{pid}", {"limit": 12}),
+        "incidents": await _section(request, session, "incidents", f"/facilities/{permit['facility_id']}/status"),
+    }
+    return render(request, "op_permit.html", status=status, permit=permit, sections=sections, notice=notice,
+                  region=permit.get("regency_code"), sectors=SECTORS, period_statuses=PERIOD_STATUSES,
+                  grounds=GROUNDS, ground_names=GROUND_NAMES,
+                  decision_form=decision_form or {"decision": "", "reason": ""},
+                  decision_errors=_errors(decision_refused), decision_problem=_problem(decision_refused),
+                  freeze_form=freeze_form or {"ground.code": "", "ground.evidence.report_id": "",
+                                              "ground.evidence.closure_id": "", "ground.evidence.finding": "",
+                                              "reason": ""},
+                  freeze_errors=_errors(freeze_refused), freeze_problem=_problem(freeze_refused))
+
+
+def _errors(refused: Refused | None) -> dict[str, str]:
+    if refused is None:
+        return {}
+    return {key.removeprefix("body."): message for key, message in refused.errors.items()}
+
+
+def _problem(refused: Refused | None) -> str | None:
+    """The refusal's message, above the form, when it names no field."""
+    return refused.message if refused is not None and not refused.errors else None
