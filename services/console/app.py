@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from services.console import operators, public, signin, task_forces
+from services.console import companies, operators, public, signin, task_forces
 from services.console.backend import Backend, Refused, ServiceDown, SignedOut
 from services.console.oidc import Provider, SignInFailed
 from services.console.sessions import SESSION_COOKIE, Sessions
@@ -70,7 +70,8 @@ def create_app(settings: PlatformSettings | None = None, own: ConsoleSettings | 
                                 media_type="application/json")
         return Response('{"status": "ready"}', media_type="application/json")
 
-    for pages in (signin.router(), public.router(), task_forces.router(), operators.router()):
+    for pages in (signin.router(), public.router(), companies.router(), operators.router(),
+                  task_forces.router()):
         app.include_router(pages)
     return app
 
