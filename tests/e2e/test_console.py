@@ -5,6 +5,7 @@ under the test artifacts (`.data/test-artifacts/console/`)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from tests.support.issued_permits import APPLICATION, issued_permit
 from tests.support.oidc import sample_password
 from tests.support.platform import ROOT, bearer
 from tests.support.processes import ARTIFACTS, RunningServices, running_platform
+from tests.support.waiting import until
 from tooling.embedded_keycloak import EmbeddedKeycloak
 from tooling.ports import free_port
 
@@ -176,4 +178,75 @@ async def test_a_form_posted_without_the_sessions_csrf_token_changes_nothing(sce
     assert forged.status_code == 303 and forged.headers["location"] == "/"
     await page.goto(f"{scene.console}/")
     await expect(page.get_by_role("button", name="Keluar")).to_be_visible()  # still signed in
+    await page.context.close()
+
+
+async def test_an_operator_finds_an_application_in_the_worklist_issues_it_and_freezes_it_on_a_ground(scene: Scene):
+    application = APPLICATION | {"company": APPLICATION["company"] | {"nib": "8120000960002", "name": "PT Antrian"},
+                                 "facility": APPLICATION["facility"] | {"province_code": "33",
+                                                                        "regency_code": "33.74"}}
+    applied = await scene.http.post(f"{scene.services.url('permits')}/permits", json=application,
+                                    headers=bearer("company", nib="8120000960002"))
+    assert applied.status_code == 201, applied.text
+    page = await scene.page()
+    await scene.sign_in(page, "operator")
+    await page.goto(f"{scene.console}/worklists?queue=applications&region=33.74")
+    await checked(page, "operator-worklist")
+    await page.get_by_role("link", name="PT Antrian").click()
+    await expect(page.get_by_role("heading", name="Putuskan permohonan")).to_be_visible()
+    await checked(page, "operator-file-submitted")
+
+    await page.get_by_role("button", name="Simpan keputusan").click()  # no reason: refused beside the field
+    await expect(page.locator("#decision-reason")).to_have_attribute("aria-invalid", "true")
+    await page.get_by_label("Terbitkan izin").check()
+    await page.get_by_label("Alasan (ditampilkan kepada perusahaan)").fill("Dokumen lengkap")
+    await page.get_by_role("button", name="Simpan keputusan").click()
+    await expect(page.get_by_text("Izin telah diterbitkan.")).to_be_visible()
+
+    await page.locator("#ground-code").select_option("other")
+    await page.get_by_label("Alasan (dikutip dalam surat)").fill("Pelanggaran berulang")
+    await page.get_by_role("button", name="Bekukan izin").click()
+    await expect(page.get_by_text("Izin telah dibekukan.")).to_be_visible()
+    await checked(page, "operator-file-frozen")
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_text("frozen").first).to_be_visible()
+    await checked(page, "operator-file-frozen")
+    await page.goto(f"{scene.console}/search?nib=8120000960002")
+    await expect(page.get_by_role("link", name="PT Antrian")).to_be_visible()
+    await checked(page, "operator-search")
+    await page.context.close()
+
+
+async def test_a_task_force_acknowledges_its_regions_alert_on_a_phone(scene: Scene):
+    application = APPLICATION | {"company": APPLICATION["company"] | {"nib": "8120000960003", "name": "PT Sirene"}}
+    _, facility_id = await issued_permit(scene.http, scene.services, application)
+    case = {"facility_id": facility_id, "case_ref": "C-KONSOL-1", "confirmed_on": date.today().isoformat(),
+            "symptomatic": False, "close_contacts": 0}
+
+    async def entered() -> httpx.Response:
+        return await scene.http.post(f"{scene.services.url('incidents')}/cases", json=case,
+                                     headers=bearer("company", nib="8120000960003"))
+    await until(entered, lambda response: response.status_code == 201, "the incidents service to take the case")
+
+    async def open_alerts() -> list[dict[str, Any]]:
+        response = await scene.http.get(f"{scene.services.url('notifier')}/alerts", params={"status": "open"},
+                                        headers=bearer("task_force", region="32.16"))
+        return list(response.json()["alerts"])
+    await until(open_alerts, bool, "an open alert for Kabupaten Bekasi")
+
+    page = await scene.page()
+    await scene.sign_in(page, "satgas-bekasi")
+    await page.goto(f"{scene.console}/alerts")
+    await expect(page.get_by_role("heading", name="Peringatan terbuka di wilayah Anda")).to_be_visible()
+    await checked(page, "task-force-alerts")
+    await page.get_by_role("button", name="Konfirmasi diterima").first.click()
+    await expect(page.get_by_text("Penerimaan peringatan telah dikonfirmasi")).to_be_visible()
+    await checked(page, "task-force-alert-acknowledged")
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_role("heading", name="Open alerts in your region")).to_be_visible()
+    await checked(page, "task-force-alerts")
+    await page.goto(f"{scene.console}/recommendations")
+    await checked(page, "task-force-recommendations")
+    await page.goto(f"{scene.console}/closures")
+    await checked(page, "task-force-closures")
     await page.context.close()
