@@ -65,7 +65,8 @@ def _locked(cache_dir: Path) -> IO[str]:
 def distribution(cache_dir: Path) -> Path:
     """Keycloak's home directory, `cache_dir/keycloak-<version>`, fetched and unpacked by Maven on first use."""
     version = keycloak_version()
-    cache_dir = cache_dir.resolve()  # Maven resolves a relative output folder against the pom's, and kc.sh runs elsewhere
+    # Absolute: Maven resolves a relative output folder against the pom's, and kc.sh runs from another folder.
+    cache_dir = cache_dir.resolve()
     home = cache_dir / f"keycloak-{version}"
     with _locked(cache_dir):  # processes starting together fetch once
         if (home / "bin" / "kc.sh").exists():

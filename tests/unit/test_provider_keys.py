@@ -160,7 +160,7 @@ async def test_beside_the_development_secret_each_issuer_is_checked_with_its_own
     """`make run` trusts both: the console's people sign in at the provider, the CLI's tokens are the secret's. A
     token naming the provider but signed with the secret, or naming the development issuer but signed by the
     provider, is refused; so is one naming neither."""
-    secret = "a-development-secret-of-some-length-0123456789"
+    secret = "a-development-secret-of-some-length-0123456789"  # noqa: S105 -- the test's own
     development = TokenVerifier.development(secret)
     keys = ProviderKeys(ISSUER, "https://sso.example.go.id/jwks", lifespan=LIFESPAN, cooldown=COOLDOWN,
                         monotonic=lambda: provider.now)
