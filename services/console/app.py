@@ -23,6 +23,7 @@ from shared.observability import configure_logging
 from shared.runtime import serve
 from shared.settings import PlatformSettings, port_of
 from shared.web.access import TokenVerifier
+from shared.web.http import BoundedBodies
 
 STATIC = Path(__file__).parent / "static"
 
@@ -49,6 +50,7 @@ def create_app(settings: PlatformSettings | None = None, own: ConsoleSettings | 
         environments=Console.environments_for())
     install_errors(app)
     install_headers(app, platform.oidc_issuer)
+    app.add_middleware(BoundedBodies, limit=platform.max_request_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/")

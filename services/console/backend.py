@@ -15,10 +15,9 @@ import httpx
 
 from services.console.oidc import Provider, SignInFailed
 from services.console.sessions import Session
-from shared.settings import service_url
+from shared.settings import SERVICES, service_url
 
 REFRESH_BEFORE_SECONDS = 30.0
-DOMAIN_SERVICES = ("permits", "reports", "incidents", "notifier", "supervision")
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Backend:
     def __init__(self, http: httpx.AsyncClient, provider: Provider | None) -> None:
         self._http = http
         self._provider = provider
-        self._urls = {service: service_url(service) for service in DOMAIN_SERVICES}
+        self._urls = {service: service_url(service) for service in SERVICES}
 
     async def call(self, session: Session | None, service: str, method: str, path: str, *,
                    params: dict[str, Any] | None = None, json: Any = None) -> Any:

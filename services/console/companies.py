@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from services.console.backend import Refused
 from services.console.sessions import Session
-from services.console.vocabulary import N_
+from services.console.vocabulary import N_, SECTOR_CLASS_NAMES
 from services.console.web import checked_form, console_of, redirect, render, signed_in
 from shared import regions
 from shared.contract import KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN
@@ -27,7 +27,6 @@ COMPANY = (Role.COMPANY,)
 PAGE_SIZE = 20
 SHIFTS = 8  # POST /reports takes up to eight shifts' headcounts
 PERIODS_SHOWN = 12
-FIELD_MAX = 4000  # the longest field of either form (case_handling); the services bound each field further
 
 # The browser's check as they type; the services check the same and name the field otherwise.
 NIB_INPUT = NIB_PATTERN.strip("^$")
@@ -41,14 +40,6 @@ _KBLI = re.compile(KBLI_PATTERN)
 _LETTER = re.compile(r"^[A-Za-z]{1,8}-[0-9]{1,9}$")
 _PERMIT_NUMBER = re.compile(PERMIT_NUMBER_PATTERN)
 
-PERIOD_STATUS_NAMES = {
-    "open": N_("open"),
-    "submitted": N_("reported on time"),
-    "late": N_("reported late"),
-    "overdue": N_("overdue, not reported"),
-    "excused": N_("excused (plant closed)"),
-    "ended": N_("ended (permit revoked)"),
-}
 LETTER_KIND_NAMES = {
     "warning": N_("Warning letter"),
     "freeze": N_("Freeze letter"),
@@ -58,7 +49,6 @@ ACTION_NAMES = {
     "apply": N_("applied"), "issue": N_("issued"), "reject": N_("rejected"), "freeze": N_("frozen"),
     "reactivate": N_("reactivated"), "revoke": N_("revoked"),
 }
-SECTOR_NAMES = {"critical": N_("critical"), "essential": N_("essential"), "non_essential": N_("non-essential")}
 # What the plant page says after a redirect: chosen by a word in the address, never text from it.
 NOTICES = {
     "applied": N_("Your application has been submitted. The ministry will decide on it."),
@@ -97,7 +87,7 @@ def router() -> APIRouter:
         items = found.get("items", [])
         details = await asyncio.gather(*(_plant_row(request, session, item) for item in items))
         return render(request, "co_plants.html", plants=details, next_cursor=found.get("next_cursor"),
-                      notice=NOTICES.get(notice), region_name=_region_name)
+                      notice=NOTICES.get(notice))
 
     @routes.get("/plants/{permit_id}")
     async def plant(request: Request, permit_id: uuid.UUID, notice: Annotated[str, Query(max_length=20)] = "",
@@ -115,8 +105,7 @@ def router() -> APIRouter:
                       next_period=_next_period(periods), reportable=_reportable(periods),
                       warnings=[p for p in periods if p.get("warned")],
                       notice=NOTICES.get(notice), draft_key=_draft_key(permit_id, filed) if _uuid(filed) else None,
-                      region_name=_region_name, period_status=_period_status, letter_kind=_letter_kind,
-                      action_name=_action_name, sector_name=_sector_name)
+                      letter_kind=_letter_kind, action_name=_action_name)
 
     @routes.get("/plants/{permit_id}/letters/{letter}")
     async def letter(request: Request, permit_id: uuid.UUID, letter: str) -> Response:
@@ -150,7 +139,7 @@ def router() -> APIRouter:
     @routes.post("/plants/{permit_id}/report")
     async def report_submit(request: Request, permit_id: uuid.UUID) -> Response:
         session = signed_in(request, COMPANY)
-        fields = _bounded(await checked_form(request, session))
+        fields = await checked_form(request, session)
         permit, schedule = await _report_context(request, session, permit_id)
         choices = _reportable(schedule.get("periods", []))
         body = _report_body(permit_id, fields)
@@ -171,7 +160,7 @@ def router() -> APIRouter:
     @routes.post("/apply")
     async def apply_submit(request: Request) -> Response:
         session = signed_in(request, COMPANY)
-        fields = _bounded(await checked_form(request, session))
+        fields = await checked_form(request, session)
         try:
             created = await console_of(request).backend.call(session, "permits", "POST", "/permits",
                                                              json=_application_body(fields))
@@ -250,12 +239,6 @@ def _errors(refused: Refused, lists: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _bounded(fields: dict[str, str]) -> dict[str, str]:
-    if len(fields) > 80 or any(len(key) > 80 or len(value) > FIELD_MAX for key, value in fields.items()):
-        raise Refused(413, N_("The form is larger than it can be."))
-    return fields
-
-
 def _number(text: str | None) -> int | str | None:
     """A count as typed: a number when it reads as one, else the text itself for the service to name as invalid;
     nothing when left blank (the service says so when it is required)."""
@@ -326,8 +309,7 @@ def _report_page(request: Request, permit: dict[str, Any], schedule: dict[str, A
                   values=values, errors=errors, problem=problem if problem and not errors else (
                       N_("Some answers need correcting: see the messages beside them.") if errors else None),
                   shifts=SHIFTS, protocol_items=PROTOCOL_ITEMS, transport_modes=TRANSPORT_MODES,
-                  draft_key=_draft_key(permit["permit_id"], period_id) if _uuid(period_id) else None,
-                  region_name=_region_name)
+                  draft_key=_draft_key(permit["permit_id"], period_id) if _uuid(period_id) else None)
 
 
 def _apply_page(request: Request, values: dict[str, str], errors: dict[str, str], problem: str | None,
@@ -337,7 +319,7 @@ def _apply_page(request: Request, values: dict[str, str], errors: dict[str, str]
                       N_("Some answers need correcting: see the messages beside them.") if errors else None),
                   patterns={"nib": NIB_INPUT, "npwp": NPWP_INPUT, "kbli": KBLI_INPUT, "shifts": SHIFTS_INPUT,
                             "province": PROVINCE_INPUT, "regency": REGENCY_INPUT, "estate": PERMIT_NUMBER_INPUT},
-                  sectors=SECTOR_NAMES)
+                  sectors=SECTOR_CLASS_NAMES)
 
 
 def _draft_key(permit_id: uuid.UUID | str, period_id: str) -> str:
@@ -356,27 +338,9 @@ def _with_short(letter: dict[str, Any]) -> dict[str, Any]:
     return letter | {"short": str(letter.get("download", "")).rsplit("/", 1)[-1]}
 
 
-def _region_name(code: str | None) -> str:
-    if not code:
-        return "–"
-    try:
-        name = regions.KemendagriRegions().name_of(code)
-    except (KeyError, ValueError):
-        name = None
-    return f"{name} ({code})" if name else code
-
-
-def _period_status(status: str) -> str:
-    return PERIOD_STATUS_NAMES.get(status, status)
-
-
 def _letter_kind(kind: str) -> str:
     return LETTER_KIND_NAMES.get(kind, kind)
 
 
 def _action_name(action: str) -> str:
     return ACTION_NAMES.get(action, action)
-
-
-def _sector_name(sector: str | None) -> str:
-    return SECTOR_NAMES.get(sector or "", sector or "–")

@@ -3,7 +3,6 @@ the ID token checked against the provider's keys and the request's nonce, refres
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
@@ -16,8 +15,10 @@ import httpx
 import jwt
 
 from shared.settings import provider_url
+from shared.web.access import KeyNotAtHand, ProviderKeys
+from shared.web.http import Problem
 
-ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+KEYS_LIFESPAN = 300.0  # seconds the provider's keys are trusted before they are fetched again
 
 
 class SignInFailed(Exception):
@@ -62,7 +63,7 @@ class Provider:
         self.client_id = client_id
         self._http = http
         self._document: dict[str, Any] | None = None
-        self._keys: jwt.PyJWKClient | None = None
+        self._keys: ProviderKeys | None = None
 
     async def document(self) -> dict[str, Any]:
         if self._document is None:
@@ -101,15 +102,21 @@ class Provider:
                                           "client_id": self.client_id}, previous=tokens)
 
     async def id_token_claims(self, id_token: str) -> dict[str, Any]:
-        """OpenID Connect Core §3.1.3.7: signed by the provider, for this client, from this issuer, unexpired."""
+        """OpenID Connect Core §3.1.3.7: signed by the provider, for this client, from this issuer, unexpired. The
+        provider's keys are held and refreshed as the services hold theirs (`ProviderKeys`)."""
         if self._keys is None:
-            self._keys = jwt.PyJWKClient((await self.document())["jwks_uri"], timeout=10)
+            self._keys = ProviderKeys(self.issuer, (await self.document())["jwks_uri"], lifespan=KEYS_LIFESPAN)
         try:
-            key = await asyncio.to_thread(self._keys.get_signing_key_from_jwt, id_token)
-            claims: dict[str, Any] = jwt.decode(id_token, key, algorithms=ID_TOKEN_ALGORITHMS,
-                                                audience=self.client_id, issuer=self.issuer, leeway=30,
+            header = jwt.get_unverified_header(id_token)
+            try:
+                key, algorithm = self._keys.key_for(header)
+            except KeyNotAtHand:
+                await self._keys.refresh()
+                key, algorithm = self._keys.key_for(header)
+            claims: dict[str, Any] = jwt.decode(id_token, key, algorithms=[algorithm], audience=self.client_id,
+                                                issuer=self.issuer, leeway=30,
                                                 options={"require": ["sub", "exp", "iat", "iss", "aud"]})
-        except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
+        except (jwt.InvalidTokenError, KeyNotAtHand, Problem) as exc:
             raise SignInFailed(f"the ID token does not check out: {exc}") from None
         return claims
 

@@ -16,8 +16,9 @@ from fastapi.responses import Response
 
 from services.console.backend import Refused, ServiceDown
 from services.console.sessions import Session
-from services.console.vocabulary import N_
+from services.console.vocabulary import N_, SECTOR_CLASS_NAMES
 from services.console.web import checked_form, console_of, redirect, render, signed_in
+from shared import regions
 from shared.contract import NIB_PATTERN, PERMIT_NUMBER_PATTERN
 from shared.web.access import Role
 
@@ -35,7 +36,6 @@ QUEUE_NAMES = {
 PAGE = 50
 MOST = 200  # the worklists API gives at most this many items a list (it has no cursor: a list grows by its limit)
 
-SECTORS = {"critical": N_("critical"), "essential": N_("essential"), "non_essential": N_("non-essential")}
 STATUSES = ("SUBMITTED", "ISSUED", "REJECTED", "FROZEN", "REVOKED")
 # An officer's grounds for a freeze; missed reports and capacity breaches are the reports service's ladder's alone.
 GROUNDS = {
@@ -47,10 +47,6 @@ GROUNDS = {
 }
 GROUND_NAMES = GROUNDS | {"missed_reports": N_("Missed reports"),
                           "capacity_breaches": N_("Repeated breaches of the staffing cap")}
-PERIOD_STATUSES = {
-    "open": N_("open"), "submitted": N_("reported on time"), "late": N_("reported late"),
-    "overdue": N_("overdue, not reported"), "excused": N_("excused"), "ended": N_("ended"),
-}
 NOTICES = {
     "issued": N_("The permit has been issued."),
     "rejected": N_("The application has been rejected."),
@@ -59,15 +55,11 @@ NOTICES = {
 
 _NIB = re.compile(NIB_PATTERN)
 _NUMBER = re.compile(PERMIT_NUMBER_PATTERN)
-_PROVINCE = re.compile(r"^[0-9]{2}$")
-_REGENCY = re.compile(r"^[0-9]{2}\.[0-9]{2}$")
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,64}$")
 # Company names and permit numbers are matched by the console over the service's pages (GET /permits has no such
 # filter): this many pages of the service at most for one page of results, the cursor going on from there.
 SCAN_PAGES = 5
 SCAN_LIMIT = 200
-
-FIELD_MAX = 1000
 
 
 def router() -> APIRouter:
@@ -82,7 +74,7 @@ def router() -> APIRouter:
         kinds = [QUEUES[queue]] if queue in QUEUES else list(QUEUES.values())
         region = region.strip()
         problem = None
-        if region and not (_PROVINCE.fullmatch(region) or _REGENCY.fullmatch(region)):
+        if region and not regions.is_region(region):
             problem, region = N_("A region is a province code (33) or a regency code (33.74)."), region
         answer = None if problem else await console_of(request).backend.call(
             session, "permits", "GET", "/worklists", params={"kind": kinds, "region": region or None, "limit": limit})
@@ -107,11 +99,11 @@ def router() -> APIRouter:
             errors["number"] = N_("A permit number looks like IOMKI-2021-000123.")
         if values["nib"] and not _NIB.fullmatch(values["nib"]):
             errors["nib"] = N_("A NIB is 13 digits.")
-        if values["region"] and not (_PROVINCE.fullmatch(values["region"]) or _REGENCY.fullmatch(values["region"])):
+        if values["region"] and not regions.is_region(values["region"]):
             errors["region"] = N_("A region is a province code (33) or a regency code (33.74).")
         if status and status not in STATUSES:
             errors["status"] = N_("Choose a status from the list.")
-        if sector and sector not in SECTORS:
+        if sector and sector not in SECTOR_CLASS_NAMES:
             errors["sector"] = N_("Choose a sector class from the list.")
         if next and not _CURSOR.fullmatch(next):
             next = ""
@@ -128,7 +120,7 @@ def router() -> APIRouter:
                 errors = {_search_field(key): message for key, message in refused.errors.items()}
                 problem = refused.message
         return render(request, "op_search.html", status=422 if errors else 200, values=values, errors=errors,
-                      problem=problem, results=results, cursor=cursor, statuses=STATUSES, sectors=SECTORS,
+                      problem=problem, results=results, cursor=cursor, statuses=STATUSES, sectors=SECTOR_CLASS_NAMES,
                       continued=bool(next))
 
     @routes.get("/permits/{permit_id}")
@@ -142,8 +134,8 @@ def router() -> APIRouter:
         session = signed_in(request, OPERATOR)
         fields = await checked_form(request, session)
         decision = fields.get("decision", "")
-        reason = fields.get("reason", "").strip()[:FIELD_MAX * 2]
-        form = {"decision": decision, "reason": fields.get("reason", "")[:FIELD_MAX * 2]}
+        reason = fields.get("reason", "").strip()
+        form = {"decision": decision, "reason": fields.get("reason", "")}
         try:
             answer = await console_of(request).backend.call(
                 session, "permits", "POST", f"/permits/{permit_id}/decision",
@@ -157,7 +149,7 @@ def router() -> APIRouter:
     async def freeze(request: Request, permit_id: uuid.UUID) -> Response:
         session = signed_in(request, OPERATOR)
         fields = await checked_form(request, session)
-        form = {key: fields.get(key, "")[:FIELD_MAX * 2] for key in (
+        form = {key: fields.get(key, "") for key in (
             "ground.code", "ground.evidence.report_id", "ground.evidence.closure_id", "ground.evidence.finding",
             "reason")}
         evidence = {name: form[f"ground.evidence.{name}"].strip() or None
@@ -175,9 +167,8 @@ def router() -> APIRouter:
 
 
 def _search_field(key: str) -> str:
-    """The form's field a refusal of GET /permits names (`query.nib` → nib)."""
-    name = key.split(".")[-1]
-    return {"province": "region", "regency": "region"}.get(name, name)
+    """The form's field a refusal of GET /permits names: the form asks for a province or regency as one region."""
+    return {"province": "region", "regency": "region"}.get(key, key)
 
 
 async def _search(request: Request, session: Session, values: dict[str, str],
@@ -187,8 +178,8 @@ async def _search(request: Request, session: Session, values: dict[str, str],
     region = values["region"]
     params: dict[str, Any] = {
         "status": values["status"] or None, "nib": values["nib"] or None, "sector": values["sector"] or None,
-        "province": region if _PROVINCE.fullmatch(region) else None,
-        "regency": region if _REGENCY.fullmatch(region) else None,
+        "province": region if regions.is_province(region) else None,
+        "regency": region if regions.is_regency(region) else None,
     }
     company, number = values["company"].casefold(), values["number"]
     if not company and not number:
@@ -206,7 +197,7 @@ async def _search(request: Request, session: Session, values: dict[str, str],
         found_regency = str((entry.get("plant_regency") or {}).get("code") or "")
         if params["province"] and not found_regency.startswith(params["province"] + "."):
             return [], None
-        if _REGENCY.fullmatch(found_regency):
+        if regions.is_regency(found_regency):
             params["regency"], params["province"] = found_regency, None
     found: list[dict[str, Any]] = []
     cursor = after
@@ -260,7 +251,7 @@ async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, sta
         "incidents": await _section(request, session, "incidents", f"/facilities/{permit['facility_id']}/status"),
     }
     return render(request, "op_permit.html", status=status, permit=permit, sections=sections, notice=notice,
-                  region=permit.get("regency_code"), sectors=SECTORS, period_statuses=PERIOD_STATUSES,
+                  region=permit.get("regency_code"), sectors=SECTOR_CLASS_NAMES,
                   grounds=GROUNDS, ground_names=GROUND_NAMES,
                   decision_form=decision_form or {"decision": "", "reason": ""},
                   decision_errors=_errors(decision_refused), decision_problem=_problem(decision_refused),
@@ -271,9 +262,7 @@ async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, sta
 
 
 def _errors(refused: Refused | None) -> dict[str, str]:
-    if refused is None:
-        return {}
-    return {key.removeprefix("body."): message for key, message in refused.errors.items()}
+    return refused.errors if refused is not None else {}
 
 
 def _problem(refused: Refused | None) -> str | None:

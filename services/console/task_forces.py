@@ -24,7 +24,7 @@ ROLES = (Role.TASK_FORCE,)
 ALERTS_PAGE = 50  # alerts shown at first; "Show more" asks the notifier for as many more
 ALERTS_MAX = 1000  # the notifier's own limit
 PAGE = 25  # recommendations and closures a page (the incidents service's keyset cursor for the rest)
-REASON_MAX_LENGTH = 1000  # the incidents service's limit on an officer's reason
+REASON_MAX_LENGTH = 1000  # the incidents service's limit on an officer's reason (the field's maxlength)
 MAX_CLOSURE_DAYS = 90  # an upper bound for the form; the incidents service decides the real one
 
 SEVERITY_NAMES = {"high": N_("high"), "low": N_("low")}
@@ -140,16 +140,16 @@ def router() -> APIRouter:
             return render(request, "message.html", status=404, heading=N_("Not found"),
                           message=N_("This page does not exist."))
         fields = await checked_form(request, session)
-        typed = {key: fields.get(key, "").strip()[:REASON_MAX_LENGTH] for key in ("reason", "scope", "days")}
+        typed = {key: fields.get(key, "").strip() for key in ("reason", "scope", "days")}
         body: dict[str, Any] = {"reason": typed["reason"] or None}
         if decision == "order":
             body |= {"scope": typed["scope"] or None}
             if typed["days"]:
-                if not typed["days"].isdigit():
+                if not typed["days"].isdigit() or len(typed["days"]) > 4:
                     return await _recommendations_page(
                         request, session, "pending", None, http_status=422, failed=recommendation_id, decision=decision,
                         typed=typed, errors={"days": N_("Enter a whole number of days.")})
-                body["days"] = int(typed["days"][:4])
+                body["days"] = int(typed["days"])
         elif not body["reason"]:
             return await _recommendations_page(
                 request, session, "pending", None, http_status=422, failed=recommendation_id, decision=decision,

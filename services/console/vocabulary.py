@@ -37,6 +37,15 @@ PERMIT_STATUS_NAMES = {
     "FROZEN": N_("frozen"),
     "REVOKED": N_("revoked"),
 }
+# A reporting period as its company and the ministry follow it.
+PERIOD_STATUS_NAMES = {
+    "open": N_("open"),
+    "submitted": N_("reported on time"),
+    "late": N_("reported late"),
+    "overdue": N_("overdue, not reported"),
+    "excused": N_("excused (plant closed)"),
+    "ended": N_("ended (permit revoked)"),
+}
 # The PPKM sectors of the plant's activities (Inmendagri): what may operate, and how many on site.
 SECTOR_CLASS_NAMES = {
     "critical": N_("critical sector"),

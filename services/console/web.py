@@ -7,14 +7,14 @@ draft) come from the console itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.console.backend import Backend, Refused
 from services.console.i18n import LOCALE_COOKIE, Formats, chosen_locale, translations
@@ -23,16 +23,36 @@ from services.console.sessions import SESSION_COOKIE, Session, Sessions
 from services.console.settings import ConsoleSettings
 from services.console.vocabulary import (
     N_,
+    PERIOD_STATUS_NAMES,
     PERMIT_STATUS_NAMES,
     REGISTRY_STATUS_NAMES,
     ROLE_NAMES,
     SECTOR_CLASS_NAMES,
 )
+from shared import regions
 from shared.web.access import Role, TokenVerifier
 
 TEMPLATES = Path(__file__).parent / "templates"
 # A path of the console's own to go back to after signing in or choosing a language: never another origin.
 _OWN_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&+-]{0,500}$")
+
+
+# The console's largest form (the weekly report) has some sixty fields, its longest a case's handling; the services
+# bound each field further and name it when it is over.
+FORM_FIELDS_MAX = 100
+FORM_VALUE_MAX = 4000
+_REGIONS = regions.KemendagriRegions()
+
+
+def region_name(code: str | None) -> str:
+    """`Kabupaten Bekasi (32.16)`, or the code alone when the dataset does not name it."""
+    if not code:
+        return "–"
+    try:
+        name = _REGIONS.name_of(code)
+    except (KeyError, ValueError):
+        name = None
+    return f"{name} ({code})" if name else code
 
 
 def own_path(candidate: str | None, fallback: str = "/") -> str:
@@ -57,17 +77,24 @@ class Console:
             environment = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
                                              extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
             environment.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+            translate = catalogue.gettext
             environment.globals |= {
                 # A message chosen in code, translated and then escaped like any text (`_` would mark it safe).
-                "say": lambda message, g=catalogue.gettext: g(message),
-                "role_name": lambda role, g=catalogue.gettext: g(ROLE_NAMES.get(role, str(role))),
-                "status_name": lambda status, g=catalogue.gettext: g(REGISTRY_STATUS_NAMES.get(status, status)),
-                "sector_name": lambda sector, g=catalogue.gettext: g(SECTOR_CLASS_NAMES.get(sector, sector)),
-                "permit_status_name": lambda status, g=catalogue.gettext: g(PERMIT_STATUS_NAMES.get(status,
-                                                                                                    status)),
+                "say": translate,
+                "role_name": _naming(ROLE_NAMES, translate),
+                "status_name": _naming(REGISTRY_STATUS_NAMES, translate),
+                "permit_status_name": _naming(PERMIT_STATUS_NAMES, translate),
+                "period_status_name": _naming(PERIOD_STATUS_NAMES, translate),
+                "sector_name": _naming(SECTOR_CLASS_NAMES, translate),
+                "region_name": region_name,
             }
             found[locale] = environment
         return found
+
+
+def _naming(names: Mapping[Any, str], translate: Callable[[str], str]) -> Callable[[str | None], str]:
+    """A code's words in the reader's language; a code the console has no words for is shown as it is."""
+    return lambda code: translate(names[code]) if code is not None and code in names else (code or "–")
 
 
 def console_of(request: Request) -> Console:
@@ -81,13 +108,6 @@ def locale_of(request: Request) -> str:
 
 def session_of(request: Request) -> Session | None:
     return console_of(request).sessions.find(request.cookies.get(SESSION_COOKIE))
-
-
-def gettext_for(request: Request) -> Callable[[str], str]:
-    """The reader's catalogue, for messages made in code (a refusal's heading, a flash)."""
-    environment = console_of(request).environments[locale_of(request)]
-    translate: Callable[[str], str] = environment.globals["gettext"]  # type: ignore[assignment]
-    return translate
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -122,6 +142,9 @@ async def checked_form(request: Request, session: Session) -> dict[str, str]:
     """The posted form, once its CSRF token matches the session's (a form posted from elsewhere does not)."""
     form = await request.form()
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if len(fields) > FORM_FIELDS_MAX or any(len(key) > 80 or len(value) > FORM_VALUE_MAX
+                                            for key, value in fields.items()):
+        raise Refused(413, N_("The form is larger than it can be."))
     if not session.csrf_matches(fields.pop("csrf", None)):
         raise Refused(403, N_("The form has expired or did not come from this console. Please try again."))
     return fields
@@ -130,5 +153,3 @@ async def checked_form(request: Request, session: Session) -> dict[str, str]:
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
-
-PageHandler = Callable[..., Awaitable[Response]]
