@@ -46,7 +46,7 @@ from shared.web.access import Role, mint
 from tooling.demo.runner import DemoPlatform
 from tooling.demo.scenario import Plant, Scenario, cast
 from tooling.launcher import development_secret
-from tooling.ports import free_port
+from tooling.ports import free_ports
 
 SECONDS = float(os.environ.get("IOMKI_SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("IOMKI_SOAK_RATE", "20"))
@@ -93,7 +93,8 @@ async def target() -> AsyncIterator[Target]:
 async def own_platform() -> AsyncIterator[Target]:
     os.environ["IOMKI_DATA_DIR"] = str(DATA_DIR)
     os.environ["IOMKI_LOG_FORMAT"] = "json"
-    os.environ.update({f"IOMKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES})
+    os.environ.update({f"IOMKI_{service.upper()}_PORT": str(port)
+                       for service, port in zip(SERVICES, free_ports(len(SERVICES)), strict=True)})
     server_url = os.environ.get("DATABASE_URL")
     stop_embedded_postgres(DATA_DIR / "postgres")
     shutil.rmtree(DATA_DIR, ignore_errors=True)

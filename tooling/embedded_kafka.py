@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tooling.ports import free_port, port_is_free
+from tooling.ports import free_ports, port_is_free
 
 KAFKA_ARTIFACTS = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
 POM = KAFKA_ARTIFACTS / "pom.xml"
@@ -126,7 +126,10 @@ class EmbeddedKafka:
 
     def __post_init__(self) -> None:
         self.directory = self.directory.resolve()  # each node runs in its own directory
-        ports = self.ports or [(free_port(self.host), free_port(self.host)) for _ in range(self.size)]
+        if self.ports is None:
+            chosen = free_ports(2 * self.size, self.host)
+            self.ports = list(zip(chosen[::2], chosen[1::2], strict=True))
+        ports = self.ports
         if len(ports) != self.size:
             raise ValueError(f"one (client, controller) port pair per node: {len(ports)} pairs for {self.size} nodes")
         self.nodes = [KafkaNode(number + 1, self.host, port, controller, self.directory / f"node-{number + 1}")

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from shared.settings import SERVICES
 from tests.support.platform import JWT_SECRET, ROOT, TestPlatform, start_platform, stop_platform
 from tooling.cli.app import app
-from tooling.ports import free_port
+from tooling.ports import free_ports
 
 ARTIFACTS = ROOT / ".data" / "test-artifacts"
 
@@ -30,7 +30,7 @@ ARTIFACTS = ROOT / ".data" / "test-artifacts"
 class RunningServices:
     platform: TestPlatform
     overrides: dict[str, str]
-    ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
+    ports: dict[str, int] = field(default_factory=lambda: dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # The notifier seals webhook secrets with a configured key, as deployed (production will not start without
     # one); the same key across restarts, so a restarted notifier opens what it sealed before.

@@ -50,3 +50,10 @@ def test_three_nodes_vote_in_one_quorum_and_keep_three_copies_two_in_sync(tmp_pa
         assert properties["transaction.state.log.min.isr"] == "2"
     assert kafka.bootstrap == "127.0.0.1:1,127.0.0.1:3,127.0.0.1:5"
     assert (kafka.replication_factor, kafka.min_insync_replicas) == (3, 2)
+
+
+def test_a_cluster_left_to_choose_its_ports_never_gives_two_listeners_the_same_one(tmp_path: Path):
+    for attempt in range(200):
+        kafka = EmbeddedKafka(tmp_path / f"kafka-{attempt}", size=3)
+        ports = [port for node in kafka.nodes for port in (node.port, node.controller_port)]
+        assert len(set(ports)) == 6
