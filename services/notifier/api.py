@@ -17,6 +17,7 @@ from services.notifier.handlers import NotifierHandlers
 from shared import regions
 from shared.contract import EVENT_TYPES, INTERNAL_CONTACTS, EmailAddress, single_email
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
+from shared.web.cursors import After, cursor, moment_and_id, position
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
 OP, TF, RO = Role.OPERATOR, Role.TASK_FORCE, Role.REGIONAL_OFFICE
@@ -210,8 +211,12 @@ def router(handlers: NotifierHandlers) -> APIRouter:
 
     @routes.get("/alerts")
     async def list_alerts(access: Annotated[Access, POLICY.guard("read_alerts")], status: AlertStatus | None = None,
-                          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
-        return {"alerts": [_alert(a) for a in await handlers.alerts(status, access, limit)]}
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: After = None) -> dict:
+        """Newest first; `next` continues the list where this page ended."""
+        found = await handlers.alerts(status, access, position(after, moment_and_id), limit + 1)
+        page = found[:limit]
+        return {"alerts": [_alert(a) for a in page],
+                "next": cursor(page[-1].first_seen_at.isoformat(), page[-1].alert_id) if len(found) > limit else None}
 
     @routes.get("/alerts/{alert_id}")
     async def get_alert(alert_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read_alerts")]) -> dict:

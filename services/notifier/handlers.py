@@ -195,9 +195,10 @@ class NotifierHandlers:
 
     # -- alert queries and acknowledgement --------------------------------------------------------
 
-    async def alerts(self, status: AlertStatus | None, access: Access, limit: int) -> list[Alert]:
+    async def alerts(self, status: AlertStatus | None, access: Access, after: tuple[datetime, uuid.UUID] | None,
+                     limit: int) -> list[Alert]:
         async with self.database.reading() as work:
-            return await work.notifier.list_alerts(status, access.region_filter, limit)
+            return await work.notifier.list_alerts(status, access.region_filter, after, limit)
 
     async def alert(self, alert_id: uuid.UUID, access: Access) -> tuple[Alert, list[dict]]:
         async with self.database.reading() as work:

@@ -223,11 +223,15 @@ class NotifierRepository:
         row = await self._connection.fetchrow(f"SELECT {_ALERT} FROM alerts WHERE alert_id = $1{lock}", alert_id)
         return _alert(row) if row else None
 
-    async def list_alerts(self, status: AlertStatus | None, region: str | None, limit: int) -> list[Alert]:
+    async def list_alerts(self, status: AlertStatus | None, region: str | None,
+                          after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Alert]:
+        """Newest first, from just past `after` (the last alert's first sighting and id) when given."""
+        seen, alert_id = after or (None, None)
         rows = await self._connection.fetch(
             f"SELECT {_ALERT} FROM alerts WHERE ($1::text IS NULL OR status = $1) AND {_IN_REGION.format(p='$2')}"
-            " ORDER BY first_seen_at DESC LIMIT $3",
-            status.value if status else None, region, limit,
+            " AND ($4::timestamptz IS NULL OR (first_seen_at, alert_id) < ($4, $5::uuid))"
+            " ORDER BY first_seen_at DESC, alert_id DESC LIMIT $3",
+            status.value if status else None, region, limit, seen, alert_id,
         )
         return [_alert(r) for r in rows]
 

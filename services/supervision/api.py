@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import math
 import uuid
 from datetime import date
@@ -25,6 +23,7 @@ from shared.contract import (
     ProtocolItem, SanctionAction, SanctionGround,
 )
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
+from shared.web.cursors import After, cursor, position
 from shared.web.http import Problem, ProblemTable
 from shared.web.rate_limit import ClientRates, client_address, client_key
 
@@ -213,24 +212,12 @@ def _worklist_row(row: dict[str, Any], today: date) -> dict[str, Any]:
 # -- worklist cursor: the last row's (rank_key, facility_id), opaque to clients ---------------------------------
 
 
-def _cursor(row: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"{row['rank_key']!r}|{row['facility_id']}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> tuple[float, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        rank, facility = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        key = float(rank)
-        if not math.isfinite(key):
-            raise ValueError(rank)
-        return key, uuid.UUID(facility)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Problem(422, "Invalid request", "after: not a cursor this list gave",
-                      errors=[{"field": "after", "message": "not a cursor this list gave"}]) from None
-
-
+def _rank_and_facility(parts: list[str]) -> tuple[float, uuid.UUID]:
+    rank, facility = parts
+    key = float(rank)
+    if not math.isfinite(key):
+        raise ValueError(rank)
+    return key, uuid.UUID(facility)
 
 
 # -- the complaint limit ---------------------------------------------------------------------------------------
@@ -262,13 +249,13 @@ def router(handlers: SupervisionHandlers, complaint_rate: ComplaintRate) -> APIR
     @routes.get("/worklist")
     async def worklist(access: Annotated[Access, POLICY.guard("read_worklist")], province: ProvinceQuery = None,
                        regency: RegencyQuery = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                       after: Annotated[str | None, Query(max_length=200, description="The `next` of the previous "
-                                                                                      "page")] = None) -> dict:
+                       after: After = None) -> dict:
         province, regency = access.asked_region(province, regency)
-        rows = await handlers.worklist(province=province, regency=regency, after=_after(after), limit=limit)
+        rows = await handlers.worklist(province=province, regency=regency, after=position(after, _rank_and_facility),
+                                       limit=limit)
         today = handlers.worklist_day()
         return {"items": [_worklist_row(row, today) for row in rows],
-                "next": _cursor(rows[-1]) if len(rows) == limit else None}
+                "next": cursor(rows[-1]["rank_key"], rows[-1]["facility_id"]) if len(rows) == limit else None}
 
     # -- inspections
 

@@ -178,6 +178,26 @@ async def test_lists_show_a_task_force_or_office_only_its_region(service: Servic
     assert forces["task_forces"] == []
 
 
+async def test_a_regions_alerts_page_newest_first_each_once_and_a_cursor_not_given_is_refused(service: Service):
+    made = [await service.alert_in("35.07") for _ in range(5)]
+    task_force = bearer("task_force", region="35.07")
+    seen: list[dict] = []
+    after = None
+    for _ in range(len(made)):
+        page = (await service.client.get("/alerts", headers=task_force,
+                                         params={"limit": 2} | ({"after": after} if after else {}))).json()
+        seen += page["alerts"]
+        after = page["next"]
+        if after is None:
+            break
+    assert sorted(a["alert_id"] for a in seen) == sorted(made)
+    assert [a["first_seen_at"] for a in seen] == sorted((a["first_seen_at"] for a in seen), reverse=True)
+    for forged in ("not-a-cursor", "MjAyNnxub3Q", "x" * 201):
+        refused = await service.client.get("/alerts", headers=task_force, params={"after": forged})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"].endswith("after")
+
+
 async def test_no_token_is_401_and_an_unknown_alert_is_404(service: Service):
     assert (await service.client.get("/alerts")).status_code == 401
     unknown = await service.client.get(f"/alerts/{uuid.uuid4()}", headers=bearer("operator"))
