@@ -41,6 +41,7 @@ from shared.contract import (
     EmailAddress, GroundCode, GroundEvidence, PermitKind, RequestDecision, SanctionAction, SanctionGround, SectorClass,
 )
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
+from shared.web.cursors import CURSOR_MAX_LENGTH, cursor, moment_and_id, position
 from shared.web.http import STORABLE, Problem, ProblemTable, Text
 
 OP, TF, C, A = Role.OPERATOR, Role.TASK_FORCE, Role.COMPANY, Role.AGENCY
@@ -656,13 +657,22 @@ def worklists_router(worklists: WorklistHandlers) -> APIRouter:
                                                                    description="Only these lists")] = None,
                       region: Annotated[str | None, Query(pattern=r"^[0-9]{2}(\.[0-9]{2})?$",
                                                           description="A province (32) or regency (32.16)")] = None,
-                      limit: Annotated[int, Query(ge=1, le=200, description="Items per list")] = 50) -> dict:
+                      limit: Annotated[int, Query(ge=1, le=200, description="Items per list")] = 50,
+                      after: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH, description=(
+                          "The `next` of a list of the previous answer: continues that list, asked alone"))] = None,
+                      ) -> dict:
         """Each list oldest first, overdue first; a task force's are its region's (narrowed further if asked)."""
         if region is not None:
             access.require(region_code=region, what="Region")
-        now, lists = await worklists.worklists(region or access.region_filter, kind or list(WorkKind), limit)
+        if after is not None and (kind is None or len(set(kind)) != 1):
+            raise Problem(422, "Invalid request", "after: a cursor continues one list; ask for its kind alone",
+                          errors=[{"field": "after", "message": "a cursor continues one list; ask for its kind alone"}])
+        now, lists = await worklists.worklists(region or access.region_filter, kind or list(WorkKind), limit,
+                                               position(after, moment_and_id))
         return {"now": now.isoformat(), "zone": MINISTRY_ZONE.key, "worklists": [{
             "kind": w.kind.value, "sla_working_days": w.working_days, "total": w.total, "overdue": w.overdue,
+            "next": cursor(w.continues_after.received_at.isoformat(), w.continues_after.item_id)
+            if w.continues_after else None,
             "items": [{"kind": q.item.kind.value, "item_id": str(q.item.item_id), "permit_id": str(q.item.permit_id),
                        "permit_number": q.item.permit_number, "company_name": q.item.company_name,
                        "province_code": q.item.province_code, "regency_code": q.item.regency_code,

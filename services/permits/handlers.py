@@ -19,7 +19,7 @@ from services.permits.domain import (
     LetterNotFound, LetterPeriod, LetterPrinter, Objection, ObjectionOutcome, ObjectionWindow, OnePermitPerPlant,
     OpenToObjection, OperatingStatus, Permit, PermitNotFound, PermitStatus, PrincipalActivity, QueuedItem,
     ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus, RequestStatus, ReviewDecision,
-    SanctionRecommendation, ServiceLevels, Transition, WorkKind, accepted_claim_reason, check_ground,
+    SanctionRecommendation, ServiceLevels, Transition, WorkItem, WorkKind, accepted_claim_reason, check_ground,
     leaves_the_freeze, letter_document, missed_periods_of, open_to_objection, permit_number, reactivation_outlook,
     registry_status, sanction_periods, warning_ground,
 )
@@ -712,6 +712,7 @@ class Worklist:
     total: int
     overdue: int
     items: list[QueuedItem]
+    continues_after: WorkItem | None = None  # the last item in arrival order, when more follow it
 
 
 @dataclass
@@ -722,18 +723,20 @@ class WorklistHandlers:
     clock: Clock
     levels: ServiceLevels
 
-    async def worklists(self, region: str | None, kinds: Sequence[WorkKind],
-                        limit: int) -> tuple[datetime, list[Worklist]]:
-        """`region`: the caller's own (a task force's) or one it may see, already checked; None for all."""
+    async def worklists(self, region: str | None, kinds: Sequence[WorkKind], limit: int,
+                        after: tuple[datetime, uuid.UUID] | None = None) -> tuple[datetime, list[Worklist]]:
+        """`region`: the caller's own (a task force's) or one it may see, already checked; None for all. Each list
+        holds up to `limit` items, and says after which one others follow; `after` continues the one list asked."""
         now = self.clock.now()
         found = []
         async with self.database.reading() as work:
             for kind in kinds:
                 total, overdue = await work.worklists.count(kind, region=region,
                                                             overdue_before=self.levels.overdue_before(kind, now))
-                items = await work.worklists.waiting(kind, region=region, limit=limit)
+                items = await work.worklists.waiting(kind, region=region, after=after, limit=limit + 1)
                 found.append(Worklist(kind, self.levels.working_days[kind], total, overdue,
-                                      self.levels.queue(items, now)))
+                                      self.levels.queue(items[:limit], now),
+                                      items[limit - 1] if len(items) > limit else None))
         return now, found
 
 

@@ -437,12 +437,13 @@ _PAGE: dict[WorkKind, str] = {
         " p.regency_code, w.received_at FROM sanction_requests w JOIN permits p USING (permit_id)"
         " WHERE w.status = 'pending'",
 }
-_PAGE_ORDER: dict[WorkKind, str] = {
-    WorkKind.APPLICATION: " ORDER BY p.created_at, p.permit_id LIMIT $1",
-    WorkKind.REACTIVATION_REQUEST: " ORDER BY w.requested_at, w.request_id LIMIT $1",
-    WorkKind.OBJECTION: " ORDER BY w.filed_at, w.seq LIMIT $1",
-    WorkKind.CLASS_REVIEW: " ORDER BY w.opened_at, w.seq LIMIT $1",
-    WorkKind.SANCTION_REQUEST: " ORDER BY w.received_at, w.seq LIMIT $1",
+# Each list's order, which its cursor continues: arrival, then the item's own id for arrivals in the same instant.
+_ARRIVAL: dict[WorkKind, str] = {
+    WorkKind.APPLICATION: "p.created_at, p.permit_id",
+    WorkKind.REACTIVATION_REQUEST: "w.requested_at, w.request_id",
+    WorkKind.OBJECTION: "w.filed_at, w.objection_id",
+    WorkKind.CLASS_REVIEW: "w.opened_at, w.review_id",
+    WorkKind.SANCTION_REQUEST: "w.received_at, w.request_id",
 }
 _COUNT: dict[WorkKind, str] = {
     WorkKind.APPLICATION: "SELECT count(*) AS total, count(*) FILTER (WHERE p.created_at < $1) AS overdue"
@@ -467,10 +468,19 @@ class Worklists:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    async def waiting(self, kind: WorkKind, *, region: str | None, limit: int) -> list[WorkItem]:
+    async def waiting(self, kind: WorkKind, *, region: str | None, after: tuple[datetime, uuid.UUID] | None,
+                      limit: int) -> list[WorkItem]:
+        """The oldest first, from just past `after` (the last item's arrival and id) when given."""
         values: list[object] = [limit]
+        past = ""
+        if after is not None:
+            values.append(after[0])
+            arrived = f"${len(values)}"
+            values.append(after[1])
+            past = f" AND ({_ARRIVAL[kind]}) > ({arrived}, ${len(values)})"
         rows = await self._connection.fetch(
-            _PAGE[kind] + _in_region(region, values, _ALIAS[kind]) + _PAGE_ORDER[kind], *values)
+            _PAGE[kind] + _in_region(region, values, _ALIAS[kind]) + past + f" ORDER BY {_ARRIVAL[kind]} LIMIT $1",
+            *values)
         return [WorkItem(kind, r["item_id"], r["permit_id"], r["permit_number"], r["company_name"],
                          r["province_code"], r["regency_code"], r["received_at"]) for r in rows]
 

@@ -160,3 +160,33 @@ async def test_a_task_force_sees_its_own_region_only_and_the_list_is_bounded(per
     for params in ({"limit": 0}, {"limit": 201}, {"kind": "permits"}, {"region": "32.1"}, {"region": "３２"}):
         assert (await permits.get("/worklists", params=params, headers=OPERATOR)).status_code == 422
     assert (await permits.get("/worklists", headers=COMPANY)).status_code == 403
+
+
+async def test_a_long_list_pages_by_its_cursor_each_item_once_in_arrival_order(permits, clock):
+    clock.set(T0)
+    arrived = []
+    for minute in range(5):
+        clock.set(T0 + timedelta(minutes=minute))
+        arrived.append(await applied(permits, "35", "35.07"))
+    # Two arrivals in one instant: the item's id decides their order, and neither is skipped.
+    arrived += [await applied(permits, "35", "35.07"), await applied(permits, "35", "35.07")]
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await worklists(permits, OPERATOR, kind="application", region="35.07", limit=2,
+                               **({"after": after} if after else {}))
+        listed = page["application"]
+        assert listed["total"] == len(arrived)
+        seen += [item["item_id"] for item in listed["items"]]
+        after = listed["next"]
+        if after is None:
+            break
+    assert seen == arrived[:5] + sorted(arrived[5:])
+    whole = await worklists(permits, OPERATOR, kind="application", region="35.07", limit=200)
+    assert whole["application"]["next"] is None
+
+    for params in ({"after": after or "x"}, {"kind": ["application", "objection"], "after": "x"},
+                   {"kind": "application", "after": "bm90IGEgY3Vyc29y"}, {"kind": "application", "after": "x" * 201}):
+        refused = await permits.get("/worklists", params=params, headers=OPERATOR)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"].endswith("after")
