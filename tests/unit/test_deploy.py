@@ -199,8 +199,9 @@ def test_kubernetes_schemas_reject_a_broken_deployment_topic_and_cluster():
 
 def test_every_service_has_a_deployment_with_probes_and_a_service():
     deployments = {d["metadata"]["name"]: d for d in _of_kind("Deployment")}
-    assert set(deployments) == set(SERVICES) == {s["metadata"]["name"] for s in _of_kind("Service")}
-    for name, deployment in deployments.items():
+    assert set(deployments) == {*SERVICES, "console"} == {s["metadata"]["name"] for s in _of_kind("Service")}
+    for name in SERVICES:
+        deployment = deployments[name]
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -209,6 +210,29 @@ def test_every_service_has_a_deployment_with_probes_and_a_service():
         env = {e["name"]: e for e in container["env"]}
         assert env["KAFKA_SASL_USERNAME"]["value"] == f"iomki-{name}"
         assert env[f"IOMKI_{name.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{name}-database-url"
+
+
+def test_the_console_runs_once_beside_the_services_and_calls_each_by_its_in_cluster_name():
+    """One replica (its sessions are in its memory), no database and no broker of its own: only the services' APIs,
+    and the provider the services trust."""
+    (deployment,) = [d for d in _of_kind("Deployment") if d["metadata"]["name"] == "console"]
+    assert deployment["spec"]["replicas"] == 1
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.console"]
+    assert container["ports"][0]["containerPort"] == DEFAULT_PORTS["console"]
+    assert (container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]) == (
+        "/readyz", "/healthz")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert {name: env[f"IOMKI_{name.upper()}_URL"] for name in SERVICES} == {name: f"http://{name}" for name in SERVICES}
+    assert env["IOMKI_CONSOLE_URL"].startswith("https://")  # its cookies are Secure
+    assert not any("DATABASE_URL" in name or name.startswith("KAFKA_") for name in env)
+
+    compose = COMPOSE["services"]["console"]
+    assert compose["command"] == ["python", "-m", "services.console"] and compose["deploy"]["replicas"] == 1
+    assert f"{DEFAULT_PORTS['console']}/readyz" in " ".join(compose["healthcheck"]["test"])
+    assert {name: compose["environment"][f"IOMKI_{name.upper()}_URL"] for name in SERVICES} == {
+        name: f"http://{name}:{DEFAULT_PORTS[name]}" for name in SERVICES}
+    assert "IOMKI_OIDC_ISSUER" in compose["environment"] and "IOMKI_CONSOLE_URL" in compose["environment"]
 
 
 def test_the_strimzi_cluster_is_three_kraft_nodes_that_keep_what_they_acknowledged():
