@@ -68,12 +68,23 @@ def problem_response(status: int, title: str, detail: str | None = None, **exten
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Pydantic errors as `{"field": "company.nib", "message": …}`, with the request part dropped."""
+# The bound a pydantic error names, when it names one: a client may word the refusal in its reader's language.
+_LIMITS = ("max_length", "min_length", "ge", "gt", "le", "lt")
+
+
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic errors as `{"field": "company.nib", "message": …, "type": "string_pattern_mismatch"}`, with the
+    request part dropped, and the bound (`"limit": 13`) of a length or range error."""
     out = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
-        out.append({"field": ".".join(location) or "body", "message": error.get("msg", "invalid")})
+        found: dict[str, Any] = {"field": ".".join(location) or "body", "message": error.get("msg", "invalid"),
+                                 "type": error.get("type", "value_error")}
+        context = error.get("ctx") or {}
+        limit = next((context[name] for name in _LIMITS if isinstance(context.get(name), int | float)), None)
+        if limit is not None:
+            found["limit"] = limit
+        out.append(found)
     return out
 
 

@@ -392,7 +392,8 @@ async def test_a_subscription_target_is_matched_whole_and_its_event_types_are_bo
         "event_types": ["PermitFrozen" * 6]})
     assert long_type.status_code == 422
     assert long_type.json()["errors"] == [{"field": "event_types.0",
-                                           "message": "String should have at most 64 characters"}]
+                                           "message": "String should have at most 64 characters",
+                                           "type": "string_too_long", "limit": 64}]
     newline_contact = await world.notifier.post("/task-forces", headers=OPERATOR, json={
         "level": "regency", "region_code": "32.16", "name": "Satgas Bekasi",
         "contacts": [{"division": "health", "email": "kes@bekasi.example\n"}]})

@@ -150,7 +150,8 @@ async def test_one_application_cannot_carry_sixty_thousand_kbli_codes_or_an_endl
                                                headers=OPERATOR)
     assert within_the_body_limit.status_code == 422, within_the_body_limit.text[:300]
     assert within_the_body_limit.json()["errors"] == [{"field": "kbli", "message": "List should have at most 20 "
-                                                                                   "items after validation, not 5000"}]
+                                                                                   "items after validation, not 5000",
+                                                       "type": "too_long", "limit": 20}]
     one_too_many = await permits.post("/permits", json=application(
         address, kbli=[f"{n:05d}" for n in range(21)]), headers=OPERATOR)
     assert one_too_many.status_code == 422
@@ -160,7 +161,8 @@ async def test_one_application_cannot_carry_sixty_thousand_kbli_codes_or_an_endl
     refused = await permits.post("/permits", json=long_name, headers=OPERATOR)
     assert refused.status_code == 422
     assert refused.json()["errors"] == [{"field": "facility.name",
-                                         "message": "String should have at most 200 characters"}]
+                                         "message": "String should have at most 200 characters",
+                                         "type": "string_too_long", "limit": 200}]
     # None of them was written: the plant is still free, and its first valid application is taken.
     twenty = await permits.post("/permits", json=application(address, kbli=[f"{n:05d}" for n in range(1, 21)]),
                                 headers=OPERATOR)

@@ -148,7 +148,8 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
         permit_id, period_id, workforce={"total": 100, "on_site_per_shift": [-1_000_000, 80]}))
     assert negative.status_code == 422
     assert negative.json()["errors"] == [{"field": "workforce.on_site_per_shift.0",
-                                          "message": "Input should be greater than or equal to 0"}]
+                                          "message": "Input should be greater than or equal to 0",
+                                          "type": "greater_than_equal", "limit": 0}]
     endless = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id,
                                                                           transport_modes=["bus" * 34]))
     assert endless.status_code == 422 and [e["field"] for e in endless.json()["errors"]] == ["transport_modes.0"]
