@@ -20,11 +20,26 @@ from shared.settings import SERVICES, service_url
 REFRESH_BEFORE_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class FieldRefusal:
+    """One field's refusal: the service's message, and its kind and bound for the console to word it."""
+
+    message: str
+    kind: str | None = None
+    limit: int | float | None = None
+
+
 @dataclass
 class Refused(Exception):
     status: int
-    message: str
-    errors: dict[str, str] = field(default_factory=dict)
+    message: str  # the service's detail, or the console's own message (marked for the catalogue)
+    fields: dict[str, FieldRefusal] = field(default_factory=dict)
+    title: str | None = None  # the service's problem title
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Each field's message as the service wrote it."""
+        return {name: refusal.message for name, refusal in self.fields.items()}
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
@@ -92,8 +107,12 @@ def refusal(response: httpx.Response) -> Refused:
         body = {}
     body = body if isinstance(body, dict) else {}
     message = str(body.get("detail") or body.get("title") or response.reason_phrase)[:500]
-    errors: dict[str, str] = {}
+    fields: dict[str, FieldRefusal] = {}
     for error in body.get("errors") or []:
         if isinstance(error, dict) and error.get("field"):
-            errors.setdefault(str(error["field"])[:200], str(error.get("message", ""))[:300])
-    return Refused(response.status_code, message, errors)
+            limit = error.get("limit")
+            fields.setdefault(str(error["field"])[:200], FieldRefusal(
+                str(error.get("message", ""))[:300], str(error["type"])[:80] if error.get("type") else None,
+                limit if isinstance(limit, int | float) and not isinstance(limit, bool) else None))
+    title = body.get("title")
+    return Refused(response.status_code, message, fields, str(title)[:200] if title else None)

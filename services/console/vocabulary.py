@@ -52,3 +52,52 @@ SECTOR_CLASS_NAMES = {
     "essential": N_("essential sector"),
     "non_essential": N_("non-essential sector"),
 }
+
+# A service's field refusal, by its kind (`type` in the service's problem), in the reader's language; `%(limit)s` is
+# the bound the refusal names. Kinds not listed keep the service's own message (the domain's rules word their own).
+FIELD_REFUSALS = {
+    "missing": N_("This field is required."),
+    "string_too_short": N_("At least %(limit)s characters."),
+    "string_too_long": N_("At most %(limit)s characters."),
+    "string_pattern_mismatch": N_("This is not in the expected format."),
+    "too_short": N_("At least %(limit)s entries."),
+    "too_long": N_("At most %(limit)s entries."),
+    "greater_than_equal": N_("At least %(limit)s."),
+    "greater_than": N_("More than %(limit)s."),
+    "less_than_equal": N_("At most %(limit)s."),
+    "less_than": N_("Less than %(limit)s."),
+    "int_parsing": N_("Enter a whole number."),
+    "int_type": N_("Enter a whole number."),
+    "int_from_float": N_("Enter a whole number."),
+    "float_parsing": N_("Enter a number."),
+    "bool_parsing": N_("Choose yes or no."),
+    "date_parsing": N_("Enter a valid date."),
+    "date_from_datetime_parsing": N_("Enter a valid date."),
+    "literal_error": N_("Choose one of the options given."),
+    "enum": N_("Choose one of the options given."),
+    "uuid_parsing": N_("This is not a valid reference."),
+}
+# A service's refusal, by its title, in the reader's language; the service's own detail follows it.
+REFUSAL_TITLES = {
+    "Invalid request": N_("Some of what was entered cannot be accepted."),
+    "Not found": N_("Not found, or not yours to see."),
+    "Forbidden": N_("Your role may not do this."),
+    "Conflict": N_("This conflicts with the current state."),
+    "Illegal transition": N_("The permit's current status does not allow this."),
+    "Request already decided": N_("This request has already been decided."),
+    "Review already decided": N_("This review has already been decided."),
+    "Request for another freeze": N_("This request concerns an earlier freeze."),
+    "Sanction no longer stands": N_("The sanction no longer stands."),
+    "Nothing to object to": N_("There is no decision to object to."),
+    "Objection too late": N_("The time for an objection has passed."),
+    "Already objected": N_("An objection to this decision has already been filed."),
+    "Permit revoked": N_("The permit has been revoked."),
+    "Period closed": N_("This reporting period is closed."),
+    "Already acknowledged": N_("This alert has already been acknowledged."),
+    "Not notified at this level": N_("This alert has not reached your level."),
+    "Closure period not over": N_("The closure period is not over yet."),
+    "Isolation not over": N_("The isolation period is not over yet."),
+    "Contacts still in quarantine": N_("Close contacts are still in quarantine."),
+    "Payload too large": N_("What was sent is larger than allowed."),
+    "Too many requests": N_("Too many requests; please try again in a moment."),
+}

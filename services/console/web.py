@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from fastapi import Request
@@ -22,9 +22,11 @@ from services.console.oidc import Provider
 from services.console.sessions import SESSION_COOKIE, Session, Sessions
 from services.console.settings import ConsoleSettings
 from services.console.vocabulary import (
+    FIELD_REFUSALS,
     N_,
     PERIOD_STATUS_NAMES,
     PERMIT_STATUS_NAMES,
+    REFUSAL_TITLES,
     REGISTRY_STATUS_NAMES,
     ROLE_NAMES,
     SECTOR_CLASS_NAMES,
@@ -148,6 +150,42 @@ async def checked_form(request: Request, session: Session) -> dict[str, str]:
     if not session.csrf_matches(fields.pop("csrf", None)):
         raise Refused(403, N_("The form has expired or did not come from this console. Please try again."))
     return fields
+
+
+def _translate(request: Request) -> Callable[[str], str]:
+    """The reader's catalogue, as the pages' `say`."""
+    return cast("Callable[[str], str]", console_of(request).environments[locale_of(request)].globals["say"])
+
+
+def worded_errors(request: Request, refused: Refused | None, lists: Iterable[str] = ()) -> dict[str, str]:
+    """Each refused field's message in the reader's language, under the input it concerns: a list's item
+    (`kbli.0`) under the list's one input. A kind of refusal the console has no words for keeps the service's."""
+    if refused is None:
+        return {}
+    translate, number, folded = _translate(request), Formats(locale_of(request)).number, set(lists)
+    found: dict[str, str] = {}
+    for name, refusal in refused.fields.items():
+        head, _, tail = name.rpartition(".")
+        words = FIELD_REFUSALS.get(refusal.kind or "")
+        if words is None or ("%(limit)s" in words and refusal.limit is None):
+            message = refusal.message
+        else:
+            message = translate(words) % {"limit": number(refusal.limit)} if refusal.limit is not None \
+                else translate(words)
+        found.setdefault(head if head in folded and tail.isdigit() else name, message)
+    return found
+
+
+def worded_problem(request: Request, refused: Refused | None, *, with_fields: bool = False) -> str | None:
+    """The refusal as one message above the form, in the reader's language first and then the service's own
+    detail. None when it names fields (each is shown beside its own) unless `with_fields`."""
+    if refused is None or (refused.fields and not with_fields):
+        return None
+    translate = _translate(request)
+    words = REFUSAL_TITLES.get(refused.title or "")
+    if words is None:
+        return translate(refused.message)  # the console's own message, or a service's without a known title
+    return f"{translate(words)} ({refused.message})" if refused.message != refused.title else translate(words)
 
 
 def redirect(path: str) -> RedirectResponse:
