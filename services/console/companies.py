@@ -17,7 +17,13 @@ from fastapi.responses import Response
 
 from services.console.backend import Refused
 from services.console.sessions import Session
-from services.console.vocabulary import N_, SECTOR_CLASS_NAMES
+from services.console.vocabulary import (
+    N_,
+    OBJECTION_OUTCOME_NAMES,
+    REQUEST_STATUS_NAMES,
+    SANCTION_NAMES,
+    SECTOR_CLASS_NAMES,
+)
 from services.console.web import checked_form, console_of, redirect, render, signed_in
 from shared import regions
 from shared.contract import KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN
@@ -55,6 +61,8 @@ NOTICES = {
     "on_time": N_("Your report has been received on time."),
     "late": N_("Your report has been received, after the deadline: it is recorded as late."),
     "over_cap": N_("Your report has been received; its headcounts exceed what the PPKM level allows this plant."),
+    "reactivation": N_("Your reactivation request has been submitted. The ministry will decide on it."),
+    "objected": N_("Your objection has been filed. The ministry will decide on it."),
 }
 PROTOCOL_ITEMS = (
     ("temperature_screening", N_("Body temperature is checked at the gate")),
@@ -73,6 +81,14 @@ TRANSPORT_MODES = (
     ("walking_cycling", N_("On foot or by bicycle")),
 )
 REPORTABLE = ("open", "overdue")
+# What a reactivation request must meet (the permits service checks them and names each one unmet).
+CONDITION_NAMES = {
+    "PermitIsFrozen": N_("The permit is frozen"),
+    "MissedReportsFiled": N_("The reports of the missed periods have been filed, late"),
+    "CorrectiveActionStated": N_("The corrective action taken is stated"),
+    "OneOpenRequestAtATime": N_("No earlier request is awaiting a decision"),
+}
+CORRECTIVE_ACTION_MIN = 30  # letters or digits, as the permits service asks
 
 
 def router() -> APIRouter:
@@ -93,19 +109,35 @@ def router() -> APIRouter:
     async def plant(request: Request, permit_id: uuid.UUID, notice: Annotated[str, Query(max_length=20)] = "",
                     filed: Annotated[str, Query(max_length=80)] = "") -> Response:
         session = signed_in(request, COMPANY)
-        permit, history, letters, schedule = await asyncio.gather(
-            _call(request, session, "permits", "GET", f"/permits/{permit_id}"),
-            _call(request, session, "permits", "GET", f"/permits/{permit_id}/history"),
-            _optional(request, session, "permits", "GET", f"/permits/{permit_id}/letters"),
-            _optional(request, session, "reports", "GET", f"/schedules/{permit_id}", params={"limit": 52}))
-        periods = (schedule or {}).get("periods", [])
-        return render(request, "co_plant.html", permit=permit, history=history.get("transitions", []),
-                      letters=[_with_short(letter) for letter in (letters or {}).get("letters", [])],
-                      schedule=schedule, periods=list(reversed(periods))[:PERIODS_SHOWN],
-                      next_period=_next_period(periods), reportable=_reportable(periods),
-                      warnings=[p for p in periods if p.get("warned")],
-                      notice=NOTICES.get(notice), draft_key=_draft_key(permit_id, filed) if _uuid(filed) else None,
-                      letter_kind=_letter_kind, action_name=_action_name)
+        return await _plant_page(request, session, permit_id, notice=NOTICES.get(notice),
+                                 draft_key=_draft_key(permit_id, filed) if _uuid(filed) else None)
+
+    @routes.post("/plants/{permit_id}/reactivation-requests")
+    async def request_reactivation(request: Request, permit_id: uuid.UUID) -> Response:
+        session = signed_in(request, COMPANY)
+        fields = await checked_form(request, session)
+        values = {"corrective_action": fields.get("corrective_action", "")}
+        try:
+            await console_of(request).backend.call(
+                session, "permits", "POST", f"/permits/{permit_id}/reactivation-requests",
+                json={"corrective_action": values["corrective_action"].strip()})
+        except Refused as refused:
+            return await _plant_page(request, session, permit_id, reactivation_form=values,
+                                     reactivation_refused=refused)
+        return redirect(f"/plants/{permit_id}?notice=reactivation")
+
+    @routes.post("/plants/{permit_id}/objections")
+    async def object_to(request: Request, permit_id: uuid.UUID) -> Response:
+        session = signed_in(request, COMPANY)
+        fields = await checked_form(request, session)
+        values = {"statement": fields.get("statement", "")}
+        try:
+            await console_of(request).backend.call(
+                session, "permits", "POST", f"/permits/{permit_id}/objections",
+                json={"statement": values["statement"].strip()})
+        except Refused as refused:
+            return await _plant_page(request, session, permit_id, objection_form=values, objection_refused=refused)
+        return redirect(f"/plants/{permit_id}?notice=objected")
 
     @routes.get("/plants/{permit_id}/letters/{letter}")
     async def letter(request: Request, permit_id: uuid.UUID, letter: str) -> Response:
@@ -300,6 +332,55 @@ def _application_body(fields: dict[str, str]) -> dict[str, Any]:
 
 
 # -- the pages ----------------------------------------------------------------------------------------------------
+
+
+async def _plant_page(request: Request, session: Session, permit_id: uuid.UUID, *, notice: str | None = None,
+                      draft_key: str | None = None, reactivation_form: dict[str, str] | None = None,
+                      reactivation_refused: Refused | None = None, objection_form: dict[str, str] | None = None,
+                      objection_refused: Refused | None = None) -> Response:
+    """The plant's page; after a refused request or objection, with the refusal beside what was typed."""
+    permit, history, letters, schedule, reactivation, objections = await asyncio.gather(
+        _call(request, session, "permits", "GET", f"/permits/{permit_id}"),
+        _call(request, session, "permits", "GET", f"/permits/{permit_id}/history"),
+        _optional(request, session, "permits", "GET", f"/permits/{permit_id}/letters"),
+        _optional(request, session, "reports", "GET", f"/schedules/{permit_id}", params={"limit": 52}),
+        _optional(request, session, "permits", "GET", f"/permits/{permit_id}/reactivation-requests"),
+        _optional(request, session, "permits", "GET", f"/permits/{permit_id}/objections"))
+    periods = (schedule or {}).get("periods", [])
+    requests = (reactivation or {}).get("requests", [])
+    filed = (objections or {}).get("objections", [])
+    open_to_objection = (objections or {}).get("open_to_objection") or None
+    if open_to_objection and (not open_to_objection.get("open") or any(
+            o.get("sanction", {}).get("at") == open_to_objection.get("sanctioned_at") for o in filed)):
+        open_to_objection = None  # its time has passed, or the company has objected to this sanction already
+    refused = reactivation_refused or objection_refused
+    return render(request, "co_plant.html",
+                  status=(refused.status if refused.status < 500 else 422) if refused else 200,
+                  permit=permit, history=history.get("transitions", []),
+                  letters=[_with_short(letter) for letter in (letters or {}).get("letters", [])],
+                  schedule=schedule, periods=list(reversed(periods))[:PERIODS_SHOWN],
+                  next_period=_next_period(periods), reportable=_reportable(periods),
+                  warnings=[p for p in periods if p.get("warned")],
+                  notice=notice, draft_key=draft_key,
+                  letter_kind=_letter_kind, action_name=_action_name,
+                  requests=requests, conditions=(reactivation or {}).get("conditions", []),
+                  pending_request=any(r.get("status") == "pending" for r in requests),
+                  objections=filed, open_to_objection=open_to_objection,
+                  reactivation_form=reactivation_form or {"corrective_action": ""},
+                  reactivation_errors=_errors(reactivation_refused, ()) if reactivation_refused else {},
+                  reactivation_problem=_problem(reactivation_refused),
+                  objection_form=objection_form or {"statement": ""},
+                  objection_errors=_errors(objection_refused, ()) if objection_refused else {},
+                  objection_problem=_problem(objection_refused),
+                  condition_names=CONDITION_NAMES, request_status_names=REQUEST_STATUS_NAMES,
+                  outcome_names=OBJECTION_OUTCOME_NAMES, sanction_names=SANCTION_NAMES,
+                  corrective_min=CORRECTIVE_ACTION_MIN)
+
+
+def _problem(refused: Refused | None) -> str | None:
+    """The refusal's message, above the form, when it names no field."""
+    return refused.message if refused is not None and not refused.errors else None
+
 
 
 def _report_page(request: Request, permit: dict[str, Any], schedule: dict[str, Any], choices: list[dict[str, Any]],

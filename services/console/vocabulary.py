@@ -100,4 +100,19 @@ REFUSAL_TITLES = {
     "Contacts still in quarantine": N_("Close contacts are still in quarantine."),
     "Payload too large": N_("What was sent is larger than allowed."),
     "Too many requests": N_("Too many requests; please try again in a moment."),
+# A company's reactivation request, from filing to the ministry's decision.
+REQUEST_STATUS_NAMES = {
+    "pending": N_("awaiting the ministry's decision"),
+    "approved": N_("approved: the permit is reactivated"),
+    "rejected": N_("rejected: the permit stays frozen"),
+}
+# The sanctions a company may object to (UU 30/2014 Pasal 77), and what the ministry decides on its objection.
+SANCTION_NAMES = {
+    "freeze": N_("freeze"),
+    "revoke": N_("revocation"),
+}
+OBJECTION_OUTCOME_NAMES = {
+    "upheld": N_("upheld: the sanction stands"),
+    "overturned": N_("overturned: the sanction is reversed"),
+    "partly": N_("partly granted: the revocation becomes a freeze"),
 }
