@@ -16,7 +16,13 @@ from fastapi.responses import Response
 
 from services.console.backend import Refused, ServiceDown
 from services.console.sessions import Session
-from services.console.vocabulary import N_, SECTOR_CLASS_NAMES
+from services.console.vocabulary import (
+    N_,
+    OBJECTION_OUTCOME_NAMES,
+    REQUEST_STATUS_NAMES,
+    SANCTION_NAMES,
+    SECTOR_CLASS_NAMES,
+)
 from services.console.web import checked_form, console_of, redirect, render, signed_in
 from shared import regions
 from shared.contract import NIB_PATTERN, PERMIT_NUMBER_PATTERN
@@ -51,7 +57,21 @@ NOTICES = {
     "issued": N_("The permit has been issued."),
     "rejected": N_("The application has been rejected."),
     "frozen": N_("The permit has been frozen."),
+    "reactivated": N_("The reactivation request has been approved: the permit is reactivated."),
+    "not_reactivated": N_("The reactivation request has been rejected: the permit stays frozen."),
+    "objection_decided": N_("The decision on the objection has been recorded."),
 }
+# A reactivation request's decisions, and an objection's outcomes (`partly` only against a revocation).
+REACTIVATION_DECISIONS = {
+    "approve": N_("Approve: reactivate the permit"),
+    "reject": N_("Reject: the permit stays frozen"),
+}
+OBJECTION_OUTCOMES = {
+    "upheld": N_("Uphold the sanction: it stands"),
+    "overturned": N_("Overturn the sanction: the permit returns to its status before it"),
+    "partly": N_("Grant in part: the revocation becomes a freeze"),
+}
+_ITEM_PAGE = 100  # a permit's reactivation requests, newest first: the one to decide is among them
 
 _NIB = re.compile(NIB_PATTERN)
 _NUMBER = re.compile(PERMIT_NUMBER_PATTERN)
@@ -163,7 +183,100 @@ def router() -> APIRouter:
                                freeze_form=form, freeze_refused=refused)
         return redirect(f"/permits/{permit_id}?done=frozen")
 
+    @routes.get("/permits/{permit_id}/reactivation-requests/{request_id}")
+    async def reactivation_request(request: Request, permit_id: uuid.UUID, request_id: uuid.UUID) -> Response:
+        session = signed_in(request, OPERATOR)
+        return await _reactivation_page(request, session, permit_id, request_id, {"decision": "", "reason": ""})
+
+    @routes.post("/permits/{permit_id}/reactivation-requests/{request_id}/decision")
+    async def decide_reactivation(request: Request, permit_id: uuid.UUID, request_id: uuid.UUID) -> Response:
+        session = signed_in(request, OPERATOR)
+        fields = await checked_form(request, session)
+        form = {"decision": fields.get("decision", ""), "reason": fields.get("reason", "")}
+        try:
+            answer = await console_of(request).backend.call(
+                session, "permits", "POST", f"/reactivation-requests/{request_id}/decision",
+                json={"decision": form["decision"], "reason": form["reason"].strip()})
+        except Refused as refused:
+            return await _reactivation_page(request, session, permit_id, request_id, form, refused)
+        done = "reactivated" if answer.get("status") == "approved" else "not_reactivated"
+        return redirect(f"/permits/{permit_id}?done={done}")
+
+    @routes.get("/permits/{permit_id}/objections/{objection_id}")
+    async def objection(request: Request, permit_id: uuid.UUID, objection_id: uuid.UUID) -> Response:
+        session = signed_in(request, OPERATOR)
+        return await _objection_page(request, session, permit_id, objection_id, {"outcome": "", "reason": ""})
+
+    @routes.post("/permits/{permit_id}/objections/{objection_id}/decision")
+    async def decide_objection(request: Request, permit_id: uuid.UUID, objection_id: uuid.UUID) -> Response:
+        session = signed_in(request, OPERATOR)
+        fields = await checked_form(request, session)
+        form = {"outcome": fields.get("outcome", ""), "reason": fields.get("reason", "")}
+        try:
+            await console_of(request).backend.call(
+                session, "permits", "POST", f"/objections/{objection_id}/decision",
+                json={"outcome": form["outcome"], "reason": form["reason"].strip()})
+        except Refused as refused:
+            return await _objection_page(request, session, permit_id, objection_id, form, refused)
+        return redirect(f"/permits/{permit_id}?done=objection_decided")
+
     return routes
+
+
+async def _case(request: Request, session: Session, permit_id: uuid.UUID,
+                path: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """The permit, the service's answer about its requests or objections, and its history."""
+    backend = console_of(request).backend
+    try:
+        permit = await backend.call(session, "permits", "GET", f"/permits/{permit_id}")
+    except Refused as refused:
+        if refused.status == 404:
+            raise Refused(404, N_("No permit has this id.")) from None
+        raise
+    answer = await backend.call(session, "permits", "GET", path, params={"limit": _ITEM_PAGE}
+                                if path.endswith("reactivation-requests") else None)
+    history, _ = await _section(request, session, "permits", f"/permits/{permit_id}/history")
+    return permit, answer or {}, list((history or {}).get("transitions", []))
+
+
+def _sanction_reason(history: list[dict[str, Any]], to_status: str) -> dict[str, Any] | None:
+    """The latest change into the sanction's status: its reason and ground, as the letter quoted them."""
+    found = [t for t in history if t.get("to_status") == to_status]
+    return found[-1] if found else None
+
+
+async def _reactivation_page(request: Request, session: Session, permit_id: uuid.UUID, request_id: uuid.UUID,
+                             form: dict[str, str], refused: Refused | None = None) -> Response:
+    permit, answer, history = await _case(request, session, permit_id,
+                                          f"/permits/{permit_id}/reactivation-requests")
+    found = next((r for r in answer.get("requests", []) if r.get("request_id") == str(request_id)), None)
+    if found is None:
+        return render(request, "message.html", status=404, heading=N_("Not found"),
+                      message=N_("This permit has no reactivation request with this id."))
+    return render(request, "op_reactivation.html", status=_status(refused), permit=permit, item=found,
+                  region=permit.get("regency_code"), freeze=_sanction_reason(history, "FROZEN"),
+                  ground_names=GROUND_NAMES, decisions=REACTIVATION_DECISIONS, status_names=REQUEST_STATUS_NAMES,
+                  form=form, errors=_errors(refused), problem=_problem(refused))
+
+
+async def _objection_page(request: Request, session: Session, permit_id: uuid.UUID, objection_id: uuid.UUID,
+                          form: dict[str, str], refused: Refused | None = None) -> Response:
+    permit, answer, history = await _case(request, session, permit_id, f"/permits/{permit_id}/objections")
+    found = next((o for o in answer.get("objections", []) if o.get("objection_id") == str(objection_id)), None)
+    if found is None:
+        return render(request, "message.html", status=404, heading=N_("Not found"),
+                      message=N_("This permit has no objection with this id."))
+    action = found.get("sanction", {}).get("action")
+    outcomes = {key: name for key, name in OBJECTION_OUTCOMES.items() if key != "partly" or action == "revoke"}
+    return render(request, "op_objection.html", status=_status(refused), permit=permit, item=found,
+                  region=permit.get("regency_code"),
+                  sanction=_sanction_reason(history, "REVOKED" if action == "revoke" else "FROZEN"),
+                  ground_names=GROUND_NAMES, outcomes=outcomes, outcome_names=OBJECTION_OUTCOME_NAMES,
+                  sanction_names=SANCTION_NAMES, form=form, errors=_errors(refused), problem=_problem(refused))
+
+
+def _status(refused: Refused | None) -> int:
+    return 200 if refused is None else refused.status if refused.status < 500 else 422
 
 
 def _search_field(key: str) -> str:
@@ -252,6 +365,8 @@ async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, sta
     }
     return render(request, "op_permit.html", status=status, permit=permit, sections=sections, notice=notice,
                   region=permit.get("regency_code"), sectors=SECTOR_CLASS_NAMES,
+                  status_names=REQUEST_STATUS_NAMES, outcome_names=OBJECTION_OUTCOME_NAMES,
+                  sanction_names=SANCTION_NAMES,
                   grounds=GROUNDS, ground_names=GROUND_NAMES,
                   decision_form=decision_form or {"decision": "", "reason": ""},
                   decision_errors=_errors(decision_refused), decision_problem=_problem(decision_refused),
