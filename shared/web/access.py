@@ -194,6 +194,8 @@ class ProviderKeys:
         may_fetch = now - self._fetched_at > self._cooldown
         if may_fetch and (key is None or now - self._refreshed_at > self._lifespan):
             raise KeyNotAtHand
+        if key is None and self._lock.locked():
+            raise KeyNotAtHand  # a fetch is under way (another request's): wait for it rather than refuse
         if key is None:
             raise _invalid("it names a key the identity provider does not publish")
         if key.algorithm_name not in self.ALGORITHMS:

@@ -4,6 +4,7 @@ replaced here by the keys a fetch would return; tests/e2e/test_identity_provider
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -75,6 +76,15 @@ def verifier(provider: Provider, monkeypatch: pytest.MonkeyPatch) -> TokenVerifi
 async def test_the_keys_are_fetched_for_the_first_token_and_not_again_for_the_next(provider, verifier):
     assert await verifier.verify(provider.token("k1")) == Principal(sub="operator-1", role=Role.OPERATOR)
     assert (await verifier.verify(provider.token("k1", sub="operator-2"))).sub == "operator-2"
+    assert provider.fetches == 1
+
+
+async def test_requests_arriving_while_the_first_fetch_is_under_way_wait_for_it_rather_than_being_refused(
+        provider, verifier):
+    # A page's first requests after a service starts come together (the console asks several at once).
+    tokens = [provider.token("k1", sub=f"operator-{n}") for n in range(5)]
+    principals = await asyncio.gather(*(verifier.verify(token) for token in tokens))
+    assert [principal.sub for principal in principals] == [f"operator-{n}" for n in range(5)]
     assert provider.fetches == 1
 
 
