@@ -233,8 +233,8 @@ async def _case(request: Request, session: Session, permit_id: uuid.UUID,
         if refused.status == 404:
             raise Refused(404, N_("No permit has this id.")) from None
         raise
-    answer = await backend.call(session, "permits", "GET", path, params={"limit": _ITEM_PAGE}
-                                if path.endswith("reactivation-requests") else None)
+    limit = {"limit": _ITEM_PAGE} if path.endswith("/reactivation-requests") else None
+    answer = await backend.call(session, "permits", "GET", path, params=limit)
     history, _ = await _section(request, session, "permits", f"/permits/{permit_id}/history")
     return permit, answer or {}, list((history or {}).get("transitions", []))
 

@@ -250,3 +250,157 @@ async def test_a_task_force_acknowledges_its_regions_alert_on_a_phone(scene: Sce
     await page.goto(f"{scene.console}/closures")
     await checked(page, "task-force-closures")
     await page.context.close()
+
+
+COMPANY_NIB = "8120000123456"  # the sample user `perusahaan`'s
+
+
+async def test_a_company_applies_for_a_plants_permit_and_files_its_weekly_report_from_a_kept_draft(scene: Scene):
+    page = await scene.page()
+    await scene.sign_in(page, "perusahaan")
+    await page.goto(f"{scene.console}/apply")
+    await checked(page, "company-apply")
+    npwp = page.get_by_label("NPWP", exact=True)
+    await npwp.fill("12.34")  # the browser says so as it is typed: the pattern does not match
+    assert await npwp.evaluate("input => input.validity.patternMismatch")
+    await npwp.fill("01.234.567.8-901.000")
+    assert await npwp.evaluate("input => input.validity.valid")
+    await page.get_by_label("Nama perusahaan", exact=True).fill("PT Uji Perusahaan")
+    await page.get_by_label("Nama pabrik", exact=True).fill("Pabrik Konsol Bekasi")
+    await page.get_by_label("Alamat pabrik", exact=True).fill("Jl. Konsol Raya No. 1, Bekasi")
+    await page.get_by_label("Kode provinsi", exact=True).fill("33")  # not the regency's province
+    await page.get_by_label("Kode kabupaten/kota", exact=True).fill("32.75")
+    await page.get_by_label("Kode KBLI", exact=True).fill("20111")
+    await page.get_by_label("Jumlah pekerja", exact=True).fill("200")
+    await page.get_by_label("Pekerja di lokasi per sif", exact=True).fill("40, 30")
+    await page.get_by_role("button", name="Kirim permohonan").click()  # the commitment unticked, too
+    await expect(page.locator("#f-facility-regency_code")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#f-facility-regency_code-error")).to_contain_text("32.75")
+    await expect(page.locator("#f-health_protocol_commitment")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Alamat pabrik", exact=True)).to_have_value("Jl. Konsol Raya No. 1, Bekasi")
+    await checked(page, "company-apply-refused")
+    await page.get_by_label("Kode provinsi", exact=True).fill("32")
+    await page.get_by_label("Perusahaan berkomitmen menerapkan protokol kesehatan di pabrik.").check()
+    await page.get_by_role("button", name="Kirim permohonan").click()
+    await expect(page.get_by_text("Permohonan Anda telah diajukan. Kementerian akan memutuskannya.")).to_be_visible()
+    await checked(page, "company-plant-applied")
+    permit_id = page.url.split("/plants/")[1].split("?")[0]
+
+    permits = scene.services.url("permits")
+    issued = await scene.http.post(f"{permits}/permits/{permit_id}/decision", headers=bearer("operator"),
+                                   json={"decision": "issue", "reason": "Dokumen lengkap"})
+    assert issued.status_code == 200, issued.text
+
+    async def schedule() -> httpx.Response:  # the reports service opens the first period as it hears of the issue
+        return await scene.http.get(f"{scene.services.url('reports')}/schedules/{permit_id}",
+                                    headers=bearer("company", nib=COMPANY_NIB))
+    await until(schedule, lambda r: r.status_code == 200 and any(
+        p["status"] == "open" for p in r.json()["periods"]), "an open reporting period for the new permit")
+
+    await page.goto(f"{scene.console}/plants")
+    await checked(page, "company-plants")
+    await page.get_by_role("link", name="Pabrik Konsol Bekasi").click()
+    await expect(page.get_by_text("diterbitkan").first).to_be_visible()
+    await page.get_by_role("link", name="Sampaikan laporan mingguan").click()
+    await checked(page, "company-report")
+    for label, value in (("Jumlah pekerja", "200"), ("Di lokasi, sif 1", "40"), ("Di lokasi, sif 2", "30"),
+                         ("Pekerja yang telah menerima dosis pertama", "200"),
+                         ("Pekerja yang telah menerima dosis kedua", "190"),
+                         ("Pekerja yang telah menerima dosis penguat", "120"),
+                         ("Tes PCR pada periode ini", "5"), ("Tes antigen pada periode ini", "40"),
+                         ("Pekerja dalam pemantauan (ODP)", "0"), ("Pekerja dalam pengawasan (PDP)", "0"),
+                         ("Pekerja baru terkonfirmasi positif sejak laporan sebelumnya", "0")):
+        await page.get_by_label(label, exact=True).fill(value)
+    await page.get_by_label("Bus perusahaan", exact=True).check()
+    await page.get_by_label("Suhu tubuh diperiksa di gerbang", exact=True).check()
+    await page.get_by_label("Semua orang memakai masker", exact=True).check()
+
+    await page.reload()  # the draft is kept in the browser: nothing typed is lost
+    await expect(page.locator("#draft-status")).to_have_attribute("data-restored", "yes")
+    await expect(page.get_by_label("Tes antigen pada periode ini", exact=True)).to_have_value("40")
+    await expect(page.get_by_label("Di lokasi, sif 2", exact=True)).to_have_value("30")
+    await expect(page.get_by_label("Bus perusahaan", exact=True)).to_be_checked()
+    await page.get_by_label("Saya menyatakan bahwa data dalam laporan ini benar.").check()
+    await page.get_by_role("button", name="Kirim laporan").click()
+    await expect(page.get_by_role("status")).to_contain_text("Laporan Anda telah diterima")
+    await expect(page.get_by_role("cell", name="dilaporkan tepat waktu")).to_be_visible()
+    await checked(page, "company-plant-reported")
+    assert await page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('iomki-report-draft'))") == []
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_role("cell", name="reported on time")).to_be_visible()
+    await checked(page, "company-plant-reported")
+    await page.context.close()
+
+
+async def test_a_company_objects_to_a_freeze_and_asks_for_reactivation_and_an_operator_decides_both(scene: Scene):
+    application = APPLICATION | {"company": APPLICATION["company"] | {"nib": COMPANY_NIB, "name": "PT Uji Perusahaan"},
+                                 "facility": {"name": "Pabrik Beku Bekasi", "address": "Jl. Beku No. 9, Bekasi",
+                                              "province_code": "32", "regency_code": "32.75"}}
+    permit_id, _ = await issued_permit(scene.http, scene.services, application)
+    frozen = await scene.http.post(f"{scene.services.url('permits')}/permits/{permit_id}/freeze",
+                                   headers=bearer("operator"), json={
+                                       "ground": {"code": "other", "evidence": {}},
+                                       "reason": "Protokol kesehatan dilanggar berulang kali"})
+    assert frozen.status_code == 200, frozen.text
+
+    company = await scene.page()
+    await scene.sign_in(company, "perusahaan")
+    await company.goto(f"{scene.console}/plants/{permit_id}")
+    await expect(company.get_by_role("heading", name="Pengaktifan kembali dan keberatan")).to_be_visible()
+    await checked(company, "company-plant-frozen")
+    await company.get_by_label("Alasan keputusan tersebut keliru").fill(
+        "Pelanggaran yang disebutkan telah kami perbaiki sebelum pembekuan dijatuhkan.")
+    await company.get_by_role("button", name="Ajukan keberatan ini").click()
+    await expect(company.get_by_text("Keberatan Anda telah diajukan.")).to_be_visible()
+
+    corrective = company.get_by_label("Tindakan perbaikan yang telah dilakukan")
+    await corrective.fill("Sudah diperbaiki")  # too short: refused beside the field, kept as typed
+    await company.get_by_role("button", name="Ajukan pengaktifan kembali").click()
+    await expect(corrective).to_have_attribute("aria-invalid", "true")
+    await expect(corrective).to_have_value("Sudah diperbaiki")
+    await expect(company.locator("#f-corrective_action-error")).to_contain_text("30")
+    await checked(company, "company-reactivation-refused")
+    await corrective.fill("Kami memasang tempat cuci tangan di setiap lini dan memeriksa suhu semua pekerja.")
+    await company.get_by_role("button", name="Ajukan pengaktifan kembali").click()
+    await expect(company.get_by_role("status")).to_contain_text("Permohonan pengaktifan kembali Anda telah diajukan")
+    await checked(company, "company-casework-filed")
+
+    operator = await scene.page()
+    await scene.sign_in(operator, "operator")
+    await operator.goto(f"{scene.console}/worklists?queue=objections&region=32.75")
+    await checked(operator, "operator-worklist-objections")
+    await operator.get_by_role("link", name="PT Uji Perusahaan").first.click()
+    await expect(operator.get_by_role("heading", name="Putuskan keberatan")).to_be_visible()
+    await expect(operator.get_by_text("Protokol kesehatan dilanggar berulang kali")).to_be_visible()
+    await checked(operator, "operator-objection")
+    await operator.get_by_label("Pertahankan sanksi: sanksi tetap berlaku").check()
+    await operator.get_by_label("Alasan (ditampilkan kepada perusahaan)").fill("Pelanggaran tercatat dalam inspeksi")
+    await operator.get_by_role("button", name="Simpan keputusan").click()
+    await expect(operator.get_by_text("Keputusan atas keberatan telah disimpan.")).to_be_visible()
+
+    await operator.goto(f"{scene.console}/worklists?queue=reactivation&region=32.75")
+    await checked(operator, "operator-worklist-reactivation")
+    await operator.get_by_role("link", name="PT Uji Perusahaan").first.click()
+    await expect(operator.get_by_role("heading", name="Putuskan permohonan ini")).to_be_visible()
+    await checked(operator, "operator-reactivation")
+    await operator.get_by_label("Setujui: aktifkan kembali izin").check()
+    await operator.get_by_role("button", name="Simpan keputusan").click()  # no reason: the browser asks for one
+    assert await operator.locator("#decision-reason").evaluate("area => area.validity.valueMissing")
+    await operator.get_by_label("Alasan (ditampilkan kepada perusahaan)").fill("Perbaikan telah diverifikasi")
+    await operator.get_by_role("button", name="Simpan keputusan").click()
+    await expect(operator.get_by_text("Permohonan pengaktifan kembali telah disetujui")).to_be_visible()
+    await checked(operator, "operator-file-reactivated")
+    await operator.get_by_role("link", name="English").click()
+    await expect(operator.get_by_role("cell", name="approved: the permit is reactivated")).to_be_visible()
+    await checked(operator, "operator-file-reactivated")
+    await operator.context.close()
+
+    await company.reload()
+    await expect(company.get_by_role("cell", name="disetujui: izin diaktifkan kembali")).to_be_visible()
+    await expect(company.get_by_role("cell", name="Perbaikan telah diverifikasi").first).to_be_visible()
+    await expect(company.get_by_role("cell", name="ditolak: sanksi tetap berlaku")).to_be_visible()
+    await checked(company, "company-casework-decided")
+    await company.get_by_role("link", name="English").click()
+    await expect(company.get_by_role("cell", name="approved: the permit is reactivated")).to_be_visible()
+    await checked(company, "company-casework-decided")
+    await company.context.close()
