@@ -100,6 +100,7 @@ REFUSAL_TITLES = {
     "Contacts still in quarantine": N_("Close contacts are still in quarantine."),
     "Payload too large": N_("What was sent is larger than allowed."),
     "Too many requests": N_("Too many requests; please try again in a moment."),
+}
 # A company's reactivation request, from filing to the ministry's decision.
 REQUEST_STATUS_NAMES = {
     "pending": N_("awaiting the ministry's decision"),
