@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from services.console import companies, operators, public, signin, task_forces
+from services.console import companies, dashboard, operators, public, signin, task_forces
 from services.console.backend import Backend, Refused, ServiceDown, SignedOut
 from services.console.oidc import Provider, SignInFailed
 from services.console.sessions import SESSION_COOKIE, Sessions
@@ -73,7 +73,7 @@ def create_app(settings: PlatformSettings | None = None, own: ConsoleSettings | 
         return Response('{"status": "ready"}', media_type="application/json")
 
     for pages in (signin.router(), public.router(), companies.router(), operators.router(),
-                  task_forces.router()):
+                  task_forces.router(), dashboard.router()):
         app.include_router(pages)
     return app
 

@@ -80,6 +80,10 @@ class Formats:
         day = date.fromisoformat(value[:10]) if isinstance(value, str) else value
         return format_date(day, format="long", locale=self.locale)
 
+    def month(self, value: str) -> str:
+        """`2021-08` as `Agustus 2021`."""
+        return format_date(date.fromisoformat(f"{value[:7]}-01"), format="MMMM y", locale=self.locale)
+
     def moment(self, value: datetime | str | None, region_code: str | None = None) -> str:
         """A moment in the plant's (or region's) zone, named: `12 Agustus 2021 14.05 WIB`."""
         if value is None or value == "":
