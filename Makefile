@@ -37,8 +37,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) kafka-tools lint
-	@# The dashboard's and the console's end-to-end tests drive Debian's Chromium; the console's checks each page
-	@# with axe-core, which npm fetches once.
+	@# The console's end-to-end tests drive Debian's Chromium and check each page with axe-core, which npm fetches
+	@# once.
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
 	$(BIN)/pytest -q

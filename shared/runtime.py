@@ -20,7 +20,6 @@ import asyncpg
 import stamina
 import structlog
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import ProcessCollector
 
@@ -36,8 +35,7 @@ from shared.storage.embedded import admin_database_url
 from shared.storage.unit_of_work import Database, Work
 from shared.web.access import TokenVerifier
 from shared.web.http import (
-    BoundedBodies, ProblemTable, dashboard_origins, install_problem_handlers, install_request_logging,
-    operations_router,
+    BoundedBodies, ProblemTable, install_problem_handlers, install_request_logging, operations_router,
 )
 from shared.web.rate_limit import PublicRateLimit
 
@@ -121,9 +119,6 @@ class ServiceRuntime(Generic[Work]):
         app.add_middleware(PublicRateLimit, per_minute=self.settings.public_rate_per_minute,
                            address_header=self.settings.client_address_header)  # logged and measured too
         install_request_logging(app, self.metrics)
-        # The operators' dashboard reads every service from the browser: GETs with a bearer token, its origins only.
-        app.add_middleware(CORSMiddleware, allow_origins=dashboard_origins(), allow_methods=["GET"],
-                           allow_headers=["Authorization"], max_age=600)
         operations = operations_router(metrics=self.metrics, checks={"database": self._database_ready,
                                                                       "broker": self._broker_ready},
                                        asyncapi=self._asyncapi)

@@ -146,5 +146,5 @@ def local_url(service: str) -> str:
 
 
 def service_url(service: str) -> str:
-    """Where a client (the CLI, the dashboard) finds a service: IOMKI_<SERVICE>_URL, or this machine."""
+    """Where a client (the CLI, the console) finds a service: IOMKI_<SERVICE>_URL, or this machine."""
     return (os.environ.get(f"IOMKI_{service.upper()}_URL") or local_url(service)).rstrip("/")

@@ -11,7 +11,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.permits import api
-from services.permits import dashboard
 from services.permits.calendar import IndonesianHolidays
 from services.permits.domain import (
     DEFAULT_SERVICE_LEVELS, OBJECTION_WORKING_DAYS, ApplicationRules, KbliSectorTable, ObjectionWindow,
@@ -137,10 +136,10 @@ def create_app(settings: PlatformSettings | None = None, clock: Clock | None = N
     runtime.every(LETTER_SEND_INTERVAL, "letters", handlers.send_letters, wake_on="permits_letters")
     return runtime.http_app(
         title="iomki permits",
-        description="Companies, plants and their IOMKI permits; the public registry; the operators' dashboard.",
+        description="Companies, plants and their IOMKI permits; the public registry.",
         routers=[api.router(handlers), api.objections_router(objections), api.worklists_router(worklists),
                  api.sectors_router(sectors), api.estates_router(EstateHandlers(runtime.database, clock)),
-                 api.sanction_requests_router(handlers), dashboard.router()], problems=api.PROBLEMS,
+                 api.sanction_requests_router(handlers)], problems=api.PROBLEMS,
     )
 
 

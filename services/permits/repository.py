@@ -149,7 +149,7 @@ class PermitRepository:
 
     async def count_by_province_and_status(self, *, province: str | None,
                                            regency: str | None) -> list[asyncpg.Record]:
-        """The dashboard's and agencies' aggregate: permits per (province, status), one GROUP BY."""
+        """The console dashboard's and agencies' aggregate: permits per (province, status), one GROUP BY."""
         return await self._connection.fetch(
             "SELECT province_code, status, count(*) AS permits FROM permits"
             " WHERE ($1::text IS NULL OR province_code = $1) AND ($2::text IS NULL OR regency_code = $2)"

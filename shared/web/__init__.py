@@ -1,1 +1,1 @@
-"""The HTTP side every service shares: problems, request logging, operations routes, CORS, access control."""
+"""The HTTP side every service shares: problems, request logging, operations routes, access control."""

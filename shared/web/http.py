@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 import uuid
@@ -23,7 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.contract import MAX_EVENT_BYTES, EventTooLarge
 from shared.observability import Metrics, collecting_request_facts
-from shared.settings import port_of
 from shared.storage.db import DATABASE_UNREACHABLE
 
 log = structlog.get_logger(__name__)
@@ -261,20 +259,6 @@ class _RequestLogging:
         if histogram is None:
             histogram = self._histograms[key] = self.metrics.http_requests.labels(method, route, str(status))
         return histogram
-
-
-# The service that serves the operators' dashboard page (services/permits/dashboard), the ministry's front door;
-# the others only answer the page's calls.
-DASHBOARD_SERVICE = "permits"
-
-
-def dashboard_origins() -> list[str]:
-    """Origins whose pages may call the services' GETs: `IOMKI_DASHBOARD_ORIGINS` (comma-separated), or the
-    dashboard's service's own local origin under both names a browser may use for it."""
-    configured = os.environ.get("IOMKI_DASHBOARD_ORIGINS", "")
-    origins = [origin.strip().rstrip("/") for origin in configured.split(",") if origin.strip()]
-    port = port_of(DASHBOARD_SERVICE)
-    return origins or [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
 def operations_router(

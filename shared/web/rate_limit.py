@@ -1,5 +1,5 @@
 """Requests anyone may send without a token are limited per client address: the public registry, the operations
-endpoints, the API documents and the dashboard's page. A client over its rate gets 429 with Retry-After.
+endpoints and the API documents. A client over its rate gets 429 with Retry-After.
 
 A token bucket per address, in the memory of one process: a minute's worth of requests at once, then the rate.
 With several instances behind a balancer, an address may send up to that many times more; that is the point of
@@ -21,7 +21,7 @@ from shared.web.http import problem_response
 
 # The paths that answer without a token, by prefix. A token sent to one of them changes nothing: it is not read.
 PUBLIC_PATHS = ("/registry/", "/public/", "/healthz", "/readyz", "/metrics", "/asyncapi", "/docs", "/redoc",
-                "/openapi.json", "/dashboard")
+                "/openapi.json")
 # The addresses remembered at most; the longest unseen is forgotten first (and starts again with a full bucket).
 MAX_CLIENTS = 100_000
 

@@ -1,5 +1,4 @@
-"""What a request leaves in the log: one line, carrying the facts its command recorded; and what the dashboard's
-origin may do across origins."""
+"""What a request leaves in the log: one line, carrying the facts its command recorded."""
 
 from __future__ import annotations
 
@@ -8,34 +7,24 @@ from fastapi import FastAPI
 from structlog.testing import capture_logs
 
 from shared.observability import Metrics, collecting_request_facts, record
-from fastapi.middleware.cors import CORSMiddleware
-
 from shared.web.http import install_request_logging
-
-DASHBOARD = "http://dashboard.example"
 
 
 def _app() -> FastAPI:
     app = FastAPI()
     install_request_logging(app, Metrics("test"))
-    app.add_middleware(CORSMiddleware, allow_origins=[DASHBOARD], allow_methods=["GET"],
-                       allow_headers=["Authorization"])
 
     @app.post("/reports", status_code=201)
     async def submit() -> dict[str, str]:
         record("report_submitted", permit_id="p-1", status="a fact that must not hide the response's status")
         return {}
 
-    @app.get("/reports")
-    async def reports() -> dict[str, str]:
-        return {}
-
     return app
 
 
-async def _request(method: str, headers: dict[str, str] | None = None) -> httpx.Response:
+async def _submitted() -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://reports") as client:
-        return await client.request(method, "/reports", headers=headers)
+        return await client.post("/reports")
 
 
 def test_outside_a_request_a_command_s_facts_make_a_line_of_their_own():
@@ -53,22 +42,10 @@ def test_inside_a_request_a_command_s_facts_are_kept_for_the_request_s_line():
 
 async def test_a_request_leaves_one_line_with_what_its_command_did():
     with capture_logs() as lines:
-        response = await _request("POST")
+        response = await _submitted()
     assert response.status_code == 201
     assert len(lines) == 1
     line = lines[0]
     assert line["event"] == "http_request" and line["did"] == "report_submitted" and line["permit_id"] == "p-1"
     assert (line["route"], line["status"]) == ("/reports", 201)
 
-
-async def test_the_dashboard_may_read_but_a_browser_may_not_write_from_it():
-    read = await _request("GET", {"Origin": DASHBOARD})
-    assert read.headers["access-control-allow-origin"] == DASHBOARD
-    preflight = {"Origin": DASHBOARD, "Access-Control-Request-Headers": "authorization"}
-    read_preflight = await _request("OPTIONS", preflight | {"Access-Control-Request-Method": "GET"})
-    assert read_preflight.status_code == 200 and "GET" in read_preflight.headers["access-control-allow-methods"]
-    write_preflight = await _request("OPTIONS", preflight | {"Access-Control-Request-Method": "POST"})
-    assert write_preflight.status_code == 400 and "POST" not in write_preflight.headers["access-control-allow-methods"]
-    elsewhere = await _request("OPTIONS", preflight | {"Origin": "http://elsewhere.example",
-                                                       "Access-Control-Request-Method": "GET"})
-    assert elsewhere.status_code == 400 and "access-control-allow-origin" not in elsewhere.headers

@@ -80,8 +80,8 @@ def _print_welcome(settings: PlatformSettings, platform: Platform, ready: dict[s
     console.print()
     console.print("Development operator token (12 h):")
     typer.echo(token)
-    console.print("Operators' dashboard (the token rides in the fragment, which is never sent to a server):")
-    typer.echo(f"{local_url('permits')}/dashboard#token={token}")
+    console.print("Operators' dashboard (sign in as operator / operator-dev):")
+    typer.echo(f"{local_url('console')}/dashboard")
     console.print("Mint others with: [bold]iomki token --role task_force --region 32.16[/bold]"
                   " | --role company --nib 8120000123456 | --role agency | --role regional_office --region 32.16"
                   " | --role estate --nib 8120000700001 | --role health_office --region 32.16")
