@@ -1,5 +1,6 @@
 """The task force's pages: its region's open alerts to acknowledge, the closures recommended to it to order or
-decline, and the plants closed there to clear for reopening; with the region's reporting compliance on top.
+decline, the plants closed there to clear for reopening, and the plants with cases (their clusters and closures, with
+the region's contact tracing); with the region's reporting compliance.
 
 Made for a phone in the field first: one column of cards, each with its own small form. The task force's region is
 the token's: every list the services give it is already scoped to it.
@@ -7,6 +8,7 @@ the token's: every list the services give it is already scoped to it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -50,6 +52,9 @@ EVENT_NAMES = {
     "PermitFrozen": N_("The permit was frozen"),
     "PermitRevoked": N_("The permit was revoked"),
 }
+# A plant's state as the incidents service sums it up, most serious last; the list can be narrowed to one.
+FACILITY_STATUS_NAMES = {"monitoring": N_("active cases, under monitoring"), "room_closed": N_("a room or line closed"),
+                         "plant_closed": N_("plant closed"), "open": N_("no active case")}
 # The confirmation shown after a redirect, chosen by a fixed key (never text from the address).
 NOTICES = {
     "acknowledged": N_("The alert was acknowledged: its escalation has stopped."),
@@ -95,6 +100,15 @@ async def _plants(request: Request, session: Session) -> dict[str, dict[str, Any
     return {str(item.get("facility_id")): item for item in found.get("items", []) if isinstance(item, dict)}
 
 
+async def _compliance(request: Request, session: Session) -> dict[str, Any] | None:
+    """The region's reporting compliance; none when the reports service will not say."""
+    try:
+        found: dict[str, Any] = await console_of(request).backend.call(session, "reports", "GET", "/compliance")
+    except Refused:
+        return None
+    return found
+
+
 def router() -> APIRouter:
     routes = APIRouter()
 
@@ -105,14 +119,26 @@ def router() -> APIRouter:
         backend = console_of(request).backend
         found = await backend.call(session, "notifier", "GET", "/alerts", params={"status": "open", "limit": limit})
         items = found.get("alerts", [])
-        try:
-            compliance = await backend.call(session, "reports", "GET", "/compliance")
-        except Refused:
-            compliance = None
-        return render(request, "tf_alerts.html", alerts=items, compliance=compliance,
+        return render(request, "tf_alerts.html", alerts=items, compliance=await _compliance(request, session),
                       plants=await _plants(request, session) if items else {},
                       more=next_limit(len(items), limit), notice=_notice(notice),
                       severity_names=SEVERITY_NAMES, level_names=LEVEL_NAMES, event_names=EVENT_NAMES)
+
+    @routes.get("/incidents")
+    async def incidents(request: Request, next: Cursor = None,  # noqa: A002 -- the API's cursor name
+                        status: Annotated[str, Query(pattern="^(monitoring|room_closed|plant_closed|open|)$")] = "",
+                        ) -> Response:
+        session = signed_in(request, ROLES)
+        backend = console_of(request).backend
+        found, tracing = await asyncio.gather(
+            backend.call(session, "incidents", "GET", "/incidents",
+                         params={"status": status or None, "after": str(next) if next else None, "limit": PAGE}),
+            backend.call(session, "incidents", "GET", "/tracing"))
+        items = found.get("items", [])
+        return render(request, "tf_incidents.html", items=items, next=found.get("next"), shown_status=status,
+                      tracing=tracing, compliance=await _compliance(request, session),
+                      plants=await _plants(request, session) if items else {},
+                      facility_status_names=FACILITY_STATUS_NAMES)
 
     @routes.post("/alerts/{alert_id}/ack")
     async def acknowledge(request: Request, alert_id: uuid.UUID) -> Response:
