@@ -404,3 +404,53 @@ async def test_a_company_objects_to_a_freeze_and_asks_for_reactivation_and_an_op
     await expect(company.get_by_role("cell", name="approved: the permit is reactivated")).to_be_visible()
     await checked(company, "company-casework-decided")
     await company.context.close()
+
+
+async def test_an_operator_reads_the_platforms_figures_on_the_dashboard(scene: Scene):
+    application = APPLICATION | {"company": APPLICATION["company"] | {"nib": "8120000960004", "name": "PT Dasbor"},
+                                 "facility": APPLICATION["facility"] | {"province_code": "35",
+                                                                        "regency_code": "35.78"}}
+    applied = await scene.http.post(f"{scene.services.url('permits')}/permits", json=application,
+                                    headers=bearer("company", nib="8120000960004"))
+    assert applied.status_code == 201, applied.text
+    page = await scene.page()
+    await scene.sign_in(page, "operator")
+    await page.locator("header").get_by_role("link", name="Dasbor").click()
+    await expect(page.get_by_role("heading", name="Dasbor", exact=True)).to_be_visible()
+    province = page.locator("[data-test=province-35]")
+    await expect(province).to_contain_text("Jawa Timur (35)")
+    await expect(province.locator("td").first).to_have_text("1")  # submitted, awaiting the ministry
+    await expect(page.get_by_role("heading", name="Izin menurut status")).to_be_visible()
+    await checked(page, "operator-dashboard")
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_role("heading", name="Permits by state")).to_be_visible()
+    await expect(page.locator("[data-test=total-SUBMITTED]")).to_contain_text("Submitted")
+    await checked(page, "operator-dashboard")
+    await page.context.close()
+
+
+async def test_a_task_force_follows_its_regions_cases_and_clusters_on_a_phone(scene: Scene):
+    application = APPLICATION | {"company": APPLICATION["company"] | {"nib": "8120000960005", "name": "PT Klaster"}}
+    _, facility_id = await issued_permit(scene.http, scene.services, application)
+    case = {"facility_id": facility_id, "case_ref": "C-KONSOL-2", "confirmed_on": date.today().isoformat(),
+            "symptomatic": False, "close_contacts": 0}
+
+    async def entered() -> httpx.Response:
+        return await scene.http.post(f"{scene.services.url('incidents')}/cases", json=case,
+                                     headers=bearer("company", nib="8120000960005"))
+    await until(entered, lambda response: response.status_code == 201, "the incidents service to take the case")
+
+    page = await scene.page()
+    await scene.sign_in(page, "satgas-bekasi")
+    await page.locator("header").get_by_role("link", name="Kasus dan klaster").click()
+    await expect(page.get_by_role("heading", name="Kasus dan klaster di wilayah Anda")).to_be_visible()
+    plant = page.locator("article").filter(has_text="PT Klaster")
+    await expect(plant).to_contain_text("Sedang isolasi")  # the case's worker (a first case closes a room too)
+    await expect(page.get_by_role("heading", name="Pelacakan kontak")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Kepatuhan pelaporan")).to_be_visible()
+    await checked(page, "task-force-incidents")
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_role("heading", name="Cases and clusters in your region")).to_be_visible()
+    await expect(page.locator("article").filter(has_text="PT Klaster")).to_contain_text("In isolation")
+    await checked(page, "task-force-incidents")
+    await page.context.close()
