@@ -223,7 +223,8 @@ def test_the_console_runs_once_beside_the_services_and_calls_each_by_its_in_clus
     assert (container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]) == (
         "/readyz", "/healthz")
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert {name: env[f"IOMKI_{name.upper()}_URL"] for name in SERVICES} == {name: f"http://{name}" for name in SERVICES}
+    assert {name: env[f"IOMKI_{name.upper()}_URL"] for name in SERVICES} == {
+        name: f"http://{name}" for name in SERVICES}
     assert env["IOMKI_CONSOLE_URL"].startswith("https://")  # its cookies are Secure
     assert not any("DATABASE_URL" in name or name.startswith("KAFKA_") for name in env)
 
