@@ -18,7 +18,7 @@ from services.console.oidc import Provider, SignInFailed
 from services.console.sessions import SESSION_COOKIE, Sessions
 from services.console.settings import ConsoleSettings
 from services.console.vocabulary import N_
-from services.console.web import Console, NotSignedIn, WrongRole, render, session_of
+from services.console.web import Console, NotSignedIn, WrongRole, render, session_of, worded_problem
 from shared.observability import configure_logging
 from shared.runtime import serve
 from shared.settings import PlatformSettings, port_of
@@ -108,7 +108,8 @@ def install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Exception) -> Response:
-        status, message = (exc.status, exc.message) if isinstance(exc, Refused) else (400, str(exc))
+        status, message = ((exc.status, worded_problem(request, exc, with_fields=True)) if isinstance(exc, Refused)
+                           else (400, str(exc)))
         return render(request, "message.html", status=status, heading=N_("Refused"), message=message)
 
 

@@ -19,7 +19,15 @@ from fastapi.responses import Response
 from services.console.backend import Refused
 from services.console.sessions import Session
 from services.console.vocabulary import N_
-from services.console.web import checked_form, console_of, redirect, render, signed_in
+from services.console.web import (
+    checked_form,
+    console_of,
+    redirect,
+    render,
+    signed_in,
+    worded_errors,
+    worded_problem,
+)
 from shared.web.access import Role
 
 ROLES = (Role.TASK_FORCE,)
@@ -188,8 +196,8 @@ def router() -> APIRouter:
                 raise
             return await _recommendations_page(
                 request, session, "pending", None, http_status=refused.status, failed=recommendation_id,
-                decision=decision, typed=typed, errors=refused.errors,
-                problem=None if refused.errors else refused.message)
+                decision=decision, typed=typed, errors=worded_errors(request, refused),
+                problem=worded_problem(request, refused))
         return redirect("/recommendations?notice=" + ("ordered" if decision == "order" else "declined"))
 
     @routes.get("/closures")
@@ -208,7 +216,7 @@ def router() -> APIRouter:
             if refused.status != 409:
                 raise
             return await _closures_page(request, session, None, status=409, failed=closure_id,
-                                        problem=refused.message)
+                                        problem=worded_problem(request, refused, with_fields=True))
         return redirect("/closures?notice=cleared")
 
     return routes
