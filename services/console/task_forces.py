@@ -31,8 +31,7 @@ from services.console.web import (
 from shared.web.access import Role
 
 ROLES = (Role.TASK_FORCE,)
-ALERTS_PAGE = 50  # alerts shown at first; "Show more" asks the notifier for as many more
-ALERTS_MAX = 1000  # the notifier's own limit
+ALERTS_PAGE = 50  # alerts a page, newest first
 PAGE = 25  # recommendations and closures a page (the incidents service's keyset cursor for the rest)
 REASON_MAX_LENGTH = 1000  # the incidents service's limit on an officer's reason (the field's maxlength)
 MAX_CLOSURE_DAYS = 90  # an upper bound for the form; the incidents service decides the real one
@@ -80,14 +79,6 @@ def _notice(key: str) -> str | None:
     return NOTICES.get(key)
 
 
-def next_limit(shown: int, limit: int) -> int | None:
-    """How many alerts "Show more" asks for: another page, up to the notifier's limit; None when all are shown (a
-    page came back short) or the limit is reached."""
-    if shown < limit or limit >= ALERTS_MAX:
-        return None
-    return min(limit + ALERTS_PAGE, ALERTS_MAX)
-
-
 def clearable(closure: dict[str, Any], now: datetime) -> bool:
     """Whether the task force may clear the closure now: once its period is over (the service refuses before)."""
     try:
@@ -121,15 +112,16 @@ def router() -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/alerts")
-    async def alerts(request: Request, limit: Annotated[int, Query(ge=1, le=ALERTS_MAX)] = ALERTS_PAGE,
+    async def alerts(request: Request, after: Annotated[str | None, Query(max_length=200)] = None,
                      notice: Notice = "") -> Response:
         session = signed_in(request, ROLES)
         backend = console_of(request).backend
-        found = await backend.call(session, "notifier", "GET", "/alerts", params={"status": "open", "limit": limit})
+        found = await backend.call(session, "notifier", "GET", "/alerts",
+                                   params={"status": "open", "limit": ALERTS_PAGE, "after": after})
         items = found.get("alerts", [])
         return render(request, "tf_alerts.html", alerts=items, compliance=await _compliance(request, session),
                       plants=await _plants(request, session) if items else {},
-                      more=next_limit(len(items), limit), notice=_notice(notice),
+                      next=found.get("next"), first=after is None, notice=_notice(notice),
                       severity_names=SEVERITY_NAMES, level_names=LEVEL_NAMES, event_names=EVENT_NAMES)
 
     @routes.get("/incidents")
