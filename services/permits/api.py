@@ -296,6 +296,34 @@ LetterReference = Annotated[str, Path(max_length=64, pattern=LETTER_REFERENCE_PA
                                                   "`IOMKI-2026-000123/SP-2`)")]
 
 
+# A company name searched by fewer letters than this would match a good part of the country's plants.
+COMPANY_PREFIX_MIN_CHARACTERS = 3
+
+
+def _searched_number(number: str | None) -> str | None:
+    """A whole permit number, checked as the registry checks one (the schema's pattern is a statement only)."""
+    if number is not None and not PERMIT_NUMBER.fullmatch(number):
+        raise _invalid("number", "not a permit number: IOMKI-<year>-<6 to 10 digits>, e.g. IOMKI-2026-000123")
+    return number
+
+
+def _searched_company(company: str | None) -> str | None:
+    """The start of a company's name, its words one space apart."""
+    if company is None:
+        return None
+    words = " ".join(company.split())
+    if "\x00" in words:
+        raise _invalid("company", "must not contain the NUL character (U+0000)")
+    if len(words) < COMPANY_PREFIX_MIN_CHARACTERS:
+        raise _invalid("company", f"give at least {COMPANY_PREFIX_MIN_CHARACTERS} characters of the company's name")
+    return words
+
+
+def _invalid(field: str, message: str) -> Problem:
+    return Problem(422, "Invalid request", "One or more fields are invalid.",
+                   errors=[{"field": field, "message": message}])
+
+
 def router(handlers: PermitHandlers) -> APIRouter:
     routes = APIRouter(route_class=AuthenticatedFirst, tags=["permits"])
     public = APIRouter(tags=["registry"])
@@ -315,12 +343,22 @@ def router(handlers: PermitHandlers) -> APIRouter:
         regency: Annotated[str | None, Query(pattern=regions.REGENCY_PATTERN)] = None,
         nib: Annotated[str | None, Query(pattern=NIB_PATTERN)] = None,
         sector: SectorClass | None = None,
+        number: Annotated[str | None, Query(max_length=CODE_MAX_LENGTH, description="A whole permit number, e.g. "
+                                            "IOMKI-2026-000123", **_checked(pattern=PERMIT_NUMBER_PATTERN))] = None,
+        company: Annotated[str | None, Query(
+            min_length=COMPANY_PREFIX_MIN_CHARACTERS, max_length=NAME_MAX_LENGTH,
+            description="The start of the company's name, in any case, its words however spaced (at least "
+                        f"{COMPANY_PREFIX_MIN_CHARACTERS} characters, runs of spaces counted as one): `pt maju` "
+                        "finds PT Maju Jaya")] = None,
         cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict:
+        """Permits in application order (by `company`: in name order, then application order), one page after the
+        cursor; each filter given narrows the search."""
         found = await handlers.search(PermitSearch(
             status=status.value if status else None, province=province, regency=regency, nib=nib,
-            sector=sector.value if sector else None, region_scope=access.region_filter,
+            sector=sector.value if sector else None, number=_searched_number(number),
+            company=_searched_company(company), region_scope=access.region_filter,
             nib_scope=access.nib_filter, tenants_scope=access.tenants_filter, after=_position(cursor),
             limit=limit + 1,
         ))

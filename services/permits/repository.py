@@ -40,11 +40,22 @@ class PermitSearch:
     regency: str | None = None
     nib: str | None = None
     sector: str | None = None
+    number: str | None = None  # a whole permit number
+    company: str | None = None  # the start of the company's name, in any case, however its words are spaced
     region_scope: str | None = None
     nib_scope: str | None = None
     tenants_scope: str | None = None  # an estate company's NIB: its own permits and its confirmed tenants'
     after: int = 0
     limit: int = 50
+
+
+# A company's name as it is searched: case folded by the database's lower(), runs of whitespace one space, compared
+# code point by code point (migration 0012 indexes exactly this expression; the query must repeat it verbatim).
+_NAME_KEY = "(lower(btrim(regexp_replace({}, '\\s+', ' ', 'g'))) COLLATE \"C\")"
+_COMPANY_KEY = _NAME_KEY.format("company_name")
+# U+10FFFF, the last code point (a noncharacter no name holds): every name that starts with a prefix sorts before
+# the prefix followed by it.
+_AFTER_EVERY_CHARACTER = "chr(1114111)"
 
 
 class PermitRepository:
@@ -121,18 +132,32 @@ class PermitRepository:
             f"IOMKI-{year}-")]
 
     async def search(self, q: PermitSearch) -> list[tuple[int, Permit]]:
-        """One page, in application order, after the keyset position.
+        """One page, in application order (by a company's name: in name order), after the keyset position.
 
         Only the filters given become conditions, so the planner sees e.g. `status = $2 AND seq > $1 ORDER BY
         seq` and walks the (status, seq) index instead of a generic plan that fits every combination.
         """
-        conditions = ["seq > $1"]
+        conditions = [] if q.company is not None else ["seq > $1"]
         values: list[object] = [q.after]  # the statement's parameters, of several types
         for column, value in (("status", q.status), ("province_code", q.province), ("regency_code", q.regency),
-                              ("nib", q.nib), ("sector_class", q.sector), ("nib", q.nib_scope)):
+                              ("nib", q.nib), ("sector_class", q.sector), ("permit_number", q.number),
+                              ("nib", q.nib_scope)):
             if value is not None:
                 values.append(value)
                 conditions.append(f"{column} = ${len(values)}")
+        order = "seq"
+        if q.company is not None:
+            # By a company's name, the page is in name order, then application order: one range of migration 0012's
+            # index (name key, seq), from the keyset position (the key of the row at the `seq` given, none before the
+            # first page) or the prefix, whichever is further, to the prefix's end: never more than the page is
+            # read when nothing else is asked. starts_with gives the exact answer: a `%` or `_` in the name asked is
+            # a character like any other.
+            values.append(q.company)
+            start = _NAME_KEY.format(f"${len(values)}::text")  # the name asked, keyed as the names are
+            conditions.append(f"({_COMPANY_KEY}, seq) > (GREATEST((SELECT {_COMPANY_KEY} FROM permits WHERE seq = $1),"
+                              f" {start}), $1) AND {_COMPANY_KEY} < ({start} || {_AFTER_EVERY_CHARACTER})"
+                              f" AND starts_with({_COMPANY_KEY}, {start})")
+            order = f"{_COMPANY_KEY}, seq"
         if q.region_scope is not None:  # a task force's province covers its regencies
             values.append(q.region_scope)
             column = "province_code" if "." not in q.region_scope else "regency_code"
@@ -142,7 +167,8 @@ class PermitRepository:
             conditions.append(f"(nib = ${len(values)} OR estate_nib = ${len(values)})")
         values.append(q.limit)
         rows = await self._connection.fetch(
-            f"SELECT seq, {_COLUMNS} FROM permits WHERE {' AND '.join(conditions)} ORDER BY seq LIMIT ${len(values)}",
+            f"SELECT seq, {_COLUMNS} FROM permits WHERE {' AND '.join(conditions)} ORDER BY {order}"
+            f" LIMIT ${len(values)}",
             *values,
         )
         return [(row["seq"], _permit(row)) for row in rows]

@@ -321,6 +321,55 @@ async def test_search_filters_and_pages_with_a_cursor(permits):
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
 
 
+async def test_search_by_permit_number_and_by_the_start_of_the_company_name_with_a_cursor(permits):
+    nib, tag = "8120000999222", uuid.uuid4().hex[:8]
+    company = bearer("company", nib=nib)
+    created = []
+    for name in (f"PT Sinar {tag} Abadi", f"pt  SINAR {tag} abadi jaya", f"CV Sinar {tag} Abadi"):
+        body = application(a_plant())
+        body["company"] = body["company"] | {"nib": nib, "name": name}
+        created.append((await permits.post("/permits", json=body, headers=company)).json()["permit_id"])
+    decided = await permits.post(f"/permits/{created[2]}/decision", json={"decision": "issue", "reason": "ok"},
+                                 headers=OPERATOR)
+    number = decided.json()["permit_number"]
+
+    seen, cursor = [], None
+    while True:
+        params = {"company": f"  pt sinar   {tag} ", "limit": 1} | ({"cursor": cursor} if cursor else {})
+        answer = await permits.get("/permits", params=params, headers=OPERATOR)
+        assert answer.status_code == 200, answer.text
+        seen += [item["permit_id"] for item in answer.json()["items"]]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == created[:2]
+    both = await permits.get("/permits", params={"company": f"PT SINAR {tag} ABADI JAYA", "nib": nib},
+                             headers=OPERATOR)
+    assert [item["permit_id"] for item in both.json()["items"]] == [created[1]]
+    assert (await permits.get("/permits", params={"company": f"Sinar {tag}"}, headers=OPERATOR)).json()["items"] == []
+    own = await permits.get("/permits", params={"company": f"pt sinar {tag}"}, headers=bearer("company",
+                                                                                                nib="8120000999333"))
+    assert own.json()["items"] == []  # a company finds only its own plants, whatever the name asked
+
+    by_number = (await permits.get("/permits", params={"number": number}, headers=OPERATOR)).json()
+    assert [item["permit_id"] for item in by_number["items"]] == [created[2]] and by_number["next_cursor"] is None
+    assert (await permits.get("/permits", params={"number": number, "status": "FROZEN"},
+                              headers=OPERATOR)).json()["items"] == []
+
+    for params, field, words in (
+        ({"number": "IOMKI-26-1"}, "number", "not a permit number"),
+        ({"number": number + "\n"}, "number", "not a permit number"),
+        ({"company": "pt"}, "company", "at least 3 characters"),
+        ({"company": " ab \t "}, "company", "at least 3 characters"),
+        ({"company": "x" * 201}, "company", ""),
+        ({"company": "pt\x00x"}, "company", "NUL"),
+    ):
+        bad = await permits.get("/permits", params=params, headers=OPERATOR)
+        assert bad.status_code == 422, (params, bad.text)
+        error = bad.json()["errors"][0]
+        assert error["field"] == field and words in error["message"], (params, error)
+
+
 async def test_the_summary_counts_permits_by_province_and_status_and_scopes_a_task_force(permits):
     async def summary(headers: dict[str, str], **params: str) -> dict[str, Any]:
         answer = await permits.get("/permits/summary", params=params, headers=headers)

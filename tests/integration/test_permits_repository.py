@@ -118,6 +118,46 @@ async def test_search_uses_only_the_given_filters_and_the_callers_scope(database
         assert [p.permit_id for _, p in rest] == [surabaya[0].permit_id]
 
 
+async def test_search_by_a_whole_number_and_by_the_start_of_a_company_name_pages_with_the_keyset(database):
+    """The name's start in any case and however its words are spaced, in name order, on migration 0012's index; `%`
+    and `_` are characters like any other; the number whole, on its unique index. Pages follow the keyset."""
+    tag = uuid.uuid4().hex[:10]
+    named = [replace(a_permit(), company_name=name) for name in (
+        f"PT  Maju{tag} Jaya", f"pt maju{tag} jaya abadi", f"CV Maju{tag} Jaya", f"PT Maju{tag}_Jaya",
+        f"PT Maju{tag}\tJaya Sentosa")]
+    for permit in named:
+        await store(database, permit)
+    number = f"IOMKI-1991-{uuid.uuid4().int % 10**6:06d}"
+    issued, transition = named[2].act(Action.ISSUE, actor="op", role="operator", reason="ok", now=T0,
+                                      permit_number=number, causation_id=None)
+    async with database.transaction() as work:
+        await work.permits.save(issued, transition)
+    async with database.reading() as work:
+        async def ids(**filters) -> list[uuid.UUID]:
+            return [p.permit_id for _, p in await work.permits.search(PermitSearch(**filters))]
+
+        jaya = [named[i].permit_id for i in (0, 1, 4)]
+        assert await ids(company=f"PT MAJU{tag} JAYA") == jaya
+        assert await ids(company=f"pt maju{tag} jaya a") == [named[1].permit_id]
+        assert await ids(company=f"pt maju{tag}_") == [named[3].permit_id]  # `_` is no wildcard
+        assert await ids(company=f"pt maju{tag}%") == []
+        assert await ids(company=f"maju{tag}") == []  # the start of the name, not a word within it
+        # In name order, then application order: a space sorts before `_`.
+        assert await ids(company=f"PT Maju{tag}", status="SUBMITTED", regency="35.15") == [
+            named[i].permit_id for i in (0, 1, 4, 3)]
+        first = await work.permits.search(PermitSearch(company=f"pt maju{tag} jaya", limit=2))
+        rest = await work.permits.search(PermitSearch(company=f"pt maju{tag} jaya", after=first[-1][0]))
+        assert [p.permit_id for _, p in first + rest] == jaya
+        paged, after = [], 0
+        while page := await work.permits.search(PermitSearch(company=f"pt maju{tag}", after=after, limit=1)):
+            paged.append(page[0][1].permit_id)
+            after = page[0][0]
+        assert paged == [named[i].permit_id for i in (0, 1, 4, 3)]  # name order, not the order they came in
+        assert await ids(number=number) == [named[2].permit_id]
+        assert await ids(number=number, status="SUBMITTED") == []
+        assert await ids(number=number, after=first[-1][0] + 10**9) == []
+
+
 async def test_a_repeated_closure_order_extends_it_and_reopening_ends_it(database):
     facility, closure_id = uuid.uuid4(), uuid.uuid4()
     closure = Closure(closure_id, "plant", "cluster", T0, T0.replace(day=10))
