@@ -76,10 +76,7 @@ _ITEM_PAGE = 100  # a permit's reactivation requests, newest first: the one to d
 _NIB = re.compile(NIB_PATTERN)
 _NUMBER = re.compile(PERMIT_NUMBER_PATTERN)
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,64}$")
-# Company names and permit numbers are matched by the console over the service's pages (GET /permits has no such
-# filter): this many pages of the service at most for one page of results, the cursor going on from there.
-SCAN_PAGES = 5
-SCAN_LIMIT = 200
+COMPANY_MIN = 3  # GET /permits matches the start of a name from this many characters
 
 
 def router() -> APIRouter:
@@ -119,6 +116,8 @@ def router() -> APIRouter:
             errors["number"] = N_("A permit number looks like IOMKI-2021-000123.")
         if values["nib"] and not _NIB.fullmatch(values["nib"]):
             errors["nib"] = N_("A NIB is 13 digits.")
+        if values["company"] and len(" ".join(values["company"].split())) < COMPANY_MIN:
+            errors["company"] = N_("Give at least 3 characters of the company's name.")
         if values["region"] and not regions.is_region(values["region"]):
             errors["region"] = N_("A region is a province code (33) or a regency code (33.74).")
         if status and status not in STATUSES:
@@ -286,47 +285,15 @@ def _search_field(key: str) -> str:
 
 async def _search(request: Request, session: Session, values: dict[str, str],
                   after: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of matching permits and the cursor of the next; names and numbers matched over the service's pages."""
-    backend = console_of(request).backend
+    """One page of matching permits and the cursor of the next: every filter is the service's own."""
     region = values["region"]
-    params: dict[str, Any] = {
+    answer = await console_of(request).backend.call(session, "permits", "GET", "/permits", params={
+        "number": values["number"] or None, "company": values["company"] or None,
         "status": values["status"] or None, "nib": values["nib"] or None, "sector": values["sector"] or None,
         "province": region if regions.is_province(region) else None,
         "regency": region if regions.is_regency(region) else None,
-    }
-    company, number = values["company"].casefold(), values["number"]
-    if not company and not number:
-        answer = await backend.call(session, "permits", "GET", "/permits", params=params | {
-            "cursor": after, "limit": PAGE})
-        return list(answer.get("items", [])), answer.get("next_cursor")
-    if number and not params["regency"]:
-        # The registry names the plant's regency: the service's pages are then that regency's alone.
-        try:
-            entry = await backend.call(None, "permits", "GET", f"/registry/{number}")
-        except Refused as refused:
-            if refused.status == 404:
-                return [], None
-            raise
-        found_regency = str((entry.get("plant_regency") or {}).get("code") or "")
-        if params["province"] and not found_regency.startswith(params["province"] + "."):
-            return [], None
-        if regions.is_regency(found_regency):
-            params["regency"], params["province"] = found_regency, None
-    found: list[dict[str, Any]] = []
-    cursor = after
-    for _ in range(SCAN_PAGES):
-        answer = await backend.call(session, "permits", "GET", "/permits", params=params | {
-            "cursor": cursor, "limit": SCAN_LIMIT})
-        for item in answer.get("items", []):
-            if number and item.get("permit_number") != number:
-                continue
-            if company and company not in str(item.get("company_name", "")).casefold():
-                continue
-            found.append(item)
-        cursor = answer.get("next_cursor")
-        if cursor is None or len(found) >= PAGE or (number and found):
-            break
-    return found, None if number and found else cursor
+        "cursor": after, "limit": PAGE})
+    return list(answer.get("items", [])), answer.get("next_cursor")
 
 
 async def _section(request: Request, session: Session, service: str, path: str,
