@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from services.permits.domain import (
     CORRECTIVE_ACTION_MAX_LENGTH, CORRECTIVE_ACTION_MIN_CHARACTERS, NPWP_PATTERN, PERMIT_NUMBER, SECTOR_CLASSES,
     Action, AlreadyObjected, Application, ConditionCheck, CorrectiveActionStated, Decision, IllegalTransition,
-    InvalidApplication, InvalidGround, Letter, LetterKind, LetterNotFound, NothingToObject, Objection,
+    InvalidApplication, InvalidGround, Letter, LetterKind, LetterNotFound, NoCertificate, NothingToObject, Objection,
     ObjectionAlreadyDecided, ObjectionOutcome, ObjectionTooLate, OutcomeNotApplicable, Permit, PermitNotFound,
     PermitStatus, PlantAlreadyPermitted, PlantPermittedMeanwhile, ReactivationRefused, ReactivationRequest,
     ReactivationRequestNotFound, ReapplyTooSoon, RequestAlreadyDecided, RequestForAnotherFreeze, RequestStatus,
@@ -75,7 +75,7 @@ POLICY = Policy({
                       "their region's, read-only)"),
     # A tenant's letters are the tenant's: its estate does not read them.
     "letters": Rule({OP: Scope.ALL, TF: Scope.REGION, C: Scope.OWN, E: Scope.OWN},
-                    "list and download warning and sanction letters"),
+                    "list and download warning and sanction letters, and the certificate of an issued permit"),
     # The table is the ministry's lists, published: anyone with a token reads it.
     "sector_table": Rule({OP: Scope.ALL, TF: Scope.ALL, RO: Scope.ALL, C: Scope.ALL, E: Scope.ALL, A: Scope.ALL},
                          "read the KBLI sector table plants' classes are read from"),
@@ -106,6 +106,7 @@ PROBLEMS: ProblemTable = {
         409, "Too soon to reapply", str(exc), revoked_permit_id=str(exc.revoked.permit_id),
         reapply_from=exc.reapply_from.isoformat()),
     IllegalTransition: lambda exc: Problem(409, "Illegal transition", str(exc), current_status=exc.current.value),
+    NoCertificate: lambda exc: Problem(409, "Permit not in force", str(exc), current_status=exc.status.value),
     InvalidGround: lambda exc: Problem(
         422, "Invalid ground", "Dasar sanksi tidak lengkap atau tidak sesuai. The ground is incomplete or does not "
                                "hold.", errors=[{"field": e.field, "message": e.message} for e in exc.errors]),
@@ -436,6 +437,16 @@ def router(handlers: PermitHandlers) -> APIRouter:
         found, pdf = await handlers.letter_pdf(permit_id, _letter_reference(letter), access)
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{found.filename}"'})
+
+    @routes.get("/permits/{permit_id}/certificate", response_class=Response,
+                responses={200: {"content": {"application/pdf": {}}},
+                           409: {"description": "The permit is not issued, or no longer in force"}})
+    async def certificate(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("letters")]) -> Response:
+        """The certificate of an issued permit (PDF, Bahasa Indonesia and English), with the registry's signed QR;
+        read by whoever reads the permit's letters."""
+        filename, pdf = await handlers.certificate_pdf(permit_id, access)
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     async def _transition(permit_id: uuid.UUID, action: Action, reason: str, access: Access,
                           ground: SanctionGround | None = None) -> Permit:

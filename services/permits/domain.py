@@ -1984,6 +1984,62 @@ def letter_document(letter: Letter, *, regency_name: str | None) -> LetterDocume
     )
 
 
+class NoCertificate(PermitsRefusal):
+    """Only a permit in force (ISSUED) has a certificate: a frozen, revoked or undecided one has none to print."""
+
+    def __init__(self, status: PermitStatus) -> None:
+        super().__init__(f"Sertifikat hanya tersedia untuk IOMKI yang berlaku; izin ini berstatus {status.value} / "
+                         f"A certificate is printed only for an issued permit in force; this permit is "
+                         f"{status.value}")
+        self.status = status
+
+
+# The sector classes as the certificate names them (Bahasa Indonesia, English).
+CLASS_LABELS: dict[str, tuple[str, str]] = {
+    "critical": ("Sektor kritikal", "critical sector"),
+    "essential": ("Sektor esensial", "essential sector"),
+    "non_essential": ("Sektor non-esensial", "non-essential sector"),
+}
+
+
+def certificate_document(permit: Permit, *, facility_name: str, address: str, regency_name: str | None,
+                         province_name: str | None) -> LetterDocument:
+    """The permit's certificate, laid out as a letter is (the same printer): what the permit is, for whom, where,
+    in which class and since when, Bahasa Indonesia first and English beneath, and the registry's signed QR."""
+    if permit.status is not PermitStatus.ISSUED or permit.permit_number is None or permit.issued_at is None:
+        raise NoCertificate(permit.status)
+    number = permit.permit_number
+    local_day = permit.issued_at.astimezone(regions.local_zone(permit.regency_code)).date()
+    regency = f"{regency_name} ({permit.regency_code})" if regency_name else permit.regency_code
+    province = f"{province_name} ({permit.province_code})" if province_name else permit.province_code
+    label, english_label = CLASS_LABELS.get(permit.sector_class, (permit.sector_class, permit.sector_class))
+    export = " (berorientasi ekspor)" if permit.export_oriented else ""
+    return LetterDocument(
+        title="SERTIFIKAT IZIN OPERASIONAL DAN MOBILITAS KEGIATAN INDUSTRI",
+        subtitle="Izin Operasional dan Mobilitas Kegiatan Industri (IOMKI)",
+        number=f"Nomor: {number}", date_line=f"Tanggal terbit: {tanggal(local_day)}",
+        addressee=(),
+        paragraphs=(f"Kementerian Perindustrian menerangkan bahwa perusahaan dan pabrik di bawah ini memiliki IOMKI "
+                    f"nomor {number} yang berlaku sejak {tanggal(local_day)} selama masa kedaruratan kesehatan "
+                    "masyarakat, kecuali dibekukan atau dicabut. Status yang berlaku setiap saat dapat diperiksa "
+                    "pada registri dengan memindai kode QR di bawah.",),
+        ground=(("Nomor izin", number), ("Perusahaan", permit.company_name), ("NIB", permit.nib),
+                ("Pabrik", facility_name), ("Alamat", address), ("Kabupaten/Kota", regency),
+                ("Provinsi", province), ("Kelas sektor", label + export),
+                ("Masa berlaku", f"Sejak {tanggal(local_day)}, selama masa kedaruratan (SE Menperin 7/2020)")),
+        periods_heading="", periods=(),
+        english=(f"Certificate of permit {number} (IOMKI, operating and mobility permit for industrial activity). "
+                 f"The Ministry of Industry certifies that {permit.company_name} (NIB {permit.nib}) holds permit "
+                 f"{number} for its plant {facility_name}, {address}, {regency}, {province}, in the "
+                 f"{english_label}{' (export-oriented)' if permit.export_oriented else ''}, valid from "
+                 f"{local_day.isoformat()} for the duration of the emergency unless frozen or revoked. Scan the QR "
+                 "code to read the permit's status in the registry at any time."),
+        verification=(f"Keabsahan IOMKI {number} dapat diperiksa dengan memindai kode QR ini (token registri yang "
+                      f"ditandatangani) atau di /registry/{number}. / Scan to verify the permit in the registry."),
+        filename=f"{number}_sertifikat.pdf",
+    )
+
+
 def _letter_body(letter: Letter, english_title: str, english_label: str) -> tuple[tuple[str, ...], str]:
     number = letter.permit_number
     if letter.kind is LetterKind.WARNING and letter.ground.cause is WarningCause.CAPACITY_BREACH:

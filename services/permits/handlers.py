@@ -19,7 +19,8 @@ from services.permits.domain import (
     LetterNotFound, LetterPeriod, LetterPrinter, Objection, ObjectionOutcome, ObjectionWindow, OnePermitPerPlant,
     OpenToObjection, OperatingStatus, Permit, PermitNotFound, PermitStatus, PrincipalActivity, QueuedItem,
     ReactivationFacts, ReactivationRequest, ReactivationRequestNotFound, RegistryStatus, RequestStatus, ReviewDecision,
-    SanctionRecommendation, ServiceLevels, Transition, WorkItem, WorkKind, accepted_claim_reason, check_ground,
+    SanctionRecommendation, ServiceLevels, Transition, WorkItem, WorkKind, accepted_claim_reason,
+    certificate_document, check_ground,
     leaves_the_freeze, letter_document, missed_periods_of, open_to_objection, permit_number, reactivation_outlook,
     registry_status, sanction_periods, warning_ground,
 )
@@ -309,6 +310,20 @@ class PermitHandlers:
         if letter is None:
             raise LetterNotFound("Letter")
         return letter, await self._print(permit, letter)
+
+    async def certificate_pdf(self, permit_id: uuid.UUID, access: Access) -> tuple[str, bytes]:
+        """An issued permit's certificate (its file name and PDF), on the letters' printer, with the QR the
+        registry's `/registry/{number}/qr.png` carries."""
+        async with self.database.reading() as work:
+            permit = await self._visible(work, permit_id, access)
+            application = await work.permits.application(permit_id)
+        regions_ = self.rules.regions
+        document = certificate_document(
+            permit, facility_name=str(application.get("facility_name") or ""),
+            address=str(application.get("address") or ""), regency_name=regions_.name_of(permit.regency_code),
+            province_name=regions_.name_of(permit.province_code))
+        return document.filename, await asyncio.to_thread(
+            self.printer.render, document, token=self._token(permit), issued_at=permit.issued_at or self.clock.now())
 
     async def _print(self, permit: Permit, letter: Letter) -> bytes:
         """Printed in a worker thread: printing is long CPU work (docs/performance.md), which the event loop serving

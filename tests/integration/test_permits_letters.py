@@ -238,3 +238,42 @@ async def test_a_capacity_breach_warning_states_the_breach_and_repeated_breaches
                      "Jumat, 2 Juli 2021 pukul 23.59 WIB", "Jumat, 9 Juli 2021 pukul 23.59 WIB"):
         assert expected in text, expected
     assert re.search(r"Ketentuan\s*PPKM", text)  # the capacity ladder, not a circular
+
+
+async def test_an_issued_permit_has_a_certificate_with_the_registry_qr_read_as_its_letters_are(permits):
+    permit = await issued_permit(permits)
+    pid, number = permit["permit_id"], permit["permit_number"]
+    for headers in (COMPANY, OPERATOR, TASK_FORCE):
+        answer = await permits.get(f"/permits/{pid}/certificate", headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/pdf"
+        assert answer.headers["content-disposition"] == f'attachment; filename="{number}_sertifikat.pdf"'
+        assert answer.content.startswith(b"%PDF")
+    text = " ".join(text_of(answer.content).split())  # lines wrapped as the page is wide
+    for expected in ("SERTIFIKAT IZIN OPERASIONAL", f"Nomor: {number}", "PT Garmen Cikarang", NIB,
+                     "Pabrik Jababeka", "Jababeka Blok", "Kabupaten Bekasi", "Jawa Barat", "Sektor",
+                     "Tanggal terbit: 10 Juli 2021", f"Certificate of permit {number}"):
+        assert expected in text, expected
+    assert text.index("Kementerian Perindustrian menerangkan") < text.index("The Ministry of Industry certifies")
+    images = [image for page in pypdf.PdfReader(io.BytesIO(answer.content)).pages for image in page.images]
+    scanned = zxingcpp.read_barcodes(Image.open(io.BytesIO(images[0].data)))
+    assert scanned[0].text == (await permits.get(f"/registry/{number}")).json()["token"]  # the registry's own code
+
+    for outsider in (bearer("company", nib=COMPETITOR), bearer("task_force", region="33")):
+        assert (await permits.get(f"/permits/{pid}/certificate", headers=outsider)).status_code == 404
+    assert (await permits.get(f"/permits/{pid}/certificate", headers=bearer("agency"))).status_code == 403
+
+    frozen = await permits.post(f"/permits/{pid}/freeze", headers=OPERATOR, json={
+        "reason": "atas permintaan perusahaan", "ground": {"code": "company_request"}})
+    assert frozen.status_code == 200, frozen.text
+    refused = await permits.get(f"/permits/{pid}/certificate", headers=COMPANY)
+    assert refused.status_code == 409 and refused.json()["current_status"] == "FROZEN"
+    assert "only for an issued permit" in refused.json()["detail"]
+    applied = await permits.post("/permits", headers=COMPANY, json={
+        "company": {"nib": NIB, "npwp": "01.234.567.8-901.000", "name": "PT Garmen Cikarang"},
+        "facility": {"name": "Pabrik Baru", "address": f"Jababeka Blok {uuid.uuid4().hex[:8]}",
+                     "province_code": "32", "regency_code": "32.16"},
+        "kbli": ["14111"], "workforce": {"total": 60, "on_site_per_shift": [30]},
+        "health_protocol_commitment": True})
+    waiting = await permits.get(f"/permits/{applied.json()['permit_id']}/certificate", headers=COMPANY)
+    assert waiting.status_code == 409 and waiting.json()["current_status"] == "SUBMITTED"

@@ -16,8 +16,8 @@ from PIL import Image
 
 from services.permits.domain import (
     GROUND_LABELS, LETTER_ABBREVIATIONS, LETTER_PERIODS_SHOWN, RULE_LABELS, Letter, LetterGround, LetterPeriod,
-    NoPermitNumber, Permit, PermitStatus, letter_document, letter_number, letter_reference, local_deadline,
-    sanction_periods, tanggal, warning_ground,
+    NoCertificate, NoPermitNumber, Permit, PermitStatus, certificate_document, letter_document, letter_number,
+    letter_reference, local_deadline, sanction_periods, tanggal, warning_ground,
 )
 from services.permits.letters import PdfLetters, printable
 from shared.contract import (
@@ -263,3 +263,26 @@ def test_characters_the_standard_font_lacks_lose_their_accent_or_become_a_questi
     text = text_of(PRINTER.render(letter_document(letter, regency_name=None), token=TOKEN,
                                   issued_at=letter.issued_at))
     assert "Pimpinan PT Osrodek ?" in text
+
+
+def test_the_certificate_states_the_permit_in_indonesian_then_english_on_the_letters_printer():
+    permit = a_permit(export_oriented=True, issued_at=datetime(2021, 2, 28, 18, 0, tzinfo=UTC))  # 1 March in WIB
+    document = certificate_document(permit, facility_name="Pabrik Cikarang", address="Jl. Industri 7",
+                                    regency_name="Kabupaten Bekasi", province_name="Jawa Barat")
+    assert (document.number, document.date_line, document.filename) == (
+        "Nomor: IOMKI-2021-000123", "Tanggal terbit: 1 Maret 2021", "IOMKI-2021-000123_sertifikat.pdf")
+    assert dict(document.ground)["Kelas sektor"] == (
+        "Sektor kritikal (berorientasi ekspor)")
+    assert dict(document.ground)["Kabupaten/Kota"] == "Kabupaten Bekasi (32.16)"
+    text = " ".join(text_of(PRINTER.render(document, token=TOKEN, issued_at=permit.issued_at)).split())
+    for expected in ("SERTIFIKAT IZIN OPERASIONAL", "PT Baja Nusantara", "8120000123456", "Pabrik Cikarang",
+                     "Jl. Industri 7", "Jawa Barat (32)", "Sejak 1 Maret 2021", "critical sector (export-oriented)"):
+        assert expected in text, expected
+    assert text.index("menerangkan bahwa") < text.index("certifies that")
+
+
+@pytest.mark.parametrize("status", [s for s in PermitStatus if s is not PermitStatus.ISSUED])
+def test_only_a_permit_in_force_has_a_certificate(status):
+    with pytest.raises(NoCertificate, match=status.value):
+        certificate_document(a_permit(status=status), facility_name="P", address="A", regency_name=None,
+                             province_name=None)
