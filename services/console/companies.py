@@ -146,6 +146,12 @@ def router() -> APIRouter:
             raise Refused(404, N_("No such letter for this permit."))
         return await _download(request, session, "permits", f"/permits/{permit_id}/letters/{letter}")
 
+    @routes.get("/plants/{permit_id}/certificate")
+    async def certificate(request: Request, permit_id: uuid.UUID) -> Response:
+        """The issued permit's certificate (PDF), as the service prints it; a permit not in force is refused there."""
+        session = signed_in(request, COMPANY)
+        return await _download(request, session, "permits", f"/permits/{permit_id}/certificate")
+
     @routes.get("/plants/{permit_id}/qr.png")
     async def certificate_qr(request: Request, permit_id: uuid.UUID) -> Response:
         session = signed_in(request, COMPANY)
