@@ -24,7 +24,15 @@ from services.console.vocabulary import (
     SANCTION_NAMES,
     SECTOR_CLASS_NAMES,
 )
-from services.console.web import checked_form, console_of, redirect, render, signed_in
+from services.console.web import (
+    checked_form,
+    console_of,
+    redirect,
+    render,
+    signed_in,
+    worded_errors,
+    worded_problem,
+)
 from shared import regions
 from shared.contract import KBLI_PATTERN, NIB_PATTERN, PERMIT_NUMBER_PATTERN
 from shared.web.access import Role
@@ -184,8 +192,10 @@ def router() -> APIRouter:
         try:
             accepted = await console_of(request).backend.call(session, "reports", "POST", "/reports", json=body)
         except Refused as refused:
-            return _report_page(request, permit, schedule, choices, fields, _errors(refused, ("transport_modes",)),
-                                refused.message, status=refused.status if refused.status < 500 else 422)
+            return _report_page(request, permit, schedule, choices, fields,
+                                worded_errors(request, refused, ("transport_modes",)),
+                                worded_problem(request, refused, with_fields=True),
+                                status=refused.status if refused.status < 500 else 422)
         capacity = (accepted or {}).get("capacity") or {}
         notice = "over_cap" if capacity.get("within") is False else ("late" if accepted.get("late") else "on_time")
         return redirect(f"/plants/{permit_id}?notice={notice}&filed={fields.get('period_id', '')}")
@@ -203,8 +213,10 @@ def router() -> APIRouter:
             created = await console_of(request).backend.call(session, "permits", "POST", "/permits",
                                                              json=_application_body(fields))
         except Refused as refused:
-            return _apply_page(request, fields, _errors(refused, ("kbli", "workforce.on_site_per_shift")),
-                               refused.message, status=refused.status if refused.status < 500 else 422)
+            return _apply_page(request, fields,
+                               worded_errors(request, refused, ("kbli", "workforce.on_site_per_shift")),
+                               worded_problem(request, refused, with_fields=True),
+                               status=refused.status if refused.status < 500 else 422)
         return redirect(f"/plants/{created['permit_id']}?notice=applied")
 
     return routes
@@ -266,15 +278,6 @@ def _next_period(periods: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _reportable(periods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((p for p in periods if p.get("status") in REPORTABLE), key=lambda p: str(p.get("deadline")))
-
-
-def _errors(refused: Refused, lists: tuple[str, ...]) -> dict[str, str]:
-    """Each field's message under the input it concerns: a list's item (`kbli.0`) under the list's one input."""
-    found: dict[str, str] = {}
-    for name, message in refused.errors.items():
-        head, _, tail = name.rpartition(".")
-        found.setdefault(head if head in lists and tail.isdigit() else name, message)
-    return found
 
 
 def _number(text: str | None) -> int | str | None:
@@ -373,19 +376,16 @@ async def _plant_page(request: Request, session: Session, permit_id: uuid.UUID, 
                   pending_request=any(r.get("status") == "pending" for r in requests),
                   objections=filed, open_to_objection=open_to_objection,
                   reactivation_form=reactivation_form or {"corrective_action": ""},
-                  reactivation_errors=_errors(reactivation_refused, ()) if reactivation_refused else {},
-                  reactivation_problem=_problem(reactivation_refused),
+                  reactivation_errors=worded_errors(request, reactivation_refused),
+                  reactivation_problem=worded_problem(request, reactivation_refused),
                   objection_form=objection_form or {"statement": ""},
-                  objection_errors=_errors(objection_refused, ()) if objection_refused else {},
-                  objection_problem=_problem(objection_refused),
+                  objection_errors=worded_errors(request, objection_refused),
+                  objection_problem=worded_problem(request, objection_refused),
                   condition_names=CONDITION_NAMES, request_status_names=REQUEST_STATUS_NAMES,
                   outcome_names=OBJECTION_OUTCOME_NAMES, sanction_names=SANCTION_NAMES,
                   corrective_min=CORRECTIVE_ACTION_MIN)
 
 
-def _problem(refused: Refused | None) -> str | None:
-    """The refusal's message, above the form, when it names no field."""
-    return refused.message if refused is not None and not refused.errors else None
 
 
 

@@ -23,7 +23,15 @@ from services.console.vocabulary import (
     SANCTION_NAMES,
     SECTOR_CLASS_NAMES,
 )
-from services.console.web import checked_form, console_of, redirect, render, signed_in
+from services.console.web import (
+    checked_form,
+    console_of,
+    redirect,
+    render,
+    signed_in,
+    worded_errors,
+    worded_problem,
+)
 from shared import regions
 from shared.contract import NIB_PATTERN, PERMIT_NUMBER_PATTERN
 from shared.web.access import Role
@@ -40,7 +48,6 @@ QUEUE_NAMES = {
     "sanction_request": N_("Sanction requests"),
 }
 PAGE = 50
-MOST = 200  # the worklists API gives at most this many items a list (it has no cursor: a list grows by its limit)
 
 STATUSES = ("SUBMITTED", "ISSUED", "REJECTED", "FROZEN", "REVOKED")
 # An officer's grounds for a freeze; missed reports and capacity breaches are the reports service's ladder's alone.
@@ -86,18 +93,22 @@ def router() -> APIRouter:
     async def worklists(request: Request,
                         queue: Annotated[str, Query(max_length=20)] = "",
                         region: Annotated[str, Query(max_length=5)] = "",
-                        limit: Annotated[int, Query(ge=1, le=MOST)] = PAGE) -> Response:
+                        after: Annotated[str, Query(max_length=200)] = "") -> Response:
+        """Each queue's first page, or one queue's next page (`after`: the cursor its previous page gave)."""
         session = signed_in(request, OPERATOR)
-        kinds = [QUEUES[queue]] if queue in QUEUES else list(QUEUES.values())
+        queue = queue if queue in QUEUES else ""
+        kinds = [QUEUES[queue]] if queue else list(QUEUES.values())
+        after = after if queue else ""  # a cursor continues one queue
         region = region.strip()
         problem = None
         if region and not regions.is_region(region):
             problem, region = N_("A region is a province code (33) or a regency code (33.74)."), region
         answer = None if problem else await console_of(request).backend.call(
-            session, "permits", "GET", "/worklists", params={"kind": kinds, "region": region or None, "limit": limit})
-        return render(request, "op_worklists.html", answer=answer, queue=queue if queue in QUEUES else "",
-                      region=region, limit=limit, more=min(limit + PAGE, MOST), most=MOST, problem=problem,
-                      queues=QUEUES, queue_names=QUEUE_NAMES)
+            session, "permits", "GET", "/worklists",
+            params={"kind": kinds, "region": region or None, "limit": PAGE, "after": after or None})
+        return render(request, "op_worklists.html", answer=answer, queue=queue, region=region, continued=bool(after),
+                      problem=problem, queues=QUEUES, queue_of={kind: name for name, kind in QUEUES.items()},
+                      queue_names=QUEUE_NAMES)
 
     @routes.get("/search")
     async def search(request: Request,
@@ -136,8 +147,8 @@ def router() -> APIRouter:
             except Refused as refused:
                 if not refused.errors:
                     raise
-                errors = {_search_field(key): message for key, message in refused.errors.items()}
-                problem = refused.message
+                errors = {_search_field(key): message for key, message in worded_errors(request, refused).items()}
+                problem = worded_problem(request, refused, with_fields=True)
         return render(request, "op_search.html", status=422 if errors else 200, values=values, errors=errors,
                       problem=problem, results=results, cursor=cursor, statuses=STATUSES, sectors=SECTOR_CLASS_NAMES,
                       continued=bool(next))
@@ -255,7 +266,7 @@ async def _reactivation_page(request: Request, session: Session, permit_id: uuid
     return render(request, "op_reactivation.html", status=_status(refused), permit=permit, item=found,
                   region=permit.get("regency_code"), freeze=_sanction_reason(history, "FROZEN"),
                   ground_names=GROUND_NAMES, decisions=REACTIVATION_DECISIONS, status_names=REQUEST_STATUS_NAMES,
-                  form=form, errors=_errors(refused), problem=_problem(refused))
+                  form=form, errors=worded_errors(request, refused), problem=worded_problem(request, refused))
 
 
 async def _objection_page(request: Request, session: Session, permit_id: uuid.UUID, objection_id: uuid.UUID,
@@ -271,7 +282,8 @@ async def _objection_page(request: Request, session: Session, permit_id: uuid.UU
                   region=permit.get("regency_code"),
                   sanction=_sanction_reason(history, "REVOKED" if action == "revoke" else "FROZEN"),
                   ground_names=GROUND_NAMES, outcomes=outcomes, outcome_names=OBJECTION_OUTCOME_NAMES,
-                  sanction_names=SANCTION_NAMES, form=form, errors=_errors(refused), problem=_problem(refused))
+                  sanction_names=SANCTION_NAMES, form=form, errors=worded_errors(request, refused),
+                  problem=worded_problem(request, refused))
 
 
 def _status(refused: Refused | None) -> int:
@@ -336,17 +348,10 @@ async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, sta
                   sanction_names=SANCTION_NAMES,
                   grounds=GROUNDS, ground_names=GROUND_NAMES,
                   decision_form=decision_form or {"decision": "", "reason": ""},
-                  decision_errors=_errors(decision_refused), decision_problem=_problem(decision_refused),
+                  decision_errors=worded_errors(request, decision_refused),
+                  decision_problem=worded_problem(request, decision_refused),
                   freeze_form=freeze_form or {"ground.code": "", "ground.evidence.report_id": "",
                                               "ground.evidence.closure_id": "", "ground.evidence.finding": "",
                                               "reason": ""},
-                  freeze_errors=_errors(freeze_refused), freeze_problem=_problem(freeze_refused))
-
-
-def _errors(refused: Refused | None) -> dict[str, str]:
-    return refused.errors if refused is not None else {}
-
-
-def _problem(refused: Refused | None) -> str | None:
-    """The refusal's message, above the form, when it names no field."""
-    return refused.message if refused is not None and not refused.errors else None
+                  freeze_errors=worded_errors(request, freeze_refused),
+                  freeze_problem=worded_problem(request, freeze_refused))
