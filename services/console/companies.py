@@ -47,8 +47,9 @@ NIB_INPUT = NIB_PATTERN.strip("^$")
 NPWP_INPUT = r"[0-9](?:[ .\-]?[0-9]){14,15}"
 KBLI_INPUT = r"[0-9]{5}(?:\s*,\s*[0-9]{5})*"
 SHIFTS_INPUT = r"[0-9]+(?:\s*,\s*[0-9]+)*"
-PROVINCE_INPUT = regions.PROVINCE_PATTERN.strip("^$")
-REGENCY_INPUT = regions.REGENCY_PATTERN.strip("^$").replace("\\.", "[.]")
+# The apply form's region pickers: the provinces, and each province's regencies and cities under it.
+_PROVINCES = regions.KemendagriRegions().provinces()
+_REGENCIES = [(name, code, regions.KemendagriRegions().regencies_of(code)) for code, name in _PROVINCES]
 PERMIT_NUMBER_INPUT = PERMIT_NUMBER_PATTERN.strip("^$")
 _KBLI = re.compile(KBLI_PATTERN)
 _LETTER = re.compile(r"^[A-Za-z]{1,8}-[0-9]{1,9}$")
@@ -405,8 +406,8 @@ def _apply_page(request: Request, values: dict[str, str], errors: dict[str, str]
                   problem=problem if problem and not errors else (
                       N_("Some answers need correcting: see the messages beside them.") if errors else None),
                   patterns={"nib": NIB_INPUT, "npwp": NPWP_INPUT, "kbli": KBLI_INPUT, "shifts": SHIFTS_INPUT,
-                            "province": PROVINCE_INPUT, "regency": REGENCY_INPUT, "estate": PERMIT_NUMBER_INPUT},
-                  sectors=SECTOR_CLASS_NAMES)
+                            "estate": PERMIT_NUMBER_INPUT},
+                  sectors=SECTOR_CLASS_NAMES, provinces=_PROVINCES, regencies=_REGENCIES)
 
 
 def _draft_key(permit_id: uuid.UUID | str, period_id: str) -> str:

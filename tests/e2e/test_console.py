@@ -268,18 +268,19 @@ async def test_a_company_applies_for_a_plants_permit_and_files_its_weekly_report
     await page.get_by_label("Nama perusahaan", exact=True).fill("PT Uji Perusahaan")
     await page.get_by_label("Nama pabrik", exact=True).fill("Pabrik Konsol Bekasi")
     await page.get_by_label("Alamat pabrik", exact=True).fill("Jl. Konsol Raya No. 1, Bekasi")
-    await page.get_by_label("Kode provinsi", exact=True).fill("33")  # not the regency's province
-    await page.get_by_label("Kode kabupaten/kota", exact=True).fill("32.75")
+    # The regency list follows the province chosen: Central Java's cities are not offered for West Java.
+    await page.get_by_label("Provinsi", exact=True).select_option("32")
+    regency = page.get_by_label("Kabupaten/kota", exact=True)
+    assert await regency.locator("option[value='33.74']").evaluate("option => option.parentElement.disabled")
+    await regency.select_option("32.75")
     await page.get_by_label("Kode KBLI", exact=True).fill("20111")
     await page.get_by_label("Jumlah pekerja", exact=True).fill("200")
     await page.get_by_label("Pekerja di lokasi per sif", exact=True).fill("40, 30")
-    await page.get_by_role("button", name="Kirim permohonan").click()  # the commitment unticked, too
-    await expect(page.locator("#f-facility-regency_code")).to_have_attribute("aria-invalid", "true")
-    await expect(page.locator("#f-facility-regency_code-error")).to_contain_text("32.75")
+    await page.get_by_role("button", name="Kirim permohonan").click()  # the commitment unticked
     await expect(page.locator("#f-health_protocol_commitment")).to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_label("Alamat pabrik", exact=True)).to_have_value("Jl. Konsol Raya No. 1, Bekasi")
+    await expect(regency).to_have_value("32.75")  # what was chosen is kept
     await checked(page, "company-apply-refused")
-    await page.get_by_label("Kode provinsi", exact=True).fill("32")
     await page.get_by_label("Perusahaan berkomitmen menerapkan protokol kesehatan di pabrik.").check()
     await page.get_by_role("button", name="Kirim permohonan").click()
     await expect(page.get_by_text("Permohonan Anda telah diajukan. Kementerian akan memutuskannya.")).to_be_visible()

@@ -51,3 +51,15 @@ def test_the_access_layer_covers_as_the_regions_do():
     nobody = Principal(sub="ops", role=Role.OPERATOR)
     assert national.covers("94.01") and province.covers("32.16") and not province.covers("33.01")
     assert not nobody.covers("32.16")
+
+
+def test_the_dataset_lists_the_38_provinces_and_each_provinces_own_regencies_for_pickers():
+    dataset = regions.KemendagriRegions()
+    provinces = dataset.provinces()
+    assert len(provinces) == 38 and ("32", "Jawa Barat") in provinces
+    assert [code for code, _ in provinces] == sorted(code for code, _ in provinces)
+    west_java = dataset.regencies_of("32")
+    assert ("32.16", "Kabupaten Bekasi") in west_java
+    assert all(regions.is_regency(code) and code.startswith("32.") for code, _ in west_java)
+    assert sum(len(dataset.regencies_of(code)) for code, _ in provinces) == 514
+    assert dataset.regencies_of("32.16") == [] and dataset.regencies_of("99") == []
