@@ -898,7 +898,7 @@ async def query_section(bench: Bench) -> None:
     for region in (None, "32", samples.regencies["32"][0]):
         for kind in WorkKind:
             await Worklists(recorder).count(kind, region=region, overdue_before=cutoff)  # type: ignore[arg-type]
-            await Worklists(recorder).waiting(kind, region=region, limit=50)  # type: ignore[arg-type]
+            await Worklists(recorder).waiting(kind, region=region, after=None, limit=50)  # type: ignore[arg-type]
     bench.row("plan: worklists (3 kinds × national, province, regency)",
               *_plan_row(await plan_verdict(bench.permits, recorder.statements)))
 
