@@ -48,6 +48,7 @@ QUEUE_NAMES = {
     "sanction_request": N_("Sanction requests"),
 }
 PAGE = 50
+REPORTS_PAGE = 20  # a permit's reports on its file, the latest first
 
 STATUSES = ("SUBMITTED", "ISSUED", "REJECTED", "FROZEN", "REVOKED")
 # An officer's grounds for a freeze; missed reports and capacity breaches are the reports service's ladder's alone.
@@ -155,9 +156,11 @@ def router() -> APIRouter:
 
     @routes.get("/permits/{permit_id}")
     async def permit_file(request: Request, permit_id: uuid.UUID,
-                          done: Annotated[str, Query(max_length=20)] = "") -> Response:
+                          done: Annotated[str, Query(max_length=20)] = "",
+                          reports_after: Annotated[str, Query(max_length=200)] = "") -> Response:
+        """The permit's file; `reports_after` pages its reports (the cursor the previous page gave)."""
         session = signed_in(request, OPERATOR)
-        return await _file(request, session, permit_id, notice=NOTICES.get(done))
+        return await _file(request, session, permit_id, notice=NOTICES.get(done), reports_after=reports_after)
 
     @routes.post("/permits/{permit_id}/decision")
     async def decide(request: Request, permit_id: uuid.UUID) -> Response:
@@ -322,7 +325,7 @@ async def _section(request: Request, session: Session, service: str, path: str,
 
 
 async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, status: int = 200,
-                notice: str | None = None, decision_form: dict[str, str] | None = None,
+                notice: str | None = None, reports_after: str = "", decision_form: dict[str, str] | None = None,
                 decision_refused: Refused | None = None, freeze_form: dict[str, str] | None = None,
                 freeze_refused: Refused | None = None) -> Response:
     try:
@@ -338,11 +341,13 @@ async def _file(request: Request, session: Session, permit_id: uuid.UUID, *, sta
         "letters": await _section(request, session, "permits", f"/permits/{pid}/letters"),
         "objections": await _section(request, session, "permits", f"/permits/{pid}/objections"),
         "reactivation": await _section(request, session, "permits", f"/permits/{pid}/reactivation-requests"),
-        "reports": await _section(request, session, "reports", "/reports", {"permit_id": pid, "limit": 20}),
+        "reports": await _section(request, session, "reports", "/reports",
+                                  {"permit_id": pid, "limit": REPORTS_PAGE, "after": reports_after or None}),
         "schedule": await _section(request, session, "reports", f"/schedules/{pid}", {"limit": 12}),
         "incidents": await _section(request, session, "incidents", f"/facilities/{permit['facility_id']}/status"),
     }
     return render(request, "op_permit.html", status=status, permit=permit, sections=sections, notice=notice,
+                  reports_continued=bool(reports_after),
                   region=permit.get("regency_code"), sectors=SECTOR_CLASS_NAMES,
                   status_names=REQUEST_STATUS_NAMES, outcome_names=OBJECTION_OUTCOME_NAMES,
                   sanction_names=SANCTION_NAMES,

@@ -25,6 +25,7 @@ from shared import regions
 from shared.contract import (
     INSTRUCTION_MAX_LENGTH, MAX_SHIFTS, REPORTED_PROTOCOL_ITEMS, CapacityMeasure, PpkmLevel, ProtocolItem, SectorClass,
 )
+from shared.web.cursors import After, cursor, moment_and_id, position
 from shared.web.access import Access, AuthenticatedFirst, Policy, Role, Rule, Scope
 from shared.web.http import Problem, ProblemTable, Text
 
@@ -389,9 +390,13 @@ def router(handlers: ReportHandlers) -> APIRouter:
 
     @routes.get("/reports")
     async def reports(permit_id: uuid.UUID, access: Annotated[Access, POLICY.guard("read")],
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
-        found = await handlers.reports(permit_id, access, limit)
-        return {"permit_id": str(permit_id), "reports": [
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: After = None) -> dict:
+        """The latest first; `next` continues where this page ended."""
+        more = await handlers.reports(permit_id, access, limit + 1, position(after, moment_and_id))
+        found = more[:limit]
+        last = found[-1] if len(more) > limit else None
+        return {"permit_id": str(permit_id),
+                "next": cursor(last["submitted_at"].isoformat(), last["report_id"]) if last else None, "reports": [
             {"report_id": str(r["report_id"]), "period_id": str(r["period_id"]),
              "submitted_at": r["submitted_at"].isoformat(), "deadline": r["deadline"].isoformat(), "late": r["late"],
              "current": r["superseded_by"] is None,

@@ -797,10 +797,11 @@ class ReportHandlers:
             excused = await work.periods.excused(permit_id, [p.period_id for p in periods if p.warning_id])
             return schedule, periods, excused
 
-    async def reports(self, permit_id: uuid.UUID, access: Access, limit: int) -> list[dict[str, Any]]:
+    async def reports(self, permit_id: uuid.UUID, access: Access, limit: int,
+                      after: tuple[datetime, uuid.UUID] | None = None) -> list[dict[str, Any]]:
         async with self.database.reading() as work:
             await self._visible(work, permit_id, access, "Permit")
-            return await work.reports.listing(permit_id, limit)
+            return await work.reports.listing(permit_id, limit, after)
 
     async def compliance(self, *, province: str | None, regency: str | None, window: timedelta) -> dict[str, Any]:
         """The compliance counts of the scope, and PPKM in it (`ppkm`): each regency of a regency's or a province's

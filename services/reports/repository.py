@@ -408,13 +408,17 @@ class ReportRepository:
             [stored.new_positives for stored in reports], [stored.isolating_workers for stored in reports],
         )
 
-    async def listing(self, permit_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    async def listing(self, permit_id: uuid.UUID, limit: int,
+                      after: tuple[datetime, uuid.UUID] | None = None) -> list[dict[str, Any]]:
+        """The permit's reports, the latest first, from just past `after` (the last one's submission and id)."""
+        submitted, report_id = after or (None, None)
         rows = await self._connection.fetch(
             "SELECT r.report_id, r.period_id, r.submitted_at, r.late, r.actor, r.role, r.payload, r.superseded_by,"
             " r.superseded_at, r.declared_by, r.declared_at, r.new_positives, r.isolating_workers, p.deadline"
             " FROM reports r JOIN periods p ON p.period_id = r.period_id"
-            " WHERE r.permit_id = $1 ORDER BY r.submitted_at DESC LIMIT $2",
-            permit_id, limit,
+            " WHERE r.permit_id = $1 AND ($3::timestamptz IS NULL OR (r.submitted_at, r.report_id) < ($3, $4::uuid))"
+            " ORDER BY r.submitted_at DESC, r.report_id DESC LIMIT $2",
+            permit_id, limit, submitted, report_id,
         )
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
 

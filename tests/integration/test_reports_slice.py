@@ -187,6 +187,31 @@ async def test_a_company_reports_corrects_and_is_refused_after_revocation(platfo
     assert refused.status_code == 409 and refused.json()["current_status"] == "REVOKED"
 
 
+async def test_a_permits_reports_page_latest_first_each_once_by_the_cursor(platform, reports):
+    plant = Plant()
+    await publish(platform.bootstrap, plant.issued())
+    schedule = await schedule_of(reports, plant, COMPANY)
+    period_id = next(p for p in schedule["periods"] if p["status"] == "open")["period_id"]
+    permit_id = str(plant.permit_id)
+    sent = []
+    for odp in range(5):  # the report and four corrections of it
+        answer = await reports.post("/reports", headers=COMPANY, json=report(permit_id, period_id, odp=odp))
+        assert answer.status_code == 201, answer.text
+        sent.append(answer.json()["report_id"])
+    seen, after = [], None
+    for _ in range(len(sent)):
+        page = (await reports.get("/reports", headers=COMPANY, params={
+            "permit_id": permit_id, "limit": 2} | ({"after": after} if after else {}))).json()
+        seen += [r["report_id"] for r in page["reports"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == sent[::-1]
+    for forged in ("not-a-cursor", "x" * 201):
+        refused = await reports.get("/reports", headers=COMPANY, params={"permit_id": permit_id, "after": forged})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"].endswith("after")
+
+
 async def test_a_company_declares_its_report_true_and_the_service_records_who_and_when(platform, reports):
     # IOMKI_REPORT_REGIME's rule requires the declaration, as SE 5/2021 does.
     plant = Plant()
