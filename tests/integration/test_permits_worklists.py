@@ -168,7 +168,8 @@ async def test_a_long_list_pages_by_its_cursor_each_item_once_in_arrival_order(p
     for minute in range(5):
         clock.set(T0 + timedelta(minutes=minute))
         arrived.append(await applied(permits, "35", "35.07"))
-    # Two arrivals in one instant: the item's id decides their order, and neither is skipped.
+    # Two arrivals in one instant, after the others: the item's id decides their order, and neither is skipped.
+    clock.set(T0 + timedelta(minutes=5))
     arrived += [await applied(permits, "35", "35.07"), await applied(permits, "35", "35.07")]
     seen: list[str] = []
     after = None
