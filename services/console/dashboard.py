@@ -18,10 +18,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.console.backend import Refused, ServiceDown
-from services.console.operators import GROUND_NAMES
 from services.console.sessions import Session
-from services.console.task_forces import EVENT_NAMES, LEVEL_NAMES, SEVERITY_NAMES
-from services.console.vocabulary import N_
+from services.console.vocabulary import (
+    EVENT_NAMES,
+    GROUND_NAMES,
+    LEVEL_NAMES,
+    N_,
+    SECTOR_CLASS_NAMES,
+    SEVERITY_NAMES,
+)
 from services.console.web import console_of, render, signed_in
 from shared.web.access import Role
 
@@ -33,8 +38,7 @@ STATES = {"SUBMITTED": N_("Submitted"), "ISSUED": N_("Issued"), "FROZEN": N_("Fr
 SANCTION_ROWS = 60  # the latest province-month-ground rows shown
 CLOSED_PAGE = 50  # closed plants (and plants with a room closed) a page: the incidents service's keyset cursor
 ALERTS = 200  # open alerts shown, most pressing first as the notifier orders them
-SECTOR_CLASSES = {"critical": N_("Critical"), "essential": N_("Essential"), "non_essential": N_("Non-essential"),
-                  "unknown": N_("Not known yet"), "export_oriented": N_("Export-oriented")}
+SECTOR_CLASSES = SECTOR_CLASS_NAMES | {"unknown": N_("Not known yet"), "export_oriented": N_("Export-oriented")}
 SANCTION_NAMES = {"freeze": STATES["FROZEN"], "revoke": STATES["REVOKED"]}
 # Why a part is missing: the person's role may not read it, or its service cannot be reached now.
 NOT_YOURS = N_("Not available to your role.")

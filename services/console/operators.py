@@ -17,6 +17,8 @@ from fastapi.responses import Response
 from services.console.backend import Refused, ServiceDown
 from services.console.sessions import Session
 from services.console.vocabulary import (
+    GROUND_NAMES,
+    GROUNDS,
     N_,
     OBJECTION_OUTCOME_NAMES,
     REQUEST_STATUS_NAMES,
@@ -51,16 +53,6 @@ PAGE = 50
 REPORTS_PAGE = 20  # a permit's reports on its file, the latest first
 
 STATUSES = ("SUBMITTED", "ISSUED", "REJECTED", "FROZEN", "REVOKED")
-# An officer's grounds for a freeze; missed reports and capacity breaches are the reports service's ladder's alone.
-GROUNDS = {
-    "inspection_finding": N_("Health-protocol violation found on inspection"),
-    "false_declaration": N_("A finding contradicts a report declared true"),
-    "closure_not_observed": N_("The plant operated during an ordered closure"),
-    "company_request": N_("The company's own request"),
-    "other": N_("Another ground, stated in the reason"),
-}
-GROUND_NAMES = GROUNDS | {"missed_reports": N_("Missed reports"),
-                          "capacity_breaches": N_("Repeated breaches of the staffing cap")}
 NOTICES = {
     "issued": N_("The permit has been issued."),
     "rejected": N_("The application has been rejected."),

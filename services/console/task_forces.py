@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from services.console.backend import Refused
 from services.console.sessions import Session
-from services.console.vocabulary import N_
+from services.console.vocabulary import EVENT_NAMES, LEVEL_NAMES, N_, SEVERITY_NAMES
 from services.console.web import (
     checked_form,
     console_of,
@@ -36,29 +36,9 @@ PAGE = 25  # recommendations and closures a page (the incidents service's keyset
 REASON_MAX_LENGTH = 1000  # the incidents service's limit on an officer's reason (the field's maxlength)
 MAX_CLOSURE_DAYS = 90  # an upper bound for the form; the incidents service decides the real one
 
-SEVERITY_NAMES = {"high": N_("high"), "low": N_("low")}
-LEVEL_NAMES = {"regency": N_("regency task force"), "province": N_("province task force"),
-               "national": N_("national task force")}
 SCOPE_NAMES = {"plant": N_("the whole plant"), "room": N_("a room or line")}
 RECOMMENDATION_STATUS_NAMES = {"pending": N_("awaiting your decision"), "ordered": N_("closure ordered"),
                                "declined": N_("declined")}
-# What happened, by the event that raised the alert; an event not named here is shown by its name.
-EVENT_NAMES = {
-    "CaseDetected": N_("A confirmed case was reported"),
-    "ClusterDeclared": N_("A cluster was declared"),
-    "PossibleClusterRaised": N_("A possible cluster was raised"),
-    "ClosureRecommended": N_("A closure was recommended"),
-    "ClosureRecommendationOverdue": N_("A closure recommendation is overdue"),
-    "ClosureRecommendationDecided": N_("A closure recommendation was decided"),
-    "FacilityClosureOrdered": N_("A closure was ordered"),
-    "FacilityReopened": N_("The plant reopened"),
-    "ReportOverdue": N_("A report is overdue"),
-    "WarningIssued": N_("A warning was issued"),
-    "SanctionRecommended": N_("A sanction was recommended"),
-    "CapacityBreachDetected": N_("Staffing over the PPKM limit"),
-    "PermitFrozen": N_("The permit was frozen"),
-    "PermitRevoked": N_("The permit was revoked"),
-}
 # A plant's state as the incidents service sums it up, most serious last; the list can be narrowed to one.
 FACILITY_STATUS_NAMES = {"monitoring": N_("active cases, under monitoring"), "room_closed": N_("a room or line closed"),
                          "plant_closed": N_("plant closed"), "open": N_("no active case")}

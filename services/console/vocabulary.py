@@ -117,3 +117,34 @@ OBJECTION_OUTCOME_NAMES = {
     "overturned": N_("overturned: the sanction is reversed"),
     "partly": N_("partly granted: the revocation becomes a freeze"),
 }
+# An alert as the notifier raises it: its severity, the level of task force it has reached, the event behind it.
+SEVERITY_NAMES = {"high": N_("high"), "low": N_("low")}
+LEVEL_NAMES = {"regency": N_("regency task force"), "province": N_("province task force"),
+               "national": N_("national task force")}
+# What happened, by the event that raised the alert; an event not named here is shown by its name.
+EVENT_NAMES = {
+    "CaseDetected": N_("A confirmed case was reported"),
+    "ClusterDeclared": N_("A cluster was declared"),
+    "PossibleClusterRaised": N_("A possible cluster was raised"),
+    "ClosureRecommended": N_("A closure was recommended"),
+    "ClosureRecommendationOverdue": N_("A closure recommendation is overdue"),
+    "ClosureRecommendationDecided": N_("A closure recommendation was decided"),
+    "FacilityClosureOrdered": N_("A closure was ordered"),
+    "FacilityReopened": N_("The plant reopened"),
+    "ReportOverdue": N_("A report is overdue"),
+    "WarningIssued": N_("A warning was issued"),
+    "SanctionRecommended": N_("A sanction was recommended"),
+    "CapacityBreachDetected": N_("Staffing over the PPKM limit"),
+    "PermitFrozen": N_("The permit was frozen"),
+    "PermitRevoked": N_("The permit was revoked"),
+}
+# An officer's grounds for a freeze; missed reports and capacity breaches are the reports service's ladder's alone.
+GROUNDS = {
+    "inspection_finding": N_("Health-protocol violation found on inspection"),
+    "false_declaration": N_("A finding contradicts a report declared true"),
+    "closure_not_observed": N_("The plant operated during an ordered closure"),
+    "company_request": N_("The company's own request"),
+    "other": N_("Another ground, stated in the reason"),
+}
+GROUND_NAMES = GROUNDS | {"missed_reports": N_("Missed reports"),
+                          "capacity_breaches": N_("Repeated breaches of the staffing cap")}

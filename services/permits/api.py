@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -677,23 +675,22 @@ def _reactivation(r: ReactivationRequest) -> dict:
 
 
 def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+    return cursor(f"s:{seq}")
 
 
-def _position(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("s:"):
-            raise ValueError(text)
-        seq = int(text[2:])
-        if not 0 <= seq < 2**63:  # positions are bigint identities: anything else was not issued here
-            raise ValueError(text)
-        return seq
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise Problem(422, "Invalid request", "One or more fields are invalid.",
-                      errors=[{"field": "cursor", "message": "not a cursor returned by this endpoint"}]) from None
+def _position(token: str | None) -> int:
+    """The keyset position (`seq`) a `next_cursor` stands for; the list's start without one."""
+    return position(token, _seq, field="cursor") or 0
+
+
+def _seq(parts: list[str]) -> int:
+    (text,) = parts
+    if not text.startswith("s:"):
+        raise ValueError(text)
+    seq = int(text[2:])
+    if not 0 <= seq < 2**63:  # positions are bigint identities: anything else was not issued here
+        raise ValueError(text)
+    return seq
 
 
 def worklists_router(worklists: WorklistHandlers) -> APIRouter:
@@ -714,8 +711,7 @@ def worklists_router(worklists: WorklistHandlers) -> APIRouter:
         if region is not None:
             access.require(region_code=region, what="Region")
         if after is not None and (kind is None or len(set(kind)) != 1):
-            raise Problem(422, "Invalid request", "after: a cursor continues one list; ask for its kind alone",
-                          errors=[{"field": "after", "message": "a cursor continues one list; ask for its kind alone"}])
+            raise _invalid("after", "a cursor continues one list; ask for its kind alone")
         now, lists = await worklists.worklists(region or access.region_filter, kind or list(WorkKind), limit,
                                                position(after, moment_and_id))
         return {"now": now.isoformat(), "zone": MINISTRY_ZONE.key, "worklists": [{
